@@ -1,0 +1,51 @@
+#!/bin/bash
+# Runs the whole suite against one build directory: the unit tests and fuzz
+# corpus replays (meson test; cmocka speaks TAP, so each test case counts), then
+# the integration tests (pytest, real binaries, real namespaces and traffic).
+# Ends with one line "N passed, N failed".
+set -u
+build=${1:-build}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+passed=0
+failed=0
+
+# --- unit tests and fuzz replays
+meson test -C "$build" --print-errorlogs --num-processes 2 >"$build/unit.out" 2>&1
+urc=$?
+cat "$build/unit.out"
+log="$build/meson-logs/testlog.txt"
+ok=$(grep -cE '^ok [0-9]+' "$log" 2>/dev/null)
+nok=$(grep -cE '^not ok [0-9]+' "$log" 2>/dev/null)
+mfail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {n += $NF} END {print n + 0}' "$build/unit.out")
+if [ "$urc" -ne 0 ] && [ "$nok" -lt "$mfail" ]; then
+	nok=$mfail # a crash or time-out ends a TAP stream without "not ok"
+fi
+[ "$urc" -ne 0 ] && [ "$nok" -eq 0 ] && nok=1
+passed=$((passed + ok))
+failed=$((failed + nok))
+echo "unit: $ok passed, $nok failed"
+
+# --- integration tests
+if [ "$(id -u)" -ne 0 ]; then
+	echo "integration: needs root (network namespaces); counted as failed"
+	failed=$((failed + 1))
+else
+	PCAPD_BUILD="$root/$build" pytest-3 -q -p no:cacheprovider tests/integration 2>&1 | tee "$build/integration.out"
+	prc=${PIPESTATUS[0]}
+	summary=$(tail -n 1 "$build/integration.out")
+	p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || true)
+	f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$summary" | awk '{n += $1} END {print n + 0}')
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$prc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1 # collection error, no tests run, or pytest itself failed
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "integration: $p passed, $f failed"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int posix_open(const IoOps *self, const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	(void)self;
+	fd = open(path, flags | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+static ssize_t posix_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
+{
+	ssize_t n;
+
+	(void)self;
+	n = writev(fd, iov, iovcnt);
+	return n < 0 ? -errno : n;
+}
+
+static int posix_fsync(const IoOps *self, int fd)
+{
+	(void)self;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int posix_ftruncate(const IoOps *self, int fd, off_t len)
+{
+	(void)self;
+	return ftruncate(fd, len) < 0 ? -errno : 0;
+}
+
+static int posix_rename(const IoOps *self, const char *from, const char *to)
+{
+	(void)self;
+	return rename(from, to) < 0 ? -errno : 0;
+}
+
+static int posix_unlink(const IoOps *self, const char *path)
+{
+	(void)self;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int posix_close(const IoOps *self, int fd)
+{
+	(void)self;
+	/* Linux releases the descriptor even when close() fails; never retry. */
+	return close(fd) < 0 ? -errno : 0;
+}
+
+const IoOps io_posix = {
+	.open = posix_open,
+	.writev = posix_writev,
+	.fsync = posix_fsync,
+	.ftruncate = posix_ftruncate,
+	.rename = posix_rename,
+	.unlink = posix_unlink,
+	.close = posix_close,
+	.state = NULL,
+};
+
+int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_t *ret_written)
+{
+	size_t total = 0;
+
+	while (iovcnt > 0) {
+		int chunk = iovcnt < IOV_MAX ? iovcnt : IOV_MAX;
+		ssize_t n = ops->writev(ops, fd, iov, chunk);
+
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			*ret_written = total;
+			return (int)n;
+		}
+		if (n == 0) {
+			*ret_written = total;
+			return -EIO;
+		}
+		total += (size_t)n;
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+		/* Skip empty entries so that a trailing zero-length iovec ends the loop. */
+		while (iovcnt > 0 && iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+		}
+	}
+	*ret_written = total;
+	return 0;
+}
+
+int io_fsync_parent_dir(const IoOps *ops, const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+	int fd, r;
+
+	if (!slash) {
+		dir[0] = '.';
+		dir[1] = '\0';
+	} else {
+		len = slash == path ? 1 : (size_t)(slash - path);
+		if (len >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, len);
+		dir[len] = '\0';
+	}
+	fd = ops->open(ops, dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	r = ops->fsync(ops, fd);
+	ops->close(ops, fd);
+	return r;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The file-I/O seam. Every module that writes files does so through an IoOps
+ * table, so that tests can fail the Nth write or fsync, or stop between a write
+ * and a rename (SQLite's VFS idea, reduced to what pcapd does).
+ *
+ * Every operation returns what the system call would, as -errno on failure;
+ * errno itself is never the channel. `self` is the table, so a fault-injecting
+ * table can keep its counters behind `state`.
+ */
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct IoOps IoOps;
+struct IoOps {
+	int (*open)(const IoOps *self, const char *path, int flags, mode_t mode); /* fd or -errno; O_CLOEXEC is added */
+	ssize_t (*writev)(const IoOps *self, int fd, const struct iovec *iov, int iovcnt);
+	int (*fsync)(const IoOps *self, int fd);
+	int (*ftruncate)(const IoOps *self, int fd, off_t len);
+	int (*rename)(const IoOps *self, const char *from, const char *to);
+	int (*unlink)(const IoOps *self, const char *path);
+	int (*close)(const IoOps *self, int fd);
+	void *state; /* owned by whoever built the table; unused by io_posix */
+};
+
+/* The real thing: thin wrappers over the system calls. */
+extern const IoOps io_posix;
+
+/* Writes every byte of iov[0..iovcnt), continuing after short writes and EINTR.
+ * iov is consumed (entries are advanced in place). *ret_written receives the
+ * bytes written even when the call fails part way, so that the caller can undo
+ * a partial record. Returns 0 or -errno (-ENOSPC, -EPIPE, ...). */
+int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_t *ret_written);
+
+/* fsync()s the directory that contains path, making a rename in it durable. */
+int io_fsync_parent_dir(const IoOps *ops, const char *path);
