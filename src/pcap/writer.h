@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Writes pcap (µs or ns) or pcapng to a descriptor in large batches: records are
+ * queued as spans that point at the caller's memory (ring blocks, mapped input;
+ * small spans are copied into a staging area) and a flush hands the whole batch
+ * to one writev() — at least 256 KiB per system call when traffic allows, never
+ * one system call per packet.
+ *
+ * Invariants:
+ *  - the file holds only whole records at every moment a flush returns: when a
+ *    write fails part way on a regular file, the file is truncated back to the
+ *    end of its last whole record (the writer may start at any offset of the
+ *    file: bytes before it are kept); on a pipe, or a file opened O_APPEND or
+ *    whose offset is unknown, nothing is truncated and the error is returned;
+ *  - memory behind queued spans must stay valid until the next pcapwr_flush()
+ *    (or pcapwr_finish()) returns; queueing may flush early, which only reads
+ *    spans already queued;
+ *  - the writer never closes or seeks the descriptor it was given.
+ *
+ * Threads: each thread that writes uses its own PcapBatch (a batch is never
+ * shared). pcapwr_flush(), pcapwr_add_interface() and pcapwr_finish() may be
+ * called from any thread: they are serialised inside the writer, and records
+ * of different batches never interleave. pcapwr_offset() is read once no
+ * flush runs (e.g. after every writing thread was joined).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/io.h"
+#include "common/util.h"
+#include "pcap/record.h"
+
+#define PCAPWR_DEFAULT_BATCH (1024u * 1024) /* bytes queued before a batch is written */
+
+typedef struct PcapWriter PcapWriter;
+typedef struct PcapBatch PcapBatch;
+
+typedef struct PcapWriterConfig {
+	PcapFormat format;
+	uint32_t linktype;  /* interface 0 */
+	uint32_t snaplen;   /* interface 0; 1..PCAP_MAX_SNAPLEN */
+	const char *ifname; /* interface 0 name for pcapng if_name, or NULL */
+	size_t batch_bytes; /* 0 = PCAPWR_DEFAULT_BATCH */
+	const IoOps *io;    /* NULL = io_posix */
+} PcapWriterConfig;
+
+/* Prepares a writer for fd; the file header is written with the first flush. */
+int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *err);
+/* Adds an interface. pcapng: any link type, returns its id. Classic pcap: only
+ * the link type of interface 0 (then *ret_ifid = 0); another is -EPROTOTYPE. */
+int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, const char *ifname, uint32_t *ret_ifid,
+			 ErrBuf *err);
+
+/* A batch bound to w; each thread that writes uses its own. */
+int pcapwr_batch_new(PcapWriter *w, PcapBatch **ret);
+void pcapwr_batch_free(PcapBatch *b); /* frees; does not flush. NULL is fine */
+
+/* Queues one record: the concatenation of parts[0..nparts) (caplen = their sum,
+ * which must not exceed the interface snaplen), captured at ts_ns, origlen on the
+ * wire (>= caplen). Returns 0, -ENOENT (unknown ifid), -EMSGSIZE (caplen over the
+ * snaplen), -E2BIG (more than 64 parts), -ENOMEM or -errno from an early flush. */
+int pcapwr_queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, const struct iovec *parts,
+		 unsigned nparts);
+/* Like pcapwr_queue but copies the bytes: the caller's memory may change at once. */
+int pcapwr_queue_copy(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, const struct iovec *parts,
+		      unsigned nparts);
+/* Whether the batch holds batch_bytes (or its iovec limit): the next queue call
+ * would write it first. A producer that must not block on the write flushes a
+ * full batch in another thread and goes on with a second batch. */
+bool pcapwr_batch_full(const PcapBatch *b);
+/* Writes the batch, after the file header if not written yet and the IDBs of
+ * pcapng interfaces added since the last flush. */
+int pcapwr_flush(PcapBatch *b, ErrBuf *err);
+
+/* Bytes of whole records and headers written to the file so far. */
+uint64_t pcapwr_offset(const PcapWriter *w);
+/* Writes the header if nothing was written yet (an empty capture is a valid
+ * file), optionally fsyncs, frees w. Does not close the descriptor. Every batch
+ * must have been flushed and freed. */
+int pcapwr_finish(PcapWriter *w, bool fsync, ErrBuf *err);
+/* pcapwr_finish() that also returns the file's final pcapwr_offset(), header
+ * of an empty capture included (ret_offset may be NULL). */
+int pcapwr_finish_at(PcapWriter *w, bool fsync, uint64_t *ret_offset, ErrBuf *err);
+void pcapwr_free(PcapWriter *w); /* without writing; NULL is fine */

@@ -1,0 +1,710 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Writer: batching as seen through the IoOps seam (number and size of writev
+ * calls), whole records after injected faults (failed Nth writev, short
+ * writes, ENOSPC part way), formats read back through our reader.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pcap/pcap.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pcap/reader.h"
+#include "pcap/writer.h"
+
+typedef struct Fault {
+	unsigned calls;     /* writev calls seen */
+	unsigned fail_call; /* 1-based call that fails with fail_errno; 0 = none */
+	int fail_errno;
+	size_t max_per_call; /* short writes: at most this many bytes per call; 0 = all */
+	size_t space;        /* ENOSPC once this many bytes are written; 0 = unlimited */
+	size_t written;
+	size_t min_size, last_size; /* smallest writev except the last one so far, and the last */
+	int max_iovcnt;             /* most iovecs handed to one writev */
+} Fault;
+
+static ssize_t fault_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
+{
+	Fault *f = self->state;
+	struct iovec cut[1024];
+	size_t want = 0, allow;
+	int n = 0;
+	ssize_t k;
+
+	f->calls++;
+	if (iovcnt > f->max_iovcnt)
+		f->max_iovcnt = iovcnt;
+	if (f->fail_call && f->calls == f->fail_call)
+		return -f->fail_errno;
+	for (int i = 0; i < iovcnt; i++)
+		want += iov[i].iov_len;
+	allow = want;
+	if (f->max_per_call && allow > f->max_per_call)
+		allow = f->max_per_call;
+	if (f->space) {
+		if (f->written >= f->space)
+			return -ENOSPC;
+		if (allow > f->space - f->written)
+			allow = f->space - f->written;
+	}
+	/* Hand the kernel only the first `allow` bytes. */
+	for (size_t left = allow; n < iovcnt && left > 0 && n < 1024; n++) {
+		cut[n] = iov[n];
+		if (cut[n].iov_len > left)
+			cut[n].iov_len = left;
+		left -= cut[n].iov_len;
+	}
+	k = writev(fd, cut, n);
+	if (k < 0)
+		return -errno;
+	f->written += (size_t)k;
+	if (f->last_size && (f->min_size == 0 || f->last_size < f->min_size))
+		f->min_size = f->last_size;
+	f->last_size = (size_t)k;
+	return k;
+}
+
+static IoOps fault_ops(Fault *f)
+{
+	IoOps ops = io_posix;
+
+	ops.writev = fault_writev;
+	ops.state = f;
+	return ops;
+}
+
+static int new_file(void)
+{
+	int fd = memfd_create("pcap-writer-test", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Deterministic payload of record i. */
+static void fill(uint8_t *p, size_t len, unsigned i)
+{
+	for (size_t k = 0; k < len; k++)
+		p[k] = (uint8_t)(i * 7 + k);
+}
+
+static size_t rec_len(unsigned i)
+{
+	return 40 + (i * 131) % 1475; /* 40..1514: both staged and referenced spans */
+}
+
+/* Reads fd back from offset base and checks its records are a prefix of what
+ * was queued (n at most), whole, and returns how many there are. */
+static unsigned verify_at(int fd, off_t base, PcapFormat fmt, unsigned n, size_t (*len_of)(unsigned))
+{
+	PcapReader *r;
+	PcapRecord rec;
+	ErrBuf err;
+	uint8_t buf[2048];
+	unsigned i = 0;
+	int k, dupfd = dup(fd);
+
+	assert_true(dupfd >= 0);
+	assert_true(lseek(dupfd, base, SEEK_SET) == base);
+	k = pcaprd_open_fd(dupfd, "written", &r, &err);
+	assert_int_equal(k, 0);
+	assert_int_equal(pcaprd_format(r), fmt);
+	while ((k = pcaprd_next(r, &rec, &err)) == 1) {
+		size_t len = len_of(i);
+
+		assert_true(i < n);
+		assert_int_equal(rec.caplen, len);
+		assert_int_equal(rec.origlen, len + 4);
+		fill(buf, len, i);
+		assert_memory_equal(rec.data, buf, len);
+		assert_int_equal(rec.ts_ns, (uint64_t)1700000000 * NSEC_PER_SEC + (uint64_t)i * 1001000);
+		i++;
+	}
+	assert_int_equal(k, 0);
+	assert_int_equal(pcaprd_truncated_tail(r), 0);
+	pcaprd_free(r);
+	return i;
+}
+
+static unsigned verify(int fd, PcapFormat fmt, unsigned n, size_t (*len_of)(unsigned))
+{
+	return verify_at(fd, 0, fmt, n, len_of);
+}
+
+/* Queues records 0..n-1 (one part each) from one big buffer. Returns the first error. */
+static int queue_all(PcapBatch *b, uint8_t *mem, unsigned n, size_t (*len_of)(unsigned))
+{
+	size_t off = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = len_of(i);
+		struct iovec part = {mem + off, len};
+		int r;
+
+		fill(mem + off, len, i);
+		r = pcapwr_queue(b, 0, (uint64_t)1700000000 * NSEC_PER_SEC + (uint64_t)i * 1001000, (uint32_t)len + 4,
+				 &part, 1);
+		if (r < 0)
+			return r;
+		off += len;
+	}
+	return 0;
+}
+
+static size_t len_1514(unsigned i)
+{
+	(void)i;
+	return 1514;
+}
+
+static size_t len_64(unsigned i)
+{
+	(void)i;
+	return 64;
+}
+
+static void run_batching(PcapFormat fmt, unsigned n, size_t (*len_of)(unsigned), unsigned max_calls)
+{
+	Fault f = {0};
+	IoOps ops = fault_ops(&f);
+	PcapWriterConfig cfg = {.format = fmt, .linktype = LINKTYPE_ETHERNET, .snaplen = 65535, .io = &ops};
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	uint8_t *mem = malloc((size_t)n * 1514);
+	int fd = new_file();
+
+	assert_non_null(mem);
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(queue_all(b, mem, n, len_of), 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+	print_message("# %u records of %zu bytes: %u writev calls, smallest but last %zu bytes\n", n, len_of(0),
+		      f.calls, f.min_size);
+	assert_true(f.calls <= max_calls);
+	assert_true(f.calls >= 2);
+	assert_true(f.min_size >= 256 * 1024);
+	assert_int_equal(verify(fd, fmt, n, len_of), n);
+	free(mem);
+	close(fd);
+}
+
+static void test_batching_large_frames(void **state)
+{
+	(void)state;
+	/* 10,000 x 1514 bytes = 15 MB: a few dozen writevs, not 10,000. */
+	run_batching(PCAP_FORMAT_PCAP_NS, 10000, len_1514, 48);
+	run_batching(PCAP_FORMAT_PCAPNG, 10000, len_1514, 48);
+}
+
+static void test_batching_small_frames(void **state)
+{
+	(void)state;
+	/* 100,000 x 64 bytes = 8 MB, all staged: about one writev per MiB. */
+	run_batching(PCAP_FORMAT_PCAP_US, 100000, len_64, 12);
+}
+
+/* One fault scenario: every record that made it to the file is whole. */
+static void run_fault(PcapFormat fmt, Fault f, bool expect_error)
+{
+	IoOps ops;
+	PcapWriterConfig cfg = {
+		.format = fmt, .linktype = LINKTYPE_ETHERNET, .snaplen = 2048, .batch_bytes = 64 * 1024};
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	const unsigned n = 3000;
+	uint8_t *mem = malloc((size_t)n * 1514);
+	int fd = new_file(), r, r2;
+	unsigned got;
+	off_t size;
+
+	ops = fault_ops(&f);
+	cfg.io = &ops;
+	assert_non_null(mem);
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	r = queue_all(b, mem, n, rec_len);
+	r2 = pcapwr_flush(b, &err);
+	pcapwr_batch_free(b);
+	size = lseek(fd, 0, SEEK_END);
+	(void)size;
+	if (expect_error) {
+		assert_true(r < 0 || r2 < 0);
+	} else {
+		assert_int_equal(r, 0);
+		assert_int_equal(r2, 0);
+	}
+	/* The file size equals the writer's count of whole bytes. */
+	{
+		struct stat st;
+
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal((uint64_t)st.st_size, pcapwr_offset(w));
+	}
+	if (pcapwr_offset(w) > 0) {
+		got = verify(fd, fmt, n, rec_len);
+		if (!expect_error)
+			assert_int_equal(got, n);
+	}
+	pcapwr_free(w);
+	free(mem);
+	close(fd);
+}
+
+static void test_faults_keep_whole_records(void **state)
+{
+	static const PcapFormat fmts[] = {PCAP_FORMAT_PCAP_US, PCAP_FORMAT_PCAPNG};
+
+	(void)state;
+	for (unsigned k = 0; k < ARRAY_SIZE(fmts); k++) {
+		/* The Nth writev fails outright. */
+		for (unsigned call = 1; call <= 6; call++)
+			run_fault(fmts[k], (Fault){.fail_call = call, .fail_errno = EIO}, true);
+		/* The disk fills at awkward places: in the header, mid-record, mid-batch. */
+		for (size_t space = 7; space < 300000; space = space * 3 + 17)
+			run_fault(fmts[k], (Fault){.space = space}, true);
+		/* Short writes everywhere: nothing is lost. */
+		run_fault(fmts[k], (Fault){.max_per_call = 1000}, false);
+		run_fault(fmts[k], (Fault){.max_per_call = 3}, false);
+		/* Short writes, then ENOSPC. */
+		run_fault(fmts[k], (Fault){.max_per_call = 777, .space = 123457}, true);
+	}
+}
+
+static void test_after_failure_nothing_more_is_written(void **state)
+{
+	Fault f = {.fail_call = 2, .fail_errno = ENOSPC};
+	IoOps ops = fault_ops(&f);
+	PcapWriterConfig cfg = {
+		.format = PCAP_FORMAT_PCAP_NS, .linktype = 1, .snaplen = 2048, .batch_bytes = 4096, .io = &ops};
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	uint8_t *mem = malloc(300 * 1514);
+	int fd = new_file();
+
+	(void)state;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(queue_all(b, mem, 300, rec_len) < 0, 1);
+	assert_int_equal(pcapwr_flush(b, &err), -EIO);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, false, &err), -EIO);
+	assert_true(verify(fd, PCAP_FORMAT_PCAP_NS, 300, rec_len) > 0);
+	free(mem);
+	close(fd);
+}
+
+static void test_pcapng_interfaces_and_timestamps(void **state)
+{
+	PcapWriterConfig cfg = {
+		.format = PCAP_FORMAT_PCAPNG, .linktype = LINKTYPE_ETHERNET, .snaplen = 1500, .ifname = "eth0"};
+	PcapWriter *w;
+	PcapBatch *b;
+	PcapReader *r;
+	PcapRecord rec;
+	PcapInterfaceInfo info;
+	ErrBuf err;
+	uint32_t raw_if, if3;
+	uint8_t data[100];
+	struct iovec parts[3] = {{data, 10}, {data + 10, 0}, {data + 10, 90}};
+	int fd = new_file(), dupfd;
+
+	(void)state;
+	fill(data, sizeof(data), 5);
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_add_interface(w, LINKTYPE_RAW, 9000, "tun0", &raw_if, &err), 0);
+	assert_int_equal(raw_if, 1);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(pcapwr_queue(b, 0, 1, 100, parts, 3), 0);
+	assert_int_equal(pcapwr_queue_copy(b, raw_if, UINT64_C(0x123456789abcdef0), 1000, parts, 3), 0);
+	assert_int_equal(pcapwr_queue(b, 7, 1, 100, parts, 1), -ENOENT);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	/* An interface added after the header went out is described before use. */
+	assert_int_equal(pcapwr_add_interface(w, LINKTYPE_LINUX_SLL2, 65535, NULL, &if3, &err), 0);
+	assert_int_equal(pcapwr_queue(b, if3, 2, 100, parts, 3), 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, true, &err), 0);
+
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	assert_int_equal(pcaprd_open_fd(dupfd, "ng", &r, &err), 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ts_ns, 1);
+	assert_int_equal(rec.linktype, LINKTYPE_ETHERNET);
+	assert_int_equal(rec.caplen, 100);
+	assert_memory_equal(rec.data, data, 100);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ts_ns, UINT64_C(0x123456789abcdef0));
+	assert_int_equal(rec.linktype, LINKTYPE_RAW);
+	assert_int_equal(rec.origlen, 1000);
+	assert_int_equal(pcaprd_interface_info(r, 1, &info), 0);
+	assert_int_equal(info.snaplen, 9000);
+	assert_int_equal(info.tsresol, NSEC_PER_SEC);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.linktype, LINKTYPE_LINUX_SLL2);
+	assert_int_equal(rec.ifid, 2);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 0);
+	pcaprd_free(r);
+	close(fd);
+}
+
+static void test_classic_rules(void **state)
+{
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_US, .linktype = LINKTYPE_ETHERNET, .snaplen = 64};
+	PcapWriter *w;
+	PcapBatch *b;
+	PcapReader *r;
+	PcapRecord rec;
+	ErrBuf err;
+	uint32_t id = 99;
+	uint8_t data[100] = {0};
+	struct iovec part = {data, 65};
+	int fd = new_file(), dupfd;
+
+	(void)state;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_add_interface(w, LINKTYPE_RAW, 64, NULL, &id, &err), -EPROTOTYPE);
+	assert_int_equal(pcapwr_add_interface(w, LINKTYPE_ETHERNET, 64, NULL, &id, &err), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(pcapwr_queue(b, 0, 1, 65, &part, 1), -EMSGSIZE); /* caplen > snaplen */
+	part.iov_len = 64;
+	/* µs output: nanoseconds are cut to microseconds. */
+	assert_int_equal(pcapwr_queue(b, 0, UINT64_C(1700000000123456789), 65, &part, 1), 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	assert_int_equal(pcaprd_open_fd(dupfd, "us", &r, &err), 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ts_ns, UINT64_C(1700000000123456000));
+	assert_int_equal(rec.origlen, 65);
+	pcaprd_free(r);
+	close(fd);
+}
+
+static void test_empty_capture_is_a_valid_file(void **state)
+{
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAPNG, .linktype = LINKTYPE_ETHERNET, .snaplen = 64};
+	PcapWriter *w;
+	PcapReader *r;
+	PcapRecord rec;
+	ErrBuf err;
+	int fd = new_file(), dupfd;
+
+	(void)state;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	assert_int_equal(pcaprd_open_fd(dupfd, "empty", &r, &err), 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 0);
+	assert_int_equal(pcaprd_interface_count(r), 1);
+	pcaprd_free(r);
+	close(fd);
+}
+
+/* A file that already holds bytes when the writer starts (a caller's own
+ * header, an earlier capture): a failed write is undone back to the writer's
+ * last whole record, never into those bytes. */
+static void test_truncation_keeps_bytes_before_the_writer(void **state)
+{
+	static const size_t spaces[] = {7, 100, 5000, 70001};
+	const off_t base = 1000;
+	const unsigned n = 3000;
+	uint8_t prefix[1000], back[1000];
+	uint8_t *mem = malloc((size_t)n * 1514);
+
+	(void)state;
+	assert_non_null(mem);
+	memset(prefix, 'X', sizeof(prefix));
+	for (unsigned k = 0; k < ARRAY_SIZE(spaces); k++) {
+		Fault f = {.space = spaces[k]};
+		IoOps ops = fault_ops(&f);
+		PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAPNG,
+					.linktype = LINKTYPE_ETHERNET,
+					.snaplen = 2048,
+					.batch_bytes = 64 * 1024,
+					.io = &ops};
+		PcapWriter *w;
+		PcapBatch *b;
+		ErrBuf err;
+		struct stat st;
+		int fd = new_file(), r, r2;
+
+		assert_int_equal(write(fd, prefix, sizeof(prefix)), sizeof(prefix));
+		assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+		assert_int_equal(pcapwr_batch_new(w, &b), 0);
+		r = queue_all(b, mem, n, rec_len);
+		r2 = pcapwr_flush(b, &err);
+		pcapwr_batch_free(b);
+		assert_true(r < 0 || r2 < 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal((uint64_t)st.st_size, (uint64_t)base + pcapwr_offset(w));
+		assert_int_equal(pread(fd, back, sizeof(back), 0), sizeof(back));
+		assert_memory_equal(back, prefix, sizeof(prefix));
+		if (pcapwr_offset(w) > 0)
+			(void)verify_at(fd, base, PCAP_FORMAT_PCAPNG, n, rec_len);
+		pcapwr_free(w);
+		close(fd);
+	}
+	free(mem);
+}
+
+/* O_APPEND: the file's end is not ours to move (another writer may append),
+ * so a failed write is not truncated: the partial record stays. */
+static void test_append_descriptor_is_not_truncated(void **state)
+{
+	Fault f = {.space = 5000}; /* inside the fourth record or so */
+	IoOps ops = fault_ops(&f);
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_US,
+				.linktype = LINKTYPE_ETHERNET,
+				.snaplen = 2048,
+				.batch_bytes = 64 * 1024,
+				.io = &ops};
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	struct stat st;
+	char path[64];
+	uint8_t *mem = malloc(100 * 1514);
+	int fd = new_file(), afd, r;
+
+	(void)state;
+	assert_non_null(mem);
+	assert_int_equal(write(fd, "prefix", 6), 6);
+	r = snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	assert_true(r > 0 && (size_t)r < sizeof(path));
+	afd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(afd >= 0);
+	assert_int_equal(pcapwr_new(afd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	r = queue_all(b, mem, 100, rec_len);
+	if (r == 0)
+		r = pcapwr_flush(b, &err);
+	assert_int_equal(r, -ENOSPC);
+	pcapwr_batch_free(b);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, 6 + 5000);
+	assert_true((uint64_t)st.st_size > 6 + pcapwr_offset(w));
+	pcapwr_free(w);
+	close(afd);
+	close(fd);
+	free(mem);
+}
+
+/* A batch holding as many iovecs as it may, plus the file header in front,
+ * goes out in one writev() of at most IOV_MAX iovecs. */
+static void test_full_batch_is_one_writev(void **state)
+{
+	Fault f = {0};
+	IoOps ops = fault_ops(&f);
+	PcapWriterConfig cfg = {
+		.format = PCAP_FORMAT_PCAPNG, .linktype = LINKTYPE_ETHERNET, .snaplen = 65535, .io = &ops};
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	struct iovec parts[64];
+	uint8_t *mem = malloc(64 * 512);
+	unsigned nrec = 0;
+	int fd = new_file();
+
+	(void)state;
+	assert_non_null(mem);
+	memset(mem, 0x5a, 64 * 512);
+	for (unsigned i = 0; i < 64; i++)
+		parts[i] = (struct iovec){mem + i * 512, 512}; /* referenced: one iovec each */
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	/* Single-part records first, then 64-part ones, up to the iovec limit. */
+	for (; nrec < 200 && !pcapwr_batch_full(b); nrec++)
+		assert_int_equal(pcapwr_queue(b, 0, nrec, 64 * 512, parts, nrec < 150 ? 1 : 64), 0);
+	assert_true(pcapwr_batch_full(b));
+	assert_int_equal(f.calls, 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	print_message("# %u records: %u writev calls, at most %d iovecs\n", nrec, f.calls, f.max_iovcnt);
+	assert_int_equal(f.calls, 1);
+	assert_true(f.max_iovcnt <= IOV_MAX);
+	assert_true(f.max_iovcnt > IOV_MAX - 66);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+	free(mem);
+	close(fd);
+}
+
+/* More IDBs than fit a few KiB, all added before the first flush, and a record
+ * on the last one: every IDB precedes it in the file (our reader and libpcap
+ * both read it back). */
+static void test_many_interfaces_precede_their_records(void **state)
+{
+	enum { NIF = 300 };
+	PcapWriterConfig cfg = {
+		.format = PCAP_FORMAT_PCAPNG, .linktype = LINKTYPE_ETHERNET, .snaplen = 1500, .ifname = "eth0"};
+	PcapWriter *w;
+	PcapBatch *b;
+	PcapReader *r;
+	PcapRecord rec;
+	ErrBuf err;
+	char name[64], ebuf[PCAP_ERRBUF_SIZE];
+	uint8_t data[60];
+	struct iovec part = {data, sizeof(data)};
+	struct pcap_pkthdr *h;
+	const u_char *pd;
+	pcap_t *pc;
+	FILE *fp;
+	uint32_t id = 0;
+	uint64_t end = 0;
+	int fd = new_file(), dupfd;
+
+	(void)state;
+	memset(data, 0x33, sizeof(data));
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	for (unsigned i = 1; i < NIF; i++) {
+		/* Longest names: the biggest IDBs. */
+		int k = snprintf(name, sizeof(name), "if%03u-%057u", i, 0u);
+
+		assert_int_equal(k, 63);
+		/* libpcap wants one link type and snaplen per section. */
+		assert_int_equal(pcapwr_add_interface(w, LINKTYPE_ETHERNET, 1500, name, &id, &err), 0);
+		assert_int_equal(id, i);
+	}
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(pcapwr_queue(b, NIF - 1, 7, 60, &part, 1), 0);
+	assert_int_equal(pcapwr_queue(b, 0, 8, 60, &part, 1), 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish_at(w, false, &end, &err), 0);
+	assert_int_equal(end, (uint64_t)lseek(fd, 0, SEEK_END));
+
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	assert_int_equal(pcaprd_open_fd(dupfd, "many", &r, &err), 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ifid, NIF - 1);
+	assert_int_equal(rec.ts_ns, 7);
+	assert_int_equal(pcaprd_interface_count(r), NIF);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ifid, 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 0);
+	pcaprd_free(r);
+
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	fp = fdopen(dupfd, "rb");
+	assert_non_null(fp);
+	pc = pcap_fopen_offline(fp, ebuf);
+	if (!pc)
+		print_message("# libpcap: %s\n", ebuf);
+	assert_non_null(pc);
+	assert_int_equal(pcap_next_ex(pc, &h, &pd), 1);
+	assert_int_equal(h->caplen, 60);
+	assert_int_equal(pcap_next_ex(pc, &h, &pd), 1);
+	assert_int_equal(pcap_next_ex(pc, &h, &pd), PCAP_ERROR_BREAK);
+	pcap_close(pc); /* closes fp */
+	close(fd);
+}
+
+typedef struct ThreadArg {
+	PcapWriter *w;
+	uint8_t tag;
+	int result;
+} ThreadArg;
+
+static void *writer_thread(void *p)
+{
+	ThreadArg *a = p;
+	PcapBatch *b;
+	uint8_t data[600];
+	struct iovec part = {data, sizeof(data)};
+	ErrBuf err;
+
+	memset(data, a->tag, sizeof(data));
+	a->result = pcapwr_batch_new(a->w, &b);
+	for (unsigned i = 0; i < 5000 && a->result == 0; i++)
+		a->result = pcapwr_queue(b, 0, i, sizeof(data), &part, 1);
+	if (a->result == 0)
+		a->result = pcapwr_flush(b, &err);
+	pcapwr_batch_free(b);
+	return NULL;
+}
+
+static void test_batches_of_several_threads_do_not_interleave(void **state)
+{
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_NS, .linktype = 1, .snaplen = 1000, .batch_bytes = 100000};
+	ThreadArg args[2];
+	pthread_t t[2];
+	PcapWriter *w;
+	PcapReader *r;
+	PcapRecord rec;
+	ErrBuf err;
+	unsigned count[2] = {0}, n = 0;
+	int fd = new_file(), dupfd;
+
+	(void)state;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	for (int i = 0; i < 2; i++) {
+		args[i] = (ThreadArg){.w = w, .tag = (uint8_t)(0xa0 + i)};
+		assert_int_equal(pthread_create(&t[i], NULL, writer_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(args[i].result, 0);
+	}
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+	dupfd = dup(fd);
+	assert_int_equal(lseek(dupfd, 0, SEEK_SET), 0);
+	assert_int_equal(pcaprd_open_fd(dupfd, "threads", &r, &err), 0);
+	while (pcaprd_next(r, &rec, &err) == 1) {
+		uint8_t tag = rec.data[0];
+
+		assert_int_equal(rec.caplen, 600);
+		assert_true(tag == 0xa0 || tag == 0xa1);
+		assert_int_equal(rec.data[599], tag);
+		/* Each thread's own records stay in order. */
+		assert_int_equal(rec.ts_ns, count[tag - 0xa0]);
+		count[tag - 0xa0]++;
+		n++;
+	}
+	assert_int_equal(n, 10000);
+	pcaprd_free(r);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_batching_large_frames),
+		cmocka_unit_test(test_batching_small_frames),
+		cmocka_unit_test(test_faults_keep_whole_records),
+		cmocka_unit_test(test_after_failure_nothing_more_is_written),
+		cmocka_unit_test(test_pcapng_interfaces_and_timestamps),
+		cmocka_unit_test(test_classic_rules),
+		cmocka_unit_test(test_empty_capture_is_a_valid_file),
+		cmocka_unit_test(test_batches_of_several_threads_do_not_interleave),
+		cmocka_unit_test(test_truncation_keeps_bytes_before_the_writer),
+		cmocka_unit_test(test_append_descriptor_is_not_truncated),
+		cmocka_unit_test(test_full_batch_is_one_writev),
+		cmocka_unit_test(test_many_interfaces_precede_their_records),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
