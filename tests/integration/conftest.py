@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+"""Fixtures for the capture integration tests. All are opt-in by name: a test
+module that asks for none of them (test_merge.py) gets no namespace and needs
+no root."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import Captures, pcapd_binary  # noqa: E402
+from netns import NetPair  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pcapd():
+    """Path of the pcapd binary under test ($PCAPD_BUILD/pcapd)."""
+    path = pcapd_binary()
+    if not os.access(path, os.X_OK):
+        pytest.fail("no pcapd binary at %s (set PCAPD_BUILD to the build directory)" % path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def net(request):
+    """Two namespaces (a sends, b receives) joined by a veth pair, with a VLAN
+    100 subinterface on each end; deleted at the end of the module, whatever
+    happened."""
+    if os.geteuid() != 0:
+        pytest.fail("the capture integration tests need root (network namespaces)")
+    pair = NetPair()
+    request.addfinalizer(pair.destroy)
+    return pair.create()
+
+
+@pytest.fixture
+def caps(pcapd, request):
+    """Starts pcapd/tcpdump processes; whatever still runs at teardown is killed."""
+    c = Captures(pcapd)
+    request.addfinalizer(c.cleanup)
+    return c
