@@ -191,6 +191,9 @@ int cmd_merge(int argc, char **argv)
 		r = write_file(m, out, sync, &st, &err);
 	if (r < 0)
 		goto fail;
+	if (st.truncated_tails)
+		log_warning("merge: %llu input(s) ended in a truncated record; their whole records were merged",
+			    (unsigned long long)st.truncated_tails);
 	if (verbose)
 		log_info("merge: %llu packets, %llu bytes from %d inputs into %s (%llu ended truncated)",
 			 (unsigned long long)st.packets, (unsigned long long)st.bytes, argc - optind, opt.out_name,
