@@ -542,6 +542,7 @@ int cmd_capture(int argc, char **argv)
 	wcfg.linktype = lts[0];
 	wcfg.snaplen = a.snaplen;
 	wcfg.ifname = a.ifaces[0];
+	wcfg.direct = true; /* past the page cache where the file allows: see writer.c */
 	r = pcapwr_new(fd, &wcfg, &w, &err);
 	if (r < 0)
 		goto fail;

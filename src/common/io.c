@@ -26,6 +26,15 @@ static ssize_t posix_writev(const IoOps *self, int fd, const struct iovec *iov, 
 	return n < 0 ? -errno : n;
 }
 
+static ssize_t posix_pwritev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt, off_t offset)
+{
+	ssize_t n;
+
+	(void)self;
+	n = pwritev(fd, iov, iovcnt, offset);
+	return n < 0 ? -errno : n;
+}
+
 static int posix_fsync(const IoOps *self, int fd)
 {
 	(void)self;
@@ -60,6 +69,7 @@ static int posix_close(const IoOps *self, int fd)
 const IoOps io_posix = {
 	.open = posix_open,
 	.writev = posix_writev,
+	.pwritev = posix_pwritev,
 	.fsync = posix_fsync,
 	.ftruncate = posix_ftruncate,
 	.rename = posix_rename,

@@ -19,6 +19,7 @@ typedef struct IoOps IoOps;
 struct IoOps {
 	int (*open)(const IoOps *self, const char *path, int flags, mode_t mode); /* fd or -errno; O_CLOEXEC is added */
 	ssize_t (*writev)(const IoOps *self, int fd, const struct iovec *iov, int iovcnt);
+	ssize_t (*pwritev)(const IoOps *self, int fd, const struct iovec *iov, int iovcnt, off_t offset);
 	int (*fsync)(const IoOps *self, int fd);
 	int (*ftruncate)(const IoOps *self, int fd, off_t len);
 	int (*rename)(const IoOps *self, const char *from, const char *to);

@@ -29,6 +29,22 @@
  * (pcapng interfaces added after the header went out) are written in front of
  * the next batch, all of them: its records may use any of them. The header
  * buffer is on the stack for the usual few interfaces and allocated beyond.
+ *
+ * Direct mode (PcapWriterConfig.direct, regular files at a 4 KiB-aligned
+ * offset, file systems that take O_DIRECT): the page cache is bypassed. On
+ * this project's machine buffered writes reach 430 MB/s (writeback) while
+ * large O_DIRECT writes reach 2.6 GB/s, and the kernel's copy into the page
+ * cache was most of the CPU a capture or a merge spent. A flush copies the
+ * header and the batch into one aligned buffer (abuf) behind the bytes carried
+ * from the last flush, writes its DIRECT_ALIGN-multiple prefix and carries the
+ * rest (< DIRECT_ALIGN bytes) to the next flush. The carried tail is also
+ * written where it belongs, through the page cache (O_DIRECT off for that one
+ * pwritev): the next direct write covers it again, and the kernel writes back
+ * and drops that cached page first, so the two stay coherent. So when a flush
+ * returns, the file holds every record flushed, as in buffered mode, and a
+ * killed capture keeps them. A failed aligned write truncates to the last
+ * whole record that reached the file (file_whole); a failed tail write only
+ * leaves the tail to the next flush.
  */
 #include "writer.h"
 
@@ -49,6 +65,7 @@
 #define PCAPWR_MAX_IOV (IOV_MAX - 1u)
 #define PCAPWR_MAX_PARTS 64u   /* parts of one record */
 #define PCAPWR_HDR_STACK 4096u /* header bytes built on the stack; more are allocated */
+#define DIRECT_ALIGN 4096u     /* O_DIRECT buffer, length and offset alignment */
 #define IFNAME_MAX 64u
 /* Largest IDB: fixed part 16, if_name 4 + 64 (padded), if_tsresol 8,
  * opt_endofopt 4, trailing length 4. */
@@ -78,6 +95,13 @@ struct PcapWriter {
 	WrIface *ifaces;
 	uint32_t nifaces, cap_ifaces;
 	uint32_t ifaces_written; /* pcapng: IDBs already in the file */
+	bool direct;             /* O_DIRECT is on: writes go through abuf */
+	uint8_t *abuf;           /* direct: DIRECT_ALIGN-aligned, abuf_cap bytes */
+	size_t abuf_cap;
+	size_t abuf_len;         /* direct: bytes carried, the last ones of offset */
+	uint64_t file_whole;     /* direct: end of the last whole item in the file */
+	bool tail_written;       /* direct: abuf's carried bytes are in the file too */
+	bool direct_lost;        /* direct: fcntl failed to restore O_DIRECT */
 };
 
 struct PcapBatch {
@@ -123,6 +147,10 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 	fl = fcntl(fd, F_GETFL);
 	w->regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pos >= 0 && fl >= 0 && !(fl & O_APPEND);
 	w->base = pos >= 0 ? (uint64_t)pos : 0;
+	/* Direct mode needs O_DIRECT accepted by the file system (else buffered)
+	 * and aligned file offsets. */
+	if (cfg->direct && w->regular && w->base % DIRECT_ALIGN == 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0)
+		w->direct = true;
 	r = pthread_mutex_init(&w->lock, NULL);
 	if (r != 0) {
 		free(w);
@@ -160,6 +188,7 @@ void pcapwr_free(PcapWriter *w)
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->iflock);
 	free(w->ifaces);
+	free(w->abuf);
 	free(w);
 }
 
@@ -338,6 +367,148 @@ static void reset(PcapBatch *b)
 	b->nrec = 0;
 }
 
+/* Direct mode: the end of the last whole item at or before file offset limit
+ * (relative to base), counting the header and the batch about to be written
+ * behind offset. */
+static uint64_t whole_before(const PcapWriter *w, const PcapBatch *b, size_t hlen, uint64_t limit)
+{
+	uint64_t whole = w->file_whole, l0 = w->offset;
+
+	if (l0 <= limit)
+		whole = l0;
+	if (hlen && l0 + hlen <= limit)
+		whole = l0 + hlen;
+	for (size_t i = 0; i < b->nrec && l0 + hlen + b->rec_end[i] <= limit; i++)
+		whole = l0 + hlen + b->rec_end[i];
+	return whole;
+}
+
+static int abuf_reserve(PcapWriter *w, size_t need)
+{
+	size_t cap = w->abuf_cap ? w->abuf_cap : w->batch_bytes + PCAP_MAX_SNAPLEN + 2 * DIRECT_ALIGN;
+	void *n;
+
+	if (need <= w->abuf_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	cap = (cap + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+	if (posix_memalign(&n, DIRECT_ALIGN, cap) != 0)
+		return -ENOMEM;
+	if (w->abuf_len)
+		memcpy(n, w->abuf, w->abuf_len);
+	free(w->abuf);
+	w->abuf = n;
+	w->abuf_cap = cap;
+	return 0;
+}
+
+/* Direct mode: the carried tail abuf[0, abuf_len), which belongs at file
+ * offset base + at, written through the page cache. Best effort: on failure
+ * the bytes stay carried and the next flush or pcapwr_finish() writes them. */
+static void write_tail(PcapWriter *w, uint64_t at)
+{
+	struct iovec iov = {w->abuf, w->abuf_len};
+	int fl = fcntl(w->fd, F_GETFL);
+
+	if (w->abuf_len == 0 || fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return;
+	w->tail_written = w->io->pwritev(w->io, w->fd, &iov, 1, (off_t)(w->base + at)) == (ssize_t)w->abuf_len;
+	if (fcntl(w->fd, F_SETFL, fl) < 0)
+		w->direct_lost = true; /* O_DIRECT could not be turned back on */
+}
+
+/* Direct mode: the carried bytes, hdr and the batch into abuf; the aligned
+ * prefix written with O_DIRECT, the rest carried and written as a tail. */
+static int flush_direct(PcapBatch *b, const uint8_t *hdr, size_t hlen, uint32_t nifaces, ErrBuf *err)
+{
+	PcapWriter *w = b->w;
+	uint64_t start = w->offset - w->abuf_len; /* the file's end, relative to base */
+	size_t o, n, written = 0;
+	struct iovec iov;
+	int r;
+
+	r = abuf_reserve(w, w->abuf_len + hlen + b->bytes);
+	if (r < 0)
+		return errbuf_set(err, r, "out of memory");
+	o = w->abuf_len;
+	if (hlen)
+		memcpy(w->abuf + o, hdr, hlen);
+	o += hlen;
+	for (unsigned i = 1; i <= b->niov; i++) {
+		memcpy(w->abuf + o, b->iov[i].iov_base, b->iov[i].iov_len);
+		o += b->iov[i].iov_len;
+	}
+	n = o & ~(size_t)(DIRECT_ALIGN - 1);
+	if (n) {
+		iov.iov_base = w->abuf;
+		iov.iov_len = n;
+		r = io_writev_all(w->io, w->fd, &iov, 1, &written);
+		if (r < 0) {
+			uint64_t whole = whole_before(w, b, hlen, start + written);
+
+			w->failed = true;
+			w->abuf_len = 0;
+			if (whole != start + written) {
+				int t = w->io->ftruncate(w->io, w->fd, (off_t)(w->base + whole));
+
+				if (t < 0)
+					return errbuf_set(err, r,
+							  "write failed (%s) and truncating back to whole records failed (%s)",
+							  strerror(-r), strerror(-t));
+			}
+			w->offset = whole;
+			return errbuf_set(err, r, "write failed: %s", strerror(-r));
+		}
+		memmove(w->abuf, w->abuf + n, o - n);
+	}
+	w->abuf_len = o - n;
+	w->file_whole = whole_before(w, b, hlen, start + n);
+	w->offset += hlen + b->bytes;
+	w->header_written = true;
+	w->ifaces_written = nifaces;
+	w->tail_written = false;
+	write_tail(w, start + n);
+	if (w->direct_lost) {
+		w->failed = true;
+		return errbuf_set(err, -EIO, "O_DIRECT could not be turned back on");
+	}
+	if (w->tail_written)
+		w->file_whole = w->offset;
+	return 0;
+}
+
+/* Direct mode, at the end: the carried tail is not a multiple of DIRECT_ALIGN,
+ * so O_DIRECT goes off for it. */
+static int finish_direct(PcapWriter *w, ErrBuf *err)
+{
+	struct iovec iov = {w->abuf, w->abuf_len};
+	size_t written = 0;
+	int fl, r;
+
+	/* Written again even when write_tail() put it in the file: through the
+	 * descriptor, so that its position ends at the end of the file. */
+	if (w->abuf_len == 0)
+		return 0;
+	fl = fcntl(w->fd, F_GETFL);
+	if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return errbuf_errno(err, "turning O_DIRECT off for the last %zu bytes", w->abuf_len);
+	w->direct = false;
+	r = io_writev_all(w->io, w->fd, &iov, 1, &written);
+	if (r < 0) {
+		uint64_t start = w->offset - w->abuf_len;
+
+		w->failed = true;
+		if (w->io->ftruncate(w->io, w->fd, (off_t)(w->base + w->file_whole)) == 0)
+			w->offset = w->file_whole;
+		else
+			w->offset = start + written;
+		return errbuf_set(err, r, "write failed: %s", strerror(-r));
+	}
+	w->abuf_len = 0;
+	return 0;
+}
+
 static int flush_locked(PcapBatch *b, ErrBuf *err)
 {
 	PcapWriter *w = b->w;
@@ -364,6 +535,11 @@ static int flush_locked(PcapBatch *b, ErrBuf *err)
 	pthread_mutex_unlock(&w->iflock);
 	if (hlen == 0 && b->niov == 0)
 		return 0;
+	if (w->direct) {
+		r = flush_direct(b, hdr, hlen, nifaces, err);
+		free(heap_hdr);
+		return r;
+	}
 	b->iov[0].iov_base = hdr;
 	b->iov[0].iov_len = hlen;
 	r = io_writev_all(w->io, w->fd, hlen ? b->iov : b->iov + 1, (int)b->niov + (hlen ? 1 : 0), &written);
@@ -560,6 +736,8 @@ int pcapwr_finish_at(PcapWriter *w, bool fsync, uint64_t *ret_offset, ErrBuf *er
 	empty.iov = iov; /* slot 0 only: header bytes */
 	pthread_mutex_lock(&w->lock);
 	r = flush_locked(&empty, err);
+	if (r == 0 && w->direct)
+		r = finish_direct(w, err);
 	if (r == 0 && fsync) {
 		r = w->io->fsync(w->io, w->fd);
 		if (r < 0)

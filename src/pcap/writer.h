@@ -6,7 +6,8 @@
  * queued as spans that point at the caller's memory (ring blocks, mapped input;
  * small spans are copied into a staging area) and a flush hands the whole batch
  * to one writev() — at least 256 KiB per system call when traffic allows, never
- * one system call per packet.
+ * one system call per packet. Direct mode writes the same batches with O_DIRECT
+ * from one aligned buffer, past the page cache.
  *
  * Invariants:
  *  - the file holds only whole records at every moment a flush returns: when a
@@ -46,6 +47,9 @@ typedef struct PcapWriterConfig {
 	uint32_t snaplen;   /* interface 0; 1..PCAP_MAX_SNAPLEN */
 	const char *ifname; /* interface 0 name for pcapng if_name, or NULL */
 	size_t batch_bytes; /* 0 = PCAPWR_DEFAULT_BATCH */
+	bool direct;        /* bypass the page cache with O_DIRECT where the file allows
+			       (regular file, aligned start, file system support; else
+			       ignored); the invariants above hold alike. See writer.c. */
 	const IoOps *io;    /* NULL = io_posix */
 } PcapWriterConfig;
 

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -689,6 +690,148 @@ static void test_batches_of_several_threads_do_not_interleave(void **state)
 	close(fd);
 }
 
+/* A file on a disk file system (O_DIRECT needs one; memfd is not), removed
+ * at once: only the descriptor stays. */
+static int new_disk_file(void)
+{
+	char path[] = "/var/tmp/pcapd-writer-test-XXXXXX";
+	int fd = mkostemp(path, O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+/* Reads fd's file through a description of its own: a dup() would share the
+ * writer's O_DIRECT flag and file position. */
+static unsigned verify_direct(int fd, PcapFormat fmt, unsigned n)
+{
+	char path[64];
+	int own, w;
+	unsigned got;
+
+	w = snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	assert_true(w > 0 && (size_t)w < sizeof(path));
+	own = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(own >= 0);
+	got = verify(own, fmt, n, rec_len);
+	close(own);
+	return got;
+}
+
+static bool direct_on(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_DIRECT);
+}
+
+/* Direct mode: after each flush the file holds every record flushed (the
+ * aligned part written directly, the tail through the page cache) with
+ * O_DIRECT still on, and it reads back exactly. */
+static void test_direct_mode_writes_exact_file(void **state)
+{
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_NS,
+				.linktype = LINKTYPE_ETHERNET,
+				.snaplen = 2048,
+				.batch_bytes = 64 * 1024,
+				.direct = true};
+	const unsigned n = 3000;
+	uint8_t *mem = malloc((size_t)n * 1514);
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	uint64_t offset = 0;
+	struct stat st;
+	size_t off = 0;
+	unsigned flushes = 0;
+	int fd = new_disk_file();
+
+	(void)state;
+	assert_non_null(mem);
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	if (!direct_on(fd)) {
+		pcapwr_free(w);
+		free(mem);
+		close(fd);
+		skip(); /* /var/tmp's file system refuses O_DIRECT: nothing to test here */
+	}
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = rec_len(i);
+		struct iovec part = {mem + off, len};
+
+		fill(mem + off, len, i);
+		assert_int_equal(pcapwr_queue(b, 0, (uint64_t)1700000000 * NSEC_PER_SEC + (uint64_t)i * 1001000,
+					      (uint32_t)len + 4, &part, 1),
+				 0);
+		off += len;
+		if (i % 500 == 499) {
+			assert_int_equal(pcapwr_flush(b, &err), 0);
+			flushes++;
+			assert_int_equal(fstat(fd, &st), 0);
+			assert_int_equal((uint64_t)st.st_size, pcapwr_offset(w));
+			assert_true(direct_on(fd));
+			assert_int_equal(verify_direct(fd, PCAP_FORMAT_PCAP_NS, n), i + 1);
+		}
+	}
+	assert_int_equal(flushes, 6);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish_at(w, false, &offset, &err), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, offset);
+	assert_int_equal(verify_direct(fd, PCAP_FORMAT_PCAP_NS, n), n);
+	free(mem);
+	close(fd);
+}
+
+/* Direct mode: a write failing part way leaves whole records only, and the
+ * writer's count equals the file. */
+static void test_direct_mode_fault_keeps_whole_records(void **state)
+{
+	for (unsigned call = 1; call <= 4; call++) {
+		Fault f = {.fail_call = call, .fail_errno = ENOSPC};
+		IoOps ops = fault_ops(&f);
+		PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_US,
+					.linktype = LINKTYPE_ETHERNET,
+					.snaplen = 2048,
+					.batch_bytes = 64 * 1024,
+					.direct = true,
+					.io = &ops};
+		const unsigned n = 3000;
+		uint8_t *mem = malloc((size_t)n * 1514);
+		PcapWriter *w;
+		PcapBatch *b;
+		ErrBuf err;
+		struct stat st;
+		int fd = new_disk_file(), r;
+
+		(void)state;
+		assert_non_null(mem);
+		assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+		if (!direct_on(fd)) {
+			pcapwr_free(w);
+			free(mem);
+			close(fd);
+			skip();
+		}
+		assert_int_equal(pcapwr_batch_new(w, &b), 0);
+		r = queue_all(b, mem, n, rec_len);
+		if (r == 0)
+			r = pcapwr_flush(b, &err);
+		assert_true(r < 0);
+		pcapwr_batch_free(b);
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal((uint64_t)st.st_size, pcapwr_offset(w));
+		if (st.st_size > 0)
+			assert_true(verify_direct(fd, PCAP_FORMAT_PCAP_US, n) < n);
+		pcapwr_free(w);
+		free(mem);
+		close(fd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -704,6 +847,8 @@ int main(void)
 		cmocka_unit_test(test_append_descriptor_is_not_truncated),
 		cmocka_unit_test(test_full_batch_is_one_writev),
 		cmocka_unit_test(test_many_interfaces_precede_their_records),
+		cmocka_unit_test(test_direct_mode_writes_exact_file),
+		cmocka_unit_test(test_direct_mode_fault_keeps_whole_records),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
