@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
-      python3-pytest python3-scapy clang libclang-rt-14-dev time"
+      python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time"
 
 missing=""
 for p in $PKGS; do

@@ -218,9 +218,8 @@ static int set_filter(int fd, const char *ifname, struct sock_filter *insns, uin
 	struct sock_fprog prog = {.len = len, .filter = insns};
 
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
-		return errbuf_errno(err,
-				  "interface %s: the kernel refused the filter program (%u instructions)", ifname,
-				  (unsigned)len);
+		return errbuf_errno(err, "interface %s: the kernel refused the filter program (%u instructions)",
+				    ifname, (unsigned)len);
 	return 0;
 }
 
@@ -284,8 +283,8 @@ static int sock_open(Capture *c, const CbpfProgram *filters, bool fanout, const 
 	req.tp_frame_nr = (c->block_size / CAPTURE_FRAME_SIZE) * c->block_count;
 	req.tp_retire_blk_tov = cfg->block_timeout_ms ? cfg->block_timeout_ms : CAPTURE_DEFAULT_BLOCK_TIMEOUT_MS;
 	if (setsockopt(s->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0)
-		return errbuf_errno(err, "interface %s: ring of %u blocks of %u bytes", ifc->name,
-				  c->block_count, c->block_size);
+		return errbuf_errno(err, "interface %s: ring of %u blocks of %u bytes", ifc->name, c->block_count,
+				    c->block_size);
 	s->ring_len = (size_t)c->block_size * c->block_count;
 	ring = mmap(NULL, s->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (ring == MAP_FAILED)
@@ -322,8 +321,7 @@ static int fanout_join(Capture *c, unsigned i, ErrBuf *err)
 	val = (flags << 16) | id;
 	for (unsigned w = 1; w < c->n_workers; w++)
 		if (setsockopt(c->workers[w].socks[i].fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) < 0)
-			return errbuf_errno(err, "interface %s: joining fanout group %u", ifc->name,
-					  (unsigned)id);
+			return errbuf_errno(err, "interface %s: joining fanout group %u", ifc->name, (unsigned)id);
 	return 0;
 }
 

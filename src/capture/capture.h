@@ -50,15 +50,15 @@ const char *stop_reason_to_string(StopReason r);
 typedef struct CaptureConfig {
 	const char *const *ifaces; /* interface names, 1..CAPTURE_MAX_IFACES */
 	size_t n_ifaces;
-	uint32_t snaplen;          /* bytes kept per packet, 1..PCAP_MAX_SNAPLEN */
-	uint32_t block_size;       /* ring block bytes: a power of two, >= page size; 0 = default */
-	uint32_t block_count;      /* ring blocks per socket; 0 = default */
-	uint32_t block_timeout_ms; /* a partly filled block is handed over after this; 0 = default */
-	unsigned workers;          /* threads, each with one fanout socket per interface; 0 or 1 = one */
+	uint32_t snaplen;           /* bytes kept per packet, 1..PCAP_MAX_SNAPLEN */
+	uint32_t block_size;        /* ring block bytes: a power of two, >= page size; 0 = default */
+	uint32_t block_count;       /* ring blocks per socket; 0 = default */
+	uint32_t block_timeout_ms;  /* a partly filled block is handed over after this; 0 = default */
+	unsigned workers;           /* threads, each with one fanout socket per interface; 0 or 1 = one */
 	const CbpfProgram *filters; /* one program per interface (compiled for its link type), or NULL */
-	uint64_t max_packets;      /* 0 = no limit */
-	uint64_t max_bytes;        /* limit on the sum of captured lengths; 0 = no limit */
-	uint64_t max_duration_ns;  /* 0 = no limit */
+	uint64_t max_packets;       /* 0 = no limit */
+	uint64_t max_bytes;         /* limit on the sum of captured lengths; 0 = no limit */
+	uint64_t max_duration_ns;   /* 0 = no limit */
 } CaptureConfig;
 
 typedef struct CapturePacket {
@@ -105,7 +105,8 @@ uint32_t capture_linktype(const Capture *c, unsigned iface);
  * 100 ms; a signal handler sets it) or an error. Returns 0 with the reason, or
  * -errno with err (then *ret_reason is STOP_REASON_ERROR too). Runs once per
  * Capture (the limits count from its start): a second call is -EALREADY. */
-int capture_run(Capture *c, const CaptureSink *sink, const volatile sig_atomic_t *stop, StopReason *ret_reason, ErrBuf *err);
+int capture_run(Capture *c, const CaptureSink *sink, const volatile sig_atomic_t *stop, StopReason *ret_reason,
+		ErrBuf *err);
 
 /* Counters so far; callable from another thread while capture_run() runs. */
 void capture_stats(Capture *c, CaptureStats *ret);

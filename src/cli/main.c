@@ -13,8 +13,8 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
-	{ "capture", cmd_capture, "capture packets from interfaces into a pcap/pcapng file" },
-	{ "merge", cmd_merge, "merge pcap/pcapng files by timestamp into one file" },
+	{"capture", cmd_capture, "capture packets from interfaces into a pcap/pcapng file"},
+	{"merge", cmd_merge, "merge pcap/pcapng files by timestamp into one file"},
 };
 
 static void usage(FILE *f)

@@ -91,10 +91,20 @@ int parse_size(const char *s, size_t n, uint64_t min, uint64_t max, uint64_t *re
 
 	if (n > 0) {
 		switch (s[n - 1]) {
-		case 'K': case 'k': shift = 10; break;
-		case 'M': case 'm': shift = 20; break;
-		case 'G': case 'g': shift = 30; break;
-		default: break;
+		case 'K':
+		case 'k':
+			shift = 10;
+			break;
+		case 'M':
+		case 'm':
+			shift = 20;
+			break;
+		case 'G':
+		case 'g':
+			shift = 30;
+			break;
+		default:
+			break;
 		}
 		if (shift)
 			n--;

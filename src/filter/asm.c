@@ -68,7 +68,7 @@ static void emit(Asm *a, uint16_t code, uint32_t k, uint32_t jt, uint32_t jf)
 		a->v = v;
 		a->cap = cap;
 	}
-	a->v[a->n++] = (AsmInsn){ code, k, jt, jf };
+	a->v[a->n++] = (AsmInsn){code, k, jt, jf};
 }
 
 void asm_stmt(Asm *a, uint16_t code, uint32_t k)
@@ -128,8 +128,8 @@ int asm_finish(Asm *a, CbpfProgram *ret)
 		if (BPF_CLASS(in->code) != BPF_JMP)
 			continue;
 		if (a->label_at[in->jt] == UINT32_MAX || a->label_at[in->jt] <= i || a->label_at[in->jt] >= a->n ||
-		    (cbpf_is_cond_jump(in->code) && (a->label_at[in->jf] == UINT32_MAX || a->label_at[in->jf] <= i ||
-					   a->label_at[in->jf] >= a->n))) {
+		    (cbpf_is_cond_jump(in->code) &&
+		     (a->label_at[in->jf] == UINT32_MAX || a->label_at[in->jf] <= i || a->label_at[in->jf] >= a->n))) {
 			r = -EINVAL;
 			goto cleanup;
 		}
@@ -182,9 +182,9 @@ int asm_finish(Asm *a, CbpfProgram *ret)
 		o->jt = (uint8_t)(tt[i] ? 0 : t - pos[i] - 1);
 		o->jf = (uint8_t)(tf[i] ? tt[i] : f - pos[i] - 1);
 		if (tt[i])
-			o[1] = (struct sock_filter){ BPF_JMP | BPF_JA, 0, 0, t - (pos[i] + 1) - 1 };
+			o[1] = (struct sock_filter){BPF_JMP | BPF_JA, 0, 0, t - (pos[i] + 1) - 1};
 		if (tf[i])
-			o[1 + tt[i]] = (struct sock_filter){ BPF_JMP | BPF_JA, 0, 0, f - (pos[i] + 1 + tt[i]) - 1 };
+			o[1 + tt[i]] = (struct sock_filter){BPF_JMP | BPF_JA, 0, 0, f - (pos[i] + 1 + tt[i]) - 1};
 	}
 	ret->insns = out;
 	ret->len = (uint16_t)pos[a->n];

@@ -39,30 +39,55 @@ void cbpf_program_free(CbpfProgram *p)
 static bool code_allowed(uint16_t code)
 {
 	switch (code) {
-	case BPF_ALU | BPF_ADD | BPF_K: case BPF_ALU | BPF_ADD | BPF_X:
-	case BPF_ALU | BPF_SUB | BPF_K: case BPF_ALU | BPF_SUB | BPF_X:
-	case BPF_ALU | BPF_MUL | BPF_K: case BPF_ALU | BPF_MUL | BPF_X:
-	case BPF_ALU | BPF_DIV | BPF_K: case BPF_ALU | BPF_DIV | BPF_X:
-	case BPF_ALU | BPF_MOD | BPF_K: case BPF_ALU | BPF_MOD | BPF_X:
-	case BPF_ALU | BPF_AND | BPF_K: case BPF_ALU | BPF_AND | BPF_X:
-	case BPF_ALU | BPF_OR | BPF_K: case BPF_ALU | BPF_OR | BPF_X:
-	case BPF_ALU | BPF_XOR | BPF_K: case BPF_ALU | BPF_XOR | BPF_X:
-	case BPF_ALU | BPF_LSH | BPF_K: case BPF_ALU | BPF_LSH | BPF_X:
-	case BPF_ALU | BPF_RSH | BPF_K: case BPF_ALU | BPF_RSH | BPF_X:
+	case BPF_ALU | BPF_ADD | BPF_K:
+	case BPF_ALU | BPF_ADD | BPF_X:
+	case BPF_ALU | BPF_SUB | BPF_K:
+	case BPF_ALU | BPF_SUB | BPF_X:
+	case BPF_ALU | BPF_MUL | BPF_K:
+	case BPF_ALU | BPF_MUL | BPF_X:
+	case BPF_ALU | BPF_DIV | BPF_K:
+	case BPF_ALU | BPF_DIV | BPF_X:
+	case BPF_ALU | BPF_MOD | BPF_K:
+	case BPF_ALU | BPF_MOD | BPF_X:
+	case BPF_ALU | BPF_AND | BPF_K:
+	case BPF_ALU | BPF_AND | BPF_X:
+	case BPF_ALU | BPF_OR | BPF_K:
+	case BPF_ALU | BPF_OR | BPF_X:
+	case BPF_ALU | BPF_XOR | BPF_K:
+	case BPF_ALU | BPF_XOR | BPF_X:
+	case BPF_ALU | BPF_LSH | BPF_K:
+	case BPF_ALU | BPF_LSH | BPF_X:
+	case BPF_ALU | BPF_RSH | BPF_K:
+	case BPF_ALU | BPF_RSH | BPF_X:
 	case BPF_ALU | BPF_NEG:
-	case BPF_LD | BPF_W | BPF_ABS: case BPF_LD | BPF_H | BPF_ABS: case BPF_LD | BPF_B | BPF_ABS:
-	case BPF_LD | BPF_W | BPF_IND: case BPF_LD | BPF_H | BPF_IND: case BPF_LD | BPF_B | BPF_IND:
-	case BPF_LD | BPF_W | BPF_LEN: case BPF_LD | BPF_IMM: case BPF_LD | BPF_MEM:
-	case BPF_LDX | BPF_W | BPF_LEN: case BPF_LDX | BPF_B | BPF_MSH:
-	case BPF_LDX | BPF_IMM: case BPF_LDX | BPF_MEM:
-	case BPF_ST: case BPF_STX:
-	case BPF_MISC | BPF_TAX: case BPF_MISC | BPF_TXA:
-	case BPF_RET | BPF_K: case BPF_RET | BPF_A:
+	case BPF_LD | BPF_W | BPF_ABS:
+	case BPF_LD | BPF_H | BPF_ABS:
+	case BPF_LD | BPF_B | BPF_ABS:
+	case BPF_LD | BPF_W | BPF_IND:
+	case BPF_LD | BPF_H | BPF_IND:
+	case BPF_LD | BPF_B | BPF_IND:
+	case BPF_LD | BPF_W | BPF_LEN:
+	case BPF_LD | BPF_IMM:
+	case BPF_LD | BPF_MEM:
+	case BPF_LDX | BPF_W | BPF_LEN:
+	case BPF_LDX | BPF_B | BPF_MSH:
+	case BPF_LDX | BPF_IMM:
+	case BPF_LDX | BPF_MEM:
+	case BPF_ST:
+	case BPF_STX:
+	case BPF_MISC | BPF_TAX:
+	case BPF_MISC | BPF_TXA:
+	case BPF_RET | BPF_K:
+	case BPF_RET | BPF_A:
 	case BPF_JMP | BPF_JA:
-	case BPF_JMP | BPF_JEQ | BPF_K: case BPF_JMP | BPF_JEQ | BPF_X:
-	case BPF_JMP | BPF_JGE | BPF_K: case BPF_JMP | BPF_JGE | BPF_X:
-	case BPF_JMP | BPF_JGT | BPF_K: case BPF_JMP | BPF_JGT | BPF_X:
-	case BPF_JMP | BPF_JSET | BPF_K: case BPF_JMP | BPF_JSET | BPF_X:
+	case BPF_JMP | BPF_JEQ | BPF_K:
+	case BPF_JMP | BPF_JEQ | BPF_X:
+	case BPF_JMP | BPF_JGE | BPF_K:
+	case BPF_JMP | BPF_JGE | BPF_X:
+	case BPF_JMP | BPF_JGT | BPF_K:
+	case BPF_JMP | BPF_JGT | BPF_X:
+	case BPF_JMP | BPF_JSET | BPF_K:
+	case BPF_JMP | BPF_JSET | BPF_X:
 		return true;
 	default:
 		return false;
@@ -77,10 +102,22 @@ bool cbpf_is_cond_jump(uint16_t code)
 static bool anc_known(uint32_t k)
 {
 	switch (k - (uint32_t)SKF_AD_OFF) {
-	case SKF_AD_PROTOCOL: case SKF_AD_PKTTYPE: case SKF_AD_IFINDEX: case SKF_AD_NLATTR:
-	case SKF_AD_NLATTR_NEST: case SKF_AD_MARK: case SKF_AD_QUEUE: case SKF_AD_HATYPE:
-	case SKF_AD_RXHASH: case SKF_AD_CPU: case SKF_AD_ALU_XOR_X: case SKF_AD_VLAN_TAG:
-	case SKF_AD_VLAN_TAG_PRESENT: case SKF_AD_PAY_OFFSET: case SKF_AD_RANDOM: case SKF_AD_VLAN_TPID:
+	case SKF_AD_PROTOCOL:
+	case SKF_AD_PKTTYPE:
+	case SKF_AD_IFINDEX:
+	case SKF_AD_NLATTR:
+	case SKF_AD_NLATTR_NEST:
+	case SKF_AD_MARK:
+	case SKF_AD_QUEUE:
+	case SKF_AD_HATYPE:
+	case SKF_AD_RXHASH:
+	case SKF_AD_CPU:
+	case SKF_AD_ALU_XOR_X:
+	case SKF_AD_VLAN_TAG:
+	case SKF_AD_VLAN_TAG_PRESENT:
+	case SKF_AD_PAY_OFFSET:
+	case SKF_AD_RANDOM:
+	case SKF_AD_VLAN_TPID:
 		return true;
 	default:
 		return false;
@@ -100,10 +137,12 @@ static int check_memory(const CbpfProgram *p, ErrBuf *err)
 
 		valid &= masks[pc];
 		switch (f->code) {
-		case BPF_ST: case BPF_STX:
+		case BPF_ST:
+		case BPF_STX:
 			valid |= (uint16_t)(1u << f->k);
 			break;
-		case BPF_LD | BPF_MEM: case BPF_LDX | BPF_MEM:
+		case BPF_LD | BPF_MEM:
+		case BPF_LDX | BPF_MEM:
 			if (!(valid & (1u << f->k)))
 				return errbuf_set(err, -EINVAL, "instruction %u: M[%u] may be read before it is stored",
 						  pc, f->k);
@@ -129,23 +168,27 @@ int cbpf_check(const CbpfProgram *p, ErrBuf *err)
 	uint16_t last;
 
 	if (!p || !p->insns || p->len == 0 || p->len > BPF_MAXINSNS)
-		return errbuf_set(err, -EINVAL, "program has %u instructions, not 1..%u", p ? p->len : 0,
-				  BPF_MAXINSNS);
+		return errbuf_set(err, -EINVAL, "program has %u instructions, not 1..%u", p ? p->len : 0, BPF_MAXINSNS);
 	for (uint32_t pc = 0; pc < p->len; pc++) {
 		const struct sock_filter *f = &p->insns[pc];
 
 		if (!code_allowed(f->code))
 			return errbuf_set(err, -EINVAL, "instruction %u: unknown opcode 0x%04x", pc, f->code);
 		switch (f->code) {
-		case BPF_ALU | BPF_DIV | BPF_K: case BPF_ALU | BPF_MOD | BPF_K:
+		case BPF_ALU | BPF_DIV | BPF_K:
+		case BPF_ALU | BPF_MOD | BPF_K:
 			if (f->k == 0)
 				return errbuf_set(err, -EINVAL, "instruction %u: division by constant 0", pc);
 			break;
-		case BPF_ALU | BPF_LSH | BPF_K: case BPF_ALU | BPF_RSH | BPF_K:
+		case BPF_ALU | BPF_LSH | BPF_K:
+		case BPF_ALU | BPF_RSH | BPF_K:
 			if (f->k >= 32)
 				return errbuf_set(err, -EINVAL, "instruction %u: shift by %u", pc, f->k);
 			break;
-		case BPF_LD | BPF_MEM: case BPF_LDX | BPF_MEM: case BPF_ST: case BPF_STX:
+		case BPF_LD | BPF_MEM:
+		case BPF_LDX | BPF_MEM:
+		case BPF_ST:
+		case BPF_STX:
 			if (f->k >= BPF_MEMWORDS)
 				return errbuf_set(err, -EINVAL, "instruction %u: scratch slot %u, only %u", pc, f->k,
 						  BPF_MEMWORDS);
@@ -154,7 +197,9 @@ int cbpf_check(const CbpfProgram *p, ErrBuf *err)
 			if (f->k >= p->len - pc - 1)
 				return errbuf_set(err, -EINVAL, "instruction %u: jump past the end", pc);
 			break;
-		case BPF_LD | BPF_W | BPF_ABS: case BPF_LD | BPF_H | BPF_ABS: case BPF_LD | BPF_B | BPF_ABS:
+		case BPF_LD | BPF_W | BPF_ABS:
+		case BPF_LD | BPF_H | BPF_ABS:
+		case BPF_LD | BPF_B | BPF_ABS:
 			if (f->k >= (uint32_t)SKF_AD_OFF && !anc_known(f->k))
 				return errbuf_set(err, -EINVAL, "instruction %u: unknown ancillary load %d", pc,
 						  (int32_t)f->k);
@@ -219,31 +264,44 @@ static bool view_load(const View *v, uint32_t k, unsigned size, uint32_t *ret)
 static uint32_t ancillary(const CbpfPacket *pkt, uint32_t k, uint32_t a, uint32_t x)
 {
 	switch (k - (uint32_t)SKF_AD_OFF) {
-	case SKF_AD_PROTOCOL: return pkt->protocol;
-	case SKF_AD_PKTTYPE: return pkt->pkttype;
-	case SKF_AD_IFINDEX: return pkt->ifindex;
-	case SKF_AD_VLAN_TAG: return pkt->vlan_tci;
-	case SKF_AD_VLAN_TAG_PRESENT: return pkt->vlan_present ? 1 : 0;
-	case SKF_AD_VLAN_TPID: return pkt->vlan_tpid;
-	case SKF_AD_RANDOM: return pkt->random ? pkt->random(pkt->random_ctx) : 0;
-	case SKF_AD_ALU_XOR_X: return a ^ x;
-	default: return 0; /* documented at the top */
+	case SKF_AD_PROTOCOL:
+		return pkt->protocol;
+	case SKF_AD_PKTTYPE:
+		return pkt->pkttype;
+	case SKF_AD_IFINDEX:
+		return pkt->ifindex;
+	case SKF_AD_VLAN_TAG:
+		return pkt->vlan_tci;
+	case SKF_AD_VLAN_TAG_PRESENT:
+		return pkt->vlan_present ? 1 : 0;
+	case SKF_AD_VLAN_TPID:
+		return pkt->vlan_tpid;
+	case SKF_AD_RANDOM:
+		return pkt->random ? pkt->random(pkt->random_ctx) : 0;
+	case SKF_AD_ALU_XOR_X:
+		return a ^ x;
+	default:
+		return 0; /* documented at the top */
 	}
 }
 
 static bool cond(uint16_t op, uint32_t a, uint32_t b)
 {
 	switch (op) {
-	case BPF_JEQ: return a == b;
-	case BPF_JGT: return a > b;
-	case BPF_JGE: return a >= b;
-	default: return (a & b) != 0; /* BPF_JSET */
+	case BPF_JEQ:
+		return a == b;
+	case BPF_JGT:
+		return a > b;
+	case BPF_JGE:
+		return a >= b;
+	default:
+		return (a & b) != 0; /* BPF_JSET */
 	}
 }
 
 uint32_t cbpf_run_split(const CbpfProgram *p, const CbpfPacket *pkt, const uint8_t *tail, uint32_t tail_len)
 {
-	View v = { pkt, tail, tail_len };
+	View v = {pkt, tail, tail_len};
 	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = {0};
 	uint32_t pc = 0;
 
@@ -269,20 +327,29 @@ uint32_t cbpf_run_split(const CbpfProgram *p, const CbpfPacket *pkt, const uint8
 				a = val;
 				break;
 			}
-			case BPF_LEN: a = pkt->wirelen; break;
-			case BPF_IMM: a = k; break;
+			case BPF_LEN:
+				a = pkt->wirelen;
+				break;
+			case BPF_IMM:
+				a = k;
+				break;
 			case BPF_MEM:
 				if (k >= BPF_MEMWORDS)
 					return 0;
 				a = mem[k];
 				break;
-			default: return 0;
+			default:
+				return 0;
 			}
 			break;
 		case BPF_LDX:
 			switch (BPF_MODE(f->code)) {
-			case BPF_LEN: x = pkt->wirelen; break;
-			case BPF_IMM: x = k; break;
+			case BPF_LEN:
+				x = pkt->wirelen;
+				break;
+			case BPF_IMM:
+				x = k;
+				break;
 			case BPF_MEM:
 				if (k >= BPF_MEMWORDS)
 					return 0;
@@ -293,7 +360,8 @@ uint32_t cbpf_run_split(const CbpfProgram *p, const CbpfPacket *pkt, const uint8
 					return 0;
 				x = (val & 0xf) << 2;
 				break;
-			default: return 0;
+			default:
+				return 0;
 			}
 			break;
 		case BPF_ST:
@@ -305,18 +373,45 @@ uint32_t cbpf_run_split(const CbpfProgram *p, const CbpfPacket *pkt, const uint8
 		case BPF_ALU:
 			src = BPF_SRC(f->code) == BPF_X ? x : k;
 			switch (BPF_OP(f->code)) {
-			case BPF_ADD: a += src; break;
-			case BPF_SUB: a -= src; break;
-			case BPF_MUL: a *= src; break;
-			case BPF_DIV: if (src == 0) return 0; a /= src; break;
-			case BPF_MOD: if (src == 0) return 0; a %= src; break;
-			case BPF_AND: a &= src; break;
-			case BPF_OR: a |= src; break;
-			case BPF_XOR: a ^= src; break;
-			case BPF_LSH: a <<= (src & 31); break;
-			case BPF_RSH: a >>= (src & 31); break;
-			case BPF_NEG: a = -a; break;
-			default: return 0;
+			case BPF_ADD:
+				a += src;
+				break;
+			case BPF_SUB:
+				a -= src;
+				break;
+			case BPF_MUL:
+				a *= src;
+				break;
+			case BPF_DIV:
+				if (src == 0)
+					return 0;
+				a /= src;
+				break;
+			case BPF_MOD:
+				if (src == 0)
+					return 0;
+				a %= src;
+				break;
+			case BPF_AND:
+				a &= src;
+				break;
+			case BPF_OR:
+				a |= src;
+				break;
+			case BPF_XOR:
+				a ^= src;
+				break;
+			case BPF_LSH:
+				a <<= (src & 31);
+				break;
+			case BPF_RSH:
+				a >>= (src & 31);
+				break;
+			case BPF_NEG:
+				a = -a;
+				break;
+			default:
+				return 0;
 			}
 			break;
 		case BPF_JMP:

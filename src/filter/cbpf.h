@@ -30,15 +30,15 @@ typedef struct CbpfProgram {
 
 /* The packet as a socket filter sees it. */
 typedef struct CbpfPacket {
-	const uint8_t *data; /* link-layer frame, outer VLAN tag removed */
-	uint32_t caplen;     /* bytes at data */
-	uint32_t wirelen;    /* original length (BPF_LEN loads) */
-	uint16_t protocol;   /* SKF_AD_PROTOCOL: ethertype, host order */
-	uint16_t vlan_tci;   /* SKF_AD_VLAN_TAG */
-	uint16_t vlan_tpid;  /* SKF_AD_VLAN_TPID */
-	bool vlan_present;   /* SKF_AD_VLAN_TAG_PRESENT */
-	uint8_t pkttype;     /* SKF_AD_PKTTYPE (PACKET_HOST ...) */
-	uint32_t ifindex;    /* SKF_AD_IFINDEX */
+	const uint8_t *data;           /* link-layer frame, outer VLAN tag removed */
+	uint32_t caplen;               /* bytes at data */
+	uint32_t wirelen;              /* original length (BPF_LEN loads) */
+	uint16_t protocol;             /* SKF_AD_PROTOCOL: ethertype, host order */
+	uint16_t vlan_tci;             /* SKF_AD_VLAN_TAG */
+	uint16_t vlan_tpid;            /* SKF_AD_VLAN_TPID */
+	bool vlan_present;             /* SKF_AD_VLAN_TAG_PRESENT */
+	uint8_t pkttype;               /* SKF_AD_PKTTYPE (PACKET_HOST ...) */
+	uint32_t ifindex;              /* SKF_AD_IFINDEX */
 	uint32_t (*random)(void *ctx); /* SKF_AD_RANDOM; NULL reads 0 */
 	void *random_ctx;
 } CbpfPacket;

@@ -42,14 +42,14 @@
 #include "pcap/record.h"
 
 enum {
-	M_FAM = 0,     /* 4, 6, or 0 for non-IP */
-	M_SRC = 1,     /* 1..4: source address words (IPv4: word 1 only) */
-	M_DST = 5,     /* 5..8: destination address words */
-	M_PROTO = 9,   /* transport protocol or NO_PROTO */
-	M_SPORT = 10,  /* ports or NO_PORT */
+	M_FAM = 0,    /* 4, 6, or 0 for non-IP */
+	M_SRC = 1,    /* 1..4: source address words (IPv4: word 1 only) */
+	M_DST = 5,    /* 5..8: destination address words */
+	M_PROTO = 9,  /* transport protocol or NO_PROTO */
+	M_SPORT = 10, /* ports or NO_PORT */
 	M_DPORT = 11,
-	M_L4 = 12,     /* IPv6: offset of the header being walked */
-	M_NH = 13,     /* IPv6: its next-header value */
+	M_L4 = 12, /* IPv6: offset of the header being walked */
+	M_NH = 13, /* IPv6: its next-header value */
 	M_SLOTS = 14,
 };
 
@@ -81,7 +81,7 @@ static uint32_t be32(const uint8_t *p)
  * type field shifts both by 4: the inner type is at p + 2. */
 static void gen_ether_like(Gen *g, uint32_t e, uint32_t p)
 {
-	static const uint32_t tpids[] = { 0x8100, 0x88a8, 0x9100 };
+	static const uint32_t tpids[] = {0x8100, 0x88a8, 0x9100};
 	uint32_t typed = asm_label(&g->a);
 
 	STMT(g, BPF_LD | BPF_H | BPF_ABS, e);
@@ -134,7 +134,7 @@ static int gen_link(Gen *g, uint32_t linktype)
 	case LINKTYPE_NULL: {
 		/* A 4-byte AF_ value in the byte order of the host that captured:
 		 * AF_INET is 2 everywhere, AF_INET6 is 10 (Linux), 24, 28 or 30 (BSDs). */
-		static const uint32_t v6[] = { 10, 24, 28, 30, 0x0a000000, 0x18000000, 0x1c000000, 0x1e000000 };
+		static const uint32_t v6[] = {10, 24, 28, 30, 0x0a000000, 0x18000000, 0x1c000000, 0x1e000000};
 
 		STMT(g, BPF_LDX | BPF_IMM, 4);
 		STMT(g, BPF_LD | BPF_W | BPF_ABS, 0);
@@ -578,8 +578,13 @@ int filter_compile(const Filter *f, uint32_t linktype, uint32_t snaplen, CbpfPro
 	if (snaplen == 0)
 		return errbuf_set(err, -EINVAL, "snaplen: 0 would drop every packet");
 	switch (linktype) {
-	case LINKTYPE_ETHERNET: case LINKTYPE_RAW: case LINKTYPE_IPV4: case LINKTYPE_IPV6:
-	case LINKTYPE_LINUX_SLL: case LINKTYPE_LINUX_SLL2: case LINKTYPE_NULL:
+	case LINKTYPE_ETHERNET:
+	case LINKTYPE_RAW:
+	case LINKTYPE_IPV4:
+	case LINKTYPE_IPV6:
+	case LINKTYPE_LINUX_SLL:
+	case LINKTYPE_LINUX_SLL2:
+	case LINKTYPE_NULL:
 		break;
 	default:
 		return errbuf_set(err, -EPROTONOSUPPORT, "link type %u is not supported by the filter compiler",

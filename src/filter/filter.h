@@ -32,14 +32,14 @@
 
 /* Bounds on what outsiders control. */
 #define FILTER_MAX_CLAUSES 32u
-#define FILTER_MAX_RANGES 256u   /* per address or port set */
-#define FILTER_MAX_EXPR 4096u    /* bytes of a pcap-filter expression */
+#define FILTER_MAX_RANGES 256u /* per address or port set */
+#define FILTER_MAX_EXPR 4096u  /* bytes of a pcap-filter expression */
 #define FILTER_PROTO_ANY (-1)
 
 typedef struct AddrRange {
-	int family;      /* AF_INET or AF_INET6 */
-	uint8_t lo[16];  /* first address, network byte order (IPv4: bytes 0..3) */
-	uint8_t hi[16];  /* last address, inclusive; lo <= hi */
+	int family;     /* AF_INET or AF_INET6 */
+	uint8_t lo[16]; /* first address, network byte order (IPv4: bytes 0..3) */
+	uint8_t hi[16]; /* last address, inclusive; lo <= hi */
 } AddrRange;
 
 typedef struct AddrSet {

@@ -276,14 +276,28 @@ static const struct {
 	const char *name;
 	int proto;
 } proto_names[] = {
-	{ "any", FILTER_PROTO_ANY },  { "all", FILTER_PROTO_ANY },  { "icmp", IPPROTO_ICMP },
-	{ "igmp", IPPROTO_IGMP },     { "ipip", IPPROTO_IPIP },     { "tcp", IPPROTO_TCP },
-	{ "egp", IPPROTO_EGP },       { "udp", IPPROTO_UDP },       { "ipv6", IPPROTO_IPV6 },
-	{ "rsvp", IPPROTO_RSVP },     { "gre", IPPROTO_GRE },       { "esp", IPPROTO_ESP },
-	{ "ah", IPPROTO_AH },         { "icmp6", IPPROTO_ICMPV6 },  { "icmpv6", IPPROTO_ICMPV6 },
-	{ "ipv6-icmp", IPPROTO_ICMPV6 }, { "ospf", 89 },            { "pim", IPPROTO_PIM },
-	{ "vrrp", 112 },              { "l2tp", 115 },              { "sctp", IPPROTO_SCTP },
-	{ "udplite", IPPROTO_UDPLITE },
+	{"any", FILTER_PROTO_ANY},
+	{"all", FILTER_PROTO_ANY},
+	{"icmp", IPPROTO_ICMP},
+	{"igmp", IPPROTO_IGMP},
+	{"ipip", IPPROTO_IPIP},
+	{"tcp", IPPROTO_TCP},
+	{"egp", IPPROTO_EGP},
+	{"udp", IPPROTO_UDP},
+	{"ipv6", IPPROTO_IPV6},
+	{"rsvp", IPPROTO_RSVP},
+	{"gre", IPPROTO_GRE},
+	{"esp", IPPROTO_ESP},
+	{"ah", IPPROTO_AH},
+	{"icmp6", IPPROTO_ICMPV6},
+	{"icmpv6", IPPROTO_ICMPV6},
+	{"ipv6-icmp", IPPROTO_ICMPV6},
+	{"ospf", 89},
+	{"pim", IPPROTO_PIM},
+	{"vrrp", 112},
+	{"l2tp", 115},
+	{"sctp", IPPROTO_SCTP},
+	{"udplite", IPPROTO_UDPLITE},
 };
 
 int filter_parse_proto(const char *field, const char *s, size_t n, int *ret, ErrBuf *err)
@@ -326,7 +340,7 @@ int filter_port_from_number(const char *field, double v, PortSet *set, ErrBuf *e
 
 	if (r < 0)
 		return r;
-	return port_append(field, set, (PortRange){ (uint16_t)v, (uint16_t)v }, err);
+	return port_append(field, set, (PortRange){(uint16_t)v, (uint16_t)v}, err);
 }
 
 int filter_proto_from_number(const char *field, double v, int *ret, ErrBuf *err)

@@ -98,10 +98,10 @@ struct PcapWriter {
 	bool direct;             /* O_DIRECT is on: writes go through abuf */
 	uint8_t *abuf;           /* direct: DIRECT_ALIGN-aligned, abuf_cap bytes */
 	size_t abuf_cap;
-	size_t abuf_len;         /* direct: bytes carried, the last ones of offset */
-	uint64_t file_whole;     /* direct: end of the last whole item in the file */
-	bool tail_written;       /* direct: abuf's carried bytes are in the file too */
-	bool direct_lost;        /* direct: fcntl failed to restore O_DIRECT */
+	size_t abuf_len;     /* direct: bytes carried, the last ones of offset */
+	uint64_t file_whole; /* direct: end of the last whole item in the file */
+	bool tail_written;   /* direct: abuf's carried bytes are in the file too */
+	bool direct_lost;    /* direct: fcntl failed to restore O_DIRECT */
 };
 
 struct PcapBatch {
@@ -453,9 +453,10 @@ static int flush_direct(PcapBatch *b, const uint8_t *hdr, size_t hlen, uint32_t 
 				int t = w->io->ftruncate(w->io, w->fd, (off_t)(w->base + whole));
 
 				if (t < 0)
-					return errbuf_set(err, r,
-							  "write failed (%s) and truncating back to whole records failed (%s)",
-							  strerror(-r), strerror(-t));
+					return errbuf_set(
+						err, r,
+						"write failed (%s) and truncating back to whole records failed (%s)",
+						strerror(-r), strerror(-t));
 			}
 			w->offset = whole;
 			return errbuf_set(err, r, "write failed: %s", strerror(-r));

@@ -20,7 +20,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint32_t linktypes[] = {
-	LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6,
+	LINKTYPE_ETHERNET,  LINKTYPE_RAW,        LINKTYPE_IPV4, LINKTYPE_IPV6,
 	LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
 };
 
@@ -29,14 +29,14 @@ static void fuzz_program(const uint8_t *data, size_t size)
 	struct sock_filter insns[64];
 	size_t n = size / sizeof(insns[0]);
 	CbpfProgram p;
-	CbpfPacket pkt = { .data = data, .caplen = (uint32_t)size, .wirelen = (uint32_t)size };
+	CbpfPacket pkt = {.data = data, .caplen = (uint32_t)size, .wirelen = (uint32_t)size};
 
 	if (n == 0)
 		return;
 	if (n > 64)
 		n = 64;
 	memcpy(insns, data, n * sizeof(insns[0]));
-	p = (CbpfProgram){ insns, (uint16_t)n };
+	p = (CbpfProgram){insns, (uint16_t)n};
 	if (cbpf_check(&p, NULL) == 0)
 		(void)cbpf_run(&p, &pkt);
 }

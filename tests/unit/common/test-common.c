@@ -121,13 +121,13 @@ static int read_back(int fd, char *buf, size_t n)
 
 static void test_writev_all_short_writes(void **state)
 {
-	ShortWrites s = { .limit = 3, .fail_after = -1 };
+	ShortWrites s = {.limit = 3, .fail_after = -1};
 	IoOps ops = io_posix;
 	char path[] = "/tmp/pcapd-test-io-XXXXXX";
 	struct iovec iov[3] = {
-		{ .iov_base = (void *)"hello ", .iov_len = 6 },
-		{ .iov_base = (void *)"", .iov_len = 0 },
-		{ .iov_base = (void *)"world", .iov_len = 5 },
+		{.iov_base = (void *)"hello ", .iov_len = 6},
+		{.iov_base = (void *)"", .iov_len = 0},
+		{.iov_base = (void *)"world", .iov_len = 5},
 	};
 	char buf[32];
 	size_t written = 0;
@@ -149,10 +149,10 @@ static void test_writev_all_short_writes(void **state)
 
 static void test_writev_all_failure_reports_progress(void **state)
 {
-	ShortWrites s = { .limit = 4, .fail_after = 2, .fail_errno = ENOSPC };
+	ShortWrites s = {.limit = 4, .fail_after = 2, .fail_errno = ENOSPC};
 	IoOps ops = io_posix;
 	char path[] = "/tmp/pcapd-test-io-XXXXXX";
-	struct iovec iov[1] = { { .iov_base = (void *)"0123456789", .iov_len = 10 } };
+	struct iovec iov[1] = {{.iov_base = (void *)"0123456789", .iov_len = 10}};
 	size_t written = 0;
 	int fd;
 

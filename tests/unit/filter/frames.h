@@ -8,17 +8,17 @@
 #include <stdint.h>
 
 typedef struct FrameSpec {
-	int fam;                /* 4, 6, 1 for an ARP frame; 0 ends a list */
-	const char *src, *dst;  /* addresses of family fam */
-	int proto;              /* 6, 17, 132, 1, 58 */
+	int fam;               /* 4, 6, 1 for an ARP frame; 0 ends a list */
+	const char *src, *dst; /* addresses of family fam */
+	int proto;             /* 6, 17, 132, 1, 58 */
 	uint16_t sport, dport;
-	int vlans;              /* inline tags: 0, 1, 2 */
-	uint16_t tpid;          /* outer tag's TPID (default 0x8100); inner is 0x8100 */
-	bool frag_first;        /* IPv4: MF set, offset 0; IPv6: a fragment header, offset 0 */
-	bool frag_later;        /* offset > 0: no transport header, "ports" in the payload */
-	bool v6_ext;            /* IPv6: hop-by-hop and destination options before the rest */
-	bool v6_ah;             /* IPv6: an AH header before the transport header */
-	bool ip_opts;           /* IPv4: IHL 6 (one word of NOP options) */
+	int vlans;       /* inline tags: 0, 1, 2 */
+	uint16_t tpid;   /* outer tag's TPID (default 0x8100); inner is 0x8100 */
+	bool frag_first; /* IPv4: MF set, offset 0; IPv6: a fragment header, offset 0 */
+	bool frag_later; /* offset > 0: no transport header, "ports" in the payload */
+	bool v6_ext;     /* IPv6: hop-by-hop and destination options before the rest */
+	bool v6_ah;      /* IPv6: an AH header before the transport header */
+	bool ip_opts;    /* IPv4: IHL 6 (one word of NOP options) */
 } FrameSpec;
 
 typedef struct Frame {

@@ -84,17 +84,17 @@ typedef struct BadCase {
 static void test_parse_addrs_errors(void **state)
 {
 	static const BadCase cases[] = {
-		{ "source_address", "1.2.3", "source_address: \"1.2.3\" is not an IPv4 or IPv6 address" },
-		{ "remote_ip", "10.0.0.9-10.0.0.1", "remote_ip: range 10.0.0.9-10.0.0.1 ends before it starts" },
-		{ "local_ip", "10.0.0.1-2001:db8::1", "local_ip: range 10.0.0.1-2001:db8::1 mixes IPv4 and IPv6" },
-		{ "dst", "10.0.0.0/33", "dst: prefix length in 10.0.0.0/33 is outside 0..32" },
-		{ "dst", "2001:db8::/129", "dst: prefix length in 2001:db8::/129 is outside 0..128" },
-		{ "dst", "10.0.0.0/", "dst: \"10.0.0.0/\" has no prefix length after '/'" },
-		{ "dst", "", "dst: is empty" },
-		{ "dst", "1.1.1.1;;2.2.2.2", "dst: \"1.1.1.1;;2.2.2.2\" has an empty list item" },
-		{ "dst", ";", "dst: \";\" has an empty list item" },
-		{ "dst", "1.1.1.1\n", "dst: \"1.1.1.1?\" is not an IPv4 or IPv6 address" },
-		{ "dst", "fe80::1%eth0", "dst: \"fe80::1%eth0\" is not an IPv4 or IPv6 address" },
+		{"source_address", "1.2.3", "source_address: \"1.2.3\" is not an IPv4 or IPv6 address"},
+		{"remote_ip", "10.0.0.9-10.0.0.1", "remote_ip: range 10.0.0.9-10.0.0.1 ends before it starts"},
+		{"local_ip", "10.0.0.1-2001:db8::1", "local_ip: range 10.0.0.1-2001:db8::1 mixes IPv4 and IPv6"},
+		{"dst", "10.0.0.0/33", "dst: prefix length in 10.0.0.0/33 is outside 0..32"},
+		{"dst", "2001:db8::/129", "dst: prefix length in 2001:db8::/129 is outside 0..128"},
+		{"dst", "10.0.0.0/", "dst: \"10.0.0.0/\" has no prefix length after '/'"},
+		{"dst", "", "dst: is empty"},
+		{"dst", "1.1.1.1;;2.2.2.2", "dst: \"1.1.1.1;;2.2.2.2\" has an empty list item"},
+		{"dst", ";", "dst: \";\" has an empty list item"},
+		{"dst", "1.1.1.1\n", "dst: \"1.1.1.1?\" is not an IPv4 or IPv6 address"},
+		{"dst", "fe80::1%eth0", "dst: \"fe80::1%eth0\" is not an IPv4 or IPv6 address"},
 	};
 
 	(void)state;
@@ -147,13 +147,14 @@ static void test_parse_addrs_bounds(void **state)
 static void test_parse_ports(void **state)
 {
 	static const BadCase cases[] = {
-		{ "destination_port", "70000", "destination_port: 70000 is outside 0..65535" },
-		{ "destination_port", "99999999999999999999999", "destination_port: 99999999999999999999999 is outside 0..65535" },
-		{ "local_port", "120-80", "local_port: range 120-80 ends before it starts" },
-		{ "local_port", "http", "local_port: \"http\" is not a port number" },
-		{ "local_port", "-5", "local_port: \"\" is not a port number" },
-		{ "local_port", "80;;443", "local_port: \"80;;443\" has an empty list item" },
-		{ "local_port", "+80", "local_port: \"+80\" is not a port number" },
+		{"destination_port", "70000", "destination_port: 70000 is outside 0..65535"},
+		{"destination_port", "99999999999999999999999",
+		 "destination_port: 99999999999999999999999 is outside 0..65535"},
+		{"local_port", "120-80", "local_port: range 120-80 ends before it starts"},
+		{"local_port", "http", "local_port: \"http\" is not a port number"},
+		{"local_port", "-5", "local_port: \"\" is not a port number"},
+		{"local_port", "80;;443", "local_port: \"80;;443\" has an empty list item"},
+		{"local_port", "+80", "local_port: \"+80\" is not a port number"},
 	};
 	PortSet set = {0};
 	ErrBuf err = {{0}};
@@ -187,9 +188,21 @@ static void test_parse_proto_and_numbers(void **state)
 		const char *s;
 		int proto;
 	} good[] = {
-		{ "tcp", 6 }, { "UDP", 17 }, { "icmp", 1 }, { "icmp6", 58 }, { "ipv6-icmp", 58 }, { "sctp", 132 },
-		{ "gre", 47 }, { "esp", 50 }, { "ah", 51 }, { "igmp", 2 }, { "Any", FILTER_PROTO_ANY },
-		{ "ALL", FILTER_PROTO_ANY }, { "0", 0 }, { "255", 255 }, { "17", 17 },
+		{"tcp", 6},
+		{"UDP", 17},
+		{"icmp", 1},
+		{"icmp6", 58},
+		{"ipv6-icmp", 58},
+		{"sctp", 132},
+		{"gre", 47},
+		{"esp", 50},
+		{"ah", 51},
+		{"igmp", 2},
+		{"Any", FILTER_PROTO_ANY},
+		{"ALL", FILTER_PROTO_ANY},
+		{"0", 0},
+		{"255", 255},
+		{"17", 17},
 	};
 	PortSet set = {0};
 	ErrBuf err = {{0}};
@@ -273,7 +286,7 @@ static Kernel kernel;
 
 static int packet_socket(const struct sock_fprog *prog)
 {
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL)};
 	int one = 1, fd;
 
 	/* Protocol 0: no packet is queued before the filter is in place. */
@@ -344,7 +357,7 @@ static int kernel_teardown(void **state)
 
 static bool wait_readable(int fd, int ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	return poll(&p, 1, ms) == 1;
 }
@@ -352,7 +365,7 @@ static bool wait_readable(int fd, int ms)
 /* Sends f on lo; returns the length the filtered socket received, 0 if none. */
 static ssize_t kernel_verdict(int filtered, const Frame *f)
 {
-	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = kernel.ifindex, .sll_halen = 6 };
+	struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = kernel.ifindex, .sll_halen = 6};
 	uint8_t buf[2048];
 	ssize_t n;
 
@@ -372,26 +385,32 @@ static ssize_t kernel_verdict(int filtered, const Frame *f)
 
 static void test_cbpf_check(void **state)
 {
-#define I(c, jt, jf, k) { (uint16_t)(c), jt, jf, k }
+#define I(c, jt, jf, k)                                                                                                \
+	{                                                                                                              \
+		(uint16_t)(c), jt, jf, k                                                                               \
+	}
 	static const struct {
 		const char *why;
 		struct sock_filter insns[4];
 		uint16_t len;
 	} bad[] = {
-		{ "unknown opcode", { I(0xffff, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "division by 0", { I(BPF_ALU | BPF_DIV | BPF_K, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "modulo by 0", { I(BPF_ALU | BPF_MOD | BPF_K, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "scratch slot 16", { I(BPF_ST, 0, 0, 16), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "ja past the end", { I(BPF_JMP | BPF_JA, 0, 0, 1), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "jt past the end", { I(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "jf past the end", { I(BPF_JMP | BPF_JGT | BPF_K, 0, 5, 0), I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "no final return", { I(BPF_LD | BPF_IMM, 0, 0, 0) }, 1 },
-		{ "unknown ancillary", { I(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + 1),
-					 I(BPF_RET | BPF_K, 0, 0, 1) }, 2 },
-		{ "read before store", { I(BPF_LD | BPF_MEM, 0, 0, 3), I(BPF_RET | BPF_A, 0, 0, 0) }, 2 },
-		{ "store on one path only", { I(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0), I(BPF_ST, 0, 0, 2),
-					      I(BPF_LDX | BPF_MEM, 0, 0, 2), I(BPF_RET | BPF_K, 0, 0, 1) }, 4 },
-		{ "empty", { I(BPF_RET | BPF_K, 0, 0, 1) }, 0 },
+		{"unknown opcode", {I(0xffff, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"division by 0", {I(BPF_ALU | BPF_DIV | BPF_K, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"modulo by 0", {I(BPF_ALU | BPF_MOD | BPF_K, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"scratch slot 16", {I(BPF_ST, 0, 0, 16), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"ja past the end", {I(BPF_JMP | BPF_JA, 0, 0, 1), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"jt past the end", {I(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 0), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"jf past the end", {I(BPF_JMP | BPF_JGT | BPF_K, 0, 5, 0), I(BPF_RET | BPF_K, 0, 0, 1)}, 2},
+		{"no final return", {I(BPF_LD | BPF_IMM, 0, 0, 0)}, 1},
+		{"unknown ancillary",
+		 {I(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + 1), I(BPF_RET | BPF_K, 0, 0, 1)},
+		 2},
+		{"read before store", {I(BPF_LD | BPF_MEM, 0, 0, 3), I(BPF_RET | BPF_A, 0, 0, 0)}, 2},
+		{"store on one path only",
+		 {I(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0), I(BPF_ST, 0, 0, 2), I(BPF_LDX | BPF_MEM, 0, 0, 2),
+		  I(BPF_RET | BPF_K, 0, 0, 1)},
+		 4},
+		{"empty", {I(BPF_RET | BPF_K, 0, 0, 1)}, 0},
 	};
 	static const struct sock_filter good[] = {
 		I(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT),
@@ -405,8 +424,8 @@ static void test_cbpf_check(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		CbpfProgram p = { (struct sock_filter *)bad[i].insns, bad[i].len };
-		struct sock_fprog fp = { bad[i].len, (struct sock_filter *)bad[i].insns };
+		CbpfProgram p = {(struct sock_filter *)bad[i].insns, bad[i].len};
+		struct sock_fprog fp = {bad[i].len, (struct sock_filter *)bad[i].insns};
 
 		print_message("# %s\n", bad[i].why);
 		assert_int_equal(cbpf_check(&p, &err), -EINVAL);
@@ -416,8 +435,8 @@ static void test_cbpf_check(void **state)
 			assert_int_equal(packet_socket(&fp), -EINVAL);
 		}
 	}
-	CbpfProgram p = { (struct sock_filter *)good, ARRAY_SIZE(good) };
-	struct sock_fprog fp = { ARRAY_SIZE(good), (struct sock_filter *)good };
+	CbpfProgram p = {(struct sock_filter *)good, ARRAY_SIZE(good)};
+	struct sock_fprog fp = {ARRAY_SIZE(good), (struct sock_filter *)good};
 
 	assert_int_equal(cbpf_check(&p, &err), 0);
 	if (kernel.ok) {
@@ -430,41 +449,51 @@ static void test_cbpf_check(void **state)
 
 static void test_cbpf_run(void **state)
 {
-#define I(c, jt, jf, k) { (uint16_t)(c), jt, jf, k }
+#define I(c, jt, jf, k)                                                                                                \
+	{                                                                                                              \
+		(uint16_t)(c), jt, jf, k                                                                               \
+	}
 	static const struct sock_filter div_x[] = {
-		I(BPF_LDX | BPF_IMM, 0, 0, 0), I(BPF_LD | BPF_IMM, 0, 0, 7),
-		I(BPF_ALU | BPF_DIV | BPF_X, 0, 0, 0), I(BPF_RET | BPF_K, 0, 0, 9),
+		I(BPF_LDX | BPF_IMM, 0, 0, 0),
+		I(BPF_LD | BPF_IMM, 0, 0, 7),
+		I(BPF_ALU | BPF_DIV | BPF_X, 0, 0, 0),
+		I(BPF_RET | BPF_K, 0, 0, 9),
 	};
 	static const struct sock_filter oob[] = {
-		I(BPF_LD | BPF_H | BPF_ABS, 0, 0, 3), I(BPF_RET | BPF_A, 0, 0, 0),
+		I(BPF_LD | BPF_H | BPF_ABS, 0, 0, 3),
+		I(BPF_RET | BPF_A, 0, 0, 0),
 	};
 	static const struct sock_filter anc[] = {
-		I(BPF_LD | BPF_B | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + SKF_AD_VLAN_TAG), I(BPF_MISC | BPF_TAX, 0, 0, 0),
+		I(BPF_LD | BPF_B | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + SKF_AD_VLAN_TAG),
+		I(BPF_MISC | BPF_TAX, 0, 0, 0),
 		I(BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)SKF_AD_OFF + SKF_AD_PROTOCOL),
-		I(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0), I(BPF_RET | BPF_A, 0, 0, 0),
+		I(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),
+		I(BPF_RET | BPF_A, 0, 0, 0),
 	};
 	static const struct sock_filter ll[] = {
-		I(BPF_LD | BPF_H | BPF_ABS, 0, 0, (uint32_t)SKF_LL_OFF + 2), I(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),
-		I(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0), I(BPF_ALU | BPF_LSH | BPF_X, 0, 0, 0),
+		I(BPF_LD | BPF_H | BPF_ABS, 0, 0, (uint32_t)SKF_LL_OFF + 2),
+		I(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),
+		I(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),
+		I(BPF_ALU | BPF_LSH | BPF_X, 0, 0, 0),
 		I(BPF_RET | BPF_A, 0, 0, 0),
 	};
 #undef I
-	static const uint8_t data[] = { 0x45, 0, 0x01, 0x02 };
-	CbpfPacket pkt = { .data = data, .caplen = 4, .wirelen = 4, .protocol = 0x0800, .vlan_tci = 5 };
+	static const uint8_t data[] = {0x45, 0, 0x01, 0x02};
+	CbpfPacket pkt = {.data = data, .caplen = 4, .wirelen = 4, .protocol = 0x0800, .vlan_tci = 5};
 	CbpfProgram p;
 
 	(void)state;
-	p = (CbpfProgram){ (struct sock_filter *)div_x, ARRAY_SIZE(div_x) };
+	p = (CbpfProgram){(struct sock_filter *)div_x, ARRAY_SIZE(div_x)};
 	assert_int_equal(cbpf_run(&p, &pkt), 0);
-	p = (CbpfProgram){ (struct sock_filter *)oob, ARRAY_SIZE(oob) };
+	p = (CbpfProgram){(struct sock_filter *)oob, ARRAY_SIZE(oob)};
 	assert_int_equal(cbpf_run(&p, &pkt), 0);
 	pkt.caplen = 3;
 	assert_int_equal(cbpf_run(&p, &pkt), 0);
-	p = (CbpfProgram){ (struct sock_filter *)anc, ARRAY_SIZE(anc) };
+	p = (CbpfProgram){(struct sock_filter *)anc, ARRAY_SIZE(anc)};
 	assert_int_equal(cbpf_run(&p, &pkt), 0x0805);
 	pkt.caplen = 4;
 	/* [LL+2] = 0x0102; X = 4 * (0x45 & 15) = 20; A = 0x116 << (20 & 31). */
-	p = (CbpfProgram){ (struct sock_filter *)ll, ARRAY_SIZE(ll) };
+	p = (CbpfProgram){(struct sock_filter *)ll, ARRAY_SIZE(ll)};
 	assert_int_equal(cbpf_run(&p, &pkt), 0x116u << 20);
 }
 
@@ -474,14 +503,38 @@ static void test_cbpf_run(void **state)
 #define B4 "198.51.100.1"
 #define A6 "2001:db8::1"
 #define B6 "2001:db8:1::1"
-#define UDP4(s, d, sp, dp, ...) { .fam = 4, .src = s, .dst = d, .proto = 17, .sport = sp, .dport = dp, __VA_ARGS__ }
-#define TCP4(s, d, sp, dp, ...) { .fam = 4, .src = s, .dst = d, .proto = 6, .sport = sp, .dport = dp, __VA_ARGS__ }
-#define SCTP4(s, d, sp, dp, ...) { .fam = 4, .src = s, .dst = d, .proto = 132, .sport = sp, .dport = dp, __VA_ARGS__ }
-#define ICMP4(s, d, ...) { .fam = 4, .src = s, .dst = d, .proto = 1, __VA_ARGS__ }
-#define UDP6(s, d, sp, dp, ...) { .fam = 6, .src = s, .dst = d, .proto = 17, .sport = sp, .dport = dp, __VA_ARGS__ }
-#define TCP6(s, d, sp, dp, ...) { .fam = 6, .src = s, .dst = d, .proto = 6, .sport = sp, .dport = dp, __VA_ARGS__ }
-#define ICMP6(s, d, ...) { .fam = 6, .src = s, .dst = d, .proto = 58, __VA_ARGS__ }
-#define ARP { .fam = 1 }
+#define UDP4(s, d, sp, dp, ...)                                                                                        \
+	{                                                                                                              \
+		.fam = 4, .src = s, .dst = d, .proto = 17, .sport = sp, .dport = dp, __VA_ARGS__                       \
+	}
+#define TCP4(s, d, sp, dp, ...)                                                                                        \
+	{                                                                                                              \
+		.fam = 4, .src = s, .dst = d, .proto = 6, .sport = sp, .dport = dp, __VA_ARGS__                        \
+	}
+#define SCTP4(s, d, sp, dp, ...)                                                                                       \
+	{                                                                                                              \
+		.fam = 4, .src = s, .dst = d, .proto = 132, .sport = sp, .dport = dp, __VA_ARGS__                      \
+	}
+#define ICMP4(s, d, ...)                                                                                               \
+	{                                                                                                              \
+		.fam = 4, .src = s, .dst = d, .proto = 1, __VA_ARGS__                                                  \
+	}
+#define UDP6(s, d, sp, dp, ...)                                                                                        \
+	{                                                                                                              \
+		.fam = 6, .src = s, .dst = d, .proto = 17, .sport = sp, .dport = dp, __VA_ARGS__                       \
+	}
+#define TCP6(s, d, sp, dp, ...)                                                                                        \
+	{                                                                                                              \
+		.fam = 6, .src = s, .dst = d, .proto = 6, .sport = sp, .dport = dp, __VA_ARGS__                        \
+	}
+#define ICMP6(s, d, ...)                                                                                               \
+	{                                                                                                              \
+		.fam = 6, .src = s, .dst = d, .proto = 58, __VA_ARGS__                                                 \
+	}
+#define ARP                                                                                                            \
+	{                                                                                                              \
+		.fam = 1                                                                                               \
+	}
 #define MAX_FRAMES 10
 
 typedef struct ClauseSpec {
@@ -493,93 +546,172 @@ typedef struct Row {
 	const char *name;
 	unsigned n_clauses;
 	ClauseSpec c[2];
-	const char *expr;   /* bpf_expr */
-	const char *pcap;   /* the same filter in pcap-filter syntax, if it can be said */
+	const char *expr;                          /* bpf_expr */
+	const char *pcap;                          /* the same filter in pcap-filter syntax, if it can be said */
 	FrameSpec yes[MAX_FRAMES], no[MAX_FRAMES]; /* each list ends at fam == 0 */
 } Row;
 
 static const Row rows[] = {
-	{ "source IPv4, tags inline or stripped", 1, { { .src = A4 } }, NULL, "ip src host " A4,
-	  { UDP4(A4, B4, 1, 2), TCP4(A4, B4, 1, 2, .vlans = 1), UDP4(A4, B4, 1, 2, .vlans = 2, .tpid = 0x88a8),
-	    UDP4(A4, B4, 1, 2, .vlans = 1, .tpid = 0x88a8), UDP4(A4, B4, 1, 2, .vlans = 1, .tpid = 0x9100),
-	    ICMP4(A4, B4, .ip_opts = true), UDP4(A4, B4, 1, 2, .frag_later = true) },
-	  { UDP4(B4, A4, 1, 2), UDP4("192.0.2.2", B4, 1, 2, .vlans = 2), UDP6(A6, B6, 1, 2), ARP } },
-	{ "destination IPv4 CIDR edges", 1, { { .dst = "198.51.100.0/24" } }, NULL, "ip dst net 198.51.100.0/24",
-	  { UDP4(A4, "198.51.100.0", 1, 2), UDP4(A4, "198.51.100.255", 1, 2, .vlans = 1) },
-	  { UDP4(A4, "198.51.101.0", 1, 2), UDP4(A4, "198.51.99.255", 1, 2), UDP4("198.51.100.1", A4, 1, 2) } },
-	{ "IPv4 range edges", 1, { { .src = "192.0.2.10-192.0.2.20" } }, NULL,
-	  "ip and ip[12:4] >= 0xc000020a and ip[12:4] <= 0xc0000214",
-	  { UDP4("192.0.2.10", B4, 1, 2), UDP4("192.0.2.20", B4, 1, 2), UDP4("192.0.2.15", B4, 1, 2, .vlans = 2) },
-	  { UDP4("192.0.2.9", B4, 1, 2), UDP4("192.0.2.21", B4, 1, 2), UDP4(B4, "192.0.2.15", 1, 2) } },
-	{ "Azure range to the top", 1, { { .dst = "1.1.1.1-255.255.255.255" } }, NULL, NULL,
-	  { UDP4(A4, "1.1.1.1", 1, 2), UDP4(A4, "255.255.255.255", 1, 2), UDP4(A4, "8.8.8.8", 1, 2) },
-	  { UDP4(A4, "1.1.1.0", 1, 2), UDP4(A4, "0.0.0.1", 1, 2), UDP6(A6, B6, 1, 2) } },
-	{ "Azure list with trailing ;", 1, { { .src = "127.0.0.1;127.0.0.5;" } }, NULL,
-	  "ip src host 127.0.0.1 or ip src host 127.0.0.5",
-	  { UDP4("127.0.0.1", B4, 1, 2), UDP4("127.0.0.5", B4, 1, 2) },
-	  { UDP4("127.0.0.2", B4, 1, 2), UDP4("127.0.0.4", B4, 1, 2), UDP4("127.0.0.6", B4, 1, 2) } },
-	{ "source IPv6, behind extension headers", 1, { { .src = A6 } }, NULL, "src host " A6,
-	  { UDP6(A6, B6, 1, 2), TCP6(A6, B6, 1, 2, .v6_ext = true, .vlans = 1), ICMP6(A6, B6, .v6_ah = true) },
-	  { UDP6(B6, A6, 1, 2), UDP6("2001:db8::2", B6, 1, 2), UDP4(A4, B4, 1, 2), ARP } },
-	{ "destination IPv6 /32 edges", 1, { { .dst = "2001:db8::/32" } }, NULL, "dst net 2001:db8::/32",
-	  { UDP6(A6, "2001:db8::", 1, 2), UDP6(A6, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 1, 2) },
-	  { UDP6(A6, "2001:db9::", 1, 2), UDP6(A6, "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", 1, 2) } },
-	{ "IPv6 range across words", 1, { { .src = "2001:db8::ffff:ffff:fff0-2001:db8:0:1::5" } }, NULL, NULL,
-	  { UDP6("2001:db8::ffff:ffff:fff0", B6, 1, 2), UDP6("2001:db8:0:1::5", B6, 1, 2),
-	    UDP6("2001:db8:0:1::", B6, 1, 2), UDP6("2001:db8::1:0:0:0", B6, 1, 2),
-	    UDP6("2001:db8::ffff:ffff:ffff", B6, 1, 2) },
-	  { UDP6("2001:db8::ffff:ffff:ffef", B6, 1, 2), UDP6("2001:db8:0:1::6", B6, 1, 2),
-	    UDP6("2001:db8:0:2::", B6, 1, 2), UDP6("2001:db8::", B6, 1, 2), UDP4(A4, B4, 1, 2) } },
-	{ "IPv6 range in the last word", 1, { { .dst = "2001:db8::10-2001:db8::20" } }, NULL, NULL,
-	  { UDP6(A6, "2001:db8::10", 1, 2), UDP6(A6, "2001:db8::20", 1, 2), UDP6(A6, "2001:db8::1a", 1, 2) },
-	  { UDP6(A6, "2001:db8::f", 1, 2), UDP6(A6, "2001:db8::21", 1, 2), UDP6(A6, "2001:db8:1::10", 1, 2) } },
-	{ "mixed families in one list", 1, { { .src = A4 ";" A6 } }, NULL, "ip src host " A4 " or ip6 src host " A6,
-	  { UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2) },
-	  { UDP4(B4, A4, 1, 2), UDP6(B6, A6, 1, 2), ARP } },
-	{ "destination port: TCP, UDP, SCTP, first fragments only", 1, { { .dport = "80" } }, NULL, "dst port 80",
-	  { TCP4(A4, B4, 5, 80), UDP4(A4, B4, 5, 80, .vlans = 1), SCTP4(A4, B4, 5, 80),
-	    TCP6(A6, B6, 5, 80), TCP6(A6, B6, 5, 80, .v6_ext = true, .vlans = 2),
-	    UDP6(A6, B6, 5, 80, .frag_first = true, .v6_ext = true), UDP4(A4, B4, 5, 80, .frag_first = true),
-	    TCP4(A4, B4, 5, 80, .ip_opts = true), TCP6(A6, B6, 5, 80, .v6_ah = true) },
-	  { TCP4(A4, B4, 80, 81), ICMP4(A4, B4), UDP4(A4, B4, 5, 80, .frag_later = true),
-	    UDP6(A6, B6, 5, 80, .frag_later = true), ARP, ICMP6(A6, B6, .v6_ext = true) } },
-	{ "source port range edges", 1, { { .sport = "80-120" } }, NULL, "src portrange 80-120",
-	  { UDP4(A4, B4, 80, 1), UDP4(A4, B4, 120, 1), TCP6(A6, B6, 100, 1) },
-	  { UDP4(A4, B4, 79, 100), UDP4(A4, B4, 121, 1), TCP6(A6, B6, 121, 100) } },
-	{ "port list", 1, { { .dport = "80;443;" } }, NULL, "dst port 80 or dst port 443",
-	  { TCP4(A4, B4, 1, 80), TCP4(A4, B4, 1, 443) },
-	  { TCP4(A4, B4, 1, 8080), TCP4(A4, B4, 443, 1), TCP4(A4, B4, 1, 442) } },
-	{ "protocol udp, also later fragments", 1, { { .proto = "udp" } }, NULL, "ip proto 17 or ip6 proto 17",
-	  { UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2, .v6_ext = true), UDP4(A4, B4, 1, 2, .frag_later = true),
-	    UDP6(A6, B6, 1, 2, .frag_later = true) },
-	  { TCP4(A4, B4, 1, 2), ICMP4(A4, B4), TCP6(A6, B6, 1, 2, .v6_ext = true), ARP } },
-	{ "protocol icmp6 behind hop-by-hop", 1, { { .proto = "icmp6" } }, NULL, "icmp6",
-	  { ICMP6(A6, B6), ICMP6(A6, B6, .v6_ext = true, .vlans = 1) },
-	  { UDP6(A6, B6, 1, 2), ICMP4(A4, B4) } },
-	{ "protocol and port", 1, { { .proto = "17", .dport = "53" } }, NULL, "udp dst port 53",
-	  { UDP4(A4, B4, 1, 53), UDP6(A6, B6, 1, 53, .v6_ah = true) },
-	  { TCP4(A4, B4, 1, 53), UDP4(A4, B4, 53, 1) } },
-	{ "SCTP port with protocol", 1, { { .proto = "sctp", .sport = "5000" } }, NULL, "sctp src port 5000",
-	  { SCTP4(A4, B4, 5000, 1) }, { UDP4(A4, B4, 5000, 1), SCTP4(A4, B4, 5001, 1) } },
-	{ "both directions", 1, { { .src = A4, .dst = B4, .dport = "80", .both = true } }, NULL,
-	  "(ip src host " A4 " and ip dst host " B4 " and dst port 80) or (ip src host " B4 " and ip dst host " A4
-	  " and src port 80)",
-	  { TCP4(A4, B4, 3000, 80), TCP4(B4, A4, 80, 3000), UDP4(B4, A4, 80, 1, .vlans = 1) },
-	  { TCP4(B4, A4, 3000, 80), TCP4(A4, "198.51.100.2", 3000, 80), TCP4(A4, B4, 80, 3000) } },
-	{ "two clauses OR-ed", 2, { { .src = A4, .dport = "80" }, { .proto = "icmp" } }, NULL,
-	  "(ip src host " A4 " and dst port 80) or icmp",
-	  { TCP4(A4, B4, 1, 80), ICMP4(B4, A4), ICMP4(A4, B4, .vlans = 2) },
-	  { TCP4("192.0.2.2", B4, 1, 80), TCP4(A4, B4, 1, 81), ICMP6(A6, B6) } },
-	{ "clauses ANDed with bpf_expr", 1, { { .proto = "tcp" } }, "dst port 443", "tcp dst port 443",
-	  { TCP4(A4, B4, 1, 443), TCP6(A6, B6, 1, 443), TCP4(A4, B4, 1, 443, .vlans = 1) },
-	  { TCP4(A4, B4, 1, 80), UDP4(A4, B4, 1, 443) } },
-	{ "bpf_expr alone", 0, { { 0 } }, "udp", "udp",
-	  { UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2), UDP4(A4, B4, 1, 2, .vlans = 1) },
-	  { TCP4(A4, B4, 1, 2), ARP } },
-	{ "empty filter", 0, { { 0 } }, NULL, "",
-	  { UDP4(A4, B4, 1, 2), ARP, TCP6(A6, B6, 1, 2, .vlans = 2) }, { { 0 } } },
-	{ "an empty clause accepts all", 2, { { .src = A4 }, { 0 } }, NULL, NULL,
-	  { UDP4(B4, A4, 1, 2), ARP }, { { 0 } } },
+	{"source IPv4, tags inline or stripped",
+	 1,
+	 {{.src = A4}},
+	 NULL,
+	 "ip src host " A4,
+	 {UDP4(A4, B4, 1, 2), TCP4(A4, B4, 1, 2, .vlans = 1), UDP4(A4, B4, 1, 2, .vlans = 2, .tpid = 0x88a8),
+	  UDP4(A4, B4, 1, 2, .vlans = 1, .tpid = 0x88a8), UDP4(A4, B4, 1, 2, .vlans = 1, .tpid = 0x9100),
+	  ICMP4(A4, B4, .ip_opts = true), UDP4(A4, B4, 1, 2, .frag_later = true)},
+	 {UDP4(B4, A4, 1, 2), UDP4("192.0.2.2", B4, 1, 2, .vlans = 2), UDP6(A6, B6, 1, 2), ARP}},
+	{"destination IPv4 CIDR edges",
+	 1,
+	 {{.dst = "198.51.100.0/24"}},
+	 NULL,
+	 "ip dst net 198.51.100.0/24",
+	 {UDP4(A4, "198.51.100.0", 1, 2), UDP4(A4, "198.51.100.255", 1, 2, .vlans = 1)},
+	 {UDP4(A4, "198.51.101.0", 1, 2), UDP4(A4, "198.51.99.255", 1, 2), UDP4("198.51.100.1", A4, 1, 2)}},
+	{"IPv4 range edges",
+	 1,
+	 {{.src = "192.0.2.10-192.0.2.20"}},
+	 NULL,
+	 "ip and ip[12:4] >= 0xc000020a and ip[12:4] <= 0xc0000214",
+	 {UDP4("192.0.2.10", B4, 1, 2), UDP4("192.0.2.20", B4, 1, 2), UDP4("192.0.2.15", B4, 1, 2, .vlans = 2)},
+	 {UDP4("192.0.2.9", B4, 1, 2), UDP4("192.0.2.21", B4, 1, 2), UDP4(B4, "192.0.2.15", 1, 2)}},
+	{"Azure range to the top",
+	 1,
+	 {{.dst = "1.1.1.1-255.255.255.255"}},
+	 NULL,
+	 NULL,
+	 {UDP4(A4, "1.1.1.1", 1, 2), UDP4(A4, "255.255.255.255", 1, 2), UDP4(A4, "8.8.8.8", 1, 2)},
+	 {UDP4(A4, "1.1.1.0", 1, 2), UDP4(A4, "0.0.0.1", 1, 2), UDP6(A6, B6, 1, 2)}},
+	{"Azure list with trailing ;",
+	 1,
+	 {{.src = "127.0.0.1;127.0.0.5;"}},
+	 NULL,
+	 "ip src host 127.0.0.1 or ip src host 127.0.0.5",
+	 {UDP4("127.0.0.1", B4, 1, 2), UDP4("127.0.0.5", B4, 1, 2)},
+	 {UDP4("127.0.0.2", B4, 1, 2), UDP4("127.0.0.4", B4, 1, 2), UDP4("127.0.0.6", B4, 1, 2)}},
+	{"source IPv6, behind extension headers",
+	 1,
+	 {{.src = A6}},
+	 NULL,
+	 "src host " A6,
+	 {UDP6(A6, B6, 1, 2), TCP6(A6, B6, 1, 2, .v6_ext = true, .vlans = 1), ICMP6(A6, B6, .v6_ah = true)},
+	 {UDP6(B6, A6, 1, 2), UDP6("2001:db8::2", B6, 1, 2), UDP4(A4, B4, 1, 2), ARP}},
+	{"destination IPv6 /32 edges",
+	 1,
+	 {{.dst = "2001:db8::/32"}},
+	 NULL,
+	 "dst net 2001:db8::/32",
+	 {UDP6(A6, "2001:db8::", 1, 2), UDP6(A6, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 1, 2)},
+	 {UDP6(A6, "2001:db9::", 1, 2), UDP6(A6, "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", 1, 2)}},
+	{"IPv6 range across words",
+	 1,
+	 {{.src = "2001:db8::ffff:ffff:fff0-2001:db8:0:1::5"}},
+	 NULL,
+	 NULL,
+	 {UDP6("2001:db8::ffff:ffff:fff0", B6, 1, 2), UDP6("2001:db8:0:1::5", B6, 1, 2),
+	  UDP6("2001:db8:0:1::", B6, 1, 2), UDP6("2001:db8::1:0:0:0", B6, 1, 2),
+	  UDP6("2001:db8::ffff:ffff:ffff", B6, 1, 2)},
+	 {UDP6("2001:db8::ffff:ffff:ffef", B6, 1, 2), UDP6("2001:db8:0:1::6", B6, 1, 2),
+	  UDP6("2001:db8:0:2::", B6, 1, 2), UDP6("2001:db8::", B6, 1, 2), UDP4(A4, B4, 1, 2)}},
+	{"IPv6 range in the last word",
+	 1,
+	 {{.dst = "2001:db8::10-2001:db8::20"}},
+	 NULL,
+	 NULL,
+	 {UDP6(A6, "2001:db8::10", 1, 2), UDP6(A6, "2001:db8::20", 1, 2), UDP6(A6, "2001:db8::1a", 1, 2)},
+	 {UDP6(A6, "2001:db8::f", 1, 2), UDP6(A6, "2001:db8::21", 1, 2), UDP6(A6, "2001:db8:1::10", 1, 2)}},
+	{"mixed families in one list",
+	 1,
+	 {{.src = A4 ";" A6}},
+	 NULL,
+	 "ip src host " A4 " or ip6 src host " A6,
+	 {UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2)},
+	 {UDP4(B4, A4, 1, 2), UDP6(B6, A6, 1, 2), ARP}},
+	{"destination port: TCP, UDP, SCTP, first fragments only",
+	 1,
+	 {{.dport = "80"}},
+	 NULL,
+	 "dst port 80",
+	 {TCP4(A4, B4, 5, 80), UDP4(A4, B4, 5, 80, .vlans = 1), SCTP4(A4, B4, 5, 80), TCP6(A6, B6, 5, 80),
+	  TCP6(A6, B6, 5, 80, .v6_ext = true, .vlans = 2), UDP6(A6, B6, 5, 80, .frag_first = true, .v6_ext = true),
+	  UDP4(A4, B4, 5, 80, .frag_first = true), TCP4(A4, B4, 5, 80, .ip_opts = true),
+	  TCP6(A6, B6, 5, 80, .v6_ah = true)},
+	 {TCP4(A4, B4, 80, 81), ICMP4(A4, B4), UDP4(A4, B4, 5, 80, .frag_later = true),
+	  UDP6(A6, B6, 5, 80, .frag_later = true), ARP, ICMP6(A6, B6, .v6_ext = true)}},
+	{"source port range edges",
+	 1,
+	 {{.sport = "80-120"}},
+	 NULL,
+	 "src portrange 80-120",
+	 {UDP4(A4, B4, 80, 1), UDP4(A4, B4, 120, 1), TCP6(A6, B6, 100, 1)},
+	 {UDP4(A4, B4, 79, 100), UDP4(A4, B4, 121, 1), TCP6(A6, B6, 121, 100)}},
+	{"port list",
+	 1,
+	 {{.dport = "80;443;"}},
+	 NULL,
+	 "dst port 80 or dst port 443",
+	 {TCP4(A4, B4, 1, 80), TCP4(A4, B4, 1, 443)},
+	 {TCP4(A4, B4, 1, 8080), TCP4(A4, B4, 443, 1), TCP4(A4, B4, 1, 442)}},
+	{"protocol udp, also later fragments",
+	 1,
+	 {{.proto = "udp"}},
+	 NULL,
+	 "ip proto 17 or ip6 proto 17",
+	 {UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2, .v6_ext = true), UDP4(A4, B4, 1, 2, .frag_later = true),
+	  UDP6(A6, B6, 1, 2, .frag_later = true)},
+	 {TCP4(A4, B4, 1, 2), ICMP4(A4, B4), TCP6(A6, B6, 1, 2, .v6_ext = true), ARP}},
+	{"protocol icmp6 behind hop-by-hop",
+	 1,
+	 {{.proto = "icmp6"}},
+	 NULL,
+	 "icmp6",
+	 {ICMP6(A6, B6), ICMP6(A6, B6, .v6_ext = true, .vlans = 1)},
+	 {UDP6(A6, B6, 1, 2), ICMP4(A4, B4)}},
+	{"protocol and port",
+	 1,
+	 {{.proto = "17", .dport = "53"}},
+	 NULL,
+	 "udp dst port 53",
+	 {UDP4(A4, B4, 1, 53), UDP6(A6, B6, 1, 53, .v6_ah = true)},
+	 {TCP4(A4, B4, 1, 53), UDP4(A4, B4, 53, 1)}},
+	{"SCTP port with protocol",
+	 1,
+	 {{.proto = "sctp", .sport = "5000"}},
+	 NULL,
+	 "sctp src port 5000",
+	 {SCTP4(A4, B4, 5000, 1)},
+	 {UDP4(A4, B4, 5000, 1), SCTP4(A4, B4, 5001, 1)}},
+	{"both directions",
+	 1,
+	 {{.src = A4, .dst = B4, .dport = "80", .both = true}},
+	 NULL,
+	 "(ip src host " A4 " and ip dst host " B4 " and dst port 80) or (ip src host " B4 " and ip dst host " A4
+	 " and src port 80)",
+	 {TCP4(A4, B4, 3000, 80), TCP4(B4, A4, 80, 3000), UDP4(B4, A4, 80, 1, .vlans = 1)},
+	 {TCP4(B4, A4, 3000, 80), TCP4(A4, "198.51.100.2", 3000, 80), TCP4(A4, B4, 80, 3000)}},
+	{"two clauses OR-ed",
+	 2,
+	 {{.src = A4, .dport = "80"}, {.proto = "icmp"}},
+	 NULL,
+	 "(ip src host " A4 " and dst port 80) or icmp",
+	 {TCP4(A4, B4, 1, 80), ICMP4(B4, A4), ICMP4(A4, B4, .vlans = 2)},
+	 {TCP4("192.0.2.2", B4, 1, 80), TCP4(A4, B4, 1, 81), ICMP6(A6, B6)}},
+	{"clauses ANDed with bpf_expr",
+	 1,
+	 {{.proto = "tcp"}},
+	 "dst port 443",
+	 "tcp dst port 443",
+	 {TCP4(A4, B4, 1, 443), TCP6(A6, B6, 1, 443), TCP4(A4, B4, 1, 443, .vlans = 1)},
+	 {TCP4(A4, B4, 1, 80), UDP4(A4, B4, 1, 443)}},
+	{"bpf_expr alone",
+	 0,
+	 {{0}},
+	 "udp",
+	 "udp",
+	 {UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2), UDP4(A4, B4, 1, 2, .vlans = 1)},
+	 {TCP4(A4, B4, 1, 2), ARP}},
+	{"empty filter", 0, {{0}}, NULL, "", {UDP4(A4, B4, 1, 2), ARP, TCP6(A6, B6, 1, 2, .vlans = 2)}, {{0}}},
+	{"an empty clause accepts all", 2, {{.src = A4}, {0}}, NULL, NULL, {UDP4(B4, A4, 1, 2), ARP}, {{0}}},
 };
 
 static void build_filter(const ClauseSpec *cs, unsigned n, const char *expr, Filter *f)
@@ -595,11 +727,14 @@ static void build_filter(const ClauseSpec *cs, unsigned n, const char *expr, Fil
 		if (cs[i].dst)
 			assert_int_equal(filter_parse_addrs("dst", cs[i].dst, strlen(cs[i].dst), &c.dst, &err), 0);
 		if (cs[i].sport)
-			assert_int_equal(filter_parse_ports("sport", cs[i].sport, strlen(cs[i].sport), &c.sport, &err), 0);
+			assert_int_equal(filter_parse_ports("sport", cs[i].sport, strlen(cs[i].sport), &c.sport, &err),
+					 0);
 		if (cs[i].dport)
-			assert_int_equal(filter_parse_ports("dport", cs[i].dport, strlen(cs[i].dport), &c.dport, &err), 0);
+			assert_int_equal(filter_parse_ports("dport", cs[i].dport, strlen(cs[i].dport), &c.dport, &err),
+					 0);
 		if (cs[i].proto)
-			assert_int_equal(filter_parse_proto("proto", cs[i].proto, strlen(cs[i].proto), &c.proto, &err), 0);
+			assert_int_equal(filter_parse_proto("proto", cs[i].proto, strlen(cs[i].proto), &c.proto, &err),
+					 0);
 		c.both_directions = cs[i].both;
 		assert_int_equal(filter_add_clause(f, &c, &err), 0);
 	}
@@ -610,15 +745,25 @@ static void build_filter(const ClauseSpec *cs, unsigned n, const char *expr, Fil
 /* The same IP packet framed for another link type; 0 when it cannot be. */
 static uint32_t reframe(const FrameSpec *s, const Frame *eth, uint32_t linktype, uint8_t *out)
 {
-	static const uint8_t sll2_v4[20] = { 0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0 };
+	static const uint8_t sll2_v4[20] = {0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0};
 	uint32_t ip = eth->n - 14, hdr;
 
 	if (s->vlans || s->fam == 1)
 		return 0;
 	switch (linktype) {
-	case LINKTYPE_RAW: hdr = 0; break;
-	case LINKTYPE_IPV4: if (s->fam != 4) return 0; hdr = 0; break;
-	case LINKTYPE_IPV6: if (s->fam != 6) return 0; hdr = 0; break;
+	case LINKTYPE_RAW:
+		hdr = 0;
+		break;
+	case LINKTYPE_IPV4:
+		if (s->fam != 4)
+			return 0;
+		hdr = 0;
+		break;
+	case LINKTYPE_IPV6:
+		if (s->fam != 6)
+			return 0;
+		hdr = 0;
+		break;
 	case LINKTYPE_NULL:
 		hdr = 4;
 		memcpy(out, s->fam == 4 ? "\2\0\0\0" : "\x0a\0\0\0", 4);
@@ -640,8 +785,8 @@ static uint32_t reframe(const FrameSpec *s, const Frame *eth, uint32_t linktype,
 
 static void check_row(const Row *row, bool use_kernel)
 {
-	static const uint32_t others[] = { LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_NULL,
-					   LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 };
+	static const uint32_t others[] = {LINKTYPE_RAW,  LINKTYPE_IPV4,      LINKTYPE_IPV6,
+					  LINKTYPE_NULL, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2};
 	CbpfProgram prog = {0}, other[ARRAY_SIZE(others)] = {{0}};
 	struct bpf_program pcap_prog = {0};
 	pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
@@ -659,7 +804,7 @@ static void check_row(const Row *row, bool use_kernel)
 	if (row->pcap && pcap_compile(dead, &pcap_prog, row->pcap, 1, PCAP_NETMASK_UNKNOWN) < 0)
 		fail_msg("pcap_compile(%s): %s", row->pcap, pcap_geterr(dead));
 	if (use_kernel) {
-		struct sock_fprog fp = { prog.len, prog.insns };
+		struct sock_fprog fp = {prog.len, prog.insns};
 
 		filtered = packet_socket(&fp);
 		assert_true(filtered >= 0);
@@ -675,8 +820,10 @@ static void check_row(const Row *row, bool use_kernel)
 
 			frame_build(s, &fr);
 			print_message("#   frame %s %zu (%s %s -> %s, %u bytes): expect %s\n", want ? "yes" : "no", i,
-				      s->fam == 1 ? "arp" : s->fam == 4 ? "ipv4" : "ipv6", s->src ? s->src : "",
-				      s->dst ? s->dst : "", fr.n, want ? "match" : "no match");
+				      s->fam == 1   ? "arp"
+				      : s->fam == 4 ? "ipv4"
+						    : "ipv6",
+				      s->src ? s->src : "", s->dst ? s->dst : "", fr.n, want ? "match" : "no match");
 			got = filter_match(&prog, LINKTYPE_ETHERNET, fr.b, fr.n, fr.n);
 			assert_int_equal(got != 0, want);
 			if (want)
@@ -690,7 +837,8 @@ static void check_row(const Row *row, bool use_kernel)
 			if (row->pcap && frame_plain(s))
 				assert_int_equal(bpf_filter(pcap_prog.bf_insns, fr.b, fr.n, fr.n) != 0, want);
 			if (use_kernel) {
-				bool stripped = s->vlans > 0 && (s->tpid == 0 || s->tpid == 0x8100 || s->tpid == 0x88a8);
+				bool stripped =
+					s->vlans > 0 && (s->tpid == 0 || s->tpid == 0x8100 || s->tpid == 0x88a8);
 				ssize_t n = kernel_verdict(filtered, &fr);
 
 				assert_int_equal(n != 0, want);
@@ -753,17 +901,19 @@ static void test_long_lists(void **state)
 	print_message("# %u instructions\n", prog.len);
 	assert_true(prog.len > 1000);
 	if (kernel.ok) {
-		struct sock_fprog fp = { prog.len, prog.insns };
+		struct sock_fprog fp = {prog.len, prog.insns};
 
 		filtered = packet_socket(&fp);
 		assert_true(filtered >= 0);
 	}
 	static const FrameSpec yes[] = {
-		UDP6(A6, "2001:db8:63::9", 1, 1398), UDP6(A6, "2001:db8::1", 1, 1000),
+		UDP6(A6, "2001:db8:63::9", 1, 1398),
+		UDP6(A6, "2001:db8::1", 1, 1000),
 		TCP6("2001:db8:63::5", A6, 1398, 7, .vlans = 1),
 	};
 	static const FrameSpec no[] = {
-		UDP6(A6, "2001:db8:63::a", 1, 1398), UDP6(A6, "2001:db8:63::9", 1, 1399),
+		UDP6(A6, "2001:db8:63::a", 1, 1398),
+		UDP6(A6, "2001:db8:63::9", 1, 1399),
 		UDP6(A6, "2001:db8:64::1", 1, 1000),
 	};
 	for (int want = 1; want >= 0; want--) {
