@@ -289,3 +289,34 @@ def test_stdin_twice_is_a_usage_error(pcapd, tmp_path):
     assert p.returncode == 2
     assert p.stderr.startswith(b"pcapd: merge: standard input"), p.stderr.decode()
     assert os.listdir(str(tmp_path)) == []
+
+
+def _write_pcap(path, seed, n):
+    """A classic µs pcap of n Ethernet frames with rising timestamps."""
+    import struct
+    recs = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    for i in range(n):
+        data = bytes([(seed + i + k) & 0xFF for k in range(60 + (i * 37) % 1400)])
+        recs.append(struct.pack("<IIII", 1700000000, 2 * i + seed, len(data), len(data)) + data)
+    with open(path, "wb") as f:
+        f.write(b"".join(recs))
+
+
+def test_output_is_cut_to_its_exact_size(pcapd, tmp_path):
+    """The output is preallocated to the inputs' size and cut after the merge:
+    no byte of the allocation may remain. Two classic inputs with one header
+    format merge into exactly their records behind one 24-byte header."""
+    a, b = str(tmp_path / "a.pcap"), str(tmp_path / "b.pcap")
+    _write_pcap(a, 0, 500)
+    _write_pcap(b, 1, 700)
+    out = tmp_path / "out.pcap"
+    p = merge(pcapd, ["-w", str(out), a, b])
+    assert p.returncode == 0, p.stderr.decode()
+    assert out.stat().st_size == os.path.getsize(a) + os.path.getsize(b) - 24
+    assert len(frames(str(out))) == 1200
+    # larger than the inputs (pcapng adds block framing): the rest is appended
+    out_ng = tmp_path / "out.pcapng"
+    p = merge(pcapd, ["--format", "pcapng", "-w", str(out_ng), a, b])
+    assert p.returncode == 0, p.stderr.decode()
+    assert len(frames(str(out_ng))) == 1200
+    assert [f[2] for f in frames(str(out_ng))] == [f[2] for f in frames(str(out))]
