@@ -36,9 +36,14 @@
 #include "pcap/reader.h"
 #include "pcap/writer.h"
 
-/* Bytes per batch: hand-offs between the threads stay rare (256 per GiB) and
- * each writev is large; measured 10 % faster than the writer's 1 MiB default. */
+/* Bytes per batch: with MERGE_BATCH_IOV iovecs, ~256 hand-offs per GiB
+ * between the merging and the writing thread. */
 #define MERGE_BATCH (4u * 1024 * 1024)
+/* Iovecs per batch: merged records average ~800 bytes in ~1.6 iovecs, so with
+ * the writer's default (one writev of 1023) a batch held ~470 KB and a GiB took
+ * ~2,300 thread hand-offs, 15 % of the CPU. 8x more: 1 GiB merge 0.32 s ->
+ * 0.25 s here. */
+#define MERGE_BATCH_IOV (8u * 1024 - 1)
 
 typedef struct Input {
 	const char *name;
@@ -340,8 +345,11 @@ static void flusher_stop(Flusher *f)
 
 int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err)
 {
-	PcapWriterConfig cfg = {
-		.format = m->format, .linktype = m->linktype, .snaplen = m->snaplen, .batch_bytes = MERGE_BATCH};
+	PcapWriterConfig cfg = {.format = m->format,
+				.linktype = m->linktype,
+				.snaplen = m->snaplen,
+				.batch_bytes = MERGE_BATCH,
+				.batch_iov = MERGE_BATCH_IOV};
 	PcapWriter *w = NULL;
 	PcapBatch *batches[2] = {NULL, NULL}, *b;
 	Flusher flusher;

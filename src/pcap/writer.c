@@ -13,11 +13,14 @@
  * PCAPWR_STAGE_MIN are copied into the batch's staging buffer (a fixed
  * allocation, so iovecs into it stay valid) and adjacent staged bytes share one
  * iovec; longer spans are referenced where they are (zero copy). The batch is
- * written once it holds batch_bytes or close to PCAPWR_MAX_IOV iovecs (by the
+ * written once it holds batch_bytes or close to batch_iov iovecs (by the
  * next queue call, or by the caller), so every write is large (1514-byte
  * frames: 2 iovecs per record, ~740 KB per writev; 64-byte frames: one staged
- * run). The batch's iovecs and the header slot in front of them together are
- * at most IOV_MAX (1024): one writev() per batch unless the kernel writes short.
+ * run). By default the batch's iovecs and the header slot in front of them
+ * together are at most IOV_MAX (1024): one writev() per batch unless the
+ * kernel writes short. A writer that hands batches to another thread asks for
+ * more (PcapWriterConfig.batch_iov): its batches are then written in several
+ * writev() calls of up to IOV_MAX each, and hand-offs are fewer.
  *
  * Whole records only: the batch remembers where each record ends. When a write
  * fails part way, a regular file is truncated back to the last whole record
@@ -60,9 +63,10 @@
 #include "pcap/format.h"
 
 #define PCAPWR_STAGE_MIN 512u /* spans shorter than this are copied */
-/* Record iovecs per batch: with the header slot in front, IOV_MAX in all, so a
- * batch is one writev(). */
-#define PCAPWR_MAX_IOV (IOV_MAX - 1u)
+/* Record iovecs per batch by default: with the header slot in front, IOV_MAX
+ * in all, so a batch is one writev(). */
+#define PCAPWR_DEFAULT_IOV (IOV_MAX - 1u)
+#define PCAPWR_MAX_BATCH_IOV (64u * IOV_MAX)
 #define PCAPWR_MAX_PARTS 64u   /* parts of one record */
 #define PCAPWR_HDR_STACK 4096u /* header bytes built on the stack; more are allocated */
 #define DIRECT_ALIGN 4096u     /* O_DIRECT buffer, length and offset alignment */
@@ -84,6 +88,7 @@ struct PcapWriter {
 	const IoOps *io;
 	PcapFormat format;
 	size_t batch_bytes;
+	unsigned batch_iov;     /* record iovecs per batch */
 	bool regular;           /* a regular file at a known offset, not O_APPEND: partial writes are undone */
 	uint64_t base;          /* the descriptor's offset when the writer was made */
 	pthread_mutex_t lock;   /* serialises flushes and the fields below */
@@ -106,7 +111,7 @@ struct PcapWriter {
 
 struct PcapBatch {
 	PcapWriter *w;
-	struct iovec *iov; /* PCAPWR_MAX_IOV + 1 (slot 0: header bytes) = IOV_MAX */
+	struct iovec *iov; /* w->batch_iov + 1 (slot 0: header bytes) */
 	unsigned niov;     /* used, from slot 1 */
 	uint8_t *stage;
 	size_t stage_len, stage_cap;
@@ -133,6 +138,9 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 		return errbuf_set(err, -EINVAL, "unknown output format %d", (int)cfg->format);
 	if (cfg->snaplen == 0 || cfg->snaplen > PCAP_MAX_SNAPLEN)
 		return errbuf_set(err, -EINVAL, "snaplen %u is outside 1..%u", cfg->snaplen, PCAP_MAX_SNAPLEN);
+	if (cfg->batch_iov && (cfg->batch_iov < PCAPWR_MAX_PARTS + 3 || cfg->batch_iov > PCAPWR_MAX_BATCH_IOV))
+		return errbuf_set(err, -EINVAL, "batch_iov %u is outside %u..%u", cfg->batch_iov, PCAPWR_MAX_PARTS + 3,
+				  PCAPWR_MAX_BATCH_IOV);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return errbuf_set(err, -ENOMEM, "out of memory");
@@ -140,6 +148,7 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 	w->io = cfg->io ? cfg->io : &io_posix;
 	w->format = cfg->format;
 	w->batch_bytes = cfg->batch_bytes ? cfg->batch_bytes : PCAPWR_DEFAULT_BATCH;
+	w->batch_iov = cfg->batch_iov ? cfg->batch_iov : PCAPWR_DEFAULT_IOV;
 	/* Truncating after a failed write needs the offset the file started at
 	 * (the caller may have written before us) and a file nobody else appends
 	 * to; without both, a failure leaves the partial record (as on a pipe). */
@@ -336,7 +345,7 @@ int pcapwr_batch_new(PcapWriter *w, PcapBatch **ret)
 	if (!b)
 		return -ENOMEM;
 	b->w = w;
-	b->iov = calloc(PCAPWR_MAX_IOV + 1, sizeof(*b->iov));
+	b->iov = calloc(w->batch_iov + 1, sizeof(*b->iov));
 	/* Staged bytes stay below batch_bytes before a record is added, and one
 	 * record stages at most its header, padding and caplen bytes. */
 	b->stage_cap = w->batch_bytes + PCAP_MAX_SNAPLEN + 64;
@@ -670,7 +679,7 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 	}
 	staged = hlen + tail + caplen; /* an upper bound */
 	/* Worst case iovecs: header, each part, tail. */
-	if (b->stage_len + staged > b->stage_cap || b->niov + 2 + nparts > PCAPWR_MAX_IOV) {
+	if (b->stage_len + staged > b->stage_cap || b->niov + 2 + nparts > b->w->batch_iov) {
 		r = pcapwr_flush(b, NULL);
 		if (r < 0)
 			return r;
@@ -707,7 +716,7 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 
 bool pcapwr_batch_full(const PcapBatch *b)
 {
-	return b->bytes >= b->w->batch_bytes || b->niov + 2 + PCAPWR_MAX_PARTS > PCAPWR_MAX_IOV;
+	return b->bytes >= b->w->batch_bytes || b->niov + 2 + PCAPWR_MAX_PARTS > b->w->batch_iov;
 }
 
 int pcapwr_queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, const struct iovec *parts,

@@ -47,6 +47,9 @@ typedef struct PcapWriterConfig {
 	uint32_t snaplen;   /* interface 0; 1..PCAP_MAX_SNAPLEN */
 	const char *ifname; /* interface 0 name for pcapng if_name, or NULL */
 	size_t batch_bytes; /* 0 = PCAPWR_DEFAULT_BATCH */
+	unsigned batch_iov; /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
+			       batch is one writev(). More means fewer, larger batches written
+			       in several writev() calls: for a writer fed by another thread */
 	bool direct;        /* bypass the page cache with O_DIRECT where the file allows
 			       (regular file, aligned start, file system support; else
 			       ignored); the invariants above hold alike. See writer.c. */

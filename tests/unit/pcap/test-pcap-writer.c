@@ -832,6 +832,49 @@ static void test_direct_mode_fault_keeps_whole_records(void **state)
 	}
 }
 
+/* A batch allowed more iovecs than one writev takes is written in several
+ * calls of at most IOV_MAX; out-of-range values are refused. */
+static void test_large_batch_iov(void **state)
+{
+	Fault f = {0};
+	IoOps ops = fault_ops(&f);
+	PcapWriterConfig cfg = {.format = PCAP_FORMAT_PCAP_US,
+				.linktype = LINKTYPE_ETHERNET,
+				.snaplen = 2048,
+				.batch_bytes = 64u << 20,
+				.batch_iov = 4095,
+				.io = &ops};
+	const unsigned n = 1800; /* 1514-byte records: 2 iovecs each, ~3600 in one batch */
+	uint8_t *mem = malloc((size_t)n * 1514);
+	PcapWriter *w;
+	PcapBatch *b;
+	ErrBuf err;
+	int fd = new_file();
+
+	(void)state;
+	assert_non_null(mem);
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(queue_all(b, mem, n, len_1514), 0);
+	assert_false(pcapwr_batch_full(b));
+	assert_int_equal(f.calls, 0); /* nothing written early */
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	assert_true(f.calls >= 4);
+	assert_true(f.max_iovcnt <= IOV_MAX);
+	pcapwr_batch_free(b);
+	assert_int_equal(verify(fd, PCAP_FORMAT_PCAP_US, n, len_1514), n);
+	pcapwr_free(w);
+	close(fd);
+	free(mem);
+
+	cfg.io = NULL;
+	cfg.batch_iov = 66;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "batch_iov 66 is outside 67.."));
+	cfg.batch_iov = 64u * IOV_MAX + 1;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -849,6 +892,7 @@ int main(void)
 		cmocka_unit_test(test_many_interfaces_precede_their_records),
 		cmocka_unit_test(test_direct_mode_writes_exact_file),
 		cmocka_unit_test(test_direct_mode_fault_keeps_whole_records),
+		cmocka_unit_test(test_large_batch_iov),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
