@@ -532,9 +532,7 @@ int cmd_capture(int argc, char **argv)
 		if (fd < 0 && errno == EEXIST)
 			fd = open(a.out, O_WRONLY | O_TRUNC | O_CLOEXEC);
 		if (fd < 0) {
-			int e = errno;
-
-			r = errbuf_set(&err, -e, "cannot write %s: %s", a.out, strerror(e));
+			r = errbuf_errno(&err, "cannot write %s", a.out);
 			goto fail;
 		}
 	}

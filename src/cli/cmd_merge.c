@@ -82,23 +82,16 @@ static int write_file(PcapMerge *m, const char *out, uint64_t size_hint, bool sy
 	if (r < 0)
 		return errbuf_set(err, r, "%s: name too long", out);
 	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-
-		return errbuf_set(err, -e, "cannot create %s: %s", out, strerror(e));
-	}
+	if (fd < 0)
+		return errbuf_errno(err, "cannot create %s", out);
 	/* mkostemp makes 0600; give the file the mode open(0666) would. */
 	mask = umask(0);
 	umask(mask);
 	(void)fchmod(fd, 0666 & ~mask);
 	allocated = size_hint > 0 && size_hint <= INT64_MAX && fallocate(fd, 0, 0, (off_t)size_hint) == 0;
 	r = pcapmerge_write(m, fd, st, err);
-	if (r == 0 && allocated && ftruncate(fd, (off_t)st->bytes) < 0) {
-		int e = errno;
-
-		r = errbuf_set(err, -e, "cannot cut %s to its %llu bytes: %s", out, (unsigned long long)st->bytes,
-			       strerror(e));
-	}
+	if (r == 0 && allocated && ftruncate(fd, (off_t)st->bytes) < 0)
+		r = errbuf_errno(err, "cannot cut %s to its %llu bytes", out, (unsigned long long)st->bytes);
 	if (r == 0 && sync) {
 		r = io_posix.fsync(&io_posix, fd);
 		if (r < 0)

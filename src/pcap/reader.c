@@ -92,11 +92,8 @@ static int fill(PcapReader *r, size_t want, ErrBuf *err)
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0) {
-			int e = errno;
-
-			return errbuf_set(err, -e, "%s: read failed: %s", r->name, strerror(e));
-		}
+		if (k < 0)
+			return errbuf_errno(err, "%s: read failed", r->name);
 		if (k == 0) {
 			r->eof = true;
 			break;
@@ -181,9 +178,7 @@ int pcaprd_open_fd(int fd, const char *name, PcapReader **ret, ErrBuf *err)
 		goto fail;
 	}
 	if (fstat(fd, &st) < 0) {
-		int e = errno;
-
-		k = errbuf_set(err, -e, "%s: %s", name, strerror(e));
+		k = errbuf_errno(err, "%s", name);
 		goto fail;
 	}
 	if (S_ISREG(st.st_mode)) {
@@ -198,10 +193,8 @@ int pcaprd_open_fd(int fd, const char *name, PcapReader **ret, ErrBuf *err)
 			r->map_len = (size_t)st.st_size;
 			r->map = mmap(NULL, r->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
 			if (r->map == MAP_FAILED) {
-				int e = errno;
-
+				k = errbuf_errno(err, "%s: mmap failed", name);
 				r->map = NULL;
-				k = errbuf_set(err, -e, "%s: mmap failed: %s", name, strerror(e));
 				goto fail;
 			}
 			(void)madvise(r->map, r->map_len, MADV_SEQUENTIAL);
@@ -231,19 +224,13 @@ int pcaprd_open(const char *path, PcapReader **ret, ErrBuf *err)
 
 	if (strcmp(path, "-") == 0) {
 		fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-		if (fd < 0) {
-			int e = errno;
-
-			return errbuf_set(err, -e, "standard input: %s", strerror(e));
-		}
+		if (fd < 0)
+			return errbuf_errno(err, "standard input");
 		return pcaprd_open_fd(fd, "standard input", ret, err);
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-
-		return errbuf_set(err, -e, "%s: %s", path, strerror(e));
-	}
+	if (fd < 0)
+		return errbuf_errno(err, "%s", path);
 	return pcaprd_open_fd(fd, path, ret, err);
 }
 

@@ -118,6 +118,10 @@ struct PcapBatch {
 	size_t bytes;    /* record bytes queued */
 	size_t *rec_end; /* batch-relative end of each record */
 	size_t nrec, cap_rec;
+	uint32_t *snaplens; /* this batch's copy of the interfaces' snaplens */
+	uint32_t nsnaplens; /* interfaces copied: refreshed under iflock only when a
+			       record names a newer one, so that queueing takes no
+			       lock shared with other capture threads */
 };
 
 static size_t pad4(size_t n)
@@ -365,6 +369,7 @@ void pcapwr_batch_free(PcapBatch *b)
 	free(b->iov);
 	free(b->stage);
 	free(b->rec_end);
+	free(b->snaplens);
 	free(b);
 }
 
@@ -624,6 +629,37 @@ static void refer(PcapBatch *b, const void *p, size_t n)
 	b->bytes += n;
 }
 
+/* The snaplen of interface ifid. Interfaces are only ever added and never
+ * change, so the batch's copy is refreshed only for an id it has not seen. */
+static int iface_snaplen(PcapBatch *b, uint32_t ifid, uint32_t *ret)
+{
+	PcapWriter *w = b->w;
+	int r = 0;
+
+	if (ifid >= b->nsnaplens) {
+		pthread_mutex_lock(&w->iflock);
+		if (ifid >= w->nifaces) {
+			r = -ENOENT;
+		} else {
+			uint32_t *n = realloc(b->snaplens, w->nifaces * sizeof(*n));
+
+			if (!n) {
+				r = -ENOMEM;
+			} else {
+				for (uint32_t i = b->nsnaplens; i < w->nifaces; i++)
+					n[i] = w->ifaces[i].snaplen;
+				b->snaplens = n;
+				b->nsnaplens = w->nifaces;
+			}
+		}
+		pthread_mutex_unlock(&w->iflock);
+		if (r < 0)
+			return r;
+	}
+	*ret = b->snaplens[ifid];
+	return 0;
+}
+
 static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, const struct iovec *parts,
 		 unsigned nparts, bool copy)
 {
@@ -643,10 +679,7 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 		if (r < 0)
 			return r;
 	}
-	pthread_mutex_lock(&w->iflock);
-	r = ifid < w->nifaces ? 0 : -ENOENT;
-	snaplen = r == 0 ? w->ifaces[ifid].snaplen : 0;
-	pthread_mutex_unlock(&w->iflock);
+	r = iface_snaplen(b, ifid, &snaplen);
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < nparts; i++) {
