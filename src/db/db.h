@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The controller's state: accounts, credentials, jobs and their parts, buckets
+ * and agents. One interface; SQLite (db_sqlite.c) is the backend today, and a
+ * PostgreSQL backend is another file behind the same functions.
+ *
+ * SQLite: one database file, WAL mode, synchronous=FULL (a committed change
+ * survives SIGKILL and power loss), foreign keys on, busy timeout 5 s (the
+ * `pcapd token create` process may write while the controller runs). Schema
+ * changes are numbered migrations applied in order at open (PRAGMA
+ * user_version), each in its own transaction; a database newer than the
+ * binary is refused.
+ *
+ * Threads: every function may be called from any thread. Each thread gets its
+ * own connection with its prepared statements (created on first use), so reads
+ * run in parallel; writes serialise in SQLite.
+ *
+ * Error contract: 0 on success, -ENOENT when a looked-up row does not exist,
+ * -EEXIST on a duplicate key, -EBUSY when a *_limited insert hits its limit,
+ * other -errno (-EIO for an SQLite error) with err filled. ret_* are written
+ * only on success; what they own is freed with the matching *_free/done.
+ * Every query that touches jobs or buckets is scoped by account.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "model/job.h"
+
+typedef struct Db Db;
+
+/* Opens (creating if needed) the database at path and migrates it. */
+int db_open(const char *path, Db **ret, ErrBuf *err);
+void db_close(Db *db); /* NULL is fine; closes every thread's connection */
+
+/* ---- accounts and credentials ---- */
+
+typedef enum TokenScope {
+	SCOPE_READ = 1,  /* list, get, download */
+	SCOPE_WRITE = 2, /* also create, stop, buckets */
+	SCOPE_AGENT = 3, /* the agent API only */
+} TokenScope;
+
+const char *token_scope_to_string(TokenScope s); /* "read", "write", "agent" */
+int token_scope_from_string(const char *s, TokenScope *ret); /* -EINVAL */
+
+/* Creates the account if it does not exist (idempotent). */
+int db_account_ensure(Db *db, const char *account, ErrBuf *err);
+bool db_account_exists(Db *db, const char *account);
+
+/* Stores a credential: hash = SHA-256 of the secret. email NULL: a bearer
+ * token; else a legacy X-Auth-Key bound to that email. */
+int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
+		      ErrBuf *err);
+/* Finds a credential by hash (and email for a legacy key). -ENOENT if none. */
+int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
+		       TokenScope *ret_scope, ErrBuf *err);
+
+/* ---- jobs ---- */
+
+typedef struct JobLimits {
+	size_t max_active_full;     /* full jobs pending or running per account; 0 = no limit */
+	int64_t sample_interval_ns; /* minimum time between two simple jobs of an account; 0 = none */
+} JobLimits;
+
+/* Inserts a job and its parts in one transaction, after checking the limits
+ * inside it: -EBUSY (with err saying which limit) if the account already has
+ * max_active_full non-terminal full jobs (for a full job), or submitted a
+ * simple job less than sample_interval_ns before j->submitted_ns. */
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err);
+/* One job; account NULL matches any account (agent API). */
+int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err);
+/* The newest `limit` jobs of an account, newest first. */
+int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* Every non-terminal job of every account (scheduler, reconciliation). */
+int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
+/* Writes status, stop_requested_ns, stop_reason, error_message, counters and
+ * finished_ns of j (other fields are immutable). -ENOENT if gone. */
+int db_job_update(Db *db, const Job *j, ErrBuf *err);
+/* Writes j (as db_job_update) and the given parts in one transaction. */
+int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+/* The parts of a job, ordered by agent name. */
+int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
+/* Every non-terminal part assigned to an agent (what it should be doing). */
+int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err);
+
+/* ---- buckets (Cloudflare "ownership") ---- */
+
+typedef enum BucketStatus {
+	BUCKET_PENDING,
+	BUCKET_SUCCESS,
+	BUCKET_FAILED,
+} BucketStatus;
+
+const char *bucket_status_to_string(BucketStatus s); /* "pending", "success", "failed" */
+
+typedef struct BucketRow {
+	char id[JOB_ID_LEN + 1];
+	char account[JOB_ID_LEN + 1];
+	char *destination_conf; /* owned: the URI as submitted */
+	char *filename;         /* owned: challenge object name */
+	char *challenge;        /* owned: the token written into it */
+	BucketStatus status;
+	int64_t submitted_ns;
+	int64_t validated_ns; /* 0 = not yet */
+} BucketRow;
+
+void bucket_row_done(BucketRow *b); /* NULL is fine */
+void bucket_rows_free(BucketRow *v, size_t n);
+
+/* -EEXIST if the account already registered this destination_conf. */
+int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err);
+int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
+int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
+int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
+int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
+
+/* ---- agents ---- */
+
+typedef struct AgentRow {
+	char name[AGENT_NAME_MAX + 1];
+	char colo[AGENT_NAME_MAX + 1];
+	char *interfaces; /* owned: comma-separated */
+	char *version;    /* owned */
+	int64_t first_seen_ns;
+	int64_t last_seen_ns;
+} AgentRow;
+
+void agent_row_done(AgentRow *a);
+void agent_rows_free(AgentRow *v, size_t n);
+int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err); /* keeps first_seen_ns of an existing row */
+int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */
