@@ -76,21 +76,21 @@ typedef struct Job {
 	char account[JOB_ID_LEN + 1];
 	JobType type;
 	JobStatus status;
-	char *filter_json;      /* owned: canonical filter object (filter_v1 + pcapd extensions), "{}" = all */
-	uint32_t time_limit_s;  /* 1..300 */
-	uint32_t packet_limit;  /* 0 = none (full only) */
-	uint64_t byte_limit;    /* 0 = none */
-	char *colo_name;        /* owned; full only, else NULL */
-	char *destination_conf; /* owned; full only, else NULL */
-	int64_t offset_time_ns; /* simple: the instant queried backwards from */
-	int64_t submitted_ns;   /* creation, ns since the epoch */
+	char *filter_json;         /* owned: canonical filter object (filter_v1 + pcapd extensions), "{}" = all */
+	uint32_t time_limit_s;     /* 1..300 */
+	uint32_t packet_limit;     /* 0 = none (full only) */
+	uint64_t byte_limit;       /* 0 = none */
+	char *colo_name;           /* owned; full only, else NULL */
+	char *destination_conf;    /* owned; full only, else NULL */
+	int64_t offset_time_ns;    /* simple: the instant queried backwards from */
+	int64_t submitted_ns;      /* creation, ns since the epoch */
 	int64_t stop_requested_ns; /* 0 = never */
-	JobStop stop_reason;    /* the first part's reason, or USER/LOST/ERROR */
-	char *error_message;    /* owned; NULL unless failed */
-	uint64_t packets;       /* sum over parts */
-	uint64_t bytes;         /* sum over parts */
-	uint64_t drops;         /* sum of kernel drops over parts */
-	int64_t finished_ns;    /* when it became terminal, 0 before */
+	JobStop stop_reason;       /* the first part's reason, or USER/LOST/ERROR */
+	char *error_message;       /* owned; NULL unless failed */
+	uint64_t packets;          /* sum over parts */
+	uint64_t bytes;            /* sum over parts */
+	uint64_t drops;            /* sum of kernel drops over parts */
+	int64_t finished_ns;       /* when it became terminal, 0 before */
 } Job;
 
 typedef struct JobPart {
@@ -104,10 +104,10 @@ typedef struct JobPart {
 	int64_t updated_ns;
 } JobPart;
 
-const char *job_type_to_string(JobType t);         /* "simple", "full" */
-const char *job_status_to_string(JobStatus s);     /* Cloudflare's words */
-const char *job_stop_to_string(JobStop s);         /* "none", "time", "packets", "bytes", "user", "agent_lost", "error" */
-const char *part_state_to_string(PartState s);     /* "assigned", "running", ... */
+const char *job_type_to_string(JobType t);     /* "simple", "full" */
+const char *job_status_to_string(JobStatus s); /* Cloudflare's words */
+const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error" */
+const char *part_state_to_string(PartState s); /* "assigned", "running", ... */
 int part_state_from_string(const char *s, PartState *ret); /* -EINVAL */
 int job_stop_from_string(const char *s, JobStop *ret);     /* -EINVAL */
 bool job_status_terminal(JobStatus s);
@@ -131,8 +131,8 @@ bool part_apply(JobPart *p, PartState state, uint64_t packets, uint64_t bytes, u
 /* Marks a non-terminal part lost with a reason. Returns true if changed. */
 bool part_lose(JobPart *p, const char *why, int64_t now_ns);
 
-void job_done(Job *j);       /* frees owned strings, leaves zeros; NULL is fine */
-void part_done(JobPart *p);  /* same */
+void job_done(Job *j);      /* frees owned strings, leaves zeros; NULL is fine */
+void part_done(JobPart *p); /* same */
 void jobs_free(Job *v, size_t n);
 void parts_free(JobPart *v, size_t n);
 /* Deep copy; -ENOMEM. */

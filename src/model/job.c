@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The capture model's status machine (see job.h for the diagram). The job's
+ * status is derived from its parts by job_aggregate(); parts move forward only
+ * (part_apply, part_lose). Both rules together make every update idempotent and
+ * order-insensitive: a report repeated after a controller restart, or arriving
+ * late, can never move a job backwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "model/job.h"
+
+static const char *const type_names[] = {"simple", "full"};
+static const char *const status_names[] = {"pending", "running", "conversion_pending", "conversion_running",
+					   "success", "failed"};
+static const char *const stop_names[] = {"none", "time", "packets", "bytes", "user", "agent_lost", "error"};
+static const char *const part_names[] = {"assigned", "running", "uploading", "done", "failed", "lost"};
+
+const char *job_type_to_string(JobType t)
+{
+	return (unsigned)t < ARRAY_SIZE(type_names) ? type_names[t] : "unknown";
+}
+
+const char *job_status_to_string(JobStatus s)
+{
+	return (unsigned)s < ARRAY_SIZE(status_names) ? status_names[s] : "unknown";
+}
+
+const char *job_stop_to_string(JobStop s)
+{
+	return (unsigned)s < ARRAY_SIZE(stop_names) ? stop_names[s] : "none";
+}
+
+const char *part_state_to_string(PartState s)
+{
+	return (unsigned)s < ARRAY_SIZE(part_names) ? part_names[s] : "unknown";
+}
+
+static int lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+int part_state_from_string(const char *s, PartState *ret)
+{
+	int i = lookup(part_names, ARRAY_SIZE(part_names), s);
+
+	if (i < 0)
+		return i;
+	*ret = (PartState)i;
+	return 0;
+}
+
+int job_stop_from_string(const char *s, JobStop *ret)
+{
+	int i = lookup(stop_names, ARRAY_SIZE(stop_names), s);
+
+	if (i < 0)
+		return i;
+	*ret = (JobStop)i;
+	return 0;
+}
+
+bool job_status_terminal(JobStatus s)
+{
+	return s == JOB_SUCCESS || s == JOB_FAILED;
+}
+
+bool part_state_terminal(PartState s)
+{
+	return s == PART_DONE || s == PART_FAILED || s == PART_LOST;
+}
+
+int job_new_id(char ret[JOB_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t raw[JOB_ID_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		ret[2 * i] = hex[raw[i] >> 4];
+		ret[2 * i + 1] = hex[raw[i] & 15];
+	}
+	ret[JOB_ID_LEN] = '\0';
+	return 0;
+}
+
+bool job_id_valid(const char *s, size_t n)
+{
+	if (!s || n != JOB_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/* Replaces *slot with a copy of s (NULL clears). Returns true if it changed. */
+static bool set_str(char **slot, const char *s)
+{
+	char *copy;
+
+	if ((!*slot && !s) || (*slot && s && strcmp(*slot, s) == 0))
+		return false;
+	copy = s ? strdup(s) : NULL;
+	if (s && !copy)
+		return false; /* out of memory: keep the old text rather than lose the update's state */
+	free(*slot);
+	*slot = copy;
+	return true;
+}
+
+/* The failure message: which parts failed and why, bounded. */
+static void failure_message(const JobPart *parts, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	unsigned shown = 0, failed = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].state != PART_FAILED && parts[i].state != PART_LOST)
+			continue;
+		failed++;
+		if (shown < 4) {
+			int r = snprintf(out + o, cap - o, "%sagent %s: %s", shown ? "; " : "", parts[i].agent,
+					 parts[i].error ? parts[i].error
+							: (parts[i].state == PART_LOST ? "lost" : "failed"));
+
+			if (r < 0 || (size_t)r >= cap - o) {
+				o = strlen(out);
+				break;
+			}
+			o += (size_t)r;
+			shown++;
+		}
+	}
+	if (failed > shown && o + 32 < cap)
+		snprintf(out + o, cap - o, "; and %u more", failed - shown);
+}
+
+bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
+{
+	uint64_t packets = 0, bytes = 0, drops = 0;
+	size_t running = 0, uploading = 0, terminal = 0, failed = 0;
+	JobStop reason = JOB_STOP_NONE;
+	JobStatus status;
+	bool changed = false;
+
+	if (job_status_terminal(j->status))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const JobPart *p = &parts[i];
+
+		packets += p->packets;
+		bytes += p->bytes;
+		drops += p->drops;
+		if (p->state == PART_RUNNING)
+			running++;
+		else if (p->state == PART_UPLOADING)
+			uploading++;
+		if (part_state_terminal(p->state))
+			terminal++;
+		if (p->state == PART_FAILED || p->state == PART_LOST) {
+			failed++;
+			reason = p->state == PART_LOST ? JOB_STOP_LOST : JOB_STOP_ERROR;
+		} else if (reason == JOB_STOP_NONE && p->stop_reason != JOB_STOP_NONE) {
+			reason = p->stop_reason;
+		}
+	}
+	if (j->stop_requested_ns && reason != JOB_STOP_LOST && reason != JOB_STOP_ERROR)
+		reason = JOB_STOP_USER;
+
+	if (n > 0 && terminal == n)
+		status = failed ? JOB_FAILED : JOB_SUCCESS;
+	else if (running)
+		status = JOB_RUNNING;
+	else if (uploading)
+		status = JOB_CONVERSION_RUNNING;
+	else if (terminal)
+		status = JOB_RUNNING; /* some finished, the rest not started yet */
+	else
+		status = JOB_PENDING;
+	/* Never backwards: a late "assigned" part cannot undo running. */
+	if (status < j->status)
+		status = j->status;
+
+	if (status == JOB_FAILED) {
+		char msg[512];
+
+		failure_message(parts, n, msg, sizeof(msg));
+		changed |= set_str(&j->error_message, msg);
+	} else if (status == JOB_SUCCESS && packets == 0 && j->type == JOB_FULL && !j->stop_requested_ns) {
+		/* Cloudflare's documented outcome for a capture that saw nothing. */
+		status = JOB_FAILED;
+		changed |= set_str(&j->error_message, "No packets matched the filter in the time limit given. "
+						      "Please modify the filter or try again.");
+	}
+	if (status != j->status) {
+		j->status = status;
+		changed = true;
+	}
+	if (job_status_terminal(status) && !j->finished_ns) {
+		j->finished_ns = now_ns;
+		changed = true;
+	}
+	if (packets != j->packets || bytes != j->bytes || drops != j->drops || reason != j->stop_reason) {
+		j->packets = packets;
+		j->bytes = bytes;
+		j->drops = drops;
+		j->stop_reason = reason;
+		changed = true;
+	}
+	return changed;
+}
+
+bool part_apply(JobPart *p, PartState state, uint64_t packets, uint64_t bytes, uint64_t drops, JobStop reason,
+		const char *object, const char *error, int64_t now_ns)
+{
+	bool changed = false;
+
+	if (part_state_terminal(p->state))
+		return false;
+	if (state > p->state) {
+		p->state = state;
+		changed = true;
+	}
+	if (packets > p->packets) {
+		p->packets = packets;
+		changed = true;
+	}
+	if (bytes > p->bytes) {
+		p->bytes = bytes;
+		changed = true;
+	}
+	if (drops > p->drops) {
+		p->drops = drops;
+		changed = true;
+	}
+	if (reason != JOB_STOP_NONE && reason != p->stop_reason) {
+		p->stop_reason = reason;
+		changed = true;
+	}
+	if (object && *object)
+		changed |= set_str(&p->object, object);
+	if (error && *error)
+		changed |= set_str(&p->error, error);
+	if (changed)
+		p->updated_ns = now_ns;
+	return changed;
+}
+
+bool part_lose(JobPart *p, const char *why, int64_t now_ns)
+{
+	if (part_state_terminal(p->state))
+		return false;
+	p->state = PART_LOST;
+	p->stop_reason = JOB_STOP_LOST;
+	set_str(&p->error, why);
+	p->updated_ns = now_ns;
+	return true;
+}
+
+void job_done(Job *j)
+{
+	if (!j)
+		return;
+	free(j->filter_json);
+	free(j->colo_name);
+	free(j->destination_conf);
+	free(j->error_message);
+	memset(j, 0, sizeof(*j));
+}
+
+void part_done(JobPart *p)
+{
+	if (!p)
+		return;
+	free(p->object);
+	free(p->error);
+	memset(p, 0, sizeof(*p));
+}
+
+void jobs_free(Job *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		job_done(&v[i]);
+	free(v);
+}
+
+void parts_free(JobPart *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		part_done(&v[i]);
+	free(v);
+}
+
+static int dup_opt(const char *s, char **ret)
+{
+	*ret = NULL;
+	if (!s)
+		return 0;
+	*ret = strdup(s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int job_copy(const Job *src, Job *ret)
+{
+	Job j = *src;
+
+	j.filter_json = j.colo_name = j.destination_conf = j.error_message = NULL;
+	if (dup_opt(src->filter_json, &j.filter_json) < 0 || dup_opt(src->colo_name, &j.colo_name) < 0 ||
+	    dup_opt(src->destination_conf, &j.destination_conf) < 0 ||
+	    dup_opt(src->error_message, &j.error_message) < 0) {
+		job_done(&j);
+		return -ENOMEM;
+	}
+	*ret = j;
+	return 0;
+}

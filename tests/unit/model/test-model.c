@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/model (the job status machine, filter JSON) and
+ * src/common/timefmt (RFC 3339). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/timefmt.h"
+#include "model/filterjson.h"
+#include "model/job.h"
+
+static JobPart part(const char *agent, PartState st, uint64_t packets)
+{
+	JobPart p = {0};
+
+	memcpy(p.job_id, "0123456789abcdef0123456789abcdef", JOB_ID_LEN + 1);
+	snprintf(p.agent, sizeof(p.agent), "%s", agent);
+	p.state = st;
+	p.packets = packets;
+	return p;
+}
+
+static void test_aggregate_lifecycle(void **state)
+{
+	Job j = {.type = JOB_FULL, .status = JOB_PENDING};
+	JobPart p[2] = {part("a", PART_ASSIGNED, 0), part("b", PART_ASSIGNED, 0)};
+
+	(void)state;
+	assert_false(job_aggregate(&j, p, 2, 1));
+	assert_int_equal(j.status, JOB_PENDING);
+
+	assert_true(part_apply(&p[0], PART_RUNNING, 5, 500, 1, JOB_STOP_NONE, NULL, NULL, 2));
+	assert_true(job_aggregate(&j, p, 2, 2));
+	assert_int_equal(j.status, JOB_RUNNING);
+	assert_int_equal(j.packets, 5);
+	assert_int_equal(j.drops, 1);
+
+	/* one uploading, one still running: running */
+	assert_true(part_apply(&p[1], PART_RUNNING, 1, 10, 0, JOB_STOP_NONE, NULL, NULL, 3));
+	assert_true(part_apply(&p[0], PART_UPLOADING, 7, 700, 1, JOB_STOP_TIME, NULL, NULL, 3));
+	job_aggregate(&j, p, 2, 3);
+	assert_int_equal(j.status, JOB_RUNNING);
+	/* both uploading: conversion */
+	assert_true(part_apply(&p[1], PART_UPLOADING, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 4));
+	job_aggregate(&j, p, 2, 4);
+	assert_int_equal(j.status, JOB_CONVERSION_RUNNING);
+	/* both done: success, finished stamped, counters summed */
+	part_apply(&p[0], PART_DONE, 7, 700, 1, JOB_STOP_TIME, "pcap_x_a.pcap", NULL, 5);
+	part_apply(&p[1], PART_DONE, 2, 20, 0, JOB_STOP_TIME, "pcap_x_b.pcap", NULL, 5);
+	assert_true(job_aggregate(&j, p, 2, 5));
+	assert_int_equal(j.status, JOB_SUCCESS);
+	assert_int_equal(j.packets, 9);
+	assert_int_equal(j.bytes, 720);
+	assert_int_equal(j.stop_reason, JOB_STOP_TIME);
+	assert_int_equal(j.finished_ns, 5);
+	assert_null(j.error_message);
+	/* terminal: nothing moves it */
+	p[0].state = PART_FAILED;
+	assert_false(job_aggregate(&j, p, 2, 6));
+	assert_int_equal(j.status, JOB_SUCCESS);
+	job_done(&j);
+	part_done(&p[0]);
+	part_done(&p[1]);
+}
+
+static void test_part_never_backwards(void **state)
+{
+	JobPart p = part("a", PART_ASSIGNED, 0);
+
+	(void)state;
+	assert_true(part_apply(&p, PART_UPLOADING, 10, 100, 2, JOB_STOP_NONE, NULL, NULL, 1));
+	/* a late "running" report with smaller counters changes nothing */
+	assert_false(part_apply(&p, PART_RUNNING, 3, 30, 0, JOB_STOP_NONE, NULL, NULL, 2));
+	assert_int_equal(p.state, PART_UPLOADING);
+	assert_int_equal(p.packets, 10);
+	assert_true(part_apply(&p, PART_DONE, 10, 100, 2, JOB_STOP_PACKETS, "o.pcap", NULL, 3));
+	/* terminal parts ignore everything, including loss */
+	assert_false(part_apply(&p, PART_FAILED, 99, 99, 9, JOB_STOP_ERROR, NULL, "boom", 4));
+	assert_false(part_lose(&p, "gone", 5));
+	assert_int_equal(p.state, PART_DONE);
+	assert_string_equal(p.object, "o.pcap");
+	assert_null(p.error);
+	part_done(&p);
+}
+
+static void test_aggregate_failures(void **state)
+{
+	Job j = {.type = JOB_FULL, .status = JOB_RUNNING};
+	JobPart p[2] = {part("a", PART_RUNNING, 3), part("b", PART_RUNNING, 0)};
+
+	(void)state;
+	assert_true(part_lose(&p[1], "stopped reporting", 1));
+	job_aggregate(&j, p, 2, 1);
+	assert_int_equal(j.status, JOB_RUNNING); /* a still runs */
+	part_apply(&p[0], PART_DONE, 3, 30, 0, JOB_STOP_TIME, "x", NULL, 2);
+	job_aggregate(&j, p, 2, 2);
+	assert_int_equal(j.status, JOB_FAILED);
+	assert_int_equal(j.stop_reason, JOB_STOP_LOST);
+	assert_non_null(strstr(j.error_message, "agent b: stopped reporting"));
+	job_done(&j);
+	part_done(&p[0]);
+	part_done(&p[1]);
+
+	/* a full capture that saw nothing fails with Cloudflare's message ... */
+	Job k = {.type = JOB_FULL, .status = JOB_RUNNING};
+	JobPart q = part("a", PART_DONE, 0);
+
+	job_aggregate(&k, &q, 1, 3);
+	assert_int_equal(k.status, JOB_FAILED);
+	assert_non_null(strstr(k.error_message, "No packets matched"));
+	job_done(&k);
+
+	/* ... unless the user stopped it */
+	Job u = {.type = JOB_FULL, .status = JOB_RUNNING, .stop_requested_ns = 9};
+
+	job_aggregate(&u, &q, 1, 3);
+	assert_int_equal(u.status, JOB_SUCCESS);
+	assert_int_equal(u.stop_reason, JOB_STOP_USER);
+	job_done(&u);
+}
+
+static void test_ids_and_names(void **state)
+{
+	char id[JOB_ID_LEN + 1], id2[JOB_ID_LEN + 1];
+	PartState ps;
+	JobStop js;
+
+	(void)state;
+	assert_int_equal(job_new_id(id), 0);
+	assert_int_equal(job_new_id(id2), 0);
+	assert_true(job_id_valid(id, strlen(id)));
+	assert_string_not_equal(id, id2);
+	assert_false(job_id_valid("0123456789abcdef0123456789abcde", 31));
+	assert_false(job_id_valid("0123456789abcdef0123456789abcdeg", 32));
+	assert_string_equal(job_status_to_string(JOB_CONVERSION_RUNNING), "conversion_running");
+	assert_int_equal(part_state_from_string("uploading", &ps), 0);
+	assert_int_equal(ps, PART_UPLOADING);
+	assert_int_equal(part_state_from_string("Uploading", &ps), -EINVAL);
+	assert_int_equal(job_stop_from_string("user", &js), 0);
+	assert_int_equal(js, JOB_STOP_USER);
+}
+
+static void test_filterjson(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *error; /* NULL = accepted */
+	} cases[] = {
+		{"{}", NULL},
+		{"null", NULL},
+		{"{\"source_address\":\"192.0.2.1\",\"destination_port\":80,\"protocol\":6}", NULL},
+		{"{\"destination_address\":\"2001:db8::/32\",\"source_port\":\"1024-2048\",\"protocol\":\"udp\"}",
+		 NULL},
+		{"{\"bpf\":\"tcp port 80\"}", NULL},
+		{"{\"source_address\":null}", NULL},
+		{"{\"destination_port\":70000}", "filter_v1.destination_port: 70000 is outside 0..65535"},
+		{"{\"destination_port\":true}", "filter_v1.destination_port: must be a number"},
+		{"{\"source_address\":\"300.1.1.1\"}", "filter_v1.source_address"},
+		{"{\"source_address\":7}", "filter_v1.source_address: must be a string"},
+		{"{\"protocol\":256}", "filter_v1.protocol"},
+		{"{\"colour\":1}", "filter_v1.colour: unknown field"},
+		{"[1]", "filter_v1: must be an object"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_error_t jerr;
+		json_t *o = json_loads(cases[i].json, JSON_DECODE_ANY, &jerr);
+		Filter f;
+		char *canon = NULL;
+		ErrBuf err = {{0}};
+		int r;
+
+		assert_non_null(o);
+		r = filterjson_parse(o, "filter_v1", &f, &canon, &err);
+		if (!cases[i].error) {
+			if (r != 0)
+				fail_msg("%s: %s", cases[i].json, err.msg);
+			assert_non_null(canon);
+			filter_done(&f);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			if (strncmp(err.msg, cases[i].error, strlen(cases[i].error)) != 0)
+				fail_msg("%s: got '%s', want prefix '%s'", cases[i].json, err.msg, cases[i].error);
+		}
+		free(canon);
+		json_decref(o);
+	}
+}
+
+static void test_filterjson_canonical_roundtrip(void **state)
+{
+	json_t *o = json_loads("{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}", 0, NULL);
+	Filter f, g;
+	char *canon = NULL;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), 0);
+	assert_string_equal(canon, "{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}");
+	assert_int_equal(f.n_clauses, 1);
+	assert_int_equal(f.clauses[0].proto, 6);
+	assert_string_equal(f.bpf_expr, "tcp");
+	assert_int_equal(filterjson_parse_text(canon, &g, &err), 0);
+	assert_int_equal(g.n_clauses, 1);
+	assert_int_equal(g.clauses[0].src.n, 1);
+	assert_int_equal(filterjson_parse_text("{bad", &g, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "invalid JSON"));
+	filter_done(&f);
+	filter_done(&g);
+	free(canon);
+	json_decref(o);
+}
+
+static void test_timefmt(void **state)
+{
+	char buf[TIMEFMT_MAX];
+	int64_t ns;
+
+	(void)state;
+	timefmt_rfc3339(1640021360641845000LL, buf);
+	assert_string_equal(buf, "2021-12-20T17:29:20.641845Z");
+	assert_int_equal(timefmt_parse_rfc3339(buf, strlen(buf), &ns), 0);
+	assert_true(ns == 1640021360641845000LL);
+	assert_int_equal(timefmt_parse_rfc3339("2021-12-20T18:29:20+01:00", 25, &ns), 0);
+	assert_true(ns == 1640021360000000000LL);
+	assert_int_equal(timefmt_parse_rfc3339("2024-02-29T00:00:00Z", 20, &ns), 0);
+	assert_int_equal(timefmt_parse_rfc3339("2023-02-29T00:00:00Z", 20, &ns), -ERANGE);
+	assert_int_equal(timefmt_parse_rfc3339("2021-12-20T17:29:20", 19, &ns), -EINVAL); /* no zone */
+	assert_int_equal(timefmt_parse_rfc3339("2021-12-20T17:29:20.Z", 21, &ns), -EINVAL);
+	assert_int_equal(timefmt_parse_rfc3339("2021-13-20T17:29:20Z", 20, &ns), -ERANGE);
+	assert_int_equal(timefmt_parse_rfc3339("yesterday", 9, &ns), -EINVAL);
+	assert_int_equal(timefmt_parse_rfc3339("2021-12-20T17:29:20Zjunk", 24, &ns), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_aggregate_lifecycle),
+		cmocka_unit_test(test_part_never_backwards),
+		cmocka_unit_test(test_aggregate_failures),
+		cmocka_unit_test(test_ids_and_names),
+		cmocka_unit_test(test_filterjson),
+		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_timefmt),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
