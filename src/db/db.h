@@ -45,7 +45,7 @@ typedef enum TokenScope {
 	SCOPE_AGENT = 3, /* the agent API only */
 } TokenScope;
 
-const char *token_scope_to_string(TokenScope s); /* "read", "write", "agent" */
+const char *token_scope_to_string(TokenScope s);             /* "read", "write", "agent" */
 int token_scope_from_string(const char *s, TokenScope *ret); /* -EINVAL */
 
 /* Creates the account if it does not exist (idempotent). */
@@ -133,5 +133,5 @@ typedef struct AgentRow {
 
 void agent_row_done(AgentRow *a);
 void agent_rows_free(AgentRow *v, size_t n);
-int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err); /* keeps first_seen_ns of an existing row */
+int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);           /* keeps first_seen_ns of an existing row */
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */

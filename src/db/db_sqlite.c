@@ -1,0 +1,1377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.h over SQLite. The schema is in migrations.c.
+ *
+ * Connections. SQLite connections are not shared between threads here: each
+ * thread that calls into a Db gets its own connection (opened on first use,
+ * SQLITE_OPEN_NOMUTEX since only that thread touches it) and keeps it in a
+ * pthread key, so readers run in parallel under WAL and no lock of ours is
+ * taken on the request path. Every connection is also on the Db's registry:
+ * a thread that exits closes its own (the key's destructor), and db_close
+ * closes what is left. db_close must therefore be called once no other thread
+ * uses the Db or is exiting (the daemons join their workers first).
+ *
+ * Statements are prepared on first use per connection and kept
+ * (SQLITE_PREPARE_PERSISTENT); a call binds, steps and resets. The two lookups
+ * every API request makes (db_credential_find, db_job_get) are one cached
+ * statement each.
+ *
+ * Writes that must see a consistent state (a limited insert, a job and its
+ * parts) run in BEGIN IMMEDIATE transactions: the write lock is taken before
+ * the first read, so two controllers' threads (or processes) cannot both pass
+ * a limit check. A busy database is waited on for 5 s (busy_timeout), then
+ * -EAGAIN.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "db/migrations.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+typedef enum StmtId {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_ACCOUNT_ENSURE,
+	ST_ACCOUNT_EXISTS,
+	ST_CRED_ADD,
+	ST_CRED_FIND,
+	ST_JOB_INSERT,
+	ST_JOB_GET,
+	ST_JOB_GET_ANY,
+	ST_JOB_LIST,
+	ST_JOB_LIST_ACTIVE,
+	ST_JOB_UPDATE,
+	ST_JOB_COUNT_ACTIVE_FULL,
+	ST_JOB_LAST_SIMPLE,
+	ST_PART_INSERT,
+	ST_PART_UPSERT,
+	ST_PART_LIST,
+	ST_PART_LIST_AGENT,
+	ST_BUCKET_INSERT,
+	ST_BUCKET_GET,
+	ST_BUCKET_FIND,
+	ST_BUCKET_LIST,
+	ST_BUCKET_UPDATE,
+	ST_BUCKET_DELETE,
+	ST_AGENT_UPSERT,
+	ST_AGENT_LIST,
+	ST_COUNT,
+} StmtId;
+
+#define JOB_COLS                                                                                                       \
+	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, destination_conf, "  \
+	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
+	"finished_ns"
+#define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns"
+#define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
+#define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
+
+/* Statuses 4 and 5 (success, failed) and part states 3..5 are terminal;
+ * migrations.c asserts the values. */
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_ACCOUNT_ENSURE] = "INSERT INTO accounts (id, created_ns) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+	[ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE id = ?1",
+	[ST_CRED_ADD] = "INSERT INTO credentials (hash, email, account, scope, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* IS: a bearer token (email NULL) never matches a legacy key's row. */
+	[ST_CRED_FIND] = "SELECT account, scope FROM credentials WHERE hash = ?1 AND email IS ?2",
+	[ST_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES "
+			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
+	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC LIMIT ?2",
+	[ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
+	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
+			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10 WHERE id = ?1 AND account = ?2",
+	[ST_JOB_COUNT_ACTIVE_FULL] = "SELECT count(*) FROM jobs WHERE account = ?1 AND type = 1 "
+				     "AND status NOT IN (4, 5)",
+	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
+			       "ORDER BY submitted_ns DESC LIMIT 1",
+	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+			   "ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
+			   "packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
+			   "stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
+			   "updated_ns = excluded.updated_ns",
+	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
+	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (3, 4, 5) "
+			       "ORDER BY job_id",
+	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
+	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
+	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 ORDER BY submitted_ns, id",
+	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
+	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
+	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
+			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
+	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+};
+
+typedef struct Conn Conn;
+struct Conn {
+	Db *db;                       /* owner */
+	sqlite3 *h;                   /* used by one thread only */
+	sqlite3_stmt *stmt[ST_COUNT]; /* prepared on first use */
+	Conn *prev, *next;            /* Db.conns, under Db.lock */
+};
+
+struct Db {
+	char *path;
+	pthread_key_t key;    /* this thread's Conn */
+	pthread_mutex_t lock; /* guards conns */
+	Conn *conns;          /* every open connection */
+};
+
+/* ---- errors ---- */
+
+/* SQLite's result code as an errno of the db.h contract. */
+static int rc_errno(int rc)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_UNIQUE:
+		return -EEXIST;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return -ENOENT; /* the account (or job) referred to does not exist */
+	default:
+		break;
+	}
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+	case SQLITE_RANGE:
+	case SQLITE_TOOBIG:
+		return -EINVAL;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EAGAIN;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+/* Fails with the connection's last error, naming what was being done. */
+static int sql_fail(const Conn *c, const char *what, ErrBuf *err)
+{
+	int rc = sqlite3_extended_errcode(c->h);
+
+	return errbuf_set(err, rc_errno(rc), "db: %s: %s", what, sqlite3_errmsg(c->h));
+}
+
+/* ---- connections ---- */
+
+static void conn_close(Conn *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	sqlite3_close_v2(c->h);
+	free(c);
+}
+
+static void conn_unlink(Db *db, Conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		db->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* A thread exits: its connection goes with it. */
+static void conn_destructor(void *p)
+{
+	Conn *c = p;
+	Db *db = c->db;
+
+	pthread_mutex_lock(&db->lock);
+	conn_unlink(db, c);
+	pthread_mutex_unlock(&db->lock);
+	conn_close(c);
+}
+
+static int conn_open(Db *db, int flags, Conn **ret, ErrBuf *err)
+{
+	Conn *c;
+	int rc, r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return errbuf_set(err, -ENOMEM, "db: out of memory");
+	c->db = db;
+	rc = sqlite3_open_v2(db->path, &c->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (!c->h) {
+			r = errbuf_set(err, -ENOMEM, "db: opening %s: out of memory", db->path);
+		} else {
+			int e = sqlite3_system_errno(c->h);
+
+			r = errbuf_set(err, e > 0 ? -e : rc_errno(rc), "db: opening %s: %s", db->path,
+				       sqlite3_errmsg(c->h));
+		}
+		goto fail;
+	}
+	sqlite3_extended_result_codes(c->h, 1);
+	sqlite3_busy_timeout(c->h, BUSY_TIMEOUT_MS);
+	/* Per-connection settings: neither is stored in the file. */
+	rc = sqlite3_exec(c->h, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = sql_fail(c, "configuring the connection", err);
+		goto fail;
+	}
+	*ret = c;
+	return 0;
+
+fail:
+	conn_close(c);
+	return r;
+}
+
+/* This thread's connection, opened on first use. */
+static int conn_get(Db *db, Conn **ret, ErrBuf *err)
+{
+	Conn *c = pthread_getspecific(db->key);
+	int r;
+
+	if (c) {
+		*ret = c;
+		return 0;
+	}
+	r = conn_open(db, SQLITE_OPEN_READWRITE, &c, err);
+	if (r < 0)
+		return r;
+	r = pthread_setspecific(db->key, c);
+	if (r != 0) {
+		conn_close(c);
+		return errbuf_set(err, -r, "db: keeping the thread's connection: %s", strerror(r));
+	}
+	pthread_mutex_lock(&db->lock);
+	c->next = db->conns;
+	if (db->conns)
+		db->conns->prev = c;
+	db->conns = c;
+	pthread_mutex_unlock(&db->lock);
+	*ret = c;
+	return 0;
+}
+
+/* A cached statement of this connection, prepared on first use. */
+static int stmt_get(Conn *c, StmtId id, sqlite3_stmt **ret, ErrBuf *err)
+{
+	if (!c->stmt[id]) {
+		int rc = sqlite3_prepare_v3(c->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL);
+
+		if (rc != SQLITE_OK) {
+			c->stmt[id] = NULL;
+			return sql_fail(c, "preparing a statement", err);
+		}
+	}
+	*ret = c->stmt[id];
+	return 0;
+}
+
+/* This thread's connection and one of its statements. */
+static int prep(Db *db, StmtId id, Conn **ret_c, sqlite3_stmt **ret_st, ErrBuf *err)
+{
+	Conn *c;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	r = stmt_get(c, id, ret_st, err);
+	if (r < 0)
+		return r;
+	*ret_c = c;
+	return 0;
+}
+
+/* Ready for the next call; bindings may point into the caller's memory. */
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no row (after binding). */
+static int stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err)
+{
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_DONE ? 0 : sql_fail(c, what, err);
+
+	stmt_done(st);
+	return r;
+}
+
+static int tx_run(Conn *c, StmtId id, const char *what, ErrBuf *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = stmt_get(c, id, &st, err);
+
+	return r < 0 ? r : stmt_exec(c, st, what, err);
+}
+
+static int tx_begin(Conn *c, ErrBuf *err)
+{
+	return tx_run(c, ST_BEGIN, "starting a transaction", err);
+}
+
+static int tx_commit(Conn *c, ErrBuf *err)
+{
+	return tx_run(c, ST_COMMIT, "committing", err);
+}
+
+static void tx_rollback(Conn *c)
+{
+	/* Harmless when SQLite already rolled back (e.g. after SQLITE_FULL). */
+	if (sqlite3_get_autocommit(c->h))
+		return;
+	tx_run(c, ST_ROLLBACK, "rolling back", NULL);
+}
+
+/* ---- binding and reading ---- */
+
+/* NULL binds SQL NULL. The text must outlive the step (it is the caller's). */
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+	/* Counters stay far below 2^63; a larger value is stored clamped rather
+	 * than wrapping to a negative number. */
+	return sqlite3_bind_int64(st, i, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i)
+{
+	sqlite3_int64 v = sqlite3_column_int64(st, i);
+
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+/* Copies a text column into a fixed array; a longer value is a corrupt row. */
+static int col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+	if (!s) {
+		if (sqlite3_column_type(st, i) != SQLITE_NULL)
+			return -ENOMEM;
+		n = 0;
+	}
+	if (n >= cap)
+		return -EIO;
+	if (n)
+		memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* A nullable text column as a new string (NULL for SQL NULL). */
+static int col_dup(sqlite3_stmt *st, int i, char **ret)
+{
+	const unsigned char *s;
+	size_t n;
+	char *d;
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+		*ret = NULL;
+		return 0;
+	}
+	s = sqlite3_column_text(st, i);
+	if (!s)
+		return -ENOMEM;
+	n = (size_t)sqlite3_column_bytes(st, i);
+	d = malloc(n + 1);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	*ret = d;
+	return 0;
+}
+
+static int row_fail(int r, const char *what, ErrBuf *err)
+{
+	if (r == -ENOMEM)
+		return errbuf_set(err, r, "db: reading %s: out of memory", what);
+	return errbuf_set(err, r, "db: reading %s: a stored value does not fit (corrupt row?)", what);
+}
+
+/* Grows a result array by one zeroed element; *cap doubles. */
+static int grow(void **v, size_t elem, size_t n, size_t *cap)
+{
+	void *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	nv = realloc(*v, ncap * elem);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+int db_open(const char *path, Db **ret, ErrBuf *err)
+{
+	Db *db;
+	Conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int fd, r, rc;
+
+	if (!path || !*path)
+		return errbuf_set(err, -EINVAL, "db: no database path");
+	if (!sqlite3_threadsafe())
+		return errbuf_set(err, -ENOTSUP, "db: this SQLite library is built without thread support");
+	/* Create the file ourselves: it holds credential hashes, so no one
+	 * else may read it (SQLite gives its -wal and -shm the same mode). */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errbuf_errno(err, "db: opening %s", path);
+	close(fd);
+
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return errbuf_set(err, -ENOMEM, "db: out of memory");
+	db->path = strdup(path);
+	if (!db->path) {
+		free(db);
+		return errbuf_set(err, -ENOMEM, "db: out of memory");
+	}
+	r = pthread_mutex_init(&db->lock, NULL);
+	if (r != 0) {
+		free(db->path);
+		free(db);
+		return errbuf_set(err, -r, "db: %s", strerror(r));
+	}
+	r = pthread_key_create(&db->key, conn_destructor);
+	if (r != 0) {
+		pthread_mutex_destroy(&db->lock);
+		free(db->path);
+		free(db);
+		return errbuf_set(err, -r, "db: creating the thread key: %s", strerror(r));
+	}
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		goto fail;
+	/* WAL is stored in the file: readers never wait for the writer. */
+	rc = sqlite3_prepare_v2(c->h, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = sql_fail(c, "switching to WAL", err);
+		goto fail;
+	}
+	if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		r = errbuf_set(err, -ENOTSUP, "db: %s: the file system does not support SQLite's WAL mode", path);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	r = db_migrate(c->h, err);
+	if (r < 0)
+		goto fail;
+	*ret = db;
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	db_close(db);
+	return r;
+}
+
+void db_close(Db *db)
+{
+	Conn *c;
+
+	if (!db)
+		return;
+	/* After this no destructor runs for the key; the registry has them all. */
+	pthread_key_delete(db->key);
+	pthread_mutex_lock(&db->lock);
+	c = db->conns;
+	db->conns = NULL;
+	pthread_mutex_unlock(&db->lock);
+	while (c) {
+		Conn *next = c->next;
+
+		conn_close(c);
+		c = next;
+	}
+	pthread_mutex_destroy(&db->lock);
+	free(db->path);
+	free(db);
+}
+
+/* ---- accounts and credentials ---- */
+
+static const char *const scope_names[] = {[SCOPE_READ] = "read", [SCOPE_WRITE] = "write", [SCOPE_AGENT] = "agent"};
+
+const char *token_scope_to_string(TokenScope s)
+{
+	return (unsigned)s < ARRAY_SIZE(scope_names) && scope_names[s] ? scope_names[s] : "unknown";
+}
+
+int token_scope_from_string(const char *s, TokenScope *ret)
+{
+	for (size_t i = 0; s && i < ARRAY_SIZE(scope_names); i++) {
+		if (scope_names[i] && strcmp(scope_names[i], s) == 0) {
+			*ret = (TokenScope)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int db_account_ensure(Db *db, const char *account, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!account || !*account)
+		return errbuf_set(err, -EINVAL, "db: empty account id");
+	r = prep(db, ST_ACCOUNT_ENSURE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, (sqlite3_int64)now_realtime_ns())) {
+		r = sql_fail(c, "binding an account", err);
+		stmt_done(st);
+		return r;
+	}
+	return stmt_exec(c, st, "storing an account", err);
+}
+
+bool db_account_exists(Db *db, const char *account)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	bool found;
+
+	if (!account || prep(db, ST_ACCOUNT_EXISTS, &c, &st, NULL) < 0)
+		return false;
+	found = bind_text(st, 1, account) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+	stmt_done(st);
+	return found;
+}
+
+int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
+		      ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (scope < SCOPE_READ || scope > SCOPE_AGENT)
+		return errbuf_set(err, -EINVAL, "db: invalid token scope %d", (int)scope);
+	if (!account || (email && !*email))
+		return errbuf_set(err, -EINVAL, "db: a credential needs an account (and a non-empty email, if any)");
+	r = prep(db, ST_CRED_ADD, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || bind_text(st, 2, email) || bind_text(st, 3, account) ||
+	    sqlite3_bind_int(st, 4, (int)scope) || sqlite3_bind_int64(st, 5, (sqlite3_int64)now_realtime_ns())) {
+		r = sql_fail(c, "binding a credential", err);
+		stmt_done(st);
+		return r;
+	}
+	r = stmt_exec(c, st, "storing a credential", err);
+	if (r == -EEXIST)
+		return errbuf_set(err, r, "db: this credential exists already");
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: account %s does not exist", account);
+	return r;
+}
+
+int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
+		       TokenScope *ret_scope, ErrBuf *err)
+{
+	char account[JOB_ID_LEN + 1];
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc, scope;
+
+	r = prep(db, ST_CRED_FIND, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || bind_text(st, 2, email)) {
+		r = sql_fail(c, "binding a credential", err);
+		goto done;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = errbuf_set(err, -ENOENT, "db: unknown credential");
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		r = sql_fail(c, "looking up a credential", err);
+		goto done;
+	}
+	r = col_fixed(st, 0, account, sizeof(account));
+	if (r < 0) {
+		r = row_fail(r, "a credential", err);
+		goto done;
+	}
+	scope = sqlite3_column_int(st, 1);
+	memcpy(ret_account, account, sizeof(account));
+	*ret_scope = (TokenScope)scope;
+	r = 0;
+done:
+	stmt_done(st);
+	return r;
+}
+
+/* ---- jobs ---- */
+
+static int bind_job(sqlite3_stmt *st, const Job *j)
+{
+	return bind_text(st, 1, j->id) || bind_text(st, 2, j->account) || sqlite3_bind_int(st, 3, (int)j->type) ||
+	       sqlite3_bind_int(st, 4, (int)j->status) || bind_text(st, 5, j->filter_json) ||
+	       sqlite3_bind_int64(st, 6, j->time_limit_s) || sqlite3_bind_int64(st, 7, j->packet_limit) ||
+	       bind_u64(st, 8, j->byte_limit) || bind_text(st, 9, j->colo_name) ||
+	       bind_text(st, 10, j->destination_conf) || sqlite3_bind_int64(st, 11, j->offset_time_ns) ||
+	       sqlite3_bind_int64(st, 12, j->submitted_ns) || sqlite3_bind_int64(st, 13, j->stop_requested_ns) ||
+	       sqlite3_bind_int(st, 14, (int)j->stop_reason) || bind_text(st, 15, j->error_message) ||
+	       bind_u64(st, 16, j->packets) || bind_u64(st, 17, j->bytes) || bind_u64(st, 18, j->drops) ||
+	       sqlite3_bind_int64(st, 19, j->finished_ns);
+}
+
+/* Reads a JOB_COLS row. */
+static int row_job(sqlite3_stmt *st, Job *ret)
+{
+	Job j = {0};
+	int r;
+
+	r = col_fixed(st, 0, j.id, sizeof(j.id));
+	if (r == 0)
+		r = col_fixed(st, 1, j.account, sizeof(j.account));
+	if (r == 0)
+		r = col_dup(st, 4, &j.filter_json);
+	if (r == 0)
+		r = col_dup(st, 8, &j.colo_name);
+	if (r == 0)
+		r = col_dup(st, 9, &j.destination_conf);
+	if (r == 0)
+		r = col_dup(st, 14, &j.error_message);
+	if (r < 0) {
+		job_done(&j);
+		return r;
+	}
+	j.type = (JobType)sqlite3_column_int(st, 2);
+	j.status = (JobStatus)sqlite3_column_int(st, 3);
+	j.time_limit_s = (uint32_t)sqlite3_column_int64(st, 5);
+	j.packet_limit = (uint32_t)sqlite3_column_int64(st, 6);
+	j.byte_limit = col_u64(st, 7);
+	j.offset_time_ns = sqlite3_column_int64(st, 10);
+	j.submitted_ns = sqlite3_column_int64(st, 11);
+	j.stop_requested_ns = sqlite3_column_int64(st, 12);
+	j.stop_reason = (JobStop)sqlite3_column_int(st, 13);
+	j.packets = col_u64(st, 15);
+	j.bytes = col_u64(st, 16);
+	j.drops = col_u64(st, 17);
+	j.finished_ns = sqlite3_column_int64(st, 18);
+	*ret = j;
+	return 0;
+}
+
+static int bind_part(sqlite3_stmt *st, const JobPart *p)
+{
+	return bind_text(st, 1, p->job_id) || bind_text(st, 2, p->agent) || sqlite3_bind_int(st, 3, (int)p->state) ||
+	       bind_u64(st, 4, p->packets) || bind_u64(st, 5, p->bytes) || bind_u64(st, 6, p->drops) ||
+	       sqlite3_bind_int(st, 7, (int)p->stop_reason) || bind_text(st, 8, p->object) ||
+	       bind_text(st, 9, p->error) || sqlite3_bind_int64(st, 10, p->updated_ns);
+}
+
+/* Reads a PART_COLS row. */
+static int row_part(sqlite3_stmt *st, JobPart *ret)
+{
+	JobPart p = {0};
+	int r;
+
+	r = col_fixed(st, 0, p.job_id, sizeof(p.job_id));
+	if (r == 0)
+		r = col_fixed(st, 1, p.agent, sizeof(p.agent));
+	if (r == 0)
+		r = col_dup(st, 7, &p.object);
+	if (r == 0)
+		r = col_dup(st, 8, &p.error);
+	if (r < 0) {
+		part_done(&p);
+		return r;
+	}
+	p.state = (PartState)sqlite3_column_int(st, 2);
+	p.packets = col_u64(st, 3);
+	p.bytes = col_u64(st, 4);
+	p.drops = col_u64(st, 5);
+	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
+	p.updated_ns = sqlite3_column_int64(st, 9);
+	*ret = p;
+	return 0;
+}
+
+/* Runs a one-row, one-integer query bound to the account; *ret_found false
+ * when it returns no row. */
+static int query_i64(Conn *c, StmtId id, const char *account, const char *what, bool *ret_found, int64_t *ret,
+		     ErrBuf *err)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = stmt_get(c, id, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account)) {
+		r = sql_fail(c, what, err);
+		goto done;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(st, 0);
+		*ret_found = true;
+		r = 0;
+	} else if (rc == SQLITE_DONE) {
+		*ret_found = false;
+		r = 0;
+	} else {
+		r = sql_fail(c, what, err);
+	}
+done:
+	stmt_done(st);
+	return r;
+}
+
+/* The limits of db_job_insert, inside its transaction. */
+static int check_limits(Conn *c, const Job *j, const JobLimits *lim, ErrBuf *err)
+{
+	bool found;
+	int64_t v;
+	int r;
+
+	if (j->type == JOB_FULL && lim->max_active_full > 0) {
+		r = query_i64(c, ST_JOB_COUNT_ACTIVE_FULL, j->account, "counting active captures", &found, &v, err);
+		if (r < 0)
+			return r;
+		if (found && v >= 0 && (uint64_t)v >= lim->max_active_full)
+			return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
+					  lim->max_active_full);
+	}
+	if (j->type == JOB_SIMPLE && lim->sample_interval_ns > 0) {
+		int64_t elapsed, wait_ns;
+
+		r = query_i64(c, ST_JOB_LAST_SIMPLE, j->account, "finding the last sample capture", &found, &v, err);
+		if (r < 0)
+			return r;
+		if (!found)
+			return 0;
+		if (__builtin_sub_overflow(j->submitted_ns, v, &elapsed))
+			elapsed = j->submitted_ns > v ? INT64_MAX : 0;
+		if (elapsed < 0)
+			elapsed = 0; /* the clock went back: count the last one as just now */
+		if (elapsed >= lim->sample_interval_ns)
+			return 0;
+		wait_ns = lim->sample_interval_ns - elapsed;
+		return errbuf_set(
+			err, -EBUSY, "one sample capture per %lld seconds per account; next allowed in %lld s",
+			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC),
+			(long long)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
+	}
+	return 0;
+}
+
+/* Inserts (or with upsert, writes) parts of job j inside a transaction. */
+static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bool upsert, ErrBuf *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = stmt_get(c, upsert ? ST_PART_UPSERT : ST_PART_INSERT, &st, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(parts[i].job_id, j->id) != 0)
+			return errbuf_set(err, -EINVAL, "db: part %zu belongs to job %s, not %s", i, parts[i].job_id,
+					  j->id);
+		if (bind_part(st, &parts[i])) {
+			r = sql_fail(c, "binding a part", err);
+			stmt_done(st);
+			return r;
+		}
+		r = stmt_exec(c, st, "storing a part", err);
+		if (r == -EEXIST)
+			return errbuf_set(err, r, "db: job %s lists agent %s twice", j->id, parts[i].agent);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	r = tx_begin(c, err);
+	if (r < 0)
+		return r;
+	if (lim) {
+		r = check_limits(c, j, lim, err);
+		if (r < 0)
+			goto rollback;
+	}
+	r = stmt_get(c, ST_JOB_INSERT, &st, err);
+	if (r < 0)
+		goto rollback;
+	if (bind_job(st, j)) {
+		r = sql_fail(c, "binding a job", err);
+		stmt_done(st);
+		goto rollback;
+	}
+	r = stmt_exec(c, st, "storing a job", err);
+	if (r == -EEXIST)
+		errbuf_set(err, r, "db: job %s exists already", j->id);
+	else if (r == -ENOENT)
+		errbuf_set(err, r, "db: account %s does not exist", j->account);
+	if (r < 0)
+		goto rollback;
+	r = write_parts(c, j, parts, n, false, err);
+	if (r < 0)
+		goto rollback;
+	r = tx_commit(c, err);
+	if (r < 0)
+		goto rollback;
+	return 0;
+
+rollback:
+	tx_rollback(c);
+	return r;
+}
+
+int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prep(db, account ? ST_JOB_GET : ST_JOB_GET_ANY, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, id) || (account && bind_text(st, 2, account))) {
+		r = sql_fail(c, "binding a job id", err);
+		goto done;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = errbuf_set(err, -ENOENT, "db: no job %s", id ? id : "(null)");
+	else if (rc != SQLITE_ROW)
+		r = sql_fail(c, "reading a job", err);
+	else if ((r = row_job(st, ret)) < 0)
+		r = row_fail(r, "a job", err);
+done:
+	stmt_done(st);
+	return r;
+}
+
+/* Collects the rows of a bound JOB_COLS statement. */
+static int collect_jobs(Conn *c, sqlite3_stmt *st, Job **ret, size_t *ret_n, ErrBuf *err)
+{
+	Job *v = NULL;
+	size_t n = 0, cap = 0;
+	int r, rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+			goto fail;
+		}
+		r = row_job(st, &v[n]);
+		if (r < 0) {
+			r = row_fail(r, "a job", err);
+			goto fail;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_fail(c, "listing jobs", err);
+		goto fail;
+	}
+	stmt_done(st);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+
+fail:
+	stmt_done(st);
+	jobs_free(v, n);
+	return r;
+}
+
+int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = prep(db, ST_JOB_LIST, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account) ||
+	    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit)) {
+		r = sql_fail(c, "binding a job list", err);
+		stmt_done(st);
+		return r;
+	}
+	return collect_jobs(c, st, ret, ret_n, err);
+}
+
+int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = prep(db, ST_JOB_LIST_ACTIVE, &c, &st, err);
+	if (r < 0)
+		return r;
+	return collect_jobs(c, st, ret, ret_n, err);
+}
+
+static int update_job(Conn *c, const Job *j, ErrBuf *err)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	r = stmt_get(c, ST_JOB_UPDATE, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, j->id) || bind_text(st, 2, j->account) || sqlite3_bind_int(st, 3, (int)j->status) ||
+	    sqlite3_bind_int64(st, 4, j->stop_requested_ns) || sqlite3_bind_int(st, 5, (int)j->stop_reason) ||
+	    bind_text(st, 6, j->error_message) || bind_u64(st, 7, j->packets) || bind_u64(st, 8, j->bytes) ||
+	    bind_u64(st, 9, j->drops) || sqlite3_bind_int64(st, 10, j->finished_ns)) {
+		r = sql_fail(c, "binding a job", err);
+		stmt_done(st);
+		return r;
+	}
+	r = stmt_exec(c, st, "updating a job", err);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(c->h) == 0)
+		return errbuf_set(err, -ENOENT, "db: no job %s", j->id);
+	return 0;
+}
+
+int db_job_update(Db *db, const Job *j, ErrBuf *err)
+{
+	Conn *c;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	return update_job(c, j, err);
+}
+
+int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
+{
+	Conn *c;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	r = tx_begin(c, err);
+	if (r < 0)
+		return r;
+	r = update_job(c, j, err);
+	if (r < 0)
+		goto rollback;
+	r = write_parts(c, j, parts, n, true, err);
+	if (r < 0)
+		goto rollback;
+	r = tx_commit(c, err);
+	if (r < 0)
+		goto rollback;
+	return 0;
+
+rollback:
+	tx_rollback(c);
+	return r;
+}
+
+static int list_parts(Db *db, StmtId id, const char *key, JobPart **ret, size_t *ret_n, ErrBuf *err)
+{
+	JobPart *v = NULL;
+	size_t n = 0, cap = 0;
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prep(db, id, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, key)) {
+		r = sql_fail(c, "binding a part list", err);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+			goto fail;
+		}
+		r = row_part(st, &v[n]);
+		if (r < 0) {
+			r = row_fail(r, "a part", err);
+			goto fail;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_fail(c, "listing parts", err);
+		goto fail;
+	}
+	stmt_done(st);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+
+fail:
+	stmt_done(st);
+	parts_free(v, n);
+	return r;
+}
+
+int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
+{
+	return list_parts(db, ST_PART_LIST, job_id, ret, ret_n, err);
+}
+
+int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
+{
+	return list_parts(db, ST_PART_LIST_AGENT, agent, ret, ret_n, err);
+}
+
+/* ---- buckets ---- */
+
+static const char *const bucket_status_names[] = {"pending", "success", "failed"};
+
+const char *bucket_status_to_string(BucketStatus s)
+{
+	return (unsigned)s < ARRAY_SIZE(bucket_status_names) ? bucket_status_names[s] : "unknown";
+}
+
+void bucket_row_done(BucketRow *b)
+{
+	if (!b)
+		return;
+	free(b->destination_conf);
+	free(b->filename);
+	free(b->challenge);
+	memset(b, 0, sizeof(*b));
+}
+
+void bucket_rows_free(BucketRow *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		bucket_row_done(&v[i]);
+	free(v);
+}
+
+/* Reads a BUCKET_COLS row. */
+static int row_bucket(sqlite3_stmt *st, BucketRow *ret)
+{
+	BucketRow b = {0};
+	int r;
+
+	r = col_fixed(st, 0, b.id, sizeof(b.id));
+	if (r == 0)
+		r = col_fixed(st, 1, b.account, sizeof(b.account));
+	if (r == 0)
+		r = col_dup(st, 2, &b.destination_conf);
+	if (r == 0)
+		r = col_dup(st, 3, &b.filename);
+	if (r == 0)
+		r = col_dup(st, 4, &b.challenge);
+	if (r < 0) {
+		bucket_row_done(&b);
+		return r;
+	}
+	b.status = (BucketStatus)sqlite3_column_int(st, 5);
+	b.submitted_ns = sqlite3_column_int64(st, 6);
+	b.validated_ns = sqlite3_column_int64(st, 7);
+	*ret = b;
+	return 0;
+}
+
+int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!b->destination_conf)
+		return errbuf_set(err, -EINVAL, "db: a bucket needs a destination_conf");
+	r = prep(db, ST_BUCKET_INSERT, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, b->id) || bind_text(st, 2, b->account) || bind_text(st, 3, b->destination_conf) ||
+	    bind_text(st, 4, b->filename) || bind_text(st, 5, b->challenge) ||
+	    sqlite3_bind_int(st, 6, (int)b->status) || sqlite3_bind_int64(st, 7, b->submitted_ns) ||
+	    sqlite3_bind_int64(st, 8, b->validated_ns)) {
+		r = sql_fail(c, "binding a bucket", err);
+		stmt_done(st);
+		return r;
+	}
+	r = stmt_exec(c, st, "storing a bucket", err);
+	if (r == -EEXIST)
+		return errbuf_set(err, r, "db: bucket %s or its destination_conf exists already", b->id);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: account %s does not exist", b->account);
+	return r;
+}
+
+/* One bucket by a bound two-key statement (account, then id or URI). */
+static int get_bucket(Db *db, StmtId id, const char *account, const char *key, BucketRow *ret, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prep(db, id, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account) || bind_text(st, 2, key)) {
+		r = sql_fail(c, "binding a bucket lookup", err);
+		goto done;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = errbuf_set(err, -ENOENT, "db: no bucket %s", key ? key : "(null)");
+	else if (rc != SQLITE_ROW)
+		r = sql_fail(c, "reading a bucket", err);
+	else if ((r = row_bucket(st, ret)) < 0)
+		r = row_fail(r, "a bucket", err);
+done:
+	stmt_done(st);
+	return r;
+}
+
+int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
+{
+	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
+}
+
+int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
+{
+	return get_bucket(db, ST_BUCKET_FIND, account, destination_conf, ret, err);
+}
+
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	BucketRow *v = NULL;
+	size_t n = 0, cap = 0;
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prep(db, ST_BUCKET_LIST, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account)) {
+		r = sql_fail(c, "binding a bucket list", err);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+			goto fail;
+		}
+		r = row_bucket(st, &v[n]);
+		if (r < 0) {
+			r = row_fail(r, "a bucket", err);
+			goto fail;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_fail(c, "listing buckets", err);
+		goto fail;
+	}
+	stmt_done(st);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+
+fail:
+	stmt_done(st);
+	bucket_rows_free(v, n);
+	return r;
+}
+
+int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = prep(db, ST_BUCKET_UPDATE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, b->account) || bind_text(st, 2, b->id) || sqlite3_bind_int(st, 3, (int)b->status) ||
+	    sqlite3_bind_int64(st, 4, b->validated_ns)) {
+		r = sql_fail(c, "binding a bucket", err);
+		stmt_done(st);
+		return r;
+	}
+	r = stmt_exec(c, st, "updating a bucket", err);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(c->h) == 0)
+		return errbuf_set(err, -ENOENT, "db: no bucket %s", b->id);
+	return 0;
+}
+
+int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = prep(db, ST_BUCKET_DELETE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, account) || bind_text(st, 2, id)) {
+		r = sql_fail(c, "binding a bucket", err);
+		stmt_done(st);
+		return r;
+	}
+	r = stmt_exec(c, st, "deleting a bucket", err);
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(c->h) == 0)
+		return errbuf_set(err, -ENOENT, "db: no bucket %s", id ? id : "(null)");
+	return 0;
+}
+
+/* ---- agents ---- */
+
+void agent_row_done(AgentRow *a)
+{
+	if (!a)
+		return;
+	free(a->interfaces);
+	free(a->version);
+	memset(a, 0, sizeof(*a));
+}
+
+void agent_rows_free(AgentRow *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		agent_row_done(&v[i]);
+	free(v);
+}
+
+int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!a->name[0])
+		return errbuf_set(err, -EINVAL, "db: an agent needs a name");
+	r = prep(db, ST_AGENT_UPSERT, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (bind_text(st, 1, a->name) || bind_text(st, 2, a->colo) || bind_text(st, 3, a->interfaces) ||
+	    bind_text(st, 4, a->version) || sqlite3_bind_int64(st, 5, a->first_seen_ns) ||
+	    sqlite3_bind_int64(st, 6, a->last_seen_ns)) {
+		r = sql_fail(c, "binding an agent", err);
+		stmt_done(st);
+		return r;
+	}
+	return stmt_exec(c, st, "storing an agent", err);
+}
+
+int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	AgentRow *v = NULL;
+	size_t n = 0, cap = 0;
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prep(db, ST_AGENT_LIST, &c, &st, err);
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		AgentRow *a;
+
+		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+			goto fail;
+		}
+		a = &v[n];
+		memset(a, 0, sizeof(*a));
+		r = col_fixed(st, 0, a->name, sizeof(a->name));
+		if (r == 0)
+			r = col_fixed(st, 1, a->colo, sizeof(a->colo));
+		if (r == 0)
+			r = col_dup(st, 2, &a->interfaces);
+		if (r == 0)
+			r = col_dup(st, 3, &a->version);
+		if (r < 0) {
+			agent_row_done(a);
+			r = row_fail(r, "an agent", err);
+			goto fail;
+		}
+		a->first_seen_ns = sqlite3_column_int64(st, 4);
+		a->last_seen_ns = sqlite3_column_int64(st, 5);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_fail(c, "listing agents", err);
+		goto fail;
+	}
+	stmt_done(st);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+
+fail:
+	stmt_done(st);
+	agent_rows_free(v, n);
+	return r;
+}

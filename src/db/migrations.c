@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The database schema, as numbered migrations. Never edit a migration that has
+ * shipped: add the next one. PRAGMA user_version holds the number of the last
+ * migration applied; each migration and the version bump commit together, so a
+ * crash leaves the database at a whole version.
+ *
+ * Enums are stored as the integer values of job.h and db.h; the CHECK
+ * constraints and partial indexes below spell those values out, and the
+ * static asserts in this file keep the two in step.
+ *
+ * Version 1:
+ *   accounts(id)                           32-hex ids
+ *   credentials(hash → account, scope)     SHA-256 of the secret; email set
+ *                                          for a legacy X-Auth-Key
+ *   jobs(id, account, ...)                 one row per capture (job.h Job)
+ *   parts(job_id, agent, ...)              one row per agent share (JobPart)
+ *   buckets(id, account, destination_conf) ownership challenges
+ *   agents(name, ...)                      agents ever seen
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "db/db.h"
+#include "db/migrations.h"
+
+_Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are spelt 4 and 5 in the schema");
+_Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5, "terminal part states are 3, 4 and 5");
+_Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
+_Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
+
+static const char *const migrations[] = {
+	/* 1: the first schema. */
+	"CREATE TABLE accounts ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  created_ns INTEGER NOT NULL"
+	");"
+	"CREATE TABLE credentials ("
+	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+	"  email TEXT COLLATE NOCASE," /* NULL: bearer token; else legacy key of this email */
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  scope INTEGER NOT NULL CHECK (scope BETWEEN 1 AND 3),"
+	"  created_ns INTEGER NOT NULL"
+	");"
+	"CREATE TABLE jobs ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  type INTEGER NOT NULL CHECK (type IN (0, 1)),"
+	"  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 5),"
+	"  filter_json TEXT,"
+	"  time_limit INTEGER NOT NULL,"
+	"  packet_limit INTEGER NOT NULL,"
+	"  byte_limit INTEGER NOT NULL,"
+	"  colo_name TEXT,"
+	"  destination_conf TEXT,"
+	"  offset_time_ns INTEGER NOT NULL,"
+	"  submitted_ns INTEGER NOT NULL,"
+	"  stop_requested_ns INTEGER NOT NULL,"
+	"  stop_reason INTEGER NOT NULL,"
+	"  error_message TEXT,"
+	"  packets INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  drops INTEGER NOT NULL,"
+	"  finished_ns INTEGER NOT NULL"
+	");"
+	/* The list (newest first) and the sample-interval check. */
+	"CREATE INDEX jobs_by_account ON jobs(account, submitted_ns DESC, id DESC);"
+	"CREATE INDEX jobs_by_account_type ON jobs(account, type, submitted_ns DESC);"
+	/* Only the few live jobs: the scheduler's scan and the full-capture limit. */
+	"CREATE INDEX jobs_active ON jobs(account, type) WHERE status NOT IN (4, 5);"
+	"CREATE TABLE parts ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent TEXT NOT NULL,"
+	"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+	"  packets INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  drops INTEGER NOT NULL,"
+	"  stop_reason INTEGER NOT NULL,"
+	"  object TEXT,"
+	"  error TEXT,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (job_id, agent)"
+	");"
+	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5);"
+	"CREATE TABLE buckets ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  destination_conf TEXT NOT NULL,"
+	"  filename TEXT,"
+	"  challenge TEXT,"
+	"  status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 2),"
+	"  submitted_ns INTEGER NOT NULL,"
+	"  validated_ns INTEGER NOT NULL,"
+	"  UNIQUE (account, destination_conf)"
+	");"
+	"CREATE INDEX buckets_by_account ON buckets(account, submitted_ns);"
+	"CREATE TABLE agents ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  colo TEXT NOT NULL,"
+	"  interfaces TEXT,"
+	"  version TEXT,"
+	"  first_seen_ns INTEGER NOT NULL,"
+	"  last_seen_ns INTEGER NOT NULL"
+	");",
+};
+
+int db_schema_version(void)
+{
+	return (int)ARRAY_SIZE(migrations);
+}
+
+static int sqlite_code_to_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EAGAIN;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+static int exec(sqlite3 *h, const char *sql, const char *what, ErrBuf *err)
+{
+	int rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return errbuf_set(err, sqlite_code_to_errno(rc), "db: %s: %s", what, sqlite3_errmsg(h));
+	return 0;
+}
+
+static int user_version(sqlite3 *h, int *ret, ErrBuf *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		int r = errbuf_set(err, sqlite_code_to_errno(rc), "db: reading the schema version: %s",
+				   sqlite3_errmsg(h));
+		sqlite3_finalize(st);
+		return r;
+	}
+	*ret = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int too_new(int have, ErrBuf *err)
+{
+	return errbuf_set(err, -ENOTSUP,
+			  "db: the database has schema version %d, newer than this pcapd knows (%d); "
+			  "use a newer pcapd",
+			  have, db_schema_version());
+}
+
+int db_migrate(sqlite3 *h, ErrBuf *err)
+{
+	int have, r;
+
+	r = user_version(h, &have, err);
+	if (r < 0)
+		return r;
+	if (have > db_schema_version())
+		return too_new(have, err);
+	while (have < db_schema_version()) {
+		char bump[64];
+		int next;
+
+		/* IMMEDIATE: another process (pcapd token create) may be
+		 * migrating the same file; re-read the version under the lock. */
+		r = exec(h, "BEGIN IMMEDIATE", "starting a migration", err);
+		if (r < 0)
+			return r;
+		r = user_version(h, &have, err);
+		if (r < 0)
+			goto rollback;
+		if (have > db_schema_version()) {
+			r = too_new(have, err);
+			goto rollback;
+		}
+		if (have == db_schema_version()) {
+			r = exec(h, "COMMIT", "ending a migration", err);
+			if (r < 0)
+				goto rollback;
+			break;
+		}
+		next = have + 1;
+		r = snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", next);
+		if (r < 0 || (size_t)r >= sizeof(bump)) {
+			r = errbuf_set(err, -EOVERFLOW, "db: migration %d: version statement too long", next);
+			goto rollback;
+		}
+		r = exec(h, migrations[have], "applying a schema migration", err);
+		if (r < 0)
+			goto rollback;
+		r = exec(h, bump, "recording the schema version", err);
+		if (r < 0)
+			goto rollback;
+		r = exec(h, "COMMIT", "committing a schema migration", err);
+		if (r < 0)
+			goto rollback;
+		have = next;
+	}
+	return 0;
+
+rollback:
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}

@@ -1,0 +1,936 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for src/db (SQLite backend): every function round-trips, rows are
+ * scoped by account, the limits of db_job_insert hold under a race, and the
+ * schema migrates, survives a reopen and refuses a newer database. Each test
+ * gets a fresh database file in a temporary directory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "db/db.h"
+
+#define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define SEC ((int64_t)NSEC_PER_SEC)
+
+typedef struct T {
+	char dir[64];
+	char path[128];
+	Db *db;
+} T;
+
+static void rm_db_files(const char *path)
+{
+	char p[160];
+	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		int n = snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+
+		if (n > 0 && (size_t)n < sizeof(p))
+			unlink(p);
+	}
+}
+
+static int setup(void **state)
+{
+	T *t = calloc(1, sizeof(*t));
+	ErrBuf err = {{0}};
+
+	assert_non_null(t);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test-db-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->path, sizeof(t->path), "%s/state.db", t->dir);
+	assert_int_equal(db_open(t->path, &t->db, &err), 0);
+	assert_int_equal(db_account_ensure(t->db, ACC_A, &err), 0);
+	assert_int_equal(db_account_ensure(t->db, ACC_B, &err), 0);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	T *t = *state;
+
+	db_close(t->db);
+	rm_db_files(t->path);
+	rmdir(t->dir);
+	free(t);
+	return 0;
+}
+
+/* A job with every string set (full) or none (simple). The strings are
+ * literals: never job_done() a job made here. */
+static Job make_job(const char *account, JobType type, int64_t submitted_ns)
+{
+	Job j = {0};
+
+	assert_int_equal(job_new_id(j.id), 0);
+	snprintf(j.account, sizeof(j.account), "%s", account);
+	j.type = type;
+	j.status = JOB_PENDING;
+	j.time_limit_s = 60;
+	j.submitted_ns = submitted_ns;
+	if (type == JOB_FULL) {
+		j.filter_json = (char *)"{\"protocol\":6}";
+		j.packet_limit = 10000;
+		j.byte_limit = 1000000000;
+		j.colo_name = (char *)"ORD";
+		j.destination_conf = (char *)"file:///var/buckets/x";
+	} else {
+		j.offset_time_ns = submitted_ns - 5 * SEC;
+	}
+	return j;
+}
+
+static JobPart make_part(const Job *j, const char *agent, PartState state)
+{
+	JobPart p = {0};
+
+	snprintf(p.job_id, sizeof(p.job_id), "%s", j->id);
+	snprintf(p.agent, sizeof(p.agent), "%s", agent);
+	p.state = state;
+	p.updated_ns = j->submitted_ns;
+	return p;
+}
+
+static void assert_str_or_null(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void assert_job_equal(const Job *a, const Job *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->account, b->account);
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->status, b->status);
+	assert_str_or_null(a->filter_json, b->filter_json);
+	assert_int_equal(a->time_limit_s, b->time_limit_s);
+	assert_int_equal(a->packet_limit, b->packet_limit);
+	assert_int_equal(a->byte_limit, b->byte_limit);
+	assert_str_or_null(a->colo_name, b->colo_name);
+	assert_str_or_null(a->destination_conf, b->destination_conf);
+	assert_int_equal(a->offset_time_ns, b->offset_time_ns);
+	assert_int_equal(a->submitted_ns, b->submitted_ns);
+	assert_int_equal(a->stop_requested_ns, b->stop_requested_ns);
+	assert_int_equal(a->stop_reason, b->stop_reason);
+	assert_str_or_null(a->error_message, b->error_message);
+	assert_int_equal(a->packets, b->packets);
+	assert_int_equal(a->bytes, b->bytes);
+	assert_int_equal(a->drops, b->drops);
+	assert_int_equal(a->finished_ns, b->finished_ns);
+}
+
+static void assert_part_equal(const JobPart *a, const JobPart *b)
+{
+	assert_string_equal(a->job_id, b->job_id);
+	assert_string_equal(a->agent, b->agent);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->packets, b->packets);
+	assert_int_equal(a->bytes, b->bytes);
+	assert_int_equal(a->drops, b->drops);
+	assert_int_equal(a->stop_reason, b->stop_reason);
+	assert_str_or_null(a->object, b->object);
+	assert_str_or_null(a->error, b->error);
+	assert_int_equal(a->updated_ns, b->updated_ns);
+}
+
+static void hash_of(uint8_t h[32], uint8_t seed)
+{
+	for (int i = 0; i < 32; i++)
+		h[i] = (uint8_t)(seed + i * 7);
+}
+
+static int raw_user_version(const char *path)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int v;
+
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* ---- open, migrate, reopen ---- */
+
+static void test_open_reopen(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_FULL, 100 * SEC), got;
+	uint8_t h[32];
+	char account[JOB_ID_LEN + 1];
+	TokenScope scope;
+	struct stat st;
+
+	hash_of(h, 1);
+	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_WRITE, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	db_close(t->db);
+	t->db = NULL;
+	assert_true(raw_user_version(t->path) >= 1);
+	/* It holds credential hashes: only the owner reads it. */
+	assert_int_equal(stat(t->path, &st), 0);
+	assert_int_equal(st.st_mode & 0077, 0);
+
+	assert_int_equal(db_open(t->path, &t->db, &err), 0);
+	assert_true(db_account_exists(t->db, ACC_A));
+	assert_int_equal(db_credential_find(t->db, h, NULL, account, &scope, &err), 0);
+	assert_string_equal(account, ACC_A);
+	assert_int_equal(scope, SCOPE_WRITE);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_job_equal(&got, &j);
+	job_done(&got);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	sqlite3 *h;
+	Db *db = NULL;
+
+	db_close(t->db);
+	t->db = NULL;
+	assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(db_open(t->path, &db, &err), -ENOTSUP);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "schema version 999, newer"));
+	assert_int_equal(raw_user_version(t->path), 999);
+}
+
+static void test_open_bad_path(void **state)
+{
+	ErrBuf err = {{0}};
+	Db *db = NULL;
+
+	(void)state;
+	assert_int_equal(db_open("/nonexistent-dir/x/state.db", &db, &err), -ENOENT);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "/nonexistent-dir/x/state.db"));
+	assert_int_equal(db_open("", &db, &err), -EINVAL);
+}
+
+static void test_open_not_a_database(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Db *db = NULL;
+	FILE *f;
+
+	db_close(t->db);
+	t->db = NULL;
+	rm_db_files(t->path);
+	f = fopen(t->path, "we");
+	assert_non_null(f);
+	for (int i = 0; i < 1024; i++)
+		fputs("this is not an SQLite database\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(db_open(t->path, &db, &err), -EIO);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "not a database"));
+}
+
+/* ---- accounts and credentials ---- */
+
+static void test_scope_strings(void **state)
+{
+	TokenScope s;
+
+	(void)state;
+	assert_string_equal(token_scope_to_string(SCOPE_READ), "read");
+	assert_string_equal(token_scope_to_string(SCOPE_WRITE), "write");
+	assert_string_equal(token_scope_to_string(SCOPE_AGENT), "agent");
+	assert_string_equal(token_scope_to_string((TokenScope)0), "unknown");
+	assert_string_equal(token_scope_to_string((TokenScope)9), "unknown");
+	assert_int_equal(token_scope_from_string("write", &s), 0);
+	assert_int_equal(s, SCOPE_WRITE);
+	assert_int_equal(token_scope_from_string("agent", &s), 0);
+	assert_int_equal(s, SCOPE_AGENT);
+	assert_int_equal(token_scope_from_string("Write", &s), -EINVAL);
+	assert_int_equal(token_scope_from_string("", &s), -EINVAL);
+	assert_int_equal(token_scope_from_string(NULL, &s), -EINVAL);
+	assert_string_equal(bucket_status_to_string(BUCKET_PENDING), "pending");
+	assert_string_equal(bucket_status_to_string(BUCKET_SUCCESS), "success");
+	assert_string_equal(bucket_status_to_string(BUCKET_FAILED), "failed");
+}
+
+static void test_accounts(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+
+	assert_true(db_account_exists(t->db, ACC_A));
+	assert_false(db_account_exists(t->db, "cccccccccccccccccccccccccccccccc"));
+	assert_false(db_account_exists(t->db, NULL));
+	assert_int_equal(db_account_ensure(t->db, ACC_A, &err), 0); /* idempotent */
+	assert_int_equal(db_account_ensure(t->db, "cccccccccccccccccccccccccccccccc", &err), 0);
+	assert_true(db_account_exists(t->db, "cccccccccccccccccccccccccccccccc"));
+	assert_int_equal(db_account_ensure(t->db, "", &err), -EINVAL);
+}
+
+static void test_credentials(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	uint8_t tok[32], key[32], other[32];
+	char account[JOB_ID_LEN + 1] = "untouched";
+	TokenScope scope = SCOPE_READ;
+
+	hash_of(tok, 1);
+	hash_of(key, 2);
+	hash_of(other, 3);
+	assert_int_equal(db_credential_add(t->db, tok, NULL, ACC_A, SCOPE_READ, &err), 0);
+	assert_int_equal(db_credential_add(t->db, key, "User@Example.com", ACC_B, SCOPE_WRITE, &err), 0);
+
+	assert_int_equal(db_credential_find(t->db, tok, NULL, account, &scope, &err), 0);
+	assert_string_equal(account, ACC_A);
+	assert_int_equal(scope, SCOPE_READ);
+	/* A legacy key needs its email (compared without case), a token none. */
+	assert_int_equal(db_credential_find(t->db, key, "user@example.com", account, &scope, &err), 0);
+	assert_string_equal(account, ACC_B);
+	assert_int_equal(scope, SCOPE_WRITE);
+	snprintf(account, sizeof(account), "untouched");
+	assert_int_equal(db_credential_find(t->db, key, NULL, account, &scope, &err), -ENOENT);
+	assert_int_equal(db_credential_find(t->db, key, "other@example.com", account, &scope, &err), -ENOENT);
+	assert_int_equal(db_credential_find(t->db, tok, "user@example.com", account, &scope, &err), -ENOENT);
+	assert_int_equal(db_credential_find(t->db, other, NULL, account, &scope, &err), -ENOENT);
+	assert_string_equal(account, "untouched");
+	assert_int_equal(scope, SCOPE_WRITE);
+
+	assert_int_equal(db_credential_add(t->db, tok, NULL, ACC_B, SCOPE_WRITE, &err), -EEXIST);
+	assert_int_equal(db_credential_add(t->db, other, NULL, "cccccccccccccccccccccccccccccccc", SCOPE_READ, &err),
+			 -ENOENT);
+	assert_int_equal(db_credential_add(t->db, other, NULL, ACC_A, (TokenScope)0, &err), -EINVAL);
+	assert_int_equal(db_credential_add(t->db, other, NULL, ACC_A, (TokenScope)4, &err), -EINVAL);
+	assert_int_equal(db_credential_add(t->db, other, "", ACC_A, SCOPE_READ, &err), -EINVAL);
+	assert_int_equal(db_credential_add(t->db, other, NULL, ACC_A, SCOPE_AGENT, &err), 0);
+	assert_int_equal(db_credential_find(t->db, other, NULL, account, &scope, &err), 0);
+	assert_int_equal(scope, SCOPE_AGENT);
+}
+
+/* ---- jobs ---- */
+
+static void test_job_roundtrip(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job full = make_job(ACC_A, JOB_FULL, 100 * SEC), simple = make_job(ACC_A, JOB_SIMPLE, 101 * SEC), got;
+
+	full.packets = 5;
+	full.bytes = (uint64_t)1 << 40;
+	full.drops = 2;
+	full.stop_requested_ns = 3;
+	full.stop_reason = JOB_STOP_USER;
+	full.error_message = (char *)"agent x: boom";
+	full.finished_ns = 7;
+	full.status = JOB_CONVERSION_RUNNING;
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, &err), 0);
+
+	assert_int_equal(db_job_get(t->db, ACC_A, full.id, &got, &err), 0);
+	assert_job_equal(&got, &full);
+	job_done(&got);
+	assert_int_equal(db_job_get(t->db, NULL, simple.id, &got, &err), 0);
+	assert_job_equal(&got, &simple);
+	assert_null(got.filter_json);
+	assert_null(got.colo_name);
+	assert_null(got.destination_conf);
+	assert_null(got.error_message);
+	job_done(&got);
+
+	/* Account scoping, unknown ids, duplicates, unknown accounts. */
+	memset(&got, 0x5a, sizeof(got));
+	assert_int_equal(db_job_get(t->db, ACC_B, full.id, &got, &err), -ENOENT);
+	assert_int_equal(got.type, 0x5a5a5a5a); /* untouched */
+	assert_int_equal(db_job_get(t->db, ACC_A, "00000000000000000000000000000000", &got, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no job 00000000000000000000000000000000"));
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists already"));
+	Job orphan = make_job("cccccccccccccccccccccccccccccccc", JOB_FULL, 1);
+	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "account cccccccccccccccccccccccccccccccc does not exist"));
+}
+
+static void test_job_list(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job a[5];
+	Job *v;
+	size_t n;
+
+	for (int i = 0; i < 5; i++) {
+		a[i] = make_job(ACC_A, i % 2 ? JOB_SIMPLE : JOB_FULL, (100 + i) * SEC);
+		assert_int_equal(db_job_insert(t->db, &a[i], NULL, 0, NULL, &err), 0);
+	}
+	Job b = make_job(ACC_B, JOB_FULL, 200 * SEC);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);
+
+	assert_int_equal(db_job_list(t->db, ACC_A, 100, &v, &n, &err), 0);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_job_equal(&v[i], &a[4 - i]); /* newest first */
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_A, 2, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, a[4].id);
+	assert_string_equal(v[1].id, a[3].id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_B, 100, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, b.id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, "cccccccccccccccccccccccccccccccc", 100, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	jobs_free(v, n);
+
+	/* Active: every non-terminal job of every account, oldest first. */
+	a[1].status = JOB_SUCCESS;
+	a[3].status = JOB_FAILED;
+	a[2].status = JOB_RUNNING;
+	assert_int_equal(db_job_update(t->db, &a[1], &err), 0);
+	assert_int_equal(db_job_update(t->db, &a[2], &err), 0);
+	assert_int_equal(db_job_update(t->db, &a[3], &err), 0);
+	assert_int_equal(db_job_list_active(t->db, &v, &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(v[0].id, a[0].id);
+	assert_string_equal(v[1].id, a[2].id);
+	assert_int_equal(v[1].status, JOB_RUNNING);
+	assert_string_equal(v[2].id, a[4].id);
+	assert_string_equal(v[3].id, b.id);
+	jobs_free(v, n);
+}
+
+static void test_job_update(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_FULL, 100 * SEC), got;
+
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	j.status = JOB_FAILED;
+	j.stop_requested_ns = 150 * SEC;
+	j.stop_reason = JOB_STOP_ERROR;
+	j.error_message = (char *)"agent a1: interface eth9 vanished";
+	j.packets = 10;
+	j.bytes = 1000;
+	j.drops = 1;
+	j.finished_ns = 160 * SEC;
+	assert_int_equal(db_job_update(t->db, &j, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_job_equal(&got, &j);
+	job_done(&got);
+
+	/* Back to NULL. */
+	j.error_message = NULL;
+	assert_int_equal(db_job_update(t->db, &j, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_null(got.error_message);
+	job_done(&got);
+
+	/* Immutable fields are not written. */
+	Job changed = j;
+	changed.time_limit_s = 1;
+	changed.colo_name = (char *)"LHR";
+	assert_int_equal(db_job_update(t->db, &changed, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_job_equal(&got, &j);
+	job_done(&got);
+
+	Job other = j;
+	snprintf(other.account, sizeof(other.account), "%s", ACC_B);
+	assert_int_equal(db_job_update(t->db, &other, &err), -ENOENT);
+	Job missing = make_job(ACC_A, JOB_FULL, 1);
+	assert_int_equal(db_job_update(t->db, &missing, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, missing.id));
+}
+
+static void test_parts(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_FULL, 100 * SEC), k = make_job(ACC_B, JOB_FULL, 101 * SEC), got;
+	JobPart p[3], q[2], *v;
+	size_t n;
+
+	p[0] = make_part(&j, "zeta", PART_ASSIGNED);
+	p[1] = make_part(&j, "alpha", PART_RUNNING);
+	p[1].packets = 3;
+	p[1].bytes = 300;
+	p[1].drops = 1;
+	p[2] = make_part(&j, "mid", PART_DONE);
+	p[2].object = (char *)"pcap_x_mid.pcap";
+	p[2].stop_reason = JOB_STOP_TIME;
+	q[0] = make_part(&k, "alpha", PART_FAILED);
+	q[0].error = (char *)"no such interface";
+	q[1] = make_part(&k, "beta", PART_UPLOADING);
+	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, &err), 0);
+
+	assert_int_equal(db_part_list(t->db, j.id, &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_part_equal(&v[0], &p[1]); /* by agent name */
+	assert_part_equal(&v[1], &p[2]);
+	assert_part_equal(&v[2], &p[0]);
+	parts_free(v, n);
+
+	/* Only what the agent should still be doing. */
+	assert_int_equal(db_part_list_for_agent(t->db, "alpha", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_part_equal(&v[0], &p[1]);
+	parts_free(v, n);
+	assert_int_equal(db_part_list_for_agent(t->db, "mid", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	parts_free(v, n);
+	assert_int_equal(db_part_list_for_agent(t->db, "beta", &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_part_equal(&v[0], &q[1]);
+	parts_free(v, n);
+
+	/* Update the job and its parts together; a new part is added. */
+	p[1].state = PART_DONE;
+	p[1].object = (char *)"pcap_x_alpha.pcap";
+	p[0].state = PART_LOST;
+	p[0].error = (char *)"no heartbeat for 30 s";
+	JobPart extra = make_part(&j, "new", PART_ASSIGNED);
+	JobPart upd[3] = {p[0], p[1], extra};
+	j.status = JOB_RUNNING;
+	j.packets = 3;
+	assert_int_equal(db_job_update_with_parts(t->db, &j, upd, 3, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_job_equal(&got, &j);
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, j.id, &v, &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_part_equal(&v[0], &p[1]);
+	assert_part_equal(&v[1], &p[2]);
+	assert_part_equal(&v[2], &extra);
+	assert_part_equal(&v[3], &p[0]);
+	parts_free(v, n);
+	assert_int_equal(db_part_list_for_agent(t->db, "alpha", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	parts_free(v, n);
+
+	/* A missing job rolls back the parts; a foreign part is refused. */
+	Job missing = make_job(ACC_A, JOB_FULL, 1);
+	JobPart mp = make_part(&missing, "alpha", PART_RUNNING);
+	assert_int_equal(db_job_update_with_parts(t->db, &missing, &mp, 1, &err), -ENOENT);
+	JobPart foreign = make_part(&k, "gamma", PART_RUNNING);
+	assert_int_equal(db_job_update_with_parts(t->db, &j, &foreign, 1, &err), -EINVAL);
+	j.status = JOB_FAILED;
+	JobPart bad[2] = {p[2], foreign};
+	assert_int_equal(db_job_update_with_parts(t->db, &j, bad, 2, &err), -EINVAL);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_int_equal(got.status, JOB_RUNNING); /* rolled back */
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, k.id, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	parts_free(v, n);
+	assert_int_equal(db_part_list(t->db, "00000000000000000000000000000000", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	parts_free(v, n);
+
+	/* A duplicate agent in one insert fails the whole insert. */
+	Job dup = make_job(ACC_A, JOB_FULL, 200 * SEC);
+	JobPart dp[2] = {make_part(&dup, "a", PART_ASSIGNED), make_part(&dup, "a", PART_ASSIGNED)};
+	assert_int_equal(db_job_insert(t->db, &dup, dp, 2, NULL, &err), -EEXIST);
+	assert_int_equal(db_job_get(t->db, ACC_A, dup.id, &got, &err), -ENOENT);
+}
+
+/* ---- limits ---- */
+
+static void test_limit_full(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	JobLimits lim = {.max_active_full = 1, .sample_interval_ns = 0};
+	Job a = make_job(ACC_A, JOB_FULL, 100 * SEC), b = make_job(ACC_A, JOB_FULL, 101 * SEC), got;
+	Job other = make_job(ACC_B, JOB_FULL, 101 * SEC), s = make_job(ACC_A, JOB_SIMPLE, 102 * SEC);
+
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
+	assert_string_equal(err.msg, "only 1 pending or running full capture(s) per account");
+	assert_int_equal(db_job_get(t->db, ACC_A, b.id, &got, &err), -ENOENT);
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0); /* per account */
+	assert_int_equal(db_job_insert(t->db, &s, NULL, 0, &lim, &err), 0);     /* simple not counted */
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);     /* no limits */
+
+	lim.max_active_full = 2;
+	Job c = make_job(ACC_A, JOB_FULL, 103 * SEC);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
+	assert_string_equal(err.msg, "only 2 pending or running full capture(s) per account");
+	a.status = JOB_SUCCESS;
+	assert_int_equal(db_job_update(t->db, &a, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), 0);
+}
+
+static void test_limit_sample(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	JobLimits lim = {.max_active_full = 0, .sample_interval_ns = 60 * SEC};
+	Job a = make_job(ACC_A, JOB_SIMPLE, 1000 * SEC), b = make_job(ACC_A, JOB_SIMPLE, 1020 * SEC);
+
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
+	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 40 s");
+	b.submitted_ns = 1059 * SEC + 1;
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
+	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 1 s");
+	Job f = make_job(ACC_A, JOB_FULL, 1021 * SEC);
+	assert_int_equal(db_job_insert(t->db, &f, NULL, 0, &lim, &err), 0); /* full not counted */
+	Job other = make_job(ACC_B, JOB_SIMPLE, 1020 * SEC);
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0);
+	b.submitted_ns = 1060 * SEC;
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), 0);
+	/* A clock that went back counts as "just now". */
+	Job c = make_job(ACC_A, JOB_SIMPLE, 900 * SEC);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
+	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 60 s");
+}
+
+typedef struct Racer {
+	Db *db;
+	pthread_barrier_t *go;
+	Job job;
+	JobLimits lim;
+	int r;
+	char msg[256];
+} Racer;
+
+static void *race_insert(void *arg)
+{
+	Racer *x = arg;
+	ErrBuf err = {{0}};
+
+	pthread_barrier_wait(x->go);
+	x->r = db_job_insert(x->db, &x->job, NULL, 0, &x->lim, &err);
+	memcpy(x->msg, err.msg, sizeof(x->msg));
+	return NULL;
+}
+
+/* Two threads (two connections) create at the same instant: the check and
+ * the insert are one transaction, so exactly one wins, every round. In half
+ * the rounds a third connection holds the write lock while both threads
+ * start, so both are surely inside db_job_insert at once: had the check run
+ * outside the write transaction, both would pass it and both would insert. */
+static void test_limit_race(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	int wins = 0, busy = 0;
+	sqlite3 *holder;
+
+	assert_int_equal(sqlite3_open(t->path, &holder), SQLITE_OK);
+	sqlite3_busy_timeout(holder, 5000);
+	for (int round = 0; round < 40; round++) {
+		char account[JOB_ID_LEN + 1];
+		pthread_barrier_t go;
+		pthread_t th[2];
+		Racer x[2];
+		bool hold = round % 4 >= 2;
+
+		snprintf(account, sizeof(account), "%032x", round + 1);
+		assert_int_equal(db_account_ensure(t->db, account, &err), 0);
+		assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+		for (int i = 0; i < 2; i++) {
+			memset(&x[i], 0, sizeof(x[i]));
+			x[i].db = t->db;
+			x[i].go = &go;
+			x[i].job = round % 2 ? make_job(account, JOB_FULL, (100 + i) * SEC)
+					     : make_job(account, JOB_SIMPLE, (100 + i) * SEC);
+			x[i].lim.max_active_full = 1;
+			x[i].lim.sample_interval_ns = 60 * SEC;
+		}
+		if (hold)
+			assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, race_insert, &x[i]), 0);
+		if (hold) {
+			usleep(30 * 1000); /* both threads are now waiting for the lock */
+			assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		}
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		pthread_barrier_destroy(&go);
+		for (int i = 0; i < 2; i++) {
+			if (x[i].r == 0) {
+				wins++;
+			} else {
+				assert_int_equal(x[i].r, -EBUSY);
+				assert_non_null(strstr(x[i].msg, round % 2 ? "full capture" : "sample capture"));
+				busy++;
+			}
+		}
+		Job *v;
+		size_t n;
+		assert_int_equal(db_job_list(t->db, account, 10, &v, &n, &err), 0);
+		assert_int_equal(n, 1);
+		jobs_free(v, n);
+	}
+	sqlite3_close(holder);
+	assert_int_equal(wins, 40);
+	assert_int_equal(busy, 40);
+}
+
+/* ---- buckets ---- */
+
+static BucketRow make_bucket(const char *account, const char *id, const char *uri, int64_t submitted_ns)
+{
+	BucketRow b = {0};
+
+	snprintf(b.id, sizeof(b.id), "%s", id);
+	snprintf(b.account, sizeof(b.account), "%s", account);
+	b.destination_conf = (char *)uri;
+	b.filename = (char *)"ownership-challenge-x.txt";
+	b.challenge = (char *)"secret-token";
+	b.status = BUCKET_PENDING;
+	b.submitted_ns = submitted_ns;
+	return b;
+}
+
+static void assert_bucket_equal(const BucketRow *a, const BucketRow *b)
+{
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->account, b->account);
+	assert_str_or_null(a->destination_conf, b->destination_conf);
+	assert_str_or_null(a->filename, b->filename);
+	assert_str_or_null(a->challenge, b->challenge);
+	assert_int_equal(a->status, b->status);
+	assert_int_equal(a->submitted_ns, b->submitted_ns);
+	assert_int_equal(a->validated_ns, b->validated_ns);
+}
+
+static void test_buckets(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	BucketRow a = make_bucket(ACC_A, "11111111111111111111111111111111", "file:///b/one", 20);
+	BucketRow b = make_bucket(ACC_A, "22222222222222222222222222222222", "file:///b/two", 10);
+	BucketRow c = make_bucket(ACC_B, "33333333333333333333333333333333", "file:///b/one", 30);
+	BucketRow got, *v;
+	size_t n;
+
+	b.filename = NULL;
+	b.challenge = NULL;
+	assert_int_equal(db_bucket_insert(t->db, &a, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &b, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &c, &err), 0); /* same URI, other account */
+
+	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), 0);
+	assert_bucket_equal(&got, &a);
+	bucket_row_done(&got);
+	assert_int_equal(db_bucket_get(t->db, ACC_A, b.id, &got, &err), 0);
+	assert_bucket_equal(&got, &b);
+	bucket_row_done(&got);
+	assert_int_equal(db_bucket_get(t->db, ACC_B, a.id, &got, &err), -ENOENT);
+	assert_int_equal(db_bucket_find(t->db, ACC_B, "file:///b/one", &got, &err), 0);
+	assert_bucket_equal(&got, &c);
+	bucket_row_done(&got);
+	assert_int_equal(db_bucket_find(t->db, ACC_B, "file:///b/two", &got, &err), -ENOENT);
+
+	BucketRow dup = make_bucket(ACC_A, "44444444444444444444444444444444", "file:///b/one", 40);
+	assert_int_equal(db_bucket_insert(t->db, &dup, &err), -EEXIST);
+	BucketRow dupid = make_bucket(ACC_A, a.id, "file:///b/three", 40);
+	assert_int_equal(db_bucket_insert(t->db, &dupid, &err), -EEXIST);
+	BucketRow orphan = make_bucket("cccccccccccccccccccccccccccccccc", "5555", "file:///b/x", 1);
+	assert_int_equal(db_bucket_insert(t->db, &orphan, &err), -ENOENT);
+
+	assert_int_equal(db_bucket_list(t->db, ACC_A, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_bucket_equal(&v[0], &b); /* oldest first */
+	assert_bucket_equal(&v[1], &a);
+	bucket_rows_free(v, n);
+
+	a.status = BUCKET_SUCCESS;
+	a.validated_ns = 99;
+	assert_int_equal(db_bucket_update(t->db, &a, &err), 0);
+	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), 0);
+	assert_bucket_equal(&got, &a);
+	bucket_row_done(&got);
+	BucketRow wrong = a;
+	snprintf(wrong.account, sizeof(wrong.account), "%s", ACC_B);
+	assert_int_equal(db_bucket_update(t->db, &wrong, &err), -ENOENT);
+
+	assert_int_equal(db_bucket_delete(t->db, ACC_B, a.id, &err), -ENOENT);
+	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), 0);
+	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), -ENOENT);
+	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), -ENOENT);
+	assert_int_equal(db_bucket_insert(t->db, &dup, &err), 0); /* URI free again */
+	bucket_row_done(NULL);
+}
+
+/* ---- agents ---- */
+
+static void test_agents(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	AgentRow a = {.name = "web-2",
+		      .colo = "ORD",
+		      .interfaces = (char *)"eth0,lo",
+		      .version = (char *)"0.1.0",
+		      .first_seen_ns = 10,
+		      .last_seen_ns = 10};
+	AgentRow b = {.name = "db-1", .colo = "LHR", .first_seen_ns = 5, .last_seen_ns = 6};
+	AgentRow *v;
+	size_t n;
+
+	assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+	assert_int_equal(db_agent_upsert(t->db, &b, &err), 0);
+	a.first_seen_ns = 50; /* ignored for an existing row */
+	a.last_seen_ns = 60;
+	a.version = (char *)"0.2.0";
+	a.interfaces = NULL;
+	snprintf(a.colo, sizeof(a.colo), "SFO");
+	assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+
+	assert_int_equal(db_agent_list(t->db, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "db-1");
+	assert_string_equal(v[0].colo, "LHR");
+	assert_null(v[0].interfaces);
+	assert_null(v[0].version);
+	assert_int_equal(v[0].first_seen_ns, 5);
+	assert_int_equal(v[0].last_seen_ns, 6);
+	assert_string_equal(v[1].name, "web-2");
+	assert_string_equal(v[1].colo, "SFO");
+	assert_null(v[1].interfaces);
+	assert_string_equal(v[1].version, "0.2.0");
+	assert_int_equal(v[1].first_seen_ns, 10);
+	assert_int_equal(v[1].last_seen_ns, 60);
+	agent_rows_free(v, n);
+
+	AgentRow noname = {.colo = "X"};
+	assert_int_equal(db_agent_upsert(t->db, &noname, &err), -EINVAL);
+	agent_row_done(NULL);
+}
+
+/* ---- concurrency ---- */
+
+typedef struct Worker {
+	Db *db;
+	const char *job_id;
+	const uint8_t *hash;
+	volatile int *stop;
+	long reads;
+	int fail;
+} Worker;
+
+static void *reader(void *arg)
+{
+	Worker *w = arg;
+
+	while (!*w->stop) {
+		ErrBuf err = {{0}};
+		char account[JOB_ID_LEN + 1];
+		TokenScope scope;
+		Job j;
+		Job *v;
+		size_t n;
+
+		if (db_credential_find(w->db, w->hash, NULL, account, &scope, &err) < 0 || strcmp(account, ACC_A) != 0)
+			w->fail++;
+		if (db_job_get(w->db, ACC_A, w->job_id, &j, &err) < 0)
+			w->fail++;
+		else
+			job_done(&j);
+		if (db_job_list(w->db, ACC_A, 20, &v, &n, &err) < 0 || n == 0)
+			w->fail++;
+		else
+			jobs_free(v, n);
+		w->reads++;
+	}
+	return NULL;
+}
+
+/* Four threads read (each on its own connection) while this one writes. */
+static void test_concurrency(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	uint8_t h[32];
+	volatile int stop = 0;
+	Job first = make_job(ACC_A, JOB_FULL, 1);
+	pthread_t th[4];
+	Worker w[4];
+
+	hash_of(h, 9);
+	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_READ, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &first, NULL, 0, NULL, &err), 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (Worker){.db = t->db, .job_id = first.id, .hash = h, .stop = &stop};
+		assert_int_equal(pthread_create(&th[i], NULL, reader, &w[i]), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		Job j = make_job(i % 2 ? ACC_A : ACC_B, JOB_FULL, 10 + i);
+		JobPart p = make_part(&j, "agent", PART_RUNNING);
+
+		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, &err), 0);
+		j.status = JOB_RUNNING;
+		p.packets = (uint64_t)i;
+		assert_int_equal(db_job_update_with_parts(t->db, &j, &p, 1, &err), 0);
+	}
+	stop = 1;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(w[i].fail, 0);
+		assert_true(w[i].reads > 0);
+	}
+	/* The readers' connections closed as their threads ended; a new one opens. */
+	Job *v;
+	size_t n;
+	assert_int_equal(db_job_list(t->db, ACC_A, 1000, &v, &n, &err), 0);
+	assert_int_equal(n, 101);
+	jobs_free(v, n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test(test_open_bad_path),
+		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
+		cmocka_unit_test(test_scope_strings),
+		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_update, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_sample, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limit_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
