@@ -24,7 +24,19 @@
  * make suspend and a concurrent resume race-free (e.g. under its own lock:
  * register the waiter and suspend while holding it). When the server stops,
  * every parked request is resumed with http_req_shutting_down() true; the
- * handler then answers (503) and must not suspend again.
+ * handler then answers (503) and must not suspend again (http_suspend then
+ * fails with -ESHUTDOWN). The resumer should call http_resume() under the
+ * same lock the resumed handler takes to deregister its waiter: a request
+ * that was resumed by http_server_stop() and answered is freed, and a late
+ * http_resume() on it would touch freed memory. A parked request has no idle
+ * time-out and MHD does not notice its client leaving: long-polls resume it
+ * after their own wait.
+ *
+ * Paths are %-decoded by MHD before the handler sees them ("%2F" becomes
+ * '/'); query values are decoded too, query keys compare exactly, header
+ * names without regard to case. http_respond*() and http_suspend() work only
+ * inside the handler, on its thread; http_server_stop() must not be called
+ * from a handler.
  */
 
 #include <stdbool.h>
@@ -61,8 +73,8 @@ uint16_t http_server_port(const HttpServer *s, bool tls);
 void http_server_stop(HttpServer *s);
 
 /* ---- the request ---- */
-const char *http_req_method(const HttpRequest *r);             /* "GET", ... */
-const char *http_req_path(const HttpRequest *r);               /* decoded path, no query */
+const char *http_req_method(const HttpRequest *r);                   /* "GET", ... */
+const char *http_req_path(const HttpRequest *r);                     /* decoded path, no query */
 const char *http_req_header(const HttpRequest *r, const char *name); /* case-insensitive; NULL if absent */
 const char *http_req_query(const HttpRequest *r, const char *key);   /* decoded; NULL if absent */
 const uint8_t *http_req_body(const HttpRequest *r, size_t *ret_len); /* NUL-terminated copy; len excludes it */
@@ -78,7 +90,8 @@ int http_add_header(HttpRequest *r, const char *name, const char *value);
 /* Answers with a copy of body[0..len) (content_type NULL: no Content-Type). */
 int http_respond(HttpRequest *r, unsigned status, const char *content_type, const void *body, size_t len);
 /* Answers with len bytes of fd from its current offset, streamed; takes fd
- * (closed when done, also on failure). */
+ * (closed when done, also on failure). fd must be seekable (a regular file):
+ * a pipe gets -ESPIPE, since reading it would block the server's thread. */
 int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, int fd, uint64_t len);
 /* Parks the request (long-poll). */
 int http_suspend(HttpRequest *r);

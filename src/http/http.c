@@ -1,0 +1,931 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libmicrohttpd (0.9.75) behind http.h. Nothing else in pcapd includes
+ * <microhttpd.h>.
+ *
+ * How MHD drives a request, and what this file does at each step
+ * (MHD's access handler is on_access(); one HttpRequest per request):
+ *
+ *   headers in  ──► first call (*con_cls == NULL, no data): allocate the
+ *                   HttpRequest. If Content-Length already exceeds max_body,
+ *                   mark it too large and run the handler now: an answer
+ *                   queued before the body makes MHD skip "100 Continue",
+ *                   drop the body unread and close after answering.
+ *   body bytes  ──► calls with *upload_data_size > 0: copy up to max_body,
+ *                   past it free the copy, set too_large and discard the rest.
+ *   body done   ──► call with *upload_data_size == 0: run the handler.
+ *   handler     ──► answered (http_respond*) ─► MHD sends it;
+ *                   parked (http_suspend) ─► MHD stops polling the socket;
+ *                   neither ─► we answer 500 (503 while stopping).
+ *   resumed     ──► MHD calls us again with no data: run the handler again.
+ *   finished    ──► on_completed() (MHD_OPTION_NOTIFY_COMPLETED) frees it,
+ *                   whether the answer went out or the client went away.
+ *
+ * Threads: each MHD worker thread owns its connections, so every call above
+ * for one request happens on one thread and the request's fields need no
+ * lock. The exceptions are the parking fields (parked, tracked, the list
+ * links), shared with http_resume() and http_server_stop(): they live under
+ * HttpServer.lock, which only long-poll requests ever take. The hot path
+ * (a plain request) takes no lock of ours.
+ *
+ * Parking and stopping: a parked request is put on the server's tracked list
+ * and stays there until it is finished, not just until it is resumed, so
+ * that http_server_stop() can resume every parked request with
+ * shutting_down set, then wait until their answers (503) have actually
+ * been sent before MHD_stop_daemon() closes the sockets. MHD forbids
+ * stopping with suspended connections; http_suspend() refuses once
+ * stopping has begun, so none can appear after the sweep.
+ *
+ * Suspend/resume races: http_suspend() calls MHD_suspend_connection() under
+ * the lock after setting parked, and http_resume() calls
+ * MHD_resume_connection() under the lock only if parked is still set (and
+ * clears it). MHD never sees a resume before its suspend, nor two resumes
+ * for one suspend. A resume that arrives while the handler that suspended
+ * is still running is fine: MHD 0.9.75 moves the connection to its
+ * suspended list inside MHD_suspend_connection() and picks up the resume on
+ * its next loop iteration, after our access handler has returned.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+
+#define HTTP_MAX_HEADERS 32
+#define HTTP_HEADERS_MAX_BYTES (64u * 1024) /* names + values of one answer */
+#define HTTP_HEADERS_INLINE 256             /* most answers add a header or two */
+#define HTTP_BODY_FIRST_CAP 4096            /* chunked bodies start here, then double */
+#define HTTP_BODY_PREALLOC (64u * 1024)     /* at most this much is allocated from Content-Length alone */
+#define HTTP_DEFAULT_MEMORY (64u * 1024)
+#define HTTP_DEFAULT_MAX_BODY (1024u * 1024)
+#define HTTP_DEFAULT_MAX_CONN 4096u
+#define HTTP_DEFAULT_TIMEOUT_S 30u
+#define HTTP_MAX_THREADS 256u
+#define HTTP_STOP_GRACE_S 2 /* beyond the idle time-out, for parked answers to go out */
+
+/* One MHD daemon: plain or TLS. */
+typedef struct HttpDaemon {
+	HttpServer *srv;
+	struct MHD_Daemon *mhd; /* NULL when this side is off */
+	bool tls;
+	uint16_t port; /* bound port */
+} HttpDaemon;
+
+struct HttpServer {
+	HttpHandler handler;
+	void *ctx;
+	size_t max_body;
+	unsigned timeout_s;
+	HttpDaemon daemons[2]; /* [0] plain, [1] TLS */
+
+	pthread_mutex_t lock;   /* the parking fields of every request, and what follows */
+	pthread_cond_t drained; /* signalled when ntracked drops to 0 while stopping */
+	HttpRequest *tracked;   /* requests that were ever parked and are not finished */
+	size_t ntracked;
+	atomic_bool shutting_down; /* set (under lock) by http_server_stop() */
+
+	pthread_mutex_t log_lock; /* MHD may log from any of its threads */
+	bool log_collect;         /* only while starting: the reason a start fails */
+	char log_msg[200];
+};
+
+struct HttpRequest {
+	HttpServer *srv;
+	struct MHD_Connection *conn;
+	const char *method; /* MHD's, valid for the whole request */
+	const char *url;    /* MHD's, already %-decoded, no query */
+	bool tls;
+
+	/* the body, owned by the worker thread */
+	uint8_t *body;   /* NULL when empty or too large */
+	size_t body_len; /* bytes in body, excluding the NUL */
+	size_t body_cap; /* allocated bytes (body_len + 1 always fits) */
+	bool too_large;
+	bool body_done; /* the handler may run */
+
+	/* one handler call */
+	bool in_handler;
+	bool responded;
+	bool suspended_now; /* http_suspend() was called in this handler call */
+
+	bool tracked; /* on srv->tracked; written (under srv->lock) and read by the worker only */
+
+	/* parking: under srv->lock. parked is written by other threads, so it
+	 * sits apart from the worker's flags above (between pointers) and is
+	 * atomic: the compiler widens loads of neighbouring bools into one
+	 * word, which would otherwise read it racily. */
+	HttpRequest *prev, *next;
+	atomic_bool parked; /* suspended in MHD, no resume asked yet */
+
+	void *data;
+	void (*data_free)(void *);
+
+	/* response headers: "name\0value\0" × nhdr, inline until it grows */
+	unsigned nhdr;
+	size_t hdr_len, hdr_cap;
+	char *hdr_buf;
+	char hdr_inline[HTTP_HEADERS_INLINE];
+};
+
+static const char plain_500[] = "handler did not answer\n";
+static const char plain_503[] = "server is shutting down\n";
+
+/* ---- MHD's log ---- */
+
+/* MHD reports start-up failures (bad certificate, ...) only through its log:
+ * keep the last line while starting, drop everything afterwards (the owner
+ * of the server logs at its boundary, from our return codes). */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	HttpServer *s = cls;
+
+	pthread_mutex_lock(&s->log_lock);
+	if (s->log_collect) {
+		int n = vsnprintf(s->log_msg, sizeof(s->log_msg), fmt, ap);
+
+		if (n < 0) {
+			s->log_msg[0] = '\0';
+		} else {
+			size_t len = strnlen(s->log_msg, sizeof(s->log_msg));
+
+			while (len > 0 && (s->log_msg[len - 1] == '\n' || s->log_msg[len - 1] == '\r'))
+				s->log_msg[--len] = '\0';
+		}
+	}
+	pthread_mutex_unlock(&s->log_lock);
+}
+
+/* ---- requests ---- */
+
+static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn, const char *url, const char *method)
+{
+	HttpRequest *r = malloc(sizeof(*r));
+
+	if (!r)
+		return NULL;
+	/* Only the header part is cleared: the inline header buffer is written
+	 * before it is read. */
+	memset(r, 0, offsetof(HttpRequest, hdr_inline));
+	r->srv = d->srv;
+	r->conn = conn;
+	r->url = url;
+	r->method = method;
+	r->tls = d->tls;
+	r->hdr_buf = r->hdr_inline;
+	r->hdr_cap = sizeof(r->hdr_inline);
+	return r;
+}
+
+static void req_free(HttpRequest *r)
+{
+	if (!r)
+		return;
+	if (r->data_free)
+		r->data_free(r->data);
+	if (r->hdr_buf != r->hdr_inline)
+		free(r->hdr_buf);
+	free(r->body);
+	free(r);
+}
+
+static void req_track(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+
+	r->prev = NULL;
+	r->next = s->tracked;
+	if (s->tracked)
+		s->tracked->prev = r;
+	s->tracked = r;
+	s->ntracked++;
+	r->tracked = true;
+}
+
+static void req_untrack(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->tracked = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	s->ntracked--;
+	r->tracked = false;
+	if (s->ntracked == 0 && atomic_load(&s->shutting_down))
+		pthread_cond_broadcast(&s->drained);
+}
+
+/* Appends a piece of the body; past max_body the copy is dropped and only
+ * the flag remains (the rest of the upload is read and discarded). */
+static void body_append(HttpRequest *r, const char *data, size_t n)
+{
+	size_t max = r->srv->max_body;
+
+	if (r->too_large)
+		return;
+	if (n > max - r->body_len) {
+		r->too_large = true;
+		free(r->body);
+		r->body = NULL;
+		r->body_len = r->body_cap = 0;
+		return;
+	}
+	if (r->body_len + n + 1 > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : HTTP_BODY_FIRST_CAP;
+		uint8_t *nb;
+
+		if (cap > max + 1)
+			cap = max + 1;
+
+		while (cap < r->body_len + n + 1)
+			cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+		nb = realloc(r->body, cap);
+		if (!nb) {
+			/* No memory for a body within the cap: the handler is told
+			 * the body is too large rather than given part of it. */
+			r->too_large = true;
+			free(r->body);
+			r->body = NULL;
+			r->body_len = r->body_cap = 0;
+			return;
+		}
+		r->body = nb;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+}
+
+/* First call: Content-Length, when present, sizes the copy up front (or
+ * tells at once that the body is too large). MHD has already rejected a
+ * malformed one with 400. */
+static void body_plan(HttpRequest *r)
+{
+	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t len;
+
+	/* With both, MHD reads the body chunked and so do we (RFC 9112 6.3). */
+	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return;
+	if (!cl || parse_u64(cl, strlen(cl), 0, UINT64_MAX, &len) < 0 || len == 0)
+		return;
+	if (len > r->srv->max_body) {
+		r->too_large = true;
+		r->body_done = true;
+		return;
+	}
+	/* At most HTTP_BODY_PREALLOC before the bytes arrive: a client that
+	 * announces a large body and sends nothing holds no large buffer. */
+	if (len > HTTP_BODY_PREALLOC)
+		len = HTTP_BODY_PREALLOC;
+	r->body = malloc((size_t)len + 1);
+	if (r->body) /* else body_append() allocates as the bytes come */
+		r->body_cap = (size_t)len + 1;
+}
+
+static enum MHD_Result queue(HttpRequest *r, unsigned status, const char *content_type, struct MHD_Response *resp)
+{
+	enum MHD_Result ok = MHD_YES;
+	const char *p = r->hdr_buf;
+
+	if (content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
+		ok = MHD_NO;
+	for (unsigned i = 0; ok == MHD_YES && i < r->nhdr; i++) {
+		const char *name = p;
+		const char *value = name + strlen(name) + 1;
+
+		p = value + strlen(value) + 1;
+		if (MHD_add_response_header(resp, name, value) != MHD_YES)
+			ok = MHD_NO;
+	}
+	if (ok == MHD_YES)
+		ok = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	if (ok == MHD_YES)
+		r->responded = true;
+	return ok;
+}
+
+static enum MHD_Result run_handler(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+	struct MHD_Response *resp;
+	bool stopping;
+
+	r->in_handler = true;
+	r->suspended_now = false;
+	s->handler(s->ctx, r);
+	r->in_handler = false;
+	if (r->responded || r->suspended_now)
+		return MHD_YES;
+
+	/* The handler broke its contract (or its answer could not be
+	 * queued): answer for it, without its headers, which may be the
+	 * reason its answer failed. */
+	r->nhdr = 0;
+	stopping = atomic_load(&s->shutting_down);
+	resp = MHD_create_response_from_buffer(stopping ? sizeof(plain_503) - 1 : sizeof(plain_500) - 1,
+					       (void *)(stopping ? plain_503 : plain_500), MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO; /* MHD closes the connection */
+	return queue(r, stopping ? 503 : 500, "text/plain; charset=utf-8", resp);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	HttpRequest *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = req_new(cls, conn, url, method);
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		body_plan(r);
+		if (r->body_done)
+			return run_handler(r); /* too large by Content-Length: answer before the body */
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		body_append(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* The body is complete (MHD makes this call once it is), or the
+	 * request was resumed. */
+	r->body_done = true;
+	return run_handler(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	HttpRequest *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	if (r->tracked) { /* read by the thread that wrote it */
+		pthread_mutex_lock(&r->srv->lock);
+		req_untrack(r);
+		pthread_mutex_unlock(&r->srv->lock);
+	}
+	*con_cls = NULL;
+	req_free(r);
+}
+
+/* ---- request accessors ---- */
+
+const char *http_req_method(const HttpRequest *r)
+{
+	return r->method;
+}
+
+const char *http_req_path(const HttpRequest *r)
+{
+	return r->url;
+}
+
+const char *http_req_header(const HttpRequest *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct QueryFind {
+	const char *key;
+	size_t key_len;
+	const char *value;
+	bool found;
+} QueryFind;
+
+static enum MHD_Result query_match(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				   const char *value, size_t value_size)
+{
+	QueryFind *q = cls;
+
+	(void)kind;
+	(void)value_size;
+	if (key_size != q->key_len || memcmp(key, q->key, key_size) != 0)
+		return MHD_YES;
+	q->value = value ? value : ""; /* "?flag" without '=' */
+	q->found = true;
+	return MHD_NO;
+}
+
+/* MHD's own lookup compares keys without regard to case, which is right for
+ * headers but not for query keys: match them exactly. */
+const char *http_req_query(const HttpRequest *r, const char *key)
+{
+	QueryFind q = {.key = key, .key_len = strlen(key)};
+
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, query_match, &q);
+	return q.found ? q.value : NULL;
+}
+
+const uint8_t *http_req_body(const HttpRequest *r, size_t *ret_len)
+{
+	if (ret_len)
+		*ret_len = r->body ? r->body_len : 0;
+	return r->body ? r->body : (const uint8_t *)"";
+}
+
+bool http_req_body_too_large(const HttpRequest *r)
+{
+	return r->too_large;
+}
+
+bool http_req_is_tls(const HttpRequest *r)
+{
+	return r->tls;
+}
+
+bool http_req_shutting_down(const HttpRequest *r)
+{
+	return atomic_load(&r->srv->shutting_down);
+}
+
+void http_req_set_data(HttpRequest *r, void *data, void (*free_fn)(void *))
+{
+	if (r->data_free && r->data != data)
+		r->data_free(r->data);
+	r->data = data;
+	r->data_free = free_fn;
+}
+
+void *http_req_get_data(const HttpRequest *r)
+{
+	return r->data;
+}
+
+/* ---- answers ---- */
+
+static bool header_name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		/* RFC 9110 token characters */
+		if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+			return false;
+	}
+	return true;
+}
+
+static bool header_value_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\r' || *s == '\n')
+			return false; /* no response splitting */
+	return true;
+}
+
+int http_add_header(HttpRequest *r, const char *name, const char *value)
+{
+	size_t nlen, vlen, need;
+
+	if (r->nhdr >= HTTP_MAX_HEADERS)
+		return -E2BIG;
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return -EINVAL;
+	nlen = strlen(name);
+	vlen = strlen(value);
+	if (nlen + vlen + 2 > HTTP_HEADERS_MAX_BYTES - r->hdr_len)
+		return -E2BIG;
+	need = r->hdr_len + nlen + vlen + 2;
+	if (need > r->hdr_cap) {
+		size_t cap = r->hdr_cap * 2 > need ? r->hdr_cap * 2 : need;
+		char *nb;
+
+		if (r->hdr_buf == r->hdr_inline) {
+			nb = malloc(cap);
+			if (nb)
+				memcpy(nb, r->hdr_buf, r->hdr_len);
+		} else {
+			nb = realloc(r->hdr_buf, cap);
+		}
+		if (!nb)
+			return -ENOMEM;
+		r->hdr_buf = nb;
+		r->hdr_cap = cap;
+	}
+	memcpy(r->hdr_buf + r->hdr_len, name, nlen + 1);
+	memcpy(r->hdr_buf + r->hdr_len + nlen + 1, value, vlen + 1);
+	r->hdr_len = need;
+	r->nhdr++;
+	return 0;
+}
+
+static int answer_check(const HttpRequest *r, unsigned status)
+{
+	if (!r->in_handler)
+		return -EPERM;
+	if (r->responded)
+		return -EALREADY;
+	if (r->suspended_now)
+		return -EBUSY;
+	if (status < 100 || status > 999)
+		return -EINVAL;
+	return 0;
+}
+
+int http_respond(HttpRequest *r, unsigned status, const char *content_type, const void *body, size_t len)
+{
+	struct MHD_Response *resp;
+	int e = answer_check(r, status);
+
+	if (e < 0)
+		return e;
+	if (len > 0 && !body)
+		return -EINVAL;
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return -ENOMEM;
+	return queue(r, status, content_type, resp) == MHD_YES ? 0 : -EIO;
+}
+
+int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, int fd, uint64_t len)
+{
+	struct MHD_Response *resp;
+	off_t off;
+	int e = answer_check(r, status);
+
+	if (e < 0)
+		goto fail;
+	/* Only seekable files: MHD would read a pipe with blocking read()s on
+	 * the worker thread, stalling every other connection it serves. */
+	off = lseek(fd, 0, SEEK_CUR);
+	if (off < 0) {
+		e = -errno;
+		goto fail;
+	}
+	if (len > (uint64_t)INT64_MAX - (uint64_t)off) {
+		e = -EINVAL;
+		goto fail;
+	}
+	resp = MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)off);
+	if (!resp) {
+		e = -ENOMEM;
+		goto fail;
+	}
+	/* from here on the response owns fd */
+	return queue(r, status, content_type, resp) == MHD_YES ? 0 : -EIO;
+fail:
+	close(fd);
+	return e;
+}
+
+int http_suspend(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+
+	if (!r->in_handler)
+		return -EPERM;
+	if (r->responded)
+		return -EALREADY;
+	if (r->suspended_now)
+		return -EBUSY;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_load(&s->shutting_down)) {
+		pthread_mutex_unlock(&s->lock);
+		return -ESHUTDOWN;
+	}
+	if (!r->tracked)
+		req_track(r);
+	atomic_store(&r->parked, true);
+	r->suspended_now = true;
+	MHD_suspend_connection(r->conn);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void http_resume(HttpRequest *r)
+{
+	HttpServer *s;
+
+	if (!r)
+		return;
+	s = r->srv;
+	pthread_mutex_lock(&s->lock);
+	if (atomic_exchange(&r->parked, false)) /* else already resumed (by http_server_stop, say) */
+		MHD_resume_connection(r->conn);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- the server ---- */
+
+/* "ADDR:PORT": an IPv4 literal, "[IPv6]", "localhost" (127.0.0.1), or ""/"*"
+ * for every IPv4 address. "[::]" listens on IPv6 and IPv4 (dual stack). */
+static int parse_addr(const char *spec, struct sockaddr_storage *ret_sa, socklen_t *ret_len, bool *ret_dual,
+		      ErrBuf *err)
+{
+	struct sockaddr_storage sa = {0};
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *hs, *he;
+	uint64_t port;
+	socklen_t len;
+	bool dual = false;
+
+	if (spec[0] == '[') {
+		hs = spec + 1;
+		he = strchr(hs, ']');
+		if (!he || he[1] != ':')
+			return errbuf_set(err, -EINVAL, "bad address '%s': expected [IPV6]:PORT", spec);
+		colon = he + 1;
+	} else {
+		hs = spec;
+		colon = strrchr(spec, ':');
+		if (!colon || memchr(spec, ':', (size_t)(colon - spec)))
+			return errbuf_set(err, -EINVAL, "bad address '%s': expected ADDR:PORT", spec);
+		he = colon;
+	}
+	if (parse_u64(colon + 1, strlen(colon + 1), 0, 65535, &port) < 0)
+		return errbuf_set(err, -EINVAL, "bad port in '%s': expected 0..65535", spec);
+	if ((size_t)(he - hs) >= sizeof(host))
+		return errbuf_set(err, -EINVAL, "bad address '%s'", spec);
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+
+	if (spec[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return errbuf_set(err, -EINVAL, "bad IPv6 address in '%s'", spec);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		dual = IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+
+		if (host[0] == '\0' || strcmp(host, "*") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (strcmp(host, "localhost") == 0)
+			s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return errbuf_set(err, -EINVAL, "bad IPv4 address in '%s'", spec);
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		len = sizeof(*s4);
+	}
+	*ret_sa = sa;
+	*ret_len = len;
+	*ret_dual = dual;
+	return 0;
+}
+
+/* The listening socket is ours rather than MHD's (MHD_OPTION_LISTEN_SOCKET
+ * instead of MHD_OPTION_SOCK_ADDR) so that a failure to bind comes back as
+ * its own errno (-EADDRINUSE, -EACCES, ...), not as a line in MHD's log.
+ * SO_REUSEADDR lets a restarted controller bind at once past connections in
+ * TIME_WAIT; SO_REUSEPORT (what MHD_OPTION_LISTENING_ADDRESS_REUSE=1 turns
+ * on) is deliberately not set: it would let a second controller bind the
+ * same port silently and share the traffic. */
+static int listen_socket(const char *spec, bool *ret_v6, int *ret_fd, ErrBuf *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = 0;
+	bool dual = false;
+	int fd, one = 1, r;
+
+	r = parse_addr(spec, &sa, &len, &dual, err);
+	if (r < 0)
+		return r;
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return errbuf_errno(err, "socket for %s", spec);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+		r = errbuf_errno(err, "SO_REUSEADDR on %s", spec);
+		goto fail;
+	}
+	if (sa.ss_family == AF_INET6) {
+		int v6only = dual ? 0 : 1;
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) {
+			r = errbuf_errno(err, "IPV6_V6ONLY on %s", spec);
+			goto fail;
+		}
+	}
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+		r = errbuf_errno(err, "bind %s", spec);
+		goto fail;
+	}
+	if (listen(fd, SOMAXCONN) < 0) {
+		r = errbuf_errno(err, "listen on %s", spec);
+		goto fail;
+	}
+	*ret_v6 = sa.ss_family == AF_INET6;
+	*ret_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+/* Checked here rather than left to MHD, whose only report is a log line. */
+static int check_tls_pair(const char *cert_pem, const char *key_pem, ErrBuf *err)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_datum_t c = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+	gnutls_datum_t k = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+	int g;
+
+	if (gnutls_certificate_allocate_credentials(&cred) < 0)
+		return errbuf_set(err, -ENOMEM, "TLS credentials: out of memory");
+	g = gnutls_certificate_set_x509_key_mem2(cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_certificate_free_credentials(cred);
+	if (g < 0)
+		return errbuf_set(err, -EINVAL, "TLS certificate/key: %s", gnutls_strerror(g));
+	return 0;
+}
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > (long)HTTP_MAX_THREADS ? HTTP_MAX_THREADS : (unsigned)n;
+}
+
+static int daemon_start(HttpServer *s, HttpDaemon *d, const HttpConfig *cfg, const char *spec, ErrBuf *err)
+{
+	unsigned threads = cfg->threads ? cfg->threads : default_threads();
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opts[16];
+	const union MHD_DaemonInfo *info;
+	struct stat st;
+	size_t n = 0;
+	bool v6 = false;
+	int fd = -1, r;
+
+	if (threads > HTTP_MAX_THREADS)
+		threads = HTTP_MAX_THREADS;
+	r = listen_socket(spec, &v6, &fd, err);
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0) {
+		r = errbuf_errno(err, "fstat listening socket");
+		close(fd);
+		return r;
+	}
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	if (d->tls)
+		flags |= MHD_USE_TLS;
+
+#define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
+	OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, s);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory_limit ? cfg->conn_memory_limit : HTTP_DEFAULT_MEMORY,
+	    NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s, NULL);
+	if (threads > 1)
+		OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+	if (d->tls) {
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem);
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem);
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+
+	pthread_mutex_lock(&s->log_lock);
+	s->log_collect = true;
+	s->log_msg[0] = '\0';
+	pthread_mutex_unlock(&s->log_lock);
+
+	d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, d, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+
+	pthread_mutex_lock(&s->log_lock);
+	s->log_collect = false;
+	if (!d->mhd)
+		r = errbuf_set(err, -EIO, "starting the %s server on %s: %s", d->tls ? "HTTPS" : "HTTP", spec,
+			       s->log_msg[0] ? s->log_msg : "libmicrohttpd failed");
+	pthread_mutex_unlock(&s->log_lock);
+	if (!d->mhd) {
+		/* Depending on where it failed, MHD has or has not closed our
+		 * socket. Close it only if the number still names that socket
+		 * (another thread may have reused the number already). */
+		struct stat now;
+
+		if (fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+			close(fd);
+		return r;
+	}
+	info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	d->port = info ? info->port : 0;
+	return 0;
+}
+
+int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
+{
+	HttpServer *s;
+	pthread_condattr_t ca;
+	int r;
+
+	if (!cfg || !ret || !cfg->handler)
+		return errbuf_set(err, -EINVAL, "no handler");
+	if (!cfg->http_addr && !cfg->https_addr)
+		return errbuf_set(err, -EINVAL, "neither an HTTP nor an HTTPS address");
+	if (cfg->https_addr) {
+		if (!cfg->tls_cert_pem || !cfg->tls_key_pem)
+			return errbuf_set(err, -EINVAL, "HTTPS needs a certificate and a key");
+		r = check_tls_pair(cfg->tls_cert_pem, cfg->tls_key_pem, err);
+		if (r < 0)
+			return r;
+	}
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	s->handler = cfg->handler;
+	s->ctx = cfg->ctx;
+	s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+	s->timeout_s = cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
+	atomic_init(&s->shutting_down, false);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->log_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->drained, &ca);
+	pthread_condattr_destroy(&ca);
+	for (int i = 0; i < 2; i++) {
+		s->daemons[i].srv = s;
+		s->daemons[i].tls = i == 1;
+	}
+
+	if (cfg->http_addr) {
+		r = daemon_start(s, &s->daemons[0], cfg, cfg->http_addr, err);
+		if (r < 0)
+			goto fail;
+	}
+	if (cfg->https_addr) {
+		r = daemon_start(s, &s->daemons[1], cfg, cfg->https_addr, err);
+		if (r < 0)
+			goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	http_server_stop(s);
+	return r;
+}
+
+uint16_t http_server_port(const HttpServer *s, bool tls)
+{
+	if (!s)
+		return 0;
+	return s->daemons[tls ? 1 : 0].mhd ? s->daemons[tls ? 1 : 0].port : 0;
+}
+
+void http_server_stop(HttpServer *s)
+{
+	struct timespec deadline;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	atomic_store(&s->shutting_down, true);
+	for (HttpRequest *r = s->tracked; r; r = r->next) {
+		if (atomic_exchange(&r->parked, false))
+			MHD_resume_connection(r->conn);
+	}
+	/* Wait for the resumed requests to be answered and sent. A client
+	 * that does not read its answer is cut off by the idle time-out. */
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)s->timeout_s + HTTP_STOP_GRACE_S;
+	while (s->ntracked > 0)
+		if (pthread_cond_timedwait(&s->drained, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&s->lock);
+
+	/* Nothing is suspended any more (what is still tracked was resumed),
+	 * which MHD_stop_daemon() requires. It finishes what remains. */
+	for (int i = 0; i < 2; i++)
+		if (s->daemons[i].mhd)
+			MHD_stop_daemon(s->daemons[i].mhd);
+	pthread_cond_destroy(&s->drained);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->log_lock);
+	free(s);
+}
