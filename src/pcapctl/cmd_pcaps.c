@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* pcapctl list, get, download, stop: one capture or all of them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pcapctl/pcapctl.h"
+#include "pcapctl/render.h"
+#include "pcapctl/table.h"
+
+static const char list_usage[] = "usage: pcapctl list [--json]\n"
+				 "\n"
+				 "Lists the account's captures: ID, TYPE, STATUS, SUBMITTED, PACKETS, COLO,\n"
+				 "BUCKET. --json prints the API's array of capture objects.\n";
+
+static const char get_usage[] = "usage: pcapctl get ID [--json]\n"
+				"\n"
+				"Shows one capture, a field per line. --json prints the API's object.\n";
+
+static const char download_usage[] = "usage: pcapctl download ID -o FILE|-\n"
+				     "\n"
+				     "Downloads a capture as one pcap file (a full capture's per-agent files are\n"
+				     "merged by the controller). FILE is written as FILE.part and renamed once\n"
+				     "complete; on any failure nothing is left behind. '-' streams to standard\n"
+				     "output (not a terminal).\n";
+
+static const char stop_usage[] = "usage: pcapctl stop ID\n"
+				 "\n"
+				 "Asks the controller to stop a capture; its files are kept. Prints nothing.\n";
+
+/* Runs GET path and hands back the result, or returns the exit status. */
+static int fetch(const CtlOptions *o, const char *path, json_t **ret)
+{
+	ClientError err = {0};
+	Client *c = NULL;
+	int r;
+
+	r = ctl_connect(o, &c);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = client_call(c, "GET", path, NULL, ret, &err);
+	client_free(c);
+	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
+}
+
+/* A number member as text, or NULL (the table shows "-"). */
+static char *num_text(const json_t *obj, const char *key)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	return json_is_number(v) ? render_value(v) : NULL;
+}
+
+int cmd_list(int argc, char **argv, CtlOptions *o)
+{
+	static const TableColumn cols[] = {
+		{"ID", false},     {"TYPE", false}, {"STATUS", false}, {"SUBMITTED", false},
+		{"PACKETS", true}, {"COLO", false}, {"BUCKET", false},
+	};
+	CtlSimpleArgs a = {.cmd = "list", .usage = list_usage, .pos_names = "", .json_ok = true};
+	json_t *result = NULL, *item;
+	Table *t = NULL;
+	size_t i;
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, &a);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = fetch(o, "/pcaps", &result);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (!result || json_is_null(result)) {
+		json_decref(result);
+		result = json_array();
+	}
+	if (!json_is_array(result)) {
+		ctl_error("list: the answer's result is not an array");
+		r = CTL_EXIT_FAIL;
+		goto out;
+	}
+	if (a.json) {
+		r = ctl_print_json(result);
+		goto out;
+	}
+	if (table_new(cols, ARRAY_SIZE(cols), &t) < 0)
+		goto nomem;
+	json_array_foreach(result, i, item)
+	{
+		char *submitted = NULL, *packets = num_text(item, "packets_captured");
+		const char *cells[ARRAY_SIZE(cols)];
+		int ar;
+
+		if (ctl_str(item, "submitted"))
+			submitted = render_short_time(ctl_str(item, "submitted"));
+		cells[0] = ctl_str(item, "id");
+		cells[1] = ctl_str(item, "type");
+		cells[2] = ctl_str(item, "status");
+		cells[3] = submitted;
+		cells[4] = packets;
+		cells[5] = ctl_str(item, "colo_name");
+		cells[6] = ctl_str(item, "destination_conf");
+		ar = table_add_row(t, cells);
+		free(submitted);
+		free(packets);
+		if (ar < 0)
+			goto nomem;
+	}
+	r = table_write(t, stdout) < 0 || fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+	if (r != CTL_EXIT_OK)
+		ctl_error("writing standard output failed");
+	goto out;
+nomem:
+	ctl_error("out of memory");
+	r = CTL_EXIT_FAIL;
+out:
+	table_free(t);
+	json_decref(result);
+	return r;
+}
+
+int cmd_get(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "get", .usage = get_usage, .npos = 1, .pos_names = "ID", .json_ok = true};
+	char path[sizeof("/pcaps/") + CTL_ID_LEN];
+	json_t *result = NULL;
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, &a);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = ctl_check_id("get", a.pos[0]);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = snprintf(path, sizeof(path), "/pcaps/%s", a.pos[0]);
+	if (r < 0 || (size_t)r >= sizeof(path))
+		return CTL_EXIT_USAGE; /* cannot happen: the id was checked */
+	r = fetch(o, path, &result);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (!json_is_object(result)) {
+		ctl_error("get: the answer's result is not an object");
+		r = CTL_EXIT_FAIL;
+	} else if (a.json) {
+		r = ctl_print_json(result);
+	} else if (render_object(stdout, result) < 0 || fflush(stdout) == EOF) {
+		ctl_error("writing standard output failed");
+		r = CTL_EXIT_FAIL;
+	}
+	json_decref(result);
+	return r;
+}
+
+int cmd_download(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "download", .usage = download_usage, .npos = 1, .pos_names = "ID", .out_ok = true};
+	CtlOutput out;
+	Client *c = NULL;
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, &a);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = ctl_check_id("download", a.pos[0]);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (!a.out) {
+		ctl_error("download: -o FILE (or -o - for standard output) is required");
+		return CTL_EXIT_USAGE;
+	}
+	r = ctl_connect(o, &c);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = ctl_output_open(a.out, &out);
+	if (r != CTL_EXIT_OK) {
+		client_free(c);
+		return r;
+	}
+	/* Ctrl-C aborts the transfer, so that FILE.part is removed. */
+	ctl_catch_interrupts();
+	r = ctl_download_to(c, a.pos[0], &out);
+	client_free(c);
+	return r;
+}
+
+int cmd_stop(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "stop", .usage = stop_usage, .npos = 1, .pos_names = "ID"};
+	char path[sizeof("/pcaps//stop") + CTL_ID_LEN];
+	ClientError err = {0};
+	json_t *result = NULL;
+	Client *c = NULL;
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, &a);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = ctl_check_id("stop", a.pos[0]);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = snprintf(path, sizeof(path), "/pcaps/%s/stop", a.pos[0]);
+	if (r < 0 || (size_t)r >= sizeof(path))
+		return CTL_EXIT_USAGE;
+	r = ctl_connect(o, &c);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = client_call(c, "PUT", path, NULL, &result, &err);
+	client_free(c);
+	json_decref(result);
+	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
+}
