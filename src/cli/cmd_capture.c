@@ -5,8 +5,7 @@
  * Order of work, so that bad input leaves no file behind: parse every flag,
  * compile the filter for each interface's link type, open the capture (which
  * reports unknown interfaces and a missing CAP_NET_RAW), and only then create
- * the output. The capture's sink queues each packet into its worker's batch
- * and flushes the batch when the ring block is released: one large write per
+ * the output. The writing itself is capture/tofile: one large write per ring
  * block, and the file holds whole records whenever a flush returns.
  *
  * stderr: a readiness line once sockets are bound and the file is opened (tests
@@ -32,11 +31,12 @@
 #include <unistd.h>
 
 #include "capture/capture.h"
+#include "capture/tofile.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "filter/filter.h"
-#include "pcap/writer.h"
+#include "pcap/record.h"
 
 #define MAX_SECONDS (366ull * 24 * 3600)
 #define MAX_RING_BLOCKS 65536u
@@ -61,13 +61,6 @@ typedef struct CaptureArgs {
 	FilterClause clause;
 	bool have_clause;
 } CaptureArgs;
-
-/* The sink: packets into each worker's batch, one flush per ring block. */
-typedef struct SinkCtx {
-	PcapBatch *batches[CAPTURE_MAX_WORKERS];
-	uint32_t ifids[CAPTURE_MAX_IFACES];
-	ErrBuf errs[CAPTURE_MAX_WORKERS]; /* the writer's words for a failed flush */
-} SinkCtx;
 
 enum {
 	OPT_FORMAT = 0x100,
@@ -335,20 +328,6 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 	return 0;
 }
 
-static int sink_packet(void *ctx, unsigned worker, const CapturePacket *p)
-{
-	SinkCtx *s = ctx;
-
-	return pcapwr_queue(s->batches[worker], s->ifids[p->iface], p->ts_ns, p->origlen, p->parts, p->nparts);
-}
-
-static int sink_block_done(void *ctx, unsigned worker)
-{
-	SinkCtx *s = ctx;
-
-	return pcapwr_flush(s->batches[worker], &s->errs[worker]);
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -455,19 +434,14 @@ int cmd_capture(int argc, char **argv)
 	CaptureArgs a = {0};
 	CbpfProgram progs[CAPTURE_MAX_IFACES] = {{0}};
 	uint32_t lts[CAPTURE_MAX_IFACES];
-	CaptureConfig cfg = {0};
+	CapFileConfig cfg = {0};
 	CaptureStats st = {0};
-	CaptureSink sink;
-	SinkCtx *sc = NULL;
-	PcapWriterConfig wcfg = {0};
-	PcapWriter *w = NULL;
-	Capture *c = NULL;
+	CapFile *cf = NULL;
 	StopReason why = STOP_REASON_ERROR;
 	ErrBuf err = {{0}};
 	char names[512];
 	bool have_filter, created = false;
 	int fd = -1, r, status = 1;
-	unsigned n_batches = 0;
 
 	r = parse_args(argc, argv, &a);
 	if (r != 0) {
@@ -503,17 +477,19 @@ int cmd_capture(int argc, char **argv)
 	}
 
 	/* 2. Sockets: unknown interfaces and a missing CAP_NET_RAW end here. */
-	cfg.ifaces = a.ifaces;
-	cfg.n_ifaces = a.n_ifaces;
-	cfg.snaplen = a.snaplen;
-	cfg.block_size = a.block_size;
-	cfg.block_count = a.ring_blocks;
-	cfg.workers = a.workers;
-	cfg.filters = have_filter ? progs : NULL;
-	cfg.max_packets = a.packets;
-	cfg.max_bytes = a.bytes;
-	cfg.max_duration_ns = a.seconds * NSEC_PER_SEC;
-	r = capture_open(&cfg, &c, &err);
+	cfg.capture.ifaces = a.ifaces;
+	cfg.capture.n_ifaces = a.n_ifaces;
+	cfg.capture.snaplen = a.snaplen;
+	cfg.capture.block_size = a.block_size;
+	cfg.capture.block_count = a.ring_blocks;
+	cfg.capture.workers = a.workers;
+	cfg.capture.filters = have_filter ? progs : NULL;
+	cfg.capture.max_packets = a.packets;
+	cfg.capture.max_bytes = a.bytes;
+	cfg.capture.max_duration_ns = a.seconds * NSEC_PER_SEC;
+	cfg.format = a.format;
+	cfg.direct = true; /* past the page cache where the file allows: see writer.c */
+	r = capfile_open(&cfg, &cf, &err);
 	if (r < 0)
 		goto fail;
 
@@ -536,34 +512,9 @@ int cmd_capture(int argc, char **argv)
 			goto fail;
 		}
 	}
-	wcfg.format = a.format;
-	wcfg.linktype = lts[0];
-	wcfg.snaplen = a.snaplen;
-	wcfg.ifname = a.ifaces[0];
-	wcfg.direct = true; /* past the page cache where the file allows: see writer.c */
-	r = pcapwr_new(fd, &wcfg, &w, &err);
-	if (r < 0)
-		goto fail;
-	sc = calloc(1, sizeof(*sc));
-	if (!sc) {
-		r = errbuf_set(&err, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	for (size_t i = 1; i < a.n_ifaces; i++) {
-		r = pcapwr_add_interface(w, lts[i], a.snaplen, a.ifaces[i], &sc->ifids[i], &err);
-		if (r < 0)
-			goto fail;
-	}
-	for (; n_batches < a.workers; n_batches++) {
-		r = pcapwr_batch_new(w, &sc->batches[n_batches]);
-		if (r < 0) {
-			errbuf_set(&err, r, "writer batch: %s", strerror(-r));
-			goto fail;
-		}
-	}
-	/* The header now, so that a reader of `-w -` can start at once and an
+	/* Writes the header at once, so that a reader of `-w -` can start and an
 	 * interrupted capture still leaves a valid (empty) file. */
-	r = pcapwr_flush(sc->batches[0], &err);
+	r = capfile_start(cf, fd, &err);
 	if (r < 0)
 		goto fail;
 	created = false; /* from here on the file holds what was captured: keep it */
@@ -572,27 +523,10 @@ int cmd_capture(int argc, char **argv)
 		describe_ifaces(&a, lts, names, sizeof(names));
 		log_info("capturing on %s, snaplen %u", names, a.snaplen);
 	}
-	sink = (CaptureSink){.packet = sink_packet, .block_done = sink_block_done, .ctx = sc};
-	r = capture_run(c, &sink, &stop_requested, &why, &err);
-	capture_stats(c, &st);
-	if (r < 0) {
-		/* The writer's own message says more than the errno the sink returned. */
-		for (unsigned i = 0; i < n_batches; i++)
-			if (sc->errs[i].msg[0]) {
-				err = sc->errs[i];
-				break;
-			}
-		why = STOP_REASON_ERROR;
-	}
-	for (unsigned i = 0; i < n_batches; i++) {
-		/* Blocks end with a flush; after an error, what is left is dropped. */
-		pcapwr_batch_free(sc->batches[i]);
-		sc->batches[i] = NULL;
-	}
-	n_batches = 0;
+	r = capfile_run(cf, &stop_requested, &why, &err);
+	capfile_stats(cf, &st);
 	if (r == 0) {
-		r = pcapwr_finish(w, false, &err);
-		w = NULL;
+		r = capfile_finish(cf, false, NULL, &err);
 		if (r < 0)
 			why = STOP_REASON_ERROR;
 	}
@@ -608,12 +542,7 @@ fail:
 	log_error("%s", err.msg);
 	status = 1;
 done:
-	if (sc)
-		for (unsigned i = 0; i < n_batches; i++)
-			pcapwr_batch_free(sc->batches[i]);
-	pcapwr_free(w);
-	free(sc);
-	capture_free(c);
+	capfile_free(cf);
 	if (fd >= 0 && fd != STDOUT_FILENO) {
 		if (close(fd) < 0 && status == 0) {
 			log_error("closing %s: %s", a.out, strerror(errno));
