@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The HTTP face of the controller: one handler (api_handle) that routes every
+ * request to a dialect. Routes:
+ *   /client/v4/accounts/{account}/pcaps…  and  /accounts/{account}/pcaps…
+ *                      Cloudflare PCAPs (cloudflare.c)
+ *   /agent/v1/…        the agent protocol (agentapi.c, docs/AGENT-PROTOCOL.md)
+ *   /healthz           liveness: 200 "ok"
+ * Anything else: 404 with the Cloudflare envelope (code 7003).
+ */
+
+#include "controller/service.h"
+#include "http/http.h"
+
+/* Request bodies of the public API are small JSON objects: give this to
+ * HttpConfig.max_body; a larger body is answered 413 (code 1005). */
+#define API_MAX_BODY (64u * 1024u)
+
+typedef struct ApiConfig {
+	Service *svc;      /* borrowed */
+	size_t list_limit; /* newest jobs in a list answer; 0 = 50 (Cloudflare's) */
+} ApiConfig;
+
+typedef struct Api Api;
+
+int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err);
+void api_free(Api *a); /* NULL is fine */
+/* The HttpHandler: ctx is the Api. */
+void api_handle(void *ctx, HttpRequest *req);
+
+/* Dialect entry points (called by api_handle; sub is the path after the prefix). */
+void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub);
+void agentapi_handle(Api *a, HttpRequest *req, const char *sub);
+Service *api_service(Api *a);
+size_t api_list_limit(Api *a);

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Credentials (see auth.h). A bearer token is looked up by the SHA-256 of its
+ * text; a legacy X-Auth-Key by the SHA-256 of the key together with its email.
+ * Lookups are by hash, so the secret never reaches the database, and a
+ * constant-time comparison is not needed (an index probe on a hash of a
+ * 256-bit random secret leaks nothing useful about it).
+ *
+ * Decision order, as the API contract fixes it: no or unknown credential → 401;
+ * another account → 403; too small a scope (or an agent token on the public
+ * API, or a user token on the agent protocol) → 403.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <gnutls/crypto.h>
+
+#include "api/auth.h"
+#include "api/envelope.h"
+
+#define SECRET_PREFIX "pcapd_"
+#define SECRET_BYTES 32u
+#define CREDENTIAL_MAX 512u /* longer than any secret we issue: refused without a lookup */
+
+static int fill_random(uint8_t *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = getrandom(p + got, n - got, 0);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+int auth_new_secret(char ret[64])
+{
+	static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t raw[SECRET_BYTES + 1] = {0}; /* one spare zero byte so the last group reads in bounds */
+	char out[64];
+	size_t o = sizeof(SECRET_PREFIX) - 1;
+	int r;
+
+	r = fill_random(raw, SECRET_BYTES);
+	if (r < 0)
+		return r;
+	memcpy(out, SECRET_PREFIX, o);
+	/* 32 bytes = 256 bits = 42 full sextets and 4 bits: 43 characters, no padding. */
+	for (size_t i = 0; i < SECRET_BYTES; i += 3) {
+		uint32_t v =
+			(uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | (i + 2 < SECRET_BYTES ? raw[i + 2] : 0);
+		size_t chars = SECRET_BYTES - i >= 3 ? 4 : (SECRET_BYTES - i) + 1;
+
+		for (size_t k = 0; k < chars; k++)
+			out[o++] = b64url[(v >> (18 - 6 * k)) & 63];
+	}
+	out[o] = '\0';
+	memcpy(ret, out, o + 1);
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(out, sizeof(out));
+	return 0;
+}
+
+void auth_hash(const char *s, size_t n, uint8_t ret[32])
+{
+	/* SHA-256 cannot fail for in-memory input; gnutls only reports a bad
+	 * algorithm, and ours is fixed. */
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, s, n, ret) < 0)
+		memset(ret, 0, 32);
+}
+
+/* Skips blanks on both ends of s[0..*n), returning the new start. */
+static const char *trim(const char *s, size_t *n)
+{
+	while (*n > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		(*n)--;
+	}
+	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t'))
+		(*n)--;
+	return s;
+}
+
+static const char *scope_need_words(TokenScope need)
+{
+	switch (need) {
+	case SCOPE_AGENT:
+		return "an agent token";
+	case SCOPE_WRITE:
+		return "write";
+	default:
+		return "read";
+	}
+}
+
+int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+{
+	const char *authz = http_req_header(req, "Authorization");
+	const char *email = http_req_header(req, "X-Auth-Email");
+	const char *key = http_req_header(req, "X-Auth-Key");
+	char cred_account[JOB_ID_LEN + 1];
+	const char *secret = NULL;
+	const char *find_email = NULL;
+	TokenScope scope;
+	uint8_t hash[32];
+	size_t n = 0;
+	ErrBuf err = {{0}};
+	int r;
+
+	/* The SDK sends every credential it was given; a bearer token wins. */
+	if (authz) {
+		n = strlen(authz);
+		secret = trim(authz, &n);
+		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0) {
+			envelope_error(req, 401, API_E_AUTH,
+				       "Authentication error: the Authorization header must be \"Bearer <token>\"");
+			return -EACCES;
+		}
+		secret += 7;
+		n -= 7;
+		secret = trim(secret, &n);
+	} else if (email && key) {
+		n = strlen(key);
+		secret = trim(key, &n);
+		find_email = email;
+	} else {
+		envelope_error(req, 401, API_E_AUTH,
+			       "Authentication error: no credentials (send Authorization: Bearer <token>, or "
+			       "X-Auth-Email and X-Auth-Key)");
+		return -EACCES;
+	}
+	if (n == 0 || n > CREDENTIAL_MAX) {
+		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
+		return -EACCES;
+	}
+	auth_hash(secret, n, hash);
+	r = db_credential_find(db, hash, find_email, cred_account, &scope, &err);
+	if (r == -ENOENT) {
+		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
+		return -EACCES;
+	}
+	if (r < 0) {
+		envelope_error(req, 500, API_E_INTERNAL, "internal error: %s", err.msg);
+		return r;
+	}
+	if (account && strcasecmp(account, cred_account) != 0) {
+		envelope_error(req, 403, API_E_AUTH, "Forbidden: this credential belongs to another account");
+		return -EPERM;
+	}
+	/* read ⊂ write; agent stands apart from both. */
+	if ((need == SCOPE_AGENT) != (scope == SCOPE_AGENT) || (need == SCOPE_WRITE && scope != SCOPE_WRITE)) {
+		if (scope == SCOPE_AGENT)
+			envelope_error(req, 403, API_E_AUTH,
+				       "Forbidden: this token has scope agent; it is only for the agent protocol");
+		else
+			envelope_error(req, 403, API_E_AUTH, "Forbidden: this token has scope %s; %s needs %s",
+				       token_scope_to_string(scope), op ? op : "this operation",
+				       scope_need_words(need));
+		return -EPERM;
+	}
+	if (ret_account)
+		memcpy(ret_account, cred_account, sizeof(cred_account));
+	return 0;
+}
+
+int auth_check(Db *db, HttpRequest *req, const char *account, TokenScope need, char *ret_account)
+{
+	return auth_check_op(db, req, account, need, NULL, ret_account);
+}

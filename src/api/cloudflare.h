@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The pure half of the Cloudflare dialect, kept apart from the handlers
+ * (cloudflare.c) so that tests run it without HTTP or a database:
+ * request validation (cloudflare_validate.c) turns a JSON body into a Job or
+ * the fields of an ownership request; rendering (cloudflare_render.c) turns a
+ * Job or a BucketRow into the objects the SDK reads.
+ *
+ * Validation messages name the field first ("time_limit: 301 is outside
+ * 1..300") and every failure is -EINVAL with err filled, except an unusable
+ * destination_conf, where bucket_uri_check()'s code is passed on.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/util.h"
+#include "db/db.h"
+#include "model/job.h"
+
+#define CF_TIME_LIMIT_MAX 300u
+#define CF_PACKET_LIMIT_MAX 10000u
+#define CF_BYTE_LIMIT_MAX 1000000000u
+#define CF_COLO_MAX 63u
+#define CF_OFFSET_PAST_NS (24LL * 3600 * 1000000000)
+#define CF_OFFSET_FUTURE_NS (5LL * 1000000000) /* clock skew between client and us */
+
+/* Validates a create request (a JSON object) at time now_ns and fills *ret:
+ * type, filter_json (canonical, "{}" when none), time_limit_s, packet_limit,
+ * byte_limit, colo_name and destination_conf (full), offset_time_ns (simple).
+ * id, account, status and submitted are left zero for the service to fill.
+ * The filter is compiled once, so that a bad pcap-filter expression is
+ * refused now rather than on every agent. */
+int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf *err);
+
+/* {destination_conf} (required; the only field): *ret_conf points into body. */
+int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err);
+
+/* {destination_conf, ownership_challenge} (both required strings). */
+int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const char **ret_challenge, ErrBuf *err);
+
+/* Whether what a user sent back as ownership_challenge proves ownership of b:
+ * the token written in the challenge file (what the documentation tells users
+ * to copy), or the name of that file (what the OpenAPI schema describes);
+ * blanks around either are ignored. */
+bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n);
+
+/* The PCAP object of j; with_agents (get only): also "agents", the per-agent
+ * shares parts[0..n_parts) (an empty list when there are none). NULL: out of
+ * memory. */
+json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *parts, size_t n_parts);
+
+/* The Ownership object of b. NULL: out of memory. */
+json_t *cloudflare_render_ownership(const BucketRow *b);

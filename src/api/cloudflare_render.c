@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The objects the Cloudflare SDK reads (api-contract.md §2.4, §2.5). One
+ * function per object, used by every endpoint that returns it, so that
+ * create, get, list and stop can never disagree on a field.
+ *
+ * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason and, for
+ * get, agents) are pcapd's: the SDK passes unknown fields through untouched.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "api/cloudflare.h"
+#include "api/envelope.h"
+#include "common/timefmt.h"
+
+/* Each setter takes a new reference and reports failure; the renderers chain
+ * them with || and free the half-built object on the first failure. */
+static bool set(json_t *o, const char *key, json_t *v)
+{
+	return !v || json_object_set_new(o, key, v) < 0;
+}
+
+static bool set_str(json_t *o, const char *key, const char *s)
+{
+	return set(o, key, envelope_string(s ? s : ""));
+}
+
+static bool set_u64(json_t *o, const char *key, uint64_t v)
+{
+	/* JSON numbers the SDK reads are doubles; counters stay far below 2^53. */
+	return set(o, key, json_integer((json_int_t)v));
+}
+
+static bool set_time(json_t *o, const char *key, int64_t ns)
+{
+	char buf[TIMEFMT_MAX];
+
+	timefmt_rfc3339(ns, buf);
+	return set(o, key, json_string(buf));
+}
+
+/* The stored canonical filter, as an object; {} when none (or unreadable,
+ * which would be a bug elsewhere: the object is still well formed). */
+static json_t *filter_object(const char *text)
+{
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+
+	if (v && json_is_object(v))
+		return v;
+	json_decref(v);
+	return json_object();
+}
+
+static json_t *render_parts(const JobPart *parts, size_t n)
+{
+	json_t *arr = json_array();
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const JobPart *p = &parts[i];
+		json_t *o = json_object();
+
+		if (!o || set_str(o, "name", p->agent) || set_str(o, "status", part_state_to_string(p->state)) ||
+		    set_u64(o, "packets", p->packets) || set_u64(o, "bytes", p->bytes) ||
+		    set_u64(o, "kernel_drops", p->drops) ||
+		    set(o, "object", p->object ? envelope_string(p->object) : json_null()) ||
+		    set(o, "error", p->error ? envelope_string(p->error) : json_null()) ||
+		    json_array_append_new(arr, o) < 0) {
+			json_decref(o);
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *parts, size_t n_parts)
+{
+	bool full = j->type == JOB_FULL;
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	if (set_str(o, "id", j->id) || set_str(o, "type", job_type_to_string(j->type)) ||
+	    set_str(o, "system", "magic-transit") || set_str(o, "status", job_status_to_string(j->status)) ||
+	    set_time(o, "submitted", j->submitted_ns) || set_u64(o, "time_limit", j->time_limit_s) ||
+	    set(o, "filter_v1", filter_object(j->filter_json)))
+		goto fail;
+	if (!full && set_time(o, "offset_time", j->offset_time_ns))
+		goto fail;
+	if (j->packet_limit && set_u64(o, "packet_limit", j->packet_limit))
+		goto fail;
+	if (full) {
+		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||
+		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", j->destination_conf) ||
+		    set_u64(o, "packets_captured", j->packets))
+			goto fail;
+		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))
+			goto fail;
+	}
+	if (j->error_message && set_str(o, "error_message", j->error_message))
+		goto fail;
+	if (set_u64(o, "bytes_captured", j->bytes) || set_u64(o, "kernel_drops", j->drops) ||
+	    set_str(o, "stop_reason", job_stop_to_string(j->stop_reason)))
+		goto fail;
+	if (with_agents && set(o, "agents", render_parts(parts, n_parts)))
+		goto fail;
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+json_t *cloudflare_render_ownership(const BucketRow *b)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	if (set_str(o, "id", b->id) || set_str(o, "destination_conf", b->destination_conf) ||
+	    set_str(o, "filename", b->filename) || set_str(o, "status", bucket_status_to_string(b->status)) ||
+	    set_time(o, "submitted", b->submitted_ns) ||
+	    /* The docs show "" for a bucket not validated yet. */
+	    (b->validated_ns ? set_time(o, "validated", b->validated_ns) : set_str(o, "validated", ""))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Validation of Cloudflare request bodies (api-contract.md §2.2, §2.3, §2.5).
+ *
+ * Rules every field follows:
+ *  - an explicit JSON null is the same as an absent field (SDKs send nulls
+ *    for options left unset);
+ *  - an unknown field is refused before anything else, in body order, so that
+ *    a typo ("time_limt") is named rather than reported as a missing field;
+ *  - then fields are checked in a fixed order (type, system, time_limit,
+ *    packet_limit, byte_limit, colo_name/colo, destination_conf, offset_time,
+ *    filter_v1) and the first failure is the answer;
+ *  - numbers must be whole (10 and 10.0 are the same number in JSON; 10.5 is
+ *    refused) and inside their bounds.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/cloudflare.h"
+#include "bucket/bucket.h"
+#include "common/timefmt.h"
+#include "filter/filter.h"
+#include "model/filterjson.h"
+#include "pcap/record.h"
+
+enum {
+	F_TYPE,
+	F_SYSTEM,
+	F_TIME_LIMIT,
+	F_PACKET_LIMIT,
+	F_BYTE_LIMIT,
+	F_COLO_NAME,
+	F_COLO,
+	F_DESTINATION_CONF,
+	F_OFFSET_TIME,
+	F_FILTER_V1,
+	F_COUNT,
+};
+
+static const char *const create_fields[F_COUNT] = {
+	[F_TYPE] = "type",
+	[F_SYSTEM] = "system",
+	[F_TIME_LIMIT] = "time_limit",
+	[F_PACKET_LIMIT] = "packet_limit",
+	[F_BYTE_LIMIT] = "byte_limit",
+	[F_COLO_NAME] = "colo_name",
+	[F_COLO] = "colo",
+	[F_DESTINATION_CONF] = "destination_conf",
+	[F_OFFSET_TIME] = "offset_time",
+	[F_FILTER_V1] = "filter_v1",
+};
+
+#define BUCKET_EXAMPLE "a bucket URI such as file:///srv/pcaps"
+
+/* Collects body's fields into vals[] by their index in names[] (null values
+ * left out). An unknown field is an error naming it. */
+static int collect(const json_t *body, const char *const *names, size_t n, const json_t **vals, ErrBuf *err)
+{
+	const char *key;
+	json_t *v;
+
+	memset(vals, 0, n * sizeof(*vals));
+	json_object_foreach((json_t *)body, key, v)
+	{
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if (strcmp(key, names[i]) == 0)
+				break;
+		if (i == n)
+			return errbuf_set(err, -EINVAL, "%.100s: unknown field", key);
+		if (!json_is_null(v))
+			vals[i] = v;
+	}
+	return 0;
+}
+
+/* A whole JSON number in lo..hi. */
+static int get_whole(const char *field, const json_t *v, uint64_t lo, uint64_t hi, uint64_t *ret, ErrBuf *err)
+{
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+
+		if (i < 0 || (uint64_t)i < lo || (uint64_t)i > hi)
+			return errbuf_set(err, -EINVAL, "%s: %lld is outside %llu..%llu", field, (long long)i,
+					  (unsigned long long)lo, (unsigned long long)hi);
+		*ret = (uint64_t)i;
+		return 0;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		if (!isfinite(d) || d != floor(d))
+			return errbuf_set(err, -EINVAL, "%s: %.15g is not a whole number", field, d);
+		if (d < (double)lo || d > (double)hi)
+			return errbuf_set(err, -EINVAL, "%s: %.15g is outside %llu..%llu", field, d,
+					  (unsigned long long)lo, (unsigned long long)hi);
+		*ret = (uint64_t)d;
+		return 0;
+	}
+	return errbuf_set(err, -EINVAL, "%s: must be a whole number in %llu..%llu", field, (unsigned long long)lo,
+			  (unsigned long long)hi);
+}
+
+static int get_colo(const char *field, const json_t *v, ErrBuf *err)
+{
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(v))
+		return errbuf_set(err, -EINVAL, "%s: must be a string (a colo or agent name such as \"ord02\")", field);
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (n < 1 || n > CF_COLO_MAX)
+		return errbuf_set(err, -EINVAL, "%s: must be 1..%u characters long", field, CF_COLO_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return errbuf_set(err, -EINVAL, "%s: only letters, digits, '.', '_' and '-' are allowed",
+					  field);
+	}
+	return 0;
+}
+
+static int get_offset_time(const json_t *v, int64_t now_ns, int64_t *ret, ErrBuf *err)
+{
+	int64_t t;
+	int r;
+
+	if (!json_is_string(v))
+		return errbuf_set(err, -EINVAL,
+				  "offset_time: must be a string holding an RFC 3339 date-time such as "
+				  "\"2024-05-01T12:00:00Z\"");
+	r = timefmt_parse_rfc3339(json_string_value(v), json_string_length(v), &t);
+	if (r < 0)
+		return errbuf_set(
+			err, -EINVAL,
+			"offset_time: \"%.64s\" is not an RFC 3339 date-time such as \"2024-05-01T12:00:00Z\"",
+			json_string_value(v));
+	if (t < now_ns - CF_OFFSET_PAST_NS)
+		return errbuf_set(err, -EINVAL, "offset_time: %.64s is more than 24 hours ago", json_string_value(v));
+	if (t > now_ns + CF_OFFSET_FUTURE_NS)
+		return errbuf_set(err, -EINVAL, "offset_time: %.64s is in the future", json_string_value(v));
+	*ret = t;
+	return 0;
+}
+
+/* Parses filter_v1 (v NULL: none) into its canonical text and compiles it
+ * once, so that a pcap-filter expression libpcap refuses fails the request. */
+static int get_filter(const json_t *v, char **ret, ErrBuf *err)
+{
+	static const char expr_prefix[] = "bpf_expr: ";
+	CbpfProgram prog = {0};
+	Filter f = {0};
+	ErrBuf cerr = {{0}};
+	char *canon = NULL;
+	int r;
+
+	r = filterjson_parse(v ? v : json_null(), "filter_v1", &f, &canon, err);
+	if (r < 0)
+		return r;
+	r = filter_compile(&f, LINKTYPE_ETHERNET, PCAP_MAX_SNAPLEN, &prog, &cerr);
+	filter_done(&f);
+	cbpf_program_free(&prog);
+	if (r < 0) {
+		free(canon);
+		if (strncmp(cerr.msg, expr_prefix, sizeof(expr_prefix) - 1) == 0)
+			return errbuf_set(err, -EINVAL, "filter_v1.bpf: %s", cerr.msg + sizeof(expr_prefix) - 1);
+		return errbuf_set(err, -EINVAL, "filter_v1: %s", cerr.msg);
+	}
+	*ret = canon;
+	return 0;
+}
+
+static int only_for(const json_t *const *vals, const int *fields, size_t n, const char *which, ErrBuf *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vals[fields[i]])
+			return errbuf_set(err, -EINVAL, "%s: only for %s captures", create_fields[fields[i]], which);
+	return 0;
+}
+
+int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf *err)
+{
+	static const int full_only[] = {F_BYTE_LIMIT, F_COLO_NAME, F_COLO, F_DESTINATION_CONF};
+	static const int simple_only[] = {F_OFFSET_TIME};
+	const json_t *vals[F_COUNT];
+	Job j = {0};
+	const char *s;
+	uint64_t u;
+	int r;
+
+	if (!json_is_object(body))
+		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
+	r = collect(body, create_fields, F_COUNT, vals, err);
+	if (r < 0)
+		return r;
+
+	if (!vals[F_TYPE])
+		return errbuf_set(err, -EINVAL, "type: required");
+	s = json_string_value(vals[F_TYPE]);
+	if (s && strcmp(s, "simple") == 0)
+		j.type = JOB_SIMPLE;
+	else if (s && strcmp(s, "full") == 0)
+		j.type = JOB_FULL;
+	else
+		return errbuf_set(err, -EINVAL, "type: must be \"simple\" or \"full\"");
+
+	if (!vals[F_SYSTEM])
+		return errbuf_set(err, -EINVAL, "system: required");
+	s = json_string_value(vals[F_SYSTEM]);
+	if (!s || strcmp(s, "magic-transit") != 0)
+		return errbuf_set(err, -EINVAL, "system: must be \"magic-transit\"");
+
+	if (j.type == JOB_SIMPLE)
+		r = only_for(vals, full_only, ARRAY_SIZE(full_only), "full", err);
+	else
+		r = only_for(vals, simple_only, ARRAY_SIZE(simple_only), "simple", err);
+	if (r < 0)
+		return r;
+
+	if (!vals[F_TIME_LIMIT])
+		return errbuf_set(err, -EINVAL, "time_limit: required");
+	r = get_whole("time_limit", vals[F_TIME_LIMIT], 1, CF_TIME_LIMIT_MAX, &u, err);
+	if (r < 0)
+		return r;
+	j.time_limit_s = (uint32_t)u;
+
+	if (vals[F_PACKET_LIMIT]) {
+		r = get_whole("packet_limit", vals[F_PACKET_LIMIT], 1, CF_PACKET_LIMIT_MAX, &u, err);
+		if (r < 0)
+			return r;
+		j.packet_limit = (uint32_t)u;
+	} else if (j.type == JOB_SIMPLE) {
+		return errbuf_set(err, -EINVAL, "packet_limit: required");
+	}
+
+	if (vals[F_BYTE_LIMIT]) {
+		r = get_whole("byte_limit", vals[F_BYTE_LIMIT], 1, CF_BYTE_LIMIT_MAX, &u, err);
+		if (r < 0)
+			return r;
+		j.byte_limit = u;
+	}
+
+	if (j.type == JOB_FULL) {
+		const json_t *colo = vals[F_COLO_NAME] ? vals[F_COLO_NAME] : vals[F_COLO];
+
+		if (vals[F_COLO_NAME] && (r = get_colo("colo_name", vals[F_COLO_NAME], err)) < 0)
+			return r;
+		if (vals[F_COLO] && (r = get_colo("colo", vals[F_COLO], err)) < 0)
+			return r;
+		/* The docs' examples say "colo", the schema "colo_name": either
+		 * will do, but two different answers are a mistake to report. */
+		if (vals[F_COLO_NAME] && vals[F_COLO] &&
+		    strcmp(json_string_value(vals[F_COLO_NAME]), json_string_value(vals[F_COLO])) != 0)
+			return errbuf_set(err, -EINVAL, "colo: must equal colo_name when both are given");
+		if (!colo)
+			return errbuf_set(err, -EINVAL, "colo_name: required");
+
+		if (!vals[F_DESTINATION_CONF])
+			return errbuf_set(err, -EINVAL, "destination_conf: required");
+		if (!json_is_string(vals[F_DESTINATION_CONF]))
+			return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
+		r = bucket_uri_check(json_string_value(vals[F_DESTINATION_CONF]),
+				     json_string_length(vals[F_DESTINATION_CONF]), err);
+		if (r < 0)
+			return r;
+		j.colo_name = strdup(json_string_value(colo));
+		j.destination_conf = strdup(json_string_value(vals[F_DESTINATION_CONF]));
+		if (!j.colo_name || !j.destination_conf) {
+			r = errbuf_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	} else {
+		j.offset_time_ns = now_ns;
+		if (vals[F_OFFSET_TIME]) {
+			r = get_offset_time(vals[F_OFFSET_TIME], now_ns, &j.offset_time_ns, err);
+			if (r < 0)
+				goto fail;
+		}
+	}
+
+	r = get_filter(vals[F_FILTER_V1], &j.filter_json, err);
+	if (r < 0)
+		goto fail;
+	*ret = j;
+	return 0;
+fail:
+	job_done(&j);
+	return r;
+}
+
+int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err)
+{
+	static const char *const names[] = {"destination_conf"};
+	const json_t *vals[ARRAY_SIZE(names)];
+	int r;
+
+	if (!json_is_object(body))
+		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
+	r = collect(body, names, ARRAY_SIZE(names), vals, err);
+	if (r < 0)
+		return r;
+	if (!vals[0])
+		return errbuf_set(err, -EINVAL, "destination_conf: required");
+	if (!json_is_string(vals[0]))
+		return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
+	r = bucket_uri_check(json_string_value(vals[0]), json_string_length(vals[0]), err);
+	if (r < 0)
+		return r;
+	*ret_conf = json_string_value(vals[0]);
+	return 0;
+}
+
+int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const char **ret_challenge, ErrBuf *err)
+{
+	static const char *const names[] = {"destination_conf", "ownership_challenge"};
+	const json_t *vals[ARRAY_SIZE(names)];
+	int r;
+
+	if (!json_is_object(body))
+		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
+	r = collect(body, names, ARRAY_SIZE(names), vals, err);
+	if (r < 0)
+		return r;
+	if (!vals[0])
+		return errbuf_set(err, -EINVAL, "destination_conf: required");
+	if (!json_is_string(vals[0]))
+		return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
+	if (!vals[1])
+		return errbuf_set(err, -EINVAL, "ownership_challenge: required");
+	if (!json_is_string(vals[1]))
+		return errbuf_set(err, -EINVAL,
+				  "ownership_challenge: must be a string (the token in the challenge file)");
+	*ret_conf = json_string_value(vals[0]);
+	*ret_challenge = json_string_value(vals[1]);
+	return 0;
+}
+
+static const char *trim_space(const char *s, size_t *n)
+{
+	while (*n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+		s++;
+		(*n)--;
+	}
+	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t' || s[*n - 1] == '\r' || s[*n - 1] == '\n'))
+		(*n)--;
+	return s;
+}
+
+static bool same(const char *a, size_t an, const char *b)
+{
+	size_t bn;
+
+	if (!b)
+		return false;
+	bn = strlen(b);
+	b = trim_space(b, &bn);
+	return an > 0 && an == bn && memcmp(a, b, an) == 0;
+}
+
+bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n)
+{
+	if (!given)
+		return false;
+	given = trim_space(given, &n);
+	return same(given, n, b->challenge) || same(given, n, b->filename);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Cloudflare's response envelope, used for every JSON answer of the public API
+ * and for agent-protocol errors:
+ *   {"success":true,"errors":[],"messages":[],"result":…[,"result_info":…]}
+ *   {"success":false,"errors":[{"code":N,"message":"…"}],"messages":[],"result":null}
+ * Always Content-Type: application/json (the SDK parses only that). Every error
+ * also carries `x-should-retry: false`, so the SDK never retries silently, and
+ * 429 adds `retry-after`.
+ *
+ * Error codes (≥ 1000, documented in the README):
+ *   1000 internal (500)          1001 body is not valid JSON (400)
+ *   1002 field validation (400)  1003 unknown capture/bucket id (404)
+ *   1004 rate/concurrency limit (429)   1005 body too large (413)
+ *   1006 bucket not registered/validated (400)
+ *   1007 no online agent for colo_name (400)
+ *   1008 state conflict: not finished, already finished, not stoppable (409)
+ *   1009 ownership challenge mismatch (400)
+ *   7001 method not allowed (405, with Allow)   7003 no route (404)
+ *   10000 authentication (401) / forbidden (403)
+ */
+
+#include <jansson.h>
+
+#include "common/util.h"
+#include "http/http.h"
+
+enum {
+	API_E_INTERNAL = 1000,
+	API_E_JSON = 1001,
+	API_E_FIELD = 1002,
+	API_E_NOT_FOUND = 1003,
+	API_E_LIMIT = 1004,
+	API_E_TOO_LARGE = 1005,
+	API_E_BUCKET = 1006,
+	API_E_NO_AGENT = 1007,
+	API_E_STATE = 1008,
+	API_E_CHALLENGE = 1009,
+	API_E_METHOD = 7001,
+	API_E_NO_ROUTE = 7003,
+	API_E_AUTH = 10000,
+};
+
+/* Success envelope around result (stolen; NULL → null) and result_info
+ * (stolen; NULL → omitted). */
+void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *result_info);
+/* Failure envelope with one error. */
+void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...) PCAPD_PRINTF(4, 5);
+/* json_string() that also takes bytes that are not UTF-8 (they become '?'),
+ * for messages and values that echo what a client sent. NULL: out of memory. */
+json_t *envelope_string(const char *s);
+/* A plain JSON document (agent protocol answers), obj stolen. */
+void reply_json(HttpRequest *req, unsigned status, json_t *obj);
+
+/* Parses the request body as one JSON object: on failure answers 400/1001 (or
+ * 413/1005 when the body was too large) and returns NULL. */
+json_t *request_json_object(HttpRequest *req);

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Download of a full capture: Cloudflare only points at the bucket; pcapd also
+ * serves one Wireshark-ready file, the agents' objects merged by time. The
+ * merge is written once to DATA/downloads/<id>.pcap (temporary name, fsync,
+ * rename) and served from there afterwards; a finished job never changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "controller/service.h"
+#include "pcap/merge.h"
+
+static int open_cached(const char *path, int *ret_fd, uint64_t *ret_len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	*ret_len = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Merges the objects named in paths into the cache file at out. */
+static int merge_to(const char *const *paths, size_t n, const char *dir, const char *out, ErrBuf *err)
+{
+	MergeOptions opt = {.format = -1, .out_name = out};
+	PcapMerge *m = NULL;
+	MergeStats st;
+	char tmp[4096];
+	int fd = -1, r;
+
+	r = snprintf(tmp, sizeof(tmp), "%s/.merge-XXXXXX", dir);
+	if (r < 0 || (size_t)r >= sizeof(tmp))
+		return errbuf_set(err, -ENAMETOOLONG, "download path too long");
+	r = pcapmerge_open(paths, n, &opt, &m, err);
+	if (r < 0)
+		return r;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = errbuf_errno(err, "cannot create %s", tmp);
+		goto out;
+	}
+	r = pcapmerge_write(m, fd, &st, err);
+	if (r >= 0 && fsync(fd) < 0)
+		r = errbuf_errno(err, "fsync %s", tmp);
+	if (r >= 0 && rename(tmp, out) < 0)
+		r = errbuf_errno(err, "rename %s", out);
+	if (r >= 0)
+		r = io_fsync_parent_dir(&io_posix, out);
+	if (r < 0)
+		unlink(tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	pcapmerge_free(m);
+	return r;
+}
+
+int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len,
+			 JobStatus *ret_status, ErrBuf *err)
+{
+	char dir[4096], out[4200];
+	char(*paths)[4096] = NULL;
+	const char **argv = NULL;
+	JobPart *parts = NULL;
+	Bucket *b = NULL;
+	size_t n = 0, k = 0;
+	Job j = {0};
+	int r;
+
+	r = db_job_get(service_db(s), account, id, &j, err);
+	if (r < 0)
+		return r;
+	*ret_status = j.status;
+	if (j.status == JOB_FAILED) {
+		r = errbuf_set(err, -ENODATA, "%s", j.error_message ? j.error_message : "failed");
+		goto out;
+	}
+	if (j.status != JOB_SUCCESS || j.type != JOB_FULL) {
+		r = errbuf_set(err, -EAGAIN, "capture is %s", job_status_to_string(j.status));
+		goto out;
+	}
+	r = service_data_path(s, "downloads", dir, sizeof(dir), err);
+	if (r < 0)
+		goto out;
+	r = snprintf(out, sizeof(out), "%s/%s.pcap", dir, j.id);
+	if (r < 0 || (size_t)r >= sizeof(out)) {
+		r = errbuf_set(err, -ENAMETOOLONG, "download path too long");
+		goto out;
+	}
+	if (open_cached(out, ret_fd, ret_len) == 0) {
+		r = 0;
+		goto out;
+	}
+	r = db_part_list(service_db(s), id, &parts, &n, err);
+	if (r < 0)
+		goto out;
+	r = bucket_open(j.destination_conf, service_buckets(s), &b, err);
+	if (r < 0)
+		goto out;
+	paths = calloc(n ? n : 1, sizeof(*paths));
+	argv = calloc(n ? n : 1, sizeof(*argv));
+	if (!paths || !argv) {
+		r = errbuf_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].state != PART_DONE || !parts[i].object)
+			continue;
+		r = bucket_local_path(b, parts[i].object, paths[k], sizeof(paths[k]), err);
+		if (r < 0)
+			goto out;
+		argv[k] = paths[k];
+		k++;
+	}
+	if (k == 0) {
+		r = errbuf_set(err, -ENODATA, "no agent delivered a file");
+		goto out;
+	}
+	r = merge_to(argv, k, dir, out, err);
+	if (r >= 0) {
+		r = open_cached(out, ret_fd, ret_len);
+		if (r < 0)
+			errbuf_set(err, r, "cannot open %s: %s", out, strerror(-r));
+	}
+out:
+	bucket_free(b);
+	free(argv);
+	free(paths);
+	parts_free(parts, n);
+	job_done(&j);
+	return r;
+}

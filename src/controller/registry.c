@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/timefmt.h"
+#include "common/util.h"
+#include "controller/registry.h"
+
+typedef struct Sent {
+	char id[JOB_ID_LEN + 1];
+	DeliveryKind kind;
+} Sent;
+
+typedef struct Agent {
+	char name[AGENT_NAME_MAX + 1];
+	char colo[AGENT_NAME_MAX + 1];
+	char *interfaces, *version;
+	int64_t last_seen_mono;
+	int64_t last_seen_real;
+	uint64_t gen;
+	Sent *sent; /* delivered in this session */
+	size_t n_sent;
+	/* the parked poll, if any */
+	void (*wake)(void *);
+	void *arg;
+	int64_t deadline;
+} Agent;
+
+struct Registry {
+	pthread_mutex_t lock;
+	Agent *v;
+	size_t n, cap;
+	bool shut;
+};
+
+int registry_new(Registry **ret)
+{
+	Registry *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	*ret = r;
+	return 0;
+}
+
+void registry_free(Registry *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->v[i].interfaces);
+		free(r->v[i].version);
+		free(r->v[i].sent);
+	}
+	free(r->v);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static Agent *find(Registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->v[i].name, name) == 0)
+			return &r->v[i];
+	return NULL;
+}
+
+static void replace(char **slot, const char *s)
+{
+	char *c;
+
+	if (!s || (*slot && strcmp(*slot, s) == 0))
+		return;
+	c = strdup(s);
+	if (!c)
+		return; /* keep the old description */
+	free(*slot);
+	*slot = c;
+}
+
+int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
+		  bool hello, int64_t now_mono)
+{
+	Agent *a;
+	int ret = 0;
+
+	if (strlen(name) > AGENT_NAME_MAX || (colo && strlen(colo) > AGENT_NAME_MAX))
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (!a) {
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? 2 * r->cap : 16;
+			Agent *v = realloc(r->v, cap * sizeof(*v));
+
+			if (!v) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			r->v = v;
+			r->cap = cap;
+		}
+		a = &r->v[r->n++];
+		memset(a, 0, sizeof(*a));
+		snprintf(a->name, sizeof(a->name), "%s", name);
+		hello = true;
+	}
+	if (colo)
+		snprintf(a->colo, sizeof(a->colo), "%s", colo);
+	replace(&a->interfaces, interfaces);
+	replace(&a->version, version);
+	a->last_seen_mono = now_mono;
+	a->last_seen_real = (int64_t)now_realtime_ns();
+	if (hello) {
+		a->n_sent = 0;
+		a->gen++;
+	}
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int registry_touch(Registry *r, const char *name, int64_t now_mono)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a)
+		a->last_seen_mono = now_mono;
+	pthread_mutex_unlock(&r->lock);
+	return a ? 0 : -ENOENT;
+}
+
+static bool is_online(const Agent *a, int64_t now, int64_t timeout)
+{
+	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
+}
+
+bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns)
+{
+	Agent *a;
+	bool on;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	on = a && is_online(a, now_mono, timeout_ns);
+	pthread_mutex_unlock(&r->lock);
+	return on;
+}
+
+size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
+		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
+{
+	size_t k = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n && k < cap; i++) {
+		Agent *a = &r->v[i];
+
+		if (!is_online(a, now_mono, timeout_ns))
+			continue;
+		if (strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
+			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return k;
+}
+
+void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	snprintf(out, cap, "none");
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++) {
+		Agent *a = &r->v[i];
+		int n;
+
+		if (!is_online(a, now_mono, timeout_ns))
+			continue;
+		n = snprintf(out + o, cap - o, "%s%s (colo %s)", o ? ", " : "", a->name, a->colo[0] ? a->colo : "-");
+		if (n < 0 || (size_t)n >= cap - o)
+			break; /* the message says enough */
+		o += (size_t)n;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
+{
+	json_t *arr = json_array();
+
+	if (!arr)
+		return NULL;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++) {
+		Agent *a = &r->v[i];
+		char ts[TIMEFMT_MAX];
+
+		timefmt_rfc3339(a->last_seen_real, ts);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name", a->name, "colo", a->colo,
+						     "interfaces", a->interfaces ? a->interfaces : "", "version",
+						     a->version ? a->version : "", "last_seen", ts, "online",
+						     is_online(a, now_mono, timeout_ns)));
+	}
+	pthread_mutex_unlock(&r->lock);
+	return arr;
+}
+
+int registry_generation(Registry *r, const char *name, uint64_t *ret)
+{
+	Agent *a;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		*ret = a->gen;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static bool was_sent(const Agent *a, const Delivery *d)
+{
+	for (size_t i = 0; i < a->n_sent; i++)
+		if (a->sent[i].kind == d->kind && strcmp(a->sent[i].id, d->id) == 0)
+			return true;
+	return false;
+}
+
+int registry_take(Registry *r, const char *name, uint64_t gen, Delivery *d, size_t n)
+{
+	Sent *sent = NULL;
+	size_t n_sent = 0;
+	Agent *a;
+	int taken = 0;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (!a) {
+		taken = -ENOENT;
+		goto out;
+	}
+	/* The new delivered set is exactly the candidates: what was delivered
+	 * before and is still wanted, plus what is taken now. */
+	if (n) {
+		sent = malloc(n * sizeof(*sent));
+		if (!sent) {
+			taken = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		d[i].take = !was_sent(a, &d[i]);
+		if (d[i].take)
+			taken++;
+		memcpy(sent[n_sent].id, d[i].id, sizeof(sent[n_sent].id));
+		sent[n_sent++].kind = d[i].kind;
+	}
+	free(a->sent);
+	a->sent = sent;
+	a->n_sent = n_sent;
+	if (taken == 0 && a->gen != gen)
+		taken = -EAGAIN;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return taken;
+}
+
+/* Called with the lock held. */
+static void wake_locked(Agent *a)
+{
+	void (*wake)(void *) = a->wake;
+
+	if (!wake)
+		return;
+	a->wake = NULL;
+	wake(a->arg);
+}
+
+int registry_park(Registry *r, const char *name, uint64_t gen, int64_t deadline_mono, void (*park)(void *),
+		  void (*wake)(void *), void *arg)
+{
+	Agent *a;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (r->shut)
+		rc = -ESHUTDOWN;
+	else if (!a)
+		rc = -ENOENT;
+	else if (a->gen != gen)
+		rc = -EAGAIN;
+	if (rc == 0) {
+		wake_locked(a);
+		a->wake = wake;
+		a->arg = arg;
+		a->deadline = deadline_mono;
+		park(arg);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void registry_wake(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		a->gen++;
+		wake_locked(a);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void registry_expire(Registry *r, int64_t now_mono)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].wake && r->v[i].deadline <= now_mono)
+			wake_locked(&r->v[i]);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void registry_shutdown(Registry *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->shut = true;
+	for (size_t i = 0; i < r->n; i++)
+		r->v[i].wake = NULL;
+	pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The controller's memory of agents (internal to src/controller): who is
+ * online, their parked long-poll, and what has been delivered to them in the
+ * current session. Nothing here is durable: after a controller restart agents
+ * re-register with their next report (hello or not) and undelivered work is
+ * simply delivered again; the agent treats starts and stops idempotently.
+ *
+ * Missed wake-ups are impossible by a generation counter per agent: a poll
+ * reads the generation, computes its work from the database without the lock,
+ * and parks only if the generation is unchanged (registry_take/park return
+ * -EAGAIN otherwise, and the poll recomputes). Every event that creates work
+ * for an agent bumps its generation (registry_wake).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "model/job.h"
+
+typedef struct Registry Registry;
+
+typedef enum DeliveryKind {
+	DELIVER_START,
+	DELIVER_STOP,
+} DeliveryKind;
+
+typedef struct Delivery {
+	char id[JOB_ID_LEN + 1];
+	DeliveryKind kind;
+	bool take; /* out: not delivered before in this session; now marked delivered */
+} Delivery;
+
+int registry_new(Registry **ret);
+void registry_free(Registry *r); /* NULL is fine */
+
+/* An agent reported: creates or refreshes it; hello starts a new session
+ * (everything is undelivered again). */
+int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
+		  bool hello, int64_t now_mono);
+/* A known agent showed a sign of life (a poll). -ENOENT if unknown. */
+int registry_touch(Registry *r, const char *name, int64_t now_mono);
+/* Online: reported or polled within timeout_ns of now. */
+bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns);
+/* Names of online agents whose name or colo equals colo (ASCII case-insensitive),
+ * at most cap; returns how many. */
+size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
+		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
+/* "a (colo x), b (colo y)" of online agents, or "none". */
+void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap);
+json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns);
+
+/* The agent's generation; -ENOENT for an unknown agent. */
+int registry_generation(Registry *r, const char *name, uint64_t *ret);
+/* d[0..n) is every candidate delivery for the agent: marks take on those not yet
+ * delivered (and records them as delivered), forgets deliveries no longer
+ * among the candidates. Returns how many were taken, or -EAGAIN if none were
+ * and the generation moved since gen, -ENOENT for an unknown agent. */
+int registry_take(Registry *r, const char *name, uint64_t gen, Delivery *d, size_t n);
+/* Parks a poll: park(arg) is called under the lock; wake(arg) later exactly
+ * once. -EAGAIN if the generation moved, -ESHUTDOWN after registry_shutdown.
+ * A poll already parked for this agent is woken first (answered empty). */
+int registry_park(Registry *r, const char *name, uint64_t gen, int64_t deadline_mono, void (*park)(void *),
+		  void (*wake)(void *), void *arg);
+/* New work for the agent: bumps its generation and wakes its parked poll. */
+void registry_wake(Registry *r, const char *name);
+/* Wakes polls whose deadline has passed. */
+void registry_expire(Registry *r, int64_t now_mono);
+/* Drops every parked poll without waking it; refuses parking from now on. */
+void registry_shutdown(Registry *r);

@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Cloudflare handlers in process: api_handle() driven with requests made
+ * here, over the real service and a real SQLite database in a temporary
+ * directory. This file provides the http.h functions itself (a fake request
+ * that records the answer), so no socket is involved; what it checks is the
+ * order of the checks (route → credentials → ids → body), every status and
+ * error code, the headers the SDK depends on, and the ownership flow with its
+ * challenge file in a file:// bucket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "api/envelope.h"
+
+/* ---- the fake request (http.h) ---- */
+
+#define MAX_HDR 32
+
+struct HttpRequest {
+	const char *method, *path;
+	const char *req_hdr[MAX_HDR][2];
+	size_t n_req_hdr;
+	char *body;
+	size_t body_len;
+	bool too_large;
+	/* the answer */
+	int answers;
+	unsigned status;
+	char content_type[128];
+	char *resp;
+	size_t resp_len;
+	char hdr[MAX_HDR][2][256];
+	size_t n_hdr;
+	void *data;
+	void (*free_data)(void *);
+};
+
+const char *http_req_method(const HttpRequest *r)
+{
+	return r->method;
+}
+
+const char *http_req_path(const HttpRequest *r)
+{
+	return r->path;
+}
+
+const char *http_req_header(const HttpRequest *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_req_hdr; i++)
+		if (strcasecmp(r->req_hdr[i][0], name) == 0)
+			return r->req_hdr[i][1];
+	return NULL;
+}
+
+const char *http_req_query(const HttpRequest *r, const char *key)
+{
+	(void)r;
+	(void)key;
+	return NULL;
+}
+
+const uint8_t *http_req_body(const HttpRequest *r, size_t *ret_len)
+{
+	*ret_len = r->body_len;
+	return (const uint8_t *)r->body;
+}
+
+bool http_req_body_too_large(const HttpRequest *r)
+{
+	return r->too_large;
+}
+
+bool http_req_is_tls(const HttpRequest *r)
+{
+	(void)r;
+	return false;
+}
+
+bool http_req_shutting_down(const HttpRequest *r)
+{
+	(void)r;
+	return false;
+}
+
+void http_req_set_data(HttpRequest *r, void *data, void (*free_fn)(void *))
+{
+	r->data = data;
+	r->free_data = free_fn;
+}
+
+void *http_req_get_data(const HttpRequest *r)
+{
+	return r->data;
+}
+
+int http_add_header(HttpRequest *r, const char *name, const char *value)
+{
+	if (r->n_hdr == MAX_HDR)
+		return -E2BIG;
+	snprintf(r->hdr[r->n_hdr][0], 256, "%s", name);
+	snprintf(r->hdr[r->n_hdr][1], 256, "%s", value);
+	r->n_hdr++;
+	return 0;
+}
+
+int http_respond(HttpRequest *r, unsigned status, const char *content_type, const void *body, size_t len)
+{
+	r->answers++;
+	r->status = status;
+	snprintf(r->content_type, sizeof(r->content_type), "%s", content_type ? content_type : "");
+	free(r->resp);
+	r->resp = malloc(len + 1);
+	assert_non_null(r->resp);
+	if (len)
+		memcpy(r->resp, body, len);
+	r->resp[len] = '\0';
+	r->resp_len = len;
+	return 0;
+}
+
+int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, int fd, uint64_t len)
+{
+	char buf[4096];
+	ssize_t n = pread(fd, buf, len < sizeof(buf) ? len : sizeof(buf), 0);
+
+	close(fd);
+	return http_respond(r, status, content_type, buf, n > 0 ? (size_t)n : 0);
+}
+
+int http_suspend(HttpRequest *r)
+{
+	(void)r;
+	return -ENOTSUP;
+}
+
+void http_resume(HttpRequest *r)
+{
+	(void)r;
+}
+
+/* ---- fixture ---- */
+
+#define ACCOUNT "0123456789abcdef0123456789abcdef"
+#define OTHER "fedcba9876543210fedcba9876543210"
+#define T_WRITE "pcapd_write-token-for-tests"
+#define T_READ "pcapd_read-token-for-tests"
+#define T_OTHER "pcapd_other-account-token"
+#define T_AGENT "pcapd_agent-token-for-tests"
+#define KEY "legacy-key-for-tests"
+#define EMAIL "user@example.com"
+#define BASE "/client/v4/accounts/" ACCOUNT "/pcaps"
+#define BEARER(t) "Authorization", "Bearer " t
+
+typedef struct Fixture {
+	char dir[64];
+	char bucket_root[128];
+	char bucket_uri[160];
+	char data_dir[128];
+	Db *db;
+	Service *svc;
+	Api *api;
+} Fixture;
+
+static Fixture fx;
+
+static void add_cred(const char *secret, const char *email, const char *account, TokenScope scope)
+{
+	uint8_t h[32];
+	ErrBuf err;
+
+	auth_hash(secret, strlen(secret), h);
+	assert_int_equal(db_account_ensure(fx.db, account, &err), 0);
+	if (db_credential_add(fx.db, h, email, account, scope, &err) < 0)
+		fail_msg("credential: %s", err.msg);
+}
+
+static int setup(void **state)
+{
+	ServiceConfig scfg = {0};
+	ApiConfig acfg = {0};
+	char path[160];
+	ErrBuf err;
+
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/pcapd-test-api-XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.bucket_root, sizeof(fx.bucket_root), "%s/buckets", fx.dir);
+	snprintf(fx.data_dir, sizeof(fx.data_dir), "%s/data", fx.dir);
+	assert_int_equal(mkdir(fx.bucket_root, 0755), 0);
+	assert_int_equal(mkdir(fx.data_dir, 0755), 0);
+	snprintf(fx.bucket_uri, sizeof(fx.bucket_uri), "file://%s/b1", fx.bucket_root);
+	snprintf(path, sizeof(path), "%s/pcapd.db", fx.dir);
+	if (db_open(path, &fx.db, &err) < 0)
+		fail_msg("db_open: %s", err.msg);
+	scfg.db = fx.db;
+	scfg.data_dir = fx.data_dir;
+	scfg.buckets.root = fx.bucket_root;
+	scfg.limits.max_active_full = 1;
+	scfg.limits.sample_interval_ns = 60LL * 1000000000LL;
+	if (service_start(&scfg, &fx.svc, &err) < 0)
+		fail_msg("service_start: %s", err.msg);
+	acfg.svc = fx.svc;
+	assert_int_equal(api_new(&acfg, &fx.api, &err), 0);
+	add_cred(T_WRITE, NULL, ACCOUNT, SCOPE_WRITE);
+	add_cred(T_READ, NULL, ACCOUNT, SCOPE_READ);
+	add_cred(T_OTHER, NULL, OTHER, SCOPE_WRITE);
+	add_cred(T_AGENT, NULL, ACCOUNT, SCOPE_AGENT);
+	add_cred(KEY, EMAIL, ACCOUNT, SCOPE_WRITE);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	api_free(fx.api);
+	service_free(fx.svc);
+	db_close(fx.db);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "# could not remove %s\n", fx.dir);
+	return 0;
+}
+
+/* One request: method, path, body (NULL: none), then header name/value pairs,
+ * NULL-terminated. The answer is checked to be exactly one. */
+static HttpRequest *call(const char *method, const char *path, const char *body, ...)
+{
+	HttpRequest *r = calloc(1, sizeof(*r));
+	const char *name;
+	va_list ap;
+
+	assert_non_null(r);
+	r->method = method;
+	r->path = path;
+	if (body) {
+		r->body = strdup(body);
+		r->body_len = strlen(body);
+	}
+	va_start(ap, body);
+	while ((name = va_arg(ap, const char *)) != NULL) {
+		assert_true(r->n_req_hdr < MAX_HDR);
+		r->req_hdr[r->n_req_hdr][0] = name;
+		r->req_hdr[r->n_req_hdr][1] = va_arg(ap, const char *);
+		r->n_req_hdr++;
+	}
+	va_end(ap);
+	api_handle(fx.api, r);
+	assert_int_equal(r->answers, 1);
+	return r;
+}
+
+static void done(HttpRequest *r)
+{
+	if (r->free_data)
+		r->free_data(r->data);
+	free(r->body);
+	free(r->resp);
+	free(r);
+}
+
+static const char *header(const HttpRequest *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_hdr; i++)
+		if (strcasecmp(r->hdr[i][0], name) == 0)
+			return r->hdr[i][1];
+	return NULL;
+}
+
+/* The answer parsed as an envelope; checks what every envelope must be. */
+static json_t *envelope(const HttpRequest *r)
+{
+	json_error_t jerr;
+	json_t *doc;
+
+	assert_string_equal(r->content_type, "application/json");
+	doc = json_loads(r->resp, 0, &jerr);
+	if (!doc)
+		fail_msg("answer is not JSON (%s): %s", jerr.text, r->resp);
+	assert_true(json_is_boolean(json_object_get(doc, "success")));
+	assert_true(json_is_array(json_object_get(doc, "errors")));
+	assert_true(json_is_array(json_object_get(doc, "messages")));
+	assert_non_null(json_object_get(doc, "result"));
+	return doc;
+}
+
+/* Checks an error answer: status, code, exact message (or its start when
+ * msg ends in '*'), x-should-retry: false. */
+static void expect_error(HttpRequest *r, unsigned status, int code, const char *msg)
+{
+	json_t *doc = envelope(r);
+	json_t *e = json_array_get(json_object_get(doc, "errors"), 0);
+	const char *got = json_string_value(json_object_get(e, "message"));
+	size_t n = strlen(msg);
+
+	if (r->status != status)
+		fail_msg("status %u, expected %u: %s", r->status, status, r->resp);
+	assert_false(json_is_true(json_object_get(doc, "success")));
+	assert_true(json_is_null(json_object_get(doc, "result")));
+	assert_int_equal(json_integer_value(json_object_get(e, "code")), code);
+	assert_non_null(got);
+	if (msg[n - 1] == '*' ? strncmp(got, msg, n - 1) != 0 : strcmp(got, msg) != 0)
+		fail_msg("message \"%s\", expected \"%s\"", got, msg);
+	assert_non_null(header(r, "x-should-retry"));
+	assert_string_equal(header(r, "x-should-retry"), "false");
+	json_decref(doc);
+	done(r);
+}
+
+/* Checks a success answer and returns its result (a new reference). */
+static json_t *expect_ok(HttpRequest *r)
+{
+	json_t *doc, *res;
+
+	if (r->status != 200)
+		fail_msg("status %u: %s", r->status, r->resp);
+	doc = envelope(r);
+	assert_true(json_is_true(json_object_get(doc, "success")));
+	assert_int_equal(json_array_size(json_object_get(doc, "errors")), 0);
+	res = json_incref(json_object_get(doc, "result"));
+	json_decref(doc);
+	done(r);
+	return res;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	if (!s)
+		fail_msg("no string \"%s\" in the answer", key);
+	return s;
+}
+
+/* A one-packet classic pcap file, as an agent would leave it in the bucket. */
+static void write_pcap(const char *jid, const char *agent)
+{
+	static const uint32_t hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+	uint32_t rec[4] = {1714564800, 0, 60, 60};
+	uint8_t frame[60] = {0};
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/b1/pcap_%s_%s.pcap", fx.bucket_root, jid, agent);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fwrite(hdr, sizeof(hdr), 1, f), 1);
+	assert_int_equal(fwrite(rec, sizeof(rec), 1, f), 1);
+	assert_int_equal(fwrite(frame, sizeof(frame), 1, f), 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* ---- tests ---- */
+
+static void test_routes(void **state)
+{
+	HttpRequest *r;
+	json_t *res;
+
+	(void)state;
+	r = call("GET", "/healthz", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->resp, "ok");
+	done(r);
+
+	/* unknown paths: 404 7003, before credentials are looked at */
+	expect_error(call("GET", "/", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/client/v4/zones", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/accounts/" ACCOUNT "/pcapsx", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/accounts/" ACCOUNT "/pcaps/", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/accounts//pcaps", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", BASE "/a/b/c", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", BASE "/0123/files", NULL, NULL), 404, 7003, "No route for the URI");
+
+	/* known paths, wrong method: 405 with Allow, before credentials */
+	r = call("DELETE", BASE, NULL, NULL);
+	assert_string_equal(header(r, "Allow"), "GET, POST");
+	expect_error(r, 405, 7001, "Method not allowed: DELETE takes GET, POST");
+	r = call("POST", BASE "/0123456789abcdef0123456789abcdef/stop", NULL, NULL);
+	assert_string_equal(header(r, "Allow"), "PUT");
+	expect_error(r, 405, 7001, "*");
+	r = call("GET", BASE "/ownership/validate", NULL, NULL);
+	assert_string_equal(header(r, "Allow"), "POST");
+	expect_error(r, 405, 7001, "*");
+	r = call("GET", BASE "/ownership/0123456789abcdef0123456789abcdef", NULL, NULL);
+	assert_string_equal(header(r, "Allow"), "DELETE");
+	expect_error(r, 405, 7001, "*");
+
+	/* with and without /client/v4 */
+	res = expect_ok(call("GET", "/accounts/" ACCOUNT "/pcaps", NULL, BEARER(T_READ), NULL));
+	assert_true(json_is_array(res));
+	json_decref(res);
+	res = expect_ok(call("GET", BASE, NULL, BEARER(T_READ), NULL));
+	json_decref(res);
+}
+
+static void test_auth(void **state)
+{
+	json_t *res;
+
+	(void)state;
+	expect_error(call("GET", BASE, NULL, NULL), 401, 10000, "Authentication error: no credentials*");
+	expect_error(call("GET", BASE, NULL, BEARER("pcapd_nope"), NULL), 401, 10000,
+		     "Authentication error: invalid credentials");
+	expect_error(call("GET", BASE, NULL, "Authorization", "Basic dXNlcjpwYXNz", NULL), 401, 10000,
+		     "Authentication error: the Authorization header must be \"Bearer <token>\"");
+	expect_error(call("GET", BASE, NULL, "X-Auth-Key", KEY, NULL), 401, 10000,
+		     "Authentication error: no credentials*");
+	expect_error(call("GET", BASE, NULL, "X-Auth-Email", "other@example.com", "X-Auth-Key", KEY, NULL), 401, 10000,
+		     "Authentication error: invalid credentials");
+	/* legacy pair */
+	res = expect_ok(call("GET", BASE, NULL, "X-Auth-Email", EMAIL, "X-Auth-Key", KEY, NULL));
+	json_decref(res);
+	/* bearer scheme is case-insensitive */
+	res = expect_ok(call("GET", BASE, NULL, "Authorization", "bearer  " T_READ, NULL));
+	json_decref(res);
+
+	/* another account, or something that is no account at all */
+	expect_error(call("GET", "/accounts/" OTHER "/pcaps", NULL, BEARER(T_WRITE), NULL), 403, 10000,
+		     "Forbidden: this credential belongs to another account");
+	expect_error(call("GET", "/accounts/nope/pcaps", NULL, BEARER(T_WRITE), NULL), 403, 10000,
+		     "Forbidden: this credential belongs to another account");
+	/* the account id is not case-sensitive */
+	res = expect_ok(call("GET", "/accounts/0123456789ABCDEF0123456789ABCDEF/pcaps", NULL, BEARER(T_READ), NULL));
+	json_decref(res);
+
+	/* scopes */
+	expect_error(call("POST", BASE, "{}", BEARER(T_READ), NULL), 403, 10000,
+		     "Forbidden: this token has scope read; create needs write");
+	expect_error(call("PUT", BASE "/0123456789abcdef0123456789abcdef/stop", NULL, BEARER(T_READ), NULL), 403, 10000,
+		     "Forbidden: this token has scope read; stop needs write");
+	expect_error(call("POST", BASE "/ownership", "{}", BEARER(T_READ), NULL), 403, 10000,
+		     "Forbidden: this token has scope read; ownership create needs write");
+	expect_error(call("DELETE", BASE "/ownership/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL),
+		     403, 10000, "Forbidden: this token has scope read; ownership delete needs write");
+	expect_error(call("GET", BASE, NULL, BEARER(T_AGENT), NULL), 403, 10000,
+		     "Forbidden: this token has scope agent; it is only for the agent protocol");
+	res = expect_ok(call("GET", BASE "/ownership", NULL, BEARER(T_READ), NULL));
+	json_decref(res);
+}
+
+static void test_order_of_checks(void **state)
+{
+	HttpRequest *r;
+
+	(void)state;
+	/* a bad id without credentials: 401 first */
+	expect_error(call("GET", BASE "/xyz", NULL, NULL), 401, 10000, "*");
+	/* with them: 404 1003, as for an id that does not exist */
+	expect_error(call("GET", BASE "/xyz", NULL, BEARER(T_READ), NULL), 404, 1003,
+		     "pcap_id: no capture with id xyz");
+	expect_error(call("GET", BASE "/0123456789abcdef0123456789abcdeg", NULL, BEARER(T_READ), NULL), 404, 1003,
+		     "pcap_id: no capture with id 0123456789abcdef0123456789abcdeg");
+	expect_error(call("GET", BASE "/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL), 404, 1003,
+		     "pcap_id: no capture with id 0123456789abcdef0123456789abcdef");
+	expect_error(call("GET", BASE "/0123456789ABCDEF0123456789ABCDEF/download", NULL, BEARER(T_READ), NULL), 404,
+		     1003, "pcap_id: no capture with id 0123456789abcdef0123456789abcdef");
+	expect_error(call("PUT", BASE "/0123456789abcdef0123456789abcdef/stop", NULL, BEARER(T_WRITE), NULL), 404, 1003,
+		     "pcap_id: no capture with id 0123456789abcdef0123456789abcdef");
+	expect_error(call("DELETE", BASE "/ownership/zz", NULL, BEARER(T_WRITE), NULL), 404, 1003,
+		     "ownership_id: no bucket with id zz");
+	/* a bad body with a read token: 403 before the body is read */
+	expect_error(call("POST", BASE, "not json", BEARER(T_READ), NULL), 403, 10000, "*");
+
+	/* bodies */
+	expect_error(call("POST", BASE, NULL, BEARER(T_WRITE), NULL), 400, 1001,
+		     "body: must be a JSON object (the request has no body)");
+	expect_error(call("POST", BASE, "{\"type\":", BEARER(T_WRITE), NULL), 400, 1001, "body: invalid JSON*");
+	expect_error(call("POST", BASE, "[1,2]", BEARER(T_WRITE), NULL), 400, 1001, "body: must be a JSON object");
+	expect_error(call("POST", BASE, "{\"type\":\"full\",\"type\":\"simple\"}", BEARER(T_WRITE), NULL), 400, 1001,
+		     "body: invalid JSON at line 1 column 21: duplicate object key near '\"type\"'");
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	r->method = "POST";
+	r->path = BASE;
+	r->too_large = true;
+	r->req_hdr[0][0] = "Authorization";
+	r->req_hdr[0][1] = "Bearer " T_WRITE;
+	r->n_req_hdr = 1;
+	api_handle(fx.api, r);
+	expect_error(r, 413, 1005, "body: larger than 65536 bytes");
+	expect_error(call("POST", BASE,
+			  "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":301,"
+			  "\"packet_limit\":1}",
+			  BEARER(T_WRITE), NULL),
+		     400, 1002, "time_limit: 301 is outside 1..300");
+}
+
+static void test_simple_capture(void **state)
+{
+	const char *body = "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":10,\"packet_limit\":5}";
+	char path[256];
+	json_t *res, *got, *list;
+	HttpRequest *r;
+	char id[JOB_ID_LEN + 1];
+
+	(void)state;
+	res = expect_ok(call("POST", BASE, body, BEARER(T_WRITE), NULL));
+	assert_string_equal(str(res, "type"), "simple");
+	assert_string_equal(str(res, "system"), "magic-transit");
+	assert_int_equal(strlen(str(res, "id")), 32);
+	assert_int_equal(strlen(str(res, "submitted")), 27);
+	assert_int_equal(json_integer_value(json_object_get(res, "packet_limit")), 5);
+	assert_true(json_is_object(json_object_get(res, "filter_v1")));
+	snprintf(id, sizeof(id), "%s", str(res, "id"));
+	json_decref(res);
+
+	/* one sample a minute: 429 with retry-after and the service's words */
+	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
+	assert_string_equal(header(r, "retry-after"), "60");
+	expect_error(r, 429, 1004, "*");
+
+	/* get, list (newest first, with result_info), another account cannot see it */
+	snprintf(path, sizeof(path), BASE "/%s", id);
+	got = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));
+	assert_string_equal(str(got, "id"), id);
+	assert_true(json_is_array(json_object_get(got, "agents")));
+	json_decref(got);
+	snprintf(path, sizeof(path), "/accounts/" OTHER "/pcaps/%s", id);
+	expect_error(call("GET", path, NULL, BEARER(T_OTHER), NULL), 404, 1003, "pcap_id: no capture with id*");
+
+	r = call("GET", BASE, NULL, BEARER(T_READ), NULL);
+	{
+		json_t *doc = envelope(r);
+		json_t *info = json_object_get(doc, "result_info");
+
+		list = json_object_get(doc, "result");
+		assert_true(json_array_size(list) >= 1);
+		assert_string_equal(str(json_array_get(list, 0), "id"), id);
+		assert_null(json_object_get(json_array_get(list, 0), "agents"));
+		assert_int_equal(json_integer_value(json_object_get(info, "page")), 1);
+		assert_int_equal(json_integer_value(json_object_get(info, "per_page")), 50);
+		assert_int_equal(json_integer_value(json_object_get(info, "count")), json_array_size(list));
+		assert_int_equal(json_integer_value(json_object_get(info, "total_count")), json_array_size(list));
+		json_decref(doc);
+		done(r);
+	}
+
+	/* a simple capture cannot be stopped; this one failed, so no download */
+	snprintf(path, sizeof(path), BASE "/%s/stop", id);
+	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 409, 1008,
+		     "pcap_id: only full captures can be stopped");
+	snprintf(path, sizeof(path), BASE "/%s/download", id);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008, "pcap_id: capture failed: *");
+}
+
+static void test_ownership_and_full(void **state)
+{
+	char body[512], path[512], token[64], fname[128], id[JOB_ID_LEN + 1], jid[JOB_ID_LEN + 1];
+	AgentReport rep = {.name = "web01", .colo = "lab", .version = "test", .interfaces = "lo", .hello = true};
+	json_t *res, *acks = NULL;
+	HttpRequest *r;
+	ErrBuf err;
+	FILE *f;
+
+	(void)state;
+	/* a full capture needs a registered, validated bucket */
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":60,\"colo_name\":\"lab\","
+		 "\"destination_conf\":\"%s\"}",
+		 fx.bucket_uri);
+	expect_error(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1006,
+		     "destination_conf: bucket is not registered; add it with POST …/pcaps/ownership and validate it");
+
+	/* register: the challenge file holds the token */
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\"}", fx.bucket_uri);
+	res = expect_ok(call("POST", BASE "/ownership", path, BEARER(T_WRITE), NULL));
+	snprintf(id, sizeof(id), "%s", str(res, "id"));
+	snprintf(fname, sizeof(fname), "%s", str(res, "filename"));
+	assert_string_equal(str(res, "status"), "pending");
+	assert_string_equal(str(res, "validated"), "");
+	assert_string_equal(str(res, "destination_conf"), fx.bucket_uri);
+	assert_int_equal(strncmp(fname, "ownership-challenge-", 20), 0);
+	assert_int_equal(strncmp(fname + 20, id, 32), 0);
+	json_decref(res);
+	snprintf(path, sizeof(path), "%s/b1/%s", fx.bucket_root, fname);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(token, sizeof(token), f));
+	fclose(f);
+	assert_int_equal(strlen(token), 33); /* 32 hex and a newline */
+
+	/* registering twice */
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\"}", fx.bucket_uri);
+	snprintf(body, sizeof(body), "destination_conf: already registered (id %s); delete it first to register again",
+		 id);
+	expect_error(call("POST", BASE "/ownership", path, BEARER(T_WRITE), NULL), 400, 1002, body);
+	/* outside the bucket root */
+	expect_error(
+		call("POST", BASE "/ownership", "{\"destination_conf\":\"file:///etc/pcapd\"}", BEARER(T_WRITE), NULL),
+		400, 1002, "destination_conf: *");
+	expect_error(call("POST", BASE "/ownership", "{\"destination_conf\":\"gs://b\"}", BEARER(T_WRITE), NULL), 400,
+		     1002, "destination_conf: *");
+
+	/* pending bucket: not yet usable */
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":60,\"colo_name\":\"lab\","
+		 "\"destination_conf\":\"%s\"}",
+		 fx.bucket_uri);
+	expect_error(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1006,
+		     "destination_conf: bucket is pending validation*");
+
+	/* validate: unknown URI, wrong token, then the token (with its newline) */
+	expect_error(call("POST", BASE "/ownership/validate",
+			  "{\"destination_conf\":\"file:///nowhere\",\"ownership_challenge\":\"x\"}", BEARER(T_WRITE),
+			  NULL),
+		     404, 1003, "destination_conf: no bucket registered with this URI");
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"nope\"}", fx.bucket_uri);
+	snprintf(body, sizeof(body), "ownership_challenge: does not match the token in %s", fname);
+	expect_error(call("POST", BASE "/ownership/validate", path, BEARER(T_WRITE), NULL), 400, 1009, body);
+	token[32] = '\0';
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\\n\"}", fx.bucket_uri,
+		 token);
+	res = expect_ok(call("POST", BASE "/ownership/validate", path, BEARER(T_WRITE), NULL));
+	assert_string_equal(str(res, "status"), "success");
+	assert_int_equal(strlen(str(res, "validated")), 27);
+	json_decref(res);
+	res = expect_ok(call("GET", BASE "/ownership", NULL, BEARER(T_READ), NULL));
+	assert_int_equal(json_array_size(res), 1);
+	assert_string_equal(str(json_array_get(res, 0), "status"), "success");
+	json_decref(res);
+
+	/* no agent in that colo */
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":60,\"colo_name\":\"lab\","
+		 "\"destination_conf\":\"%s\"}",
+		 fx.bucket_uri);
+	expect_error(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1007, "colo_name: *");
+
+	/* an agent says hello: the capture is created, pending, with one share */
+	if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+		fail_msg("report: %s", err.msg);
+	json_decref(acks);
+	res = expect_ok(call("POST", BASE, body, BEARER(T_WRITE), NULL));
+	assert_string_equal(str(res, "type"), "full");
+	assert_string_equal(str(res, "status"), "pending");
+	assert_string_equal(str(res, "colo_name"), "lab");
+	assert_int_equal(json_integer_value(json_object_get(res, "packets_captured")), 0);
+	assert_null(json_object_get(res, "stop_requested"));
+	snprintf(jid, sizeof(jid), "%s", str(res, "id"));
+	json_decref(res);
+
+	/* one full capture at a time */
+	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
+	assert_string_equal(header(r, "retry-after"), "5");
+	expect_error(r, 429, 1004, "*");
+
+	snprintf(path, sizeof(path), BASE "/%s", jid);
+	res = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));
+	assert_int_equal(json_array_size(json_object_get(res, "agents")), 1);
+	assert_string_equal(str(json_array_get(json_object_get(res, "agents"), 0), "name"), "web01");
+	json_decref(res);
+
+	snprintf(path, sizeof(path), BASE "/%s/download", jid);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008,
+		     "pcap_id: capture is pending; it can be downloaded once its status is success");
+
+	/* stop: stop_requested appears; a body is ignored */
+	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
+	res = expect_ok(call("PUT", path, "garbage", BEARER(T_WRITE), NULL));
+	assert_int_equal(strlen(str(res, "stop_requested")), 27);
+	json_decref(res);
+
+	/* the agent delivers its file: success, and the download streams it */
+	write_pcap(jid, "web01");
+	{
+		AgentJobReport jr = {
+			.id = jid, .state = PART_DONE, .packets = 1, .bytes = 60, .stop_reason = JOB_STOP_USER};
+		char object[128];
+
+		snprintf(object, sizeof(object), "pcap_%s_web01.pcap", jid);
+		jr.object = object;
+		rep.hello = false;
+		rep.jobs = &jr;
+		rep.n_jobs = 1;
+		if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+			fail_msg("report: %s", err.msg);
+		json_decref(acks);
+	}
+	snprintf(path, sizeof(path), BASE "/%s", jid);
+	res = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));
+	assert_string_equal(str(res, "status"), "success");
+	assert_int_equal(json_integer_value(json_object_get(res, "packets_captured")), 1);
+	assert_string_equal(str(res, "stop_reason"), "user");
+	json_decref(res);
+	snprintf(path, sizeof(path), BASE "/%s/download", jid);
+	r = call("GET", path, NULL, BEARER(T_READ), NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "application/vnd.tcpdump.pcap");
+	snprintf(body, sizeof(body), "attachment; filename=\"pcap_%s.pcap\"", jid);
+	assert_string_equal(header(r, "Content-Disposition"), body);
+	assert_true(r->resp_len > 24);
+	done(r);
+	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
+	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 409, 1008,
+		     "pcap_id: capture already finished (success)");
+
+	/* deleting the bucket removes its challenge file; twice is 404 */
+	snprintf(path, sizeof(path), BASE "/ownership/%s", id);
+	r = call("DELETE", path, NULL, BEARER(T_WRITE), NULL);
+	assert_int_equal(r->status, 204);
+	assert_int_equal(r->resp_len, 0);
+	done(r);
+	snprintf(body, sizeof(body), "%s/b1/%s", fx.bucket_root, fname);
+	assert_int_equal(access(body, F_OK), -1);
+	snprintf(body, sizeof(body), "ownership_id: no bucket with id %s", id);
+	expect_error(call("DELETE", path, NULL, BEARER(T_WRITE), NULL), 404, 1003, body);
+	res = expect_ok(call("GET", BASE "/ownership", NULL, BEARER(T_READ), NULL));
+	assert_int_equal(json_array_size(res), 0);
+	json_decref(res);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_order_of_checks),
+		cmocka_unit_test(test_simple_capture),
+		cmocka_unit_test(test_ownership_and_full),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

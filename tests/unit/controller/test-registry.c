@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/controller/registry: delivery once per session, the
+ * generation rule that makes wake-ups impossible to miss, parking. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "controller/registry.h"
+
+#define SEC ((int64_t)NSEC_PER_SEC)
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static int parked, woken;
+
+static void park(void *arg)
+{
+	(void)arg;
+	parked++;
+}
+
+static void wake(void *arg)
+{
+	(void)arg;
+	woken++;
+}
+
+static Delivery delivery(const char *id, DeliveryKind kind)
+{
+	Delivery d = {.kind = kind};
+
+	snprintf(d.id, sizeof(d.id), "%s", id);
+	return d;
+}
+
+static void test_online_and_match(void **state)
+{
+	Registry *r;
+	char names[4][AGENT_NAME_MAX + 1];
+	char text[128];
+
+	(void)state;
+	assert_int_equal(registry_new(&r), 0);
+	assert_int_equal(registry_seen(r, "web01", "ord02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "web02", "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "db01", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
+	/* colo and name match case-insensitively; db01 is offline by now */
+	assert_int_equal(registry_match(r, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "web01");
+	assert_int_equal(registry_match(r, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_true(registry_online(r, "web01", 12 * SEC, 5 * SEC));
+	assert_false(registry_online(r, "db01", 12 * SEC, 5 * SEC));
+	assert_false(registry_online(r, "nobody", 12 * SEC, 5 * SEC));
+	/* a poll counts as a sign of life */
+	assert_int_equal(registry_touch(r, "db01", 11 * SEC), 0);
+	assert_true(registry_online(r, "db01", 12 * SEC, 5 * SEC));
+	assert_int_equal(registry_touch(r, "nobody", 11 * SEC), -ENOENT);
+	registry_describe(r, 12 * SEC, 5 * SEC, text, sizeof(text));
+	assert_string_equal(text, "web01 (colo ord02), web02 (colo ORD02), db01 (colo ams01)");
+	registry_free(r);
+}
+
+static void test_delivered_once_per_session(void **state)
+{
+	Registry *r;
+	Delivery d[2] = {delivery(ID_A, DELIVER_START), delivery(ID_B, DELIVER_START)};
+	uint64_t gen;
+
+	(void)state;
+	assert_int_equal(registry_new(&r), 0);
+	assert_int_equal(registry_generation(r, "a1", &gen), -ENOENT);
+	assert_int_equal(registry_take(r, "a1", 0, d, 2), -ENOENT);
+	registry_seen(r, "a1", "c", "", "", true, SEC);
+	assert_int_equal(registry_generation(r, "a1", &gen), 0);
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
+	assert_true(d[0].take && d[1].take);
+	/* the same candidates again: nothing new */
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 0);
+	assert_false(d[0].take || d[1].take);
+	/* a stop for A is a different delivery */
+	d[1] = delivery(ID_A, DELIVER_STOP);
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 1);
+	assert_false(d[0].take);
+	assert_true(d[1].take);
+	/* B dropped out of the candidates and came back: delivered again */
+	d[1] = delivery(ID_B, DELIVER_START);
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 1);
+	assert_true(d[1].take);
+	/* a heartbeat keeps the session; a hello starts a new one */
+	registry_seen(r, "a1", "c", "", "", false, 2 * SEC);
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 0);
+	registry_seen(r, "a1", "c", "", "", true, 3 * SEC);
+	registry_generation(r, "a1", &gen);
+	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
+	registry_free(r);
+}
+
+static void test_generation_prevents_lost_wakeups(void **state)
+{
+	Registry *r;
+	Delivery none[1];
+	uint64_t gen;
+
+	(void)state;
+	parked = woken = 0;
+	assert_int_equal(registry_new(&r), 0);
+	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_generation(r, "a1", &gen);
+	/* work is created between the poll's read of the database and its park */
+	registry_wake(r, "a1");
+	assert_int_equal(registry_take(r, "a1", gen, none, 0), -EAGAIN);
+	assert_int_equal(registry_park(r, "a1", gen, 100 * SEC, park, wake, NULL), -EAGAIN);
+	assert_int_equal(parked, 0);
+	/* with the fresh generation it parks, and a wake reaches it once */
+	registry_generation(r, "a1", &gen);
+	assert_int_equal(registry_park(r, "a1", gen, 100 * SEC, park, wake, NULL), 0);
+	assert_int_equal(parked, 1);
+	registry_wake(r, "a1");
+	registry_wake(r, "a1");
+	assert_int_equal(woken, 1);
+	registry_free(r);
+}
+
+static void test_park_expire_displace_shutdown(void **state)
+{
+	Registry *r;
+	uint64_t gen;
+
+	(void)state;
+	parked = woken = 0;
+	assert_int_equal(registry_new(&r), 0);
+	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_generation(r, "a1", &gen);
+	assert_int_equal(registry_park(r, "a1", gen, 5 * SEC, park, wake, NULL), 0);
+	registry_expire(r, 4 * SEC);
+	assert_int_equal(woken, 0);
+	registry_expire(r, 5 * SEC);
+	assert_int_equal(woken, 1);
+	/* a second poll of the same agent wakes the first */
+	assert_int_equal(registry_park(r, "a1", gen, 9 * SEC, park, wake, NULL), 0);
+	assert_int_equal(registry_park(r, "a1", gen, 9 * SEC, park, wake, NULL), 0);
+	assert_int_equal(woken, 2);
+	/* shutdown forgets the parked poll without waking it, and refuses more */
+	registry_shutdown(r);
+	registry_expire(r, 100 * SEC);
+	assert_int_equal(woken, 2);
+	assert_int_equal(registry_park(r, "a1", gen, 200 * SEC, park, wake, NULL), -ESHUTDOWN);
+	registry_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_online_and_match),
+		cmocka_unit_test(test_delivered_once_per_session),
+		cmocka_unit_test(test_generation_prevents_lost_wakeups),
+		cmocka_unit_test(test_park_expire_displace_shutdown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
