@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Internals shared by agent.c (threads talking to the controller) and
+ * jobrun.c (one thread per capture). Not an interface for anyone else.
+ *
+ * Locking: Agent.lock guards the job table, every AgentJob's rep, phase and
+ * cf, and the Agent fields marked so. Agent.report_lock serialises reports
+ * (the reporter's and the poller's "running" report after a start), so that
+ * the controller sees them in order; it is taken before Agent.lock, never
+ * while holding it.
+ *
+ * Job phases (AgentJob.phase):
+ *
+ *   STARTING ──► CAPTURING ──► UPLOADING ──► FINISHED (rep.state done|failed)
+ *       └────────────┴─────────────┴──────────────► FINISHED (failed)
+ *
+ * STARTING and CAPTURING are both reported as "running". A FINISHED job's
+ * record is on disk before the phase is published, so an acknowledgement can
+ * only come for a job whose record exists; the ack removes both.
+ */
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "agent/agent.h"
+#include "agent/ctlclient.h"
+#include "agent/jobstore.h"
+#include "agent/jobtable.h"
+#include "agent/proto.h"
+#include "capture/tofile.h"
+
+typedef struct Agent Agent;
+
+typedef enum JobPhase {
+	JOB_PHASE_STARTING,
+	JOB_PHASE_CAPTURING,
+	JOB_PHASE_UPLOADING,
+	JOB_PHASE_FINISHED,
+} JobPhase;
+
+typedef struct AgentJob {
+	Agent *agent;
+	AgentJobSpec spec;          /* what the controller asked; read-only once the thread runs */
+	AgentJobReport rep;         /* under Agent.lock: what the next report says */
+	JobPhase phase;             /* under Agent.lock */
+	CapFile *cf;                /* under Agent.lock: set while capturing, for live counters */
+	volatile sig_atomic_t stop; /* set by a stop request or shutdown; read by the capture */
+	pthread_t thread;
+	bool has_thread; /* thread started and not joined yet */
+} AgentJob;
+
+struct Agent {
+	const AgentConfig *cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* any change below: job phases, report requests, registration, shutdown */
+	pthread_mutex_t report_lock;
+	JobTable table;           /* id → AgentJob *, under lock */
+	JobStore *store;          /* its own calls need no lock: each job touches only its files */
+	CtlClient *report_client; /* the reporter's */
+	CtlClient *poll_client;   /* the poller's (also its "running" reports) */
+	size_t n_active;          /* under lock: jobs whose thread has not finished */
+	bool exiting;             /* under lock: shutdown started */
+	bool report_due;          /* under lock: report at once (a job changed phase) */
+	bool registered;          /* under lock: a report succeeded once */
+	bool online;              /* under lock: false during an outage (logged once) */
+	bool need_hello;          /* under lock: next report says hello (start, after an outage) */
+	unsigned outage_gen;      /* under lock: bumped by every failed request */
+	uint64_t last_report_ms;  /* under lock: monotonic time of the last report that succeeded */
+	uint32_t heartbeat_ms;    /* under lock: idle report interval */
+	uint32_t poll_timeout_ms; /* under lock: long-poll hold asked of the controller */
+	int fatal;                /* under lock: non-zero ends the agent with fatal_err */
+	ErrBuf fatal_err;
+};
+
+/* jobrun.c: starts the job's thread (job already in the table, phase
+ * STARTING, n_active counted). On failure the caller finishes the job. */
+int jobrun_start(AgentJob *job, ErrBuf *err);
+/* Publishes a terminal state: record saved first, then phase FINISHED under
+ * the lock, report requested. Used by the job thread and for jobs refused
+ * before a thread exists. */
+void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error);
+/* Frees a job whose thread was joined (or never started). NULL is fine. */
+void jobrun_free(AgentJob *job);
+/* Maps the capture engine's stop reason to the protocol's. */
+JobStop jobrun_stop_reason(StopReason why);

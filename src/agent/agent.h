@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The agent (`pcapd agent`): dials out to the controller, takes full captures
+ * on this machine's interfaces and writes them to buckets
+ * (docs/AGENT-PROTOCOL.md). agent_run() is the whole daemon; it logs (log.h)
+ * what an operator needs to see: registration, a lost and regained
+ * controller (once per outage), jobs that failed.
+ *
+ * Threads:
+ *   caller    supervises: watches the stop flag, shuts down in order
+ *   reporter  POST /agent/v1/report: hello, every second while a job is
+ *             active, every heartbeat otherwise, at once on a state change
+ *   poller    GET /agent/v1/poll (long-poll): starts and stops jobs
+ *   one per job: capture → DATA/spool/<id>.pcap → bucket
+ *
+ * Jobs survive the controller: a capture runs to its end while the controller
+ * is away, and its final report waits on disk (DATA/jobs/<id>.json) until the
+ * controller acknowledges it, across agent restarts too. A job that was
+ * running when the agent died is reported failed at the next start.
+ */
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+#define AGENT_MAX_RUNNING 16u /* captures at once; more are refused (reported failed) */
+#define AGENT_DEFAULT_HEARTBEAT_MS 5000u
+
+typedef struct AgentConfig {
+	const char *controller;    /* base URL: http://host:port or https://host:port[/prefix] */
+	const char *name;          /* 1..63 bytes of [A-Za-z0-9._-] */
+	const char *colo;          /* same charset */
+	const char *const *ifaces; /* interfaces for every capture (1..CAPTURE_MAX_IFACES) */
+	size_t n_ifaces;           /* 0 with all_ifaces */
+	bool all_ifaces;           /* every interface that is up, looked up at each capture */
+	const char *token;         /* bearer token with scope agent */
+	const char *data_dir;      /* DATA: jobs/ and spool/ (created if missing) */
+	const char *bucket_root;   /* file:// buckets must lie below it; NULL = file:// refused */
+	const char *cafile;        /* CA bundle for an https controller; NULL = system CAs */
+	bool insecure;             /* https without certificate verification */
+	uint32_t heartbeat_ms;     /* report interval without active jobs; 0 = 5000 (the controller may change it) */
+	uint32_t ring_blocks;      /* per capture socket; 0 = 8 */
+	uint32_t block_size;       /* bytes per ring block, a power of two; 0 = 2 MiB */
+} AgentConfig;
+
+/* Checks cfg alone (no I/O): -EINVAL with a message naming the setting. */
+int agent_config_check(const AgentConfig *cfg, ErrBuf *err);
+
+/* Runs until *stop becomes non-zero (a signal handler sets it; it is read at
+ * least every 100 ms), then stops running captures (stop reason "user"),
+ * uploads and reports them, and returns 0. Fatal errors (bad configuration,
+ * an unusable data directory, the controller refusing the agent's token or
+ * name at registration) return -errno with err. The caller restricts the
+ * process' capabilities first (agentcaps_restrict) if it wants to. */
+int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf *err);

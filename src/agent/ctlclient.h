@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The agent's HTTP(S) client for the controller (libcurl). One CtlClient per
+ * thread (a curl handle is never shared); the connection is kept alive between
+ * requests. Every request carries "Authorization: Bearer <token>".
+ *
+ * A request can be cut short from another thread: ctlclient_cancel() makes
+ * the running request, and every later one, return -ECANCELED at once (the
+ * long-poll would otherwise hold shutdown for up to its time-out).
+ *
+ * Errors: -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT, -EKEYREJECTED (the
+ * controller's certificate is not trusted), -EPROTO (other TLS), -EMSGSIZE
+ * (answer over AGENTPROTO_MAX_BODY) or -EIO, with curl's words in err. An HTTP
+ * answer of any status is a success here: the caller looks at the status.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+typedef struct CtlClient CtlClient;
+
+typedef struct CtlClientConfig {
+	const char *base_url; /* http://host:port[/prefix] or https://...; a trailing '/' is ignored */
+	const char *token;
+	const char *cafile; /* CA bundle for https, NULL = the system's */
+	bool insecure;      /* https without verifying the certificate (tests, first set-up) */
+	const char *user_agent;
+} CtlClientConfig;
+
+typedef struct CtlResponse {
+	long status; /* HTTP status */
+	char *body;  /* owned, NUL-terminated */
+	size_t n;
+} CtlResponse;
+
+/* Once per process, before any thread uses a client. */
+int ctlclient_global_init(ErrBuf *err);
+void ctlclient_global_cleanup(void);
+
+int ctlclient_new(const CtlClientConfig *cfg, CtlClient **ret, ErrBuf *err);
+void ctlclient_free(CtlClient *c); /* NULL is fine */
+
+/* GET base_url + path (path starts with '/'), whole request within timeout_ms. */
+int ctlclient_get(CtlClient *c, const char *path, uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err);
+/* POST of a JSON body. */
+int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
+			ErrBuf *err);
+void ctlclient_response_done(CtlResponse *r); /* NULL is fine */
+
+/* Thread-safe: cancels the running request and refuses later ones. */
+void ctlclient_cancel(CtlClient *c);

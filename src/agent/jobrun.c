@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One full capture on this agent: filter → per-interface programs → capture
+ * into DATA/spool/<id>.pcap (whole packets, pcap, or pcapng when the
+ * interfaces' link types differ) → the bucket → final report. Phases and
+ * locking in agent-int.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent-int.h"
+#include "agent/ifaces.h"
+#include "bucket/bucket.h"
+#include "common/log.h"
+#include "filter/filter.h"
+#include "model/filterjson.h"
+#include "pcap/record.h"
+
+/* 16 MiB of ring per interface. The kernel allocates and clears a ring when
+ * it is set up (about 2 ms per MiB here), and that sits between the
+ * controller's order and the first packet: the default rings of `pcapd
+ * capture` (128 MiB) would cost a quarter of a second per job. */
+#define DEFAULT_RING_BLOCKS 8u
+#define DEFAULT_BLOCK_SIZE (2u << 20)
+
+JobStop jobrun_stop_reason(StopReason why)
+{
+	switch (why) {
+	case STOP_REASON_NONE:
+		return JOB_STOP_NONE;
+	case STOP_REASON_PACKETS:
+		return JOB_STOP_PACKETS;
+	case STOP_REASON_BYTES:
+		return JOB_STOP_BYTES;
+	case STOP_REASON_SECONDS:
+		return JOB_STOP_TIME;
+	case STOP_REASON_SIGNAL:
+		return JOB_STOP_USER; /* the job's stop flag: a stop request or the agent's shutdown */
+	case STOP_REASON_ERROR:
+	default:
+		return JOB_STOP_ERROR;
+	}
+}
+
+static void copy_text(char *out, size_t cap, const char *s)
+{
+	size_t n = strnlen(s, cap - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error)
+{
+	Agent *a = job->agent;
+	AgentJobReport rep;
+	ErrBuf err = {{0}};
+
+	pthread_mutex_lock(&a->lock);
+	rep = job->rep;
+	pthread_mutex_unlock(&a->lock);
+	rep.state = state;
+	rep.stop_reason = reason;
+	copy_text(rep.error, sizeof(rep.error), error ? error : "");
+	/* The record first: an acknowledgement of this state may come as soon as
+	 * it is published, and it removes the record. */
+	if (jobstore_save(a->store, &rep, &err) < 0)
+		log_error("job %s: cannot save its final state (an agent restart would report it failed): %s", rep.id,
+			  err.msg);
+	if (state == PART_FAILED)
+		log_warning("job %s failed: %s", rep.id, rep.error);
+	else
+		log_info("job %s done: %llu packets, %llu bytes, %llu dropped by the kernel, stop reason %s, "
+			 "object %s",
+			 rep.id, (unsigned long long)rep.packets, (unsigned long long)rep.bytes,
+			 (unsigned long long)rep.drops, job_stop_to_string(rep.stop_reason), rep.object);
+	pthread_mutex_lock(&a->lock);
+	job->rep = rep;
+	if (job->phase != JOB_PHASE_FINISHED) {
+		job->phase = JOB_PHASE_FINISHED;
+		a->n_active--;
+	}
+	a->report_due = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* The job's current report as its record on disk (not terminal: a failure
+ * is only logged; jobrun_finish() writes the one that matters). */
+static void save_state(AgentJob *job)
+{
+	Agent *a = job->agent;
+	AgentJobReport rep;
+	ErrBuf err = {{0}};
+
+	pthread_mutex_lock(&a->lock);
+	rep = job->rep;
+	pthread_mutex_unlock(&a->lock);
+	if (jobstore_save(a->store, &rep, &err) < 0)
+		log_warning("job %s: cannot save its state: %s", rep.id, err.msg);
+}
+
+/* Moves the job on; st (may be NULL) carries the capture's final counters
+ * and why it stopped. */
+static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureStats *st, StopReason why)
+{
+	Agent *a = job->agent;
+
+	pthread_mutex_lock(&a->lock);
+	job->phase = phase;
+	job->cf = cf;
+	if (st) {
+		job->rep.packets = st->packets;
+		job->rep.bytes = st->bytes;
+		job->rep.drops = st->kernel_drops;
+		job->rep.stop_reason = jobrun_stop_reason(why);
+	}
+	job->rep.state = phase == JOB_PHASE_UPLOADING ? PART_UPLOADING : PART_RUNNING;
+	if (phase == JOB_PHASE_UPLOADING)
+		a->report_due = true; /* starting and capturing both read "running": no change to report */
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Puts "what: " before the message in err (the message cannot be its own
+ * format argument: the buffers would overlap). */
+static int prefix_err(ErrBuf *err, int r, const char *what)
+{
+	ErrBuf old = *err;
+
+	return errbuf_set(err, r, "%s: %s", what, old.msg);
+}
+
+/* The interfaces of this capture: the configured list, or those up now. */
+static int job_ifaces(const AgentConfig *cfg, char ***owned, const char **names, size_t *ret_n, ErrBuf *err)
+{
+	size_t n;
+	int r;
+
+	if (!cfg->all_ifaces) {
+		for (size_t i = 0; i < cfg->n_ifaces; i++)
+			names[i] = cfg->ifaces[i];
+		*ret_n = cfg->n_ifaces;
+		return 0;
+	}
+	r = ifaces_up(owned, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		names[i] = (*owned)[i];
+	*ret_n = n;
+	return 0;
+}
+
+/* Capture into the spool file; counters in *st. Returns 0 with the reason. */
+static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, StopReason *why, ErrBuf *err)
+{
+	const AgentConfig *cfg = job->agent->cfg;
+	CbpfProgram progs[CAPTURE_MAX_IFACES] = {{0}};
+	const char *names[CAPTURE_MAX_IFACES];
+	uint32_t lts[CAPTURE_MAX_IFACES];
+	char **owned = NULL;
+	size_t n = 0;
+	Filter filter = {0};
+	CapFileConfig fc = {0};
+	CapFile *cf = NULL;
+	bool have_filter, same = true;
+	int fd = -1, r;
+
+	r = filterjson_parse_text(job->spec.filter, &filter, err);
+	if (r < 0) {
+		prefix_err(err, r, "filter");
+		goto out;
+	}
+	r = job_ifaces(cfg, &owned, names, &n, err);
+	if (r < 0)
+		goto out;
+	have_filter = filter.n_clauses > 0 || filter.bpf_expr;
+	for (size_t i = 0; i < n; i++) {
+		r = capture_iface_linktype(names[i], &lts[i], err);
+		if (r < 0)
+			goto out;
+		same = same && lts[i] == lts[0];
+		if (have_filter) {
+			r = filter_compile(&filter, lts[i], PCAP_MAX_SNAPLEN, &progs[i], err);
+			if (r < 0) {
+				prefix_err(err, r, "filter");
+				goto out;
+			}
+		}
+	}
+	fc.capture.ifaces = names;
+	fc.capture.n_ifaces = n;
+	fc.capture.snaplen = PCAP_MAX_SNAPLEN; /* whole packets */
+	fc.capture.block_count = cfg->ring_blocks ? cfg->ring_blocks : DEFAULT_RING_BLOCKS;
+	fc.capture.block_size = cfg->block_size ? cfg->block_size : DEFAULT_BLOCK_SIZE;
+	fc.capture.workers = 1;
+	fc.capture.filters = have_filter ? progs : NULL;
+	fc.capture.max_packets = job->spec.packet_limit;
+	fc.capture.max_bytes = job->spec.byte_limit;
+	fc.capture.max_duration_ns = job->spec.time_limit_s * NSEC_PER_SEC;
+	/* One link type fits classic pcap, which every tool reads; several need pcapng. */
+	fc.format = same ? PCAP_FORMAT_PCAP_US : PCAP_FORMAT_PCAPNG;
+	fc.direct = true;
+	r = capfile_open(&fc, &cf, err);
+	if (r < 0)
+		goto out;
+	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		r = errbuf_errno(err, "cannot write %s", spool);
+		goto out;
+	}
+	r = capfile_start(cf, fd, err);
+	if (r < 0)
+		goto out;
+	set_phase(job, JOB_PHASE_CAPTURING, cf, NULL, STOP_REASON_NONE);
+	/* "running" on disk, so that the next start reports the job failed if
+	 * the agent dies now. After the sockets are bound, off the path from the
+	 * controller's order to the first packet: the ring holds what arrives. */
+	save_state(job);
+	r = capfile_run(cf, &job->stop, why, err);
+	capfile_stats(cf, st);
+	if (r == 0)
+		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
+	/* Counters stay with the job; cf goes away below. */
+	set_phase(job, r == 0 ? JOB_PHASE_UPLOADING : JOB_PHASE_CAPTURING, NULL, st, *why);
+out:
+	if (fd >= 0 && close(fd) < 0 && r == 0)
+		r = errbuf_errno(err, "closing %s", spool);
+	capfile_free(cf);
+	for (size_t i = 0; i < n; i++)
+		cbpf_program_free(&progs[i]);
+	filter_done(&filter);
+	ifaces_free(owned, n);
+	return r;
+}
+
+/* The job's bucket, opened before the capture: a destination this agent
+ * cannot write fails the job at once, not after the capture. */
+static int open_bucket(AgentJob *job, Bucket **ret, ErrBuf *err)
+{
+	const AgentConfig *cfg = job->agent->cfg;
+	BucketConfig bc = {.root = cfg->bucket_root};
+	ErrBuf e = {{0}};
+	int r;
+
+	if (!cfg->bucket_root && strncmp(job->spec.destination_conf, "file://", 7) == 0)
+		return errbuf_set(err, -EPERM,
+				  "destination_conf %s: agent %s takes no file:// bucket (no --bucket-root)",
+				  job->spec.destination_conf, cfg->name);
+	r = bucket_open(job->spec.destination_conf, &bc, ret, &e);
+	if (r < 0)
+		return errbuf_set(err, r, "bucket %s: %s", job->spec.destination_conf, e.msg);
+	return 0;
+}
+
+static int upload(AgentJob *job, Bucket *b, const char *spool, const char *object, ErrBuf *err)
+{
+	ErrBuf e = {{0}};
+	int r;
+
+	r = bucket_put_file(b, object, spool, &e);
+	if (r < 0)
+		return errbuf_set(err, r, "upload to %s: %s", job->spec.destination_conf, e.msg);
+	return 0;
+}
+
+static void *job_main(void *arg)
+{
+	AgentJob *job = arg;
+	Agent *a = job->agent;
+	char spool[PATH_MAX], object[AGENTPROTO_OBJECT_MAX + 1];
+	CaptureStats st = {0};
+	StopReason why = STOP_REASON_ERROR;
+	ErrBuf err = {{0}};
+	Bucket *bucket = NULL;
+	int r, n;
+
+	if (job->spec.error[0]) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, job->spec.error);
+		return NULL;
+	}
+	if (jobstore_spool_path(a->store, job->spec.id, spool, sizeof(spool)) < 0) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "spool path too long");
+		return NULL;
+	}
+	if (job->spec.object[0])
+		n = snprintf(object, sizeof(object), "%s", job->spec.object);
+	else
+		n = snprintf(object, sizeof(object), "pcap_%s_%s.pcap", job->spec.id, a->cfg->name);
+	if (n < 0 || (size_t)n >= sizeof(object)) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "object name too long");
+		return NULL;
+	}
+	r = open_bucket(job, &bucket, &err);
+	if (r == 0)
+		r = capture_to_spool(job, spool, &st, &why, &err);
+	if (r < 0) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+		jobstore_remove_spool(a->store, job->spec.id, &err);
+		bucket_free(bucket);
+		return NULL;
+	}
+	pthread_mutex_lock(&a->lock);
+	copy_text(job->rep.object, sizeof(job->rep.object), object);
+	pthread_mutex_unlock(&a->lock);
+	save_state(job);
+	r = upload(job, bucket, spool, object, &err);
+	bucket_free(bucket);
+	if (r < 0) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+		return NULL;
+	}
+	/* The object is in the bucket: the spool copy is not needed any more. */
+	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
+		log_warning("job %s: %s", job->spec.id, err.msg);
+	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why), NULL);
+	return NULL;
+}
+
+int jobrun_start(AgentJob *job, ErrBuf *err)
+{
+	Agent *a = job->agent;
+	int r;
+
+	/* has_thread is set under the lock, which the thread needs before it can
+	 * finish: an ack cannot reach the job before its thread is known. */
+	pthread_mutex_lock(&a->lock);
+	r = -pthread_create(&job->thread, NULL, job_main, job);
+	if (r == 0)
+		job->has_thread = true;
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0)
+		return errbuf_set(err, r, "cannot start a capture thread: %s", strerror(-r));
+	return 0;
+}
+
+void jobrun_free(AgentJob *job)
+{
+	if (!job)
+		return;
+	agentproto_spec_done(&job->spec);
+	free(job);
+}
