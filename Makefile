@@ -1,5 +1,6 @@
-# pcapd: `make` builds build/pcapd, `make test` runs the whole suite, `make run`
-# starts what exists so far. Meson + ninja do the building; this file only
+# pcapd: `make` builds build/pcapd and build/pcapctl, `make test` runs the whole
+# suite, `make run` starts a controller and a local agent (pcapd up, data in
+# ./var). Meson + ninja do the building; this file only
 # chains the steps and installs missing Debian packages first.
 #
 #   make SANITIZE=1 test   the same suite under ASan+UBSan (build dir build-asan)
@@ -29,7 +30,7 @@ test: all
 	scripts/run-tests.sh $(BUILD)
 
 run: all
-	scripts/demo.sh $(BUILD)
+	$(BUILD)/pcapd up --data var
 
 clean:
 	rm -rf build build-asan

@@ -9,3 +9,7 @@
 
 int cmd_capture(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_controller(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_up(int argc, char **argv);

@@ -15,6 +15,10 @@ typedef struct Command {
 static const Command commands[] = {
 	{"capture", cmd_capture, "capture packets from interfaces into a pcap/pcapng file"},
 	{"merge", cmd_merge, "merge pcap/pcapng files by timestamp into one file"},
+	{"agent", cmd_agent, "take full captures on this machine for a controller"},
+	{"controller", cmd_controller, "serve the API (Cloudflare PCAPs dialect) and the agents"},
+	{"token", cmd_token, "create API and agent credentials"},
+	{"up", cmd_up, "a controller and a local agent with embedded defaults"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pcapd agent: the daemon that takes full captures on this machine for a
+ * controller (src/agent/agent.h, docs/AGENT-PROTOCOL.md).
+ *
+ * Order: parse and check every flag (exit 2 on bad usage), check the named
+ * interfaces (exit 1), then keep only CAP_NET_RAW (exit 1, saying how to grant
+ * it, when the process lacks it), then run. Once the controller accepted the
+ * first report, stderr says `pcapd: agent NAME registered with URL`.
+ *
+ * The token comes from --token or, so that it does not show in ps, from the
+ * environment variable PCAPD_AGENT_TOKEN (the flag wins).
+ *
+ * Signals: SIGINT/SIGTERM stop running captures (stop reason "user"), which
+ * are uploaded and reported before the agent exits 0; a second signal kills
+ * it (SA_RESETHAND).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/caps.h"
+#include "capture/capture.h"
+#include "cli/cli.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "model/job.h"
+
+static volatile sig_atomic_t stop_requested; /* the one shutdown flag (STYLE.md) */
+
+typedef struct AgentArgs {
+	AgentConfig cfg;
+	char *iface_list; /* owned copy of -i, split in place at ',' */
+	const char *ifaces[CAPTURE_MAX_IFACES];
+	char bucket_root[PATH_MAX]; /* made absolute */
+} AgentArgs;
+
+enum {
+	OPT_CONTROLLER = 0x100,
+	OPT_NAME,
+	OPT_COLO,
+	OPT_TOKEN,
+	OPT_DATA,
+	OPT_BUCKET_ROOT,
+	OPT_CACERT,
+	OPT_INSECURE,
+};
+
+static const struct option long_options[] = {
+	{"controller", required_argument, NULL, OPT_CONTROLLER},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"colo", required_argument, NULL, OPT_COLO},
+	{"interface", required_argument, NULL, 'i'},
+	{"token", required_argument, NULL, OPT_TOKEN},
+	{"data", required_argument, NULL, OPT_DATA},
+	{"bucket-root", required_argument, NULL, OPT_BUCKET_ROOT},
+	{"cacert", required_argument, NULL, OPT_CACERT},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"help", no_argument, NULL, 'h'},
+	{0},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --token TOKEN --data DIR\n"
+		"                   [--bucket-root DIR] [--cacert FILE] [--insecure]\n"
+		"\n"
+		"      --controller URL     the controller, http://HOST:PORT or https://HOST:PORT\n"
+		"      --name NAME          this agent's name, 1..%u of [A-Za-z0-9._-]\n"
+		"      --colo COLO          its data center or group (captures go to an agent by name or colo)\n"
+		"  -i, --interface IFACES   interfaces to capture on, comma-separated (up to %u),\n"
+		"                           or 'all': every interface that is up when a capture starts\n"
+		"      --token TOKEN        agent token (pcapd token create --scope agent);\n"
+		"                           better: the environment variable PCAPD_AGENT_TOKEN\n"
+		"      --data DIR           state: job records and capture spool (created if missing)\n"
+		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
+		"      --cacert FILE        CA certificate(s) to verify an https controller\n"
+		"      --insecure           https without verifying the controller's certificate\n"
+		"\n"
+		"Needs CAP_NET_RAW and keeps nothing else; as an ordinary user:\n"
+		"  sudo setcap cap_net_raw+ep \"$(command -v pcapd)\"\n",
+		AGENT_NAME_MAX, CAPTURE_MAX_IFACES);
+}
+
+static int split_ifaces(AgentArgs *a, const char *list)
+{
+	char *p;
+
+	free(a->iface_list);
+	a->iface_list = strdup(list);
+	if (!a->iface_list) {
+		log_error("out of memory");
+		return 1;
+	}
+	a->cfg.n_ifaces = 0;
+	a->cfg.all_ifaces = false;
+	if (strcmp(list, "all") == 0) {
+		a->cfg.all_ifaces = true;
+		return 0;
+	}
+	p = a->iface_list;
+	for (;;) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		if (*p == '\0') {
+			log_error("-i: empty interface name in '%s'", list);
+			return 2;
+		}
+		if (strcmp(p, "all") == 0) {
+			log_error("-i: 'all' stands alone, not in a list");
+			return 2;
+		}
+		if (a->cfg.n_ifaces == CAPTURE_MAX_IFACES) {
+			log_error("-i: more than %u interfaces", CAPTURE_MAX_IFACES);
+			return 2;
+		}
+		a->ifaces[a->cfg.n_ifaces++] = p;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return 0;
+}
+
+/* --bucket-root as an absolute path: the agent and the controller compare
+ * destination_conf paths against it, whatever their working directory. */
+static int absolute_root(AgentArgs *a, const char *dir)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (dir[0] == '\0') {
+		log_error("--bucket-root: empty path");
+		return 2;
+	}
+	if (dir[0] == '/') {
+		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s", dir);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd))) {
+			log_error("--bucket-root: cannot resolve '%s': %s", dir, strerror(errno));
+			return 1;
+		}
+		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s/%s", cwd, dir);
+	}
+	if (n < 0 || (size_t)n >= sizeof(a->bucket_root)) {
+		log_error("--bucket-root: path too long");
+		return 2;
+	}
+	a->cfg.bucket_root = a->bucket_root;
+	return 0;
+}
+
+/* Returns 0, -1 for --help, or the exit status for a bad command line. */
+static int parse_args(int argc, char **argv, AgentArgs *a)
+{
+	const char *token_env = getenv("PCAPD_AGENT_TOKEN");
+	ErrBuf err = {{0}};
+	int opt, r;
+
+	optind = 0; /* argv[0] is the subcommand; rescan from scratch */
+	while ((opt = getopt_long(argc, argv, "i:h", long_options, NULL)) != -1) {
+		r = 0;
+		switch (opt) {
+		case OPT_CONTROLLER:
+			a->cfg.controller = optarg;
+			break;
+		case OPT_NAME:
+			a->cfg.name = optarg;
+			break;
+		case OPT_COLO:
+			a->cfg.colo = optarg;
+			break;
+		case 'i':
+			r = split_ifaces(a, optarg);
+			break;
+		case OPT_TOKEN:
+			a->cfg.token = optarg;
+			break;
+		case OPT_DATA:
+			a->cfg.data_dir = optarg;
+			break;
+		case OPT_BUCKET_ROOT:
+			r = absolute_root(a, optarg);
+			break;
+		case OPT_CACERT:
+			if (access(optarg, R_OK) < 0) {
+				log_error("--cacert: cannot read %s: %s", optarg, strerror(errno));
+				r = 2;
+			}
+			a->cfg.cafile = optarg;
+			break;
+		case OPT_INSECURE:
+			a->cfg.insecure = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (r != 0)
+			return r;
+	}
+	if (optind < argc) {
+		log_error("agent: unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	if (!a->cfg.token && token_env && token_env[0])
+		a->cfg.token = token_env;
+	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir || !a->cfg.token) {
+		log_error("agent: %s is required", !a->cfg.controller ? "--controller URL"
+						   : !a->cfg.name     ? "--name NAME"
+						   : !a->cfg.colo     ? "--colo COLO"
+						   : !a->cfg.data_dir
+							   ? "--data DIR"
+							   : "--token TOKEN (or PCAPD_AGENT_TOKEN in the environment)");
+		usage(stderr);
+		return 2;
+	}
+	if (!a->cfg.all_ifaces && a->cfg.n_ifaces == 0) {
+		log_error("agent: -i IFACES (or -i all) is required");
+		usage(stderr);
+		return 2;
+	}
+	a->cfg.ifaces = a->ifaces;
+	if (agent_config_check(&a->cfg, &err) < 0) {
+		log_error("%s", err.msg);
+		return 2;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa = {0};
+
+	/* SA_RESETHAND: a second signal ends the process even if an upload hangs. */
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+		return -errno;
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = 0;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	AgentArgs a = {0};
+	ErrBuf err = {{0}};
+	int r, status;
+
+	r = parse_args(argc, argv, &a);
+	if (r != 0) {
+		status = r < 0 ? 0 : r;
+		goto out;
+	}
+	/* Named interfaces must exist now (-i all is looked up at each capture). */
+	for (size_t i = 0; i < a.cfg.n_ifaces; i++) {
+		uint32_t lt;
+
+		if (capture_iface_linktype(a.ifaces[i], &lt, &err) < 0) {
+			log_error("-i: %s", err.msg);
+			status = 1;
+			goto out;
+		}
+	}
+	r = install_signals();
+	if (r < 0) {
+		log_error("sigaction: %s", strerror(-r));
+		status = 1;
+		goto out;
+	}
+	/* Before any thread exists: capabilities are per thread and inherited. */
+	r = agentcaps_restrict(&err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		status = 1;
+		goto out;
+	}
+	r = agent_run(&a.cfg, &stop_requested, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		status = 1;
+		goto out;
+	}
+	status = 0;
+out:
+	free(a.iface_list);
+	return status;
+}
