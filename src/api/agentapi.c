@@ -254,16 +254,59 @@ static void handle_poll(Api *a, HttpRequest *req)
 		envelope_error(req, 500, API_E_INTERNAL, "%s", err.msg);
 }
 
+size_t api_body_limit(void *ctx, const char *method, const char *path)
+{
+	(void)ctx;
+	if (strcmp(method, "POST") == 0 && strcmp(path, "/agent/v1/sample") == 0)
+		return API_MAX_SAMPLE_BODY;
+	return API_MAX_BODY;
+}
+
+/* POST /agent/v1/sample?name=NAME&id=ID, body: the answer as a pcap. */
+static void handle_sample(Api *a, HttpRequest *req)
+{
+	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
+	const uint8_t *body;
+	size_t n;
+	ErrBuf err = {{0}};
+	int r;
+
+	if (http_req_body_too_large(req)) {
+		envelope_error(req, 413, API_E_TOO_LARGE, "body: larger than %u bytes", API_MAX_SAMPLE_BODY);
+		return;
+	}
+	if (!name_valid(name)) {
+		envelope_error(req, 400, API_E_FIELD, "name: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		return;
+	}
+	if (!id || !job_id_valid(id, strlen(id))) {
+		envelope_error(req, 400, API_E_FIELD, "id: must be 32 hex digits");
+		return;
+	}
+	body = http_req_body(req, &n);
+	r = service_sample_store(api_service(a), name, id, body, n, &err);
+	if (r == -ENOENT)
+		envelope_error(req, 404, API_E_NOT_FOUND, "%s", err.msg);
+	else if (r == -EALREADY)
+		envelope_error(req, 409, API_E_STATE, "%s", err.msg);
+	else if (r == -EINVAL)
+		envelope_error(req, 400, API_E_FIELD, "%s", err.msg);
+	else if (r < 0)
+		envelope_error(req, 500, API_E_INTERNAL, "%s", err.msg);
+	else
+		reply_json(req, 200, json_pack("{s:b}", "stored", 1));
+}
+
 void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 {
 	const char *method = http_req_method(req);
 	bool resumed = http_req_get_data(req) != NULL;
 
-	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0) {
+	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0) {
 		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
 		return;
 	}
-	if (strcmp(sub, "/report") == 0 && strcmp(method, "POST") != 0) {
+	if (strcmp(sub, "/poll") != 0 && strcmp(method, "POST") != 0) {
 		http_add_header(req, "Allow", "POST");
 		envelope_error(req, 405, API_E_METHOD, "method %s not allowed; use POST", method);
 		return;
@@ -278,6 +321,8 @@ void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		return;
 	if (strcmp(sub, "/report") == 0)
 		handle_report(a, req);
+	else if (strcmp(sub, "/sample") == 0)
+		handle_sample(a, req);
 	else
 		handle_poll(a, req);
 }

@@ -17,6 +17,7 @@
 /* Request bodies of the public API are small JSON objects: give this to
  * HttpConfig.max_body; a larger body is answered 413 (code 1005). */
 #define API_MAX_BODY (64u * 1024u)
+#define API_MAX_SAMPLE_BODY (64u * 1024u * 1024u) /* an agent's answer to a sample (a pcap) */
 
 typedef struct ApiConfig {
 	Service *svc;      /* borrowed */
@@ -29,6 +30,9 @@ int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err);
 void api_free(Api *a); /* NULL is fine */
 /* The HttpHandler: ctx is the Api. */
 void api_handle(void *ctx, HttpRequest *req);
+/* HttpConfig.body_limit: API_MAX_SAMPLE_BODY for agents' sample answers,
+ * API_MAX_BODY for everything else. */
+size_t api_body_limit(void *ctx, const char *method, const char *path);
 
 /* Dialect entry points (called by api_handle; sub is the path after the prefix). */
 void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub);

@@ -24,7 +24,6 @@
 #include "http/http.h"
 #include "http/tlscert.h"
 
-#define REQUEST_BODY_MAX (64 * 1024)
 #define MAX_SECONDS_OPT (24 * 3600)
 
 typedef struct ControllerArgs {
@@ -245,7 +244,8 @@ int cmd_controller(int argc, char **argv)
 	hcfg.tls_cert_pem = cert;
 	hcfg.tls_key_pem = key;
 	hcfg.threads = a.threads;
-	hcfg.max_body = REQUEST_BODY_MAX;
+	hcfg.max_body = API_MAX_BODY;
+	hcfg.body_limit = api_body_limit;
 	hcfg.handler = api_handle;
 	hcfg.ctx = api;
 	r = http_server_start(&hcfg, &http, &err);

@@ -165,7 +165,7 @@ size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t t
 
 		if (!is_online(a, now_mono, timeout_ns))
 			continue;
-		if (strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
+		if (!colo || strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
 			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
 	}
 	pthread_mutex_unlock(&r->lock);

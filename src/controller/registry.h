@@ -47,8 +47,8 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 int registry_touch(Registry *r, const char *name, int64_t now_mono);
 /* Online: reported or polled within timeout_ns of now. */
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns);
-/* Names of online agents whose name or colo equals colo (ASCII case-insensitive),
- * at most cap; returns how many. */
+/* Names of online agents whose name or colo equals colo (ASCII case-insensitive;
+ * colo NULL: every online agent), at most cap; returns how many. */
 size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
 		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
 /* "a (colo x), b (colo y)" of online agents, or "none". */

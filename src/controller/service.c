@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,11 @@
 
 #include "common/timefmt.h"
 #include "controller/registry.h"
-#include "controller/service.h"
+#include "controller/service-int.h"
 
 #define DEFAULT_AGENT_TIMEOUT_NS (15 * (int64_t)NSEC_PER_SEC)
 #define DEFAULT_GRACE_NS (30 * (int64_t)NSEC_PER_SEC)
+#define DEFAULT_SAMPLE_DEADLINE_NS (5 * (int64_t)NSEC_PER_SEC)
 #define HOUSEKEEPING_MS 100
 #define LOSS_SCAN_NS ((int64_t)NSEC_PER_SEC)
 
@@ -31,6 +33,7 @@ struct Service {
 	pthread_t hk;
 	bool hk_running, stopping;
 	int64_t started_mono;
+	atomic_uint samples_pending; /* sample jobs that may still wait for answers */
 };
 
 static int64_t mono(void)
@@ -74,11 +77,7 @@ json_t *service_agents_json(Service *s)
 	return registry_json(s->reg, mono(), s->cfg.agent_timeout_ns);
 }
 
-/* Loads a job and its parts, lets fn change the parts, aggregates and stores.
- * Runs under jobs_lock. fn returns true if it changed something. */
-typedef bool (*PartsFn)(Job *j, JobPart *parts, size_t n, void *arg);
-
-static int update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job, ErrBuf *err)
+int update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	JobPart *parts = NULL;
 	size_t n = 0;
@@ -130,16 +129,42 @@ static bool lose_silent(Job *j, JobPart *parts, size_t n, void *arg)
 	return changed;
 }
 
-static void scan_lost(Service *s)
+/* A sample's deadline has passed: whoever has not answered is listed as such. */
+static bool lose_unanswered(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	Service *s = arg;
+	bool changed = false;
+	char why[96];
+
+	(void)j;
+	snprintf(why, sizeof(why), "did not answer within %lld ms", (long long)(s->cfg.sample_deadline_ns / 1000000));
+	for (size_t i = 0; i < n; i++)
+		changed |= part_lose(&parts[i], why, real());
+	return changed;
+}
+
+/* all: also the full jobs' silent agents (once a second, after the grace);
+ * else only samples past their deadline (every tick while any is pending). */
+static void scan_lost(Service *s, bool all)
 {
 	Job *jobs = NULL;
 	size_t n = 0;
+	unsigned pending = 0;
 	ErrBuf err;
 
 	if (db_job_list_active(s->cfg.db, &jobs, &n, &err) < 0)
-		return; /* tried again in a second */
-	for (size_t i = 0; i < n; i++)
-		update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
+		return; /* tried again at the next tick */
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].type == JOB_SIMPLE) {
+			if (real() - jobs[i].submitted_ns >= s->cfg.sample_deadline_ns)
+				update_job(s, NULL, jobs[i].id, lose_unanswered, s, NULL, &err);
+			else
+				pending++;
+		} else if (all) {
+			update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
+		}
+	}
+	atomic_store(&s->samples_pending, pending);
 	jobs_free(jobs, n);
 }
 
@@ -166,8 +191,10 @@ static void *housekeeping(void *arg)
 		now = mono();
 		registry_expire(s->reg, now);
 		if (now - s->started_mono >= s->cfg.grace_ns && now - last_scan >= LOSS_SCAN_NS) {
-			scan_lost(s);
+			scan_lost(s, true);
 			last_scan = now;
+		} else if (atomic_load(&s->samples_pending)) {
+			scan_lost(s, false);
 		}
 		pthread_mutex_lock(&s->hk_lock);
 	}
@@ -189,6 +216,8 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		s->cfg.agent_timeout_ns = DEFAULT_AGENT_TIMEOUT_NS;
 	if (!s->cfg.grace_ns)
 		s->cfg.grace_ns = DEFAULT_GRACE_NS;
+	if (!s->cfg.sample_deadline_ns)
+		s->cfg.sample_deadline_ns = DEFAULT_SAMPLE_DEADLINE_NS;
 	if (!s->cfg.heartbeat_ms) {
 		/* Three heartbeats per time-out, so one lost report never makes
 		 * an agent look offline. */
@@ -260,23 +289,21 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		return errbuf_set(err, r, "cannot draw a random id: %s", strerror(-r));
 	j->submitted_ns = real();
 	j->status = JOB_PENDING;
-	if (j->type == JOB_SIMPLE) {
-		/* Sample captures are answered from the agents' sampled history,
-		 * which this version of the agent does not record yet: the request
-		 * is stored (and counts against the sample limit) and fails with
-		 * that reason, rather than pretending. */
-		j->status = JOB_FAILED;
-		j->finished_ns = j->submitted_ns;
-		free(j->error_message);
-		j->error_message = strdup("sample captures need the agents' sampled 24-hour history, "
-					  "which this pcapd version does not record yet");
-		return db_job_insert(s->cfg.db, j, NULL, 0, &s->cfg.limits, err);
-	}
-
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
 		return errbuf_set(err, -ENOMEM, "out of memory");
-	n = registry_match(s->reg, j->colo_name, mono(), s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
+	/* A sample asks every online agent; a full capture those of its colo. */
+	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
+			   JOB_MAX_PARTS);
+	if (n == 0 && j->type == JOB_SIMPLE) {
+		/* Stored (it counts against the sample limit) and failed at once. */
+		j->status = JOB_FAILED;
+		j->finished_ns = j->submitted_ns;
+		free(j->error_message);
+		j->error_message = strdup("no agent is online to answer the sample");
+		r = db_job_insert(s->cfg.db, j, NULL, 0, &s->cfg.limits, err);
+		goto out;
+	}
 	if (n == 0) {
 		char online[512];
 
@@ -297,7 +324,10 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		snprintf(parts[i].agent, sizeof(parts[i].agent), "%s", agents[i]);
 		parts[i].state = PART_ASSIGNED;
 		parts[i].updated_ns = j->submitted_ns;
-		snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
+		if (j->type == JOB_SIMPLE)
+			snprintf(object, sizeof(object), "%s.pcap", agents[i]);
+		else
+			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
 			r = errbuf_set(err, -ENOMEM, "out of memory");
@@ -307,6 +337,8 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, err);
 	if (r < 0)
 		goto out;
+	if (j->type == JOB_SIMPLE)
+		atomic_fetch_add(&s->samples_pending, 1);
 	for (size_t i = 0; i < n; i++)
 		registry_wake(s->reg, agents[i]);
 out:
@@ -475,13 +507,24 @@ fail:
 }
 
 /* The start order for one part: what the agent needs, nothing more. */
-static json_t *start_json(const Job *j, const JobPart *p)
+static json_t *start_json(Service *s, const Job *j, const JobPart *p)
 {
 	json_error_t jerr;
 	json_t *filter = json_loads(j->filter_json ? j->filter_json : "{}", 0, &jerr);
+	int64_t left_ms;
 
 	if (!filter)
 		filter = json_object();
+	if (j->type == JOB_SIMPLE) {
+		/* The window [offset_time - time_limit, offset_time], and how long
+		 * the controller still waits for the answer. */
+		left_ms = (j->submitted_ns + s->cfg.sample_deadline_ns - real()) / 1000000;
+		return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I}", "id", j->id, "type", "simple", "filter", filter,
+				 "from_ns",
+				 (json_int_t)(j->offset_time_ns - (int64_t)j->time_limit_s * (int64_t)NSEC_PER_SEC),
+				 "to_ns", (json_int_t)j->offset_time_ns, "packet_limit", (json_int_t)j->packet_limit,
+				 "deadline_ms", (json_int_t)(left_ms > 0 ? left_ms : 0));
+	}
 	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:s}", "id", j->id, "type", job_type_to_string(j->type),
 			 "filter", filter, "time_limit", (json_int_t)j->time_limit_s, "packet_limit",
 			 (json_int_t)j->packet_limit, "byte_limit", (json_int_t)j->byte_limit, "destination_conf",
@@ -536,7 +579,8 @@ fail:
 	return r;
 }
 
-static int build_work(const JobPart *parts, const Job *jobs, size_t n, const Delivery *d, size_t k, json_t **ret)
+static int build_work(Service *s, const JobPart *parts, const Job *jobs, size_t n, const Delivery *d, size_t k,
+		      json_t **ret)
 {
 	json_t *start = json_array(), *stop = json_array();
 
@@ -551,7 +595,7 @@ static int build_work(const JobPart *parts, const Job *jobs, size_t n, const Del
 		}
 		for (size_t p = 0; p < n; p++)
 			if (strcmp(parts[p].job_id, d[i].id) == 0 && jobs[p].id[0]) {
-				json_array_append_new(start, start_json(&jobs[p], &parts[p]));
+				json_array_append_new(start, start_json(s, &jobs[p], &parts[p]));
 				break;
 			}
 	}
@@ -587,7 +631,7 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
 			return k;
 		r = registry_take(s->reg, name, gen, d, (size_t)k);
 		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= mono())))
-			r = build_work(parts, jobs, n, d, (size_t)k, ret_work) < 0 ? -ENOMEM : 1;
+			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work) < 0 ? -ENOMEM : 1;
 		else if (r == 0)
 			r = registry_park(s->reg, name, gen, deadline_mono_ns, park, wake, arg);
 		parts_free(parts, n);

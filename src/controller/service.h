@@ -31,13 +31,14 @@
 #include "model/job.h"
 
 typedef struct ServiceConfig {
-	Db *db;                   /* borrowed */
-	const char *data_dir;     /* download cache lives in DATA/downloads */
-	BucketConfig buckets;     /* where file:// buckets may live */
-	JobLimits limits;         /* per-account limits on creation */
-	int64_t agent_timeout_ns; /* silence after which an agent is offline; 0 = 15 s */
-	int64_t grace_ns;         /* after start, before unreported parts are lost; 0 = 30 s */
-	unsigned heartbeat_ms;    /* told to agents; 0 = 5000 */
+	Db *db;                     /* borrowed */
+	const char *data_dir;       /* download cache lives in DATA/downloads */
+	BucketConfig buckets;       /* where file:// buckets may live */
+	JobLimits limits;           /* per-account limits on creation */
+	int64_t agent_timeout_ns;   /* silence after which an agent is offline; 0 = 15 s */
+	int64_t grace_ns;           /* after start, before unreported parts are lost; 0 = 30 s */
+	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
+	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -108,6 +109,13 @@ unsigned service_heartbeat_ms(Service *s);
  * lists. -ENOENT: the agent never reported (it must report first). */
 int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
 		       void (*wake)(void *arg), void *arg, json_t **ret_work, ErrBuf *err);
+
+/* An agent's answer to a sample job: a classic pcap of at most the job's
+ * packet_limit records, stored as DATA/samples/<id>/<agent>.pcap (temporary
+ * name, fsync, rename) and the agent's part marked done. -ENOENT: no such job
+ * or no part for this agent; -EALREADY: the part is already final (answered,
+ * or too late); -EINVAL: not a pcap or too many records (err says). */
+int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err);
 
 /* Online agents as a JSON array [{name, colo, interfaces, version, last_seen}]. */
 json_t *service_agents_json(Service *s);

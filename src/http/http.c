@@ -87,6 +87,7 @@ struct HttpServer {
 	HttpHandler handler;
 	void *ctx;
 	size_t max_body;
+	size_t (*body_limit)(void *ctx, const char *method, const char *path);
 	unsigned timeout_s;
 	HttpDaemon daemons[2]; /* [0] plain, [1] TLS */
 
@@ -105,6 +106,7 @@ struct HttpRequest {
 	HttpServer *srv;
 	struct MHD_Connection *conn;
 	const char *method; /* MHD's, valid for the whole request */
+	size_t max_body;    /* this request's body cap (HttpConfig.body_limit or max_body) */
 	const char *url;    /* MHD's, already %-decoded, no query */
 	bool tls;
 
@@ -182,6 +184,13 @@ static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn, const ch
 	r->conn = conn;
 	r->url = url;
 	r->method = method;
+	r->max_body = d->srv->max_body;
+	if (d->srv->body_limit) {
+		size_t lim = d->srv->body_limit(d->srv->ctx, method, url);
+
+		if (lim)
+			r->max_body = lim;
+	}
 	r->tls = d->tls;
 	r->hdr_buf = r->hdr_inline;
 	r->hdr_cap = sizeof(r->hdr_inline);
@@ -233,7 +242,7 @@ static void req_untrack(HttpRequest *r)
  * the flag remains (the rest of the upload is read and discarded). */
 static void body_append(HttpRequest *r, const char *data, size_t n)
 {
-	size_t max = r->srv->max_body;
+	size_t max = r->max_body;
 
 	if (r->too_large)
 		return;
@@ -284,7 +293,7 @@ static void body_plan(HttpRequest *r)
 		return;
 	if (!cl || parse_u64(cl, strlen(cl), 0, UINT64_MAX, &len) < 0 || len == 0)
 		return;
-	if (len > r->srv->max_body) {
+	if (len > r->max_body) {
 		r->too_large = true;
 		r->body_done = true;
 		return;
@@ -861,6 +870,7 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
 	s->handler = cfg->handler;
 	s->ctx = cfg->ctx;
 	s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+	s->body_limit = cfg->body_limit;
 	s->timeout_s = cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
 	atomic_init(&s->shutting_down, false);
 	pthread_mutex_init(&s->lock, NULL);

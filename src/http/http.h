@@ -61,6 +61,10 @@ typedef struct HttpConfig {
 	size_t max_body;          /* request body cap; 0 = 1 MiB */
 	unsigned max_connections; /* 0 = 4096 */
 	unsigned timeout_s;       /* idle connection time-out; 0 = 30 s */
+	/* Optional: a route's own body cap (0 = max_body), decided from the
+	 * request line before any body byte is read, e.g. a larger one for
+	 * agents' result uploads than for JSON requests. */
+	size_t (*body_limit)(void *ctx, const char *method, const char *path);
 	HttpHandler handler;
 	void *ctx;
 } HttpConfig;

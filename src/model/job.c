@@ -187,10 +187,16 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 			reason = p->stop_reason;
 		}
 	}
+	if (j->type == JOB_SIMPLE)
+		reason = JOB_STOP_NONE; /* a query has no stop reason */
 	if (j->stop_requested_ns && reason != JOB_STOP_LOST && reason != JOB_STOP_ERROR)
 		reason = JOB_STOP_USER;
 
-	if (n > 0 && terminal == n)
+	if (n > 0 && terminal == n && j->type == JOB_SIMPLE)
+		/* A sample is answered by whoever answered in time; the agents
+		 * that did not are listed on the capture, not hidden. */
+		status = failed == n ? JOB_FAILED : JOB_SUCCESS;
+	else if (n > 0 && terminal == n)
 		status = failed ? JOB_FAILED : JOB_SUCCESS;
 	else if (running)
 		status = JOB_RUNNING;

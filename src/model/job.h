@@ -20,6 +20,9 @@
  *    answer is with the controller) and at least one packet was captured.
  *  - failed: some part failed or was lost, or no packet matched; error_message
  *    says which agents and why.
+ *  A simple (sample) job succeeds when every part is terminal and at least one
+ *  agent answered (done); the others stay listed with their reason. It fails
+ *  only if no agent answered. Zero matching packets is a valid answer.
  *  (conversion_pending is in Cloudflare's enum but is never entered.)
  * Terminal statuses (success, failed) never change again. The status is a pure
  * function of the parts (job_aggregate), so a controller restart, or agents

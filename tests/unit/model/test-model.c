@@ -126,6 +126,37 @@ static void test_aggregate_failures(void **state)
 	job_done(&u);
 }
 
+static void test_aggregate_simple(void **state)
+{
+	Job j = {.type = JOB_SIMPLE, .status = JOB_PENDING};
+	JobPart p[2] = {part("a", PART_ASSIGNED, 0), part("b", PART_ASSIGNED, 0)};
+
+	(void)state;
+	/* one answers with nothing, the other never does: success, empty */
+	part_apply(&p[0], PART_DONE, 0, 0, 0, JOB_STOP_NONE, "a.pcap", NULL, 1);
+	job_aggregate(&j, p, 2, 1);
+	assert_int_equal(j.status, JOB_RUNNING); /* answers are coming in */
+	part_lose(&p[1], "did not answer within 5000 ms", 2);
+	job_aggregate(&j, p, 2, 2);
+	assert_int_equal(j.status, JOB_SUCCESS);
+	assert_int_equal(j.packets, 0);
+	assert_null(j.error_message);
+	job_done(&j);
+	part_done(&p[0]);
+	part_done(&p[1]);
+
+	/* nobody answers: failed, naming them */
+	Job k = {.type = JOB_SIMPLE, .status = JOB_PENDING};
+	JobPart q = part("c", PART_ASSIGNED, 0);
+
+	part_lose(&q, "did not answer within 5000 ms", 3);
+	job_aggregate(&k, &q, 1, 3);
+	assert_int_equal(k.status, JOB_FAILED);
+	assert_non_null(strstr(k.error_message, "agent c: did not answer"));
+	job_done(&k);
+	part_done(&q);
+}
+
 static void test_ids_and_names(void **state)
 {
 	char id[JOB_ID_LEN + 1], id2[JOB_ID_LEN + 1];
@@ -246,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_aggregate_lifecycle),
 		cmocka_unit_test(test_part_never_backwards),
 		cmocka_unit_test(test_aggregate_failures),
+		cmocka_unit_test(test_aggregate_simple),
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
