@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs the whole suite against one build directory: the unit tests and fuzz
 # corpus replays (meson test; cmocka speaks TAP, so each test case counts), then
-# the integration tests (pytest, real binaries, real namespaces and traffic).
+# the integration tests (pytest, real binaries, real namespaces and traffic),
+# then the SDK tests (node's test runner, TAP, against a stack.py deployment).
 # Ends with one line "N passed, N failed".
 set -u
 build=${1:-build}
@@ -45,6 +46,26 @@ else
 	passed=$((passed + p))
 	failed=$((failed + f))
 	echo "integration: $p passed, $f failed"
+fi
+
+# --- SDK tests: the official cloudflare npm SDK (tests/sdk, installed by
+# install-deps.sh) against a real controller and agents that stack.py starts;
+# node's test runner speaks TAP, so each test case counts.
+if [ "$(id -u)" -ne 0 ]; then
+	echo "sdk: needs root (network namespaces); counted as failed"
+	failed=$((failed + 1))
+else
+	PCAPD_BUILD="$root/$build" /usr/bin/python3 tests/integration/stack.py run -- \
+		node --test --test-concurrency=1 --test-reporter=tap tests/sdk/*.test.mjs 2>&1 | tee "$build/sdk.out"
+	src=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok [0-9]+' "$build/sdk.out")
+	f=$(grep -cE '^not ok [0-9]+' "$build/sdk.out")
+	if [ "$src" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1 # the stack did not start, or node failed before reporting
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "sdk: $p passed, $f failed"
 fi
 
 echo "$passed passed, $failed failed"

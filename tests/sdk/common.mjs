@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+// Shared by the SDK tests: the official Cloudflare SDK pointed at the stack
+// that tests/integration/stack.py started (it exports PCAPD_SDK_* variables
+// and NODE_EXTRA_CA_CERTS for its self-signed certificate), traffic from the
+// agents' namespaces, and pcap checks with tshark.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import Cloudflare from 'cloudflare';
+
+export const PCAP_MAGICS = ['d4c3b2a1', 'a1b2c3d4', '4d3cb2a1', 'a1b23c4d'];
+
+export function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run through "python3 tests/integration/stack.py run -- node --test ..."`);
+  return v;
+}
+
+// A client for the stack: https or http, baseURL with or without /client/v4.
+export function client({ https = false, prefix = true, token, apiKey, apiEmail, maxRetries = 0 } = {}) {
+  const baseURL = env(https ? 'PCAPD_SDK_HTTPS_URL' : 'PCAPD_SDK_HTTP_URL') + (prefix ? '/client/v4' : '');
+  const opts = { baseURL, maxRetries, timeout: 30000 };
+  if (apiKey) {
+    opts.apiKey = apiKey;
+    opts.apiEmail = apiEmail;
+  } else {
+    opts.apiToken = token ?? env('PCAPD_SDK_TOKEN');
+  }
+  return new Cloudflare(opts);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function bucketDir(uri) {
+  assert.ok(uri.startsWith('file://'), uri);
+  return uri.slice('file://'.length);
+}
+
+// A new bucket under the stack's bucket root, proved with the token the
+// controller wrote into it; returns the Ownership object.
+export async function validatedBucket(cf, accountId) {
+  const uri = `file://${env('PCAPD_SDK_BUCKET_ROOT')}/sdk-${randomBytes(6).toString('hex')}`;
+  const own = await cf.magicTransit.pcaps.ownership.create({ account_id: accountId, destination_conf: uri });
+  const token = fs.readFileSync(path.join(bucketDir(uri), own.filename), 'utf8').trim();
+  const v = await cf.magicTransit.pcaps.ownership.validate({
+    account_id: accountId,
+    destination_conf: uri,
+    ownership_challenge: token,
+  });
+  assert.equal(v.status, 'success');
+  return v;
+}
+
+export async function waitStatus(cf, accountId, id, want = ['success', 'failed'], timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await cf.magicTransit.pcaps.get(id, { account_id: accountId });
+    if (want.includes(last.status)) return last;
+    if (Date.now() > end) throw new Error(`capture ${id} not ${want.join('/')} in ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    await sleep(50);
+  }
+}
+
+// Until n agents' shares are running (pcapd's "agents" extension of the
+// PCAP object): their sockets are open, traffic sent now is captured.
+export async function waitRunning(cf, accountId, id, n = 1, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await cf.magicTransit.pcaps.get(id, { account_id: accountId });
+    const running = (last.agents ?? []).filter((a) => a.status === 'running').length;
+    if (running >= n) return last;
+    if (['success', 'failed'].includes(last.status) || Date.now() > end) {
+      throw new Error(`capture ${id}: not ${n} agents running: ${JSON.stringify(last)}`);
+    }
+    await sleep(30);
+  }
+}
+
+// The agents' links as [{ns, iface}], in agent order.
+export function links() {
+  return env('PCAPD_SDK_LINKS').split(',').map((s) => {
+    const [ns, iface] = s.split(':');
+    return { ns, iface };
+  });
+}
+
+// Sends n UDP frames to dport from link i's namespace (stack.py send).
+export function sendTraffic(i, n, dport) {
+  const l = links()[i];
+  execFileSync('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 30000,
+  });
+}
+
+export function assertPcap(buf) {
+  const b = Buffer.from(buf);
+  assert.ok(b.length >= 24, `pcap too short: ${b.length} bytes`);
+  assert.ok(PCAP_MAGICS.includes(b.subarray(0, 4).toString('hex')), `not a pcap: ${b.subarray(0, 4).toString('hex')}`);
+  return b;
+}
+
+// Packets in a pcap file as tshark counts them; tshark must read it cleanly.
+export function tsharkCount(file) {
+  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'frame.time_epoch'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30000,
+  }).toString();
+  const ts = out.split('\n').filter((l) => l.trim()).map(Number);
+  for (let i = 1; i < ts.length; i++) assert.ok(ts[i] >= ts[i - 1], 'packets not in time order');
+  return ts.length;
+}
+
+export function outFile(name) {
+  return path.join(env('PCAPD_SDK_WORKDIR'), name);
+}
+
+// An SDK error of class cls with status and the first error code.
+export async function rejectsWith(promise, cls, status, code, field) {
+  let err;
+  try {
+    await promise;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `expected ${cls.name}, the call succeeded`);
+  assert.ok(err instanceof cls, `expected ${cls.name}, got ${err?.constructor?.name}: ${err?.message}`);
+  assert.equal(err.status, status);
+  assert.ok(Array.isArray(err.errors) && err.errors.length > 0, `no errors array: ${JSON.stringify(err.error)}`);
+  assert.equal(err.errors[0].code, code, JSON.stringify(err.errors));
+  if (field) assert.ok(err.errors[0].message.startsWith(field), `message does not name ${field}: ${err.errors[0].message}`);
+  assert.equal(err.headers.get('x-should-retry'), 'false');
+  return err;
+}
+
+export { Cloudflare };

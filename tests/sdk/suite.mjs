@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+// Every PCAPs endpoint through the official SDK, registered once per
+// transport by http.test.mjs and https.test.mjs.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'node:test';
+
+import {
+  Cloudflare,
+  assertPcap,
+  bucketDir,
+  client,
+  env,
+  outFile,
+  rejectsWith,
+  sendTraffic,
+  tsharkCount,
+  validatedBucket,
+  waitRunning,
+  waitStatus,
+} from './common.mjs';
+
+const SUBMITTED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const ID = /^[0-9a-f]{32}$/;
+const T = { timeout: 60000 };
+
+// label: for test names; https, prefix: the client; account, token, bucket:
+// the account this suite works in (its own, so per-account limits hold).
+export function pcapSuite({ label, https, prefix, account, token, bucket }) {
+  const cf = () => client({ https, prefix, token });
+  const P = () => cf().magicTransit.pcaps;
+  const colo = env('PCAPD_SDK_COLO');
+  const agents = env('PCAPD_SDK_AGENTS').split(',');
+  let fullId;
+
+  test(`${label}: ownership create, get, validate (token), delete`, T, async () => {
+    const uri = `file://${env('PCAPD_SDK_BUCKET_ROOT')}/${label.replace(/\W/g, '')}-own`;
+    const own = await P().ownership.create({ account_id: account, destination_conf: uri });
+    assert.match(own.id, ID);
+    assert.equal(own.status, 'pending');
+    assert.equal(own.destination_conf, uri);
+    assert.equal(own.filename, `ownership-challenge-${own.id}.txt`);
+    assert.match(own.submitted, SUBMITTED);
+    const file = path.join(bucketDir(uri), own.filename);
+    assert.ok(fs.existsSync(file), `${file} missing`);
+    const listed = [];
+    for await (const o of P().ownership.get({ account_id: account })) listed.push(o);
+    assert.equal(listed.find((o) => o.id === own.id)?.status, 'pending');
+    assert.ok(listed.some((o) => o.destination_conf === bucket && o.status === 'success'));
+    await rejectsWith(
+      P().ownership.validate({ account_id: account, destination_conf: uri, ownership_challenge: 'not-it' }),
+      Cloudflare.BadRequestError, 400, 1009, 'ownership_challenge');
+    const token = fs.readFileSync(file, 'utf8').trim();
+    const v = await P().ownership.validate({ account_id: account, destination_conf: uri, ownership_challenge: token });
+    assert.equal(v.status, 'success');
+    assert.equal(v.id, own.id);
+    assert.match(v.validated, SUBMITTED);
+    const del = await P().ownership.delete(own.id, { account_id: account });
+    assert.ok(del === null || del === undefined || del === '', `delete returned ${JSON.stringify(del)}`);
+    const after = (await P().ownership.get({ account_id: account })).result;
+    assert.ok(!after.some((o) => o.id === own.id));
+    await rejectsWith(P().ownership.delete(own.id, { account_id: account }), Cloudflare.NotFoundError, 404, 1003,
+      'ownership_id');
+  });
+
+  test(`${label}: ownership validate with the filename`, T, async () => {
+    const uri = `file://${env('PCAPD_SDK_BUCKET_ROOT')}/${label.replace(/\W/g, '')}-fn`;
+    const own = await P().ownership.create({ account_id: account, destination_conf: uri });
+    const v = await P().ownership.validate({
+      account_id: account, destination_conf: uri, ownership_challenge: own.filename,
+    });
+    assert.equal(v.status, 'success');
+    await P().ownership.delete(own.id, { account_id: account });
+  });
+
+  test(`${label}: create simple`, T, async () => {
+    const s = await P().create({
+      account_id: account, type: 'simple', system: 'magic-transit', time_limit: 5, packet_limit: 100,
+      filter_v1: { source_address: '192.0.2.1', protocol: 17 },
+    });
+    assert.match(s.id, ID);
+    assert.equal(s.type, 'simple');
+    assert.equal(s.system, 'magic-transit');
+    assert.equal(s.time_limit, 5);
+    assert.deepEqual(s.filter_v1, { source_address: '192.0.2.1', protocol: 17 });
+    assert.match(s.submitted, SUBMITTED);
+    assert.ok(s.offset_time, 'offset_time missing');
+    assert.ok(['pending', 'running', 'success', 'failed', 'conversion_running'].includes(s.status), s.status);
+    const done = await waitStatus(cf(), account, s.id);
+    if (done.status === 'failed') assert.ok(done.error_message, 'failed without error_message');
+    // A sample capture cannot be stopped.
+    await rejectsWith(P().stop(s.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008, 'pcap_id');
+  });
+
+  test(`${label}: create full on two agents, list, get, download one merged pcap`, T, async () => {
+    const c = await P().create({
+      account_id: account, type: 'full', system: 'magic-transit', time_limit: 3, colo_name: colo.toUpperCase(),
+      destination_conf: bucket, filter_v1: { destination_port: 5300, protocol: 17 },
+    });
+    fullId = c.id;
+    assert.match(c.id, ID);
+    assert.equal(c.type, 'full');
+    assert.equal(c.colo_name.toLowerCase(), colo);
+    assert.equal(c.destination_conf, bucket);
+    assert.ok(['pending', 'running'].includes(c.status), c.status);
+    await waitRunning(cf(), account, c.id, agents.length);
+    sendTraffic(0, 7, 5300);
+    sendTraffic(1, 9, 5300);
+    sendTraffic(0, 3, 5301); // not matching
+    const done = await waitStatus(cf(), account, c.id);
+    assert.equal(done.status, 'success', JSON.stringify(done));
+    assert.equal(done.packets_captured, 16);
+    assert.ok(!done.error_message);
+    for (const a of agents) {
+      assert.ok(fs.existsSync(path.join(bucketDir(bucket), `pcap_${c.id}_${a}.pcap`)), `no object of ${a}`);
+    }
+    const ids = [];
+    for await (const p of P().list({ account_id: account })) ids.push(p.id);
+    assert.ok(ids.includes(c.id));
+    const got = await P().get(c.id, { account_id: account });
+    assert.equal(got.id, c.id);
+    assert.equal(got.submitted, c.submitted);
+    const resp = await P().download.get(c.id, { account_id: account });
+    assert.equal(resp.headers.get('content-type'), 'application/vnd.tcpdump.pcap');
+    const buf = assertPcap(await resp.arrayBuffer());
+    const file = outFile(`sdk-${label.replace(/\W/g, '')}-${c.id}.pcap`);
+    fs.writeFileSync(file, buf);
+    assert.equal(tsharkCount(file), 16);
+  });
+
+  test(`${label}: stop a running full capture; conflicts are ConflictError`, T, async () => {
+    const c = await P().create({
+      account_id: account, type: 'full', system: 'magic-transit', time_limit: 60, colo_name: agents[0],
+      destination_conf: bucket, packet_limit: 1000, filter_v1: { destination_port: 5302 },
+    });
+    await rejectsWith(P().download.get(c.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008,
+      'pcap_id');
+    await waitRunning(cf(), account, c.id, 1);
+    sendTraffic(0, 4, 5302);
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    // Typed void: whatever the body holds, the SDK user gets nothing to rely on.
+    await P().stop(c.id, { account_id: account });
+    const mid = await P().get(c.id, { account_id: account });
+    assert.match(mid.stop_requested ?? '', SUBMITTED);
+    const done = await waitStatus(cf(), account, c.id);
+    assert.ok(Date.now() - t0 < 8000, 'stop did not end the capture early');
+    assert.equal(done.status, 'success', JSON.stringify(done));
+    assert.equal(done.packets_captured, 4);
+    await rejectsWith(P().stop(c.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008, 'pcap_id');
+    const buf = assertPcap(await (await P().download.get(c.id, { account_id: account })).arrayBuffer());
+    const file = outFile(`sdk-stop-${c.id}.pcap`);
+    fs.writeFileSync(file, buf);
+    assert.equal(tsharkCount(file), 4);
+  });
+
+  test(`${label}: get, download, stop of an unknown id are NotFoundError`, T, async () => {
+    const id = '0123456789abcdef0123456789abcdef';
+    await rejectsWith(P().get(id, { account_id: account }), Cloudflare.NotFoundError, 404, 1003, 'pcap_id');
+    await rejectsWith(P().download.get(id, { account_id: account }), Cloudflare.NotFoundError, 404, 1003, 'pcap_id');
+    await rejectsWith(P().stop(id, { account_id: account }), Cloudflare.NotFoundError, 404, 1003, 'pcap_id');
+    assert.ok(fullId, 'the full capture test did not run');
+    assert.equal((await P().get(fullId.toUpperCase(), { account_id: account })).id, fullId);
+  });
+}
+
+export { validatedBucket };
