@@ -6,6 +6,8 @@
  * prefix is optional and stripped first.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,10 +17,60 @@
 #define DEFAULT_LIST_LIMIT 50
 #define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
 
+#define LIST_CACHE_SLOTS 64
+
+/* The rendered list of one account, valid while the service's jobs generation
+ * stays what it was when the list was read. A list of 50 captures costs about
+ * 50 rows and 50 objects to render; most list calls (dashboards, pcapctl
+ * --wait loops) see nothing new. */
+typedef struct ListCache {
+	char account[JOB_ID_LEN + 1];
+	uint64_t gen;
+	char *body; /* NULL = empty slot */
+	size_t len;
+} ListCache;
+
 struct Api {
 	Service *svc;
 	size_t list_limit;
+	pthread_mutex_t cache_lock;
+	ListCache cache[LIST_CACHE_SLOTS];
 };
+
+static ListCache *cache_slot(Api *a, const char *account)
+{
+	unsigned h = 5381;
+
+	for (const char *p = account; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return &a->cache[h % LIST_CACHE_SLOTS];
+}
+
+bool api_list_cached(Api *a, HttpRequest *req, const char *account, uint64_t gen)
+{
+	ListCache *c = cache_slot(a, account);
+	bool hit;
+
+	pthread_mutex_lock(&a->cache_lock);
+	hit = c->body && c->gen == gen && strcmp(c->account, account) == 0;
+	if (hit)
+		http_respond(req, 200, "application/json", c->body, c->len);
+	pthread_mutex_unlock(&a->cache_lock);
+	return hit;
+}
+
+void api_list_store(Api *a, const char *account, uint64_t gen, char *body, size_t len)
+{
+	ListCache *c = cache_slot(a, account);
+
+	pthread_mutex_lock(&a->cache_lock);
+	free(c->body);
+	snprintf(c->account, sizeof(c->account), "%s", account);
+	c->gen = gen;
+	c->body = body;
+	c->len = len;
+	pthread_mutex_unlock(&a->cache_lock);
+}
 
 int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err)
 {
@@ -31,12 +83,18 @@ int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err)
 		return errbuf_set(err, -ENOMEM, "out of memory");
 	a->svc = cfg->svc;
 	a->list_limit = cfg->list_limit ? cfg->list_limit : DEFAULT_LIST_LIMIT;
+	pthread_mutex_init(&a->cache_lock, NULL);
 	*ret = a;
 	return 0;
 }
 
 void api_free(Api *a)
 {
+	if (!a)
+		return;
+	for (size_t i = 0; i < LIST_CACHE_SLOTS; i++)
+		free(a->cache[i].body);
+	pthread_mutex_destroy(&a->cache_lock);
 	free(a);
 }
 

@@ -38,4 +38,9 @@ size_t api_body_limit(void *ctx, const char *method, const char *path);
 void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub);
 void agentapi_handle(Api *a, HttpRequest *req, const char *sub);
 Service *api_service(Api *a);
+/* The list cache: answers req (200) from the account's cached list if it was
+ * rendered at jobs generation gen; else false. */
+bool api_list_cached(Api *a, HttpRequest *req, const char *account, uint64_t gen);
+/* Keeps body (malloc'd, taken) as the account's list at generation gen. */
+void api_list_store(Api *a, const char *account, uint64_t gen, char *body, size_t len);
 size_t api_list_limit(Api *a);

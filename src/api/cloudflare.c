@@ -211,13 +211,19 @@ done:
 
 static void pcaps_list(Call *c)
 {
-	size_t limit = api_list_limit(c->api);
+	size_t limit = api_list_limit(c->api), len;
+	/* Read before the database: a change during rendering makes the cached
+	 * copy stale at once rather than hiding the change. */
+	uint64_t gen = service_jobs_generation(api_service(c->api));
 	ErrBuf err = {{0}};
 	Job *jobs = NULL;
 	size_t n = 0;
 	json_t *arr, *info;
+	char *body;
 	int r;
 
+	if (api_list_cached(c->api, c->req, c->account, gen))
+		return;
 	r = db_job_list(c->db, c->account, limit, &jobs, &n, &err);
 	if (r < 0) {
 		internal_error(c->req, &err);
@@ -240,7 +246,13 @@ static void pcaps_list(Call *c)
 		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
 		return;
 	}
-	envelope_ok(c->req, 200, arr, info);
+	body = envelope_ok_text(arr, info, &len);
+	if (!body) {
+		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		return;
+	}
+	http_respond(c->req, 200, "application/json", body, len);
+	api_list_store(c->api, c->account, gen, body, len);
 }
 
 static void pcaps_get(Call *c)

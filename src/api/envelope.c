@@ -52,7 +52,7 @@ json_t *envelope_string(const char *s)
 	return v;
 }
 
-void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *result_info)
+static json_t *ok_doc(json_t *result, json_t *result_info)
 {
 	json_t *doc = json_pack("{s:b, s:[], s:[], s:o}", "success", 1, "errors", "messages", "result",
 				result ? result : json_null());
@@ -63,8 +63,26 @@ void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *resu
 	} else if (!doc) {
 		json_decref(result_info);
 	}
+	return doc;
+}
+
+void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *result_info)
+{
+	json_t *doc = ok_doc(result, result_info);
+
 	respond_json(req, status, doc);
 	json_decref(doc);
+}
+
+char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len)
+{
+	json_t *doc = ok_doc(result, result_info);
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	if (text)
+		*ret_len = strlen(text);
+	return text;
 }
 
 void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...)

@@ -46,6 +46,9 @@ enum {
 /* Success envelope around result (stolen; NULL → null) and result_info
  * (stolen; NULL → omitted). */
 void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *result_info);
+/* The success envelope as text (malloc'd; NULL when out of memory), for
+ * answers kept in a cache. result and result_info are stolen. */
+char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len);
 /* Failure envelope with one error. */
 void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...) PCAPD_PRINTF(4, 5);
 /* json_string() that also takes bytes that are not UTF-8 (they become '?'),

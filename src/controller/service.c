@@ -33,8 +33,14 @@ struct Service {
 	pthread_t hk;
 	bool hk_running, stopping;
 	int64_t started_mono;
-	atomic_uint samples_pending; /* sample jobs that may still wait for answers */
+	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
+	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
 };
+
+uint64_t service_jobs_generation(Service *s)
+{
+	return atomic_load(&s->jobs_gen);
+}
 
 static int64_t mono(void)
 {
@@ -94,8 +100,10 @@ int update_job(Service *s, const char *account, const char *id, PartsFn fn, void
 		goto out;
 	changed = fn(&j, parts, n, arg);
 	changed |= job_aggregate(&j, parts, n, real());
-	if (changed)
+	if (changed) {
 		r = db_job_update_with_parts(s->cfg.db, &j, parts, n, err);
+		atomic_fetch_add(&s->jobs_gen, 1);
+	}
 	if (r >= 0 && ret_job) {
 		*ret_job = j;
 		memset(&j, 0, sizeof(j));
@@ -302,6 +310,7 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		free(j->error_message);
 		j->error_message = strdup("no agent is online to answer the sample");
 		r = db_job_insert(s->cfg.db, j, NULL, 0, &s->cfg.limits, err);
+		atomic_fetch_add(&s->jobs_gen, 1);
 		goto out;
 	}
 	if (n == 0) {
@@ -335,6 +344,7 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		}
 	}
 	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, err);
+	atomic_fetch_add(&s->jobs_gen, 1);
 	if (r < 0)
 		goto out;
 	if (j->type == JOB_SIMPLE)

@@ -77,6 +77,12 @@ int service_job_stop(Service *s, const char *account, const char *id, Job *ret, 
 int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len,
 			 JobStatus *ret_status, ErrBuf *err);
 
+/* A number that changes whenever any job changes (created, updated by an
+ * agent's report, stopped, lost): a rendered list is still right while it
+ * stays the same. Only this controller's changes count (with several
+ * controllers over one database, a cache keyed on it must not be used). */
+uint64_t service_jobs_generation(Service *s);
+
 /* ---- agents ---- */
 
 typedef struct AgentJobReport {
