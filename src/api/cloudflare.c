@@ -594,6 +594,9 @@ void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char
 		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
 		return;
 	}
+	/* HEAD is GET without the body (libmicrohttpd drops it). */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
 		if (ops[i].route == route && strcmp(ops[i].method, method) == 0)
 			op = &ops[i];

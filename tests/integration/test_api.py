@@ -215,6 +215,14 @@ def test_wrong_method_405(stk, acct, method, suffix):
     assert_unchanged(stk, acct, before)
 
 
+def test_head_is_get_without_body(stk, acct):
+    get = acct.call("GET", "")
+    head = acct.call("HEAD", "")
+    assert head.status == 200, head.status
+    assert head.header("content-type") == get.header("content-type")
+    assert head.header("content-length") == get.header("content-length")
+
+
 def test_body_over_64k_413(stk, acct):
     before = snapshot(stk, acct)
     body = '{"type":"full","system":"magic-transit","time_limit":5,"pad":"' + "x" * (70 * 1024) + '"}'
