@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * db.h over SQLite. The schema is in migrations.c.
+ * db.h over SQLite: connections, statements, the generic row readers
+ * (db_sqlite_int.h), accounts, credentials, jobs and parts. Buckets and
+ * agents are in db_sqlite_buckets_agents.c, the schema in migrations.c.
  *
  * Connections. SQLite connections are not shared between threads here: each
  * thread that calls into a Db gets its own connection (opened on first use,
@@ -32,40 +34,10 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_sqlite_int.h"
 #include "db/migrations.h"
 
 #define BUSY_TIMEOUT_MS 5000
-
-typedef enum StmtId {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_ACCOUNT_ENSURE,
-	ST_ACCOUNT_EXISTS,
-	ST_CRED_ADD,
-	ST_CRED_FIND,
-	ST_JOB_INSERT,
-	ST_JOB_GET,
-	ST_JOB_GET_ANY,
-	ST_JOB_LIST,
-	ST_JOB_LIST_ACTIVE,
-	ST_JOB_UPDATE,
-	ST_JOB_COUNT_ACTIVE_FULL,
-	ST_JOB_LAST_SIMPLE,
-	ST_PART_INSERT,
-	ST_PART_UPSERT,
-	ST_PART_LIST,
-	ST_PART_LIST_AGENT,
-	ST_BUCKET_INSERT,
-	ST_BUCKET_GET,
-	ST_BUCKET_FIND,
-	ST_BUCKET_LIST,
-	ST_BUCKET_UPDATE,
-	ST_BUCKET_DELETE,
-	ST_AGENT_UPSERT,
-	ST_AGENT_LIST,
-	ST_COUNT,
-} StmtId;
 
 #define JOB_COLS                                                                                                       \
 	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, destination_conf, "  \
@@ -119,7 +91,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
 };
 
-typedef struct Conn Conn;
 struct Conn {
 	Db *db;                       /* owner */
 	sqlite3 *h;                   /* used by one thread only */
@@ -137,7 +108,7 @@ struct Db {
 /* ---- errors ---- */
 
 /* SQLite's result code as an errno of the db.h contract. */
-static int rc_errno(int rc)
+int dbs_errno(int rc)
 {
 	switch (rc) {
 	case SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -172,7 +143,7 @@ static int sql_fail(const Conn *c, const char *what, ErrBuf *err)
 {
 	int rc = sqlite3_extended_errcode(c->h);
 
-	return errbuf_set(err, rc_errno(rc), "db: %s: %s", what, sqlite3_errmsg(c->h));
+	return errbuf_set(err, dbs_errno(rc), "db: %s: %s", what, sqlite3_errmsg(c->h));
 }
 
 /* ---- connections ---- */
@@ -226,7 +197,7 @@ static int conn_open(Db *db, int flags, Conn **ret, ErrBuf *err)
 		} else {
 			int e = sqlite3_system_errno(c->h);
 
-			r = errbuf_set(err, e > 0 ? -e : rc_errno(rc), "db: opening %s: %s", db->path,
+			r = errbuf_set(err, e > 0 ? -e : dbs_errno(rc), "db: opening %s: %s", db->path,
 				       sqlite3_errmsg(c->h));
 		}
 		goto fail;
@@ -291,7 +262,7 @@ static int stmt_get(Conn *c, StmtId id, sqlite3_stmt **ret, ErrBuf *err)
 }
 
 /* This thread's connection and one of its statements. */
-static int prep(Db *db, StmtId id, Conn **ret_c, sqlite3_stmt **ret_st, ErrBuf *err)
+int dbs_prep(Db *db, StmtId id, Conn **ret_c, sqlite3_stmt **ret_st, ErrBuf *err)
 {
 	Conn *c;
 	int r;
@@ -313,8 +284,17 @@ static void stmt_done(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
+/* A bind failed: fails as sql_fail and leaves the statement ready. */
+int dbs_bind_fail(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err)
+{
+	int r = sql_fail(c, what, err);
+
+	stmt_done(st);
+	return r;
+}
+
 /* Runs a statement that returns no row (after binding). */
-static int stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err)
+int dbs_stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err)
 {
 	int rc = sqlite3_step(st);
 	int r = rc == SQLITE_DONE ? 0 : sql_fail(c, what, err);
@@ -323,12 +303,25 @@ static int stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err)
 	return r;
 }
 
+/* dbs_stmt_exec of an UPDATE or DELETE meant for one row: -ENOENT ("db: no
+ * <name> <key>") when it matched none. */
+int dbs_exec_one(Conn *c, sqlite3_stmt *st, const char *what, const char *name, const char *key, ErrBuf *err)
+{
+	int r = dbs_stmt_exec(c, st, what, err);
+
+	if (r < 0)
+		return r;
+	if (sqlite3_changes(c->h) == 0)
+		return errbuf_set(err, -ENOENT, "db: no %s %s", name, key ? key : "(null)");
+	return 0;
+}
+
 static int tx_run(Conn *c, StmtId id, const char *what, ErrBuf *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = stmt_get(c, id, &st, err);
 
-	return r < 0 ? r : stmt_exec(c, st, what, err);
+	return r < 0 ? r : dbs_stmt_exec(c, st, what, err);
 }
 
 static int tx_begin(Conn *c, ErrBuf *err)
@@ -352,7 +345,7 @@ static void tx_rollback(Conn *c)
 /* ---- binding and reading ---- */
 
 /* NULL binds SQL NULL. The text must outlive the step (it is the caller's). */
-static int bind_text(sqlite3_stmt *st, int i, const char *s)
+int dbs_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
@@ -372,7 +365,7 @@ static uint64_t col_u64(sqlite3_stmt *st, int i)
 }
 
 /* Copies a text column into a fixed array; a longer value is a corrupt row. */
-static int col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
+int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
 {
 	const unsigned char *s = sqlite3_column_text(st, i);
 	size_t n = (size_t)sqlite3_column_bytes(st, i);
@@ -391,7 +384,7 @@ static int col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
 }
 
 /* A nullable text column as a new string (NULL for SQL NULL). */
-static int col_dup(sqlite3_stmt *st, int i, char **ret)
+int dbs_col_dup(sqlite3_stmt *st, int i, char **ret)
 {
 	const unsigned char *s;
 	size_t n;
@@ -438,6 +431,73 @@ static int grow(void **v, size_t elem, size_t n, size_t *cap)
 	*v = nv;
 	*cap = ncap;
 	return 0;
+}
+
+/* Steps a bound statement to its one row and reads it; -ENOENT naming key
+ * when there is none. Leaves the statement ready. */
+int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, void *ret, ErrBuf *err)
+{
+	int r, rc;
+
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = errbuf_set(err, -ENOENT, "db: no %s %s", k->name, key ? key : "(null)");
+	else if (rc != SQLITE_ROW)
+		r = sql_fail(c, k->reading, err);
+	else if ((r = k->read(st, ret)) < 0)
+		r = row_fail(r, k->a_name, err);
+	stmt_done(st);
+	return r;
+}
+
+/* Collects every row of a bound statement into a new array (NULL when
+ * empty). Leaves the statement ready. */
+int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err)
+{
+	void *v = NULL;
+	size_t n = 0, cap = 0;
+	int r, rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow(&v, k->size, n, &cap) < 0) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+			goto fail;
+		}
+		r = k->read(st, (char *)v + n * k->size);
+		if (r < 0) {
+			r = row_fail(r, k->a_name, err);
+			goto fail;
+		}
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sql_fail(c, k->listing, err);
+		goto fail;
+	}
+	stmt_done(st);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+
+fail:
+	stmt_done(st);
+	k->free_all(v, n);
+	return r;
+}
+
+/* dbs_list_rows of statement id with key bound as ?1. */
+int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, id, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, key))
+		return dbs_bind_fail(c, st, k->binding, err);
+	return dbs_list_rows(c, st, k, ret, ret_n, err);
 }
 
 /* ---- open and close ---- */
@@ -562,15 +622,12 @@ int db_account_ensure(Db *db, const char *account, ErrBuf *err)
 
 	if (!account || !*account)
 		return errbuf_set(err, -EINVAL, "db: empty account id");
-	r = prep(db, ST_ACCOUNT_ENSURE, &c, &st, err);
+	r = dbs_prep(db, ST_ACCOUNT_ENSURE, &c, &st, err);
 	if (r < 0)
 		return r;
-	if (bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, (sqlite3_int64)now_realtime_ns())) {
-		r = sql_fail(c, "binding an account", err);
-		stmt_done(st);
-		return r;
-	}
-	return stmt_exec(c, st, "storing an account", err);
+	if (dbs_bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, (sqlite3_int64)now_realtime_ns()))
+		return dbs_bind_fail(c, st, "binding an account", err);
+	return dbs_stmt_exec(c, st, "storing an account", err);
 }
 
 bool db_account_exists(Db *db, const char *account)
@@ -579,9 +636,9 @@ bool db_account_exists(Db *db, const char *account)
 	sqlite3_stmt *st;
 	bool found;
 
-	if (!account || prep(db, ST_ACCOUNT_EXISTS, &c, &st, NULL) < 0)
+	if (!account || dbs_prep(db, ST_ACCOUNT_EXISTS, &c, &st, NULL) < 0)
 		return false;
-	found = bind_text(st, 1, account) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+	found = dbs_bind_text(st, 1, account) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
 	stmt_done(st);
 	return found;
 }
@@ -597,16 +654,14 @@ int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const c
 		return errbuf_set(err, -EINVAL, "db: invalid token scope %d", (int)scope);
 	if (!account || (email && !*email))
 		return errbuf_set(err, -EINVAL, "db: a credential needs an account (and a non-empty email, if any)");
-	r = prep(db, ST_CRED_ADD, &c, &st, err);
+	r = dbs_prep(db, ST_CRED_ADD, &c, &st, err);
 	if (r < 0)
 		return r;
-	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || bind_text(st, 2, email) || bind_text(st, 3, account) ||
-	    sqlite3_bind_int(st, 4, (int)scope) || sqlite3_bind_int64(st, 5, (sqlite3_int64)now_realtime_ns())) {
-		r = sql_fail(c, "binding a credential", err);
-		stmt_done(st);
-		return r;
-	}
-	r = stmt_exec(c, st, "storing a credential", err);
+	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || dbs_bind_text(st, 2, email) ||
+	    dbs_bind_text(st, 3, account) || sqlite3_bind_int(st, 4, (int)scope) ||
+	    sqlite3_bind_int64(st, 5, (sqlite3_int64)now_realtime_ns()))
+		return dbs_bind_fail(c, st, "binding a credential", err);
+	r = dbs_stmt_exec(c, st, "storing a credential", err);
 	if (r == -EEXIST)
 		return errbuf_set(err, r, "db: this credential exists already");
 	if (r == -ENOENT)
@@ -622,10 +677,10 @@ int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char r
 	sqlite3_stmt *st;
 	int r, rc, scope;
 
-	r = prep(db, ST_CRED_FIND, &c, &st, err);
+	r = dbs_prep(db, ST_CRED_FIND, &c, &st, err);
 	if (r < 0)
 		return r;
-	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || bind_text(st, 2, email)) {
+	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC) || dbs_bind_text(st, 2, email)) {
 		r = sql_fail(c, "binding a credential", err);
 		goto done;
 	}
@@ -638,7 +693,7 @@ int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char r
 		r = sql_fail(c, "looking up a credential", err);
 		goto done;
 	}
-	r = col_fixed(st, 0, account, sizeof(account));
+	r = dbs_col_fixed(st, 0, account, sizeof(account));
 	if (r < 0) {
 		r = row_fail(r, "a credential", err);
 		goto done;
@@ -656,34 +711,34 @@ done:
 
 static int bind_job(sqlite3_stmt *st, const Job *j)
 {
-	return bind_text(st, 1, j->id) || bind_text(st, 2, j->account) || sqlite3_bind_int(st, 3, (int)j->type) ||
-	       sqlite3_bind_int(st, 4, (int)j->status) || bind_text(st, 5, j->filter_json) ||
-	       sqlite3_bind_int64(st, 6, j->time_limit_s) || sqlite3_bind_int64(st, 7, j->packet_limit) ||
-	       bind_u64(st, 8, j->byte_limit) || bind_text(st, 9, j->colo_name) ||
-	       bind_text(st, 10, j->destination_conf) || sqlite3_bind_int64(st, 11, j->offset_time_ns) ||
-	       sqlite3_bind_int64(st, 12, j->submitted_ns) || sqlite3_bind_int64(st, 13, j->stop_requested_ns) ||
-	       sqlite3_bind_int(st, 14, (int)j->stop_reason) || bind_text(st, 15, j->error_message) ||
-	       bind_u64(st, 16, j->packets) || bind_u64(st, 17, j->bytes) || bind_u64(st, 18, j->drops) ||
-	       sqlite3_bind_int64(st, 19, j->finished_ns);
+	return dbs_bind_text(st, 1, j->id) || dbs_bind_text(st, 2, j->account) ||
+	       sqlite3_bind_int(st, 3, (int)j->type) || sqlite3_bind_int(st, 4, (int)j->status) ||
+	       dbs_bind_text(st, 5, j->filter_json) || sqlite3_bind_int64(st, 6, j->time_limit_s) ||
+	       sqlite3_bind_int64(st, 7, j->packet_limit) || bind_u64(st, 8, j->byte_limit) ||
+	       dbs_bind_text(st, 9, j->colo_name) || dbs_bind_text(st, 10, j->destination_conf) ||
+	       sqlite3_bind_int64(st, 11, j->offset_time_ns) || sqlite3_bind_int64(st, 12, j->submitted_ns) ||
+	       sqlite3_bind_int64(st, 13, j->stop_requested_ns) || sqlite3_bind_int(st, 14, (int)j->stop_reason) ||
+	       dbs_bind_text(st, 15, j->error_message) || bind_u64(st, 16, j->packets) || bind_u64(st, 17, j->bytes) ||
+	       bind_u64(st, 18, j->drops) || sqlite3_bind_int64(st, 19, j->finished_ns);
 }
 
-/* Reads a JOB_COLS row. */
-static int row_job(sqlite3_stmt *st, Job *ret)
+/* Reads a JOB_COLS row into a Job. */
+static int row_job(sqlite3_stmt *st, void *ret)
 {
 	Job j = {0};
 	int r;
 
-	r = col_fixed(st, 0, j.id, sizeof(j.id));
+	r = dbs_col_fixed(st, 0, j.id, sizeof(j.id));
 	if (r == 0)
-		r = col_fixed(st, 1, j.account, sizeof(j.account));
+		r = dbs_col_fixed(st, 1, j.account, sizeof(j.account));
 	if (r == 0)
-		r = col_dup(st, 4, &j.filter_json);
+		r = dbs_col_dup(st, 4, &j.filter_json);
 	if (r == 0)
-		r = col_dup(st, 8, &j.colo_name);
+		r = dbs_col_dup(st, 8, &j.colo_name);
 	if (r == 0)
-		r = col_dup(st, 9, &j.destination_conf);
+		r = dbs_col_dup(st, 9, &j.destination_conf);
 	if (r == 0)
-		r = col_dup(st, 14, &j.error_message);
+		r = dbs_col_dup(st, 14, &j.error_message);
 	if (r < 0) {
 		job_done(&j);
 		return r;
@@ -701,31 +756,46 @@ static int row_job(sqlite3_stmt *st, Job *ret)
 	j.bytes = col_u64(st, 16);
 	j.drops = col_u64(st, 17);
 	j.finished_ns = sqlite3_column_int64(st, 18);
-	*ret = j;
+	*(Job *)ret = j;
 	return 0;
 }
 
-static int bind_part(sqlite3_stmt *st, const JobPart *p)
+static void job_rows_free(void *v, size_t n)
 {
-	return bind_text(st, 1, p->job_id) || bind_text(st, 2, p->agent) || sqlite3_bind_int(st, 3, (int)p->state) ||
-	       bind_u64(st, 4, p->packets) || bind_u64(st, 5, p->bytes) || bind_u64(st, 6, p->drops) ||
-	       sqlite3_bind_int(st, 7, (int)p->stop_reason) || bind_text(st, 8, p->object) ||
-	       bind_text(st, 9, p->error) || sqlite3_bind_int64(st, 10, p->updated_ns);
+	jobs_free(v, n);
 }
 
-/* Reads a PART_COLS row. */
-static int row_part(sqlite3_stmt *st, JobPart *ret)
+static const RowKind job_rows = {.size = sizeof(Job),
+				 .read = row_job,
+				 .free_all = job_rows_free,
+				 .name = "job",
+				 .a_name = "a job",
+				 .reading = "reading a job",
+				 .listing = "listing jobs",
+				 .binding = "binding a job list"};
+
+static int bind_part(sqlite3_stmt *st, const JobPart *p)
+{
+	return dbs_bind_text(st, 1, p->job_id) || dbs_bind_text(st, 2, p->agent) ||
+	       sqlite3_bind_int(st, 3, (int)p->state) || bind_u64(st, 4, p->packets) || bind_u64(st, 5, p->bytes) ||
+	       bind_u64(st, 6, p->drops) || sqlite3_bind_int(st, 7, (int)p->stop_reason) ||
+	       dbs_bind_text(st, 8, p->object) || dbs_bind_text(st, 9, p->error) ||
+	       sqlite3_bind_int64(st, 10, p->updated_ns);
+}
+
+/* Reads a PART_COLS row into a JobPart. */
+static int row_part(sqlite3_stmt *st, void *ret)
 {
 	JobPart p = {0};
 	int r;
 
-	r = col_fixed(st, 0, p.job_id, sizeof(p.job_id));
+	r = dbs_col_fixed(st, 0, p.job_id, sizeof(p.job_id));
 	if (r == 0)
-		r = col_fixed(st, 1, p.agent, sizeof(p.agent));
+		r = dbs_col_fixed(st, 1, p.agent, sizeof(p.agent));
 	if (r == 0)
-		r = col_dup(st, 7, &p.object);
+		r = dbs_col_dup(st, 7, &p.object);
 	if (r == 0)
-		r = col_dup(st, 8, &p.error);
+		r = dbs_col_dup(st, 8, &p.error);
 	if (r < 0) {
 		part_done(&p);
 		return r;
@@ -736,9 +806,23 @@ static int row_part(sqlite3_stmt *st, JobPart *ret)
 	p.drops = col_u64(st, 5);
 	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
 	p.updated_ns = sqlite3_column_int64(st, 9);
-	*ret = p;
+	*(JobPart *)ret = p;
 	return 0;
 }
+
+static void part_rows_free(void *v, size_t n)
+{
+	parts_free(v, n);
+}
+
+static const RowKind part_rows = {.size = sizeof(JobPart),
+				  .read = row_part,
+				  .free_all = part_rows_free,
+				  .name = "part",
+				  .a_name = "a part",
+				  .reading = "reading a part",
+				  .listing = "listing parts",
+				  .binding = "binding a part list"};
 
 /* Runs a one-row, one-integer query bound to the account; *ret_found false
  * when it returns no row. */
@@ -751,7 +835,7 @@ static int query_i64(Conn *c, StmtId id, const char *account, const char *what, 
 	r = stmt_get(c, id, &st, err);
 	if (r < 0)
 		return r;
-	if (bind_text(st, 1, account)) {
+	if (dbs_bind_text(st, 1, account)) {
 		r = sql_fail(c, what, err);
 		goto done;
 	}
@@ -822,12 +906,9 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 		if (strcmp(parts[i].job_id, j->id) != 0)
 			return errbuf_set(err, -EINVAL, "db: part %zu belongs to job %s, not %s", i, parts[i].job_id,
 					  j->id);
-		if (bind_part(st, &parts[i])) {
-			r = sql_fail(c, "binding a part", err);
-			stmt_done(st);
-			return r;
-		}
-		r = stmt_exec(c, st, "storing a part", err);
+		if (bind_part(st, &parts[i]))
+			return dbs_bind_fail(c, st, "binding a part", err);
+		r = dbs_stmt_exec(c, st, "storing a part", err);
 		if (r == -EEXIST)
 			return errbuf_set(err, r, "db: job %s lists agent %s twice", j->id, parts[i].agent);
 		if (r < 0)
@@ -857,11 +938,10 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	if (r < 0)
 		goto rollback;
 	if (bind_job(st, j)) {
-		r = sql_fail(c, "binding a job", err);
-		stmt_done(st);
+		r = dbs_bind_fail(c, st, "binding a job", err);
 		goto rollback;
 	}
-	r = stmt_exec(c, st, "storing a job", err);
+	r = dbs_stmt_exec(c, st, "storing a job", err);
 	if (r == -EEXIST)
 		errbuf_set(err, r, "db: job %s exists already", j->id);
 	else if (r == -ENOENT)
@@ -885,59 +965,14 @@ int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *er
 {
 	Conn *c;
 	sqlite3_stmt *st;
-	int r, rc;
+	int r;
 
-	r = prep(db, account ? ST_JOB_GET : ST_JOB_GET_ANY, &c, &st, err);
+	r = dbs_prep(db, account ? ST_JOB_GET : ST_JOB_GET_ANY, &c, &st, err);
 	if (r < 0)
 		return r;
-	if (bind_text(st, 1, id) || (account && bind_text(st, 2, account))) {
-		r = sql_fail(c, "binding a job id", err);
-		goto done;
-	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		r = errbuf_set(err, -ENOENT, "db: no job %s", id ? id : "(null)");
-	else if (rc != SQLITE_ROW)
-		r = sql_fail(c, "reading a job", err);
-	else if ((r = row_job(st, ret)) < 0)
-		r = row_fail(r, "a job", err);
-done:
-	stmt_done(st);
-	return r;
-}
-
-/* Collects the rows of a bound JOB_COLS statement. */
-static int collect_jobs(Conn *c, sqlite3_stmt *st, Job **ret, size_t *ret_n, ErrBuf *err)
-{
-	Job *v = NULL;
-	size_t n = 0, cap = 0;
-	int r, rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
-			r = errbuf_set(err, -ENOMEM, "db: out of memory");
-			goto fail;
-		}
-		r = row_job(st, &v[n]);
-		if (r < 0) {
-			r = row_fail(r, "a job", err);
-			goto fail;
-		}
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sql_fail(c, "listing jobs", err);
-		goto fail;
-	}
-	stmt_done(st);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-
-fail:
-	stmt_done(st);
-	jobs_free(v, n);
-	return r;
+	if (dbs_bind_text(st, 1, id) || (account && dbs_bind_text(st, 2, account)))
+		return dbs_bind_fail(c, st, "binding a job id", err);
+	return dbs_get_row(c, st, &job_rows, id, ret, err);
 }
 
 int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
@@ -946,16 +981,13 @@ int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *re
 	sqlite3_stmt *st;
 	int r;
 
-	r = prep(db, ST_JOB_LIST, &c, &st, err);
+	r = dbs_prep(db, ST_JOB_LIST, &c, &st, err);
 	if (r < 0)
 		return r;
-	if (bind_text(st, 1, account) ||
-	    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit)) {
-		r = sql_fail(c, "binding a job list", err);
-		stmt_done(st);
-		return r;
-	}
-	return collect_jobs(c, st, ret, ret_n, err);
+	if (dbs_bind_text(st, 1, account) ||
+	    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
+		return dbs_bind_fail(c, st, job_rows.binding, err);
+	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
 }
 
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
@@ -964,34 +996,27 @@ int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	sqlite3_stmt *st;
 	int r;
 
-	r = prep(db, ST_JOB_LIST_ACTIVE, &c, &st, err);
+	r = dbs_prep(db, ST_JOB_LIST_ACTIVE, &c, &st, err);
 	if (r < 0)
 		return r;
-	return collect_jobs(c, st, ret, ret_n, err);
+	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
 }
 
 static int update_job(Conn *c, const Job *j, ErrBuf *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int r;
 
 	r = stmt_get(c, ST_JOB_UPDATE, &st, err);
 	if (r < 0)
 		return r;
-	if (bind_text(st, 1, j->id) || bind_text(st, 2, j->account) || sqlite3_bind_int(st, 3, (int)j->status) ||
-	    sqlite3_bind_int64(st, 4, j->stop_requested_ns) || sqlite3_bind_int(st, 5, (int)j->stop_reason) ||
-	    bind_text(st, 6, j->error_message) || bind_u64(st, 7, j->packets) || bind_u64(st, 8, j->bytes) ||
-	    bind_u64(st, 9, j->drops) || sqlite3_bind_int64(st, 10, j->finished_ns)) {
-		r = sql_fail(c, "binding a job", err);
-		stmt_done(st);
-		return r;
-	}
-	r = stmt_exec(c, st, "updating a job", err);
-	if (r < 0)
-		return r;
-	if (sqlite3_changes(c->h) == 0)
-		return errbuf_set(err, -ENOENT, "db: no job %s", j->id);
-	return 0;
+	if (dbs_bind_text(st, 1, j->id) || dbs_bind_text(st, 2, j->account) ||
+	    sqlite3_bind_int(st, 3, (int)j->status) || sqlite3_bind_int64(st, 4, j->stop_requested_ns) ||
+	    sqlite3_bind_int(st, 5, (int)j->stop_reason) || dbs_bind_text(st, 6, j->error_message) ||
+	    bind_u64(st, 7, j->packets) || bind_u64(st, 8, j->bytes) || bind_u64(st, 9, j->drops) ||
+	    sqlite3_bind_int64(st, 10, j->finished_ns))
+		return dbs_bind_fail(c, st, "binding a job", err);
+	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
 int db_job_update(Db *db, const Job *j, ErrBuf *err)
@@ -1032,346 +1057,12 @@ rollback:
 	return r;
 }
 
-static int list_parts(Db *db, StmtId id, const char *key, JobPart **ret, size_t *ret_n, ErrBuf *err)
-{
-	JobPart *v = NULL;
-	size_t n = 0, cap = 0;
-	Conn *c;
-	sqlite3_stmt *st;
-	int r, rc;
-
-	r = prep(db, id, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, key)) {
-		r = sql_fail(c, "binding a part list", err);
-		goto fail;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
-			r = errbuf_set(err, -ENOMEM, "db: out of memory");
-			goto fail;
-		}
-		r = row_part(st, &v[n]);
-		if (r < 0) {
-			r = row_fail(r, "a part", err);
-			goto fail;
-		}
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sql_fail(c, "listing parts", err);
-		goto fail;
-	}
-	stmt_done(st);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-
-fail:
-	stmt_done(st);
-	parts_free(v, n);
-	return r;
-}
-
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return list_parts(db, ST_PART_LIST, job_id, ret, ret_n, err);
+	return dbs_list_by_key(db, ST_PART_LIST, job_id, &part_rows, (void **)ret, ret_n, err);
 }
 
 int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return list_parts(db, ST_PART_LIST_AGENT, agent, ret, ret_n, err);
-}
-
-/* ---- buckets ---- */
-
-static const char *const bucket_status_names[] = {"pending", "success", "failed"};
-
-const char *bucket_status_to_string(BucketStatus s)
-{
-	return (unsigned)s < ARRAY_SIZE(bucket_status_names) ? bucket_status_names[s] : "unknown";
-}
-
-void bucket_row_done(BucketRow *b)
-{
-	if (!b)
-		return;
-	free(b->destination_conf);
-	free(b->filename);
-	free(b->challenge);
-	memset(b, 0, sizeof(*b));
-}
-
-void bucket_rows_free(BucketRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		bucket_row_done(&v[i]);
-	free(v);
-}
-
-/* Reads a BUCKET_COLS row. */
-static int row_bucket(sqlite3_stmt *st, BucketRow *ret)
-{
-	BucketRow b = {0};
-	int r;
-
-	r = col_fixed(st, 0, b.id, sizeof(b.id));
-	if (r == 0)
-		r = col_fixed(st, 1, b.account, sizeof(b.account));
-	if (r == 0)
-		r = col_dup(st, 2, &b.destination_conf);
-	if (r == 0)
-		r = col_dup(st, 3, &b.filename);
-	if (r == 0)
-		r = col_dup(st, 4, &b.challenge);
-	if (r < 0) {
-		bucket_row_done(&b);
-		return r;
-	}
-	b.status = (BucketStatus)sqlite3_column_int(st, 5);
-	b.submitted_ns = sqlite3_column_int64(st, 6);
-	b.validated_ns = sqlite3_column_int64(st, 7);
-	*ret = b;
-	return 0;
-}
-
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
-{
-	Conn *c;
-	sqlite3_stmt *st;
-	int r;
-
-	if (!b->destination_conf)
-		return errbuf_set(err, -EINVAL, "db: a bucket needs a destination_conf");
-	r = prep(db, ST_BUCKET_INSERT, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, b->id) || bind_text(st, 2, b->account) || bind_text(st, 3, b->destination_conf) ||
-	    bind_text(st, 4, b->filename) || bind_text(st, 5, b->challenge) ||
-	    sqlite3_bind_int(st, 6, (int)b->status) || sqlite3_bind_int64(st, 7, b->submitted_ns) ||
-	    sqlite3_bind_int64(st, 8, b->validated_ns)) {
-		r = sql_fail(c, "binding a bucket", err);
-		stmt_done(st);
-		return r;
-	}
-	r = stmt_exec(c, st, "storing a bucket", err);
-	if (r == -EEXIST)
-		return errbuf_set(err, r, "db: bucket %s or its destination_conf exists already", b->id);
-	if (r == -ENOENT)
-		return errbuf_set(err, r, "db: account %s does not exist", b->account);
-	return r;
-}
-
-/* One bucket by a bound two-key statement (account, then id or URI). */
-static int get_bucket(Db *db, StmtId id, const char *account, const char *key, BucketRow *ret, ErrBuf *err)
-{
-	Conn *c;
-	sqlite3_stmt *st;
-	int r, rc;
-
-	r = prep(db, id, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, account) || bind_text(st, 2, key)) {
-		r = sql_fail(c, "binding a bucket lookup", err);
-		goto done;
-	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		r = errbuf_set(err, -ENOENT, "db: no bucket %s", key ? key : "(null)");
-	else if (rc != SQLITE_ROW)
-		r = sql_fail(c, "reading a bucket", err);
-	else if ((r = row_bucket(st, ret)) < 0)
-		r = row_fail(r, "a bucket", err);
-done:
-	stmt_done(st);
-	return r;
-}
-
-int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
-{
-	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
-}
-
-int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
-{
-	return get_bucket(db, ST_BUCKET_FIND, account, destination_conf, ret, err);
-}
-
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
-{
-	BucketRow *v = NULL;
-	size_t n = 0, cap = 0;
-	Conn *c;
-	sqlite3_stmt *st;
-	int r, rc;
-
-	r = prep(db, ST_BUCKET_LIST, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, account)) {
-		r = sql_fail(c, "binding a bucket list", err);
-		goto fail;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
-			r = errbuf_set(err, -ENOMEM, "db: out of memory");
-			goto fail;
-		}
-		r = row_bucket(st, &v[n]);
-		if (r < 0) {
-			r = row_fail(r, "a bucket", err);
-			goto fail;
-		}
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sql_fail(c, "listing buckets", err);
-		goto fail;
-	}
-	stmt_done(st);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-
-fail:
-	stmt_done(st);
-	bucket_rows_free(v, n);
-	return r;
-}
-
-int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
-{
-	Conn *c;
-	sqlite3_stmt *st;
-	int r;
-
-	r = prep(db, ST_BUCKET_UPDATE, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, b->account) || bind_text(st, 2, b->id) || sqlite3_bind_int(st, 3, (int)b->status) ||
-	    sqlite3_bind_int64(st, 4, b->validated_ns)) {
-		r = sql_fail(c, "binding a bucket", err);
-		stmt_done(st);
-		return r;
-	}
-	r = stmt_exec(c, st, "updating a bucket", err);
-	if (r < 0)
-		return r;
-	if (sqlite3_changes(c->h) == 0)
-		return errbuf_set(err, -ENOENT, "db: no bucket %s", b->id);
-	return 0;
-}
-
-int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
-{
-	Conn *c;
-	sqlite3_stmt *st;
-	int r;
-
-	r = prep(db, ST_BUCKET_DELETE, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, account) || bind_text(st, 2, id)) {
-		r = sql_fail(c, "binding a bucket", err);
-		stmt_done(st);
-		return r;
-	}
-	r = stmt_exec(c, st, "deleting a bucket", err);
-	if (r < 0)
-		return r;
-	if (sqlite3_changes(c->h) == 0)
-		return errbuf_set(err, -ENOENT, "db: no bucket %s", id ? id : "(null)");
-	return 0;
-}
-
-/* ---- agents ---- */
-
-void agent_row_done(AgentRow *a)
-{
-	if (!a)
-		return;
-	free(a->interfaces);
-	free(a->version);
-	memset(a, 0, sizeof(*a));
-}
-
-void agent_rows_free(AgentRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		agent_row_done(&v[i]);
-	free(v);
-}
-
-int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
-{
-	Conn *c;
-	sqlite3_stmt *st;
-	int r;
-
-	if (!a->name[0])
-		return errbuf_set(err, -EINVAL, "db: an agent needs a name");
-	r = prep(db, ST_AGENT_UPSERT, &c, &st, err);
-	if (r < 0)
-		return r;
-	if (bind_text(st, 1, a->name) || bind_text(st, 2, a->colo) || bind_text(st, 3, a->interfaces) ||
-	    bind_text(st, 4, a->version) || sqlite3_bind_int64(st, 5, a->first_seen_ns) ||
-	    sqlite3_bind_int64(st, 6, a->last_seen_ns)) {
-		r = sql_fail(c, "binding an agent", err);
-		stmt_done(st);
-		return r;
-	}
-	return stmt_exec(c, st, "storing an agent", err);
-}
-
-int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
-{
-	AgentRow *v = NULL;
-	size_t n = 0, cap = 0;
-	Conn *c;
-	sqlite3_stmt *st;
-	int r, rc;
-
-	r = prep(db, ST_AGENT_LIST, &c, &st, err);
-	if (r < 0)
-		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		AgentRow *a;
-
-		if (grow((void **)&v, sizeof(*v), n, &cap) < 0) {
-			r = errbuf_set(err, -ENOMEM, "db: out of memory");
-			goto fail;
-		}
-		a = &v[n];
-		memset(a, 0, sizeof(*a));
-		r = col_fixed(st, 0, a->name, sizeof(a->name));
-		if (r == 0)
-			r = col_fixed(st, 1, a->colo, sizeof(a->colo));
-		if (r == 0)
-			r = col_dup(st, 2, &a->interfaces);
-		if (r == 0)
-			r = col_dup(st, 3, &a->version);
-		if (r < 0) {
-			agent_row_done(a);
-			r = row_fail(r, "an agent", err);
-			goto fail;
-		}
-		a->first_seen_ns = sqlite3_column_int64(st, 4);
-		a->last_seen_ns = sqlite3_column_int64(st, 5);
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sql_fail(c, "listing agents", err);
-		goto fail;
-	}
-	stmt_done(st);
-	*ret = v;
-	*ret_n = n;
-	return 0;
-
-fail:
-	stmt_done(st);
-	agent_rows_free(v, n);
-	return r;
+	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "db/db.h"
+#include "db/db_sqlite_int.h"
 #include "db/migrations.h"
 
 _Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are spelt 4 and 5 in the schema");
@@ -109,29 +110,12 @@ int db_schema_version(void)
 	return (int)ARRAY_SIZE(migrations);
 }
 
-static int sqlite_code_to_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EAGAIN;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-		return -EROFS;
-	default:
-		return -EIO;
-	}
-}
-
 static int exec(sqlite3 *h, const char *sql, const char *what, ErrBuf *err)
 {
 	int rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
 
 	if (rc != SQLITE_OK)
-		return errbuf_set(err, sqlite_code_to_errno(rc), "db: %s: %s", what, sqlite3_errmsg(h));
+		return errbuf_set(err, dbs_errno(rc), "db: %s: %s", what, sqlite3_errmsg(h));
 	return 0;
 }
 
@@ -144,8 +128,7 @@ static int user_version(sqlite3 *h, int *ret, ErrBuf *err)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		int r = errbuf_set(err, sqlite_code_to_errno(rc), "db: reading the schema version: %s",
-				   sqlite3_errmsg(h));
+		int r = errbuf_set(err, dbs_errno(rc), "db: reading the schema version: %s", sqlite3_errmsg(h));
 		sqlite3_finalize(st);
 		return r;
 	}

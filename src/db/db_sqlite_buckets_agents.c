@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.h's buckets and agents over the SQLite plumbing of db_sqlite.c
+ * (db_sqlite_int.h); their statements are in db_sqlite.c's table.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "db/db_sqlite_int.h"
+
+/* ---- buckets ---- */
+
+static const char *const bucket_status_names[] = {"pending", "success", "failed"};
+
+const char *bucket_status_to_string(BucketStatus s)
+{
+	return (unsigned)s < ARRAY_SIZE(bucket_status_names) ? bucket_status_names[s] : "unknown";
+}
+
+void bucket_row_done(BucketRow *b)
+{
+	if (!b)
+		return;
+	free(b->destination_conf);
+	free(b->filename);
+	free(b->challenge);
+	memset(b, 0, sizeof(*b));
+}
+
+void bucket_rows_free(BucketRow *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		bucket_row_done(&v[i]);
+	free(v);
+}
+
+/* Reads a BUCKET_COLS row into a BucketRow. */
+static int row_bucket(sqlite3_stmt *st, void *ret)
+{
+	BucketRow b = {0};
+	int r;
+
+	r = dbs_col_fixed(st, 0, b.id, sizeof(b.id));
+	if (r == 0)
+		r = dbs_col_fixed(st, 1, b.account, sizeof(b.account));
+	if (r == 0)
+		r = dbs_col_dup(st, 2, &b.destination_conf);
+	if (r == 0)
+		r = dbs_col_dup(st, 3, &b.filename);
+	if (r == 0)
+		r = dbs_col_dup(st, 4, &b.challenge);
+	if (r < 0) {
+		bucket_row_done(&b);
+		return r;
+	}
+	b.status = (BucketStatus)sqlite3_column_int(st, 5);
+	b.submitted_ns = sqlite3_column_int64(st, 6);
+	b.validated_ns = sqlite3_column_int64(st, 7);
+	*(BucketRow *)ret = b;
+	return 0;
+}
+
+static void bucket_rows_free_v(void *v, size_t n)
+{
+	bucket_rows_free(v, n);
+}
+
+static const RowKind bucket_rows = {.size = sizeof(BucketRow),
+				    .read = row_bucket,
+				    .free_all = bucket_rows_free_v,
+				    .name = "bucket",
+				    .a_name = "a bucket",
+				    .reading = "reading a bucket",
+				    .listing = "listing buckets",
+				    .binding = "binding a bucket list"};
+
+int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!b->destination_conf)
+		return errbuf_set(err, -EINVAL, "db: a bucket needs a destination_conf");
+	r = dbs_prep(db, ST_BUCKET_INSERT, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, b->id) || dbs_bind_text(st, 2, b->account) ||
+	    dbs_bind_text(st, 3, b->destination_conf) || dbs_bind_text(st, 4, b->filename) ||
+	    dbs_bind_text(st, 5, b->challenge) || sqlite3_bind_int(st, 6, (int)b->status) ||
+	    sqlite3_bind_int64(st, 7, b->submitted_ns) || sqlite3_bind_int64(st, 8, b->validated_ns))
+		return dbs_bind_fail(c, st, "binding a bucket", err);
+	r = dbs_stmt_exec(c, st, "storing a bucket", err);
+	if (r == -EEXIST)
+		return errbuf_set(err, r, "db: bucket %s or its destination_conf exists already", b->id);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: account %s does not exist", b->account);
+	return r;
+}
+
+/* One bucket by a bound two-key statement (account, then id or URI). */
+static int get_bucket(Db *db, StmtId id, const char *account, const char *key, BucketRow *ret, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, id, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, key))
+		return dbs_bind_fail(c, st, "binding a bucket lookup", err);
+	return dbs_get_row(c, st, &bucket_rows, key, ret, err);
+}
+
+int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
+{
+	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
+}
+
+int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
+{
+	return get_bucket(db, ST_BUCKET_FIND, account, destination_conf, ret, err);
+}
+
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	return dbs_list_by_key(db, ST_BUCKET_LIST, account, &bucket_rows, (void **)ret, ret_n, err);
+}
+
+int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_UPDATE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, b->account) || dbs_bind_text(st, 2, b->id) ||
+	    sqlite3_bind_int(st, 3, (int)b->status) || sqlite3_bind_int64(st, 4, b->validated_ns))
+		return dbs_bind_fail(c, st, "binding a bucket", err);
+	return dbs_exec_one(c, st, "updating a bucket", "bucket", b->id, err);
+}
+
+int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_DELETE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, id))
+		return dbs_bind_fail(c, st, "binding a bucket", err);
+	return dbs_exec_one(c, st, "deleting a bucket", "bucket", id, err);
+}
+
+/* ---- agents ---- */
+
+void agent_row_done(AgentRow *a)
+{
+	if (!a)
+		return;
+	free(a->interfaces);
+	free(a->version);
+	memset(a, 0, sizeof(*a));
+}
+
+void agent_rows_free(AgentRow *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		agent_row_done(&v[i]);
+	free(v);
+}
+
+int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (!a->name[0])
+		return errbuf_set(err, -EINVAL, "db: an agent needs a name");
+	r = dbs_prep(db, ST_AGENT_UPSERT, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, a->name) || dbs_bind_text(st, 2, a->colo) || dbs_bind_text(st, 3, a->interfaces) ||
+	    dbs_bind_text(st, 4, a->version) || sqlite3_bind_int64(st, 5, a->first_seen_ns) ||
+	    sqlite3_bind_int64(st, 6, a->last_seen_ns))
+		return dbs_bind_fail(c, st, "binding an agent", err);
+	return dbs_stmt_exec(c, st, "storing an agent", err);
+}
+
+/* Reads an AGENT_COLS row into an AgentRow. */
+static int row_agent(sqlite3_stmt *st, void *ret)
+{
+	AgentRow a = {0};
+	int r;
+
+	r = dbs_col_fixed(st, 0, a.name, sizeof(a.name));
+	if (r == 0)
+		r = dbs_col_fixed(st, 1, a.colo, sizeof(a.colo));
+	if (r == 0)
+		r = dbs_col_dup(st, 2, &a.interfaces);
+	if (r == 0)
+		r = dbs_col_dup(st, 3, &a.version);
+	if (r < 0) {
+		agent_row_done(&a);
+		return r;
+	}
+	a.first_seen_ns = sqlite3_column_int64(st, 4);
+	a.last_seen_ns = sqlite3_column_int64(st, 5);
+	*(AgentRow *)ret = a;
+	return 0;
+}
+
+static void agent_rows_free_v(void *v, size_t n)
+{
+	agent_rows_free(v, n);
+}
+
+static const RowKind agent_rows = {.size = sizeof(AgentRow),
+				   .read = row_agent,
+				   .free_all = agent_rows_free_v,
+				   .name = "agent",
+				   .a_name = "an agent",
+				   .reading = "reading an agent",
+				   .listing = "listing agents",
+				   .binding = "binding an agent list"};
+
+int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_AGENT_LIST, &c, &st, err);
+	if (r < 0)
+		return r;
+	return dbs_list_rows(c, st, &agent_rows, (void **)ret, ret_n, err);
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Private to src/db: the plumbing of the SQLite backend (db_sqlite.c), shared
+ * by the files that implement the rest of db.h over it
+ * (db_sqlite_buckets_agents.c) and by migrations.c.
+ *
+ * Statements are numbered (StmtId); their SQL is the one table in
+ * db_sqlite.c, next to the column lists. A call takes this thread's
+ * connection and the statement with dbs_prep, binds, then runs it with one of
+ * the functions below. Each of them follows db.h's error contract (0 or -errno
+ * with err filled, "db: ..." messages) and leaves the statement reset and its
+ * bindings cleared, ready for the next call.
+ */
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "common/util.h"
+#include "db/db.h"
+
+typedef enum StmtId {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_ACCOUNT_ENSURE,
+	ST_ACCOUNT_EXISTS,
+	ST_CRED_ADD,
+	ST_CRED_FIND,
+	ST_JOB_INSERT,
+	ST_JOB_GET,
+	ST_JOB_GET_ANY,
+	ST_JOB_LIST,
+	ST_JOB_LIST_ACTIVE,
+	ST_JOB_UPDATE,
+	ST_JOB_COUNT_ACTIVE_FULL,
+	ST_JOB_LAST_SIMPLE,
+	ST_PART_INSERT,
+	ST_PART_UPSERT,
+	ST_PART_LIST,
+	ST_PART_LIST_AGENT,
+	ST_BUCKET_INSERT,
+	ST_BUCKET_GET,
+	ST_BUCKET_FIND,
+	ST_BUCKET_LIST,
+	ST_BUCKET_UPDATE,
+	ST_BUCKET_DELETE,
+	ST_AGENT_UPSERT,
+	ST_AGENT_LIST,
+	ST_COUNT,
+} StmtId;
+
+typedef struct Conn Conn; /* one thread's connection and its statements */
+
+/* One kind of row (jobs, parts, buckets, agents) for the generic readers
+ * below; the strings name it in their messages. */
+typedef struct RowKind {
+	size_t size;                              /* of one element */
+	int (*read)(sqlite3_stmt *st, void *ret); /* the current row: 0, -ENOMEM or -EIO (does not fit) */
+	void (*free_all)(void *v, size_t n);      /* n elements and the array */
+	const char *name;                         /* "job": "db: no job <key>" */
+	const char *a_name;                       /* "a job": a row that cannot be read */
+	const char *reading;                      /* "reading a job": dbs_get_row's SQLite error */
+	const char *listing;                      /* "listing jobs": dbs_list_rows's SQLite error */
+	const char *binding;                      /* "binding a job list": dbs_list_by_key's bind error */
+} RowKind;
+
+/* SQLite's (extended) result code as an errno of the db.h contract. */
+int dbs_errno(int rc);
+
+/* This thread's connection (opened on first use) and one of its statements. */
+int dbs_prep(Db *db, StmtId id, Conn **ret_c, sqlite3_stmt **ret_st, ErrBuf *err);
+
+/* Binds text (NULL: SQL NULL); the text must outlive the step. SQLite's code. */
+int dbs_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* A bind failed: the connection's error, naming what. */
+int dbs_bind_fail(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err);
+
+/* Runs a bound statement that returns no row. */
+int dbs_stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err);
+/* dbs_stmt_exec of an UPDATE or DELETE meant for one row: -ENOENT
+ * ("db: no <name> <key>") when it matched none. */
+int dbs_exec_one(Conn *c, sqlite3_stmt *st, const char *what, const char *name, const char *key, ErrBuf *err);
+
+/* Row readers for RowKind.read: a text column into a fixed array (-EIO if it
+ * does not fit), a nullable text column as a new string (NULL for SQL NULL). */
+int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap);
+int dbs_col_dup(sqlite3_stmt *st, int i, char **ret);
+
+/* The one row of a bound statement into *ret (a k->size element); -ENOENT
+ * naming key when there is none. */
+int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, void *ret, ErrBuf *err);
+/* Every row of a bound statement as a new array (NULL when empty). */
+int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
+/* dbs_list_rows of statement id with key bound as ?1. */
+int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
