@@ -55,21 +55,6 @@ static int check_uri(const char *cmd, const char *uri)
 	return CTL_EXIT_OK;
 }
 
-/* Connects and makes one call. Exit status; *ret_result on success. */
-static int call(const CtlOptions *o, const char *method, const char *path, json_t *body, json_t **ret_result)
-{
-	ClientError err = {0};
-	Client *c = NULL;
-	int r;
-
-	r = ctl_connect(o, &c);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = client_call(c, method, path, body, ret_result, &err);
-	client_free(c);
-	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
-}
-
 /* For a file:// bucket, the challenge file's path, so the hint can read it. */
 static char *local_challenge_path(const char *uri, const char *filename)
 {
@@ -147,7 +132,7 @@ static int bucket_add(int argc, char **argv, CtlOptions *o)
 		ctl_error("out of memory");
 		return CTL_EXIT_FAIL;
 	}
-	r = call(o, "POST", "/pcaps/ownership", body, &result);
+	r = ctl_call(o, "POST", "/pcaps/ownership", body, &result);
 	if (r == CTL_EXIT_OK && !json_is_object(result)) {
 		ctl_error("bucket add: the answer's result is not an object");
 		r = CTL_EXIT_FAIL;
@@ -185,7 +170,7 @@ static int bucket_validate(int argc, char **argv, CtlOptions *o)
 		ctl_error("bucket validate: TOKEN or URI is not valid UTF-8");
 		return CTL_EXIT_USAGE;
 	}
-	r = call(o, "POST", "/pcaps/ownership/validate", body, &result);
+	r = ctl_call(o, "POST", "/pcaps/ownership/validate", body, &result);
 	if (r != CTL_EXIT_OK)
 		goto out;
 	if (!json_is_object(result)) {
@@ -208,67 +193,32 @@ out:
 	return r;
 }
 
+static const TableColumn list_cols[] = {
+	{"ID", false}, {"STATUS", false}, {"DESTINATION", false}, {"FILENAME", false}, {"VALIDATED", false},
+};
+
+static int list_row(Table *t, const json_t *item)
+{
+	const char *validated = ctl_str(item, "validated");
+	char *when = validated ? render_short_time(validated) : NULL;
+	const char *cells[ARRAY_SIZE(list_cols)] = {
+		ctl_str(item, "id"),
+		ctl_str(item, "status"),
+		ctl_str(item, "destination_conf"),
+		ctl_str(item, "filename"),
+		when,
+	};
+	int r = table_add_row(t, cells);
+
+	free(when);
+	return r;
+}
+
 static int bucket_list(int argc, char **argv, CtlOptions *o)
 {
-	static const TableColumn cols[] = {
-		{"ID", false}, {"STATUS", false}, {"DESTINATION", false}, {"FILENAME", false}, {"VALIDATED", false},
-	};
 	CtlSimpleArgs a = {.cmd = "bucket list", .usage = list_usage, .pos_names = "", .json_ok = true};
-	json_t *result = NULL, *item;
-	Table *t = NULL;
-	size_t i;
-	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
-	if (r != CTL_EXIT_OK)
-		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = call(o, "GET", "/pcaps/ownership", NULL, &result);
-	if (r != CTL_EXIT_OK)
-		return r;
-	if (!result || json_is_null(result)) {
-		json_decref(result);
-		result = json_array(); /* the schema lets the list be null */
-	}
-	if (!json_is_array(result)) {
-		ctl_error("bucket list: the answer's result is not an array");
-		r = CTL_EXIT_FAIL;
-		goto out;
-	}
-	if (a.json) {
-		r = ctl_print_json(result);
-		goto out;
-	}
-	r = CTL_EXIT_FAIL;
-	if (table_new(cols, ARRAY_SIZE(cols), &t) < 0)
-		goto nomem;
-	json_array_foreach(result, i, item)
-	{
-		const char *validated = ctl_str(item, "validated");
-		char *when = validated ? render_short_time(validated) : NULL;
-		const char *cells[ARRAY_SIZE(cols)] = {
-			ctl_str(item, "id"),
-			ctl_str(item, "status"),
-			ctl_str(item, "destination_conf"),
-			ctl_str(item, "filename"),
-			when,
-		};
-		int ar = table_add_row(t, cells);
-
-		free(when);
-		if (ar < 0)
-			goto nomem;
-	}
-	if (table_write(t, stdout) < 0 || fflush(stdout) == EOF)
-		ctl_error("writing standard output failed");
-	else
-		r = CTL_EXIT_OK;
-	goto out;
-nomem:
-	ctl_error("out of memory");
-out:
-	table_free(t);
-	json_decref(result);
-	return r;
+	return ctl_list_command(argc, argv, o, &a, "/pcaps/ownership", list_cols, ARRAY_SIZE(list_cols), list_row);
 }
 
 static int bucket_rm(int argc, char **argv, CtlOptions *o)
@@ -278,16 +228,10 @@ static int bucket_rm(int argc, char **argv, CtlOptions *o)
 	json_t *result = NULL;
 	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
+	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/ownership/", "", path, sizeof(path));
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_check_id("bucket rm", a.pos[0]);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = snprintf(path, sizeof(path), "/pcaps/ownership/%s", a.pos[0]);
-	if (r < 0 || (size_t)r >= sizeof(path))
-		return CTL_EXIT_USAGE;
-	r = call(o, "DELETE", path, NULL, &result);
+	r = ctl_call(o, "DELETE", path, NULL, &result);
 	json_decref(result);
 	return r;
 }

@@ -28,21 +28,6 @@ static const char stop_usage[] = "usage: pcapctl stop ID\n"
 				 "\n"
 				 "Asks the controller to stop a capture; its files are kept. Prints nothing.\n";
 
-/* Runs GET path and hands back the result, or returns the exit status. */
-static int fetch(const CtlOptions *o, const char *path, json_t **ret)
-{
-	ClientError err = {0};
-	Client *c = NULL;
-	int r;
-
-	r = ctl_connect(o, &c);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = client_call(c, "GET", path, NULL, ret, &err);
-	client_free(c);
-	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
-}
-
 /* A number member as text, or NULL (the table shows "-"). */
 static char *num_text(const json_t *obj, const char *key)
 {
@@ -51,71 +36,37 @@ static char *num_text(const json_t *obj, const char *key)
 	return json_is_number(v) ? render_value(v) : NULL;
 }
 
-int cmd_list(int argc, char **argv, CtlOptions *o)
+static const TableColumn list_cols[] = {
+	{"ID", false},     {"TYPE", false}, {"STATUS", false}, {"SUBMITTED", false},
+	{"PACKETS", true}, {"COLO", false}, {"BUCKET", false},
+};
+
+static int list_row(Table *t, const json_t *item)
 {
-	static const TableColumn cols[] = {
-		{"ID", false},     {"TYPE", false}, {"STATUS", false}, {"SUBMITTED", false},
-		{"PACKETS", true}, {"COLO", false}, {"BUCKET", false},
-	};
-	CtlSimpleArgs a = {.cmd = "list", .usage = list_usage, .pos_names = "", .json_ok = true};
-	json_t *result = NULL, *item;
-	Table *t = NULL;
-	size_t i;
+	char *submitted = NULL, *packets = num_text(item, "packets_captured");
+	const char *cells[ARRAY_SIZE(list_cols)];
 	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
-	if (r != CTL_EXIT_OK)
-		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = fetch(o, "/pcaps", &result);
-	if (r != CTL_EXIT_OK)
-		return r;
-	if (!result || json_is_null(result)) {
-		json_decref(result);
-		result = json_array();
-	}
-	if (!json_is_array(result)) {
-		ctl_error("list: the answer's result is not an array");
-		r = CTL_EXIT_FAIL;
-		goto out;
-	}
-	if (a.json) {
-		r = ctl_print_json(result);
-		goto out;
-	}
-	if (table_new(cols, ARRAY_SIZE(cols), &t) < 0)
-		goto nomem;
-	json_array_foreach(result, i, item)
-	{
-		char *submitted = NULL, *packets = num_text(item, "packets_captured");
-		const char *cells[ARRAY_SIZE(cols)];
-		int ar;
-
-		if (ctl_str(item, "submitted"))
-			submitted = render_short_time(ctl_str(item, "submitted"));
-		cells[0] = ctl_str(item, "id");
-		cells[1] = ctl_str(item, "type");
-		cells[2] = ctl_str(item, "status");
-		cells[3] = submitted;
-		cells[4] = packets;
-		cells[5] = ctl_str(item, "colo_name");
-		cells[6] = ctl_str(item, "destination_conf");
-		ar = table_add_row(t, cells);
-		free(submitted);
-		free(packets);
-		if (ar < 0)
-			goto nomem;
-	}
-	r = table_write(t, stdout) < 0 || fflush(stdout) == EOF ? CTL_EXIT_FAIL : CTL_EXIT_OK;
-	if (r != CTL_EXIT_OK)
-		ctl_error("writing standard output failed");
-	goto out;
-nomem:
-	ctl_error("out of memory");
-	r = CTL_EXIT_FAIL;
-out:
-	table_free(t);
-	json_decref(result);
+	if (ctl_str(item, "submitted"))
+		submitted = render_short_time(ctl_str(item, "submitted"));
+	cells[0] = ctl_str(item, "id");
+	cells[1] = ctl_str(item, "type");
+	cells[2] = ctl_str(item, "status");
+	cells[3] = submitted;
+	cells[4] = packets;
+	cells[5] = ctl_str(item, "colo_name");
+	cells[6] = ctl_str(item, "destination_conf");
+	r = table_add_row(t, cells);
+	free(submitted);
+	free(packets);
 	return r;
+}
+
+int cmd_list(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "list", .usage = list_usage, .pos_names = "", .json_ok = true};
+
+	return ctl_list_command(argc, argv, o, &a, "/pcaps", list_cols, ARRAY_SIZE(list_cols), list_row);
 }
 
 int cmd_get(int argc, char **argv, CtlOptions *o)
@@ -125,16 +76,10 @@ int cmd_get(int argc, char **argv, CtlOptions *o)
 	json_t *result = NULL;
 	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
+	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", "", path, sizeof(path));
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_check_id("get", a.pos[0]);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = snprintf(path, sizeof(path), "/pcaps/%s", a.pos[0]);
-	if (r < 0 || (size_t)r >= sizeof(path))
-		return CTL_EXIT_USAGE; /* cannot happen: the id was checked */
-	r = fetch(o, path, &result);
+	r = ctl_call(o, "GET", path, NULL, &result);
 	if (r != CTL_EXIT_OK)
 		return r;
 	if (!json_is_object(result)) {
@@ -186,25 +131,13 @@ int cmd_stop(int argc, char **argv, CtlOptions *o)
 {
 	CtlSimpleArgs a = {.cmd = "stop", .usage = stop_usage, .npos = 1, .pos_names = "ID"};
 	char path[sizeof("/pcaps//stop") + CTL_ID_LEN];
-	ClientError err = {0};
 	json_t *result = NULL;
-	Client *c = NULL;
 	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
+	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", "/stop", path, sizeof(path));
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_check_id("stop", a.pos[0]);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = snprintf(path, sizeof(path), "/pcaps/%s/stop", a.pos[0]);
-	if (r < 0 || (size_t)r >= sizeof(path))
-		return CTL_EXIT_USAGE;
-	r = ctl_connect(o, &c);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = client_call(c, "PUT", path, NULL, &result, &err);
-	client_free(c);
+	r = ctl_call(o, "PUT", path, NULL, &result);
 	json_decref(result);
-	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
+	return r;
 }

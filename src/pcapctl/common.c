@@ -163,6 +163,67 @@ int ctl_connect(const CtlOptions *o, Client **ret)
 	return CTL_EXIT_OK;
 }
 
+int ctl_call(const CtlOptions *o, const char *method, const char *path, json_t *body, json_t **ret_result)
+{
+	ClientError err = {0};
+	Client *c = NULL;
+	int r;
+
+	r = ctl_connect(o, &c);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = client_call(c, method, path, body, ret_result, &err);
+	client_free(c);
+	return r < 0 ? ctl_fail(&err) : CTL_EXIT_OK;
+}
+
+int ctl_list_command(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a, const char *path, const TableColumn *cols,
+		     size_t ncols, CtlListRow row)
+{
+	json_t *result = NULL, *item;
+	Table *t = NULL;
+	size_t i;
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, a);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = ctl_call(o, "GET", path, NULL, &result);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (!result || json_is_null(result)) {
+		json_decref(result);
+		result = json_array(); /* the schema lets the list be null */
+	}
+	r = CTL_EXIT_FAIL;
+	if (!json_is_array(result)) {
+		ctl_error("%s: the answer's result is not an array", a->cmd);
+		goto out;
+	}
+	if (a->json) {
+		r = ctl_print_json(result);
+		goto out;
+	}
+	if (table_new(cols, ncols, &t) < 0)
+		goto nomem;
+	json_array_foreach(result, i, item)
+	{
+		if (row(t, item) < 0)
+			goto nomem;
+	}
+	if (table_write(t, stdout) < 0 || fflush(stdout) == EOF)
+		ctl_error("writing standard output failed");
+	else
+		r = CTL_EXIT_OK;
+	goto out;
+nomem:
+	ctl_error("out of memory");
+out:
+	table_free(t);
+	json_decref(result);
+	return r;
+}
+
 int ctl_fail(const ClientError *e)
 {
 	char *msg = render_clean_dup(e->message);
@@ -315,5 +376,22 @@ int ctl_parse_simple(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a)
 	}
 	for (size_t i = 0; i < npos && i < ARRAY_SIZE(a->pos); i++)
 		a->pos[i] = argv[optind + (int)i];
+	return CTL_EXIT_OK;
+}
+
+int ctl_parse_id_path(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a, const char *prefix, const char *suffix,
+		      char *path, size_t cap)
+{
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, a);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = ctl_check_id(a->cmd, a->pos[0]);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = snprintf(path, cap, "%s%s%s", prefix, a->pos[0], suffix);
+	if (r < 0 || (size_t)r >= cap)
+		return CTL_EXIT_USAGE; /* cannot happen: the id was checked */
 	return CTL_EXIT_OK;
 }

@@ -21,6 +21,7 @@
 
 #include "common/util.h"
 #include "pcapctl/client.h"
+#include "pcapctl/table.h"
 
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_FAIL 1
@@ -107,10 +108,29 @@ typedef struct CtlSimpleArgs {
 /* Parses argv into a; CTL_EXIT_OK, CTL_PARSE_HELP, or CTL_EXIT_USAGE after saying why. */
 int ctl_parse_simple(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a);
 
+/* ctl_parse_simple for a command on one id (get, stop, bucket rm; a->npos
+ * 1), then ctl_check_id, then prefix + ID + suffix into path. */
+int ctl_parse_id_path(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a, const char *prefix, const char *suffix,
+		      char *path, size_t cap);
+
 /* Resolves flags and environment, checks them, makes the client. Returns an
  * exit status: 0 with *ret set, or CTL_EXIT_USAGE / CTL_EXIT_FAIL after
  * printing why. */
 int ctl_connect(const CtlOptions *o, Client **ret);
+
+/* Connects (ctl_connect) and makes one client_call. Exit status, after
+ * saying why; *ret_result on success. */
+int ctl_call(const CtlOptions *o, const char *method, const char *path, json_t *body, json_t **ret_result);
+
+/* Adds the table row for one element of a list. 0 or -ENOMEM. */
+typedef int (*CtlListRow)(Table *t, const json_t *item);
+
+/* A list command (list, bucket list): parses argv into a, GETs path (a null
+ * result counts as an empty array; any other non-array is an error), then
+ * prints the array (--json) or a table of cols with one row per element.
+ * Exit status. */
+int ctl_list_command(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a, const char *path, const TableColumn *cols,
+		     size_t ncols, CtlListRow row);
 
 /* Prints a client error as "pcapctl: MESSAGE (HTTP STATUS, code CODE)" and
  * returns the exit status for it. */
