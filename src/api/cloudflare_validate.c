@@ -54,13 +54,16 @@ static const char *const create_fields[F_COUNT] = {
 
 #define BUCKET_EXAMPLE "a bucket URI such as file:///srv/pcaps"
 
-/* Collects body's fields into vals[] by their index in names[] (null values
- * left out). An unknown field is an error naming it. */
+/* Collects the fields of body (which must be an object) into vals[] by their
+ * index in names[] (null values left out). An unknown field is an error
+ * naming it. */
 static int collect(const json_t *body, const char *const *names, size_t n, const json_t **vals, ErrBuf *err)
 {
 	const char *key;
 	json_t *v;
 
+	if (!json_is_object(body))
+		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
 	memset(vals, 0, n * sizeof(*vals));
 	json_object_foreach((json_t *)body, key, v)
 	{
@@ -102,6 +105,24 @@ static int get_whole(const char *field, const json_t *v, uint64_t lo, uint64_t h
 	}
 	return errbuf_set(err, -EINVAL, "%s: must be a whole number in %llu..%llu", field, (unsigned long long)lo,
 			  (unsigned long long)hi);
+}
+
+/* A required string; what says what it should hold. */
+static int need_string(const char *field, const json_t *v, const char *what, ErrBuf *err)
+{
+	if (!v)
+		return errbuf_set(err, -EINVAL, "%s: required", field);
+	if (!json_is_string(v))
+		return errbuf_set(err, -EINVAL, "%s: must be a string (%s)", field, what);
+	return 0;
+}
+
+/* destination_conf: a required string that bucket_uri_check accepts. */
+static int get_destination(const json_t *v, ErrBuf *err)
+{
+	int r = need_string("destination_conf", v, BUCKET_EXAMPLE, err);
+
+	return r < 0 ? r : bucket_uri_check(json_string_value(v), json_string_length(v), err);
 }
 
 static int get_colo(const char *field, const json_t *v, ErrBuf *err)
@@ -194,8 +215,6 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 	uint64_t u;
 	int r;
 
-	if (!json_is_object(body))
-		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
 	r = collect(body, create_fields, F_COUNT, vals, err);
 	if (r < 0)
 		return r;
@@ -261,12 +280,7 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 		if (!colo)
 			return errbuf_set(err, -EINVAL, "colo_name: required");
 
-		if (!vals[F_DESTINATION_CONF])
-			return errbuf_set(err, -EINVAL, "destination_conf: required");
-		if (!json_is_string(vals[F_DESTINATION_CONF]))
-			return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
-		r = bucket_uri_check(json_string_value(vals[F_DESTINATION_CONF]),
-				     json_string_length(vals[F_DESTINATION_CONF]), err);
+		r = get_destination(vals[F_DESTINATION_CONF], err);
 		if (r < 0)
 			return r;
 		j.colo_name = strdup(json_string_value(colo));
@@ -300,16 +314,10 @@ int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf
 	const json_t *vals[ARRAY_SIZE(names)];
 	int r;
 
-	if (!json_is_object(body))
-		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
 	r = collect(body, names, ARRAY_SIZE(names), vals, err);
 	if (r < 0)
 		return r;
-	if (!vals[0])
-		return errbuf_set(err, -EINVAL, "destination_conf: required");
-	if (!json_is_string(vals[0]))
-		return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
-	r = bucket_uri_check(json_string_value(vals[0]), json_string_length(vals[0]), err);
+	r = get_destination(vals[0], err);
 	if (r < 0)
 		return r;
 	*ret_conf = json_string_value(vals[0]);
@@ -322,20 +330,14 @@ int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const c
 	const json_t *vals[ARRAY_SIZE(names)];
 	int r;
 
-	if (!json_is_object(body))
-		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
 	r = collect(body, names, ARRAY_SIZE(names), vals, err);
 	if (r < 0)
 		return r;
-	if (!vals[0])
-		return errbuf_set(err, -EINVAL, "destination_conf: required");
-	if (!json_is_string(vals[0]))
-		return errbuf_set(err, -EINVAL, "destination_conf: must be a string (" BUCKET_EXAMPLE ")");
-	if (!vals[1])
-		return errbuf_set(err, -EINVAL, "ownership_challenge: required");
-	if (!json_is_string(vals[1]))
-		return errbuf_set(err, -EINVAL,
-				  "ownership_challenge: must be a string (the token in the challenge file)");
+	r = need_string("destination_conf", vals[0], BUCKET_EXAMPLE, err);
+	if (r == 0)
+		r = need_string("ownership_challenge", vals[1], "the token in the challenge file", err);
+	if (r < 0)
+		return r;
 	*ret_conf = json_string_value(vals[0]);
 	*ret_challenge = json_string_value(vals[1]);
 	return 0;
