@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +26,11 @@
 #include "agent/agent.h"
 #include "agent/caps.h"
 #include "capture/capture.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "model/job.h"
-
-static volatile sig_atomic_t stop_requested; /* the one shutdown flag (STYLE.md) */
 
 typedef struct AgentArgs {
 	AgentConfig cfg;
@@ -89,46 +87,15 @@ static void usage(FILE *f)
 		AGENT_NAME_MAX, CAPTURE_MAX_IFACES);
 }
 
+/* -i IFACES: a list of names, or "all" alone. */
 static int split_ifaces(AgentArgs *a, const char *list)
 {
-	char *p;
-
-	free(a->iface_list);
-	a->iface_list = strdup(list);
-	if (!a->iface_list) {
-		log_error("out of memory");
-		return 1;
-	}
-	a->cfg.n_ifaces = 0;
-	a->cfg.all_ifaces = false;
-	if (strcmp(list, "all") == 0) {
-		a->cfg.all_ifaces = true;
+	a->cfg.all_ifaces = strcmp(list, "all") == 0;
+	if (a->cfg.all_ifaces) {
+		a->cfg.n_ifaces = 0;
 		return 0;
 	}
-	p = a->iface_list;
-	for (;;) {
-		char *comma = strchr(p, ',');
-
-		if (comma)
-			*comma = '\0';
-		if (*p == '\0') {
-			log_error("-i: empty interface name in '%s'", list);
-			return 2;
-		}
-		if (strcmp(p, "all") == 0) {
-			log_error("-i: 'all' stands alone, not in a list");
-			return 2;
-		}
-		if (a->cfg.n_ifaces == CAPTURE_MAX_IFACES) {
-			log_error("-i: more than %u interfaces", CAPTURE_MAX_IFACES);
-			return 2;
-		}
-		a->ifaces[a->cfg.n_ifaces++] = p;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return 0;
+	return cli_split_ifaces(list, true, &a->iface_list, a->ifaces, ARRAY_SIZE(a->ifaces), &a->cfg.n_ifaces);
 }
 
 /* --bucket-root as an absolute path: the agent and the controller compare
@@ -211,10 +178,8 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 		if (r != 0)
 			return r;
 	}
-	if (optind < argc) {
-		log_error("agent: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("agent", argc, argv) != 0)
 		return 2;
-	}
 	if (!a->cfg.token && token_env && token_env[0])
 		a->cfg.token = token_env;
 	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir || !a->cfg.token) {
@@ -240,29 +205,6 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 	return 0;
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static int install_signals(void)
-{
-	struct sigaction sa = {0};
-
-	/* SA_RESETHAND: a second signal ends the process even if an upload hangs. */
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESETHAND;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
-		return -errno;
-	sa.sa_handler = SIG_IGN;
-	sa.sa_flags = 0;
-	if (sigaction(SIGPIPE, &sa, NULL) < 0)
-		return -errno;
-	return 0;
-}
-
 int cmd_agent(int argc, char **argv)
 {
 	AgentArgs a = {0};
@@ -284,7 +226,7 @@ int cmd_agent(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = install_signals();
+	r = cli_catch_stop_signals();
 	if (r < 0) {
 		log_error("sigaction: %s", strerror(-r));
 		status = 1;
@@ -297,7 +239,7 @@ int cmd_agent(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	r = agent_run(&a.cfg, &stop_requested, &err);
+	r = agent_run(&a.cfg, &cli_stop_requested, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		status = 1;

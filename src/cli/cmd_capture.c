@@ -32,6 +32,7 @@
 
 #include "capture/capture.h"
 #include "capture/tofile.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -41,8 +42,6 @@
 #define MAX_SECONDS (366ull * 24 * 3600)
 #define MAX_RING_BLOCKS 65536u
 #define MAX_BLOCK_SIZE (1ull << 30)
-
-static volatile sig_atomic_t stop_requested; /* the one shutdown flag (STYLE.md) */
 
 typedef struct CaptureArgs {
 	char *iface_list; /* owned copy of -i, split in place at ',' */
@@ -150,39 +149,6 @@ static int parse_num(const char *flag, const char *value, uint64_t lo, uint64_t 
 	return r < 0 ? bad_number(flag, value, r, lo, hi) : 0;
 }
 
-static int split_ifaces(CaptureArgs *a, const char *list)
-{
-	char *p;
-
-	free(a->iface_list);
-	a->iface_list = strdup(list);
-	if (!a->iface_list) {
-		log_error("out of memory");
-		return 1;
-	}
-	a->n_ifaces = 0;
-	p = a->iface_list;
-	for (;;) {
-		char *comma = strchr(p, ',');
-
-		if (comma)
-			*comma = '\0';
-		if (*p == '\0') {
-			log_error("-i: empty interface name in '%s'", list);
-			return 2;
-		}
-		if (a->n_ifaces == CAPTURE_MAX_IFACES) {
-			log_error("-i: more than %u interfaces", CAPTURE_MAX_IFACES);
-			return 2;
-		}
-		a->ifaces[a->n_ifaces++] = p;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return 0;
-}
-
 /* Returns 0, or the exit status for a bad command line (after saying why). */
 static int parse_args(int argc, char **argv, CaptureArgs *a)
 {
@@ -200,7 +166,8 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 		r = 0;
 		switch (opt) {
 		case 'i':
-			r = split_ifaces(a, optarg);
+			r = cli_split_ifaces(optarg, false, &a->iface_list, a->ifaces, ARRAY_SIZE(a->ifaces),
+					     &a->n_ifaces);
 			break;
 		case 'w':
 			a->out = optarg;
@@ -305,10 +272,8 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 		if (r != 0)
 			return r;
 	}
-	if (optind < argc) {
-		log_error("capture: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("capture", argc, argv) != 0)
 		return 2;
-	}
 	if (a->n_ifaces == 0 || !a->out) {
 		log_error("capture: -i IFACE and -w FILE|- are required");
 		usage(stderr);
@@ -325,32 +290,6 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 			return 2;
 		}
 	}
-	return 0;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-static int install_signals(void)
-{
-	struct sigaction sa = {0};
-
-	/* No SA_RESTART: a blocking call returns EINTR and the loop sees the flag.
-	 * SA_RESETHAND: the second signal takes the default action and ends the
-	 * process even if a write never returns. */
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESETHAND;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
-		return -errno;
-	/* A closed pipe must end the capture with EPIPE, not kill it silently. */
-	sa.sa_handler = SIG_IGN;
-	sa.sa_flags = 0;
-	if (sigaction(SIGPIPE, &sa, NULL) < 0)
-		return -errno;
 	return 0;
 }
 
@@ -449,7 +388,7 @@ int cmd_capture(int argc, char **argv)
 		goto free_args;
 	}
 	have_filter = a.have_clause || a.filter.bpf_expr;
-	r = install_signals();
+	r = cli_catch_stop_signals();
 	if (r < 0) {
 		errbuf_set(&err, r, "sigaction: %s", strerror(-r));
 		goto fail;
@@ -496,7 +435,7 @@ int cmd_capture(int argc, char **argv)
 	/* 3. The output, last. A file pcapd creates is removed again if set-up
 	 * fails from here on; an existing one is replaced, as tcpdump does, but
 	 * never removed. */
-	if (stop_requested) {
+	if (cli_stop_requested) {
 		r = errbuf_set(&err, -EINTR, "interrupted before the capture started");
 		goto fail;
 	}
@@ -523,7 +462,7 @@ int cmd_capture(int argc, char **argv)
 		describe_ifaces(&a, lts, names, sizeof(names));
 		log_info("capturing on %s, snaplen %u", names, a.snaplen);
 	}
-	r = capfile_run(cf, &stop_requested, &why, &err);
+	r = capfile_run(cf, &cli_stop_requested, &why, &err);
 	capfile_stats(cf, &st);
 	if (r == 0) {
 		r = capfile_finish(cf, false, NULL, &err);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -140,10 +141,8 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		log_error("controller: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("controller", argc, argv) != 0)
 		return 2;
-	}
 	if (!a->http && !a->https) {
 		log_error("controller: --http off needs --https");
 		return 2;
@@ -196,12 +195,10 @@ int cmd_controller(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (mkdir(a.data, 0750) < 0 && errno != EEXIST) {
-		log_error("--data: cannot create %s: %s", a.data, strerror(errno));
+	if (cli_make_data_dir(a.data) != 0)
 		return 1;
-	}
-	if (snprintf(dbpath, sizeof(dbpath), "%s/pcapd.db", a.data) >= (int)sizeof(dbpath) ||
-	    snprintf(root, sizeof(root), "%s/buckets", a.data) >= (int)sizeof(root)) {
+	if (cli_path_join(dbpath, sizeof(dbpath), a.data, "pcapd.db") < 0 ||
+	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
 		log_error("--data: path too long");
 		return 2;
 	}

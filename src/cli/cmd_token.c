@@ -5,13 +5,12 @@
  * write).
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "api/auth.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -87,10 +86,8 @@ static int create(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		log_error("token create: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands("token create", argc, argv) != 0)
 		return 2;
-	}
 	if (!data || !account[0] || !scope_s) {
 		log_error("token create: --data, --account and --scope are required");
 		usage(stderr);
@@ -108,12 +105,9 @@ static int create(int argc, char **argv)
 		log_error("--email: agents authenticate with a bearer token; drop --email");
 		return 2;
 	}
-	if (mkdir(data, 0750) < 0 && errno != EEXIST) {
-		log_error("--data: cannot create %s: %s", data, strerror(errno));
+	if (cli_make_data_dir(data) != 0)
 		return 1;
-	}
-	r = snprintf(path, sizeof(path), "%s/pcapd.db", data);
-	if (r < 0 || (size_t)r >= sizeof(path)) {
+	if (cli_path_join(path, sizeof(path), data, "pcapd.db") < 0) {
 		log_error("--data: path too long");
 		return 2;
 	}

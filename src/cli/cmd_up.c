@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "api/auth.h"
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -108,18 +109,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		log_error("up: unexpected argument '%s'", argv[optind]);
-		return 2;
-	}
-	return 0;
-}
-
-static int path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-	int n = snprintf(out, cap, "%s/%s", dir, name);
-
-	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+	return cli_no_operands("up", argc, argv);
 }
 
 static int load_creds(const char *path, Creds *c)
@@ -152,7 +142,7 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	Db *db = NULL;
 	int fd = -1, r;
 
-	if (path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0 ||
+	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
 	r = job_new_id(c->account);
@@ -308,10 +298,10 @@ int cmd_up(int argc, char **argv)
 	if (r != 0)
 		return r < 0 ? 0 : r;
 	if ((mkdir(a.data, 0750) < 0 && errno != EEXIST) ||
-	    path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
-	    path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
-	    path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
-	    path_join(root, sizeof(root), a.data, "buckets") < 0) {
+	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
+	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
+	    cli_path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
+	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
 		log_error("--data: cannot use %s: %s", a.data, strerror(errno ? errno : ENAMETOOLONG));
 		return 1;
 	}
