@@ -123,6 +123,16 @@ static void handle_report(Api *a, HttpRequest *req)
 		goto bad;
 	}
 	rep.hello = v && json_is_true(v);
+	v = json_object_get(body, "history");
+	if (v && !json_is_null(v)) {
+		/* Shown to users as the agent sent it: an object of at most a few
+		 * small members (docs/AGENT-PROTOCOL.md). */
+		if (!json_is_object(v) || json_object_size(v) > 16) {
+			errbuf_set(&err, -EINVAL, "history: must be an object of at most 16 members");
+			goto bad;
+		}
+		rep.history = v;
+	}
 	v = json_object_get(body, "interfaces");
 	if (v && !json_is_null(v)) {
 		json_t *it;

@@ -38,6 +38,7 @@ typedef enum Route {
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
+	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
 	R_NONE,
 } Route;
 
@@ -88,6 +89,8 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		*ret_id_len = len[1];
 		return R_OWNERSHIP;
 	}
+	if (n == 1 && len[0] == 6 && memcmp(seg[0], "agents", 6) == 0)
+		return R_AGENTS;
 	*ret_id = seg[0];
 	*ret_id_len = len[0];
 	if (n == 1)
@@ -107,6 +110,7 @@ static const char *const route_allow[] = {
 	[R_OWNERSHIPS] = "GET, POST",
 	[R_OWNERSHIP] = "DELETE",
 	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_AGENTS] = "GET",
 };
 
 /* ---- shared answers ---- */
@@ -568,6 +572,19 @@ typedef struct Op {
 	void (*fn)(Call *c);
 } Op;
 
+/* pcapd extension: the fleet as the controller sees it (online, last report,
+ * the recorder's state), so a full disk or a stopped recorder is visible. */
+static void agents_list(Call *c)
+{
+	json_t *arr = service_agents_json(api_service(c->api));
+
+	if (!arr) {
+		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		return;
+	}
+	envelope_ok(c->req, 200, arr, NULL);
+}
+
 static const Op ops[] = {
 	{R_PCAPS, "GET", SCOPE_READ, "list", pcaps_list},
 	{R_PCAPS, "POST", SCOPE_WRITE, "create", pcaps_create},
@@ -578,6 +595,7 @@ static const Op ops[] = {
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
 	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
+	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
 };
 
 void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub)

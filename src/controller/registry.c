@@ -19,6 +19,7 @@ typedef struct Agent {
 	char name[AGENT_NAME_MAX + 1];
 	char colo[AGENT_NAME_MAX + 1];
 	char *interfaces, *version;
+	json_t *history; /* last reported recorder status, or NULL */
 	int64_t last_seen_mono;
 	int64_t last_seen_real;
 	uint64_t gen;
@@ -56,6 +57,7 @@ void registry_free(Registry *r)
 		free(r->v[i].interfaces);
 		free(r->v[i].version);
 		free(r->v[i].sent);
+		json_decref(r->v[i].history);
 	}
 	free(r->v);
 	pthread_mutex_destroy(&r->lock);
@@ -137,6 +139,21 @@ int registry_touch(Registry *r, const char *name, int64_t now_mono)
 	return a ? 0 : -ENOENT;
 }
 
+void registry_set_history(Registry *r, const char *name, json_t *history)
+{
+	Agent *a;
+
+	if (!history)
+		return;
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		json_decref(a->history);
+		a->history = json_incref(history);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static bool is_online(const Agent *a, int64_t now, int64_t timeout)
 {
 	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
@@ -204,10 +221,10 @@ json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
 		char ts[TIMEFMT_MAX];
 
 		timefmt_rfc3339(a->last_seen_real, ts);
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "name", a->name, "colo", a->colo,
-						     "interfaces", a->interfaces ? a->interfaces : "", "version",
-						     a->version ? a->version : "", "last_seen", ts, "online",
-						     is_online(a, now_mono, timeout_ns)));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O?}", "name", a->name, "colo",
+						     a->colo, "interfaces", a->interfaces ? a->interfaces : "",
+						     "version", a->version ? a->version : "", "last_seen", ts, "online",
+						     is_online(a, now_mono, timeout_ns), "history", a->history));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return arr;

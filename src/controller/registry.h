@@ -43,6 +43,9 @@ void registry_free(Registry *r); /* NULL is fine */
  * (everything is undelivered again). */
 int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
 		  bool hello, int64_t now_mono);
+/* The agent's last reported history status (an object; a reference is kept),
+ * shown by registry_json(). NULL keeps the previous one. */
+void registry_set_history(Registry *r, const char *name, json_t *history);
 /* A known agent showed a sign of life (a poll). -ENOENT if unknown. */
 int registry_touch(Registry *r, const char *name, int64_t now_mono);
 /* Online: reported or polled within timeout_ns of now. */

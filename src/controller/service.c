@@ -468,6 +468,7 @@ int service_agent_report(Service *s, const AgentReport *rep, json_t **ret_acks, 
 		errbuf_set(err, r, "name: cannot register agent: %s", strerror(-r));
 		goto fail;
 	}
+	registry_set_history(s->reg, rep->name, rep->history);
 	snprintf(row.name, sizeof(row.name), "%s", rep->name);
 	snprintf(row.colo, sizeof(row.colo), "%s", rep->colo ? rep->colo : "");
 	row.interfaces = (char *)(rep->interfaces ? rep->interfaces : "");

@@ -97,6 +97,7 @@ typedef struct AgentJobReport {
 typedef struct AgentReport {
 	const char *name, *colo, *version, *interfaces; /* interfaces comma-joined */
 	bool hello;
+	json_t *history; /* the recorder's status object, or NULL (borrowed) */
 	const AgentJobReport *jobs;
 	size_t n_jobs;
 } AgentReport;
@@ -123,5 +124,6 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
  * or too late); -EINVAL: not a pcap or too many records (err says). */
 int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err);
 
-/* Online agents as a JSON array [{name, colo, interfaces, version, last_seen}]. */
+/* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
+ * online, history}]. */
 json_t *service_agents_json(Service *s);

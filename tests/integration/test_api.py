@@ -1011,3 +1011,18 @@ def test_controller_restart_running_capture_without_agent_fails(lone):
     lone.controller.start()
     done = lone.wait_status(acct, c["id"], timeout=20)
     assert done["status"] == "failed" and done.get("error_message"), done
+
+
+def test_agents_list_shows_the_fleet(stk, acct):
+    """pcapd extension: GET …/pcaps/agents lists the agents the controller knows."""
+    r = acct.call("GET", "/agents")
+    assert r.status == 200, r.body
+    body = r.json
+    names = {a["name"]: a for a in body["result"]}
+    for a in stk.agents:
+        assert a.name in names, names
+        assert names[a.name]["colo"] == a.colo
+        assert names[a.name]["online"] is True
+    # read scope is enough; no credential is not
+    assert acct.call("GET", "/agents", token=acct.read).status == 200
+    assert stk.request("GET", f"/accounts/{acct.id}/pcaps/agents").status == 401
