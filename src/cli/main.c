@@ -19,6 +19,7 @@ static const Command commands[] = {
 	{"controller", cmd_controller, "serve the API (Cloudflare PCAPs dialect) and the agents"},
 	{"token", cmd_token, "create API and agent credentials"},
 	{"up", cmd_up, "a controller and a local agent with embedded defaults"},
+	{"history", cmd_history, "import, query and describe a sampled history directory"},
 };
 
 static void usage(FILE *f)
