@@ -39,6 +39,7 @@
 #define MIN_EMPTY_POLL_MS 50u /* an empty answer that fast is not followed by another poll at once */
 #define TOKEN_MAX 256u
 #define URL_MAX 1024u
+#define HISTORY_OFF "recorder off (--sample-rate 0)"
 
 static uint64_t now_ms(void)
 {
@@ -112,6 +113,15 @@ int agent_config_check(const AgentConfig *cfg, ErrBuf *err)
 		return errbuf_set(err, -EINVAL, "heartbeat: %u ms is outside 1000..60000", cfg->heartbeat_ms);
 	if (cfg->block_size && (cfg->block_size & (cfg->block_size - 1)))
 		return errbuf_set(err, -EINVAL, "block size: %u is not a power of two", cfg->block_size);
+	if (cfg->sample_snaplen > PCAP_MAX_SNAPLEN)
+		return errbuf_set(err, -EINVAL, "--sample-snaplen: %u is outside 1..%u", cfg->sample_snaplen,
+				  PCAP_MAX_SNAPLEN);
+	if (cfg->history_bytes && cfg->history_bytes < AGENT_MIN_HISTORY_BYTES)
+		return errbuf_set(err, -EINVAL, "--history-size: %llu bytes is below %llu (256K)",
+				  (unsigned long long)cfg->history_bytes, AGENT_MIN_HISTORY_BYTES);
+	if (cfg->history_age_s > AGENT_MAX_HISTORY_AGE_S)
+		return errbuf_set(err, -EINVAL, "--history-age: %llu s is over %u (366 days)",
+				  (unsigned long long)cfg->history_age_s, AGENT_MAX_HISTORY_AGE_S);
 	return 0;
 }
 
@@ -221,6 +231,7 @@ static int report_once(Agent *a, CtlClient *c, uint32_t timeout_ms, ErrBuf *err)
 	AgentJobReport *jobs = NULL;
 	AgentReportAnswer ans = {0};
 	CtlResponse resp = {0};
+	AgentHistory hist = {0};
 	AgentIdent who = {.name = cfg->name, .colo = cfg->colo, .version = PCAPD_VERSION};
 	char **up = NULL, *body = NULL;
 	size_t n_jobs = 0, n_up = 0, n_acked = 0;
@@ -249,7 +260,11 @@ static int report_once(Agent *a, CtlClient *c, uint32_t timeout_ms, ErrBuf *err)
 		errbuf_set(err, r, "out of memory");
 		goto out;
 	}
-	r = agentproto_report_build(&who, hello, jobs, n_jobs, &body, err);
+	if (a->recorder)
+		recorder_status(a->recorder, &hist);
+	else
+		memcpy(hist.error, HISTORY_OFF, sizeof(HISTORY_OFF));
+	r = agentproto_report_build(&who, hello, &hist, jobs, n_jobs, &body, err);
 	if (r < 0)
 		goto out;
 	r = ctlclient_post_json(c, REPORT_PATH, body, timeout_ms, &resp, err);
@@ -380,11 +395,13 @@ static AgentJob *job_new(Agent *a, AgentJobSpec *spec)
 	memcpy(job->rep.id, job->spec.id, sizeof(job->rep.id));
 	job->rep.state = PART_RUNNING;
 	job->rep.stop_reason = JOB_STOP_NONE;
-	job->phase = JOB_PHASE_STARTING;
+	/* A sample has no socket to open: nothing to wait for before "running". */
+	job->phase = job->spec.sample ? JOB_PHASE_CAPTURING : JOB_PHASE_STARTING;
 	return job;
 }
 
-/* Starts one job unless it is known. Returns true if a job was added. */
+/* Starts one job unless it is known. Returns true if a job was added. (The
+ * spec's contents move to the job.) */
 static bool start_job(Agent *a, AgentJobSpec *spec)
 {
 	char id[JOB_ID_LEN + 1];
@@ -403,9 +420,12 @@ static bool start_job(Agent *a, AgentJobSpec *spec)
 	r = a->exiting ? -ESHUTDOWN : jobtable_add(&a->table, id, job);
 	if (r == 0) {
 		a->n_active++;
+		if (job->spec.sample)
+			a->n_samples++;
 		pthread_cond_broadcast(&a->cond); /* the reporter's interval shortens */
 	}
-	busy = a->n_active > AGENT_MAX_RUNNING;
+	/* Samples and captures have their own limits: a busy agent still answers. */
+	busy = job->spec.sample ? a->n_samples > AGENT_MAX_SAMPLES : a->n_active - a->n_samples > AGENT_MAX_RUNNING;
 	pthread_mutex_unlock(&a->lock);
 	if (r < 0) {
 		/* -EEXIST, -EALREADY: a start delivered again, already handled. */
@@ -417,15 +437,19 @@ static bool start_job(Agent *a, AgentJobSpec *spec)
 	}
 	if (busy) {
 		char msg[128];
+		int n = job->spec.sample ? snprintf(msg, sizeof(msg), "agent %s already answers %u samples",
+						    a->cfg->name, AGENT_MAX_SAMPLES)
+					 : snprintf(msg, sizeof(msg), "agent %s already runs %u captures", a->cfg->name,
+						    AGENT_MAX_RUNNING);
 
-		if (snprintf(msg, sizeof(msg), "agent %s already runs %u captures", a->cfg->name, AGENT_MAX_RUNNING) >=
-		    (int)sizeof(msg))
+		if (n < 0 || n >= (int)sizeof(msg))
 			msg[0] = '\0';
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, msg);
 		return true;
 	}
-	/* Logged first: once its thread runs, the job may end and be freed. */
-	if (!job->spec.error[0])
+	/* Logged first: once its thread runs, the job may end and be freed.
+	 * Samples are logged when they end (they take milliseconds). */
+	if (!job->spec.error[0] && !job->spec.sample)
 		log_info("job %s: starting (time limit %llu s, packet limit %llu, byte limit %llu)", id,
 			 (unsigned long long)job->spec.time_limit_s, (unsigned long long)job->spec.packet_limit,
 			 (unsigned long long)job->spec.byte_limit);
@@ -446,7 +470,7 @@ static bool any_starting_locked(Agent *a, char (*ids)[JOB_ID_LEN + 1], size_t n)
 	return false;
 }
 
-/* Applies a poll answer; returns how many jobs were started. */
+/* Applies a poll answer; returns how many full captures were started. */
 static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_LEN + 1])
 {
 	size_t n = 0;
@@ -466,9 +490,12 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 	}
 	for (size_t i = 0; i < ans->n_start; i++) {
 		char id[JOB_ID_LEN + 1];
+		bool sample = ans->start[i].sample;
 
 		memcpy(id, ans->start[i].id, sizeof(id));
-		if (start_job(a, &ans->start[i]))
+		/* A sample is not reported "running" before the next poll: its
+		 * answer comes first, and the report would only compete with it. */
+		if (start_job(a, &ans->start[i]) && !sample)
 			memcpy(started[n++], id, sizeof(id));
 	}
 	return n;
@@ -547,7 +574,7 @@ static void *poller_main(void *arg)
 			}
 		}
 		pthread_mutex_lock(&a->lock);
-		if (n == 0 && ans.n_stop == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
+		if (ans.n_start == 0 && ans.n_stop == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
 			wait_until(a, t0 + MIN_EMPTY_POLL_MS); /* a controller answering at once with nothing */
 		agentproto_poll_done(&ans);
 	}
@@ -605,6 +632,45 @@ static void recover(Agent *a)
 		log_warning("%s", err.msg);
 }
 
+/* The recorder's status changed: the next report goes now. */
+static void recorder_changed(void *ctx)
+{
+	Agent *a = ctx;
+
+	pthread_mutex_lock(&a->lock);
+	a->report_due = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* The recorder, unless it is off. It opens the store and the capture in
+ * its own thread: a long recovery does not delay registration. */
+static int start_recorder(Agent *a, ErrBuf *err)
+{
+	const AgentConfig *cfg = a->cfg;
+	RecorderConfig rc = {.dir = a->history_dir,
+			     .ifaces = cfg->ifaces,
+			     .n_ifaces = cfg->n_ifaces,
+			     .all_ifaces = cfg->all_ifaces,
+			     .sample_rate = cfg->sample_rate,
+			     .snaplen = cfg->sample_snaplen ? cfg->sample_snaplen : AGENT_DEFAULT_SAMPLE_SNAPLEN,
+			     .max_bytes = cfg->history_bytes ? cfg->history_bytes : AGENT_DEFAULT_HISTORY_BYTES,
+			     .max_age_ns = (cfg->history_age_s ? cfg->history_age_s : AGENT_DEFAULT_HISTORY_AGE_S) *
+					   NSEC_PER_SEC,
+			     .on_change = recorder_changed,
+			     .ctx = a};
+	int n;
+
+	if (cfg->sample_rate == 0) {
+		log_info("history: " HISTORY_OFF);
+		return 0;
+	}
+	n = snprintf(a->history_dir, sizeof(a->history_dir), "%s/history", cfg->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(a->history_dir))
+		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
+	return recorder_start(&rc, &a->recorder, err);
+}
+
 static int agent_init(Agent *a, const AgentConfig *cfg, ErrBuf *err)
 {
 	pthread_condattr_t ca;
@@ -617,6 +683,7 @@ static int agent_init(Agent *a, const AgentConfig *cfg, ErrBuf *err)
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
+	a->client_cfg = cc;
 	a->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : AGENT_DEFAULT_HEARTBEAT_MS;
 	a->poll_timeout_ms = AGENTPROTO_DEFAULT_POLL_MS;
 	a->online = true;
@@ -639,6 +706,9 @@ static int agent_init(Agent *a, const AgentConfig *cfg, ErrBuf *err)
 
 static void agent_done(Agent *a)
 {
+	/* After every job: no query runs any more. */
+	recorder_free(a->recorder);
+	a->recorder = NULL;
 	for (size_t i = 0; i < a->table.n; i++) {
 		AgentJob *job = a->table.v[i].job;
 
@@ -649,6 +719,7 @@ static void agent_done(Agent *a)
 	a->table.n = 0;
 	ctlclient_free(a->report_client);
 	ctlclient_free(a->poll_client);
+	samplerun_free_clients(a);
 	jobstore_free(a->store);
 	pthread_cond_destroy(&a->cond);
 	pthread_mutex_destroy(&a->report_lock);
@@ -677,6 +748,9 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	if (r < 0)
 		goto out;
 	recover(a);
+	r = start_recorder(a, err);
+	if (r < 0)
+		goto out;
 	r = -pthread_create(&reporter, NULL, reporter_main, a);
 	have_reporter = r == 0;
 	if (r == 0) {

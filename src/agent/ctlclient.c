@@ -7,6 +7,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,10 @@ struct CtlClient {
 	char *buf;
 	size_t n, cap;
 	bool too_big;
+	/* the body being sent by ctlclient_post_file() */
+	int up_fd;
+	uint64_t up_off, up_size;
+	int up_errno; /* a failed pread */
 };
 
 int ctlclient_global_init(ErrBuf *err)
@@ -277,6 +282,90 @@ int ctlclient_get(CtlClient *c, const char *path, uint32_t timeout_ms, CtlRespon
 	return 0;
 }
 
+/* Builds a one-request header list: the shared headers plus one more. */
+static int headers_with(CtlClient *c, const char *extra, struct curl_slist **ret, ErrBuf *err)
+{
+	struct curl_slist *h = curl_slist_append(NULL, extra);
+
+	if (!h)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	for (struct curl_slist *i = c->headers; i; i = i->next) {
+		if (!curl_slist_append(h, i->data)) {
+			curl_slist_free_all(h);
+			return errbuf_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	*ret = h;
+	return 0;
+}
+
+static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	CtlClient *c = ctx;
+	size_t want = size * nmemb;
+	ssize_t n;
+
+	if (c->up_off >= c->up_size)
+		return 0;
+	if (want > c->up_size - c->up_off)
+		want = (size_t)(c->up_size - c->up_off);
+	do
+		n = pread(c->up_fd, p, want, (off_t)c->up_off);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		/* A file that shrank is an error too: the size was promised. */
+		c->up_errno = n < 0 ? errno : EIO;
+		return CURL_READFUNC_ABORT;
+	}
+	c->up_off += (uint64_t)n;
+	return (size_t)n;
+}
+
+int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type, int fd, uint64_t size,
+			uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err)
+{
+	struct curl_slist *h = NULL;
+	CtlResponse resp = {0};
+	char what[256], ct[128];
+	CURLcode rc = CURLE_OK;
+	int r;
+
+	describe(what, sizeof(what), "POST", path);
+	if (snprintf(ct, sizeof(ct), "Content-Type: %s", content_type) >= (int)sizeof(ct))
+		return errbuf_set(err, -EINVAL, "content type too long");
+	r = set_url(c, path, err);
+	if (r < 0)
+		return r;
+	r = headers_with(c, ct, &h, err);
+	if (r < 0)
+		return r;
+	c->up_fd = fd;
+	c->up_off = 0;
+	c->up_size = size;
+	c->up_errno = 0;
+	SETOPT(rc, c->easy, CURLOPT_HTTPHEADER, h);
+	SETOPT(rc, c->easy, CURLOPT_POST, 1L);
+	SETOPT(rc, c->easy, CURLOPT_POSTFIELDS, NULL); /* else curl sends those, not the read callback's */
+	SETOPT(rc, c->easy, CURLOPT_READFUNCTION, on_read);
+	SETOPT(rc, c->easy, CURLOPT_READDATA, c);
+	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+	SETOPT(rc, c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	if (rc == CURLE_OK)
+		r = perform(c, what, &resp, err);
+	else
+		r = errbuf_set(err, -EINVAL, "libcurl: %s", curl_easy_strerror(rc));
+	if (r < 0 && c->up_errno)
+		r = errbuf_set(err, -EIO, "%s: reading the body: %s", what, strerror(c->up_errno));
+	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->easy, CURLOPT_READFUNCTION, NULL);
+	curl_easy_setopt(c->easy, CURLOPT_READDATA, NULL);
+	curl_slist_free_all(h);
+	if (r < 0)
+		return r;
+	*ret = resp;
+	return 0;
+}
+
 int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
 			ErrBuf *err)
 {
@@ -290,16 +379,10 @@ int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32
 	r = set_url(c, path, err);
 	if (r < 0)
 		return r;
-	h = curl_slist_append(NULL, "Content-Type: application/json");
-	if (!h)
-		return errbuf_set(err, -ENOMEM, "out of memory");
 	/* The shared headers plus the content type, for this request only. */
-	for (struct curl_slist *i = c->headers; i; i = i->next) {
-		if (!curl_slist_append(h, i->data)) {
-			curl_slist_free_all(h);
-			return errbuf_set(err, -ENOMEM, "out of memory");
-		}
-	}
+	r = headers_with(c, "Content-Type: application/json", &h, err);
+	if (r < 0)
+		return r;
 	SETOPT(rc, c->easy, CURLOPT_HTTPHEADER, h);
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDS, body);

@@ -50,6 +50,11 @@ int ctlclient_get(CtlClient *c, const char *path, uint32_t timeout_ms, CtlRespon
 /* POST of a JSON body. */
 int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
 			ErrBuf *err);
+/* POST of size bytes read from fd (from offset 0, with pread: the descriptor's
+ * position is not used), streamed, with the given Content-Type. A read error
+ * is -EIO with its cause in err. */
+int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type, int fd, uint64_t size,
+			uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err);
 void ctlclient_response_done(CtlResponse *r); /* NULL is fine */
 
 /* Thread-safe: cancels the running request and refuses later ones. */

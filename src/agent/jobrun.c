@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One full capture on this agent: filter → per-interface programs → capture
+ * One full capture on this agent (samples: samplerun.c): filter → per-interface programs → capture
  * into DATA/spool/<id>.pcap (whole packets, pcap, or pcapng when the
  * interfaces' link types differ) → the bucket → final report. Phases and
  * locking in agent-int.h.
@@ -73,7 +73,10 @@ void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *e
 		log_error("job %s: cannot save its final state (an agent restart would report it failed): %s", rep.id,
 			  err.msg);
 	if (state == PART_FAILED)
-		log_warning("job %s failed: %s", rep.id, rep.error);
+		log_warning("%s %s failed: %s", job->spec.sample ? "sample" : "job", rep.id, rep.error);
+	else if (job->spec.sample)
+		log_info("sample %s answered: %llu packets, %llu bytes", rep.id, (unsigned long long)rep.packets,
+			 (unsigned long long)rep.bytes);
 	else
 		log_info("job %s done: %llu packets, %llu bytes, %llu dropped by the kernel, stop reason %s, "
 			 "object %s",
@@ -84,6 +87,8 @@ void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *e
 	if (job->phase != JOB_PHASE_FINISHED) {
 		job->phase = JOB_PHASE_FINISHED;
 		a->n_active--;
+		if (job->spec.sample)
+			a->n_samples--;
 	}
 	a->report_due = true;
 	pthread_cond_broadcast(&a->cond);
@@ -331,12 +336,13 @@ int jobrun_start(AgentJob *job, ErrBuf *err)
 	/* has_thread is set under the lock, which the thread needs before it can
 	 * finish: an ack cannot reach the job before its thread is known. */
 	pthread_mutex_lock(&a->lock);
-	r = -pthread_create(&job->thread, NULL, job_main, job);
+	r = -pthread_create(&job->thread, NULL, job->spec.sample ? samplerun_main : job_main, job);
 	if (r == 0)
 		job->has_thread = true;
 	pthread_mutex_unlock(&a->lock);
 	if (r < 0)
-		return errbuf_set(err, r, "cannot start a capture thread: %s", strerror(-r));
+		return errbuf_set(err, r, "cannot start a %s thread: %s", job->spec.sample ? "sample" : "capture",
+				  strerror(-r));
 	return 0;
 }
 

@@ -180,6 +180,11 @@ int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap
 	return path_join(ret, cap, s->spool, id, ".pcap");
 }
 
+int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap)
+{
+	return path_join(ret, cap, s->spool, id, ".sample.pcap");
+}
+
 int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err)
 {
 	char path[PATH_MAX];

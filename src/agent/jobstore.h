@@ -9,6 +9,7 @@
  *                         acknowledges its terminal state. Published
  *                         atomically: <id>.json.tmp, fsync, rename, fsync dir.
  *   DATA/spool/<id>.pcap  the capture being written, until it is in the bucket.
+ *   DATA/spool/<id>.sample.pcap  a sample's answer, until the controller has it.
  *
  * Recovery at start-up: leftover *.tmp files (a crash between write and
  * rename) are removed; jobs/ is read back by the caller (jobstore_load), which
@@ -37,6 +38,8 @@ int jobstore_remove(JobStore *s, const char *id, ErrBuf *err);
 int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err);
 /* DATA/spool/<id>.pcap into ret[cap]. */
 int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap);
+/* DATA/spool/<id>.sample.pcap into ret[cap]. */
+int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap);
 
 /* Every record in DATA/jobs, malloc'd array (NULL when none). Files that do not
  * parse are left in place, counted in *ret_bad, and the first one's problem is

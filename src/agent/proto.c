@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent/proto.h"
+#include "common/timefmt.h"
 #include "model/filterjson.h"
 
 #define MIN_INTERVAL_MS 1000u
@@ -67,6 +68,55 @@ static int copy_str(char *out, size_t cap, const char *s)
 	return 0;
 }
 
+/* A text for JSON: invalid UTF-8 (a message quoting outside bytes) gets its
+ * non-ASCII bytes replaced, so that the text is never lost. */
+static json_t *safe_string(const char *text)
+{
+	char safe[sizeof(((ErrBuf *)0)->msg)];
+	json_t *e = json_string(text);
+	size_t i;
+
+	if (e)
+		return e;
+	for (i = 0; text[i] && i + 1 < sizeof(safe); i++)
+		safe[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
+	safe[i] = '\0';
+	return json_string(safe);
+}
+
+static json_int_t clamp_i64(uint64_t v)
+{
+	return (json_int_t)(v > INT64_MAX ? INT64_MAX : v);
+}
+
+/* RFC 3339 text, or null for 0 (no packet). */
+static json_t *time_or_null(uint64_t ns)
+{
+	char text[TIMEFMT_MAX];
+
+	if (ns == 0 || ns > INT64_MAX)
+		return json_null();
+	timefmt_rfc3339((int64_t)ns, text);
+	return json_string(text);
+}
+
+/* The report's "history" member (docs/AGENT-PROTOCOL.md): at most 16
+ * members, which the controller shows as they are. */
+static json_t *history_object(const AgentHistory *h)
+{
+	json_t *e;
+
+	e = h->error[0] ? safe_string(h->error) : json_null();
+	if (!e)
+		return NULL;
+	if (h->sample_rate == 0)
+		return json_pack("{s:b, s:o, s:i}", "recording", 0, "error", e, "sample_rate", 0);
+	return json_pack("{s:b, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:I}", "recording", h->recording, "error", e,
+			 "packets", clamp_i64(h->packets), "bytes", clamp_i64(h->bytes), "segments",
+			 clamp_i64(h->segments), "drops", clamp_i64(h->drops), "oldest", time_or_null(h->oldest_ns),
+			 "newest", time_or_null(h->newest_ns), "sample_rate", (json_int_t)h->sample_rate);
+}
+
 static json_t *job_object(const AgentJobReport *r)
 {
 	json_t *o;
@@ -81,22 +131,9 @@ static json_t *job_object(const AgentJobReport *r)
 	if (r->object[0] && json_object_set_new(o, "object", json_string(r->object)) < 0)
 		goto fail;
 	/* json_string() refuses invalid UTF-8: system error texts are ASCII, but a
-	 * message quoting outside bytes may not be; then the bytes are escaped. */
-	if (r->error[0]) {
-		json_t *e = json_string(r->error);
-
-		if (!e) {
-			char safe[sizeof(r->error)];
-			size_t i;
-
-			for (i = 0; r->error[i] && i + 1 < sizeof(safe); i++)
-				safe[i] = (unsigned char)r->error[i] < 0x80 ? r->error[i] : '?';
-			safe[i] = '\0';
-			e = json_string(safe);
-		}
-		if (json_object_set_new(o, "error", e) < 0)
-			goto fail;
-	}
+	 * message quoting outside bytes may not be (safe_string). */
+	if (r->error[0] && json_object_set_new(o, "error", safe_string(r->error)) < 0)
+		goto fail;
 	return o;
 fail:
 	json_decref(o);
@@ -113,8 +150,8 @@ static int dump(json_t *v, char **ret, ErrBuf *err)
 	return 0;
 }
 
-int agentproto_report_build(const AgentIdent *who, bool hello, const AgentJobReport *jobs, size_t n, char **ret,
-			    ErrBuf *err)
+int agentproto_report_build(const AgentIdent *who, bool hello, const AgentHistory *hist, const AgentJobReport *jobs,
+			    size_t n, char **ret, ErrBuf *err)
 {
 	json_t *root = NULL, *ifaces, *list;
 	int r = -ENOMEM;
@@ -146,6 +183,8 @@ int agentproto_report_build(const AgentIdent *who, bool hello, const AgentJobRep
 		if (!o || json_array_append_new(list, o) < 0)
 			goto oom;
 	}
+	if (hist && json_object_set_new(root, "history", history_object(hist)) < 0)
+		goto oom;
 	r = dump(root, ret, err);
 	goto out;
 oom:
@@ -295,6 +334,34 @@ void agentproto_spec_done(AgentJobSpec *s)
 	*s = (AgentJobSpec){0};
 }
 
+/* A sample's own fields (s->sample set, filter and error so far in bad/e). */
+static int parse_sample_fields(const json_t *o, AgentJobSpec *s, ErrBuf *e)
+{
+	uint64_t deadline = AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS;
+	int r;
+
+	if (!json_object_get(o, "from_ns") || json_is_null(json_object_get(o, "from_ns")))
+		return errbuf_set(e, -EINVAL, "from_ns: missing");
+	if (!json_object_get(o, "to_ns") || json_is_null(json_object_get(o, "to_ns")))
+		return errbuf_set(e, -EINVAL, "to_ns: missing");
+	r = get_u64(o, "from_ns", INT64_MAX, &s->from_ns, e);
+	if (r == 0)
+		r = get_u64(o, "to_ns", INT64_MAX, &s->to_ns, e);
+	if (r == 0 && s->from_ns > s->to_ns)
+		r = errbuf_set(e, -EINVAL, "from_ns: after to_ns");
+	if (r == 0)
+		r = get_u64(o, "packet_limit", AGENTPROTO_MAX_SAMPLE_PACKETS, &s->packet_limit, e);
+	if (r == 0 && s->packet_limit == 0)
+		r = errbuf_set(e, -EINVAL, "packet_limit: a sample needs 1..%u", AGENTPROTO_MAX_SAMPLE_PACKETS);
+	if (r == 0)
+		r = get_u64(o, "deadline_ms", UINT64_MAX, &deadline, e);
+	if (r < 0)
+		return r;
+	s->deadline_ms =
+		deadline > AGENTPROTO_MAX_SAMPLE_DEADLINE_MS ? AGENTPROTO_MAX_SAMPLE_DEADLINE_MS : (uint32_t)deadline;
+	return 0;
+}
+
 /* Fills s from one start entry (s->id already set). The first field error
  * goes to s->error; only running out of memory fails. */
 static int parse_spec(const json_t *o, AgentJobSpec *s)
@@ -307,8 +374,9 @@ static int parse_spec(const json_t *o, AgentJobSpec *s)
 	if (v && !json_is_null(v)) {
 		if (!json_is_string(v))
 			bad = errbuf_set(&e, -EINVAL, "type: not a string");
+		else if (strcmp(json_string_value(v), "simple") == 0)
+			s->sample = true;
 		else if (strcmp(json_string_value(v), "full") != 0)
-			/* Sample captures come from the history store, which this agent lacks. */
 			bad = errbuf_set(&e, -EOPNOTSUPP, "type: '%.40s' captures are not supported by this agent",
 					 json_string_value(v));
 	}
@@ -323,6 +391,14 @@ static int parse_spec(const json_t *o, AgentJobSpec *s)
 		return -ENOMEM;
 	if (!bad && strlen(s->filter) > FILTERJSON_MAX)
 		bad = errbuf_set(&e, -E2BIG, "filter: over %u bytes", FILTERJSON_MAX);
+	if (s->sample) {
+		/* No bucket, no object: the answer goes back to the controller. */
+		if (!bad)
+			bad = parse_sample_fields(o, s, &e);
+		if (bad)
+			memcpy(s->error, e.msg, sizeof(s->error));
+		return 0;
+	}
 	if (!bad)
 		bad = get_u64(o, "time_limit", AGENTPROTO_MAX_TIME_S, &s->time_limit_s, &e);
 	if (!bad)

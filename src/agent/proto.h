@@ -29,6 +29,10 @@
 #define AGENTPROTO_MAX_TIME_S 86400u /* longest time_limit an agent accepts */
 #define AGENTPROTO_DEFAULT_POLL_MS 25000u
 #define AGENTPROTO_MAX_POLL_MS 60000u
+#define AGENTPROTO_MAX_SAMPLE_PACKETS 1000000u      /* packet_limit of a sample (HIST_MAX_QUERY_PACKETS) */
+#define AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS 5000u /* when a sample start gives none */
+#define AGENTPROTO_MAX_SAMPLE_DEADLINE_MS 3600000u  /* longer ones are clamped */
+#define AGENTPROTO_MAX_SAMPLE_BODY (64u << 20)      /* the controller takes answers up to 64 MiB */
 
 /* What the agent says about one job. */
 typedef struct AgentJobReport {
@@ -49,15 +53,34 @@ typedef struct AgentIdent {
 	size_t n_ifaces;
 } AgentIdent;
 
+/* The recorder's state, the report's "history" member. sample_rate 0 means
+ * the recorder is off: then only recording (false), error and sample_rate are
+ * sent. */
+typedef struct AgentHistory {
+	bool recording;                         /* packets are being recorded now */
+	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why not recording */
+	uint64_t packets, bytes;                /* in the history (bytes: captured lengths) */
+	uint64_t segments;                      /* segment files, the open ones included */
+	uint64_t drops;                         /* sampled but not recorded: ring overflow, write errors */
+	uint64_t oldest_ns, newest_ns;          /* time span, ns since the epoch; 0 = empty */
+	uint32_t sample_rate;                   /* 1-in-N; 0 = recorder off */
+} AgentHistory;
+
 /* A start from a poll answer. A start whose id is valid but whose other fields
- * are not is kept, with error set, so that the agent reports it failed. */
+ * are not is kept, with error set, so that the agent reports it failed.
+ * A full capture uses time_limit_s, byte_limit, destination_conf and object;
+ * a sample (type "simple") from_ns, to_ns and deadline_ms; both filter and
+ * packet_limit. */
 typedef struct AgentJobSpec {
 	char id[JOB_ID_LEN + 1];                /* lowercased */
+	bool sample;                            /* type "simple": answered from the history */
 	char *filter;                           /* owned: compact JSON text of "filter", "{}" when absent/null */
 	uint64_t time_limit_s;                  /* 0 = none */
-	uint64_t packet_limit;                  /* 0 = none */
+	uint64_t packet_limit;                  /* 0 = none (full); 1..AGENTPROTO_MAX_SAMPLE_PACKETS (sample) */
 	uint64_t byte_limit;                    /* 0 = none */
-	char *destination_conf;                 /* owned, or NULL */
+	uint64_t from_ns, to_ns;                /* sample window, both ends included, from_ns <= to_ns */
+	uint32_t deadline_ms;                   /* sample: the controller waits this long from its answer */
+	char *destination_conf;                 /* owned, or NULL (always NULL for a sample) */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = the agent chooses */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = the spec is usable */
 } AgentJobSpec;
@@ -82,9 +105,10 @@ bool agentproto_name_valid(const char *s);
 /* 1..200 bytes of [A-Za-z0-9._-], not starting with '.' (bucket object names). */
 bool agentproto_object_valid(const char *s);
 
-/* The body of POST /agent/v1/report, malloc'd and NUL-terminated. */
-int agentproto_report_build(const AgentIdent *who, bool hello, const AgentJobReport *jobs, size_t n, char **ret,
-			    ErrBuf *err);
+/* The body of POST /agent/v1/report, malloc'd and NUL-terminated. hist NULL:
+ * no "history" member. */
+int agentproto_report_build(const AgentIdent *who, bool hello, const AgentHistory *hist, const AgentJobReport *jobs,
+			    size_t n, char **ret, ErrBuf *err);
 /* The 200 answer to a report. */
 int agentproto_report_answer_parse(const char *p, size_t n, AgentReportAnswer *ret, ErrBuf *err);
 void agentproto_report_answer_done(AgentReportAnswer *a); /* NULL is fine */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pcapd agent: the daemon that takes full captures on this machine for a
- * controller (src/agent/agent.h, docs/AGENT-PROTOCOL.md).
+ * controller and answers sample captures from the sampled history it records
+ * (src/agent/agent.h, src/agent/recorder.h, docs/AGENT-PROTOCOL.md).
  *
  * Order: parse and check every flag (exit 2 on bad usage), check the named
  * interfaces (exit 1), then keep only CAP_NET_RAW (exit 1, saying how to grant
@@ -31,6 +32,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "model/job.h"
+#include "pcap/record.h"
 
 typedef struct AgentArgs {
 	AgentConfig cfg;
@@ -48,6 +50,10 @@ enum {
 	OPT_BUCKET_ROOT,
 	OPT_CACERT,
 	OPT_INSECURE,
+	OPT_SAMPLE_RATE,
+	OPT_SAMPLE_SNAPLEN,
+	OPT_HISTORY_SIZE,
+	OPT_HISTORY_AGE,
 };
 
 static const struct option long_options[] = {
@@ -60,6 +66,10 @@ static const struct option long_options[] = {
 	{"bucket-root", required_argument, NULL, OPT_BUCKET_ROOT},
 	{"cacert", required_argument, NULL, OPT_CACERT},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
+	{"sample-snaplen", required_argument, NULL, OPT_SAMPLE_SNAPLEN},
+	{"history-size", required_argument, NULL, OPT_HISTORY_SIZE},
+	{"history-age", required_argument, NULL, OPT_HISTORY_AGE},
 	{"help", no_argument, NULL, 'h'},
 	{0},
 };
@@ -69,6 +79,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --token TOKEN --data DIR\n"
 		"                   [--bucket-root DIR] [--cacert FILE] [--insecure]\n"
+		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
+		"SECONDS]\n"
 		"\n"
 		"      --controller URL     the controller, http://HOST:PORT or https://HOST:PORT\n"
 		"      --name NAME          this agent's name, 1..%u of [A-Za-z0-9._-]\n"
@@ -77,14 +89,24 @@ static void usage(FILE *f)
 		"                           or 'all': every interface that is up when a capture starts\n"
 		"      --token TOKEN        agent token (pcapd token create --scope agent);\n"
 		"                           better: the environment variable PCAPD_AGENT_TOKEN\n"
-		"      --data DIR           state: job records and capture spool (created if missing)\n"
+		"      --data DIR           state: job records, capture spool, history (created if missing)\n"
 		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
 		"      --cacert FILE        CA certificate(s) to verify an https controller\n"
 		"      --insecure           https without verifying the controller's certificate\n"
 		"\n"
+		"The recorder keeps a sampled history of the same interfaces in DATA/history, from which\n"
+		"sample captures (type simple) are answered (with -i all: the interfaces up at start):\n"
+		"      --sample-rate N      record 1 in N packets, chosen in the kernel (default %u);\n"
+		"                           0 turns the recorder off\n"
+		"      --sample-snaplen N   bytes kept per recorded packet, 1..%u (default %u)\n"
+		"      --history-size SIZE  at most this much history, oldest removed first, K/M/G suffixes,\n"
+		"                           256K or more (default 1G)\n"
+		"      --history-age SECONDS  history older than this is removed, 1..%u (default %u, 24 h)\n"
+		"\n"
 		"Needs CAP_NET_RAW and keeps nothing else; as an ordinary user:\n"
 		"  sudo setcap cap_net_raw+ep \"$(command -v pcapd)\"\n",
-		AGENT_NAME_MAX, CAPTURE_MAX_IFACES);
+		AGENT_NAME_MAX, CAPTURE_MAX_IFACES, AGENT_DEFAULT_SAMPLE_RATE, PCAP_MAX_SNAPLEN,
+		AGENT_DEFAULT_SAMPLE_SNAPLEN, AGENT_MAX_HISTORY_AGE_S, AGENT_DEFAULT_HISTORY_AGE_S);
 }
 
 /* -i IFACES: a list of names, or "all" alone. */
@@ -126,13 +148,34 @@ static int absolute_root(AgentArgs *a, const char *dir)
 	return 0;
 }
 
+/* A number flag within lo..hi (size: with a K/M/G suffix); 0, or 2 after
+ * logging the problem. */
+static int num_arg(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret)
+{
+	int r = size ? parse_size(value, strlen(value), lo, hi, ret) : parse_u64(value, strlen(value), lo, hi, ret);
+
+	if (r == 0)
+		return 0;
+	if (r == -ERANGE)
+		log_error("%s: '%s' is outside %llu..%llu", flag, value, (unsigned long long)lo,
+			  (unsigned long long)hi);
+	else
+		log_error("%s: '%s' is not a %s", flag, value, size ? "size (a number with K, M or G)" : "number");
+	return 2;
+}
+
 /* Returns 0, -1 for --help, or the exit status for a bad command line. */
 static int parse_args(int argc, char **argv, AgentArgs *a)
 {
 	const char *token_env = getenv("PCAPD_AGENT_TOKEN");
 	ErrBuf err = {{0}};
+	uint64_t v = 0;
 	int opt, r;
 
+	a->cfg.sample_rate = AGENT_DEFAULT_SAMPLE_RATE;
+	a->cfg.sample_snaplen = AGENT_DEFAULT_SAMPLE_SNAPLEN;
+	a->cfg.history_bytes = AGENT_DEFAULT_HISTORY_BYTES;
+	a->cfg.history_age_s = AGENT_DEFAULT_HISTORY_AGE_S;
 	optind = 0; /* argv[0] is the subcommand; rescan from scratch */
 	while ((opt = getopt_long(argc, argv, "i:h", long_options, NULL)) != -1) {
 		r = 0;
@@ -167,6 +210,22 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 			break;
 		case OPT_INSECURE:
 			a->cfg.insecure = true;
+			break;
+		case OPT_SAMPLE_RATE:
+			r = num_arg("--sample-rate", optarg, 0, UINT32_MAX, false, &v);
+			a->cfg.sample_rate = (uint32_t)v;
+			break;
+		case OPT_SAMPLE_SNAPLEN:
+			r = num_arg("--sample-snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v);
+			a->cfg.sample_snaplen = (uint32_t)v;
+			break;
+		case OPT_HISTORY_SIZE:
+			r = num_arg("--history-size", optarg, AGENT_MIN_HISTORY_BYTES, UINT64_MAX / 2, true, &v);
+			a->cfg.history_bytes = v;
+			break;
+		case OPT_HISTORY_AGE:
+			r = num_arg("--history-age", optarg, 1, AGENT_MAX_HISTORY_AGE_S, false, &v);
+			a->cfg.history_age_s = v;
 			break;
 		case 'h':
 			usage(stdout);

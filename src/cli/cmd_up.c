@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "agent/agent.h"
 #include "api/auth.h"
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -42,6 +43,7 @@ extern char **environ;
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
+	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
 } UpArgs;
 
 typedef struct Creds {
@@ -52,21 +54,30 @@ typedef struct Creds {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		   "                [--colo C] [-i IFACES]\n"
-		   "\n"
-		   "Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
-		   "self-signed certificate) and one local agent capturing every interface (-i all),\n"
-		   "data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n");
+	fprintf(f,
+		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N]\n"
+		"\n"
+		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
+		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
+		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
+		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
+		"(default %u; 0 = no recorder).\n",
+		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
 static int parse_args(int argc, char **argv, UpArgs *a)
 {
 	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'},  {"http", required_argument, NULL, 'H'},
-		{"https", required_argument, NULL, 'S'}, {"agent-name", required_argument, NULL, 'n'},
-		{"colo", required_argument, NULL, 'c'},  {"interface", required_argument, NULL, 'i'},
-		{"help", no_argument, NULL, 'h'},        {0},
+		{"data", required_argument, NULL, 'd'},
+		{"http", required_argument, NULL, 'H'},
+		{"https", required_argument, NULL, 'S'},
+		{"agent-name", required_argument, NULL, 'n'},
+		{"colo", required_argument, NULL, 'c'},
+		{"interface", required_argument, NULL, 'i'},
+		{"sample-rate", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	static char host[AGENT_NAME_MAX + 1];
 	int opt;
@@ -101,6 +112,17 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		case 'i':
 			a->ifaces = optarg;
 			break;
+		case 'r': {
+			uint64_t v;
+
+			/* Checked here too: a bad value should not wait for the agent to start. */
+			if (parse_u64(optarg, strlen(optarg), 0, UINT32_MAX, &v) < 0) {
+				log_error("--sample-rate: '%s' is not a number in 0..%u", optarg, UINT32_MAX);
+				return 2;
+			}
+			a->sample_rate = optarg;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -358,9 +380,23 @@ int cmd_up(int argc, char **argv)
 	snprintf(url, sizeof(url), "http://%s", a.http);
 	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
 	{
-		char *aargv[] = {"pcapd",        "agent",  "--controller",  url,  "--name",
-				 (char *)a.name, "--colo", (char *)a.colo,  "-i", (char *)a.ifaces,
-				 "--data",       agentdir, "--bucket-root", root, NULL};
+		char *aargv[] = {"pcapd",
+				 "agent",
+				 "--controller",
+				 url,
+				 "--name",
+				 (char *)a.name,
+				 "--colo",
+				 (char *)a.colo,
+				 "-i",
+				 (char *)a.ifaces,
+				 "--data",
+				 agentdir,
+				 "--bucket-root",
+				 root,
+				 a.sample_rate ? "--sample-rate" : NULL,
+				 (char *)a.sample_rate,
+				 NULL};
 		char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
 		r = spawn(aargv, envp, &old, &agent);

@@ -52,7 +52,7 @@ static void test_report_build(void **state)
 	jobs[1].stop_reason = JOB_STOP_ERROR;
 	strcpy(jobs[1].error, "interface eth9: \"no\" such device\n");
 	strcpy(jobs[1].object, "pcap_x.pcap");
-	assert_int_equal(agentproto_report_build(&who, true, jobs, 2, &text, &err), 0);
+	assert_int_equal(agentproto_report_build(&who, true, NULL, jobs, 2, &text, &err), 0);
 	root = json_loads(text, 0, NULL);
 	assert_non_null(root);
 	assert_string_equal(json_string_value(json_object_get(root, "name")), "web01");
@@ -79,7 +79,7 @@ static void test_report_build(void **state)
 	free(text);
 
 	/* No job, no hello: an empty list, hello false. */
-	assert_int_equal(agentproto_report_build(&who, false, NULL, 0, &text, &err), 0);
+	assert_int_equal(agentproto_report_build(&who, false, NULL, NULL, 0, &text, &err), 0);
 	root = json_loads(text, 0, NULL);
 	assert_true(json_is_false(json_object_get(root, "hello")));
 	assert_int_equal(json_array_size(json_object_get(root, "jobs")), 0);
@@ -99,11 +99,81 @@ static void test_report_build_non_utf8_error(void **state)
 	memcpy(job.id, ID1, sizeof(job.id));
 	job.state = PART_FAILED;
 	strcpy(job.error, "bad \xff byte");
-	assert_int_equal(agentproto_report_build(&who, false, &job, 1, &text, &err), 0);
+	assert_int_equal(agentproto_report_build(&who, false, NULL, &job, 1, &text, &err), 0);
 	root = json_loads(text, 0, NULL);
 	assert_string_equal(
 		json_string_value(json_object_get(json_array_get(json_object_get(root, "jobs"), 0), "error")),
 		"bad ? byte");
+	json_decref(root);
+	free(text);
+}
+
+static void test_report_history(void **state)
+{
+	AgentIdent who = {.name = "a", .colo = "b", .version = "v"};
+	AgentHistory h = {.recording = true,
+			  .packets = 1200,
+			  .bytes = 190000,
+			  .segments = 3,
+			  .drops = 2,
+			  .oldest_ns = 1640021360641845000ull,
+			  .newest_ns = 1640021420000001999ull,
+			  .sample_rate = 100};
+	json_t *root, *o;
+	char *text = NULL;
+	ErrBuf err = {{0}};
+
+	(void)state;
+	assert_int_equal(agentproto_report_build(&who, false, &h, NULL, 0, &text, &err), 0);
+	root = json_loads(text, 0, NULL);
+	o = json_object_get(root, "history");
+	assert_true(json_is_object(o));
+	assert_true(json_object_size(o) <= 16); /* what the controller accepts */
+	assert_true(json_is_true(json_object_get(o, "recording")));
+	assert_true(json_is_null(json_object_get(o, "error")));
+	assert_int_equal(json_integer_value(json_object_get(o, "packets")), 1200);
+	assert_int_equal(json_integer_value(json_object_get(o, "bytes")), 190000);
+	assert_int_equal(json_integer_value(json_object_get(o, "segments")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "drops")), 2);
+	assert_string_equal(json_string_value(json_object_get(o, "oldest")), "2021-12-20T17:29:20.641845Z");
+	assert_string_equal(json_string_value(json_object_get(o, "newest")), "2021-12-20T17:30:20.000001Z");
+	assert_int_equal(json_integer_value(json_object_get(o, "sample_rate")), 100);
+	json_decref(root);
+	free(text);
+
+	/* Empty history, recording suspended: times null, the reason given
+	 * (bytes that are not UTF-8 replaced). */
+	h = (AgentHistory){.sample_rate = 1};
+	strcpy(h.error, "history /d: write: No space left on device \xff");
+	assert_int_equal(agentproto_report_build(&who, false, &h, NULL, 0, &text, &err), 0);
+	root = json_loads(text, 0, NULL);
+	o = json_object_get(root, "history");
+	assert_true(json_is_false(json_object_get(o, "recording")));
+	assert_string_equal(json_string_value(json_object_get(o, "error")),
+			    "history /d: write: No space left on device ?");
+	assert_true(json_is_null(json_object_get(o, "oldest")));
+	assert_true(json_is_null(json_object_get(o, "newest")));
+	assert_int_equal(json_integer_value(json_object_get(o, "packets")), 0);
+	json_decref(root);
+	free(text);
+
+	/* Recorder off: three members only. */
+	h = (AgentHistory){0};
+	strcpy(h.error, "recorder off (--sample-rate 0)");
+	assert_int_equal(agentproto_report_build(&who, false, &h, NULL, 0, &text, &err), 0);
+	root = json_loads(text, 0, NULL);
+	o = json_object_get(root, "history");
+	assert_int_equal(json_object_size(o), 3);
+	assert_true(json_is_false(json_object_get(o, "recording")));
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "recorder off (--sample-rate 0)");
+	assert_int_equal(json_integer_value(json_object_get(o, "sample_rate")), 0);
+	json_decref(root);
+	free(text);
+
+	/* No history given: no member. */
+	assert_int_equal(agentproto_report_build(&who, false, NULL, NULL, 0, &text, &err), 0);
+	root = json_loads(text, 0, NULL);
+	assert_null(json_object_get(root, "history"));
 	json_decref(root);
 	free(text);
 }
@@ -165,7 +235,8 @@ static void test_poll_parse(void **state)
 	assert_string_equal(a.start[0].object, "pcap_" ID1 "_web01.pcap");
 	assert_string_equal(a.start[0].error, "");
 	/* A usable id with a bad field is kept, to be reported failed. */
-	assert_string_equal(a.start[1].error, "type: 'simple' captures are not supported by this agent");
+	assert_true(a.start[1].sample);
+	assert_string_equal(a.start[1].error, "from_ns: missing");
 	assert_string_equal(a.start[2].error, "time_limit: not a whole number");
 	assert_int_equal(a.n_stop, 1);
 	assert_string_equal(a.stop[0], ID2);
@@ -220,6 +291,88 @@ static void test_poll_spec_fields(void **state)
 	/* "" = not given: the agent names the object. */
 	assert_string_equal(spec_error("\"destination_conf\":\"file:///b\",\"object\":\"\""), "");
 	assert_string_equal(spec_error("\"destination_conf\":\"file:///b\",\"type\":5"), "type: not a string");
+}
+
+static void test_poll_sample(void **state)
+{
+	AgentPollAnswer a = {0};
+	ErrBuf err = {{0}};
+	const char *text = "{\"start\":[{\"id\":\"" ID1 "\",\"type\":\"simple\","
+			   "\"filter\":{\"destination_port\":53,\"protocol\":17},"
+			   "\"from_ns\":1795470790071828621,\"to_ns\":1795471090071828621,"
+			   "\"packet_limit\":10000,\"deadline_ms\":4908},"
+			   "{\"id\":\"" ID2 "\",\"type\":\"simple\",\"from_ns\":5,\"to_ns\":5,\"packet_limit\":1}]}";
+
+	(void)state;
+	assert_int_equal(agentproto_poll_parse(text, strlen(text), &a, &err), 0);
+	assert_int_equal(a.n_start, 2);
+	assert_true(a.start[0].sample);
+	assert_string_equal(a.start[0].error, "");
+	assert_string_equal(a.start[0].filter, "{\"destination_port\":53,\"protocol\":17}");
+	assert_int_equal(a.start[0].from_ns, 1795470790071828621ull);
+	assert_int_equal(a.start[0].to_ns, 1795471090071828621ull);
+	assert_int_equal(a.start[0].packet_limit, 10000);
+	assert_int_equal(a.start[0].deadline_ms, 4908);
+	assert_null(a.start[0].destination_conf); /* a sample needs no bucket */
+	/* One instant; no filter; deadline not given: the default. */
+	assert_string_equal(a.start[1].error, "");
+	assert_string_equal(a.start[1].filter, "{}");
+	assert_int_equal(a.start[1].from_ns, 5);
+	assert_int_equal(a.start[1].to_ns, 5);
+	assert_int_equal(a.start[1].deadline_ms, AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS);
+	agentproto_poll_done(&a);
+
+	/* A full start is not a sample. */
+	assert_int_equal(agentproto_poll_parse("{\"start\":[{\"id\":\"" ID1 "\",\"destination_conf\":\"x\"}]}",
+					       strlen("{\"start\":[{\"id\":\"" ID1 "\",\"destination_conf\":\"x\"}]}"),
+					       &a, &err),
+			 0);
+	assert_false(a.start[0].sample);
+	agentproto_poll_done(&a);
+}
+
+static void test_poll_sample_fields(void **state)
+{
+	(void)state;
+#define S "\"type\":\"simple\","
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":3"), "");
+	assert_string_equal(spec_error(S "\"to_ns\":2,\"packet_limit\":3"), "from_ns: missing");
+	assert_string_equal(spec_error(S "\"from_ns\":null,\"to_ns\":2,\"packet_limit\":3"), "from_ns: missing");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"packet_limit\":3"), "to_ns: missing");
+	assert_string_equal(spec_error(S "\"from_ns\":3,\"to_ns\":2,\"packet_limit\":3"), "from_ns: after to_ns");
+	assert_string_equal(spec_error(S "\"from_ns\":-1,\"to_ns\":2,\"packet_limit\":3"),
+			    "from_ns: outside 0..9223372036854775807");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":\"2\",\"packet_limit\":3"),
+			    "to_ns: not a whole number");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2"), "packet_limit: a sample needs 1..1000000");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":0"),
+			    "packet_limit: a sample needs 1..1000000");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":1000001"),
+			    "packet_limit: outside 0..1000000");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":3,\"deadline_ms\":-5"),
+			    "deadline_ms: outside 0..18446744073709551615");
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":3,\"filter\":7"),
+			    "filter: not an object");
+	/* Full-capture fields do not matter to a sample. */
+	assert_string_equal(spec_error(S "\"from_ns\":1,\"to_ns\":2,\"packet_limit\":3,\"time_limit\":-1,"
+					 "\"object\":\"../x\""),
+			    "");
+	assert_string_equal(spec_error("\"type\":\"azure\""), "type: 'azure' captures are not supported by this agent");
+#undef S
+}
+
+static void test_poll_sample_deadline_clamped(void **state)
+{
+	AgentPollAnswer a = {0};
+	ErrBuf err = {{0}};
+	const char *text = "{\"start\":[{\"id\":\"" ID1 "\",\"type\":\"simple\",\"from_ns\":1,\"to_ns\":2,"
+			   "\"packet_limit\":1,\"deadline_ms\":99999999999}]}";
+
+	(void)state;
+	assert_int_equal(agentproto_poll_parse(text, strlen(text), &a, &err), 0);
+	assert_string_equal(a.start[0].error, "");
+	assert_int_equal(a.start[0].deadline_ms, AGENTPROTO_MAX_SAMPLE_DEADLINE_MS);
+	agentproto_poll_done(&a);
 }
 
 static void test_poll_filter_default(void **state)
@@ -582,19 +735,44 @@ static void test_config_check(void **state)
 	c = good;
 	c.block_size = 3000;
 	assert_string_equal(check(c), "block size: 3000 is not a power of two");
+	c = good;
+	c.sample_rate = 1;
+	c.sample_snaplen = 262144;
+	c.history_bytes = 256 * 1024;
+	c.history_age_s = 1;
+	assert_string_equal(check(c), "ok");
+	c.sample_snaplen = 262145;
+	assert_string_equal(check(c), "--sample-snaplen: 262145 is outside 1..262144");
+	c.sample_snaplen = 0; /* the default */
+	c.history_bytes = 256 * 1024 - 1;
+	assert_string_equal(check(c), "--history-size: 262143 bytes is below 262144 (256K)");
+	c.history_bytes = 0;
+	c.history_age_s = AGENT_MAX_HISTORY_AGE_S + 1;
+	assert_string_equal(check(c), "--history-age: 31622401 s is over 31622400 (366 days)");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_report_build),     cmocka_unit_test(test_report_build_non_utf8_error),
-		cmocka_unit_test(test_report_answer),    cmocka_unit_test(test_poll_parse),
-		cmocka_unit_test(test_poll_spec_fields), cmocka_unit_test(test_poll_filter_default),
-		cmocka_unit_test(test_body_bound),       cmocka_unit_test(test_job_json_roundtrip),
-		cmocka_unit_test(test_error_message),    cmocka_unit_test(test_names),
-		cmocka_unit_test(test_backoff),          cmocka_unit_test(test_jobtable),
-		cmocka_unit_test(test_jobstore),         cmocka_unit_test(test_jobstore_fsync_fault),
+		cmocka_unit_test(test_report_build),
+		cmocka_unit_test(test_report_build_non_utf8_error),
+		cmocka_unit_test(test_report_answer),
+		cmocka_unit_test(test_poll_parse),
+		cmocka_unit_test(test_poll_spec_fields),
+		cmocka_unit_test(test_poll_filter_default),
+		cmocka_unit_test(test_body_bound),
+		cmocka_unit_test(test_job_json_roundtrip),
+		cmocka_unit_test(test_error_message),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_jobtable),
+		cmocka_unit_test(test_jobstore),
+		cmocka_unit_test(test_jobstore_fsync_fault),
 		cmocka_unit_test(test_config_check),
+		cmocka_unit_test(test_report_history),
+		cmocka_unit_test(test_poll_sample),
+		cmocka_unit_test(test_poll_sample_fields),
+		cmocka_unit_test(test_poll_sample_deadline_clamped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
