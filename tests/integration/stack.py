@@ -260,8 +260,9 @@ class Controller:
 
 
 class Agent:
-    def __init__(self, stack, name, colo, link, https=False, token_in_env=False):
+    def __init__(self, stack, name, colo, link, https=False, token_in_env=False, extra_args=None):
         self.stack = stack
+        self.extra_args = list(extra_args or [])
         self.name = name
         self.colo = colo
         self.link = link
@@ -274,7 +275,7 @@ class Agent:
         s = self.stack
         url = s.https_url if self.https else s.http_url
         cmd = [binary("pcapd"), "agent", "--controller", url, "--name", self.name, "--colo", self.colo,
-               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root]
+               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root] + self.extra_args
         env = dict(os.environ)
         if self.token_in_env:
             env["PCAPD_AGENT_TOKEN"] = s.agent_token
@@ -463,9 +464,9 @@ class Stack:
         l.create()
         return l
 
-    def add_agent(self, name, colo, https=False, token_in_env=False, link=None):
+    def add_agent(self, name, colo, https=False, token_in_env=False, link=None, extra_args=None):
         link = link or self.add_link()
-        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env)
+        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env, extra_args=extra_args)
         self.agents.append(a)
         a.start()
         return a
@@ -529,8 +530,9 @@ def sdk_stack():
     accounts: http (with a bucket), https (with a bucket), other."""
     s = Stack(tls=True).start()
     try:
-        a1 = s.add_agent("sdk-a1", "lab")
-        a2 = s.add_agent("sdk-a2", "lab", https=True, token_in_env=True)
+        # Every packet into the history, so the sample test knows what to expect.
+        a1 = s.add_agent("sdk-a1", "lab", extra_args=["--sample-rate", "1"])
+        a2 = s.add_agent("sdk-a2", "lab", https=True, token_in_env=True, extra_args=["--sample-rate", "1"])
         acc_http = s.account(bucket=True)
         acc_https = s.account(bucket=True)
         other = s.account()
