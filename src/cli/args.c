@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "common/log.h"
+#include "common/util.h"
 
 volatile sig_atomic_t cli_stop_requested;
 
@@ -94,4 +95,17 @@ int cli_catch_stop_signals(void)
 	if (sigaction(SIGPIPE, &sa, NULL) < 0)
 		return -errno;
 	return 0;
+}
+
+int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret)
+{
+	int r = size ? parse_size(value, strlen(value), lo, hi, ret) : parse_u64(value, strlen(value), lo, hi, ret);
+
+	if (r == 0)
+		return 0;
+	if (r == -ERANGE)
+		log_error("%s: %s is outside %llu..%llu", flag, value, (unsigned long long)lo, (unsigned long long)hi);
+	else
+		log_error("%s: '%s' is not a number", flag, value);
+	return 2;
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Set by SIGINT/SIGTERM once cli_catch_stop_signals ran (the one shutdown
  * flag of a subcommand). */
@@ -24,6 +25,10 @@ int cli_no_operands(const char *cmd, int argc, char **argv);
  * into a copy that replaces *owned (the caller frees it); *n counts them.
  * With all_alone, the name "all" is refused inside a list. */
 int cli_split_ifaces(const char *list, bool all_alone, char **owned, const char **ifaces, size_t cap, size_t *n);
+
+/* A number flag: decimal in lo..hi (with K/M/G suffixes when size). 0, or
+ * "FLAG: 'X' is not a number" / "FLAG: X is outside LO..HI" logged and 2. */
+int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret);
 
 /* Creates --data DIR (mode 0750) unless it exists. */
 int cli_make_data_dir(const char *dir);

@@ -133,22 +133,6 @@ static void usage(FILE *f)
 		CAPTURE_MAX_WORKERS, MAX_RING_BLOCKS);
 }
 
-static int bad_number(const char *flag, const char *value, int r, unsigned long long lo, unsigned long long hi)
-{
-	if (r == -ERANGE)
-		log_error("%s: %s is outside %llu..%llu", flag, value, lo, hi);
-	else
-		log_error("%s: '%s' is not a number", flag, value);
-	return 2;
-}
-
-static int parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret)
-{
-	int r = size ? parse_size(value, strlen(value), lo, hi, ret) : parse_u64(value, strlen(value), lo, hi, ret);
-
-	return r < 0 ? bad_number(flag, value, r, lo, hi) : 0;
-}
-
 /* Returns 0, or the exit status for a bad command line (after saying why). */
 static int parse_args(int argc, char **argv, CaptureArgs *a)
 {
@@ -193,31 +177,31 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 			}
 			break;
 		case OPT_SNAPLEN:
-			r = parse_num("--snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v);
+			r = cli_parse_num("--snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v);
 			if (r == 0)
 				a->snaplen = (uint32_t)v;
 			break;
 		case OPT_PACKETS:
-			r = parse_num("--packets", optarg, 1, UINT64_MAX, false, &a->packets);
+			r = cli_parse_num("--packets", optarg, 1, UINT64_MAX, false, &a->packets);
 			break;
 		case OPT_BYTES:
-			r = parse_num("--bytes", optarg, 1, UINT64_MAX, true, &a->bytes);
+			r = cli_parse_num("--bytes", optarg, 1, UINT64_MAX, true, &a->bytes);
 			break;
 		case OPT_SECONDS:
-			r = parse_num("--seconds", optarg, 1, MAX_SECONDS, false, &a->seconds);
+			r = cli_parse_num("--seconds", optarg, 1, MAX_SECONDS, false, &a->seconds);
 			break;
 		case OPT_WORKERS:
-			r = parse_num("--workers", optarg, 1, CAPTURE_MAX_WORKERS, false, &v);
+			r = cli_parse_num("--workers", optarg, 1, CAPTURE_MAX_WORKERS, false, &v);
 			if (r == 0)
 				a->workers = (unsigned)v;
 			break;
 		case OPT_RING_BLOCKS:
-			r = parse_num("--ring-blocks", optarg, 1, MAX_RING_BLOCKS, false, &v);
+			r = cli_parse_num("--ring-blocks", optarg, 1, MAX_RING_BLOCKS, false, &v);
 			if (r == 0)
 				a->ring_blocks = (uint32_t)v;
 			break;
 		case OPT_BLOCK_SIZE:
-			r = parse_num("--block-size", optarg, 4096, MAX_BLOCK_SIZE, true, &v);
+			r = cli_parse_num("--block-size", optarg, 4096, MAX_BLOCK_SIZE, true, &v);
 			if (r == 0 && (v & (v - 1)) != 0) {
 				log_error("--block-size: %s is not a power of two in 4096..%llu", optarg,
 					  MAX_BLOCK_SIZE);

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/timefmt.h"
@@ -82,22 +83,6 @@ static void history_usage(FILE *f)
 		"        the filter flags (as in pcapd capture), in time order\n"
 		"stats:  time span, packets, bytes and segments\n",
 		HIST_DEFAULT_SNAPLEN, DEFAULT_PACKETS, HIST_MAX_QUERY_PACKETS, DEFAULT_SECONDS);
-}
-
-static int bad_number(const char *flag, const char *value, int r, unsigned long long lo, unsigned long long hi)
-{
-	if (r == -ERANGE)
-		log_error("%s: %s is outside %llu..%llu", flag, value, lo, hi);
-	else
-		log_error("%s: '%s' is not a number", flag, value);
-	return 2;
-}
-
-static int parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret)
-{
-	int r = size ? parse_size(value, strlen(value), lo, hi, ret) : parse_u64(value, strlen(value), lo, hi, ret);
-
-	return r < 0 ? bad_number(flag, value, r, lo, hi) : 0;
 }
 
 /* The filter flags of pcapd capture: 0, 1 if opt is not one, or 2 (said why). */
@@ -235,17 +220,17 @@ static int cmd_import(int argc, char **argv)
 			cfg.dir = optarg;
 			break;
 		case OPT_SAMPLE_RATE:
-			if (parse_num("--sample-rate", optarg, 1, UINT32_MAX, false, &rate))
+			if (cli_parse_num("--sample-rate", optarg, 1, UINT32_MAX, false, &rate))
 				return 2;
 			break;
 		case OPT_SNAPLEN:
-			if (parse_num("--snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v))
+			if (cli_parse_num("--snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v))
 				return 2;
 			cfg.snaplen = (uint32_t)v;
 			break;
 		case OPT_SEGMENT_SIZE:
-			if (parse_num("--segment-size", optarg, HIST_MIN_SEGMENT_BYTES, HIST_MAX_SEGMENT_BYTES, true,
-				      &cfg.segment_bytes))
+			if (cli_parse_num("--segment-size", optarg, HIST_MIN_SEGMENT_BYTES, HIST_MAX_SEGMENT_BYTES,
+					  true, &cfg.segment_bytes))
 				return 2;
 			break;
 		case 'h':
@@ -338,11 +323,11 @@ static int cmd_query(int argc, char **argv)
 			}
 			break;
 		case OPT_SECONDS:
-			if (parse_num("--seconds", optarg, 1, MAX_SECONDS, false, &seconds))
+			if (cli_parse_num("--seconds", optarg, 1, MAX_SECONDS, false, &seconds))
 				goto done;
 			break;
 		case OPT_PACKETS:
-			if (parse_num("--packets", optarg, 1, HIST_MAX_QUERY_PACKETS, false, &q.max_packets))
+			if (cli_parse_num("--packets", optarg, 1, HIST_MAX_QUERY_PACKETS, false, &q.max_packets))
 				goto done;
 			break;
 		case OPT_FORMAT:
