@@ -132,45 +132,19 @@ void jobstore_free(JobStore *s)
 
 int jobstore_save(JobStore *s, const AgentJobReport *r, ErrBuf *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	struct iovec iov[2];
 	char *text = NULL;
-	size_t written;
-	int fd = -1, rc;
+	int rc;
 
-	if (path_join(path, sizeof(path), s->jobs, r->id, ".json") < 0 ||
-	    path_join(tmp, sizeof(tmp), s->jobs, r->id, ".json.tmp") < 0)
+	if (path_join(path, sizeof(path), s->jobs, r->id, ".json") < 0)
 		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
 	rc = agentproto_job_to_json(r, &text, err);
 	if (rc < 0)
 		return rc;
-	fd = s->io->open(s->io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-	if (fd < 0) {
-		rc = errbuf_set(err, fd, "cannot write %s: %s", tmp, strerror(-fd));
-		goto out;
-	}
 	iov[0] = (struct iovec){.iov_base = text, .iov_len = strlen(text)};
 	iov[1] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
-	rc = io_writev_all(s->io, fd, iov, 2, &written);
-	if (rc == 0)
-		rc = s->io->fsync(s->io, fd);
-	if (rc < 0) {
-		errbuf_set(err, rc, "cannot write %s: %s", tmp, strerror(-rc));
-		goto out;
-	}
-	rc = s->io->close(s->io, fd);
-	fd = -1;
-	if (rc == 0)
-		rc = s->io->rename(s->io, tmp, path);
-	if (rc == 0)
-		rc = io_fsync_parent_dir(s->io, path);
-	if (rc < 0)
-		errbuf_set(err, rc, "cannot publish %s: %s", path, strerror(-rc));
-out:
-	if (fd >= 0)
-		s->io->close(s->io, fd);
-	if (rc < 0)
-		s->io->unlink(s->io, tmp);
+	rc = io_publish(s->io, path, iov, 2, 0640, err);
 	free(text);
 	return rc;
 }

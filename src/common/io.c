@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static int posix_open(const IoOps *self, const char *path, int flags, mode_t mode)
@@ -139,4 +141,44 @@ int io_fsync_parent_dir(const IoOps *ops, const char *path)
 	r = ops->fsync(ops, fd);
 	ops->close(ops, fd);
 	return r;
+}
+
+int io_publish(const IoOps *ops, const char *path, struct iovec *iov, int iovcnt, mode_t mode, ErrBuf *err)
+{
+	char tmp[4096];
+	uint32_t nonce;
+	size_t written;
+	int fd, rc;
+
+	/* A fresh name of our own (O_EXCL): two writers of one path never share
+	 * a temporary file, and a leftover never lends it its mode. */
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		return errbuf_errno(err, "getrandom");
+	rc = snprintf(tmp, sizeof(tmp), "%s.%08x.tmp", path, nonce);
+	if (rc < 0 || (size_t)rc >= sizeof(tmp))
+		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	fd = ops->open(ops, tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
+	if (fd < 0)
+		return errbuf_set(err, fd, "cannot create %s: %s", tmp, strerror(-fd));
+	rc = io_writev_all(ops, fd, iov, iovcnt, &written);
+	if (rc == 0)
+		rc = ops->fsync(ops, fd);
+	if (rc < 0) {
+		errbuf_set(err, rc, "cannot write %s: %s", tmp, strerror(-rc));
+		ops->close(ops, fd);
+		goto fail;
+	}
+	rc = ops->close(ops, fd);
+	if (rc == 0)
+		rc = ops->rename(ops, tmp, path);
+	if (rc == 0)
+		rc = io_fsync_parent_dir(ops, path);
+	if (rc < 0) {
+		errbuf_set(err, rc, "cannot publish %s: %s", path, strerror(-rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	ops->unlink(ops, tmp); /* -ENOENT once renamed: fine */
+	return rc;
 }

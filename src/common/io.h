@@ -12,6 +12,8 @@
  */
 
 #include <stddef.h>
+
+#include "common/util.h"
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -39,3 +41,9 @@ int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_
 
 /* fsync()s the directory that contains path, making a rename in it durable. */
 int io_fsync_parent_dir(const IoOps *ops, const char *path);
+
+/* Publishes a small file atomically: writes iov[0..iovcnt) to a new file
+ * "<path>.<random>.tmp" (O_EXCL, mode), fsyncs it, renames it over path and fsyncs the directory. On failure
+ * the temporary file is removed and path is left as it was; err names the
+ * file and the step. 0 or -errno. iov is consumed as by io_writev_all. */
+int io_publish(const IoOps *ops, const char *path, struct iovec *iov, int iovcnt, mode_t mode, ErrBuf *err);

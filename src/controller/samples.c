@@ -62,38 +62,6 @@ out:
 	return r;
 }
 
-static int write_atomic(const char *path, const uint8_t *p, size_t n, ErrBuf *err)
-{
-	char tmp[4200];
-	int fd, r = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return errbuf_set(err, -ENAMETOOLONG, "path too long");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return errbuf_errno(err, "cannot create %s", tmp);
-	for (size_t off = 0; off < n && r == 0;) {
-		ssize_t w = write(fd, p + off, n - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			r = errbuf_errno(err, "cannot write %s", tmp);
-		else
-			off += (size_t)w;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = errbuf_errno(err, "fsync %s", tmp);
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = errbuf_errno(err, "cannot rename %s", tmp);
-	if (r == 0)
-		r = io_fsync_parent_dir(&io_posix, path);
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 typedef struct Answer {
 	const char *agent;
 	uint64_t packets, bytes;
@@ -168,7 +136,11 @@ int service_sample_store(Service *s, const char *agent, const char *id, const ui
 		r = errbuf_set(err, -ENAMETOOLONG, "path too long");
 		goto out;
 	}
-	r = write_atomic(path, pcap, n, err);
+	{
+		struct iovec iov = {.iov_base = (void *)pcap, .iov_len = n};
+
+		r = io_publish(&io_posix, path, &iov, 1, 0640, err);
+	}
 	if (r < 0)
 		goto out;
 	r = update_job(s, NULL, id, apply_answer, &a, NULL, err);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/common: number parsing, ErrBuf, the I/O seam. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -175,6 +176,52 @@ static void test_fsync_parent_dir(void **state)
 	assert_int_equal(io_fsync_parent_dir(&io_posix, "/no-such-dir-pcapd/x"), -ENOENT);
 }
 
+static void test_publish(void **state)
+{
+	ShortWrites s = {.limit = 1 << 20, .fail_after = 0, .fail_errno = ENOSPC};
+	IoOps ops = io_posix;
+	char dir[] = "/tmp/pcapd-test-pub-XXXXXX", path[64], buf[32];
+	struct iovec iov[2];
+	ErrBuf err = {{0}};
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f.json", dir);
+	iov[0] = (struct iovec){.iov_base = (void *)"old", .iov_len = 3};
+	assert_int_equal(io_publish(&io_posix, path, iov, 1, 0600, &err), 0);
+	/* a failed write leaves the old content and no temporary file */
+	ops.writev = short_writev;
+	ops.state = &s;
+	iov[0] = (struct iovec){.iov_base = (void *)"new", .iov_len = 3};
+	iov[1] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
+	assert_int_equal(io_publish(&ops, path, iov, 2, 0600, &err), -ENOSPC);
+	assert_non_null(strstr(err.msg, "f.json."));
+	assert_non_null(strstr(err.msg, ".tmp"));
+	/* nothing but the published file is left in the directory */
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int files = 0;
+
+		assert_non_null(d);
+		while ((e = readdir(d)))
+			files += e->d_name[0] != '.';
+		closedir(d);
+		assert_int_equal(files, 1);
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read_back(fd, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "old", 3);
+	close(fd);
+	/* a missing directory is named */
+	assert_int_equal(io_publish(&io_posix, "/no-such-dir-pcapd/x", iov, 1, 0600, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/no-such-dir-pcapd/x."));
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_writev_all_short_writes),
 		cmocka_unit_test(test_writev_all_failure_reports_progress),
 		cmocka_unit_test(test_fsync_parent_dir),
+		cmocka_unit_test(test_publish),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
