@@ -15,7 +15,10 @@
  *    block; a segment is sealed when it reaches segment_bytes or is
  *    segment_age_ns old: data fsynced, index written and fsynced under a
  *    temporary name, data renamed to seg-<seq>-<first>-<last>.pcap, directory
- *    fsynced, index renamed to .idx, directory fsynced. Data before index;
+ *    fsynced, index renamed to .idx, directory fsynced. Data before index.
+ *    A segment that reaches its size in hist_add() is only queued for that
+ *    publication; hist_tick() (or the next hist_add() once two wait) does it,
+ *    so capture threads do not wait for fsyncs;
  *  - start-up recovery (a writer's hist_open) removes unpublished (*.tmp)
  *    files and index files without data, and rebuilds a missing or invalid
  *    index from its pcap. SIGKILL at any moment loses at most the open

@@ -173,8 +173,15 @@ static void pending_remove(HistStore *s, HistSeal *j)
 	s->n_pending--;
 }
 
-/* Moves an open segment to publication. */
-static int seal_open(HistStore *s, HistOpen *o, ErrBuf *err)
+/* At most this many sealed segments wait for their publication (fsyncs,
+ * index, renames) before hist_add() publishes them itself. */
+#define SEAL_BACKLOG 2u
+
+/* Moves an open segment to publication. With now false (the per-packet path)
+ * only queues it: hist_tick() publishes it from its own thread, so a capture
+ * thread never waits for a 64 MiB fsync while its ring fills; only a backlog
+ * (no one ticking, e.g. an import) is published at once. */
+static int seal_open(HistStore *s, HistOpen *o, bool now, ErrBuf *err)
 {
 	HistSeal *j;
 	HistSeg *g;
@@ -203,6 +210,8 @@ static int seal_open(HistStore *s, HistOpen *o, ErrBuf *err)
 	histfmt_name(g->seq, g->info.first_ts, g->info.last_ts, false, j->data_name);
 	histfmt_name(g->seq, g->info.first_ts, g->info.last_ts, true, j->index_name);
 	open_clear(o);
+	if (!now && s->n_pending <= SEAL_BACKLOG)
+		return 0;
 	return run_seal(s, j, err);
 }
 
@@ -352,7 +361,7 @@ static int open_segment(HistStore *s, uint32_t linktype, uint64_t ts, HistOpen *
 		for (unsigned i = 1; i < HIST_MAX_OPEN; i++)
 			if (s->open[i].first_ts < o->first_ts)
 				o = &s->open[i];
-		r = seal_open(s, o, err);
+		r = seal_open(s, o, false, err);
 		if (r < 0)
 			return r;
 		if (o->seg)
@@ -489,7 +498,7 @@ int hist_add(HistStore *s, const HistPacket *p, ErrBuf *err)
 			goto out;
 	}
 	if (o->size + o->buf_len >= s->cfg.segment_bytes)
-		r = seal_open(s, o, err);
+		r = seal_open(s, o, false, err);
 out:
 	pthread_mutex_unlock(&s->wlock);
 	return r;
@@ -522,7 +531,7 @@ int hist_seal_all(HistStore *s, ErrBuf *err)
 
 	for (unsigned i = 0; i < HIST_MAX_OPEN; i++) {
 		if (s->open[i].seg) {
-			int k = seal_open(s, &s->open[i], err);
+			int k = seal_open(s, &s->open[i], true, err);
 
 			if (k < 0 && r == 0)
 				r = k;
@@ -570,7 +579,7 @@ int hist_tick(HistStore *s, uint64_t now_ns, ErrBuf *err)
 		if (!o->seg)
 			continue;
 		if (older_than(now_ns, o->first_ts, s->cfg.segment_age_ns))
-			k = seal_open(s, o, err);
+			k = seal_open(s, o, true, err);
 		else if (o->cur.packets > 0 && older_than(now_ns, o->cur_first_ts, s->cfg.block_flush_ns))
 			k = flush_block(s, o, err);
 		else
