@@ -17,8 +17,6 @@
 #include "common/io.h"
 #include "controller/service.h"
 #include "pcap/merge.h"
-#include "pcap/reader.h"
-#include "pcap/writer.h"
 
 static int open_cached(const char *path, int *ret_fd, uint64_t *ret_len)
 {
@@ -38,94 +36,19 @@ static int open_cached(const char *path, int *ret_fd, uint64_t *ret_len)
 	return 0;
 }
 
-/* Copies the records of in after the first `skip` into out_fd, same format
- * and interfaces. */
-static int copy_tail(const char *in, uint64_t skip, int out_fd, ErrBuf *err)
+/* Merges the objects named in paths into the cache file at out (temporary
+ * name, fsync, rename, fsync dir), leaving out the oldest `skip` records. */
+static int merge_to(const char *const *paths, size_t n, const char *dir, const char *out, uint64_t skip, ErrBuf *err)
 {
-	PcapWriterConfig wc = {0};
-	PcapInterfaceInfo ii;
-	PcapReader *rd = NULL;
-	PcapWriter *w = NULL;
-	PcapBatch *b = NULL;
-	PcapRecord rec;
-	uint64_t seen = 0;
-	uint32_t nif;
-	int r;
-
-	r = pcaprd_open(in, &rd, err);
-	if (r < 0)
-		return r;
-	/* The interfaces are known once the first record is read. */
-	r = pcaprd_next(rd, &rec, err);
-	if (r <= 0)
-		goto out;
-	wc.format = pcaprd_format(rd);
-	r = pcaprd_interface_info(rd, 0, &ii);
-	if (r < 0)
-		goto out;
-	wc.linktype = ii.linktype;
-	wc.snaplen = ii.snaplen;
-	r = pcapwr_new(out_fd, &wc, &w, err);
-	if (r < 0)
-		goto out;
-	nif = pcaprd_interface_count(rd);
-	for (uint32_t i = 1; i < nif && r >= 0; i++) {
-		uint32_t id;
-
-		r = pcaprd_interface_info(rd, i, &ii);
-		if (r >= 0)
-			r = pcapwr_add_interface(w, ii.linktype, ii.snaplen, NULL, &id, err);
-	}
-	if (r >= 0)
-		r = pcapwr_batch_new(w, &b);
-	while (r > 0 || (r >= 0 && seen == 0)) {
-		if (seen++ >= skip) {
-			struct iovec part = {.iov_base = (void *)rec.data, .iov_len = rec.caplen};
-
-			r = pcapwr_queue_copy(b, rec.ifid, rec.ts_ns, rec.origlen, &part, 1);
-			if (r < 0)
-				break;
-		}
-		r = pcaprd_next(rd, &rec, err);
-	}
-	if (r >= 0)
-		r = pcapwr_flush(b, err);
-	pcapwr_batch_free(b);
-	if (r >= 0) {
-		r = pcapwr_finish(w, false, err);
-		w = NULL;
-	}
-out:
-	pcapwr_free(w);
-	pcaprd_free(rd);
-	return r < 0 ? r : 0;
-}
-
-/* Publishes the file behind fd (named tmp) as out: fsync, rename, fsync dir. */
-static int publish(int fd, const char *tmp, const char *out, ErrBuf *err)
-{
-	if (fsync(fd) < 0)
-		return errbuf_errno(err, "fsync %s", tmp);
-	if (rename(tmp, out) < 0)
-		return errbuf_errno(err, "rename %s", out);
-	return io_fsync_parent_dir(&io_posix, out);
-}
-
-/* Merges the objects named in paths into the cache file at out; with keep > 0,
- * only the newest `keep` records (a sample's packet_limit across agents: each
- * agent answered its newest `keep`, of them all the newest `keep` stay). */
-static int merge_to(const char *const *paths, size_t n, const char *dir, const char *out, uint64_t keep, ErrBuf *err)
-{
-	MergeOptions opt = {.format = -1, .out_name = out};
+	MergeOptions opt = {.format = -1, .out_name = out, .skip_first = skip};
 	PcapMerge *m = NULL;
 	MergeStats st;
-	char tmp[4096], tmp2[4096];
-	int fd = -1, fd2 = -1, r;
+	char tmp[4096];
+	int fd = -1, r;
 
 	r = snprintf(tmp, sizeof(tmp), "%s/.merge-XXXXXX", dir);
 	if (r < 0 || (size_t)r >= sizeof(tmp))
 		return errbuf_set(err, -ENAMETOOLONG, "download path too long");
-	memcpy(tmp2, tmp, sizeof(tmp));
 	r = pcapmerge_open(paths, n, &opt, &m, err);
 	if (r < 0)
 		return r;
@@ -135,29 +58,15 @@ static int merge_to(const char *const *paths, size_t n, const char *dir, const c
 		goto out;
 	}
 	r = pcapmerge_write(m, fd, &st, err);
-	if (r < 0)
-		goto fail;
-	if (!keep || st.packets <= keep) {
-		r = publish(fd, tmp, out, err);
-		if (r < 0)
-			goto fail;
-		goto out;
-	}
-	fd2 = mkostemp(tmp2, O_CLOEXEC);
-	if (fd2 < 0) {
-		r = errbuf_errno(err, "cannot create %s", tmp2);
-		goto fail;
-	}
-	r = copy_tail(tmp, st.packets - keep, fd2, err);
+	if (r >= 0 && fsync(fd) < 0)
+		r = errbuf_errno(err, "fsync %s", tmp);
+	if (r >= 0 && rename(tmp, out) < 0)
+		r = errbuf_errno(err, "rename %s", out);
 	if (r >= 0)
-		r = publish(fd2, tmp2, out, err);
+		r = io_fsync_parent_dir(&io_posix, out);
 	if (r < 0)
-		unlink(tmp2);
-fail:
-	unlink(tmp); /* published or not, the full merge goes */
+		unlink(tmp);
 out:
-	if (fd2 >= 0)
-		close(fd2);
 	if (fd >= 0)
 		close(fd);
 	pcapmerge_free(m);
@@ -173,6 +82,7 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
 	JobPart *parts = NULL;
 	Bucket *b = NULL;
 	size_t n = 0, k = 0;
+	uint64_t total = 0, skip = 0;
 	Job j = {0};
 	int r;
 
@@ -224,20 +134,27 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
 		if (b) {
 			r = bucket_local_path(b, parts[i].object, paths[k], sizeof(paths[k]), err);
 		} else {
-			r = snprintf(paths[k], sizeof(paths[k]), "%s/%s/%s", sdir, j.id, parts[i].object);
+			/* Where service_sample_store() put it: named by the agent
+			 * (a registered name), never by anything an agent sent. */
+			r = snprintf(paths[k], sizeof(paths[k]), "%s/%s/%s.pcap", sdir, j.id, parts[i].agent);
 			r = r < 0 || (size_t)r >= sizeof(paths[k]) ? errbuf_set(err, -ENAMETOOLONG, "path too long")
 								   : 0;
 		}
 		if (r < 0)
 			goto out;
 		argv[k] = paths[k];
+		total += parts[i].packets;
 		k++;
 	}
 	if (k == 0) {
 		r = errbuf_set(err, -ENODATA, "no agent delivered a file");
 		goto out;
 	}
-	r = merge_to(argv, k, dir, out, j.type == JOB_SIMPLE ? j.packet_limit : 0, err);
+	/* A sample keeps the newest packet_limit of all answers: each agent sent
+	 * its newest packet_limit and the part holds its count. */
+	if (j.type == JOB_SIMPLE && total > j.packet_limit)
+		skip = total - j.packet_limit;
+	r = merge_to(argv, k, dir, out, skip, err);
 	if (r >= 0) {
 		r = open_cached(out, ret_fd, ret_len);
 		if (r < 0)

@@ -421,8 +421,10 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		if (strcmp(parts[i].agent, a->agent) != 0)
 			continue;
 		a->known = true;
+		/* The object's name is the controller's (assigned at creation; the
+		 * download reads it): an agent's report never renames it. */
 		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
-				     a->rep->stop_reason, a->rep->object, a->rep->error, real());
+				     a->rep->stop_reason, NULL, a->rep->error, real());
 		a->terminal = part_state_terminal(parts[i].state);
 		return changed;
 	}

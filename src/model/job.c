@@ -158,6 +158,13 @@ static void failure_message(const JobPart *parts, size_t n, char *out, size_t ca
 		snprintf(out + o, cap - o, "; and %u more", failed - shown);
 }
 
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	uint64_t r;
+
+	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
 bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 {
 	uint64_t packets = 0, bytes = 0, drops = 0;
@@ -171,9 +178,11 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 	for (size_t i = 0; i < n; i++) {
 		const JobPart *p = &parts[i];
 
-		packets += p->packets;
-		bytes += p->bytes;
-		drops += p->drops;
+		/* Saturating: counters come from agents, and a sum that wrapped
+		 * would show a tiny capture as the result of a huge one. */
+		packets = sat_add(packets, p->packets);
+		bytes = sat_add(bytes, p->bytes);
+		drops = sat_add(drops, p->drops);
 		if (p->state == PART_RUNNING)
 			running++;
 		else if (p->state == PART_UPLOADING)

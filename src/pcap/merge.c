@@ -64,6 +64,7 @@ struct PcapMerge {
 	uint32_t snaplen;     /* classic pcap output */
 	bool used;            /* pcapmerge_write() ran */
 	bool ties_last_first; /* see MergeOptions */
+	uint64_t skip_first;  /* see MergeOptions */
 	const char *out_name; /* for messages */
 };
 
@@ -180,6 +181,7 @@ int pcapmerge_open(const char *const *inputs, size_t n, const MergeOptions *opt,
 	m->n = n;
 	m->out_name = opt->out_name ? opt->out_name : "output";
 	m->ties_last_first = opt->ties_last_first;
+	m->skip_first = opt->skip_first;
 	for (size_t i = 0; i < n; i++) {
 		Input *in = &m->in[i];
 
@@ -408,24 +410,28 @@ int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err
 		struct iovec part = {(void *)in->cur.data, in->cur.caplen};
 		uint32_t ifid;
 
-		r = out_ifid(in, in->cur.ifid, w, &ifid, err);
-		if (r < 0)
-			goto out;
-		if (pcaprd_stable(in->r))
-			r = pcapwr_queue(b, ifid, in->cur.ts_ns, in->cur.origlen, &part, 1);
-		else
-			r = pcapwr_queue_copy(b, ifid, in->cur.ts_ns, in->cur.origlen, &part, 1);
-		if (r < 0) {
-			errbuf_set(err, r, "writing %s failed: %s", m->out_name, strerror(-r));
-			goto out;
-		}
-		if (pcapwr_batch_full(b)) {
-			r = flusher_hand(&flusher, b, err);
+		if (m->skip_first > 0) {
+			m->skip_first--; /* older than the newest N: left out */
+		} else {
+			r = out_ifid(in, in->cur.ifid, w, &ifid, err);
 			if (r < 0)
 				goto out;
-			b = b == batches[0] ? batches[1] : batches[0];
+			if (pcaprd_stable(in->r))
+				r = pcapwr_queue(b, ifid, in->cur.ts_ns, in->cur.origlen, &part, 1);
+			else
+				r = pcapwr_queue_copy(b, ifid, in->cur.ts_ns, in->cur.origlen, &part, 1);
+			if (r < 0) {
+				errbuf_set(err, r, "writing %s failed: %s", m->out_name, strerror(-r));
+				goto out;
+			}
+			if (pcapwr_batch_full(b)) {
+				r = flusher_hand(&flusher, b, err);
+				if (r < 0)
+					goto out;
+				b = b == batches[0] ? batches[1] : batches[0];
+			}
+			st.packets++;
 		}
-		st.packets++;
 		r = pcaprd_next(in->r, &in->cur, err);
 		if (r < 0)
 			goto out;

@@ -26,6 +26,8 @@ typedef struct MergeOptions {
 				 or 0 to decide from the inputs as above */
 	bool ties_last_first; /* equal timestamps: the higher input index first, which is
 				 what mergecap (Wireshark 4.0) does; false keeps input order */
+	uint64_t skip_first;  /* leave out the first (oldest) this many records of the merged
+				 stream: "the newest N" of inputs that hold more */
 } MergeOptions;
 
 typedef struct MergeStats {
