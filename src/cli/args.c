@@ -106,6 +106,6 @@ int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi,
 	if (r == -ERANGE)
 		log_error("%s: %s is outside %llu..%llu", flag, value, (unsigned long long)lo, (unsigned long long)hi);
 	else
-		log_error("%s: '%s' is not a number", flag, value);
+		log_error("%s: '%s' is not a %s", flag, value, size ? "size (a number with K, M or G)" : "number");
 	return 2;
 }

@@ -148,22 +148,6 @@ static int absolute_root(AgentArgs *a, const char *dir)
 	return 0;
 }
 
-/* A number flag within lo..hi (size: with a K/M/G suffix); 0, or 2 after
- * logging the problem. */
-static int num_arg(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret)
-{
-	int r = size ? parse_size(value, strlen(value), lo, hi, ret) : parse_u64(value, strlen(value), lo, hi, ret);
-
-	if (r == 0)
-		return 0;
-	if (r == -ERANGE)
-		log_error("%s: '%s' is outside %llu..%llu", flag, value, (unsigned long long)lo,
-			  (unsigned long long)hi);
-	else
-		log_error("%s: '%s' is not a %s", flag, value, size ? "size (a number with K, M or G)" : "number");
-	return 2;
-}
-
 /* Returns 0, -1 for --help, or the exit status for a bad command line. */
 static int parse_args(int argc, char **argv, AgentArgs *a)
 {
@@ -212,19 +196,19 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 			a->cfg.insecure = true;
 			break;
 		case OPT_SAMPLE_RATE:
-			r = num_arg("--sample-rate", optarg, 0, UINT32_MAX, false, &v);
+			r = cli_parse_num("--sample-rate", optarg, 0, UINT32_MAX, false, &v);
 			a->cfg.sample_rate = (uint32_t)v;
 			break;
 		case OPT_SAMPLE_SNAPLEN:
-			r = num_arg("--sample-snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v);
+			r = cli_parse_num("--sample-snaplen", optarg, 1, PCAP_MAX_SNAPLEN, false, &v);
 			a->cfg.sample_snaplen = (uint32_t)v;
 			break;
 		case OPT_HISTORY_SIZE:
-			r = num_arg("--history-size", optarg, AGENT_MIN_HISTORY_BYTES, UINT64_MAX / 2, true, &v);
+			r = cli_parse_num("--history-size", optarg, AGENT_MIN_HISTORY_BYTES, UINT64_MAX / 2, true, &v);
 			a->cfg.history_bytes = v;
 			break;
 		case OPT_HISTORY_AGE:
-			r = num_arg("--history-age", optarg, 1, AGENT_MAX_HISTORY_AGE_S, false, &v);
+			r = cli_parse_num("--history-age", optarg, 1, AGENT_MAX_HISTORY_AGE_S, false, &v);
 			a->cfg.history_age_s = v;
 			break;
 		case 'h':

@@ -55,16 +55,6 @@ static void usage(FILE *f)
 		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n");
 }
 
-static int num(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	int r = parse_u64(s, strlen(s), min, max, ret);
-
-	if (r < 0)
-		log_error("%s: '%s' is not a whole number in %llu..%llu", flag, s, (unsigned long long)min,
-			  (unsigned long long)max);
-	return r;
-}
-
 static int parse_args(int argc, char **argv, ControllerArgs *a)
 {
 	static const struct option opts[] = {
@@ -113,24 +103,25 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			a->bucket_root = optarg;
 			break;
 		case 't':
-			if (num("--threads", optarg, 1, 256, &v) < 0)
+			if (cli_parse_num("--threads", optarg, 1, 256, false, &v))
 				return 2;
 			a->threads = (unsigned)v;
 			break;
 		case 'g':
-			if (num("--grace", optarg, 1, MAX_SECONDS_OPT, &a->grace_s) < 0)
+			if (cli_parse_num("--grace", optarg, 1, MAX_SECONDS_OPT, false, &a->grace_s))
 				return 2;
 			break;
 		case 'a':
-			if (num("--agent-timeout", optarg, 1, MAX_SECONDS_OPT, &a->agent_timeout_s) < 0)
+			if (cli_parse_num("--agent-timeout", optarg, 1, MAX_SECONDS_OPT, false, &a->agent_timeout_s))
 				return 2;
 			break;
 		case 's':
-			if (num("--sample-interval", optarg, 0, MAX_SECONDS_OPT, &a->sample_interval_s) < 0)
+			if (cli_parse_num("--sample-interval", optarg, 0, MAX_SECONDS_OPT, false,
+					  &a->sample_interval_s))
 				return 2;
 			break;
 		case 'm':
-			if (num("--max-active-full", optarg, 0, 1000000, &a->max_active_full) < 0)
+			if (cli_parse_num("--max-active-full", optarg, 0, 1000000, false, &a->max_active_full))
 				return 2;
 			break;
 		case 'h':

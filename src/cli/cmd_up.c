@@ -33,6 +33,7 @@
 #include "api/auth.h"
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "db/db.h"
@@ -116,10 +117,8 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			uint64_t v;
 
 			/* Checked here too: a bad value should not wait for the agent to start. */
-			if (parse_u64(optarg, strlen(optarg), 0, UINT32_MAX, &v) < 0) {
-				log_error("--sample-rate: '%s' is not a number in 0..%u", optarg, UINT32_MAX);
+			if (cli_parse_num("--sample-rate", optarg, 0, UINT32_MAX, false, &v))
 				return 2;
-			}
 			a->sample_rate = optarg;
 			break;
 		}
@@ -158,14 +157,13 @@ static int load_creds(const char *path, Creds *c)
 /* Creates the account and both credentials, then publishes credentials.json. */
 static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err)
 {
-	char dbpath[4096], tmp[4200];
+	char dbpath[4096], *text;
 	uint8_t hash[32];
 	json_t *o = NULL;
 	Db *db = NULL;
-	int fd = -1, r;
+	int r;
 
-	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0)
 		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
 	r = job_new_id(c->account);
 	if (r >= 0)
@@ -190,36 +188,55 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	if (r < 0)
 		return r;
 	o = json_pack("{s:s, s:s, s:s}", "account", c->account, "token", c->token, "agent_token", c->agent_token);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (!o || fd < 0) {
-		r = fd < 0 ? errbuf_errno(err, "cannot create %s", tmp) : errbuf_set(err, -ENOMEM, "out of memory");
-		goto out;
+	text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+	if (!text) {
+		r = errbuf_set(err, -ENOMEM, "out of memory");
+	} else {
+		struct iovec iov[2] = {{.iov_base = text, .iov_len = strlen(text)}, {.iov_base = "\n", .iov_len = 1}};
+
+		/* Mode 0600: the only place the secrets exist in clear. */
+		r = io_publish(&io_posix, path, iov, 2, 0600, err);
+		explicit_bzero(text, strlen(text));
 	}
-	if (json_dumpfd(o, fd, JSON_INDENT(2)) < 0 || write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
-		r = errbuf_errno(err, "cannot write %s", tmp);
-		goto out;
-	}
-	if (rename(tmp, path) < 0)
-		r = errbuf_errno(err, "cannot rename %s", tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlink(tmp);
+	free(text);
 	json_decref(o);
 	return r;
 }
 
-static int wait_listening(const char *addr, pid_t child, int timeout_ms)
+/* Where this machine reaches a listener on addr ("HOST:PORT", "[V6]:PORT",
+ * "*:PORT"): a wildcard host becomes loopback. Writes "HOST:PORT" (a URL's
+ * authority) to out; -EINVAL if addr has no port or does not fit. */
+static int local_authority(const char *addr, char *out, size_t cap)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t hl;
+	int n;
+
+	if (!colon || !colon[1])
+		return -EINVAL;
+	hl = (size_t)(colon - addr);
+	if (hl == 0 || (hl == 1 && addr[0] == '*') || (hl == 7 && memcmp(addr, "0.0.0.0", 7) == 0))
+		n = snprintf(out, cap, "127.0.0.1%s", colon);
+	else if (hl == 4 && memcmp(addr, "[::]", 4) == 0)
+		n = snprintf(out, cap, "[::1]%s", colon);
+	else
+		n = snprintf(out, cap, "%s", addr);
+	return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
+/* Waits until something accepts connections at authority (any of its
+ * addresses: "localhost" may resolve to ::1 first while the server listens
+ * on 127.0.0.1), or child dies, or timeout_ms pass. */
+static int wait_listening(const char *authority, pid_t child, int timeout_ms)
 {
 	char host[256];
-	const char *colon = strrchr(addr, ':');
+	const char *colon = strrchr(authority, ':');
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	size_t hl;
 
-	if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host))
+	if (!colon || (hl = (size_t)(colon - authority)) >= sizeof(host))
 		return -EINVAL;
-	memcpy(host, addr, hl);
+	memcpy(host, authority, hl);
 	host[hl] = '\0';
 	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
 		memmove(host, host + 1, hl - 2);
@@ -228,15 +245,18 @@ static int wait_listening(const char *addr, pid_t child, int timeout_ms)
 	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
 		return -EINVAL;
 	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
 		struct timespec ts = {0, 50 * 1000000L};
 
-		if (fd >= 0)
-			close(fd);
-		if (ok) {
-			freeaddrinfo(ai);
-			return 0;
+		for (struct addrinfo *p = ai; p; p = p->ai_next) {
+			int fd = socket(p->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			bool ok = fd >= 0 && connect(fd, p->ai_addr, p->ai_addrlen) == 0;
+
+			if (fd >= 0)
+				close(fd);
+			if (ok) {
+				freeaddrinfo(ai);
+				return 0;
+			}
 		}
 		if (waitpid(child, NULL, WNOHANG) == child)
 			break;
@@ -285,12 +305,12 @@ static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 	printf("\npcapd is up.\n"
 	       "  account   %s\n"
 	       "  token     %s   (write scope%s)\n"
-	       "  API       http://%s%s%s%s\n"
+	       "  API       %s%s%s%s\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
-	       c->account, c->token, first ? "; kept in DATA/credentials.json" : "", a->http,
-	       a->https ? "   https://" : "", a->https ? a->https : "",
-	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo, a->ifaces, a->data);
+	       c->account, c->token, first ? "; kept in DATA/credentials.json" : "", url, a->https ? "   https://" : "",
+	       a->https ? a->https : "", a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo,
+	       a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
 	       "  B=file://$(realpath %s)/buckets/demo\n"
@@ -309,6 +329,7 @@ int cmd_up(int argc, char **argv)
 	UpArgs a = {0};
 	Creds c = {{0}};
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
+	char local[264];
 	char envtok[128];
 	ErrBuf err = {{0}};
 	sigset_t set, old;
@@ -319,6 +340,10 @@ int cmd_up(int argc, char **argv)
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
 		return r < 0 ? 0 : r;
+	if (local_authority(a.http, local, sizeof(local)) < 0) {
+		log_error("--http: '%s' is not ADDR:PORT", a.http);
+		return 2;
+	}
 	if ((mkdir(a.data, 0750) < 0 && errno != EEXIST) ||
 	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
 	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
@@ -357,46 +382,55 @@ int cmd_up(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	{
-		char *cargv[] = {"pcapd",
-				 "controller",
-				 "--data",
-				 (char *)a.data,
-				 "--http",
-				 (char *)a.http,
-				 a.https ? "--https" : NULL,
-				 (char *)a.https,
-				 "--tls-cert",
-				 cert,
-				 "--tls-key",
-				 key,
-				 NULL};
+		char *cargv[16];
+		size_t n = 0;
 
+		cargv[n++] = "pcapd";
+		cargv[n++] = "controller";
+		cargv[n++] = "--data";
+		cargv[n++] = (char *)a.data;
+		cargv[n++] = "--http";
+		cargv[n++] = (char *)a.http;
+		if (a.https) {
+			cargv[n++] = "--https";
+			cargv[n++] = (char *)a.https;
+			cargv[n++] = "--tls-cert";
+			cargv[n++] = cert;
+			cargv[n++] = "--tls-key";
+			cargv[n++] = key;
+		}
+		cargv[n] = NULL;
 		r = spawn(cargv, environ, &old, &ctl);
 	}
-	if (r < 0 || wait_listening(a.http, ctl, 10000) < 0) {
+	if (r < 0 || wait_listening(local, ctl, 10000) < 0) {
 		log_error("the controller did not start%s%s", r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
 		goto out;
 	}
-	snprintf(url, sizeof(url), "http://%s", a.http);
+	snprintf(url, sizeof(url), "http://%s", local);
 	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
 	{
-		char *aargv[] = {"pcapd",
-				 "agent",
-				 "--controller",
-				 url,
-				 "--name",
-				 (char *)a.name,
-				 "--colo",
-				 (char *)a.colo,
-				 "-i",
-				 (char *)a.ifaces,
-				 "--data",
-				 agentdir,
-				 "--bucket-root",
-				 root,
-				 a.sample_rate ? "--sample-rate" : NULL,
-				 (char *)a.sample_rate,
-				 NULL};
+		char *aargv[20];
+		size_t n = 0;
+
+		aargv[n++] = "pcapd";
+		aargv[n++] = "agent";
+		aargv[n++] = "--controller";
+		aargv[n++] = url;
+		aargv[n++] = "--name";
+		aargv[n++] = (char *)a.name;
+		aargv[n++] = "--colo";
+		aargv[n++] = (char *)a.colo;
+		aargv[n++] = "-i";
+		aargv[n++] = (char *)a.ifaces;
+		aargv[n++] = "--data";
+		aargv[n++] = agentdir;
+		aargv[n++] = "--bucket-root";
+		aargv[n++] = root;
+		if (a.sample_rate) {
+			aargv[n++] = "--sample-rate";
+			aargv[n++] = (char *)a.sample_rate;
+		}
+		aargv[n] = NULL;
 		char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
 		r = spawn(aargv, envp, &old, &agent);
