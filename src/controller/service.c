@@ -414,13 +414,18 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 {
 	ReportArg *a = arg;
 
-	(void)j;
 	for (size_t i = 0; i < n; i++) {
-		bool changed;
+		bool changed = false;
 
 		if (strcmp(parts[i].agent, a->agent) != 0)
 			continue;
 		a->known = true;
+		/* A sample's part is done only when its answer is stored
+		 * (service_sample_store); a report can only say it failed. */
+		if (j->type == JOB_SIMPLE && a->rep->state != PART_FAILED) {
+			a->terminal = part_state_terminal(parts[i].state);
+			return false;
+		}
 		/* The object's name is the controller's (assigned at creation; the
 		 * download reads it): an agent's report never renames it. */
 		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,

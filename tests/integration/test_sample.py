@@ -243,3 +243,34 @@ def test_agents_report_their_history(stk, sent, acct):
         assert h["packets"] >= 20, h
     off = agents[OFF]["history"]
     assert off["recording"] is False and off["sample_rate"] == 0, off
+
+
+def test_a_report_cannot_answer_a_sample_or_name_its_file(stk, sent, acct):
+    """Only an uploaded answer makes an agent's share of a sample done: a
+    report saying "done" (with an object name pointing elsewhere) changes
+    nothing, and the download holds only the real answers."""
+    def report(body):
+        r = stk.request("POST", "/agent/v1/report", token=stk.agent_token, body=body)
+        assert r.status == 200, r.body
+        return r.json
+
+    report({"name": "smp-evil", "colo": "s9", "hello": True})
+    r = acct.call("POST", "", {"type": "simple", "system": "magic-transit", "time_limit": WINDOW,
+                               "packet_limit": 10000})
+    assert r.status == 200, r.body
+    sid = r.json["result"]["id"]
+    report({"name": "smp-evil", "jobs": [{"id": sid, "state": "done", "packets": 5,
+                                          "object": "../../../../etc/passwd"}]})
+    part = {a["name"]: a for a in acct.call("GET", "/" + sid).json["result"]["agents"]}["smp-evil"]
+    assert part["status"] == "assigned", part
+    done = stk.wait_status(acct, sid, timeout=15)
+    assert done["status"] == "success", done
+    evil = {a["name"]: a for a in done["agents"]}["smp-evil"]
+    assert evil["status"] == "lost" and "did not answer" in evil["error"], evil
+    assert evil["object"] == "smp-evil.pcap", evil
+    d = acct.call("GET", "/%s/download" % sid, token=acct.read)
+    assert d.status == 200, d.body
+    path = os.path.join(stk.dir, "evil-%s.pcap" % sid)
+    with open(path, "wb") as f:
+        f.write(d.body)
+    assert sorted(markers(path)) == sorted(f.marker for f in sent)
