@@ -2,9 +2,9 @@
 #pragma once
 
 /*
- * The agent's HTTP(S) client for the controller (libcurl). One CtlClient per
- * thread (a curl handle is never shared); the connection is kept alive between
- * requests. Every request carries "Authorization: Bearer <token>".
+ * The agent's HTTP(S) client for the controller, over src/httpc. One CtlClient
+ * per thread (a curl handle is never shared); the connection is kept alive
+ * between requests. Every request carries "Authorization: Bearer <token>".
  *
  * A request can be cut short from another thread: ctlclient_cancel() makes
  * the running request, and every later one, return -ECANCELED at once (the
