@@ -117,6 +117,33 @@ static bool is_cancelled(const Httpc *c)
 	return atomic_load(&c->cancelled) || (c->cancel_flag && *c->cancel_flag);
 }
 
+char *httpc_escape(const char *s, size_t n, bool keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out, *o;
+
+	if (n > (SIZE_MAX - 1) / 3)
+		return NULL;
+	out = malloc(3 * n + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		    ch == '.' || ch == '_' || ch == '~' || (ch == '/' && keep_slash)) {
+			*o++ = (char)ch;
+		} else {
+			*o++ = '%';
+			*o++ = hex[ch >> 4];
+			*o++ = hex[ch & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 void httpc_describe(const char *method, const char *url, char *out, size_t cap)
 {
 	const char *p = strstr(url, "://");

@@ -119,6 +119,11 @@ const char *httpc_header(const HttpcResponse *r, const char *name);
 /* Thread-safe: cancels the running request and refuses later ones. */
 void httpc_cancel(Httpc *c);
 
+/* Percent-encodes s[0..n) as RFC 3986 asks of a URI component: every byte
+ * but A-Z a-z 0-9 - . _ ~ (and '/' when keep_slash) becomes %XX, upper-case
+ * hex. A new NUL-terminated string, or NULL when out of memory. */
+char *httpc_escape(const char *s, size_t n, bool keep_slash);
+
 /* Writes "METHOD host[:port]/path" of url into out[cap] (no query or
  * fragment, shortened to fit), for messages. */
 void httpc_describe(const char *method, const char *url, char *out, size_t cap);

@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP side of pcapctl (client.h). One curl easy handle is reused for every
- * request so that polling (--wait) keeps one connection; curl_easy_reset()
- * between requests clears options but keeps the connection and DNS caches.
+ * The HTTP side of pcapctl (client.h), over src/httpc. One Httpc is reused for
+ * every request so that polling (--wait) keeps one connection.
  *
- * How an answer is received: the write callback decides, at the first body
- * byte, whether the body is streamed (a 2xx answer to a download) or buffered
- * (JSON, or the error envelope of a failed download). A buffer never grows
- * past its bound: the transfer is aborted instead.
+ * How an answer is received: httpc asks stream_pcap() at the first body byte
+ * whether the body is streamed (a 2xx answer to a download that is not JSON)
+ * or buffered (JSON, or the error envelope of a failed download). A buffer
+ * never grows past its bound: the transfer is aborted instead.
  */
 #include "pcapctl/client.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,36 +19,27 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "httpc/httpc.h"
 
-#define CONNECT_TIMEOUT_S 10L
-#define JSON_TIMEOUT_S 60L
-#define DOWNLOAD_STALL_S 60L /* a download that moves no byte for this long fails */
+#define CONNECT_TIMEOUT_MS 10000u
+#define JSON_TIMEOUT_MS 60000u
+#define DOWNLOAD_STALL_MS 60000u /* a download that moves no byte for this long fails */
 
 struct Client {
-	CURL *curl;
+	Httpc *http;
 	char *url;         /* as given, no trailing '/' */
 	char *prefix;      /* url + "/client/v4/accounts/" + escaped account */
 	char *auth_header; /* "Authorization: Bearer ..." */
-	char *cacert;
-	bool insecure;
-	const volatile sig_atomic_t *cancel;
-	char curl_err[CURL_ERROR_SIZE];
 };
 
-/* Where the body of an answer goes. */
-typedef struct Recv {
-	CURL *curl;
-	int fd;               /* stream a 2xx body here; -1: buffer everything */
-	bool decided;         /* the status has been looked at */
-	bool streaming;       /* writing to fd */
-	char *buf;            /* buffered body, NUL-terminated when non-NULL */
-	size_t len, cap, max; /* max: bound on len */
-	bool too_big;
+/* Where the 2xx body of a download goes. */
+typedef struct Sink {
+	int fd;
 	int write_errno; /* a failed write to fd */
 	uint64_t bytes;  /* written to fd */
 	ClientProgressFn progress;
 	void *progress_ctx;
-} Recv;
+} Sink;
 
 static int fail(ClientError *err, ClientErrorKind kind, int code, long status, const char *fmt, ...) PCAPD_PRINTF(5, 6);
 
@@ -112,9 +101,17 @@ static bool has_ctl(const char *s)
 int client_new(const ClientConfig *cfg, Client **ret, ClientError *err)
 {
 	static const char v4[] = "/client/v4";
+	HttpcConfig hc = {
+		.cafile = cfg->cacert,
+		.insecure = cfg->insecure,
+		.user_agent = "pcapctl/" PCAPD_VERSION,
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		.cancel_flag = cfg->cancel,
+	};
 	Client *c = NULL;
 	char *account = NULL;
 	const char *host;
+	ErrBuf e;
 	size_t n;
 
 	if (strncasecmp(cfg->url, "http://", 7) == 0)
@@ -130,16 +127,15 @@ int client_new(const ClientConfig *cfg, Client **ret, ClientError *err)
 	if (cfg->account[0] == '\0' || has_ctl(cfg->account))
 		return fail(err, CLIENT_ERR_LOCAL, -EINVAL, 0, "the account is empty or holds control characters");
 
-	/* curl_global_init is not thread-safe; pcapctl makes one Client, first. */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "cannot initialise libcurl");
+	/* httpc_global_init is not thread-safe; pcapctl makes one Client, first. */
+	if (httpc_global_init(&e) < 0)
+		return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "%s", e.msg);
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		curl_global_cleanup();
+		httpc_global_cleanup();
 		return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "out of memory");
 	}
-	c->curl = curl_easy_init();
-	if (!c->curl)
+	if (httpc_new(&hc, &c->http, &e) < 0)
 		goto fail_nomem;
 	c->url = strdup(cfg->url);
 	if (!c->url)
@@ -147,7 +143,7 @@ int client_new(const ClientConfig *cfg, Client **ret, ClientError *err)
 	n = strlen(c->url);
 	while (n > 0 && c->url[n - 1] == '/')
 		c->url[--n] = '\0';
-	account = curl_easy_escape(c->curl, cfg->account, 0);
+	account = httpc_escape(cfg->account, strlen(cfg->account), false);
 	if (!account)
 		goto fail_nomem;
 	/* A base URL in the SDK's style (".../client/v4") is accepted as is. */
@@ -156,17 +152,14 @@ int client_new(const ClientConfig *cfg, Client **ret, ClientError *err)
 	else
 		c->prefix = concat(c->url, v4, "/accounts/", account, NULL);
 	c->auth_header = concat("Authorization: Bearer ", cfg->token, NULL);
-	c->cacert = cfg->cacert ? strdup(cfg->cacert) : NULL;
-	if (!c->prefix || !c->auth_header || (cfg->cacert && !c->cacert))
+	if (!c->prefix || !c->auth_header)
 		goto fail_nomem;
-	c->insecure = cfg->insecure;
-	c->cancel = cfg->cancel;
-	curl_free(account);
+	free(account);
 	*ret = c;
 	return 0;
 
 fail_nomem:
-	curl_free(account);
+	free(account);
 	client_free(c);
 	return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "out of memory");
 }
@@ -175,14 +168,12 @@ void client_free(Client *c)
 {
 	if (!c)
 		return;
-	if (c->curl)
-		curl_easy_cleanup(c->curl);
+	httpc_free(c->http);
 	free(c->url);
 	free(c->prefix);
 	free(c->auth_header);
-	free(c->cacert);
 	free(c);
-	curl_global_cleanup();
+	httpc_global_cleanup();
 }
 
 const char *client_url(const Client *c)
@@ -206,248 +197,133 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static int buf_append(Recv *rv, const char *p, size_t n)
+static int sink_write(void *ctx, const void *p, size_t n)
 {
-	if (n > rv->max - rv->len) {
-		rv->too_big = true;
-		return -E2BIG;
-	}
-	if (rv->len + n + 1 > rv->cap) {
-		size_t cap = rv->cap ? rv->cap : 4096;
-		char *nb;
+	Sink *s = ctx;
+	int r = write_all(s->fd, p, n);
 
-		while (cap < rv->len + n + 1)
-			cap *= 2;
-		nb = realloc(rv->buf, cap);
-		if (!nb)
-			return -ENOMEM;
-		rv->buf = nb;
-		rv->cap = cap;
+	if (r < 0) {
+		s->write_errno = -r;
+		return r;
 	}
-	memcpy(rv->buf + rv->len, p, n);
-	rv->len += n;
-	rv->buf[rv->len] = '\0';
+	s->bytes += n;
+	if (s->progress)
+		s->progress(s->progress_ctx, s->bytes);
 	return 0;
 }
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
+/* A JSON answer to a download is an envelope, never pcap bytes. */
+static bool stream_pcap(void *ctx, long status, const char *type)
 {
-	Recv *rv = ctx;
-	size_t n = size * nmemb;
-	int r;
-
-	if (!rv->decided) {
-		const char *type = NULL;
-		long status = 0;
-
-		/* A JSON answer to a download is an envelope, never pcap bytes. */
-		curl_easy_getinfo(rv->curl, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(rv->curl, CURLINFO_CONTENT_TYPE, &type);
-		rv->streaming = rv->fd >= 0 && status >= 200 && status < 300 &&
-				!(type && strncasecmp(type, "application/json", 16) == 0);
-		rv->decided = true;
-	}
-	if (!rv->streaming)
-		return buf_append(rv, p, n) < 0 ? 0 : n; /* 0 aborts the transfer */
-	r = write_all(rv->fd, p, n);
-	if (r < 0) {
-		rv->write_errno = -r;
-		return 0;
-	}
-	rv->bytes += n;
-	if (rv->progress)
-		rv->progress(rv->progress_ctx, rv->bytes);
-	return n;
+	(void)ctx;
+	return status >= 200 && status < 300 && !(type && strncasecmp(type, "application/json", 16) == 0);
 }
 
-static int on_xfer(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+/* One request to prefix + path; transport failures become a ClientError. */
+static int perform(Client *c, HttpcRequest *q, const char *path, const char *accept, const Sink *sink,
+		   const char *out_name, HttpcResponse *ret, ClientError *err)
 {
-	const Client *c = ctx;
-
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return c->cancel && *c->cancel ? 1 : 0;
-}
-
-/* Sets what every request has in common; returns the header list (owned by the caller). */
-static int setup(Client *c, const char *method, const char *path, const char *accept, const char *body, Recv *rv,
-		 struct curl_slist **ret_headers)
-{
-	struct curl_slist *h = NULL, *t;
+	const char *hdrs[5] = {c->auth_header, NULL, NULL, NULL, NULL};
 	char *url = concat(c->prefix, path, NULL);
 	char *accept_hdr = concat("Accept: ", accept, NULL);
-	int r = -ENOMEM;
+	ErrBuf e;
+	int r;
 
-	if (!url || !accept_hdr)
+	if (!url || !accept_hdr) {
+		r = fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "out of memory");
 		goto out;
-	t = curl_slist_append(h, c->auth_header);
-	if (!t)
-		goto out;
-	h = t;
-	t = curl_slist_append(h, accept_hdr);
-	if (!t)
-		goto out;
-	h = t;
-	t = curl_slist_append(h, "Expect:"); /* no 100-continue round trip for our small bodies */
-	if (!t)
-		goto out;
-	h = t;
-	if (body) {
-		t = curl_slist_append(h, "Content-Type: application/json");
-		if (!t)
-			goto out;
-		h = t;
 	}
-
-	curl_easy_reset(c->curl);
-	c->curl_err[0] = '\0';
-	/* A failed setopt here can only be out of memory or an old libcurl;
-	 * the transfer then reports it. */
-	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_err);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url); /* curl copies the string */
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "pcapctl/" PCAPD_VERSION);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, rv);
-	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_xfer);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
-	if (c->cacert)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert);
-	if (c->insecure) {
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (body) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body); /* not copied: kept alive by the caller */
-		if (strcmp(method, "POST") != 0)
-			curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	} else if (strcmp(method, "GET") != 0) {
-		/* PUT …/stop and DELETE carry no body, like the SDK's. */
-		curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	}
-	*ret_headers = h;
-	h = NULL;
-	r = 0;
+	hdrs[1] = accept_hdr;
+	if (q->body)
+		hdrs[2] = "Content-Type: application/json";
+	q->url = url;
+	q->headers = hdrs;
+	r = httpc_request(c->http, q, ret, &e);
+	if (r == 0)
+		goto out;
+	if (r == -ECANCELED)
+		r = fail(err, CLIENT_ERR_CANCELLED, -EINTR, 0, "interrupted");
+	else if (r == -EMSGSIZE)
+		r = fail(err, CLIENT_ERR_PROTOCOL, -EPROTO, 0, "the answer is larger than %zu bytes", q->max_body);
+	else if (sink && sink->write_errno)
+		r = fail(err, CLIENT_ERR_LOCAL, -sink->write_errno, 0, "writing %s: %s", out_name ? out_name : "output",
+			 strerror(sink->write_errno));
+	else if (r == -ENOMEM)
+		r = fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "out of memory");
+	else if (r == -EKEYREJECTED)
+		r = fail(err, CLIENT_ERR_TRANSPORT, -EIO, 0,
+			 "cannot reach %s: %s (give its CA with --cacert FILE, or use --insecure)", c->url, e.msg);
+	else
+		r = fail(err, CLIENT_ERR_TRANSPORT, -EIO, 0, "cannot reach %s: %s", c->url, e.msg);
 out:
-	curl_slist_free_all(h);
 	free(url);
 	free(accept_hdr);
 	return r;
 }
 
-/* Turns a finished transfer into 0 or an error; *ret_status gets the HTTP status. */
-static int finish(Client *c, CURLcode rc, const Recv *rv, const char *out_name, long *ret_status, ClientError *err)
-{
-	long status = 0;
-	const char *why;
-
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (rc == CURLE_OK) {
-		*ret_status = status;
-		return 0;
-	}
-	if (rc == CURLE_ABORTED_BY_CALLBACK && c->cancel && *c->cancel)
-		return fail(err, CLIENT_ERR_CANCELLED, -EINTR, status, "interrupted");
-	if (rc == CURLE_WRITE_ERROR && rv->too_big)
-		return fail(err, CLIENT_ERR_PROTOCOL, -EPROTO, status, "the answer is larger than %zu bytes", rv->max);
-	if (rc == CURLE_WRITE_ERROR && rv->write_errno)
-		return fail(err, CLIENT_ERR_LOCAL, -rv->write_errno, status, "writing %s: %s",
-			    out_name ? out_name : "output", strerror(rv->write_errno));
-	if (rc == CURLE_WRITE_ERROR)
-		return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, status, "out of memory");
-	why = c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc);
-	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-		return fail(err, CLIENT_ERR_TRANSPORT, -EIO, 0,
-			    "cannot reach %s: %s (give its CA with --cacert FILE, or use --insecure)", c->url, why);
-	if (status == 0)
-		return fail(err, CLIENT_ERR_TRANSPORT, -EIO, 0, "cannot reach %s: %s", c->url, why);
-	return fail(err, CLIENT_ERR_TRANSPORT, -EIO, status, "transfer from %s failed: %s", c->url, why);
-}
-
 int client_call(Client *c, const char *method, const char *path, json_t *body, json_t **ret_result, ClientError *err)
 {
-	Recv rv = {.curl = c->curl, .fd = -1, .max = CLIENT_MAX_JSON};
-	struct curl_slist *headers = NULL;
+	HttpcRequest q = {.method = method, .max_body = CLIENT_MAX_JSON, .timeout_ms = JSON_TIMEOUT_MS};
+	HttpcResponse resp;
 	char *text = NULL;
-	long status = 0;
-	CURLcode rc;
 	int r;
 
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		if (!text)
 			return fail(err, CLIENT_ERR_LOCAL, -ENOMEM, 0, "out of memory");
+		q.body = text;
+		q.body_n = strlen(text);
 	}
-	r = setup(c, method, path, "application/json", text, &rv, &headers);
-	if (r < 0) {
-		fail(err, CLIENT_ERR_LOCAL, r, 0, "out of memory");
-		goto out;
+	/* A JSON answer is small: a server that takes longer is stuck. PUT
+	 * .../stop and DELETE carry no body, like the SDK's. */
+	r = perform(c, &q, path, "application/json", NULL, NULL, &resp, err);
+	if (r == 0) {
+		r = client_parse_envelope(resp.body, resp.n, resp.status, ret_result, err);
+		httpc_response_done(&resp);
 	}
-	/* A JSON answer is small: a server that takes longer is stuck. */
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, JSON_TIMEOUT_S);
-	rc = curl_easy_perform(c->curl);
-	r = finish(c, rc, &rv, NULL, &status, err);
-	if (r < 0)
-		goto out;
-	r = client_parse_envelope(rv.buf, rv.len, status, ret_result, err);
-out:
-	curl_slist_free_all(headers);
 	free(text);
-	free(rv.buf);
 	return r;
 }
 
 int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
 		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err)
 {
-	Recv rv = {.curl = c->curl,
-		   .fd = fd,
-		   .max = CLIENT_MAX_ERROR_BODY,
-		   .progress = progress,
-		   .progress_ctx = progress_ctx};
-	struct curl_slist *headers = NULL;
-	long status = 0;
-	CURLcode rc;
+	Sink sink = {.fd = fd, .progress = progress, .progress_ctx = progress_ctx};
+	HttpcRequest q = {
+		.method = "GET",
+		.write = sink_write,
+		.write_ctx = &sink,
+		.stream_if = stream_pcap,
+		.max_body = CLIENT_MAX_ERROR_BODY,
+		.stall_ms = DOWNLOAD_STALL_MS,
+	};
+	HttpcResponse resp;
+	long status;
 	int r;
 
-	r = setup(c, "GET", path, "application/vnd.tcpdump.pcap", NULL, &rv, &headers);
-	if (r < 0) {
-		fail(err, CLIENT_ERR_LOCAL, r, 0, "out of memory");
-		goto out;
-	}
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, DOWNLOAD_STALL_S);
-	rc = curl_easy_perform(c->curl);
-	r = finish(c, rc, &rv, out_name, &status, err);
+	r = perform(c, &q, path, "application/vnd.tcpdump.pcap", &sink, out_name, &resp, err);
 	if (r < 0)
-		goto out;
-	if (status < 200 || status >= 300 || rv.len > 0) {
+		return r;
+	status = resp.status;
+	if (status < 200 || status >= 300 || resp.n > 0) {
 		json_t *ignored = NULL;
 
 		/* An error answer: the envelope's words. A non-2xx is never
 		 * success, and neither is a JSON envelope where a pcap was due. */
-		r = client_parse_envelope(rv.buf, rv.len, status, &ignored, err);
+		r = client_parse_envelope(resp.body, resp.n, status, &ignored, err);
 		json_decref(ignored);
 		if (r == 0 && status >= 200 && status < 300)
 			r = fail(err, CLIENT_ERR_PROTOCOL, -EPROTO, status, "the server sent JSON, not a pcap file");
 		else if (r == 0)
 			r = fail(err, CLIENT_ERR_API, -EREMOTEIO, status, "HTTP status %ld", status);
-		goto out;
+		httpc_response_done(&resp);
+		return r;
 	}
+	httpc_response_done(&resp);
 	if (ret_bytes)
-		*ret_bytes = rv.bytes;
-	r = 0;
-out:
-	curl_slist_free_all(headers);
-	free(rv.buf);
-	return r;
+		*ret_bytes = sink.bytes;
+	return 0;
 }
 
 /* The first line of a non-JSON body, at most 200 bytes, or a generic message. */

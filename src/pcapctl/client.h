@@ -3,7 +3,7 @@
 
 /*
  * pcapctl's HTTP client for the Cloudflare PCAPs API as pcapd serves it:
- * libcurl underneath, the envelope {success, errors, messages, result} parsed
+ * src/httpc underneath, the envelope {success, errors, messages, result} parsed
  * here, so that commands see either a result or one ClientError.
  *
  * Every request goes to {url}/client/v4/accounts/{account}{path}, with
@@ -50,7 +50,7 @@ typedef struct ClientError {
 
 typedef struct Client Client;
 
-/* Validates cfg (URL scheme, token characters) and prepares a curl handle.
+/* Validates cfg (URL scheme, token characters) and prepares an HTTP client.
  * -EINVAL for a bad configuration (err->kind CLIENT_ERR_LOCAL, message names
  * what is wrong), -ENOMEM. */
 int client_new(const ClientConfig *cfg, Client **ret, ClientError *err);
