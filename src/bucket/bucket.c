@@ -1,175 +1,77 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Buckets: the destination_conf parser (pure: it touches no file) and the
- * dispatch of a Bucket's operations to its scheme. Object names are checked
+ * Buckets: the dispatch of a Bucket's operations to its scheme (bucket_int.h).
+ * URIs are parsed by bucket_uri.c; object names and part numbers are checked
  * here, once, for every scheme.
- *
- * Recognised URIs:
- *   file:///absolute/dir                       supported (bucket_file.c)
- *   s3://bucket[/dir][?region=...]             Cloudflare's forms, answered
- *   gs://bucket[/dir]                          "not supported yet" until their
- *   r2://bucket?account-id=...                 scheme files exist
- *   https://ACCOUNT.blob.core.windows.net/...  (Azure blob)
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "bucket/bucket_int.h"
 
-#define FILE_EXPECTED "expected file:///absolute/dir"
-#define AZURE_HOST_SUFFIX ".blob.core.windows.net"
-
-typedef enum Scheme {
-	SCHEME_FILE,
-	SCHEME_S3,
-	SCHEME_GS,
-	SCHEME_R2,
-	SCHEME_AZURE,
-} Scheme;
-
-static bool is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/* s[0..n) equals the lowercase word w, without regard to case. */
-static bool word_eq(const char *s, size_t n, const char *w)
-{
-	return strlen(w) == n && strncasecmp(s, w, n) == 0;
-}
-
-/* The path of a file URI (after "file://"): absolute, no query, fragment,
- * escapes or control characters. */
-static int check_file_path(const char *p, size_t n, ErrBuf *err)
-{
-	if (n == 0)
-		return errbuf_set(err, -EINVAL, "destination_conf: empty path; " FILE_EXPECTED);
-	if (p[0] != '/')
-		return errbuf_set(err, -EINVAL, "destination_conf: a file URI takes no host; " FILE_EXPECTED);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c == '%')
-			return errbuf_set(err, -EINVAL,
-					  "destination_conf: percent-escapes ('%%') are not supported in file URIs");
-		if (c == '?')
-			return errbuf_set(err, -EINVAL, "destination_conf: a file URI takes no query ('?')");
-		if (c == '#')
-			return errbuf_set(err, -EINVAL, "destination_conf: a file URI takes no fragment ('#')");
-		if (c < 0x20 || c == 0x7f)
-			return errbuf_set(err, -EINVAL, "destination_conf: control character (0x%02x) in the path", c);
-	}
-	return 0;
-}
-
-/* The URI's scheme, and where its part after "://" starts. */
-static int parse_scheme(const char *uri, size_t n, Scheme *ret, size_t *ret_rest, ErrBuf *err)
-{
-	size_t i = 0, rest;
-
-	if (n == 0 || !is_alpha(uri[0]))
-		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " FILE_EXPECTED);
-	while (i < n && (is_alpha(uri[i]) || is_digit(uri[i]) || uri[i] == '+' || uri[i] == '-' || uri[i] == '.'))
-		i++;
-	if (n - i < 3 || memcmp(uri + i, "://", 3) != 0)
-		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " FILE_EXPECTED);
-	rest = i + 3;
-
-	if (word_eq(uri, i, "file")) {
-		*ret = SCHEME_FILE;
-	} else if (word_eq(uri, i, "s3")) {
-		*ret = SCHEME_S3;
-	} else if (word_eq(uri, i, "gs")) {
-		*ret = SCHEME_GS;
-	} else if (word_eq(uri, i, "r2")) {
-		*ret = SCHEME_R2;
-	} else if (word_eq(uri, i, "https")) {
-		const char *host = uri + rest;
-		size_t hn = 0, sn = strlen(AZURE_HOST_SUFFIX);
-
-		while (rest + hn < n && host[hn] != '/' && host[hn] != '?' && host[hn] != '#')
-			hn++;
-		if (hn <= sn || strncasecmp(host + hn - sn, AZURE_HOST_SUFFIX, sn) != 0)
-			return errbuf_set(err, -EINVAL,
-					  "destination_conf: an https URI must be an Azure blob container "
-					  "(https://ACCOUNT" AZURE_HOST_SUFFIX "/CONTAINER)");
-		*ret = SCHEME_AZURE;
-	} else {
-		return errbuf_set(err, -EINVAL, "destination_conf: unknown scheme '%.*s'; " FILE_EXPECTED,
-				  i > 16 ? 16 : (int)i, uri);
-	}
-	*ret_rest = rest;
-	return 0;
-}
-
 int bucket_uri_check(const char *uri, size_t n, ErrBuf *err)
 {
-	static const char *const names[] = {
-		[SCHEME_S3] = "s3",
-		[SCHEME_GS] = "gs",
-		[SCHEME_R2] = "r2",
-	};
-	Scheme scheme;
-	size_t rest, bn = 0;
-	int r;
+	BucketUri u;
+	int r = bucket_uri_parse(uri, n, &u, err);
 
-	if (!uri || n == 0)
-		return errbuf_set(err, -EINVAL, "destination_conf: empty");
-	if (n > BUCKET_URI_MAX)
-		return errbuf_set(err, -EINVAL, "destination_conf: longer than %u bytes", BUCKET_URI_MAX);
-	if (memchr(uri, '\0', n))
-		return errbuf_set(err, -EINVAL, "destination_conf: contains a NUL byte");
-	r = parse_scheme(uri, n, &scheme, &rest, err);
 	if (r < 0)
 		return r;
-	switch (scheme) {
-	case SCHEME_FILE:
-		return check_file_path(uri + rest, n - rest, err);
-	case SCHEME_AZURE:
-		return errbuf_set(err, -EPROTONOSUPPORT,
-				  "destination_conf: Azure blob storage is not supported by this controller yet");
-	case SCHEME_S3:
-	case SCHEME_GS:
-	case SCHEME_R2:
-		while (rest + bn < n && uri[rest + bn] != '/' && uri[rest + bn] != '?')
-			bn++;
-		if (bn == 0)
-			return errbuf_set(err, -EINVAL, "destination_conf: the %s URI names no bucket", names[scheme]);
+	if (u.scheme != BUCKET_SCHEME_FILE) {
+		BucketScheme s = u.scheme;
+
+		bucket_uri_done(&u);
+		if (s == BUCKET_SCHEME_AZURE)
+			return errbuf_set(
+				err, -EPROTONOSUPPORT,
+				"destination_conf: Azure blob storage is not supported by this controller yet");
 		return errbuf_set(err, -EPROTONOSUPPORT,
 				  "destination_conf: scheme '%s' is not supported by this controller yet",
-				  names[scheme]);
+				  bucket_scheme_name(s));
 	}
-	return errbuf_set(err, -EINVAL, "destination_conf: unknown scheme");
+	bucket_uri_done(&u);
+	return 0;
 }
 
 int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *err)
 {
-	Scheme scheme;
-	size_t rest;
+	BucketUri u;
 	int r;
 
-	r = bucket_uri_check(uri, uri ? strlen(uri) : 0, err);
+	r = bucket_uri_parse(uri, uri ? strlen(uri) : 0, &u, err);
 	if (r < 0)
 		return r;
-	r = parse_scheme(uri, strlen(uri), &scheme, &rest, err);
-	if (r < 0)
-		return r;
-	if (scheme != SCHEME_FILE) /* bucket_uri_check refused it already */
-		return errbuf_set(err, -EPROTONOSUPPORT, "destination_conf: scheme not supported");
-	return bucket_file_open(uri + rest, cfg, ret, err);
+	switch (u.scheme) {
+	case BUCKET_SCHEME_FILE:
+		r = bucket_file_open(u.path, cfg, ret, err);
+		break;
+	case BUCKET_SCHEME_S3:
+	case BUCKET_SCHEME_R2:
+	case BUCKET_SCHEME_GS:
+	case BUCKET_SCHEME_AZURE:
+		if (!cfg || !cfg->stores) {
+			bucket_uri_done(&u);
+			return bucket_uri_check(uri, strlen(uri), err);
+		}
+		r = u.scheme == BUCKET_SCHEME_AZURE ? bucket_azure_open(&u, cfg, ret, err)
+						    : bucket_s3_open(&u, cfg, ret, err);
+		break;
+	}
+	bucket_uri_done(&u);
+	return r;
 }
 
 void bucket_free(Bucket *b)
 {
 	if (b)
 		b->ops->free(b);
+}
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
 /* Object names: 1..200 bytes of [A-Za-z0-9._-], not starting with '.' (so
@@ -188,7 +90,7 @@ static int check_name(const char *name, ErrBuf *err)
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 
-		if (!is_alpha(c) && !is_digit(c) && c != '.' && c != '_' && c != '-')
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
 			return errbuf_set(err, -EINVAL,
 					  "bucket: object name '%s' has a byte outside [A-Za-z0-9._-] at offset %zu",
 					  name, i);
@@ -225,7 +127,11 @@ int bucket_local_path(Bucket *b, const char *name, char *ret, size_t cap, ErrBuf
 {
 	int r = check_name(name, err);
 
-	return r < 0 ? r : b->ops->local_path(b, name, ret, cap, err);
+	if (r < 0)
+		return r;
+	if (!b->ops->local_path)
+		return errbuf_set(err, -EOPNOTSUPP, "bucket: object %s is in a store, not on a local path", name);
+	return b->ops->local_path(b, name, ret, cap, err);
 }
 
 int bucket_remove(Bucket *b, const char *name, ErrBuf *err)
@@ -233,4 +139,127 @@ int bucket_remove(Bucket *b, const char *name, ErrBuf *err)
 	int r = check_name(name, err);
 
 	return r < 0 ? r : b->ops->remove(b, name, err);
+}
+
+BucketKind bucket_kind(const Bucket *b)
+{
+	return b->ops->kind;
+}
+
+/* ---- readers ---- */
+
+int bucket_reader_open(Bucket *b, const char *name, BucketReader **ret, ErrBuf *err)
+{
+	int r = check_name(name, err);
+
+	return r < 0 ? r : b->ops->reader_open(b, name, ret, err);
+}
+
+uint64_t bucket_reader_size(const BucketReader *r)
+{
+	return r->size;
+}
+
+ssize_t bucket_reader_pread(BucketReader *r, void *buf, size_t n, uint64_t off, ErrBuf *err)
+{
+	if (off >= r->size || n == 0)
+		return 0;
+	if (n > r->size - off)
+		n = (size_t)(r->size - off);
+	return r->ops->pread(r, buf, n, off, err);
+}
+
+void bucket_reader_close(BucketReader *r)
+{
+	if (r)
+		r->ops->close(r);
+}
+
+/* ---- uploads in parts ---- */
+
+int bucket_upload_begin(Bucket *b, const char *name, BucketUpload **ret, ErrBuf *err)
+{
+	int r = check_name(name, err);
+
+	return r < 0 ? r : b->ops->upload_begin(b, name, ret, err);
+}
+
+const char *bucket_upload_id(const BucketUpload *u)
+{
+	return u->id;
+}
+
+int bucket_upload_part(BucketUpload *u, unsigned part, const void *data, size_t n, ErrBuf *err)
+{
+	int r;
+
+	if (u->ended)
+		return errbuf_set(err, -EINVAL, "bucket: upload %s has ended", u->id);
+	/* In order; the last part again is a retry. */
+	if (part == 0 || part > BUCKET_PART_MAX || (part != u->parts && part != u->parts + 1))
+		return errbuf_set(err, -EINVAL, "bucket: upload %s: part %u after part %u (parts go 1..%u in order)",
+				  u->id, part, u->parts, BUCKET_PART_MAX);
+	if (n == 0)
+		return errbuf_set(err, -EINVAL, "bucket: upload %s: part %u is empty", u->id, part);
+	r = u->ops->part(u, part, data, n, err);
+	if (r == 0)
+		u->parts = part;
+	return r;
+}
+
+int bucket_upload_complete(BucketUpload *u, ErrBuf *err)
+{
+	int r;
+
+	if (u->ended)
+		return errbuf_set(err, -EINVAL, "bucket: upload %s has ended", u->id);
+	if (u->parts == 0)
+		return errbuf_set(err, -EINVAL, "bucket: upload %s has no part", u->id);
+	r = u->ops->complete(u, u->parts, err);
+	if (r == 0)
+		u->ended = true;
+	return r;
+}
+
+int bucket_upload_abort(BucketUpload *u, ErrBuf *err)
+{
+	int r;
+
+	if (u->ended)
+		return errbuf_set(err, -EINVAL, "bucket: upload %s has ended", u->id);
+	r = u->ops->abort(u, err);
+	if (r == 0)
+		u->ended = true;
+	return r;
+}
+
+void bucket_upload_free(BucketUpload *u)
+{
+	if (u)
+		u->ops->free(u);
+}
+
+/* ---- presigned URLs ---- */
+
+int bucket_presign(Bucket *b, const BucketUrlRequest *q, BucketSignedUrl *ret, ErrBuf *err)
+{
+	int r = check_name(q->name, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->presign)
+		return errbuf_set(err, -EOPNOTSUPP, "bucket: a file:// bucket has no URLs");
+	if (q->expires_s == 0)
+		return errbuf_set(err, -EINVAL, "bucket: a presigned URL needs a validity");
+	if (q->op == BUCKET_URL_UPLOAD_PART && (q->part == 0 || q->part > BUCKET_PART_MAX))
+		return errbuf_set(err, -EINVAL, "bucket: part %u is outside 1..%u", q->part, BUCKET_PART_MAX);
+	return b->ops->presign(b, q, ret, err);
+}
+
+void bucket_signed_url_done(BucketSignedUrl *u)
+{
+	if (!u)
+		return;
+	free(u->url);
+	*u = (BucketSignedUrl){0};
 }

@@ -547,7 +547,173 @@ static int file_remove(Bucket *b, const char *name, ErrBuf *err)
 	return 0;
 }
 
+/* ---- readers ---- */
+
+typedef struct FileReader {
+	BucketReader base; /* first */
+	int fd;
+} FileReader;
+
+static ssize_t file_reader_pread(BucketReader *r, void *buf, size_t n, uint64_t off, ErrBuf *err)
+{
+	FileReader *fr = (FileReader *)r;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = pread(fr->fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errbuf_errno(err, "bucket: reading an object at %llu", (unsigned long long)(off + got));
+		if (k == 0)
+			break; /* shrank under us: a short read */
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+static void file_reader_close(BucketReader *r)
+{
+	FileReader *fr = (FileReader *)r;
+
+	close(fr->fd);
+	free(fr);
+}
+
+static const BucketReaderOps file_reader_ops = {.pread = file_reader_pread, .close = file_reader_close};
+
+static int file_reader_open(Bucket *b, const char *name, BucketReader **ret, ErrBuf *err)
+{
+	FileReader *fr;
+	struct stat st;
+	int fd = object_open(fb_of(b), name, &st, err);
+
+	if (fd < 0)
+		return fd;
+	fr = calloc(1, sizeof(*fr));
+	if (!fr) {
+		close(fd);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	fr->base = (BucketReader){.ops = &file_reader_ops, .size = (uint64_t)st.st_size};
+	fr->fd = fd;
+	*ret = &fr->base;
+	return 0;
+}
+
+/* ---- uploads in parts: a temporary file, published at complete ---- */
+
+typedef struct FileUpload {
+	BucketUpload base; /* first */
+	FileBucket *fb;
+	char *name;
+	char tmp[PATH_MAX];
+	int fd;
+	uint64_t end;      /* bytes written */
+	uint64_t last_off; /* where the last part began (a retry rewrites it) */
+} FileUpload;
+
+static int file_upload_part(BucketUpload *u, unsigned part, const void *data, size_t n, ErrBuf *err)
+{
+	FileUpload *fu = (FileUpload *)u;
+	uint64_t off = part == u->parts ? fu->last_off : fu->end;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = pwrite(fu->fd, (const uint8_t *)data + done, n - done, (off_t)(off + done));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errbuf_errno(err, "bucket: writing part %u of object %s", part, fu->name);
+		done += (size_t)k;
+	}
+	if (ftruncate(fu->fd, (off_t)(off + n)) < 0)
+		return errbuf_errno(err, "bucket: writing part %u of object %s", part, fu->name);
+	fu->last_off = off;
+	fu->end = off + n;
+	return 0;
+}
+
+static int file_upload_complete(BucketUpload *u, unsigned parts, ErrBuf *err)
+{
+	FileUpload *fu = (FileUpload *)u;
+	int r, fd = fu->fd;
+
+	(void)parts;
+	fu->fd = -1;
+	r = temp_publish(fu->fb, fd, fu->tmp, fu->name, err);
+	if (r < 0)
+		fu->fb->io->unlink(fu->fb->io, fu->tmp);
+	return r;
+}
+
+static int file_upload_abort(BucketUpload *u, ErrBuf *err)
+{
+	FileUpload *fu = (FileUpload *)u;
+	int r;
+
+	if (fu->fd >= 0)
+		fu->fb->io->close(fu->fb->io, fu->fd);
+	fu->fd = -1;
+	r = fu->fb->io->unlink(fu->fb->io, fu->tmp);
+	if (r < 0 && r != -ENOENT)
+		return errbuf_set(err, r, "bucket: removing %s: %s", fu->tmp, strerror(-r));
+	return 0;
+}
+
+static void file_upload_free(BucketUpload *u)
+{
+	FileUpload *fu = (FileUpload *)u;
+
+	if (fu->fd >= 0)
+		fu->fb->io->close(fu->fb->io, fu->fd);
+	free(fu->name);
+	free(u->id);
+	free(fu);
+}
+
+static const BucketUploadOps file_upload_ops = {
+	.part = file_upload_part,
+	.complete = file_upload_complete,
+	.abort = file_upload_abort,
+	.free = file_upload_free,
+};
+
+static int file_upload_begin(Bucket *b, const char *name, BucketUpload **ret, ErrBuf *err)
+{
+	FileUpload *fu = calloc(1, sizeof(*fu));
+	const char *base;
+	int fd;
+
+	if (!fu)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	fu->fb = fb_of(b);
+	fu->fd = -1;
+	fd = temp_create(fu->fb, name, fu->tmp, sizeof(fu->tmp), err);
+	if (fd < 0) {
+		free(fu);
+		return fd;
+	}
+	fu->fd = fd;
+	base = strrchr(fu->tmp, '/');
+	fu->name = strdup(name);
+	fu->base.id = strdup(base ? base + 1 : fu->tmp);
+	fu->base.ops = &file_upload_ops;
+	if (!fu->name || !fu->base.id) {
+		fu->fb->io->unlink(fu->fb->io, fu->tmp);
+		file_upload_free(&fu->base);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	*ret = &fu->base;
+	return 0;
+}
+
 static const BucketOps file_ops = {
+	.kind = BUCKET_KIND_FILE,
+	.reader_open = file_reader_open,
+	.upload_begin = file_upload_begin,
 	.put_bytes = file_put_bytes,
 	.put_file = file_put_file,
 	.get_bytes = file_get_bytes,

@@ -393,6 +393,62 @@ static void test_put_get_remove(void **state)
 	bucket_free(b);
 }
 
+/* Readers and uploads in parts on file://: the same contract as the stores. */
+static void test_reader_and_upload(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char dir[256], path[512];
+	Bucket *b = open_bucket(t, "acct", dir, sizeof(dir));
+	BucketReader *rd;
+	BucketUpload *u;
+	uint8_t buf[16];
+	BucketSignedUrl url;
+	BucketUrlRequest q = {.op = BUCKET_URL_GET, .name = "x", .expires_s = 60};
+
+	assert_int_equal(bucket_put_bytes(b, "obj", "0123456789", 10, &err), 0);
+	assert_int_equal(bucket_reader_open(b, "obj", &rd, &err), 0);
+	assert_int_equal(bucket_reader_size(rd), 10);
+	assert_int_equal(bucket_reader_pread(rd, buf, 4, 3, &err), 4);
+	assert_memory_equal(buf, "3456", 4);
+	assert_int_equal(bucket_reader_pread(rd, buf, 16, 8, &err), 2); /* short at the end */
+	assert_int_equal(bucket_reader_pread(rd, buf, 16, 10, &err), 0);
+	bucket_reader_close(rd);
+	assert_int_equal(bucket_reader_open(b, "absent", &rd, &err), -ENOENT);
+
+	/* Parts in order (a retried last part rewrites it); the object appears at complete. */
+	assert_int_equal(bucket_upload_begin(b, "up", &u, &err), 0);
+	assert_true(strncmp(bucket_upload_id(u), ".tmp-up-", 8) == 0);
+	assert_int_equal(bucket_upload_part(u, 2, "x", 1, &err), -EINVAL);
+	assert_int_equal(bucket_upload_complete(u, &err), -EINVAL); /* no part */
+	assert_int_equal(bucket_upload_part(u, 1, "aaa", 3, &err), 0);
+	assert_int_equal(bucket_upload_part(u, 1, "AAA", 3, &err), 0);
+	assert_int_equal(bucket_upload_part(u, 2, "bb", 2, &err), 0);
+	assert_int_equal(bucket_upload_part(u, 4, "c", 1, &err), -EINVAL);
+	snprintf(path, sizeof(path), "%s/up", dir);
+	assert_false(exists(path));
+	assert_int_equal(bucket_upload_complete(u, &err), 0);
+	assert_int_equal(bucket_upload_abort(u, &err), -EINVAL); /* ended */
+	bucket_upload_free(u);
+	assert_int_equal(bucket_reader_open(b, "up", &rd, &err), 0);
+	assert_int_equal(bucket_reader_pread(rd, buf, 16, 0, &err), 5);
+	assert_memory_equal(buf, "AAAbb", 5);
+	bucket_reader_close(rd);
+
+	/* Abort leaves nothing. */
+	assert_int_equal(bucket_upload_begin(b, "gone", &u, &err), 0);
+	assert_int_equal(bucket_upload_part(u, 1, "x", 1, &err), 0);
+	assert_int_equal(bucket_upload_abort(u, &err), 0);
+	bucket_upload_free(u);
+	snprintf(path, sizeof(path), "%s/gone", dir);
+	assert_false(exists(path));
+	assert_int_equal(count_temps(dir), 0);
+
+	assert_int_equal(bucket_presign(b, &q, &url, &err), -EOPNOTSUPP);
+	assert_int_equal(bucket_kind(b), BUCKET_KIND_FILE);
+	bucket_free(b);
+}
+
 static void write_file(const char *path, const uint8_t *data, size_t n)
 {
 	FILE *f = fopen(path, "wbe");
@@ -596,6 +652,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_get_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_and_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names, setup, teardown),
 	};

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * destination_conf: the grammar, parsed in one place (pure: no file, no
+ * socket, no environment), and its REDACTED form.
+ *
+ *   file:///ABS/DIR
+ *   s3://BUCKET[/PREFIX][?region=R&endpoint=URL&access-key-id=K&secret-access-key=S]
+ *   r2://BUCKET[/PREFIX]?account-id=A&access-key-id=K&secret-access-key=S[&endpoint=URL]
+ *   gs://BUCKET[/PREFIX][?region=R&endpoint=URL&access-key-id=K&secret-access-key=S]
+ *   azblob://ACCOUNT/CONTAINER[/PREFIX][?key=K|sas=TOKEN][&endpoint=URL]
+ *   https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX][?key=K|sas=TOKEN]
+ *
+ * Scheme names and the Azure host compare without regard to case. Query
+ * values are percent-decoded ('+' stays '+': base64 keys survive); a key
+ * given twice, an empty value, an unknown key are errors naming the key
+ * (never a value: values may be secrets). An endpoint is http:// or https://
+ * host[:port][/path] without query, fragment or user info. A PREFIX is
+ * segments of [A-Za-z0-9._~-] joined by single '/', none "." or "..".
+ *
+ * Bucket names: 1..255 of [A-Za-z0-9._-], not starting with '.'; Azure
+ * accounts 3..24 of [a-z0-9]; containers 3..63 of [a-z0-9-].
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bucket/bucket.h"
+#include "common/util.h"
+
+typedef enum BucketScheme {
+	BUCKET_SCHEME_FILE,
+	BUCKET_SCHEME_S3,
+	BUCKET_SCHEME_R2,
+	BUCKET_SCHEME_GS,
+	BUCKET_SCHEME_AZURE, /* azblob:// and the https blob URL */
+} BucketScheme;
+
+typedef struct BucketUri {
+	BucketScheme scheme;
+	char *path;              /* file: the absolute directory, as written */
+	char *bucket;            /* s3, r2, gs: the bucket; azure: the container */
+	char *prefix;            /* "" or "a/b/" (always ending in '/'): objects are prefix + name */
+	char *region;            /* region= or NULL */
+	char *endpoint;          /* endpoint= without a trailing '/', or NULL */
+	char *access_key_id;     /* access-key-id= or NULL */
+	char *secret_access_key; /* secret-access-key= or NULL */
+	char *account_id;        /* r2: account-id= */
+	char *account;           /* azure: the storage account */
+	char *key;               /* azure: key= (base64) or NULL */
+	char *sas;               /* azure: sas= (a SAS token, "sv=...&sig=...") or NULL */
+} BucketUri;
+
+/* Parses uri[0..n) (n <= BUCKET_URI_MAX, no NUL). On success *ret holds
+ * owned strings (free with bucket_uri_done). -EINVAL with err naming what is
+ * wrong ("destination_conf: unknown query key 'regoin' for s3"). */
+int bucket_uri_parse(const char *uri, size_t n, BucketUri *ret, ErrBuf *err);
+void bucket_uri_done(BucketUri *u); /* NULL is fine */
+
+const char *bucket_scheme_name(BucketScheme s); /* "file", "s3", "r2", "gs", "azure" */
+
+/* Writes uri with every secret replaced by REDACTED into out[cap]: the values
+ * of secret-access-key, key, sas, and of any query key naming a signature or
+ * token (sig, x-amz-signature, x-amz-security-token, token, password,
+ * secret), and user info before '@' in the authority. Works on any string,
+ * valid or not (an error message may quote a bad one). Returns 0, or
+ * -ENAMETOOLONG when out is too small (out then holds a prefix cut at a
+ * safe place: never a partial secret). */
+int bucket_uri_redact(const char *uri, char *out, size_t cap);
+/* The same into a new string (NULL when out of memory). */
+char *bucket_uri_redact_dup(const char *uri);
+
+/* Parses "ACCOUNT=KEY[@BLOB_ENDPOINT]" (the CLI's --azure-storage): an Azure
+ * account name, its base64 key and optionally its blob endpoint (http:// or
+ * https://, as endpoint=). *ret points into *ret_copy, a new string the caller
+ * frees. -EINVAL with err naming the part at fault (never quoting the key). */
+int bucket_azure_account_parse(const char *arg, char **ret_copy, BucketAzureAccount *ret, ErrBuf *err);
