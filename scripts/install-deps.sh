@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages pcapd's build, tests and benchmarks need, only when
-# one is missing, then the npm packages of the SDK tests (tests/sdk) when they
-# are missing or not the pinned version. Idempotent and quick (one dpkg query,
-# one file read) when everything is there.
+# one is missing, then the npm packages of the SDK tests (tests/sdk) and of the
+# store tests (tests/stores: Azurite, @azure/storage-blob) when they are missing
+# or not the pinned version. Idempotent and quick (one dpkg query, a few file
+# reads) when everything is there.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +13,8 @@ PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       libsqlite3-dev libcap-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
       python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time
-      openssl wrk"
+      openssl wrk
+      ceph-mon ceph-osd radosgw ceph-common python3-boto3"
 # node v20+ may come from outside Debian (nodesource, a tarball); Debian's
 # nodejs and npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then
@@ -52,4 +54,20 @@ fi
 if [ "$have" != "$want" ]; then
 	echo "install-deps: installing the cloudflare SDK $want (npm ci in tests/sdk)" >&2
 	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# --- the store tests' npm packages, pinned in tests/stores/package.json and its lock
+stores="$root/tests/stores"
+stale=""
+for pkg in azurite @azure/storage-blob; do
+	want=$(sed -n "s|.*\"$pkg\": *\"\([^\"]*\)\".*|\1|p" "$stores/package.json" | head -n 1)
+	have=""
+	if [ -f "$stores/node_modules/$pkg/package.json" ]; then
+		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$stores/node_modules/$pkg/package.json" | head -n 1)
+	fi
+	[ "$have" = "$want" ] || stale="$stale $pkg@$want"
+done
+if [ -n "$stale" ]; then
+	echo "install-deps: installing$stale (npm ci in tests/stores)" >&2
+	(cd "$stores" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -41,3 +41,42 @@ def caps(pcapd, request):
     c = Captures(pcapd)
     request.addfinalizer(c.cleanup)
     return c
+
+
+# --- the real object stores, once per suite (stores.py) ---------------------------------
+
+_started = {}
+
+
+@pytest.fixture(scope="session")
+def radosgw():
+    """Ceph radosgw (one mon, one memstore OSD) on 127.0.0.1 with a test user."""
+    from stores import Radosgw
+    r = Radosgw()
+    try:
+        r.start()
+    except Exception:
+        r.stop()
+        raise
+    _started["radosgw"] = r.start_seconds
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite's blob service on 127.0.0.1 (devstoreaccount1)."""
+    from stores import Azurite
+    a = Azurite()
+    try:
+        a.start()
+    except Exception:
+        a.stop()
+        raise
+    yield a
+    a.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if "radosgw" in _started:
+        terminalreporter.write_line("radosgw started in %.1f s (once for the suite)" % _started["radosgw"])

@@ -22,7 +22,8 @@
  * Configuration as the CLI passes it: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3, GOOGLE_HMAC_ACCESS_ID,
  * GOOGLE_HMAC_SECRET and --azure-storage ACCOUNT=KEY[@ENDPOINT] as the first
- * arguments. On failure: "bucket-tool: E<NAME>: message" on stderr, exit 1.
+ * arguments. BUCKET_TOOL_NOW (seconds) fixes presign's signing time (to compare
+ * signatures with another implementation's). On failure: "bucket-tool: E<NAME>: message" on stderr, exit 1.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -129,7 +130,9 @@ static int cmd_presign(Bucket *b, char **argv, int argc, ErrBuf *err)
 		{"complete", BUCKET_URL_UPLOAD_COMPLETE},
 		{"abort", BUCKET_URL_UPLOAD_ABORT},
 	};
-	BucketUrlRequest q = {.name = argv[1], .expires_s = 300, .now = time(NULL)};
+	const char *now = getenv("BUCKET_TOOL_NOW");
+	BucketUrlRequest q = {
+		.name = argv[1], .expires_s = 300, .now = now ? (time_t)strtoll(now, NULL, 10) : time(NULL)};
 	BucketSignedUrl u;
 	size_t i;
 	int r;
