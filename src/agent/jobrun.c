@@ -16,6 +16,7 @@
 #include "agent/agent-int.h"
 #include "agent/ifaces.h"
 #include "bucket/bucket.h"
+#include "bucket/bucket_uri.h"
 #include "common/log.h"
 #include "filter/filter.h"
 #include "model/filterjson.h"
@@ -251,27 +252,33 @@ static int open_bucket(AgentJob *job, Bucket **ret, ErrBuf *err)
 {
 	const AgentConfig *cfg = job->agent->cfg;
 	BucketConfig bc = {.root = cfg->bucket_root};
+	char shown[BUCKET_URI_MAX + 1];
 	ErrBuf e = {{0}};
 	int r;
 
+	/* Messages end in error_message and logs: the URI's secrets REDACTED. */
+	bucket_uri_redact(job->spec.destination_conf, shown, sizeof(shown));
 	if (!cfg->bucket_root && strncmp(job->spec.destination_conf, "file://", 7) == 0)
 		return errbuf_set(err, -EPERM,
-				  "destination_conf %s: agent %s takes no file:// bucket (no --bucket-root)",
-				  job->spec.destination_conf, cfg->name);
+				  "destination_conf %s: agent %s takes no file:// bucket (no --bucket-root)", shown,
+				  cfg->name);
 	r = bucket_open(job->spec.destination_conf, &bc, ret, &e);
 	if (r < 0)
-		return errbuf_set(err, r, "bucket %s: %s", job->spec.destination_conf, e.msg);
+		return errbuf_set(err, r, "bucket %s: %s", shown, e.msg);
 	return 0;
 }
 
 static int upload(AgentJob *job, Bucket *b, const char *spool, const char *object, ErrBuf *err)
 {
+	char shown[BUCKET_URI_MAX + 1];
 	ErrBuf e = {{0}};
 	int r;
 
 	r = bucket_put_file(b, object, spool, &e);
-	if (r < 0)
-		return errbuf_set(err, r, "upload to %s: %s", job->spec.destination_conf, e.msg);
+	if (r < 0) {
+		bucket_uri_redact(job->spec.destination_conf, shown, sizeof(shown));
+		return errbuf_set(err, r, "upload to %s: %s", shown, e.msg);
+	}
 	return 0;
 }
 

@@ -8,10 +8,12 @@
  * get, agents) are pcapd's: the SDK passes unknown fields through untouched.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/cloudflare.h"
 #include "api/envelope.h"
+#include "bucket/bucket_uri.h"
 #include "common/timefmt.h"
 
 /* Each setter takes a new reference and reports failure; the renderers chain
@@ -24,6 +26,16 @@ static bool set(json_t *o, const char *key, json_t *v)
 static bool set_str(json_t *o, const char *key, const char *s)
 {
 	return set(o, key, envelope_string(s ? s : ""));
+}
+
+/* A destination_conf as every answer shows it: secrets REDACTED. */
+static bool set_conf(json_t *o, const char *key, const char *conf)
+{
+	char *shown = bucket_uri_redact_dup(conf ? conf : "");
+	bool failed = !shown || set_str(o, key, shown);
+
+	free(shown);
+	return failed;
 }
 
 static bool set_u64(json_t *o, const char *key, uint64_t v)
@@ -94,7 +106,7 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 		goto fail;
 	if (full) {
 		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||
-		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", j->destination_conf) ||
+		    set_str(o, "colo_name", j->colo_name) || set_conf(o, "destination_conf", j->destination_conf) ||
 		    set_u64(o, "packets_captured", j->packets))
 			goto fail;
 		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))
@@ -119,7 +131,7 @@ json_t *cloudflare_render_ownership(const BucketRow *b)
 
 	if (!o)
 		return NULL;
-	if (set_str(o, "id", b->id) || set_str(o, "destination_conf", b->destination_conf) ||
+	if (set_str(o, "id", b->id) || set_conf(o, "destination_conf", b->destination_conf) ||
 	    set_str(o, "filename", b->filename) || set_str(o, "status", bucket_status_to_string(b->status)) ||
 	    set_time(o, "submitted", b->submitted_ns) ||
 	    /* The docs show "" for a bucket not validated yet. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket/bucket_uri.h"
 #include "pcapctl/pcapctl.h"
 #include "pcapctl/render.h"
 #include "pcapctl/table.h"
@@ -49,7 +50,10 @@ static int check_uri(const char *cmd, const char *uri)
 		}
 	}
 	if (!strstr(uri, "://")) {
-		ctl_error("%s: '%s' is not a bucket URI (such as file:///srv/pcaps)", cmd, uri);
+		char *shown = bucket_uri_redact_dup(uri); /* a secret in it stays unshown */
+
+		ctl_error("%s: '%s' is not a bucket URI (such as file:///srv/pcaps)", cmd, shown ? shown : "?");
+		free(shown);
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;

@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/cloudflare.h"
 #include "api/envelope.h"
 
 /* ---- the fake request (http.h) ---- */
@@ -728,6 +729,28 @@ static void test_ownership_and_full(void **state)
 	json_decref(res);
 }
 
+/* Every rendering of a destination_conf shows its secrets REDACTED. */
+static void test_render_redacts(void **state)
+{
+	char conf[] = "s3://b/p?region=us-east-1&access-key-id=AK&secret-access-key=TOPSECRET";
+	BucketRow b = {.id = "x", .destination_conf = conf, .filename = "f", .status = BUCKET_PENDING};
+	Job j = {.id = "y", .type = JOB_FULL, .colo_name = "c", .destination_conf = conf};
+	json_t *o;
+	char *text;
+
+	(void)state;
+	o = cloudflare_render_ownership(&b);
+	assert_string_equal(json_string_value(json_object_get(o, "destination_conf")),
+			    "s3://b/p?region=us-east-1&access-key-id=AK&secret-access-key=REDACTED");
+	json_decref(o);
+	o = cloudflare_render_pcap(&j, false, NULL, 0);
+	text = json_dumps(o, 0);
+	assert_null(strstr(text, "TOPSECRET"));
+	assert_non_null(strstr(text, "secret-access-key=REDACTED"));
+	free(text);
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_order_of_checks),
 		cmocka_unit_test(test_simple_capture),
 		cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_render_redacts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
