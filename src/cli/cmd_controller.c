@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "bucket/bucket_uri.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -26,12 +27,16 @@
 #include "http/tlscert.h"
 
 #define MAX_SECONDS_OPT (24 * 3600)
+#define MAX_AZURE_ACCOUNTS 16
 
 typedef struct ControllerArgs {
 	const char *data;
 	const char *http, *https;
 	const char *cert, *key;
 	const char *bucket_root;
+	BucketAzureAccount azure[MAX_AZURE_ACCOUNTS]; /* --azure-storage, pointing into azure_copy[] */
+	char *azure_copy[MAX_AZURE_ACCOUNTS];
+	size_t n_azure;
 	unsigned threads;
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
 } ControllerArgs;
@@ -42,6 +47,7 @@ static void usage(FILE *f)
 		"usage: pcapd controller [--data DIR] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
 		"                        [--tls-cert FILE --tls-key FILE] [--bucket-root DIR] [--threads N]\n"
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
+		"                        [--azure-storage ACCOUNT=KEY[@BLOB_ENDPOINT]]...\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
@@ -52,7 +58,14 @@ static void usage(FILE *f)
 		"                        running captures before failing them (default 30)\n"
 		"  --agent-timeout S     an agent silent for S seconds is offline (default 15)\n"
 		"  --sample-interval S   one sample capture per S seconds per account (default 60; 0 = off)\n"
-		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n");
+		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n"
+		"  --azure-storage ACCOUNT=KEY[@BLOB_ENDPOINT]\n"
+		"                        an Azure storage account's key (and blob endpoint) for azblob://\n"
+		"                        buckets that carry neither key= nor sas= (repeatable)\n"
+		"\n"
+		"Object-store buckets without keys of their own use AWS_ACCESS_KEY_ID,\n"
+		"AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3 (s3://) and\n"
+		"GOOGLE_HMAC_ACCESS_ID, GOOGLE_HMAC_SECRET (gs://) from the environment.\n");
 }
 
 static int parse_args(int argc, char **argv, ControllerArgs *a)
@@ -69,6 +82,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"agent-timeout", required_argument, NULL, 'a'},
 		{"sample-interval", required_argument, NULL, 's'},
 		{"max-active-full", required_argument, NULL, 'm'},
+		{"azure-storage", required_argument, NULL, 'z'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -124,6 +138,21 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			if (cli_parse_num("--max-active-full", optarg, 0, 1000000, false, &a->max_active_full))
 				return 2;
 			break;
+		case 'z': {
+			ErrBuf err = {{0}};
+
+			if (a->n_azure == MAX_AZURE_ACCOUNTS) {
+				log_error("--azure-storage: at most %d accounts", MAX_AZURE_ACCOUNTS);
+				return 2;
+			}
+			if (bucket_azure_account_parse(optarg, &a->azure_copy[a->n_azure], &a->azure[a->n_azure],
+						       &err) < 0) {
+				log_error("%s", err.msg);
+				return 2;
+			}
+			a->n_azure++;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -147,6 +176,15 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		return 2;
 	}
 	return 0;
+}
+
+static void azure_free(ControllerArgs *a)
+{
+	for (size_t i = 0; i < a->n_azure; i++) {
+		explicit_bzero(a->azure_copy[i], strlen(a->azure_copy[i]));
+		free(a->azure_copy[i]);
+	}
+	a->n_azure = 0;
 }
 
 /* "http://127.0.0.1:8080" with the bound port. */
@@ -175,8 +213,10 @@ int cmd_controller(int argc, char **argv)
 	int r, sig, status = 1;
 
 	r = parse_args(argc, argv, &a);
-	if (r != 0)
+	if (r != 0) {
+		azure_free(&a);
 		return r < 0 ? 0 : r;
+	}
 
 	/* Every thread started from here inherits the blocked signals; this
 	 * thread takes them with sigwait. */
@@ -187,16 +227,17 @@ int cmd_controller(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (cli_make_data_dir(a.data) != 0)
-		return 1;
+		goto out;
 	if (cli_path_join(dbpath, sizeof(dbpath), a.data, "pcapd.db") < 0 ||
 	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
 		log_error("--data: path too long");
-		return 2;
+		status = 2;
+		goto out;
 	}
 	if (!a.bucket_root) {
 		if (mkdir(root, 0750) < 0 && errno != EEXIST) {
 			log_error("cannot create %s: %s", root, strerror(errno));
-			return 1;
+			goto out;
 		}
 		a.bucket_root = root;
 	}
@@ -212,6 +253,15 @@ int cmd_controller(int argc, char **argv)
 	scfg.db = db;
 	scfg.data_dir = a.data;
 	scfg.buckets.root = a.bucket_root;
+	/* The stores' fallback credentials: read here, at the edge (STYLE 9). */
+	scfg.buckets.aws_access_key_id = getenv("AWS_ACCESS_KEY_ID");
+	scfg.buckets.aws_secret_access_key = getenv("AWS_SECRET_ACCESS_KEY");
+	scfg.buckets.aws_session_token = getenv("AWS_SESSION_TOKEN");
+	scfg.buckets.aws_endpoint_url_s3 = getenv("AWS_ENDPOINT_URL_S3");
+	scfg.buckets.google_hmac_access_id = getenv("GOOGLE_HMAC_ACCESS_ID");
+	scfg.buckets.google_hmac_secret = getenv("GOOGLE_HMAC_SECRET");
+	scfg.buckets.azure = a.azure;
+	scfg.buckets.n_azure = a.n_azure;
 	scfg.limits.max_active_full = (size_t)a.max_active_full;
 	scfg.limits.sample_interval_ns = (int64_t)(a.sample_interval_s * NSEC_PER_SEC);
 	scfg.grace_ns = (int64_t)(a.grace_s * NSEC_PER_SEC);
@@ -259,5 +309,6 @@ out:
 	db_close(db);
 	free(cert);
 	free(key);
+	azure_free(&a);
 	return status;
 }

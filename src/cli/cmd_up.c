@@ -42,9 +42,13 @@
 
 extern char **environ;
 
+#define UP_MAX_AZURE 16
+
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
-	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
+	const char *sample_rate;         /* passed to the agent as it is; NULL = the agent's default */
+	const char *azure[UP_MAX_AZURE]; /* --azure-storage values, for the controller (checked there) */
+	size_t n_azure;
 } UpArgs;
 
 typedef struct Creds {
@@ -57,13 +61,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--azure-storage ACCOUNT=KEY[@URL]]...\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
 		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
-		"(default %u; 0 = no recorder).\n",
+		"(default %u; 0 = no recorder). --azure-storage is the controller's (see pcapd controller --help).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
@@ -77,6 +81,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"colo", required_argument, NULL, 'c'},
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
+		{"azure-storage", required_argument, NULL, 'z'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -122,6 +127,13 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			a->sample_rate = optarg;
 			break;
 		}
+		case 'z':
+			if (a->n_azure == UP_MAX_AZURE) {
+				log_error("--azure-storage: at most %d accounts", UP_MAX_AZURE);
+				return 2;
+			}
+			a->azure[a->n_azure++] = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -382,7 +394,7 @@ int cmd_up(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	{
-		char *cargv[16];
+		char *cargv[16 + 2 * UP_MAX_AZURE];
 		size_t n = 0;
 
 		cargv[n++] = "pcapd";
@@ -398,6 +410,10 @@ int cmd_up(int argc, char **argv)
 			cargv[n++] = cert;
 			cargv[n++] = "--tls-key";
 			cargv[n++] = key;
+		}
+		for (size_t i = 0; i < a.n_azure; i++) {
+			cargv[n++] = "--azure-storage";
+			cargv[n++] = (char *)a.azure[i];
 		}
 		cargv[n] = NULL;
 		r = spawn(cargv, environ, &old, &ctl);
