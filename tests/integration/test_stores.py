@@ -18,9 +18,9 @@ import urllib.request
 
 import pytest
 
-from stores import AZ_ACCOUNT, AZ_KEY
+from stores import AZ_ACCOUNT, AZ_KEY, ROOT
 
-TOOL = os.path.join(os.environ.get("PCAPD_BUILD", "build"), "tests", "tools", "bucket-tool")
+TOOL = os.path.join(os.environ.get("PCAPD_BUILD", os.path.join(ROOT, "build")), "tests", "tools", "bucket-tool")
 MIB = 1 << 20
 
 
