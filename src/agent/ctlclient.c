@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "agent/ctlclient.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
 #define WAIT_SLICE_MS 1000

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 #define DEFAULT_LIST_LIMIT 50
 #define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */

@@ -19,7 +19,7 @@
 #include <gnutls/crypto.h>
 
 #include "api/auth.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 #define SECRET_PREFIX "pcapd_"
 #define SECRET_BYTES 32u

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 #include "common/timefmt.h"
 #include "model/filterjson.h"
 

@@ -10,7 +10,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 #define POLL_DEFAULT_MS 25000
 #define POLL_MAX_MS 60000

@@ -20,8 +20,8 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/cloudflare.h"
-#include "api/envelope.h"
+#include "api/cloudflare/cloudflare.h"
+#include "api/cloudflare/envelope.h"
 #include "bucket/bucket.h"
 #include "common/timefmt.h"
 

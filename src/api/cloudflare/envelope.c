@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 #define JSON_TYPE "application/json"
 

@@ -10,8 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api/cloudflare.h"
-#include "api/envelope.h"
+#include "api/cloudflare/cloudflare.h"
+#include "api/cloudflare/envelope.h"
 #include "common/timefmt.h"
 
 /* Each setter takes a new reference and reports failure; the renderers chain

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/cloudflare.h"
+#include "api/cloudflare/cloudflare.h"
 #include "bucket/bucket.h"
 #include "common/timefmt.h"
 #include "filter/filter.h"

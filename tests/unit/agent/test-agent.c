@@ -26,7 +26,7 @@
 #include "agent/backoff.h"
 #include "agent/jobstore.h"
 #include "agent/jobtable.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 
 #define ID1 "0123456789abcdef0123456789abcdef"
 #define ID2 "fedcba9876543210fedcba9876543210"

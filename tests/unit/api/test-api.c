@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "api/auth.h"
-#include "api/cloudflare.h"
+#include "api/cloudflare/cloudflare.h"
 #include "common/timefmt.h"
 
 #define NOW_NS (1714564800LL * 1000000000LL) /* 2024-05-01T12:00:00Z */

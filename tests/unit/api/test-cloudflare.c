@@ -25,7 +25,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 /* ---- the fake request (http.h) ---- */
 
