@@ -143,7 +143,7 @@ int service_sample_store(Service *s, const char *agent, const char *id, const ui
 	}
 	if (r < 0)
 		goto out;
-	r = update_job(s, NULL, id, apply_answer, &a, NULL, err);
+	r = service_update_job(s, NULL, id, apply_answer, &a, NULL, err);
 	if (r >= 0 && !a.applied)
 		r = errbuf_set(err, -EALREADY, "id: the deadline of sample %s passed before the answer of %s", id,
 			       agent);

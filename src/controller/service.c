@@ -73,6 +73,28 @@ const BucketConfig *service_buckets(Service *s)
 	return &s->cfg.buckets;
 }
 
+void service_jobs_changed(Service *s)
+{
+	atomic_fetch_add(&s->jobs_gen, 1);
+}
+
+int service_internal(ApiError *e, int r, const ErrBuf *err)
+{
+	apierror_set(e, API_ERR_INTERNAL, NULL, "%s", err->msg[0] ? err->msg : "unexpected failure");
+	return r < 0 ? r : -EIO;
+}
+
+int service_credential_find(Service *s, const uint8_t hash[32], const char *email, char *ret_account,
+			    TokenScope *ret_scope, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_credential_find(s->cfg.db, hash, email, ret_account, ret_scope, &err);
+
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, NULL, "no such credential");
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
 unsigned service_heartbeat_ms(Service *s)
 {
 	return s->cfg.heartbeat_ms;
@@ -83,7 +105,8 @@ json_t *service_agents_json(Service *s)
 	return registry_json(s->reg, mono(), s->cfg.agent_timeout_ns);
 }
 
-int update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job, ErrBuf *err)
+int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
+		       ErrBuf *err)
 {
 	JobPart *parts = NULL;
 	size_t n = 0;
@@ -165,11 +188,11 @@ static void scan_lost(Service *s, bool all)
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i].type == JOB_SIMPLE) {
 			if (real() - jobs[i].submitted_ns >= s->cfg.sample_deadline_ns)
-				update_job(s, NULL, jobs[i].id, lose_unanswered, s, NULL, &err);
+				service_update_job(s, NULL, jobs[i].id, lose_unanswered, s, NULL, &err);
 			else
 				pending++;
 		} else if (all) {
-			update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
+			service_update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
 		}
 	}
 	atomic_store(&s->samples_pending, pending);
@@ -285,21 +308,71 @@ void service_free(Service *s)
 
 /* ---- jobs ---- */
 
-int service_job_create(Service *s, Job *j, ErrBuf *err)
+/* When to try again after a per-account limit: a sample waits for the next
+ * slot of the sample interval, a full capture for one to end. */
+#define RETRY_SAMPLE_S 60
+#define RETRY_FULL_S 5
+
+/* The destination of a full job must be a bucket the account registered and
+ * validated (service_bucket_*). */
+static int check_destination(Service *s, const Job *j, ApiError *e)
+{
+	BucketRow b = {0};
+	ErrBuf err = {{0}};
+	int r;
+
+	if (j->type != JOB_FULL)
+		return 0;
+	r = db_bucket_find(s->cfg.db, j->account, j->destination_conf, &b, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				    "bucket is not registered; add it with POST …/pcaps/ownership and validate it");
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (b.status == BUCKET_PENDING)
+		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				 "bucket is pending validation; validate it with POST …/pcaps/ownership/validate");
+	else if (b.status != BUCKET_SUCCESS)
+		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				 "bucket failed validation; delete it and add it again");
+	bucket_row_done(&b);
+	return r;
+}
+
+/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY. */
+static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r;
+
+	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &err);
+	service_jobs_changed(s);
+	if (r == -EBUSY) {
+		apierror_set(e, API_ERR_BUSY, NULL, "%s", err.msg);
+		e->retry_after_s = j->type == JOB_SIMPLE ? RETRY_SAMPLE_S : RETRY_FULL_S;
+		return r;
+	}
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+int service_job_create(Service *s, Job *j, ApiError *e)
 {
 	char(*agents)[AGENT_NAME_MAX + 1] = NULL;
 	JobPart *parts = NULL;
 	size_t n = 0;
 	int r;
 
+	r = check_destination(s, j, e);
+	if (r < 0)
+		return r;
 	r = job_new_id(j->id);
 	if (r < 0)
-		return errbuf_set(err, r, "cannot draw a random id: %s", strerror(-r));
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "cannot draw a random id: %s", strerror(-r));
 	j->submitted_ns = real();
 	j->status = JOB_PENDING;
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
-		return errbuf_set(err, -ENOMEM, "out of memory");
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 	/* A sample asks every online agent; a full capture those of its colo. */
 	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
 			   JOB_MAX_PARTS);
@@ -309,21 +382,20 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		j->finished_ns = j->submitted_ns;
 		free(j->error_message);
 		j->error_message = strdup("no agent is online to answer the sample");
-		r = db_job_insert(s->cfg.db, j, NULL, 0, &s->cfg.limits, err);
-		atomic_fetch_add(&s->jobs_gen, 1);
+		r = insert_job(s, j, NULL, 0, e);
 		goto out;
 	}
 	if (n == 0) {
 		char online[512];
 
 		registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
-		r = errbuf_set(err, -ENODEV, "colo_name: no online agent is named or in colo '%s' (online agents: %s)",
-			       j->colo_name, online);
+		r = apierror_set(e, API_ERR_NO_TARGET, "target",
+				 "no online agent is named or in colo '%s' (online agents: %s)", j->colo_name, online);
 		goto out;
 	}
 	parts = calloc(n, sizeof(*parts));
 	if (!parts) {
-		r = errbuf_set(err, -ENOMEM, "out of memory");
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -339,12 +411,11 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
-			r = errbuf_set(err, -ENOMEM, "out of memory");
+			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 			goto out;
 		}
 	}
-	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, err);
-	atomic_fetch_add(&s->jobs_gen, 1);
+	r = insert_job(s, j, parts, n, e);
 	if (r < 0)
 		goto out;
 	if (j->type == JOB_SIMPLE)
@@ -355,6 +426,41 @@ out:
 	parts_free(parts, n);
 	free(agents);
 	return r;
+}
+
+int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
+		    ApiError *e)
+{
+	ErrBuf err = {{0}};
+	JobPart *parts = NULL;
+	size_t n = 0;
+	Job j = {0};
+	int r;
+
+	r = db_job_get(s->cfg.db, account, id, &j, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "id", "no capture with id %s", id);
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (ret_parts) {
+		r = db_part_list(s->cfg.db, id, &parts, &n, &err);
+		if (r < 0) {
+			job_done(&j);
+			return service_internal(e, r, &err);
+		}
+		*ret_parts = parts;
+		*ret_n = n;
+	}
+	*ret = j;
+	return 0;
+}
+
+int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+
+	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
 typedef struct StopArg {
@@ -381,24 +487,36 @@ static bool request_stop(Job *j, JobPart *parts, size_t n, void *arg)
 	return true;
 }
 
-int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ErrBuf *err)
+int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e)
 {
 	StopArg a = {0};
 	JobPart *parts = NULL;
+	ErrBuf err = {{0}};
 	size_t n = 0;
 	Job j = {0};
 	int r;
 
-	r = update_job(s, account, id, request_stop, &a, &j, err);
+	r = service_update_job(s, account, id, request_stop, &a, &j, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "id", "no capture with id %s", id);
 	if (r < 0)
-		return r;
-	if (a.result == 0 && db_part_list(s->cfg.db, id, &parts, &n, err) >= 0) {
-		for (size_t i = 0; i < n; i++)
-			registry_wake(s->reg, parts[i].agent);
-		parts_free(parts, n);
+		return service_internal(e, r, &err);
+	if (a.result == -EINVAL) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "only full captures can be stopped");
+	} else if (a.result == -EALREADY) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture already finished (%s)",
+				 job_status_to_string(j.status));
+	} else {
+		if (db_part_list(s->cfg.db, id, &parts, &n, &err) >= 0) {
+			for (size_t i = 0; i < n; i++)
+				registry_wake(s->reg, parts[i].agent);
+			parts_free(parts, n);
+		}
+		*ret = j;
+		return 0;
 	}
-	*ret = j;
-	return a.result;
+	job_done(&j);
+	return r;
 }
 
 /* ---- agents ---- */
@@ -491,7 +609,7 @@ int service_agent_report(Service *s, const AgentReport *rep, json_t **ret_acks, 
 	for (size_t i = 0; i < rep->n_jobs; i++) {
 		ReportArg a = {.agent = rep->name, .rep = &rep->jobs[i]};
 
-		r = update_job(s, NULL, rep->jobs[i].id, apply_report, &a, NULL, err);
+		r = service_update_job(s, NULL, rep->jobs[i].id, apply_report, &a, NULL, err);
 		if (r == -ENOENT || (r >= 0 && (!a.known || a.terminal))) {
 			/* Final state stored, or nothing to store it in: the agent may
 			 * forget the job. A running part is never acknowledged, so it
@@ -513,7 +631,7 @@ int service_agent_report(Service *s, const AgentReport *rep, json_t **ret_acks, 
 			HelloArg h = {.agent = rep->name, .rep = rep};
 
 			if (!listed(rep, parts[i].job_id))
-				update_job(s, NULL, parts[i].job_id, reconcile_hello, &h, NULL, err);
+				service_update_job(s, NULL, parts[i].job_id, reconcile_hello, &h, NULL, err);
 		}
 		parts_free(parts, n);
 	}

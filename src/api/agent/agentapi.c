@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report and the
- * long-poll GET /agent/v1/poll. Validation is strict and bounded; the service
- * does the rest.
+ * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report, the
+ * long-poll GET /agent/v1/poll and POST /agent/v1/sample. Validation is
+ * strict and bounded; the service does the rest. Errors are answered in
+ * Cloudflare's envelope, which agents read (agentproto_error_message()).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api-int.h"
 #include "api/auth.h"
 #include "api/cloudflare/envelope.h"
 
@@ -17,6 +18,32 @@
 #define REPORT_MAX_JOBS 1024u
 #define FIELD_MAX 512u
 #define IFACES_MAX 4096u
+#define AGENTPROTO_MAX_SAMPLE_BODY (64u << 20) /* until the protocol has one home */
+
+/* A plain JSON document (obj stolen). */
+static void agentapi_reply(HttpRequest *req, json_t *obj)
+{
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	ApiError e;
+
+	json_decref(obj);
+	if (!text) {
+		apierror_set(&e, API_ERR_INTERNAL, NULL, "out of memory");
+		envelope_error(req, &e);
+		return;
+	}
+	http_respond(req, 200, "application/json", text, strlen(text));
+	free(text);
+}
+
+/* Answers e; ErrBuf messages from the service name their field first. */
+static void agentapi_fail(HttpRequest *req, ApiErrorKind kind, const char *msg)
+{
+	ApiError e;
+
+	apierror_from_msg(&e, kind, msg);
+	envelope_error(req, &e);
+}
 
 static bool name_valid(const char *s)
 {
@@ -100,11 +127,14 @@ static void handle_report(Api *a, HttpRequest *req)
 	char ifaces[IFACES_MAX + 1] = "";
 	size_t o = 0, i;
 	ErrBuf err = {{0}};
+	ApiError e;
 	int r;
 
-	body = request_json_object(req);
-	if (!body)
+	body = api_request_json(req, API_MAX_BODY, &e);
+	if (!body) {
+		envelope_error(req, &e);
 		return;
+	}
 	if ((r = opt_string(body, "name", "", &rep.name, &err)) < 0 ||
 	    (r = opt_string(body, "colo", "", &rep.colo, &err)) < 0 ||
 	    (r = opt_string(body, "version", "", &rep.version, &err)) < 0)
@@ -181,16 +211,15 @@ static void handle_report(Api *a, HttpRequest *req)
 	r = service_agent_report(api_service(a), &rep, &acks, &err);
 	if (r < 0)
 		goto internal;
-	reply_json(req, 200,
-		   json_pack("{s:o, s:I, s:I}", "ack", acks, "heartbeat_ms",
-			     (json_int_t)service_heartbeat_ms(api_service(a)), "poll_timeout_ms",
-			     (json_int_t)POLL_DEFAULT_MS));
+	agentapi_reply(req, json_pack("{s:o, s:I, s:I}", "ack", acks, "heartbeat_ms",
+				      (json_int_t)service_heartbeat_ms(api_service(a)), "poll_timeout_ms",
+				      (json_int_t)POLL_DEFAULT_MS));
 	goto out;
 bad:
-	envelope_error(req, 400, API_E_FIELD, "%s", err.msg);
+	agentapi_fail(req, API_ERR_INVALID, err.msg);
 	goto out;
 internal:
-	envelope_error(req, 500, API_E_INTERNAL, "%s", err.msg[0] ? err.msg : "out of memory");
+	agentapi_fail(req, API_ERR_INTERNAL, err.msg[0] ? err.msg : "out of memory");
 out:
 	free(jobs);
 	json_decref(body);
@@ -217,10 +246,12 @@ static void handle_poll(Api *a, HttpRequest *req)
 	bool resumed = ps != NULL;
 	json_t *work = NULL;
 	ErrBuf err = {{0}};
+	ApiError e;
 	int r;
 
 	if (http_req_shutting_down(req)) {
-		envelope_error(req, 503, API_E_INTERNAL, "the controller is shutting down; poll again");
+		apierror_set(&e, API_ERR_UNAVAILABLE, NULL, "the controller is shutting down; poll again");
+		envelope_error(req, &e);
 		return;
 	}
 	if (!ps) {
@@ -229,17 +260,19 @@ static void handle_poll(Api *a, HttpRequest *req)
 		uint64_t ms = POLL_DEFAULT_MS;
 
 		if (!name_valid(name)) {
-			envelope_error(req, 400, API_E_FIELD, "name: 1..%u characters of A-Z a-z 0-9 . _ -",
-				       AGENT_NAME_MAX);
+			apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -",
+				     AGENT_NAME_MAX);
+			envelope_error(req, &e);
 			return;
 		}
 		if (t && parse_u64(t, strlen(t), 0, POLL_MAX_MS, &ms) < 0) {
-			envelope_error(req, 400, API_E_FIELD, "timeout_ms: must be a whole number 0..%u", POLL_MAX_MS);
+			apierror_set(&e, API_ERR_INVALID, "timeout_ms", "must be a whole number 0..%u", POLL_MAX_MS);
+			envelope_error(req, &e);
 			return;
 		}
 		ps = calloc(1, sizeof(*ps));
 		if (!ps) {
-			envelope_error(req, 500, API_E_INTERNAL, "out of memory");
+			agentapi_fail(req, API_ERR_INTERNAL, "out of memory");
 			return;
 		}
 		snprintf(ps->name, sizeof(ps->name), "%s", name);
@@ -252,23 +285,20 @@ static void handle_poll(Api *a, HttpRequest *req)
 	r = service_agent_poll(api_service(a), ps->name, ps->deadline, resumed ? NULL : park, wake, req, &work, &err);
 	if (r == 0)
 		return; /* parked; wake() calls us again */
-	if (r == 1) {
-		reply_json(req, 200, work);
-		return;
-	}
-	if (r == -ENOENT)
-		envelope_error(req, 404, API_E_NOT_FOUND, "%s", err.msg);
+	if (r == 1)
+		agentapi_reply(req, work);
+	else if (r == -ENOENT)
+		agentapi_fail(req, API_ERR_NOT_FOUND, err.msg);
 	else if (r == -ESHUTDOWN)
-		envelope_error(req, 503, API_E_INTERNAL, "%s", err.msg);
+		agentapi_fail(req, API_ERR_UNAVAILABLE, err.msg);
 	else
-		envelope_error(req, 500, API_E_INTERNAL, "%s", err.msg);
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
 }
 
-size_t api_body_limit(void *ctx, const char *method, const char *path)
+static size_t agentapi_body_limit(const char *method, const char *rest)
 {
-	(void)ctx;
-	if (strcmp(method, "POST") == 0 && strcmp(path, "/agent/v1/sample") == 0)
-		return API_MAX_SAMPLE_BODY;
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/sample") == 0)
+		return AGENTPROTO_MAX_SAMPLE_BODY;
 	return API_MAX_BODY;
 }
 
@@ -279,56 +309,71 @@ static void handle_sample(Api *a, HttpRequest *req)
 	const uint8_t *body;
 	size_t n;
 	ErrBuf err = {{0}};
+	ApiError e;
 	int r;
 
 	if (http_req_body_too_large(req)) {
-		envelope_error(req, 413, API_E_TOO_LARGE, "body: larger than %u bytes", API_MAX_SAMPLE_BODY);
+		apierror_set(&e, API_ERR_TOO_LARGE, "body", "larger than %u bytes", AGENTPROTO_MAX_SAMPLE_BODY);
+		envelope_error(req, &e);
 		return;
 	}
 	if (!name_valid(name)) {
-		envelope_error(req, 400, API_E_FIELD, "name: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		envelope_error(req, &e);
 		return;
 	}
 	if (!id || !job_id_valid(id, strlen(id))) {
-		envelope_error(req, 400, API_E_FIELD, "id: must be 32 hex digits");
+		apierror_set(&e, API_ERR_INVALID, "id", "must be 32 hex digits");
+		envelope_error(req, &e);
 		return;
 	}
 	body = http_req_body(req, &n);
 	r = service_sample_store(api_service(a), name, id, body, n, &err);
 	if (r == -ENOENT)
-		envelope_error(req, 404, API_E_NOT_FOUND, "%s", err.msg);
+		agentapi_fail(req, API_ERR_NOT_FOUND, err.msg);
 	else if (r == -EALREADY)
-		envelope_error(req, 409, API_E_STATE, "%s", err.msg);
+		agentapi_fail(req, API_ERR_CONFLICT, err.msg);
 	else if (r == -EINVAL)
-		envelope_error(req, 400, API_E_FIELD, "%s", err.msg);
+		agentapi_fail(req, API_ERR_INVALID, err.msg);
 	else if (r < 0)
-		envelope_error(req, 500, API_E_INTERNAL, "%s", err.msg);
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
 	else
-		reply_json(req, 200, json_pack("{s:b}", "stored", 1));
+		agentapi_reply(req, json_pack("{s:b}", "stored", 1));
 }
 
-void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
+static void agentapi_method(HttpRequest *req, const char *method, const char *allow)
+{
+	ApiError e;
+
+	apierror_set(&e, API_ERR_METHOD, NULL, "method %s not allowed; use %s", method, allow);
+	e.allow = allow;
+	envelope_error(req, &e);
+}
+
+static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 {
 	const char *method = http_req_method(req);
 	bool resumed = http_req_get_data(req) != NULL;
+	ApiError e;
 
 	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0) {
-		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		envelope_error(req, &e);
 		return;
 	}
 	if (strcmp(sub, "/poll") != 0 && strcmp(method, "POST") != 0) {
-		http_add_header(req, "Allow", "POST");
-		envelope_error(req, 405, API_E_METHOD, "method %s not allowed; use POST", method);
+		agentapi_method(req, method, "POST");
 		return;
 	}
 	if (strcmp(sub, "/poll") == 0 && strcmp(method, "GET") != 0) {
-		http_add_header(req, "Allow", "GET");
-		envelope_error(req, 405, API_E_METHOD, "method %s not allowed; use GET", method);
+		agentapi_method(req, method, "GET");
 		return;
 	}
 	/* A resumed poll was authenticated on its first call. */
-	if (!resumed && auth_check(service_db(api_service(a)), req, NULL, SCOPE_AGENT, NULL) < 0)
+	if (!resumed && auth_check(api_service(a), req, NULL, SCOPE_AGENT, NULL, NULL, &e) < 0) {
+		envelope_error(req, &e);
 		return;
+	}
 	if (strcmp(sub, "/report") == 0)
 		handle_report(a, req);
 	else if (strcmp(sub, "/sample") == 0)
@@ -336,3 +381,10 @@ void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 	else
 		handle_poll(a, req);
 }
+
+const ApiDialect agentapi_dialect = {
+	.name = "agent",
+	.handle = agentapi_handle,
+	.render_error = envelope_error,
+	.body_limit = agentapi_body_limit,
+};

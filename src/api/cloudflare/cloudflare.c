@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The Cloudflare PCAPs dialect (api-contract.md §1): the handlers behind
- * /accounts/{account}/pcaps…, calling the service layer and rendering with
- * cloudflare_render.c.
+ * The Cloudflare PCAPs dialect: the handlers behind /accounts/{account}/pcaps…
+ * They parse (validate.c), call the service layer and render (render.c, and
+ * envelope.c for errors); the service's neutral errors get Cloudflare's names
+ * for the model's fields here (cf_fail).
  *
  * Every request goes through the same checks, in this order, so that what a
  * client learns from an error never depends on what it is not allowed to see:
@@ -18,17 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api-int.h"
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "api/cloudflare/envelope.h"
-#include "bucket/bucket.h"
 #include "common/timefmt.h"
 
 #define PCAP_TYPE "application/vnd.tcpdump.pcap"
-#define CHALLENGE_PREFIX "ownership-challenge-"
-#define RETRY_SIMPLE_S "60" /* one sample per minute per account */
-#define RETRY_FULL_S "5"
+#define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
 
 typedef enum Route {
 	R_PCAPS,              /* ""                    GET list, POST create */
@@ -45,8 +43,9 @@ typedef enum Route {
 /* What one request is about, once routed and authenticated. */
 typedef struct Call {
 	Api *api;
+	Service *svc;
 	HttpRequest *req;
-	Db *db;
+	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
 	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
 	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
 } Call;
@@ -115,9 +114,47 @@ static const char *const route_allow[] = {
 
 /* ---- shared answers ---- */
 
-static void internal_error(HttpRequest *req, const ErrBuf *err)
+/* The model's field names in Cloudflare's words. */
+static const char *cf_field(const char *field, const char *id_field)
 {
-	envelope_error(req, 500, API_E_INTERNAL, "internal error: %s", err->msg[0] ? err->msg : "unexpected failure");
+	static const char *const names[][2] = {
+		{"target", "colo_name"},
+		{"destination", "destination_conf"},
+		{"challenge", "ownership_challenge"},
+	};
+
+	if (id_field && strcmp(field, "id") == 0)
+		return id_field;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(field, names[i][0]) == 0)
+			return names[i][1];
+	return field;
+}
+
+static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field)
+{
+	ApiError cf = *e;
+
+	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field));
+	envelope_error(req, &cf);
+}
+
+static void cf_render_error(HttpRequest *req, const ApiError *e)
+{
+	cf_error(req, e, NULL);
+}
+
+static void cf_fail(Call *c, const ApiError *e)
+{
+	cf_error(c->req, e, c->id_field);
+}
+
+static void out_of_memory(Call *c)
+{
+	ApiError e;
+
+	apierror_set(&e, API_ERR_INTERNAL, NULL, "out of memory");
+	cf_fail(c, &e);
 }
 
 static void answer_pcap(Call *c, const Job *j, bool with_agents, const JobPart *parts, size_t n)
@@ -125,7 +162,7 @@ static void answer_pcap(Call *c, const Job *j, bool with_agents, const JobPart *
 	json_t *o = cloudflare_render_pcap(j, with_agents, parts, n);
 
 	if (!o) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, o, NULL);
@@ -136,80 +173,56 @@ static void answer_ownership(Call *c, const BucketRow *b)
 	json_t *o = cloudflare_render_ownership(b);
 
 	if (!o) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, o, NULL);
 }
 
-static void no_capture(Call *c)
+/* The body as a JSON object, or NULL (answered). */
+static json_t *body_object(Call *c)
 {
-	envelope_error(c->req, 404, API_E_NOT_FOUND, "pcap_id: no capture with id %s", c->id);
+	ApiError e;
+	json_t *body = api_request_json(c->req, API_MAX_BODY, &e);
+
+	if (!body)
+		cf_fail(c, &e);
+	return body;
+}
+
+/* A validator's ErrBuf (its message names the field first) as the answer. */
+static void invalid(Call *c, int r, const ErrBuf *err)
+{
+	ApiError e;
+
+	apierror_from_msg(&e, r == -ENOMEM ? API_ERR_INTERNAL : API_ERR_INVALID, err->msg);
+	cf_fail(c, &e);
 }
 
 /* ---- captures ---- */
 
 static void pcaps_create(Call *c)
 {
-	Service *svc = api_service(c->api);
 	ErrBuf err = {{0}};
-	BucketRow bucket = {0};
+	ApiError e;
 	Job j = {0};
 	json_t *body;
 	int r;
 
-	body = request_json_object(c->req);
+	body = body_object(c);
 	if (!body)
 		return;
 	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
 	json_decref(body);
 	if (r < 0) {
-		if (r == -ENOMEM)
-			internal_error(c->req, &err);
-		else
-			envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
+		invalid(c, r, &err);
 		return;
 	}
 	memcpy(j.account, c->account, sizeof(j.account));
-
-	if (j.type == JOB_FULL) {
-		r = db_bucket_find(c->db, c->account, j.destination_conf, &bucket, &err);
-		if (r == -ENOENT) {
-			envelope_error(c->req, 400, API_E_BUCKET,
-				       "destination_conf: bucket is not registered; add it with POST "
-				       "…/pcaps/ownership and validate it");
-			goto done;
-		}
-		if (r < 0) {
-			internal_error(c->req, &err);
-			goto done;
-		}
-		if (bucket.status == BUCKET_PENDING) {
-			envelope_error(c->req, 400, API_E_BUCKET,
-				       "destination_conf: bucket is pending validation; validate it with POST "
-				       "…/pcaps/ownership/validate");
-			goto done;
-		}
-		if (bucket.status != BUCKET_SUCCESS) {
-			envelope_error(c->req, 400, API_E_BUCKET,
-				       "destination_conf: bucket failed validation; delete it and add it again");
-			goto done;
-		}
-	}
-
-	r = service_job_create(svc, &j, &err);
-	if (r == -ENODEV) {
-		envelope_error(c->req, 400, API_E_NO_AGENT, "%s", err.msg);
-	} else if (r == -EBUSY) {
-		http_add_header(c->req, "retry-after", j.type == JOB_SIMPLE ? RETRY_SIMPLE_S : RETRY_FULL_S);
-		envelope_error(c->req, 429, API_E_LIMIT, "%s", err.msg);
-	} else if (r < 0) {
-		internal_error(c->req, &err);
-	} else {
+	if (service_job_create(c->svc, &j, &e) < 0)
+		cf_fail(c, &e);
+	else
 		answer_pcap(c, &j, false, NULL, 0);
-	}
-done:
-	bucket_row_done(&bucket);
 	job_done(&j);
 }
 
@@ -218,19 +231,17 @@ static void pcaps_list(Call *c)
 	size_t limit = api_list_limit(c->api), len;
 	/* Read before the database: a change during rendering makes the cached
 	 * copy stale at once rather than hiding the change. */
-	uint64_t gen = service_jobs_generation(api_service(c->api));
-	ErrBuf err = {{0}};
+	uint64_t gen = service_jobs_generation(c->svc);
+	ApiError e;
 	Job *jobs = NULL;
 	size_t n = 0;
 	json_t *arr, *info;
 	char *body;
-	int r;
 
-	if (api_list_cached(c->api, c->req, c->account, gen))
+	if (api_list_cached(c->api, &cloudflare_dialect, c->req, c->account, gen))
 		return;
-	r = db_job_list(c->db, c->account, limit, &jobs, &n, &err);
-	if (r < 0) {
-		internal_error(c->req, &err);
+	if (service_job_list(c->svc, c->account, limit, &jobs, &n, &e) < 0) {
+		cf_fail(c, &e);
 		return;
 	}
 	arr = json_array();
@@ -247,40 +258,30 @@ static void pcaps_list(Call *c)
 	if (!arr || !info) {
 		json_decref(arr);
 		json_decref(info);
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	body = envelope_ok_text(arr, info, &len);
 	if (!body) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	http_respond(c->req, 200, "application/json", body, len);
-	api_list_store(c->api, c->account, gen, body, len);
+	api_list_store(c->api, &cloudflare_dialect, c->account, gen, body, len);
 }
 
 static void pcaps_get(Call *c)
 {
-	ErrBuf err = {{0}};
 	JobPart *parts = NULL;
 	size_t n = 0;
+	ApiError e;
 	Job j = {0};
-	int r;
 
-	r = db_job_get(c->db, c->account, c->id, &j, &err);
-	if (r == -ENOENT) {
-		no_capture(c);
+	if (service_job_get(c->svc, c->account, c->id, &j, &parts, &n, &e) < 0) {
+		cf_fail(c, &e);
 		return;
 	}
-	if (r < 0) {
-		internal_error(c->req, &err);
-		return;
-	}
-	r = db_part_list(c->db, c->id, &parts, &n, &err);
-	if (r < 0)
-		internal_error(c->req, &err);
-	else
-		answer_pcap(c, &j, true, parts, n);
+	answer_pcap(c, &j, true, parts, n);
 	parts_free(parts, n);
 	job_done(&j);
 }
@@ -288,37 +289,13 @@ static void pcaps_get(Call *c)
 static void pcaps_download(Call *c)
 {
 	char disposition[128];
-	JobStatus status = JOB_PENDING;
-	ErrBuf err = {{0}};
 	uint64_t len = 0;
+	ApiError e;
 	int fd = -1;
 	int r;
 
-	r = service_job_download(api_service(c->api), c->account, c->id, &fd, &len, &status, &err);
-	if (r == -ENOENT) {
-		no_capture(c);
-		return;
-	}
-	if (r == -EAGAIN) {
-		envelope_error(c->req, 409, API_E_STATE,
-			       "pcap_id: capture is %s; it can be downloaded once its status is success",
-			       job_status_to_string(status));
-		return;
-	}
-	if (r == -ENODATA) {
-		Job j = {0};
-		ErrBuf jerr = {{0}};
-
-		if (db_job_get(c->db, c->account, c->id, &j, &jerr) == 0 && j.error_message)
-			envelope_error(c->req, 409, API_E_STATE, "pcap_id: capture failed: %s", j.error_message);
-		else
-			envelope_error(c->req, 409, API_E_STATE, "pcap_id: capture failed: %s",
-				       err.msg[0] ? err.msg : "no packets");
-		job_done(&j);
-		return;
-	}
-	if (r < 0) {
-		internal_error(c->req, &err);
+	if (service_job_download(c->svc, c->account, c->id, &fd, &len, &e) < 0) {
+		cf_fail(c, &e);
 		return;
 	}
 	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
@@ -329,141 +306,50 @@ static void pcaps_download(Call *c)
 
 static void pcaps_stop(Call *c)
 {
-	ErrBuf err = {{0}};
+	ApiError e;
 	Job j = {0};
-	int r;
 
 	/* The SDK sends no body; anything sent is ignored. */
-	r = service_job_stop(api_service(c->api), c->account, c->id, &j, &err);
-	if (r == -ENOENT)
-		no_capture(c);
-	else if (r == -EINVAL)
-		envelope_error(c->req, 409, API_E_STATE, "pcap_id: only full captures can be stopped");
-	else if (r == -EALREADY)
-		envelope_error(c->req, 409, API_E_STATE, "pcap_id: capture already finished (%s)",
-			       job_status_to_string(j.status));
-	else if (r < 0)
-		internal_error(c->req, &err);
-	else
-		answer_pcap(c, &j, false, NULL, 0);
+	if (service_job_stop(c->svc, c->account, c->id, &j, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	answer_pcap(c, &j, false, NULL, 0);
 	job_done(&j);
 }
 
 /* ---- buckets ("ownership") ---- */
 
-/* Opens the bucket at uri; a failure is the client's (a path outside the
- * bucket root, an unwritable directory), so the message names the field. */
-static int open_bucket(Call *c, const char *uri, Bucket **ret)
-{
-	ErrBuf err = {{0}};
-	int r;
-
-	r = bucket_open(uri, service_buckets(api_service(c->api)), ret, &err);
-	if (r < 0) {
-		if (strncmp(err.msg, "destination_conf", 16) == 0)
-			envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
-		else
-			envelope_error(c->req, 400, API_E_FIELD, "destination_conf: %s", err.msg);
-	}
-	return r;
-}
-
 static void ownership_create(Call *c)
 {
-	BucketRow b = {0}, old = {0};
+	BucketRow b = {0};
 	ErrBuf err = {{0}};
-	Bucket *bucket = NULL;
 	const char *conf;
-	char token[JOB_ID_LEN + 2];
-	char filename[sizeof(CHALLENGE_PREFIX) + JOB_ID_LEN + 4];
+	ApiError e;
 	json_t *body;
-	int r;
 
-	body = request_json_object(c->req);
+	body = body_object(c);
 	if (!body)
 		return;
-	r = cloudflare_parse_ownership(body, &conf, &err);
-	if (r < 0) {
-		envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
-		goto done;
-	}
-	r = db_bucket_find(c->db, c->account, conf, &old, &err);
-	if (r == 0) {
-		envelope_error(c->req, 400, API_E_FIELD,
-			       "destination_conf: already registered (id %s); delete it first to register again",
-			       old.id);
-		goto done;
-	}
-	if (r != -ENOENT) {
-		internal_error(c->req, &err);
-		goto done;
-	}
-	if (open_bucket(c, conf, &bucket) < 0)
-		goto done;
-
-	/* The file name carries the bucket's id (as in Cloudflare's example);
-	 * the token inside is a second, independent random value. */
-	if (job_new_id(b.id) < 0 || job_new_id(token) < 0) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: no random numbers");
-		goto done;
-	}
-	r = snprintf(filename, sizeof(filename), CHALLENGE_PREFIX "%s.txt", b.id);
-	if (r < 0 || (size_t)r >= sizeof(filename)) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: challenge name");
-		goto done;
-	}
-	memcpy(b.account, c->account, sizeof(b.account));
-	b.destination_conf = strdup(conf);
-	b.filename = strdup(filename);
-	b.challenge = strdup(token);
-	if (!b.destination_conf || !b.filename || !b.challenge) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
-		goto done;
-	}
-	b.status = BUCKET_PENDING;
-	b.submitted_ns = (int64_t)now_realtime_ns();
-
-	token[JOB_ID_LEN] = '\n';
-	r = bucket_put_bytes(bucket, filename, token, JOB_ID_LEN + 1, &err);
-	token[JOB_ID_LEN] = '\0';
-	if (r < 0) {
-		envelope_error(c->req, 400, API_E_FIELD, "destination_conf: cannot write the challenge file: %s",
-			       err.msg);
-		goto done;
-	}
-	r = db_bucket_insert(c->db, &b, &err);
-	if (r < 0) {
-		ErrBuf rerr;
-
-		bucket_remove(bucket, filename, &rerr); /* best effort: the row is what counts */
-		if (r == -EEXIST && db_bucket_find(c->db, c->account, conf, &old, &rerr) == 0)
-			envelope_error(c->req, 400, API_E_FIELD,
-				       "destination_conf: already registered (id %s); delete it first to register "
-				       "again",
-				       old.id);
-		else
-			internal_error(c->req, &err);
-		goto done;
-	}
-	answer_ownership(c, &b);
-done:
-	bucket_free(bucket);
-	bucket_row_done(&old);
+	if (cloudflare_parse_ownership(body, &conf, &err) < 0)
+		invalid(c, -EINVAL, &err);
+	else if (service_bucket_register(c->svc, c->account, conf, &b, &e) < 0)
+		cf_fail(c, &e);
+	else
+		answer_ownership(c, &b);
 	bucket_row_done(&b);
 	json_decref(body);
 }
 
 static void ownership_list(Call *c)
 {
-	ErrBuf err = {{0}};
 	BucketRow *rows = NULL;
 	size_t n = 0;
+	ApiError e;
 	json_t *arr;
-	int r;
 
-	r = db_bucket_list(c->db, c->account, &rows, &n, &err);
-	if (r < 0) {
-		internal_error(c->req, &err);
+	if (service_bucket_list(c->svc, c->account, &rows, &n, &e) < 0) {
+		cf_fail(c, &e);
 		return;
 	}
 	arr = json_array();
@@ -475,7 +361,7 @@ static void ownership_list(Call *c)
 	}
 	bucket_rows_free(rows, n);
 	if (!arr) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, arr, NULL);
@@ -486,80 +372,30 @@ static void ownership_validate(Call *c)
 	const char *conf, *challenge;
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
+	ApiError e;
 	json_t *body;
-	int r;
 
-	body = request_json_object(c->req);
+	body = body_object(c);
 	if (!body)
 		return;
-	r = cloudflare_parse_validate(body, &conf, &challenge, &err);
-	if (r < 0) {
-		envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
-		goto done;
-	}
-	r = db_bucket_find(c->db, c->account, conf, &b, &err);
-	if (r == -ENOENT) {
-		envelope_error(c->req, 404, API_E_NOT_FOUND, "destination_conf: no bucket registered with this URI");
-		goto done;
-	}
-	if (r < 0) {
-		internal_error(c->req, &err);
-		goto done;
-	}
-	if (!cloudflare_challenge_matches(&b, challenge, strlen(challenge))) {
-		envelope_error(c->req, 400, API_E_CHALLENGE, "ownership_challenge: does not match the token in %s",
-			       b.filename ? b.filename : "the challenge file");
-		goto done;
-	}
-	/* Validating again is harmless and keeps the first validation time. */
-	if (b.status != BUCKET_SUCCESS || !b.validated_ns) {
-		b.status = BUCKET_SUCCESS;
-		b.validated_ns = (int64_t)now_realtime_ns();
-		r = db_bucket_update(c->db, &b, &err);
-		if (r < 0) {
-			internal_error(c->req, &err);
-			goto done;
-		}
-	}
-	answer_ownership(c, &b);
-done:
+	if (cloudflare_parse_validate(body, &conf, &challenge, &err) < 0)
+		invalid(c, -EINVAL, &err);
+	else if (service_bucket_validate(c->svc, c->account, conf, challenge, &b, &e) < 0)
+		cf_fail(c, &e);
+	else
+		answer_ownership(c, &b);
 	bucket_row_done(&b);
 	json_decref(body);
 }
 
 static void ownership_delete(Call *c)
 {
-	ErrBuf err = {{0}};
-	BucketRow b = {0};
-	Bucket *bucket = NULL;
-	int r;
+	ApiError e;
 
-	r = db_bucket_get(c->db, c->account, c->id, &b, &err);
-	if (r == -ENOENT) {
-		envelope_error(c->req, 404, API_E_NOT_FOUND, "ownership_id: no bucket with id %s", c->id);
-		return;
-	}
-	if (r < 0) {
-		internal_error(c->req, &err);
-		return;
-	}
-	r = db_bucket_delete(c->db, c->account, c->id, &err);
-	if (r == -ENOENT) {
-		envelope_error(c->req, 404, API_E_NOT_FOUND, "ownership_id: no bucket with id %s", c->id);
-		goto done;
-	}
-	if (r < 0) {
-		internal_error(c->req, &err);
-		goto done;
-	}
-	/* The challenge file is ours to tidy, but a bucket that has gone away
-	 * must not keep its row alive: best effort, after the delete. */
-	if (b.filename && bucket_open(b.destination_conf, service_buckets(api_service(c->api)), &bucket, &err) == 0)
-		bucket_remove(bucket, b.filename, &err);
-	http_respond(c->req, 204, NULL, NULL, 0);
-done:
-	bucket_free(bucket);
-	bucket_row_done(&b);
+	if (service_bucket_delete(c->svc, c->account, c->id, &e) < 0)
+		cf_fail(c, &e);
+	else
+		http_respond(c->req, 204, NULL, NULL, 0);
 }
 
 /* ---- dispatch ---- */
@@ -576,10 +412,10 @@ typedef struct Op {
  * the recorder's state), so a full disk or a stopped recorder is visible. */
 static void agents_list(Call *c)
 {
-	json_t *arr = service_agents_json(api_service(c->api));
+	json_t *arr = service_agents_json(c->svc);
 
 	if (!arr) {
-		envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, arr, NULL);
@@ -598,18 +434,21 @@ static const Op ops[] = {
 	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
 };
 
-void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub)
+/* The path below /accounts/{account}/pcaps; sub is what follows "/pcaps". */
+static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const char *sub)
 {
 	const char *method = http_req_method(req);
 	const char *id = NULL;
 	size_t id_len = 0;
 	const Op *op = NULL;
-	Call c = {.api = a, .req = req};
+	Call c = {.api = a, .svc = api_service(a), .req = req};
+	ApiError e;
 	Route route;
 
 	route = route_of(sub, &id, &id_len);
 	if (route == R_NONE) {
-		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_fail(&c, &e);
 		return;
 	}
 	/* HEAD is GET without the body (libmicrohttpd drops it). */
@@ -619,21 +458,21 @@ void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char
 		if (ops[i].route == route && strcmp(ops[i].method, method) == 0)
 			op = &ops[i];
 	if (!op) {
-		http_add_header(req, "Allow", route_allow[route]);
-		envelope_error(req, 405, API_E_METHOD, "Method not allowed: %s takes %s", method, route_allow[route]);
+		apierror_set(&e, API_ERR_METHOD, NULL, "Method not allowed: %s takes %s", method, route_allow[route]);
+		e.allow = route_allow[route];
+		cf_fail(&c, &e);
 		return;
 	}
-	c.db = service_db(api_service(a));
-	if (auth_check_op(c.db, req, account, op->scope, op->name, c.account) < 0)
+	if (auth_check(c.svc, req, account, op->scope, op->name, c.account, &e) < 0) {
+		cf_fail(&c, &e);
 		return;
+	}
 	if (id) {
+		c.id_field = route == R_OWNERSHIP ? "ownership_id" : "pcap_id";
 		if (!job_id_valid(id, id_len)) {
-			if (route == R_OWNERSHIP)
-				envelope_error(req, 404, API_E_NOT_FOUND, "ownership_id: no bucket with id %.*s",
-					       (int)(id_len > 64 ? 64 : id_len), id);
-			else
-				envelope_error(req, 404, API_E_NOT_FOUND, "pcap_id: no capture with id %.*s",
-					       (int)(id_len > 64 ? 64 : id_len), id);
+			apierror_set(&e, API_ERR_NOT_FOUND, "id", "no %s with id %.*s",
+				     route == R_OWNERSHIP ? "bucket" : "capture", (int)(id_len > 64 ? 64 : id_len), id);
+			cf_fail(&c, &e);
 			return;
 		}
 		/* Ids are stored lowercase; accept what a user copied in capitals. */
@@ -643,3 +482,43 @@ void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char
 	}
 	op->fn(&c);
 }
+
+/* If path starts with the segment prefix (followed by '/' or its end),
+ * returns what follows; else NULL. */
+static const char *after_segment(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(path, prefix, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+		return NULL;
+	return path + n;
+}
+
+/* rest = "/{account}/pcaps[...]" (what follows "/accounts"). */
+static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	const char *slash, *sub = NULL;
+	ApiError e;
+	size_t n;
+
+	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1)
+		sub = after_segment(slash, "/pcaps");
+	if (!sub) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_render_error(req, &e);
+		return;
+	}
+	n = (size_t)(slash - (rest + 1));
+	if (n > ACCOUNT_SEGMENT_MAX)
+		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
+	memcpy(account, rest + 1, n);
+	account[n] = '\0';
+	handle_pcaps(a, req, account, sub);
+}
+
+const ApiDialect cloudflare_dialect = {
+	.name = "cloudflare",
+	.handle = cloudflare_handle,
+	.render_error = cf_render_error,
+};

@@ -44,12 +44,6 @@ int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf
 /* {destination_conf, ownership_challenge} (both required strings). */
 int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const char **ret_challenge, ErrBuf *err);
 
-/* Whether what a user sent back as ownership_challenge proves ownership of b:
- * the token written in the challenge file (what the documentation tells users
- * to copy), or the name of that file (what the OpenAPI schema describes);
- * blanks around either are ignored. */
-bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n);
-
 /* The PCAP object of j; with_agents (get only): also "agents", the per-agent
  * shares parts[0..n_parts) (an empty list when there are none). NULL: out of
  * memory. */

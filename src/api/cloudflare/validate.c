@@ -342,33 +342,3 @@ int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const c
 	*ret_challenge = json_string_value(vals[1]);
 	return 0;
 }
-
-static const char *trim_space(const char *s, size_t *n)
-{
-	while (*n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
-		s++;
-		(*n)--;
-	}
-	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t' || s[*n - 1] == '\r' || s[*n - 1] == '\n'))
-		(*n)--;
-	return s;
-}
-
-static bool same(const char *a, size_t an, const char *b)
-{
-	size_t bn;
-
-	if (!b)
-		return false;
-	bn = strlen(b);
-	b = trim_space(b, &bn);
-	return an > 0 && an == bn && memcmp(a, b, an) == 0;
-}
-
-bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n)
-{
-	if (!given)
-		return false;
-	given = trim_space(given, &n);
-	return same(given, n, b->challenge) || same(given, n, b->filename);
-}

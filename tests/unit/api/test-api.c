@@ -344,15 +344,15 @@ static void test_challenge(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		if (cloudflare_challenge_matches(&b, cases[i].given, strlen(cases[i].given)) != cases[i].ok)
+		if (service_challenge_matches(&b, cases[i].given, strlen(cases[i].given)) != cases[i].ok)
 			fail_msg("challenge \"%s\": expected %s", cases[i].given, cases[i].ok ? "match" : "mismatch");
 	/* the token as stored may carry the newline written into the file */
 	b.challenge = "abc\n";
-	assert_true(cloudflare_challenge_matches(&b, "abc", 3));
+	assert_true(service_challenge_matches(&b, "abc", 3));
 	/* a row without a challenge matches nothing but its filename */
 	b.challenge = NULL;
-	assert_false(cloudflare_challenge_matches(&b, "abc", 3));
-	assert_false(cloudflare_challenge_matches(&b, NULL, 0));
+	assert_false(service_challenge_matches(&b, "abc", 3));
+	assert_false(service_challenge_matches(&b, NULL, 0));
 }
 
 static char *render(json_t *o)
