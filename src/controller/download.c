@@ -89,8 +89,12 @@ static int merge_job(Service *s, const Job *j, const char *dir, const char *out,
 	r = db_part_list(service_db(s), j->id, &parts, &n, &err);
 	if (r < 0)
 		goto out;
+	if (j->type == JOB_FULL && !job_bucket(j)) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture has no bucket output to download from");
+		goto done;
+	}
 	if (j->type == JOB_FULL)
-		r = bucket_open(j->destination_conf, service_buckets(s), &b, &err);
+		r = bucket_open(job_bucket(j), service_buckets(s), &b, &err);
 	else
 		r = service_data_path(s, "samples", sdir, sizeof(sdir), &err);
 	if (r < 0)

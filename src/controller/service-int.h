@@ -3,7 +3,24 @@
 
 /* Shared inside src/controller only. */
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "controller/registry.h"
 #include "controller/service.h"
+
+struct Service {
+	ServiceConfig cfg;
+	Registry *reg;
+	pthread_mutex_t jobs_lock;
+	pthread_mutex_t hk_lock;
+	pthread_cond_t hk_cond;
+	pthread_t hk;
+	bool hk_running, stopping;
+	int64_t started_mono;
+	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
+	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
+};
 
 Db *service_db(Service *s);
 const BucketConfig *service_buckets(Service *s);

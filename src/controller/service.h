@@ -30,6 +30,7 @@
 #include "db/db.h"
 #include "model/apierror.h"
 #include "model/job.h"
+#include "proto/agentproto.h"
 
 typedef struct ServiceConfig {
 	Db *db;                     /* borrowed */
@@ -135,46 +136,33 @@ int service_bucket_delete(Service *s, const char *account, const char *id, ApiEr
  * either are ignored. Pure. */
 bool service_challenge_matches(const BucketRow *b, const char *given, size_t n);
 
-/* ---- agents ---- */
+/* ---- agents (the agent protocol: proto/agentproto.h) ---- */
 
-typedef struct AgentJobReport {
-	const char *id;
-	PartState state; /* running, uploading, done, failed */
-	uint64_t packets, bytes, drops;
-	JobStop stop_reason;
-	const char *object; /* may be NULL */
-	const char *error;  /* may be NULL */
-} AgentJobReport;
+/* Records a report (registration, heartbeat, progress) and fills ret: the ids
+ * whose terminal state is stored (acknowledged: the agent may forget them)
+ * and the heartbeat interval (free with agentproto_report_answer_done).
+ * API_ERR_INTERNAL. */
+int service_agent_report(Service *s, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
 
-typedef struct AgentReport {
-	const char *name, *colo, *version, *interfaces; /* interfaces comma-joined */
-	bool hello;
-	json_t *history; /* the recorder's status object, or NULL (borrowed) */
-	const AgentJobReport *jobs;
-	size_t n_jobs;
-} AgentReport;
-
-/* Records a report (registration, heartbeat, progress). ret_acks: a JSON array
- * of the ids whose terminal state is stored (caller owns it). */
-int service_agent_report(Service *s, const AgentReport *r, json_t **ret_acks, ErrBuf *err);
-unsigned service_heartbeat_ms(Service *s);
-
-/* A long-poll. If the agent has undelivered work, *ret_work is set to
- * {"start":[...],"stop":[...]} and 1 is returned. Else, if park is not NULL
- * and the deadline (monotonic ns) is in the future, park(arg) is called under
- * the registry lock (it suspends the request) and 0 is returned; wake(arg) is
- * called later, once, from another thread, when work arrives, the deadline
- * passes or the service stops. With no park or a past deadline: 1 with empty
- * lists. -ENOENT: the agent never reported (it must report first). */
+/* A long-poll. If the agent has undelivered work, *ret_work gets it (at most
+ * AGENTPROTO_MAX_STARTS starts and AGENTPROTO_MAX_IDS stops; the rest comes
+ * with the next poll; free with agentproto_poll_done) and 1 is returned.
+ * Else, if park is not NULL and the deadline (monotonic ns) is in the future,
+ * park(arg) is called under the registry lock (it suspends the request) and 0
+ * is returned; wake(arg) is called later, once, from another thread, when
+ * work arrives, the deadline passes or the service stops. With no park or a
+ * past deadline: 1 with empty lists. API_ERR_NOT_FOUND ("name"): the agent
+ * never reported (it must report first); API_ERR_UNAVAILABLE: shutting down. */
 int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
-		       void (*wake)(void *arg), void *arg, json_t **ret_work, ErrBuf *err);
+		       void (*wake)(void *arg), void *arg, AgentPollAnswer *ret_work, ApiError *e);
 
 /* An agent's answer to a sample job: a classic pcap of at most the job's
  * packet_limit records, stored as DATA/samples/<id>/<agent>.pcap (temporary
- * name, fsync, rename) and the agent's part marked done. -ENOENT: no such job
- * or no part for this agent; -EALREADY: the part is already final (answered,
- * or too late); -EINVAL: not a pcap or too many records (err says). */
-int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err);
+ * name, fsync, rename) and the agent's part marked done. API_ERR_NOT_FOUND
+ * ("id": no such job, or no part for this agent), API_ERR_CONFLICT (the part
+ * is already final: answered, or too late), API_ERR_INVALID ("body": not a
+ * pcap, too many records). */
+int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e);
 
 /* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
  * online, history}]. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Agent protocol codec (docs/AGENT-PROTOCOL.md). Parsing is strict about what
- * the agent relies on (ids, types, bounds) and ignores fields it does not
- * know, so that a newer controller can add some without breaking older
- * agents.
+ * The agent protocol's reports (docs/AGENT-PROTOCOL.md), both sides: the
+ * agent builds a report and its job records and reads the answer; the
+ * controller reads the report and builds the answer. Starts and poll answers
+ * are in agentwork.c; the helpers both files use are defined here
+ * (proto-int.h).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -11,12 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/agentproto.h"
 #include "common/timefmt.h"
-#include "model/filterjson.h"
-
-#define MIN_INTERVAL_MS 1000u
-#define MAX_INTERVAL_MS 60000u
+#include "proto/proto-int.h"
 
 static bool name_char(char c)
 {
@@ -47,7 +44,7 @@ bool agentproto_object_valid(const char *s)
 }
 
 /* Copies a valid id, lowercased; false if s is not 32 hex digits. */
-static bool take_id(const char *s, char out[JOB_ID_LEN + 1])
+bool proto_take_id(const char *s, char out[JOB_ID_LEN + 1])
 {
 	if (!s || !job_id_valid(s, strlen(s)))
 		return false;
@@ -58,7 +55,7 @@ static bool take_id(const char *s, char out[JOB_ID_LEN + 1])
 }
 
 /* Copies s into out[cap]; -ENAMETOOLONG if it does not fit. */
-static int copy_str(char *out, size_t cap, const char *s)
+int proto_copy_str(char *out, size_t cap, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -70,7 +67,7 @@ static int copy_str(char *out, size_t cap, const char *s)
 
 /* A text for JSON: invalid UTF-8 (a message quoting outside bytes) gets its
  * non-ASCII bytes replaced, so that the text is never lost. */
-static json_t *safe_string(const char *text)
+json_t *proto_safe_string(const char *text)
 {
 	char safe[sizeof(((ErrBuf *)0)->msg)];
 	json_t *e = json_string(text);
@@ -106,7 +103,7 @@ static json_t *history_object(const AgentHistory *h)
 {
 	json_t *e;
 
-	e = h->error[0] ? safe_string(h->error) : json_null();
+	e = h->error[0] ? proto_safe_string(h->error) : json_null();
 	if (!e)
 		return NULL;
 	if (h->sample_rate == 0)
@@ -132,7 +129,7 @@ static json_t *job_object(const AgentJobReport *r)
 		goto fail;
 	/* json_string() refuses invalid UTF-8: system error texts are ASCII, but a
 	 * message quoting outside bytes may not be (safe_string). */
-	if (r->error[0] && json_object_set_new(o, "error", safe_string(r->error)) < 0)
+	if (r->error[0] && json_object_set_new(o, "error", proto_safe_string(r->error)) < 0)
 		goto fail;
 	return o;
 fail:
@@ -140,7 +137,7 @@ fail:
 	return NULL;
 }
 
-static int dump(json_t *v, char **ret, ErrBuf *err)
+int proto_dump(json_t *v, char **ret, ErrBuf *err)
 {
 	char *text = json_dumps(v, JSON_COMPACT);
 
@@ -185,7 +182,7 @@ int agentproto_report_build(const AgentIdent *who, bool hello, const AgentHistor
 	}
 	if (hist && json_object_set_new(root, "history", history_object(hist)) < 0)
 		goto oom;
-	r = dump(root, ret, err);
+	r = proto_dump(root, ret, err);
 	goto out;
 oom:
 	r = errbuf_set(err, -ENOMEM, "out of memory");
@@ -194,7 +191,7 @@ out:
 	return r;
 }
 
-static int load(const char *p, size_t n, const char *what, json_t **ret, ErrBuf *err)
+int proto_load(const char *p, size_t n, const char *what, json_t **ret, ErrBuf *err)
 {
 	json_error_t jerr;
 	json_t *root;
@@ -214,7 +211,7 @@ static int load(const char *p, size_t n, const char *what, json_t **ret, ErrBuf 
 
 /* A non-negative integral number at most max: integer, or real without a
  * fraction. Absent or null: *ret untouched, returns 0. */
-static int get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *ret, ErrBuf *err)
+int proto_get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *ret, ErrBuf *err)
 {
 	const json_t *v = json_object_get(o, key);
 	double d;
@@ -250,14 +247,14 @@ static uint32_t clamp_interval(uint64_t v)
 {
 	if (v == 0)
 		return 0;
-	if (v < MIN_INTERVAL_MS)
-		return MIN_INTERVAL_MS;
-	return v > MAX_INTERVAL_MS ? MAX_INTERVAL_MS : (uint32_t)v;
+	if (v < AGENTPROTO_MIN_INTERVAL_MS)
+		return AGENTPROTO_MIN_INTERVAL_MS;
+	return v > AGENTPROTO_MAX_INTERVAL_MS ? AGENTPROTO_MAX_INTERVAL_MS : (uint32_t)v;
 }
 
 /* An array of ids; entries that are not ids are counted in *skipped. */
-static int get_ids(const json_t *o, const char *key, char (**ret)[JOB_ID_LEN + 1], size_t *ret_n, size_t *skipped,
-		   ErrBuf *err)
+int proto_get_ids(const json_t *o, const char *key, char (**ret)[JOB_ID_LEN + 1], size_t *ret_n, size_t *skipped,
+		  ErrBuf *err)
 {
 	const json_t *arr = json_object_get(o, key), *v;
 	char(*ids)[JOB_ID_LEN + 1];
@@ -279,7 +276,7 @@ static int get_ids(const json_t *o, const char *key, char (**ret)[JOB_ID_LEN + 1
 		return errbuf_set(err, -ENOMEM, "out of memory");
 	json_array_foreach(arr, i, v)
 	{
-		if (take_id(json_string_value(v), ids[n]))
+		if (proto_take_id(json_string_value(v), ids[n]))
 			n++;
 		else if (skipped)
 			(*skipped)++;
@@ -297,17 +294,17 @@ int agentproto_report_answer_parse(const char *p, size_t n, AgentReportAnswer *r
 	uint64_t v;
 	int r;
 
-	r = load(p, n, "report", &root, err);
+	r = proto_load(p, n, "report", &root, err);
 	if (r < 0)
 		return r;
-	r = get_ids(root, "ack", &a.ack, &a.n_ack, NULL, err);
+	r = proto_get_ids(root, "ack", &a.ack, &a.n_ack, NULL, err);
 	if (r < 0)
 		goto out;
 	v = 0;
-	if (get_u64(root, "heartbeat_ms", UINT32_MAX, &v, &ignored) == 0)
+	if (proto_get_u64(root, "heartbeat_ms", UINT32_MAX, &v, &ignored) == 0)
 		a.heartbeat_ms = clamp_interval(v);
 	v = 0;
-	if (get_u64(root, "poll_timeout_ms", UINT32_MAX, &v, &ignored) == 0)
+	if (proto_get_u64(root, "poll_timeout_ms", UINT32_MAX, &v, &ignored) == 0)
 		a.poll_timeout_ms = clamp_interval(v);
 	*ret = a;
 	a.ack = NULL;
@@ -325,179 +322,6 @@ void agentproto_report_answer_done(AgentReportAnswer *a)
 	*a = (AgentReportAnswer){0};
 }
 
-void agentproto_spec_done(AgentJobSpec *s)
-{
-	if (!s)
-		return;
-	free(s->filter);
-	free(s->destination_conf);
-	*s = (AgentJobSpec){0};
-}
-
-/* A sample's own fields (s->sample set, filter and error so far in bad/e). */
-static int parse_sample_fields(const json_t *o, AgentJobSpec *s, ErrBuf *e)
-{
-	uint64_t deadline = AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS;
-	int r;
-
-	if (!json_object_get(o, "from_ns") || json_is_null(json_object_get(o, "from_ns")))
-		return errbuf_set(e, -EINVAL, "from_ns: missing");
-	if (!json_object_get(o, "to_ns") || json_is_null(json_object_get(o, "to_ns")))
-		return errbuf_set(e, -EINVAL, "to_ns: missing");
-	r = get_u64(o, "from_ns", INT64_MAX, &s->from_ns, e);
-	if (r == 0)
-		r = get_u64(o, "to_ns", INT64_MAX, &s->to_ns, e);
-	if (r == 0 && s->from_ns > s->to_ns)
-		r = errbuf_set(e, -EINVAL, "from_ns: after to_ns");
-	if (r == 0)
-		r = get_u64(o, "packet_limit", AGENTPROTO_MAX_SAMPLE_PACKETS, &s->packet_limit, e);
-	if (r == 0 && s->packet_limit == 0)
-		r = errbuf_set(e, -EINVAL, "packet_limit: a sample needs 1..%u", AGENTPROTO_MAX_SAMPLE_PACKETS);
-	if (r == 0)
-		r = get_u64(o, "deadline_ms", UINT64_MAX, &deadline, e);
-	if (r < 0)
-		return r;
-	s->deadline_ms =
-		deadline > AGENTPROTO_MAX_SAMPLE_DEADLINE_MS ? AGENTPROTO_MAX_SAMPLE_DEADLINE_MS : (uint32_t)deadline;
-	return 0;
-}
-
-/* Fills s from one start entry (s->id already set). The first field error
- * goes to s->error; only running out of memory fails. */
-static int parse_spec(const json_t *o, AgentJobSpec *s)
-{
-	ErrBuf e = {{0}};
-	const json_t *v;
-	int bad = 0;
-
-	v = json_object_get(o, "type");
-	if (v && !json_is_null(v)) {
-		if (!json_is_string(v))
-			bad = errbuf_set(&e, -EINVAL, "type: not a string");
-		else if (strcmp(json_string_value(v), "simple") == 0)
-			s->sample = true;
-		else if (strcmp(json_string_value(v), "full") != 0)
-			bad = errbuf_set(&e, -EOPNOTSUPP, "type: '%.40s' captures are not supported by this agent",
-					 json_string_value(v));
-	}
-	v = json_object_get(o, "filter");
-	if (v && !json_is_null(v) && !json_is_object(v)) {
-		if (!bad)
-			bad = errbuf_set(&e, -EINVAL, "filter: not an object");
-		v = NULL;
-	}
-	s->filter = v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("{}");
-	if (!s->filter)
-		return -ENOMEM;
-	if (!bad && strlen(s->filter) > FILTERJSON_MAX)
-		bad = errbuf_set(&e, -E2BIG, "filter: over %u bytes", FILTERJSON_MAX);
-	if (s->sample) {
-		/* No bucket, no object: the answer goes back to the controller. */
-		if (!bad)
-			bad = parse_sample_fields(o, s, &e);
-		if (bad)
-			memcpy(s->error, e.msg, sizeof(s->error));
-		return 0;
-	}
-	if (!bad)
-		bad = get_u64(o, "time_limit", AGENTPROTO_MAX_TIME_S, &s->time_limit_s, &e);
-	if (!bad)
-		bad = get_u64(o, "packet_limit", UINT64_MAX, &s->packet_limit, &e);
-	if (!bad)
-		bad = get_u64(o, "byte_limit", UINT64_MAX, &s->byte_limit, &e);
-	v = json_object_get(o, "destination_conf");
-	if (!v || json_is_null(v)) {
-		if (!bad)
-			bad = errbuf_set(&e, -EINVAL, "destination_conf: missing");
-	} else if (!json_is_string(v) || json_string_length(v) == 0) {
-		if (!bad)
-			bad = errbuf_set(&e, -EINVAL, "destination_conf: not a non-empty string");
-	} else {
-		s->destination_conf = strdup(json_string_value(v));
-		if (!s->destination_conf)
-			return -ENOMEM;
-	}
-	v = json_object_get(o, "object");
-	if (json_is_string(v) && json_string_length(v) == 0)
-		v = NULL; /* "" = none given: the agent names the object */
-	if (v && !json_is_null(v) && !bad) {
-		if (!json_is_string(v) || !agentproto_object_valid(json_string_value(v)))
-			bad = errbuf_set(&e, -EINVAL,
-					 "object: not 1..%u bytes of [A-Za-z0-9._-] that do not start with '.'",
-					 AGENTPROTO_OBJECT_MAX);
-		else
-			copy_str(s->object, sizeof(s->object), json_string_value(v));
-	}
-	if (bad)
-		memcpy(s->error, e.msg, sizeof(s->error));
-	return 0;
-}
-
-int agentproto_poll_parse(const char *p, size_t n, AgentPollAnswer *ret, ErrBuf *err)
-{
-	AgentPollAnswer a = {0};
-	const json_t *arr, *v;
-	json_t *root;
-	size_t i;
-	int r;
-
-	r = load(p, n, "poll", &root, err);
-	if (r < 0)
-		return r;
-	arr = json_object_get(root, "start");
-	if (arr && !json_is_null(arr)) {
-		if (!json_is_array(arr)) {
-			r = errbuf_set(err, -EBADMSG, "poll: start: not an array");
-			goto fail;
-		}
-		if (json_array_size(arr) > AGENTPROTO_MAX_STARTS) {
-			r = errbuf_set(err, -EMSGSIZE, "poll: %zu starts, over %u", json_array_size(arr),
-				       AGENTPROTO_MAX_STARTS);
-			goto fail;
-		}
-		if (json_array_size(arr) > 0) {
-			a.start = calloc(json_array_size(arr), sizeof(*a.start));
-			if (!a.start)
-				goto oom;
-		}
-		json_array_foreach(arr, i, v)
-		{
-			AgentJobSpec *s = &a.start[a.n_start];
-
-			if (!json_is_object(v) || !take_id(json_string_value(json_object_get(v, "id")), s->id)) {
-				a.n_skipped++;
-				continue;
-			}
-			a.n_start++;
-			if (parse_spec(v, s) < 0)
-				goto oom;
-		}
-	}
-	r = get_ids(root, "stop", &a.stop, &a.n_stop, &a.n_skipped, err);
-	if (r < 0)
-		goto fail;
-	json_decref(root);
-	*ret = a;
-	return 0;
-oom:
-	r = errbuf_set(err, -ENOMEM, "out of memory");
-fail:
-	agentproto_poll_done(&a);
-	json_decref(root);
-	return r;
-}
-
-void agentproto_poll_done(AgentPollAnswer *a)
-{
-	if (!a)
-		return;
-	for (size_t i = 0; i < a->n_start; i++)
-		agentproto_spec_done(&a->start[i]);
-	free(a->start);
-	free(a->stop);
-	*a = (AgentPollAnswer){0};
-}
-
 int agentproto_job_to_json(const AgentJobReport *r, char **ret, ErrBuf *err)
 {
 	json_t *o = job_object(r);
@@ -505,74 +329,230 @@ int agentproto_job_to_json(const AgentJobReport *r, char **ret, ErrBuf *err)
 
 	if (!o)
 		return errbuf_set(err, -ENOMEM, "out of memory");
-	rc = dump(o, ret, err);
+	rc = proto_dump(o, ret, err);
 	json_decref(o);
 	return rc;
 }
 
-static int get_str(const json_t *o, const char *key, bool required, const char **ret)
+json_t *proto_ids_json(const char (*ids)[JOB_ID_LEN + 1], size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, json_string(ids[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}
+
+/* A string member of at most max bytes without a NUL: *ret = its text, or
+ * NULL when absent or null. */
+static int get_string(const json_t *o, const char *key, const char *where, size_t max, const char **ret, ErrBuf *err)
 {
 	const json_t *v = json_object_get(o, key);
 
-	if (!v) {
-		*ret = "";
-		return required ? -EINVAL : 0;
-	}
-	if (!json_is_string(v))
-		return -EINVAL;
+	*ret = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v))
+		return errbuf_set(err, -EINVAL, "%s%s: must be a string of at most %zu bytes", where, key, max);
 	*ret = json_string_value(v);
+	return 0;
+}
+
+/* Copies s (may be NULL) into out[cap], cut at cap - 1 bytes. */
+static void copy_cut(char *out, size_t cap, const char *s)
+{
+	size_t n = s ? strnlen(s, cap - 1) : 0;
+
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
+}
+
+/* One job object: a report's entry (record false: stop_reason may be left
+ * out, an object name that is not valid is dropped) or the agent's record of
+ * a job (record true: strict). Messages start with where. */
+static int parse_job(const json_t *o, const char *where, bool record, AgentJobReport *ret, ErrBuf *err)
+{
+	AgentJobReport rep = {0};
+	const char *id, *state, *stop, *object, *error;
+	ErrBuf e = {{0}};
+	int r;
+
+	if (!json_is_object(o)) {
+		size_t n = strlen(where);
+
+		while (n > 0 && (where[n - 1] == '.' || where[n - 1] == ':' || where[n - 1] == ' '))
+			n--;
+		return errbuf_set(err, -EINVAL, "%.*s: must be an object", (int)n, where);
+	}
+	if ((r = get_string(o, "id", where, AGENTPROTO_FIELD_MAX, &id, err)) < 0 ||
+	    (r = get_string(o, "state", where, AGENTPROTO_FIELD_MAX, &state, err)) < 0 ||
+	    (r = get_string(o, "stop_reason", where, AGENTPROTO_FIELD_MAX, &stop, err)) < 0 ||
+	    (r = get_string(o, "object", where, AGENTPROTO_FIELD_MAX, &object, err)) < 0 ||
+	    (r = get_string(o, "error", where, AGENTPROTO_FIELD_MAX, &error, err)) < 0)
+		return r;
+	if (!proto_take_id(id, rep.id))
+		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
+	if (!state || part_state_from_string(state, &rep.state) < 0 || rep.state == PART_ASSIGNED ||
+	    rep.state == PART_LOST)
+		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
+	rep.stop_reason = JOB_STOP_NONE;
+	if ((record && !stop) || (stop && job_stop_from_string(stop, &rep.stop_reason) < 0))
+		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
+				  where);
+	if (proto_get_u64(o, "packets", INT64_MAX, &rep.packets, &e) < 0 ||
+	    proto_get_u64(o, "bytes", INT64_MAX, &rep.bytes, &e) < 0 ||
+	    proto_get_u64(o, "drops", INT64_MAX, &rep.drops, &e) < 0)
+		return errbuf_set(err, -EINVAL, "%s%s", where, e.msg);
+	if (object && agentproto_object_valid(object))
+		copy_cut(rep.object, sizeof(rep.object), object);
+	else if (object && object[0] && record)
+		return errbuf_set(err, -EINVAL, "%sobject: not a valid object name", where);
+	/* A longer text (from another version): keep its start. */
+	copy_cut(rep.error, sizeof(rep.error), error);
+	*ret = rep;
 	return 0;
 }
 
 int agentproto_job_from_json(const char *p, size_t n, AgentJobReport *ret, ErrBuf *err)
 {
-	AgentJobReport rep = {0};
-	const char *id, *state, *stop, *object, *error;
-	ErrBuf e = {{0}};
 	json_t *root;
 	int r;
 
-	r = load(p, n, "job", &root, err);
+	r = proto_load(p, n, "job", &root, err);
 	if (r < 0)
 		return r;
-	r = -EINVAL;
-	if (get_str(root, "id", true, &id) < 0 || !take_id(id, rep.id)) {
-		errbuf_set(err, r, "job: id: not 32 hex digits");
-		goto out;
-	}
-	if (get_str(root, "state", true, &state) < 0 || part_state_from_string(state, &rep.state) < 0) {
-		errbuf_set(err, r, "job: state: unknown");
-		goto out;
-	}
-	if (get_str(root, "stop_reason", true, &stop) < 0 || job_stop_from_string(stop, &rep.stop_reason) < 0) {
-		errbuf_set(err, r, "job: stop_reason: unknown");
-		goto out;
-	}
-	if (get_u64(root, "packets", INT64_MAX, &rep.packets, &e) < 0 ||
-	    get_u64(root, "bytes", INT64_MAX, &rep.bytes, &e) < 0 ||
-	    get_u64(root, "drops", INT64_MAX, &rep.drops, &e) < 0) {
-		errbuf_set(err, r, "job: %s", e.msg);
-		goto out;
-	}
-	if (get_str(root, "object", false, &object) < 0 || (object[0] && !agentproto_object_valid(object))) {
-		errbuf_set(err, r, "job: object: not a valid object name");
-		goto out;
-	}
-	if (get_str(root, "error", false, &error) < 0) {
-		errbuf_set(err, r, "job: error: not a string");
-		goto out;
-	}
-	copy_str(rep.object, sizeof(rep.object), object);
-	if (copy_str(rep.error, sizeof(rep.error), error) < 0) {
-		/* A longer text (from another version): keep its start. */
-		memcpy(rep.error, error, sizeof(rep.error) - 1);
-		rep.error[sizeof(rep.error) - 1] = '\0';
-	}
-	*ret = rep;
-	r = 0;
-out:
+	r = parse_job(root, "job: ", true, ret, err);
 	json_decref(root);
 	return r;
+}
+
+void agentproto_report_done(AgentReport *r)
+{
+	if (!r)
+		return;
+	json_decref(r->history);
+	free(r->jobs);
+	memset(r, 0, sizeof(*r));
+}
+
+/* "interfaces": an array of names, joined with ',' into out. */
+static int parse_ifaces(const json_t *v, char *out, size_t cap, ErrBuf *err)
+{
+	const json_t *it;
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return errbuf_set(err, -EINVAL, "interfaces: must be an array of names");
+	json_array_foreach(v, i, it)
+	{
+		const char *s = json_string_value(it);
+		int n;
+
+		if (!s || strlen(s) > AGENTPROTO_IFACE_NAME_MAX)
+			return errbuf_set(err, -EINVAL, "interfaces[%zu]: must be an interface name", i);
+		n = snprintf(out + o, cap - o, "%s%s", o ? "," : "", s);
+		if (n < 0 || (size_t)n >= cap - o)
+			return errbuf_set(err, -E2BIG, "interfaces: more than %u bytes of names",
+					  AGENTPROTO_IFACES_MAX);
+		o += (size_t)n;
+	}
+	return 0;
+}
+
+static int parse_jobs(const json_t *v, AgentReport *rep, ErrBuf *err)
+{
+	const json_t *it;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > AGENTPROTO_MAX_REPORT_JOBS)
+		return errbuf_set(err, -EINVAL, "jobs: must be an array of at most %u reports",
+				  AGENTPROTO_MAX_REPORT_JOBS);
+	rep->jobs = calloc(json_array_size(v) + 1, sizeof(*rep->jobs));
+	if (!rep->jobs)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	json_array_foreach(v, i, it)
+	{
+		char where[48];
+		int r;
+
+		snprintf(where, sizeof(where), "jobs[%zu].", i);
+		r = parse_job(it, where, false, &rep->jobs[i], err);
+		if (r < 0)
+			return r;
+		rep->n_jobs++;
+	}
+	return 0;
+}
+
+int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err)
+{
+	const char *name, *colo, *version;
+	AgentReport rep = {0};
+	const json_t *v;
+	int r;
+
+	if (!json_is_object(body))
+		return errbuf_set(err, -EINVAL, "body: must be a JSON object");
+	if ((r = get_string(body, "name", "", AGENTPROTO_FIELD_MAX, &name, err)) < 0 ||
+	    (r = get_string(body, "colo", "", AGENTPROTO_FIELD_MAX, &colo, err)) < 0 ||
+	    (r = get_string(body, "version", "", AGENTPROTO_FIELD_MAX, &version, err)) < 0)
+		return r;
+	if (!agentproto_name_valid(name))
+		return errbuf_set(err, -EINVAL, "name: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+	if (colo && *colo && !agentproto_name_valid(colo))
+		return errbuf_set(err, -EINVAL, "colo: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+	copy_cut(rep.name, sizeof(rep.name), name);
+	copy_cut(rep.colo, sizeof(rep.colo), colo);
+	copy_cut(rep.version, sizeof(rep.version), version);
+	v = json_object_get(body, "hello");
+	if (v && !json_is_boolean(v))
+		return errbuf_set(err, -EINVAL, "hello: must be true or false");
+	rep.hello = v && json_is_true(v);
+	r = parse_ifaces(json_object_get(body, "interfaces"), rep.interfaces, sizeof(rep.interfaces), err);
+	if (r < 0)
+		return r;
+	v = json_object_get(body, "history");
+	if (v && !json_is_null(v)) {
+		/* Shown to users as the agent sent it: an object of at most a few
+		 * small members. */
+		if (!json_is_object(v) || json_object_size(v) > AGENTPROTO_HISTORY_MEMBERS)
+			return errbuf_set(err, -EINVAL, "history: must be an object of at most %u members",
+					  AGENTPROTO_HISTORY_MEMBERS);
+		rep.history = json_incref((json_t *)v);
+	}
+	r = parse_jobs(json_object_get(body, "jobs"), &rep, err);
+	if (r < 0) {
+		agentproto_report_done(&rep);
+		return r;
+	}
+	*ret = rep;
+	return 0;
+}
+
+int agentproto_report_answer_build(const AgentReportAnswer *a, char **ret, ErrBuf *err)
+{
+	json_t *o = json_object(), *ack = proto_ids_json((const char(*)[JOB_ID_LEN + 1]) a->ack, a->n_ack);
+	int r = -ENOMEM;
+
+	if (!o || !ack || json_object_set_new(o, "ack", ack) < 0) {
+		json_decref(ack);
+		goto out;
+	}
+	if ((a->heartbeat_ms && json_object_set_new(o, "heartbeat_ms", json_integer(a->heartbeat_ms)) < 0) ||
+	    (a->poll_timeout_ms && json_object_set_new(o, "poll_timeout_ms", json_integer(a->poll_timeout_ms)) < 0))
+		goto out;
+	r = proto_dump(o, ret, err);
+out:
+	json_decref(o);
+	return r == -ENOMEM ? errbuf_set(err, r, "out of memory") : r;
 }
 
 void agentproto_error_message(const char *p, size_t n, char *ret, size_t cap)
@@ -591,7 +571,7 @@ void agentproto_error_message(const char *p, size_t n, char *ret, size_t cap)
 
 		msg = json_string_value(json_object_get(json_array_get(errs, 0), "message"));
 	}
-	if (msg && copy_str(ret, cap, msg) < 0) {
+	if (msg && proto_copy_str(ret, cap, msg) < 0) {
 		memcpy(ret, msg, cap - 1);
 		ret[cap - 1] = '\0';
 	}

@@ -12,31 +12,16 @@
 #include "api/api-int.h"
 #include "api/auth.h"
 #include "api/cloudflare/envelope.h"
+#include "proto/agentproto.h"
 
-#define POLL_DEFAULT_MS 25000
-#define POLL_MAX_MS 60000
-#define REPORT_MAX_JOBS 1024u
-#define FIELD_MAX 512u
-#define IFACES_MAX 4096u
-#define AGENTPROTO_MAX_SAMPLE_BODY (64u << 20) /* until the protocol has one home */
-
-/* A plain JSON document (obj stolen). */
-static void agentapi_reply(HttpRequest *req, json_t *obj)
+/* A JSON text (malloc'd, taken) as the 200 answer. */
+static void agentapi_reply_text(HttpRequest *req, char *text)
 {
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	ApiError e;
-
-	json_decref(obj);
-	if (!text) {
-		apierror_set(&e, API_ERR_INTERNAL, NULL, "out of memory");
-		envelope_error(req, &e);
-		return;
-	}
 	http_respond(req, 200, "application/json", text, strlen(text));
 	free(text);
 }
 
-/* Answers e; ErrBuf messages from the service name their field first. */
+/* Answers e; ErrBuf messages name their field first. */
 static void agentapi_fail(HttpRequest *req, ApiErrorKind kind, const char *msg)
 {
 	ApiError e;
@@ -45,184 +30,39 @@ static void agentapi_fail(HttpRequest *req, ApiErrorKind kind, const char *msg)
 	envelope_error(req, &e);
 }
 
-static bool name_valid(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > AGENT_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-/* Optional string member, bounded. -EINVAL with a message on a bad type/length. */
-static int opt_string(const json_t *o, const char *key, const char *where, const char **ret, ErrBuf *err)
-{
-	const json_t *v = json_object_get(o, key);
-
-	*ret = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v) || json_string_length(v) > FIELD_MAX ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return errbuf_set(err, -EINVAL, "%s%s: must be a string of at most %u bytes", where, key, FIELD_MAX);
-	*ret = json_string_value(v);
-	return 0;
-}
-
-static int counter(const json_t *o, const char *key, const char *where, uint64_t *ret, ErrBuf *err)
-{
-	const json_t *v = json_object_get(o, key);
-
-	*ret = 0;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return errbuf_set(err, -EINVAL, "%s%s: must be a whole number >= 0", where, key);
-	*ret = (uint64_t)json_integer_value(v);
-	return 0;
-}
-
-static int parse_job(const json_t *o, size_t i, AgentJobReport *ret, ErrBuf *err)
-{
-	char where[48];
-	const char *id, *state, *reason;
-	int r;
-
-	snprintf(where, sizeof(where), "jobs[%zu].", i);
-	if (!json_is_object(o))
-		return errbuf_set(err, -EINVAL, "jobs[%zu]: must be an object", i);
-	if ((r = opt_string(o, "id", where, &id, err)) < 0 || (r = opt_string(o, "state", where, &state, err)) < 0 ||
-	    (r = opt_string(o, "stop_reason", where, &reason, err)) < 0 ||
-	    (r = opt_string(o, "object", where, &ret->object, err)) < 0 ||
-	    (r = opt_string(o, "error", where, &ret->error, err)) < 0 ||
-	    (r = counter(o, "packets", where, &ret->packets, err)) < 0 ||
-	    (r = counter(o, "bytes", where, &ret->bytes, err)) < 0 ||
-	    (r = counter(o, "drops", where, &ret->drops, err)) < 0)
-		return r;
-	if (!id || !job_id_valid(id, strlen(id)))
-		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
-	ret->id = id;
-	if (!state || part_state_from_string(state, &ret->state) < 0 || ret->state == PART_ASSIGNED ||
-	    ret->state == PART_LOST)
-		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
-	ret->stop_reason = JOB_STOP_NONE;
-	if (reason && job_stop_from_string(reason, &ret->stop_reason) < 0)
-		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
-				  where);
-	return 0;
-}
-
 static void handle_report(Api *a, HttpRequest *req)
 {
-	AgentJobReport *jobs = NULL;
+	AgentReportAnswer ans = {0};
 	AgentReport rep = {0};
-	json_t *body, *acks = NULL, *v;
-	char ifaces[IFACES_MAX + 1] = "";
-	size_t o = 0, i;
 	ErrBuf err = {{0}};
+	char *text = NULL;
+	json_t *body;
 	ApiError e;
 	int r;
 
-	body = api_request_json(req, API_MAX_BODY, &e);
+	body = api_request_json(req, AGENTPROTO_MAX_REPORT_BODY, &e);
 	if (!body) {
 		envelope_error(req, &e);
 		return;
 	}
-	if ((r = opt_string(body, "name", "", &rep.name, &err)) < 0 ||
-	    (r = opt_string(body, "colo", "", &rep.colo, &err)) < 0 ||
-	    (r = opt_string(body, "version", "", &rep.version, &err)) < 0)
-		goto bad;
-	if (!name_valid(rep.name)) {
-		errbuf_set(&err, -EINVAL, "name: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
-		goto bad;
-	}
-	if (rep.colo && *rep.colo && !name_valid(rep.colo)) {
-		errbuf_set(&err, -EINVAL, "colo: 1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
-		goto bad;
-	}
-	v = json_object_get(body, "hello");
-	if (v && !json_is_boolean(v)) {
-		errbuf_set(&err, -EINVAL, "hello: must be true or false");
-		goto bad;
-	}
-	rep.hello = v && json_is_true(v);
-	v = json_object_get(body, "history");
-	if (v && !json_is_null(v)) {
-		/* Shown to users as the agent sent it: an object of at most a few
-		 * small members (docs/AGENT-PROTOCOL.md). */
-		if (!json_is_object(v) || json_object_size(v) > 16) {
-			errbuf_set(&err, -EINVAL, "history: must be an object of at most 16 members");
-			goto bad;
-		}
-		rep.history = v;
-	}
-	v = json_object_get(body, "interfaces");
-	if (v && !json_is_null(v)) {
-		json_t *it;
-
-		if (!json_is_array(v)) {
-			errbuf_set(&err, -EINVAL, "interfaces: must be an array of names");
-			goto bad;
-		}
-		json_array_foreach(v, i, it)
-		{
-			const char *s = json_string_value(it);
-			int n;
-
-			if (!s || strlen(s) > 64) {
-				errbuf_set(&err, -EINVAL, "interfaces[%zu]: must be an interface name", i);
-				goto bad;
-			}
-			n = snprintf(ifaces + o, sizeof(ifaces) - o, "%s%s", o ? "," : "", s);
-			if (n < 0 || (size_t)n >= sizeof(ifaces) - o) {
-				errbuf_set(&err, -E2BIG, "interfaces: more than %u bytes of names", IFACES_MAX);
-				goto bad;
-			}
-			o += (size_t)n;
-		}
-	}
-	rep.interfaces = ifaces;
-	v = json_object_get(body, "jobs");
-	if (v && !json_is_null(v)) {
-		json_t *it;
-
-		if (!json_is_array(v) || json_array_size(v) > REPORT_MAX_JOBS) {
-			errbuf_set(&err, -EINVAL, "jobs: must be an array of at most %u reports", REPORT_MAX_JOBS);
-			goto bad;
-		}
-		jobs = calloc(json_array_size(v) + 1, sizeof(*jobs));
-		if (!jobs)
-			goto internal;
-		json_array_foreach(v, i, it)
-		{
-			if (parse_job(it, i, &jobs[i], &err) < 0)
-				goto bad;
-		}
-		rep.jobs = jobs;
-		rep.n_jobs = json_array_size(v);
-	}
-	r = service_agent_report(api_service(a), &rep, &acks, &err);
-	if (r < 0)
-		goto internal;
-	agentapi_reply(req, json_pack("{s:o, s:I, s:I}", "ack", acks, "heartbeat_ms",
-				      (json_int_t)service_heartbeat_ms(api_service(a)), "poll_timeout_ms",
-				      (json_int_t)POLL_DEFAULT_MS));
-	goto out;
-bad:
-	agentapi_fail(req, API_ERR_INVALID, err.msg);
-	goto out;
-internal:
-	agentapi_fail(req, API_ERR_INTERNAL, err.msg[0] ? err.msg : "out of memory");
-out:
-	free(jobs);
+	r = agentproto_report_parse(body, &rep, &err);
 	json_decref(body);
+	if (r < 0) {
+		agentapi_fail(req, r == -ENOMEM ? API_ERR_INTERNAL : API_ERR_INVALID, err.msg);
+		return;
+	}
+	if (service_agent_report(api_service(a), &rep, &ans, &e) < 0) {
+		envelope_error(req, &e);
+		goto out;
+	}
+	ans.poll_timeout_ms = AGENTPROTO_DEFAULT_POLL_MS;
+	if (agentproto_report_answer_build(&ans, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+out:
+	agentproto_report_answer_done(&ans);
+	agentproto_report_done(&rep);
 }
 
 typedef struct PollState {
@@ -244,8 +84,9 @@ static void handle_poll(Api *a, HttpRequest *req)
 {
 	PollState *ps = http_req_get_data(req);
 	bool resumed = ps != NULL;
-	json_t *work = NULL;
+	AgentPollAnswer work = {0};
 	ErrBuf err = {{0}};
+	char *text = NULL;
 	ApiError e;
 	int r;
 
@@ -257,16 +98,17 @@ static void handle_poll(Api *a, HttpRequest *req)
 	if (!ps) {
 		const char *name = http_req_query(req, "name");
 		const char *t = http_req_query(req, "timeout_ms");
-		uint64_t ms = POLL_DEFAULT_MS;
+		uint64_t ms = AGENTPROTO_DEFAULT_POLL_MS;
 
-		if (!name_valid(name)) {
+		if (!agentproto_name_valid(name)) {
 			apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -",
 				     AGENT_NAME_MAX);
 			envelope_error(req, &e);
 			return;
 		}
-		if (t && parse_u64(t, strlen(t), 0, POLL_MAX_MS, &ms) < 0) {
-			apierror_set(&e, API_ERR_INVALID, "timeout_ms", "must be a whole number 0..%u", POLL_MAX_MS);
+		if (t && parse_u64(t, strlen(t), 0, AGENTPROTO_MAX_POLL_MS, &ms) < 0) {
+			apierror_set(&e, API_ERR_INVALID, "timeout_ms", "must be a whole number 0..%u",
+				     AGENTPROTO_MAX_POLL_MS);
 			envelope_error(req, &e);
 			return;
 		}
@@ -282,23 +124,26 @@ static void handle_poll(Api *a, HttpRequest *req)
 	/* Park only on the first call: once woken (work, deadline, or displaced
 	 * by a newer poll of the same agent) the request answers, possibly with
 	 * empty lists, so two polls of one agent can never keep waking each other. */
-	r = service_agent_poll(api_service(a), ps->name, ps->deadline, resumed ? NULL : park, wake, req, &work, &err);
+	r = service_agent_poll(api_service(a), ps->name, ps->deadline, resumed ? NULL : park, wake, req, &work, &e);
 	if (r == 0)
 		return; /* parked; wake() calls us again */
-	if (r == 1)
-		agentapi_reply(req, work);
-	else if (r == -ENOENT)
-		agentapi_fail(req, API_ERR_NOT_FOUND, err.msg);
-	else if (r == -ESHUTDOWN)
-		agentapi_fail(req, API_ERR_UNAVAILABLE, err.msg);
-	else
+	if (r < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	if (agentproto_poll_build(&work, &text, &err) < 0)
 		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+	agentproto_poll_done(&work);
 }
 
 static size_t agentapi_body_limit(const char *method, const char *rest)
 {
 	if (strcmp(method, "POST") == 0 && strcmp(rest, "/sample") == 0)
 		return AGENTPROTO_MAX_SAMPLE_BODY;
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/report") == 0)
+		return AGENTPROTO_MAX_REPORT_BODY;
 	return API_MAX_BODY;
 }
 
@@ -308,16 +153,14 @@ static void handle_sample(Api *a, HttpRequest *req)
 	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
 	const uint8_t *body;
 	size_t n;
-	ErrBuf err = {{0}};
 	ApiError e;
-	int r;
 
 	if (http_req_body_too_large(req)) {
 		apierror_set(&e, API_ERR_TOO_LARGE, "body", "larger than %u bytes", AGENTPROTO_MAX_SAMPLE_BODY);
 		envelope_error(req, &e);
 		return;
 	}
-	if (!name_valid(name)) {
+	if (!agentproto_name_valid(name)) {
 		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
 		envelope_error(req, &e);
 		return;
@@ -328,17 +171,10 @@ static void handle_sample(Api *a, HttpRequest *req)
 		return;
 	}
 	body = http_req_body(req, &n);
-	r = service_sample_store(api_service(a), name, id, body, n, &err);
-	if (r == -ENOENT)
-		agentapi_fail(req, API_ERR_NOT_FOUND, err.msg);
-	else if (r == -EALREADY)
-		agentapi_fail(req, API_ERR_CONFLICT, err.msg);
-	else if (r == -EINVAL)
-		agentapi_fail(req, API_ERR_INVALID, err.msg);
-	else if (r < 0)
-		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	if (service_sample_store(api_service(a), name, id, body, n, &e) < 0)
+		envelope_error(req, &e);
 	else
-		agentapi_reply(req, json_pack("{s:b}", "stored", 1));
+		http_respond(req, 200, "application/json", "{\"stored\":true}", 15);
 }
 
 static void agentapi_method(HttpRequest *req, const char *method, const char *allow)

@@ -31,8 +31,10 @@
 #define CF_OFFSET_FUTURE_NS (5LL * 1000000000) /* clock skew between client and us */
 
 /* Validates a create request (a JSON object) at time now_ns and fills *ret:
- * type, filter_json (canonical, "{}" when none), time_limit_s, packet_limit,
- * byte_limit, colo_name and destination_conf (full), offset_time_ns (simple).
+ * type, filter_json (canonical, "{}" when none) and filter_model (the same as
+ * the neutral filter model), time_limit_s, packet_limit, byte_limit,
+ * colo_name and one bucket output, destination_conf (full; snaplen 0: whole
+ * packets), offset_time_ns (simple).
  * id, account, status and submitted are left zero for the service to fill.
  * The filter is compiled once, so that a bad pcap-filter expression is
  * refused now rather than on every agent. */

@@ -94,7 +94,7 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 		goto fail;
 	if (full) {
 		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||
-		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", j->destination_conf) ||
+		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", job_bucket(j)) ||
 		    set_u64(o, "packets_captured", j->packets))
 			goto fail;
 		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))
