@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The one capture model (DESIGN.md): a Job is what a user asked for, in any API
+ * The one capture model (docs/ARCHITECTURE.md): a Job is what a user asked for, in any API
  * dialect; its JobParts are the shares of the agents that carry it out. Nothing
  * here knows HTTP or a dialect; handlers translate to and from these structs.
  *

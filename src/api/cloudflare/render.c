@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The objects the Cloudflare SDK reads (api-contract.md §2.4, §2.5). One
+ * The objects the Cloudflare SDK reads (a PCAP, an Ownership). One
  * function per object, used by every endpoint that returns it, so that
  * create, get, list and stop can never disagree on a field.
  *

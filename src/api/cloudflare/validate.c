@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Validation of Cloudflare request bodies (api-contract.md §2.2, §2.3, §2.5).
+ * Validation of Cloudflare request bodies: a capture (the "simple" and "full"
+ * variants of its create request) and a bucket's ownership (README, "The API").
  *
  * Rules every field follows:
  *  - an explicit JSON null is the same as an absent field (SDKs send nulls
