@@ -238,7 +238,7 @@ static int parse_continuous(const json_t *o, JobContinuous *c, ErrBuf *e)
 		return errbuf_set(e, -EINVAL, "continuous.ring: not true or false");
 	r = proto_get_u64(v, "file_count", JOB_MAX_FILE_COUNT, &count, e);
 	if (r == 0)
-		r = proto_get_u64(v, "file_size", UINT64_MAX, &size, e);
+		r = proto_get_u64(v, "file_size", INT64_MAX, &size, e);
 	if (r == 0)
 		r = proto_get_u64(v, "session_limit", JOB_MAX_SESSION_S, &limit, e);
 	if (r < 0)
@@ -261,9 +261,9 @@ static int parse_full_fields(const json_t *o, AgentJobSpec *s, ErrBuf *e)
 	if (r == 0)
 		r = proto_get_u64(o, "time_limit", JOB_MAX_TIME_S, &s->time_limit_s, e);
 	if (r == 0)
-		r = proto_get_u64(o, "packet_limit", UINT64_MAX, &s->packet_limit, e);
+		r = proto_get_u64(o, "packet_limit", INT64_MAX, &s->packet_limit, e);
 	if (r == 0)
-		r = proto_get_u64(o, "byte_limit", UINT64_MAX, &s->byte_limit, e);
+		r = proto_get_u64(o, "byte_limit", INT64_MAX, &s->byte_limit, e);
 	if (r == 0)
 		r = parse_continuous(o, &s->continuous, e);
 	if (r == 0)

@@ -285,7 +285,7 @@ static void test_poll_spec_fields(void **state)
 	assert_string_equal(spec_error(O ",\"time_limit\":30.0"), "");
 	assert_string_equal(spec_error(O ",\"snaplen\":4294967296"), "snaplen: outside 0..4294967295");
 	assert_string_equal(spec_error(O ",\"packet_limit\":\"5\""), "packet_limit: not a whole number");
-	assert_string_equal(spec_error(O ",\"byte_limit\":1e300"), "byte_limit: outside 0..18446744073709551615");
+	assert_string_equal(spec_error(O ",\"byte_limit\":1e300"), "byte_limit: outside 0..9223372036854775807");
 	assert_string_equal(spec_error(O ",\"filter\":[1]"), "filter: not an object");
 	assert_string_equal(spec_error(O ",\"filter\":null"), "");
 	assert_string_equal(
