@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "agent/ctlclient.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
 #define CTL_MAX_IDLE_S 10L /* see CURLOPT_MAXAGE_CONN below */
