@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "agent/ctlclient.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 #include "httpc/httpc.h"
 
 #define CONNECT_TIMEOUT_MS 5000u

@@ -400,6 +400,11 @@ static int prepare(Httpc *c, const HttpcRequest *q, Xfer *x, struct curl_slist *
 	SETOPT(rc, c->easy, CURLOPT_USERAGENT, c->user_agent);
 	SETOPT(rc, c->easy, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
 	SETOPT(rc, c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Servers close idle connections (the controller at 30 s, stores at
+	 * their own pace); a request sent into a connection the server has just
+	 * closed fails ("Broken pipe"). Reuse none idle for longer than
+	 * HTTPC_MAX_IDLE_S. */
+	SETOPT(rc, c->easy, CURLOPT_MAXAGE_CONN, (long)HTTPC_MAX_IDLE_S);
 	SETOPT(rc, c->easy, CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(rc, c->easy, CURLOPT_HEADERDATA, x);
 	SETOPT(rc, c->easy, CURLOPT_WRITEFUNCTION, on_body);

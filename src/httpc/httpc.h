@@ -8,7 +8,10 @@
  *
  * One Httpc per thread: a curl handle is never shared. The connection (and
  * curl's DNS and TLS session caches) is kept between requests; every request
- * starts from a clean set of options.
+ * starts from a clean set of options. A connection idle for more than
+ * HTTPC_MAX_IDLE_S is not reused (the controller closes idle connections at
+ * 30 s; a request written into one it has just closed fails with "Broken
+ * pipe"), and a streamed body can be rewound, so curl may resend it.
  *
  * Bodies:
  *  - a request body is in memory (body, body_n) or streamed from a read
@@ -53,6 +56,7 @@
 #define HTTPC_MAX_BODY_DEFAULT (1u << 20)  /* bound of a buffered answer when the request names none */
 #define HTTPC_MAX_HEADER_BYTES (16u << 10) /* bound of the kept answer headers */
 #define HTTPC_FLAG_POLL_MS 200u            /* how often cancel_flag is looked at */
+#define HTTPC_MAX_IDLE_S 10u               /* a kept connection idle longer is not reused */
 
 typedef struct Httpc Httpc;
 
