@@ -162,9 +162,20 @@ rgw_data = %(d)s/rgw
         self.pids.append(self._pid("mon.a"))
         wait_for("ceph-mon answering", lambda: self._ceph("mon", "stat").returncode == 0,
                  proc_alive=lambda: os.path.exists("/proc/%d" % self.pids[0]))
-        r = self._ceph("osd", "create")
-        if r.returncode != 0:
-            raise RuntimeError("ceph osd create: %s" % r.stderr)
+        # A monitor that answers "mon stat" may still refuse other commands
+        # for a moment ("problem getting command descriptions": the command
+        # was not run): retry those until "osd create" goes through.
+        last = []
+
+        def osd_created():
+            r = self._ceph("osd", "create")
+            last[:] = [r]
+            if r.returncode != 0 and "problem getting command descriptions" not in r.stderr:
+                raise RuntimeError("ceph osd create: %s" % r.stderr)
+            return r.returncode == 0
+        wait_for("ceph osd create", osd_created, proc_alive=lambda: os.path.exists("/proc/%d" % self.pids[0]))
+        if last[0].stdout.strip() != "0":
+            raise RuntimeError("ceph osd create: made osd %r, not 0" % last[0].stdout.strip())
         run("ceph-osd", "-c", self.conf, "-i", "0", "--mkfs")
         run("ceph-osd", "-c", self.conf, "-i", "0")
         self.pids.append(self._pid("osd.0"))
