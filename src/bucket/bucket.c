@@ -12,27 +12,16 @@
 
 #include "bucket/bucket_int.h"
 
+#define COPY_BUFFER (256u << 10) /* bucket_reader_copy's buffer, where the scheme streams none */
+
 int bucket_uri_check(const char *uri, size_t n, ErrBuf *err)
 {
 	BucketUri u;
 	int r = bucket_uri_parse(uri, n, &u, err);
 
-	if (r < 0)
-		return r;
-	if (u.scheme != BUCKET_SCHEME_FILE) {
-		BucketScheme s = u.scheme;
-
+	if (r == 0)
 		bucket_uri_done(&u);
-		if (s == BUCKET_SCHEME_AZURE)
-			return errbuf_set(
-				err, -EPROTONOSUPPORT,
-				"destination_conf: Azure blob storage is not supported by this controller yet");
-		return errbuf_set(err, -EPROTONOSUPPORT,
-				  "destination_conf: scheme '%s' is not supported by this controller yet",
-				  bucket_scheme_name(s));
-	}
-	bucket_uri_done(&u);
-	return 0;
+	return r;
 }
 
 int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *err)
@@ -51,10 +40,6 @@ int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *
 	case BUCKET_SCHEME_R2:
 	case BUCKET_SCHEME_GS:
 	case BUCKET_SCHEME_AZURE:
-		if (!cfg || !cfg->stores) {
-			bucket_uri_done(&u);
-			return bucket_uri_check(uri, strlen(uri), err);
-		}
 		r = u.scheme == BUCKET_SCHEME_AZURE ? bucket_azure_open(&u, cfg, ret, err)
 						    : bucket_s3_open(&u, cfg, ret, err);
 		break;
@@ -123,17 +108,6 @@ int bucket_get_bytes(Bucket *b, const char *name, size_t max, uint8_t **ret, siz
 	return r < 0 ? r : b->ops->get_bytes(b, name, max, ret, ret_n, err);
 }
 
-int bucket_local_path(Bucket *b, const char *name, char *ret, size_t cap, ErrBuf *err)
-{
-	int r = check_name(name, err);
-
-	if (r < 0)
-		return r;
-	if (!b->ops->local_path)
-		return errbuf_set(err, -EOPNOTSUPP, "bucket: object %s is in a store, not on a local path", name);
-	return b->ops->local_path(b, name, ret, cap, err);
-}
-
 int bucket_remove(Bucket *b, const char *name, ErrBuf *err)
 {
 	int r = check_name(name, err);
@@ -167,6 +141,46 @@ ssize_t bucket_reader_pread(BucketReader *r, void *buf, size_t n, uint64_t off, 
 	if (n > r->size - off)
 		n = (size_t)(r->size - off);
 	return r->ops->pread(r, buf, n, off, err);
+}
+
+/* The default copy: preads through a bounded buffer. */
+static int copy_by_pread(BucketReader *r, uint64_t off, uint64_t n, BucketSinkFn sink, void *ctx, ErrBuf *err)
+{
+	size_t cap = n < COPY_BUFFER ? (size_t)n : COPY_BUFFER;
+	uint8_t *buf = malloc(cap ? cap : 1);
+	int rc = 0;
+
+	if (!buf)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	while (n > 0 && rc == 0) {
+		size_t want = n < cap ? (size_t)n : cap;
+		ssize_t k = r->ops->pread(r, buf, want, off, err);
+
+		if (k < 0) {
+			rc = (int)k;
+		} else if (k == 0) {
+			rc = errbuf_set(err, -EPROTO, "bucket: the object ended %llu bytes early",
+					(unsigned long long)n);
+		} else {
+			rc = sink(ctx, buf, (size_t)k);
+			if (rc < 0)
+				errbuf_set(err, rc, "bucket: passing on what was read: %s", strerror(-rc));
+			off += (uint64_t)k;
+			n -= (uint64_t)k;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+int bucket_reader_copy(BucketReader *r, uint64_t off, uint64_t n, BucketSinkFn sink, void *ctx, ErrBuf *err)
+{
+	if (off > r->size || n > r->size - off)
+		return errbuf_set(err, -EINVAL, "bucket: bytes %llu..%llu are past the object's end (%llu bytes)",
+				  (unsigned long long)off, (unsigned long long)(off + n), (unsigned long long)r->size);
+	if (n == 0)
+		return 0;
+	return r->ops->copy ? r->ops->copy(r, off, n, sink, ctx, err) : copy_by_pread(r, off, n, sink, ctx, err);
 }
 
 void bucket_reader_close(BucketReader *r)

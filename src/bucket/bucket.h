@@ -8,12 +8,10 @@
  * (bucket_s3.c), Azure Blob azblob:// and https://ACCOUNT.blob.core.windows.net
  * (bucket_azure.c). The destination_conf grammar is bucket_uri.h's.
  *
- * Object stores are opened only when BucketConfig.stores is set: until the
- * controller writes captures to them, the API answers "not supported by this
- * controller yet" for them (bucket_uri_check), as before.
- *
  * file:///abs/dir — a directory on the machine that writes (agent) or reads
- * (controller). It must lie inside the configured root (BucketConfig.root) after
+ * (controller). Reads open an object once, without following a symlink
+ * (O_NOFOLLOW), and read that descriptor: nothing is checked and then
+ * reopened. It must lie inside the configured root (BucketConfig.root) after
  * resolving "..", so an API user cannot make pcapd write elsewhere; it is
  * created (inside the root) when missing. Objects are plain files named by the
  * object name; a put is atomic (temporary name, fsync, rename, fsync dir).
@@ -44,7 +42,6 @@ typedef struct BucketAzureAccount {
 
 typedef struct BucketConfig {
 	const char *root; /* file:// buckets must lie below this directory; NULL = file:// refused */
-	bool stores;      /* open object stores (s3, r2, gs, azure); false: "not supported yet" */
 	/* Fallbacks for what a destination_conf leaves out, read from the
 	 * environment by the CLI (no module reads it): s3:// */
 	const char *aws_access_key_id;     /* AWS_ACCESS_KEY_ID */
@@ -63,9 +60,8 @@ typedef struct BucketConfig {
 } BucketConfig;
 
 /* Pure check of a destination_conf as the API takes it: syntax valid for its
- * scheme (bucket_uri.h), and a scheme this controller writes to. Error names
- * the field: "destination_conf: scheme 'gs' is not supported by this
- * controller yet". */
+ * scheme (bucket_uri.h). Error names the field ("destination_conf: unknown
+ * query key 'regoin' for s3"). */
 int bucket_uri_check(const char *uri, size_t n, ErrBuf *err);
 
 /* Opens a bucket (for file://: resolves and creates the directory; for a
@@ -80,10 +76,6 @@ int bucket_put_bytes(Bucket *b, const char *name, const void *data, size_t n, Er
 int bucket_put_file(Bucket *b, const char *name, const char *path, ErrBuf *err);
 /* Reads an object into a new buffer, at most max bytes (-EFBIG beyond). */
 int bucket_get_bytes(Bucket *b, const char *name, size_t max, uint8_t **ret, size_t *ret_n, ErrBuf *err);
-/* A local path for reading the object (file:// only: the file itself), written
- * into ret[cap]. -ENOENT if absent, -EOPNOTSUPP for a store: read those with
- * a BucketReader. */
-int bucket_local_path(Bucket *b, const char *name, char *ret, size_t cap, ErrBuf *err);
 int bucket_remove(Bucket *b, const char *name, ErrBuf *err); /* -ENOENT if absent */
 
 /* ---- reading: open an object, read ranges ---- */
@@ -98,6 +90,13 @@ uint64_t bucket_reader_size(const BucketReader *r);
  * end; 0 at or past the end) or -errno. A store answers each call with one
  * ranged GET, so callers read in large pieces. */
 ssize_t bucket_reader_pread(BucketReader *r, void *buf, size_t n, uint64_t off, ErrBuf *err);
+/* Where bucket_reader_copy() hands the bytes: 0, or -errno to stop. */
+typedef int (*BucketSinkFn)(void *ctx, const void *p, size_t n);
+/* Streams bytes [off, off+n) of the object to sink, in order, without
+ * holding them: a store answers with one ranged GET whose body goes straight
+ * to sink; file:// reads through a small buffer. -EINVAL past the end; a
+ * sink's -errno stops the copy and is returned. */
+int bucket_reader_copy(BucketReader *r, uint64_t off, uint64_t n, BucketSinkFn sink, void *ctx, ErrBuf *err);
 void bucket_reader_close(BucketReader *r); /* NULL is fine */
 
 /* ---- uploads in parts (S3 multipart, Azure block list) ----

@@ -505,28 +505,6 @@ out:
 	return r;
 }
 
-static int file_local_path(Bucket *b, const char *name, char *ret, size_t cap, ErrBuf *err)
-{
-	FileBucket *fb = fb_of(b);
-	char path[PATH_MAX];
-	struct stat st;
-	size_t n;
-	int fd, r;
-
-	fd = object_open(fb, name, &st, err);
-	if (fd < 0)
-		return fd;
-	close(fd);
-	r = object_path(fb, name, path, sizeof(path), err);
-	if (r < 0)
-		return r;
-	n = strlen(path);
-	if (n >= cap)
-		return errbuf_set(err, -ENAMETOOLONG, "bucket: path of object %s does not fit in %zu bytes", name, cap);
-	memcpy(ret, path, n + 1);
-	return 0;
-}
-
 static int file_remove(Bucket *b, const char *name, ErrBuf *err)
 {
 	FileBucket *fb = fb_of(b);
@@ -717,7 +695,6 @@ static const BucketOps file_ops = {
 	.put_bytes = file_put_bytes,
 	.put_file = file_put_file,
 	.get_bytes = file_get_bytes,
-	.local_path = file_local_path,
 	.remove = file_remove,
 	.free = file_free,
 };

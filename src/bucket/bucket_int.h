@@ -17,7 +17,6 @@ typedef struct BucketOps {
 	int (*put_bytes)(Bucket *b, const char *name, const void *data, size_t n, ErrBuf *err);
 	int (*put_file)(Bucket *b, const char *name, const char *path, ErrBuf *err);
 	int (*get_bytes)(Bucket *b, const char *name, size_t max, uint8_t **ret, size_t *ret_n, ErrBuf *err);
-	int (*local_path)(Bucket *b, const char *name, char *ret, size_t cap, ErrBuf *err); /* NULL: -EOPNOTSUPP */
 	int (*remove)(Bucket *b, const char *name, ErrBuf *err);
 	int (*reader_open)(Bucket *b, const char *name, BucketReader **ret, ErrBuf *err);
 	int (*upload_begin)(Bucket *b, const char *name, BucketUpload **ret, ErrBuf *err);
@@ -32,6 +31,8 @@ struct Bucket {
 
 typedef struct BucketReaderOps {
 	ssize_t (*pread)(BucketReader *r, void *buf, size_t n, uint64_t off, ErrBuf *err); /* off < size, n > 0 */
+	/* [off, off+n) within the object, n > 0; NULL: preads through a buffer */
+	int (*copy)(BucketReader *r, uint64_t off, uint64_t n, BucketSinkFn sink, void *ctx, ErrBuf *err);
 	void (*close)(BucketReader *r);
 } BucketReaderOps;
 

@@ -332,6 +332,45 @@ static ssize_t store_reader_pread(BucketReader *br, void *buf, size_t n, uint64_
 	return (ssize_t)sb.n;
 }
 
+/* Counts what a ranged GET streams on to the sink, so that a short or long
+ * body is noticed. */
+typedef struct CopySink {
+	BucketSinkFn sink;
+	void *ctx;
+	uint64_t n, want;
+} CopySink;
+
+static int copy_write(void *ctx, const void *p, size_t n)
+{
+	CopySink *c = ctx;
+
+	if (n > c->want - c->n)
+		return -EPROTO; /* more than the range asked for */
+	c->n += n;
+	return c->sink(c->ctx, p, n);
+}
+
+static int store_reader_copy(BucketReader *br, uint64_t off, uint64_t n, BucketSinkFn sink, void *ctx, ErrBuf *err)
+{
+	StoreReader *rd = (StoreReader *)br;
+	CopySink cs = {.sink = sink, .ctx = ctx, .want = n};
+	char range[64];
+	HttpcResponse resp;
+	int r;
+
+	snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)off, (unsigned long long)(off + n - 1));
+	r = rd->fns->get(rd->b, rd->name, range, copy_write, &cs, 0, &resp, err);
+	if (r < 0)
+		return r;
+	if ((resp.status != 206 && !(resp.status == 200 && off == 0 && n == br->size)) || cs.n != n) {
+		r = errbuf_set(err, -EPROTO, "bucket: %s: a ranged GET of %s answered %ld with %llu of %llu bytes",
+			       rd->fns->label(rd->b), rd->name, resp.status, (unsigned long long)cs.n,
+			       (unsigned long long)n);
+	}
+	httpc_response_done(&resp);
+	return r;
+}
+
 static void store_reader_close(BucketReader *br)
 {
 	StoreReader *rd = (StoreReader *)br;
@@ -340,7 +379,11 @@ static void store_reader_close(BucketReader *br)
 	free(rd);
 }
 
-static const BucketReaderOps store_reader_ops = {.pread = store_reader_pread, .close = store_reader_close};
+static const BucketReaderOps store_reader_ops = {
+	.pread = store_reader_pread,
+	.copy = store_reader_copy,
+	.close = store_reader_close,
+};
 
 int store_reader_open(Bucket *b, const StoreFns *fns, const char *name, BucketReader **ret, ErrBuf *err)
 {

@@ -4,6 +4,7 @@
  * strings in, strings out.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,9 @@
 #include "sign/digest.h"
 
 #define FILE_EXPECTED "expected file:///absolute/dir"
+#define ANY_EXPECTED                                                                                                   \
+	"expected file:///DIR, s3://BUCKET, r2://BUCKET, gs://BUCKET, azblob://ACCOUNT/CONTAINER or "                  \
+	"https://ACCOUNT" AZURE_HOST_SUFFIX "/CONTAINER"
 #define AZURE_HOST_SUFFIX ".blob.core.windows.net"
 #define REDACTED "REDACTED"
 
@@ -106,11 +110,11 @@ static int parse_scheme(const char *uri, size_t n, Form *ret, size_t *ret_rest, 
 	size_t i = 0, rest;
 
 	if (n == 0 || !is_alpha(uri[0]))
-		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " FILE_EXPECTED);
+		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " ANY_EXPECTED);
 	while (i < n && (is_alpha(uri[i]) || is_digit(uri[i]) || uri[i] == '+' || uri[i] == '-' || uri[i] == '.'))
 		i++;
 	if (n - i < 3 || memcmp(uri + i, "://", 3) != 0)
-		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " FILE_EXPECTED);
+		return errbuf_set(err, -EINVAL, "destination_conf: not a URI; " ANY_EXPECTED);
 	rest = i + 3;
 
 	if (word_eq(uri, i, "file")) {
@@ -135,7 +139,7 @@ static int parse_scheme(const char *uri, size_t n, Form *ret, size_t *ret_rest, 
 					  "(https://ACCOUNT" AZURE_HOST_SUFFIX "/CONTAINER)");
 		*ret = FORM_AZURL;
 	} else {
-		return errbuf_set(err, -EINVAL, "destination_conf: unknown scheme '%.*s'; " FILE_EXPECTED,
+		return errbuf_set(err, -EINVAL, "destination_conf: unknown scheme '%.*s'; " ANY_EXPECTED,
 				  i > 16 ? 16 : (int)i, uri);
 	}
 	*ret_rest = rest;
@@ -360,8 +364,9 @@ static int parse_query(const char *q, size_t n, const char *const *keys, const c
 	return 0;
 }
 
-/* Checks the values a query gave, by scheme. */
-static int check_values(Form form, BucketUri *u, ErrBuf *err)
+/* Checks the values a query gave, by scheme. lenient: the URI had its
+ * credentials taken out (bucket_uri_match_key), so none are required. */
+static int check_values(Form form, BucketUri *u, bool lenient, ErrBuf *err)
 {
 	int r = 0;
 
@@ -391,6 +396,8 @@ static int check_values(Form form, BucketUri *u, ErrBuf *err)
 		r = check_token("sas", u->sas, 1024, err);
 	if (r < 0)
 		return r;
+	if (lenient)
+		return 0;
 	if ((u->access_key_id != NULL) != (u->secret_access_key != NULL))
 		return errbuf_set(err, -EINVAL, "destination_conf: access-key-id and secret-access-key go together");
 	if (form == FORM_R2 && !u->access_key_id)
@@ -405,7 +412,7 @@ static int check_values(Form form, BucketUri *u, ErrBuf *err)
 	return 0;
 }
 
-int bucket_uri_parse(const char *uri, size_t n, BucketUri *ret, ErrBuf *err)
+static int parse_impl(const char *uri, size_t n, bool lenient, BucketUri *ret, ErrBuf *err)
 {
 	static const char *const scheme_word[] = {
 		[FORM_S3] = "s3", [FORM_R2] = "r2", [FORM_GS] = "gs", [FORM_AZBLOB] = "azblob", [FORM_AZURL] = "https",
@@ -523,13 +530,141 @@ int bucket_uri_parse(const char *uri, size_t n, BucketUri *ret, ErrBuf *err)
 		break;
 	}
 	if (r == 0)
-		r = check_values(form, &u, err);
+		r = check_values(form, &u, lenient, err);
 	if (r < 0) {
 		bucket_uri_done(&u);
 		return r;
 	}
 	*ret = u;
 	return 0;
+}
+
+int bucket_uri_parse(const char *uri, size_t n, BucketUri *ret, ErrBuf *err)
+{
+	return parse_impl(uri, n, false, ret, err);
+}
+
+/* ---- the bucket's identity ---- */
+
+/* Query keys that carry credentials: they do not name the bucket. */
+static bool credential_key(const char *k, size_t n)
+{
+	static const char *const keys[] = {"access-key-id", "secret-access-key", "key", "sas", NULL};
+
+	return in_list(keys, k, n);
+}
+
+/* Appends the lexical normal form of the absolute path p to out: no "." or
+ * ".." components, no repeated or trailing '/' ("/" for the root). */
+static void normal_path(const char *p, char *out, size_t *o)
+{
+	size_t start = *o;
+
+	while (*p) {
+		const char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (*o > start && out[*o - 1] != '/')
+				(*o)--;
+			if (*o > start)
+				(*o)--; /* the '/' before the dropped component */
+		} else if (len > 0 && !(len == 1 && p[0] == '.')) {
+			out[(*o)++] = '/';
+			memcpy(out + *o, p, len);
+			*o += len;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (*o == start)
+		out[(*o)++] = '/';
+	out[*o] = '\0';
+}
+
+int bucket_uri_match_key(const char *uri, size_t n, char *ret, size_t cap, ErrBuf *err)
+{
+	char copy[BUCKET_URI_MAX + 1], ep[BUCKET_URI_MAX + 1];
+	size_t o = 0, q, i;
+	BucketUri u;
+	int r, k;
+
+	if (!uri || n == 0)
+		return errbuf_set(err, -EINVAL, "destination_conf: empty");
+	if (n > BUCKET_URI_MAX)
+		return errbuf_set(err, -EINVAL, "destination_conf: longer than %u bytes", BUCKET_URI_MAX);
+	if (cap < BUCKET_URI_MAX + 1)
+		return errbuf_set(err, -ENAMETOOLONG, "destination_conf: no room for its identity");
+	/* The URI without its credentials (whatever their values: a REDACTED
+	 * form names the same bucket), then parsed as usual. */
+	q = 0;
+	while (q < n && uri[q] != '?')
+		q++;
+	memcpy(copy, uri, q);
+	o = q;
+	for (i = q + 1; i < n;) {
+		size_t end = i, eq;
+
+		while (end < n && uri[end] != '&')
+			end++;
+		eq = i;
+		while (eq < end && uri[eq] != '=')
+			eq++;
+		if (!credential_key(uri + i, eq - i)) {
+			char sep = o == q ? '?' : '&';
+
+			copy[o++] = sep;
+			memcpy(copy + o, uri + i, end - i);
+			o += end - i;
+		}
+		i = end + 1;
+	}
+	copy[o] = '\0';
+	r = parse_impl(copy, o, true, &u, err);
+	explicit_bzero(copy, sizeof(copy));
+	if (r < 0)
+		return r;
+	if (u.scheme == BUCKET_SCHEME_FILE) {
+		memcpy(ret, "file://", 7);
+		o = 7;
+		normal_path(u.path, ret, &o); /* never longer than the path */
+		bucket_uri_done(&u);
+		return 0;
+	}
+	ep[0] = '\0';
+	if (u.endpoint) {
+		/* Scheme and host ignore case. */
+		size_t h = strstr(u.endpoint, "://") ? (size_t)(strstr(u.endpoint, "://") - u.endpoint) + 3 : 0;
+		size_t he = h + strcspn(u.endpoint + h, "/");
+
+		for (i = 0; u.endpoint[i]; i++)
+			ep[i] = i < he && u.endpoint[i] >= 'A' && u.endpoint[i] <= 'Z' ? (char)(u.endpoint[i] + 32)
+										       : u.endpoint[i];
+		ep[i] = '\0';
+	}
+	if (u.scheme == BUCKET_SCHEME_AZURE)
+		k = snprintf(ret, cap, "azblob://%s/%s/%s%s%s", u.account, u.bucket, u.prefix,
+			     ep[0] ? "?endpoint=" : "", ep);
+	else
+		k = snprintf(ret, cap, "%s://%s/%s%s%s%s%s%s", bucket_scheme_name(u.scheme), u.bucket, u.prefix,
+			     ep[0] || u.account_id ? "?" : "", ep[0] ? "endpoint=" : "", ep,
+			     !u.account_id ? ""
+			     : ep[0]       ? "&account-id="
+					   : "account-id=",
+			     u.account_id ? u.account_id : "");
+	bucket_uri_done(&u);
+	if (k < 0 || (size_t)k >= cap)
+		return errbuf_set(err, -ENAMETOOLONG, "destination_conf: no room for its identity");
+	return 0;
+}
+
+bool bucket_uri_same(const char *a, const char *b)
+{
+	char ka[BUCKET_URI_MAX + 1], kb[BUCKET_URI_MAX + 1];
+
+	if (!a || !b || bucket_uri_match_key(a, strlen(a), ka, sizeof(ka), NULL) < 0 ||
+	    bucket_uri_match_key(b, strlen(b), kb, sizeof(kb), NULL) < 0)
+		return false;
+	return strcmp(ka, kb) == 0;
 }
 
 int bucket_azure_account_parse(const char *arg, char **ret_copy, BucketAzureAccount *ret, ErrBuf *err)

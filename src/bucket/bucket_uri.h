@@ -60,6 +60,23 @@ void bucket_uri_done(BucketUri *u); /* NULL is fine */
 
 const char *bucket_scheme_name(BucketScheme s); /* "file", "s3", "r2", "gs", "azure" */
 
+/* The bucket's identity: what a destination_conf names once its credentials
+ * are taken out, so that the URI with its keys, without them, and its
+ * REDACTED form all name one bucket (the query keys access-key-id,
+ * secret-access-key, key and sas are dropped whatever their values; region
+ * is dropped too: it only scopes signatures). Canonical: scheme in lower
+ * case, the https blob-URL form as azblob://, a file path in lexical normal
+ * form, the endpoint's scheme and host in lower case:
+ *   file:///r/b1                    file:///r/./x/../b1/
+ *   s3://b/dir/?endpoint=http://h:1 S3://b/dir?region=x&endpoint=HTTP://H:1/&access-key-id=K&secret-access-key=S
+ *   r2://b/?account-id=A            r2://b?account-id=A&access-key-id=K&secret-access-key=REDACTED
+ *   azblob://acct/caps/             https://ACCT.blob.core.windows.net/caps?sas=REDACTED
+ * Errors as bucket_uri_parse (never quoting a value). Writes ret[cap]; cap
+ * must be at least BUCKET_URI_MAX + 1 (-ENAMETOOLONG otherwise). Pure. */
+int bucket_uri_match_key(const char *uri, size_t n, char *ret, size_t cap, ErrBuf *err);
+/* Whether a and b are valid and name the same bucket (bucket_uri_match_key). */
+bool bucket_uri_same(const char *a, const char *b);
+
 /* Writes uri with every secret replaced by REDACTED into out[cap]: the values
  * of secret-access-key, key, sas, and of any query key naming a signature or
  * token (sig, x-amz-signature, x-amz-security-token, token, password,

@@ -214,7 +214,6 @@ int main(int argc, char **argv)
 	char *copies[4] = {0};
 	size_t naz = 0;
 	BucketConfig cfg = {
-		.stores = true,
 		.aws_access_key_id = getenv("AWS_ACCESS_KEY_ID"),
 		.aws_secret_access_key = getenv("AWS_SECRET_ACCESS_KEY"),
 		.aws_session_token = getenv("AWS_SESSION_TOKEN"),

@@ -4,7 +4,8 @@
  * issue lists, parsed into its parts (values percent-decoded, prefixes
  * normalised), a table of bad ones with their exact messages (never quoting a
  * secret), the REDACTED form, --azure-storage's parser, the completion bodies,
- * and the API-level gate (stores answer "not supported yet" until enabled).
+ * the bucket's identity (what matches a REDACTED or key-less form), and
+ * opening with the controller's fallback credentials.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -275,21 +276,66 @@ static void test_complete_body(void **state)
 	assert_int_equal(bucket_complete_body(BUCKET_KIND_FILE, NULL, etags, 1, &body, &err), -EINVAL);
 }
 
-static void test_gate_and_open(void **state)
+static void key_is(const char *uri, const char *want)
 {
-	BucketConfig off = {0}, on = {.stores = true};
+	char key[BUCKET_URI_MAX + 1];
+	ErrBuf err = {{0}};
+
+	if (bucket_uri_match_key(uri, strlen(uri), key, sizeof(key), &err) < 0)
+		fail_msg("%s: %s", uri, err.msg);
+	assert_string_equal(key, want);
+}
+
+/* One identity per bucket: keys, REDACTED, region and spelling aside. */
+static void test_match_key(void **state)
+{
+	char key[BUCKET_URI_MAX + 1];
+	ErrBuf err = {{0}};
+
+	(void)state;
+	key_is("file:///r/./x/../b1/", "file:///r/b1");
+	key_is("FILE:///r//b1", "file:///r/b1");
+	key_is("file:///", "file:///");
+	key_is("file:///..", "file:///");
+	key_is("s3://b?region=us-east-1", "s3://b/");
+	key_is("S3://b/dir?region=eu-west-1&endpoint=HTTP://H:1/&access-key-id=K&secret-access-key=S",
+	       "s3://b/dir/?endpoint=http://h:1");
+	key_is("s3://b/dir/?endpoint=http%3A%2F%2Fh%3A1&access-key-id=K&secret-access-key=REDACTED",
+	       "s3://b/dir/?endpoint=http://h:1");
+	key_is("s3://b/Dir?endpoint=http://h:1/Base", "s3://b/Dir/?endpoint=http://h:1/Base");
+	key_is("r2://b?account-id=A&access-key-id=K&secret-access-key=S", "r2://b/?account-id=A");
+	key_is("r2://b?account-id=A", "r2://b/?account-id=A");
+	key_is("r2://b?endpoint=http://h&account-id=A&access-key-id=K&secret-access-key=REDACTED",
+	       "r2://b/?endpoint=http://h&account-id=A");
+	key_is("gs://b/p/q?access-key-id=K&secret-access-key=S", "gs://b/p/q/");
+	key_is("azblob://acct/caps/x?key=" AZ_KEY, "azblob://acct/caps/x/");
+	key_is("https://ACCT.blob.core.windows.net/caps/x?sas=REDACTED", "azblob://acct/caps/x/");
+	key_is("azblob://acct/caps?sas=sv%3D1%26sig%3Dabc&endpoint=http://127.0.0.1:10000/devstoreaccount1",
+	       "azblob://acct/caps/?endpoint=http://127.0.0.1:10000/devstoreaccount1");
+	assert_true(bucket_uri_same("s3://b?access-key-id=K&secret-access-key=S", "s3://b?region=us-east-1"));
+	assert_false(bucket_uri_same("s3://b", "s3://b/p"));
+	assert_false(bucket_uri_same("s3://b", "gs://b"));
+	assert_false(bucket_uri_same("s3://b?regoin=x", "s3://b?regoin=x"));
+	/* Still the grammar: unknown keys named, never a value quoted. */
+	assert_int_equal(bucket_uri_match_key("s3://b?x=SECRET", 15, key, sizeof(key), &err), -EINVAL);
+	assert_string_equal(err.msg, "destination_conf: unknown query key 'x' for s3");
+	assert_int_equal(bucket_uri_match_key("s3://b", 6, key, 10, &err), -ENAMETOOLONG);
+}
+
+static void test_check_and_open(void **state)
+{
+	BucketConfig on = {0};
 	Bucket *b = NULL;
 	ErrBuf err = {{0}};
 
 	(void)state;
-	/* The API's check: stores are valid syntax but not supported yet. */
-	assert_int_equal(bucket_uri_check("s3://b?region=us-east-1", 23, &err), -EPROTONOSUPPORT);
-	assert_string_equal(err.msg, "destination_conf: scheme 's3' is not supported by this controller yet");
-	assert_int_equal(bucket_uri_check("azblob://acct/caps", 18, &err), -EPROTONOSUPPORT);
+	/* The API's check: every scheme, unknown keys named. */
+	assert_int_equal(bucket_uri_check("s3://b?region=us-east-1", 23, &err), 0);
+	assert_int_equal(bucket_uri_check("azblob://acct/caps", 18, &err), 0);
 	assert_int_equal(bucket_uri_check("s3://b?regoin=x", 15, &err), -EINVAL);
-	assert_int_equal(bucket_open("s3://b", &off, &b, &err), -EPROTONOSUPPORT);
+	assert_string_equal(err.msg, "destination_conf: unknown query key 'regoin' for s3");
 
-	/* Enabled: credentials are resolved at open, nothing is sent. */
+	/* Credentials are resolved at open, nothing is sent. */
 	assert_int_equal(bucket_open("s3://b", &on, &b, &err), -EINVAL);
 	assert_string_equal(err.msg, "destination_conf: s3://b has no access-key-id/secret-access-key and the "
 				     "controller has none for s3 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
@@ -297,11 +343,6 @@ static void test_gate_and_open(void **state)
 	on.aws_secret_access_key = "SK";
 	assert_int_equal(bucket_open("s3://b/p", &on, &b, &err), 0);
 	assert_int_equal(bucket_kind(b), BUCKET_KIND_S3);
-	{
-		char path[64];
-
-		assert_int_equal(bucket_local_path(b, "x", path, sizeof(path), &err), -EOPNOTSUPP);
-	}
 	/* A presigned URL on AWS: virtual-host style, the prefix in the key. */
 	{
 		BucketUrlRequest q = {.op = BUCKET_URL_GET, .name = "pcap_1", .expires_s = 60, .now = 1369353600};
@@ -334,7 +375,8 @@ int main(void)
 		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_azure_account_arg),
 		cmocka_unit_test(test_complete_body),
-		cmocka_unit_test(test_gate_and_open),
+		cmocka_unit_test(test_match_key),
+		cmocka_unit_test(test_check_and_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
