@@ -20,6 +20,7 @@ struct Service {
 	int64_t started_mono;
 	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
 	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
+	atomic_uint downloads;         /* downloads running (download.c) */
 };
 
 Db *service_db(Service *s);
@@ -33,6 +34,9 @@ void service_jobs_changed(Service *s);
 typedef bool (*PartsFn)(Job *j, JobPart *parts, size_t n, void *arg);
 int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
 		       ErrBuf *err);
+
+/* Removes DATA/downloads, the merge cache of earlier versions (download.c). */
+void service_downloads_clean(Service *s);
 
 /* An ErrBuf from storage as an internal error. */
 int service_internal(ApiError *e, int r, const ErrBuf *err);

@@ -244,6 +244,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 	pthread_cond_init(&s->hk_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	s->started_mono = mono();
+	service_downloads_clean(s);
 	r = -pthread_create(&s->hk, NULL, housekeeping, s);
 	if (r < 0) {
 		errbuf_set(err, r, "cannot start the housekeeping thread: %s", strerror(-r));

@@ -34,7 +34,7 @@
 
 typedef struct ServiceConfig {
 	Db *db;                     /* borrowed */
-	const char *data_dir;       /* download cache lives in DATA/downloads */
+	const char *data_dir;       /* the database's directory; samples' answers in DATA/samples */
 	BucketConfig buckets;       /* where file:// buckets may live */
 	JobLimits limits;           /* per-account limits on creation */
 	int64_t agent_timeout_ns;   /* silence after which an agent is offline; 0 = 15 s */
@@ -95,11 +95,33 @@ int service_job_list(Service *s, const char *account, size_t limit, Job **ret, s
  * (not a full job; already finished). */
 int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
 
-/* One Wireshark-ready file for a successful job: the parts' objects merged by
- * time (cached in DATA/downloads). Returns an open fd (O_RDONLY|O_CLOEXEC at
- * offset 0) and its length. API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
- * is not finished ("capture is pending; …") or failed ("capture failed: …"). */
-int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e);
+/* One Wireshark-ready file for a successful job, streamed: the parts'
+ * objects (full: read from the bucket with ranged GETs; simple: the agents'
+ * answers) merged by time, nothing cached (download.c). The checks that need
+ * no input are made here: API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
+ * is not finished ("capture is pending; …") or failed ("capture failed: …");
+ * API_ERR_BUSY when DOWNLOADS_MAX run already. Then a thread of the
+ * download's own opens every input up to its first record and calls
+ * ready(ctx) once (not if the caller released it first), after which
+ * service_download_outcome() tells whether the file can stream:
+ * API_ERR_CONFLICT naming the agent whose object is missing from the bucket
+ * or is not a capture, API_ERR_UNAVAILABLE when the store cannot be read.
+ * The caller then either streams it (service_download_stream) or not, and
+ * releases it exactly once (service_download_release) in both cases. */
+typedef struct Download Download;
+int service_job_download(Service *s, const char *account, const char *id, void (*ready)(void *ctx), void *ctx,
+			 Download **ret, ApiError *e);
+/* After ready: 0 when the merged file can stream, else the error (e). */
+int service_download_outcome(Download *d, ApiError *e);
+/* Streams the merged file from the download's thread: write(ctx, p, n)
+ * (blocking; 0, or -errno to stop) as it is made, then end(ctx, ok) once,
+ * ok false when the file is incomplete (a store failed part way, the
+ * client left). */
+void service_download_stream(Download *d, int (*write)(void *ctx, const void *p, size_t n),
+			     void (*end)(void *ctx, bool ok), void *ctx);
+/* The caller is done with d: a download not streamed stops; a streaming one
+ * goes on to its end. d is freed by its thread. */
+void service_download_release(Download *d);
 
 /* A number that changes whenever any job changes (created, updated by an
  * agent's report, stopped, lost): a rendered list is still right while it

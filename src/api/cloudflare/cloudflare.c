@@ -15,6 +15,7 @@
  *   4. the body: 400 / 413.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,22 +287,105 @@ static void pcaps_get(Call *c)
 	job_done(&j);
 }
 
+/* A download in progress, kept with its request across the wait for the
+ * download's first records (service_job_download). */
+typedef struct DownloadCall {
+	pthread_mutex_t lock;
+	HttpRequest *req;
+	Download *d;
+	bool ready;    /* under lock: the outcome is known */
+	bool parked;   /* under lock: the request waits for it */
+	bool released; /* service_download_release() was called */
+} DownloadCall;
+
+/* From the download's thread: the outcome is known; wake the request. */
+static void download_ready(void *ctx)
+{
+	DownloadCall *dc = ctx;
+
+	pthread_mutex_lock(&dc->lock);
+	dc->ready = true;
+	if (dc->parked) {
+		dc->parked = false;
+		http_resume(dc->req);
+	}
+	pthread_mutex_unlock(&dc->lock);
+}
+
+static void download_call_free(void *p)
+{
+	DownloadCall *dc = p;
+
+	if (!dc->released)
+		service_download_release(dc->d); /* after this, download_ready is not called */
+	pthread_mutex_destroy(&dc->lock);
+	free(dc);
+}
+
+static int download_write(void *ctx, const void *p, size_t n)
+{
+	return http_stream_write(ctx, p, n);
+}
+
+static void download_end(void *ctx, bool ok)
+{
+	http_stream_end(ctx, ok);
+}
+
+/* Streamed: the handler starts the download and parks the request until its
+ * inputs are open (no HTTP worker waits on a store); then the answer's
+ * body is the merge as it is made. */
 static void pcaps_download(Call *c)
 {
+	DownloadCall *dc = http_req_get_data(c->req);
 	char disposition[128];
-	uint64_t len = 0;
+	HttpStream *st = NULL;
 	ApiError e;
-	int fd = -1;
 	int r;
 
-	if (service_job_download(c->svc, c->account, c->id, &fd, &len, &e) < 0) {
+	if (!dc) {
+		dc = calloc(1, sizeof(*dc));
+		if (!dc) {
+			out_of_memory(c);
+			return;
+		}
+		pthread_mutex_init(&dc->lock, NULL);
+		dc->req = c->req;
+		if (service_job_download(c->svc, c->account, c->id, download_ready, dc, &dc->d, &e) < 0) {
+			pthread_mutex_destroy(&dc->lock);
+			free(dc);
+			cf_fail(c, &e);
+			return;
+		}
+		http_req_set_data(c->req, dc, download_call_free);
+		pthread_mutex_lock(&dc->lock);
+		if (!dc->ready && http_suspend(c->req) == 0) {
+			dc->parked = true;
+			pthread_mutex_unlock(&dc->lock);
+			return;
+		}
+		pthread_mutex_unlock(&dc->lock);
+	}
+	pthread_mutex_lock(&dc->lock);
+	r = dc->ready;
+	pthread_mutex_unlock(&dc->lock);
+	if (!r) { /* resumed by the server's shutdown */
+		apierror_set(&e, API_ERR_UNAVAILABLE, NULL, "the controller is shutting down");
+		cf_fail(c, &e);
+		return;
+	}
+	if (service_download_outcome(dc->d, &e) < 0) {
 		cf_fail(c, &e);
 		return;
 	}
 	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);
-	http_respond_fd(c->req, 200, PCAP_TYPE, fd, len);
+	if (http_respond_stream(c->req, 200, PCAP_TYPE, 0, &st) < 0)
+		return; /* answered 500 for us */
+	service_download_stream(dc->d, download_write, download_end, st);
+	service_download_release(dc->d);
+	dc->released = true;
 }
 
 static void pcaps_stop(Call *c)

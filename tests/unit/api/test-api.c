@@ -124,7 +124,11 @@ static const CreateCase create_cases[] = {
 	 "destination_conf: required", 0},
 	{"{" FULL ",\"destination_conf\":5}",
 	 "destination_conf: must be a string (a bucket URI such as file:///srv/pcaps)", 0},
-	{"{" FULL ",\"destination_conf\":\"gs://bucket-test\"}", "destination_conf: ", 1},
+	{"{" FULL ",\"destination_conf\":\"gs://bucket-test\"}", NULL, 0},
+	{"{" FULL ",\"destination_conf\":\"gs://bucket-test?regoin=x\"}",
+	 "destination_conf: unknown query key 'regoin' for gs", 0},
+	{"{" FULL ",\"destination_conf\":\"s3://b?endpoint=http%3A%2F%2Fh&x-secret=TOPSECRET\"}",
+	 "destination_conf: unknown query key 'x-secret' for s3", 0},
 	{"{" FULL ",\"destination_conf\":\"\"}", "destination_conf: ", 1},
 	{"{" FULL ",\"destination_conf\":\"not a uri\"}", "destination_conf: ", 1},
 
@@ -274,7 +278,8 @@ static void test_ownership_requests(void **state)
 		 "destination_conf: must be a string (a bucket URI such as file:///srv/pcaps)", 0},
 		{"{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"x\"}",
 		 "ownership_challenge: unknown field", 0},
-		{"{\"destination_conf\":\"s3://pcaps-bucket?region=us-east-1\"}", "destination_conf: ", 1},
+		{"{\"destination_conf\":\"s3://pcaps-bucket?region=us-east-1&regoin=x\"}",
+		 "destination_conf: unknown query key 'regoin' for s3", 0},
 	};
 	static const OwnCase validate[] = {
 		{"{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"abc\"}", NULL, 0},

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +50,15 @@ struct HttpRequest {
 	size_t n_hdr;
 	void *data;
 	void (*free_data)(void *);
+	/* parking and streaming (a download) */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool parked, resumed;
+	bool streaming, stream_ended, stream_ok;
+};
+
+struct HttpStream {
+	HttpRequest *r;
 };
 
 const char *http_req_method(const HttpRequest *r)
@@ -146,13 +156,60 @@ int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, i
 
 int http_suspend(HttpRequest *r)
 {
-	(void)r;
-	return -ENOTSUP;
+	pthread_mutex_lock(&r->lock);
+	r->parked = true;
+	r->resumed = false;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }
 
 void http_resume(HttpRequest *r)
 {
-	(void)r;
+	pthread_mutex_lock(&r->lock);
+	r->resumed = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret)
+{
+	HttpStream *st = calloc(1, sizeof(*st));
+
+	(void)buffer;
+	assert_non_null(st);
+	http_respond(r, status, content_type, "", 0);
+	st->r = r;
+	r->streaming = true;
+	*ret = st;
+	return 0;
+}
+
+int http_stream_write(HttpStream *st, const void *p, size_t n)
+{
+	HttpRequest *r = st->r;
+	char *nb;
+
+	pthread_mutex_lock(&r->lock);
+	nb = realloc(r->resp, r->resp_len + n + 1);
+	assert_non_null(nb);
+	memcpy(nb + r->resp_len, p, n);
+	r->resp = nb;
+	r->resp_len += n;
+	r->resp[r->resp_len] = '\0';
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void http_stream_end(HttpStream *st, bool ok)
+{
+	HttpRequest *r = st->r;
+
+	pthread_mutex_lock(&r->lock);
+	r->stream_ended = true;
+	r->stream_ok = ok;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	free(st);
 }
 
 /* ---- fixture ---- */
@@ -264,8 +321,24 @@ static HttpRequest *call(const char *method, const char *path, const char *body,
 		r->n_req_hdr++;
 	}
 	va_end(ap);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 	api_handle(fx.api, r);
+	/* A parked request runs again once resumed, as the server does. */
+	while (r->answers == 0 && r->parked) {
+		pthread_mutex_lock(&r->lock);
+		while (!r->resumed)
+			pthread_cond_wait(&r->cond, &r->lock);
+		r->parked = false;
+		pthread_mutex_unlock(&r->lock);
+		api_handle(fx.api, r);
+	}
 	assert_int_equal(r->answers, 1);
+	/* A streamed answer is whole once its producer ended it. */
+	pthread_mutex_lock(&r->lock);
+	while (r->streaming && !r->stream_ended)
+		pthread_cond_wait(&r->cond, &r->lock);
+	pthread_mutex_unlock(&r->lock);
 	return r;
 }
 
@@ -273,6 +346,8 @@ static void done(HttpRequest *r)
 {
 	if (r->free_data)
 		r->free_data(r->data);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
 	free(r->body);
 	free(r->resp);
 	free(r);
@@ -708,6 +783,7 @@ static void test_ownership_and_full(void **state)
 	assert_string_equal(r->content_type, "application/vnd.tcpdump.pcap");
 	snprintf(body, sizeof(body), "attachment; filename=\"pcap_%s.pcap\"", jid);
 	assert_string_equal(header(r, "Content-Disposition"), body);
+	assert_true(r->stream_ok);
 	assert_true(r->resp_len > 24);
 	done(r);
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
