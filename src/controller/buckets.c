@@ -6,18 +6,33 @@
  * read the bucket by sending the token (or the file's name) back.
  *
  * The challenge file is named after the bucket's id (as in Cloudflare's
- * example); the token inside is a second, independent random value. The row
- * is what counts: files are written before it and removed after it, best
- * effort, so no row ever points at a challenge that was not written.
+ * example) and written under the URI's prefix; the token inside is a
+ * second, independent random value. The row is what counts: files are
+ * written before it and removed after it, best effort, so no row ever
+ * points at a challenge that was not written. A bucket the controller
+ * cannot write (wrong keys, no such bucket, the store away) is refused at
+ * registration with the store's answer; validation reads the file back, so
+ * a bucket is only validated while the controller can still read it.
+ *
+ * Which bucket a destination_conf means: its identity
+ * (bucket_uri_match_key), the URI without credentials. The URI as
+ * registered, with its keys, stays in the row (the database is the
+ * controller's user's alone); any spelling of the same bucket, with or
+ * without keys or REDACTED, finds that row, and a second registration of
+ * one identity is refused.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket/bucket_uri.h"
 #include "controller/service-int.h"
 
 #define CHALLENGE_PREFIX "ownership-challenge-"
+#define CHALLENGE_MAX 4096u /* bound of a challenge file read back */
+
+static const char *trim_space(const char *s, size_t *n);
 
 /* Opens the bucket at uri; a failure is the client's (a path outside the
  * bucket root, an unwritable directory), so it names the field. */
@@ -32,20 +47,47 @@ static int open_bucket(Service *s, const char *uri, Bucket **ret, ApiError *e)
 	return r < 0 ? apierror_errno(API_ERR_INVALID) : 0;
 }
 
+int service_bucket_find(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e)
+{
+	char want[BUCKET_URI_MAX + 1], key[BUCKET_URI_MAX + 1];
+	BucketRow *rows = NULL;
+	ErrBuf err = {{0}};
+	size_t n = 0;
+	int r;
+
+	r = bucket_uri_match_key(uri, uri ? strlen(uri) : 0, want, sizeof(want), &err);
+	if (r < 0)
+		return apierror_with_field(e, API_ERR_INVALID, "destination", "destination_conf", err.msg);
+	r = db_bucket_list(service_db(s), account, &rows, &n, &err);
+	if (r < 0)
+		return service_internal(e, r, &err);
+	r = -ENOENT;
+	for (size_t i = 0; i < n && r == -ENOENT; i++) {
+		const char *c = rows[i].destination_conf;
+
+		if (c && bucket_uri_match_key(c, strlen(c), key, sizeof(key), NULL) == 0 && strcmp(key, want) == 0) {
+			*ret = rows[i];
+			memset(&rows[i], 0, sizeof(rows[i]));
+			r = 0;
+		}
+	}
+	bucket_rows_free(rows, n);
+	if (r == -ENOENT)
+		apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
+	return r;
+}
+
 static int already_registered(Service *s, const char *account, const char *uri, ApiError *e)
 {
 	BucketRow old = {0};
-	ErrBuf err = {{0}};
 	int r;
 
-	r = db_bucket_find(service_db(s), account, uri, &old, &err);
+	r = service_bucket_find(s, account, uri, &old, e);
 	if (r == 0)
 		r = apierror_set(e, API_ERR_INVALID, "destination",
 				 "already registered (id %s); delete it first to register again", old.id);
 	else if (r == -ENOENT)
 		r = 0;
-	else
-		r = service_internal(e, r, &err);
 	bucket_row_done(&old);
 	return r;
 }
@@ -89,19 +131,27 @@ int service_bucket_register(Service *s, const char *account, const char *uri, Bu
 	r = bucket_put_bytes(bucket, filename, token, JOB_ID_LEN + 1, &err);
 	token[JOB_ID_LEN] = '\0';
 	if (r < 0) {
-		r = apierror_set(e, API_ERR_INVALID, "destination", "cannot write the challenge file: %s", err.msg);
+		char shown[BUCKET_URI_MAX + 1];
+
+		bucket_uri_redact(uri, shown, sizeof(shown));
+		r = apierror_set(e, API_ERR_INVALID, "destination", "cannot write the challenge file %s into %s: %s",
+				 filename, shown, err.msg);
 		goto out;
 	}
-	r = db_bucket_insert(service_db(s), &b, &err);
+	/* One row per bucket, whatever the spelling: look again and insert
+	 * under one lock (the store's round trip above stays outside it). */
+	pthread_mutex_lock(&s->buckets_lock);
+	r = already_registered(s, account, uri, e);
+	if (r == 0) {
+		r = db_bucket_insert(service_db(s), &b, &err);
+		if (r < 0)
+			service_internal(e, r, &err);
+	}
+	pthread_mutex_unlock(&s->buckets_lock);
 	if (r < 0) {
 		ErrBuf rerr;
-		int again = 0;
 
 		bucket_remove(bucket, filename, &rerr); /* best effort: the row is what counts */
-		/* Registered by a concurrent request since we looked? */
-		if (r == -EEXIST)
-			again = already_registered(s, account, uri, e);
-		r = again < 0 ? again : service_internal(e, r, &err);
 		goto out;
 	}
 	*ret = b;
@@ -121,6 +171,37 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
+/* Reads the challenge file back from the bucket: it must still hold the
+ * token. A store that cannot be read, or a file gone or changed, fails. */
+static int read_back(Service *s, const BucketRow *b, ApiError *e)
+{
+	char shown[BUCKET_URI_MAX + 1];
+	Bucket *bucket = NULL;
+	uint8_t *data = NULL;
+	ErrBuf err = {{0}};
+	size_t n = 0, tn;
+	const char *t;
+	int r;
+
+	bucket_uri_redact(b->destination_conf, shown, sizeof(shown));
+	r = bucket_open(b->destination_conf, service_buckets(s), &bucket, &err);
+	if (r == 0)
+		r = bucket_get_bytes(bucket, b->filename, CHALLENGE_MAX, &data, &n, &err);
+	bucket_free(bucket);
+	if (r < 0)
+		return apierror_set(e, API_ERR_INVALID, "destination",
+				    "cannot read the challenge file %s back from %s: %s", b->filename, shown, err.msg);
+	tn = n;
+	t = trim_space((const char *)data, &tn);
+	r = b->challenge && tn == strlen(b->challenge) && memcmp(t, b->challenge, tn) == 0
+		    ? 0
+		    : apierror_set(e, API_ERR_MISMATCH, "challenge",
+				   "the challenge file %s in %s no longer holds the token it was given", b->filename,
+				   shown);
+	free(data);
+	return r;
+}
+
 int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
 			    ApiError *e)
 {
@@ -128,16 +209,17 @@ int service_bucket_validate(Service *s, const char *account, const char *uri, co
 	BucketRow b = {0};
 	int r;
 
-	r = db_bucket_find(service_db(s), account, uri, &b, &err);
-	if (r == -ENOENT)
-		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
+	r = service_bucket_find(s, account, uri, &b, e);
 	if (r < 0)
-		return service_internal(e, r, &err);
+		return r;
 	if (!service_challenge_matches(&b, challenge, strlen(challenge))) {
 		r = apierror_set(e, API_ERR_MISMATCH, "challenge", "does not match the token in %s",
 				 b.filename ? b.filename : "the challenge file");
 		goto out;
 	}
+	r = read_back(s, &b, e);
+	if (r < 0)
+		goto out;
 	/* Validating again is harmless and keeps the first validation time. */
 	if (b.status != BUCKET_SUCCESS || !b.validated_ns) {
 		b.status = BUCKET_SUCCESS;

@@ -13,6 +13,7 @@ struct Service {
 	ServiceConfig cfg;
 	Registry *reg;
 	pthread_mutex_t jobs_lock;
+	pthread_mutex_t buckets_lock; /* one registration per bucket identity (buckets.c) */
 	pthread_mutex_t hk_lock;
 	pthread_cond_t hk_cond;
 	pthread_t hk;
@@ -34,6 +35,11 @@ void service_jobs_changed(Service *s);
 typedef bool (*PartsFn)(Job *j, JobPart *parts, size_t n, void *arg);
 int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
 		       ErrBuf *err);
+
+/* The account's bucket that uri names, whatever its spelling or keys
+ * (bucket_uri_match_key), into *ret (free with bucket_row_done).
+ * API_ERR_NOT_FOUND ("destination"), API_ERR_INVALID for a bad URI. */
+int service_bucket_find(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
 /* Removes DATA/downloads, the merge cache of earlier versions (download.c). */
 void service_downloads_clean(Service *s);

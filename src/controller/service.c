@@ -238,6 +238,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		return errbuf_set(err, r, "out of memory");
 	}
 	pthread_mutex_init(&s->jobs_lock, NULL);
+	pthread_mutex_init(&s->buckets_lock, NULL);
 	pthread_mutex_init(&s->hk_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -280,6 +281,7 @@ void service_free(Service *s)
 	pthread_cond_destroy(&s->hk_cond);
 	pthread_mutex_destroy(&s->hk_lock);
 	pthread_mutex_destroy(&s->jobs_lock);
+	pthread_mutex_destroy(&s->buckets_lock);
 	free(s);
 }
 
@@ -291,32 +293,42 @@ void service_free(Service *s)
 #define RETRY_FULL_S 5
 
 /* Every bucket a full job writes to must be one the account registered and
- * validated (service_bucket_*). (A store the controller holds credentials
- * for itself would be exempt here.) */
-static int check_bucket(Service *s, const char *account, const char *uri, ApiError *e)
+ * validated (service_bucket_*), named by any spelling of its identity
+ * (with or without keys, or REDACTED). The output then holds the URI as
+ * registered: its keys are what the controller signs with. */
+static int check_bucket(Service *s, const char *account, JobOutput *o, ApiError *e)
 {
 	BucketRow b = {0};
-	ErrBuf err = {{0}};
+	char *uri;
 	int r;
 
-	r = db_bucket_find(s->cfg.db, account, uri, &b, &err);
+	r = service_bucket_find(s, account, o->target, &b, e);
 	if (r == -ENOENT)
 		return apierror_set(e, API_ERR_UNVERIFIED, "destination",
 				    "bucket is not registered; add it with POST …/pcaps/ownership and validate it");
 	if (r < 0)
-		return service_internal(e, r, &err);
+		return r;
 	if (b.status == BUCKET_PENDING)
 		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
 				 "bucket is pending validation; validate it with POST …/pcaps/ownership/validate");
 	else if (b.status != BUCKET_SUCCESS)
 		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
 				 "bucket failed validation; delete it and add it again");
+	if (r == 0) {
+		uri = strdup(b.destination_conf);
+		if (!uri) {
+			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+		} else {
+			free(o->target);
+			o->target = uri;
+		}
+	}
 	bucket_row_done(&b);
 	return r;
 }
 
 /* The model's invariants, then the ownership of every bucket output. */
-static int check_request(Service *s, const Job *j, ApiError *e)
+static int check_request(Service *s, Job *j, ApiError *e)
 {
 	ErrBuf err = {{0}};
 	int r;
@@ -326,7 +338,7 @@ static int check_request(Service *s, const Job *j, ApiError *e)
 	for (size_t i = 0; i < j->n_outputs; i++) {
 		if (j->outputs[i].kind != JOB_OUTPUT_BUCKET)
 			continue;
-		r = check_bucket(s, j->account, j->outputs[i].target, e);
+		r = check_bucket(s, j->account, &j->outputs[i], e);
 		if (r < 0)
 			return r;
 	}

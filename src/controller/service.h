@@ -74,8 +74,9 @@ int service_credential_find(Service *s, const uint8_t hash[32], const char *emai
 /* ---- jobs (any dialect) ---- */
 
 /* j holds a validated request (type, account, filter_json, limits, colo_name,
- * destination_conf, offset_time_ns); this checks that the account owns the
- * destination (a registered, validated bucket: API_ERR_UNVERIFIED), fills id,
+ * outputs, offset_time_ns); this checks that the account owns every bucket
+ * output (a registered, validated bucket, under any spelling of its identity:
+ * API_ERR_UNVERIFIED) and makes the output the URI as registered, fills id,
  * submitted_ns and status, assigns parts and stores it, then wakes the
  * agents. Other failures: API_ERR_NO_TARGET (a full job whose colo_name
  * matches no online agent; the message lists the online agents),
@@ -133,18 +134,24 @@ uint64_t service_jobs_generation(Service *s);
 
 /* Registers uri for the account: opens the bucket (a URI this controller
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
- * ownership-challenge-<id>.txt holding a random token, and stores the bucket
- * pending. ret gets the row. API_ERR_INVALID when the account already
- * registered uri. */
+ * ownership-challenge-<id>.txt holding a random token into it, under the
+ * URI's prefix (a store that refuses is API_ERR_INVALID with the store's
+ * answer: HTTP status and error code; nothing is stored), and stores the
+ * bucket pending. ret gets the row, with uri as given (keys included: render
+ * it REDACTED). API_ERR_INVALID when the account already registered the same
+ * bucket under any spelling (bucket_uri_match_key). */
 int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
 /* The account's buckets, oldest first (free with bucket_rows_free). */
 int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e);
 
-/* Validates the account's bucket uri with the proof given (see
- * service_challenge_matches): API_ERR_NOT_FOUND ("destination"),
- * API_ERR_MISMATCH ("challenge"). Validating again keeps the first
- * validation time. ret gets the row. */
+/* Validates the account's bucket uri (any spelling of the registered one:
+ * with or without keys, REDACTED) with the proof given (see
+ * service_challenge_matches), then reads the challenge file back from the
+ * bucket: API_ERR_NOT_FOUND ("destination"), API_ERR_MISMATCH ("challenge":
+ * the proof, or a file that no longer holds the token), API_ERR_INVALID
+ * ("destination": the store's answer when it cannot be read). Validating
+ * again keeps the first validation time. ret gets the row. */
 int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
 			    ApiError *e);
 

@@ -115,7 +115,6 @@ void bucket_rows_free(BucketRow *v, size_t n);
 /* -EEXIST if the account already registered this destination_conf. */
 int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err);
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
-int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);

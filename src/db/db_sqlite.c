@@ -31,6 +31,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "db/db.h"
@@ -85,7 +86,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 			       "ORDER BY job_id",
 	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
-	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
 	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 ORDER BY submitted_ns, id",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
@@ -522,6 +522,13 @@ int db_open(const char *path, Db **ret, ErrBuf *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errbuf_errno(err, "db: opening %s", path);
+	/* It also holds the keys of registered buckets: a file made by an
+	 * older version with a looser mode is tightened. */
+	if (fchmod(fd, 0600) < 0) {
+		r = errbuf_errno(err, "db: chmod 0600 %s", path);
+		close(fd);
+		return r;
+	}
 	close(fd);
 
 	db = calloc(1, sizeof(*db));

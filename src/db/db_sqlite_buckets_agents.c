@@ -120,11 +120,6 @@ int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, E
 	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
 }
 
-int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
-{
-	return get_bucket(db, ST_BUCKET_FIND, account, destination_conf, ret, err);
-}
-
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_BUCKET_LIST, account, &bucket_rows, (void **)ret, ret_n, err);

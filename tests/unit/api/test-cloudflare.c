@@ -680,6 +680,9 @@ static void test_ownership_and_full(void **state)
 	snprintf(body, sizeof(body), "destination_conf: already registered (id %s); delete it first to register again",
 		 id);
 	expect_error(call("POST", BASE "/ownership", path, BEARER(T_WRITE), NULL), 400, 1002, body);
+	/* ... under another spelling of the same bucket */
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"file://%s/./x/../b1/\"}", fx.bucket_root);
+	expect_error(call("POST", BASE "/ownership", path, BEARER(T_WRITE), NULL), 400, 1002, body);
 	/* outside the bucket root */
 	expect_error(
 		call("POST", BASE "/ownership", "{\"destination_conf\":\"file:///etc/pcapd\"}", BEARER(T_WRITE), NULL),
@@ -703,9 +706,27 @@ static void test_ownership_and_full(void **state)
 	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"nope\"}", fx.bucket_uri);
 	snprintf(body, sizeof(body), "ownership_challenge: does not match the token in %s", fname);
 	expect_error(call("POST", BASE "/ownership/validate", path, BEARER(T_WRITE), NULL), 400, 1009, body);
+	/* a challenge file changed behind our back is read back, and refused */
+	snprintf(path, sizeof(path), "%s/b1/%s", fx.bucket_root, fname);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fputs("something else\n", f);
+	fclose(f);
 	token[32] = '\0';
-	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\\n\"}", fx.bucket_uri,
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", fx.bucket_uri,
 		 token);
+	snprintf(body, sizeof(body),
+		 "ownership_challenge: the challenge file %s in %s no longer holds the token it was given", fname,
+		 fx.bucket_uri);
+	expect_error(call("POST", BASE "/ownership/validate", path, BEARER(T_WRITE), NULL), 400, 1009, body);
+	snprintf(path, sizeof(path), "%s/b1/%s", fx.bucket_root, fname);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fprintf(f, "%s\n", token);
+	fclose(f);
+	/* the token, with its newline, under another spelling of the URI */
+	snprintf(path, sizeof(path), "{\"destination_conf\":\"file://%s//b1\",\"ownership_challenge\":\"%s\\n\"}",
+		 fx.bucket_root, token);
 	res = expect_ok(call("POST", BASE "/ownership/validate", path, BEARER(T_WRITE), NULL));
 	assert_string_equal(str(res, "status"), "success");
 	assert_int_equal(strlen(str(res, "validated")), 27);
