@@ -46,11 +46,11 @@
 	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
 	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
 	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit"
-#define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns"
+#define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, attempt"
 #define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
 #define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
 
-/* Statuses 4 and 5 (success, failed) and part states 3..5 are terminal;
+/* Statuses 4 and 5 (success, failed) and part states 3..6 are terminal;
  * migrations.c asserts the values. */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -75,14 +75,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 				     "AND status NOT IN (4, 5)",
 	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
 			       "ORDER BY submitted_ns DESC LIMIT 1",
-	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
 			   "ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
 			   "packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
 			   "stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
-			   "updated_ns = excluded.updated_ns",
+			   "updated_ns = excluded.updated_ns, attempt = excluded.attempt",
 	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
-	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (3, 4, 5) "
+	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (3, 4, 5, 6) "
 			       "ORDER BY job_id",
 	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
@@ -826,7 +826,7 @@ static int bind_part(sqlite3_stmt *st, const JobPart *p)
 	       sqlite3_bind_int(st, 3, (int)p->state) || bind_u64(st, 4, p->packets) || bind_u64(st, 5, p->bytes) ||
 	       bind_u64(st, 6, p->drops) || sqlite3_bind_int(st, 7, (int)p->stop_reason) ||
 	       dbs_bind_text(st, 8, p->object) || dbs_bind_text(st, 9, p->error) ||
-	       sqlite3_bind_int64(st, 10, p->updated_ns);
+	       sqlite3_bind_int64(st, 10, p->updated_ns) || sqlite3_bind_int64(st, 11, (int64_t)p->attempt);
 }
 
 /* Reads a PART_COLS row into a JobPart. */
@@ -852,6 +852,7 @@ static int row_part(sqlite3_stmt *st, void *ret)
 	p.drops = col_u64(st, 5);
 	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
 	p.updated_ns = sqlite3_column_int64(st, 9);
+	p.attempt = (uint32_t)sqlite3_column_int64(st, 10);
 	*(JobPart *)ret = p;
 	return 0;
 }

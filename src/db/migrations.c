@@ -37,7 +37,8 @@
 #include "db/migrations.h"
 
 _Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are spelt 4 and 5 in the schema");
-_Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5, "terminal part states are 3, 4 and 5");
+_Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5 && PART_UPLOAD_FAILED == 6,
+	       "terminal part states are 3, 4, 5 and 6");
 _Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
 _Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
 
@@ -125,6 +126,28 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
 	"  WHERE destination_conf IS NOT NULL;"
 	"ALTER TABLE jobs DROP COLUMN destination_conf;",
+	/* 3: uploads to object stores: the part state upload_failed (6) and the
+	 * upload's attempt. SQLite cannot change a CHECK: the table is made
+	 * anew. */
+	"CREATE TABLE parts_new ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent TEXT NOT NULL,"
+	"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 6),"
+	"  packets INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  drops INTEGER NOT NULL,"
+	"  stop_reason INTEGER NOT NULL,"
+	"  object TEXT,"
+	"  error TEXT,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),"
+	"  PRIMARY KEY (job_id, agent)"
+	");"
+	"INSERT INTO parts_new (job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns)"
+	"  SELECT job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns FROM parts;"
+	"DROP TABLE parts;"
+	"ALTER TABLE parts_new RENAME TO parts;"
+	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5, 6);",
 };
 
 int db_schema_version(void)

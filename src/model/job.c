@@ -20,7 +20,7 @@ static const char *const type_names[] = {"simple", "full"};
 static const char *const status_names[] = {"pending", "running", "conversion_pending", "conversion_running",
 					   "success", "failed"};
 static const char *const stop_names[] = {"none", "time", "packets", "bytes", "user", "agent_lost", "error"};
-static const char *const part_names[] = {"assigned", "running", "uploading", "done", "failed", "lost"};
+static const char *const part_names[] = {"assigned", "running", "uploading", "done", "failed", "lost", "upload_failed"};
 
 const char *job_type_to_string(JobType t)
 {
@@ -77,7 +77,7 @@ bool job_status_terminal(JobStatus s)
 
 bool part_state_terminal(PartState s)
 {
-	return s == PART_DONE || s == PART_FAILED || s == PART_LOST;
+	return s == PART_DONE || s == PART_FAILED || s == PART_LOST || s == PART_UPLOAD_FAILED;
 }
 
 int job_new_id(char ret[JOB_ID_LEN + 1])
@@ -140,7 +140,8 @@ static void failure_message(const JobPart *parts, size_t n, char *out, size_t ca
 
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		if (parts[i].state != PART_FAILED && parts[i].state != PART_LOST)
+		if (parts[i].state != PART_FAILED && parts[i].state != PART_LOST &&
+		    parts[i].state != PART_UPLOAD_FAILED)
 			continue;
 		failed++;
 		if (shown < 4) {
@@ -191,7 +192,7 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 			uploading++;
 		if (part_state_terminal(p->state))
 			terminal++;
-		if (p->state == PART_FAILED || p->state == PART_LOST) {
+		if (p->state == PART_FAILED || p->state == PART_LOST || p->state == PART_UPLOAD_FAILED) {
 			failed++;
 			reason = p->state == PART_LOST ? JOB_STOP_LOST : JOB_STOP_ERROR;
 		} else if (reason == JOB_STOP_NONE && p->stop_reason != JOB_STOP_NONE) {
@@ -295,6 +296,40 @@ bool part_lose(JobPart *p, const char *why, int64_t now_ns)
 	set_str(&p->error, why);
 	p->updated_ns = now_ns;
 	return true;
+}
+
+int job_retry_uploads(Job *j, JobPart *parts, size_t n, int64_t now_ns, ErrBuf *err)
+{
+	size_t held = 0;
+
+	if (j->type != JOB_FULL)
+		return errbuf_set(err, -EINVAL, "a sample has no upload to retry");
+	if (j->status != JOB_FAILED)
+		return errbuf_set(err, -EALREADY, "capture is %s; only a failed capture's uploads can be retried",
+				  job_status_to_string(j->status));
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].state == PART_UPLOAD_FAILED)
+			held++;
+		else if (parts[i].state != PART_DONE)
+			return errbuf_set(err, -EALREADY, "agent %s's share %s (%s): no upload to retry",
+					  parts[i].agent, part_state_to_string(parts[i].state),
+					  parts[i].error ? parts[i].error : "no reason given");
+	}
+	if (held == 0)
+		return errbuf_set(err, -EALREADY, "capture failed before any upload: %s",
+				  j->error_message ? j->error_message : "no reason given");
+	for (size_t i = 0; i < n; i++) {
+		if (parts[i].state != PART_UPLOAD_FAILED)
+			continue;
+		parts[i].state = PART_UPLOADING;
+		parts[i].attempt++;
+		set_str(&parts[i].error, NULL);
+		parts[i].updated_ns = now_ns;
+	}
+	j->status = JOB_CONVERSION_RUNNING;
+	set_str(&j->error_message, NULL);
+	j->finished_ns = 0;
+	return 0;
 }
 
 void job_done(Job *j)

@@ -24,11 +24,29 @@
  *  agent answered (done); the others stay listed with their reason. It fails
  *  only if no agent answered. Zero matching packets is a valid answer.
  *  (conversion_pending is in Cloudflare's enum but is never entered.)
- * Terminal statuses (success, failed) never change again. The status is a pure
+ * Terminal statuses (success, failed) never change again, with one exception
+ * asked for by a user: retrying the uploads that ran out of their retry
+ * budget (job_retry_uploads) moves a failed job whose every part is done or
+ * upload_failed back to conversion_running. Otherwise the status is a pure
  * function of the parts (job_aggregate), so a controller restart, or agents
  * reporting late, can only move a job forward.
  *
- * Part states: assigned → running → uploading → done | failed | lost.
+ * Part states:
+ *
+ *     assigned → running → uploading → done | failed | lost | upload_failed
+ *                                ▲                                 │
+ *                                └────── job_retry_uploads ────────┘
+ *
+ *  - running: capturing; with an object store the parts of the object go up
+ *    as the capture grows (upload while capturing).
+ *  - uploading: the capture has ended; its last parts go up and the object
+ *    is completed.
+ *  - upload_failed: the capture is whole on the agent but the store did not
+ *    take it within the retry budget; the agent keeps it (its spool) and
+ *    the object is not made. Terminal, like failed, until a retry.
+ * A part's attempt counts those retries (0 for the first upload): a report
+ * about an earlier attempt is stale and changes nothing (part_apply's
+ * caller checks it), so a retry is never undone by a late report.
  */
 
 #include <stdbool.h>
@@ -81,6 +99,7 @@ typedef enum PartState {
 	PART_DONE,
 	PART_FAILED,
 	PART_LOST,
+	PART_UPLOAD_FAILED, /* the store did not take the capture in time; kept on the agent (see above) */
 } PartState;
 
 typedef enum JobOutputKind {
@@ -141,6 +160,7 @@ typedef struct JobPart {
 	char *object; /* owned: object name in the bucket (full) or in the controller's store (simple) */
 	char *error;  /* owned: why the part failed or was lost */
 	int64_t updated_ns;
+	uint32_t attempt; /* the upload's attempt: 0, then one more per job_retry_uploads */
 } JobPart;
 
 const char *job_type_to_string(JobType t);     /* "simple", "full" */
@@ -190,6 +210,15 @@ bool part_apply(JobPart *p, PartState state, uint64_t packets, uint64_t bytes, u
 
 /* Marks a non-terminal part lost with a reason. Returns true if changed. */
 bool part_lose(JobPart *p, const char *why, int64_t now_ns);
+
+/* A user's retry of the uploads that failed: allowed when j is a failed full
+ * job whose every part is done or upload_failed, at least one the latter.
+ * Those parts go back to uploading with their attempt one higher and their
+ * error cleared; the job to conversion_running without its error message or
+ * finished time. -EINVAL (a sample, or not failed), -EALREADY (not failed
+ * yet, or failed for another reason: err says which agent and why; nothing
+ * to retry) with err saying why; nothing changes then. */
+int job_retry_uploads(Job *j, JobPart *parts, size_t n, int64_t now_ns, ErrBuf *err);
 
 void job_done(Job *j);      /* frees owned strings, leaves zeros; NULL is fine */
 void part_done(JobPart *p); /* same */

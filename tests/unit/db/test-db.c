@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "db/db.h"
+#include "db/migrations.h"
 
 #define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -243,7 +244,7 @@ static void test_newer_schema_refused(void **state)
 /* A database of schema version 1 (as the first release wrote it) is migrated:
  * destination_conf becomes the one bucket output, the filter model is made
  * from filter_json. */
-static void test_migration_2(void **state)
+static void test_migrations(void **state)
 {
 	static const char v1[] =
 		"CREATE TABLE accounts (id TEXT PRIMARY KEY NOT NULL, created_ns INTEGER NOT NULL);"
@@ -256,9 +257,16 @@ static void test_migration_2(void **state)
 		"  submitted_ns INTEGER NOT NULL, stop_requested_ns INTEGER NOT NULL, stop_reason INTEGER NOT NULL,"
 		"  error_message TEXT, packets INTEGER NOT NULL, bytes INTEGER NOT NULL, drops INTEGER NOT NULL,"
 		"  finished_ns INTEGER NOT NULL);"
+		"CREATE TABLE parts (job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, agent TEXT NOT NULL,"
+		"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5), packets INTEGER NOT NULL,"
+		"  bytes INTEGER NOT NULL, drops INTEGER NOT NULL, stop_reason INTEGER NOT NULL, object TEXT,"
+		"  error TEXT, updated_ns INTEGER NOT NULL, PRIMARY KEY (job_id, agent));"
+		"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5);"
 		"INSERT INTO accounts VALUES ('" ACC_A "', 1);"
 		"INSERT INTO jobs VALUES ('0123456789abcdef0123456789abcdef', '" ACC_A "', 1, 1,"
 		"  '{\"destination_port\":80}', 60, 0, 0, 'web01', 'file:///srv/b', 0, 5, 0, 0, NULL, 0, 0, 0, 0);"
+		"INSERT INTO parts VALUES ('0123456789abcdef0123456789abcdef', 'web01', 2, 7, 700, 1, 2, "
+		"  'pcap_0123456789abcdef0123456789abcdef_web01.pcap', NULL, 9);"
 		"PRAGMA user_version = 1;";
 	T *t = *state;
 	ErrBuf err = {{0}};
@@ -273,7 +281,8 @@ static void test_migration_2(void **state)
 	sqlite3_close(h);
 	if (db_open(t->path, &t->db, &err) < 0)
 		fail_msg("db_open: %s", err.msg);
-	assert_int_equal(raw_user_version(t->path), 2);
+	assert_int_equal(raw_user_version(t->path), db_schema_version());
+	assert_int_equal(db_schema_version(), 3);
 	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
 	assert_int_equal(got.n_outputs, 1);
 	assert_int_equal(got.outputs[0].kind, JOB_OUTPUT_BUCKET);
@@ -281,6 +290,29 @@ static void test_migration_2(void **state)
 	assert_string_equal(got.filter_model, "{\"clauses\":[{\"dport\":[\"80\"]}]}");
 	assert_int_equal(got.snaplen, 0);
 	assert_false(got.continuous.on);
+	/* 3: the parts table made anew, its rows kept, attempt 0; state 6 fits. */
+	{
+		JobPart *parts = NULL;
+		size_t n = 0;
+
+		assert_int_equal(db_part_list_for_agent(t->db, "web01", &parts, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(parts[0].state, PART_UPLOADING);
+		assert_int_equal(parts[0].packets, 7);
+		assert_int_equal(parts[0].attempt, 0);
+		assert_string_equal(parts[0].object, "pcap_0123456789abcdef0123456789abcdef_web01.pcap");
+		parts[0].state = PART_UPLOAD_FAILED;
+		parts[0].attempt = 2;
+		assert_int_equal(db_job_update_with_parts(t->db, &got, parts, 1, &err), 0);
+		parts_free(parts, n);
+		assert_int_equal(db_part_list_for_agent(t->db, "web01", &parts, &n, &err), 0);
+		assert_int_equal(n, 0); /* terminal */
+		assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(parts[0].state, PART_UPLOAD_FAILED);
+		assert_int_equal(parts[0].attempt, 2);
+		parts_free(parts, n);
+	}
 	job_done(&got);
 }
 
@@ -975,7 +1007,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migration_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test(test_open_bad_path),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test(test_scope_strings),

@@ -129,6 +129,72 @@ static void test_aggregate_failures(void **state)
 	job_done(&u);
 }
 
+/* An upload that ran out of its budget fails the job, keeps the capture
+ * retryable; a retry reopens the job and only forward moves follow. */
+static void test_upload_failed_and_retry(void **state)
+{
+	Job j = {.type = JOB_FULL, .status = JOB_RUNNING};
+	JobPart p[2] = {part("a", PART_UPLOADING, 3), part("b", PART_UPLOADING, 4)};
+	ErrBuf err = {{0}};
+
+	(void)state;
+	assert_string_equal(part_state_to_string(PART_UPLOAD_FAILED), "upload_failed");
+	assert_true(part_state_terminal(PART_UPLOAD_FAILED));
+	/* not failed yet: nothing to retry */
+	assert_int_equal(job_retry_uploads(&j, p, 2, 1, &err), -EALREADY);
+	assert_true(part_apply(&p[0], PART_DONE, 3, 30, 0, JOB_STOP_PACKETS, NULL, NULL, 2));
+	assert_true(part_apply(&p[1], PART_UPLOAD_FAILED, 4, 40, 0, JOB_STOP_PACKETS, NULL,
+			       "upload of pcap_x_b.pcap to s3://b: HTTP 503 SlowDown", 2));
+	job_aggregate(&j, p, 2, 2);
+	assert_int_equal(j.status, JOB_FAILED);
+	assert_int_equal(j.stop_reason, JOB_STOP_ERROR);
+	assert_non_null(strstr(j.error_message, "agent b: upload of pcap_x_b.pcap to s3://b: HTTP 503 SlowDown"));
+	assert_int_equal(j.finished_ns, 2);
+	/* terminal as failed is: a late report changes nothing */
+	assert_false(part_apply(&p[1], PART_DONE, 4, 40, 0, JOB_STOP_PACKETS, NULL, NULL, 3));
+
+	assert_int_equal(job_retry_uploads(&j, p, 2, 4, &err), 0);
+	assert_int_equal(j.status, JOB_CONVERSION_RUNNING);
+	assert_null(j.error_message);
+	assert_int_equal(j.finished_ns, 0);
+	assert_int_equal(p[0].state, PART_DONE);
+	assert_int_equal(p[0].attempt, 0);
+	assert_int_equal(p[1].state, PART_UPLOADING);
+	assert_int_equal(p[1].attempt, 1);
+	assert_null(p[1].error);
+	job_aggregate(&j, p, 2, 4);
+	assert_int_equal(j.status, JOB_CONVERSION_RUNNING);
+	assert_true(part_apply(&p[1], PART_DONE, 4, 40, 0, JOB_STOP_PACKETS, NULL, NULL, 5));
+	job_aggregate(&j, p, 2, 5);
+	assert_int_equal(j.status, JOB_SUCCESS);
+	assert_int_equal(j.finished_ns, 5);
+	/* success: nothing to retry */
+	assert_int_equal(job_retry_uploads(&j, p, 2, 6, &err), -EALREADY);
+	job_done(&j);
+	part_done(&p[0]);
+	part_done(&p[1]);
+
+	/* a job failed for another reason as well is not retried */
+	{
+		Job k = {.type = JOB_FULL, .status = JOB_FAILED, .error_message = strdup("agent a: lost")};
+		JobPart q[2] = {part("a", PART_LOST, 0), part("b", PART_UPLOAD_FAILED, 4)};
+
+		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EALREADY);
+		assert_non_null(strstr(err.msg, "agent a's share lost"));
+		assert_int_equal(q[1].state, PART_UPLOAD_FAILED);
+		assert_int_equal(k.status, JOB_FAILED);
+		q[0].state = PART_DONE;
+		q[1].state = PART_DONE;
+		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EALREADY);
+		assert_string_equal(err.msg, "capture failed before any upload: agent a: lost");
+		k.type = JOB_SIMPLE;
+		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EINVAL);
+		job_done(&k);
+		part_done(&q[0]);
+		part_done(&q[1]);
+	}
+}
+
 static void test_aggregate_simple(void **state)
 {
 	Job j = {.type = JOB_SIMPLE, .status = JOB_PENDING};
@@ -430,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_aggregate_lifecycle),
 		cmocka_unit_test(test_part_never_backwards),
 		cmocka_unit_test(test_aggregate_failures),
+		cmocka_unit_test(test_upload_failed_and_retry),
 		cmocka_unit_test(test_aggregate_simple),
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
