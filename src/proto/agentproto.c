@@ -127,6 +127,8 @@ static json_t *job_object(const AgentJobReport *r)
 		return NULL;
 	if (r->object[0] && json_object_set_new(o, "object", json_string(r->object)) < 0)
 		goto fail;
+	if (r->attempt && json_object_set_new(o, "attempt", json_integer((json_int_t)r->attempt)) < 0)
+		goto fail;
 	/* json_string() refuses invalid UTF-8: system error texts are ASCII, but a
 	 * message quoting outside bytes may not be (safe_string). */
 	if (r->error[0] && json_object_set_new(o, "error", proto_safe_string(r->error)) < 0)
@@ -397,15 +399,22 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
 	if (!state || part_state_from_string(state, &rep.state) < 0 || rep.state == PART_ASSIGNED ||
 	    rep.state == PART_LOST)
-		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
+		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done, failed or upload_failed",
+				  where);
 	rep.stop_reason = JOB_STOP_NONE;
 	if ((record && !stop) || (stop && job_stop_from_string(stop, &rep.stop_reason) < 0))
 		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
 				  where);
-	if (proto_get_u64(o, "packets", INT64_MAX, &rep.packets, &e) < 0 ||
-	    proto_get_u64(o, "bytes", INT64_MAX, &rep.bytes, &e) < 0 ||
-	    proto_get_u64(o, "drops", INT64_MAX, &rep.drops, &e) < 0)
-		return errbuf_set(err, -EINVAL, "%s%s", where, e.msg);
+	{
+		uint64_t attempt = 0;
+
+		if (proto_get_u64(o, "packets", INT64_MAX, &rep.packets, &e) < 0 ||
+		    proto_get_u64(o, "bytes", INT64_MAX, &rep.bytes, &e) < 0 ||
+		    proto_get_u64(o, "drops", INT64_MAX, &rep.drops, &e) < 0 ||
+		    proto_get_u64(o, "attempt", AGENTPROTO_MAX_ATTEMPT, &attempt, &e) < 0)
+			return errbuf_set(err, -EINVAL, "%s%s", where, e.msg);
+		rep.attempt = (uint32_t)attempt;
+	}
 	if (object && agentproto_object_valid(object))
 		copy_cut(rep.object, sizeof(rep.object), object);
 	else if (object && object[0] && record)

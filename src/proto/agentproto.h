@@ -53,6 +53,10 @@
 #define AGENTPROTO_MAX_SAMPLE_PACKETS 1000000u      /* packet_limit of a sample (HIST_MAX_QUERY_PACKETS) */
 #define AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS 5000u /* when a sample start gives none */
 #define AGENTPROTO_MAX_SAMPLE_DEADLINE_MS 3600000u  /* longer ones are clamped */
+#define AGENTPROTO_URL_MAX 4096u                    /* bytes of a signed URL */
+#define AGENTPROTO_UPLOAD_ID_MAX 1024u              /* bytes of a store's upload id */
+#define AGENTPROTO_MAX_GRANT_PARTS 64u              /* part URLs per grant */
+#define AGENTPROTO_MAX_ATTEMPT 1000000u             /* retries of one upload */
 
 /* ---- reports ---- */
 
@@ -64,6 +68,7 @@ typedef struct AgentJobReport {
 	JobStop stop_reason;                    /* JOB_STOP_NONE while running */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = none; informational (the controller names objects) */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why the job failed */
+	uint32_t attempt;                       /* the upload's attempt this report is about (model/job.h) */
 } AgentJobReport;
 
 /* Who the agent is (the constant part of every report it builds). */
@@ -108,14 +113,75 @@ typedef struct AgentReportAnswer {
 	uint32_t poll_timeout_ms; /* same */
 } AgentReportAnswer;
 
+/* ---- uploads to object stores: signed URLs ----
+ *
+ * An agent holds no key of a store. For each object the controller signs
+ * the requests of its upload in parts (S3 multipart: create, upload part,
+ * complete, abort; Azure: put block, put block list, with a SAS) and hands
+ * them over in the start and, while the upload goes on, in the answers to
+ * POST /agent/v1/upload (docs/AGENT-PROTOCOL.md). */
+
+/* A request an agent may send to a store as it is: method, signed URL and
+ * at most one header the signature needs. */
+typedef struct AgentSignedRequest {
+	char method[8];  /* "GET", "PUT", "POST", "DELETE"; "" = not granted */
+	char *url;       /* owned; http:// or https:// */
+	char header[64]; /* "Name: value" to send, or "" */
+} AgentSignedRequest;
+
+typedef enum AgentStore {
+	AGENT_STORE_S3,    /* S3, R2, GCS (XML API), radosgw: multipart uploads */
+	AGENT_STORE_AZURE, /* Azure Blob: blocks and a block list */
+} AgentStore;
+
+/* Signed requests for one object's upload (the start's outputs[].upload,
+ * and the answer to POST /agent/v1/upload). */
+typedef struct AgentUploadGrant {
+	AgentStore store;
+	uint32_t expires_in_s; /* the URLs' validity, counted from when the agent got them */
+	uint64_t part_size;    /* size of the parts but the last (the first 1000; then doubled per 1000) */
+	/* S3: "" until the agent created the upload; Azure: the controller's block-id prefix */
+	char upload_id[AGENTPROTO_UPLOAD_ID_MAX + 1];
+	AgentSignedRequest create;   /* S3: POST …?uploads (its answer names the UploadId) */
+	AgentSignedRequest complete; /* S3: POST …?uploadId (ETags); Azure: PUT …?comp=blocklist */
+	AgentSignedRequest abort;    /* S3: DELETE …?uploadId */
+	AgentSignedRequest check;    /* GET the object (with a Range): is it there, how big */
+	uint32_t first_part;         /* parts[i] uploads part first_part + i */
+	AgentSignedRequest *parts;   /* owned */
+	size_t n_parts;
+} AgentUploadGrant;
+
+/* What an agent asks of POST /agent/v1/upload?name=NAME&id=ID. */
+typedef struct AgentUploadRequest {
+	uint32_t attempt;                             /* the upload's attempt (the start's) */
+	char upload_id[AGENTPROTO_UPLOAD_ID_MAX + 1]; /* S3: the UploadId, "" before create */
+	uint32_t first_part, n_parts;                 /* part URLs wanted; n_parts <= AGENTPROTO_MAX_GRANT_PARTS */
+	bool create, complete, abort, check;          /* which other requests */
+} AgentUploadRequest;
+
+/* The agent: the request's body, malloc'd. */
+int agentproto_upload_request_build(const AgentUploadRequest *q, char **ret, ErrBuf *err);
+/* The controller: a request body (parsed JSON) into *ret; -EINVAL naming the
+ * member. */
+int agentproto_upload_request_parse(const json_t *body, AgentUploadRequest *ret, ErrBuf *err);
+/* The controller: the grant as the endpoint's answer, malloc'd. */
+int agentproto_grant_build(const AgentUploadGrant *g, char **ret, ErrBuf *err);
+/* The agent: the endpoint's answer; every URL checked (http(s), bounded, no
+ * blank or control byte). */
+int agentproto_grant_parse(const char *p, size_t n, AgentUploadGrant *ret, ErrBuf *err);
+void agentproto_grant_done(AgentUploadGrant *g); /* NULL is fine; frees what it holds, not g */
+/* Moves src's contents into dst (dst's are freed first): a refresh. */
+void agentproto_grant_move(AgentUploadGrant *dst, AgentUploadGrant *src);
+
 /* ---- work: starts and stops ---- */
 
 /* One output of a start: a bucket with the object this agent writes, or a
  * file on the agent's disk. */
 typedef struct AgentOutput {
 	JobOutputKind kind;
-	char *target;                           /* owned: the bucket URI, or the file's path */
+	char *target;                           /* owned: the bucket URI (secrets REDACTED), or the file's path */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* bucket: the object name; "" = the agent chooses */
+	AgentUploadGrant *upload;               /* owned: a store's signed URLs; NULL for file:// */
 } AgentOutput;
 
 /* A start. A full capture uses snaplen, the limits, outputs and continuous;
@@ -134,6 +200,7 @@ typedef struct AgentJobSpec {
 	JobContinuous continuous;               /* full: continuous (rotating files) mode */
 	uint64_t from_ns, to_ns;                /* sample window, both ends included, from_ns <= to_ns */
 	uint32_t deadline_ms;                   /* sample: the controller waits this long from its answer */
+	uint32_t attempt;                       /* full: 0 = capture; > 0 = retry the upload of the capture kept */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = the spec is usable */
 } AgentJobSpec;
 
@@ -187,9 +254,11 @@ void agentproto_report_done(AgentReport *r); /* NULL is fine */
 int agentproto_report_answer_build(const AgentReportAnswer *a, char **ret, ErrBuf *err);
 
 /* The start of part p of job j, into *ret (free with agentproto_spec_done):
- * the job's filter model, limits, outputs (a bucket's object is the part's)
- * and continuous settings; for a sample its window [offset_time - time_limit,
- * offset_time] and deadline_ms (how long the controller still waits). */
+ * the job's filter model, limits, outputs (a bucket's object is the part's;
+ * targets as they are: the caller REDACTS them and adds the grants) and
+ * continuous settings, the part's attempt; for a sample its window
+ * [offset_time - time_limit, offset_time] and deadline_ms (how long the
+ * controller still waits). */
 int agentproto_spec_from_job(const Job *j, const JobPart *p, uint32_t deadline_ms, AgentJobSpec *ret, ErrBuf *err);
 
 /* The 200 answer to a poll, malloc'd: {"start":[...],"stop":[...]}. */

@@ -20,8 +20,11 @@ void agentproto_spec_done(AgentJobSpec *s)
 	if (!s)
 		return;
 	free(s->filter);
-	for (size_t i = 0; i < s->n_outputs && i < JOB_MAX_OUTPUTS; i++)
+	for (size_t i = 0; i < s->n_outputs && i < JOB_MAX_OUTPUTS; i++) {
 		free(s->outputs[i].target);
+		agentproto_grant_done(s->outputs[i].upload);
+		free(s->outputs[i].upload);
+	}
 	*s = (AgentJobSpec){0};
 }
 
@@ -48,6 +51,7 @@ int agentproto_spec_from_job(const Job *j, const JobPart *p, uint32_t deadline_m
 		return 0;
 	}
 	s.snaplen = j->snaplen;
+	s.attempt = p->attempt;
 	s.time_limit_s = j->time_limit_s;
 	s.byte_limit = j->byte_limit;
 	s.continuous = j->continuous;
@@ -82,6 +86,10 @@ static json_t *outputs_json(const AgentJobSpec *s)
 			json_decref(v);
 			v = NULL;
 		}
+		if (v && o->upload && json_object_set_new(v, "upload", proto_grant_json(o->upload)) < 0) {
+			json_decref(v);
+			v = NULL;
+		}
 		if (json_array_append_new(arr, v) < 0) {
 			json_decref(arr);
 			return NULL;
@@ -110,6 +118,10 @@ static json_t *spec_json(const AgentJobSpec *s)
 		      "snaplen", (json_int_t)s->snaplen, "time_limit", (json_int_t)s->time_limit_s, "packet_limit",
 		      (json_int_t)s->packet_limit, "byte_limit", (json_int_t)s->byte_limit, "outputs", outputs_json(s));
 	if (o && s->continuous.on && json_object_set_new(o, "continuous", continuous_json(&s->continuous)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	if (o && s->attempt && json_object_set_new(o, "attempt", json_integer((json_int_t)s->attempt)) < 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -177,6 +189,7 @@ static int parse_output(const json_t *v, size_t i, AgentJobSpec *s, ErrBuf *e)
 	AgentOutput *o = &s->outputs[s->n_outputs];
 	const char *kind = json_string_value(json_object_get(v, "kind"));
 	const json_t *target = json_object_get(v, "target"), *object = json_object_get(v, "object");
+	const json_t *upload = json_object_get(v, "upload");
 
 	if (!json_is_object(v))
 		return errbuf_set(e, -EINVAL, "outputs[%zu]: not an object", i);
@@ -198,10 +211,25 @@ static int parse_output(const json_t *v, size_t i, AgentJobSpec *s, ErrBuf *e)
 					  i, AGENTPROTO_OBJECT_MAX);
 		proto_copy_str(o->object, sizeof(o->object), json_string_value(object));
 	}
+	if (upload && !json_is_null(upload)) {
+		char where[48];
+		int r;
+
+		snprintf(where, sizeof(where), "outputs[%zu].upload", i);
+		o->upload = calloc(1, sizeof(*o->upload));
+		if (!o->upload)
+			return -ENOMEM;
+		r = proto_grant_from_json(upload, where, o->upload, e);
+		if (r < 0) {
+			free(o->upload);
+			o->upload = NULL;
+			return r;
+		}
+	}
 	o->target = strdup(json_string_value(target));
+	s->n_outputs++; /* from here on agentproto_spec_done() frees what it holds */
 	if (!o->target)
 		return -ENOMEM;
-	s->n_outputs++;
 	return 0;
 }
 
@@ -257,7 +285,12 @@ static int parse_full_fields(const json_t *o, AgentJobSpec *s, ErrBuf *e)
 	uint64_t snaplen = 0;
 	int r;
 
+	uint64_t attempt = 0;
+
 	r = proto_get_u64(o, "snaplen", UINT32_MAX, &snaplen, e);
+	if (r == 0)
+		r = proto_get_u64(o, "attempt", AGENTPROTO_MAX_ATTEMPT, &attempt, e);
+	s->attempt = (uint32_t)attempt;
 	if (r == 0)
 		r = proto_get_u64(o, "time_limit", JOB_MAX_TIME_S, &s->time_limit_s, e);
 	if (r == 0)

@@ -27,3 +27,7 @@ int proto_get_ids(const json_t *o, const char *key, char (**ret)[JOB_ID_LEN + 1]
 		  ErrBuf *err);
 /* ids as a JSON array (new reference); NULL: out of memory. */
 json_t *proto_ids_json(const char (*ids)[JOB_ID_LEN + 1], size_t n);
+/* A grant as JSON (new reference; NULL: out of memory), and back (where
+ * names it in messages), for the start's outputs[].upload (agentupload.c). */
+json_t *proto_grant_json(const AgentUploadGrant *g);
+int proto_grant_from_json(const json_t *o, const char *where, AgentUploadGrant *ret, ErrBuf *err);

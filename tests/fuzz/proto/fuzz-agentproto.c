@@ -3,11 +3,12 @@
  * Fuzz target for src/proto (and the filter model's neutral form it carries).
  * Byte 0 picks the reader, the rest is its input:
  *   0 poll answer (agent), 1 report answer (agent), 2 job record (agent),
- *   3 report (controller), 4 filter model.
+ *   3 report (controller), 4 filter model, 5 upload grant (agent),
+ *   6 upload request (controller).
  * Every reader must refuse or accept without crashing; what the agent reads
  * from a poll answer, written again by the controller's side, must read back
- * the same (starts without an error); an accepted filter model, written
- * again, must read back to the same text.
+ * the same (starts without an error); an accepted filter model or upload
+ * grant, written again, must read back the same.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +19,44 @@
 #include "proto/agentproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void same_request(const AgentSignedRequest *a, const AgentSignedRequest *b)
+{
+	if (strcmp(a->method, b->method) != 0 || strcmp(a->header, b->header) != 0 || !a->url != !b->url ||
+	    (a->url && strcmp(a->url, b->url) != 0))
+		abort();
+}
+
+static void same_grant(const AgentUploadGrant *a, const AgentUploadGrant *b)
+{
+	if (a->store != b->store || a->expires_in_s != b->expires_in_s || a->part_size != b->part_size ||
+	    strcmp(a->upload_id, b->upload_id) != 0 || a->first_part != b->first_part || a->n_parts != b->n_parts)
+		abort();
+	same_request(&a->create, &b->create);
+	same_request(&a->complete, &b->complete);
+	same_request(&a->abort, &b->abort);
+	same_request(&a->check, &b->check);
+	for (size_t i = 0; i < a->n_parts; i++)
+		same_request(&a->parts[i], &b->parts[i]);
+}
+
+static void grant_roundtrip(const char *p, size_t n)
+{
+	AgentUploadGrant g = {0}, back = {0};
+	char *text = NULL;
+	ErrBuf err;
+
+	if (agentproto_grant_parse(p, n, &g, &err) < 0)
+		return;
+	if (agentproto_grant_build(&g, &text, &err) == 0) {
+		if (agentproto_grant_parse(text, strlen(text), &back, &err) < 0)
+			abort();
+		same_grant(&g, &back);
+	}
+	free(text);
+	agentproto_grant_done(&g);
+	agentproto_grant_done(&back);
+}
 
 static void same_spec(const AgentJobSpec *a, const AgentJobSpec *b)
 {
@@ -30,13 +69,17 @@ static void same_spec(const AgentJobSpec *a, const AgentJobSpec *b)
 		return;
 	}
 	if (a->snaplen != b->snaplen || a->time_limit_s != b->time_limit_s || a->byte_limit != b->byte_limit ||
-	    memcmp(&a->continuous, &b->continuous, sizeof(a->continuous)) != 0)
+	    a->attempt != b->attempt || memcmp(&a->continuous, &b->continuous, sizeof(a->continuous)) != 0)
 		abort();
-	for (size_t i = 0; i < a->n_outputs; i++)
+	for (size_t i = 0; i < a->n_outputs; i++) {
 		if (a->outputs[i].kind != b->outputs[i].kind ||
 		    strcmp(a->outputs[i].target, b->outputs[i].target) != 0 ||
-		    strcmp(a->outputs[i].object, b->outputs[i].object) != 0)
+		    strcmp(a->outputs[i].object, b->outputs[i].object) != 0 ||
+		    (a->outputs[i].upload == NULL) != (b->outputs[i].upload == NULL))
 			abort();
+		if (a->outputs[i].upload)
+			same_grant(a->outputs[i].upload, b->outputs[i].upload);
+	}
 }
 
 static void poll_roundtrip(const char *p, size_t n)
@@ -97,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 7) {
 	case 0:
 		poll_roundtrip(p, n);
 		break;
@@ -120,6 +163,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (body && agentproto_report_parse(body, &rep, &err) == 0)
 			agentproto_report_done(&rep);
+		json_decref(body);
+		break;
+	}
+	case 5:
+		grant_roundtrip(p, n);
+		break;
+	case 6: {
+		json_t *body = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
+		AgentUploadRequest q;
+
+		if (body)
+			(void)agentproto_upload_request_parse(body, &q, &err);
 		json_decref(body);
 		break;
 	}

@@ -442,7 +442,7 @@ static void test_job_json_roundtrip(void **state)
 	assert_string_equal(err.msg, "job: id: must be 32 hex digits");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"sleeping\",\"stop_reason\":\"none\"}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
-	assert_string_equal(err.msg, "job: state: must be running, uploading, done or failed");
+	assert_string_equal(err.msg, "job: state: must be running, uploading, done, failed or upload_failed");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"packets\":-3}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"object\":\"a/b\"}";
@@ -555,7 +555,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"x\",\"state\":\"done\"}]}", NULL),
 			    "jobs[0].id: must be 32 hex digits");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"lost\"}]}", NULL),
-			    "jobs[0].state: must be running, uploading, done or failed");
+			    "jobs[0].state: must be running, uploading, done, failed or upload_failed");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"packets\":-1}]}",
 					 NULL),
@@ -691,6 +691,163 @@ static void test_spec_roundtrip(void **state)
 	agentproto_poll_done(&in);
 }
 
+/* A grant, in a start and as the upload endpoint's answer, reads back as it
+ * was written; URLs and headers that could not go into a request line as
+ * they are, or a request out of bounds, are refused naming the member. */
+static void test_upload_grant(void **state)
+{
+	AgentSignedRequest parts[2] = {
+		{.method = "PUT", .url = "http://127.0.0.1:7480/b/pcap_x?partNumber=3&uploadId=U&X-Amz-Signature=a"},
+		{.method = "PUT", .url = "http://127.0.0.1:7480/b/pcap_x?partNumber=4&uploadId=U&X-Amz-Signature=b"},
+	};
+	AgentUploadGrant g = {.store = AGENT_STORE_S3,
+			      .expires_in_s = 900,
+			      .part_size = 8u << 20,
+			      .upload_id = "U",
+			      .complete = {.method = "POST", .url = "https://h/b/o?uploadId=U&sig=1"},
+			      .abort = {.method = "DELETE", .url = "https://h/b/o?uploadId=U&sig=2"},
+			      .check = {.method = "GET", .url = "https://h/b/o?sig=3"},
+			      .first_part = 3,
+			      .parts = parts,
+			      .n_parts = 2},
+			 in = {0};
+	AgentUploadRequest q = {.attempt = 2, .upload_id = "U", .first_part = 3, .n_parts = 2, .complete = true}, qin;
+	char *text = NULL;
+	json_t *body;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(agentproto_grant_build(&g, &text, &err), 0);
+	assert_int_equal(agentproto_grant_parse(text, strlen(text), &in, &err), 0);
+	free(text);
+	assert_int_equal(in.store, AGENT_STORE_S3);
+	assert_int_equal(in.expires_in_s, 900);
+	assert_int_equal(in.part_size, 8u << 20);
+	assert_string_equal(in.upload_id, "U");
+	assert_string_equal(in.create.method, "");
+	assert_null(in.create.url);
+	assert_string_equal(in.complete.method, "POST");
+	assert_string_equal(in.complete.url, g.complete.url);
+	assert_string_equal(in.abort.url, g.abort.url);
+	assert_string_equal(in.check.method, "GET");
+	assert_int_equal(in.first_part, 3);
+	assert_int_equal(in.n_parts, 2);
+	assert_string_equal(in.parts[1].url, parts[1].url);
+	agentproto_grant_done(&in);
+
+	/* Azure: a header goes with the complete request */
+	{
+		AgentUploadGrant az = {.store = AGENT_STORE_AZURE,
+				       .expires_in_s = 60,
+				       .part_size = 8u << 20,
+				       .upload_id = "0123456789abcdef",
+				       .complete = {.method = "PUT",
+						    .url = "http://127.0.0.1:10000/a/c/o?comp=blocklist&sig=x",
+						    .header = "x-ms-blob-type: BlockBlob"}};
+
+		assert_int_equal(agentproto_grant_build(&az, &text, &err), 0);
+		assert_int_equal(agentproto_grant_parse(text, strlen(text), &in, &err), 0);
+		free(text);
+		assert_int_equal(in.store, AGENT_STORE_AZURE);
+		assert_string_equal(in.complete.header, "x-ms-blob-type: BlockBlob");
+		agentproto_grant_done(&in);
+	}
+
+	/* refusals */
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{"{\"store\":\"gcs\",\"expires_in\":1,\"part_size\":8388608}", "grant.store: not s3 or azure"},
+		{"{\"store\":\"s3\",\"expires_in\":0,\"part_size\":8388608}",
+		 "grant: expires_in and part_size (>= 5 MiB) are needed"},
+		{"{\"store\":\"s3\",\"expires_in\":1,\"part_size\":8388608,\"check\":{\"method\":\"GET\","
+		 "\"url\":\"file:///etc/passwd\"}}",
+		 "grant.check.url: not an http(s) URL of at most 4096 bytes without blanks"},
+		{"{\"store\":\"s3\",\"expires_in\":1,\"part_size\":8388608,\"check\":{\"method\":\"GET\","
+		 "\"url\":\"http://h/a b\"}}",
+		 "grant.check.url: not an http(s) URL of at most 4096 bytes without blanks"},
+		{"{\"store\":\"s3\",\"expires_in\":1,\"part_size\":8388608,\"abort\":{\"method\":\"PATCH\","
+		 "\"url\":\"http://h/\"}}",
+		 "grant.abort.method: not GET, PUT, POST or DELETE"},
+		{"{\"store\":\"s3\",\"expires_in\":1,\"part_size\":8388608,\"complete\":{\"method\":\"PUT\","
+		 "\"url\":\"http://h/\",\"header\":\"x\\r\\nEvil: 1\"}}",
+		 "grant.complete.header: a control or non-ASCII byte"},
+		{"{\"store\":\"s3\",\"expires_in\":1,\"part_size\":8388608,\"first_part\":0,\"parts\":[{"
+		 "\"method\":\"PUT\",\"url\":\"http://h/\"}]}",
+		 "grant.first_part: parts are numbered from 1"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (agentproto_grant_parse(bad[i].text, strlen(bad[i].text), &in, &err) != -EINVAL)
+			fail_msg("accepted: %s", bad[i].text);
+		assert_string_equal(err.msg, bad[i].msg);
+	}
+
+	/* the request */
+	assert_int_equal(agentproto_upload_request_build(&q, &text, &err), 0);
+	body = json_loads(text, 0, NULL);
+	free(text);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), 0);
+	json_decref(body);
+	assert_int_equal(qin.attempt, 2);
+	assert_string_equal(qin.upload_id, "U");
+	assert_int_equal(qin.first_part, 3);
+	assert_int_equal(qin.n_parts, 2);
+	assert_true(qin.complete);
+	assert_false(qin.create || qin.abort || qin.check);
+	body = json_loads("{\"first_part\":10000,\"parts\":2}", 0, NULL);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -EINVAL);
+	assert_string_equal(err.msg, "first_part: parts are numbered 1..10000");
+	json_decref(body);
+	body = json_loads("{\"parts\":65}", 0, NULL);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -ERANGE);
+	json_decref(body);
+	body = json_loads("{\"upload_id\":\"a b\"}", 0, NULL);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -EINVAL);
+	json_decref(body);
+}
+
+/* A start carries its grant and attempt; a report its attempt and the
+ * state upload_failed. */
+static void test_start_with_upload(void **state)
+{
+	Job full = {.id = ID1,
+		    .type = JOB_FULL,
+		    .outputs = {{JOB_OUTPUT_BUCKET, "s3://b/p?secret-access-key=REDACTED"}},
+		    .n_outputs = 1};
+	JobPart part = {.job_id = ID1, .agent = "web01", .object = "pcap_" ID1 "_web01.pcap", .attempt = 3};
+	AgentJobSpec spec;
+	AgentPollAnswer out = {.start = &spec, .n_start = 1}, in = {0};
+	AgentJobReport rep = {.id = ID1, .state = PART_UPLOAD_FAILED, .stop_reason = JOB_STOP_PACKETS, .attempt = 3},
+		       back;
+	char *text = NULL;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(agentproto_spec_from_job(&full, &part, 0, &spec, &err), 0);
+	assert_int_equal(spec.attempt, 3);
+	spec.outputs[0].upload = calloc(1, sizeof(*spec.outputs[0].upload));
+	*spec.outputs[0].upload = (AgentUploadGrant){.store = AGENT_STORE_S3, .expires_in_s = 5, .part_size = 8 << 20};
+	spec.outputs[0].upload->create =
+		(AgentSignedRequest){.method = "POST", .url = strdup("http://h/b/p/o?uploads")};
+	assert_int_equal(agentproto_poll_build(&out, &text, &err), 0);
+	agentproto_spec_done(&spec);
+	assert_int_equal(agentproto_poll_parse(text, strlen(text), &in, &err), 0);
+	free(text);
+	assert_int_equal(in.n_start, 1);
+	assert_string_equal(in.start[0].error, "");
+	assert_int_equal(in.start[0].attempt, 3);
+	assert_non_null(in.start[0].outputs[0].upload);
+	assert_string_equal(in.start[0].outputs[0].upload->create.url, "http://h/b/p/o?uploads");
+	agentproto_poll_done(&in);
+
+	assert_int_equal(agentproto_job_to_json(&rep, &text, &err), 0);
+	assert_non_null(strstr(text, "\"state\":\"upload_failed\""));
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	free(text);
+	assert_int_equal(back.state, PART_UPLOAD_FAILED);
+	assert_int_equal(back.attempt, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,6 +869,8 @@ int main(void)
 		cmocka_unit_test(test_report_roundtrip),
 		cmocka_unit_test(test_report_answer_build),
 		cmocka_unit_test(test_spec_roundtrip),
+		cmocka_unit_test(test_upload_grant),
+		cmocka_unit_test(test_start_with_upload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
