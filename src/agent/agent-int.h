@@ -104,3 +104,6 @@ JobStop jobrun_stop_reason(StopReason why);
 void *samplerun_main(void *arg);
 /* Frees the sample clients kept for reuse (shutdown). */
 void samplerun_free_clients(Agent *a);
+
+/* A random number for backoff jitter (getrandom, else the clock). */
+uint32_t agent_random_u32(void);

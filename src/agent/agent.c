@@ -46,7 +46,7 @@ static uint64_t now_ms(void)
 	return now_monotonic_ns() / 1000000u;
 }
 
-static uint32_t random_u32(void)
+uint32_t agent_random_u32(void)
 {
 	uint32_t v;
 
@@ -209,7 +209,8 @@ static int snapshot_locked(Agent *a, AgentJobReport **ret, size_t *ret_n)
 	return 0;
 }
 
-/* Jobs acknowledged by the controller: their records and files go. */
+/* Jobs acknowledged by the controller: their records and files go (but the
+ * spool of an upload that failed). */
 static void forget_jobs(Agent *a, AgentJob **jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -217,7 +218,10 @@ static void forget_jobs(Agent *a, AgentJob **jobs, size_t n)
 
 		if (jobs[i]->has_thread)
 			pthread_join(jobs[i]->thread, NULL); /* finished: it published its last state */
-		if (jobstore_remove(a->store, jobs[i]->rep.id, &err) < 0)
+		/* A capture the store did not take stays in the spool for a retry. */
+		if (jobs[i]->rep.state == PART_UPLOAD_FAILED
+			    ? jobstore_remove_record(a->store, jobs[i]->rep.id, &err) < 0
+			    : jobstore_remove(a->store, jobs[i]->rep.id, &err) < 0)
 			log_warning("job %s: %s", jobs[i]->rep.id, err.msg);
 		jobrun_free(jobs[i]);
 	}
@@ -366,7 +370,7 @@ static void *reporter_main(void *arg)
 			break;
 		}
 		link_failed_locked(a, &err);
-		hold_until = now_ms() + backoff_next(&b, random_u32());
+		hold_until = now_ms() + backoff_next(&b, agent_random_u32());
 	}
 	/* Nothing to say: never registered, or the last report succeeded and no
 	 * job changed since (none runs any more). */
@@ -394,6 +398,7 @@ static AgentJob *job_new(Agent *a, AgentJobSpec *spec)
 	*spec = (AgentJobSpec){0};
 	memcpy(job->rep.id, job->spec.id, sizeof(job->rep.id));
 	job->rep.state = PART_RUNNING;
+	job->rep.attempt = job->spec.attempt;
 	job->rep.stop_reason = JOB_STOP_NONE;
 	/* A sample has no socket to open: nothing to wait for before "running". */
 	job->phase = job->spec.sample ? JOB_PHASE_CAPTURING : JOB_PHASE_STARTING;
@@ -548,7 +553,7 @@ static void *poller_main(void *arg)
 			if (a->exiting)
 				break; /* not an outage: we are leaving */
 			link_failed_locked(a, &err);
-			wait_until(a, now_ms() + backoff_next(&b, random_u32()));
+			wait_until(a, now_ms() + backoff_next(&b, agent_random_u32()));
 			continue;
 		}
 		backoff_reset(&b);

@@ -66,6 +66,7 @@ typedef struct AgentConfig {
 	uint32_t sample_snaplen;   /* recorder: bytes kept per packet, 1..262144; 0 = 160 */
 	uint64_t history_bytes;    /* recorder: retention by size, >= 256 KiB; 0 = 1 GiB */
 	uint64_t history_age_s;    /* recorder: retention by age, up to 366 days; 0 = 86400 */
+	uint32_t upload_budget_s;  /* an upload to a store gives up after this long without progress; 0 = 300 */
 } AgentConfig;
 
 /* Checks cfg alone (no I/O): -EINVAL with a message naming the setting. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/agent-int.h"
+#include "agent/storeup.h"
 #include "agent/ifaces.h"
 #include "bucket/bucket.h"
 #include "bucket/bucket_uri.h"
@@ -75,7 +76,9 @@ void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *e
 	if (jobstore_save(a->store, &rep, &err) < 0)
 		log_error("job %s: cannot save its final state (an agent restart would report it failed): %s", rep.id,
 			  err.msg);
-	if (state == PART_FAILED)
+	if (state == PART_UPLOAD_FAILED)
+		log_warning("job %s: upload failed, the capture is kept in the spool: %s", rep.id, rep.error);
+	else if (state == PART_FAILED)
 		log_warning("%s %s failed: %s", job->spec.sample ? "sample" : "job", rep.id, rep.error);
 	else if (job->spec.sample)
 		log_info("sample %s answered: %llu packets, %llu bytes", rep.id, (unsigned long long)rep.packets,
@@ -315,6 +318,27 @@ static int upload(Bucket *b, const char *uri, const char *spool, const char *obj
 	return 0;
 }
 
+/* The capture's upload to an object store, with the start's grant. */
+static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object, ErrBuf *err)
+{
+	Agent *a = job->agent;
+	StoreUpload u = {.agent = a->cfg->name,
+			 .job_id = job->spec.id,
+			 .attempt = job->spec.attempt,
+			 .target = out->target,
+			 .object = object,
+			 .grant = out->upload,
+			 .budget_s = a->cfg->upload_budget_s};
+	int r;
+
+	r = ctlclient_new(&a->client_cfg, &u.ctl, err);
+	if (r < 0)
+		return r;
+	r = storeup_file(&u, spool, err);
+	ctlclient_free(u.ctl);
+	return r;
+}
+
 static void *job_main(void *arg)
 {
 	AgentJob *job = arg;
@@ -325,6 +349,7 @@ static void *job_main(void *arg)
 	StopReason why = STOP_REASON_ERROR;
 	ErrBuf err = {{0}};
 	Bucket *bucket = NULL;
+	bool store;
 	int r, n;
 
 	if (job->spec.error[0]) {
@@ -347,7 +372,9 @@ static void *job_main(void *arg)
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "object name too long");
 		return NULL;
 	}
-	r = open_bucket(job, out->target, &bucket, &err);
+	/* A store is written through the controller's grants; file:// here. */
+	store = strncmp(out->target, "file://", 7) != 0;
+	r = store ? 0 : open_bucket(job, out->target, &bucket, &err);
 	if (r == 0)
 		r = capture_to_spool(job, spool, &st, &why, &err);
 	if (r < 0) {
@@ -360,11 +387,20 @@ static void *job_main(void *arg)
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	save_state(job);
-	r = upload(bucket, out->target, spool, object, &err);
-	bucket_free(bucket);
-	if (r < 0) {
-		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
-		return NULL;
+	if (store) {
+		r = upload_to_store(job, out, spool, object, &err);
+		if (r < 0) {
+			/* The capture is whole: it stays here for a later retry. */
+			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why), err.msg);
+			return NULL;
+		}
+	} else {
+		r = upload(bucket, out->target, spool, object, &err);
+		bucket_free(bucket);
+		if (r < 0) {
+			jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+			return NULL;
+		}
 	}
 	/* The object is in the bucket: the spool copy is not needed any more. */
 	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)

@@ -174,12 +174,16 @@ int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err)
 
 int jobstore_remove(JobStore *s, const char *id, ErrBuf *err)
 {
+	int r = jobstore_remove_spool(s, id, err);
+
+	return r < 0 ? r : jobstore_remove_record(s, id, err);
+}
+
+int jobstore_remove_record(JobStore *s, const char *id, ErrBuf *err)
+{
 	char path[PATH_MAX];
 	int r;
 
-	r = jobstore_remove_spool(s, id, err);
-	if (r < 0)
-		return r;
 	if (path_join(path, sizeof(path), s->jobs, id, ".json") < 0)
 		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
 	r = s->io->unlink(s->io, path);

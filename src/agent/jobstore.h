@@ -34,6 +34,9 @@ void jobstore_free(JobStore *s); /* NULL is fine */
 int jobstore_save(JobStore *s, const AgentJobReport *r, ErrBuf *err);
 /* Removes the job's record and spool file (absent ones are fine). */
 int jobstore_remove(JobStore *s, const char *id, ErrBuf *err);
+/* Removes only the record of a job (absent is fine): an upload that failed
+ * keeps its spool file for a retry. */
+int jobstore_remove_record(JobStore *s, const char *id, ErrBuf *err);
 /* Removes only the spool file of a job (absent is fine). */
 int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err);
 /* DATA/spool/<id>.pcap into ret[cap]. */

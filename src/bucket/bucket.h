@@ -161,3 +161,13 @@ typedef enum BucketKind { BUCKET_KIND_FILE, BUCKET_KIND_S3, BUCKET_KIND_AZURE } 
 BucketKind bucket_kind(const Bucket *b);
 int bucket_complete_body(BucketKind kind, const char *upload_id, const char *const *etags, size_t n, char **ret,
 			 ErrBuf *err);
+
+/* For a party sending signed requests (agents): a store's answer that is not
+ * a success, worded "METHOD host/path: HTTP 503 SlowDown: message" (never
+ * the query, which holds the signature) and classed: -EAGAIN for 429 and
+ * 5xx (worth a retry), -EACCES for 401/403, -ENOENT for 404, -EINVAL,
+ * -EEXIST or -EPROTO for the rest. */
+struct HttpcResponse;
+int bucket_answer_error(ErrBuf *err, const char *method, const char *url, const struct HttpcResponse *resp);
+/* The first <tag>value</tag> of a store's XML answer (S3's UploadId). */
+bool bucket_xml_value(const char *xml, const char *tag, char *out, size_t cap);

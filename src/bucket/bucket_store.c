@@ -138,6 +138,16 @@ int store_fail(ErrBuf *err, const char *method, const char *url, const HttpcResp
 	return httpc_status_error(err, e, method, url, st, code, msg);
 }
 
+int bucket_answer_error(ErrBuf *err, const char *method, const char *url, const HttpcResponse *resp)
+{
+	return store_fail(err, method, url, resp, "x-ms-error-code");
+}
+
+bool bucket_xml_value(const char *xml, const char *tag, char *out, size_t cap)
+{
+	return store_xml_value(xml, tag, out, cap);
+}
+
 int store_file_open(const char *path, StoreFile *ret, ErrBuf *err)
 {
 	struct stat st;

@@ -54,6 +54,7 @@ enum {
 	OPT_SAMPLE_SNAPLEN,
 	OPT_HISTORY_SIZE,
 	OPT_HISTORY_AGE,
+	OPT_UPLOAD_BUDGET,
 };
 
 static const struct option long_options[] = {
@@ -70,6 +71,7 @@ static const struct option long_options[] = {
 	{"sample-snaplen", required_argument, NULL, OPT_SAMPLE_SNAPLEN},
 	{"history-size", required_argument, NULL, OPT_HISTORY_SIZE},
 	{"history-age", required_argument, NULL, OPT_HISTORY_AGE},
+	{"upload-budget", required_argument, NULL, OPT_UPLOAD_BUDGET},
 	{"help", no_argument, NULL, 'h'},
 	{0},
 };
@@ -78,7 +80,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --token TOKEN --data DIR\n"
-		"                   [--bucket-root DIR] [--cacert FILE] [--insecure]\n"
+		"                   [--bucket-root DIR] [--cacert FILE] [--insecure] [--upload-budget SECONDS]\n"
 		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
 		"SECONDS]\n"
 		"\n"
@@ -93,6 +95,9 @@ static void usage(FILE *f)
 		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
 		"      --cacert FILE        CA certificate(s) to verify an https controller\n"
 		"      --insecure           https without verifying the controller's certificate\n"
+		"      --upload-budget SECONDS  an upload to an object store gives up (upload_failed, the\n"
+		"                           capture kept) after this long without progress, 1..86400\n"
+		"                           (default 300)\n"
 		"\n"
 		"The recorder keeps a sampled history of the same interfaces in DATA/history, from which\n"
 		"sample captures (type simple) are answered (with -i all: the interfaces up at start):\n"
@@ -210,6 +215,10 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 		case OPT_HISTORY_AGE:
 			r = cli_parse_num("--history-age", optarg, 1, AGENT_MAX_HISTORY_AGE_S, false, &v);
 			a->cfg.history_age_s = v;
+			break;
+		case OPT_UPLOAD_BUDGET:
+			r = cli_parse_num("--upload-budget", optarg, 1, 86400, false, &v);
+			a->cfg.upload_budget_s = (uint32_t)v;
 			break;
 		case 'h':
 			usage(stdout);

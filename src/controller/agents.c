@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucket/bucket_uri.h"
 #include "controller/service-int.h"
 
 static int64_t now_mono(void)
@@ -216,6 +217,44 @@ fail:
 	return r;
 }
 
+/* A full capture's store outputs go out without keys: the target REDACTED
+ * and the first signed requests of the upload (S3: create; Azure: none yet,
+ * its block ids). The agent asks for the rest (POST /agent/v1/upload). */
+static int grant_outputs(Service *s, const Job *j, const JobPart *p, AgentJobSpec *spec, ErrBuf *err)
+{
+	AgentUploadRequest q = {.attempt = p->attempt, .create = true};
+
+	for (size_t i = 0; i < spec->n_outputs; i++) {
+		AgentOutput *o = &spec->outputs[i];
+		AgentUploadGrant g = {0};
+		ErrBuf e = {{0}};
+		char *shown;
+		int r;
+
+		if (spec->sample || o->kind != JOB_OUTPUT_BUCKET)
+			continue;
+		r = service_grant_sign(s, j, p, &q, &g, &e);
+		if (r == -EOPNOTSUPP)
+			continue; /* file://: the agent writes it under its bucket root */
+		shown = bucket_uri_redact_dup(o->target);
+		if (!shown) {
+			agentproto_grant_done(&g);
+			return errbuf_set(err, -ENOMEM, "out of memory");
+		}
+		free(o->target);
+		o->target = shown;
+		if (r < 0)
+			continue; /* the agent asks again and gets the reason (POST /agent/v1/upload) */
+		o->upload = malloc(sizeof(*o->upload));
+		if (!o->upload) {
+			agentproto_grant_done(&g);
+			return errbuf_set(err, -ENOMEM, "out of memory");
+		}
+		*o->upload = g;
+	}
+	return 0;
+}
+
 /* The taken deliveries d[0..k) as a poll answer. */
 static int build_work(Service *s, const JobPart *parts, const Job *jobs, size_t n, const Delivery *d, size_t k,
 		      AgentPollAnswer *ret, ErrBuf *err)
@@ -248,6 +287,8 @@ static int build_work(Service *s, const JobPart *parts, const Job *jobs, size_t 
 							     &a.start[a.n_start], err);
 				if (r == 0)
 					a.n_start++;
+				if (r == 0)
+					r = grant_outputs(s, &jobs[p], &parts[p], &a.start[a.n_start - 1], err);
 				break;
 			}
 	}

@@ -41,6 +41,11 @@ int service_update_job(Service *s, const char *account, const char *id, PartsFn 
  * API_ERR_NOT_FOUND ("destination"), API_ERR_INVALID for a bad URI. */
 int service_bucket_find(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
+/* The signed requests q asks for part p of job j (grants.c): -EOPNOTSUPP
+ * for a file:// bucket (the agent writes it), -ENOENT without a bucket. */
+int service_grant_sign(Service *s, const Job *j, const JobPart *p, const AgentUploadRequest *q, AgentUploadGrant *ret,
+		       ErrBuf *err);
+
 /* Removes DATA/downloads, the merge cache of earlier versions (download.c). */
 void service_downloads_clean(Service *s);
 

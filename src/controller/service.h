@@ -193,6 +193,14 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
  * pcap, too many records). */
 int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e);
 
+/* POST /agent/v1/upload: the signed requests agent asks for to upload its
+ * share of full capture id to the capture's object store (q: which ones;
+ * its attempt must be the share's). API_ERR_NOT_FOUND ("id": no such capture
+ * or no share of this agent), API_ERR_CONFLICT (the share is final, or
+ * another attempt), API_ERR_INVALID (a file:// bucket: no grants). */
+int service_upload_grant(Service *s, const char *agent, const char *id, const AgentUploadRequest *q,
+			 AgentUploadGrant *ret, ApiError *e);
+
 /* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
  * online, history}]. */
 json_t *service_agents_json(Service *s);

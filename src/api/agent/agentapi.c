@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report, the
- * long-poll GET /agent/v1/poll and POST /agent/v1/sample. Validation is
+ * long-poll GET /agent/v1/poll, POST /agent/v1/sample and POST
+ * /agent/v1/upload (signed requests to an object store). Validation is
  * strict and bounded; the service does the rest. Errors are answered in
  * Cloudflare's envelope, which agents read (agentproto_error_message()).
  */
@@ -147,6 +148,24 @@ static size_t agentapi_body_limit(const char *method, const char *rest)
 	return API_MAX_BODY;
 }
 
+/* The name and id of a request about one job; false: answered 400. */
+static bool name_and_id_valid(HttpRequest *req, const char *name, const char *id)
+{
+	ApiError e;
+
+	if (!agentproto_name_valid(name)) {
+		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		envelope_error(req, &e);
+		return false;
+	}
+	if (!id || !job_id_valid(id, strlen(id))) {
+		apierror_set(&e, API_ERR_INVALID, "id", "must be 32 hex digits");
+		envelope_error(req, &e);
+		return false;
+	}
+	return true;
+}
+
 /* POST /agent/v1/sample?name=NAME&id=ID, body: the answer as a pcap. */
 static void handle_sample(Api *a, HttpRequest *req)
 {
@@ -160,21 +179,49 @@ static void handle_sample(Api *a, HttpRequest *req)
 		envelope_error(req, &e);
 		return;
 	}
-	if (!agentproto_name_valid(name)) {
-		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
-		envelope_error(req, &e);
+	if (!name_and_id_valid(req, name, id))
 		return;
-	}
-	if (!id || !job_id_valid(id, strlen(id))) {
-		apierror_set(&e, API_ERR_INVALID, "id", "must be 32 hex digits");
-		envelope_error(req, &e);
-		return;
-	}
 	body = http_req_body(req, &n);
 	if (service_sample_store(api_service(a), name, id, body, n, &e) < 0)
 		envelope_error(req, &e);
 	else
 		http_respond(req, 200, "application/json", "{\"stored\":true}", 15);
+}
+
+/* POST /agent/v1/upload?name=NAME&id=ID, body: AgentUploadRequest; the
+ * answer: the grant (signed requests to the store). */
+static void handle_upload(Api *a, HttpRequest *req)
+{
+	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
+	AgentUploadRequest q;
+	AgentUploadGrant g = {0};
+	ErrBuf err = {{0}};
+	char *text = NULL;
+	json_t *body;
+	const uint8_t *p;
+	size_t n;
+	ApiError e;
+
+	if (!name_and_id_valid(req, name, id))
+		return;
+	p = http_req_body(req, &n);
+	body = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
+	if (agentproto_upload_request_parse(body, &q, &err) < 0) {
+		json_decref(body);
+		apierror_from_msg(&e, API_ERR_INVALID, err.msg);
+		envelope_error(req, &e);
+		return;
+	}
+	json_decref(body);
+	if (service_upload_grant(api_service(a), name, id, &q, &g, &e) < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	if (agentproto_grant_build(&g, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+	agentproto_grant_done(&g);
 }
 
 static void agentapi_method(HttpRequest *req, const char *method, const char *allow)
@@ -192,7 +239,8 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 	bool resumed = http_req_get_data(req) != NULL;
 	ApiError e;
 
-	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0) {
+	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0 &&
+	    strcmp(sub, "/upload") != 0) {
 		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
 		envelope_error(req, &e);
 		return;
@@ -214,6 +262,8 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		handle_report(a, req);
 	else if (strcmp(sub, "/sample") == 0)
 		handle_sample(a, req);
+	else if (strcmp(sub, "/upload") == 0)
+		handle_upload(a, req);
 	else
 		handle_poll(a, req);
 }
