@@ -397,11 +397,13 @@ static AgentJob *job_new(Agent *a, AgentJobSpec *spec)
 	job->spec = *spec; /* ownership moves to the job */
 	*spec = (AgentJobSpec){0};
 	memcpy(job->rep.id, job->spec.id, sizeof(job->rep.id));
-	job->rep.state = PART_RUNNING;
+	job->rep.state = job->phase == JOB_PHASE_UPLOADING ? PART_UPLOADING : PART_RUNNING;
 	job->rep.attempt = job->spec.attempt;
 	job->rep.stop_reason = JOB_STOP_NONE;
 	/* A sample has no socket to open: nothing to wait for before "running". */
 	job->phase = job->spec.sample ? JOB_PHASE_CAPTURING : JOB_PHASE_STARTING;
+	if (!job->spec.sample && job->spec.attempt > 0)
+		job->phase = JOB_PHASE_UPLOADING; /* a retry: the capture is in the spool */
 	return job;
 }
 
@@ -422,6 +424,8 @@ static bool start_job(Agent *a, AgentJobSpec *spec)
 		return false;
 	}
 	pthread_mutex_lock(&a->lock);
+	if (job->spec.attempt > 0 && !job->spec.sample)
+		jobtable_forget_recent(&a->table, id);
 	r = a->exiting ? -ESHUTDOWN : jobtable_add(&a->table, id, job);
 	if (r == 0) {
 		a->n_active++;

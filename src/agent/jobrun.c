@@ -339,6 +339,32 @@ static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *sp
 	return r;
 }
 
+/* A retried upload: the capture kept in the spool goes up again. */
+static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spool, const char *object)
+{
+	Agent *a = job->agent;
+	ErrBuf err = {{0}};
+
+	if (access(spool, R_OK) < 0) {
+		errbuf_errno(&err, "retry of the upload: the capture is not kept on agent %s (%s)", a->cfg->name,
+			     spool);
+		jobrun_finish(job, PART_FAILED, JOB_STOP_NONE, err.msg);
+		return NULL;
+	}
+	pthread_mutex_lock(&a->lock);
+	copy_text(job->rep.object, sizeof(job->rep.object), object);
+	pthread_mutex_unlock(&a->lock);
+	log_info("job %s: upload attempt %u of %s", job->spec.id, job->spec.attempt, object);
+	if (upload_to_store(job, out, spool, object, &err) < 0) {
+		jobrun_finish(job, PART_UPLOAD_FAILED, JOB_STOP_NONE, err.msg);
+		return NULL;
+	}
+	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
+		log_warning("job %s: %s", job->spec.id, err.msg);
+	jobrun_finish(job, PART_DONE, JOB_STOP_NONE, NULL);
+	return NULL;
+}
+
 static void *job_main(void *arg)
 {
 	AgentJob *job = arg;
@@ -374,6 +400,8 @@ static void *job_main(void *arg)
 	}
 	/* A store is written through the controller's grants; file:// here. */
 	store = strncmp(out->target, "file://", 7) != 0;
+	if (store && job->spec.attempt > 0)
+		return retry_upload(job, out, spool, object);
 	r = store ? 0 : open_bucket(job, out->target, &bucket, &err);
 	if (r == 0)
 		r = capture_to_spool(job, spool, &st, &why, &err);

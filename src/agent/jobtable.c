@@ -24,6 +24,13 @@ bool jobtable_recent(const JobTable *t, const char *id)
 	return false;
 }
 
+void jobtable_forget_recent(JobTable *t, const char *id)
+{
+	for (size_t i = 0; i < t->n_recent; i++)
+		if (same(t->recent[i], id))
+			t->recent[i][0] = '\0'; /* matches no id any more */
+}
+
 int jobtable_add(JobTable *t, const char *id, void *job)
 {
 	if (strlen(id) != JOB_ID_LEN)

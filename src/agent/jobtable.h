@@ -38,5 +38,8 @@ int jobtable_add(JobTable *t, const char *id, void *job);
 void *jobtable_get(const JobTable *t, const char *id);
 /* Removes id and remembers it as acknowledged; returns its job or NULL. */
 void *jobtable_take(JobTable *t, const char *id);
+/* Drops id from the acknowledged ones: a retried upload (a start with a
+ * greater attempt) of a job that ended upload_failed runs again. */
+void jobtable_forget_recent(JobTable *t, const char *id);
 /* Whether id was taken recently. */
 bool jobtable_recent(const JobTable *t, const char *id);

@@ -48,6 +48,15 @@ static bool stale(const Up *u)
 	       now_ms() - u->granted_ms >= (uint64_t)u->g.expires_in_s * 1000u / 2u;
 }
 
+/* Sets err's code to r, its message "pre<old message>post" (the old one
+ * cannot be its own format argument: the buffers would overlap). */
+static int reword(ErrBuf *err, int r, const char *pre, const char *post)
+{
+	ErrBuf old = *err;
+
+	return errbuf_set(err, r, "%s%s%s", pre, old.msg, post);
+}
+
 /* Whether a transport failure may pass. */
 static bool transient(int r)
 {
@@ -78,7 +87,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	r = ctlclient_post_json(c->ctl, path, body, UP_CTL_TIMEOUT_MS, &resp, err);
 	free(body);
 	if (r < 0)
-		return errbuf_set(err, transient(r) ? -EAGAIN : r, "the controller: %s", err->msg);
+		return reword(err, transient(r) ? -EAGAIN : r, "the controller: ", "");
 	if (resp.status != 200) {
 		agentproto_error_message(resp.body, resp.n, msg, sizeof(msg));
 		r = errbuf_set(err, resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES,
@@ -89,7 +98,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	r = agentproto_grant_parse(resp.body, resp.n, &g, err);
 	ctlclient_response_done(&resp);
 	if (r < 0)
-		return errbuf_set(err, -EPROTO, "the controller's grant: %s", err->msg);
+		return reword(err, -EPROTO, "the controller's grant: ", "");
 	if (u->have_grant && u->g.upload_id[0] && !g.upload_id[0])
 		memcpy(g.upload_id, u->g.upload_id, sizeof(g.upload_id));
 	agentproto_grant_move(&u->g, &g);
@@ -141,7 +150,7 @@ static int send(Up *u, const AgentSignedRequest *rq, const char *mem, uint64_t o
 	}
 	r = httpc_request(u->http, &q, ret, err);
 	if (r < 0)
-		return transient(r) ? errbuf_set(err, -EAGAIN, "%s", err->msg) : r;
+		return transient(r) ? reword(err, -EAGAIN, "", "") : r;
 	if (ret->status >= 200 && ret->status < 300)
 		return 0;
 	r = bucket_answer_error(err, rq->method, rq->url, ret);
@@ -150,7 +159,7 @@ static int send(Up *u, const AgentSignedRequest *rq, const char *mem, uint64_t o
 		/* Expired URLs (or clocks apart): once more with new ones. */
 		u->refused = true;
 		u->granted_ms = 0;
-		return errbuf_set(err, -EAGAIN, "%s", err->msg);
+		return reword(err, -EAGAIN, "", "");
 	}
 	return r;
 }
@@ -174,9 +183,13 @@ static int with_retries(Up *u, StepFn step, void *arg, ErrBuf *err)
 			}
 			return r;
 		}
-		if (now_ms() - u->progress_ms >= budget_ms)
-			return errbuf_set(err, -ETIMEDOUT, "%s (no progress for %llu s, the retry budget)", err->msg,
-					  (unsigned long long)(budget_ms / 1000u));
+		if (now_ms() - u->progress_ms >= budget_ms) {
+			char post[64];
+
+			snprintf(post, sizeof(post), " (no progress for %llu s, the retry budget)",
+				 (unsigned long long)(budget_ms / 1000u));
+			return reword(err, -ETIMEDOUT, "", post);
+		}
 		wait = backoff_next(&u->backoff, agent_random_u32());
 		if (now_ms() + wait > u->progress_ms + budget_ms)
 			wait = u->progress_ms + budget_ms - now_ms();
@@ -342,8 +355,13 @@ int storeup_file(const StoreUpload *c, const char *path, ErrBuf *err)
 	if (r < 0)
 		abort_upload(&u);
 out:
-	if (r < 0)
-		errbuf_set(err, r, "upload of %s to %s: %s", c->object, c->target, e.msg);
+	if (r < 0) {
+		/* The bucket without its query (the store's words name the
+		 * object's path): error messages are short. */
+		int len = (int)strcspn(c->target, "?");
+
+		errbuf_set(err, r, "upload to %.*s: %s", len, c->target, e.msg);
+	}
 	for (size_t i = 0; u.etags && i < u.n_parts; i++)
 		free(u.etags[i]);
 	free(u.etags);

@@ -40,6 +40,6 @@ typedef struct StoreUpload {
 	const char *cafile;      /* CA bundle for an https store; NULL = the system's */
 } StoreUpload;
 
-/* Uploads the file at path. 0, or -errno with err ("upload of OBJECT to
- * TARGET: ..."). */
+/* Uploads the file at path. 0, or -errno with err ("upload to
+ * s3://bucket/prefix: PUT host/bucket/prefix/OBJECT: HTTP 503 SlowDown: ..."). */
 int storeup_file(const StoreUpload *u, const char *path, ErrBuf *err);

@@ -48,6 +48,11 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		if (strcmp(parts[i].agent, a->agent) != 0)
 			continue;
 		a->known = true;
+		/* A report about an earlier attempt of the upload is stale. */
+		if (j->type == JOB_FULL && a->rep->attempt != parts[i].attempt) {
+			a->terminal = true; /* acknowledged, changes nothing */
+			return false;
+		}
 		/* A sample's part is done only when its answer is stored
 		 * (service_sample_store); a report can only say it failed. */
 		if (j->type == JOB_SIMPLE && a->rep->state != PART_FAILED) {
@@ -194,7 +199,8 @@ static int candidates(Service *s, const char *name, JobPart **ret_parts, Job **r
 			continue;
 		if (r < 0)
 			goto fail;
-		if (parts[i].state == PART_ASSIGNED) {
+		/* A retried upload (attempt > 0) is a start again, with its attempt. */
+		if (parts[i].state == PART_ASSIGNED || (parts[i].state == PART_UPLOADING && parts[i].attempt > 0)) {
 			memcpy(d[k].id, parts[i].job_id, sizeof(d[k].id));
 			d[k++].kind = DELIVER_START;
 			starts++;

@@ -469,6 +469,20 @@ int service_job_list(Service *s, const char *account, size_t limit, Job **ret, s
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
+/* The parked polls of job id's agents answer now (a stop, a start). */
+static void wake_agents(Service *s, const char *id)
+{
+	JobPart *parts = NULL;
+	ErrBuf err = {{0}};
+	size_t n = 0;
+
+	if (db_part_list(s->cfg.db, id, &parts, &n, &err) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		registry_wake(s->reg, parts[i].agent);
+	parts_free(parts, n);
+}
+
 typedef struct StopArg {
 	int result; /* -EINVAL, -EALREADY or 0 */
 } StopArg;
@@ -496,9 +510,7 @@ static bool request_stop(Job *j, JobPart *parts, size_t n, void *arg)
 int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e)
 {
 	StopArg a = {0};
-	JobPart *parts = NULL;
 	ErrBuf err = {{0}};
-	size_t n = 0;
 	Job j = {0};
 	int r;
 
@@ -513,14 +525,44 @@ int service_job_stop(Service *s, const char *account, const char *id, Job *ret, 
 		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture already finished (%s)",
 				 job_status_to_string(j.status));
 	} else {
-		if (db_part_list(s->cfg.db, id, &parts, &n, &err) >= 0) {
-			for (size_t i = 0; i < n; i++)
-				registry_wake(s->reg, parts[i].agent);
-			parts_free(parts, n);
-		}
+		wake_agents(s, id);
 		*ret = j;
 		return 0;
 	}
 	job_done(&j);
 	return r;
+}
+
+typedef struct RetryArg {
+	int result; /* job_retry_uploads' */
+	ErrBuf err;
+} RetryArg;
+
+static bool retry_uploads(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	RetryArg *a = arg;
+
+	a->result = job_retry_uploads(j, parts, n, real(), &a->err);
+	return a->result == 0;
+}
+
+int service_job_retry_upload(Service *s, const char *account, const char *id, Job *ret, ApiError *e)
+{
+	RetryArg a = {0};
+	ErrBuf err = {{0}};
+	Job j = {0};
+	int r;
+
+	r = service_update_job(s, account, id, retry_uploads, &a, &j, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "id", "no capture with id %s", id);
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (a.result < 0) {
+		job_done(&j);
+		return apierror_set(e, API_ERR_CONFLICT, "id", "%s", a.err.msg);
+	}
+	wake_agents(s, id); /* those holding the captures get a start with the new attempt */
+	*ret = j;
+	return 0;
 }

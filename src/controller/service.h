@@ -95,6 +95,12 @@ int service_job_list(Service *s, const char *account, size_t limit, Job **ret, s
  * ret gets the job after the change. API_ERR_NOT_FOUND, API_ERR_CONFLICT
  * (not a full job; already finished). */
 int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
+/* POST …/pcaps/{id}/retry-upload (pcapd extension): a failed full capture
+ * whose every share is done or upload_failed goes back to
+ * conversion_running; the agents holding the captures upload them again
+ * (job_retry_uploads: each such share's attempt grows by one). ret gets the
+ * job. API_ERR_NOT_FOUND, API_ERR_CONFLICT naming why nothing can be retried. */
+int service_job_retry_upload(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
 
 /* One Wireshark-ready file for a successful job, streamed: the parts'
  * objects (full: read from the bucket with ranged GETs; simple: the agents'

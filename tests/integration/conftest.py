@@ -52,12 +52,18 @@ _started = {}
 def radosgw():
     """Ceph radosgw (one mon, one memstore OSD) on 127.0.0.1 with a test user."""
     from stores import Radosgw
-    r = Radosgw()
-    try:
-        r.start()
-    except Exception:
-        r.stop()
-        raise
+    # Other suites on this machine start their own Ceph: a port chosen free
+    # may be taken before our monitor binds it, and our OSD then meets
+    # another cluster's monitor ("wrong fsid") and exits. Again, on new ports.
+    for attempt in range(3):
+        r = Radosgw()
+        try:
+            r.start()
+            break
+        except Exception:
+            r.stop()
+            if attempt == 2:
+                raise
     _started["radosgw"] = r.start_seconds
     yield r
     r.stop()

@@ -188,6 +188,21 @@ rgw_data = %(d)s/rgw
         self.start_seconds = time.monotonic() - t0
         return self
 
+    def stop_gateway(self):
+        """Stops radosgw alone (the store goes away; mon and OSD keep the data)."""
+        stop_pid(self.pids.pop())
+
+    def start_gateway(self):
+        """Starts radosgw again on the same port."""
+        try:
+            os.unlink(os.path.join(self.dir, "run", "client.rgw.a.pid"))
+        except FileNotFoundError:
+            pass
+        subprocess.run(["radosgw", "-c", self.conf, "-n", "client.rgw.a"], check=True, capture_output=True,
+                       timeout=120)
+        self.pids.append(self._pid("client.rgw.a"))
+        wait_for("radosgw on %s" % self.endpoint, lambda: http_answers(self.endpoint + "/"))
+
     def stop(self):
         for pid in reversed(self.pids):
             stop_pid(pid)
@@ -215,12 +230,13 @@ class Azurite:
     def endpoint(self):
         return "http://127.0.0.1:%d/%s" % (self.port, AZ_ACCOUNT)
 
-    def start(self):
+    def start(self, port=None):
+        """On a kernel-chosen port, or again on the same one (port=)."""
         main = os.path.join(STORES_NODE, "node_modules", "azurite", "dist", "src", "blob", "main.js")
         if not os.path.exists(main):
             raise RuntimeError("no Azurite at %s (scripts/install-deps.sh installs it)" % main)
         for _ in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             self.log = open(os.path.join(self.dir, "azurite.log"), "w")
             self.proc = subprocess.Popen(
                 ["node", main, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "-l", self.dir,

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from stack import Stack, random_id, send, udp_frames
+from waits import until
 from test_api import assert_ok, capinfos_count, count_markers, create, tshark, wait_parts
 
 AGENT1, AGENT2, COLO = "sa1", "sa2", "storelab"
@@ -174,3 +175,121 @@ def test_no_secret_in_logs(stk, bucket):
     r = subprocess.run(["grep", "-rlF", bucket.secret, stk.dir], capture_output=True, text=True)
     leaked = [p for p in r.stdout.splitlines() if not p.endswith((".db", ".db-wal", ".db-shm"))]
     assert leaked == [], leaked
+
+
+# --- faults: the store slow or away, the bucket gone ------------------------------------------
+
+BUDGET_AGENT = "sa3"  # --upload-budget 2: gives up quickly
+
+
+@pytest.fixture(scope="module")
+def budget_agent(stk):
+    return stk.add_agent(BUDGET_AGENT, "budgetlab", extra_args=["--upload-budget", "2"])
+
+
+@pytest.fixture
+def gateway(radosgw):
+    """radosgw, started again after the test whatever it did to it."""
+    yield radosgw
+    if len(radosgw.pids) < 3:
+        radosgw.start_gateway()
+
+
+def share(stk, acct, pcap_id, agent):
+    obj = assert_ok(acct.call("GET", "/" + pcap_id, token=acct.read))
+    return [p for p in obj.get("agents", []) if p["name"] == agent][0]
+
+
+def capture_some(stk, acct, b, agent, n, dport):
+    """A capture on one agent that ends by its packet limit after n frames."""
+    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "packet_limit": n,
+                      "colo_name": agent, "destination_conf": b.uri, "filter_v1": {"destination_port": dport}})
+    wait_parts(stk, acct, c["id"])
+    link = link_of(stk, agent)
+    frames = udp_frames(link, n, dport=dport)
+    send(link, frames)
+    return c, frames
+
+
+def test_store_away_during_the_upload(stk, gateway):
+    """radosgw stopped before the capture ends and started again while the
+    agent retries: the capture still ends success, one whole object."""
+    b = S3Bucket(gateway)
+    acct = stk.account()
+    register(acct, b)
+    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": AGENT1,
+                      "destination_conf": b.uri, "filter_v1": {"destination_port": 5303}})
+    wait_parts(stk, acct, c["id"])
+    link = link_of(stk, AGENT1)
+    frames = udp_frames(link, 8, dport=5303)
+    send(link, frames)
+    stk.wait_captured(acct, c["id"], 8)
+    gateway.stop_gateway()
+    assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+    wait_parts(stk, acct, c["id"], state="uploading")
+    gateway.start_gateway()
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    obj = "pcap_%s_%s.pcap" % (c["id"], AGENT1)
+    p = save(stk, "away-%s.pcap" % c["id"], b.get(obj))
+    assert len(tshark(p)) == 8 and count_markers(p, frames) == 8
+    assert b.uploads() == []
+
+
+def test_store_down_past_the_budget_then_retry(stk, gateway, budget_agent):
+    """The store away longer than the agent's budget: the share ends
+    upload_failed naming the object and the store's answer, the capture is
+    kept on the agent, and a retry through the API uploads it."""
+    b = S3Bucket(gateway)
+    acct = stk.account()
+    register(acct, b)
+    gateway.stop_gateway()
+    c, frames = capture_some(stk, acct, b, BUDGET_AGENT, 6, 5304)
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "failed", done
+    s = share(stk, acct, c["id"], BUDGET_AGENT)
+    assert s["status"] == "upload_failed", s
+    obj = "pcap_%s_%s.pcap" % (c["id"], BUDGET_AGENT)
+    assert obj in done["error_message"] and "retry budget" in done["error_message"], done
+    assert "onnect" in done["error_message"], done  # the transport's answer (refused)
+    assert b.secret not in json.dumps(done)
+    spool = os.path.join(budget_agent.data, "spool", c["id"] + ".pcap")
+    assert os.path.exists(spool)
+    gateway.start_gateway()
+    r = assert_ok(acct.call("POST", "/%s/retry-upload" % c["id"]))
+    assert r["status"] == "conversion_running", r
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    assert done["packets_captured"] == 6, done
+    p = save(stk, "retried-%s.pcap" % c["id"], b.get(obj))
+    assert len(tshark(p)) == 6 and count_markers(p, frames) == 6
+    assert b.uploads() == []
+
+    def spool_gone():
+        return not os.path.exists(spool)
+    until(spool_gone, lambda: "the spool %s is still there after the upload" % spool)
+    # A capture that succeeded has nothing to retry.
+    r = acct.call("POST", "/%s/retry-upload" % c["id"])
+    assert r.status == 409, r
+
+
+def test_bucket_deleted_behind_our_back(stk, radosgw):
+    """The bucket removed after registration: the share ends upload_failed
+    at once with the store's 404 NoSuchBucket; made again, a retry lands."""
+    b = S3Bucket(radosgw)
+    acct = stk.account()
+    register(acct, b)
+    for o in b.s3.list_objects_v2(Bucket=b.name).get("Contents", []):
+        b.s3.delete_object(Bucket=b.name, Key=o["Key"])
+    b.s3.delete_bucket(Bucket=b.name)
+    c, frames = capture_some(stk, acct, b, AGENT2, 4, 5305)
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "failed", done
+    assert "404 NoSuchBucket" in done["error_message"], done
+    assert share(stk, acct, c["id"], AGENT2)["status"] == "upload_failed"
+    b.s3.create_bucket(Bucket=b.name)
+    assert_ok(acct.call("POST", "/%s/retry-upload" % c["id"]))
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    p = save(stk, "recreated-%s.pcap" % c["id"], b.get("pcap_%s_%s.pcap" % (c["id"], AGENT2)))
+    assert len(tshark(p)) == 4 and count_markers(p, frames) == 4

@@ -34,6 +34,7 @@ typedef enum Route {
 	R_PCAP,               /* "/{id}"               GET */
 	R_DOWNLOAD,           /* "/{id}/download"      GET */
 	R_STOP,               /* "/{id}/stop"          PUT */
+	R_RETRY,              /* "/{id}/retry-upload"  POST (pcapd extension) */
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
@@ -99,17 +100,16 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		return R_DOWNLOAD;
 	if (len[1] == 4 && memcmp(seg[1], "stop", 4) == 0)
 		return R_STOP;
+	if (len[1] == 12 && memcmp(seg[1], "retry-upload", 12) == 0)
+		return R_RETRY;
 	return R_NONE;
 }
 
 static const char *const route_allow[] = {
-	[R_PCAPS] = "GET, POST",
-	[R_PCAP] = "GET",
-	[R_DOWNLOAD] = "GET",
-	[R_STOP] = "PUT",
-	[R_OWNERSHIPS] = "GET, POST",
-	[R_OWNERSHIP] = "DELETE",
-	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_PCAPS] = "GET, POST",  [R_PCAP] = "GET",
+	[R_DOWNLOAD] = "GET",     [R_STOP] = "PUT",
+	[R_RETRY] = "POST",       [R_OWNERSHIPS] = "GET, POST",
+	[R_OWNERSHIP] = "DELETE", [R_OWNERSHIP_VALIDATE] = "POST",
 	[R_AGENTS] = "GET",
 };
 
@@ -402,6 +402,19 @@ static void pcaps_stop(Call *c)
 	job_done(&j);
 }
 
+static void pcaps_retry_upload(Call *c)
+{
+	ApiError e;
+	Job j = {0};
+
+	if (service_job_retry_upload(c->svc, c->account, c->id, &j, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	answer_pcap(c, &j, false, NULL, 0);
+	job_done(&j);
+}
+
 /* ---- buckets ("ownership") ---- */
 
 static void ownership_create(Call *c)
@@ -511,6 +524,7 @@ static const Op ops[] = {
 	{R_PCAP, "GET", SCOPE_READ, "get", pcaps_get},
 	{R_DOWNLOAD, "GET", SCOPE_READ, "download", pcaps_download},
 	{R_STOP, "PUT", SCOPE_WRITE, "stop", pcaps_stop},
+	{R_RETRY, "POST", SCOPE_WRITE, "retry upload", pcaps_retry_upload},
 	{R_OWNERSHIPS, "GET", SCOPE_READ, "ownership list", ownership_list},
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},

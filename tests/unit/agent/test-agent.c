@@ -89,6 +89,14 @@ static void test_jobtable(void **state)
 	assert_int_equal(jobtable_add(t, ID1, &a), -EALREADY); /* acknowledged: never again */
 	assert_ptr_equal(jobtable_get(t, ID2), &b);
 	assert_int_equal(t->n, 1);
+	/* A retried upload runs again once forgotten; the other ids stay known. */
+	assert_ptr_equal(jobtable_take(t, ID2), &b);
+	jobtable_forget_recent(t, ID1);
+	assert_false(jobtable_recent(t, ID1));
+	assert_true(jobtable_recent(t, ID2));
+	assert_int_equal(jobtable_add(t, ID1, &a), 0);
+	assert_int_equal(jobtable_add(t, ID2, &b), -EALREADY);
+	assert_ptr_equal(jobtable_take(t, ID1), &a);
 
 	/* Full table. */
 	jobtable_init(t);
