@@ -38,9 +38,9 @@ TRAFGEN_CONF = """{ fill(0xff, 6), 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x0
 """
 
 
-def share_times(acct, pid, agent, timeout=1800):
+def share_times(acct, pid, agent, timeout=600):
     """(monotonic time the share was first seen uploading, time seen done)."""
-    t_up = None
+    t_up, obj = None, None
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         r = acct.call("GET", "/" + pid, token=acct.read)
@@ -50,12 +50,12 @@ def share_times(acct, pid, agent, timeout=1800):
         now = time.monotonic()
         if st == "uploading" and t_up is None:
             t_up = now
-        if st in ("done", "failed", "upload_failed", "lost"):
+        if obj["status"] == "failed" or st in ("done", "failed", "upload_failed", "lost"):
             if st != "done" or t_up is None:
                 raise RuntimeError("capture %s: share %s (%r)" % (pid, st, obj))
             return t_up, now
         time.sleep(0.005)
-    raise RuntimeError("capture %s: no upload within %ds" % (pid, timeout))
+    raise RuntimeError("capture %s: not uploaded within %ds; last %r" % (pid, timeout, obj))
 
 
 def main():
@@ -95,8 +95,11 @@ def main():
             r = acct.call("POST", "", {"type": "full", "system": "magic-transit", "time_limit": 300,
                                        "byte_limit": size, "colo_name": "benchlab", "destination_conf": uri})
             pid = r.json["result"]["id"]
+            end = time.monotonic() + 60
             while not [p for p in acct.call("GET", "/" + pid, token=acct.read).json["result"].get("agents", [])
                        if p["status"] == "running"]:
+                if time.monotonic() > end:
+                    raise RuntimeError("capture %s: the agent did not start within 60 s" % pid)
                 time.sleep(0.01)
             gen = subprocess.Popen(["ip", "netns", "exec", agent.link.ns_a, "trafgen", "--dev", agent.link.if_a,
                                     "--conf", conf, "--cpu", "1", "-q"],
