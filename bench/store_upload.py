@@ -22,6 +22,7 @@ part of `make test`.
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -87,7 +88,10 @@ def main():
         conf = os.path.join(work, "frame.cfg")
         with open(conf, "w") as f:
             f.write(TRAFGEN_CONF)
-        env = dict(os.environ, RCLONE_CONFIG_RGW_TYPE="s3", RCLONE_CONFIG_RGW_PROVIDER="Ceph",
+        # The store's keys from here only (an AWS_CA_BUNDLE or keys in the
+        # environment would change what rclone does).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(RCLONE_CONFIG_RGW_TYPE="s3", RCLONE_CONFIG_RGW_PROVIDER="Ceph",
                    RCLONE_CONFIG_RGW_ENDPOINT=rgw.endpoint, RCLONE_CONFIG_RGW_ACCESS_KEY_ID=rgw.ACCESS_KEY,
                    RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY=rgw.SECRET_KEY, RCLONE_CONFIG_RGW_REGION="us-east-1")
         ours, theirs = [], []
@@ -107,16 +111,22 @@ def main():
             try:
                 t_up, t_done = share_times(acct, pid, agent.name)
             finally:
-                gen.terminate()
-                gen.wait()
+                gen.send_signal(signal.SIGINT)  # trafgen stops on ^C, not on SIGTERM
+                try:
+                    gen.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    gen.kill()
+                    gen.wait()
             ours.append(t_done - t_up)
             obj = "pcap_%s_%s.pcap" % (pid, agent.name)
             local = os.path.join(work, obj)
             s3.download_file("bench", obj, local)
             mib = os.path.getsize(local) / (1 << 20)
             t0 = time.monotonic()
-            subprocess.run(["rclone", "copy", "--s3-upload-cutoff", "8M", "--s3-chunk-size", "8M", local,
-                            "rgw:rclone/r%d" % i], env=env, check=True, capture_output=True)
+            rc = subprocess.run(["rclone", "copy", "--s3-upload-cutoff", "8M", "--s3-chunk-size", "8M", local,
+                                 "rgw:rclone/r%d" % i], env=env, capture_output=True, text=True)
+            if rc.returncode != 0:
+                raise RuntimeError("rclone copy: %s" % rc.stderr)
             theirs.append(time.monotonic() - t0)
             os.unlink(local)
             print("round %d: %.0f MiB  pcapd %.2f s  rclone %.2f s" % (i + 1, mib, ours[-1], theirs[-1]),
