@@ -178,6 +178,14 @@ static void test_ids_and_names(void **state)
 	assert_int_equal(js, JOB_STOP_USER);
 }
 
+/* 4097 bytes of "tcp or " repeated, as a string literal */
+#define BPF_16 "tcp or tcp or tc"
+#define BPF_256                                                                                                        \
+	BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16
+#define BPF_4097                                                                                                       \
+	BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256        \
+		BPF_256 BPF_256 BPF_256 "p"
+
 static void test_filterjson(void **state)
 {
 	static const struct {
@@ -198,6 +206,8 @@ static void test_filterjson(void **state)
 		{"{\"protocol\":256}", "filter_v1.protocol"},
 		{"{\"colour\":1}", "filter_v1.colour: unknown field"},
 		{"[1]", "filter_v1: must be an object"},
+		{"{\"bpf\":7}", "filter_v1.bpf: must be a string"},
+		{"{\"bpf\":\"" BPF_4097 "\"}", "filter_v1.bpf: 4097 bytes, at most 4096"},
 	};
 
 	(void)state;
