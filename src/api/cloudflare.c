@@ -147,6 +147,18 @@ static void no_capture(Call *c)
 	envelope_error(c->req, 404, API_E_NOT_FOUND, "pcap_id: no capture with id %s", c->id);
 }
 
+/* The one spelling of a destination_conf (bucket_uri_normalize), so that
+ * "file:///r/b1" and "file:///r/./b1/" are one bucket. Answers 400 on failure. */
+static int normal_conf(Call *c, const char *conf, char out[BUCKET_URI_MAX + 1])
+{
+	ErrBuf err = {{0}};
+	int r = bucket_uri_normalize(conf, out, BUCKET_URI_MAX + 1, &err);
+
+	if (r < 0)
+		envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
+	return r;
+}
+
 /* ---- captures ---- */
 
 static void pcaps_create(Call *c)
@@ -173,6 +185,17 @@ static void pcaps_create(Call *c)
 	memcpy(j.account, c->account, sizeof(j.account));
 
 	if (j.type == JOB_FULL) {
+		char norm[BUCKET_URI_MAX + 1], *copy;
+
+		if (normal_conf(c, j.destination_conf, norm) < 0)
+			goto done;
+		copy = strdup(norm);
+		if (!copy) {
+			envelope_error(c->req, 500, API_E_INTERNAL, "internal error: out of memory");
+			goto done;
+		}
+		free(j.destination_conf);
+		j.destination_conf = copy;
 		r = db_bucket_find(c->db, c->account, j.destination_conf, &bucket, &err);
 		if (r == -ENOENT) {
 			envelope_error(c->req, 400, API_E_BUCKET,
@@ -370,10 +393,12 @@ static int open_bucket(Call *c, const char *uri, Bucket **ret)
 
 static void ownership_create(Call *c)
 {
-	BucketRow b = {0}, old = {0};
+	BucketRow b = {0}, old = {0}, *rows = NULL;
 	ErrBuf err = {{0}};
 	Bucket *bucket = NULL;
 	const char *conf;
+	char norm[BUCKET_URI_MAX + 1];
+	size_t max = service_max_buckets(api_service(c->api)), n = 0;
 	char token[JOB_ID_LEN + 2];
 	char filename[sizeof(CHALLENGE_PREFIX) + JOB_ID_LEN + 4];
 	json_t *body;
@@ -387,6 +412,9 @@ static void ownership_create(Call *c)
 		envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
 		goto done;
 	}
+	if (normal_conf(c, conf, norm) < 0)
+		goto done;
+	conf = norm;
 	r = db_bucket_find(c->db, c->account, conf, &old, &err);
 	if (r == 0) {
 		envelope_error(c->req, 400, API_E_FIELD,
@@ -396,6 +424,19 @@ static void ownership_create(Call *c)
 	}
 	if (r != -ENOENT) {
 		internal_error(c->req, &err);
+		goto done;
+	}
+	/* Bounded before anything is created in the bucket; the insert
+	 * checks again, atomically, for two creates at once. */
+	if (max && (r = db_bucket_list(c->db, c->account, &rows, &n, &err)) < 0) {
+		internal_error(c->req, &err);
+		goto done;
+	}
+	if (max && n >= max) {
+		envelope_error(c->req, 400, API_E_FIELD,
+			       "destination_conf: this account has %zu buckets registered, the most allowed; delete "
+			       "one first",
+			       n);
 		goto done;
 	}
 	if (open_bucket(c, conf, &bucket) < 0)
@@ -431,12 +472,17 @@ static void ownership_create(Call *c)
 			       err.msg);
 		goto done;
 	}
-	r = db_bucket_insert(c->db, &b, &err);
+	r = db_bucket_insert(c->db, &b, max, &err);
 	if (r < 0) {
 		ErrBuf rerr;
 
 		bucket_remove(bucket, filename, &rerr); /* best effort: the row is what counts */
-		if (r == -EEXIST && db_bucket_find(c->db, c->account, conf, &old, &rerr) == 0)
+		if (r == -EDQUOT)
+			envelope_error(c->req, 400, API_E_FIELD,
+				       "destination_conf: this account has %zu buckets registered, the most "
+				       "allowed; delete one first",
+				       max);
+		else if (r == -EEXIST && db_bucket_find(c->db, c->account, conf, &old, &rerr) == 0)
 			envelope_error(c->req, 400, API_E_FIELD,
 				       "destination_conf: already registered (id %s); delete it first to register "
 				       "again",
@@ -447,6 +493,7 @@ static void ownership_create(Call *c)
 	}
 	answer_ownership(c, &b);
 done:
+	bucket_rows_free(rows, n);
 	bucket_free(bucket);
 	bucket_row_done(&old);
 	bucket_row_done(&b);
@@ -484,6 +531,7 @@ static void ownership_list(Call *c)
 static void ownership_validate(Call *c)
 {
 	const char *conf, *challenge;
+	char norm[BUCKET_URI_MAX + 1];
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
 	json_t *body;
@@ -497,6 +545,9 @@ static void ownership_validate(Call *c)
 		envelope_error(c->req, 400, API_E_FIELD, "%s", err.msg);
 		goto done;
 	}
+	if (normal_conf(c, conf, norm) < 0)
+		goto done;
+	conf = norm;
 	r = db_bucket_find(c->db, c->account, conf, &b, &err);
 	if (r == -ENOENT) {
 		envelope_error(c->req, 404, API_E_NOT_FOUND, "destination_conf: no bucket registered with this URI");

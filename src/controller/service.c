@@ -73,6 +73,11 @@ const BucketConfig *service_buckets(Service *s)
 	return &s->cfg.buckets;
 }
 
+size_t service_max_buckets(Service *s)
+{
+	return s->cfg.max_buckets;
+}
+
 unsigned service_heartbeat_ms(Service *s)
 {
 	return s->cfg.heartbeat_ms;

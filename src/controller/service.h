@@ -39,6 +39,7 @@ typedef struct ServiceConfig {
 	int64_t grace_ns;           /* after start, before unreported parts are lost; 0 = 30 s */
 	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
+	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -53,6 +54,7 @@ Db *service_db(Service *s);
 /* DATA/<sub>, created (mode 0750) if missing, written into ret[cap]. */
 int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf *err);
 const BucketConfig *service_buckets(Service *s);
+size_t service_max_buckets(Service *s); /* ServiceConfig.max_buckets */
 
 /* ---- jobs (any dialect) ---- */
 
