@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/envelope.h"
 
 #define DEFAULT_LIST_LIMIT 50
@@ -119,43 +121,133 @@ static const char *after_prefix(const char *path, const char *prefix)
 	return path + n;
 }
 
-static void handle_accounts(Api *a, HttpRequest *req, const char *rest)
+/* rest = "/{account}/pcaps[...]": the account segment (cut to
+ * ACCOUNT_SEGMENT_MAX: longer is no account either way, auth says so) and
+ * what follows "/pcaps". -ENOENT: no such route. */
+static int account_route(const char *rest, char account[ACCOUNT_SEGMENT_MAX + 1], const char **ret_sub)
 {
-	char account[ACCOUNT_SEGMENT_MAX + 1];
 	const char *slash, *sub;
 	size_t n;
 
-	/* rest = "/{account}/pcaps[...]" */
 	if (rest[0] != '/')
-		goto no_route;
+		return -ENOENT;
 	slash = strchr(rest + 1, '/');
 	if (!slash || slash == rest + 1)
-		goto no_route;
+		return -ENOENT;
 	sub = after_prefix(slash, "/pcaps");
 	if (!sub)
-		goto no_route;
+		return -ENOENT;
 	n = (size_t)(slash - (rest + 1));
 	if (n > ACCOUNT_SEGMENT_MAX)
-		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
+		n = ACCOUNT_SEGMENT_MAX;
 	memcpy(account, rest + 1, n);
 	account[n] = '\0';
+	*ret_sub = sub;
+	return 0;
+}
+
+static void handle_accounts(Api *a, HttpRequest *req, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	const char *sub;
+
+	if (account_route(rest, account, &sub) < 0) {
+		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+		return;
+	}
 	cloudflare_handle(a, req, account, sub);
-	return;
-no_route:
-	envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+}
+
+/* The path without the optional "/client/v4". */
+static const char *api_path(HttpRequest *req)
+{
+	const char *path = http_req_path(req), *rest;
+
+	if (!path)
+		return "";
+	rest = after_prefix(path, "/client/v4");
+	return rest ? rest : path;
+}
+
+/* ---- before the body ---- */
+
+/* "application/json", in any case, with or without parameters. */
+static bool is_json_type(const char *ct)
+{
+	static const char json[] = "application/json";
+	size_t n = sizeof(json) - 1;
+
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, json, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* The one place that decides the media type of request bodies: JSON, but
+ * for an agent's sample answer (a pcap). Answers 415 and returns false. */
+static bool body_type_ok(HttpRequest *req, bool is_sample)
+{
+	const char *ct = http_req_header(req, "Content-Type");
+
+	if (is_sample || (ct && is_json_type(ct)))
+		return true;
+	http_add_header(req, "Accept", "application/json");
+	envelope_error(req, 415, API_E_JSON, "Content-Type: %s%.64s%s; the body must be application/json",
+		       ct ? "\"" : "", ct ? ct : "missing", ct ? "\" is not JSON" : "");
+	return false;
+}
+
+void api_on_headers(void *ctx, HttpRequest *req)
+{
+	Api *a = ctx;
+	const char *path = api_path(req), *method = http_req_method(req), *rest, *sub;
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	const char *acct = NULL;
+	TokenScope need;
+	AuthFailure fail;
+
+	if ((rest = after_prefix(path, "/accounts"))) {
+		if (account_route(rest, account, &sub) < 0) {
+			api_handle(a, req); /* 404 */
+			return;
+		}
+		acct = account;
+		need = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? SCOPE_READ : SCOPE_WRITE;
+	} else if ((rest = after_prefix(path, "/agent/v1"))) {
+		need = SCOPE_AGENT;
+	} else {
+		api_handle(a, req); /* no route here takes a body: 404 or 405 now */
+		return;
+	}
+	/* Every route of the dialect that takes a body needs at least this
+	 * credential. Without it the route answers now, in its own order
+	 * (404, 405, 401, 403), and not one byte of the body is read. */
+	if (auth_verify(service_db(a->svc), req, acct, need, NULL, NULL, &fail) < 0) {
+		api_handle(a, req);
+		return;
+	}
+	body_type_ok(req, !acct && strcmp(rest, "/sample") == 0);
+}
+
+void api_refuse(void *ctx, HttpRequest *req, unsigned status, const char *message)
+{
+	(void)ctx;
+	envelope_error(req, status,
+		       status == 503   ? API_E_BUSY
+		       : status == 413 ? API_E_TOO_LARGE
+				       : API_E_REQUEST,
+		       "%s", message);
 }
 
 void api_handle(void *ctx, HttpRequest *req)
 {
 	Api *a = ctx;
-	const char *path = http_req_path(req);
+	const char *path = api_path(req);
 	const char *rest;
-
-	if (!path)
-		path = "";
-	rest = after_prefix(path, "/client/v4");
-	if (rest)
-		path = rest;
 
 	if ((rest = after_prefix(path, "/accounts"))) {
 		handle_accounts(a, req, rest);

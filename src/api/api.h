@@ -30,6 +30,16 @@ int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err);
 void api_free(Api *a); /* NULL is fine */
 /* The HttpHandler: ctx is the Api. */
 void api_handle(void *ctx, HttpRequest *req);
+/* HttpConfig.on_headers: a request announcing a body is authenticated before
+ * any of it is read (auth_verify with the least scope any route of its
+ * dialect that takes a body needs: write for the Cloudflare routes, read for
+ * GET/HEAD, agent for the agent protocol). Refused: the route answers now
+ * (404/405/401/403) and the body is never read. Then its media type: JSON
+ * for every body but an agent's sample answer, else 415. */
+void api_on_headers(void *ctx, HttpRequest *req);
+/* HttpConfig.refuse: the HTTP layer's refusals (400, 414, 431 for a request
+ * head over a bound, 503 for the body budget) in the API's envelope. */
+void api_refuse(void *ctx, HttpRequest *req, unsigned status, const char *message);
 /* HttpConfig.body_limit: API_MAX_SAMPLE_BODY for agents' sample answers,
  * API_MAX_BODY for everything else. */
 size_t api_body_limit(void *ctx, const char *method, const char *path);

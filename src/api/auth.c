@@ -11,6 +11,7 @@
  * API, or a user token on the agent protocol) → 403.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -90,6 +91,20 @@ static const char *trim(const char *s, size_t *n)
 	return s;
 }
 
+static int auth_fail(AuthFailure *f, unsigned status, int rc, const char *fmt, ...) PCAPD_PRINTF(4, 5);
+
+/* Fills f; returns rc. */
+static int auth_fail(AuthFailure *f, unsigned status, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->status = status;
+	va_start(ap, fmt);
+	vsnprintf(f->message, sizeof(f->message), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 static const char *scope_need_words(TokenScope need)
 {
 	switch (need) {
@@ -102,7 +117,8 @@ static const char *scope_need_words(TokenScope need)
 	}
 }
 
-int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
+		AuthFailure *ret_fail)
 {
 	const char *authz = http_req_header(req, "Authorization");
 	const char *email = http_req_header(req, "X-Auth-Email");
@@ -120,11 +136,9 @@ int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need
 	if (authz) {
 		n = strlen(authz);
 		secret = trim(authz, &n);
-		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0) {
-			envelope_error(req, 401, API_E_AUTH,
-				       "Authentication error: the Authorization header must be \"Bearer <token>\"");
-			return -EACCES;
-		}
+		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0)
+			return auth_fail(ret_fail, 401, -EACCES,
+					 "Authentication error: the Authorization header must be \"Bearer <token>\"");
 		secret += 7;
 		n -= 7;
 		secret = trim(secret, &n);
@@ -133,43 +147,43 @@ int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need
 		secret = trim(key, &n);
 		find_email = email;
 	} else {
-		envelope_error(req, 401, API_E_AUTH,
-			       "Authentication error: no credentials (send Authorization: Bearer <token>, or "
-			       "X-Auth-Email and X-Auth-Key)");
-		return -EACCES;
+		return auth_fail(ret_fail, 401, -EACCES,
+				 "Authentication error: no credentials (send Authorization: Bearer <token>, or "
+				 "X-Auth-Email and X-Auth-Key)");
 	}
-	if (n == 0 || n > CREDENTIAL_MAX) {
-		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
-		return -EACCES;
-	}
+	if (n == 0 || n > CREDENTIAL_MAX)
+		return auth_fail(ret_fail, 401, -EACCES, "Authentication error: invalid credentials");
 	auth_hash(secret, n, hash);
 	r = db_credential_find(db, hash, find_email, cred_account, &scope, &err);
-	if (r == -ENOENT) {
-		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
-		return -EACCES;
-	}
-	if (r < 0) {
-		envelope_error(req, 500, API_E_INTERNAL, "internal error: %s", err.msg);
-		return r;
-	}
-	if (account && strcasecmp(account, cred_account) != 0) {
-		envelope_error(req, 403, API_E_AUTH, "Forbidden: this credential belongs to another account");
-		return -EPERM;
-	}
+	if (r == -ENOENT)
+		return auth_fail(ret_fail, 401, -EACCES, "Authentication error: invalid credentials");
+	if (r < 0)
+		return auth_fail(ret_fail, 500, r, "internal error: %s", err.msg);
+	if (account && strcasecmp(account, cred_account) != 0)
+		return auth_fail(ret_fail, 403, -EPERM, "Forbidden: this credential belongs to another account");
 	/* read ⊂ write; agent stands apart from both. */
 	if ((need == SCOPE_AGENT) != (scope == SCOPE_AGENT) || (need == SCOPE_WRITE && scope != SCOPE_WRITE)) {
 		if (scope == SCOPE_AGENT)
-			envelope_error(req, 403, API_E_AUTH,
-				       "Forbidden: this token has scope agent; it is only for the agent protocol");
-		else
-			envelope_error(req, 403, API_E_AUTH, "Forbidden: this token has scope %s; %s needs %s",
-				       token_scope_to_string(scope), op ? op : "this operation",
-				       scope_need_words(need));
-		return -EPERM;
+			return auth_fail(ret_fail, 403, -EPERM,
+					 "Forbidden: this token has scope agent; it is only for the agent protocol");
+		return auth_fail(ret_fail, 403, -EPERM, "Forbidden: this token has scope %s; %s needs %s",
+				 token_scope_to_string(scope), op ? op : "this operation", scope_need_words(need));
 	}
+	/* A checked credential: its connection may idle as long as any. */
+	http_req_trust(req);
 	if (ret_account)
 		memcpy(ret_account, cred_account, sizeof(cred_account));
 	return 0;
+}
+
+int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+{
+	AuthFailure fail;
+	int r = auth_verify(db, req, account, need, op, ret_account, &fail);
+
+	if (r < 0)
+		envelope_error(req, fail.status, fail.status == 500 ? API_E_INTERNAL : API_E_AUTH, "%s", fail.message);
+	return r;
 }
 
 int auth_check(Db *db, HttpRequest *req, const char *account, TokenScope need, char *ret_account)

@@ -21,6 +21,19 @@ int auth_new_secret(char ret[64]);
 /* SHA-256 of s[0..n). */
 void auth_hash(const char *s, size_t n, uint8_t ret[32]);
 
+/* Why a credential was refused: status 401, 403 (or 500 when the database
+ * failed) and a message for the client. */
+typedef struct AuthFailure {
+	unsigned status;
+	char message[256];
+} AuthFailure;
+
+/* Authenticates req and checks that it may act on account with scope need,
+ * without answering: 0 (and the connection is trusted, http_req_trust), or
+ * < 0 with ret_fail filled. Used before the body is read (api.c) and by
+ * auth_check_op. */
+int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
+		AuthFailure *ret_fail);
 /* Authenticates req and checks that it may act on account with scope need.
  * On failure answers (401 missing/invalid credentials, 403 other account or
  * insufficient scope; code 10000, message saying which) and returns < 0.

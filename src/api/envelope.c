@@ -98,7 +98,7 @@ void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt
 	if (n < 0)
 		snprintf(msg, sizeof(msg), "error %d", code);
 	/* A message longer than msg is cut: it stays a valid, if shorter, message. */
-	http_add_header(req, "x-should-retry", "false");
+	http_add_header(req, "x-should-retry", status == 503 ? "true" : "false");
 	doc = json_pack("{s:b, s:[{s:i, s:o}], s:[], s:n}", "success", 0, "errors", "code", code, "message",
 			envelope_string(msg), "messages", "result");
 	respond_json(req, status, doc);

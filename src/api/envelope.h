@@ -7,17 +7,20 @@
  *   {"success":true,"errors":[],"messages":[],"result":…[,"result_info":…]}
  *   {"success":false,"errors":[{"code":N,"message":"…"}],"messages":[],"result":null}
  * Always Content-Type: application/json (the SDK parses only that). Every error
- * also carries `x-should-retry: false`, so the SDK never retries silently, and
- * 429 adds `retry-after`.
+ * also carries `x-should-retry: false`, so the SDK never retries silently
+ * (but a 503, which says "busy, retry": `x-should-retry: true`), and 429 and
+ * 503 add `retry-after`.
  *
  * Error codes (≥ 1000, documented in the README):
- *   1000 internal (500)          1001 body is not valid JSON (400)
+ *   1000 internal (500)          1001 body is not valid JSON (400), not JSON at all (415)
  *   1002 field validation (400)  1003 unknown capture/bucket id (404)
  *   1004 rate/concurrency limit (429)   1005 body too large (413)
  *   1006 bucket not registered/validated (400)
  *   1007 no online agent for colo_name (400)
  *   1008 state conflict: not finished, already finished, not stoppable (409)
  *   1009 ownership challenge mismatch (400)
+ *   1010 request line or headers over a bound (400, 414, 431; http.h)
+ *   1011 busy: request bodies hold the server's budget (503, retry-after)
  *   7001 method not allowed (405, with Allow)   7003 no route (404)
  *   10000 authentication (401) / forbidden (403)
  */
@@ -38,6 +41,8 @@ enum {
 	API_E_NO_AGENT = 1007,
 	API_E_STATE = 1008,
 	API_E_CHALLENGE = 1009,
+	API_E_REQUEST = 1010,
+	API_E_BUSY = 1011,
 	API_E_METHOD = 7001,
 	API_E_NO_ROUTE = 7003,
 	API_E_AUTH = 10000,
