@@ -87,7 +87,8 @@ static int parse_job(const json_t *o, size_t i, AgentJobReport *ret, ErrBuf *err
 		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
 	ret->stop_reason = JOB_STOP_NONE;
 	if (reason && job_stop_from_string(reason, &ret->stop_reason) < 0)
-		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
+		return errbuf_set(err, -EINVAL,
+				  "%sstop_reason: must be none, time, packets, bytes, user, agent_shutdown or error",
 				  where);
 	return 0;
 }

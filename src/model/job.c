@@ -17,7 +17,8 @@
 static const char *const type_names[] = {"simple", "full"};
 static const char *const status_names[] = {"pending", "running", "conversion_pending", "conversion_running",
 					   "success", "failed"};
-static const char *const stop_names[] = {"none", "time", "packets", "bytes", "user", "agent_lost", "error"};
+static const char *const stop_names[] = {"none", "time",       "packets", "bytes",
+					 "user", "agent_lost", "error",   "agent_shutdown"};
 static const char *const part_names[] = {"assigned", "running", "uploading", "done", "failed", "lost"};
 
 const char *job_type_to_string(JobType t)

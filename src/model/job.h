@@ -57,12 +57,13 @@ typedef enum JobStatus {
 
 typedef enum JobStop {
 	JOB_STOP_NONE,
-	JOB_STOP_TIME,    /* time_limit reached */
-	JOB_STOP_PACKETS, /* packet_limit reached */
-	JOB_STOP_BYTES,   /* byte_limit reached */
-	JOB_STOP_USER,    /* stop requested through the API */
-	JOB_STOP_LOST,    /* an agent stopped answering */
-	JOB_STOP_ERROR,   /* an agent failed */
+	JOB_STOP_TIME,     /* time_limit reached */
+	JOB_STOP_PACKETS,  /* packet_limit reached */
+	JOB_STOP_BYTES,    /* byte_limit reached */
+	JOB_STOP_USER,     /* stop requested through the API */
+	JOB_STOP_LOST,     /* an agent stopped answering */
+	JOB_STOP_ERROR,    /* an agent failed */
+	JOB_STOP_SHUTDOWN, /* the agent was stopped (SIGTERM) and uploaded what it had */
 } JobStop;
 
 typedef enum PartState {
@@ -109,7 +110,8 @@ typedef struct JobPart {
 
 const char *job_type_to_string(JobType t);     /* "simple", "full" */
 const char *job_status_to_string(JobStatus s); /* Cloudflare's words */
-const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error" */
+const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error",
+						  "agent_shutdown" */
 const char *part_state_to_string(PartState s); /* "assigned", "running", ... */
 int part_state_from_string(const char *s, PartState *ret); /* -EINVAL */
 int job_stop_from_string(const char *s, JobStop *ret);     /* -EINVAL */
