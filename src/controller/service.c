@@ -63,7 +63,7 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
 
 	if (n < 0 || (size_t)n >= cap)
 		return errbuf_set(err, -ENAMETOOLONG, "%s/%s: path too long", s->cfg.data_dir, sub);
-	if (mkdir(ret, 0750) < 0 && errno != EEXIST)
+	if (mkdir(ret, 0700) < 0 && errno != EEXIST)
 		return errbuf_errno(err, "cannot create %s", ret);
 	return 0;
 }

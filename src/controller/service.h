@@ -51,7 +51,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err);
 void service_shutdown(Service *s);
 void service_free(Service *s); /* NULL is fine */
 Db *service_db(Service *s);
-/* DATA/<sub>, created (mode 0750) if missing, written into ret[cap]. */
+/* DATA/<sub>, created (mode 0700) if missing, written into ret[cap]. */
 int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf *err);
 const BucketConfig *service_buckets(Service *s);
 size_t service_max_buckets(Service *s); /* ServiceConfig.max_buckets */
