@@ -36,6 +36,9 @@ import pytest
 
 from netns import Proc
 from stack import Link, Stack, binary, random_id, send, udp_frames
+from waits import WAIT, until
+
+BASE_ARGS = ["--grace", "3", "--agent-timeout", "10"]
 
 MIB = 1024 * 1024
 
@@ -51,7 +54,7 @@ def hwm_kib(pid):
     raise AssertionError("no VmHWM for %d" % pid)
 
 
-def dial(port, src="127.0.0.1", timeout=10):
+def dial(port, src="127.0.0.1", timeout=WAIT):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(timeout)
     s.bind((src, 0))
@@ -59,7 +62,7 @@ def dial(port, src="127.0.0.1", timeout=10):
     return s
 
 
-def read_answer(s, timeout=10):
+def read_answer(s, timeout=WAIT):
     """One HTTP answer: (status, {lowercase header: value}, body); status 0
     if the connection ended first."""
     data = b""
@@ -134,37 +137,42 @@ def closed_within(s, seconds):
     return False
 
 
-def post_body(port, path, total, token=None, early_s=3.0, results=None, i=0, blast_first=False):
+def post_body(port, path, total, token=None, results=None, i=0, blast_first=False):
     """One attacker connection: headers announcing `total` bytes, then the
-    body as fast as the server takes it (at most 30 s). Records (status seen
-    before the body, headers, body, bytes of body sent)."""
+    body as fast as the server takes it. blast_first: the body follows the
+    headers at once (the issue's attack); else the client asks for "100
+    Continue" first and sends the body only if it comes. Records (status,
+    headers, body, bytes of body sent); status 0 if no answer came."""
     head = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.tcpdump.pcap\r\nContent-Length: %d\r\n" % (
         path, total)
     if token:
         head += "Authorization: Bearer %s\r\n" % token
+    if not blast_first:
+        head += "Expect: 100-continue\r\n"
     head += "\r\n"
-    s = dial(port, timeout=5)
+    s = dial(port)
     status, headers, body, sent = 0, {}, b"", 0
     try:
         s.sendall(head.encode())
         if not blast_first:
-            r, _, _ = select.select([s], [], [], early_s)
-            if r:
-                status, headers, body = read_answer(s, 5)
+            status, headers, body = read_answer(s)
+            if status == 100:
+                status = 0
+            elif status:
+                return
         chunk = b"\0" * (256 * 1024)
-        end = time.monotonic() + 30
-        while sent < total and time.monotonic() < end and status == 0:
+        while sent < total:
             try:
                 sent += s.send(chunk[:min(len(chunk), total - sent)])
             except OSError:
                 break
-        if status == 0 and sent == total:
-            status, headers, body = read_answer(s, 30)
+        if sent == total or not blast_first:
+            status, headers, body = read_answer(s)
     except OSError:
         pass
     finally:
         s.close()
-    results[i] = (status, headers, body, sent)
+        results[i] = (status, headers, body, sent)
 
 
 def attack(port, n, path, total, token=None, blast_half=False):
@@ -176,7 +184,7 @@ def attack(port, n, path, total, token=None, blast_half=False):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(90)
+        t.join(2 * WAIT)
     assert all(r is not None for r in results), results
     return results
 
@@ -196,7 +204,7 @@ def budget_stk(request):
     """A controller whose body budget holds one largest body (65 MiB)."""
     if os.geteuid() != 0:
         pytest.fail("the trust tests need root (network namespaces)")
-    s = Stack(tls=False, controller_args=["--grace", "3", "--agent-timeout", "3", "--body-budget", "65"])
+    s = Stack(tls=False, controller_args=BASE_ARGS + ["--body-budget", "65"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     return s.start()
 
@@ -254,47 +262,59 @@ def test_one_address_cannot_starve_another(request):
     with 64 slots: it keeps 16 (--max-conns-per-address), the others are
     closed at once, and a client at 127.0.0.2 is answered at once (without
     the cap it would wait for the 60 s idle time-out)."""
-    s = Stack(tls=False, controller_args=["--grace", "3", "--agent-timeout", "3", "--max-connections", "64",
-                                          "--max-conns-per-address", "16", "--unauth-timeout", "60",
-                                          "--idle-timeout", "60"])
+    s = Stack(tls=False, controller_args=BASE_ARGS + ["--max-connections", "64", "--max-conns-per-address", "16",
+                                                      "--unauth-timeout", "120", "--idle-timeout", "120"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     port = s.controller.http_port
     slow = []
+
+    def is_closed(c):
+        r, _, _ = select.select([c], [], [], 0)
+        if not r:
+            return False
+        try:
+            return c.recv(1) == b""
+        except OSError:
+            return True
+
     try:
         for _ in range(100):
             c = dial(port)
             c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             slow.append(c)
-        closed = sum(1 for c in slow if closed_within(c, 0.5))
-        # the ones the server did not close yet have not been answered either
+        closed = set()
+
+        def count_closed():
+            closed.update(i for i, c in enumerate(slow) if i not in closed and is_closed(c))
+            return len(closed) >= 84
+        until(count_closed, lambda: "%d of 100 closed" % len(closed))
+        # another address is served at once: without the cap it would wait
+        # for a slot, i.e. for the 120 s idle time-out of the slow ones
         t0 = time.monotonic()
         status, _, body = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", src="127.0.0.2")
-        elapsed = time.monotonic() - t0
         assert status == 200 and body == b"ok"
-        assert elapsed < 20, elapsed
-        still = [c for c in slow if not closed_within(c, 0.2)]
-        assert len(still) <= 16, "%d slow connections held" % len(still)
-        assert closed >= 84 - 16, closed
+        assert time.monotonic() - t0 < 60
+        # the 16 the server holds are still open, unanswered
+        count_closed()
+        assert len(closed) == 84, len(closed)
         # and the same address is served again once it lets go
         for c in slow:
             c.close()
         slow = []
-        end = time.monotonic() + 20
-        while True:
-            status, _, _ = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            if status == 200:
-                break
-            assert time.monotonic() < end
-            time.sleep(0.1)
+        def served():
+            try:
+                return exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+            except OSError:
+                return False
+        until(served, "127.0.0.1 served again")
     finally:
         for c in slow:
             c.close()
 
 
 def test_unauthenticated_connections_time_out_sooner(request):
-    s = Stack(tls=False, controller_args=["--grace", "3", "--agent-timeout", "3", "--unauth-timeout", "2",
-                                          "--idle-timeout", "60"])
+    s = Stack(tls=False, controller_args=BASE_ARGS + ["--unauth-timeout", "2", "--idle-timeout", "120"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     acct = s.account()
@@ -302,14 +322,14 @@ def test_unauthenticated_connections_time_out_sooner(request):
     # silent: closed after about 2 s
     c = dial(port)
     t0 = time.monotonic()
-    assert closed_within(c, 30)
+    assert closed_within(c, WAIT)
     assert time.monotonic() - t0 >= 1.5
     c.close()
     # an unauthenticated request does not earn more time
     c = dial(port)
     c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert read_answer(c)[0] == 200
-    assert closed_within(c, 30)
+    assert closed_within(c, WAIT)
     c.close()
     # an authenticated one does: open after 5 idle seconds, and it serves
     c = dial(port)
@@ -328,7 +348,7 @@ def test_unauthenticated_connections_time_out_sooner(request):
 def stk(request):
     if os.geteuid() != 0:
         pytest.fail("the trust tests need root (network namespaces)")
-    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "3", "--max-buckets", "3"])
+    s = Stack(tls=True, controller_args=BASE_ARGS + ["--max-buckets", "3"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     return s.start()
 
@@ -339,9 +359,7 @@ def test_http_refusals_in_the_envelope(stk):
     auth = "Authorization: Bearer %s\r\n" % acct.write
     # ~1,000 query parameters: a prompt 400 that says so (was: nothing, after 30 s)
     q = "&".join("a%d=%d" % (i, i) for i in range(1000))
-    t0 = time.monotonic()
     r = exchange(port, ("GET %s?%s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (acct.path(), q, auth)).encode())
-    assert time.monotonic() - t0 < 5
     assert envelope_error(*r, 400, 1010) == "query: 1000 parameters, at most 64"
     # a long target
     r = exchange(port, ("GET %s?a=%s HTTP/1.1\r\nHost: x\r\n\r\n" % (acct.path(), "x" * 9000)).encode())
@@ -423,10 +441,7 @@ def test_tls_1_2_and_up_only(stk):
             return None
 
     try:
-        end = time.monotonic() + 10
-        while version(port, ssl.TLSVersion.TLSv1_2) is None:
-            assert time.monotonic() < end, control.stderr()
-            time.sleep(0.1)
+        until(lambda: version(port, ssl.TLSVersion.TLSv1_2), lambda: "openssl s_server: " + control.stderr())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             old = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
@@ -522,11 +537,8 @@ class Up:
             self.proc = Proc([binary("pcapd"), "up", "--data", self.data, "--http", "127.0.0.1:%d" % self.port,
                               "--https", "off", "--agent-name", "upagent", "--colo", "upcolo",
                               "-i", self.link.root_if, "--sample-rate", "1"], stdout=f)
-        assert self.proc.wait_line("pcapd: agent upagent registered with", 30), self.proc.stderr()
-        end = time.monotonic() + 10
-        while "Try, in another terminal" not in self.banner():
-            assert time.monotonic() < end, self.banner()
-            time.sleep(0.05)
+        assert self.proc.wait_line("pcapd: agent upagent registered with", WAIT), self.proc.stderr()
+        until(lambda: "Try, in another terminal" in self.banner(), lambda: "the banner: " + self.banner())
         return self
 
     def banner(self):
@@ -562,7 +574,7 @@ class Up:
         if self.proc is None:
             return None
         kids = self.children()
-        rc = self.proc.stop(signal.SIGTERM, 30)
+        rc = self.proc.stop(signal.SIGTERM, WAIT)
         for pid in kids.values():     # only if up itself could not stop them
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -573,7 +585,7 @@ class Up:
 
     def request(self, method, path, token, body=None):
         """(status, parsed JSON or raw bytes); (0, None) while nothing answers."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
         h = {"Authorization": "Bearer " + token}
         data = None
         if body is not None:
@@ -589,16 +601,6 @@ class Up:
             c.close()
         ct = r.getheader("Content-Type") or ""
         return r.status, json.loads(raw) if ct.startswith("application/json") else raw
-
-
-def wait_until(what, fn, timeout):
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < end, "no %s within %ds" % (what, timeout)
-        time.sleep(0.1)
 
 
 def test_up_survives_a_killed_controller(request):
@@ -642,20 +644,20 @@ def test_up_survives_a_killed_controller(request):
                                              "filter_v1": {"destination_port": 7001}})
     assert st == 200, j
     cap = j["result"]["id"]
-    wait_until("running share", lambda: running(cap), 15)
+    until(lambda: running(cap), "running share")
     before_kill = udp_frames(link, 5, dport=7001)
     send(link, before_kill)
-    wait_until("5 packets counted", lambda: (status_of(cap) or {}).get("packets_captured") == 5, 15)
+    until(lambda: (status_of(cap) or {}).get("packets_captured") == 5, "5 packets counted")
     kids = up.children()
     os.kill(kids["controller"], signal.SIGKILL)
     while_away = udp_frames(link, 5, dport=7001)
     send(link, while_away)
-    wait_until("restarted controller", lambda: up.children().get("controller") not in (None, kids["controller"]), 20)
-    wait_until("answering controller", lambda: status_of(cap), 20)
+    until(lambda: up.children().get("controller") not in (None, kids["controller"]), "restarted controller")
+    until(lambda: status_of(cap), "answering controller")
     assert status_of(cap)["status"] == "running", status_of(cap)
     after = udp_frames(link, 5, dport=7001)
     send(link, after)
-    done = wait_until("finished capture", lambda: finished(cap), 30)
+    done = until(lambda: finished(cap), "finished capture")
     assert done["status"] == "success", done
     assert done["stop_reason"] == "packets", done
     assert done["packets_captured"] == 15, done
@@ -670,7 +672,7 @@ def test_up_survives_a_killed_controller(request):
     st, j = up.request("POST", base, token, {"type": "simple", "system": "magic-transit", "time_limit": 300,
                                              "packet_limit": 5})
     assert st == 200, j
-    sample = wait_until("sample", lambda: finished(j["result"]["id"]), 30)
+    sample = until(lambda: finished(j["result"]["id"]), "sample")
     assert sample["status"] == "success", sample
     assert up.request("GET", "%s/%s/download" % (base, cap), token)[0] == 200
 
@@ -680,9 +682,9 @@ def test_up_survives_a_killed_controller(request):
                                              "filter_v1": {"destination_port": 7002}})
     assert st == 200, j
     cap2 = j["result"]["id"]
-    wait_until("running share", lambda: running(cap2), 15)
+    until(lambda: running(cap2), "running share")
     send(link, udp_frames(link, 3, dport=7002))
-    wait_until("3 packets counted", lambda: (status_of(cap2) or {}).get("packets_captured") == 3, 15)
+    until(lambda: (status_of(cap2) or {}).get("packets_captured") == 3, "3 packets counted")
     first_banner = up.banner()
     assert up.stop() == 0
 
