@@ -321,6 +321,20 @@ static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
 	return (size_t)n;
 }
 
+/* libcurl rewinds the body when it sends the request again on a fresh
+ * connection: a kept-alive one the server had just closed for idleness (the
+ * send then fails at once). Without this, such a POST fails ("Send failure:
+ * Broken pipe") where a JSON POST is retried. */
+static int on_seek(void *ctx, curl_off_t offset, int origin)
+{
+	CtlClient *c = ctx;
+
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->up_size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	c->up_off = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type, int fd, uint64_t size,
 			uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err)
 {
@@ -348,6 +362,8 @@ int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDS, NULL); /* else curl sends those, not the read callback's */
 	SETOPT(rc, c->easy, CURLOPT_READFUNCTION, on_read);
 	SETOPT(rc, c->easy, CURLOPT_READDATA, c);
+	SETOPT(rc, c->easy, CURLOPT_SEEKFUNCTION, on_seek);
+	SETOPT(rc, c->easy, CURLOPT_SEEKDATA, c);
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
 	SETOPT(rc, c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	if (rc == CURLE_OK)
@@ -359,6 +375,8 @@ int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_READFUNCTION, NULL);
 	curl_easy_setopt(c->easy, CURLOPT_READDATA, NULL);
+	curl_easy_setopt(c->easy, CURLOPT_SEEKFUNCTION, NULL);
+	curl_easy_setopt(c->easy, CURLOPT_SEEKDATA, NULL);
 	curl_slist_free_all(h);
 	if (r < 0)
 		return r;
