@@ -84,7 +84,6 @@
 #define HTTP_HEADERS_MAX_BYTES (64u * 1024) /* names + values of one answer */
 #define HTTP_HEADERS_INLINE 256             /* most answers add a header or two */
 #define HTTP_BODY_FIRST_CAP 4096            /* chunked bodies start here, then double */
-#define HTTP_BODY_PREALLOC (64u * 1024)     /* at most this much is allocated from Content-Length alone */
 #define HTTP_DEFAULT_MEMORY (64u * 1024)
 #define HTTP_DEFAULT_MAX_BODY (1024u * 1024)
 #define HTTP_DEFAULT_MAX_CONN 4096u
@@ -376,21 +375,21 @@ static void body_plan(HttpRequest *r)
 	r->expect_len = len;
 }
 
-/* A body of known length: its budget, then a first buffer of at most
- * HTTP_BODY_PREALLOC (a client that announces a large body and sends
- * nothing holds no large buffer). False: no budget left. */
+/* A body of known length: its budget, then its whole buffer at once. The
+ * pages of a large allocation are the kernel's until written, so a client
+ * that announces a large body and sends nothing holds address space, not
+ * memory (and the budget bounds the address space too); and a body that
+ * arrives is never copied to grow (realloc's copies, kept a while by a
+ * sanitizer's quarantine, would double the peak). False: no budget left. */
 static bool body_reserve(HttpRequest *r)
 {
-	size_t first;
-
 	if (!r->expect_len)
 		return true;
 	if (!reserve_to(r, (size_t)r->expect_len + 1))
 		return false;
-	first = r->expect_len > HTTP_BODY_PREALLOC ? HTTP_BODY_PREALLOC : (size_t)r->expect_len;
-	r->body = malloc(first + 1);
+	r->body = malloc((size_t)r->expect_len + 1);
 	if (r->body) /* else body_append() allocates as the bytes come */
-		r->body_cap = first + 1;
+		r->body_cap = (size_t)r->expect_len + 1;
 	return true;
 }
 
