@@ -91,13 +91,18 @@ static int prefix_err(ErrBuf *err, int r, const char *what)
 
 /* Sends the answer in fd (size bytes) before the deadline. A 503 (the
  * controller's body budget is taken by other uploads) is tried again, after
- * BUSY_FIRST_MS and then twice as long each time, while the deadline allows. */
+ * BUSY_FIRST_MS and then twice as long each time, while the deadline allows.
+ * A request that fails on the way is sent once more on a new connection:
+ * the kept one may have been closed by the controller's idle time-out just
+ * as it was reused (clients wait between samples about as long as that
+ * time-out), and libcurl does not always notice in time to retry itself. */
 static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, ErrBuf *err)
 {
 	Agent *a = job->agent;
 	CtlResponse resp = {0};
 	CtlClient *c = NULL;
 	uint32_t timeout_ms, wait_ms = BUSY_FIRST_MS;
+	bool fresh = false;
 	char path[256], msg[160];
 	int r;
 
@@ -112,10 +117,17 @@ static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, Err
 		timeout_ms = job->spec.deadline_ms > spent ? job->spec.deadline_ms - (uint32_t)spent : 0;
 		if (timeout_ms < MIN_POST_TIMEOUT_MS)
 			timeout_ms = MIN_POST_TIMEOUT_MS;
-		r = client_get(a, &c, err);
+		r = fresh ? ctlclient_new(&a->client_cfg, &c, err) : client_get(a, &c, err);
 		if (r < 0)
 			return r;
 		r = ctlclient_post_file(c, path, PCAP_CONTENT_TYPE, fd, size, timeout_ms, &resp, err);
+		if (r < 0 && r != -ECANCELED && !fresh && now_ms() - t0_ms < job->spec.deadline_ms) {
+			log_info("sample %s: %s; sending it again on a new connection", job->spec.id, err->msg);
+			ctlclient_free(c); /* its connection is gone: not kept for later */
+			c = NULL;
+			fresh = true;
+			continue;
+		}
 		client_put(a, c);
 		if (r < 0)
 			return prefix_err(err, r, "answer not delivered");
