@@ -11,7 +11,6 @@
  * API, or a user token on the agent protocol) → 403.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -20,7 +19,6 @@
 #include <gnutls/crypto.h>
 
 #include "api/auth.h"
-#include "api/envelope.h"
 
 #define SECRET_PREFIX "pcapd_"
 #define SECRET_BYTES 32u
@@ -91,20 +89,6 @@ static const char *trim(const char *s, size_t *n)
 	return s;
 }
 
-static int auth_fail(AuthFailure *f, unsigned status, int rc, const char *fmt, ...) PCAPD_PRINTF(4, 5);
-
-/* Fills f; returns rc. */
-static int auth_fail(AuthFailure *f, unsigned status, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	f->status = status;
-	va_start(ap, fmt);
-	vsnprintf(f->message, sizeof(f->message), fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static const char *scope_need_words(TokenScope need)
 {
 	switch (need) {
@@ -117,8 +101,8 @@ static const char *scope_need_words(TokenScope need)
 	}
 }
 
-int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
-		AuthFailure *ret_fail)
+int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
+	       ApiError *e)
 {
 	const char *authz = http_req_header(req, "Authorization");
 	const char *email = http_req_header(req, "X-Auth-Email");
@@ -129,7 +113,6 @@ int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, 
 	TokenScope scope;
 	uint8_t hash[32];
 	size_t n = 0;
-	ErrBuf err = {{0}};
 	int r;
 
 	/* The SDK sends every credential it was given; a bearer token wins. */
@@ -137,8 +120,9 @@ int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, 
 		n = strlen(authz);
 		secret = trim(authz, &n);
 		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0)
-			return auth_fail(ret_fail, 401, -EACCES,
-					 "Authentication error: the Authorization header must be \"Bearer <token>\"");
+			return apierror_set(
+				e, API_ERR_UNAUTHENTICATED, NULL,
+				"Authentication error: the Authorization header must be \"Bearer <token>\"");
 		secret += 7;
 		n -= 7;
 		secret = trim(secret, &n);
@@ -147,46 +131,32 @@ int auth_verify(Db *db, HttpRequest *req, const char *account, TokenScope need, 
 		secret = trim(key, &n);
 		find_email = email;
 	} else {
-		return auth_fail(ret_fail, 401, -EACCES,
-				 "Authentication error: no credentials (send Authorization: Bearer <token>, or "
-				 "X-Auth-Email and X-Auth-Key)");
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL,
+				    "Authentication error: no credentials (send Authorization: Bearer <token>, or "
+				    "X-Auth-Email and X-Auth-Key)");
 	}
 	if (n == 0 || n > CREDENTIAL_MAX)
-		return auth_fail(ret_fail, 401, -EACCES, "Authentication error: invalid credentials");
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL, "Authentication error: invalid credentials");
 	auth_hash(secret, n, hash);
-	r = db_credential_find(db, hash, find_email, cred_account, &scope, &err);
+	r = service_credential_find(svc, hash, find_email, cred_account, &scope, e);
 	if (r == -ENOENT)
-		return auth_fail(ret_fail, 401, -EACCES, "Authentication error: invalid credentials");
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL, "Authentication error: invalid credentials");
 	if (r < 0)
-		return auth_fail(ret_fail, 500, r, "internal error: %s", err.msg);
+		return r;
 	if (account && strcasecmp(account, cred_account) != 0)
-		return auth_fail(ret_fail, 403, -EPERM, "Forbidden: this credential belongs to another account");
+		return apierror_set(e, API_ERR_FORBIDDEN, NULL,
+				    "Forbidden: this credential belongs to another account");
 	/* read ⊂ write; agent stands apart from both. */
 	if ((need == SCOPE_AGENT) != (scope == SCOPE_AGENT) || (need == SCOPE_WRITE && scope != SCOPE_WRITE)) {
 		if (scope == SCOPE_AGENT)
-			return auth_fail(ret_fail, 403, -EPERM,
-					 "Forbidden: this token has scope agent; it is only for the agent protocol");
-		return auth_fail(ret_fail, 403, -EPERM, "Forbidden: this token has scope %s; %s needs %s",
-				 token_scope_to_string(scope), op ? op : "this operation", scope_need_words(need));
+			return apierror_set(e, API_ERR_FORBIDDEN, NULL,
+					    "Forbidden: this token has scope agent; it is only for the agent protocol");
+		return apierror_set(e, API_ERR_FORBIDDEN, NULL, "Forbidden: this token has scope %s; %s needs %s",
+				    token_scope_to_string(scope), op ? op : "this operation", scope_need_words(need));
 	}
 	/* A checked credential: its connection may idle as long as any. */
 	http_req_trust(req);
 	if (ret_account)
 		memcpy(ret_account, cred_account, sizeof(cred_account));
 	return 0;
-}
-
-int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
-{
-	AuthFailure fail;
-	int r = auth_verify(db, req, account, need, op, ret_account, &fail);
-
-	if (r < 0)
-		envelope_error(req, fail.status, fail.status == 500 ? API_E_INTERNAL : API_E_AUTH, "%s", fail.message);
-	return r;
-}
-
-int auth_check(Db *db, HttpRequest *req, const char *account, TokenScope need, char *ret_account)
-{
-	return auth_check_op(db, req, account, need, NULL, ret_account);
 }

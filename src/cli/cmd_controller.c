@@ -29,7 +29,7 @@
 #define DEFAULT_MAX_BUCKETS 100
 #define DEFAULT_BODY_BUDGET_MIB 256
 /* The budget must hold the largest body one request may send. */
-#define MIN_BODY_BUDGET_MIB ((API_MAX_SAMPLE_BODY >> 20) + 1)
+#define MIN_BODY_BUDGET_MIB ((AGENTPROTO_MAX_SAMPLE_BODY >> 20) + 1)
 
 typedef struct ControllerArgs {
 	const char *data;

@@ -105,7 +105,7 @@ typedef struct HttpDaemon {
 struct HttpServer {
 	HttpHandler handler;
 	HttpHandler on_headers;
-	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, const char *message);
+	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
 	void *ctx;
 	size_t max_body;
 	size_t (*body_limit)(void *ctx, const char *method, const char *path);
@@ -535,17 +535,24 @@ static enum MHD_Result run_handler(HttpRequest *r)
 }
 
 /* Answers with this layer's refusal, in the application's shape when it
- * renders one (HttpConfig.refuse). */
-static enum MHD_Result refuse(HttpRequest *r, unsigned status, const char *msg)
+ * renders one (HttpConfig.refuse), else as text. */
+static enum MHD_Result refuse(HttpRequest *r, unsigned status, unsigned retry_after_s, const char *msg)
 {
 	HttpServer *s = r->srv;
 
 	r->in_handler = true;
 	r->suspended_now = false;
 	if (s->refuse)
-		s->refuse(s->ctx, r, status, msg);
-	if (!r->responded)
+		s->refuse(s->ctx, r, status, retry_after_s, msg);
+	if (!r->responded) {
+		char v[16];
+
+		r->nhdr = 0;
+		snprintf(v, sizeof(v), "%u", retry_after_s);
+		if (retry_after_s)
+			http_add_header(r, "Retry-After", v);
 		http_respond(r, status, text_type, msg, strlen(msg));
+	}
 	r->in_handler = false;
 	return r->responded ? MHD_YES : MHD_NO;
 }
@@ -569,10 +576,9 @@ static enum MHD_Result busy(HttpRequest *r)
 	char msg[128];
 
 	r->nhdr = 0;
-	http_add_header(r, "Retry-After", HTTP_BUSY_RETRY_S);
-	snprintf(msg, sizeof(msg), "busy: request bodies in progress hold the server's %zu MiB; retry in %s s",
+	snprintf(msg, sizeof(msg), "busy: request bodies in progress hold the server's %zu MiB; retry in %u s",
 		 r->srv->body_budget >> 20, HTTP_BUSY_RETRY_S);
-	return refuse(r, 503, msg);
+	return refuse(r, 503, HTTP_BUSY_RETRY_S, msg);
 }
 
 /* The first access call: the head is in, nothing of the body read. */
@@ -592,10 +598,10 @@ static enum MHD_Result on_head(HttpRequest *r, const char *url, const char *meth
 			r->max_body = lim;
 	}
 	if (r->early_status)
-		return refuse(r, r->early_status, r->early_msg);
+		return refuse(r, r->early_status, 0, r->early_msg);
 	st = headers_check(r, msg, sizeof(msg));
 	if (st)
-		return refuse(r, st, msg);
+		return refuse(r, st, 0, msg);
 	body_plan(r);
 	if (r->has_body && s->on_headers && run_hook(r))
 		return MHD_YES; /* refused before its body */

@@ -80,7 +80,7 @@ typedef void (*HttpHandler)(void *ctx, HttpRequest *req);
 #define HTTP_MAX_REQ_HEADER_BYTES (16u * 1024) /* names and values of the request headers */
 #define HTTP_DEFAULT_BODY_BUDGET (256u * 1024 * 1024)
 #define HTTP_DEFAULT_PER_ADDRESS 128u
-#define HTTP_BUSY_RETRY_S "1" /* Retry-After of a 503 for the body budget */
+#define HTTP_BUSY_RETRY_S 1u /* Retry-After of a 503 for the body budget */
 
 typedef struct HttpConfig {
 	const char *http_addr;    /* "ADDR:PORT" ("[::1]:8080" for IPv6), or NULL for none */
@@ -108,9 +108,10 @@ typedef struct HttpConfig {
 	HttpHandler on_headers;
 	/* Optional: renders a refusal of this layer (the bounds above) in the
 	 * application's shape. Called like a handler; must answer with
-	 * http_respond(r, status, ...); message names the bound. Headers such
-	 * as Retry-After are already added. */
-	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, const char *message);
+	 * http_respond(r, status, ...); message names the bound first ("query:
+	 * 1000 parameters, at most 64"). retry_after_s > 0 (a 503): the answer
+	 * says when to try again (Retry-After). */
+	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
 	HttpHandler handler;
 	void *ctx;
 } HttpConfig;

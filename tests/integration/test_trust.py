@@ -387,7 +387,7 @@ def test_http_refusals_in_the_envelope(stk):
     # ~1,000 query parameters: a prompt 400 that says so (was: nothing, after 30 s)
     q = "&".join("a%d=%d" % (i, i) for i in range(1000))
     r = exchange(port, ("GET %s?%s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (acct.path(), q, auth)).encode())
-    assert envelope_error(*r, 400, 1010) == "query: 1000 parameters, at most 64"
+    assert envelope_error(*r, 400, 1002) == "query: 1000 parameters, at most 64"
     # a long target
     r = exchange(port, ("GET %s?a=%s HTTP/1.1\r\nHost: x\r\n\r\n" % (acct.path(), "x" * 9000)).encode())
     envelope_error(*r, 414, 1010, "URI: ")
@@ -402,11 +402,11 @@ def test_http_refusals_in_the_envelope(stk):
     r = exchange(port, ("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
                         "Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s" % (
                             acct.path("/ownership"), auth, len(body), len(body) + 1, body)).encode())
-    assert envelope_error(*r, 400, 1010) == "Content-Length: two headers with different values"
+    assert envelope_error(*r, 400, 1002) == "Content-Length: two headers with different values"
     r = exchange(port, ("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
                         "Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
                             acct.path("/ownership"), auth, len(body), len(body), body)).encode())
-    envelope_error(*r, 400, 1010, "Content-Length: not allowed together with Transfer-Encoding")
+    envelope_error(*r, 400, 1002, "Content-Length: not allowed together with Transfer-Encoding")
     # a body over the cap, announced: 413 before it is sent
     r = exchange(port, ("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
                         "Content-Length: %d\r\n\r\n" % (acct.path(), auth, 65 * 1024 + 1)).encode())

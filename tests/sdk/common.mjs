@@ -4,12 +4,15 @@
 // and NODE_EXTRA_CA_CERTS for its self-signed certificate), traffic from the
 // agents' namespaces, and pcap checks with tshark.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import Cloudflare from 'cloudflare';
+
+const execFileP = promisify(execFile);
 
 export const PCAP_MAGICS = ['d4c3b2a1', 'a1b2c3d4', '4d3cb2a1', 'a1b23c4d'];
 
@@ -109,9 +112,14 @@ export async function waitCaptured(cf, accountId, id, n) {
 
 // pcapd's extension GET …/pcaps/agents: {name: packets in its history}.
 export async function historyPackets(baseURL, token, accountId) {
-  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
+  let r;
+  try {
+    r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  } catch (e) {
+    throw new Error(`GET …/pcaps/agents: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+  }
   assert.equal(r.status, 200);
   const out = {};
   for (const a of (await r.json()).result) out[a.name] = a.history?.packets ?? 0;
@@ -127,10 +135,12 @@ export function links() {
 }
 
 // Sends n UDP frames to dport from link i's namespace (stack.py send).
-export function sendTraffic(i, n, dport) {
+// Asynchronously: a synchronous child would block the event loop for as long
+// as it runs (seconds on a busy machine), and a kept-alive connection the
+// controller closed meanwhile would then be reused before its close is seen.
+export async function sendTraffic(i, n, dport) {
   const l = links()[i];
-  execFileSync('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+  await execFileP('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
     timeout: WAIT_MS,
   });
 }

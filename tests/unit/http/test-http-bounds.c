@@ -80,12 +80,15 @@ static void on_headers(void *ctx, HttpRequest *r)
 	assert_int_equal(http_respond(r, 401, "text/plain", "no key", 6), 0);
 }
 
-static void on_refuse(void *ctx, HttpRequest *r, unsigned status, const char *message)
+static void on_refuse(void *ctx, HttpRequest *r, unsigned status, unsigned retry_after_s, const char *message)
 {
-	char buf[512];
+	char buf[512], v[16];
 	int n = snprintf(buf, sizeof(buf), "refused %u: %s", status, message);
 
 	(void)ctx;
+	snprintf(v, sizeof(v), "%u", retry_after_s);
+	if (retry_after_s)
+		assert_int_equal(http_add_header(r, "Retry-After", v), 0);
 	assert_true(n > 0 && (size_t)n < sizeof(buf));
 	assert_int_equal(http_respond(r, status, "text/x-refusal", buf, (size_t)n), 0);
 }

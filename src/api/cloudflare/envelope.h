@@ -8,8 +8,8 @@
  *   {"success":false,"errors":[{"code":N,"message":"…"}],"messages":[],"result":null}
  * Always Content-Type: application/json (the SDK parses only that). Every error
  * also carries `x-should-retry: false`, so the SDK never retries silently
- * (but a 503, which says "busy, retry": `x-should-retry: true`), and 429 and
- * 503 add `retry-after`.
+ * (but a 503, which asks for a retry: `x-should-retry: true`), and 429 and 503
+ * add `retry-after` when the error gives one.
  *
  * Error codes (≥ 1000, documented in the README):
  *   1000 internal (500)          1001 body is not valid JSON (400), not JSON at all (415)
@@ -19,8 +19,9 @@
  *   1007 no online agent for colo_name (400)
  *   1008 state conflict: not finished, already finished, not stoppable (409)
  *   1009 ownership challenge mismatch (400)
- *   1010 request line or headers over a bound (400, 414, 431; http.h)
- *   1011 busy: request bodies hold the server's budget (503, retry-after)
+ *   1010 request target or headers over a bound (414, 431; http.h)
+ *   1011 unavailable, try again: shutting down, or request bodies hold the
+ *        controller's budget (503)
  *   7001 method not allowed (405, with Allow)   7003 no route (404)
  *   10000 authentication (401) / forbidden (403)
  */
@@ -29,6 +30,7 @@
 
 #include "common/util.h"
 #include "http/http.h"
+#include "model/apierror.h"
 
 enum {
 	API_E_INTERNAL = 1000,
@@ -54,14 +56,13 @@ void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *resu
 /* The success envelope as text (malloc'd; NULL when out of memory), for
  * answers kept in a cache. result and result_info are stolen. */
 char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len);
-/* Failure envelope with one error. */
-void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...) PCAPD_PRINTF(4, 5);
+/* The failure envelope of a neutral error: the kind's status
+ * (api_error_status()) and code (the table above), the message
+ * "field: msg" (just msg without a field; "internal error: …" for
+ * API_ERR_INTERNAL), retry-after for API_ERR_BUSY and API_ERR_UNAVAILABLE,
+ * Allow for API_ERR_METHOD.
+ * Fields are written as they are: the dialect names them first. */
+void envelope_error(HttpRequest *req, const ApiError *e);
 /* json_string() that also takes bytes that are not UTF-8 (they become '?'),
  * for messages and values that echo what a client sent. NULL: out of memory. */
 json_t *envelope_string(const char *s);
-/* A plain JSON document (agent protocol answers), obj stolen. */
-void reply_json(HttpRequest *req, unsigned status, json_t *obj);
-
-/* Parses the request body as one JSON object: on failure answers 400/1001 (or
- * 413/1005 when the body was too large) and returns NULL. */
-json_t *request_json_object(HttpRequest *req);
