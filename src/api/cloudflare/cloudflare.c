@@ -494,8 +494,8 @@ static const char *after_segment(const char *path, const char *prefix)
 	return path + n;
 }
 
-/* rest = "/{account}/pcaps[...]" (what follows "/accounts"): the account and
- * what follows "/pcaps" (ret_sub), or NULL when there is no such route. */
+/* rest = "/{account}/pcaps[...]" (what follows "/accounts"): fills account
+ * and returns what follows "/pcaps", or NULL when there is no such route. */
 static const char *account_of(const char *rest, char account[ACCOUNT_SEGMENT_MAX + 1])
 {
 	const char *slash, *sub = NULL;
