@@ -6,19 +6,27 @@
  * queued as spans that point at the caller's memory (ring blocks, mapped input;
  * small spans are copied into a staging area) and a flush hands the whole batch
  * to one writev() — at least 256 KiB per system call when traffic allows, never
- * one system call per packet. Direct mode writes the same batches with O_DIRECT
- * from one aligned buffer, past the page cache.
+ * one system call per packet. Spool mode (direct) copies the batches into a
+ * spool (spool.h) whose writer thread writes them, past the page cache where
+ * the file system allows, while the caller goes on.
  *
  * Invariants:
  *  - the file holds only whole records at every moment a flush returns: when a
  *    write fails part way on a regular file, the file is truncated back to the
  *    end of its last whole record (the writer may start at any offset of the
  *    file: bytes before it are kept); on a pipe, or a file opened O_APPEND or
- *    whose offset is unknown, nothing is truncated and the error is returned;
+ *    whose offset is unknown, nothing is truncated and the error is returned.
+ *    Spool mode: a flush returns once its records are copied and queued; the
+ *    file holds them whole as soon as the spool's writer has written them (in
+ *    order, one job's write time later; pcapwr_finish() waits for all). A
+ *    failed write cuts the file back to the last flush it holds entirely and
+ *    shows as the error of a later flush or of pcapwr_finish();
  *  - memory behind queued spans must stay valid until the next pcapwr_flush()
  *    (or pcapwr_finish()) returns; queueing may flush early, which only reads
  *    spans already queued;
- *  - the writer never closes or seeks the descriptor it was given.
+ *  - the writer never closes the descriptor it was given and seeks it only in
+ *    spool mode, once, at pcapwr_finish(): to the end of the file, where plain
+ *    writes would have left it (spool writes are positional).
  *
  * Threads: each thread that writes uses its own PcapBatch (a batch is never
  * shared). pcapwr_flush(), pcapwr_add_interface() and pcapwr_finish() may be
@@ -50,9 +58,9 @@ typedef struct PcapWriterConfig {
 	unsigned batch_iov; /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
 			       batch is one writev(). More means fewer, larger batches written
 			       in several writev() calls: for a writer fed by another thread */
-	bool direct;        /* bypass the page cache with O_DIRECT where the file allows
-			       (regular file, aligned start, file system support; else
-			       ignored); the invariants above hold alike. See writer.c. */
+	bool direct;        /* spool mode on a regular file (else ignored): a writer thread,
+			       O_DIRECT where the file system takes it and the start is
+			       aligned, preallocation. See spool.c. */
 	const IoOps *io;    /* NULL = io_posix */
 } PcapWriterConfig;
 
@@ -84,7 +92,14 @@ bool pcapwr_batch_full(const PcapBatch *b);
  * pcapng interfaces added since the last flush. */
 int pcapwr_flush(PcapBatch *b, ErrBuf *err);
 
-/* Bytes of whole records and headers written to the file so far. */
+/* Spool mode: waits until every flushed record is in the file (else 0 at
+ * once). Returns a failed write's error. */
+int pcapwr_sync(PcapWriter *w, ErrBuf *err);
+/* Whether the writer spools (a writer thread), and whether O_DIRECT is on. */
+bool pcapwr_spooled(const PcapWriter *w, bool *ret_direct);
+
+/* Bytes of whole records and headers written to the file so far (spool mode:
+ * flushed, written or not yet). */
 uint64_t pcapwr_offset(const PcapWriter *w);
 /* Writes the header if nothing was written yet (an empty capture is a valid
  * file), optionally fsyncs, frees w. Does not close the descriptor. Every batch
