@@ -191,6 +191,8 @@ static void test_filterjson(void **state)
 		 NULL},
 		{"{\"bpf\":\"tcp port 80\"}", NULL},
 		{"{\"source_address\":null}", NULL},
+		{"{\"inner\":true,\"destination_address\":\"192.0.2.1\"}", NULL},
+		{"{\"inner\":1}", "filter_v1.inner: must be true or false"},
 		{"{\"destination_port\":70000}", "filter_v1.destination_port: 70000 is outside 0..65535"},
 		{"{\"destination_port\":true}", "filter_v1.destination_port: must be a number"},
 		{"{\"source_address\":\"300.1.1.1\"}", "filter_v1.source_address"},
@@ -250,6 +252,22 @@ static void test_filterjson_canonical_roundtrip(void **state)
 	json_decref(o);
 }
 
+/* "inner" reaches the clause, and survives the canonical text. */
+static void test_filterjson_inner(void **state)
+{
+	Filter f, g;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(filterjson_parse_text("{\"inner\":true,\"destination_port\":53}", &f, &err), 0);
+	assert_int_equal(f.n_clauses, 1);
+	assert_true(f.clauses[0].inner);
+	assert_int_equal(filterjson_parse_text("{\"inner\":false,\"destination_port\":53}", &g, &err), 0);
+	assert_false(g.clauses[0].inner);
+	filter_done(&f);
+	filter_done(&g);
+}
+
 static void test_timefmt(void **state)
 {
 	char buf[TIMEFMT_MAX];
@@ -281,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_filterjson_inner),
 		cmocka_unit_test(test_timefmt),
 	};
 
