@@ -42,6 +42,7 @@
 
 #include "common/io.h"
 #include "common/util.h"
+#include "pcap/decode.h"
 #include "pcap/record.h"
 
 #define PCAPWR_DEFAULT_BATCH (1024u * 1024) /* bytes queued before a batch is written */
@@ -49,19 +50,33 @@
 typedef struct PcapWriter PcapWriter;
 typedef struct PcapBatch PcapBatch;
 
+#define PCAPWR_MAX_IFNAME 256u  /* bytes of a pcapng if_name */
+#define PCAPWR_MAX_IFDESC 1024u /* bytes of a pcapng if_description */
+
+/* A pcapng interface as the output describes it. */
+typedef struct PcapWrInterface {
+	uint32_t linktype;
+	uint32_t snaplen;        /* 1..PCAP_MAX_SNAPLEN */
+	const char *name;        /* if_name, or NULL; at most PCAPWR_MAX_IFNAME bytes */
+	const char *description; /* if_description, or NULL; at most PCAPWR_MAX_IFDESC bytes */
+	unsigned tsresol;        /* timestamps in units of 10^-tsresol s, 1..9; 0 = 9 (ns) */
+} PcapWrInterface;
+
 typedef struct PcapWriterConfig {
 	PcapFormat format;
-	uint32_t linktype;  /* interface 0 */
-	uint32_t snaplen;   /* interface 0; 1..PCAP_MAX_SNAPLEN */
-	const char *ifname; /* interface 0 name for pcapng if_name, or NULL */
-	size_t batch_bytes; /* 0 = PCAPWR_DEFAULT_BATCH */
-	unsigned batch_iov; /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
-			       batch is one writev(). More means fewer, larger batches written
-			       in several writev() calls: for a writer fed by another thread */
-	bool direct;        /* spool mode on a regular file (else ignored): a writer thread,
-			       O_DIRECT where the file system takes it and the start is
-			       aligned, preallocation. See spool.c. */
-	const IoOps *io;    /* NULL = io_posix */
+	uint32_t linktype;             /* interface 0 */
+	uint32_t snaplen;              /* interface 0; 1..PCAP_MAX_SNAPLEN */
+	const char *ifname;            /* interface 0 name for pcapng if_name, or NULL */
+	const PcapWrInterface *iface0; /* pcapng: interface 0 in full (overrides linktype, snaplen
+					  and ifname), or NULL */
+	size_t batch_bytes;            /* 0 = PCAPWR_DEFAULT_BATCH */
+	unsigned batch_iov;            /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
+					  batch is one writev(). More means fewer, larger batches written
+					  in several writev() calls: for a writer fed by another thread */
+	bool direct;                   /* spool mode on a regular file (else ignored): a writer thread,
+					  O_DIRECT where the file system takes it and the start is
+					  aligned, preallocation. See spool.c. */
+	const IoOps *io;               /* NULL = io_posix */
 } PcapWriterConfig;
 
 /* Prepares a writer for fd; the file header is written with the first flush. */
@@ -70,6 +85,14 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
  * the link type of interface 0 (then *ret_ifid = 0); another is -EPROTOTYPE. */
 int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, const char *ifname, uint32_t *ret_ifid,
 			 ErrBuf *err);
+
+/* pcapwr_add_interface() with every IDB field: -ENAMETOOLONG for a name or
+ * description over its bound (err names it). */
+int pcapwr_add_interface_desc(PcapWriter *w, const PcapWrInterface *desc, uint32_t *ret_ifid, ErrBuf *err);
+/* pcapng: statistics of interface ifid, written as an Interface Statistics
+ * Block after the last record by pcapwr_finish() (a later call replaces).
+ * Classic pcap: -EPROTOTYPE. */
+int pcapwr_set_interface_stats(PcapWriter *w, uint32_t ifid, const PcapIfStats *stats, ErrBuf *err);
 
 /* A batch bound to w; each thread that writes uses its own. */
 int pcapwr_batch_new(PcapWriter *w, PcapBatch **ret);

@@ -899,6 +899,85 @@ static void test_large_batch_iov(void **state)
 	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), -EINVAL);
 }
 
+/* pcapng interfaces in full (name, description, microsecond resolution) and
+ * their statistics, read back by our decoder; bounds and classic pcap refused. */
+static void test_interface_description_and_stats(void **state)
+{
+	PcapWrInterface d0 = {.linktype = LINKTYPE_ETHERNET,
+			      .snaplen = 2048,
+			      .name = "web01/eth0",
+			      .description = "colo ord02",
+			      .tsresol = 6};
+	PcapWriterConfig cfg = {
+		.format = PCAP_FORMAT_PCAPNG, .linktype = LINKTYPE_ETHERNET, .snaplen = 2048, .iface0 = &d0};
+	PcapWrInterface d1 = {.linktype = LINKTYPE_RAW, .snaplen = 100};
+	PcapIfStats st = {.have = PCAP_STAT_IFRECV | PCAP_STAT_IFDROP | PCAP_STAT_START | PCAP_STAT_END,
+			  .ifrecv = 1000,
+			  .ifdrop = 3,
+			  .start_ns = 1700000000123456000ull,
+			  .end_ns = 1700000009000000000ull};
+	uint8_t pkt[64] = {0};
+	struct iovec part = {pkt, sizeof(pkt)};
+	char longname[300];
+	PcapWriter *w;
+	PcapBatch *b;
+	PcapReader *r;
+	PcapRecord rec;
+	PcapInterfaceInfo info;
+	ErrBuf err;
+	uint32_t id1;
+	int fd = new_file(), k;
+
+	(void)state;
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_add_interface_desc(w, &d1, &id1, &err), 0);
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	d1.name = longname;
+	assert_int_equal(pcapwr_add_interface_desc(w, &d1, &id1, &err), -ENAMETOOLONG);
+	assert_non_null(strstr(err.msg, "interface name longer than 256 bytes"));
+	assert_int_equal(pcapwr_set_interface_stats(w, 0, &st, &err), 0);
+	assert_int_equal(pcapwr_set_interface_stats(w, 7, &st, &err), -ENOENT);
+	assert_int_equal(pcapwr_batch_new(w, &b), 0);
+	assert_int_equal(pcapwr_queue(b, 0, 1700000001000001000ull, 64, &part, 1), 0);
+	assert_int_equal(pcapwr_queue(b, 1, 1700000001000001001ull, 64, &part, 1), 0);
+	assert_int_equal(pcapwr_flush(b, &err), 0);
+	pcapwr_batch_free(b);
+	assert_int_equal(pcapwr_finish(w, false, &err), 0);
+
+	assert_true(lseek(fd, 0, SEEK_SET) == 0);
+	assert_int_equal(pcaprd_open_fd(dup(fd), "written", &r, &err), 0);
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ts_ns, 1700000001000001000ull); /* microseconds: exact */
+	assert_int_equal(pcaprd_next(r, &rec, &err), 1);
+	assert_int_equal(rec.ts_ns, 1700000001000001001ull);
+	while ((k = pcaprd_next(r, &rec, &err)) == 1)
+		;
+	assert_int_equal(k, 0);
+	assert_int_equal(pcaprd_interface_info(r, 0, &info), 0);
+	assert_string_equal(info.name, "web01/eth0");
+	assert_string_equal(info.description, "colo ord02");
+	assert_int_equal(info.tsresol, 1000000);
+	assert_int_equal(info.stats.have, st.have);
+	assert_int_equal(info.stats.ifrecv, 1000);
+	assert_int_equal(info.stats.ifdrop, 3);
+	assert_int_equal(info.stats.start_ns, st.start_ns);
+	assert_int_equal(info.stats.end_ns, st.end_ns);
+	assert_int_equal(pcaprd_interface_info(r, 1, &info), 0);
+	assert_null(info.name);
+	assert_int_equal(info.tsresol, 1000000000);
+	assert_int_equal(info.stats.have, 0);
+	pcaprd_free(r);
+	close(fd);
+
+	cfg = (PcapWriterConfig){.format = PCAP_FORMAT_PCAP_US, .linktype = LINKTYPE_ETHERNET, .snaplen = 100};
+	fd = new_file();
+	assert_int_equal(pcapwr_new(fd, &cfg, &w, &err), 0);
+	assert_int_equal(pcapwr_set_interface_stats(w, 0, &st, &err), -EPROTOTYPE);
+	pcapwr_free(w);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -917,6 +996,7 @@ int main(void)
 		cmocka_unit_test(test_direct_mode_writes_exact_file),
 		cmocka_unit_test(test_direct_mode_fault_keeps_whole_records),
 		cmocka_unit_test(test_large_batch_iov),
+		cmocka_unit_test(test_interface_description_and_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
