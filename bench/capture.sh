@@ -83,7 +83,7 @@ count_records() {
 	echo $(((size - 24) / (16 + $2)))
 }
 
-printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %6s\n' size tool run sent captured drops cpu_s us/pkt MB/s load
+printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %8s %6s\n' size tool run sent captured drops cpu_s us/pkt offered MB/s load
 for size in $SIZES; do
 	bench_frame_cfg "$size" >"$work/frame.cfg"
 	for run in $(seq "$RUNS"); do
@@ -106,9 +106,11 @@ for size in $SIZES; do
 			per=$(echo "$cpu $captured" | awk '{ printf "%.3f", $2 ? $1 * 1e6 / $2 : 0 }')
 			# what the tool wrote while the traffic ran: file bytes over the sender's time
 			mbs=$(awk -v b="$(stat -c %s "$out")" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }')
+			# what a lossless capture would have written: every frame sent, with its record header
+			offered=$(awk -v n="$sent" -v s="$size" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", n * (s + 16) / (z - a) / 1e6 }')
 			load=$(cut -d' ' -f1 /proc/loadavg)
-			printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %6s\n' "$size" "$tool" "$run" "$sent" "$captured" \
-				"$drops" "$cpu" "$per" "$mbs" "$load" | tee -a "$work/rows"
+			printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %8s %6s\n' "$size" "$tool" "$run" "$sent" "$captured" \
+				"$drops" "$cpu" "$per" "$offered" "$mbs" "$load" | tee -a "$work/rows"
 			rm -f "$out"
 		done
 	done
@@ -129,16 +131,18 @@ stat_of() {
 }
 
 echo
-echo "medians over $RUNS runs, (min..max) (drops = sent - records in the file; MB/s = file bytes / sender's seconds):"
+echo "medians over $RUNS runs, (min..max) (drops = sent - records in the file; offered = what a lossless file"
+echo "would hold / sender's seconds; written = file bytes / sender's seconds):"
 for size in $SIZES; do
 	for tool in $TOOLS; do
 		grep -q "^$size  *$tool " "$work/rows" || continue
 		d=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $6 }' "$work/rows" | bench_median)
 		p=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $8 }' "$work/rows" | bench_median)
-		m=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $9 }' "$work/rows" | bench_median)
+		m=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $10 }' "$work/rows" | bench_median)
 		echo "$size $tool $d $p $m" >>"$work/medians"
-		printf '  %-5s %-12s drops %s  captured %s  us/pkt %s  MB/s %s\n' "$size" "$tool" "$(stat_of "$size" "$tool" 6)" \
-			"$(stat_of "$size" "$tool" 5)" "$(stat_of "$size" "$tool" 8)" "$(stat_of "$size" "$tool" 9)"
+		printf '  %-5s %-12s drops %s  captured %s  us/pkt %s  offered MB/s %s  written MB/s %s\n' "$size" "$tool" \
+			"$(stat_of "$size" "$tool" 6)" "$(stat_of "$size" "$tool" 5)" "$(stat_of "$size" "$tool" 8)" \
+			"$(stat_of "$size" "$tool" 9)" "$(stat_of "$size" "$tool" 10)"
 	done
 done
 echo
