@@ -33,7 +33,10 @@
  *  - the file is preallocated ahead of the writes (fallocate KEEP_SIZE, 64 MiB
  *    steps) so that ext4 finds the blocks allocated instead of allocating at
  *    each extending write; the file's size is untouched by it, and the unused
- *    rest is given back at the end (ftruncate to the end frees blocks past it).
+ *    rest is given back at the end (ftruncate to the end frees blocks past it);
+ *  - memory-backed file systems (tmpfs, ramfs) get neither: there fallocate
+ *    allocates and zeroes the pages (52 ms per 64 MiB step here, more than the
+ *    writes themselves), and tmpfs takes O_DIRECT only to do a buffered copy.
  *
  * Job states: jobs[head % depth] is the producer's (filling); jobs in
  * [tail, head) are queued, oldest first; the writer takes jobs[tail % depth]
@@ -47,10 +50,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 #define SPOOL_MIN_JOB (64u * 1024)
 #define SPOOL_MAX_JOB (1u << 30)
@@ -72,6 +78,7 @@ struct Spool {
 	size_t job_bytes;
 	unsigned depth;
 	uint64_t prealloc_step; /* 0 = none */
+	bool memory_fs;         /* tmpfs or ramfs: no O_DIRECT, no preallocation */
 	Job *jobs;
 
 	/* producer only */
@@ -414,7 +421,15 @@ int spool_new(int fd, uint64_t base, const SpoolConfig *cfg, Spool **ret, ErrBuf
 		}
 		s->jobs[i].buf = p;
 	}
-	if (cfg->direct && base % SPOOL_ALIGN == 0) {
+	{
+		struct statfs sf;
+
+		if (fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC))
+			s->memory_fs = true;
+	}
+	if (s->memory_fs)
+		s->prealloc_step = 0;
+	if (cfg->direct && !s->memory_fs && base % SPOOL_ALIGN == 0) {
 		char path[64];
 		int n = snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 
@@ -427,7 +442,16 @@ int spool_new(int fd, uint64_t base, const SpoolConfig *cfg, Spool **ret, ErrBuf
 			}
 		}
 	}
-	r = pthread_create(&s->thread, NULL, writer_main, s);
+	{
+		sigset_t all, old;
+
+		/* Signals go to the caller's threads (a capture's stop flag),
+		 * not to the writer: it inherits a full mask. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		r = pthread_create(&s->thread, NULL, writer_main, s);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (r != 0) {
 		r = errbuf_set(err, -r, "starting the writer thread: %s", strerror(r));
 		goto fail;

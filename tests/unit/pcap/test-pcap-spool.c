@@ -374,6 +374,35 @@ static void test_base_and_config(void **state)
 	close(fd);
 }
 
+/* tmpfs: neither O_DIRECT nor preallocation (both only cost there), and the
+ * stream still lands exactly. */
+static void test_memory_fs_plain(void **state)
+{
+	char path[] = "/dev/shm/pcapd-spool-test-XXXXXX";
+	SpoolConfig cfg = {.job_bytes = 64 * 1024, .direct = true};
+	Seen s;
+	IoOps ops = seen_ops(&s);
+	Spool *sp;
+	ErrBuf err;
+	uint64_t end;
+	int fd = mkostemp(path, O_CLOEXEC);
+
+	(void)state;
+	if (fd < 0)
+		skip(); /* no /dev/shm here */
+	unlink(path);
+	cfg.io = &ops;
+	assert_int_equal(spool_new(fd, 0, &cfg, &sp, &err), 0);
+	assert_false(spool_direct(sp));
+	assert_int_equal(append_range(sp, 0, 700001, &err), 0);
+	assert_int_equal(spool_finish(sp, false, &end, &err), 0);
+	assert_int_equal(s.fallocates, 0);
+	assert_int_equal(s.direct_writes, 0);
+	check_file(fd, 0, end);
+	spool_free(sp);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_failed_write_cuts_back_to_commit),
 		cmocka_unit_test(test_free_without_finish_trims),
 		cmocka_unit_test(test_base_and_config),
+		cmocka_unit_test(test_memory_fs_plain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
