@@ -303,7 +303,7 @@ def test_file_exact_and_preallocation_given_back(caps, net, tmp_path, where):
     """Enough traffic to cross several of the writer's jobs and its
     preallocation step: every frame once, byte for byte, the file exactly the
     size of its records, and no block kept past its end. On tmpfs (/dev/shm)
-    the same path runs through the page cache where O_DIRECT is refused."""
+    the writer neither preallocates nor asks for O_DIRECT."""
     if where == "tmpfs":
         if not os.path.isdir("/dev/shm"):
             pytest.skip("no /dev/shm")
@@ -315,7 +315,7 @@ def test_file_exact_and_preallocation_given_back(caps, net, tmp_path, where):
         out = os.path.join(d, "big.pcap")
         p = caps.start_pcapd(net.ns_b, net.if_b, out, [])
         traffic.send(net, frames)
-        settle(0.3)
+        _settle_on(out, len(frames))
         assert p.stop(signal.SIGINT) == 0, p.stderr()
         assert final_stats(p)["packets"] == len(frames)
         st = os.stat(out)

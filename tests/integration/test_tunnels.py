@@ -21,7 +21,8 @@ from scapy.all import GRE, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw
 from scapy.layers.vxlan import VXLAN
 
 import traffic
-from harness import READY, by_marker, final_stats, settle, tshark_read
+from harness import READY, by_marker, final_stats, tshark_read
+from waits import WAIT, pcap_records, until
 
 TCP_, UDP_, GRE_ = traffic.TCP_, traffic.UDP_, traffic.GRE_
 
@@ -130,11 +131,19 @@ def tunnel_run(net, pcapd, tmp_path_factory):
         for cid, args, _, _, _ in CASES:
             out = str(d / (cid + ".pcap"))
             res[cid] = {"out": out, "p": caps.start_pcapd(net.ns_b, net.if_b, out, args, ready=False)}
-        assert everything.wait_line(READY, 5.0), everything.stderr()
+        assert everything.wait_line(READY, WAIT), everything.stderr()
         for cid in res:
-            assert res[cid]["p"].wait_line(READY, 5.0), res[cid]["p"].stderr()
+            assert res[cid]["p"].wait_line(READY, WAIT), res[cid]["p"].stderr()
         traffic.send(net, frames)
-        settle(0.5)
+        # Each capture stops once its file holds what it should; one that
+        # never gets there is stopped at the bound and its test says why.
+        until(lambda: pcap_records(allout) >= len(frames), "every frame in %s" % allout)
+        for cid, _, flags, inner, bpf in CASES:
+            n = len([fr for fr in frames if want(fr, flags, inner, bpf)])
+            try:
+                until(lambda: pcap_records(res[cid]["out"]) >= n, "case %s" % cid)
+            except AssertionError:
+                pass
         assert everything.stop(signal.SIGINT) == 0
         for cid in res:
             res[cid]["rc"] = res[cid]["p"].stop(signal.SIGINT)
