@@ -109,9 +109,14 @@ export async function waitCaptured(cf, accountId, id, n) {
 
 // pcapd's extension GET …/pcaps/agents: {name: packets in its history}.
 export async function historyPackets(baseURL, token, accountId) {
-  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
+  let r;
+  try {
+    r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  } catch (e) {
+    throw new Error(`GET …/pcaps/agents: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+  }
   assert.equal(r.status, 200);
   const out = {};
   for (const a of (await r.json()).result) out[a.name] = a.history?.packets ?? 0;

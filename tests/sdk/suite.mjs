@@ -113,7 +113,7 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     const buf = assertPcap(await resp.arrayBuffer());
     const file = outFile(`sdk-sample-${label.replace(/\W/g, '')}-${s.id}.pcap`);
     fs.writeFileSync(file, buf);
-    assert.equal(tsharkCount(file), 11);
+    assert.equal(tsharkCount(file), 11, JSON.stringify(done));
     // A sample capture cannot be stopped.
     await rejectsWith(P().stop(s.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008, 'pcap_id');
   });
