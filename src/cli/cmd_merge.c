@@ -360,6 +360,7 @@ int cmd_merge(int argc, char **argv)
 	opt.out_name = strcmp(out, "-") == 0 ? "standard output" : out;
 	if (opt.ts_precision && opt.format == PCAP_FORMAT_PCAPNG) {
 		log_error("merge: --time-stamp-precision applies to --format pcap only");
+		notes_done(&nt);
 		return 2;
 	}
 	/* -EINVAL is how the library refuses its arguments (an input '-' given
