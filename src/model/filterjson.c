@@ -42,6 +42,23 @@ static int parse_addr(const char *field, const json_t *v, AddrSet *set, ErrBuf *
 	return filter_parse_addrs(field, json_string_value(v), json_string_length(v), set, err);
 }
 
+/* The expression of "bpf": filter_set_expr's messages name "bpf_expr"; a
+ * client of this JSON must read its own field ("filter_v1.bpf: 5000 bytes,
+ * at most 4096"). */
+static int set_expr(const char *field, Filter *f, const json_t *v, ErrBuf *err)
+{
+	static const char own[] = "bpf_expr: ";
+	int r = filter_set_expr(f, json_string_value(v), json_string_length(v), err);
+
+	if (r < 0 && r != -ENOMEM && strncmp(err->msg, own, sizeof(own) - 1) == 0) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg + sizeof(own) - 1);
+		r = errbuf_set(err, r, "%s: %s", field, msg);
+	}
+	return r;
+}
+
 int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **ret_canonical, ErrBuf *err)
 {
 	Filter f = {0};
@@ -90,7 +107,7 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 			if (!json_is_string(v))
 				r = errbuf_set(err, -EINVAL, "%s: must be a string (a pcap-filter expression)", field);
 			else
-				r = filter_set_expr(&f, json_string_value(v), json_string_length(v), err);
+				r = set_expr(field, &f, v, err);
 		} else {
 			r = errbuf_set(err, -EINVAL,
 				       "%s: unknown field (expected source_address, destination_address, "
