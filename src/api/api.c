@@ -131,15 +131,17 @@ static void handle_accounts(Api *a, HttpRequest *req, const char *rest)
 	slash = strchr(rest + 1, '/');
 	if (!slash || slash == rest + 1)
 		goto no_route;
-	sub = after_prefix(slash, "/pcaps");
-	if (!sub)
-		goto no_route;
 	n = (size_t)(slash - (rest + 1));
 	if (n > ACCOUNT_SEGMENT_MAX)
 		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
 	memcpy(account, rest + 1, n);
 	account[n] = '\0';
-	cloudflare_handle(a, req, account, sub);
+	if ((sub = after_prefix(slash, "/pcaps")))
+		cloudflare_handle(a, req, account, sub);
+	else if ((sub = after_prefix(slash, "/tokens")))
+		tokens_handle(a, req, account, sub);
+	else
+		goto no_route;
 	return;
 no_route:
 	envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");

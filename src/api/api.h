@@ -6,6 +6,8 @@
  * request to a dialect. Routes:
  *   /client/v4/accounts/{account}/pcaps…  and  /accounts/{account}/pcaps…
  *                      Cloudflare PCAPs (cloudflare.c)
+ *   /client/v4/accounts/{account}/tokens/verify  and  /accounts/{account}/tokens/verify
+ *                      Cloudflare's token check, with pcapd's scope (tokens.c)
  *   /agent/v1/…        the agent protocol (agentapi.c, docs/AGENT-PROTOCOL.md)
  *   /healthz           liveness: 200 "ok"
  * Anything else: 404 with the Cloudflare envelope (code 7003).
@@ -37,6 +39,7 @@ size_t api_body_limit(void *ctx, const char *method, const char *path);
 /* Dialect entry points (called by api_handle; sub is the path after the prefix). */
 void cloudflare_handle(Api *a, HttpRequest *req, const char *account, const char *sub);
 void agentapi_handle(Api *a, HttpRequest *req, const char *sub);
+void tokens_handle(Api *a, HttpRequest *req, const char *account, const char *sub);
 Service *api_service(Api *a);
 /* The list cache: answers req (200) from the account's cached list if it was
  * rendered at jobs generation gen; else false. */

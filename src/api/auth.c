@@ -102,7 +102,10 @@ static const char *scope_need_words(TokenScope need)
 	}
 }
 
-int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+/* auth_check_op, also telling the credential's scope and the SHA-256 of its
+ * secret (either out-parameter may be NULL). */
+static int authenticate(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op,
+			char *ret_account, TokenScope *ret_scope, uint8_t ret_hash[32])
 {
 	const char *authz = http_req_header(req, "Authorization");
 	const char *email = http_req_header(req, "X-Auth-Email");
@@ -169,6 +172,33 @@ int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need
 	}
 	if (ret_account)
 		memcpy(ret_account, cred_account, sizeof(cred_account));
+	if (ret_scope)
+		*ret_scope = scope;
+	if (ret_hash)
+		memcpy(ret_hash, hash, sizeof(hash));
+	return 0;
+}
+
+int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+{
+	return authenticate(db, req, account, need, op, ret_account, NULL, NULL);
+}
+
+int auth_identify(Db *db, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
+		  char ret_id[AUTH_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t hash[32];
+	int r;
+
+	r = authenticate(db, req, account, SCOPE_READ, "token verify", ret_account, ret_scope, hash);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < AUTH_ID_LEN / 2; i++) {
+		ret_id[2 * i] = hex[hash[i] >> 4];
+		ret_id[2 * i + 1] = hex[hash[i] & 15];
+	}
+	ret_id[AUTH_ID_LEN] = '\0';
 	return 0;
 }
 

@@ -31,3 +31,13 @@ int auth_check(Db *db, HttpRequest *req, const char *account, TokenScope need, c
  * scope read; create needs write"); op NULL: "this operation". ret_account
  * holds JOB_ID_LEN + 1 bytes: the account as stored (lowercase hex). */
 int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account);
+
+/* A credential's public id: hex of the first 16 bytes of the SHA-256 of its
+ * secret (stable, and telling nothing about the secret). */
+#define AUTH_ID_LEN 32
+/* Authenticates req for account with any user scope (read or write; an agent
+ * token is refused as by auth_check_op) and tells what the credential is:
+ * ret_scope (SCOPE_READ or SCOPE_WRITE) and ret_id. ret_account as for
+ * auth_check_op (may be NULL). Errors are answered as by auth_check_op. */
+int auth_identify(Db *db, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
+		  char ret_id[AUTH_ID_LEN + 1]);
