@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/envelope.h"
+#include "web/web.h"
 
 #define DEFAULT_LIST_LIMIT 50
 #define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
@@ -151,10 +152,11 @@ void api_handle(void *ctx, HttpRequest *req)
 {
 	Api *a = ctx;
 	const char *path = http_req_path(req);
-	const char *rest;
+	const char *full, *rest;
 
 	if (!path)
 		path = "";
+	full = path;
 	rest = after_prefix(path, "/client/v4");
 	if (rest)
 		path = rest;
@@ -170,6 +172,8 @@ void api_handle(void *ctx, HttpRequest *req)
 			return;
 		}
 		http_respond(req, 200, "text/plain; charset=utf-8", "ok", 2);
+	} else if (path == full && web_serve(req, path)) {
+		/* the dashboard's files (never under /client/v4) */
 	} else {
 		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
 	}

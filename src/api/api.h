@@ -10,6 +10,7 @@
  *                      Cloudflare's token check, with pcapd's scope (tokens.c)
  *   /agent/v1/…        the agent protocol (agentapi.c, docs/AGENT-PROTOCOL.md)
  *   /healthz           liveness: 200 "ok"
+ *   /, /app.css, /js/… the web dashboard (src/web, built into the binary)
  * Anything else: 404 with the Cloudflare envelope (code 7003).
  */
 

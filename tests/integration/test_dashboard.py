@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""What the controller does for the web dashboard, over real HTTP and HTTPS:
+"""What the controller does for the web dashboard, over real HTTP and HTTPS
+(the dashboard itself is driven in a browser by tests/web):
 
   - GET …/accounts/{account}/tokens/verify: Cloudflare's token check with
     pcapd's scope, and every refusal in the API's order (route, credentials,
-    account, scope).
+    account, scope);
+  - the dashboard's files at / on both listeners, with their security
+    headers, revalidation, HEAD, 405 for other methods, and the API's paths
+    left alone.
 """
 
 import os
@@ -77,3 +81,52 @@ def test_verify_refusals(stk):
     # The route comes first, then the credentials: an unknown account is a 403
     # for a valid token (not a way to probe accounts).
     error_of(stk.request("GET", VERIFY % random_id(), token=acct.write), 403, 10000)
+
+
+SECURITY = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+def assert_secure(r):
+    csp = r.header("content-security-policy") or ""
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, csp
+    assert "unsafe" not in csp, csp
+    for k, v in SECURITY.items():
+        assert r.header(k) == v, (k, r.headers)
+
+
+@pytest.mark.parametrize("https", [False, True])
+def test_dashboard_files(stk, https):
+    r = stk.request("GET", "/", https=https)
+    assert r.status == 200, r
+    assert r.header("content-type") == "text/html; charset=utf-8"
+    assert b'<script type="module" src="/js/app.js"></script>' in r.body
+    assert_secure(r)
+    etag = r.header("etag")
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag), etag
+    assert r.header("cache-control") == "no-cache"
+    again = stk.request("GET", "/index.html", https=https)
+    assert again.body == r.body and again.header("etag") == etag
+    # Revalidation: same tag, nothing sent again.
+    r304 = stk.request("GET", "/", headers={"If-None-Match": etag}, https=https)
+    assert r304.status == 304 and r304.body == b"", r304
+    assert_secure(r304)
+    js = stk.request("GET", "/js/app.js", https=https)
+    assert js.status == 200 and js.header("content-type") == "text/javascript; charset=utf-8"
+    bounds = stk.request("GET", "/js/bounds.js", https=https)
+    assert b"time_limit: Object.freeze({ min: 1, max: 300 })" in bounds.body, bounds
+    head = stk.request("HEAD", "/app.css", https=https)
+    assert head.status == 200 and head.body == b"" and head.header("content-type") == "text/css; charset=utf-8"
+
+
+def test_dashboard_leaves_the_api_alone(stk):
+    r = stk.request("POST", "/", body={})
+    assert r.status == 405 and r.header("allow") == "GET, HEAD", r
+    assert_secure(r)
+    # Not a dashboard file: the API's own 404 envelope.
+    for path in ("/client/v4/", "/client/v4/index.html", "/nothing.js", "/js/", "/index.html/x"):
+        error_of(stk.request("GET", path), 404, 7003)
+    assert stk.request("GET", "/healthz").body == b"ok"
