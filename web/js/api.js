@@ -83,14 +83,18 @@ export class Api {
     return new ApiError(res.status, code, message);
   }
 
-  // One JSON call: {result, info} on success, else throws ApiError.
-  async call(method, path, body) {
+  // One JSON call: {result, info, text} on success, else throws ApiError.
+  // With previousText: an answer of exactly that text is {unchanged: true}
+  // (not parsed again).
+  async call(method, path, body, previousText) {
     const res = await this.send(method, path, body);
     if (res.status === 204) return { result: null, info: null };
     if (!res.ok) throw await Api.failure(res);
+    const text = await res.text();
+    if (previousText !== undefined && text === previousText) return { unchanged: true, text };
     let j;
     try {
-      j = await res.json();
+      j = JSON.parse(text);
     } catch {
       throw new ApiError(res.status, 0, 'the controller sent an answer that is not JSON');
     }
@@ -98,7 +102,7 @@ export class Api {
       const e = Array.isArray(j?.errors) ? j.errors[0] : null;
       throw new ApiError(res.status, e?.code ?? 0, e?.message ?? 'the request failed');
     }
-    return { result: j.result, info: j.result_info ?? null };
+    return { result: j.result, info: j.result_info ?? null, text };
   }
 
   // ---- the endpoints
@@ -109,17 +113,21 @@ export class Api {
   }
 
   // Captures, newest first. Asks for a page (page/per_page) and says what
-  // came back: {captures, page, perPage, total} — a controller without
-  // paging answers page 1 with everything it lists.
-  async listCaptures({ page = 1, perPage = 50 } = {}) {
+  // came back: {captures, page, perPage, total, text} — a controller without
+  // paging answers page 1 with everything it lists. With previousText (the
+  // text of the last answer): {unchanged: true} when nothing changed.
+  async listCaptures({ page = 1, perPage = 50, previousText } = {}) {
     const q = `?page=${encodeURIComponent(page)}&per_page=${encodeURIComponent(perPage)}`;
-    const { result, info } = await this.call('GET', this.accountPath(`/pcaps${q}`));
-    const captures = Array.isArray(result) ? result : [];
+    const r = await this.call('GET', this.accountPath(`/pcaps${q}`), undefined, previousText);
+    if (r.unchanged) return r;
+    const captures = Array.isArray(r.result) ? r.result : [];
+    const info = r.info;
     return {
       captures,
       page: Number.isInteger(info?.page) ? info.page : 1,
       perPage: Number.isInteger(info?.per_page) ? info.per_page : captures.length,
       total: Number.isInteger(info?.total_count) ? info.total_count : captures.length,
+      text: r.text,
     };
   }
 

@@ -93,6 +93,17 @@ static void test_shipped_code_is_safe(void **state)
 	}
 	assert_non_null(index);
 	assert_true(contains(index, "<script type=\"module\" src=\"/js/app.js\"></script>"));
+	/* Every module is preloaded at once (a module that is not would load
+	 * only when its importer has: one round trip per level). */
+	for (size_t i = 0; i < web_assets_count; i++) {
+		char link[160];
+
+		if (!ends_with(web_assets[i].path, ".js"))
+			continue;
+		snprintf(link, sizeof(link), "<link rel=\"modulepreload\" href=\"%s\">", web_assets[i].path);
+		if (!contains(index, link))
+			fail_msg("index.html does not preload %s", web_assets[i].path);
+	}
 	assert_false(contains(index, "<script>"));
 	assert_false(contains(index, " style="));
 	assert_false(contains(index, " onload="));

@@ -49,18 +49,25 @@ test('errors carry the API message, code, status and the field named', async () 
   await assert.rejects(api.agents(), (e) => e.status === 0 && /cannot reach the controller: network down/.test(e.message));
 });
 
-test('the list asks for a page and says what came back; without paging, one page', async () => {
+test('the list asks for a page and says what came back; without paging, one page; an unchanged answer is not parsed', async () => {
   const list = [{ id: '1' }, { id: '2' }];
+  const first = ok(list, { page: 1, per_page: 50, count: 2, total_count: 2 });
   const { calls, fetchImpl } = fake([
-    ok(list, { page: 1, per_page: 50, count: 2, total_count: 2 }),
+    first,
     ok(list, { page: 3, per_page: 2, count: 2, total_count: 1000 }),
     ok(list),
+    first,
   ]);
   const api = new Api({ token: 't', account: ACC, fetchImpl });
-  assert.deepEqual(await api.listCaptures(), { captures: list, page: 1, perPage: 50, total: 2 });
+  const a = await api.listCaptures();
+  assert.deepEqual({ ...a, text: undefined }, { captures: list, page: 1, perPage: 50, total: 2, text: undefined });
+  assert.equal(a.text, JSON.stringify(first.json));
   assert.equal(calls[0].url, `/client/v4/accounts/${ACC}/pcaps?page=1&per_page=50`);
-  assert.deepEqual(await api.listCaptures({ page: 3, perPage: 2 }), { captures: list, page: 3, perPage: 2, total: 1000 });
-  assert.deepEqual(await api.listCaptures({ page: 2 }), { captures: list, page: 1, perPage: 2, total: 2 });
+  const b = await api.listCaptures({ page: 3, perPage: 2 });
+  assert.deepEqual([b.page, b.perPage, b.total], [3, 2, 1000]);
+  const c = await api.listCaptures({ page: 2, previousText: a.text });
+  assert.deepEqual([c.page, c.perPage, c.total, c.captures.length], [1, 2, 2, 2]);
+  assert.deepEqual(await api.listCaptures({ previousText: a.text }), { unchanged: true, text: a.text });
 });
 
 test('download: the bytes and the name from Content-Disposition; a refusal is an ApiError', async () => {

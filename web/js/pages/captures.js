@@ -4,6 +4,10 @@
 // kernel drops and the filter in one line. Rows are kept by id and rebuilt
 // only when their capture changed, so a refresh of a long list costs little.
 //
+// Timing marks for bench/dashboard.mjs: pcapd:captures:first-render and
+// pcapd:captures:refresh, with measures ":took" (request to drawn) and
+// ":drawing" (answer received to drawn).
+//
 // Paging: the list asks for page/per_page; a controller that pages answers
 // with result_info.total_count beyond the page and the pager shows, one that
 // does not answers its whole (newest-first) list as page 1.
@@ -36,7 +40,7 @@ export function progressCell(c, now) {
 
 export function mount(ctx) {
   ctx.title('Captures');
-  const state = { status: '', type: '', page: 1, list: [], paged: false, total: 0, perPage: PER_PAGE, first: true };
+  const state = { status: '', type: '', page: 1, list: [], text: undefined, paged: false, total: 0, perPage: PER_PAGE, first: true };
   const rows = new Map(); // id -> {sig, tr, age, progress}
   const err = notice();
   const summary = h('p', { class: 'summary', id: 'captures-summary' });
@@ -59,6 +63,12 @@ export function mount(ctx) {
     h('div', { class: 'page-head' }, h('h1', { tabindex: '-1' }, 'Captures')),
     filters, err.el, summary, h('div', { class: 'table-wrap' }, tableEl), empty, pager);
 
+  // Sets el's text only when it changed (a same-text write still costs a
+  // relayout, a thousand times over on a long list).
+  const setText = (el, text) => {
+    if (el.textContent !== text) el.textContent = text;
+  };
+
   function rowFor(c, now) {
     const sig = JSON.stringify(c);
     const old = rows.get(c.id);
@@ -79,26 +89,37 @@ export function mount(ctx) {
       cell('Packets', formatCount(packetsOf(c) ?? NaN)),
       cell('Kernel drops', h('span', { class: drops > 0 ? 'warn' : null }, formatCount(drops ?? NaN))),
       cell('Filter', h('span', { class: 'filter' }, filterSummary(c.filter_v1))));
-    const row = { sig, tr, age, progress, c };
+    const row = { sig, tr, age, progress, c, live: c.status === 'running' || c.status === 'pending' };
     rows.set(c.id, row);
     return row;
   }
 
-  // Draws state.list with the filters; keeps unchanged rows' elements.
+  // What moves with time alone: ages, and running captures' progress.
+  function tick(shown, now) {
+    for (const row of shown) {
+      setText(row.age, formatAge(row.c.submitted, now));
+      if (row.live) fill(row.progress, progressCell(row.c, now));
+    }
+  }
+
+  let shownRows = [];
+
+  // Draws state.list with the filters; keeps unchanged rows' elements and,
+  // when the order is the same, the table as it is.
   function render() {
     const now = ctx.api.now();
-    const shown = selectCaptures(state.list, state);
-    const frag = document.createDocumentFragment();
-    for (const c of shown) {
-      const row = rowFor(c, now);
-      // Times move on without the capture changing.
-      row.age.textContent = formatAge(c.submitted, now);
-      if (c.status === 'running' || c.status === 'pending') fill(row.progress, progressCell(c, now));
-      frag.appendChild(row.tr);
-    }
+    const shown = selectCaptures(state.list, state).map((c) => rowFor(c, now));
     const ids = new Set(state.list.map((c) => c.id));
     for (const id of rows.keys()) if (!ids.has(id)) rows.delete(id);
-    fill(tbody, frag);
+    const kids = tbody.children;
+    const same = kids.length === shown.length && shown.every((row, i) => kids[i] === row.tr);
+    if (!same) {
+      const frag = document.createDocumentFragment();
+      for (const row of shown) frag.appendChild(row.tr);
+      fill(tbody, frag);
+    }
+    shownRows = shown;
+    tick(shown, now);
     const n = state.list.length;
     const filtered = state.status || state.type;
     summary.textContent = state.paged
@@ -120,25 +141,34 @@ export function mount(ctx) {
   async function refresh() {
     performance.mark('pcapd:captures:fetch');
     try {
-      const r = await ctx.api.listCaptures({ page: state.page, perPage: PER_PAGE });
-      state.list = r.captures;
-      state.perPage = r.perPage || PER_PAGE;
-      state.total = r.total;
-      state.paged = r.total > r.captures.length || r.page > 1;
-      state.page = r.page;
+      const r = await ctx.api.listCaptures({ page: state.page, perPage: PER_PAGE, previousText: state.text });
+      performance.mark('pcapd:captures:received');
+      if (r.unchanged) {
+        const now = ctx.api.now();
+        tick(shownRows, now);
+        setText(summary, summary.textContent.replace(/refreshed .*$/, `refreshed ${formatTime(new Date(now).toISOString())}`));
+      } else {
+        state.list = r.captures;
+        state.text = r.text;
+        state.perPage = r.perPage || PER_PAGE;
+        state.total = r.total;
+        state.paged = r.total > r.captures.length || r.page > 1;
+        state.page = r.page;
+        render();
+      }
       err.clear();
-      render();
       const mark = state.first ? 'pcapd:captures:first-render' : 'pcapd:captures:refresh';
       performance.mark(mark);
       performance.measure(`${mark}:took`, 'pcapd:captures:fetch', mark);
+      performance.measure(`${mark}:drawing`, 'pcapd:captures:received', mark);
       state.first = false;
     } catch (e) {
       if (!ctx.onAuthLost(e)) err.error(`Could not refresh the list: ${e.message}`);
     }
   }
 
-  prev.addEventListener('click', () => { state.page = Math.max(1, state.page - 1); p.now(); });
-  next.addEventListener('click', () => { state.page += 1; p.now(); });
+  prev.addEventListener('click', () => { state.page = Math.max(1, state.page - 1); state.text = undefined; p.now(); });
+  next.addEventListener('click', () => { state.page += 1; state.text = undefined; p.now(); });
   const p = poller(refresh, REFRESH_MS);
   return { unmount: () => p.stop() };
 }
