@@ -46,6 +46,10 @@ after(async () => {
 // problems.
 async function newPage({ viewport = { width: 1280, height: 800 }, base = HTTP, ...opts } = {}) {
   const context = await browser.newContext({ viewport, baseURL: base, ...opts });
+  // A busy machine (several engineers' suites on two cores) can take its
+  // time: every wait is for a condition, with room to spare.
+  context.setDefaultTimeout(60000);
+  context.setDefaultNavigationTimeout(60000);
   const page = await context.newPage();
   page.on('console', (m) => {
     // Chromium logs every answer >= 400 as an error: those the tests provoke
