@@ -306,10 +306,11 @@ static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 	       "  account   %s\n"
 	       "  token     %s   (write scope%s)\n"
 	       "  API       %s%s%s%s\n"
+	       "  dashboard %s/   (sign in with the account and token above)\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
 	       c->account, c->token, first ? "; kept in DATA/credentials.json" : "", url, a->https ? "   https://" : "",
-	       a->https ? a->https : "", a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo,
+	       a->https ? a->https : "", a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", url, a->name, a->colo,
 	       a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
