@@ -14,14 +14,14 @@ function recorder(hist) {
   if (!hist) return '—';
   const rate = hist.sample_rate > 0 ? `1 in ${formatCount(hist.sample_rate)}` : 'off';
   return [h('span', { class: `status ${hist.recording ? 's-success' : 's-failed'}` }, hist.recording ? 'Recording' : 'Not recording'),
-    h('span', { class: 'small' }, ` ${rate}`)];
+    h('span', { class: 'small nowrap' }, ` ${rate}`)];
 }
 
 function span(hist) {
   if (!hist || !hist.oldest || !hist.newest) return 'empty';
   const secs = (parseTime(hist.newest) - parseTime(hist.oldest)) / 1000;
   return [h('span', null, `${formatTime(hist.oldest)} → ${formatTime(hist.newest)}`),
-    h('span', { class: 'small' }, ` (${formatDuration(secs)}; ${formatCount(hist.packets)} packets, ${formatBytes(hist.bytes)}, ${formatCount(hist.segments)} segments)`)];
+    h('span', { class: 'small' }, ` (${formatDuration(secs)}; ${formatCount(hist.packets)} packets, ${formatBytes(hist.bytes)}, ${formatCount(hist.segments)} segment${hist.segments === 1 ? '' : 's'})`)];
 }
 
 export function mount(ctx) {
