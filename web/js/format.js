@@ -171,11 +171,10 @@ export function selectCaptures(list, { status = '', type = '' } = {}) {
     (!status || c.status === status ||
       (status === 'writing' && (c.status === 'conversion_pending' || c.status === 'conversion_running'))) &&
     (!type || c.type === type));
-  return out.sort((a, b) => {
-    const d = parseTime(b.submitted) - parseTime(a.submitted);
-    if (d) return d;
-    return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-  });
+  // Each time parsed once, not once per comparison.
+  const keyed = out.map((c) => ({ c, t: parseTime(c.submitted) || 0 }));
+  keyed.sort((a, b) => b.t - a.t || (a.c.id < b.c.id ? 1 : a.c.id > b.c.id ? -1 : 0));
+  return keyed.map((k) => k.c);
 }
 
 const SECRET_KEY = /(secret|sig|signature|token|password|passwd|pwd|credential|key)/i;

@@ -89,7 +89,7 @@ export function mount(ctx) {
       cell('Packets', formatCount(packetsOf(c) ?? NaN)),
       cell('Kernel drops', h('span', { class: drops > 0 ? 'warn' : null }, formatCount(drops ?? NaN))),
       cell('Filter', h('span', { class: 'filter' }, filterSummary(c.filter_v1))));
-    const row = { sig, tr, age, progress, c, live: c.status === 'running' || c.status === 'pending' };
+    const row = { sig, tr, age, progress, c, live: c.status === 'running' || c.status === 'pending', at: now };
     rows.set(c.id, row);
     return row;
   }
@@ -97,6 +97,8 @@ export function mount(ctx) {
   // What moves with time alone: ages, and running captures' progress.
   function tick(shown, now) {
     for (const row of shown) {
+      if (row.at === now) continue; // drawn just now
+      row.at = now;
       setText(row.age, formatAge(row.c.submitted, now));
       if (row.live) fill(row.progress, progressCell(row.c, now));
     }
