@@ -6,15 +6,19 @@ with tshark (the independent reader: a file tshark cannot read fails the test).
 import json
 import os
 import subprocess
-import time
 
 from netns import Proc
+from waits import WAIT
 
 READY = "pcapd: capturing on"
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def pcapd_binary():
-    build = os.environ.get("PCAPD_BUILD", "/work/main/build")
+    """$PCAPD_BUILD/pcapd, else the repository's own build/pcapd."""
+    build = os.environ.get("PCAPD_BUILD", os.path.join(ROOT, "build"))
     return os.path.join(build, "pcapd")
 
 
@@ -25,7 +29,7 @@ class Captures:
         self.pcapd = pcapd
         self.procs = []
 
-    def start_pcapd(self, ns, ifaces, out, args=(), ready=True, stdout=None, timeout=5.0):
+    def start_pcapd(self, ns, ifaces, out, args=(), ready=True, stdout=None, timeout=WAIT):
         cmd = [self.pcapd, "capture", "-i", ifaces, "-w", out] + list(args)
         p = Proc(cmd, ns=ns, stdout=stdout)
         self.procs.append(p)
@@ -43,7 +47,7 @@ class Captures:
             cmd.append(expr)
         p = Proc(cmd, ns=ns)
         self.procs.append(p)
-        assert p.wait_line("tcpdump: listening on", 5.0), \
+        assert p.wait_line("tcpdump: listening on", WAIT), \
             "tcpdump not ready: %s\n%s" % (" ".join(cmd), p.stderr())
         return p
 
@@ -103,7 +107,3 @@ def by_marker(pkts, frames):
             mine.setdefault(hit.idx, []).append(p)
     return mine, foreign
 
-
-def settle(seconds=0.3):
-    """Lets the last frames through the receivers' rings before they stop."""
-    time.sleep(seconds)

@@ -21,10 +21,12 @@ import subprocess
 import threading
 import time
 
+from waits import WAIT
+
 _counter = 0
 
 
-def run(cmd, check=True, timeout=20, **kw):
+def run(cmd, check=True, timeout=WAIT, **kw):
     """Runs cmd (a list) to completion; raises with its stderr when check fails."""
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout, **kw)
@@ -158,7 +160,7 @@ class Proc:
         with self._cv:
             self._cv.notify_all()
 
-    def wait_line(self, prefix, timeout=5.0):
+    def wait_line(self, prefix, timeout=WAIT):
         """True once a stderr line starts with prefix; False on exit or timeout."""
         end = time.monotonic() + timeout
         with self._cv:
@@ -174,7 +176,7 @@ class Proc:
         if self.p.poll() is None:
             self.p.send_signal(sig)
 
-    def wait(self, timeout=5.0):
+    def wait(self, timeout=WAIT):
         """Exit status; kills the process (and reports -9) past timeout."""
         try:
             rc = self.p.wait(timeout)
@@ -184,14 +186,14 @@ class Proc:
         self._t.join(2)
         return rc
 
-    def stop(self, sig=signal.SIGINT, timeout=5.0):
+    def stop(self, sig=signal.SIGINT, timeout=WAIT):
         self.send_signal(sig)
         return self.wait(timeout)
 
     def kill(self):
         if self.p.poll() is None:
             self.p.kill()
-            self.p.wait(5)
+            self.p.wait(WAIT)
 
     def stderr(self):
         with self._cv:

@@ -7,6 +7,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 
+// Waits are for conditions; this only bounds how long a broken run takes to
+// fail (PCAPD_TEST_WAIT seconds, as in the pytest suite).
+export const WAIT_MS = 1000 * Number(process.env.PCAPD_TEST_WAIT || 60);
+
 export function env(name) {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set: run through "python3 tests/integration/stack.py run -- node --test ..."`);
@@ -26,7 +30,7 @@ export function sendTraffic(i, n, dport) {
   const l = links()[i];
   execFileSync('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 60000,
+    timeout: WAIT_MS,
   });
 }
 
@@ -35,7 +39,7 @@ export function sendTraffic(i, n, dport) {
 export function tsharkCount(file, displayFilter) {
   const args = ['-n', '-r', file, '-T', 'fields', '-e', 'frame.time_epoch'];
   if (displayFilter) args.push('-Y', displayFilter);
-  const out = execFileSync('tshark', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60000 }).toString();
+  const out = execFileSync('tshark', args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: WAIT_MS }).toString();
   const ts = out.split('\n').filter((l) => l.trim()).map(Number);
   for (let i = 1; i < ts.length; i++) assert.ok(ts[i] >= ts[i - 1], 'packets not in time order');
   return ts.length;

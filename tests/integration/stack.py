@@ -39,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from netns import PREFIX, _QUIET_SYSCTLS, Proc, _cleanup_stale, ns_cmd, run  # noqa: E402
+from waits import WAIT, until  # noqa: E402
 
 CONTROLLER_READY = "pcapd: controller listening on"
 API_PREFIX = "/client/v4"
@@ -224,7 +225,7 @@ class Controller:
         if s.tls:
             cmd += ["--https", "127.0.0.1:%d" % self.https_port, "--tls-cert", s.cert, "--tls-key", s.key]
         self.proc = Proc(cmd)
-        if not self.proc.wait_line(CONTROLLER_READY, 15):
+        if not self.proc.wait_line(CONTROLLER_READY, WAIT):
             err = self.proc.stderr()
             self.proc.kill()
             raise RuntimeError("controller not ready: %s\n%s" % (" ".join(cmd), err))
@@ -243,7 +244,7 @@ class Controller:
     def alive(self):
         return self.proc is not None and self.proc.p.poll() is None
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=signal.SIGTERM, timeout=WAIT):
         if self.proc is None:
             return None
         rc = self.proc.stop(sig, timeout)
@@ -271,7 +272,7 @@ class Agent:
         self.data = os.path.join(stack.dir, "agent-" + name)
         self.proc = None
 
-    def start(self, timeout=15):
+    def start(self, timeout=WAIT):
         s = self.stack
         url = s.https_url if self.https else s.http_url
         cmd = [binary("pcapd"), "agent", "--controller", url, "--name", self.name, "--colo", self.colo,
@@ -301,7 +302,7 @@ class Agent:
             _check_exit("agent " + self.name, self.proc, None, self.stack.problems)
             self.proc = None
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=WAIT):
         if self.proc is not None:
             rc = self.proc.stop(signal.SIGTERM, timeout)
             _check_exit("agent " + self.name, self.proc, rc, self.stack.problems)
@@ -311,12 +312,13 @@ class Agent:
 
 
 class Stack:
-    """controller_args: extra flags (--grace 3 --agent-timeout 3 by default)."""
+    """controller_args: extra flags (--grace 3 --agent-timeout 10 by default:
+    an agent is not lost merely because a busy machine delayed its report)."""
 
     def __init__(self, tls=True, controller_args=None, workdir=None):
         self.tls = tls
         if controller_args is None:
-            controller_args = ["--grace", "3", "--agent-timeout", "3"]
+            controller_args = ["--grace", "3", "--agent-timeout", "10"]
         self.controller_args = list(controller_args)
         self._own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="pcapd-e2e-")
@@ -363,13 +365,13 @@ class Stack:
     def close(self):
         for a in self.agents:
             try:
-                a.stop(10)
+                a.stop()
             except Exception:
                 a.kill()
         try:
             if self.controller.proc is not None:
                 if self.controller.alive():
-                    self.controller.stop(signal.SIGTERM, 10)
+                    self.controller.stop(signal.SIGTERM)
                 else:
                     _check_exit("controller", self.controller.proc, self.controller.proc.p.returncode,
                                 self.problems)
@@ -503,7 +505,7 @@ class Stack:
 
     # -- captures
 
-    def wait_status(self, acct, pcap_id, want=("success", "failed"), timeout=20.0, token=None, seen=None):
+    def wait_status(self, acct, pcap_id, want=("success", "failed"), timeout=WAIT, token=None, seen=None):
         """Polls GET …/pcaps/{id} every 50 ms until its status is in want;
         returns the object. seen (a list) collects every status observed."""
         end = time.monotonic() + timeout
@@ -520,6 +522,23 @@ class Stack:
                 raise AssertionError("capture %s not %s within %.0fs; last answer %r (%r)" %
                                      (pcap_id, "/".join(want), timeout, last, r))
             time.sleep(0.05)
+
+    def wait_captured(self, acct, pcap_id, n, timeout=WAIT):
+        """Waits until the capture's packets_captured (the agents' reports)
+        reaches n, so that a stop sent next cannot overtake packets already
+        sent; returns the object."""
+        last = {}
+
+        def got():
+            r = acct.call("GET", "/" + pcap_id, token=acct.read)
+            if r.status == 200:
+                last["obj"] = r.json["result"]
+                if last["obj"].get("packets_captured", 0) >= n:
+                    return last["obj"]
+            return None
+
+        return until(got, lambda: "capture %s: %d packets captured; last answer %r" % (
+            pcap_id, n, last.get("obj")), timeout)
 
 
 # --- the CLI used by run-tests.sh for the SDK suite ------------------------------

@@ -20,6 +20,8 @@ import time
 import pytest
 
 from stack import API_PREFIX, Stack, random_id, send, tcp_frames, udp_frames
+from traffic import Steady
+from waits import WAIT, until
 
 AGENT1, AGENT2, COLO = "agt1", "agt2", "lab"
 SUBMITTED_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -119,7 +121,7 @@ def create(acct, body, token=None):
     return assert_ok(r)
 
 
-def wait_parts(stk, acct, pcap_id, state="running", n=1, timeout=10.0):
+def wait_parts(stk, acct, pcap_id, state="running", n=1, timeout=WAIT):
     """Until n agents' shares of the capture are in `state` (the "agents"
     extension of GET): then their sockets are open and traffic counts."""
     end = time.monotonic() + timeout
@@ -560,7 +562,7 @@ def test_create_objects_shape(stk, acct):
     s = assert_ok(acct.call("POST", "", simple_body(filter_v1={"source_address": "192.0.2.1"})))
     assert s["type"] == "simple" and SUBMITTED_RE.match(s["submitted"]) and "offset_time" in s
     assert "destination_conf" not in s and "colo_name" not in s
-    s = stk.wait_status(acct, s["id"], timeout=10)
+    s = stk.wait_status(acct, s["id"])
     if s["status"] == "failed":
         assert s.get("error_message"), s
 
@@ -689,7 +691,7 @@ def test_limit_one_active_full_429(stk, acct):
     o = create(other, full_body(other, time_limit=1))
     r = acct.call("PUT", "/%s/stop" % c["id"])
     assert 200 <= r.status < 300, r
-    stk.wait_status(acct, c["id"], timeout=10)
+    stk.wait_status(acct, c["id"])
     c2 = create(acct, full_body(acct, time_limit=1))
     stk.wait_status(acct, c2["id"])
     stk.wait_status(other, o["id"])
@@ -697,9 +699,11 @@ def test_limit_one_active_full_429(stk, acct):
 
 @pytest.mark.parametrize("kind", ["full", "simple"])
 def test_limits_hold_under_concurrent_creates(stk, acct, kind):
-    """12 creates at once on one account: exactly one gets through."""
+    """12 creates at once on one account: exactly one gets through. (The
+    full one runs until stopped: were it to end while the others are still
+    being answered, a second create would rightly pass.)"""
     import threading
-    body = full_body(acct, time_limit=1) if kind == "full" else simple_body(time_limit=1)
+    body = full_body(acct, time_limit=300) if kind == "full" else simple_body(time_limit=1)
     barrier = threading.Barrier(12)
     got = []
 
@@ -715,6 +719,8 @@ def test_limits_hold_under_concurrent_creates(stk, acct, kind):
     assert sorted(got) == [200] + [429] * 11, got
     caps = assert_ok(acct.call("GET", ""))
     assert len(caps) == 1
+    if kind == "full":
+        assert 200 <= acct.call("PUT", "/%s/stop" % caps[0]["id"]).status < 300
     stk.wait_status(acct, caps[0]["id"])
 
 
@@ -725,11 +731,13 @@ def test_full_capture_end_to_end(stk, acct):
     want = udp_frames(link, 20, dport=5000)
     noise = udp_frames(link, 15, dport=6000) + tcp_frames(link, 5, dport=5000)
     seen = []
-    c = create(acct, full_body(acct, where=AGENT1.upper(), time_limit=3,
+    # Ends by its packet limit once the 20 wanted frames are in, however long
+    # sending takes on a busy machine (a time limit would race the sender).
+    c = create(acct, full_body(acct, where=AGENT1.upper(), time_limit=300, packet_limit=20,
                                filter_v1={"protocol": 17, "destination_port": 5000, "source_address": "192.0.2.1"}))
     wait_parts(stk, acct, c["id"])
     send(link, want[:10] + noise + want[10:])
-    done = stk.wait_status(acct, c["id"], timeout=15, seen=seen)
+    done = stk.wait_status(acct, c["id"], seen=seen)
     assert done["status"] == "success", done
     assert "running" in seen or "conversion_running" in seen or seen[0] == "success", seen
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
@@ -748,7 +756,7 @@ def test_full_capture_end_to_end(stk, acct):
     with open(out, "wb") as f:
         f.write(r.body)
     assert len(tshark(out)) == 20
-    assert done.get("stop_reason") in (None, "time")
+    assert done.get("stop_reason") == "packets", done
     assert not done.get("error_message")
 
 
@@ -756,14 +764,16 @@ def test_download_merges_two_agents(stk, acct):
     l1, l2 = link_of(stk, AGENT1), link_of(stk, AGENT2)
     f1 = udp_frames(l1, 10, dport=5001)
     f2 = udp_frames(l2, 12, dport=5001)
-    c = create(acct, full_body(acct, where=COLO, time_limit=3, filter_v1={"destination_port": 5001}))
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5001}))
     wait_parts(stk, acct, c["id"], n=2)
     # Interleave in time so that a merge by timestamp is needed.
     send(l1, f1[:5])
     send(l2, f2[:6])
     send(l1, f1[5:])
     send(l2, f2[6:])
-    done = stk.wait_status(acct, c["id"], timeout=15)
+    stk.wait_captured(acct, c["id"], 22)
+    assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success", done
     assert done["packets_captured"] == 22
     parts = {p["name"]: p for p in done.get("agents", [])}
@@ -791,16 +801,16 @@ def test_download_large_merged(stk, acct):
     l1, l2 = link_of(stk, AGENT1), link_of(stk, AGENT2)
     f1 = udp_frames(l1, 1500, dport=5008, size=1400)
     f2 = udp_frames(l2, 1500, dport=5008, size=1400)
-    c = create(acct, full_body(acct, where=COLO, time_limit=20, filter_v1={"destination_port": 5008}))
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5008}))
     wait_parts(stk, acct, c["id"], n=2)
     ts = [threading.Thread(target=send, args=(l, f)) for l, f in ((l1, f1), (l2, f2))]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    time.sleep(0.3)
+    stk.wait_captured(acct, c["id"], 3000)
     assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
-    done = stk.wait_status(acct, c["id"], timeout=20)
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 3000, done
     r = acct.call("GET", "/%s/download" % c["id"], timeout=60)
     assert r.status == 200, r
@@ -818,37 +828,35 @@ def test_download_large_merged(stk, acct):
 
 def test_download_and_stop_conflicts(stk, acct):
     link = link_of(stk, AGENT1)
-    c = create(acct, full_body(acct, time_limit=60, filter_v1={"destination_port": 5003}))
+    c = create(acct, full_body(acct, time_limit=300, filter_v1={"destination_port": 5003}))
     before = snapshot(stk, acct)
     assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
     wait_parts(stk, acct, c["id"])
     assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
     assert_unchanged(stk, acct, before)
     send(link, udp_frames(link, 5, dport=5003))
-    time.sleep(0.3)
-    t0 = time.monotonic()
+    stk.wait_captured(acct, c["id"], 5)
     r = acct.call("PUT", "/%s/stop" % c["id"])
     assert 200 <= r.status < 300, r
     got = assert_ok(acct.call("GET", "/" + c["id"]))
     assert SUBMITTED_RE.match(got.get("stop_requested", "")), got
-    done = stk.wait_status(acct, c["id"], timeout=10)
-    assert time.monotonic() - t0 < 8, "stop did not end the capture early"
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 5, done
     assert done["stop_requested"] == got["stop_requested"]
-    assert done.get("stop_reason") in (None, "user"), done
+    assert done.get("stop_reason") == "user", done
     # Stop again: finished.
     assert_error(acct.call("PUT", "/%s/stop" % c["id"]), 409, 1008, "pcap_id")
     # Stop a sample capture.
     s = assert_ok(acct.call("POST", "", simple_body()))
     assert_error(acct.call("PUT", "/%s/stop" % s["id"]), 409, 1008, "pcap_id")
-    s = stk.wait_status(acct, s["id"], timeout=10)
+    s = stk.wait_status(acct, s["id"])
     if s["status"] == "failed":
         assert_error(acct.call("GET", "/%s/download" % s["id"]), 409, 1008, "pcap_id")
 
 
 def test_failed_capture_no_packets(stk, acct):
     c = create(acct, full_body(acct, time_limit=1, filter_v1={"destination_port": 5999}))
-    done = stk.wait_status(acct, c["id"], timeout=10)
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "failed" and done.get("error_message"), done
     assert done["packets_captured"] == 0
     assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
@@ -856,15 +864,13 @@ def test_failed_capture_no_packets(stk, acct):
 
 def test_packet_limit(stk, acct):
     link = link_of(stk, AGENT1)
-    c = create(acct, full_body(acct, time_limit=60, packet_limit=7, filter_v1={"destination_port": 5004}))
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=7, filter_v1={"destination_port": 5004}))
     wait_parts(stk, acct, c["id"])
-    t0 = time.monotonic()
     frames = udp_frames(link, 20, dport=5004)
     send(link, frames)
-    done = stk.wait_status(acct, c["id"], timeout=10)
-    assert time.monotonic() - t0 < 8
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 7, done
-    assert done.get("stop_reason") in (None, "packets"), done
+    assert done.get("stop_reason") == "packets", done
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
     assert len(tshark(obj)) == 7
     assert count_markers(obj, frames[:7]) == 7
@@ -872,56 +878,55 @@ def test_packet_limit(stk, acct):
 
 def test_byte_limit(stk, acct):
     link = link_of(stk, AGENT1)
-    c = create(acct, full_body(acct, time_limit=60, byte_limit=1000, filter_v1={"destination_port": 5005}))
+    c = create(acct, full_body(acct, time_limit=300, byte_limit=1000, filter_v1={"destination_port": 5005}))
     wait_parts(stk, acct, c["id"])
-    t0 = time.monotonic()
     frames = udp_frames(link, 20, dport=5005, size=200)
     size = len(frames[0].wire)
     send(link, frames)
-    done = stk.wait_status(acct, c["id"], timeout=10)
-    assert time.monotonic() - t0 < 8
+    done = stk.wait_status(acct, c["id"])
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
     pk = tshark(obj)
     assert sum(p[1] for p in pk) <= 1000
     # The limit is never exceeded: as many whole packets as fit.
     assert len(pk) == 1000 // size == done["packets_captured"], (size, pk, done)
     assert done["bytes_captured"] == size * len(pk), done
-    assert done["status"] == "success" and done.get("stop_reason") in (None, "bytes"), done
+    assert done["status"] == "success" and done.get("stop_reason") == "bytes", done
 
 
 def test_progress_reported_while_running(stk, acct):
-    """The agent starts within a fraction of a second of the POST and
-    reports packets at least every second while the capture runs."""
+    """Packets show in the capture's counters while it runs, not only at its
+    end. (How soon after the POST the agent starts is a benchmark figure,
+    bench/latency.py, not a test.)"""
     link = link_of(stk, AGENT1)
-    t0 = time.monotonic()
-    c = create(acct, full_body(acct, time_limit=30, filter_v1={"destination_port": 5007}))
+    c = create(acct, full_body(acct, time_limit=300, filter_v1={"destination_port": 5007}))
     wait_parts(stk, acct, c["id"])
-    assert time.monotonic() - t0 < 1.0, "agent started %.2fs after the POST" % (time.monotonic() - t0)
     send(link, udp_frames(link, 6, dport=5007))
-    t1 = time.monotonic()
-    while True:
-        obj = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))
-        assert obj["status"] == "running", obj
-        if obj["packets_captured"] == 6:
-            break
-        assert time.monotonic() - t1 < 2.5, "progress not reported within 2.5 s: %r" % obj
-        time.sleep(0.05)
+
+    def progressed():
+        o = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))
+        assert o["status"] == "running", o
+        return o if o["packets_captured"] == 6 else None
+
+    obj = until(progressed, "6 packets reported while running")
     assert obj["bytes_captured"] > 0 and obj["agents"][0]["packets"] == 6, obj
     assert acct.call("PUT", "/%s/stop" % c["id"]).status == 200
     assert stk.wait_status(acct, c["id"])["status"] == "success"
 
 
 def test_time_limit(stk, acct):
+    """Frames flow before, during and after the window (so none is needed at
+    a particular moment): the capture ends by its time limit, and what it
+    holds spans at most time_limit seconds."""
     link = link_of(stk, AGENT1)
-    c = create(acct, full_body(acct, time_limit=2, filter_v1={"destination_port": 5006}))
-    wait_parts(stk, acct, c["id"])
-    t0 = time.monotonic()
-    send(link, udp_frames(link, 3, dport=5006))
-    done = stk.wait_status(acct, c["id"], timeout=10)
-    took = time.monotonic() - t0
-    assert 1.0 <= took < 5.0, took
-    assert done["status"] == "success" and done["packets_captured"] == 3, done
-    assert done.get("stop_reason") in (None, "time"), done
+    with Steady(link, frames=udp_frames(link, 5, dport=5006)):
+        c = create(acct, full_body(acct, time_limit=2, filter_v1={"destination_port": 5006}))
+        done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success" and done["packets_captured"] > 0, done
+    assert done.get("stop_reason") == "time", done
+    obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
+    ts = [p[0] for p in tshark(obj)]
+    assert len(ts) == done["packets_captured"]
+    assert ts[-1] - ts[0] <= 2.0, "packets span %.3fs of a 2 s capture" % (ts[-1] - ts[0])
 
 
 # --- failures: agent lost, controller restarted ---------------------------------------------
@@ -939,9 +944,9 @@ def _lone_stack(request, grace):
 @pytest.fixture
 def lone(request):
     """A stack of its own (one agent), for tests that kill processes. The
-    grace after a controller start (8 s) covers the agent's reconnection
-    backoff (at most 5 s)."""
-    return _lone_stack(request, 8)
+    grace after a controller start (20 s) covers the agent's reconnection
+    backoff (at most 5 s) on a slow machine."""
+    return _lone_stack(request, 20)
 
 
 @pytest.fixture
@@ -957,11 +962,11 @@ def test_agent_killed_capture_fails(lone_nograce):
     wait_parts(lone, acct, c["id"])
     t0 = time.monotonic()
     lone.agents[0].kill()
-    done = lone.wait_status(acct, c["id"], timeout=20)
+    done = lone.wait_status(acct, c["id"])
     took = time.monotonic() - t0
     assert done["status"] == "failed", done
     assert done.get("error_message") and "lone1" in done["error_message"], done
-    assert 2.0 < took < 3 + 3, took   # --agent-timeout 3, plus the housekeeping period
+    assert took > 2.0, took   # not before --agent-timeout 3 (how much later depends on the machine)
     # No agent left in the colo: new captures say so.
     assert_error(acct.call("POST", "", full_body(acct, where="solo")), 400, 1007, "colo_name")
 
@@ -974,15 +979,18 @@ def test_controller_sigkill_mid_capture(lone):
     # A finished capture from before the crash.
     old = create(acct, full_body(acct, where="solo", time_limit=1))
     old = lone.wait_status(acct, old["id"])
-    c = create(acct, full_body(acct, where="solo", time_limit=6, filter_v1={"destination_port": 5010}))
+    # Ends by its packet limit, with the last frames, while the controller is
+    # down (or soon after): never by a time limit racing the sender.
+    c = create(acct, full_body(acct, where="solo", time_limit=300, packet_limit=11,
+                               filter_v1={"destination_port": 5010}))
     wait_parts(lone, acct, c["id"])
     send(link, first)
     lone.controller.kill()
     # The agent keeps capturing while the controller is away.
     send(link, second)
-    time.sleep(1.0)
+    time.sleep(1.0)  # a downtime, not a wait for anything
     lone.controller.start()
-    done = lone.wait_status(acct, c["id"], timeout=25)
+    done = lone.wait_status(acct, c["id"])
     assert done["status"] == "success", done
     assert done["packets_captured"] == 11, done
     obj = os.path.join(acct.bucket_dir, "pcap_%s_lone1.pcap" % c["id"])
@@ -1009,7 +1017,7 @@ def test_controller_restart_running_capture_without_agent_fails(lone):
     lone.controller.kill()
     lone.agents[0].kill()
     lone.controller.start()
-    done = lone.wait_status(acct, c["id"], timeout=20)
+    done = lone.wait_status(acct, c["id"])
     assert done["status"] == "failed" and done.get("error_message"), done
 
 

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from stack import Stack, binary, random_id, send, udp_frames
+from waits import WAIT
 
 AGENT, COLO = "ctl1", "ctlcolo"
 PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
@@ -21,9 +22,9 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 def stk(request):
     if os.geteuid() != 0:
         pytest.fail("the pcapctl tests need root (network namespaces, packet sockets)")
-    # Grace 8 s: the last test restarts the controller; the agent's
-    # reconnection backoff is at most 5 s.
-    s = Stack(tls=True, controller_args=["--grace", "8", "--agent-timeout", "3"])
+    # Grace 20 s: the last test restarts the controller; the agent's
+    # reconnection backoff is at most 5 s, and the machine may be slow.
+    s = Stack(tls=True, controller_args=["--grace", "20", "--agent-timeout", "10"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     s.add_agent(AGENT, COLO)
@@ -46,7 +47,7 @@ class Ctl:
             self.env.pop(k, None)
         self.env.update(PCAPD_URL=url or stk.http_url, PCAPD_TOKEN=token or acct.write, PCAPD_ACCOUNT=acct.id)
 
-    def run(self, *args, env=None, input=None, timeout=60):
+    def run(self, *args, env=None, input=None, timeout=2 * WAIT):
         e = dict(self.env)
         if env:
             for k, v in env.items():
@@ -94,7 +95,7 @@ def tshark_count(path=None, data=None):
     return len([l for l in r.stdout.decode().splitlines() if l.strip()])
 
 
-def wait_running(stk, acct, pid, timeout=10):
+def wait_running(stk, acct, pid, timeout=WAIT):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         o = api_obj(acct, pid)
@@ -105,7 +106,7 @@ def wait_running(stk, acct, pid, timeout=10):
     raise AssertionError("capture %s never running" % pid)
 
 
-def wait_for_new_capture(acct, before, timeout=10):
+def wait_for_new_capture(acct, before, timeout=WAIT):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         new = set(api_ids(acct)) - set(before)
@@ -174,15 +175,18 @@ def test_create_full_wait_and_output(stk, acct):
     link = stk.agents[0].link
     out = os.path.join(stk.dir, "ctl-wait-%s.pcap" % random_id()[:8])
     before = api_ids(acct)
+    # Ends by its packet limit with the last wanted frame, however long the
+    # sending takes (a time limit would race the sender on a busy machine).
     p = subprocess.Popen([binary("pcapctl"), "create", "full", "--colo", COLO, "--bucket", acct.bucket,
-                          "--time-limit", "3", "--proto", "udp", "--dport", "5100", "--wait", "-o", out],
+                          "--time-limit", "300", "--packet-limit", "8", "--proto", "udp", "--dport", "5100",
+                          "--wait", "-o", out],
                          env=ctl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         pid = wait_for_new_capture(acct, before)
         wait_running(stk, acct, pid)
         want = udp_frames(link, 8, dport=5100)
-        send(link, want + udp_frames(link, 4, dport=5101))
-        so, se = p.communicate(timeout=30)
+        send(link, udp_frames(link, 4, dport=5101) + want)
+        so, se = p.communicate(timeout=2 * WAIT)
     finally:
         if p.poll() is None:
             p.kill()
@@ -219,9 +223,9 @@ def test_create_json_get_list_stop_download(stk, acct):
     assert not os.path.exists(os.path.join(stk.dir, "early.pcap"))
     wait_running(stk, acct, c["id"])
     send(link, udp_frames(link, 6, dport=5102))
-    time.sleep(0.3)
+    stk.wait_captured(acct, c["id"], 6)
     r = ctl.ok("stop", c["id"])
-    done = stk.wait_status(acct, c["id"], timeout=10)
+    done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 6 and done.get("stop_requested"), done
     err = ctl.fails(1, "stop", c["id"])
     assert "(HTTP 409, code 1008)" in err
@@ -353,7 +357,7 @@ def test_wait_survives_controller_restart(stk, acct):
     out = os.path.join(stk.dir, "ctl-restart.pcap")
     before = api_ids(acct)
     p = subprocess.Popen([binary("pcapctl"), "create", "full", "--colo", AGENT, "--bucket", acct.bucket,
-                          "--time-limit", "4", "--dport", "5400", "--wait", "-o", out],
+                          "--time-limit", "300", "--packet-limit", "5", "--dport", "5400", "--wait", "-o", out],
                          env=ctl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         pid = wait_for_new_capture(acct, before)
@@ -361,7 +365,7 @@ def test_wait_survives_controller_restart(stk, acct):
         send(link, udp_frames(link, 3, dport=5400))
         stk.restart_controller(kill=True)
         send(link, udp_frames(link, 2, dport=5400))
-        so, se = p.communicate(timeout=60)
+        so, se = p.communicate(timeout=2 * WAIT)
     finally:
         if p.poll() is None:
             p.kill()

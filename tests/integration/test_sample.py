@@ -20,9 +20,11 @@ from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, rdpcap
 
 import traffic
 from stack import Stack, send
+from waits import WAIT, until
 
 REC1, REC2, OFF = "smp-a1", "smp-a2", "smp-off"
-WINDOW = 120  # seconds: every test's window covers the traffic sent at start
+WINDOW = 120  # seconds before the end of the traffic: every default window covers it
+_sent_end = []  # when the traffic ended (time.time()), set by the `sent` fixture
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def stk(request):
     one with its recorder off, which must be listed as not answering."""
     if os.geteuid() != 0:
         pytest.fail("the sample tests need root (network namespaces, packet sockets)")
-    s = Stack(tls=False, controller_args=["--grace", "3", "--agent-timeout", "3", "--sample-interval", "0"])
+    s = Stack(tls=False, controller_args=["--grace", "3", "--agent-timeout", "10", "--sample-interval", "0"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     s.add_agent(REC1, "s1", extra_args=["--sample-rate", "1"])
@@ -65,14 +67,27 @@ def frames_for(link, base):
 def sent(stk):
     """The traffic: the mix twice into each recording agent's link (a few ms
     apart, so the window tests have distinct timestamps), and once into the
-    link of the agent that does not record."""
+    link of the agent that does not record. Returns once the histories hold
+    all of it: an unfiltered sample shows every frame (the recorder makes a
+    partial block visible about a second after its first packet)."""
     out = []
     for i, a in enumerate(stk.agents):
         fr = frames_for(a.link, 9000 + 100 * i) + frames_for(a.link, 9000 + 100 * i + 50)
         send(a.link, fr, gap_us=2000)
         if a.name != OFF:
             out += fr
-    time.sleep(1.6)  # the recorder makes a partial block visible after 1 s
+    _sent_end.append(time.time())
+    acct = stk.account()
+    want = sorted(f.marker for f in out)
+    last = []
+
+    def complete():
+        done, path = sample(stk, acct, {})
+        last[:] = [done, path and len(markers(path))]
+        return path and sorted(markers(path)) == want
+
+    until(complete, lambda: "the histories never held all %d frames; last sample %r" % (len(want), last),
+          interval=0.5)
     return out
 
 
@@ -81,9 +96,25 @@ def acct(stk):
     return stk.account()
 
 
-def sample(stk, acct, body, timeout=15):
-    """POST a sample, wait for its end, download it; returns (object, path)."""
-    req = {"type": "simple", "system": "magic-transit", "time_limit": WINDOW, "packet_limit": 10000}
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + ".%06dZ" % int((t % 1) * 1e6)
+
+
+def default_window():
+    """type, system, time_limit and, once the traffic was sent, an
+    offset_time a second after it (or none, meaning now, if that is sooner)."""
+    w = {"type": "simple", "system": "magic-transit", "time_limit": WINDOW}
+    if _sent_end and time.time() > _sent_end[0] + 2:
+        w["offset_time"] = rfc3339(_sent_end[0] + 1)
+    return w
+
+
+def sample(stk, acct, body, timeout=WAIT):
+    """POST a sample, wait for its end, download it; returns (object, path).
+    Without an offset_time in body the window ends a second after the
+    traffic (or now, if that is sooner): however long the tests before took,
+    every default window covers the traffic."""
+    req = dict(default_window(), packet_limit=10000)
     req.update(body)
     r = acct.call("POST", "", req)
     assert r.status == 200, r.body
@@ -255,15 +286,14 @@ def test_a_report_cannot_answer_a_sample_or_name_its_file(stk, sent, acct):
         return r.json
 
     report({"name": "smp-evil", "colo": "s9", "hello": True})
-    r = acct.call("POST", "", {"type": "simple", "system": "magic-transit", "time_limit": WINDOW,
-                               "packet_limit": 10000})
+    r = acct.call("POST", "", dict(default_window(), packet_limit=10000))
     assert r.status == 200, r.body
     sid = r.json["result"]["id"]
     report({"name": "smp-evil", "jobs": [{"id": sid, "state": "done", "packets": 5,
                                           "object": "../../../../etc/passwd"}]})
     part = {a["name"]: a for a in acct.call("GET", "/" + sid).json["result"]["agents"]}["smp-evil"]
     assert part["status"] == "assigned", part
-    done = stk.wait_status(acct, sid, timeout=15)
+    done = stk.wait_status(acct, sid)
     assert done["status"] == "success", done
     evil = {a["name"]: a for a in done["agents"]}["smp-evil"]
     assert evil["status"] == "lost" and "did not answer" in evil["error"], evil

@@ -12,6 +12,7 @@ ARP) — the link carries only what the test sent.
 import ipaddress
 import os
 import random
+import subprocess
 import tempfile
 
 from scapy.all import (GRE, ICMP, IP, SCTP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest,
@@ -127,9 +128,42 @@ def send(net, frames, gap_us=0):
         cmd = ["/usr/bin/python3", os.path.join(HERE, "sendraw.py"), path]
         if gap_us:
             cmd += ["--gap-us", str(gap_us)]
-        run(ns_cmd(net.ns_a, cmd), timeout=30)
+        run(ns_cmd(net.ns_a, cmd))
     finally:
         os.unlink(path)
+
+
+class Steady:
+    """A context manager: `frames` (default: filler frames to dport) sent
+    again and again, `gap_us` apart, from namespace a while the block runs
+    (at most max_s seconds), by a process stopped by its pid at the end."""
+
+    def __init__(self, net, dport=9, frames=None, gap_us=20000, max_s=300):
+        self.net = net
+        self.frames = frames or filler(net, 5, dport=dport)
+        self.gap_us, self.max_s = gap_us, max_s
+        self.proc = None
+        self.path = None
+
+    def __enter__(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".hex", delete=False) as f:
+            for fr in self.frames:
+                f.write("%s %s\n" % (self.net.vlan_a if fr.kernel_tag else self.net.if_a, fr.send.hex()))
+            self.path = f.name
+        cmd = ns_cmd(self.net.ns_a, ["/usr/bin/python3", os.path.join(HERE, "sendraw.py"), self.path,
+                                     "--gap-us", str(self.gap_us), "--loop-s", str(self.max_s)])
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.unlink(self.path)
 
 
 def filler(net, n, size=200, dport=9, first=1000):

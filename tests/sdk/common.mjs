@@ -31,6 +31,25 @@ export function client({ https = false, prefix = true, token, apiKey, apiEmail, 
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Waits are for conditions, never for time: WAIT_MS (../integration/stack.mjs)
+// only bounds how long a broken run takes to fail (PCAPD_TEST_WAIT seconds, as
+// in the pytest suite).
+import { WAIT_MS } from '../integration/stack.mjs';
+
+export { WAIT_MS };
+
+// Polls fn() until it returns something truthy and returns it; throws with
+// what() (the last state) after timeoutMs.
+export async function until(fn, what, timeoutMs = WAIT_MS, intervalMs = 50) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`not within ${timeoutMs} ms: ${what()}`);
+    await sleep(intervalMs);
+  }
+}
+
 export function bucketDir(uri) {
   assert.ok(uri.startsWith('file://'), uri);
   return uri.slice('file://'.length);
@@ -51,7 +70,7 @@ export async function validatedBucket(cf, accountId) {
   return v;
 }
 
-export async function waitStatus(cf, accountId, id, want = ['success', 'failed'], timeoutMs = 20000) {
+export async function waitStatus(cf, accountId, id, want = ['success', 'failed'], timeoutMs = WAIT_MS) {
   const end = Date.now() + timeoutMs;
   let last;
   for (;;) {
@@ -64,7 +83,7 @@ export async function waitStatus(cf, accountId, id, want = ['success', 'failed']
 
 // Until n agents' shares are running (pcapd's "agents" extension of the
 // PCAP object): their sockets are open, traffic sent now is captured.
-export async function waitRunning(cf, accountId, id, n = 1, timeoutMs = 10000) {
+export async function waitRunning(cf, accountId, id, n = 1, timeoutMs = WAIT_MS) {
   const end = Date.now() + timeoutMs;
   let last;
   for (;;) {
@@ -78,6 +97,26 @@ export async function waitRunning(cf, accountId, id, n = 1, timeoutMs = 10000) {
   }
 }
 
+// Until the capture's packets_captured (the agents' reports) reaches n, so
+// that a stop sent next cannot overtake packets already sent.
+export async function waitCaptured(cf, accountId, id, n) {
+  let last;
+  return until(async () => {
+    last = await cf.magicTransit.pcaps.get(id, { account_id: accountId });
+    return (last.packets_captured ?? 0) >= n ? last : null;
+  }, () => `capture ${id}: ${n} packets captured: ${JSON.stringify(last)}`);
+}
+
+// pcapd's extension GET …/pcaps/agents: {name: packets in its history}.
+export async function historyPackets(baseURL, token, accountId) {
+  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(r.status, 200);
+  const out = {};
+  for (const a of (await r.json()).result) out[a.name] = a.history?.packets ?? 0;
+  return out;
+}
 
 export function assertPcap(buf) {
   const b = Buffer.from(buf);

@@ -9,22 +9,25 @@ import test from 'node:test';
 import {
   Cloudflare,
   assertPcap,
+  WAIT_MS,
   bucketDir,
   client,
   env,
+  historyPackets,
   outFile,
   rejectsWith,
   sendTraffic,
-  sleep,
   tsharkCount,
+  until,
   validatedBucket,
+  waitCaptured,
   waitRunning,
   waitStatus,
 } from './common.mjs';
 
 const SUBMITTED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 const ID = /^[0-9a-f]{32}$/;
-const T = { timeout: 60000 };
+const T = { timeout: 4 * WAIT_MS };
 
 // label: for test names; https, prefix: the client; account, token, bucket:
 // the account this suite works in (its own, so per-account limits hold).
@@ -79,10 +82,19 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     // Each suite (http, https) has its own port, so its sample holds only
     // its own packets; the agents record every packet (--sample-rate 1).
     const port = https ? 5410 : 5400;
+    const base = env(https ? 'PCAPD_SDK_HTTPS_URL' : 'PCAPD_SDK_HTTP_URL');
+    const before = await historyPackets(base, token, account);
     sendTraffic(0, 5, port);
     sendTraffic(1, 6, port);
     sendTraffic(0, 2, port + 1); // not matching
-    await sleep(1500); // the recorder makes a partial block visible after 1 s
+    // Until both histories hold the frames (a partial block becomes visible
+    // about a second after its first packet): one sample per minute, so the
+    // sample itself cannot be retried.
+    let now;
+    await until(async () => {
+      now = await historyPackets(base, token, account);
+      return now[agents[0]] >= before[agents[0]] + 7 && now[agents[1]] >= before[agents[1]] + 6;
+    }, () => `history packets ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
     const s = await P().create({
       account_id: account, type: 'simple', system: 'magic-transit', time_limit: 60, packet_limit: 100,
       filter_v1: { source_address: '192.0.2.1', protocol: 17, destination_port: port },
@@ -108,7 +120,7 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
 
   test(`${label}: create full on two agents, list, get, download one merged pcap`, T, async () => {
     const c = await P().create({
-      account_id: account, type: 'full', system: 'magic-transit', time_limit: 3, colo_name: colo.toUpperCase(),
+      account_id: account, type: 'full', system: 'magic-transit', time_limit: 300, colo_name: colo.toUpperCase(),
       destination_conf: bucket, filter_v1: { destination_port: 5300, protocol: 17 },
     });
     fullId = c.id;
@@ -121,6 +133,9 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     sendTraffic(0, 7, 5300);
     sendTraffic(1, 9, 5300);
     sendTraffic(0, 3, 5301); // not matching
+    // Stopped once every frame is counted: a time limit would race the sender.
+    await waitCaptured(cf(), account, c.id, 16);
+    await P().stop(c.id, { account_id: account });
     const done = await waitStatus(cf(), account, c.id);
     assert.equal(done.status, 'success', JSON.stringify(done));
     assert.equal(done.packets_captured, 16);
@@ -144,22 +159,21 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
 
   test(`${label}: stop a running full capture; conflicts are ConflictError`, T, async () => {
     const c = await P().create({
-      account_id: account, type: 'full', system: 'magic-transit', time_limit: 60, colo_name: agents[0],
+      account_id: account, type: 'full', system: 'magic-transit', time_limit: 300, colo_name: agents[0],
       destination_conf: bucket, packet_limit: 1000, filter_v1: { destination_port: 5302 },
     });
     await rejectsWith(P().download.get(c.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008,
       'pcap_id');
     await waitRunning(cf(), account, c.id, 1);
     sendTraffic(0, 4, 5302);
-    await new Promise((r) => setTimeout(r, 300));
-    const t0 = Date.now();
+    await waitCaptured(cf(), account, c.id, 4);
     // Typed void: whatever the body holds, the SDK user gets nothing to rely on.
     await P().stop(c.id, { account_id: account });
     const mid = await P().get(c.id, { account_id: account });
     assert.match(mid.stop_requested ?? '', SUBMITTED);
     const done = await waitStatus(cf(), account, c.id);
-    assert.ok(Date.now() - t0 < 8000, 'stop did not end the capture early');
     assert.equal(done.status, 'success', JSON.stringify(done));
+    assert.equal(done.stop_reason, 'user', 'the stop, not the time limit, ended it');
     assert.equal(done.packets_captured, 4);
     await rejectsWith(P().stop(c.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008, 'pcap_id');
     const buf = assertPcap(await (await P().download.get(c.id, { account_id: account })).arrayBuffer());

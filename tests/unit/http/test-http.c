@@ -241,7 +241,9 @@ typedef struct Req {
 	const char *cainfo;
 	struct curl_slist *headers;
 	const char *resolve;
+	long expect_ms; /* CURLOPT_EXPECT_100_TIMEOUT_MS; 0 = curl's 1 s */
 	/* results */
+	size_t body_sent; /* body bytes curl handed over */
 	long status;
 	Buf out;
 	CURLcode rc;
@@ -295,7 +297,10 @@ static CURLcode perform(CURL *h, Req *q)
 		resolve = curl_slist_append(NULL, q->resolve);
 		curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
 	}
+	if (q->expect_ms)
+		curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, q->expect_ms);
 	q->rc = curl_easy_perform(h);
+	q->body_sent = up.off;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
 	curl_slist_free_all(resolve);
 	if (q->chunked && q->body)
@@ -434,7 +439,7 @@ static void test_keepalive(void **state)
 	/* each request's data was freed when it ended */
 	double t0 = now_s();
 	unsigned freed = 0;
-	while (freed < 20 && now_s() - t0 < 2) {
+	while (freed < 20 && now_s() - t0 < 60) { /* a failure bound, not a pass condition */
 		pthread_mutex_lock(&s->ctx.lock);
 		freed = s->ctx.data_freed;
 		pthread_mutex_unlock(&s->ctx.lock);
@@ -494,15 +499,15 @@ static void test_body_too_large(void **state)
 	}
 	free(body);
 
-	/* a large announced body gets its 413 without being sent (curl waits
-	 * for "100 Continue", which never comes) */
+	/* a large announced body gets its 413 without being sent: curl waits
+	 * for "100 Continue" (up to a minute here), which never comes, and has
+	 * read none of the body when the answer arrives */
 	size_t huge = 8u * 1024 * 1024;
 	char *hb = calloc(1, huge);
-	Req q = {.url = u, .body = hb, .body_len = huge};
-	double t0 = now_s();
+	Req q = {.url = u, .body = hb, .body_len = huge, .expect_ms = 60000};
 
 	assert_int_equal(request(&q), 413);
-	assert_true(now_s() - t0 < 0.9); /* curl's Expect time-out is 1 s */
+	assert_int_equal(q.body_sent, 0);
 	free(q.out.p);
 	free(hb);
 }
@@ -583,7 +588,7 @@ static void wait_parked(Server *s, size_t want)
 	double t0 = now_s();
 
 	while (nparked(s) < want) {
-		assert_true(now_s() - t0 < 5);
+		assert_true(now_s() - t0 < 60); /* a failure bound, not a pass condition */
 		usleep(1000);
 	}
 }
@@ -734,12 +739,12 @@ static void test_idle_timeout(void **state)
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	t0 = now_s();
 	p = (struct pollfd){.fd = fd, .events = POLLIN};
-	assert_int_equal(poll(&p, 1, 4000), 1);
+	assert_int_equal(poll(&p, 1, 60000), 1);
 	assert_true(read(fd, &c, 1) <= 0); /* EOF or reset: closed by the server */
 	dt = now_s() - t0;
 	close(fd);
 	assert_true(dt >= 0.5);
-	assert_true(dt <= 3.0);
+	assert_true(dt <= 30.0); /* closed, not kept forever; how late depends on the machine */
 }
 
 static void test_addr_in_use_and_rebind(void **state)
