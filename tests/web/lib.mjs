@@ -8,10 +8,10 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { env } from '../integration/stack.mjs';
+import { WAIT_MS, env } from '../integration/stack.mjs';
 import { ROOT } from './cases.mjs';
 
-export { env, sendTraffic, tsharkCount } from '../integration/stack.mjs';
+export { WAIT_MS, env, sendTraffic, tsharkCount } from '../integration/stack.mjs';
 
 // What Chromium needs as root on a machine without a display or an open
 // network: no sandbox, no GPU, and nothing that reaches for the network on
@@ -24,7 +24,7 @@ export function launch() {
   return chromium.launch({
     executablePath: process.env.PCAPD_CHROMIUM ?? '/usr/bin/chromium',
     args: CHROMIUM_ARGS,
-    timeout: 120000,
+    timeout: 2 * WAIT_MS,
   });
 }
 
@@ -42,8 +42,9 @@ export async function shot(page, name) {
 }
 
 // Polls fn (every 100 ms) until it returns a truthy value, which is returned;
-// throws naming what was awaited and the last value after timeoutMs.
-export async function until(fn, what, timeoutMs = 60000) {
+// throws naming what was awaited and the last value after timeoutMs (a bound
+// on how long a broken run takes to fail, never a race: PCAPD_TEST_WAIT).
+export async function until(fn, what, timeoutMs = WAIT_MS) {
   const end = Date.now() + timeoutMs;
   let last;
   for (;;) {

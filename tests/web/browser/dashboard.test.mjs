@@ -17,7 +17,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { caseField, caseForm, loadBounds, table, webModule } from '../cases.mjs';
-import { apiCall, artifactsDir, env, launch, sendTraffic, shot, tsharkCount, until } from '../lib.mjs';
+import { WAIT_MS, apiCall, artifactsDir, env, launch, sendTraffic, shot, tsharkCount, until } from '../lib.mjs';
 
 const HTTP = env('PCAPD_SDK_HTTP_URL');
 const HTTPS = env('PCAPD_SDK_HTTPS_URL');
@@ -28,7 +28,8 @@ const OTHER_TOKEN = env('PCAPD_SDK_OTHER_TOKEN');
 const ROOT = env('PCAPD_SDK_BUCKET_ROOT');
 const [AGENT1, AGENT2] = env('PCAPD_SDK_AGENTS').split(',');
 const PCAPS = `/client/v4/accounts/${ACCOUNT}/pcaps`;
-const LONG = { timeout: 240000 };
+// A test's own bound: several waits of WAIT_MS each at most.
+const LONG = { timeout: 6 * WAIT_MS };
 
 let browser;
 const problems = []; // console errors, CSP refusals, uncaught exceptions
@@ -46,10 +47,10 @@ after(async () => {
 // problems.
 async function newPage({ viewport = { width: 1280, height: 800 }, base = HTTP, ...opts } = {}) {
   const context = await browser.newContext({ viewport, baseURL: base, ...opts });
-  // A busy machine (several engineers' suites on two cores) can take its
-  // time: every wait is for a condition, with room to spare.
-  context.setDefaultTimeout(60000);
-  context.setDefaultNavigationTimeout(60000);
+  // Every wait is for a condition; WAIT_MS (PCAPD_TEST_WAIT) only bounds
+  // how long a broken run takes to fail.
+  context.setDefaultTimeout(WAIT_MS);
+  context.setDefaultNavigationTimeout(WAIT_MS);
   const page = await context.newPage();
   page.on('console', (m) => {
     // Chromium logs every answer >= 400 as an error: those the tests provoke
@@ -109,11 +110,11 @@ async function startCapture(page, { type, fields = {}, filter = {}, bucket }) {
 }
 
 async function captureStatus(page, want) {
-  await page.locator('#capture-status', { hasText: new RegExp(`^${want}$`) }).waitFor({ timeout: 120000 });
+  await page.locator('#capture-status', { hasText: new RegExp(`^${want}$`) }).waitFor({ timeout: 2 * WAIT_MS });
 }
 
 async function shareStatus(page, agent, want) {
-  await page.locator(`tr[data-agent="${agent}"] .status`, { hasText: new RegExp(`^${want}$`) }).waitFor({ timeout: 60000 });
+  await page.locator(`tr[data-agent="${agent}"] .status`, { hasText: new RegExp(`^${want}$`) }).waitFor();
 }
 
 // ---------------------------------------------------------------------------
@@ -361,7 +362,7 @@ test('the captures list refreshes by itself, newest first, with filters', LONG, 
   await row.waitFor();
   assert.equal(await rows.first().getAttribute('data-id'), id, 'newest first');
   // No packet matched: it fails, as Cloudflare's do, and says why.
-  await page.locator(`tr[data-id="${id}"][data-status="failed"]`).waitFor({ timeout: 90000 });
+  await page.locator(`tr[data-id="${id}"][data-status="failed"]`).waitFor({ timeout: 2 * WAIT_MS });
   const failed = await apiCapture(id);
   await row.locator('.err-text', { hasText: failed.error_message }).waitFor();
   assert.equal(await row.locator('td[data-label="Target"]').textContent(), AGENT2);
@@ -398,9 +399,9 @@ test('a long capture on two agents runs with a chart and is stopped from its pag
   sendTraffic(0, 1, 5557); // the history's fence (see the sample test)
   sendTraffic(1, 1, 5557);
   // The agents report their counts; the chart draws what the page sampled.
-  await page.locator('dd', { hasText: /^10$/ }).first().waitFor({ timeout: 60000 });
+  await page.locator('dd', { hasText: /^10$/ }).first().waitFor();
   await page.locator('svg.chart path.line').waitFor();
-  await page.getByRole('img', { name: /^Packets over time: 10 packets/ }).waitFor({ timeout: 30000 });
+  await page.getByRole('img', { name: /^Packets over time: 10 packets/ }).waitFor();
   assert.equal(await page.locator('#capture-status').textContent(), 'Running');
   await shot(page, 'capture-chart');
   await page.getByRole('button', { name: 'Stop' }).click();
