@@ -1,5 +1,5 @@
 #!/bin/sh
-# Fails when product code (src/) calls a function STYLE.md bans: unbounded or
+# Fails when product code (src/) calls a function docs/STYLE.md bans: unbounded or
 # unchecked string and number handling. Run as the 'style' test suite.
 # Speaks TAP (two test points) like every test in the suite.
 set -eu
@@ -7,7 +7,7 @@ root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 echo "1..2"
 banned='\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|atoll|gets|strncpy|strncat|alloca|tmpnam|mktemp)[[:space:]]*\('
 if grep -rnE "$banned" "$root/src" --include='*.c' --include='*.h'; then
-	echo "not ok 1 - banned calls above (STYLE.md, 'Strings carry their length')"
+	echo "not ok 1 - banned calls above (docs/STYLE.md, 'Strings carry their length')"
 else
 	echo "ok 1 - no banned calls"
 fi

@@ -35,7 +35,7 @@
 #include "agent/ctlclient.h"
 #include "agent/jobstore.h"
 #include "agent/jobtable.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 #include "agent/recorder.h"
 #include "capture/tofile.h"
 

@@ -14,9 +14,10 @@
 #include <string.h>
 
 #include "agent/ctlclient.h"
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
+#define CTL_MAX_IDLE_S 10L /* see CURLOPT_MAXAGE_CONN below */
 #define WAIT_SLICE_MS 1000
 
 struct CtlClient {
@@ -114,6 +115,10 @@ int ctlclient_new(const CtlClientConfig *cfg, CtlClient **ret, ErrBuf *err)
 	SETOPT(rc, c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(rc, c->easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
 	SETOPT(rc, c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* The controller closes connections idle for 30 s (its default). A POST
+	 * sent into a connection it has just closed fails ("Broken pipe"): reuse
+	 * none that has been idle for longer than a third of that. */
+	SETOPT(rc, c->easy, CURLOPT_MAXAGE_CONN, CTL_MAX_IDLE_S);
 	SETOPT(rc, c->easy, CURLOPT_USERAGENT, cfg->user_agent ? cfg->user_agent : "pcapd-agent");
 	if (cfg->cafile)
 		SETOPT(rc, c->easy, CURLOPT_CAINFO, cfg->cafile);
@@ -299,6 +304,18 @@ static int headers_with(CtlClient *c, const char *extra, struct curl_slist **ret
 	return 0;
 }
 
+/* Lets curl start the body again when it resends a request on a new
+ * connection (the reused one turned out dead). */
+static int on_seek(void *ctx, curl_off_t offset, int origin)
+{
+	CtlClient *c = ctx;
+
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->up_size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	c->up_off = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
 {
 	CtlClient *c = ctx;
@@ -348,6 +365,8 @@ int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDS, NULL); /* else curl sends those, not the read callback's */
 	SETOPT(rc, c->easy, CURLOPT_READFUNCTION, on_read);
 	SETOPT(rc, c->easy, CURLOPT_READDATA, c);
+	SETOPT(rc, c->easy, CURLOPT_SEEKFUNCTION, on_seek);
+	SETOPT(rc, c->easy, CURLOPT_SEEKDATA, c);
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
 	SETOPT(rc, c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	if (rc == CURLE_OK)
@@ -359,6 +378,8 @@ int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type
 	curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(c->easy, CURLOPT_READFUNCTION, NULL);
 	curl_easy_setopt(c->easy, CURLOPT_READDATA, NULL);
+	curl_easy_setopt(c->easy, CURLOPT_SEEKFUNCTION, NULL);
+	curl_easy_setopt(c->easy, CURLOPT_SEEKDATA, NULL);
 	curl_slist_free_all(h);
 	if (r < 0)
 		return r;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * One full capture on this agent (samples: samplerun.c): filter → per-interface programs → capture
- * into DATA/spool/<id>.pcap (whole packets, pcap, or pcapng when the
- * interfaces' link types differ) → the bucket → final report. Phases and
+ * into DATA/spool/<id>.pcap (snaplen bytes per packet, whole ones by default;
+ * pcap, or pcapng when the interfaces' link types differ) → the bucket →
+ * final report. What this agent cannot do yet (continuous mode, file outputs,
+ * several buckets) fails the job at once with the reason (job_supported). Phases and
  * locking in agent-int.h.
  */
 #include <errno.h>
@@ -18,7 +20,7 @@
 #include "bucket/bucket.h"
 #include "common/log.h"
 #include "filter/filter.h"
-#include "model/filterjson.h"
+#include "model/filtermodel.h"
 #include "pcap/record.h"
 
 /* 16 MiB of ring per interface. The kernel allocates and clears a ring when
@@ -175,9 +177,12 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	CapFileConfig fc = {0};
 	CapFile *cf = NULL;
 	bool have_filter, same = true;
+	/* 0 or more than a packet can hold: whole packets. */
+	uint32_t snaplen =
+		job->spec.snaplen && job->spec.snaplen < PCAP_MAX_SNAPLEN ? job->spec.snaplen : PCAP_MAX_SNAPLEN;
 	int fd = -1, r;
 
-	r = filterjson_parse_text(job->spec.filter, &filter, err);
+	r = filtermodel_parse(job->spec.filter, strlen(job->spec.filter), &filter, err);
 	if (r < 0) {
 		prefix_err(err, r, "filter");
 		goto out;
@@ -192,7 +197,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 			goto out;
 		same = same && lts[i] == lts[0];
 		if (have_filter) {
-			r = filter_compile(&filter, lts[i], PCAP_MAX_SNAPLEN, &progs[i], err);
+			r = filter_compile(&filter, lts[i], snaplen, &progs[i], err);
 			if (r < 0) {
 				prefix_err(err, r, "filter");
 				goto out;
@@ -201,7 +206,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	}
 	fc.capture.ifaces = names;
 	fc.capture.n_ifaces = n;
-	fc.capture.snaplen = PCAP_MAX_SNAPLEN; /* whole packets */
+	fc.capture.snaplen = snaplen;
 	fc.capture.block_count = cfg->ring_blocks ? cfg->ring_blocks : DEFAULT_RING_BLOCKS;
 	fc.capture.block_size = cfg->block_size ? cfg->block_size : DEFAULT_BLOCK_SIZE;
 	fc.capture.workers = 1;
@@ -245,33 +250,61 @@ out:
 	return r;
 }
 
+/* What this agent can do of a start: one bucket output (*ret_out), no file
+ * output, no continuous mode. Anything else fails the job with the reason. */
+static int job_supported(const AgentJobSpec *spec, const AgentOutput **ret_out, ErrBuf *err)
+{
+	const AgentOutput *bucket = NULL;
+
+	if (spec->continuous.on)
+		return errbuf_set(
+			err, -EOPNOTSUPP,
+			"continuous: continuous (rotating file) captures are not supported by this agent yet");
+	for (size_t i = 0; i < spec->n_outputs; i++) {
+		const AgentOutput *o = &spec->outputs[i];
+
+		if (o->kind != JOB_OUTPUT_BUCKET)
+			return errbuf_set(err, -EOPNOTSUPP,
+					  "outputs[%zu]: %s outputs (%.64s) are not supported by this agent yet", i,
+					  job_output_kind_to_string(o->kind), o->target);
+		if (bucket)
+			return errbuf_set(err, -EOPNOTSUPP,
+					  "outputs[%zu]: this agent writes a capture to one bucket, not several", i);
+		bucket = o;
+	}
+	if (!bucket)
+		return errbuf_set(err, -EINVAL, "outputs: none");
+	*ret_out = bucket;
+	return 0;
+}
+
 /* The job's bucket, opened before the capture: a destination this agent
  * cannot write fails the job at once, not after the capture. */
-static int open_bucket(AgentJob *job, Bucket **ret, ErrBuf *err)
+static int open_bucket(AgentJob *job, const char *uri, Bucket **ret, ErrBuf *err)
 {
 	const AgentConfig *cfg = job->agent->cfg;
 	BucketConfig bc = {.root = cfg->bucket_root};
 	ErrBuf e = {{0}};
 	int r;
 
-	if (!cfg->bucket_root && strncmp(job->spec.destination_conf, "file://", 7) == 0)
+	if (!cfg->bucket_root && strncmp(uri, "file://", 7) == 0)
 		return errbuf_set(err, -EPERM,
-				  "destination_conf %s: agent %s takes no file:// bucket (no --bucket-root)",
-				  job->spec.destination_conf, cfg->name);
-	r = bucket_open(job->spec.destination_conf, &bc, ret, &e);
+				  "destination_conf %s: agent %s takes no file:// bucket (no --bucket-root)", uri,
+				  cfg->name);
+	r = bucket_open(uri, &bc, ret, &e);
 	if (r < 0)
-		return errbuf_set(err, r, "bucket %s: %s", job->spec.destination_conf, e.msg);
+		return errbuf_set(err, r, "bucket %s: %s", uri, e.msg);
 	return 0;
 }
 
-static int upload(AgentJob *job, Bucket *b, const char *spool, const char *object, ErrBuf *err)
+static int upload(Bucket *b, const char *uri, const char *spool, const char *object, ErrBuf *err)
 {
 	ErrBuf e = {{0}};
 	int r;
 
 	r = bucket_put_file(b, object, spool, &e);
 	if (r < 0)
-		return errbuf_set(err, r, "upload to %s: %s", job->spec.destination_conf, e.msg);
+		return errbuf_set(err, r, "upload to %s: %s", uri, e.msg);
 	return 0;
 }
 
@@ -280,6 +313,7 @@ static void *job_main(void *arg)
 	AgentJob *job = arg;
 	Agent *a = job->agent;
 	char spool[PATH_MAX], object[AGENTPROTO_OBJECT_MAX + 1];
+	const AgentOutput *out = NULL;
 	CaptureStats st = {0};
 	StopReason why = STOP_REASON_ERROR;
 	ErrBuf err = {{0}};
@@ -290,19 +324,23 @@ static void *job_main(void *arg)
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, job->spec.error);
 		return NULL;
 	}
+	if (job_supported(&job->spec, &out, &err) < 0) {
+		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+		return NULL;
+	}
 	if (jobstore_spool_path(a->store, job->spec.id, spool, sizeof(spool)) < 0) {
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "spool path too long");
 		return NULL;
 	}
-	if (job->spec.object[0])
-		n = snprintf(object, sizeof(object), "%s", job->spec.object);
+	if (out->object[0])
+		n = snprintf(object, sizeof(object), "%s", out->object);
 	else
 		n = snprintf(object, sizeof(object), "pcap_%s_%s.pcap", job->spec.id, a->cfg->name);
 	if (n < 0 || (size_t)n >= sizeof(object)) {
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "object name too long");
 		return NULL;
 	}
-	r = open_bucket(job, &bucket, &err);
+	r = open_bucket(job, out->target, &bucket, &err);
 	if (r == 0)
 		r = capture_to_spool(job, spool, &st, &why, &err);
 	if (r < 0) {
@@ -315,7 +353,7 @@ static void *job_main(void *arg)
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	save_state(job);
-	r = upload(job, bucket, spool, object, &err);
+	r = upload(bucket, out->target, spool, object, &err);
 	bucket_free(bucket);
 	if (r < 0) {
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);

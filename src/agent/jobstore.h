@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 #include "common/io.h"
 #include "common/util.h"
 

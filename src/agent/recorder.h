@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/proto.h"
+#include "proto/agentproto.h"
 #include "common/util.h"
 #include "history/hist.h"
 

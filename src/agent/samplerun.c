@@ -31,7 +31,7 @@
 #include "common/log.h"
 #include "filter/filter.h"
 #include "history/hist.h"
-#include "model/filterjson.h"
+#include "model/filtermodel.h"
 
 #define SAMPLE_PATH "/agent/v1/sample"
 #define PCAP_CONTENT_TYPE "application/vnd.tcpdump.pcap"
@@ -135,7 +135,7 @@ static int answer(AgentJob *job, uint64_t t0_ms, HistQueryResult *res, ErrBuf *e
 	struct stat st;
 	int fd = -1, r;
 
-	r = filterjson_parse_text(spec->filter, &filter, err);
+	r = filtermodel_parse(spec->filter, strlen(spec->filter), &filter, err);
 	if (r < 0)
 		return prefix_err(err, r, "filter");
 	if (jobstore_sample_path(a->store, spec->id, path, sizeof(path)) < 0) {

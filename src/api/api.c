@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The controller's one HTTP handler: routes a request to its dialect (see
- * api.h for the table). The Cloudflare SDK puts "/client/v4" in front of every
- * path when its baseURL ends there and nothing when it is a bare host, so the
- * prefix is optional and stripped first.
+ * The controller's one HTTP handler: routes a request to its dialect by path
+ * prefix (see api.h for the table, api-int.h for what a dialect is). The
+ * Cloudflare SDK puts "/client/v4" in front of every path when its baseURL
+ * ends there and nothing when it is a bare host, so that prefix is optional
+ * and stripped first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,21 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/envelope.h"
+#include "api/api-int.h"
 #include "web/web.h"
 
 #define DEFAULT_LIST_LIMIT 50
-#define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
-
 #define LIST_CACHE_SLOTS 64
+#define LIST_KEY_MAX 48 /* dialect name, '/', account */
 
-/* The rendered list of one account, valid while the service's jobs generation
- * stays what it was when the list was read. A list of 50 captures costs about
- * 50 rows and 50 objects to render; most list calls (dashboards, pcapctl
- * --wait loops) see nothing new. */
+/* The rendered list of one account in one dialect, valid while the service's
+ * jobs generation stays what it was when the list was read. A list of 50
+ * captures costs about 50 rows and 50 objects to render; most list calls
+ * (dashboards, pcapctl --wait loops) see nothing new. */
 typedef struct ListCache {
-	char account[JOB_ID_LEN + 1];
+	char key[LIST_KEY_MAX + 1];
 	uint64_t gen;
 	char *body; /* NULL = empty slot */
 	size_t len;
@@ -38,35 +37,64 @@ struct Api {
 	ListCache cache[LIST_CACHE_SLOTS];
 };
 
-static ListCache *cache_slot(Api *a, const char *account)
+/* Paths under no dialect are answered in the default dialect's shape. */
+static const ApiDialect *const default_dialect = &cloudflare_dialect;
+
+static const struct {
+	const char *prefix;
+	const ApiDialect *dialect;
+} routes[] = {
+	{"/accounts", &cloudflare_dialect},
+	{"/agent/v1", &agentapi_dialect},
+};
+
+/* "dialect/account" into key; false if it does not fit (then not cached). */
+static bool list_key(const ApiDialect *d, const char *account, char key[LIST_KEY_MAX + 1])
+{
+	int n = snprintf(key, LIST_KEY_MAX + 1, "%s/%s", d->name, account);
+
+	return n > 0 && n <= LIST_KEY_MAX;
+}
+
+static ListCache *cache_slot(Api *a, const char *key)
 {
 	unsigned h = 5381;
 
-	for (const char *p = account; *p; p++)
+	for (const char *p = key; *p; p++)
 		h = h * 33 + (unsigned char)*p;
 	return &a->cache[h % LIST_CACHE_SLOTS];
 }
 
-bool api_list_cached(Api *a, HttpRequest *req, const char *account, uint64_t gen)
+bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *account, uint64_t gen)
 {
-	ListCache *c = cache_slot(a, account);
+	char key[LIST_KEY_MAX + 1];
+	ListCache *c;
 	bool hit;
 
+	if (!list_key(d, account, key))
+		return false;
+	c = cache_slot(a, key);
 	pthread_mutex_lock(&a->cache_lock);
-	hit = c->body && c->gen == gen && strcmp(c->account, account) == 0;
+	hit = c->body && c->gen == gen && strcmp(c->key, key) == 0;
 	if (hit)
 		http_respond(req, 200, "application/json", c->body, c->len);
 	pthread_mutex_unlock(&a->cache_lock);
 	return hit;
 }
 
-void api_list_store(Api *a, const char *account, uint64_t gen, char *body, size_t len)
+void api_list_store(Api *a, const ApiDialect *d, const char *account, uint64_t gen, char *body, size_t len)
 {
-	ListCache *c = cache_slot(a, account);
+	char key[LIST_KEY_MAX + 1];
+	ListCache *c;
 
+	if (!list_key(d, account, key)) {
+		free(body);
+		return;
+	}
+	c = cache_slot(a, key);
 	pthread_mutex_lock(&a->cache_lock);
 	free(c->body);
-	snprintf(c->account, sizeof(c->account), "%s", account);
+	memcpy(c->key, key, sizeof(key));
 	c->gen = gen;
 	c->body = body;
 	c->len = len;
@@ -120,61 +148,107 @@ static const char *after_prefix(const char *path, const char *prefix)
 	return path + n;
 }
 
-static void handle_accounts(Api *a, HttpRequest *req, const char *rest)
+unsigned api_error_status(ApiErrorKind kind)
 {
-	char account[ACCOUNT_SEGMENT_MAX + 1];
-	const char *slash, *sub;
-	size_t n;
+	static const unsigned status[] = {
+		[API_ERR_NONE] = 500,      [API_ERR_INTERNAL] = 500,        [API_ERR_BAD_BODY] = 400,
+		[API_ERR_INVALID] = 400,   [API_ERR_UNVERIFIED] = 400,      [API_ERR_NO_TARGET] = 400,
+		[API_ERR_MISMATCH] = 400,  [API_ERR_UNAUTHENTICATED] = 401, [API_ERR_FORBIDDEN] = 403,
+		[API_ERR_NOT_FOUND] = 404, [API_ERR_NO_ROUTE] = 404,        [API_ERR_METHOD] = 405,
+		[API_ERR_CONFLICT] = 409,  [API_ERR_TOO_LARGE] = 413,       [API_ERR_UNSUPPORTED_MEDIA] = 415,
+		[API_ERR_BUSY] = 429,      [API_ERR_UNAVAILABLE] = 503,
+	};
 
-	/* rest = "/{account}/pcaps[...]" */
-	if (rest[0] != '/')
-		goto no_route;
-	slash = strchr(rest + 1, '/');
-	if (!slash || slash == rest + 1)
-		goto no_route;
-	n = (size_t)(slash - (rest + 1));
-	if (n > ACCOUNT_SEGMENT_MAX)
-		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
-	memcpy(account, rest + 1, n);
-	account[n] = '\0';
-	if ((sub = after_prefix(slash, "/pcaps")))
-		cloudflare_handle(a, req, account, sub);
-	else if ((sub = after_prefix(slash, "/tokens")))
-		tokens_handle(a, req, account, sub);
-	else
-		goto no_route;
-	return;
-no_route:
-	envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+	return (unsigned)kind < ARRAY_SIZE(status) ? status[kind] : 500;
+}
+
+json_t *api_request_json(HttpRequest *req, size_t max, ApiError *e)
+{
+	json_error_t jerr;
+	const uint8_t *body;
+	size_t len = 0;
+	json_t *obj;
+
+	if (http_req_body_too_large(req)) {
+		apierror_set(e, API_ERR_TOO_LARGE, "body", "larger than %zu bytes", max);
+		return NULL;
+	}
+	body = http_req_body(req, &len);
+	if (!body || len == 0) {
+		apierror_set(e, API_ERR_BAD_BODY, "body", "must be a JSON object (the request has no body)");
+		return NULL;
+	}
+	/* Duplicate keys are refused: which of two values would count is a guess
+	 * that a validator must not make. */
+	obj = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!obj) {
+		apierror_set(e, API_ERR_BAD_BODY, "body", "invalid JSON at line %d column %d: %s", jerr.line,
+			     jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		apierror_set(e, API_ERR_BAD_BODY, "body", "must be a JSON object");
+		return NULL;
+	}
+	return obj;
+}
+
+/* The path without the optional "/client/v4". */
+static const char *strip_client_v4(const char *path)
+{
+	const char *rest = after_prefix(path, "/client/v4");
+
+	return rest ? rest : path;
+}
+
+static const ApiDialect *dialect_of(const char *path, const char **ret_rest)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		const char *rest = after_prefix(path, routes[i].prefix);
+
+		if (rest) {
+			*ret_rest = rest;
+			return routes[i].dialect;
+		}
+	}
+	return NULL;
+}
+
+size_t api_body_limit(void *ctx, const char *method, const char *path)
+{
+	const ApiDialect *d;
+	const char *rest;
+
+	(void)ctx;
+	d = dialect_of(strip_client_v4(path ? path : ""), &rest);
+	return d && d->body_limit ? d->body_limit(method, rest) : API_MAX_BODY;
 }
 
 void api_handle(void *ctx, HttpRequest *req)
 {
 	Api *a = ctx;
-	const char *path = http_req_path(req);
-	const char *full, *rest;
+	const char *full = http_req_path(req) ? http_req_path(req) : "";
+	const char *path = strip_client_v4(full);
+	const ApiDialect *d;
+	const char *rest;
+	ApiError e;
 
-	if (!path)
-		path = "";
-	full = path;
-	rest = after_prefix(path, "/client/v4");
-	if (rest)
-		path = rest;
-
-	if ((rest = after_prefix(path, "/accounts"))) {
-		handle_accounts(a, req, rest);
-	} else if ((rest = after_prefix(path, "/agent/v1"))) {
-		agentapi_handle(a, req, rest);
+	d = dialect_of(path, &rest);
+	if (d) {
+		d->handle(a, req, rest);
 	} else if (strcmp(path, "/healthz") == 0) {
 		if (strcmp(http_req_method(req), "GET") != 0 && strcmp(http_req_method(req), "HEAD") != 0) {
-			http_add_header(req, "Allow", "GET, HEAD");
-			envelope_error(req, 405, API_E_METHOD, "Method not allowed: /healthz takes GET");
+			apierror_set(&e, API_ERR_METHOD, NULL, "Method not allowed: /healthz takes GET");
+			e.allow = "GET, HEAD";
+			default_dialect->render_error(req, &e);
 			return;
 		}
 		http_respond(req, 200, "text/plain; charset=utf-8", "ok", 2);
-	} else if (path == full && web_serve(req, path)) {
-		/* the dashboard's files (never under /client/v4) */
+	} else if (web_serve(req, full)) {
+		/* the dashboard's files (src/web; never under /client/v4) */
 	} else {
-		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		default_dialect->render_error(req, &e);
 	}
 }

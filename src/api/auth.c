@@ -19,7 +19,6 @@
 #include <gnutls/crypto.h>
 
 #include "api/auth.h"
-#include "api/envelope.h"
 
 #define SECRET_PREFIX "pcapd_"
 #define SECRET_BYTES 32u
@@ -102,10 +101,10 @@ static const char *scope_need_words(TokenScope need)
 	}
 }
 
-/* auth_check_op, also telling the credential's scope and the SHA-256 of its
+/* auth_check, also telling the credential's scope and the SHA-256 of its
  * secret (either out-parameter may be NULL). */
-static int authenticate(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op,
-			char *ret_account, TokenScope *ret_scope, uint8_t ret_hash[32])
+static int authenticate(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op,
+			char *ret_account, TokenScope *ret_scope, uint8_t ret_hash[32], ApiError *e)
 {
 	const char *authz = http_req_header(req, "Authorization");
 	const char *email = http_req_header(req, "X-Auth-Email");
@@ -116,18 +115,16 @@ static int authenticate(Db *db, HttpRequest *req, const char *account, TokenScop
 	TokenScope scope;
 	uint8_t hash[32];
 	size_t n = 0;
-	ErrBuf err = {{0}};
 	int r;
 
 	/* The SDK sends every credential it was given; a bearer token wins. */
 	if (authz) {
 		n = strlen(authz);
 		secret = trim(authz, &n);
-		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0) {
-			envelope_error(req, 401, API_E_AUTH,
-				       "Authentication error: the Authorization header must be \"Bearer <token>\"");
-			return -EACCES;
-		}
+		if (n < 7 || strncasecmp(secret, "Bearer ", 7) != 0)
+			return apierror_set(
+				e, API_ERR_UNAUTHENTICATED, NULL,
+				"Authentication error: the Authorization header must be \"Bearer <token>\"");
 		secret += 7;
 		n -= 7;
 		secret = trim(secret, &n);
@@ -136,39 +133,28 @@ static int authenticate(Db *db, HttpRequest *req, const char *account, TokenScop
 		secret = trim(key, &n);
 		find_email = email;
 	} else {
-		envelope_error(req, 401, API_E_AUTH,
-			       "Authentication error: no credentials (send Authorization: Bearer <token>, or "
-			       "X-Auth-Email and X-Auth-Key)");
-		return -EACCES;
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL,
+				    "Authentication error: no credentials (send Authorization: Bearer <token>, or "
+				    "X-Auth-Email and X-Auth-Key)");
 	}
-	if (n == 0 || n > CREDENTIAL_MAX) {
-		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
-		return -EACCES;
-	}
+	if (n == 0 || n > CREDENTIAL_MAX)
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL, "Authentication error: invalid credentials");
 	auth_hash(secret, n, hash);
-	r = db_credential_find(db, hash, find_email, cred_account, &scope, &err);
-	if (r == -ENOENT) {
-		envelope_error(req, 401, API_E_AUTH, "Authentication error: invalid credentials");
-		return -EACCES;
-	}
-	if (r < 0) {
-		envelope_error(req, 500, API_E_INTERNAL, "internal error: %s", err.msg);
+	r = service_credential_find(svc, hash, find_email, cred_account, &scope, e);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_UNAUTHENTICATED, NULL, "Authentication error: invalid credentials");
+	if (r < 0)
 		return r;
-	}
-	if (account && strcasecmp(account, cred_account) != 0) {
-		envelope_error(req, 403, API_E_AUTH, "Forbidden: this credential belongs to another account");
-		return -EPERM;
-	}
+	if (account && strcasecmp(account, cred_account) != 0)
+		return apierror_set(e, API_ERR_FORBIDDEN, NULL,
+				    "Forbidden: this credential belongs to another account");
 	/* read ⊂ write; agent stands apart from both. */
 	if ((need == SCOPE_AGENT) != (scope == SCOPE_AGENT) || (need == SCOPE_WRITE && scope != SCOPE_WRITE)) {
 		if (scope == SCOPE_AGENT)
-			envelope_error(req, 403, API_E_AUTH,
-				       "Forbidden: this token has scope agent; it is only for the agent protocol");
-		else
-			envelope_error(req, 403, API_E_AUTH, "Forbidden: this token has scope %s; %s needs %s",
-				       token_scope_to_string(scope), op ? op : "this operation",
-				       scope_need_words(need));
-		return -EPERM;
+			return apierror_set(e, API_ERR_FORBIDDEN, NULL,
+					    "Forbidden: this token has scope agent; it is only for the agent protocol");
+		return apierror_set(e, API_ERR_FORBIDDEN, NULL, "Forbidden: this token has scope %s; %s needs %s",
+				    token_scope_to_string(scope), op ? op : "this operation", scope_need_words(need));
 	}
 	if (ret_account)
 		memcpy(ret_account, cred_account, sizeof(cred_account));
@@ -179,19 +165,20 @@ static int authenticate(Db *db, HttpRequest *req, const char *account, TokenScop
 	return 0;
 }
 
-int auth_check_op(Db *db, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account)
+int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
+	       ApiError *e)
 {
-	return authenticate(db, req, account, need, op, ret_account, NULL, NULL);
+	return authenticate(svc, req, account, need, op, ret_account, NULL, NULL, e);
 }
 
-int auth_identify(Db *db, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
-		  char ret_id[AUTH_ID_LEN + 1])
+int auth_identify(Service *svc, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
+		  char ret_id[AUTH_ID_LEN + 1], ApiError *e)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t hash[32];
 	int r;
 
-	r = authenticate(db, req, account, SCOPE_READ, "token verify", ret_account, ret_scope, hash);
+	r = authenticate(svc, req, account, SCOPE_READ, "token verify", ret_account, ret_scope, hash, e);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < AUTH_ID_LEN / 2; i++) {
@@ -200,9 +187,4 @@ int auth_identify(Db *db, HttpRequest *req, const char *account, char *ret_accou
 	}
 	ret_id[AUTH_ID_LEN] = '\0';
 	return 0;
-}
-
-int auth_check(Db *db, HttpRequest *req, const char *account, TokenScope need, char *ret_account)
-{
-	return auth_check_op(db, req, account, need, NULL, ret_account);
 }

@@ -5,7 +5,7 @@
  * Logging for the programs (daemons and CLI) only: library modules never log,
  * they return codes and ErrBuf messages that their caller logs once.
  * Messages up to LOG_LEVEL_INFO are printed; the daemons will make the level
- * a setting (one of the few allowed globals, STYLE.md).
+ * a setting (one of the few allowed globals, docs/STYLE.md).
  */
 
 #include "util.h"

@@ -5,7 +5,7 @@
  * Small helpers every subsystem may use: checked number parsing, clocks and the
  * one error-message carrier of the project.
  *
- * Error contract (STYLE.md): functions return 0 or a positive value on success
+ * Error contract (docs/STYLE.md): functions return 0 or a positive value on success
  * and -errno on failure; ret_* out-parameters are written only on success.
  * Library code never prints: when a caller needs words, the function takes an
  * ErrBuf and fills it on failure.

@@ -84,7 +84,7 @@ static bool apply_answer(Job *j, JobPart *parts, size_t n, void *arg)
 	return false;
 }
 
-int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err)
+static int store_sample(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err)
 {
 	char dir[4096], path[4200];
 	JobPart *parts = NULL;
@@ -143,7 +143,7 @@ int service_sample_store(Service *s, const char *agent, const char *id, const ui
 	}
 	if (r < 0)
 		goto out;
-	r = update_job(s, NULL, id, apply_answer, &a, NULL, err);
+	r = service_update_job(s, NULL, id, apply_answer, &a, NULL, err);
 	if (r >= 0 && !a.applied)
 		r = errbuf_set(err, -EALREADY, "id: the deadline of sample %s passed before the answer of %s", id,
 			       agent);
@@ -151,4 +151,24 @@ out:
 	parts_free(parts, np);
 	job_done(&j);
 	return r;
+}
+
+int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = store_sample(s, agent, id, pcap, n, &err);
+
+	if (r >= 0)
+		return r;
+	/* The messages above name their field first. */
+	switch (r) {
+	case -ENOENT:
+		return apierror_from_msg(e, API_ERR_NOT_FOUND, err.msg);
+	case -EALREADY:
+		return apierror_from_msg(e, API_ERR_CONFLICT, err.msg);
+	case -EINVAL:
+		return apierror_from_msg(e, API_ERR_INVALID, err.msg);
+	default:
+		return service_internal(e, r, &err);
+	}
 }

@@ -3,10 +3,36 @@
 
 /* Shared inside src/controller only. */
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "controller/registry.h"
 #include "controller/service.h"
+
+struct Service {
+	ServiceConfig cfg;
+	Registry *reg;
+	pthread_mutex_t jobs_lock;
+	pthread_mutex_t hk_lock;
+	pthread_cond_t hk_cond;
+	pthread_t hk;
+	bool hk_running, stopping;
+	int64_t started_mono;
+	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
+	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
+};
+
+Db *service_db(Service *s);
+const BucketConfig *service_buckets(Service *s);
+/* Counts a change of some job (service_jobs_generation()). */
+void service_jobs_changed(Service *s);
 
 /* Loads a job and its parts, lets fn change them, aggregates and stores, all
  * under the service's jobs lock. fn returns true if it changed something.
  * ret_job (may be NULL) gets the job after the change. */
 typedef bool (*PartsFn)(Job *j, JobPart *parts, size_t n, void *arg);
-int update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job, ErrBuf *err);
+int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
+		       ErrBuf *err);
+
+/* An ErrBuf from storage as an internal error. */
+int service_internal(ApiError *e, int r, const ErrBuf *err);

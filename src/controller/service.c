@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Controller service: job creation and stopping, agent reports and polls, and
- * housekeeping (see service.h). Job state changes all take `jobs_lock` around
+ * Controller service: its life cycle, credentials, job creation, reads and
+ * stopping, and housekeeping (see service.h; agents in agents.c, buckets in
+ * buckets.c, downloads in download.c, sample answers in samples.c). Job state changes all take `jobs_lock` around
  * read → part_apply/part_lose → job_aggregate → write, so that two agents
  * reporting on the same job cannot lose each other's update.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "common/timefmt.h"
-#include "controller/registry.h"
 #include "controller/service-int.h"
 
 #define DEFAULT_AGENT_TIMEOUT_NS (15 * (int64_t)NSEC_PER_SEC)
@@ -23,19 +22,6 @@
 #define DEFAULT_SAMPLE_DEADLINE_NS (5 * (int64_t)NSEC_PER_SEC)
 #define HOUSEKEEPING_MS 100
 #define LOSS_SCAN_NS ((int64_t)NSEC_PER_SEC)
-
-struct Service {
-	ServiceConfig cfg;
-	Registry *reg;
-	pthread_mutex_t jobs_lock;
-	pthread_mutex_t hk_lock;
-	pthread_cond_t hk_cond;
-	pthread_t hk;
-	bool hk_running, stopping;
-	int64_t started_mono;
-	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
-	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
-};
 
 uint64_t service_jobs_generation(Service *s)
 {
@@ -73,17 +59,30 @@ const BucketConfig *service_buckets(Service *s)
 	return &s->cfg.buckets;
 }
 
-unsigned service_heartbeat_ms(Service *s)
+void service_jobs_changed(Service *s)
 {
-	return s->cfg.heartbeat_ms;
+	atomic_fetch_add(&s->jobs_gen, 1);
 }
 
-json_t *service_agents_json(Service *s)
+int service_internal(ApiError *e, int r, const ErrBuf *err)
 {
-	return registry_json(s->reg, mono(), s->cfg.agent_timeout_ns);
+	apierror_set(e, API_ERR_INTERNAL, NULL, "%s", err->msg[0] ? err->msg : "unexpected failure");
+	return r < 0 ? r : -EIO;
 }
 
-int update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job, ErrBuf *err)
+int service_credential_find(Service *s, const uint8_t hash[32], const char *email, char *ret_account,
+			    TokenScope *ret_scope, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_credential_find(s->cfg.db, hash, email, ret_account, ret_scope, &err);
+
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, NULL, "no such credential");
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
+		       ErrBuf *err)
 {
 	JobPart *parts = NULL;
 	size_t n = 0;
@@ -165,11 +164,11 @@ static void scan_lost(Service *s, bool all)
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i].type == JOB_SIMPLE) {
 			if (real() - jobs[i].submitted_ns >= s->cfg.sample_deadline_ns)
-				update_job(s, NULL, jobs[i].id, lose_unanswered, s, NULL, &err);
+				service_update_job(s, NULL, jobs[i].id, lose_unanswered, s, NULL, &err);
 			else
 				pending++;
 		} else if (all) {
-			update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
+			service_update_job(s, NULL, jobs[i].id, lose_silent, s, NULL, &err);
 		}
 	}
 	atomic_store(&s->samples_pending, pending);
@@ -285,21 +284,88 @@ void service_free(Service *s)
 
 /* ---- jobs ---- */
 
-int service_job_create(Service *s, Job *j, ErrBuf *err)
+/* When to try again after a per-account limit: a sample waits for the next
+ * slot of the sample interval, a full capture for one to end. */
+#define RETRY_SAMPLE_S 60
+#define RETRY_FULL_S 5
+
+/* Every bucket a full job writes to must be one the account registered and
+ * validated (service_bucket_*). (A store the controller holds credentials
+ * for itself would be exempt here.) */
+static int check_bucket(Service *s, const char *account, const char *uri, ApiError *e)
+{
+	BucketRow b = {0};
+	ErrBuf err = {{0}};
+	int r;
+
+	r = db_bucket_find(s->cfg.db, account, uri, &b, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				    "bucket is not registered; add it with POST …/pcaps/ownership and validate it");
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (b.status == BUCKET_PENDING)
+		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				 "bucket is pending validation; validate it with POST …/pcaps/ownership/validate");
+	else if (b.status != BUCKET_SUCCESS)
+		r = apierror_set(e, API_ERR_UNVERIFIED, "destination",
+				 "bucket failed validation; delete it and add it again");
+	bucket_row_done(&b);
+	return r;
+}
+
+/* The model's invariants, then the ownership of every bucket output. */
+static int check_request(Service *s, const Job *j, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r;
+
+	if (job_check(j, &err) < 0)
+		return apierror_from_msg(e, API_ERR_INVALID, err.msg);
+	for (size_t i = 0; i < j->n_outputs; i++) {
+		if (j->outputs[i].kind != JOB_OUTPUT_BUCKET)
+			continue;
+		r = check_bucket(s, j->account, j->outputs[i].target, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY. */
+static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r;
+
+	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &err);
+	service_jobs_changed(s);
+	if (r == -EBUSY) {
+		apierror_set(e, API_ERR_BUSY, NULL, "%s", err.msg);
+		e->retry_after_s = j->type == JOB_SIMPLE ? RETRY_SAMPLE_S : RETRY_FULL_S;
+		return r;
+	}
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+int service_job_create(Service *s, Job *j, ApiError *e)
 {
 	char(*agents)[AGENT_NAME_MAX + 1] = NULL;
 	JobPart *parts = NULL;
 	size_t n = 0;
 	int r;
 
+	r = check_request(s, j, e);
+	if (r < 0)
+		return r;
 	r = job_new_id(j->id);
 	if (r < 0)
-		return errbuf_set(err, r, "cannot draw a random id: %s", strerror(-r));
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "cannot draw a random id: %s", strerror(-r));
 	j->submitted_ns = real();
 	j->status = JOB_PENDING;
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
-		return errbuf_set(err, -ENOMEM, "out of memory");
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 	/* A sample asks every online agent; a full capture those of its colo. */
 	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
 			   JOB_MAX_PARTS);
@@ -309,21 +375,20 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 		j->finished_ns = j->submitted_ns;
 		free(j->error_message);
 		j->error_message = strdup("no agent is online to answer the sample");
-		r = db_job_insert(s->cfg.db, j, NULL, 0, &s->cfg.limits, err);
-		atomic_fetch_add(&s->jobs_gen, 1);
+		r = insert_job(s, j, NULL, 0, e);
 		goto out;
 	}
 	if (n == 0) {
 		char online[512];
 
 		registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
-		r = errbuf_set(err, -ENODEV, "colo_name: no online agent is named or in colo '%s' (online agents: %s)",
-			       j->colo_name, online);
+		r = apierror_set(e, API_ERR_NO_TARGET, "target",
+				 "no online agent is named or in colo '%s' (online agents: %s)", j->colo_name, online);
 		goto out;
 	}
 	parts = calloc(n, sizeof(*parts));
 	if (!parts) {
-		r = errbuf_set(err, -ENOMEM, "out of memory");
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -339,12 +404,11 @@ int service_job_create(Service *s, Job *j, ErrBuf *err)
 			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
-			r = errbuf_set(err, -ENOMEM, "out of memory");
+			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 			goto out;
 		}
 	}
-	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, err);
-	atomic_fetch_add(&s->jobs_gen, 1);
+	r = insert_job(s, j, parts, n, e);
 	if (r < 0)
 		goto out;
 	if (j->type == JOB_SIMPLE)
@@ -355,6 +419,41 @@ out:
 	parts_free(parts, n);
 	free(agents);
 	return r;
+}
+
+int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
+		    ApiError *e)
+{
+	ErrBuf err = {{0}};
+	JobPart *parts = NULL;
+	size_t n = 0;
+	Job j = {0};
+	int r;
+
+	r = db_job_get(s->cfg.db, account, id, &j, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "id", "no capture with id %s", id);
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (ret_parts) {
+		r = db_part_list(s->cfg.db, id, &parts, &n, &err);
+		if (r < 0) {
+			job_done(&j);
+			return service_internal(e, r, &err);
+		}
+		*ret_parts = parts;
+		*ret_n = n;
+	}
+	*ret = j;
+	return 0;
+}
+
+int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+
+	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
 typedef struct StopArg {
@@ -381,289 +480,34 @@ static bool request_stop(Job *j, JobPart *parts, size_t n, void *arg)
 	return true;
 }
 
-int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ErrBuf *err)
+int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e)
 {
 	StopArg a = {0};
 	JobPart *parts = NULL;
+	ErrBuf err = {{0}};
 	size_t n = 0;
 	Job j = {0};
 	int r;
 
-	r = update_job(s, account, id, request_stop, &a, &j, err);
+	r = service_update_job(s, account, id, request_stop, &a, &j, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "id", "no capture with id %s", id);
 	if (r < 0)
-		return r;
-	if (a.result == 0 && db_part_list(s->cfg.db, id, &parts, &n, err) >= 0) {
-		for (size_t i = 0; i < n; i++)
-			registry_wake(s->reg, parts[i].agent);
-		parts_free(parts, n);
-	}
-	*ret = j;
-	return a.result;
-}
-
-/* ---- agents ---- */
-
-typedef struct ReportArg {
-	const char *agent;
-	const AgentJobReport *rep;
-	bool known;    /* this agent has a part in the job */
-	bool terminal; /* that part is terminal after the update */
-} ReportArg;
-
-static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
-{
-	ReportArg *a = arg;
-
-	for (size_t i = 0; i < n; i++) {
-		bool changed = false;
-
-		if (strcmp(parts[i].agent, a->agent) != 0)
-			continue;
-		a->known = true;
-		/* A sample's part is done only when its answer is stored
-		 * (service_sample_store); a report can only say it failed. */
-		if (j->type == JOB_SIMPLE && a->rep->state != PART_FAILED) {
-			a->terminal = part_state_terminal(parts[i].state);
-			return false;
+		return service_internal(e, r, &err);
+	if (a.result == -EINVAL) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "only full captures can be stopped");
+	} else if (a.result == -EALREADY) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture already finished (%s)",
+				 job_status_to_string(j.status));
+	} else {
+		if (db_part_list(s->cfg.db, id, &parts, &n, &err) >= 0) {
+			for (size_t i = 0; i < n; i++)
+				registry_wake(s->reg, parts[i].agent);
+			parts_free(parts, n);
 		}
-		/* The object's name is the controller's (assigned at creation; the
-		 * download reads it): an agent's report never renames it. */
-		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
-				     a->rep->stop_reason, NULL, a->rep->error, real());
-		a->terminal = part_state_terminal(parts[i].state);
-		return changed;
+		*ret = j;
+		return 0;
 	}
-	return false;
-}
-
-typedef struct HelloArg {
-	const char *agent;
-	const AgentReport *rep;
-} HelloArg;
-
-static bool listed(const AgentReport *rep, const char *id)
-{
-	for (size_t i = 0; i < rep->n_jobs; i++)
-		if (strcmp(rep->jobs[i].id, id) == 0)
-			return true;
-	return false;
-}
-
-/* After an agent restart: parts it was running but no longer knows are lost. */
-static bool reconcile_hello(Job *j, JobPart *parts, size_t n, void *arg)
-{
-	HelloArg *a = arg;
-	bool changed = false;
-
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(parts[i].agent, a->agent) == 0 &&
-		    (parts[i].state == PART_RUNNING || parts[i].state == PART_UPLOADING) && !listed(a->rep, j->id))
-			changed |= part_lose(&parts[i], "agent restarted during the capture", real());
-	return changed;
-}
-
-int service_agent_report(Service *s, const AgentReport *rep, json_t **ret_acks, ErrBuf *err)
-{
-	json_t *acks = json_array();
-	AgentRow row = {0};
-	int r;
-
-	if (!acks)
-		return errbuf_set(err, -ENOMEM, "out of memory");
-	r = registry_seen(s->reg, rep->name, rep->colo, rep->interfaces, rep->version, rep->hello, mono());
-	if (r < 0) {
-		errbuf_set(err, r, "name: cannot register agent: %s", strerror(-r));
-		goto fail;
-	}
-	registry_set_history(s->reg, rep->name, rep->history);
-	snprintf(row.name, sizeof(row.name), "%s", rep->name);
-	snprintf(row.colo, sizeof(row.colo), "%s", rep->colo ? rep->colo : "");
-	row.interfaces = (char *)(rep->interfaces ? rep->interfaces : "");
-	row.version = (char *)(rep->version ? rep->version : "");
-	row.first_seen_ns = row.last_seen_ns = real();
-	if (rep->hello) {
-		/* Registration is stored; heartbeats stay in memory (no write per second). */
-		r = db_agent_upsert(s->cfg.db, &row, err);
-		if (r < 0)
-			goto fail;
-	}
-
-	for (size_t i = 0; i < rep->n_jobs; i++) {
-		ReportArg a = {.agent = rep->name, .rep = &rep->jobs[i]};
-
-		r = update_job(s, NULL, rep->jobs[i].id, apply_report, &a, NULL, err);
-		if (r == -ENOENT || (r >= 0 && (!a.known || a.terminal))) {
-			/* Final state stored, or nothing to store it in: the agent may
-			 * forget the job. A running part is never acknowledged, so it
-			 * is reported again until it ends. */
-			json_array_append_new(acks, json_string(rep->jobs[i].id));
-		} else if (r < 0) {
-			goto fail;
-		}
-	}
-
-	if (rep->hello) {
-		JobPart *parts = NULL;
-		size_t n = 0;
-
-		r = db_part_list_for_agent(s->cfg.db, rep->name, &parts, &n, err);
-		if (r < 0)
-			goto fail;
-		for (size_t i = 0; i < n; i++) {
-			HelloArg h = {.agent = rep->name, .rep = rep};
-
-			if (!listed(rep, parts[i].job_id))
-				update_job(s, NULL, parts[i].job_id, reconcile_hello, &h, NULL, err);
-		}
-		parts_free(parts, n);
-	}
-	*ret_acks = acks;
-	return 0;
-fail:
-	json_decref(acks);
+	job_done(&j);
 	return r;
-}
-
-/* The start order for one part: what the agent needs, nothing more. */
-static json_t *start_json(Service *s, const Job *j, const JobPart *p)
-{
-	json_error_t jerr;
-	json_t *filter = json_loads(j->filter_json ? j->filter_json : "{}", 0, &jerr);
-	int64_t left_ms;
-
-	if (!filter)
-		filter = json_object();
-	if (j->type == JOB_SIMPLE) {
-		/* The window [offset_time - time_limit, offset_time], and how long
-		 * the controller still waits for the answer. */
-		left_ms = (j->submitted_ns + s->cfg.sample_deadline_ns - real()) / 1000000;
-		return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I}", "id", j->id, "type", "simple", "filter", filter,
-				 "from_ns",
-				 (json_int_t)(j->offset_time_ns - (int64_t)j->time_limit_s * (int64_t)NSEC_PER_SEC),
-				 "to_ns", (json_int_t)j->offset_time_ns, "packet_limit", (json_int_t)j->packet_limit,
-				 "deadline_ms", (json_int_t)(left_ms > 0 ? left_ms : 0));
-	}
-	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:s, s:s}", "id", j->id, "type", job_type_to_string(j->type),
-			 "filter", filter, "time_limit", (json_int_t)j->time_limit_s, "packet_limit",
-			 (json_int_t)j->packet_limit, "byte_limit", (json_int_t)j->byte_limit, "destination_conf",
-			 j->destination_conf ? j->destination_conf : "", "object", p->object ? p->object : "");
-}
-
-/* Candidates from the database: every start and stop this agent should have. */
-static int candidates(Service *s, const char *name, JobPart **ret_parts, Job **ret_jobs, Delivery **ret_d,
-		      size_t *ret_n, ErrBuf *err)
-{
-	JobPart *parts = NULL;
-	Job *jobs = NULL;
-	Delivery *d = NULL;
-	size_t n = 0, k = 0;
-	int r;
-
-	r = db_part_list_for_agent(s->cfg.db, name, &parts, &n, err);
-	if (r < 0)
-		return r;
-	if (n) {
-		jobs = calloc(n, sizeof(*jobs));
-		d = calloc(2 * n, sizeof(*d));
-		if (!jobs || !d) {
-			r = errbuf_set(err, -ENOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		r = db_job_get(s->cfg.db, NULL, parts[i].job_id, &jobs[i], err);
-		if (r == -ENOENT)
-			continue;
-		if (r < 0)
-			goto fail;
-		if (parts[i].state == PART_ASSIGNED) {
-			memcpy(d[k].id, parts[i].job_id, sizeof(d[k].id));
-			d[k++].kind = DELIVER_START;
-		}
-		if (jobs[i].stop_requested_ns && (parts[i].state == PART_ASSIGNED || parts[i].state == PART_RUNNING)) {
-			memcpy(d[k].id, parts[i].job_id, sizeof(d[k].id));
-			d[k++].kind = DELIVER_STOP;
-		}
-	}
-	*ret_parts = parts;
-	*ret_jobs = jobs;
-	*ret_d = d;
-	*ret_n = n;
-	return (int)k;
-fail:
-	parts_free(parts, n);
-	jobs_free(jobs, n);
-	free(d);
-	return r;
-}
-
-static int build_work(Service *s, const JobPart *parts, const Job *jobs, size_t n, const Delivery *d, size_t k,
-		      json_t **ret)
-{
-	json_t *start = json_array(), *stop = json_array();
-
-	if (!start || !stop)
-		goto nomem;
-	for (size_t i = 0; i < k; i++) {
-		if (!d[i].take)
-			continue;
-		if (d[i].kind == DELIVER_STOP) {
-			json_array_append_new(stop, json_string(d[i].id));
-			continue;
-		}
-		for (size_t p = 0; p < n; p++)
-			if (strcmp(parts[p].job_id, d[i].id) == 0 && jobs[p].id[0]) {
-				json_array_append_new(start, start_json(s, &jobs[p], &parts[p]));
-				break;
-			}
-	}
-	*ret = json_pack("{s:o, s:o}", "start", start, "stop", stop);
-	return *ret ? 0 : -ENOMEM;
-nomem:
-	json_decref(start);
-	json_decref(stop);
-	return -ENOMEM;
-}
-
-int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
-		       void (*wake)(void *arg), void *arg, json_t **ret_work, ErrBuf *err)
-{
-	uint64_t gen;
-	int r;
-
-	/* A poll is a sign of life too: an agent waiting on its poll is online. */
-	r = registry_touch(s->reg, name, mono());
-	if (r >= 0)
-		r = registry_generation(s->reg, name, &gen);
-	if (r < 0)
-		return errbuf_set(err, r, "name: agent '%s' has not reported yet; send a report first", name);
-	for (unsigned round = 0; round < 100; round++) {
-		JobPart *parts = NULL;
-		Job *jobs = NULL;
-		Delivery *d = NULL;
-		size_t n = 0;
-		int k;
-
-		k = candidates(s, name, &parts, &jobs, &d, &n, err);
-		if (k < 0)
-			return k;
-		r = registry_take(s->reg, name, gen, d, (size_t)k);
-		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= mono())))
-			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work) < 0 ? -ENOMEM : 1;
-		else if (r == 0)
-			r = registry_park(s->reg, name, gen, deadline_mono_ns, park, wake, arg);
-		parts_free(parts, n);
-		jobs_free(jobs, n);
-		free(d);
-		if (r == -EAGAIN) {
-			registry_generation(s->reg, name, &gen);
-			continue;
-		}
-		if (r == -ENOMEM)
-			return errbuf_set(err, r, "out of memory");
-		if (r == -ESHUTDOWN)
-			return errbuf_set(err, r, "the controller is shutting down");
-		return r;
-	}
-	return errbuf_set(err, -EBUSY, "work for agent '%s' keeps changing; poll again", name);
 }

@@ -28,7 +28,9 @@
 #include "bucket/bucket.h"
 #include "common/util.h"
 #include "db/db.h"
+#include "model/apierror.h"
 #include "model/job.h"
+#include "proto/agentproto.h"
 
 typedef struct ServiceConfig {
 	Db *db;                     /* borrowed */
@@ -49,33 +51,55 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err);
  * http_server_stop(), then service_free(). */
 void service_shutdown(Service *s);
 void service_free(Service *s); /* NULL is fine */
-Db *service_db(Service *s);
 /* DATA/<sub>, created (mode 0750) if missing, written into ret[cap]. */
 int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf *err);
-const BucketConfig *service_buckets(Service *s);
+
+/*
+ * Every function below that takes an ApiError returns 0 (or a count) on
+ * success and, on failure, the -errno of the kind it filled in
+ * (model/apierror.h). Fields are named in the model's words: "id" (the
+ * capture or bucket an operation is about), "target" (which agents),
+ * "destination" (a bucket URI), "challenge" (an ownership proof); dialects
+ * map them to their own. Messages never repeat the field.
+ */
+
+/* ---- credentials ---- */
+
+/* The credential whose secret hashes to hash (with email for a legacy
+ * X-Auth-Key; NULL for a bearer token). -ENOENT (API_ERR_NOT_FOUND) when there
+ * is none. ret_account holds JOB_ID_LEN + 1 bytes. */
+int service_credential_find(Service *s, const uint8_t hash[32], const char *email, char *ret_account,
+			    TokenScope *ret_scope, ApiError *e);
 
 /* ---- jobs (any dialect) ---- */
 
 /* j holds a validated request (type, account, filter_json, limits, colo_name,
- * destination_conf, offset_time_ns); this fills id, submitted_ns and status,
- * assigns parts and stores it, then wakes the agents.
- *  -ENODEV: a full job whose colo_name matches no online agent (err lists the
- *           online agents);
- *  -EBUSY:  a per-account limit (err says which);
- *  -EIO:    storage. */
-int service_job_create(Service *s, Job *j, ErrBuf *err);
+ * destination_conf, offset_time_ns); this checks that the account owns the
+ * destination (a registered, validated bucket: API_ERR_UNVERIFIED), fills id,
+ * submitted_ns and status, assigns parts and stores it, then wakes the
+ * agents. Other failures: API_ERR_NO_TARGET (a full job whose colo_name
+ * matches no online agent; the message lists the online agents),
+ * API_ERR_BUSY (a per-account limit; retry_after_s set), API_ERR_INTERNAL. */
+int service_job_create(Service *s, Job *j, ApiError *e);
 
-/* Sets stop_requested (once) on a non-terminal full job and tells its agents.
- * ret gets the job after the change. -ENOENT, -EALREADY (terminal; ret still
- * written), -EINVAL (not a full job). */
-int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ErrBuf *err);
+/* One job of the account, and (ret_parts not NULL) its parts ordered by agent
+ * (free with parts_free). API_ERR_NOT_FOUND ("id"). */
+int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
+		    ApiError *e);
+
+/* The newest `limit` jobs of the account, newest first (free with jobs_free). */
+int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e);
+
+/* Sets stop_requested (once) on a non-terminal full job and tells its agents;
+ * ret gets the job after the change. API_ERR_NOT_FOUND, API_ERR_CONFLICT
+ * (not a full job; already finished). */
+int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
 
 /* One Wireshark-ready file for a successful job: the parts' objects merged by
  * time (cached in DATA/downloads). Returns an open fd (O_RDONLY|O_CLOEXEC at
- * offset 0) and its length. -EAGAIN: not finished (ret_status says what it is);
- * -ENOENT: no such job; -ENODATA: failed job. */
-int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len,
-			 JobStatus *ret_status, ErrBuf *err);
+ * offset 0) and its length. API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
+ * is not finished ("capture is pending; …") or failed ("capture failed: …"). */
+int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e);
 
 /* A number that changes whenever any job changes (created, updated by an
  * agent's report, stopped, lost): a rendered list is still right while it
@@ -83,46 +107,62 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
  * controllers over one database, a cache keyed on it must not be used). */
 uint64_t service_jobs_generation(Service *s);
 
-/* ---- agents ---- */
+/* ---- buckets: proving ownership of a destination ---- */
 
-typedef struct AgentJobReport {
-	const char *id;
-	PartState state; /* running, uploading, done, failed */
-	uint64_t packets, bytes, drops;
-	JobStop stop_reason;
-	const char *object; /* may be NULL */
-	const char *error;  /* may be NULL */
-} AgentJobReport;
+/* Registers uri for the account: opens the bucket (a URI this controller
+ * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
+ * ownership-challenge-<id>.txt holding a random token, and stores the bucket
+ * pending. ret gets the row. API_ERR_INVALID when the account already
+ * registered uri. */
+int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
-typedef struct AgentReport {
-	const char *name, *colo, *version, *interfaces; /* interfaces comma-joined */
-	bool hello;
-	json_t *history; /* the recorder's status object, or NULL (borrowed) */
-	const AgentJobReport *jobs;
-	size_t n_jobs;
-} AgentReport;
+/* The account's buckets, oldest first (free with bucket_rows_free). */
+int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e);
 
-/* Records a report (registration, heartbeat, progress). ret_acks: a JSON array
- * of the ids whose terminal state is stored (caller owns it). */
-int service_agent_report(Service *s, const AgentReport *r, json_t **ret_acks, ErrBuf *err);
-unsigned service_heartbeat_ms(Service *s);
+/* Validates the account's bucket uri with the proof given (see
+ * service_challenge_matches): API_ERR_NOT_FOUND ("destination"),
+ * API_ERR_MISMATCH ("challenge"). Validating again keeps the first
+ * validation time. ret gets the row. */
+int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
+			    ApiError *e);
 
-/* A long-poll. If the agent has undelivered work, *ret_work is set to
- * {"start":[...],"stop":[...]} and 1 is returned. Else, if park is not NULL
- * and the deadline (monotonic ns) is in the future, park(arg) is called under
- * the registry lock (it suspends the request) and 0 is returned; wake(arg) is
- * called later, once, from another thread, when work arrives, the deadline
- * passes or the service stops. With no park or a past deadline: 1 with empty
- * lists. -ENOENT: the agent never reported (it must report first). */
+/* Forgets the account's bucket id and (best effort) removes its challenge
+ * file. API_ERR_NOT_FOUND ("id"). */
+int service_bucket_delete(Service *s, const char *account, const char *id, ApiError *e);
+
+/* Whether what a user sent back proves ownership of b: the token written in
+ * the challenge file (what Cloudflare's documentation tells users to copy), or
+ * the name of that file (what its OpenAPI schema describes); blanks around
+ * either are ignored. Pure. */
+bool service_challenge_matches(const BucketRow *b, const char *given, size_t n);
+
+/* ---- agents (the agent protocol: proto/agentproto.h) ---- */
+
+/* Records a report (registration, heartbeat, progress) and fills ret: the ids
+ * whose terminal state is stored (acknowledged: the agent may forget them)
+ * and the heartbeat interval (free with agentproto_report_answer_done).
+ * API_ERR_INTERNAL. */
+int service_agent_report(Service *s, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
+
+/* A long-poll. If the agent has undelivered work, *ret_work gets it (at most
+ * AGENTPROTO_MAX_STARTS starts and AGENTPROTO_MAX_IDS stops; the rest comes
+ * with the next poll; free with agentproto_poll_done) and 1 is returned.
+ * Else, if park is not NULL and the deadline (monotonic ns) is in the future,
+ * park(arg) is called under the registry lock (it suspends the request) and 0
+ * is returned; wake(arg) is called later, once, from another thread, when
+ * work arrives, the deadline passes or the service stops. With no park or a
+ * past deadline: 1 with empty lists. API_ERR_NOT_FOUND ("name"): the agent
+ * never reported (it must report first); API_ERR_UNAVAILABLE: shutting down. */
 int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
-		       void (*wake)(void *arg), void *arg, json_t **ret_work, ErrBuf *err);
+		       void (*wake)(void *arg), void *arg, AgentPollAnswer *ret_work, ApiError *e);
 
 /* An agent's answer to a sample job: a classic pcap of at most the job's
  * packet_limit records, stored as DATA/samples/<id>/<agent>.pcap (temporary
- * name, fsync, rename) and the agent's part marked done. -ENOENT: no such job
- * or no part for this agent; -EALREADY: the part is already final (answered,
- * or too late); -EINVAL: not a pcap or too many records (err says). */
-int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err);
+ * name, fsync, rename) and the agent's part marked done. API_ERR_NOT_FOUND
+ * ("id": no such job, or no part for this agent), API_ERR_CONFLICT (the part
+ * is already final: answered, or too late), API_ERR_INVALID ("body": not a
+ * pcap, too many records). */
+int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e);
 
 /* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
  * online, history}]. */

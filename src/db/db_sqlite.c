@@ -36,13 +36,15 @@
 #include "db/db.h"
 #include "db/db_sqlite_int.h"
 #include "db/migrations.h"
+#include "model/filterjson.h"
+#include "model/filtermodel.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
 #define JOB_COLS                                                                                                       \
-	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, destination_conf, "  \
+	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
 	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
-	"finished_ns"
+	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit"
 #define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns"
 #define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
 #define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
@@ -58,8 +60,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CRED_ADD] = "INSERT INTO credentials (hash, email, account, scope, created_ns) VALUES (?1, ?2, ?3, ?4, ?5)",
 	/* IS: a bearer token (email NULL) never matches a legacy key's row. */
 	[ST_CRED_FIND] = "SELECT account, scope FROM credentials WHERE hash = ?1 AND email IS ?2",
-	[ST_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES "
-			  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+	[ST_JOB_INSERT] =
+		"INSERT INTO jobs (" JOB_COLS ") VALUES "
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+		"?22, ?23, ?24, ?25)",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC LIMIT ?2",
@@ -709,24 +713,48 @@ done:
 
 /* ---- jobs ---- */
 
-static int bind_job(sqlite3_stmt *st, const Job *j)
+/* outputs: j's outputs as job_outputs_to_text() wrote them (NULL: none). */
+static int bind_job(sqlite3_stmt *st, const Job *j, const char *outputs)
 {
+	const JobContinuous *c = &j->continuous;
+
 	return dbs_bind_text(st, 1, j->id) || dbs_bind_text(st, 2, j->account) ||
 	       sqlite3_bind_int(st, 3, (int)j->type) || sqlite3_bind_int(st, 4, (int)j->status) ||
 	       dbs_bind_text(st, 5, j->filter_json) || sqlite3_bind_int64(st, 6, j->time_limit_s) ||
 	       sqlite3_bind_int64(st, 7, j->packet_limit) || bind_u64(st, 8, j->byte_limit) ||
-	       dbs_bind_text(st, 9, j->colo_name) || dbs_bind_text(st, 10, j->destination_conf) ||
+	       dbs_bind_text(st, 9, j->colo_name) || dbs_bind_text(st, 10, outputs) ||
 	       sqlite3_bind_int64(st, 11, j->offset_time_ns) || sqlite3_bind_int64(st, 12, j->submitted_ns) ||
 	       sqlite3_bind_int64(st, 13, j->stop_requested_ns) || sqlite3_bind_int(st, 14, (int)j->stop_reason) ||
 	       dbs_bind_text(st, 15, j->error_message) || bind_u64(st, 16, j->packets) || bind_u64(st, 17, j->bytes) ||
-	       bind_u64(st, 18, j->drops) || sqlite3_bind_int64(st, 19, j->finished_ns);
+	       bind_u64(st, 18, j->drops) || sqlite3_bind_int64(st, 19, j->finished_ns) ||
+	       dbs_bind_text(st, 20, j->filter_model) || sqlite3_bind_int64(st, 21, j->snaplen) ||
+	       sqlite3_bind_int(st, 22, c->on ? (c->ring ? 2 : 1) : 0) || sqlite3_bind_int64(st, 23, c->file_count) ||
+	       bind_u64(st, 24, c->file_size) || sqlite3_bind_int64(st, 25, c->session_limit_s);
+}
+
+/* A row written before migration 2 has no filter_model: it is made from
+ * filter_json, the only form there was then. */
+static int legacy_filter_model(Job *j)
+{
+	Filter f = {0};
+	ErrBuf err;
+	int r;
+
+	if (j->filter_model || !j->filter_json)
+		return 0;
+	r = filterjson_parse_text(j->filter_json, &f, &err);
+	if (r == 0)
+		r = filtermodel_to_text(&f, &j->filter_model, &err);
+	filter_done(&f);
+	return r == -ENOMEM ? r : 0; /* unreadable: left NULL, an agent then captures everything it is told */
 }
 
 /* Reads a JOB_COLS row into a Job. */
 static int row_job(sqlite3_stmt *st, void *ret)
 {
+	const unsigned char *outputs;
 	Job j = {0};
-	int r;
+	int r, cont;
 
 	r = dbs_col_fixed(st, 0, j.id, sizeof(j.id));
 	if (r == 0)
@@ -736,9 +764,13 @@ static int row_job(sqlite3_stmt *st, void *ret)
 	if (r == 0)
 		r = dbs_col_dup(st, 8, &j.colo_name);
 	if (r == 0)
-		r = dbs_col_dup(st, 9, &j.destination_conf);
-	if (r == 0)
 		r = dbs_col_dup(st, 14, &j.error_message);
+	if (r == 0)
+		r = dbs_col_dup(st, 19, &j.filter_model);
+	if (r == 0 && (outputs = sqlite3_column_text(st, 9)))
+		r = job_outputs_from_text((const char *)outputs, &j);
+	if (r == 0)
+		r = legacy_filter_model(&j);
 	if (r < 0) {
 		job_done(&j);
 		return r;
@@ -756,6 +788,13 @@ static int row_job(sqlite3_stmt *st, void *ret)
 	j.bytes = col_u64(st, 16);
 	j.drops = col_u64(st, 17);
 	j.finished_ns = sqlite3_column_int64(st, 18);
+	j.snaplen = (uint32_t)sqlite3_column_int64(st, 20);
+	cont = sqlite3_column_int(st, 21);
+	j.continuous = (JobContinuous){.on = cont != 0,
+				       .ring = cont == 2,
+				       .file_count = (uint32_t)sqlite3_column_int64(st, 22),
+				       .file_size = col_u64(st, 23),
+				       .session_limit_s = (uint32_t)sqlite3_column_int64(st, 24)};
 	*(Job *)ret = j;
 	return 0;
 }
@@ -919,6 +958,7 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 
 int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err)
 {
+	char *outputs = NULL;
 	Conn *c;
 	sqlite3_stmt *st;
 	int r;
@@ -937,7 +977,11 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	r = stmt_get(c, ST_JOB_INSERT, &st, err);
 	if (r < 0)
 		goto rollback;
-	if (bind_job(st, j)) {
+	if (job_outputs_to_text(j, &outputs) < 0) {
+		r = errbuf_set(err, -ENOMEM, "db: out of memory");
+		goto rollback;
+	}
+	if (bind_job(st, j, outputs)) {
 		r = dbs_bind_fail(c, st, "binding a job", err);
 		goto rollback;
 	}
@@ -954,10 +998,12 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	r = tx_commit(c, err);
 	if (r < 0)
 		goto rollback;
+	free(outputs);
 	return 0;
 
 rollback:
 	tx_rollback(c);
+	free(outputs);
 	return r;
 }
 

@@ -17,6 +17,17 @@
  *   parts(job_id, agent, ...)              one row per agent share (JobPart)
  *   buckets(id, account, destination_conf) ownership challenges
  *   agents(name, ...)                      agents ever seen
+ *
+ * Version 2 (what both API dialects need of a capture):
+ *   jobs.filter_model                      the filter model, neutral JSON
+ *                                          (NULL in older rows: made from
+ *                                          filter_json when read)
+ *   jobs.snaplen                           bytes per packet, 0 = whole
+ *   jobs.outputs                           JSON [{kind, target}], replacing
+ *                                          destination_conf (copied over)
+ *   jobs.continuous, file_count, file_size, session_limit
+ *                                          continuous mode: 0 off, 1 keep
+ *                                          every file, 2 ring buffer
  */
 #include <errno.h>
 #include <stdio.h>
@@ -103,6 +114,17 @@ static const char *const migrations[] = {
 	"  first_seen_ns INTEGER NOT NULL,"
 	"  last_seen_ns INTEGER NOT NULL"
 	");",
+	/* 2: snaplen, several outputs, continuous mode, the neutral filter. */
+	"ALTER TABLE jobs ADD COLUMN filter_model TEXT;"
+	"ALTER TABLE jobs ADD COLUMN snaplen INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN outputs TEXT;"
+	"ALTER TABLE jobs ADD COLUMN continuous INTEGER NOT NULL DEFAULT 0 CHECK (continuous BETWEEN 0 AND 2);"
+	"ALTER TABLE jobs ADD COLUMN file_count INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN file_size INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN session_limit INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
+	"  WHERE destination_conf IS NOT NULL;"
+	"ALTER TABLE jobs DROP COLUMN destination_conf;",
 };
 
 int db_schema_version(void)

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The one filter model (DESIGN.md, "Filters"): clauses OR-ed together; a clause
+ * The one filter model (docs/ARCHITECTURE.md, "Filters"): clauses OR-ed together; a clause
  * ANDs optional source and destination address sets, source and destination port
  * sets and an IP protocol; "both directions" (Azure local/remote) also accepts
  * the clause with source and destination swapped. An optional pcap-filter

@@ -3,7 +3,7 @@
 
 /*
  * Private to src/history: the on-disk formats of the history store, as pure
- * functions over byte spans (STYLE.md habit 5): file names, the index sidecar
+ * functions over byte spans (docs/STYLE.md, habit 5): file names, the index sidecar
  * (encode and decode) and the 64-bit hash both use. docs/FORMAT.md is the
  * prose version of this file; a change here is a change there.
  *

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <jansson.h>
+
 #include "model/job.h"
 
 static const char *const type_names[] = {"simple", "full"};
@@ -300,8 +302,10 @@ void job_done(Job *j)
 	if (!j)
 		return;
 	free(j->filter_json);
+	free(j->filter_model);
 	free(j->colo_name);
-	free(j->destination_conf);
+	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++)
+		free(j->outputs[i].target);
 	free(j->error_message);
 	memset(j, 0, sizeof(*j));
 }
@@ -341,14 +345,170 @@ static int dup_opt(const char *s, char **ret)
 int job_copy(const Job *src, Job *ret)
 {
 	Job j = *src;
+	bool ok;
 
-	j.filter_json = j.colo_name = j.destination_conf = j.error_message = NULL;
-	if (dup_opt(src->filter_json, &j.filter_json) < 0 || dup_opt(src->colo_name, &j.colo_name) < 0 ||
-	    dup_opt(src->destination_conf, &j.destination_conf) < 0 ||
-	    dup_opt(src->error_message, &j.error_message) < 0) {
+	j.filter_json = j.filter_model = j.colo_name = j.error_message = NULL;
+	for (size_t i = 0; i < JOB_MAX_OUTPUTS; i++)
+		j.outputs[i].target = NULL;
+	ok = dup_opt(src->filter_json, &j.filter_json) == 0 && dup_opt(src->filter_model, &j.filter_model) == 0 &&
+	     dup_opt(src->colo_name, &j.colo_name) == 0 && dup_opt(src->error_message, &j.error_message) == 0;
+	for (size_t i = 0; ok && i < src->n_outputs; i++)
+		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0;
+	if (!ok) {
 		job_done(&j);
 		return -ENOMEM;
 	}
 	*ret = j;
 	return 0;
+}
+
+static const char *const output_names[] = {"bucket", "file"};
+
+const char *job_output_kind_to_string(JobOutputKind k)
+{
+	return (unsigned)k < ARRAY_SIZE(output_names) ? output_names[k] : "unknown";
+}
+
+int job_output_kind_from_string(const char *s, JobOutputKind *ret)
+{
+	int i = lookup(output_names, ARRAY_SIZE(output_names), s);
+
+	if (i < 0)
+		return i;
+	*ret = (JobOutputKind)i;
+	return 0;
+}
+
+const char *job_bucket(const Job *j)
+{
+	for (size_t i = 0; i < j->n_outputs; i++)
+		if (j->outputs[i].kind == JOB_OUTPUT_BUCKET)
+			return j->outputs[i].target;
+	return NULL;
+}
+
+int job_add_output(Job *j, JobOutputKind kind, const char *target)
+{
+	char *copy;
+
+	if (j->n_outputs >= JOB_MAX_OUTPUTS)
+		return -E2BIG;
+	copy = strdup(target);
+	if (!copy)
+		return -ENOMEM;
+	j->outputs[j->n_outputs].kind = kind;
+	j->outputs[j->n_outputs].target = copy;
+	j->n_outputs++;
+	return 0;
+}
+
+int job_outputs_to_text(const Job *j, char **ret)
+{
+	json_t *arr;
+	char *text;
+
+	*ret = NULL;
+	if (j->n_outputs == 0)
+		return 0;
+	arr = json_array();
+	for (size_t i = 0; arr && i < j->n_outputs; i++)
+		if (json_array_append_new(arr,
+					  json_pack("{s:s, s:s}", "kind", job_output_kind_to_string(j->outputs[i].kind),
+						    "target", j->outputs[i].target ? j->outputs[i].target : "")) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	text = arr ? json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(arr);
+	if (!text)
+		return -ENOMEM;
+	*ret = text;
+	return 0;
+}
+
+int job_outputs_from_text(const char *text, Job *j)
+{
+	json_t *arr = json_loads(text, 0, NULL), *v;
+	size_t i;
+	int r = 0;
+
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		return -EINVAL;
+	}
+	json_array_foreach(arr, i, v)
+	{
+		const char *target = json_string_value(json_object_get(v, "target"));
+		JobOutputKind kind;
+
+		r = job_output_kind_from_string(json_string_value(json_object_get(v, "kind")), &kind);
+		if (r == 0 && !target)
+			r = -EINVAL;
+		if (r == 0)
+			r = job_add_output(j, kind, target);
+		if (r < 0)
+			break;
+	}
+	json_decref(arr);
+	return r;
+}
+
+static int check_outputs(const Job *j, ErrBuf *err)
+{
+	if (j->type != JOB_FULL) {
+		if (j->n_outputs)
+			return errbuf_set(err, -EINVAL, "outputs: only for full captures");
+		return 0;
+	}
+	if (j->n_outputs == 0 || j->n_outputs > JOB_MAX_OUTPUTS)
+		return errbuf_set(err, -EINVAL, "outputs: a full capture needs 1..%u", JOB_MAX_OUTPUTS);
+	for (size_t i = 0; i < j->n_outputs; i++) {
+		const JobOutput *o = &j->outputs[i];
+		size_t n = o->target ? strlen(o->target) : 0;
+
+		if ((unsigned)o->kind >= ARRAY_SIZE(output_names))
+			return errbuf_set(err, -EINVAL, "outputs[%zu].kind: must be bucket or file", i);
+		if (n == 0 || n > JOB_OUTPUT_TARGET_MAX)
+			return errbuf_set(err, -EINVAL, "outputs[%zu].target: must be 1..%u bytes", i,
+					  JOB_OUTPUT_TARGET_MAX);
+		if (o->kind == JOB_OUTPUT_FILE && o->target[0] != '/')
+			return errbuf_set(err, -EINVAL, "outputs[%zu].target: a file's path must be absolute", i);
+	}
+	return 0;
+}
+
+static int check_continuous(const Job *j, ErrBuf *err)
+{
+	const JobContinuous *c = &j->continuous;
+
+	if (!c->on) {
+		if (c->ring || c->file_count || c->file_size || c->session_limit_s)
+			return errbuf_set(err, -EINVAL, "continuous: settings without continuous mode");
+		return 0;
+	}
+	if (j->type != JOB_FULL)
+		return errbuf_set(err, -EINVAL, "continuous: only for full captures");
+	if (c->file_count > JOB_MAX_FILE_COUNT)
+		return errbuf_set(err, -EINVAL, "continuous.file_count: %u is outside 0..%u", c->file_count,
+				  JOB_MAX_FILE_COUNT);
+	if (c->session_limit_s > JOB_MAX_SESSION_S)
+		return errbuf_set(err, -EINVAL, "continuous.session_limit: %u is outside 0..%u", c->session_limit_s,
+				  JOB_MAX_SESSION_S);
+	return 0;
+}
+
+int job_check(const Job *j, ErrBuf *err)
+{
+	int r;
+
+	if (j->type != JOB_SIMPLE && j->type != JOB_FULL)
+		return errbuf_set(err, -EINVAL, "type: must be simple or full");
+	if (j->time_limit_s > JOB_MAX_TIME_S)
+		return errbuf_set(err, -EINVAL, "time_limit: %u is outside 0..%u", j->time_limit_s, JOB_MAX_TIME_S);
+	if (j->type == JOB_FULL && (!j->colo_name || !j->colo_name[0]))
+		return errbuf_set(err, -EINVAL, "target: a full capture needs an agent or colo name");
+	r = check_outputs(j, err);
+	if (r == 0)
+		r = check_continuous(j, err);
+	return r;
 }

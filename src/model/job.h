@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The one capture model (DESIGN.md): a Job is what a user asked for, in any API
+ * The one capture model (docs/ARCHITECTURE.md): a Job is what a user asked for, in any API
  * dialect; its JobParts are the shares of the agents that carry it out. Nothing
  * here knows HTTP or a dialect; handlers translate to and from these structs.
  *
@@ -41,6 +41,15 @@
 #define AGENT_NAME_MAX 63
 #define JOB_MAX_PARTS 1024u
 
+/* The model's own bounds: every dialect's bounds fit inside them (Cloudflare:
+ * 300 s, 10,000 packets, 1e9 bytes; Azure: 18,000 s, 4,294,967,295 bytes,
+ * continuous sessions of 7 days). A dialect checks its own, tighter ones. */
+#define JOB_MAX_TIME_S 18000u       /* a classic capture: 5 h */
+#define JOB_MAX_SESSION_S 604800u   /* a continuous session: 7 days */
+#define JOB_MAX_OUTPUTS 4u          /* outputs of one capture */
+#define JOB_MAX_FILE_COUNT 10000u   /* files of a continuous capture */
+#define JOB_OUTPUT_TARGET_MAX 2048u /* bytes of an output's URI or path */
+
 typedef enum JobType {
 	JOB_SIMPLE, /* "simple": answered from the agents' sampled history */
 	JOB_FULL,   /* "full": live capture on the agents of one colo, into a bucket */
@@ -74,26 +83,53 @@ typedef enum PartState {
 	PART_LOST,
 } PartState;
 
+typedef enum JobOutputKind {
+	JOB_OUTPUT_BUCKET, /* an object in a bucket the account owns (Cloudflare destination_conf, a blob URL) */
+	JOB_OUTPUT_FILE,   /* a file on the agent's own disk (Azure filePath, localPath) */
+} JobOutputKind;
+
+/* Where a full capture's packets go; a capture has one or more. */
+typedef struct JobOutput {
+	JobOutputKind kind;
+	char *target; /* owned: the bucket's URI, or the file's absolute path on the agent */
+} JobOutput;
+
+/* Continuous (ring-buffer) capture: the packets go into a set of rotating
+ * files rather than one, each published as soon as it is finished. */
+typedef struct JobContinuous {
+	bool on;                  /* false: one file (a classic capture) */
+	bool ring;                /* keep only the newest file_count files; false keeps them all */
+	uint32_t file_count;      /* 0..JOB_MAX_FILE_COUNT */
+	uint64_t file_size;       /* bytes per file before the next one starts; 0 = no bound */
+	uint32_t session_limit_s; /* 0..JOB_MAX_SESSION_S; 0 = none */
+} JobContinuous;
+
 typedef struct Job {
 	char id[JOB_ID_LEN + 1];
 	char account[JOB_ID_LEN + 1];
 	JobType type;
 	JobStatus status;
-	char *filter_json;         /* owned: canonical filter object (filter_v1 + pcapd extensions), "{}" = all */
-	uint32_t time_limit_s;     /* 1..300 */
-	uint32_t packet_limit;     /* 0 = none (full only) */
-	uint64_t byte_limit;       /* 0 = none */
-	char *colo_name;           /* owned; full only, else NULL */
-	char *destination_conf;    /* owned; full only, else NULL */
-	int64_t offset_time_ns;    /* simple: the instant queried backwards from */
-	int64_t submitted_ns;      /* creation, ns since the epoch */
-	int64_t stop_requested_ns; /* 0 = never */
-	JobStop stop_reason;       /* the first part's reason, or USER/LOST/ERROR */
-	char *error_message;       /* owned; NULL unless failed */
-	uint64_t packets;          /* sum over parts */
-	uint64_t bytes;            /* sum over parts */
-	uint64_t drops;            /* sum of kernel drops over parts */
-	int64_t finished_ns;       /* when it became terminal, 0 before */
+	char *filter_json;     /* owned: the filter as the creating dialect took it, canonical, to echo back
+				* (Cloudflare: filter_v1 + pcapd extensions), "{}" = all */
+	char *filter_model;    /* owned: the same filter as the one filter model in its neutral JSON form
+				* (model/filtermodel.h): what agents compile; NULL = everything */
+	uint32_t snaplen;      /* bytes kept per packet; 0 = the whole packet */
+	uint32_t time_limit_s; /* 0..JOB_MAX_TIME_S; a sample: its window; 0 = none */
+	uint32_t packet_limit; /* 0 = none (full only) */
+	uint64_t byte_limit;   /* 0 = none */
+	char *colo_name;       /* owned; full only, else NULL: the agent or colo name the capture runs on */
+	JobOutput outputs[JOB_MAX_OUTPUTS]; /* full only: where the packets go */
+	size_t n_outputs;                   /* full: 1..JOB_MAX_OUTPUTS; simple: 0 */
+	JobContinuous continuous;           /* full only */
+	int64_t offset_time_ns;             /* simple: the instant queried backwards from */
+	int64_t submitted_ns;               /* creation, ns since the epoch */
+	int64_t stop_requested_ns;          /* 0 = never */
+	JobStop stop_reason;                /* the first part's reason, or USER/LOST/ERROR */
+	char *error_message;                /* owned; NULL unless failed */
+	uint64_t packets;                   /* sum over parts */
+	uint64_t bytes;                     /* sum over parts */
+	uint64_t drops;                     /* sum of kernel drops over parts */
+	int64_t finished_ns;                /* when it became terminal, 0 before */
 } Job;
 
 typedef struct JobPart {
@@ -115,6 +151,27 @@ int part_state_from_string(const char *s, PartState *ret); /* -EINVAL */
 int job_stop_from_string(const char *s, JobStop *ret);     /* -EINVAL */
 bool job_status_terminal(JobStatus s);
 bool part_state_terminal(PartState s);
+
+/* The first bucket output's URI, or NULL. */
+const char *job_bucket(const Job *j);
+/* Appends an output (target copied). -E2BIG past JOB_MAX_OUTPUTS, -ENOMEM. */
+int job_add_output(Job *j, JobOutputKind kind, const char *target);
+const char *job_output_kind_to_string(JobOutputKind k);             /* "bucket", "file" */
+int job_output_kind_from_string(const char *s, JobOutputKind *ret); /* -EINVAL */
+
+/* The outputs as JSON text, [{"kind":"bucket","target":"file:///…"}, …]
+ * (malloc'd into *ret; NULL when there are none), for storage. -ENOMEM. */
+int job_outputs_to_text(const Job *j, char **ret);
+/* The reverse, appending to j->outputs. -EINVAL for a text that
+ * job_outputs_to_text() did not write; -ENOMEM. */
+int job_outputs_from_text(const char *text, Job *j);
+
+/* The model's invariants on a request (any dialect), checked before it is
+ * stored: limits within the model's bounds, outputs (full: 1..JOB_MAX_OUTPUTS,
+ * each with a target; files absolute paths) and continuous settings (full
+ * only). -EINVAL with err naming the model's field first ("time_limit: …",
+ * "outputs[1].target: …", "continuous.session_limit: …"). */
+int job_check(const Job *j, ErrBuf *err);
 
 /* Fresh random 32-hex id (getrandom). */
 int job_new_id(char ret[JOB_ID_LEN + 1]);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pcapctl bucket add|validate|list|rm: the ownership challenge that makes a
- * bucket usable by full captures (api-contract.md §3.5). `add` registers the
+ * bucket usable by full captures (README, "The API"). `add` registers the
  * URI and the controller writes a challenge file holding a token into the
  * bucket; whoever can read the bucket proves it by sending the token back
  * with `validate`.

@@ -11,7 +11,7 @@
  * the pcap-filter expression compiled with the rest) is checked when the
  * body is built (createreq_to_json).
  *
- * Mapping (Cloudflare PCAPs API, api-contract.md §2, plus pcapd's filter
+ * Mapping (Cloudflare PCAPs API, README "The API", plus pcapd's filter
  * extensions, model/filterjson.h):
  *   full|sample        "type": "full" | "simple"; "system": "magic-transit"
  *   --time-limit S     "time_limit" 1..300 (default 10)

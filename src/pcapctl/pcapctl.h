@@ -32,7 +32,7 @@
 
 /* Connection settings from the command line; NULL = not given (then the
  * environment, then the default). Parsed command-line values: the one kind of
- * global state STYLE.md allows, but passed explicitly all the same. */
+ * global state docs/STYLE.md allows, but passed explicitly all the same. */
 typedef struct CtlOptions {
 	const char *url, *account, *token, *cacert;
 	bool insecure;

@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 
-#include "api/cloudflare.h"
+#include "api/cloudflare/cloudflare.h"
 #include "bucket/bucket.h"
 #include "filter/filter.h"
 #include "model/filterjson.h"
@@ -19,7 +19,7 @@ int main(void)
 	const char *name;
 
 	printf("// Generated at build time by src/web/bounds.c from the API's constants\n"
-	       "// (src/api/cloudflare.h, src/filter/filter.h, src/model/filterjson.h,\n"
+	       "// (src/api/cloudflare/cloudflare.h, src/filter/filter.h, src/model/filterjson.h,\n"
 	       "// src/bucket/bucket.h): do not edit.\n"
 	       "export const BOUNDS = Object.freeze({\n");
 	printf("  time_limit: Object.freeze({ min: 1, max: %u }),\n", CF_TIME_LIMIT_MAX);

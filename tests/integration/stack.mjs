@@ -5,7 +5,10 @@
 // tshark. Shared by the SDK tests (tests/sdk) and the browser tests
 // (tests/web).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
 
 // Waits are for conditions; this only bounds how long a broken run takes to
 // fail (PCAPD_TEST_WAIT seconds, as in the pytest suite).
@@ -26,10 +29,12 @@ export function links() {
 }
 
 // Sends n UDP frames to dport from link i's namespace (stack.py send).
-export function sendTraffic(i, n, dport) {
+// Asynchronously: a synchronous child would block the event loop for as long
+// as it runs (seconds on a busy machine), and a kept-alive connection the
+// controller closed meanwhile would then be reused before its close is seen.
+export async function sendTraffic(i, n, dport) {
   const l = links()[i];
-  execFileSync('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+  await execFileP('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
     timeout: WAIT_MS,
   });
 }

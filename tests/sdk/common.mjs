@@ -10,11 +10,11 @@ import path from 'node:path';
 
 import Cloudflare from 'cloudflare';
 
-import { env } from '../integration/stack.mjs';
+import { WAIT_MS, env } from '../integration/stack.mjs';
 
 export const PCAP_MAGICS = ['d4c3b2a1', 'a1b2c3d4', '4d3cb2a1', 'a1b23c4d'];
 
-export { env, links, sendTraffic, tsharkCount } from '../integration/stack.mjs';
+export { WAIT_MS, env, links, sendTraffic, tsharkCount } from '../integration/stack.mjs';
 
 // A client for the stack: https or http, baseURL with or without /client/v4.
 export function client({ https = false, prefix = true, token, apiKey, apiEmail, maxRetries = 0 } = {}) {
@@ -34,9 +34,6 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Waits are for conditions, never for time: WAIT_MS (../integration/stack.mjs)
 // only bounds how long a broken run takes to fail (PCAPD_TEST_WAIT seconds, as
 // in the pytest suite).
-import { WAIT_MS } from '../integration/stack.mjs';
-
-export { WAIT_MS };
 
 // Polls fn() until it returns something truthy and returns it; throws with
 // what() (the last state) after timeoutMs.
@@ -109,9 +106,14 @@ export async function waitCaptured(cf, accountId, id, n) {
 
 // pcapd's extension GET …/pcaps/agents: {name: packets in its history}.
 export async function historyPackets(baseURL, token, accountId) {
-  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
+  let r;
+  try {
+    r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  } catch (e) {
+    throw new Error(`GET …/pcaps/agents: ${e.message}: ${e.cause?.code ?? ''} ${e.cause?.message ?? ''}`);
+  }
   assert.equal(r.status, 200);
   const out = {};
   for (const a of (await r.json()).result) out[a.name] = a.history?.packets ?? 0;

@@ -84,9 +84,9 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     const port = https ? 5410 : 5400;
     const base = env(https ? 'PCAPD_SDK_HTTPS_URL' : 'PCAPD_SDK_HTTP_URL');
     const before = await historyPackets(base, token, account);
-    sendTraffic(0, 5, port);
-    sendTraffic(1, 6, port);
-    sendTraffic(0, 2, port + 1); // not matching
+    await sendTraffic(0, 5, port);
+    await sendTraffic(1, 6, port);
+    await sendTraffic(0, 2, port + 1); // not matching
     // Until both histories hold the frames (a partial block becomes visible
     // about a second after its first packet): one sample per minute, so the
     // sample itself cannot be retried.
@@ -113,7 +113,7 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     const buf = assertPcap(await resp.arrayBuffer());
     const file = outFile(`sdk-sample-${label.replace(/\W/g, '')}-${s.id}.pcap`);
     fs.writeFileSync(file, buf);
-    assert.equal(tsharkCount(file), 11);
+    assert.equal(tsharkCount(file), 11, JSON.stringify(done));
     // A sample capture cannot be stopped.
     await rejectsWith(P().stop(s.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008, 'pcap_id');
   });
@@ -130,9 +130,9 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     assert.equal(c.destination_conf, bucket);
     assert.ok(['pending', 'running'].includes(c.status), c.status);
     await waitRunning(cf(), account, c.id, agents.length);
-    sendTraffic(0, 7, 5300);
-    sendTraffic(1, 9, 5300);
-    sendTraffic(0, 3, 5301); // not matching
+    await sendTraffic(0, 7, 5300);
+    await sendTraffic(1, 9, 5300);
+    await sendTraffic(0, 3, 5301); // not matching
     // Stopped once every frame is counted: a time limit would race the sender.
     await waitCaptured(cf(), account, c.id, 16);
     await P().stop(c.id, { account_id: account });
@@ -165,7 +165,7 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     await rejectsWith(P().download.get(c.id, { account_id: account }), Cloudflare.ConflictError, 409, 1008,
       'pcap_id');
     await waitRunning(cf(), account, c.id, 1);
-    sendTraffic(0, 4, 5302);
+    await sendTraffic(0, 4, 5302);
     await waitCaptured(cf(), account, c.id, 4);
     // Typed void: whatever the body holds, the SDK user gets nothing to rely on.
     await P().stop(c.id, { account_id: account });

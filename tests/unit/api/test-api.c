@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "api/auth.h"
-#include "api/cloudflare.h"
+#include "api/cloudflare/cloudflare.h"
 #include "common/timefmt.h"
 
 #define NOW_NS (1714564800LL * 1000000000LL) /* 2024-05-01T12:00:00Z */
@@ -208,7 +208,8 @@ static void test_create_fields(void **state)
 	assert_true(j.offset_time_ns == NOW_NS);
 	assert_string_equal(j.filter_json, "{}");
 	assert_null(j.colo_name);
-	assert_null(j.destination_conf);
+	assert_int_equal(j.n_outputs, 0);
+	assert_string_equal(j.filter_model, "{}");
 	assert_string_equal(j.id, "");
 	job_done(&j);
 	json_decref(body);
@@ -219,6 +220,9 @@ static void test_create_fields(void **state)
 	assert_true(j.offset_time_ns == NOW_NS - 1800LL * 1000000000LL + 250000000LL);
 	/* canonical: the user's fields and order, nulls dropped */
 	assert_string_equal(j.filter_json, "{\"destination_port\":443,\"source_address\":\"192.0.2.0/24\"}");
+	/* the neutral form agents get: one clause, the CIDR as its range */
+	assert_string_equal(j.filter_model,
+			    "{\"clauses\":[{\"src\":[\"192.0.2.0-192.0.2.255\"],\"dport\":[\"443\"]}]}");
 	job_done(&j);
 	json_decref(body);
 
@@ -231,7 +235,10 @@ static void test_create_fields(void **state)
 	assert_int_equal(j.packet_limit, 7);
 	assert_true(j.byte_limit == 1000000000u);
 	assert_string_equal(j.colo_name, "ORD");
-	assert_string_equal(j.destination_conf, "file:///srv/pcaps/x");
+	assert_int_equal(j.n_outputs, 1);
+	assert_int_equal(j.outputs[0].kind, JOB_OUTPUT_BUCKET);
+	assert_string_equal(j.outputs[0].target, "file:///srv/pcaps/x");
+	assert_int_equal(j.snaplen, 0);
 	assert_true(j.offset_time_ns == 0);
 	job_done(&j);
 	json_decref(body);
@@ -344,15 +351,15 @@ static void test_challenge(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		if (cloudflare_challenge_matches(&b, cases[i].given, strlen(cases[i].given)) != cases[i].ok)
+		if (service_challenge_matches(&b, cases[i].given, strlen(cases[i].given)) != cases[i].ok)
 			fail_msg("challenge \"%s\": expected %s", cases[i].given, cases[i].ok ? "match" : "mismatch");
 	/* the token as stored may carry the newline written into the file */
 	b.challenge = "abc\n";
-	assert_true(cloudflare_challenge_matches(&b, "abc", 3));
+	assert_true(service_challenge_matches(&b, "abc", 3));
 	/* a row without a challenge matches nothing but its filename */
 	b.challenge = NULL;
-	assert_false(cloudflare_challenge_matches(&b, "abc", 3));
-	assert_false(cloudflare_challenge_matches(&b, NULL, 0));
+	assert_false(service_challenge_matches(&b, "abc", 3));
+	assert_false(service_challenge_matches(&b, NULL, 0));
 }
 
 static char *render(json_t *o)
@@ -431,7 +438,8 @@ static void test_render_full(void **state)
 		.time_limit_s = 300,
 		.byte_limit = 5000000,
 		.colo_name = "lab",
-		.destination_conf = "file:///srv/pcaps",
+		.outputs = {{JOB_OUTPUT_BUCKET, "file:///srv/pcaps"}},
+		.n_outputs = 1,
 		.filter_json = "{}",
 		.submitted_ns = NOW_NS,
 		.packets = 12,

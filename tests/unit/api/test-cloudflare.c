@@ -25,7 +25,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
 
 /* ---- the fake request (http.h) ---- */
 
@@ -574,9 +574,10 @@ static void test_ownership_and_full(void **state)
 {
 	char body[512], path[512], token[64], fname[128], id[JOB_ID_LEN + 1], jid[JOB_ID_LEN + 1];
 	AgentReport rep = {.name = "web01", .colo = "lab", .version = "test", .interfaces = "lo", .hello = true};
-	json_t *res, *acks = NULL;
+	AgentReportAnswer acks = {0};
+	json_t *res;
 	HttpRequest *r;
-	ErrBuf err;
+	ApiError err;
 	FILE *f;
 
 	(void)state;
@@ -656,7 +657,7 @@ static void test_ownership_and_full(void **state)
 	/* an agent says hello: the capture is created, pending, with one share */
 	if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
 		fail_msg("report: %s", err.msg);
-	json_decref(acks);
+	agentproto_report_answer_done(&acks);
 	res = expect_ok(call("POST", BASE, body, BEARER(T_WRITE), NULL));
 	assert_string_equal(str(res, "type"), "full");
 	assert_string_equal(str(res, "status"), "pending");
@@ -690,18 +691,17 @@ static void test_ownership_and_full(void **state)
 	/* the agent delivers its file: success, and the download streams it */
 	write_pcap(jid, "web01");
 	{
-		AgentJobReport jr = {
-			.id = jid, .state = PART_DONE, .packets = 1, .bytes = 60, .stop_reason = JOB_STOP_USER};
-		char object[128];
+		AgentJobReport jr = {.state = PART_DONE, .packets = 1, .bytes = 60, .stop_reason = JOB_STOP_USER};
 
-		snprintf(object, sizeof(object), "pcap_%s_web01.pcap", jid);
-		jr.object = object;
+		snprintf(jr.id, sizeof(jr.id), "%s", jid);
+		snprintf(jr.object, sizeof(jr.object), "pcap_%s_web01.pcap", jid);
 		rep.hello = false;
 		rep.jobs = &jr;
 		rep.n_jobs = 1;
 		if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
 			fail_msg("report: %s", err.msg);
-		json_decref(acks);
+		assert_int_equal(acks.n_ack, 1);
+		agentproto_report_answer_done(&acks);
 	}
 	snprintf(path, sizeof(path), BASE "/%s", jid);
 	res = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));

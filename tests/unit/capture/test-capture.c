@@ -685,12 +685,26 @@ static void *flood_thread(void *arg)
 	uint8_t f[MAX_FRAME];
 	size_t len = make_frame(f, 80, ETHERTYPE_OTHER, 0);
 
-	while (fl->run) {
+	while (__atomic_load_n(&fl->run, __ATOMIC_RELAXED)) {
 		sender_send(&tx, f, len);
-		fl->sent++;
+		__atomic_add_fetch(&fl->sent, 1, __ATOMIC_RELAXED);
 	}
 	sender_close(&tx);
 	return NULL;
+}
+
+/* Until the flood has sent more than `than` frames (it is a thread: on a busy
+ * machine it may not have run yet). */
+static unsigned flood_wait(Flood *fl, unsigned than)
+{
+	uint64_t t0 = now_monotonic_ns();
+	unsigned n;
+
+	while ((n = __atomic_load_n(&fl->sent, __ATOMIC_RELAXED)) <= than) {
+		assert_true(now_monotonic_ns() - t0 < WAIT_NS); /* a failure bound */
+		usleep(100);
+	}
+	return n;
 }
 
 /* Unwanted traffic flows while the sockets are set up: none of it may reach
@@ -718,16 +732,18 @@ static void test_filter_before_bind(void **state)
 			pthread_t t;
 			Capture *c;
 			StopReason why;
+			unsigned before;
 
 			cfg.workers = workers;
 			assert_int_equal(pthread_create(&t, NULL, flood_thread, &fl), 0);
+			before = flood_wait(&fl, 0); /* flowing before the sockets exist */
 			c = open_capture(ifs, 1, &cfg);
+			flood_wait(&fl, before); /* and still after they are bound */
 			for (uint32_t i = 0; i < 3; i++)
 				sender_send(&tx, f, make_frame(f, 90, ETHERTYPE_TEST, i));
-			fl.run = 0;
+			__atomic_store_n(&fl.run, 0, __ATOMIC_RELAXED);
 			pthread_join(t, NULL);
 			run_until(c, sink, 3, &why);
-			assert_true(fl.sent > 0);
 			assert_int_equal(sink->n, 3);
 			for (size_t i = 0; i < sink->n; i++)
 				assert_int_equal((sink->pkts[i].data[12] << 8) | sink->pkts[i].data[13],

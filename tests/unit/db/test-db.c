@@ -86,10 +86,16 @@ static Job make_job(const char *account, JobType type, int64_t submitted_ns)
 	j.submitted_ns = submitted_ns;
 	if (type == JOB_FULL) {
 		j.filter_json = (char *)"{\"protocol\":6}";
+		j.filter_model = (char *)"{\"clauses\":[{\"proto\":6}]}";
+		j.snaplen = 96;
 		j.packet_limit = 10000;
-		j.byte_limit = 1000000000;
+		j.byte_limit = 4294967295u;
 		j.colo_name = (char *)"ORD";
-		j.destination_conf = (char *)"file:///var/buckets/x";
+		j.outputs[0] = (JobOutput){JOB_OUTPUT_BUCKET, (char *)"file:///var/buckets/x"};
+		j.outputs[1] = (JobOutput){JOB_OUTPUT_FILE, (char *)"/var/captures/x.cap"};
+		j.n_outputs = 2;
+		j.continuous = (JobContinuous){
+			.on = true, .ring = true, .file_count = 10, .file_size = 104857600, .session_limit_s = 604800};
 	} else {
 		j.offset_time_ns = submitted_ns - 5 * SEC;
 	}
@@ -126,7 +132,18 @@ static void assert_job_equal(const Job *a, const Job *b)
 	assert_int_equal(a->packet_limit, b->packet_limit);
 	assert_int_equal(a->byte_limit, b->byte_limit);
 	assert_str_or_null(a->colo_name, b->colo_name);
-	assert_str_or_null(a->destination_conf, b->destination_conf);
+	assert_str_or_null(a->filter_model, b->filter_model);
+	assert_int_equal(a->snaplen, b->snaplen);
+	assert_int_equal(a->n_outputs, b->n_outputs);
+	for (size_t i = 0; i < a->n_outputs; i++) {
+		assert_int_equal(a->outputs[i].kind, b->outputs[i].kind);
+		assert_string_equal(a->outputs[i].target, b->outputs[i].target);
+	}
+	assert_int_equal(a->continuous.on, b->continuous.on);
+	assert_int_equal(a->continuous.ring, b->continuous.ring);
+	assert_int_equal(a->continuous.file_count, b->continuous.file_count);
+	assert_int_equal(a->continuous.file_size, b->continuous.file_size);
+	assert_int_equal(a->continuous.session_limit_s, b->continuous.session_limit_s);
 	assert_int_equal(a->offset_time_ns, b->offset_time_ns);
 	assert_int_equal(a->submitted_ns, b->submitted_ns);
 	assert_int_equal(a->stop_requested_ns, b->stop_requested_ns);
@@ -221,6 +238,50 @@ static void test_newer_schema_refused(void **state)
 	assert_null(db);
 	assert_non_null(strstr(err.msg, "schema version 999, newer"));
 	assert_int_equal(raw_user_version(t->path), 999);
+}
+
+/* A database of schema version 1 (as the first release wrote it) is migrated:
+ * destination_conf becomes the one bucket output, the filter model is made
+ * from filter_json. */
+static void test_migration_2(void **state)
+{
+	static const char v1[] =
+		"CREATE TABLE accounts (id TEXT PRIMARY KEY NOT NULL, created_ns INTEGER NOT NULL);"
+		"CREATE TABLE jobs (id TEXT PRIMARY KEY NOT NULL,"
+		"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+		"  type INTEGER NOT NULL CHECK (type IN (0, 1)), status INTEGER NOT NULL CHECK (status BETWEEN 0 AND "
+		"5),"
+		"  filter_json TEXT, time_limit INTEGER NOT NULL, packet_limit INTEGER NOT NULL,"
+		"  byte_limit INTEGER NOT NULL, colo_name TEXT, destination_conf TEXT, offset_time_ns INTEGER NOT NULL,"
+		"  submitted_ns INTEGER NOT NULL, stop_requested_ns INTEGER NOT NULL, stop_reason INTEGER NOT NULL,"
+		"  error_message TEXT, packets INTEGER NOT NULL, bytes INTEGER NOT NULL, drops INTEGER NOT NULL,"
+		"  finished_ns INTEGER NOT NULL);"
+		"INSERT INTO accounts VALUES ('" ACC_A "', 1);"
+		"INSERT INTO jobs VALUES ('0123456789abcdef0123456789abcdef', '" ACC_A "', 1, 1,"
+		"  '{\"destination_port\":80}', 60, 0, 0, 'web01', 'file:///srv/b', 0, 5, 0, 0, NULL, 0, 0, 0, 0);"
+		"PRAGMA user_version = 1;";
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job got = {0};
+	sqlite3 *h;
+
+	db_close(t->db);
+	t->db = NULL;
+	rm_db_files(t->path);
+	assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	if (db_open(t->path, &t->db, &err) < 0)
+		fail_msg("db_open: %s", err.msg);
+	assert_int_equal(raw_user_version(t->path), 2);
+	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
+	assert_int_equal(got.n_outputs, 1);
+	assert_int_equal(got.outputs[0].kind, JOB_OUTPUT_BUCKET);
+	assert_string_equal(got.outputs[0].target, "file:///srv/b");
+	assert_string_equal(got.filter_model, "{\"clauses\":[{\"dport\":[\"80\"]}]}");
+	assert_int_equal(got.snaplen, 0);
+	assert_false(got.continuous.on);
+	job_done(&got);
 }
 
 static void test_open_bad_path(void **state)
@@ -359,7 +420,7 @@ static void test_job_roundtrip(void **state)
 	assert_job_equal(&got, &simple);
 	assert_null(got.filter_json);
 	assert_null(got.colo_name);
-	assert_null(got.destination_conf);
+	assert_int_equal(got.n_outputs, 0);
 	assert_null(got.error_message);
 	job_done(&got);
 
@@ -915,6 +976,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_2, setup, teardown),
 		cmocka_unit_test(test_open_bad_path),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test(test_scope_strings),

@@ -278,7 +278,7 @@ static CURLcode perform(CURL *h, Req *q)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &q->out);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, q);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L); /* a failure bound: ASan on a busy machine is slow */
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	if (q->body) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);

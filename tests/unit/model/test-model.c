@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for src/model (the job status machine, filter JSON) and
- * src/common/timefmt (RFC 3339). */
+/* Unit tests for src/model (the job status machine, its invariants and
+ * outputs, filter JSON, the filter model's neutral form, the neutral API
+ * error) and src/common/timefmt (RFC 3339). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,9 @@
 #include <cmocka.h>
 
 #include "common/timefmt.h"
+#include "model/apierror.h"
 #include "model/filterjson.h"
+#include "model/filtermodel.h"
 #include "model/job.h"
 
 static JobPart part(const char *agent, PartState st, uint64_t packets)
@@ -268,6 +271,156 @@ static void test_filterjson_canonical_roundtrip(void **state)
 	json_decref(o);
 }
 
+/* The neutral form: exact, canonical (written again it is the same text),
+ * and what filter_v1 meant. */
+static void test_filtermodel_roundtrip(void **state)
+{
+	static const char *const texts[] = {
+		"{}",
+		"{\"clauses\":[{\"src\":[\"192.0.2.0-192.0.2.255\",\"198.51.100.7\"],\"dport\":[\"80\",\"443\"],"
+		"\"proto\":6}]}",
+		"{\"clauses\":[{\"src\":[\"2001:db8::-2001:db8::ffff\"],\"sport\":[\"1024-65535\"],\"both\":true},"
+		"{\"dst\":[\"203.0.113.9\"],\"proto\":17}],\"bpf\":\"tcp[13] & 2 != 0\"}",
+	};
+	json_t *o = json_loads("{\"source_address\":\"192.0.2.0/24;198.51.100.7\",\"destination_port\":\"80;443\","
+			       "\"protocol\":\"tcp\"}",
+			       0, NULL);
+	Filter f;
+	char *text = NULL;
+	ErrBuf err;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		assert_int_equal(filtermodel_parse(texts[i], strlen(texts[i]), &f, &err), 0);
+		assert_int_equal(filtermodel_to_text(&f, &text, &err), 0);
+		assert_string_equal(text, texts[i]);
+		free(text);
+		filter_done(&f);
+	}
+	/* filter_v1 in its words, the model in neutral ones */
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, NULL, &err), 0);
+	assert_int_equal(filtermodel_to_text(&f, &text, &err), 0);
+	assert_string_equal(text, texts[1]);
+	free(text);
+	filter_done(&f);
+	json_decref(o);
+}
+
+static void test_filtermodel_errors(void **state)
+{
+	static const struct {
+		const char *text, *msg;
+	} cases[] = {
+		{"[]", "filter: must be an object"},
+		{"{\"x\":1}", "filter.x: unknown field"},
+		{"{\"clauses\":{}}", "filter.clauses: must be an array"},
+		{"{\"clauses\":[5]}", "filter.clauses[0]: must be an object"},
+		{"{\"clauses\":[{\"src\":\"192.0.2.1\"}]}", "filter.clauses[0].src: must be an array of strings"},
+		{"{\"clauses\":[{\"src\":[\"\"]}]}", "filter.clauses[0].src[0]: must be a non-empty string"},
+		{"{\"clauses\":[{\"dport\":[\"80\",\"70000\"]}]}", "filter.clauses[0].dport[1]: *"},
+		{"{\"clauses\":[{\"proto\":256}]}", "filter.clauses[0].proto: *"},
+		{"{\"clauses\":[{\"proto\":\"tcp\"}]}", "filter.clauses[0].proto: must be a whole number 0..255"},
+		{"{\"clauses\":[{\"both\":1}]}", "filter.clauses[0].both: must be true or false"},
+		{"{\"clauses\":[{\"sport\":[\"1\"],\"colour\":1}]}", "filter.clauses[0].colour: unknown field"},
+		{"{\"bpf\":7}", "filter.bpf: must be a string"},
+		{"{\"bpf\":\"a\",\"bpf\":\"b\"}", "filter: invalid JSON*"},
+	};
+	Filter f;
+	ErrBuf err;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		size_t n = strcspn(cases[i].msg, "*");
+
+		err.msg[0] = '\0';
+		if (filtermodel_parse(cases[i].text, strlen(cases[i].text), &f, &err) == 0)
+			fail_msg("%s: accepted", cases[i].text);
+		if (strncmp(err.msg, cases[i].msg, n) != 0 || (!cases[i].msg[n] && err.msg[n]))
+			fail_msg("%s: \"%s\", want \"%s\"", cases[i].text, err.msg, cases[i].msg);
+	}
+}
+
+/* The model's invariants and the outputs' storage form. */
+static void test_job_check_and_outputs(void **state)
+{
+	Job j = {.type = JOB_FULL, .colo_name = (char *)"web01", .time_limit_s = JOB_MAX_TIME_S};
+	Job back = {0};
+	char *text = NULL;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "outputs: a full capture needs 1..4");
+	assert_int_equal(job_add_output(&j, JOB_OUTPUT_BUCKET, "file:///srv/b"), 0);
+	assert_int_equal(job_check(&j, &err), 0);
+	assert_string_equal(job_bucket(&j), "file:///srv/b");
+	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "captures/x.cap"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "outputs[1].target: a file's path must be absolute");
+	free(j.outputs[1].target);
+	j.outputs[1].target = strdup("/var/captures/x.cap");
+	assert_int_equal(job_check(&j, &err), 0);
+	j.time_limit_s = JOB_MAX_TIME_S + 1;
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "time_limit: 18001 is outside 0..18000");
+	j.time_limit_s = 0;
+	j.continuous = (JobContinuous){.on = true, .session_limit_s = JOB_MAX_SESSION_S + 1};
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "continuous.session_limit: 604801 is outside 0..604800");
+	j.continuous.session_limit_s = JOB_MAX_SESSION_S;
+	assert_int_equal(job_check(&j, &err), 0);
+	j.continuous = (JobContinuous){.file_count = 3};
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "continuous: settings without continuous mode");
+	j.continuous = (JobContinuous){0};
+
+	assert_int_equal(job_outputs_to_text(&j, &text), 0);
+	assert_string_equal(text, "[{\"kind\":\"bucket\",\"target\":\"file:///srv/b\"},"
+				  "{\"kind\":\"file\",\"target\":\"/var/captures/x.cap\"}]");
+	assert_int_equal(job_outputs_from_text(text, &back), 0);
+	assert_int_equal(back.n_outputs, 2);
+	assert_int_equal(back.outputs[1].kind, JOB_OUTPUT_FILE);
+	assert_string_equal(back.outputs[1].target, "/var/captures/x.cap");
+	assert_int_equal(job_outputs_from_text("[{\"kind\":\"tape\",\"target\":\"x\"}]", &back), -EINVAL);
+	free(text);
+	j.colo_name = NULL;
+	job_done(&j);
+	job_done(&back);
+
+	/* a sample has no outputs */
+	j = (Job){.type = JOB_SIMPLE};
+	assert_int_equal(job_check(&j, &err), 0);
+	assert_int_equal(job_add_output(&j, JOB_OUTPUT_BUCKET, "file:///x"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "outputs: only for full captures");
+	job_done(&j);
+}
+
+static void test_apierror(void **state)
+{
+	ApiError e;
+
+	(void)state;
+	assert_int_equal(apierror_set(&e, API_ERR_NOT_FOUND, "id", "no capture with id %s", "x"), -ENOENT);
+	assert_string_equal(e.field, "id");
+	assert_string_equal(e.msg, "no capture with id x");
+	assert_int_equal(apierror_from_msg(&e, API_ERR_INVALID, "filter_v1.source_port: 70000 is outside 0..65535"),
+			 -EINVAL);
+	assert_string_equal(e.field, "filter_v1.source_port");
+	assert_string_equal(e.msg, "70000 is outside 0..65535");
+	/* not a field path: the whole text is the message */
+	apierror_from_msg(&e, API_ERR_INVALID, "Authentication error: no credentials");
+	assert_string_equal(e.field, "");
+	assert_string_equal(e.msg, "Authentication error: no credentials");
+	apierror_with_field(&e, API_ERR_INVALID, "destination", "destination_conf", "destination_conf: not a URI");
+	assert_string_equal(e.field, "destination");
+	assert_string_equal(e.msg, "not a URI");
+	apierror_with_field(&e, API_ERR_INVALID, "destination", "destination_conf", "bucket: the bucket root /x");
+	assert_string_equal(e.msg, "bucket: the bucket root /x");
+	assert_int_equal(apierror_set(NULL, API_ERR_BUSY, NULL, "x"), -EBUSY);
+	assert_string_equal(apierror_kind_name(API_ERR_UNSUPPORTED_MEDIA), "unsupported_media");
+}
+
 static void test_timefmt(void **state)
 {
 	char buf[TIMEFMT_MAX];
@@ -300,6 +453,10 @@ int main(void)
 		cmocka_unit_test(test_filterjson),
 		cmocka_unit_test(test_filterjson_bpf_names_field),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_filtermodel_roundtrip),
+		cmocka_unit_test(test_filtermodel_errors),
+		cmocka_unit_test(test_job_check_and_outputs),
+		cmocka_unit_test(test_apierror),
 		cmocka_unit_test(test_timefmt),
 	};
 

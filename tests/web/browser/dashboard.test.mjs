@@ -327,8 +327,8 @@ test('a full capture through the wizard captures real traffic, succeeds, and dow
   await shareStatus(page, AGENT1, 'running');
   await page.locator('progress').first().waitFor();
   await shot(page, 'capture-running');
-  sendTraffic(0, 20, 5555);
-  sendTraffic(0, 5, 5558); // not matching
+  await sendTraffic(0, 20, 5555);
+  await sendTraffic(0, 5, 5558); // not matching
   await captureStatus(page, 'Success');
   await page.locator('dd', { hasText: /^20$/ }).first().waitFor();
   await shareStatus(page, AGENT1, 'done');
@@ -393,11 +393,11 @@ test('a long capture on two agents runs with a chart and is stopped from its pag
   });
   await shareStatus(page, AGENT1, 'running');
   await shareStatus(page, AGENT2, 'running');
-  sendTraffic(0, 5, 5556);
-  sendTraffic(1, 5, 5556);
+  await sendTraffic(0, 5, 5556);
+  await sendTraffic(1, 5, 5556);
   state.sampleSentBefore = Date.now();
-  sendTraffic(0, 1, 5557); // the history's fence (see the sample test)
-  sendTraffic(1, 1, 5557);
+  await sendTraffic(0, 1, 5557); // the history's fence (see the sample test)
+  await sendTraffic(1, 1, 5557);
   // The agents report their counts; the chart draws what the page sampled.
   await page.locator('dd', { hasText: /^10$/ }).first().waitFor();
   await page.locator('svg.chart path.line').waitFor();

@@ -26,6 +26,7 @@
 
 #include "common/util.h"
 #include "http/http.h"
+#include "model/apierror.h"
 
 enum {
 	API_E_INTERNAL = 1000,
@@ -49,14 +50,12 @@ void envelope_ok(HttpRequest *req, unsigned status, json_t *result, json_t *resu
 /* The success envelope as text (malloc'd; NULL when out of memory), for
  * answers kept in a cache. result and result_info are stolen. */
 char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len);
-/* Failure envelope with one error. */
-void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...) PCAPD_PRINTF(4, 5);
+/* The failure envelope of a neutral error: the kind's status
+ * (api_error_status()) and code (the table above), the message
+ * "field: msg" (just msg without a field; "internal error: …" for
+ * API_ERR_INTERNAL), retry-after for API_ERR_BUSY, Allow for API_ERR_METHOD.
+ * Fields are written as they are: the dialect names them first. */
+void envelope_error(HttpRequest *req, const ApiError *e);
 /* json_string() that also takes bytes that are not UTF-8 (they become '?'),
  * for messages and values that echo what a client sent. NULL: out of memory. */
 json_t *envelope_string(const char *s);
-/* A plain JSON document (agent protocol answers), obj stolen. */
-void reply_json(HttpRequest *req, unsigned status, json_t *obj);
-
-/* Parses the request body as one JSON object: on failure answers 400/1001 (or
- * 413/1005 when the body was too large) and returns NULL. */
-json_t *request_json_object(HttpRequest *req);

@@ -5,13 +5,12 @@
  * `x-should-retry: false` that stops its silent retries are set in one place.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
-#include "api/envelope.h"
+#include "api/api-int.h"
+#include "api/cloudflare/envelope.h"
 
 #define JSON_TYPE "application/json"
 
@@ -85,60 +84,44 @@ char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len)
 	return text;
 }
 
-void envelope_error(HttpRequest *req, unsigned status, int code, const char *fmt, ...)
+/* Cloudflare's code for each kind (envelope.h). */
+static int error_code(ApiErrorKind kind)
 {
-	char msg[1024];
-	va_list ap;
+	static const int codes[] = {
+		[API_ERR_NONE] = API_E_INTERNAL,          [API_ERR_INTERNAL] = API_E_INTERNAL,
+		[API_ERR_BAD_BODY] = API_E_JSON,          [API_ERR_INVALID] = API_E_FIELD,
+		[API_ERR_UNVERIFIED] = API_E_BUCKET,      [API_ERR_NO_TARGET] = API_E_NO_AGENT,
+		[API_ERR_MISMATCH] = API_E_CHALLENGE,     [API_ERR_UNAUTHENTICATED] = API_E_AUTH,
+		[API_ERR_FORBIDDEN] = API_E_AUTH,         [API_ERR_NOT_FOUND] = API_E_NOT_FOUND,
+		[API_ERR_NO_ROUTE] = API_E_NO_ROUTE,      [API_ERR_METHOD] = API_E_METHOD,
+		[API_ERR_CONFLICT] = API_E_STATE,         [API_ERR_TOO_LARGE] = API_E_TOO_LARGE,
+		[API_ERR_UNSUPPORTED_MEDIA] = API_E_JSON, [API_ERR_BUSY] = API_E_LIMIT,
+		[API_ERR_UNAVAILABLE] = API_E_INTERNAL,
+	};
+
+	return (unsigned)kind < ARRAY_SIZE(codes) ? codes[kind] : API_E_INTERNAL;
+}
+
+void envelope_error(HttpRequest *req, const ApiError *e)
+{
+	char msg[sizeof(e->field) + sizeof(e->msg) + 32];
+	const char *text = e->msg[0] ? e->msg : "unexpected failure";
 	json_t *doc;
-	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		snprintf(msg, sizeof(msg), "error %d", code);
 	/* A message longer than msg is cut: it stays a valid, if shorter, message. */
+	snprintf(msg, sizeof(msg), "%s%s%s%s", e->kind == API_ERR_INTERNAL ? "internal error: " : "", e->field,
+		 e->field[0] ? ": " : "", text);
 	http_add_header(req, "x-should-retry", "false");
-	doc = json_pack("{s:b, s:[{s:i, s:o}], s:[], s:n}", "success", 0, "errors", "code", code, "message",
-			envelope_string(msg), "messages", "result");
-	respond_json(req, status, doc);
+	if (e->kind == API_ERR_BUSY && e->retry_after_s) {
+		char v[16];
+
+		snprintf(v, sizeof(v), "%u", e->retry_after_s);
+		http_add_header(req, "retry-after", v);
+	}
+	if (e->kind == API_ERR_METHOD && e->allow)
+		http_add_header(req, "Allow", e->allow);
+	doc = json_pack("{s:b, s:[{s:i, s:o}], s:[], s:n}", "success", 0, "errors", "code", error_code(e->kind),
+			"message", envelope_string(msg), "messages", "result");
+	respond_json(req, api_error_status(e->kind), doc);
 	json_decref(doc);
-}
-
-void reply_json(HttpRequest *req, unsigned status, json_t *obj)
-{
-	respond_json(req, status, obj);
-	json_decref(obj);
-}
-
-json_t *request_json_object(HttpRequest *req)
-{
-	json_error_t jerr;
-	const uint8_t *body;
-	size_t len = 0;
-	json_t *obj;
-
-	if (http_req_body_too_large(req)) {
-		envelope_error(req, 413, API_E_TOO_LARGE, "body: larger than %u bytes", API_MAX_BODY);
-		return NULL;
-	}
-	body = http_req_body(req, &len);
-	if (!body || len == 0) {
-		envelope_error(req, 400, API_E_JSON, "body: must be a JSON object (the request has no body)");
-		return NULL;
-	}
-	/* Duplicate keys are refused: which of two values would count is a guess
-	 * that a validator must not make. */
-	obj = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!obj) {
-		envelope_error(req, 400, API_E_JSON, "body: invalid JSON at line %d column %d: %s", jerr.line,
-			       jerr.column, jerr.text);
-		return NULL;
-	}
-	if (!json_is_object(obj)) {
-		json_decref(obj);
-		envelope_error(req, 400, API_E_JSON, "body: must be a JSON object");
-		return NULL;
-	}
-	return obj;
 }

@@ -5,37 +5,44 @@
  * "scope" ("read" or "write") and "account", so that a client (the dashboard)
  * learns what its token may do without trying a write. The answer says only
  * what the token already grants; the handlers check the scope on every call
- * all the same.
+ * all the same. Checks in the dialect's order: route, method, credentials.
  */
 #include <string.h>
 
-#include "api/api.h"
+#include "api/api-int.h"
 #include "api/auth.h"
-#include "api/envelope.h"
+#include "api/cloudflare/envelope.h"
+#include "api/cloudflare/tokens.h"
 
-void tokens_handle(Api *a, HttpRequest *req, const char *account, const char *sub)
+void cloudflare_tokens(Api *a, HttpRequest *req, const char *account, const char *sub)
 {
 	const char *method = http_req_method(req);
 	char cred_account[JOB_ID_LEN + 1];
 	char id[AUTH_ID_LEN + 1];
 	TokenScope scope;
+	ApiError e;
 	json_t *o;
 
 	if (strcmp(sub, "/verify") != 0) {
-		envelope_error(req, 404, API_E_NO_ROUTE, "No route for the URI");
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		envelope_error(req, &e);
 		return;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		http_add_header(req, "Allow", "GET");
-		envelope_error(req, 405, API_E_METHOD, "Method not allowed: %s takes GET", method);
+		apierror_set(&e, API_ERR_METHOD, NULL, "Method not allowed: %s takes GET", method);
+		e.allow = "GET";
+		envelope_error(req, &e);
 		return;
 	}
-	if (auth_identify(service_db(api_service(a)), req, account, cred_account, &scope, id) < 0)
+	if (auth_identify(api_service(a), req, account, cred_account, &scope, id, &e) < 0) {
+		envelope_error(req, &e);
 		return;
+	}
 	o = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "status", "active", "scope", token_scope_to_string(scope),
 		      "account", cred_account);
 	if (!o) {
-		envelope_error(req, 500, API_E_INTERNAL, "internal error: out of memory");
+		apierror_set(&e, API_ERR_INTERNAL, NULL, "out of memory");
+		envelope_error(req, &e);
 		return;
 	}
 	envelope_ok(req, 200, o, NULL);

@@ -31,8 +31,10 @@
 #define CF_OFFSET_FUTURE_NS (5LL * 1000000000) /* clock skew between client and us */
 
 /* Validates a create request (a JSON object) at time now_ns and fills *ret:
- * type, filter_json (canonical, "{}" when none), time_limit_s, packet_limit,
- * byte_limit, colo_name and destination_conf (full), offset_time_ns (simple).
+ * type, filter_json (canonical, "{}" when none) and filter_model (the same as
+ * the neutral filter model), time_limit_s, packet_limit, byte_limit,
+ * colo_name and one bucket output, destination_conf (full; snaplen 0: whole
+ * packets), offset_time_ns (simple).
  * id, account, status and submitted are left zero for the service to fill.
  * The filter is compiled once, so that a bad pcap-filter expression is
  * refused now rather than on every agent. */
@@ -43,12 +45,6 @@ int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf
 
 /* {destination_conf, ownership_challenge} (both required strings). */
 int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const char **ret_challenge, ErrBuf *err);
-
-/* Whether what a user sent back as ownership_challenge proves ownership of b:
- * the token written in the challenge file (what the documentation tells users
- * to copy), or the name of that file (what the OpenAPI schema describes);
- * blanks around either are ignored. */
-bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n);
 
 /* The PCAP object of j; with_agents (get only): also "agents", the per-agent
  * shares parts[0..n_parts) (an empty list when there are none). NULL: out of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The objects the Cloudflare SDK reads (api-contract.md §2.4, §2.5). One
+ * The objects the Cloudflare SDK reads (a PCAP, an Ownership). One
  * function per object, used by every endpoint that returns it, so that
  * create, get, list and stop can never disagree on a field.
  *
@@ -10,8 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api/cloudflare.h"
-#include "api/envelope.h"
+#include "api/cloudflare/cloudflare.h"
+#include "api/cloudflare/envelope.h"
 #include "common/timefmt.h"
 
 /* Each setter takes a new reference and reports failure; the renderers chain
@@ -94,7 +94,7 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 		goto fail;
 	if (full) {
 		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||
-		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", j->destination_conf) ||
+		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", job_bucket(j)) ||
 		    set_u64(o, "packets_captured", j->packets))
 			goto fail;
 		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))

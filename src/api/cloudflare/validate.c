@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Validation of Cloudflare request bodies (api-contract.md §2.2, §2.3, §2.5).
+ * Validation of Cloudflare request bodies: a capture (the "simple" and "full"
+ * variants of its create request) and a bucket's ownership (README, "The API").
  *
  * Rules every field follows:
  *  - an explicit JSON null is the same as an absent field (SDKs send nulls
@@ -18,11 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/cloudflare.h"
+#include "api/cloudflare/cloudflare.h"
 #include "bucket/bucket.h"
 #include "common/timefmt.h"
 #include "filter/filter.h"
 #include "model/filterjson.h"
+#include "model/filtermodel.h"
 #include "pcap/record.h"
 
 enum {
@@ -170,30 +172,40 @@ static int get_offset_time(const json_t *v, int64_t now_ns, int64_t *ret, ErrBuf
 	return 0;
 }
 
-/* Parses filter_v1 (v NULL: none) into its canonical text and compiles it
- * once, so that a pcap-filter expression libpcap refuses fails the request. */
-static int get_filter(const json_t *v, char **ret, ErrBuf *err)
+/* Parses filter_v1 (v NULL: none) into its canonical text (to echo back) and
+ * the filter model's neutral text (for agents), and compiles it once, so that
+ * a pcap-filter expression libpcap refuses fails the request. */
+static int get_filter(const json_t *v, char **ret_canon, char **ret_model, ErrBuf *err)
 {
 	static const char expr_prefix[] = "bpf_expr: ";
 	CbpfProgram prog = {0};
 	Filter f = {0};
 	ErrBuf cerr = {{0}};
-	char *canon = NULL;
+	char *canon = NULL, *model = NULL;
 	int r;
 
 	r = filterjson_parse(v ? v : json_null(), "filter_v1", &f, &canon, err);
 	if (r < 0)
 		return r;
 	r = filter_compile(&f, LINKTYPE_ETHERNET, PCAP_MAX_SNAPLEN, &prog, &cerr);
-	filter_done(&f);
 	cbpf_program_free(&prog);
 	if (r < 0) {
-		free(canon);
 		if (strncmp(cerr.msg, expr_prefix, sizeof(expr_prefix) - 1) == 0)
-			return errbuf_set(err, -EINVAL, "filter_v1.bpf: %s", cerr.msg + sizeof(expr_prefix) - 1);
-		return errbuf_set(err, -EINVAL, "filter_v1: %s", cerr.msg);
+			r = errbuf_set(err, -EINVAL, "filter_v1.bpf: %s", cerr.msg + sizeof(expr_prefix) - 1);
+		else
+			r = errbuf_set(err, -EINVAL, "filter_v1: %s", cerr.msg);
+	} else {
+		r = filtermodel_to_text(&f, &model, &cerr);
+		if (r < 0)
+			r = errbuf_set(err, r == -ENOMEM ? r : -EINVAL, "filter_v1: %s", cerr.msg);
 	}
-	*ret = canon;
+	filter_done(&f);
+	if (r < 0) {
+		free(canon);
+		return r;
+	}
+	*ret_canon = canon;
+	*ret_model = model;
 	return 0;
 }
 
@@ -283,9 +295,10 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 		r = get_destination(vals[F_DESTINATION_CONF], err);
 		if (r < 0)
 			return r;
+		/* Whole packets into the bucket: snaplen 0, one bucket output. */
 		j.colo_name = strdup(json_string_value(colo));
-		j.destination_conf = strdup(json_string_value(vals[F_DESTINATION_CONF]));
-		if (!j.colo_name || !j.destination_conf) {
+		if (!j.colo_name ||
+		    job_add_output(&j, JOB_OUTPUT_BUCKET, json_string_value(vals[F_DESTINATION_CONF])) < 0) {
 			r = errbuf_set(err, -ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -298,7 +311,7 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 		}
 	}
 
-	r = get_filter(vals[F_FILTER_V1], &j.filter_json, err);
+	r = get_filter(vals[F_FILTER_V1], &j.filter_json, &j.filter_model, err);
 	if (r < 0)
 		goto fail;
 	*ret = j;
@@ -341,34 +354,4 @@ int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const c
 	*ret_conf = json_string_value(vals[0]);
 	*ret_challenge = json_string_value(vals[1]);
 	return 0;
-}
-
-static const char *trim_space(const char *s, size_t *n)
-{
-	while (*n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
-		s++;
-		(*n)--;
-	}
-	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t' || s[*n - 1] == '\r' || s[*n - 1] == '\n'))
-		(*n)--;
-	return s;
-}
-
-static bool same(const char *a, size_t an, const char *b)
-{
-	size_t bn;
-
-	if (!b)
-		return false;
-	bn = strlen(b);
-	b = trim_space(b, &bn);
-	return an > 0 && an == bn && memcmp(a, b, an) == 0;
-}
-
-bool cloudflare_challenge_matches(const BucketRow *b, const char *given, size_t n)
-{
-	if (!given)
-		return false;
-	given = trim_space(given, &n);
-	return same(given, n, b->challenge) || same(given, n, b->filename);
 }

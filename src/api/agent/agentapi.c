@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report, the
+ * long-poll GET /agent/v1/poll and POST /agent/v1/sample. Validation is
+ * strict and bounded; the service does the rest. Errors are answered in
+ * Cloudflare's envelope, which agents read (agentproto_error_message()).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api-int.h"
+#include "api/auth.h"
+#include "api/cloudflare/envelope.h"
+#include "proto/agentproto.h"
+
+/* A JSON text (malloc'd, taken) as the 200 answer. */
+static void agentapi_reply_text(HttpRequest *req, char *text)
+{
+	http_respond(req, 200, "application/json", text, strlen(text));
+	free(text);
+}
+
+/* Answers e; ErrBuf messages name their field first. */
+static void agentapi_fail(HttpRequest *req, ApiErrorKind kind, const char *msg)
+{
+	ApiError e;
+
+	apierror_from_msg(&e, kind, msg);
+	envelope_error(req, &e);
+}
+
+static void handle_report(Api *a, HttpRequest *req)
+{
+	AgentReportAnswer ans = {0};
+	AgentReport rep = {0};
+	ErrBuf err = {{0}};
+	char *text = NULL;
+	json_t *body;
+	ApiError e;
+	int r;
+
+	body = api_request_json(req, AGENTPROTO_MAX_REPORT_BODY, &e);
+	if (!body) {
+		envelope_error(req, &e);
+		return;
+	}
+	r = agentproto_report_parse(body, &rep, &err);
+	json_decref(body);
+	if (r < 0) {
+		agentapi_fail(req, r == -ENOMEM ? API_ERR_INTERNAL : API_ERR_INVALID, err.msg);
+		return;
+	}
+	if (service_agent_report(api_service(a), &rep, &ans, &e) < 0) {
+		envelope_error(req, &e);
+		goto out;
+	}
+	ans.poll_timeout_ms = AGENTPROTO_DEFAULT_POLL_MS;
+	if (agentproto_report_answer_build(&ans, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+out:
+	agentproto_report_answer_done(&ans);
+	agentproto_report_done(&rep);
+}
+
+typedef struct PollState {
+	int64_t deadline; /* monotonic ns */
+	char name[AGENT_NAME_MAX + 1];
+} PollState;
+
+static void park(void *arg)
+{
+	http_suspend(arg);
+}
+
+static void wake(void *arg)
+{
+	http_resume(arg);
+}
+
+static void handle_poll(Api *a, HttpRequest *req)
+{
+	PollState *ps = http_req_get_data(req);
+	bool resumed = ps != NULL;
+	AgentPollAnswer work = {0};
+	ErrBuf err = {{0}};
+	char *text = NULL;
+	ApiError e;
+	int r;
+
+	if (http_req_shutting_down(req)) {
+		apierror_set(&e, API_ERR_UNAVAILABLE, NULL, "the controller is shutting down; poll again");
+		envelope_error(req, &e);
+		return;
+	}
+	if (!ps) {
+		const char *name = http_req_query(req, "name");
+		const char *t = http_req_query(req, "timeout_ms");
+		uint64_t ms = AGENTPROTO_DEFAULT_POLL_MS;
+
+		if (!agentproto_name_valid(name)) {
+			apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -",
+				     AGENT_NAME_MAX);
+			envelope_error(req, &e);
+			return;
+		}
+		if (t && parse_u64(t, strlen(t), 0, AGENTPROTO_MAX_POLL_MS, &ms) < 0) {
+			apierror_set(&e, API_ERR_INVALID, "timeout_ms", "must be a whole number 0..%u",
+				     AGENTPROTO_MAX_POLL_MS);
+			envelope_error(req, &e);
+			return;
+		}
+		ps = calloc(1, sizeof(*ps));
+		if (!ps) {
+			agentapi_fail(req, API_ERR_INTERNAL, "out of memory");
+			return;
+		}
+		snprintf(ps->name, sizeof(ps->name), "%s", name);
+		ps->deadline = (int64_t)now_monotonic_ns() + (int64_t)ms * 1000000;
+		http_req_set_data(req, ps, free);
+	}
+	/* Park only on the first call: once woken (work, deadline, or displaced
+	 * by a newer poll of the same agent) the request answers, possibly with
+	 * empty lists, so two polls of one agent can never keep waking each other. */
+	r = service_agent_poll(api_service(a), ps->name, ps->deadline, resumed ? NULL : park, wake, req, &work, &e);
+	if (r == 0)
+		return; /* parked; wake() calls us again */
+	if (r < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	if (agentproto_poll_build(&work, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+	agentproto_poll_done(&work);
+}
+
+static size_t agentapi_body_limit(const char *method, const char *rest)
+{
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/sample") == 0)
+		return AGENTPROTO_MAX_SAMPLE_BODY;
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/report") == 0)
+		return AGENTPROTO_MAX_REPORT_BODY;
+	return API_MAX_BODY;
+}
+
+/* POST /agent/v1/sample?name=NAME&id=ID, body: the answer as a pcap. */
+static void handle_sample(Api *a, HttpRequest *req)
+{
+	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
+	const uint8_t *body;
+	size_t n;
+	ApiError e;
+
+	if (http_req_body_too_large(req)) {
+		apierror_set(&e, API_ERR_TOO_LARGE, "body", "larger than %u bytes", AGENTPROTO_MAX_SAMPLE_BODY);
+		envelope_error(req, &e);
+		return;
+	}
+	if (!agentproto_name_valid(name)) {
+		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		envelope_error(req, &e);
+		return;
+	}
+	if (!id || !job_id_valid(id, strlen(id))) {
+		apierror_set(&e, API_ERR_INVALID, "id", "must be 32 hex digits");
+		envelope_error(req, &e);
+		return;
+	}
+	body = http_req_body(req, &n);
+	if (service_sample_store(api_service(a), name, id, body, n, &e) < 0)
+		envelope_error(req, &e);
+	else
+		http_respond(req, 200, "application/json", "{\"stored\":true}", 15);
+}
+
+static void agentapi_method(HttpRequest *req, const char *method, const char *allow)
+{
+	ApiError e;
+
+	apierror_set(&e, API_ERR_METHOD, NULL, "method %s not allowed; use %s", method, allow);
+	e.allow = allow;
+	envelope_error(req, &e);
+}
+
+static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
+{
+	const char *method = http_req_method(req);
+	bool resumed = http_req_get_data(req) != NULL;
+	ApiError e;
+
+	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		envelope_error(req, &e);
+		return;
+	}
+	if (strcmp(sub, "/poll") != 0 && strcmp(method, "POST") != 0) {
+		agentapi_method(req, method, "POST");
+		return;
+	}
+	if (strcmp(sub, "/poll") == 0 && strcmp(method, "GET") != 0) {
+		agentapi_method(req, method, "GET");
+		return;
+	}
+	/* A resumed poll was authenticated on its first call. */
+	if (!resumed && auth_check(api_service(a), req, NULL, SCOPE_AGENT, NULL, NULL, &e) < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	if (strcmp(sub, "/report") == 0)
+		handle_report(a, req);
+	else if (strcmp(sub, "/sample") == 0)
+		handle_sample(a, req);
+	else
+		handle_poll(a, req);
+}
+
+const ApiDialect agentapi_dialect = {
+	.name = "agent",
+	.handle = agentapi_handle,
+	.render_error = envelope_error,
+	.body_limit = agentapi_body_limit,
+};

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Dialect plumbing, shared inside src/api/ only: what a dialect is to the
+ * router, what the router gives it, and the neutral error's HTTP status.
+ *
+ * A dialect (src/api/<dialect>/) owns a path prefix and its wire format: it
+ * routes below its prefix, authenticates (auth.h), parses, calls service_*
+ * and renders results and ApiErrors (model/apierror.h) in its own shape. It
+ * never touches the database or the buckets itself.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "model/apierror.h"
+
+typedef struct ApiDialect {
+	const char *name; /* "cloudflare", "agent": also keys the list cache */
+	/* Answers req; rest is the path after the dialect's prefix ("" or "/…"). */
+	void (*handle)(Api *a, HttpRequest *req, const char *rest);
+	/* Answers req with e in the dialect's shape. */
+	void (*render_error)(HttpRequest *req, const ApiError *e);
+	/* The body bound of a request below the prefix; NULL: API_MAX_BODY. */
+	size_t (*body_limit)(const char *method, const char *rest);
+} ApiDialect;
+
+extern const ApiDialect cloudflare_dialect; /* cloudflare/cloudflare.c */
+extern const ApiDialect agentapi_dialect;   /* agent/agentapi.c */
+
+Service *api_service(Api *a);
+size_t api_list_limit(Api *a);
+/* The list cache: answers req (200, application/json) from the cached list of
+ * (d, account) if it was rendered at jobs generation gen; else false. */
+bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *account, uint64_t gen);
+/* Keeps body (malloc'd, taken) as the list of (d, account) at generation gen. */
+void api_list_store(Api *a, const ApiDialect *d, const char *account, uint64_t gen, char *body, size_t len);
+
+/* The HTTP status of an error kind (400, 401, ..., 503; 500 for NONE). */
+unsigned api_error_status(ApiErrorKind kind);
+
+/* The request body as one JSON object (duplicate keys refused), bounded by
+ * max (the body_limit the request was read with). NULL with e filled (field
+ * "body"): API_ERR_TOO_LARGE, or API_ERR_BAD_BODY for no body, invalid JSON or
+ * another JSON value. */
+json_t *api_request_json(HttpRequest *req, size_t max, ApiError *e);

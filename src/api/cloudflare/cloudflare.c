@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Cloudflare PCAPs dialect: the handlers behind /accounts/{account}/pcaps…
+ * They parse (validate.c), call the service layer and render (render.c, and
+ * envelope.c for errors); the service's neutral errors get Cloudflare's names
+ * for the model's fields here (cf_fail).
+ *
+ * Every request goes through the same checks, in this order, so that what a
+ * client learns from an error never depends on what it is not allowed to see:
+ *   1. route: unknown path → 404 (7003); known path, other method → 405 (7001)
+ *      with Allow;
+ *   2. credentials: 401 / 403 (10000) — account and scope;
+ *   3. ids in the path: not 32 hex → 404 (1003), the same answer as an id of
+ *      another account or one that never existed;
+ *   4. the body: 400 / 413.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api-int.h"
+#include "api/auth.h"
+#include "api/cloudflare/cloudflare.h"
+#include "api/cloudflare/envelope.h"
+#include "api/cloudflare/tokens.h"
+#include "common/timefmt.h"
+
+#define PCAP_TYPE "application/vnd.tcpdump.pcap"
+#define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
+
+typedef enum Route {
+	R_PCAPS,              /* ""                    GET list, POST create */
+	R_PCAP,               /* "/{id}"               GET */
+	R_DOWNLOAD,           /* "/{id}/download"      GET */
+	R_STOP,               /* "/{id}/stop"          PUT */
+	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
+	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
+	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
+	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
+	R_NONE,
+} Route;
+
+/* What one request is about, once routed and authenticated. */
+typedef struct Call {
+	Api *api;
+	Service *svc;
+	HttpRequest *req;
+	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
+	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
+} Call;
+
+/* ---- routing ---- */
+
+/* Splits sub ("" or "/a[/b]") into at most two non-empty segments. */
+static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
+{
+	const char *seg[2];
+	size_t len[2];
+	size_t n = 0;
+	const char *p = sub;
+
+	if (*p == '\0')
+		return R_PCAPS;
+	while (*p) {
+		const char *end;
+
+		if (*p != '/' || n == 2)
+			return R_NONE;
+		p++;
+		end = strchr(p, '/');
+		if (!end)
+			end = p + strlen(p);
+		if (end == p)
+			return R_NONE; /* "//" or a trailing '/' */
+		seg[n] = p;
+		len[n] = (size_t)(end - p);
+		n++;
+		p = end;
+	}
+	if (len[0] == 9 && memcmp(seg[0], "ownership", 9) == 0) {
+		if (n == 1)
+			return R_OWNERSHIPS;
+		/* The literal wins over an id, as on Cloudflare. */
+		if (len[1] == 8 && memcmp(seg[1], "validate", 8) == 0)
+			return R_OWNERSHIP_VALIDATE;
+		*ret_id = seg[1];
+		*ret_id_len = len[1];
+		return R_OWNERSHIP;
+	}
+	if (n == 1 && len[0] == 6 && memcmp(seg[0], "agents", 6) == 0)
+		return R_AGENTS;
+	*ret_id = seg[0];
+	*ret_id_len = len[0];
+	if (n == 1)
+		return R_PCAP;
+	if (len[1] == 8 && memcmp(seg[1], "download", 8) == 0)
+		return R_DOWNLOAD;
+	if (len[1] == 4 && memcmp(seg[1], "stop", 4) == 0)
+		return R_STOP;
+	return R_NONE;
+}
+
+static const char *const route_allow[] = {
+	[R_PCAPS] = "GET, POST",
+	[R_PCAP] = "GET",
+	[R_DOWNLOAD] = "GET",
+	[R_STOP] = "PUT",
+	[R_OWNERSHIPS] = "GET, POST",
+	[R_OWNERSHIP] = "DELETE",
+	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_AGENTS] = "GET",
+};
+
+/* ---- shared answers ---- */
+
+/* The model's field names in Cloudflare's words. */
+static const char *cf_field(const char *field, const char *id_field)
+{
+	static const char *const names[][2] = {
+		{"target", "colo_name"},
+		{"destination", "destination_conf"},
+		{"challenge", "ownership_challenge"},
+	};
+
+	if (id_field && strcmp(field, "id") == 0)
+		return id_field;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(field, names[i][0]) == 0)
+			return names[i][1];
+	return field;
+}
+
+static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field)
+{
+	ApiError cf = *e;
+
+	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field));
+	envelope_error(req, &cf);
+}
+
+static void cf_render_error(HttpRequest *req, const ApiError *e)
+{
+	cf_error(req, e, NULL);
+}
+
+static void cf_fail(Call *c, const ApiError *e)
+{
+	cf_error(c->req, e, c->id_field);
+}
+
+static void out_of_memory(Call *c)
+{
+	ApiError e;
+
+	apierror_set(&e, API_ERR_INTERNAL, NULL, "out of memory");
+	cf_fail(c, &e);
+}
+
+static void answer_pcap(Call *c, const Job *j, bool with_agents, const JobPart *parts, size_t n)
+{
+	json_t *o = cloudflare_render_pcap(j, with_agents, parts, n);
+
+	if (!o) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, o, NULL);
+}
+
+static void answer_ownership(Call *c, const BucketRow *b)
+{
+	json_t *o = cloudflare_render_ownership(b);
+
+	if (!o) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, o, NULL);
+}
+
+/* The body as a JSON object, or NULL (answered). */
+static json_t *body_object(Call *c)
+{
+	ApiError e;
+	json_t *body = api_request_json(c->req, API_MAX_BODY, &e);
+
+	if (!body)
+		cf_fail(c, &e);
+	return body;
+}
+
+/* A validator's ErrBuf (its message names the field first) as the answer. */
+static void invalid(Call *c, int r, const ErrBuf *err)
+{
+	ApiError e;
+
+	apierror_from_msg(&e, r == -ENOMEM ? API_ERR_INTERNAL : API_ERR_INVALID, err->msg);
+	cf_fail(c, &e);
+}
+
+/* ---- captures ---- */
+
+static void pcaps_create(Call *c)
+{
+	ErrBuf err = {{0}};
+	ApiError e;
+	Job j = {0};
+	json_t *body;
+	int r;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
+	json_decref(body);
+	if (r < 0) {
+		invalid(c, r, &err);
+		return;
+	}
+	memcpy(j.account, c->account, sizeof(j.account));
+	if (service_job_create(c->svc, &j, &e) < 0)
+		cf_fail(c, &e);
+	else
+		answer_pcap(c, &j, false, NULL, 0);
+	job_done(&j);
+}
+
+static void pcaps_list(Call *c)
+{
+	size_t limit = api_list_limit(c->api), len;
+	/* Read before the database: a change during rendering makes the cached
+	 * copy stale at once rather than hiding the change. */
+	uint64_t gen = service_jobs_generation(c->svc);
+	ApiError e;
+	Job *jobs = NULL;
+	size_t n = 0;
+	json_t *arr, *info;
+	char *body;
+
+	if (api_list_cached(c->api, &cloudflare_dialect, c->req, c->account, gen))
+		return;
+	if (service_job_list(c->svc, c->account, limit, &jobs, &n, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		if (json_array_append_new(arr, cloudflare_render_pcap(&jobs[i], false, NULL, 0)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	jobs_free(jobs, n);
+	/* Cloudflare documents "up to 50" and no paging: one page, all of it. */
+	info = json_pack("{s:i, s:I, s:I, s:I}", "page", 1, "per_page", (json_int_t)limit, "count", (json_int_t)n,
+			 "total_count", (json_int_t)n);
+	if (!arr || !info) {
+		json_decref(arr);
+		json_decref(info);
+		out_of_memory(c);
+		return;
+	}
+	body = envelope_ok_text(arr, info, &len);
+	if (!body) {
+		out_of_memory(c);
+		return;
+	}
+	http_respond(c->req, 200, "application/json", body, len);
+	api_list_store(c->api, &cloudflare_dialect, c->account, gen, body, len);
+}
+
+static void pcaps_get(Call *c)
+{
+	JobPart *parts = NULL;
+	size_t n = 0;
+	ApiError e;
+	Job j = {0};
+
+	if (service_job_get(c->svc, c->account, c->id, &j, &parts, &n, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	answer_pcap(c, &j, true, parts, n);
+	parts_free(parts, n);
+	job_done(&j);
+}
+
+static void pcaps_download(Call *c)
+{
+	char disposition[128];
+	uint64_t len = 0;
+	ApiError e;
+	int fd = -1;
+	int r;
+
+	if (service_job_download(c->svc, c->account, c->id, &fd, &len, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
+	if (r > 0 && (size_t)r < sizeof(disposition))
+		http_add_header(c->req, "Content-Disposition", disposition);
+	http_respond_fd(c->req, 200, PCAP_TYPE, fd, len);
+}
+
+static void pcaps_stop(Call *c)
+{
+	ApiError e;
+	Job j = {0};
+
+	/* The SDK sends no body; anything sent is ignored. */
+	if (service_job_stop(c->svc, c->account, c->id, &j, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	answer_pcap(c, &j, false, NULL, 0);
+	job_done(&j);
+}
+
+/* ---- buckets ("ownership") ---- */
+
+static void ownership_create(Call *c)
+{
+	BucketRow b = {0};
+	ErrBuf err = {{0}};
+	const char *conf;
+	ApiError e;
+	json_t *body;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	if (cloudflare_parse_ownership(body, &conf, &err) < 0)
+		invalid(c, -EINVAL, &err);
+	else if (service_bucket_register(c->svc, c->account, conf, &b, &e) < 0)
+		cf_fail(c, &e);
+	else
+		answer_ownership(c, &b);
+	bucket_row_done(&b);
+	json_decref(body);
+}
+
+static void ownership_list(Call *c)
+{
+	BucketRow *rows = NULL;
+	size_t n = 0;
+	ApiError e;
+	json_t *arr;
+
+	if (service_bucket_list(c->svc, c->account, &rows, &n, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		if (json_array_append_new(arr, cloudflare_render_ownership(&rows[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	bucket_rows_free(rows, n);
+	if (!arr) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, arr, NULL);
+}
+
+static void ownership_validate(Call *c)
+{
+	const char *conf, *challenge;
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	ApiError e;
+	json_t *body;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	if (cloudflare_parse_validate(body, &conf, &challenge, &err) < 0)
+		invalid(c, -EINVAL, &err);
+	else if (service_bucket_validate(c->svc, c->account, conf, challenge, &b, &e) < 0)
+		cf_fail(c, &e);
+	else
+		answer_ownership(c, &b);
+	bucket_row_done(&b);
+	json_decref(body);
+}
+
+static void ownership_delete(Call *c)
+{
+	ApiError e;
+
+	if (service_bucket_delete(c->svc, c->account, c->id, &e) < 0)
+		cf_fail(c, &e);
+	else
+		http_respond(c->req, 204, NULL, NULL, 0);
+}
+
+/* ---- dispatch ---- */
+
+typedef struct Op {
+	Route route;
+	const char *method;
+	TokenScope scope;
+	const char *name; /* in a 403 for too small a scope */
+	void (*fn)(Call *c);
+} Op;
+
+/* pcapd extension: the fleet as the controller sees it (online, last report,
+ * the recorder's state), so a full disk or a stopped recorder is visible. */
+static void agents_list(Call *c)
+{
+	json_t *arr = service_agents_json(c->svc);
+
+	if (!arr) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, arr, NULL);
+}
+
+static const Op ops[] = {
+	{R_PCAPS, "GET", SCOPE_READ, "list", pcaps_list},
+	{R_PCAPS, "POST", SCOPE_WRITE, "create", pcaps_create},
+	{R_PCAP, "GET", SCOPE_READ, "get", pcaps_get},
+	{R_DOWNLOAD, "GET", SCOPE_READ, "download", pcaps_download},
+	{R_STOP, "PUT", SCOPE_WRITE, "stop", pcaps_stop},
+	{R_OWNERSHIPS, "GET", SCOPE_READ, "ownership list", ownership_list},
+	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
+	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
+	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
+	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
+};
+
+/* The path below /accounts/{account}/pcaps; sub is what follows "/pcaps". */
+static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const char *sub)
+{
+	const char *method = http_req_method(req);
+	const char *id = NULL;
+	size_t id_len = 0;
+	const Op *op = NULL;
+	Call c = {.api = a, .svc = api_service(a), .req = req};
+	ApiError e;
+	Route route;
+
+	route = route_of(sub, &id, &id_len);
+	if (route == R_NONE) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_fail(&c, &e);
+		return;
+	}
+	/* HEAD is GET without the body (libmicrohttpd drops it). */
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (ops[i].route == route && strcmp(ops[i].method, method) == 0)
+			op = &ops[i];
+	if (!op) {
+		apierror_set(&e, API_ERR_METHOD, NULL, "Method not allowed: %s takes %s", method, route_allow[route]);
+		e.allow = route_allow[route];
+		cf_fail(&c, &e);
+		return;
+	}
+	if (auth_check(c.svc, req, account, op->scope, op->name, c.account, &e) < 0) {
+		cf_fail(&c, &e);
+		return;
+	}
+	if (id) {
+		c.id_field = route == R_OWNERSHIP ? "ownership_id" : "pcap_id";
+		if (!job_id_valid(id, id_len)) {
+			apierror_set(&e, API_ERR_NOT_FOUND, "id", "no %s with id %.*s",
+				     route == R_OWNERSHIP ? "bucket" : "capture", (int)(id_len > 64 ? 64 : id_len), id);
+			cf_fail(&c, &e);
+			return;
+		}
+		/* Ids are stored lowercase; accept what a user copied in capitals. */
+		for (size_t i = 0; i < JOB_ID_LEN; i++)
+			c.id[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
+		c.id[JOB_ID_LEN] = '\0';
+	}
+	op->fn(&c);
+}
+
+/* If path starts with the segment prefix (followed by '/' or its end),
+ * returns what follows; else NULL. */
+static const char *after_segment(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(path, prefix, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+		return NULL;
+	return path + n;
+}
+
+/* rest = "/{account}/pcaps[...]" or "/{account}/tokens[...]" (what follows
+ * "/accounts"). */
+static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	const char *slash, *sub = NULL;
+	bool tokens = false;
+	ApiError e;
+	size_t n;
+
+	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1) {
+		sub = after_segment(slash, "/pcaps");
+		if (!sub) {
+			sub = after_segment(slash, "/tokens");
+			tokens = sub != NULL;
+		}
+	}
+	if (!sub) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_render_error(req, &e);
+		return;
+	}
+	n = (size_t)(slash - (rest + 1));
+	if (n > ACCOUNT_SEGMENT_MAX)
+		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
+	memcpy(account, rest + 1, n);
+	account[n] = '\0';
+	if (tokens)
+		cloudflare_tokens(a, req, account, sub);
+	else
+		handle_pcaps(a, req, account, sub);
+}
+
+const ApiDialect cloudflare_dialect = {
+	.name = "cloudflare",
+	.handle = cloudflare_handle,
+	.render_error = cf_render_error,
+};

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bucket ownership (see service.h): before a full capture may write into a
+ * bucket, its account registers the bucket's URI, the controller writes a
+ * challenge file with a random token into it, and the user proves they can
+ * read the bucket by sending the token (or the file's name) back.
+ *
+ * The challenge file is named after the bucket's id (as in Cloudflare's
+ * example); the token inside is a second, independent random value. The row
+ * is what counts: files are written before it and removed after it, best
+ * effort, so no row ever points at a challenge that was not written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/service-int.h"
+
+#define CHALLENGE_PREFIX "ownership-challenge-"
+
+/* Opens the bucket at uri; a failure is the client's (a path outside the
+ * bucket root, an unwritable directory), so it names the field. */
+static int open_bucket(Service *s, const char *uri, Bucket **ret, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r;
+
+	r = bucket_open(uri, service_buckets(s), ret, &err);
+	if (r < 0) /* bucket.h words its messages with Cloudflare's name for the field */
+		apierror_with_field(e, API_ERR_INVALID, "destination", "destination_conf", err.msg);
+	return r < 0 ? apierror_errno(API_ERR_INVALID) : 0;
+}
+
+static int already_registered(Service *s, const char *account, const char *uri, ApiError *e)
+{
+	BucketRow old = {0};
+	ErrBuf err = {{0}};
+	int r;
+
+	r = db_bucket_find(service_db(s), account, uri, &old, &err);
+	if (r == 0)
+		r = apierror_set(e, API_ERR_INVALID, "destination",
+				 "already registered (id %s); delete it first to register again", old.id);
+	else if (r == -ENOENT)
+		r = 0;
+	else
+		r = service_internal(e, r, &err);
+	bucket_row_done(&old);
+	return r;
+}
+
+int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e)
+{
+	char token[JOB_ID_LEN + 2];
+	char filename[sizeof(CHALLENGE_PREFIX) + JOB_ID_LEN + 4];
+	Bucket *bucket = NULL;
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	int r;
+
+	r = already_registered(s, account, uri, e);
+	if (r < 0)
+		return r;
+	r = open_bucket(s, uri, &bucket, e);
+	if (r < 0)
+		return r;
+	if (job_new_id(b.id) < 0 || job_new_id(token) < 0) {
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "no random numbers");
+		goto out;
+	}
+	r = snprintf(filename, sizeof(filename), CHALLENGE_PREFIX "%s.txt", b.id);
+	if (r < 0 || (size_t)r >= sizeof(filename)) {
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "challenge name");
+		goto out;
+	}
+	memcpy(b.account, account, sizeof(b.account));
+	b.destination_conf = strdup(uri);
+	b.filename = strdup(filename);
+	b.challenge = strdup(token);
+	if (!b.destination_conf || !b.filename || !b.challenge) {
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+		goto out;
+	}
+	b.status = BUCKET_PENDING;
+	b.submitted_ns = (int64_t)now_realtime_ns();
+
+	token[JOB_ID_LEN] = '\n';
+	r = bucket_put_bytes(bucket, filename, token, JOB_ID_LEN + 1, &err);
+	token[JOB_ID_LEN] = '\0';
+	if (r < 0) {
+		r = apierror_set(e, API_ERR_INVALID, "destination", "cannot write the challenge file: %s", err.msg);
+		goto out;
+	}
+	r = db_bucket_insert(service_db(s), &b, &err);
+	if (r < 0) {
+		ErrBuf rerr;
+		int again = 0;
+
+		bucket_remove(bucket, filename, &rerr); /* best effort: the row is what counts */
+		/* Registered by a concurrent request since we looked? */
+		if (r == -EEXIST)
+			again = already_registered(s, account, uri, e);
+		r = again < 0 ? again : service_internal(e, r, &err);
+		goto out;
+	}
+	*ret = b;
+	memset(&b, 0, sizeof(b));
+	r = 0;
+out:
+	bucket_free(bucket);
+	bucket_row_done(&b);
+	return r;
+}
+
+int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_bucket_list(service_db(s), account, ret, ret_n, &err);
+
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
+			    ApiError *e)
+{
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	int r;
+
+	r = db_bucket_find(service_db(s), account, uri, &b, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (!service_challenge_matches(&b, challenge, strlen(challenge))) {
+		r = apierror_set(e, API_ERR_MISMATCH, "challenge", "does not match the token in %s",
+				 b.filename ? b.filename : "the challenge file");
+		goto out;
+	}
+	/* Validating again is harmless and keeps the first validation time. */
+	if (b.status != BUCKET_SUCCESS || !b.validated_ns) {
+		b.status = BUCKET_SUCCESS;
+		b.validated_ns = (int64_t)now_realtime_ns();
+		r = db_bucket_update(service_db(s), &b, &err);
+		if (r < 0) {
+			service_internal(e, r, &err);
+			goto out;
+		}
+	}
+	*ret = b;
+	return 0;
+out:
+	bucket_row_done(&b);
+	return r;
+}
+
+int service_bucket_delete(Service *s, const char *account, const char *id, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	Bucket *bucket = NULL;
+	int r;
+
+	r = db_bucket_get(service_db(s), account, id, &b, &err);
+	if (r == 0)
+		r = db_bucket_delete(service_db(s), account, id, &err);
+	if (r == -ENOENT) {
+		r = apierror_set(e, API_ERR_NOT_FOUND, "id", "no bucket with id %s", id);
+		goto out;
+	}
+	if (r < 0) {
+		service_internal(e, r, &err);
+		goto out;
+	}
+	/* The challenge file is ours to tidy, but a bucket that has gone away
+	 * must not keep its row alive: best effort, after the delete. */
+	if (b.filename && bucket_open(b.destination_conf, service_buckets(s), &bucket, &err) == 0)
+		bucket_remove(bucket, b.filename, &err);
+out:
+	bucket_free(bucket);
+	bucket_row_done(&b);
+	return r;
+}
+
+static const char *trim_space(const char *s, size_t *n)
+{
+	while (*n > 0 && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+		s++;
+		(*n)--;
+	}
+	while (*n > 0 && (s[*n - 1] == ' ' || s[*n - 1] == '\t' || s[*n - 1] == '\r' || s[*n - 1] == '\n'))
+		(*n)--;
+	return s;
+}
+
+static bool same(const char *a, size_t an, const char *b)
+{
+	size_t bn;
+
+	if (!b)
+		return false;
+	bn = strlen(b);
+	b = trim_space(b, &bn);
+	return an > 0 && an == bn && memcmp(a, b, an) == 0;
+}
+
+bool service_challenge_matches(const BucketRow *b, const char *given, size_t n)
+{
+	if (!given)
+		return false;
+	given = trim_space(given, &n);
+	return same(given, n, b->challenge) || same(given, n, b->filename);
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The agent ↔ controller protocol (docs/AGENT-PROTOCOL.md), both sides, as
+ * pure functions over bytes and JSON: no socket or file here, so everything
+ * can be tested and fuzzed in memory. The agent builds reports and parses
+ * poll answers; the controller parses reports and builds poll answers; each
+ * message has one struct that both sides use.
+ *
+ *   agent                                   controller
+ *   agentproto_report_build()   ── report ──► agentproto_report_parse()
+ *   agentproto_report_answer_parse() ◄─ 200 ── agentproto_report_answer_build()
+ *   agentproto_poll_parse()     ◄── poll ──── agentproto_spec_from_job(),
+ *                                             agentproto_poll_build()
+ *
+ * The same job object serves the report and the agent's own record of a job
+ * on disk (DATA/jobs/<id>.json), so a restarted agent reports exactly what it
+ * would have reported before.
+ *
+ * Parsing is strict about what the reader relies on (ids, types, bounds) and
+ * ignores members it does not know, so that either side can add some without
+ * breaking the other. A start whose id is valid but whose other fields are
+ * not is kept with its error set, so that the agent reports it failed.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/util.h"
+#include "model/job.h"
+
+/* ---- the bounds, for both sides ---- */
+
+#define AGENTPROTO_MAX_BODY (20u << 20)        /* a poll or report answer (256 starts of the largest filter) */
+#define AGENTPROTO_MAX_REPORT_BODY (1u << 20)  /* a report (the controller's body limit) */
+#define AGENTPROTO_MAX_SAMPLE_BODY (64u << 20) /* an answer to a sample (a pcap) */
+#define AGENTPROTO_MAX_STARTS 256u             /* starts per poll answer */
+#define AGENTPROTO_MAX_IDS 4096u               /* ids per list (stops, acks) */
+#define AGENTPROTO_MAX_REPORT_JOBS 1024u       /* jobs per report */
+#define AGENTPROTO_FIELD_MAX 512u              /* bytes of a report's strings (version, error, ...) */
+#define AGENTPROTO_IFACES_MAX 4096u            /* bytes of a report's interface names, comma-joined */
+#define AGENTPROTO_IFACE_NAME_MAX 64u          /* bytes of one interface name */
+#define AGENTPROTO_HISTORY_MEMBERS 16u         /* members of a report's "history" */
+#define AGENTPROTO_OBJECT_MAX 200u             /* bytes of an object name (bucket.h) */
+#define AGENTPROTO_DEFAULT_POLL_MS 25000u
+#define AGENTPROTO_MAX_POLL_MS 60000u
+#define AGENTPROTO_MIN_INTERVAL_MS 1000u /* heartbeat and poll hold, as the agent clamps them */
+#define AGENTPROTO_MAX_INTERVAL_MS 60000u
+#define AGENTPROTO_MAX_SAMPLE_PACKETS 1000000u      /* packet_limit of a sample (HIST_MAX_QUERY_PACKETS) */
+#define AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS 5000u /* when a sample start gives none */
+#define AGENTPROTO_MAX_SAMPLE_DEADLINE_MS 3600000u  /* longer ones are clamped */
+
+/* ---- reports ---- */
+
+/* What the agent says about one job. */
+typedef struct AgentJobReport {
+	char id[JOB_ID_LEN + 1];                /* lowercase hex */
+	PartState state;                        /* PART_RUNNING, PART_UPLOADING, PART_DONE or PART_FAILED */
+	uint64_t packets, bytes, drops;         /* drops: kernel drops for lack of ring space */
+	JobStop stop_reason;                    /* JOB_STOP_NONE while running */
+	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = none; informational (the controller names objects) */
+	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why the job failed */
+} AgentJobReport;
+
+/* Who the agent is (the constant part of every report it builds). */
+typedef struct AgentIdent {
+	const char *name;
+	const char *colo;
+	const char *version;
+	const char *const *ifaces;
+	size_t n_ifaces;
+} AgentIdent;
+
+/* The recorder's state, the report's "history" member. sample_rate 0 means
+ * the recorder is off: then only recording (false), error and sample_rate are
+ * sent. */
+typedef struct AgentHistory {
+	bool recording;                         /* packets are being recorded now */
+	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why not recording */
+	uint64_t packets, bytes;                /* in the history (bytes: captured lengths) */
+	uint64_t segments;                      /* segment files, the open ones included */
+	uint64_t drops;                         /* sampled but not recorded: ring overflow, write errors */
+	uint64_t oldest_ns, newest_ns;          /* time span, ns since the epoch; 0 = empty */
+	uint32_t sample_rate;                   /* 1-in-N; 0 = recorder off */
+} AgentHistory;
+
+/* A report as the controller reads it. */
+typedef struct AgentReport {
+	char name[AGENT_NAME_MAX + 1];
+	char colo[AGENT_NAME_MAX + 1];              /* "" = none */
+	char version[AGENTPROTO_FIELD_MAX + 1];     /* "" = not given */
+	char interfaces[AGENTPROTO_IFACES_MAX + 1]; /* comma-joined */
+	bool hello;                                 /* a new session (docs/AGENT-PROTOCOL.md) */
+	json_t *history;                            /* owned: the recorder's object as sent, or NULL */
+	AgentJobReport *jobs;                       /* owned */
+	size_t n_jobs;
+} AgentReport;
+
+/* The controller's 200 answer to a report. */
+typedef struct AgentReportAnswer {
+	char (*ack)[JOB_ID_LEN + 1]; /* owned; lowercased */
+	size_t n_ack;
+	uint32_t heartbeat_ms;    /* parsed: 0 = not given, else clamped to the intervals above */
+	uint32_t poll_timeout_ms; /* same */
+} AgentReportAnswer;
+
+/* ---- work: starts and stops ---- */
+
+/* One output of a start: a bucket with the object this agent writes, or a
+ * file on the agent's disk. */
+typedef struct AgentOutput {
+	JobOutputKind kind;
+	char *target;                           /* owned: the bucket URI, or the file's path */
+	char object[AGENTPROTO_OBJECT_MAX + 1]; /* bucket: the object name; "" = the agent chooses */
+} AgentOutput;
+
+/* A start. A full capture uses snaplen, the limits, outputs and continuous;
+ * a sample (type "simple") from_ns, to_ns and deadline_ms; both filter and
+ * packet_limit. */
+typedef struct AgentJobSpec {
+	char id[JOB_ID_LEN + 1];              /* lowercased */
+	bool sample;                          /* type "simple": answered from the history */
+	char *filter;                         /* owned: the filter model's JSON text (model/filtermodel.h), "{}" */
+	uint32_t snaplen;                     /* bytes kept per packet; 0 = whole packets */
+	uint64_t time_limit_s;                /* 0 = none; at most JOB_MAX_TIME_S */
+	uint64_t packet_limit;                /* 0 = none (full); 1..AGENTPROTO_MAX_SAMPLE_PACKETS (sample) */
+	uint64_t byte_limit;                  /* 0 = none */
+	AgentOutput outputs[JOB_MAX_OUTPUTS]; /* full: 1..JOB_MAX_OUTPUTS */
+	size_t n_outputs;
+	JobContinuous continuous;               /* full: continuous (rotating files) mode */
+	uint64_t from_ns, to_ns;                /* sample window, both ends included, from_ns <= to_ns */
+	uint32_t deadline_ms;                   /* sample: the controller waits this long from its answer */
+	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = the spec is usable */
+} AgentJobSpec;
+
+/* A poll answer: the controller builds it, the agent parses it. */
+typedef struct AgentPollAnswer {
+	AgentJobSpec *start; /* owned; at most AGENTPROTO_MAX_STARTS */
+	size_t n_start;
+	char (*stop)[JOB_ID_LEN + 1]; /* owned; lowercased; at most AGENTPROTO_MAX_IDS */
+	size_t n_stop;
+	size_t n_skipped; /* parsed: starts or stops without a usable id (ignored) */
+} AgentPollAnswer;
+
+/* 1..63 bytes of [A-Za-z0-9._-] (agent names and colos). */
+bool agentproto_name_valid(const char *s);
+/* 1..200 bytes of [A-Za-z0-9._-], not starting with '.' (bucket object names). */
+bool agentproto_object_valid(const char *s);
+
+/* ---- the agent's side ---- */
+
+/* The body of POST /agent/v1/report, malloc'd and NUL-terminated. hist NULL:
+ * no "history" member. */
+int agentproto_report_build(const AgentIdent *who, bool hello, const AgentHistory *hist, const AgentJobReport *jobs,
+			    size_t n, char **ret, ErrBuf *err);
+/* The 200 answer to a report. */
+int agentproto_report_answer_parse(const char *p, size_t n, AgentReportAnswer *ret, ErrBuf *err);
+/* The 200 answer to GET /agent/v1/poll. */
+int agentproto_poll_parse(const char *p, size_t n, AgentPollAnswer *ret, ErrBuf *err);
+
+/* One job as a JSON object text (the report's job entry, the agent's record),
+ * malloc'd. */
+int agentproto_job_to_json(const AgentJobReport *r, char **ret, ErrBuf *err);
+/* The reverse, strict: what agentproto_job_to_json() wrote. */
+int agentproto_job_from_json(const char *p, size_t n, AgentJobReport *ret, ErrBuf *err);
+
+/* The message of an error answer ({"errors":[{"code":..,"message":..}]}) in
+ * ret[cap], or "" when the body holds none. */
+void agentproto_error_message(const char *p, size_t n, char *ret, size_t cap);
+
+/* ---- the controller's side ---- */
+
+/* A report body (a JSON object, already parsed from at most
+ * AGENTPROTO_MAX_REPORT_BODY bytes) into *ret (free with agentproto_report_done).
+ * -EINVAL (or -E2BIG) with err naming the member ("jobs[2].state: must be
+ * running, uploading, done or failed"); -ENOMEM. A job's object name, which
+ * the controller never uses, is kept only when it is a valid one. */
+int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err);
+void agentproto_report_done(AgentReport *r); /* NULL is fine */
+
+/* The 200 answer to a report, malloc'd: ack, heartbeat_ms and poll_timeout_ms
+ * (0: left out). */
+int agentproto_report_answer_build(const AgentReportAnswer *a, char **ret, ErrBuf *err);
+
+/* The start of part p of job j, into *ret (free with agentproto_spec_done):
+ * the job's filter model, limits, outputs (a bucket's object is the part's)
+ * and continuous settings; for a sample its window [offset_time - time_limit,
+ * offset_time] and deadline_ms (how long the controller still waits). */
+int agentproto_spec_from_job(const Job *j, const JobPart *p, uint32_t deadline_ms, AgentJobSpec *ret, ErrBuf *err);
+
+/* The 200 answer to a poll, malloc'd: {"start":[...],"stop":[...]}. */
+int agentproto_poll_build(const AgentPollAnswer *a, char **ret, ErrBuf *err);
+
+/* ---- both ---- */
+
+void agentproto_report_answer_done(AgentReportAnswer *a); /* NULL is fine */
+void agentproto_poll_done(AgentPollAnswer *a);            /* NULL is fine */
+void agentproto_spec_done(AgentJobSpec *s);               /* NULL is fine */
