@@ -110,9 +110,10 @@ export function filterSummary(f) {
   for (const [key, word] of FILTER_WORDS) {
     if (f[key] !== undefined && f[key] !== null && f[key] !== '') parts.push(`${word} ${f[key]}`);
   }
+  if (f.inner === true) parts.push('also inside tunnels');
   if (typeof f.bpf === 'string' && f.bpf !== '') parts.push(`bpf: ${f.bpf}`);
   for (const key of Object.keys(f)) {
-    if (key !== 'bpf' && !FILTER_WORDS.some(([k]) => k === key) && f[key] !== null) parts.push(`${key} ${JSON.stringify(f[key])}`);
+    if (key !== 'bpf' && key !== 'inner' && !FILTER_WORDS.some(([k]) => k === key) && f[key] !== null) parts.push(`${key} ${JSON.stringify(f[key])}`);
   }
   return parts.length ? parts.join(', ') : 'everything';
 }

@@ -374,7 +374,7 @@ export function localToIso(text) {
 export const CAPTURE_FIELDS = Object.freeze([
   'time_limit', 'packet_limit', 'byte_limit', 'colo_name', 'destination_conf', 'offset_time',
   'filter_v1.source_address', 'filter_v1.destination_address', 'filter_v1.source_port',
-  'filter_v1.destination_port', 'filter_v1.protocol', 'filter_v1.bpf',
+  'filter_v1.destination_port', 'filter_v1.protocol', 'filter_v1.inner', 'filter_v1.bpf',
 ]);
 
 // One control of the form checked on its own: {value, error}.
@@ -396,6 +396,8 @@ export function checkField(name, form, bounds, nowMs) {
     case 'filter_v1.source_port': return checkPorts(name, form.source_port, bounds);
     case 'filter_v1.destination_port': return checkPorts(name, form.destination_port, bounds);
     case 'filter_v1.protocol': return checkProtocol(name, form.protocol, bounds);
+    // A checkbox: sent only when ticked (true), so it cannot be wrong.
+    case 'filter_v1.inner': return { value: form.inner === true ? true : undefined, error: null };
     case 'filter_v1.bpf': return checkBpf(name, form.bpf, bounds);
     default: return { value: undefined, error: null };
   }

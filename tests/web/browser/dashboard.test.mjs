@@ -89,7 +89,7 @@ async function apiCapture(id) {
 
 // Starts a capture through the wizard on the signed-in page and returns its
 // id (from the capture page it lands on).
-async function startCapture(page, { type, fields = {}, filter = {}, bucket }) {
+async function startCapture(page, { type, fields = {}, filter = {}, checks = [], bucket }) {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Start a capture' }).click();
   await page.getByRole('heading', { name: 'Start a capture', level: 1 }).waitFor();
   await page.getByLabel(type === 'full' ? /^Full/ : /^Sample/).check();
@@ -104,6 +104,7 @@ async function startCapture(page, { type, fields = {}, filter = {}, bucket }) {
   await page.getByRole('button', { name: 'Next' }).click();
   await page.getByRole('heading', { name: 'Filter (optional)' }).waitFor();
   for (const [label, value] of Object.entries(filter)) await page.getByLabel(label, { exact: true }).fill(value);
+  for (const label of checks) await page.getByLabel(label, { exact: true }).check();
   await page.getByRole('button', { name: 'Start', exact: true }).click();
   await page.waitForURL(/#\/captures\/[0-9a-f]{32}$/);
   return page.url().split('/').pop();
@@ -390,6 +391,7 @@ test('a long capture on two agents runs with a chart and is stopped from its pag
     fields: { 'Time limit (seconds)': '300', 'Colo or agent': 'lab' },
     bucket: state.bucket,
     filter: { 'Destination ports': '5556' },
+    checks: ['Also inside tunnels'], // plain traffic matches its outer headers all the same
   });
   await shareStatus(page, AGENT1, 'running');
   await shareStatus(page, AGENT2, 'running');
@@ -409,6 +411,8 @@ test('a long capture on two agents runs with a chart and is stopped from its pag
   await page.getByText('stopped by a user').waitFor();
   await page.getByRole('button', { name: 'Stop' }).waitFor({ state: 'hidden' });
   const c = await apiCapture(id);
+  assert.deepEqual(c.filter_v1, { destination_port: '5556', inner: true });
+  await page.getByText('dport 5556, also inside tunnels').waitFor();
   assert.equal(c.stop_reason, 'user');
   assert.equal(c.packets_captured, 10);
   assert.ok(c.stop_requested);

@@ -54,6 +54,8 @@ test('filter summary: every field in a fixed order, the expression last, unknown
   assert.equal(F.filterSummary({ bpf: 'vlan 100', destination_port: 443, source_address: '192.0.2.0/24', protocol: 'tcp' }),
     'src 192.0.2.0/24, dport 443, proto tcp, bpf: vlan 100');
   assert.equal(F.filterSummary({ future_field: [1] }), 'future_field [1]');
+  assert.equal(F.filterSummary({ destination_port: '53', inner: true }), 'dport 53, also inside tunnels');
+  assert.equal(F.filterSummary({ inner: false }), 'everything');
 });
 
 test('packets: packets_captured, else the agents sum, else null', () => {

@@ -55,6 +55,10 @@ test('the request body: numbers as JSON numbers, filter strings as typed, empty 
     type: 'full', system: 'magic-transit', time_limit: 60, packet_limit: 100, colo_name: 'lab',
     destination_conf: 'file:///b', filter_v1: { destination_address: '192.0.2.7', destination_port: '80;443', protocol: 'tcp' },
   });
+  // The tunnel box: sent as true when ticked, left out otherwise (in the order the API reads it).
+  const inner = V.checkCapture({ type: 'full', time_limit: '1', colo_name: 'a', destination_conf: 'b', destination_port: '53', inner: true }, BOUNDS, NOW);
+  assert.deepEqual(inner.body.filter_v1, { destination_port: '53', inner: true });
+  assert.equal(V.checkCapture({ type: 'simple', time_limit: '1', packet_limit: '1', inner: false }, BOUNDS, NOW).body.filter_v1, undefined);
   const simple = V.checkCapture({ type: 'simple', time_limit: '300', packet_limit: '5', colo_name: 'x', destination_conf: 'y', byte_limit: '3' }, BOUNDS, NOW);
   assert.deepEqual(simple.body, { type: 'simple', system: 'magic-transit', time_limit: 300, packet_limit: 5 });
 });

@@ -93,6 +93,15 @@ export function mount(ctx) {
   const sport = add('filter_v1.source_port', { label: 'Source ports', attrs: filterAttrs, hint: '443, 8000-8080 or "80;443".' });
   const dport = add('filter_v1.destination_port', { label: 'Destination ports', attrs: filterAttrs });
   const proto = add('filter_v1.protocol', { label: 'Protocol', attrs: { ...filterAttrs, list: 'protocols' }, hint: 'A number 0..255 or a name: tcp, udp, icmp, icmp6, sctp, gre, …' });
+  const innerBox = h('input', { type: 'checkbox', name: 'inner', id: newId('inner') });
+  const inner = {
+    wrap: h('div', { class: 'field check', 'data-field': 'filter_v1.inner' }, innerBox,
+      h('label', { for: innerBox.id }, 'Also inside tunnels'),
+      h('p', { class: 'hint' }, 'The address, port and protocol fields also match the packet inside a VXLAN, GENEVE or GRE tunnel.')),
+    input: innerBox,
+    setError: () => {},
+  };
+  controls['filter_v1.inner'] = inner;
   const protoList = h('datalist', { id: 'protocols' }, Object.keys(BOUNDS.protocol_names).map((n) => h('option', { value: n })));
   const bpf = add('filter_v1.bpf', {
     label: 'pcap-filter expression', control: h('textarea', { name: 'bpf', rows: '2', ...filterAttrs }),
@@ -113,6 +122,7 @@ export function mount(ctx) {
     source_port: sport.input.value,
     destination_port: dport.input.value,
     protocol: proto.input.value,
+    inner: innerBox.checked,
     bpf: bpf.input.value,
   });
 
@@ -144,7 +154,7 @@ export function mount(ctx) {
     h('section', { class: 'step', 'aria-labelledby': 'step-1' }, h('h2', { id: 'step-1', tabindex: '-1' }, 'Limits and target'),
       h('div', { class: 'grid' }, timeLimit.wrap, packetLimit.wrap, byteLimit.wrap, colo.wrap, bucket.wrap, offset.wrap), coloList),
     h('section', { class: 'step', 'aria-labelledby': 'step-2' }, h('h2', { id: 'step-2', tabindex: '-1' }, 'Filter (optional)'),
-      h('div', { class: 'grid' }, src.wrap, dst.wrap, sport.wrap, dport.wrap, proto.wrap), bpf.wrap, protoList, filterMsg.el),
+      h('div', { class: 'grid' }, src.wrap, dst.wrap, sport.wrap, dport.wrap, proto.wrap), inner.wrap, bpf.wrap, protoList, filterMsg.el),
   ];
   const back = h('button', { type: 'button', class: 'secondary' }, 'Back');
   const nextBtn = h('button', { type: 'button' }, 'Next');
