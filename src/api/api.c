@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "api/api-int.h"
+#include "web/web.h"
 
 #define DEFAULT_LIST_LIMIT 50
 #define LIST_CACHE_SLOTS 64
@@ -306,7 +307,8 @@ void api_refuse(void *ctx, HttpRequest *req, unsigned status, unsigned retry_aft
 void api_handle(void *ctx, HttpRequest *req)
 {
 	Api *a = ctx;
-	const char *path = strip_client_v4(http_req_path(req) ? http_req_path(req) : "");
+	const char *full = http_req_path(req) ? http_req_path(req) : "";
+	const char *path = strip_client_v4(full);
 	const ApiDialect *d;
 	const char *rest;
 	ApiError e;
@@ -322,6 +324,8 @@ void api_handle(void *ctx, HttpRequest *req)
 			return;
 		}
 		http_respond(req, 200, "text/plain; charset=utf-8", "ok", 2);
+	} else if (web_serve(req, full)) {
+		/* the dashboard's files (src/web; never under /client/v4) */
 	} else {
 		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
 		default_dialect->render_error(req, &e);

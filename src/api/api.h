@@ -6,8 +6,11 @@
  * request to a dialect by its path's first segments:
  *   /client/v4/accounts/{account}/pcaps…  and  /accounts/{account}/pcaps…
  *                      Cloudflare PCAPs (src/api/cloudflare/)
+ *   /client/v4/accounts/{account}/tokens/verify  (and without /client/v4)
+ *                      Cloudflare's token check, with pcapd's scope (same)
  *   /agent/v1/…        the agent protocol (src/api/agent/, docs/AGENT-PROTOCOL.md)
  *   /healthz           liveness: 200 "ok"
+ *   /, /app.css, /js/… the web dashboard (src/web, built into the binary)
  * Anything else: 404 (Cloudflare's envelope, code 7003, for now).
  * How dialects plug in: api-int.h.
  */

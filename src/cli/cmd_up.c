@@ -427,11 +427,12 @@ static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 	       "  account   %s\n"
 	       "  token     %s   (write scope; kept in %s/credentials.json)\n"
 	       "  API       %s%s%s%s\n"
+	       "  dashboard %s/   (sign in with the account and token above)\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
 	       first ? " (first start: account and tokens created)" : "", c->account, c->token, a->data, url,
 	       a->https ? "   https://" : "", a->https ? a->https : "",
-	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo, a->ifaces, a->data);
+	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", url, a->name, a->colo, a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
 	       "  B=file://$(realpath %s)/buckets/demo\n"

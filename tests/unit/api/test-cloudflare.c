@@ -410,8 +410,16 @@ static void test_routes(void **state)
 	assert_string_equal(r->resp, "ok");
 	done(r);
 
+	/* "/" is the dashboard (src/web), never under /client/v4 */
+	r = call("GET", "/", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "text/html; charset=utf-8");
+	assert_non_null(header(r, "Content-Security-Policy"));
+	done(r);
+	expect_error(call("GET", "/client/v4/", NULL, NULL), 404, 7003, "No route for the URI");
+
 	/* unknown paths: 404 7003, before credentials are looked at */
-	expect_error(call("GET", "/", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/nothing", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/client/v4/zones", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/accounts/" ACCOUNT "/pcapsx", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/accounts/" ACCOUNT "/pcaps/", NULL, NULL), 404, 7003, "No route for the URI");

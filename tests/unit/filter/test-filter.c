@@ -220,6 +220,19 @@ static void test_parse_proto_and_numbers(void **state)
 	assert_string_equal(err.msg, "protocol: \"tcpx\" is not a protocol number 0..255 or a known name");
 	assert_int_equal(p, 99);
 
+	/* Every name the table lists (what the dashboard offers) parses to its number. */
+	for (size_t i = 0;; i++) {
+		int want = 0;
+		const char *name = filter_proto_name(i, &want);
+
+		if (!name) {
+			assert_true(i >= 20);
+			break;
+		}
+		assert_int_equal(filter_parse_proto("protocol", name, strlen(name), &p, &err), 0);
+		assert_int_equal(p, want);
+	}
+
 	assert_int_equal(filter_port_from_number("destination_port", 443, &set, &err), 0);
 	assert_int_equal(set.n, 1);
 	assert_int_equal(set.v[0].lo, 443);
