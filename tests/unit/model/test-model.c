@@ -242,23 +242,6 @@ static void test_filterjson(void **state)
 }
 
 /* The expression's own errors name the JSON field, not filter.c's bpf_expr. */
-static void test_filterjson_bpf_names_field(void **state)
-{
-	char expr[FILTER_MAX_EXPR + 2];
-	json_t *o;
-	Filter f;
-	ErrBuf err = {{0}};
-
-	(void)state;
-	memset(expr, 'x', sizeof(expr) - 1);
-	expr[sizeof(expr) - 1] = '\0';
-	o = json_pack("{s:s}", "bpf", expr);
-	assert_non_null(o);
-	assert_int_equal(filterjson_parse(o, "filter_v1", &f, NULL, &err), -E2BIG);
-	assert_string_equal(err.msg, "filter_v1.bpf: 4097 bytes, at most 4096");
-	json_decref(o);
-}
-
 static void test_filterjson_canonical_roundtrip(void **state)
 {
 	json_t *o = json_loads("{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}", 0, NULL);
@@ -486,7 +469,6 @@ int main(void)
 		cmocka_unit_test(test_aggregate_simple),
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
-		cmocka_unit_test(test_filterjson_bpf_names_field),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
 		cmocka_unit_test(test_filterjson_inner),
 		cmocka_unit_test(test_filtermodel_roundtrip),
