@@ -49,7 +49,7 @@
 #define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
 #define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
 
-/* Statuses 4 and 5 (success, failed) and part states 3..5 are terminal;
+/* Statuses 4 and 5 (success, failed) and part states 4..6 are terminal;
  * migrations.c asserts the values. */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -81,7 +81,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 			   "stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
 			   "updated_ns = excluded.updated_ns",
 	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
-	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (3, 4, 5) "
+	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6) "
 			       "ORDER BY job_id",
 	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",

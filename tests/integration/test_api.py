@@ -1034,3 +1034,123 @@ def test_agents_list_shows_the_fleet(stk, acct):
     # read scope is enough; no credential is not
     assert acct.call("GET", "/agents", token=acct.read).status == 200
     assert stk.request("GET", f"/accounts/{acct.id}/pcaps/agents").status == 401
+
+
+# --- the status lifecycle, state by state ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bare(request):
+    """A controller without real agents, for agents played by the test over
+    the agent protocol, so that each of an agent's states can be held as long
+    as the test looks at it. (--agent-timeout 600: such an agent reports only
+    when the test says so.)"""
+    if os.geteuid() != 0:
+        pytest.fail("the API tests need root")
+    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600"])
+    request.addfinalizer(lambda: (s.close(), s.assert_clean()))
+    s.start()
+    return s
+
+
+class ScriptedAgent:
+    """An agent played by the test: it registers, takes its starts from a
+    poll and reports what the test tells it to, when the test tells it to."""
+
+    def __init__(self, stk, name, colo):
+        self.stk, self.name, self.colo = stk, name, colo
+        self.report(hello=True)
+
+    def report(self, jobs=(), hello=False):
+        body = {"name": self.name, "colo": self.colo, "version": "test", "interfaces": ["lo"], "jobs": list(jobs)}
+        if hello:
+            body["hello"] = True
+        r = self.stk.request("POST", "/agent/v1/report", token=self.stk.agent_token, body=body)
+        assert r.status == 200, r
+        return r.json
+
+    def poll(self):
+        r = self.stk.request("GET", "/agent/v1/poll?name=%s&timeout_ms=0" % self.name, token=self.stk.agent_token)
+        assert r.status == 200, r
+        return r.json
+
+    def job(self, pcap_id, state, packets=0, stop_reason="none"):
+        return {"id": pcap_id, "state": state, "packets": packets, "bytes": 100 * packets, "drops": 0,
+                "stop_reason": stop_reason}
+
+
+def test_status_lifecycle_every_state_in_order(bare):
+    """pending → running → conversion_pending → conversion_running →
+    success, each state seen because the (scripted) agents hold it: two
+    agents, so that one captured share and one still running is running, and
+    one delivered share beside one waiting keeps conversion_running."""
+    acct = bare.account(bucket=True)
+    a1, a2 = ScriptedAgent(bare, "fsm1", "fsm"), ScriptedAgent(bare, "fsm2", "fsm")
+    c = create(acct, full_body(acct, where="fsm", time_limit=300, packet_limit=5))
+    seen = [c["status"]]
+
+    def status(want, parts):
+        obj = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))
+        if obj["status"] != seen[-1]:
+            seen.append(obj["status"])
+        assert obj["status"] == want, obj
+        assert {p["name"]: p["status"] for p in obj["agents"]} == parts, obj
+        return obj
+
+    status("pending", {"fsm1": "assigned", "fsm2": "assigned"})
+    for a in (a1, a2):
+        assert [s["id"] for s in a.poll()["start"]] == [c["id"]]
+    a1.report([a1.job(c["id"], "running", 2)])
+    status("running", {"fsm1": "running", "fsm2": "assigned"})
+    a2.report([a2.job(c["id"], "running", 1)])
+    a1.report([a1.job(c["id"], "captured", 5, "packets")])
+    obj = status("running", {"fsm1": "captured", "fsm2": "running"})
+    assert obj["packets_captured"] == 6, obj
+    a2.report([a2.job(c["id"], "captured", 3, "packets")])
+    status("conversion_pending", {"fsm1": "captured", "fsm2": "captured"})
+    a1.report([a1.job(c["id"], "uploading", 5, "packets")])
+    status("conversion_running", {"fsm1": "uploading", "fsm2": "captured"})
+    a1.report([a1.job(c["id"], "done", 5, "packets")])
+    status("conversion_running", {"fsm1": "done", "fsm2": "captured"})
+    a2.report([a2.job(c["id"], "uploading", 3, "packets")])
+    status("conversion_running", {"fsm1": "done", "fsm2": "uploading"})
+    a2.report([a2.job(c["id"], "done", 3, "packets")])
+    done = status("success", {"fsm1": "done", "fsm2": "done"})
+    assert done["packets_captured"] == 8 and done["stop_reason"] == "packets", done
+    assert seen == ["pending", "running", "conversion_pending", "conversion_running", "success"], seen
+    # Terminal: a late report changes nothing.
+    a1.report([a1.job(c["id"], "running", 1)])
+    status("success", {"fsm1": "done", "fsm2": "done"})
+
+
+def test_status_lifecycle_skipped_states_and_failure(bare):
+    """A share may skip states (running → done between two reports); a
+    failure at any point ends the capture failed, naming the agent."""
+    acct = bare.account(bucket=True)
+    a = ScriptedAgent(bare, "fsm3", "fsm3")
+    c = create(acct, full_body(acct, where="fsm3", time_limit=300))
+    a.report([a.job(c["id"], "done", 4, "time")])
+    done = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert done["status"] == "success" and done["packets_captured"] == 4, done
+    c = create(acct, full_body(acct, where="fsm3", time_limit=300))
+    a.report([a.job(c["id"], "captured", 4, "time")])
+    assert assert_ok(acct.call("GET", "/" + c["id"]))["status"] == "conversion_pending"
+    a.report([dict(a.job(c["id"], "failed", 4, "error"), error="upload to file:///x: disk full")])
+    done = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert done["status"] == "failed", done
+    assert "agent fsm3: upload to file:///x: disk full" in done["error_message"], done
+
+
+def test_status_lifecycle_real_agent_in_order(stk, acct):
+    """With a real agent the states pass quickly (a file:// bucket takes
+    the file at once), so which are seen depends on timing; what is seen is
+    always in the lifecycle's order, and the share ends done."""
+    order = ["pending", "running", "conversion_pending", "conversion_running", "success"]
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=3, filter_v1={"destination_port": 5011}))
+    seen = [c["status"]]
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 3, dport=5011))
+    done = stk.wait_status(acct, c["id"], seen=seen)
+    assert done["status"] == "success", done
+    assert seen == sorted(set(seen), key=order.index), seen
+    assert [p["status"] for p in done["agents"]] == ["done"], done

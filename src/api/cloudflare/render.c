@@ -4,8 +4,9 @@
  * function per object, used by every endpoint that returns it, so that
  * create, get, list and stop can never disagree on a field.
  *
- * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason and, for
- * get, agents) are pcapd's: the SDK passes unknown fields through untouched.
+ * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason,
+ * packets_captured of a sample and, for get, agents) are pcapd's: the SDK
+ * passes unknown fields through untouched.
  */
 #include <errno.h>
 #include <string.h>
@@ -91,6 +92,8 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 	if (!full && set_time(o, "offset_time", j->offset_time_ns))
 		goto fail;
 	if (j->packet_limit && set_u64(o, "packet_limit", j->packet_limit))
+		goto fail;
+	if (!full && set_u64(o, "packets_captured", j->packets))
 		goto fail;
 	if (full) {
 		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||

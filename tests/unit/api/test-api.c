@@ -401,7 +401,7 @@ static void test_render_simple(void **state)
 		      "{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		      "\"status\":\"pending\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		      "\"filter_v1\":{},\"offset_time\":\"2024-05-01T11:59:00.000000Z\",\"packet_limit\":100,"
-		      "\"bytes_captured\":0,\"kernel_drops\":0,\"stop_reason\":\"none\"}");
+		      "\"packets_captured\":0,\"bytes_captured\":0,\"kernel_drops\":0,\"stop_reason\":\"none\"}");
 
 	j.filter_json = "{\"protocol\":6,\"bpf\":\"port 80\"}";
 	j.status = JOB_SUCCESS;
@@ -413,7 +413,8 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"success\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"bytes_captured\":16000,\"kernel_drops\":0,\"stop_reason\":\"packets\"}");
+		"\"packet_limit\":100,\"packets_captured\":100,\"bytes_captured\":16000,\"kernel_drops\":0,\"stop_"
+		"reason\":\"packets\"}");
 
 	j.status = JOB_FAILED;
 	j.error_message = "no packet matched the filter";
@@ -425,7 +426,8 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"failed\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"error_message\":\"no packet matched the filter\",\"bytes_captured\":0,"
+		"\"packet_limit\":100,\"packets_captured\":0,\"error_message\":\"no packet matched the filter\","
+		"\"bytes_captured\":0,"
 		"\"kernel_drops\":0,\"stop_reason\":\"time\"}");
 }
 

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "db/db.h"
+#include "db/migrations.h"
 
 #define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -240,9 +241,10 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(raw_user_version(t->path), 999);
 }
 
-/* A database of schema version 1 (as the first release wrote it) is migrated:
- * destination_conf becomes the one bucket output, the filter model is made
- * from filter_json. */
+/* A database of schema version 1 (as the first release wrote it) is migrated
+ * to the newest: destination_conf becomes the one bucket output, the filter
+ * model is made from filter_json (2), and the part states of version 1
+ * (2 uploading, 3 done, 4 failed, 5 lost) keep their meaning (3). */
 static void test_migration_2(void **state)
 {
 	static const char v1[] =
@@ -259,10 +261,27 @@ static void test_migration_2(void **state)
 		"INSERT INTO accounts VALUES ('" ACC_A "', 1);"
 		"INSERT INTO jobs VALUES ('0123456789abcdef0123456789abcdef', '" ACC_A "', 1, 1,"
 		"  '{\"destination_port\":80}', 60, 0, 0, 'web01', 'file:///srv/b', 0, 5, 0, 0, NULL, 0, 0, 0, 0);"
+		"CREATE TABLE parts (job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+		"  agent TEXT NOT NULL, state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+		"  packets INTEGER NOT NULL, bytes INTEGER NOT NULL, drops INTEGER NOT NULL,"
+		"  stop_reason INTEGER NOT NULL, object TEXT, error TEXT, updated_ns INTEGER NOT NULL,"
+		"  PRIMARY KEY (job_id, agent));"
+		"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5);"
+		"INSERT INTO parts VALUES ('0123456789abcdef0123456789abcdef', 'a0', 0, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a1', 1, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a2', 2, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a3', 3, 7, 0, 0, 1, 'o', NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a4', 4, 0, 0, 0, 6, NULL, 'boom', 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a5', 5, 0, 0, 0, 5, NULL, 'gone', 1);"
 		"PRAGMA user_version = 1;";
+	/* a0..a5, as version 1 stored them 0..5 */
+	static const PartState want[] = {PART_ASSIGNED, PART_RUNNING, PART_UPLOADING,
+					 PART_DONE,     PART_FAILED,  PART_LOST};
 	T *t = *state;
 	ErrBuf err = {{0}};
 	Job got = {0};
+	JobPart *parts = NULL;
+	size_t n = 0;
 	sqlite3 *h;
 
 	db_close(t->db);
@@ -273,7 +292,7 @@ static void test_migration_2(void **state)
 	sqlite3_close(h);
 	if (db_open(t->path, &t->db, &err) < 0)
 		fail_msg("db_open: %s", err.msg);
-	assert_int_equal(raw_user_version(t->path), 2);
+	assert_int_equal(raw_user_version(t->path), db_schema_version());
 	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
 	assert_int_equal(got.n_outputs, 1);
 	assert_int_equal(got.outputs[0].kind, JOB_OUTPUT_BUCKET);
@@ -282,6 +301,21 @@ static void test_migration_2(void **state)
 	assert_int_equal(got.snaplen, 0);
 	assert_false(got.continuous.on);
 	job_done(&got);
+	assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parts[i].state, want[i]);
+	assert_string_equal(parts[3].object, "o");
+	parts_free(parts, n);
+	/* the parts an agent still has to do: the renumbered terminal ones are not */
+	for (int k = 0; k < 6; k++) {
+		char agent[8];
+
+		snprintf(agent, sizeof(agent), "a%d", k);
+		assert_int_equal(db_part_list_for_agent(t->db, agent, &parts, &n, &err), 0);
+		assert_int_equal(n, k <= 2 ? 1 : 0);
+		parts_free(parts, n);
+	}
 }
 
 static void test_open_bad_path(void **state)
