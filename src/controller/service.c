@@ -448,10 +448,11 @@ int service_job_get(Service *s, const char *account, const char *id, Job *ret, J
 	return 0;
 }
 
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e)
 {
 	ErrBuf err = {{0}};
-	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+	int r = db_job_list(s->cfg.db, account, offset, limit, ret, ret_n, ret_total, &err);
 
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }

@@ -53,6 +53,7 @@
  * migrations.c asserts the values. */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN", /* deferred: reads see one snapshot, take no write lock */
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_ACCOUNT_ENSURE] = "INSERT INTO accounts (id, created_ns) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
@@ -66,7 +67,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"?22, ?23, ?24, ?25)",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC LIMIT ?2",
+	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
+			"LIMIT ?2 OFFSET ?3",
+	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
 	[ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
 			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10 WHERE id = ?1 AND account = ?2",
@@ -86,7 +89,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
 	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
-	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 ORDER BY submitted_ns, id",
+	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 "
+			   "ORDER BY submitted_ns DESC, id DESC",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
 	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -1021,19 +1025,53 @@ int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *er
 	return dbs_get_row(c, st, &job_rows, id, ret, err);
 }
 
-int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+static sqlite3_int64 clamp_i64(size_t v)
 {
+	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
+		ErrBuf *err)
+{
+	Job *v = NULL;
+	size_t n = 0;
+	int64_t total = 0;
+	bool found = false;
 	Conn *c;
 	sqlite3_stmt *st;
 	int r;
 
-	r = dbs_prep(db, ST_JOB_LIST, &c, &st, err);
+	r = conn_get(db, &c, err);
 	if (r < 0)
 		return r;
-	if (dbs_bind_text(st, 1, account) ||
-	    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
-		return dbs_bind_fail(c, st, job_rows.binding, err);
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+	/* One read transaction: the page and the total count the same jobs. */
+	r = tx_run(c, ST_BEGIN_READ, "starting a read", err);
+	if (r < 0)
+		return r;
+	r = stmt_get(c, ST_JOB_LIST, &st, err);
+	if (r < 0)
+		goto out;
+	if (dbs_bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, clamp_i64(limit)) ||
+	    sqlite3_bind_int64(st, 3, clamp_i64(offset))) {
+		r = dbs_bind_fail(c, st, job_rows.binding, err);
+		goto out;
+	}
+	r = dbs_list_rows(c, st, &job_rows, (void **)&v, &n, err);
+	if (r == 0 && ret_total)
+		r = query_i64(c, ST_JOB_COUNT, account, "counting jobs", &found, &total, err);
+	if (r == 0)
+		r = tx_commit(c, err);
+out:
+	if (r < 0) {
+		tx_rollback(c);
+		jobs_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	if (ret_total)
+		*ret_total = found && total > 0 ? (uint64_t)total : 0;
+	return 0;
 }
 
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)

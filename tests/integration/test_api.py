@@ -60,10 +60,10 @@ def bare(request):
     """A controller without real agents, for agents played by the test over
     the agent protocol, so that each of an agent's states can be held as long
     as the test looks at it. (--agent-timeout 600: such an agent reports only
-    when the test says so.)"""
+    when the test says so; --max-active-full 0: captures that never end.)"""
     if os.geteuid() != 0:
         pytest.fail("the API tests need root")
-    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600"])
+    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600", "--max-active-full", "0"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     return s
@@ -1193,3 +1193,59 @@ def test_status_lifecycle_real_agent_in_order(stk, acct):
     assert done["status"] == "success", done
     assert seen == sorted(set(seen), key=order.index), seen
     assert [p["status"] for p in done["agents"]] == ["done"], done
+
+
+# --- list paging ----------------------------------------------------------------------------
+
+def test_list_pages_and_true_total(bare):
+    """GET …/pcaps takes Cloudflare's page and per_page (default: the 50
+    newest), result_info counts every capture of the account, and a page
+    answered from the list cache is never another page's or a stale one."""
+    acct = bare.account(bucket=True)
+    ScriptedAgent(bare, "pg1", "pg")
+    made = [create(acct, full_body(acct, where="pg1", time_limit=300))["id"] for _ in range(53)]
+    newest = made[::-1]
+
+    def page(query=""):
+        r = acct.call("GET", query, token=acct.read)
+        body = r.json
+        assert_ok(r)
+        return [c["id"] for c in body["result"]], body["result_info"]
+
+    for _ in range(2):      # the second time from the cache
+        ids, info = page()
+        assert ids == newest[:50]
+        assert info == {"page": 1, "per_page": 50, "count": 50, "total_count": 53, "total_pages": 2}, info
+        ids, info = page("?page=2")
+        assert ids == newest[50:]
+        assert info == {"page": 2, "per_page": 50, "count": 3, "total_count": 53, "total_pages": 2}, info
+        ids, info = page("?per_page=10&page=6")
+        assert ids == newest[50:] and info["total_pages"] == 6, info
+        ids, info = page("?page=3")
+        assert ids == [] and info["count"] == 0 and info["total_count"] == 53, info
+    ids, info = page("?per_page=1000")
+    assert ids == newest and info["per_page"] == 1000, info
+    # A new capture moves every page at once.
+    new = create(acct, full_body(acct, where="pg1", time_limit=300))["id"]
+    ids, info = page()
+    assert ids == [new] + newest[:49] and info["total_count"] == 54, info
+    ids, info = page("?page=2")
+    assert ids == newest[49:], ids
+    # The parameter named, and bounded.
+    for query, field in (("?per_page=0", "per_page: 0 is outside 1..1000"),
+                         ("?per_page=1001", "per_page: 1001 is outside 1..1000"),
+                         ("?page=0", "page: 0 is outside 1..1000000"),
+                         ("?page=two", 'page: "two" is not a whole number'),
+                         ("?page=-1&per_page=5", 'page: "-1" is not a whole number')):
+        assert_error(acct.call("GET", query, token=acct.read), 400, 1002, field)
+    # Empty values are absent ones (forms send them).
+    assert page("?page=&per_page=")[1]["per_page"] == 50
+
+
+def test_ownership_list_newest_first(stk, acct):
+    """Buckets list newest first, as captures do."""
+    made = [acct.bucket_id]
+    for _ in range(2):
+        uri, _ = stk.new_bucket_dir()
+        made.append(assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))["id"])
+    assert [b["id"] for b in assert_ok(acct.call("GET", "/ownership"))] == made[::-1]

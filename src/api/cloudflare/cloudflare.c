@@ -226,21 +226,43 @@ static void pcaps_create(Call *c)
 	job_done(&j);
 }
 
+/* A list page's result_info, as Cloudflare's paged lists carry it. */
+static json_t *page_info(const CfPage *p, size_t count, uint64_t total)
+{
+	uint64_t pages = total / p->per_page + (total % p->per_page != 0);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "page", (json_int_t)p->page, "per_page", (json_int_t)p->per_page,
+			 "count", (json_int_t)count, "total_count", (json_int_t)total, "total_pages",
+			 (json_int_t)pages);
+}
+
 static void pcaps_list(Call *c)
 {
-	size_t limit = api_list_limit(c->api), len;
 	/* Read before the database: a change during rendering makes the cached
 	 * copy stale at once rather than hiding the change. */
-	uint64_t gen = service_jobs_generation(c->svc);
-	ApiError e;
+	uint64_t gen = service_jobs_generation(c->svc), total = 0;
+	char key[API_LIST_KEY_MAX + 1];
+	ErrBuf err = {{0}};
+	size_t n = 0, len;
 	Job *jobs = NULL;
-	size_t n = 0;
 	json_t *arr, *info;
 	char *body;
+	ApiError e;
+	CfPage p;
+	int r;
 
-	if (api_list_cached(c->api, &cloudflare_dialect, c->req, c->account, gen))
+	r = cloudflare_parse_page(http_req_query(c->req, "page"), http_req_query(c->req, "per_page"),
+				  (uint32_t)api_list_limit(c->api), &p, &err);
+	if (r < 0) {
+		invalid(c, r, &err);
 		return;
-	if (service_job_list(c->svc, c->account, limit, &jobs, &n, &e) < 0) {
+	}
+	/* The page is part of what was rendered. */
+	snprintf(key, sizeof(key), "%s/%u/%u", c->account, p.page, p.per_page);
+	if (api_list_cached(c->api, &cloudflare_dialect, c->req, key, gen))
+		return;
+	if (service_job_list(c->svc, c->account, (size_t)(p.page - 1) * p.per_page, p.per_page, &jobs, &n, &total, &e) <
+	    0) {
 		cf_fail(c, &e);
 		return;
 	}
@@ -252,9 +274,7 @@ static void pcaps_list(Call *c)
 		}
 	}
 	jobs_free(jobs, n);
-	/* Cloudflare documents "up to 50" and no paging: one page, all of it. */
-	info = json_pack("{s:i, s:I, s:I, s:I}", "page", 1, "per_page", (json_int_t)limit, "count", (json_int_t)n,
-			 "total_count", (json_int_t)n);
+	info = page_info(&p, n, total);
 	if (!arr || !info) {
 		json_decref(arr);
 		json_decref(info);
@@ -267,7 +287,7 @@ static void pcaps_list(Call *c)
 		return;
 	}
 	http_respond(c->req, 200, "application/json", body, len);
-	api_list_store(c->api, &cloudflare_dialect, c->account, gen, body, len);
+	api_list_store(c->api, &cloudflare_dialect, key, gen, body, len);
 }
 
 static void pcaps_get(Call *c)

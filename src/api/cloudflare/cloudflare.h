@@ -40,6 +40,22 @@
  * refused now rather than on every agent. */
 int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf *err);
 
+/* A list's page: Cloudflare's page and per_page query parameters, as its
+ * other list endpoints take them. */
+#define CF_PAGE_MAX 1000000u  /* pages of a list */
+#define CF_PER_PAGE_MAX 1000u /* captures on one page */
+
+typedef struct CfPage {
+	uint32_t page;     /* 1.. (1: the newest) */
+	uint32_t per_page; /* 1..CF_PER_PAGE_MAX */
+} CfPage;
+
+/* The query values page and per_page (NULL or "": absent) into *ret: page
+ * 1..CF_PAGE_MAX (default 1), per_page 1..CF_PER_PAGE_MAX (default
+ * default_per_page). -EINVAL with err naming the parameter first ("per_page:
+ * 5000 is outside 1..1000"). */
+int cloudflare_parse_page(const char *page, const char *per_page, uint32_t default_per_page, CfPage *ret, ErrBuf *err);
+
 /* {destination_conf} (required; the only field): *ret_conf points into body. */
 int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err);
 

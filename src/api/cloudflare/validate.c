@@ -355,3 +355,37 @@ int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const c
 	*ret_challenge = json_string_value(vals[1]);
 	return 0;
 }
+
+/* One query value: a whole decimal number in lo..hi; NULL or "" keeps *ret. */
+static int get_query_number(const char *name, const char *v, uint32_t lo, uint32_t hi, uint32_t *ret, ErrBuf *err)
+{
+	size_t n = v ? strlen(v) : 0;
+	uint64_t u;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = parse_u64(v, n, lo, hi, &u);
+	if (r == -ERANGE)
+		return errbuf_set(err, -EINVAL, "%s: %.32s is outside %u..%u", name, v, lo, hi);
+	if (r < 0)
+		return errbuf_set(err, -EINVAL, "%s: \"%.32s\" is not a whole number in %u..%u", name, v, lo, hi);
+	*ret = (uint32_t)u;
+	return 0;
+}
+
+int cloudflare_parse_page(const char *page, const char *per_page, uint32_t default_per_page, CfPage *ret, ErrBuf *err)
+{
+	CfPage p = {.page = 1, .per_page = default_per_page};
+	int r;
+
+	if (p.per_page < 1 || p.per_page > CF_PER_PAGE_MAX)
+		p.per_page = CF_PER_PAGE_MAX;
+	r = get_query_number("page", page, 1, CF_PAGE_MAX, &p.page, err);
+	if (r == 0)
+		r = get_query_number("per_page", per_page, 1, CF_PER_PAGE_MAX, &p.per_page, err);
+	if (r < 0)
+		return r;
+	*ret = p;
+	return 0;
+}

@@ -475,6 +475,7 @@ static void test_job_list(void **state)
 {
 	T *t = *state;
 	ErrBuf err = {{0}};
+	uint64_t total = 0;
 	Job a[5];
 	Job *v;
 	size_t n;
@@ -486,22 +487,40 @@ static void test_job_list(void **state)
 	Job b = make_job(ACC_B, JOB_FULL, 200 * SEC);
 	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);
 
-	assert_int_equal(db_job_list(t->db, ACC_A, 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 100, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 5);
+	assert_int_equal(total, 5);
 	for (size_t i = 0; i < n; i++)
 		assert_job_equal(&v[i], &a[4 - i]); /* newest first */
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, ACC_A, 2, &v, &n, &err), 0);
+	/* pages: the total is every job of the account, whichever page */
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 2, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 2);
+	assert_int_equal(total, 5);
 	assert_string_equal(v[0].id, a[4].id);
 	assert_string_equal(v[1].id, a[3].id);
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, ACC_B, 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 2, 2, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, a[2].id);
+	assert_string_equal(v[1].id, a[1].id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_A, 4, 2, &v, &n, NULL, &err), 0);
 	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, a[0].id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_A, 6, 2, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 5);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_B, 0, 100, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, 1);
 	assert_string_equal(v[0].id, b.id);
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, "cccccccccccccccccccccccccccccccc", 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, "cccccccccccccccccccccccccccccccc", 0, 100, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
 	jobs_free(v, n);
 
 	/* Active: every non-terminal job of every account, oldest first. */
@@ -784,7 +803,7 @@ static void test_limit_race(void **state)
 		}
 		Job *v;
 		size_t n;
-		assert_int_equal(db_job_list(t->db, account, 10, &v, &n, &err), 0);
+		assert_int_equal(db_job_list(t->db, account, 0, 10, &v, &n, NULL, &err), 0);
 		assert_int_equal(n, 1);
 		jobs_free(v, n);
 	}
@@ -858,8 +877,8 @@ static void test_buckets(void **state)
 
 	assert_int_equal(db_bucket_list(t->db, ACC_A, &v, &n, &err), 0);
 	assert_int_equal(n, 2);
-	assert_bucket_equal(&v[0], &b); /* oldest first */
-	assert_bucket_equal(&v[1], &a);
+	assert_bucket_equal(&v[0], &a); /* newest first, as the jobs */
+	assert_bucket_equal(&v[1], &b);
 	bucket_rows_free(v, n);
 
 	a.status = BUCKET_SUCCESS;
@@ -955,7 +974,7 @@ static void *reader(void *arg)
 			w->fail++;
 		else
 			job_done(&j);
-		if (db_job_list(w->db, ACC_A, 20, &v, &n, &err) < 0 || n == 0)
+		if (db_job_list(w->db, ACC_A, 0, 20, &v, &n, NULL, &err) < 0 || n == 0)
 			w->fail++;
 		else
 			jobs_free(v, n);
@@ -1000,7 +1019,7 @@ static void test_concurrency(void **state)
 	/* The readers' connections closed as their threads ended; a new one opens. */
 	Job *v;
 	size_t n;
-	assert_int_equal(db_job_list(t->db, ACC_A, 1000, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 1000, &v, &n, NULL, &err), 0);
 	assert_int_equal(n, 101);
 	jobs_free(v, n);
 }
