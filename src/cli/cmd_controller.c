@@ -34,6 +34,7 @@ typedef struct ControllerArgs {
 	const char *bucket_root;
 	unsigned threads;
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
+	LogLevel log_level;
 } ControllerArgs;
 
 static void usage(FILE *f)
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 		"usage: pcapd controller [--data DIR] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
 		"                        [--tls-cert FILE --tls-key FILE] [--bucket-root DIR] [--threads N]\n"
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
+		"                        [--log-level error|warning|info|debug]\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
@@ -52,7 +54,9 @@ static void usage(FILE *f)
 		"                        running captures before failing them (default 30)\n"
 		"  --agent-timeout S     an agent silent for S seconds is offline (default 15)\n"
 		"  --sample-interval S   one sample capture per S seconds per account (default 60; 0 = off)\n"
-		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n");
+		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n"
+		"  --log-level L         what goes to stderr (default info; debug adds, e.g., the request\n"
+		"                        fields the API ignored)\n");
 }
 
 static int parse_args(int argc, char **argv, ControllerArgs *a)
@@ -69,6 +73,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"agent-timeout", required_argument, NULL, 'a'},
 		{"sample-interval", required_argument, NULL, 's'},
 		{"max-active-full", required_argument, NULL, 'm'},
+		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -81,6 +86,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	a->agent_timeout_s = 15;
 	a->sample_interval_s = 60;
 	a->max_active_full = 1;
+	a->log_level = LOG_LEVEL_INFO;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -123,6 +129,12 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		case 'm':
 			if (cli_parse_num("--max-active-full", optarg, 0, 1000000, false, &a->max_active_full))
 				return 2;
+			break;
+		case 'l':
+			if (log_level_from_string(optarg, &a->log_level) < 0) {
+				log_error("--log-level: '%s' is not one of error, warning, info, debug", optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -177,6 +189,7 @@ int cmd_controller(int argc, char **argv)
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
 		return r < 0 ? 0 : r;
+	log_set_level(a.log_level);
 
 	/* Every thread started from here inherits the blocked signals; this
 	 * thread takes them with sigwait. */

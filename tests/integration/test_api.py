@@ -60,10 +60,12 @@ def bare(request):
     """A controller without real agents, for agents played by the test over
     the agent protocol, so that each of an agent's states can be held as long
     as the test looks at it. (--agent-timeout 600: such an agent reports only
-    when the test says so; --max-active-full 0: captures that never end.)"""
+    when the test says so; --max-active-full 0: captures that never end;
+    --log-level debug: what the API ignored is logged.)"""
     if os.geteuid() != 0:
         pytest.fail("the API tests need root")
-    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600", "--max-active-full", "0"])
+    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600", "--max-active-full", "0",
+                                          "--log-level", "debug"])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     return s
@@ -443,7 +445,6 @@ def test_unknown_ids_404(stk, acct, method, suffix, field, kind):
 
 FULL_CASES = [
     # (id, changes to a valid full body (None = delete the key), field named first)
-    ("unknown-field", {"time_limt": 5}, "time_limt"),
     ("type-missing", {"type": None}, "type"),
     ("type-bad", {"type": "partial"}, "type"),
     ("type-number", {"type": 1}, "type"),
@@ -539,6 +540,40 @@ def test_create_body_not_object(stk, acct, raw):
     assert_unchanged(stk, acct, before)
 
 
+def test_unknown_fields_ignored_and_logged(bare):
+    """Members the schema does not name are accepted and ignored (logged at
+    debug level), so a body copied from a response creates the same capture
+    again; a known field with a bad value is still refused."""
+    acct = bare.account(bucket=True)
+    ScriptedAgent(bare, "unk1", "unk")
+    c = create(acct, full_body(acct, where="unk", time_limit=30, packet_limit=9,
+                               filter_v1={"destination_port": "80;443", "protocol": "tcp"}))
+    copied = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert "agents" in copied and "status" in copied and "submitted" in copied
+    copied["packets_remaining"] = 9     # the issue's example (the docs' objects carry it)
+    again = create(acct, copied)
+    assert again["id"] != c["id"] and again["status"] == "pending", again
+    for k in ("type", "time_limit", "packet_limit", "colo_name", "destination_conf", "filter_v1"):
+        assert again[k] == c[k], k
+    until(lambda: any("cloudflare: POST /client/v4/accounts/%s/pcaps: ignored" % acct.id in l and
+                      "packets_remaining" in l and "agents" in l for l in bare.controller.proc.lines),
+          lambda: "no debug line about the ignored fields:\n" + bare.controller.proc.stderr()[-2000:])
+    # The ownership requests too.
+    uri, _ = bare.new_bucket_dir()
+    own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri, "region": "eu"}))
+    assert own["status"] == "pending"
+    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": own["filename"],
+                                                   "id": own["id"], "validated": ""})
+    assert assert_ok(r)["status"] == "success"
+    # Known fields are still checked, whatever else comes with them.
+    before = snapshot(bare, acct)
+    r = acct.call("POST", "", dict(copied, time_limit=301))
+    assert_error(r, 400, 1002, "time_limit: 301 is outside 1..300")
+    r = acct.call("POST", "", dict(copied, colo=5))
+    assert_error(r, 400, 1002, "colo")
+    assert_unchanged(bare, acct, before)
+
+
 def test_create_full_unregistered_bucket_1006(stk, acct):
     before = snapshot(stk, acct)
     uri, d = stk.new_bucket_dir()
@@ -614,7 +649,7 @@ OWNERSHIP_CASES = [
     ("number", {"destination_conf": 5}, "destination_conf"),
     ("not-uri", {"destination_conf": "bucket"}, "destination_conf"),
     ("scheme", {"destination_conf": "ftp://x/y"}, "destination_conf"),
-    ("unknown-field", {"destination_conf": "file:///x", "region": "eu"}, "region"),
+    ("unknown-field-bad-known", {"destination_conf": 5, "region": "eu"}, "destination_conf"),
 ]
 
 
@@ -641,7 +676,7 @@ VALIDATE_CASES = [
     ("missing-challenge", {"ownership_challenge": None}, "ownership_challenge"),
     ("challenge-number", {"ownership_challenge": 7}, "ownership_challenge"),
     ("dest-number", {"destination_conf": 7}, "destination_conf"),
-    ("unknown-field", {"token": "x"}, "token"),
+    ("unknown-field-bad-known", {"token": "x", "ownership_challenge": 7}, "ownership_challenge"),
 ]
 
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { Cloudflare, WAIT_MS, client, env, rejectsWith } from './common.mjs';
+import { Cloudflare, WAIT_MS, client, env, rejectsWith, waitStatus } from './common.mjs';
 
 const T = { timeout: 2 * WAIT_MS };
 const account = env('PCAPD_SDK_ACCOUNT_ID');
@@ -32,6 +32,21 @@ test('BadRequestError: a field out of range, named in errors[0].message', T, asy
     Cloudflare.BadRequestError, 400, 1002, 'destination_conf');
   assert.deepEqual(await ids(cf), before);
 });
+
+test('members the schema does not name are ignored (a newer SDK, a copied object); bad known ones refused', T,
+  async () => {
+    const cf = client();
+    const c = await cf.magicTransit.pcaps.create(full({
+      time_limit: 300, packets_remaining: 0, status: 'success', agents: [], some_future_option: { on: true },
+    }));
+    assert.equal(c.status === 'pending' || c.status === 'running', true, JSON.stringify(c));
+    await cf.magicTransit.pcaps.stop(c.id, { account_id: account });
+    await waitStatus(cf, account, c.id);
+    const before = await ids(cf);
+    await rejectsWith(cf.magicTransit.pcaps.create(full({ packets_remaining: 0, time_limit: 0 })),
+      Cloudflare.BadRequestError, 400, 1002, 'time_limit');
+    assert.deepEqual(await ids(cf), before);
+  });
 
 test('BadRequestError 1006 (bucket not validated) and 1007 (no online agent)', T, async () => {
   const cf = client({ https: true, prefix: false });

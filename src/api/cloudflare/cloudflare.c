@@ -23,6 +23,7 @@
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "api/cloudflare/envelope.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 
 #define PCAP_TYPE "application/vnd.tcpdump.pcap"
@@ -190,6 +191,18 @@ static json_t *body_object(Call *c)
 	return body;
 }
 
+/* Members of a body that its parser ignores (the schema does not name them),
+ * in the controller's debug log (pcapd controller --log-level debug). */
+static void log_unknown(Call *c, const json_t *body, CfRequest kind)
+{
+	char names[512];
+	size_t n = cloudflare_unknown_fields(body, kind, names, sizeof(names));
+
+	if (n)
+		log_debug("cloudflare: %s %s: ignored %zu unknown field%s: %s", http_req_method(c->req),
+			  http_req_path(c->req), n, n == 1 ? "" : "s", names);
+}
+
 /* A validator's ErrBuf (its message names the field first) as the answer. */
 static void invalid(Call *c, int r, const ErrBuf *err)
 {
@@ -212,6 +225,7 @@ static void pcaps_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_CREATE);
 	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
 	json_decref(body);
 	if (r < 0) {
@@ -351,6 +365,7 @@ static void ownership_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_OWNERSHIP);
 	if (cloudflare_parse_ownership(body, &conf, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_register(c->svc, c->account, conf, &b, &e) < 0)
@@ -398,6 +413,7 @@ static void ownership_validate(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_VALIDATE);
 	if (cloudflare_parse_validate(body, &conf, &challenge, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_validate(c->svc, c->account, conf, challenge, &b, &e) < 0)

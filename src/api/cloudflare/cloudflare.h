@@ -10,7 +10,9 @@
  *
  * Validation messages name the field first ("time_limit: 301 is outside
  * 1..300") and every failure is -EINVAL with err filled, except an unusable
- * destination_conf, where bucket_uri_check()'s code is passed on.
+ * destination_conf, where bucket_uri_check()'s code is passed on. Members a
+ * request's schema does not name are ignored (cloudflare_unknown_fields()
+ * names them); known ones with bad values are refused.
  */
 
 #include <stdbool.h>
@@ -55,6 +57,19 @@ typedef struct CfPage {
  * default_per_page). -EINVAL with err naming the parameter first ("per_page:
  * 5000 is outside 1..1000"). */
 int cloudflare_parse_page(const char *page, const char *per_page, uint32_t default_per_page, CfPage *ret, ErrBuf *err);
+
+/* The request bodies this dialect takes. */
+typedef enum CfRequest {
+	CF_REQ_CREATE,    /* POST …/pcaps */
+	CF_REQ_OWNERSHIP, /* POST …/pcaps/ownership */
+	CF_REQ_VALIDATE,  /* POST …/pcaps/ownership/validate */
+} CfRequest;
+
+/* The members of body (an object) that a request of this kind does not name
+ * and the parsers ignore, for a debug log: their names, ", "-separated, into
+ * out[0..cap) (each cut to 64 bytes, other than printable ASCII as '?', as
+ * many as fit); returns how many there are. */
+size_t cloudflare_unknown_fields(const json_t *body, CfRequest kind, char *out, size_t cap);
 
 /* {destination_conf} (required; the only field): *ret_conf points into body. */
 int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err);
