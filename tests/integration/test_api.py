@@ -574,6 +574,28 @@ def test_unknown_fields_ignored_and_logged(bare):
     assert_unchanged(bare, acct, before)
 
 
+def test_empty_filter_values_mean_no_condition(stk, acct):
+    """A form sends "" for a field left blank: no condition, as an absent
+    field. The sample with every filter field empty holds what the one
+    without a filter holds (here: the full capture's frames)."""
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=4, filter_v1={
+        "source_address": "", "destination_address": "", "source_port": "", "protocol": "", "bpf": "",
+        "destination_port": 5012}))
+    assert c["filter_v1"] == {"destination_port": 5012}, c
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 4, dport=5012))
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success" and done["packets_captured"] == 4, done
+    s = create(acct, simple_body(time_limit=300, packet_limit=10000,
+                                 filter_v1={"source_address": "", "destination_port": ""}))
+    assert s["filter_v1"] == {}, s
+    # A blank is not empty: still a bad value, named.
+    assert_error(acct.call("POST", "", full_body(acct, filter_v1={"source_address": " "})), 400, 1002,
+                 "filter_v1.source_address")
+    stk.wait_status(acct, s["id"])
+
+
 def test_create_full_unregistered_bucket_1006(stk, acct):
     before = snapshot(stk, acct)
     uri, d = stk.new_bucket_dir()

@@ -291,6 +291,43 @@ static void test_filterjson(void **state)
 	}
 }
 
+/* "" is no condition, as null is: what a form sends for a field left blank. */
+static void test_filterjson_empty_strings(void **state)
+{
+	json_t *o = json_loads("{\"source_address\":\"\",\"destination_address\":\"\",\"source_port\":\"\","
+			       "\"destination_port\":80,\"protocol\":\"\",\"bpf\":\"\"}",
+			       0, NULL);
+	Filter f;
+	char *canon = NULL;
+	ErrBuf err = {{0}};
+
+	(void)state;
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), 0);
+	assert_string_equal(canon, "{\"destination_port\":80}");
+	assert_int_equal(f.n_clauses, 1);
+	assert_int_equal(f.clauses[0].src.n, 0);
+	assert_int_equal(f.clauses[0].dst.n, 0);
+	assert_int_equal(f.clauses[0].sport.n, 0);
+	assert_int_equal(f.clauses[0].proto, FILTER_PROTO_ANY);
+	assert_null(f.bpf_expr);
+	filter_done(&f);
+	free(canon);
+	json_decref(o);
+	/* every field empty: no clause at all, everything is captured */
+	o = json_loads("{\"source_address\":\"\",\"protocol\":\"\",\"bpf\":\"\"}", 0, NULL);
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), 0);
+	assert_string_equal(canon, "{}");
+	assert_int_equal(f.n_clauses, 0);
+	filter_done(&f);
+	free(canon);
+	json_decref(o);
+	/* a blank is not empty: still refused, naming the field */
+	o = json_loads("{\"source_address\":\" \"}", 0, NULL);
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "filter_v1.source_address"));
+	json_decref(o);
+}
+
 static void test_filterjson_canonical_roundtrip(void **state)
 {
 	json_t *o = json_loads("{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}", 0, NULL);
@@ -495,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_aggregate_simple),
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
+		cmocka_unit_test(test_filterjson_empty_strings),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
 		cmocka_unit_test(test_filtermodel_roundtrip),
 		cmocka_unit_test(test_filtermodel_errors),
