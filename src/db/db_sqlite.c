@@ -44,7 +44,7 @@
 #define JOB_COLS                                                                                                       \
 	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
 	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
-	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit"
+	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit, echo_json"
 #define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns"
 #define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
 #define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
@@ -64,7 +64,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_INSERT] =
 		"INSERT INTO jobs (" JOB_COLS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-		"?22, ?23, ?24, ?25)",
+		"?22, ?23, ?24, ?25, ?26)",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
@@ -733,7 +733,8 @@ static int bind_job(sqlite3_stmt *st, const Job *j, const char *outputs)
 	       bind_u64(st, 18, j->drops) || sqlite3_bind_int64(st, 19, j->finished_ns) ||
 	       dbs_bind_text(st, 20, j->filter_model) || sqlite3_bind_int64(st, 21, j->snaplen) ||
 	       sqlite3_bind_int(st, 22, c->on ? (c->ring ? 2 : 1) : 0) || sqlite3_bind_int64(st, 23, c->file_count) ||
-	       bind_u64(st, 24, c->file_size) || sqlite3_bind_int64(st, 25, c->session_limit_s);
+	       bind_u64(st, 24, c->file_size) || sqlite3_bind_int64(st, 25, c->session_limit_s) ||
+	       dbs_bind_text(st, 26, j->echo_json);
 }
 
 /* A row written before migration 2 has no filter_model: it is made from
@@ -771,6 +772,8 @@ static int row_job(sqlite3_stmt *st, void *ret)
 		r = dbs_col_dup(st, 14, &j.error_message);
 	if (r == 0)
 		r = dbs_col_dup(st, 19, &j.filter_model);
+	if (r == 0)
+		r = dbs_col_dup(st, 25, &j.echo_json);
 	if (r == 0 && (outputs = sqlite3_column_text(st, 9)))
 		r = job_outputs_from_text((const char *)outputs, &j);
 	if (r == 0)

@@ -34,6 +34,10 @@
  *                                          3 uploading, 4 done, 5 failed,
  *                                          6 lost (stored 2..5 become 3..6;
  *                                          the table is rebuilt for its CHECK)
+ *
+ * Version 4:
+ *   jobs.echo_json                         what the creating dialect renders
+ *                                          back as it was asked (job.h)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -151,6 +155,8 @@ static const char *const migrations[] = {
 	"DROP TABLE parts;"
 	"ALTER TABLE parts_v3 RENAME TO parts;"
 	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (4, 5, 6);",
+	/* 4: the request's own spellings, for its dialect to echo. */
+	"ALTER TABLE jobs ADD COLUMN echo_json TEXT;",
 };
 
 int db_schema_version(void)

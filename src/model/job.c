@@ -341,6 +341,7 @@ void job_done(Job *j)
 		return;
 	free(j->filter_json);
 	free(j->filter_model);
+	free(j->echo_json);
 	free(j->colo_name);
 	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++)
 		free(j->outputs[i].target);
@@ -385,11 +386,12 @@ int job_copy(const Job *src, Job *ret)
 	Job j = *src;
 	bool ok;
 
-	j.filter_json = j.filter_model = j.colo_name = j.error_message = NULL;
+	j.filter_json = j.filter_model = j.echo_json = j.colo_name = j.error_message = NULL;
 	for (size_t i = 0; i < JOB_MAX_OUTPUTS; i++)
 		j.outputs[i].target = NULL;
 	ok = dup_opt(src->filter_json, &j.filter_json) == 0 && dup_opt(src->filter_model, &j.filter_model) == 0 &&
-	     dup_opt(src->colo_name, &j.colo_name) == 0 && dup_opt(src->error_message, &j.error_message) == 0;
+	     dup_opt(src->echo_json, &j.echo_json) == 0 && dup_opt(src->colo_name, &j.colo_name) == 0 &&
+	     dup_opt(src->error_message, &j.error_message) == 0;
 	for (size_t i = 0; ok && i < src->n_outputs; i++)
 		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0;
 	if (!ok) {
@@ -545,6 +547,8 @@ int job_check(const Job *j, ErrBuf *err)
 		return errbuf_set(err, -EINVAL, "time_limit: %u is outside 0..%u", j->time_limit_s, JOB_MAX_TIME_S);
 	if (j->type == JOB_FULL && (!j->colo_name || !j->colo_name[0]))
 		return errbuf_set(err, -EINVAL, "target: a full capture needs an agent or colo name");
+	if (j->echo_json && strlen(j->echo_json) > JOB_ECHO_MAX)
+		return errbuf_set(err, -EINVAL, "echo: longer than %u bytes", JOB_ECHO_MAX);
 	r = check_outputs(j, err);
 	if (r == 0)
 		r = check_continuous(j, err);

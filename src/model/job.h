@@ -87,6 +87,7 @@
 #define JOB_MAX_OUTPUTS 4u          /* outputs of one capture */
 #define JOB_MAX_FILE_COUNT 10000u   /* files of a continuous capture */
 #define JOB_OUTPUT_TARGET_MAX 2048u /* bytes of an output's URI or path */
+#define JOB_ECHO_MAX 1024u          /* bytes of echo_json */
 
 typedef enum JobType {
 	JOB_SIMPLE, /* "simple": answered from the agents' sampled history */
@@ -155,6 +156,9 @@ typedef struct Job {
 				* (Cloudflare: filter_v1 + pcapd extensions), "{}" = all */
 	char *filter_model;    /* owned: the same filter as the one filter model in its neutral JSON form
 				* (model/filtermodel.h): what agents compile; NULL = everything */
+	char *echo_json;       /* owned: a JSON object the creating dialect keeps to render the capture as
+				* it was asked (spellings the model does not carry, e.g. Cloudflare's
+				* "colo" for colo_name); the model never reads it; NULL = nothing */
 	uint32_t snaplen;      /* bytes kept per packet; 0 = the whole packet */
 	uint32_t time_limit_s; /* 0..JOB_MAX_TIME_S; a sample: its window; 0 = none */
 	uint32_t packet_limit; /* 0 = none (full only) */
@@ -210,9 +214,9 @@ int job_outputs_from_text(const char *text, Job *j);
 
 /* The model's invariants on a request (any dialect), checked before it is
  * stored: limits within the model's bounds, outputs (full: 1..JOB_MAX_OUTPUTS,
- * each with a target; files absolute paths) and continuous settings (full
- * only). -EINVAL with err naming the model's field first ("time_limit: …",
- * "outputs[1].target: …", "continuous.session_limit: …"). */
+ * each with a target; files absolute paths), continuous settings (full
+ * only) and echo_json's size. -EINVAL with err naming the model's field first
+ * ("time_limit: …", "outputs[1].target: …", "continuous.session_limit: …"). */
 int job_check(const Job *j, ErrBuf *err);
 
 /* Fresh random 32-hex id (getrandom). */

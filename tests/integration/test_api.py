@@ -631,6 +631,17 @@ def test_create_full_no_online_agent_1007(stk, acct):
 def test_create_full_accepts_colo_alias_and_case(stk, acct):
     c = create(acct, full_body(acct, colo_name=None, colo=AGENT1.upper(), time_limit=1))
     assert c["colo_name"].lower() == AGENT1
+    # The key the request used is the key of the answer (colo_name, the
+    # schema's, is always there): on create, get and list alike.
+    assert c["colo"] == AGENT1.upper(), c
+    assert assert_ok(acct.call("GET", "/" + c["id"]))["colo"] == AGENT1.upper()
+    assert [x.get("colo") for x in assert_ok(acct.call("GET", "")) if x["id"] == c["id"]] == [AGENT1.upper()]
+    stk.wait_status(acct, c["id"])
+    c = create(acct, full_body(acct, colo=AGENT1, time_limit=1))     # both, equal
+    assert c["colo"] == c["colo_name"] == AGENT1, c
+    stk.wait_status(acct, c["id"])
+    c = create(acct, full_body(acct, time_limit=1))                  # colo_name only
+    assert "colo" not in c and "colo" not in assert_ok(acct.call("GET", "/" + c["id"])), c
     stk.wait_status(acct, c["id"])
     c = create(acct, full_body(acct, where="LAB", time_limit=1))
     obj = assert_ok(acct.call("GET", "/" + c["id"]))

@@ -6,7 +6,8 @@
  *
  * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason,
  * packets_captured of a sample and, for get, agents) are pcapd's: the SDK
- * passes unknown fields through untouched.
+ * passes unknown fields through untouched. A full capture asked with the
+ * docs' "colo" is answered with "colo" beside the schema's colo_name.
  */
 #include <errno.h>
 #include <string.h>
@@ -51,6 +52,25 @@ static json_t *filter_object(const char *text)
 		return v;
 	json_decref(v);
 	return json_object();
+}
+
+/* What the request spelt its own way (validate.c keeps it in echo_json: a
+ * "colo" asked with the docs' key), added where no field of the same name is
+ * set. An unreadable text (a bug elsewhere) adds nothing. */
+static bool set_echo(json_t *o, const char *text)
+{
+	json_t *echo = text ? json_loads(text, 0, NULL) : NULL;
+	const char *key;
+	json_t *v;
+	bool failed = false;
+
+	json_object_foreach(echo, key, v)
+	{
+		if (!json_object_get(o, key) && json_object_set(o, key, v) < 0)
+			failed = true;
+	}
+	json_decref(echo);
+	return failed;
 }
 
 static json_t *render_parts(const JobPart *parts, size_t n)
@@ -103,6 +123,8 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))
 			goto fail;
 	}
+	if (set_echo(o, j->echo_json))
+		goto fail;
 	if (j->error_message && set_str(o, "error_message", j->error_message))
 		goto fail;
 	if (set_u64(o, "bytes_captured", j->bytes) || set_u64(o, "kernel_drops", j->drops) ||

@@ -352,6 +352,17 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 			r = errbuf_set(err, -ENOMEM, "out of memory");
 			goto fail;
 		}
+		/* Asked with the docs' "colo": answered with it too (render.c). */
+		if (vals[F_COLO]) {
+			json_t *echo = json_pack("{s:O}", "colo", vals[F_COLO]);
+
+			j.echo_json = echo ? json_dumps(echo, JSON_COMPACT) : NULL;
+			json_decref(echo);
+			if (!j.echo_json) {
+				r = errbuf_set(err, -ENOMEM, "out of memory");
+				goto fail;
+			}
+		}
 	} else {
 		j.offset_time_ns = now_ns;
 		if (vals[F_OFFSET_TIME]) {

@@ -243,6 +243,7 @@ static void test_create_fields(void **state)
 	assert_int_equal(j.packet_limit, 7);
 	assert_true(j.byte_limit == 1000000000u);
 	assert_string_equal(j.colo_name, "ORD");
+	assert_string_equal(j.echo_json, "{\"colo\":\"ORD\"}"); /* answered with "colo" too */
 	assert_int_equal(j.n_outputs, 1);
 	assert_int_equal(j.outputs[0].kind, JOB_OUTPUT_BUCKET);
 	assert_string_equal(j.outputs[0].target, "file:///srv/pcaps/x");
@@ -251,11 +252,12 @@ static void test_create_fields(void **state)
 	job_done(&j);
 	json_decref(body);
 
-	/* full without packet_limit: none */
+	/* full without packet_limit: none; asked with colo_name: nothing to echo */
 	body = load("{" FULL "}");
 	assert_int_equal(cloudflare_parse_create(body, NOW_NS, &j, &err), 0);
 	assert_int_equal(j.packet_limit, 0);
 	assert_string_equal(j.colo_name, "lab");
+	assert_null(j.echo_json);
 	job_done(&j);
 	json_decref(body);
 
@@ -539,6 +541,26 @@ static void test_render_full(void **state)
 		char *s = render(cloudflare_render_pcap(&j, true, NULL, 0));
 
 		assert_non_null(strstr(s, "\"agents\":[]"));
+		free(s);
+	}
+
+	/* asked with "colo": answered with it beside colo_name; an echo never
+	 * overrides a field */
+	j.echo_json = "{\"colo\":\"LAB\",\"status\":\"x\"}";
+	{
+		char *s = render(cloudflare_render_pcap(&j, false, NULL, 0));
+
+		assert_non_null(strstr(s, "\"colo_name\":\"lab\""));
+		assert_non_null(strstr(s, "\"colo\":\"LAB\""));
+		assert_non_null(strstr(s, "\"status\":\"conversion_running\""));
+		assert_null(strstr(s, "\"status\":\"x\""));
+		free(s);
+	}
+	j.echo_json = "not json";
+	{
+		char *s = render(cloudflare_render_pcap(&j, false, NULL, 0));
+
+		assert_null(strstr(s, "\"colo\""));
 		free(s);
 	}
 }

@@ -88,6 +88,7 @@ static Job make_job(const char *account, JobType type, int64_t submitted_ns)
 	if (type == JOB_FULL) {
 		j.filter_json = (char *)"{\"protocol\":6}";
 		j.filter_model = (char *)"{\"clauses\":[{\"proto\":6}]}";
+		j.echo_json = (char *)"{\"colo\":\"ORD\"}";
 		j.snaplen = 96;
 		j.packet_limit = 10000;
 		j.byte_limit = 4294967295u;
@@ -134,6 +135,7 @@ static void assert_job_equal(const Job *a, const Job *b)
 	assert_int_equal(a->byte_limit, b->byte_limit);
 	assert_str_or_null(a->colo_name, b->colo_name);
 	assert_str_or_null(a->filter_model, b->filter_model);
+	assert_str_or_null(a->echo_json, b->echo_json);
 	assert_int_equal(a->snaplen, b->snaplen);
 	assert_int_equal(a->n_outputs, b->n_outputs);
 	for (size_t i = 0; i < a->n_outputs; i++) {
@@ -300,6 +302,7 @@ static void test_migration_2(void **state)
 	assert_string_equal(got.filter_model, "{\"clauses\":[{\"dport\":[\"80\"]}]}");
 	assert_int_equal(got.snaplen, 0);
 	assert_false(got.continuous.on);
+	assert_null(got.echo_json);
 	job_done(&got);
 	assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
 	assert_int_equal(n, 6);

@@ -454,6 +454,22 @@ static void test_job_check_and_outputs(void **state)
 	assert_int_equal(job_check(&j, &err), -EINVAL);
 	assert_string_equal(err.msg, "continuous: settings without continuous mode");
 	j.continuous = (JobContinuous){0};
+	/* echo_json is the dialect's; the model bounds it, and copies it */
+	j.echo_json = calloc(1, JOB_ECHO_MAX + 2);
+	assert_non_null(j.echo_json);
+	memset(j.echo_json, 'x', JOB_ECHO_MAX + 1);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "echo: longer than 1024 bytes");
+	j.echo_json[JOB_ECHO_MAX] = '\0';
+	assert_int_equal(job_check(&j, &err), 0);
+	{
+		Job copy = {0};
+
+		assert_int_equal(job_copy(&j, &copy), 0);
+		assert_string_equal(copy.echo_json, j.echo_json);
+		assert_ptr_not_equal(copy.echo_json, j.echo_json);
+		job_done(&copy);
+	}
 
 	assert_int_equal(job_outputs_to_text(&j, &text), 0);
 	assert_string_equal(text, "[{\"kind\":\"bucket\",\"target\":\"file:///srv/b\"},"
