@@ -70,8 +70,14 @@ typedef struct JobLimits {
 /* Inserts a job and its parts in one transaction, after checking the limits
  * inside it: -EBUSY (with err saying which limit) if the account already has
  * max_active_full non-terminal full jobs (for a full job), or submitted a
- * simple job less than sample_interval_ns before j->submitted_ns. */
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err);
+ * simple job less than sample_interval_ns before j->submitted_ns. Then
+ * *ret_after_ns (may be NULL) gets when the limit lets a job in (ns since the
+ * epoch): the end of the sample interval, or when the soonest of the
+ * account's active full jobs reaches its time limit (counted from its
+ * submission; it may be past, while the job delivers its files); 0 when none
+ * has a time limit. */
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err);
 /* One job; account NULL matches any account (agent API). */
 int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err);
 /* A page of an account's jobs, newest first: `limit` of them after skipping

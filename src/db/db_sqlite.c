@@ -75,6 +75,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10 WHERE id = ?1 AND account = ?2",
 	[ST_JOB_COUNT_ACTIVE_FULL] = "SELECT count(*) FROM jobs WHERE account = ?1 AND type = 1 "
 				     "AND status NOT IN (4, 5)",
+	/* When the soonest active full job reaches its time limit (NULL: none has one). */
+	[ST_JOB_ACTIVE_FULL_END] = "SELECT min(submitted_ns + time_limit * 1000000000) FROM jobs "
+				   "WHERE account = ?1 AND type = 1 AND status NOT IN (4, 5) AND time_limit > 0",
 	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
 			       "ORDER BY submitted_ns DESC LIMIT 1",
 	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -901,23 +904,32 @@ done:
 	return r;
 }
 
-/* The limits of db_job_insert, inside its transaction. */
-static int check_limits(Conn *c, const Job *j, const JobLimits *lim, ErrBuf *err)
+/* The limits of db_job_insert, inside its transaction; *ret_after_ns as
+ * db.h says when one is hit. */
+static int check_limits(Conn *c, const Job *j, const JobLimits *lim, int64_t *ret_after_ns, ErrBuf *err)
 {
 	bool found;
 	int64_t v;
 	int r;
 
+	*ret_after_ns = 0;
 	if (j->type == JOB_FULL && lim->max_active_full > 0) {
 		r = query_i64(c, ST_JOB_COUNT_ACTIVE_FULL, j->account, "counting active captures", &found, &v, err);
 		if (r < 0)
 			return r;
-		if (found && v >= 0 && (uint64_t)v >= lim->max_active_full)
-			return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
-					  lim->max_active_full);
+		if (!found || v < 0 || (uint64_t)v < lim->max_active_full)
+			return 0;
+		r = query_i64(c, ST_JOB_ACTIVE_FULL_END, j->account, "finding when active captures end", &found, &v,
+			      err);
+		if (r < 0)
+			return r;
+		if (found && v > 0) /* NULL (none has a time limit) reads as 0 */
+			*ret_after_ns = v;
+		return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
+				  lim->max_active_full);
 	}
 	if (j->type == JOB_SIMPLE && lim->sample_interval_ns > 0) {
-		int64_t elapsed, wait_ns;
+		int64_t elapsed;
 
 		r = query_i64(c, ST_JOB_LAST_SIMPLE, j->account, "finding the last sample capture", &found, &v, err);
 		if (r < 0)
@@ -930,11 +942,10 @@ static int check_limits(Conn *c, const Job *j, const JobLimits *lim, ErrBuf *err
 			elapsed = 0; /* the clock went back: count the last one as just now */
 		if (elapsed >= lim->sample_interval_ns)
 			return 0;
-		wait_ns = lim->sample_interval_ns - elapsed;
+		*ret_after_ns = j->submitted_ns + (lim->sample_interval_ns - elapsed);
 		return errbuf_set(
-			err, -EBUSY, "one sample capture per %lld seconds per account; next allowed in %lld s",
-			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC),
-			(long long)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
+			err, -EBUSY, "one sample capture per %lld seconds per account",
+			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
 	}
 	return 0;
 }
@@ -963,8 +974,10 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 	return 0;
 }
 
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err)
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err)
 {
+	int64_t after_ns = 0;
 	char *outputs = NULL;
 	Conn *c;
 	sqlite3_stmt *st;
@@ -977,7 +990,9 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	if (r < 0)
 		return r;
 	if (lim) {
-		r = check_limits(c, j, lim, err);
+		r = check_limits(c, j, lim, &after_ns, err);
+		if (r == -EBUSY && ret_after_ns)
+			*ret_after_ns = after_ns;
 		if (r < 0)
 			goto rollback;
 	}

@@ -779,20 +779,36 @@ def test_ownership_per_account(stk, acct):
 
 # --- limits ------------------------------------------------------------------------------
 
+def assert_busy(r, since, limit_s, words):
+    """A 429 whose retry-after is the real wait: what is left of limit_s
+    seconds counted from no earlier than `since` (a monotonic time taken
+    before the request that set the limit), as a whole number of seconds
+    rounded up; and the message says the same number after `words`."""
+    msg = assert_error(r, 429, 1004)
+    n = int(r.header("retry-after"))
+    elapsed = time.monotonic() - since
+    assert max(1, limit_s - elapsed - 1) <= n <= limit_s, (n, elapsed)
+    assert msg.endswith("%s %d s" % (words, n)), (msg, n)
+    return n
+
+
 def test_limit_one_sample_per_minute_429(stk, acct):
+    t0 = time.monotonic()
     assert_ok(acct.call("POST", "", simple_body()))
     before = snapshot(stk, acct)
     r = acct.call("POST", "", simple_body())
-    assert_error(r, 429, 1004)
+    assert_busy(r, t0, 60, "one sample capture per 60 seconds per account; next allowed in")
     assert r.header("x-should-retry") == "false"
     assert_unchanged(stk, acct, before)
 
 
 def test_limit_one_active_full_429(stk, acct):
+    t0 = time.monotonic()
     c = create(acct, full_body(acct, time_limit=60))
     before = snapshot(stk, acct)
     r = acct.call("POST", "", full_body(acct, time_limit=5))
-    assert_error(r, 429, 1004)
+    assert_busy(r, t0, 60, "only 1 pending or running full capture(s) per account; "
+                           "the soonest reaches its time limit in")
     assert_unchanged(stk, acct, before)
     # Another account is not limited by this one.
     other = stk.account(bucket=True)

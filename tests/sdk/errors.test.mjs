@@ -98,7 +98,11 @@ test('RateLimitError 1004 for a second sample within the interval, never retried
   const body = { account_id: other, type: 'simple', system: 'magic-transit', time_limit: 1, packet_limit: 10 };
   await cf.magicTransit.pcaps.create(body);
   const before = await ids(cf, other);
-  await rejectsWith(cf.magicTransit.pcaps.create(body), Cloudflare.RateLimitError, 429, 1004);
+  const e = await rejectsWith(cf.magicTransit.pcaps.create(body), Cloudflare.RateLimitError, 429, 1004);
+  // The real wait, in seconds, in both the header and the message.
+  const wait = Number(e.headers.get('retry-after'));
+  assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `retry-after ${e.headers.get('retry-after')}`);
+  assert.ok(e.errors[0].message.endsWith(`next allowed in ${wait} s`), e.errors[0].message);
   // With the SDK's default retries: x-should-retry: false makes it give up at
   // once instead of sleeping and retrying twice (counted, not timed).
   let sent = 0;

@@ -351,6 +351,23 @@ static void expect_error(HttpRequest *r, unsigned status, int code, const char *
 	done(r);
 }
 
+/* A 429: retry-after is a number of seconds in 1..max (the real wait: the
+ * slot may come a little sooner than max, never later) and the message, what
+ * followed by that number and " s", says the same. */
+static void expect_busy(HttpRequest *r, unsigned max, const char *what)
+{
+	const char *v = header(r, "retry-after");
+	char msg[256];
+	unsigned n;
+
+	assert_non_null(v);
+	assert_int_equal(sscanf(v, "%u", &n), 1);
+	if (n < 1 || n > max)
+		fail_msg("retry-after %s, expected 1..%u", v, max);
+	snprintf(msg, sizeof(msg), "%s%u s", what, n);
+	expect_error(r, 429, 1004, msg);
+}
+
 /* Checks a success answer and returns its result (a new reference). */
 static json_t *expect_ok(HttpRequest *r)
 {
@@ -549,10 +566,10 @@ static void test_simple_capture(void **state)
 	snprintf(id, sizeof(id), "%s", str(res, "id"));
 	json_decref(res);
 
-	/* one sample a minute: 429 with retry-after and the service's words */
-	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
-	assert_string_equal(header(r, "retry-after"), "60");
-	expect_error(r, 429, 1004, "*");
+	/* one sample a minute: 429 with the real wait in retry-after and in the
+	 * service's words */
+	expect_busy(call("POST", BASE, body, BEARER(T_WRITE), NULL), 60,
+		    "one sample capture per 60 seconds per account; next allowed in ");
 
 	/* get, list (newest first, with result_info), another account cannot see it */
 	snprintf(path, sizeof(path), BASE "/%s", id);
@@ -632,7 +649,7 @@ static void test_list_pages(void **state)
 		assert_int_equal(job_new_id(j.id), 0);
 		memcpy(j.account, OTHER, sizeof(j.account));
 		memcpy(ids[i], j.id, sizeof(ids[i]));
-		if (db_job_insert(fx.db, &j, NULL, 0, NULL, &err) < 0)
+		if (db_job_insert(fx.db, &j, NULL, 0, NULL, NULL, &err) < 0)
 			fail_msg("insert: %s", err.msg);
 	}
 	/* default: one page of 50, the true total */
@@ -794,10 +811,10 @@ static void test_ownership_and_full(void **state)
 	snprintf(jid, sizeof(jid), "%s", str(res, "id"));
 	json_decref(res);
 
-	/* one full capture at a time */
-	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
-	assert_string_equal(header(r, "retry-after"), "5");
-	expect_error(r, 429, 1004, "*");
+	/* one full capture at a time: until the active one's time limit (60 s) */
+	expect_busy(call("POST", BASE, body, BEARER(T_WRITE), NULL), 60,
+		    "only 1 pending or running full capture(s) per account; the soonest reaches its time "
+		    "limit in ");
 
 	snprintf(path, sizeof(path), BASE "/%s", jid);
 	res = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));

@@ -25,6 +25,7 @@
 
 #define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define ACC_C "cccccccccccccccccccccccccccccccc" /* made by the tests that need it */
 #define SEC ((int64_t)NSEC_PER_SEC)
 
 typedef struct T {
@@ -207,7 +208,7 @@ static void test_open_reopen(void **state)
 
 	hash_of(h, 1);
 	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_WRITE, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
 	db_close(t->db);
 	t->db = NULL;
 	assert_true(raw_user_version(t->path) >= 1);
@@ -447,8 +448,8 @@ static void test_job_roundtrip(void **state)
 	full.error_message = (char *)"agent x: boom";
 	full.finished_ns = 7;
 	full.status = JOB_CONVERSION_RUNNING;
-	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, NULL, &err), 0);
 
 	assert_int_equal(db_job_get(t->db, ACC_A, full.id, &got, &err), 0);
 	assert_job_equal(&got, &full);
@@ -467,10 +468,10 @@ static void test_job_roundtrip(void **state)
 	assert_int_equal(got.type, 0x5a5a5a5a); /* untouched */
 	assert_int_equal(db_job_get(t->db, ACC_A, "00000000000000000000000000000000", &got, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "no job 00000000000000000000000000000000"));
-	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), -EEXIST);
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, NULL, &err), -EEXIST);
 	assert_non_null(strstr(err.msg, "exists already"));
 	Job orphan = make_job("cccccccccccccccccccccccccccccccc", JOB_FULL, 1);
-	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, &err), -ENOENT);
+	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "account cccccccccccccccccccccccccccccccc does not exist"));
 }
 
@@ -485,10 +486,10 @@ static void test_job_list(void **state)
 
 	for (int i = 0; i < 5; i++) {
 		a[i] = make_job(ACC_A, i % 2 ? JOB_SIMPLE : JOB_FULL, (100 + i) * SEC);
-		assert_int_equal(db_job_insert(t->db, &a[i], NULL, 0, NULL, &err), 0);
+		assert_int_equal(db_job_insert(t->db, &a[i], NULL, 0, NULL, NULL, &err), 0);
 	}
 	Job b = make_job(ACC_B, JOB_FULL, 200 * SEC);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
 
 	assert_int_equal(db_job_list(t->db, ACC_A, 0, 100, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 5);
@@ -549,7 +550,7 @@ static void test_job_update(void **state)
 	ErrBuf err = {{0}};
 	Job j = make_job(ACC_A, JOB_FULL, 100 * SEC), got;
 
-	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
 	j.status = JOB_FAILED;
 	j.stop_requested_ns = 150 * SEC;
 	j.stop_reason = JOB_STOP_ERROR;
@@ -606,8 +607,8 @@ static void test_parts(void **state)
 	q[0] = make_part(&k, "alpha", PART_FAILED);
 	q[0].error = (char *)"no such interface";
 	q[1] = make_part(&k, "beta", PART_UPLOADING);
-	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, NULL, &err), 0);
 
 	assert_int_equal(db_part_list(t->db, j.id, &v, &n, &err), 0);
 	assert_int_equal(n, 3);
@@ -675,7 +676,7 @@ static void test_parts(void **state)
 	/* A duplicate agent in one insert fails the whole insert. */
 	Job dup = make_job(ACC_A, JOB_FULL, 200 * SEC);
 	JobPart dp[2] = {make_part(&dup, "a", PART_ASSIGNED), make_part(&dup, "a", PART_ASSIGNED)};
-	assert_int_equal(db_job_insert(t->db, &dup, dp, 2, NULL, &err), -EEXIST);
+	assert_int_equal(db_job_insert(t->db, &dup, dp, 2, NULL, NULL, &err), -EEXIST);
 	assert_int_equal(db_job_get(t->db, ACC_A, dup.id, &got, &err), -ENOENT);
 }
 
@@ -688,22 +689,38 @@ static void test_limit_full(void **state)
 	JobLimits lim = {.max_active_full = 1, .sample_interval_ns = 0};
 	Job a = make_job(ACC_A, JOB_FULL, 100 * SEC), b = make_job(ACC_A, JOB_FULL, 101 * SEC), got;
 	Job other = make_job(ACC_B, JOB_FULL, 101 * SEC), s = make_job(ACC_A, JOB_SIMPLE, 102 * SEC);
+	int64_t wait = -1;
 
-	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &wait, &err), 0);
+	assert_int_equal(wait, -1); /* untouched: no limit hit */
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
 	assert_string_equal(err.msg, "only 1 pending or running full capture(s) per account");
+	/* a (submitted at 100 s, time limit 60 s) ends by 160 s */
+	assert_int_equal(wait, 160 * SEC);
 	assert_int_equal(db_job_get(t->db, ACC_A, b.id, &got, &err), -ENOENT);
-	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0); /* per account */
-	assert_int_equal(db_job_insert(t->db, &s, NULL, 0, &lim, &err), 0);     /* simple not counted */
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);     /* no limits */
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, NULL, &err), 0); /* per account */
+	assert_int_equal(db_job_insert(t->db, &s, NULL, 0, &lim, NULL, &err), 0);     /* simple not counted */
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);     /* no limits */
 
 	lim.max_active_full = 2;
 	Job c = make_job(ACC_A, JOB_FULL, 103 * SEC);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &wait, &err), -EBUSY);
 	assert_string_equal(err.msg, "only 2 pending or running full capture(s) per account");
+	assert_int_equal(wait, 160 * SEC); /* the soonest of a (160 s) and b (161 s) */
 	a.status = JOB_SUCCESS;
 	assert_int_equal(db_job_update(t->db, &a, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, NULL, &err), 0);
+
+	/* active captures without a time limit: no known time */
+	Job open = make_job(ACC_C, JOB_FULL, 100 * SEC), next = make_job(ACC_C, JOB_FULL, 200 * SEC);
+
+	open.time_limit_s = 0;
+	lim.max_active_full = 1;
+	assert_int_equal(db_account_ensure(t->db, ACC_C, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &open, NULL, 0, &lim, NULL, &err), 0);
+	wait = -1;
+	assert_int_equal(db_job_insert(t->db, &next, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 0);
 }
 
 static void test_limit_sample(void **state)
@@ -712,23 +729,25 @@ static void test_limit_sample(void **state)
 	ErrBuf err = {{0}};
 	JobLimits lim = {.max_active_full = 0, .sample_interval_ns = 60 * SEC};
 	Job a = make_job(ACC_A, JOB_SIMPLE, 1000 * SEC), b = make_job(ACC_A, JOB_SIMPLE, 1020 * SEC);
+	int64_t wait = 0;
 
-	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 40 s");
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_string_equal(err.msg, "one sample capture per 60 seconds per account");
+	assert_int_equal(wait, 1060 * SEC);
 	b.submitted_ns = 1059 * SEC + 1;
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 1 s");
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 1060 * SEC);
 	Job f = make_job(ACC_A, JOB_FULL, 1021 * SEC);
-	assert_int_equal(db_job_insert(t->db, &f, NULL, 0, &lim, &err), 0); /* full not counted */
+	assert_int_equal(db_job_insert(t->db, &f, NULL, 0, &lim, NULL, &err), 0); /* full not counted */
 	Job other = make_job(ACC_B, JOB_SIMPLE, 1020 * SEC);
-	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, NULL, &err), 0);
 	b.submitted_ns = 1060 * SEC;
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, NULL, &err), 0);
 	/* A clock that went back counts as "just now". */
 	Job c = make_job(ACC_A, JOB_SIMPLE, 900 * SEC);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 60 s");
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 960 * SEC);
 }
 
 typedef struct Racer {
@@ -746,7 +765,7 @@ static void *race_insert(void *arg)
 	ErrBuf err = {{0}};
 
 	pthread_barrier_wait(x->go);
-	x->r = db_job_insert(x->db, &x->job, NULL, 0, &x->lim, &err);
+	x->r = db_job_insert(x->db, &x->job, NULL, 0, &x->lim, NULL, &err);
 	memcpy(x->msg, err.msg, sizeof(x->msg));
 	return NULL;
 }
@@ -999,7 +1018,7 @@ static void test_concurrency(void **state)
 
 	hash_of(h, 9);
 	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_READ, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &first, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &first, NULL, 0, NULL, NULL, &err), 0);
 	for (int i = 0; i < 4; i++) {
 		w[i] = (Worker){.db = t->db, .job_id = first.id, .hash = h, .stop = &stop};
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &w[i]), 0);
@@ -1008,7 +1027,7 @@ static void test_concurrency(void **state)
 		Job j = make_job(i % 2 ? ACC_A : ACC_B, JOB_FULL, 10 + i);
 		JobPart p = make_part(&j, "agent", PART_RUNNING);
 
-		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, &err), 0);
+		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, NULL, &err), 0);
 		j.status = JOB_RUNNING;
 		p.packets = (uint64_t)i;
 		assert_int_equal(db_job_update_with_parts(t->db, &j, &p, 1, &err), 0);
