@@ -99,9 +99,10 @@ class ScriptedAgent:
 
 # --- helpers -------------------------------------------------------------------
 
-def assert_error(r, status, code, field=None):
-    """An error envelope: status, code, message naming `field` first,
-    JSON content type, x-should-retry: false."""
+def assert_error(r, status, code, field=None, pointer=None):
+    """An error envelope: status, code, message naming `field` first, the
+    item's documentation_url (the README's error table) and, if given, its
+    source.pointer ("" = none), JSON content type, x-should-retry: false."""
     assert r.status == status, "expected %d, got %r" % (status, r)
     assert (r.header("content-type") or "").startswith("application/json"), r.headers
     j = r.json
@@ -113,6 +114,11 @@ def assert_error(r, status, code, field=None):
     assert isinstance(e["message"], str) and e["message"], j
     if field is not None:
         assert e["message"].startswith(field), "message does not name %r first: %r" % (field, e["message"])
+    assert e.get("documentation_url", "").endswith("#api-errors"), e
+    if pointer == "":
+        assert "source" not in e, e
+    elif pointer is not None:
+        assert e.get("source") == {"pointer": pointer}, e
     assert r.header("x-should-retry") == "false", r.headers
     return e["message"]
 
@@ -594,6 +600,34 @@ def test_empty_filter_values_mean_no_condition(stk, acct):
     assert_error(acct.call("POST", "", full_body(acct, filter_v1={"source_address": " "})), 400, 1002,
                  "filter_v1.source_address")
     stk.wait_status(acct, s["id"])
+
+
+def test_error_items_documentation_url_and_source_pointer(stk, acct):
+    """Cloudflare's error items: documentation_url, the README's error table
+    (its anchor is there), and for a field error source.pointer (RFC 6901)
+    to the body's member, in the words the request used."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "README.md")) as f:
+        assert '<a id="api-errors"></a>' in f.read()
+    cases = [
+        (full_body(acct, filter_v1={"source_port": 70000}), 1002, "filter_v1.source_port", "/filter_v1/source_port"),
+        (full_body(acct, time_limit=0), 1002, "time_limit", "/time_limit"),
+        (full_body(acct, colo_name=None, colo="a b"), 1002, "colo", "/colo"),
+        (full_body(acct, colo_name=None, colo="atlantis"), 1007, "colo: no online agent", "/colo"),
+        (full_body(acct, where="atlantis"), 1007, "colo_name: no online agent", "/colo_name"),
+        (full_body(acct, destination_conf=stk.new_bucket_dir()[0]), 1006, "destination_conf", "/destination_conf"),
+    ]
+    for body, code, field, pointer in cases:
+        assert_error(acct.call("POST", "", body), 400, code, field, pointer)
+    assert_error(acct.call("POST", "/ownership/validate", {"destination_conf": acct.bucket,
+                                                           "ownership_challenge": "nope"}),
+                 400, 1009, "ownership_challenge", "/ownership_challenge")
+    # Not about a member of the body: no source.
+    assert_error(acct.call("POST", "", raw="{"), 400, 1001, "body", "")
+    assert_error(acct.call("GET", "/" + random_id()), 404, 1003, "pcap_id", "")
+    assert_error(acct.call("GET", "?per_page=0"), 400, 1002, "per_page", "")
+    assert_error(stk.request("GET", acct.path()), 401, 10000, None, "")
+    assert_error(stk.request("GET", "/nothing"), 404, 7003, None, "")
 
 
 def test_create_full_unregistered_bucket_1006(stk, acct):

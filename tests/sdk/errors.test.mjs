@@ -24,10 +24,12 @@ test('BadRequestError: a field out of range, named in errors[0].message', T, asy
   const e = await rejectsWith(cf.magicTransit.pcaps.create(full({ time_limit: 301 })), Cloudflare.BadRequestError, 400,
     1002, 'time_limit');
   assert.match(e.errors[0].message, /301/);
+  assert.deepEqual(e.errors[0].source, { pointer: '/time_limit' });
   await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), packet_limit: 0 }), Cloudflare.BadRequestError, 400,
     1002, 'packet_limit');
-  await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), filter_v1: { destination_port: 70000 } }),
+  const f = await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), filter_v1: { destination_port: 70000 } }),
     Cloudflare.BadRequestError, 400, 1002, 'filter_v1.destination_port');
+  assert.deepEqual(f.errors[0].source, { pointer: '/filter_v1/destination_port' });
   await rejectsWith(cf.magicTransit.pcaps.ownership.create({ account_id: account, destination_conf: 'nope' }),
     Cloudflare.BadRequestError, 400, 1002, 'destination_conf');
   assert.deepEqual(await ids(cf), before);

@@ -47,6 +47,7 @@ typedef struct Call {
 	Service *svc;
 	HttpRequest *req;
 	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	const char *target_field;     /* the body's name of the model's "target": "colo" when asked so */
 	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
 	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
 } Call;
@@ -116,38 +117,72 @@ static const char *const route_allow[] = {
 /* ---- shared answers ---- */
 
 /* The model's field names in Cloudflare's words. */
-static const char *cf_field(const char *field, const char *id_field)
+static const char *cf_field(const char *field, const char *id_field, const char *target_field)
 {
 	static const char *const names[][2] = {
-		{"target", "colo_name"},
 		{"destination", "destination_conf"},
 		{"challenge", "ownership_challenge"},
 	};
 
 	if (id_field && strcmp(field, "id") == 0)
 		return id_field;
+	if (strcmp(field, "target") == 0)
+		return target_field ? target_field : "colo_name";
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(field, names[i][0]) == 0)
 			return names[i][1];
 	return field;
 }
 
-static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field)
+/* The JSON pointer (RFC 6901) of a field of the request body, its path
+ * written "filter_v1.source_port" or "outputs[1].target", into out; false
+ * for what is no member of the body (no field, the body as a whole, path
+ * ids, query parameters). */
+static bool body_pointer(const char *field, char *out, size_t cap)
 {
+	static const char *const not_body[] = {"", "body", "id", "pcap_id", "ownership_id", "page", "per_page"};
+	size_t o = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(not_body); i++)
+		if (strcmp(field, not_body[i]) == 0)
+			return false;
+	for (const char *p = field; *p; p++) {
+		const char *add = *p == '.' || *p == '[' ? "/"
+				  : *p == ']'            ? ""
+				  : *p == '~'            ? "~0"
+				  : *p == '/'            ? "~1"
+							 : NULL;
+		char one[2] = {*p, '\0'};
+
+		if (p == field && *p != '[' && o + 1 < cap)
+			out[o++] = '/';
+		for (const char *q = add ? add : one; *q; q++) {
+			if (o + 1 >= cap)
+				return false;
+			out[o++] = *q;
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field, const char *target_field)
+{
+	char pointer[APIERROR_FIELD_MAX * 2 + 2];
 	ApiError cf = *e;
 
-	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field));
-	envelope_error(req, &cf);
+	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field, target_field));
+	envelope_error_at(req, &cf, body_pointer(cf.field, pointer, sizeof(pointer)) ? pointer : NULL);
 }
 
 static void cf_render_error(HttpRequest *req, const ApiError *e)
 {
-	cf_error(req, e, NULL);
+	cf_error(req, e, NULL, NULL);
 }
 
 static void cf_fail(Call *c, const ApiError *e)
 {
-	cf_error(c->req, e, c->id_field);
+	cf_error(c->req, e, c->id_field, c->target_field);
 }
 
 static void out_of_memory(Call *c)
@@ -227,6 +262,9 @@ static void pcaps_create(Call *c)
 		return;
 	log_unknown(c, body, CF_REQ_CREATE);
 	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
+	/* Errors about the target name the key the request used. */
+	if (json_object_get(body, "colo") && !json_object_get(body, "colo_name"))
+		c->target_field = "colo";
 	json_decref(body);
 	if (r < 0) {
 		invalid(c, r, &err);

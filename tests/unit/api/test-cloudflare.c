@@ -329,13 +329,27 @@ static json_t *envelope(const HttpRequest *r)
 }
 
 /* Checks an error answer: status, code, exact message (or its start when
- * msg ends in '*'), x-should-retry: false. */
-static void expect_error(HttpRequest *r, unsigned status, int code, const char *msg)
+ * msg ends in '*'), the documentation_url and source.pointer (pointer "":
+ * none; NULL: not checked) of its item, x-should-retry: false. */
+static void expect_error_at(HttpRequest *r, unsigned status, int code, const char *msg, const char *pointer)
 {
 	json_t *doc = envelope(r);
 	json_t *e = json_array_get(json_object_get(doc, "errors"), 0);
 	const char *got = json_string_value(json_object_get(e, "message"));
+	const char *doc_url = json_string_value(json_object_get(e, "documentation_url"));
+	json_t *source = json_object_get(e, "source");
 	size_t n = strlen(msg);
+
+	assert_non_null(doc_url);
+	assert_true(doc_url[0] != '\0');
+	if (pointer && !pointer[0])
+		assert_null(source);
+	else if (!pointer)
+		;
+	else if (!source || !json_string_value(json_object_get(source, "pointer")))
+		fail_msg("no source.pointer (expected %s): %s", pointer, r->resp);
+	else
+		assert_string_equal(json_string_value(json_object_get(source, "pointer")), pointer);
 
 	if (r->status != status)
 		fail_msg("status %u, expected %u: %s", r->status, status, r->resp);
@@ -349,6 +363,12 @@ static void expect_error(HttpRequest *r, unsigned status, int code, const char *
 	assert_string_equal(header(r, "x-should-retry"), "false");
 	json_decref(doc);
 	done(r);
+}
+
+/* expect_error_at, source.pointer not checked. */
+static void expect_error(HttpRequest *r, unsigned status, int code, const char *msg)
+{
+	expect_error_at(r, status, code, msg, NULL);
 }
 
 /* A 429: retry-after is a number of seconds in 1..max (the real wait: the
@@ -880,12 +900,55 @@ static void test_ownership_and_full(void **state)
 	json_decref(res);
 }
 
+/* Field errors point at the body's member (RFC 6901), in the words the
+ * request used; other errors point nowhere. (After test_ownership_and_full:
+ * the account's bucket is validated.) */
+static void test_error_items(void **state)
+{
+	char body[512], uri[200];
+	json_t *res;
+
+	(void)state;
+	/* a validated bucket (its file's name is proof enough) */
+	snprintf(uri, sizeof(uri), "file://%s/b2", fx.bucket_root);
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\"}", uri);
+	res = expect_ok(call("POST", BASE "/ownership", body, BEARER(T_WRITE), NULL));
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri,
+		 str(res, "filename"));
+	json_decref(res);
+	json_decref(expect_ok(call("POST", BASE "/ownership/validate", body, BEARER(T_WRITE), NULL)));
+
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":5,\"colo\":\"nowhere\","
+		 "\"destination_conf\":\"%s\"%s}",
+		 uri, "");
+	expect_error_at(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1007, "colo: no online agent*", "/colo");
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":5,\"colo_name\":\"nowhere\","
+		 "\"destination_conf\":\"%s\",\"filter_v1\":{\"source_port\":70000}}",
+		 uri);
+	expect_error_at(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1002, "filter_v1.source_port: *",
+			"/filter_v1/source_port");
+	expect_error_at(call("POST", BASE, "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":301}",
+			     BEARER(T_WRITE), NULL),
+			400, 1002, "time_limit: 301 is outside 1..300", "/time_limit");
+	expect_error_at(call("POST", BASE "/ownership/validate", "{\"destination_conf\":\"file:///nowhere\"}",
+			     BEARER(T_WRITE), NULL),
+			400, 1002, "ownership_challenge: required", "/ownership_challenge");
+	expect_error_at(call("POST", BASE, "{", BEARER(T_WRITE), NULL), 400, 1001, "body: *", "");
+	expect_error_at(call("GET", BASE "/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL), 404, 1003,
+			"pcap_id: *", "");
+	expect_error_at(call("GET", BASE "?per_page=0", NULL, BEARER(T_READ), NULL), 400, 1002, "per_page: *", "");
+	expect_error_at(call("GET", BASE, NULL, NULL), 401, 10000, "*", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routes),          cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_order_of_checks), cmocka_unit_test(test_simple_capture),
 		cmocka_unit_test(test_list_pages),      cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_error_items),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
