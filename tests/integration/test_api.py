@@ -1038,36 +1038,66 @@ def test_stopped_capture_no_packets_fails(stk, acct):
     assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
 
 
+def pcap_bytes(n):
+    """A classic pcap of n 60-byte Ethernet records, as an agent answers."""
+    import struct
+    out = struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
+    for i in range(n):
+        out += struct.pack("<IIII", 1714564800 + i, 0, 60, 60) + bytes(60)
+    return out
+
+
+def answered_sample(bare, agent, packet_limit, packets):
+    """A sample of a new account answered by a scripted agent with a pcap of
+    `packets` records; returns (the object at creation, at its end). (The
+    other scripted agents of this controller were asked too: the capture
+    ends at the sample deadline, naming them.)"""
+    acct = bare.account()
+    s = assert_ok(acct.call("POST", "", simple_body(packet_limit=packet_limit)))
+    r = bare.request("POST", "/agent/v1/sample?name=%s&id=%s" % (agent.name, s["id"]), token=bare.agent_token,
+                     raw=pcap_bytes(packets), headers={"Content-Type": "application/vnd.tcpdump.pcap"})
+    assert r.status == 200, r
+    done = bare.wait_status(acct, s["id"])
+    assert {a["name"]: a["status"] for a in done["agents"]}[agent.name] == "done", done
+    return s, done
+
+
+def test_sample_packets_limit_stop_reason_and_remaining(bare):
+    """A sample that holds packet_limit packets says stop_reason "packets"
+    and packets_remaining 0; under the limit "none" and what is left."""
+    agent = ScriptedAgent(bare, "smp1", "smp1")
+    s, done = answered_sample(bare, agent, 2, 2)
+    assert s["packets_remaining"] == 2 and s["packets_captured"] == 0, s
+    assert done["status"] == "success", done
+    assert done["stop_reason"] == "packets" and done["packets_captured"] == 2, done
+    assert done["packets_remaining"] == 0, done
+    s, done = answered_sample(bare, agent, 5, 3)
+    assert done["status"] == "success", done
+    assert done["stop_reason"] == "none" and done["packets_captured"] == 3, done
+    assert done["packets_remaining"] == 2, done
+
+
 def test_sample_no_packets_fails(bare):
     """And for a sample: an answer without a packet (here a scripted
     agent's empty pcap) makes a failed capture with the rule's message."""
-    import struct
-    acct = bare.account()
-    ScriptedAgent(bare, "smp0", "smp0")
-    s = assert_ok(acct.call("POST", "", simple_body()))
-    empty = struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
-    r = bare.request("POST", "/agent/v1/sample?name=smp0&id=%s" % s["id"], token=bare.agent_token, raw=empty,
-                     headers={"Content-Type": "application/vnd.tcpdump.pcap"})
-    assert r.status == 200, r
-    # (The other scripted agents of this controller were asked too: the
-    # capture ends at the sample deadline, naming them.)
-    done = bare.wait_status(acct, s["id"])
+    _, done = answered_sample(bare, ScriptedAgent(bare, "smp0", "smp0"), 100, 0)
     assert done["status"] == "failed", done
     assert done["error_message"].startswith("No packets matched the filter in the time window queried. "
                                             "Please modify the filter or try again."), done
-    assert {a["name"]: a["status"] for a in done["agents"]}["smp0"] == "done", done
     assert done["packets_captured"] == 0 and done["stop_reason"] == "none", done
 
 
 def test_packet_limit(stk, acct):
     link = link_of(stk, AGENT1)
     c = create(acct, full_body(acct, time_limit=300, packet_limit=7, filter_v1={"destination_port": 5004}))
+    assert c["packets_remaining"] == 7, c     # packet_limit − packets_captured
     wait_parts(stk, acct, c["id"])
     frames = udp_frames(link, 20, dport=5004)
     send(link, frames)
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 7, done
     assert done.get("stop_reason") == "packets", done
+    assert done["packets_remaining"] == 0, done
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
     assert len(tshark(obj)) == 7
     assert count_markers(obj, frames[:7]) == 7
@@ -1088,6 +1118,35 @@ def test_byte_limit(stk, acct):
     assert len(pk) == 1000 // size == done["packets_captured"], (size, pk, done)
     assert done["bytes_captured"] == size * len(pk), done
     assert done["status"] == "success" and done.get("stop_reason") == "bytes", done
+
+
+def test_packets_remaining(stk, acct):
+    """packets_remaining (in the docs' examples): packet_limit −
+    packets_captured, floored at 0, while it runs and at its end; null
+    without a packet_limit."""
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=10, filter_v1={"destination_port": 5013}))
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 4, dport=5013))
+    mid = stk.wait_captured(acct, c["id"], 4)
+    assert mid["packets_remaining"] == 6, mid
+    assert acct.call("PUT", "/%s/stop" % c["id"]).status == 200
+    done = stk.wait_status(acct, c["id"])
+    assert done["packets_captured"] == 4 and done["packets_remaining"] == 6, done
+    listed = [x for x in assert_ok(acct.call("GET", "")) if x["id"] == c["id"]][0]
+    assert listed["packets_remaining"] == 6, listed
+    c = create(acct, full_body(acct, time_limit=1))
+    assert "packets_remaining" in c and c["packets_remaining"] is None, c
+    stk.wait_status(acct, c["id"])
+
+
+def test_address_error_quotes_the_whole_value(stk, acct):
+    before = snapshot(stk, acct)
+    for value in ("not-an-ip", "10.0.0.1-x"):
+        msg = assert_error(acct.call("POST", "", full_body(acct, filter_v1={"source_address": value})), 400, 1002,
+                           "filter_v1.source_address")
+        assert msg == 'filter_v1.source_address: "%s" is not an IPv4 or IPv6 address or range' % value, msg
+    assert_unchanged(stk, acct, before)
 
 
 def test_progress_reported_while_running(stk, acct):

@@ -445,7 +445,8 @@ static void test_render_simple(void **state)
 		      "{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		      "\"status\":\"pending\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		      "\"filter_v1\":{},\"offset_time\":\"2024-05-01T11:59:00.000000Z\",\"packet_limit\":100,"
-		      "\"packets_captured\":0,\"bytes_captured\":0,\"kernel_drops\":0,\"stop_reason\":\"none\"}");
+		      "\"packets_captured\":0,\"packets_remaining\":100,\"bytes_captured\":0,\"kernel_drops\":0,\"stop_"
+		      "reason\":\"none\"}");
 
 	j.filter_json = "{\"protocol\":6,\"bpf\":\"port 80\"}";
 	j.status = JOB_SUCCESS;
@@ -457,7 +458,8 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"success\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"packets_captured\":100,\"bytes_captured\":16000,\"kernel_drops\":0,\"stop_"
+		"\"packet_limit\":100,\"packets_captured\":100,\"packets_remaining\":0,\"bytes_captured\":16000,"
+		"\"kernel_drops\":0,\"stop_"
 		"reason\":\"packets\"}");
 
 	j.status = JOB_FAILED;
@@ -470,7 +472,8 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"failed\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"packets_captured\":0,\"error_message\":\"no packet matched the filter\","
+		"\"packet_limit\":100,\"packets_captured\":0,\"packets_remaining\":100,\"error_message\":\"no packet "
+		"matched the filter\","
 		"\"bytes_captured\":0,"
 		"\"kernel_drops\":0,\"stop_reason\":\"time\"}");
 }
@@ -514,7 +517,8 @@ static void test_render_full(void **state)
 		      "{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"full\",\"system\":\"magic-transit\","
 		      "\"status\":\"running\",\"submitted\":\"2024-05-01T12:00:00.000000Z\",\"time_limit\":300,"
 		      "\"filter_v1\":{},\"byte_limit\":5000000,\"colo_name\":\"lab\","
-		      "\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"bytes_captured\":3400,"
+		      "\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"packets_remaining\":null,"
+		      "\"bytes_captured\":3400,"
 		      "\"kernel_drops\":2,\"stop_reason\":\"none\"}");
 
 	/* stopped by the user, with the per-agent shares (get) */
@@ -528,7 +532,7 @@ static void test_render_full(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"full\",\"system\":\"magic-transit\","
 		"\"status\":\"conversion_running\",\"submitted\":\"2024-05-01T12:00:00.000000Z\",\"time_limit\":300,"
 		"\"filter_v1\":{},\"packet_limit\":50,\"colo_name\":\"lab\","
-		"\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,"
+		"\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"packets_remaining\":38,"
 		"\"stop_requested\":\"2024-05-01T12:00:05.000000Z\",\"bytes_captured\":3400,\"kernel_drops\":2,"
 		"\"stop_reason\":\"user\",\"agents\":["
 		"{\"name\":\"web01\",\"status\":\"done\",\"packets\":10,\"bytes\":3000,\"kernel_drops\":2,"
