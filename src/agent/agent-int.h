@@ -57,7 +57,7 @@ typedef struct AgentJob {
 	AgentJobReport rep;         /* under Agent.lock: what the next report says */
 	JobPhase phase;             /* under Agent.lock */
 	CapFile *cf;                /* under Agent.lock: set while capturing, for live counters */
-	volatile sig_atomic_t stop; /* set by a stop request or shutdown; read by the capture */
+	volatile sig_atomic_t stop; /* JOB_STOP_FLAG_*, 0 = capture on; read by the capture */
 	pthread_t thread;
 	bool has_thread; /* thread started and not joined yet */
 } AgentJob;
@@ -100,8 +100,13 @@ int jobrun_start(AgentJob *job, ErrBuf *err);
 void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error);
 /* Frees a job whose thread was joined (or never started). NULL is fine. */
 void jobrun_free(AgentJob *job);
-/* Maps the capture engine's stop reason to the protocol's. */
-JobStop jobrun_stop_reason(StopReason why);
+/* AgentJob.stop: why the capture is told to end early. */
+#define JOB_STOP_FLAG_USER 1     /* the controller relayed a stop request */
+#define JOB_STOP_FLAG_SHUTDOWN 2 /* the agent is shutting down */
+
+/* Maps the capture engine's stop reason (and, for a stop by the flag, the
+ * flag's value) to the protocol's. */
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag);
 
 /* samplerun.c: the thread of a sample job (jobrun_start() starts it). */
 void *samplerun_main(void *arg);

@@ -30,7 +30,7 @@
 #define DEFAULT_RING_BLOCKS 8u
 #define DEFAULT_BLOCK_SIZE (2u << 20)
 
-JobStop jobrun_stop_reason(StopReason why)
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag)
 {
 	switch (why) {
 	case STOP_REASON_NONE:
@@ -41,8 +41,8 @@ JobStop jobrun_stop_reason(StopReason why)
 		return JOB_STOP_BYTES;
 	case STOP_REASON_SECONDS:
 		return JOB_STOP_TIME;
-	case STOP_REASON_SIGNAL:
-		return JOB_STOP_USER; /* the job's stop flag: a stop request or the agent's shutdown */
+	case STOP_REASON_SIGNAL: /* the job's stop flag */
+		return flag == JOB_STOP_FLAG_SHUTDOWN ? JOB_STOP_SHUTDOWN : JOB_STOP_USER;
 	case STOP_REASON_ERROR:
 	default:
 		return JOB_STOP_ERROR;
@@ -125,7 +125,7 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 		job->rep.packets = st->packets;
 		job->rep.bytes = st->bytes;
 		job->rep.drops = st->kernel_drops;
-		job->rep.stop_reason = jobrun_stop_reason(why);
+		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
 	}
 	job->rep.state = phase == JOB_PHASE_UPLOADING  ? PART_UPLOADING
 			 : phase == JOB_PHASE_CAPTURED ? PART_CAPTURED
@@ -222,7 +222,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_open(&fc, &cf, err);
 	if (r < 0)
 		goto out;
-	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = errbuf_errno(err, "cannot write %s", spool);
 		goto out;
@@ -365,7 +365,7 @@ static void *job_main(void *arg)
 	/* The object is in the bucket: the spool copy is not needed any more. */
 	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
 		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why), NULL);
+	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why, job->stop), NULL);
 	return NULL;
 }
 

@@ -19,6 +19,14 @@
 #include "api/api.h"
 #include "model/apierror.h"
 
+/* What a request announcing a body may send, decided on its headers
+ * (ApiDialect.before_body). */
+typedef enum ApiBody {
+	API_BODY_REFUSED, /* its credentials fit no route of the dialect that takes a body */
+	API_BODY_JSON,    /* application/json */
+	API_BODY_RAW,     /* the route's own media type (an agent's sample answer: a pcap) */
+} ApiBody;
+
 typedef struct ApiDialect {
 	const char *name; /* "cloudflare", "agent": also keys the list cache */
 	/* Answers req; rest is the path after the dialect's prefix ("" or "/…"). */
@@ -27,6 +35,13 @@ typedef struct ApiDialect {
 	void (*render_error)(HttpRequest *req, const ApiError *e);
 	/* The body bound of a request below the prefix; NULL: API_MAX_BODY. */
 	size_t (*body_limit)(const char *method, const char *rest);
+	/* Before any byte of a body is read (api_on_headers): API_BODY_REFUSED
+	 * unless the request's credentials are good for some route below the
+	 * prefix that takes a body with this method (it answers nothing: the
+	 * router then lets handle() answer, in its usual order, without the
+	 * body); else what the body must be. NULL: every body is JSON, and
+	 * read. */
+	ApiBody (*before_body)(Api *a, HttpRequest *req, const char *method, const char *rest);
 } ApiDialect;
 
 extern const ApiDialect cloudflare_dialect; /* cloudflare/cloudflare.c */

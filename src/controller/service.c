@@ -49,7 +49,7 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
 
 	if (n < 0 || (size_t)n >= cap)
 		return errbuf_set(err, -ENAMETOOLONG, "%s/%s: path too long", s->cfg.data_dir, sub);
-	if (mkdir(ret, 0750) < 0 && errno != EEXIST)
+	if (mkdir(ret, 0700) < 0 && errno != EEXIST)
 		return errbuf_errno(err, "cannot create %s", ret);
 	return 0;
 }
@@ -313,8 +313,9 @@ static int check_bucket(Service *s, const char *account, const char *uri, ApiErr
 	return r;
 }
 
-/* The model's invariants, then the ownership of every bucket output. */
-static int check_request(Service *s, const Job *j, ApiError *e)
+/* The model's invariants, then the ownership of every bucket output (its URI
+ * kept in the one spelling it was registered in). */
+static int check_request(Service *s, Job *j, ApiError *e)
 {
 	ErrBuf err = {{0}};
 	int r;
@@ -322,8 +323,21 @@ static int check_request(Service *s, const Job *j, ApiError *e)
 	if (job_check(j, &err) < 0)
 		return apierror_from_msg(e, API_ERR_INVALID, err.msg);
 	for (size_t i = 0; i < j->n_outputs; i++) {
+		char uri[BUCKET_URI_MAX + 1], *copy;
+
 		if (j->outputs[i].kind != JOB_OUTPUT_BUCKET)
 			continue;
+		/* The bucket's one spelling, as it was registered. */
+		r = service_bucket_uri(j->outputs[i].target, uri, e);
+		if (r < 0)
+			return r;
+		if (strcmp(uri, j->outputs[i].target) != 0) {
+			copy = strdup(uri);
+			if (!copy)
+				return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+			free(j->outputs[i].target);
+			j->outputs[i].target = copy;
+		}
 		r = check_bucket(s, j->account, j->outputs[i].target, e);
 		if (r < 0)
 			return r;

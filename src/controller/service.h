@@ -41,6 +41,7 @@ typedef struct ServiceConfig {
 	int64_t grace_ns;           /* after start, before unreported parts are lost; 0 = 30 s */
 	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
+	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -51,7 +52,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err);
  * http_server_stop(), then service_free(). */
 void service_shutdown(Service *s);
 void service_free(Service *s); /* NULL is fine */
-/* DATA/<sub>, created (mode 0750) if missing, written into ret[cap]. */
+/* DATA/<sub>, created (mode 0700) if missing, written into ret[cap]. */
 int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf *err);
 
 /*
@@ -116,7 +117,10 @@ uint64_t service_jobs_generation(Service *s);
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
  * ownership-challenge-<id>.txt holding a random token, and stores the bucket
  * pending. ret gets the row. API_ERR_INVALID when the account already
- * registered uri. */
+ * registered uri, or has max_buckets buckets (checked before the bucket's
+ * directory is made, and again in the insert). Bucket URIs are kept, looked
+ * up and written to in one spelling (bucket_uri_normalize: "file:///r/./b1/"
+ * is "file:///r/b1"), here, in validate and in service_job_create. */
 int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
 /* The account's buckets, newest first as its captures are (free with

@@ -121,8 +121,10 @@ typedef struct BucketRow {
 void bucket_row_done(BucketRow *b); /* NULL is fine */
 void bucket_rows_free(BucketRow *v, size_t n);
 
-/* -EEXIST if the account already registered this destination_conf. */
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err);
+/* -EEXIST if the account already registered this destination_conf;
+ * -EDQUOT if it has max_per_account buckets already (0 = no limit; checked
+ * and inserted in one statement). */
+int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
 int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* newest first */

@@ -89,7 +89,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
 	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6) "
 			       "ORDER BY job_id",
-	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* One statement, so the count and the insert cannot interleave with
+	 * another connection's: nothing is inserted at ?9 buckets (0 = no limit). */
+	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
+			     "WHERE ?9 = 0 OR (SELECT COUNT(*) FROM buckets WHERE account = ?2) < ?9",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
 	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
 	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 "

@@ -324,6 +324,14 @@ int filter_parse_proto(const char *field, const char *s, size_t n, int *ret, Err
 			  quote(&q, s, n));
 }
 
+const char *filter_proto_name(size_t i, int *ret_proto)
+{
+	if (i >= ARRAY_SIZE(proto_names))
+		return NULL;
+	*ret_proto = proto_names[i].proto;
+	return proto_names[i].name;
+}
+
 /* JSON numbers are doubles: accept only integral values inside the bound. */
 static int number_check(const char *field, double v, double max, ErrBuf *err)
 {

@@ -19,7 +19,8 @@
 static const char *const type_names[] = {"simple", "full"};
 static const char *const status_names[] = {"pending", "running", "conversion_pending", "conversion_running",
 					   "success", "failed"};
-static const char *const stop_names[] = {"none", "time", "packets", "bytes", "user", "agent_lost", "error"};
+static const char *const stop_names[] = {"none", "time",       "packets", "bytes",
+					 "user", "agent_lost", "error",   "agent_shutdown"};
 static const char *const part_names[] = {"assigned", "running", "captured", "uploading", "done", "failed", "lost"};
 
 const char *job_type_to_string(JobType t)
@@ -168,13 +169,16 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 }
 
 /* The zero-packet rule (job.h): what a capture that matched nothing says. */
-static const char *no_packets_message(const Job *j)
+static const char *no_packets_message(const Job *j, JobStop reason)
 {
 	if (j->type == JOB_SIMPLE)
 		return "No packets matched the filter in the time window queried. "
 		       "Please modify the filter or try again.";
 	if (j->stop_requested_ns)
 		return "No packets matched the filter before the capture was stopped. "
+		       "Please modify the filter or try again.";
+	if (reason == JOB_STOP_SHUTDOWN)
+		return "No packets matched the filter before the agent was stopped. "
 		       "Please modify the filter or try again.";
 	/* Cloudflare's own words for a capture that saw nothing in its time. */
 	return "No packets matched the filter in the time limit given. Please modify the filter or try again.";
@@ -266,7 +270,8 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 		char msg[768], lost[512];
 
 		failure_message(parts, n, lost, sizeof(lost));
-		snprintf(msg, sizeof(msg), "%s%s%s", no_packets_message(j), lost[0] ? " Not answered: " : "", lost);
+		snprintf(msg, sizeof(msg), "%s%s%s", no_packets_message(j, reason), lost[0] ? " Not answered: " : "",
+			 lost);
 		status = JOB_FAILED;
 		changed |= set_str(&j->error_message, msg);
 	}

@@ -64,7 +64,8 @@
  * parts (each agent applies the limits to its own share). A sample's packets
  * are those its download holds: the newest packet_limit of every answer
  * (bytes stays the sum of the answers). Stop reasons: a full capture's is
- * its first part's (time, packets, bytes), user when a stop was requested,
+ * its first part's (time, packets, bytes, agent_shutdown when its agent was
+ * stopped and delivered what it had), user when a stop was requested,
  * agent_lost or error when a part was lost or failed; a sample's is packets
  * when it holds packet_limit packets (the limit cut or filled it), else none.
  */
@@ -106,12 +107,13 @@ typedef enum JobStatus {
 
 typedef enum JobStop {
 	JOB_STOP_NONE,
-	JOB_STOP_TIME,    /* time_limit reached */
-	JOB_STOP_PACKETS, /* packet_limit reached */
-	JOB_STOP_BYTES,   /* byte_limit reached */
-	JOB_STOP_USER,    /* stop requested through the API */
-	JOB_STOP_LOST,    /* an agent stopped answering */
-	JOB_STOP_ERROR,   /* an agent failed */
+	JOB_STOP_TIME,     /* time_limit reached */
+	JOB_STOP_PACKETS,  /* packet_limit reached */
+	JOB_STOP_BYTES,    /* byte_limit reached */
+	JOB_STOP_USER,     /* stop requested through the API */
+	JOB_STOP_LOST,     /* an agent stopped answering */
+	JOB_STOP_ERROR,    /* an agent failed */
+	JOB_STOP_SHUTDOWN, /* the agent was stopped (SIGTERM) and uploaded what it had */
 } JobStop;
 
 /* In the order a part moves through them (part_apply never lowers it). The
@@ -191,7 +193,8 @@ typedef struct JobPart {
 
 const char *job_type_to_string(JobType t);     /* "simple", "full" */
 const char *job_status_to_string(JobStatus s); /* Cloudflare's words */
-const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error" */
+const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error",
+						  "agent_shutdown" */
 const char *part_state_to_string(PartState s); /* "assigned", "running", "captured", ... */
 int part_state_from_string(const char *s, PartState *ret); /* -EINVAL */
 int job_stop_from_string(const char *s, JobStop *ret);     /* -EINVAL */

@@ -23,6 +23,7 @@
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "api/cloudflare/envelope.h"
+#include "api/cloudflare/tokens.h"
 #include "common/log.h"
 #include "common/timefmt.h"
 
@@ -568,31 +569,69 @@ static const char *after_segment(const char *path, const char *prefix)
 	return path + n;
 }
 
-/* rest = "/{account}/pcaps[...]" (what follows "/accounts"). */
-static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+/* rest = "/{account}/pcaps[...]" or "/{account}/tokens[...]" (what follows
+ * "/accounts"): fills account and returns what follows "/pcaps" or
+ * "/tokens" (*ret_tokens says which), or NULL when there is no such route. */
+static const char *account_of(const char *rest, char account[ACCOUNT_SEGMENT_MAX + 1], bool *ret_tokens)
 {
-	char account[ACCOUNT_SEGMENT_MAX + 1];
 	const char *slash, *sub = NULL;
-	ApiError e;
+	bool tokens = false;
 	size_t n;
 
-	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1)
+	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1) {
 		sub = after_segment(slash, "/pcaps");
-	if (!sub) {
-		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
-		cf_render_error(req, &e);
-		return;
+		if (!sub) {
+			sub = after_segment(slash, "/tokens");
+			tokens = sub != NULL;
+		}
 	}
+	if (!sub)
+		return NULL;
 	n = (size_t)(slash - (rest + 1));
 	if (n > ACCOUNT_SEGMENT_MAX)
 		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
 	memcpy(account, rest + 1, n);
 	account[n] = '\0';
-	handle_pcaps(a, req, account, sub);
+	if (ret_tokens)
+		*ret_tokens = tokens;
+	return sub;
+}
+
+static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	bool tokens;
+	const char *sub = account_of(rest, account, &tokens);
+	ApiError e;
+
+	if (!sub) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_render_error(req, &e);
+		return;
+	}
+	if (tokens)
+		cloudflare_tokens(a, req, account, sub);
+	else
+		handle_pcaps(a, req, account, sub);
+}
+
+/* Every route here that reads a body needs write on the path's account (a
+ * GET with a body: read); the body is JSON. */
+static ApiBody cloudflare_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	ApiError e;
+
+	if (!account_of(rest, account, NULL) ||
+	    auth_check(api_service(a), req, account, get ? SCOPE_READ : SCOPE_WRITE, NULL, NULL, &e) < 0)
+		return API_BODY_REFUSED;
+	return API_BODY_JSON;
 }
 
 const ApiDialect cloudflare_dialect = {
 	.name = "cloudflare",
 	.handle = cloudflare_handle,
 	.render_error = cf_render_error,
+	.before_body = cloudflare_before_body,
 };

@@ -50,6 +50,7 @@ struct HttpRequest {
 	size_t n_hdr;
 	void *data;
 	void (*free_data)(void *);
+	bool trusted; /* http_req_trust() was called */
 };
 
 const char *http_req_method(const HttpRequest *r)
@@ -114,6 +115,11 @@ bool http_req_shutting_down(const HttpRequest *r)
 {
 	(void)r;
 	return false;
+}
+
+void http_req_trust(HttpRequest *r)
+{
+	r->trusted = true;
 }
 
 void http_req_set_data(HttpRequest *r, void *data, void (*free_fn)(void *))
@@ -259,13 +265,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* One request: method, path, body (NULL: none), then header name/value pairs,
- * NULL-terminated. The answer is checked to be exactly one. */
-static HttpRequest *call(const char *method, const char *path, const char *body, ...)
+static HttpRequest *request_va(const char *method, const char *path, const char *body, va_list ap)
 {
 	HttpRequest *r = calloc(1, sizeof(*r));
 	const char *name;
-	va_list ap;
 
 	assert_non_null(r);
 	r->method = method;
@@ -280,16 +283,42 @@ static HttpRequest *call(const char *method, const char *path, const char *body,
 		r->body = strdup(body);
 		r->body_len = strlen(body);
 	}
-	va_start(ap, body);
 	while ((name = va_arg(ap, const char *)) != NULL) {
 		assert_true(r->n_req_hdr < MAX_HDR);
 		r->req_hdr[r->n_req_hdr][0] = name;
 		r->req_hdr[r->n_req_hdr][1] = va_arg(ap, const char *);
 		r->n_req_hdr++;
 	}
+	return r;
+}
+
+/* One request: method, path, body (NULL: none), then header name/value pairs,
+ * NULL-terminated. The answer is checked to be exactly one. */
+static HttpRequest *call(const char *method, const char *path, const char *body, ...)
+{
+	HttpRequest *r;
+	va_list ap;
+
+	va_start(ap, body);
+	r = request_va(method, path, body, ap);
 	va_end(ap);
 	api_handle(fx.api, r);
 	assert_int_equal(r->answers, 1);
+	return r;
+}
+
+/* The headers of a request announcing a body, through api_on_headers: at
+ * most one answer (none: the body is to be read). */
+static HttpRequest *pre(const char *method, const char *path, ...)
+{
+	HttpRequest *r;
+	va_list ap;
+
+	va_start(ap, path);
+	r = request_va(method, path, NULL, ap);
+	va_end(ap);
+	api_on_headers(fx.api, r);
+	assert_true(r->answers <= 1);
 	return r;
 }
 
@@ -444,8 +473,16 @@ static void test_routes(void **state)
 	assert_string_equal(r->resp, "ok");
 	done(r);
 
+	/* "/" is the dashboard (src/web), never under /client/v4 */
+	r = call("GET", "/", NULL, NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "text/html; charset=utf-8");
+	assert_non_null(header(r, "Content-Security-Policy"));
+	done(r);
+	expect_error(call("GET", "/client/v4/", NULL, NULL), 404, 7003, "No route for the URI");
+
 	/* unknown paths: 404 7003, before credentials are looked at */
-	expect_error(call("GET", "/", NULL, NULL), 404, 7003, "No route for the URI");
+	expect_error(call("GET", "/nothing", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/client/v4/zones", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/accounts/" ACCOUNT "/pcapsx", NULL, NULL), 404, 7003, "No route for the URI");
 	expect_error(call("GET", "/accounts/" ACCOUNT "/pcaps/", NULL, NULL), 404, 7003, "No route for the URI");
@@ -565,6 +602,83 @@ static void test_order_of_checks(void **state)
 			  "\"packet_limit\":1}",
 			  BEARER(T_WRITE), NULL),
 		     400, 1002, "time_limit: 301 is outside 1..300");
+}
+
+static void test_before_body(void **state)
+{
+	HttpRequest *r;
+	json_t *doc;
+
+	(void)state;
+	/* refused on the headers, in the routes' own order */
+	expect_error(pre("POST", BASE, NULL), 401, 10000, "Authentication error: no credentials*");
+	expect_error(pre("POST", BASE, BEARER("pcapd_nope"), NULL), 401, 10000,
+		     "Authentication error: invalid credentials");
+	expect_error(pre("POST", BASE, BEARER(T_READ), NULL), 403, 10000,
+		     "Forbidden: this token has scope read; create needs write");
+	expect_error(pre("POST", "/accounts/" OTHER "/pcaps", BEARER(T_WRITE), NULL), 403, 10000,
+		     "Forbidden: this credential belongs to another account");
+	expect_error(pre("DELETE", BASE, NULL), 405, 7001, "Method not allowed: DELETE takes GET, POST");
+	expect_error(pre("POST", BASE "/a/b/c", NULL), 404, 7003, "No route for the URI");
+	expect_error(pre("POST", "/nowhere", BEARER(T_WRITE), NULL), 404, 7003, "No route for the URI");
+	expect_error(pre("POST", "/healthz", NULL), 405, 7001, "*");
+	expect_error(pre("POST", "/agent/v1/sample", BEARER(T_WRITE), NULL), 403, 10000, "*");
+	expect_error(pre("POST", "/agent/v1/report", NULL), 401, 10000, "*");
+
+	/* the media type: JSON, except an agent's sample answer */
+	r = pre("POST", BASE, BEARER(T_WRITE), "Content-Type", "text/plain", NULL);
+	assert_true(r->trusted);
+	assert_string_equal(header(r, "Accept"), "application/json");
+	expect_error(r, 415, 1001, "Content-Type: \"text/plain\" is not JSON; the body must be application/json");
+	expect_error(pre("POST", BASE, BEARER(T_WRITE), NULL), 415, 1001,
+		     "Content-Type: missing; the body must be application/json");
+	expect_error(pre("POST", "/agent/v1/report", BEARER(T_AGENT), "Content-Type",
+			 "application/x-www-form-urlencoded", NULL),
+		     415, 1001, "*");
+	r = pre("POST", BASE, BEARER(T_WRITE), "Content-Type", "Application/JSON ; charset=utf-8", NULL);
+	assert_int_equal(r->answers, 0); /* the body is read */
+	assert_true(r->trusted);
+	done(r);
+	r = pre("POST", "/client/v4/accounts/" ACCOUNT "/pcaps/ownership", "X-Auth-Email", EMAIL, "X-Auth-Key", KEY,
+		"Content-Type", "application/json", NULL);
+	assert_int_equal(r->answers, 0);
+	done(r);
+	r = pre("POST", "/agent/v1/sample", BEARER(T_AGENT), "Content-Type", "application/vnd.tcpdump.pcap", NULL);
+	assert_int_equal(r->answers, 0);
+	done(r);
+	r = pre("POST", "/agent/v1/report", BEARER(T_AGENT), "Content-Type", "application/json", NULL);
+	assert_int_equal(r->answers, 0);
+	assert_true(r->trusted);
+	done(r);
+	/* a GET with a body needs only read */
+	r = pre("GET", BASE, BEARER(T_READ), "Content-Type", "application/json", NULL);
+	assert_int_equal(r->answers, 0);
+	done(r);
+
+	/* the HTTP layer's refusals in the envelope; a 503 may be retried */
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	api_refuse(fx.api, r, 503, 1, "busy: retry");
+	doc = envelope(r);
+	assert_int_equal(r->status, 503);
+	assert_string_equal(header(r, "x-should-retry"), "true");
+	assert_string_equal(header(r, "retry-after"), "1");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(doc, "errors"), 0), "code")),
+			 1011);
+	json_decref(doc);
+	done(r);
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	api_refuse(fx.api, r, 431, 0, "headers: 65 request headers, at most 64");
+	expect_error(r, 431, 1010, "headers: 65 request headers, at most 64");
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	api_refuse(fx.api, r, 414, 0, "URI: 9000 bytes, at most 8192");
+	expect_error(r, 414, 1010, "URI: 9000 bytes, at most 8192");
+	r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	api_refuse(fx.api, r, 400, 0, "query: 1000 parameters, at most 64");
+	expect_error(r, 400, 1002, "query: 1000 parameters, at most 64");
 }
 
 static void test_simple_capture(void **state)
@@ -945,9 +1059,13 @@ static void test_error_items(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),          cmocka_unit_test(test_auth),
-		cmocka_unit_test(test_order_of_checks), cmocka_unit_test(test_simple_capture),
-		cmocka_unit_test(test_list_pages),      cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_order_of_checks),
+		cmocka_unit_test(test_before_body),
+		cmocka_unit_test(test_simple_capture),
+		cmocka_unit_test(test_list_pages),
+		cmocka_unit_test(test_ownership_and_full),
 		cmocka_unit_test(test_error_items),
 	};
 

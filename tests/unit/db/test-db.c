@@ -874,9 +874,9 @@ static void test_buckets(void **state)
 
 	b.filename = NULL;
 	b.challenge = NULL;
-	assert_int_equal(db_bucket_insert(t->db, &a, &err), 0);
-	assert_int_equal(db_bucket_insert(t->db, &b, &err), 0);
-	assert_int_equal(db_bucket_insert(t->db, &c, &err), 0); /* same URI, other account */
+	assert_int_equal(db_bucket_insert(t->db, &a, 0, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &b, 0, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &c, 0, &err), 0); /* same URI, other account */
 
 	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), 0);
 	assert_bucket_equal(&got, &a);
@@ -891,11 +891,11 @@ static void test_buckets(void **state)
 	assert_int_equal(db_bucket_find(t->db, ACC_B, "file:///b/two", &got, &err), -ENOENT);
 
 	BucketRow dup = make_bucket(ACC_A, "44444444444444444444444444444444", "file:///b/one", 40);
-	assert_int_equal(db_bucket_insert(t->db, &dup, &err), -EEXIST);
+	assert_int_equal(db_bucket_insert(t->db, &dup, 0, &err), -EEXIST);
 	BucketRow dupid = make_bucket(ACC_A, a.id, "file:///b/three", 40);
-	assert_int_equal(db_bucket_insert(t->db, &dupid, &err), -EEXIST);
+	assert_int_equal(db_bucket_insert(t->db, &dupid, 0, &err), -EEXIST);
 	BucketRow orphan = make_bucket("cccccccccccccccccccccccccccccccc", "5555", "file:///b/x", 1);
-	assert_int_equal(db_bucket_insert(t->db, &orphan, &err), -ENOENT);
+	assert_int_equal(db_bucket_insert(t->db, &orphan, 0, &err), -ENOENT);
 
 	assert_int_equal(db_bucket_list(t->db, ACC_A, &v, &n, &err), 0);
 	assert_int_equal(n, 2);
@@ -917,8 +917,17 @@ static void test_buckets(void **state)
 	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), 0);
 	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), -ENOENT);
 	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), -ENOENT);
-	assert_int_equal(db_bucket_insert(t->db, &dup, &err), 0); /* URI free again */
+	assert_int_equal(db_bucket_insert(t->db, &dup, 0, &err), 0); /* URI free again */
 	bucket_row_done(NULL);
+
+	/* the per-account bound: A has two, B one */
+	BucketRow third = make_bucket(ACC_A, "66666666666666666666666666666666", "file:///b/six", 50);
+	assert_int_equal(db_bucket_insert(t->db, &third, 2, &err), -EDQUOT);
+	assert_string_equal(err.msg, "db: account " ACC_A " has 2 buckets already");
+	assert_int_equal(db_bucket_get(t->db, ACC_A, third.id, &got, &err), -ENOENT);
+	BucketRow other = make_bucket(ACC_B, "77777777777777777777777777777777", "file:///b/seven", 50);
+	assert_int_equal(db_bucket_insert(t->db, &other, 2, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &third, 3, &err), 0);
 }
 
 /* ---- agents ---- */

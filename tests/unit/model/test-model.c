@@ -147,6 +147,18 @@ static void test_aggregate_failures(void **state)
 					     "Please modify the filter or try again.");
 	job_done(&u);
 
+	/* ... and when its agent was shut down (agent_shutdown) */
+	Job w = {.type = JOB_FULL, .status = JOB_RUNNING};
+
+	q.stop_reason = JOB_STOP_SHUTDOWN;
+	job_aggregate(&w, &q, 1, 3);
+	assert_int_equal(w.status, JOB_FAILED);
+	assert_int_equal(w.stop_reason, JOB_STOP_SHUTDOWN);
+	assert_string_equal(w.error_message, "No packets matched the filter before the agent was stopped. "
+					     "Please modify the filter or try again.");
+	assert_string_equal(job_stop_to_string(w.stop_reason), "agent_shutdown");
+	job_done(&w);
+
 	/* one packet is enough */
 	Job v = {.type = JOB_FULL, .status = JOB_RUNNING, .stop_requested_ns = 9};
 
@@ -243,6 +255,14 @@ static void test_ids_and_names(void **state)
 	assert_int_equal(js, JOB_STOP_USER);
 }
 
+/* 4097 bytes of "tcp or " repeated, as a string literal */
+#define BPF_16 "tcp or tcp or tc"
+#define BPF_256                                                                                                        \
+	BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16
+#define BPF_4097                                                                                                       \
+	BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256        \
+		BPF_256 BPF_256 BPF_256 "p"
+
 static void test_filterjson(void **state)
 {
 	static const struct {
@@ -256,6 +276,8 @@ static void test_filterjson(void **state)
 		 NULL},
 		{"{\"bpf\":\"tcp port 80\"}", NULL},
 		{"{\"source_address\":null}", NULL},
+		{"{\"inner\":true,\"destination_address\":\"192.0.2.1\"}", NULL},
+		{"{\"inner\":1}", "filter_v1.inner: must be true or false"},
 		{"{\"destination_port\":70000}", "filter_v1.destination_port: 70000 is outside 0..65535"},
 		{"{\"destination_port\":true}", "filter_v1.destination_port: must be a number"},
 		{"{\"source_address\":\"300.1.1.1\"}", "filter_v1.source_address"},
@@ -263,6 +285,8 @@ static void test_filterjson(void **state)
 		{"{\"protocol\":256}", "filter_v1.protocol"},
 		{"{\"colour\":1}", "filter_v1.colour: unknown field"},
 		{"[1]", "filter_v1: must be an object"},
+		{"{\"bpf\":7}", "filter_v1.bpf: must be a string"},
+		{"{\"bpf\":\"" BPF_4097 "\"}", "filter_v1.bpf: 4097 bytes, at most 4096"},
 	};
 
 	(void)state;
@@ -328,6 +352,24 @@ static void test_filterjson_empty_strings(void **state)
 	json_decref(o);
 }
 
+/* The expression's own errors name the JSON field, not filter.c's bpf_expr. */
+static void test_filterjson_bpf_names_field(void **state)
+{
+	char expr[FILTER_MAX_EXPR + 2];
+	json_t *o;
+	Filter f;
+	ErrBuf err = {{0}};
+
+	(void)state;
+	memset(expr, 'x', sizeof(expr) - 1);
+	expr[sizeof(expr) - 1] = '\0';
+	o = json_pack("{s:s}", "bpf", expr);
+	assert_non_null(o);
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, NULL, &err), -E2BIG);
+	assert_string_equal(err.msg, "filter_v1.bpf: 4097 bytes, at most 4096");
+	json_decref(o);
+}
+
 static void test_filterjson_canonical_roundtrip(void **state)
 {
 	json_t *o = json_loads("{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}", 0, NULL);
@@ -352,6 +394,27 @@ static void test_filterjson_canonical_roundtrip(void **state)
 	json_decref(o);
 }
 
+/* "inner" reaches the clause, and survives the canonical text. */
+static void test_filterjson_inner(void **state)
+{
+	Filter f, g;
+	ErrBuf err;
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(filterjson_parse_text("{\"inner\":true,\"destination_port\":53}", &f, &err), 0);
+	assert_int_equal(f.n_clauses, 1);
+	assert_true(f.clauses[0].inner);
+	/* and on to the agents in the neutral form */
+	assert_int_equal(filtermodel_to_text(&f, &text, &err), 0);
+	assert_string_equal(text, "{\"clauses\":[{\"dport\":[\"53\"],\"inner\":true}]}");
+	free(text);
+	assert_int_equal(filterjson_parse_text("{\"inner\":false,\"destination_port\":53}", &g, &err), 0);
+	assert_false(g.clauses[0].inner);
+	filter_done(&f);
+	filter_done(&g);
+}
+
 /* The neutral form: exact, canonical (written again it is the same text),
  * and what filter_v1 meant. */
 static void test_filtermodel_roundtrip(void **state)
@@ -360,6 +423,7 @@ static void test_filtermodel_roundtrip(void **state)
 		"{}",
 		"{\"clauses\":[{\"src\":[\"192.0.2.0-192.0.2.255\",\"198.51.100.7\"],\"dport\":[\"80\",\"443\"],"
 		"\"proto\":6}]}",
+		"{\"clauses\":[{\"dst\":[\"198.51.100.9\"],\"inner\":true}]}",
 		"{\"clauses\":[{\"src\":[\"2001:db8::-2001:db8::ffff\"],\"sport\":[\"1024-65535\"],\"both\":true},"
 		"{\"dst\":[\"203.0.113.9\"],\"proto\":17}],\"bpf\":\"tcp[13] & 2 != 0\"}",
 	};
@@ -402,6 +466,7 @@ static void test_filtermodel_errors(void **state)
 		{"{\"clauses\":[{\"proto\":256}]}", "filter.clauses[0].proto: *"},
 		{"{\"clauses\":[{\"proto\":\"tcp\"}]}", "filter.clauses[0].proto: must be a whole number 0..255"},
 		{"{\"clauses\":[{\"both\":1}]}", "filter.clauses[0].both: must be true or false"},
+		{"{\"clauses\":[{\"inner\":\"yes\"}]}", "filter.clauses[0].inner: must be true or false"},
 		{"{\"clauses\":[{\"sport\":[\"1\"],\"colour\":1}]}", "filter.clauses[0].colour: unknown field"},
 		{"{\"bpf\":7}", "filter.bpf: must be a string"},
 		{"{\"bpf\":\"a\",\"bpf\":\"b\"}", "filter: invalid JSON*"},
@@ -549,7 +614,9 @@ int main(void)
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
 		cmocka_unit_test(test_filterjson_empty_strings),
+		cmocka_unit_test(test_filterjson_bpf_names_field),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_filterjson_inner),
 		cmocka_unit_test(test_filtermodel_roundtrip),
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),

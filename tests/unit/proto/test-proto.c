@@ -563,7 +563,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"stop_reason\":\"tired\"}]}",
 					 NULL),
-			    "jobs[0].stop_reason: must be none, time, packets, bytes, user or error");
+			    "jobs[0].stop_reason: must be none, time, packets, bytes, user, agent_shutdown or error");
 	memset(long_error, 'e', sizeof(long_error));
 	memcpy(long_error, "{\"name\":\"a\",\"version\":\"", 23);
 	memcpy(long_error + sizeof(long_error) - 4, "\"}", 3);
