@@ -13,10 +13,12 @@
  *
  * Job phases (AgentJob.phase):
  *
- *   STARTING ──► CAPTURING ──► UPLOADING ──► FINISHED (rep.state done|failed)
- *       └────────────┴─────────────┴──────────────► FINISHED (failed)
+ *   STARTING ──► CAPTURING ──► CAPTURED ──► UPLOADING ──► FINISHED (rep.state done|failed)
+ *       └────────────┴────────────┴────────────┴──────────────► FINISHED (failed)
  *
- * STARTING and CAPTURING are both reported as "running". A FINISHED job's
+ * STARTING and CAPTURING are both reported as "running", CAPTURED (the
+ * capture ended, the spool file is complete and waits for its upload) as
+ * "captured", UPLOADING as "uploading" (model/job.h, part states). A FINISHED job's
  * record is on disk before the phase is published, so an acknowledgement can
  * only come for a job whose record exists; the ack removes both.
  *
@@ -44,6 +46,7 @@ typedef struct Agent Agent;
 typedef enum JobPhase {
 	JOB_PHASE_STARTING,
 	JOB_PHASE_CAPTURING,
+	JOB_PHASE_CAPTURED,
 	JOB_PHASE_UPLOADING,
 	JOB_PHASE_FINISHED,
 } JobPhase;

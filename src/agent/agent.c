@@ -611,8 +611,9 @@ static void recover(Agent *a)
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
 		if (!part_state_terminal(job->rep.state)) {
-			const char *why = job->rep.state == PART_UPLOADING ? "agent restarted during the upload"
-									   : "agent restarted during the capture";
+			const char *why = job->rep.state == PART_UPLOADING  ? "agent restarted during the upload"
+					  : job->rep.state == PART_CAPTURED ? "agent restarted before the upload"
+									    : "agent restarted during the capture";
 
 			job->rep.state = PART_FAILED;
 			job->rep.stop_reason = JOB_STOP_ERROR;

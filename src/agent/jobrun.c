@@ -127,8 +127,10 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 		job->rep.drops = st->kernel_drops;
 		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
 	}
-	job->rep.state = phase == JOB_PHASE_UPLOADING ? PART_UPLOADING : PART_RUNNING;
-	if (phase == JOB_PHASE_UPLOADING)
+	job->rep.state = phase == JOB_PHASE_UPLOADING  ? PART_UPLOADING
+			 : phase == JOB_PHASE_CAPTURED ? PART_CAPTURED
+						       : PART_RUNNING;
+	if (phase == JOB_PHASE_CAPTURED || phase == JOB_PHASE_UPLOADING)
 		a->report_due = true; /* starting and capturing both read "running": no change to report */
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
@@ -238,7 +240,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	if (r == 0)
 		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
 	/* Counters stay with the job; cf goes away below. */
-	set_phase(job, r == 0 ? JOB_PHASE_UPLOADING : JOB_PHASE_CAPTURING, NULL, st, *why);
+	set_phase(job, r == 0 ? JOB_PHASE_CAPTURED : JOB_PHASE_CAPTURING, NULL, st, *why);
 out:
 	if (fd >= 0 && close(fd) < 0 && r == 0)
 		r = errbuf_errno(err, "closing %s", spool);
@@ -353,6 +355,7 @@ static void *job_main(void *arg)
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	save_state(job);
+	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	r = upload(bucket, out->target, spool, object, &err);
 	bucket_free(bucket);
 	if (r < 0) {

@@ -18,12 +18,12 @@
 
 #define DEFAULT_LIST_LIMIT 50
 #define LIST_CACHE_SLOTS 64
-#define LIST_KEY_MAX 48 /* dialect name, '/', account */
+#define LIST_KEY_MAX (16 + API_LIST_KEY_MAX) /* dialect name, '/', the dialect's key */
 
-/* The rendered list of one account in one dialect, valid while the service's
- * jobs generation stays what it was when the list was read. A list of 50
- * captures costs about 50 rows and 50 objects to render; most list calls
- * (dashboards, pcapctl --wait loops) see nothing new. */
+/* The rendered list page of one account in one dialect, valid while the
+ * service's jobs generation stays what it was when the list was read. A page
+ * of 50 captures costs about 50 rows and 50 objects to render; most list
+ * calls (dashboards, pcapctl --wait loops) see nothing new. */
 typedef struct ListCache {
 	char key[LIST_KEY_MAX + 1];
 	uint64_t gen;
@@ -49,10 +49,10 @@ static const struct {
 	{"/agent/v1", &agentapi_dialect},
 };
 
-/* "dialect/account" into key; false if it does not fit (then not cached). */
-static bool list_key(const ApiDialect *d, const char *account, char key[LIST_KEY_MAX + 1])
+/* "dialect/key" into out; false if it does not fit (then not cached). */
+static bool list_key(const ApiDialect *d, const char *key, char out[LIST_KEY_MAX + 1])
 {
-	int n = snprintf(key, LIST_KEY_MAX + 1, "%s/%s", d->name, account);
+	int n = snprintf(out, LIST_KEY_MAX + 1, "%s/%s", d->name, key);
 
 	return n > 0 && n <= LIST_KEY_MAX;
 }
@@ -66,13 +66,13 @@ static ListCache *cache_slot(Api *a, const char *key)
 	return &a->cache[h % LIST_CACHE_SLOTS];
 }
 
-bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *account, uint64_t gen)
+bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *list, uint64_t gen)
 {
 	char key[LIST_KEY_MAX + 1];
 	ListCache *c;
 	bool hit;
 
-	if (!list_key(d, account, key))
+	if (!list_key(d, list, key))
 		return false;
 	c = cache_slot(a, key);
 	pthread_mutex_lock(&a->cache_lock);
@@ -83,12 +83,12 @@ bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *
 	return hit;
 }
 
-void api_list_store(Api *a, const ApiDialect *d, const char *account, uint64_t gen, char *body, size_t len)
+void api_list_store(Api *a, const ApiDialect *d, const char *list, uint64_t gen, char *body, size_t len)
 {
 	char key[LIST_KEY_MAX + 1];
 	ListCache *c;
 
-	if (!list_key(d, account, key)) {
+	if (!list_key(d, list, key)) {
 		free(body);
 		return;
 	}

@@ -284,10 +284,9 @@ void service_free(Service *s)
 
 /* ---- jobs ---- */
 
-/* When to try again after a per-account limit: a sample waits for the next
- * slot of the sample interval, a full capture for one to end. */
-#define RETRY_SAMPLE_S 60
-#define RETRY_FULL_S 5
+/* When to try again after the full-capture limit when no active capture has
+ * a time limit to wait for (an open-ended capture of another dialect). */
+#define RETRY_UNKNOWN_S 60
 
 /* Every bucket a full job writes to must be one the account registered and
  * validated (service_bucket_*). (A store the controller holds credentials
@@ -346,20 +345,35 @@ static int check_request(Service *s, Job *j, ApiError *e)
 	return 0;
 }
 
-/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY. */
+/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY, whose
+ * retry_after_s is the real wait and whose message says the same number: the
+ * rest of the sample interval, or until the soonest active full capture
+ * reaches its time limit (it may end sooner: stopped, or by another limit). */
 static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, ApiError *e)
 {
 	ErrBuf err = {{0}};
+	int64_t after_ns = 0, wait_ns;
+	uint32_t wait_s;
 	int r;
 
-	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &err);
+	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &after_ns, &err);
 	service_jobs_changed(s);
-	if (r == -EBUSY) {
-		apierror_set(e, API_ERR_BUSY, NULL, "%s", err.msg);
-		e->retry_after_s = j->type == JOB_SIMPLE ? RETRY_SAMPLE_S : RETRY_FULL_S;
-		return r;
-	}
-	return r < 0 ? service_internal(e, r, &err) : 0;
+	if (r != -EBUSY)
+		return r < 0 ? service_internal(e, r, &err) : 0;
+	wait_ns = after_ns - j->submitted_ns;
+	/* Whole seconds, rounded up (never before the slot), at least 1. */
+	wait_s = wait_ns > 0 ? (uint32_t)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC) : 1;
+	if (j->type == JOB_SIMPLE)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; next allowed in %u s", err.msg, wait_s);
+	else if (!after_ns)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; try again in %u s", err.msg, wait_s = RETRY_UNKNOWN_S);
+	else if (wait_ns > 0)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest reaches its time limit in %u s", err.msg, wait_s);
+	else
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest is delivering its files: try again in %u s",
+			     err.msg, wait_s);
+	e->retry_after_s = wait_s;
+	return r;
 }
 
 int service_job_create(Service *s, Job *j, ApiError *e)
@@ -462,10 +476,11 @@ int service_job_get(Service *s, const char *account, const char *id, Job *ret, J
 	return 0;
 }
 
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e)
 {
 	ErrBuf err = {{0}};
-	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+	int r = db_job_list(s->cfg.db, account, offset, limit, ret, ret_n, ret_total, &err);
 
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }

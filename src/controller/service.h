@@ -88,8 +88,11 @@ int service_job_create(Service *s, Job *j, ApiError *e);
 int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
 		    ApiError *e);
 
-/* The newest `limit` jobs of the account, newest first (free with jobs_free). */
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e);
+/* A page of the account's jobs, newest first: `limit` of them after the
+ * newest `offset` (free with jobs_free); *ret_total gets how many the account
+ * has in all, counted with the page. */
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e);
 
 /* Sets stop_requested (once) on a non-terminal full job and tells its agents;
  * ret gets the job after the change. API_ERR_NOT_FOUND, API_ERR_CONFLICT
@@ -120,7 +123,8 @@ uint64_t service_jobs_generation(Service *s);
  * is "file:///r/b1"), here, in validate and in service_job_create. */
 int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
-/* The account's buckets, oldest first (free with bucket_rows_free). */
+/* The account's buckets, newest first as its captures are (free with
+ * bucket_rows_free). */
 int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e);
 
 /* Validates the account's bucket uri with the proof given (see

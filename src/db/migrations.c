@@ -28,6 +28,16 @@
  *   jobs.continuous, file_count, file_size, session_limit
  *                                          continuous mode: 0 off, 1 keep
  *                                          every file, 2 ring buffer
+ *
+ * Version 3 (the part state "captured", between running and uploading):
+ *   parts.state                            0 assigned, 1 running, 2 captured,
+ *                                          3 uploading, 4 done, 5 failed,
+ *                                          6 lost (stored 2..5 become 3..6;
+ *                                          the table is rebuilt for its CHECK)
+ *
+ * Version 4:
+ *   jobs.echo_json                         what the creating dialect renders
+ *                                          back as it was asked (job.h)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +47,8 @@
 #include "db/migrations.h"
 
 _Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are spelt 4 and 5 in the schema");
-_Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5, "terminal part states are 3, 4 and 5");
+_Static_assert(PART_CAPTURED == 2 && PART_DONE == 4 && PART_FAILED == 5 && PART_LOST == 6,
+	       "part states are 0..6, the terminal ones 4, 5 and 6 (since version 3)");
 _Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
 _Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
 
@@ -125,6 +136,27 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
 	"  WHERE destination_conf IS NOT NULL;"
 	"ALTER TABLE jobs DROP COLUMN destination_conf;",
+	/* 3: the part state "captured" (2); uploading, done, failed, lost move up. */
+	"CREATE TABLE parts_v3 ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent TEXT NOT NULL,"
+	"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 6),"
+	"  packets INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  drops INTEGER NOT NULL,"
+	"  stop_reason INTEGER NOT NULL,"
+	"  object TEXT,"
+	"  error TEXT,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (job_id, agent)"
+	");"
+	"INSERT INTO parts_v3 SELECT job_id, agent, CASE WHEN state >= 2 THEN state + 1 ELSE state END, packets, "
+	"  bytes, drops, stop_reason, object, error, updated_ns FROM parts;"
+	"DROP TABLE parts;"
+	"ALTER TABLE parts_v3 RENAME TO parts;"
+	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (4, 5, 6);",
+	/* 4: the request's own spellings, for its dialect to echo. */
+	"ALTER TABLE jobs ADD COLUMN echo_json TEXT;",
 };
 
 int db_schema_version(void)
