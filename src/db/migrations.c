@@ -28,6 +28,17 @@
  *   jobs.continuous, file_count, file_size, session_limit
  *                                          continuous mode: 0 off, 1 keep
  *                                          every file, 2 ring buffer
+ *
+ * Version 3 (named captures, what the Azure dialect shows):
+ *   jobs.started_ns                        when the first agent captured
+ *   jobs.name_group, name_watcher, name    a named resource's name (NULL for
+ *                                          captures known by id only), unique
+ *                                          per account, group and watcher
+ *                                          without regard to case
+ *   jobs.request                           the creating dialect's request,
+ *                                          canonical, echoed back
+ *   parts.failure                          why a failed part failed (job.h
+ *                                          PartFailure, 0..4)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +51,7 @@ _Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are s
 _Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5, "terminal part states are 3, 4 and 5");
 _Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
 _Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
+_Static_assert(PART_FAIL_NONE == 0 && PART_FAIL_INTERNAL == 4, "part failures are 0..4");
 
 static const char *const migrations[] = {
 	/* 1: the first schema. */
@@ -125,6 +137,15 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
 	"  WHERE destination_conf IS NOT NULL;"
 	"ALTER TABLE jobs DROP COLUMN destination_conf;",
+	/* 3: named captures, start time, why a part failed. */
+	"ALTER TABLE jobs ADD COLUMN started_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN name_group TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name_watcher TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name TEXT;"
+	"ALTER TABLE jobs ADD COLUMN request TEXT;"
+	"ALTER TABLE parts ADD COLUMN failure INTEGER NOT NULL DEFAULT 0 CHECK (failure BETWEEN 0 AND 4);"
+	"CREATE UNIQUE INDEX jobs_by_name ON jobs(account, name_group COLLATE NOCASE, "
+	"  name_watcher COLLATE NOCASE, name COLLATE NOCASE) WHERE name IS NOT NULL;",
 };
 
 int db_schema_version(void)
