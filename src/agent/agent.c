@@ -195,10 +195,13 @@ static int snapshot_locked(Agent *a, AgentJobReport **ret, size_t *ret_n)
 		AgentJob *job = a->table.v[i].job;
 
 		v[i] = job->rep;
-		if (job->cf) {
+		if (job->cf || job->rot) {
 			CaptureStats st;
 
-			capfile_stats(job->cf, &st);
+			if (job->cf)
+				capfile_stats(job->cf, &st);
+			else
+				caprot_stats(job->rot, &st, NULL);
 			v[i].packets = st.packets;
 			v[i].bytes = st.bytes;
 			v[i].drops = st.kernel_drops;
@@ -616,7 +619,9 @@ static void recover(Agent *a)
 
 			job->rep.state = PART_FAILED;
 			job->rep.stop_reason = JOB_STOP_ERROR;
+			job->rep.failure = PART_FAIL_INTERNAL;
 			memcpy(job->rep.error, why, strlen(why) + 1);
+			outputs_recover(a, job->rep.id);
 			if (jobstore_save(a->store, &job->rep, &err) < 0)
 				log_warning("job %s: %s", job->rep.id, err.msg);
 			log_warning("job %s failed: %s", job->rep.id, why);

@@ -45,6 +45,7 @@ extern char **environ;
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
 	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
+	const char *local_root;  /* the agent's --local-root; NULL = DATA/captures */
 } UpArgs;
 
 typedef struct Creds {
@@ -57,11 +58,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR]\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
-		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
+		"data in ./var, file:// buckets below ./var/buckets, captures into files on this\n"
+		"machine (Azure filePath, localPath: /var/captures/X) as ./var/captures/X\n"
+		"(--local-root DIR: DIR/X). Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
 		"(default %u; 0 = no recorder).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"colo", required_argument, NULL, 'c'},
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
+		{"local-root", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -122,6 +126,13 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			a->sample_rate = optarg;
 			break;
 		}
+		case 'l':
+			if (!optarg[0]) {
+				log_error("--local-root: empty path");
+				return 2;
+			}
+			a->local_root = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -329,6 +340,7 @@ int cmd_up(int argc, char **argv)
 	UpArgs a = {0};
 	Creds c = {{0}};
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
+	char captures[4096];
 	char local[264];
 	char envtok[128];
 	ErrBuf err = {{0}};
@@ -348,7 +360,8 @@ int cmd_up(int argc, char **argv)
 	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
 	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
 	    cli_path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
-	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
+	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0 ||
+	    cli_path_join(captures, sizeof(captures), a.data, "captures") < 0) {
 		log_error("--data: cannot use %s: %s", a.data, strerror(errno ? errno : ENAMETOOLONG));
 		return 1;
 	}
@@ -409,7 +422,7 @@ int cmd_up(int argc, char **argv)
 	snprintf(url, sizeof(url), "http://%s", local);
 	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
 	{
-		char *aargv[20];
+		char *aargv[24];
 		size_t n = 0;
 
 		aargv[n++] = "pcapd";
@@ -426,6 +439,8 @@ int cmd_up(int argc, char **argv)
 		aargv[n++] = agentdir;
 		aargv[n++] = "--bucket-root";
 		aargv[n++] = root;
+		aargv[n++] = "--local-root";
+		aargv[n++] = a.local_root ? (char *)a.local_root : captures;
 		if (a.sample_rate) {
 			aargv[n++] = "--sample-rate";
 			aargv[n++] = (char *)a.sample_rate;

@@ -529,8 +529,10 @@ static int check_outputs(const Job *j, ErrBuf *err)
 		if (n == 0 || n > JOB_OUTPUT_TARGET_MAX)
 			return errbuf_set(err, -EINVAL, "outputs[%zu].target: must be 1..%u bytes", i,
 					  JOB_OUTPUT_TARGET_MAX);
-		if (o->kind == JOB_OUTPUT_FILE && o->target[0] != '/')
-			return errbuf_set(err, -EINVAL, "outputs[%zu].target: a file's path must be absolute", i);
+		if (o->kind == JOB_OUTPUT_FILE && (strncmp(o->target, JOB_FILE_ROOT "/", sizeof(JOB_FILE_ROOT)) != 0 ||
+						   !o->target[sizeof(JOB_FILE_ROOT)]))
+			return errbuf_set(err, -EINVAL,
+					  "outputs[%zu].target: a file's path must lie below " JOB_FILE_ROOT, i);
 	}
 	return 0;
 }

@@ -49,6 +49,7 @@
 #define JOB_MAX_OUTPUTS 4u            /* outputs of one capture */
 #define JOB_MAX_FILE_COUNT 10000u     /* files of a continuous capture */
 #define JOB_OUTPUT_TARGET_MAX 2048u   /* bytes of an output's URI or path */
+#define JOB_FILE_ROOT "/var/captures" /* file outputs lie below it; each agent maps it to its --local-root */
 #define JOB_NAME_MAX 90u              /* bytes of each part of a resource name (Azure's resource groups) */
 #define JOB_REQUEST_MAX (64u * 1024u) /* bytes of a dialect's stored request */
 
@@ -93,7 +94,7 @@ typedef enum JobOutputKind {
 /* Where a full capture's packets go; a capture has one or more. */
 typedef struct JobOutput {
 	JobOutputKind kind;
-	char *target; /* owned: the bucket's URI, or the file's absolute path on the agent */
+	char *target; /* owned: the bucket's URI, or the file's path below JOB_FILE_ROOT on the agent */
 } JobOutput;
 
 /* Which agents a full capture runs on. Used when it is created (the parts
@@ -211,7 +212,7 @@ int job_outputs_from_text(const char *text, Job *j);
 
 /* The model's invariants on a request (any dialect), checked before it is
  * stored: limits within the model's bounds, outputs (full: 1..JOB_MAX_OUTPUTS,
- * each with a target; files absolute paths), continuous settings (full
+ * each with a target; files below JOB_FILE_ROOT), continuous settings (full
  * only), the target's kind (include and exclude only for a colo), a name
  * (all three parts or none, each 1..JOB_NAME_MAX printable bytes without '/')
  * and the request's size. -EINVAL with err naming the model's field first

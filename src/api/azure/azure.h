@@ -30,7 +30,7 @@
 #define AZ_SUBSCRIPTION_LEN 36          /* 8-4-4-4-12 hex digits */
 #define AZ_GROUP_MAX 90u                /* resource group names (ARM) */
 #define AZ_NAME_MAX 80u                 /* network watcher and capture names */
-#define AZ_FILE_ROOT "/var/captures"    /* filePath and localPath live below it */
+#define AZ_FILE_ROOT JOB_FILE_ROOT      /* filePath and localPath live below it */
 #define AZ_PATH_MAX 1024u               /* bytes of a filePath or localPath */
 #define AZ_SCOPE_MAX 1024u              /* names in scope.include or scope.exclude */
 #define AZ_TIME_LIMIT_MAX 18000u

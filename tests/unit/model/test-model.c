@@ -338,7 +338,7 @@ static void test_job_check_and_outputs(void **state)
 	assert_string_equal(job_bucket(&j), "file:///srv/b");
 	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "captures/x.cap"), 0);
 	assert_int_equal(job_check(&j, &err), -EINVAL);
-	assert_string_equal(err.msg, "outputs[1].target: a file's path must be absolute");
+	assert_string_equal(err.msg, "outputs[1].target: a file's path must lie below /var/captures");
 	free(j.outputs[1].target);
 	j.outputs[1].target = strdup("/var/captures/x.cap");
 	assert_int_equal(job_check(&j, &err), 0);
