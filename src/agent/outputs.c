@@ -18,8 +18,8 @@
  * A user reading the directory sees only whole files, so the last minutes of
  * a week-long session can be read while it runs. A capture that fails keeps
  * what it published and publishes the file it was writing if that holds a
- * packet (whole records only, as the writer guarantees). A file left empty by
- * the end of a capture right after a rotation is dropped.
+ * packet (whole records only, as the writer guarantees); an empty one is
+ * dropped. A capture that saw nothing publishes its one empty file.
  *
  * Safety: the path is checked again here (no empty, "." or ".." segment) and
  * every directory below DIR is created and entered with O_NOFOLLOW, so a
@@ -244,8 +244,8 @@ static int file_open(void *ctx, uint64_t index, int *ret_fd, ErrBuf *err)
 	return 0;
 }
 
-/* Publishes the finished file f (or drops it: empty after a rotation, or
- * empty and failed); a ring then loses its oldest file. */
+/* Publishes the finished file f (or drops it: empty and failed); a ring then
+ * loses its oldest file. */
 static int file_close(void *ctx, int fd, const CapRotateFile *f, ErrBuf *err)
 {
 	Outputs *o = ctx;

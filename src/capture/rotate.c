@@ -134,6 +134,8 @@ static int sink_packet(void *ctx, unsigned worker, const CapturePacket *p)
 	int rc;
 
 	(void)worker;
+	if (!r->batch)
+		return -EIO; /* a rotation failed: the capture is ending */
 	if (r->cfg.file_size && r->packets > 0 && r->size + rec > r->cfg.file_size) {
 		rc = finish_file(r, true, &r->err);
 		if (rc == 0)
@@ -154,7 +156,7 @@ static int sink_block_done(void *ctx, unsigned worker)
 	CapRotate *r = ctx;
 
 	(void)worker;
-	return pcapwr_flush(r->batch, &r->err);
+	return r->batch ? pcapwr_flush(r->batch, &r->err) : -EIO;
 }
 
 int caprot_run(CapRotate *r, const volatile sig_atomic_t *stop, StopReason *ret_reason, ErrBuf *err)

@@ -20,9 +20,8 @@
  *
  * Sizes: a file holds at most file_size bytes, headers included, unless its
  * first record alone is larger (a record is never split). file_size 0: one
- * file for the whole capture. An empty last file (the capture ended right
- * after a rotation) is closed as complete with 0 records; the caller may drop
- * it.
+ * file for the whole capture. A file is begun only for a record that goes
+ * into it, so only the first file can be empty (a capture that saw nothing).
  *
  * One writer thread: cfg.capture.workers must be 0 or 1. caprot_stats() may
  * be called from any thread while caprot_run() runs, and after it.

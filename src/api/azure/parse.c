@@ -445,9 +445,20 @@ static int get_storage(const json_t *v, const char *account, bool continuous, Jo
 
 	if (!v)
 		return errbuf_set(err, -EINVAL, "properties.storageLocation: required");
+	static const char *const what[] = {"a storage account's resource id", "a blob URL",
+					   "a file below " AZ_FILE_ROOT ", such as " AZ_FILE_ROOT "/capture.cap",
+					   "a file below " AZ_FILE_ROOT ", such as " AZ_FILE_ROOT "/capture.cap"};
+
 	r = collect(v, "properties.storageLocation", names, 4, vals, err);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < 4; i++) {
+		char field[64];
+
+		snprintf(field, sizeof(field), "properties.storageLocation.%s", names[i]);
+		if (vals[i] && (r = need_string(field, vals[i], what[i], err)) < 0)
+			return r;
+	}
 	if (!continuous && vals[3])
 		return errbuf_set(err, -EINVAL,
 				  "properties.storageLocation.localPath: only for continuous captures "
