@@ -58,7 +58,8 @@ typedef struct AgentJob {
 	CapRotate *rot;             /* under Agent.lock: the same for a capture into local files */
 	volatile sig_atomic_t stop; /* set by a stop request or shutdown; read by the capture */
 	pthread_t thread;
-	bool has_thread; /* thread started and not joined yet */
+	bool has_thread;      /* thread started and not joined yet */
+	uint64_t accepted_ms; /* monotonic ms when the start was taken (reports wait for the sockets) */
 } AgentJob;
 
 struct Agent {
