@@ -43,6 +43,7 @@ from waits import WAIT, until  # noqa: E402
 
 CONTROLLER_READY = "pcapd: controller listening on"
 API_PREFIX = "/client/v4"
+AZ_VERSION = "2026-01-01"  # what @azure/arm-network 39 sends
 _counter = 0
 
 
@@ -59,6 +60,19 @@ def binary(name):
 
 def random_id():
     return os.urandom(16).hex()
+
+
+def subscription(account_id):
+    """The Azure subscription id of a pcapd account: its 32 hex digits as a UUID."""
+    a = account_id
+    return "%s-%s-%s-%s-%s" % (a[:8], a[8:12], a[12:16], a[16:20], a[20:])
+
+
+def path_of(url):
+    """The path and query of an absolute URL the controller gave (an
+    operation's), to request it again."""
+    i = url.index("/subscriptions/")
+    return url[i:]
 
 
 # --- links: a veth whose root-namespace end an agent captures on -------------
@@ -194,6 +208,32 @@ class Account:
     def call(self, method, suffix="", body=None, token=None, **kw):
         return self.stack.request(method, self.path(suffix), token=token or self.write, body=body, **kw)
 
+    # -- the Azure dialect: the account is the subscription
+
+    @property
+    def subscription(self):
+        return subscription(self.id)
+
+    def arm_path(self, name="", suffix="", group="rg1", watcher="nw1", version=AZ_VERSION):
+        """…/packetCaptures[/name[suffix]]?api-version=version (None: no query)."""
+        from urllib.parse import quote
+        p = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/networkWatchers/%s/packetCaptures" % (
+            self.subscription, quote(group, safe=""), quote(watcher, safe=""))
+        if name:
+            p += "/" + quote(name, safe="%") + suffix
+        return p if version is None else p + "?api-version=" + version
+
+    def arm(self, method, name="", suffix="", body=None, token=None, https=True, **kw):
+        """One request of the Azure dialect (HTTPS, as the SDK requires)."""
+        path_kw = {k: kw.pop(k) for k in ("group", "watcher", "version") if k in kw}
+        return self.stack.request(method, self.arm_path(name, suffix, **path_kw), token=token or self.write,
+                                  body=body, https=https, **kw)
+
+    def vm(self, name, kind="virtualMachines", group="rg1"):
+        """The ARM id of a target."""
+        return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/%s/%s" % (
+            self.subscription, group, kind, name)
+
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -270,13 +310,16 @@ class Agent:
         self.https = https
         self.token_in_env = token_in_env
         self.data = os.path.join(stack.dir, "agent-" + name)
+        # Where the agent writes /var/captures/X (files on its own disk)
+        self.local_root = os.path.join(stack.dir, "local-" + name)
         self.proc = None
 
     def start(self, timeout=WAIT):
         s = self.stack
         url = s.https_url if self.https else s.http_url
         cmd = [binary("pcapd"), "agent", "--controller", url, "--name", self.name, "--colo", self.colo,
-               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root] + self.extra_args
+               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root,
+               "--local-root", self.local_root] + self.extra_args
         env = dict(os.environ)
         if self.token_in_env:
             env["PCAPD_AGENT_TOKEN"] = s.agent_token

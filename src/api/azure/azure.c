@@ -162,7 +162,7 @@ static void capture_put(AzCall *c)
 
 	body = api_request_json(c->req, API_MAX_BODY, &e);
 	if (!body) {
-		arm_error(c->req, &e, NULL, "");
+		arm_error(c->req, &e, NULL, NULL); /* target: body */
 		return;
 	}
 	r = azure_parse_create(body, c->account, &j, &more, &err);
