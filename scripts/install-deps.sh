@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages pcapd's build, tests and benchmarks need, only when
-# one is missing, then the npm packages of the SDK tests (tests/sdk) when they
-# are missing or not the pinned version. Idempotent and quick (one dpkg query,
+# one is missing, then the npm packages of the SDK tests (tests/sdk, tests/azure)
+# when they are missing or not the pinned version. Idempotent and quick (one dpkg query,
 # one file read) when everything is there.
 set -eu
 
@@ -52,4 +52,16 @@ fi
 if [ "$have" != "$want" ]; then
 	echo "install-deps: installing the cloudflare SDK $want (npm ci in tests/sdk)" >&2
 	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# --- the official Azure SDK (@azure/arm-network), pinned in tests/azure/package.json and its lock
+az="$root/tests/azure"
+want=$(sed -n 's/.*"@azure\/arm-network": *"\([^"]*\)".*/\1/p' "$az/package.json" | head -n 1)
+have=""
+if [ -f "$az/node_modules/@azure/arm-network/package.json" ]; then
+	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$az/node_modules/@azure/arm-network/package.json" | head -n 1)
+fi
+if [ "$have" != "$want" ]; then
+	echo "install-deps: installing @azure/arm-network $want (npm ci in tests/azure)" >&2
+	(cd "$az" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -12,9 +12,11 @@ its pid and every namespace deleted in Stack.close(), whatever happened.
 Used three ways:
   - from pytest (test_api.py, test_pcapctl.py): Stack(...).start(), then
     stack.account(), stack.request(...), stack.add_agent(...);
-  - by the SDK suite: `python3 stack.py run -- node --test ...` starts a stack
+  - by the SDK suites: `python3 stack.py run -- node --test ...` starts a stack
     with two agents, exports what the node tests need (PCAPD_SDK_* variables,
     NODE_EXTRA_CA_CERTS), runs the command and tears everything down;
+    `stack.py run --azure -- …` does the same for the Azure SDK tests
+    (PCAPD_AZ_* variables);
   - by hand: `python3 stack.py up` prints the same variables and waits for
     Ctrl-C.
 
@@ -627,6 +629,47 @@ def sdk_stack():
     return s, env
 
 
+def azure_stack():
+    """The stack the Azure SDK tests (tests/azure) run against: TLS (the SDK
+    takes only https), agents vm1 and vm2 in scale set (colo) ss1, each
+    writing /var/captures below its own --local-root; accounts: the main one
+    (write and read tokens), another (its token is another subscription's)
+    and one to reach the per-account limit with (--max-active-full 4)."""
+    limit = 4
+    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", str(limit)]
+              ).start()
+    try:
+        a1 = s.add_agent("vm1", "ss1")
+        a2 = s.add_agent("vm2", "ss1", https=True, token_in_env=True)
+        main, other, limited = s.account(), s.account(), s.account()
+    except BaseException:
+        s.close()
+        raise
+    env = {
+        "PCAPD_AZ_ENDPOINT": s.https_url,
+        "PCAPD_AZ_HTTPS_PORT": str(s.controller.https_port),
+        "PCAPD_AZ_SUBSCRIPTION": main.subscription,
+        "PCAPD_AZ_TOKEN": main.write,
+        "PCAPD_AZ_READ_TOKEN": main.read,
+        "PCAPD_AZ_ACCOUNT_ID": main.id,
+        "PCAPD_AZ_OTHER_SUBSCRIPTION": other.subscription,
+        "PCAPD_AZ_OTHER_TOKEN": other.write,
+        "PCAPD_AZ_LIMITED_SUBSCRIPTION": limited.subscription,
+        "PCAPD_AZ_LIMITED_TOKEN": limited.write,
+        "PCAPD_AZ_LIMIT": str(limit),
+        "PCAPD_AZ_AGENT_TOKEN": s.agent_token,
+        "PCAPD_AZ_VMS": "%s,%s" % (a1.name, a2.name),
+        "PCAPD_AZ_SCALE_SET": "ss1",
+        "PCAPD_AZ_LOCAL_ROOTS": ",".join("%s:%s" % (a.name, a.local_root) for a in (a1, a2)),
+        "PCAPD_AZ_LINKS": ",".join("%s:%s" % (l.ns_a, l.if_a) for l in s.links),
+        "PCAPD_AZ_SEND": os.path.join(HERE, "stack.py"),
+        "PCAPD_AZ_PCAPCTL": binary("pcapctl"),
+        "PCAPD_AZ_CACERT": s.cert,
+        "NODE_EXTRA_CA_CERTS": s.cert,
+    }
+    return s, env
+
+
 def _send_cli(args):
     """stack.py send NS IFACE N DPORT [SIZE]: n UDP frames to dport from the
     namespace's interface (the SDK tests use it to make traffic). Prints the
@@ -644,12 +687,15 @@ def _send_cli(args):
 
 def main(argv):
     if len(argv) < 1 or argv[0] not in ("run", "up", "send"):
-        print("usage: stack.py run -- CMD [ARGS...] | stack.py up | stack.py send NS IFACE N DPORT [SIZE]",
-              file=sys.stderr)
+        print("usage: stack.py run [--azure] -- CMD [ARGS...] | stack.py up [--azure] | "
+              "stack.py send NS IFACE N DPORT [SIZE]", file=sys.stderr)
         return 2
     if argv[0] == "send":
         return _send_cli(argv[1:])
-    s, env = sdk_stack()
+    azure = len(argv) > 1 and argv[1] == "--azure"
+    if azure:
+        argv = argv[:1] + argv[2:]
+    s, env = azure_stack() if azure else sdk_stack()
     try:
         if argv[0] == "up":
             for k, v in sorted(env.items()):
