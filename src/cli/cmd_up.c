@@ -31,6 +31,7 @@
 
 #include "agent/agent.h"
 #include "api/auth.h"
+#include "api/azure/azure.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/io.h"
@@ -313,15 +314,18 @@ static void stop_child(pid_t pid)
 
 static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 {
+	char sub[AZ_SUBSCRIPTION_LEN + 1];
+
+	azure_subscription_of(c->account, sub);
 	printf("\npcapd is up.\n"
-	       "  account   %s\n"
+	       "  account   %s   (Azure subscription %s)\n"
 	       "  token     %s   (write scope%s)\n"
 	       "  API       %s%s%s%s\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
-	       c->account, c->token, first ? "; kept in DATA/credentials.json" : "", url, a->https ? "   https://" : "",
-	       a->https ? a->https : "", a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo,
-	       a->ifaces, a->data);
+	       c->account, sub, c->token, first ? "; kept in DATA/credentials.json" : "", url,
+	       a->https ? "   https://" : "", a->https ? a->https : "",
+	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo, a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
 	       "  B=file://$(realpath %s)/buckets/demo\n"
