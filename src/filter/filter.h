@@ -17,7 +17,15 @@
  *    port set; IPv6 extension headers are walked to reach the transport header;
  *  - a protocol matches the transport protocol (after IPv6 extension headers);
  *  - VLAN-tagged frames (802.1Q, 802.1ad, up to two tags inline) are matched by
- *    their inner headers, whether the kernel stripped the tag or not.
+ *    their inner headers, whether the kernel stripped the tag or not;
+ *  - an `inner` clause also matches a tunnelled packet whose inner packet
+ *    matches it: VXLAN (UDP destination port 4789), GENEVE (UDP 6081, options
+ *    skipped by their length; Ethernet, IPv4 or IPv6 inside) and GRE (IP
+ *    protocol 47, version 0, with or without checksum, key and sequence
+ *    number; Ethernet (0x6558), IPv4 or IPv6 inside), IPv4 or IPv6 outside and
+ *    inside, up to two VLAN tags on an inner Ethernet frame. One level: a tunnel
+ *    inside a tunnel is not opened. Non-first fragments of the outer packet are
+ *    not opened. The pcap-filter expression always tests the outer frame.
  *
  * Parsers are pure (spans in, model out) and name the field and the bound in
  * every error, e.g. "destination_port: 70000 is outside 0..65535".
@@ -61,6 +69,7 @@ typedef struct FilterClause {
 	PortSet sport, dport;
 	int proto;            /* FILTER_PROTO_ANY or an IP protocol number 0..255 */
 	bool both_directions; /* also match with src/dst and sport/dport swapped */
+	bool inner;           /* also match the inner packet of VXLAN, GENEVE, GRE */
 } FilterClause;
 
 typedef struct Filter {

@@ -49,23 +49,7 @@ int hist_path(const HistStore *s, const char *name, char *out, size_t cap, ErrBu
 
 int hist_write_all_at(const IoOps *io, int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
-		ssize_t n = io->pwritev(io, fd, &iov, 1, (off_t)off);
-
-		if (n == -EINTR)
-			continue;
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return io_pwrite_all(io, fd, buf, len, off);
 }
 
 int hist_fsync_dir(HistStore *s, ErrBuf *err)

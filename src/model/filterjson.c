@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * filter_v1 (+ pcapd extensions) ⇄ the filter model. One clause; the pcap-filter
- * expression in "bpf" is ANDed with it (filter.h).
+ * expression in "bpf" is ANDed with it (filter.h); "inner": true makes the
+ * clause match tunnelled packets by their inner headers too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -86,6 +87,11 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 		} else if (strcmp(key, "protocol") == 0) {
 			r = parse_proto(field, v, &c.proto, err);
 			have_clause = true;
+		} else if (strcmp(key, "inner") == 0) {
+			if (!json_is_boolean(v))
+				r = errbuf_set(err, -EINVAL, "%s: must be true or false", field);
+			else
+				c.inner = json_is_true(v);
 		} else if (strcmp(key, "bpf") == 0) {
 			if (!json_is_string(v))
 				r = errbuf_set(err, -EINVAL, "%s: must be a string (a pcap-filter expression)", field);
@@ -94,7 +100,7 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 		} else {
 			r = errbuf_set(err, -EINVAL,
 				       "%s: unknown field (expected source_address, destination_address, "
-				       "source_port, destination_port, protocol or bpf)",
+				       "source_port, destination_port, protocol, inner or bpf)",
 				       field);
 		}
 		if (r < 0)

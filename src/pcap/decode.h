@@ -3,7 +3,8 @@
 
 /*
  * Pure decoder for classic pcap (µs and ns magic, both byte orders) and pcapng
- * (SHB, IDB, EPB, SPB, obsolete PB; every other block skipped; several sections,
+ * (SHB, IDB with if_name/if_description, EPB, SPB, obsolete PB, ISB; every other
+ * block skipped; several sections,
  * each with its own byte order). It never touches a file or socket: the caller
  * hands it the stream in order, as spans, and it decodes one item at a time.
  * That makes it unit-testable and fuzzable in memory (tests/fuzz/).
@@ -16,6 +17,7 @@
  *  - the decoder holds no pointer into the caller's spans between calls.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,11 +32,31 @@
 
 typedef struct PcapDecoder PcapDecoder;
 
+/* Interface statistics (pcapng ISB options; PcapIfStats.have says which). */
+enum {
+	PCAP_STAT_IFRECV = 1u,
+	PCAP_STAT_IFDROP = 2u,
+	PCAP_STAT_START = 4u,
+	PCAP_STAT_END = 8u,
+};
+
+typedef struct PcapIfStats {
+	unsigned have;     /* PCAP_STAT_* bits of the fields below that are known */
+	uint64_t ifrecv;   /* packets received by the interface */
+	uint64_t ifdrop;   /* packets dropped by the interface or the kernel for lack of room */
+	uint64_t start_ns; /* capture start, ns since the epoch */
+	uint64_t end_ns;   /* capture end */
+} PcapIfStats;
+
 /* What an input says about one of its interfaces (classic pcap: the file header). */
 typedef struct PcapInterfaceInfo {
-	uint32_t linktype; /* LINKTYPE_* */
-	uint32_t snaplen;  /* effective: 0 and over-large values become PCAP_MAX_SNAPLEN */
-	uint64_t tsresol;  /* timestamp units per second in the input (1000000, 1000000000, ...) */
+	uint32_t linktype;       /* LINKTYPE_* */
+	uint32_t snaplen;        /* effective: 0 and over-large values become PCAP_MAX_SNAPLEN */
+	uint64_t tsresol;        /* timestamp units per second in the input (1000000, 1000000000, ...) */
+	bool tsresol_bin;        /* tsresol is a power of two (pcapng if_tsresol with the top bit) */
+	const char *name;        /* pcapng if_name, or NULL; valid until the decoder is freed */
+	const char *description; /* pcapng if_description, or NULL; same */
+	PcapIfStats stats;       /* the last ISB seen for the interface (have = 0: none) */
 } PcapInterfaceInfo;
 
 enum {

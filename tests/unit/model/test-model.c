@@ -194,6 +194,8 @@ static void test_filterjson(void **state)
 		 NULL},
 		{"{\"bpf\":\"tcp port 80\"}", NULL},
 		{"{\"source_address\":null}", NULL},
+		{"{\"inner\":true,\"destination_address\":\"192.0.2.1\"}", NULL},
+		{"{\"inner\":1}", "filter_v1.inner: must be true or false"},
 		{"{\"destination_port\":70000}", "filter_v1.destination_port: 70000 is outside 0..65535"},
 		{"{\"destination_port\":true}", "filter_v1.destination_port: must be a number"},
 		{"{\"source_address\":\"300.1.1.1\"}", "filter_v1.source_address"},
@@ -253,6 +255,27 @@ static void test_filterjson_canonical_roundtrip(void **state)
 	json_decref(o);
 }
 
+/* "inner" reaches the clause, and survives the canonical text. */
+static void test_filterjson_inner(void **state)
+{
+	Filter f, g;
+	ErrBuf err;
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(filterjson_parse_text("{\"inner\":true,\"destination_port\":53}", &f, &err), 0);
+	assert_int_equal(f.n_clauses, 1);
+	assert_true(f.clauses[0].inner);
+	/* and on to the agents in the neutral form */
+	assert_int_equal(filtermodel_to_text(&f, &text, &err), 0);
+	assert_string_equal(text, "{\"clauses\":[{\"dport\":[\"53\"],\"inner\":true}]}");
+	free(text);
+	assert_int_equal(filterjson_parse_text("{\"inner\":false,\"destination_port\":53}", &g, &err), 0);
+	assert_false(g.clauses[0].inner);
+	filter_done(&f);
+	filter_done(&g);
+}
+
 /* The neutral form: exact, canonical (written again it is the same text),
  * and what filter_v1 meant. */
 static void test_filtermodel_roundtrip(void **state)
@@ -261,6 +284,7 @@ static void test_filtermodel_roundtrip(void **state)
 		"{}",
 		"{\"clauses\":[{\"src\":[\"192.0.2.0-192.0.2.255\",\"198.51.100.7\"],\"dport\":[\"80\",\"443\"],"
 		"\"proto\":6}]}",
+		"{\"clauses\":[{\"dst\":[\"198.51.100.9\"],\"inner\":true}]}",
 		"{\"clauses\":[{\"src\":[\"2001:db8::-2001:db8::ffff\"],\"sport\":[\"1024-65535\"],\"both\":true},"
 		"{\"dst\":[\"203.0.113.9\"],\"proto\":17}],\"bpf\":\"tcp[13] & 2 != 0\"}",
 	};
@@ -303,6 +327,7 @@ static void test_filtermodel_errors(void **state)
 		{"{\"clauses\":[{\"proto\":256}]}", "filter.clauses[0].proto: *"},
 		{"{\"clauses\":[{\"proto\":\"tcp\"}]}", "filter.clauses[0].proto: must be a whole number 0..255"},
 		{"{\"clauses\":[{\"both\":1}]}", "filter.clauses[0].both: must be true or false"},
+		{"{\"clauses\":[{\"inner\":\"yes\"}]}", "filter.clauses[0].inner: must be true or false"},
 		{"{\"clauses\":[{\"sport\":[\"1\"],\"colour\":1}]}", "filter.clauses[0].colour: unknown field"},
 		{"{\"bpf\":7}", "filter.bpf: must be a string"},
 		{"{\"bpf\":\"a\",\"bpf\":\"b\"}", "filter: invalid JSON*"},
@@ -487,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_filterjson_inner),
 		cmocka_unit_test(test_filtermodel_roundtrip),
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),
