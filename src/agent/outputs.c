@@ -46,6 +46,8 @@
 #include "common/io.h"
 #include "common/log.h"
 
+#define OUTPUTS_SPOOL_MIN (64ull << 20) /* files this large or larger use the writer's spool */
+
 typedef struct Outputs {
 	AgentJob *job;
 	int dirfd;               /* the file's directory, entered without following links */
@@ -327,8 +329,11 @@ static int capture(Outputs *o, CapSetup *setup, ErrBuf *err)
 		return r;
 	rc.capture = setup->capture;
 	rc.format = setup->format;
-	rc.direct = true;
 	rc.file_size = job->spec.continuous.on ? job->spec.continuous.file_size : 0;
+	/* The writer's spool (a thread, 16 MiB of buffers, preallocation in
+	 * 64 MiB steps) pays for itself on large files; a ring of small ones is
+	 * written plainly. */
+	rc.direct = rc.file_size == 0 || rc.file_size >= OUTPUTS_SPOOL_MIN;
 	rc.ops = &file_ops;
 	rc.ctx = o;
 	r = caprot_open(&rc, &rot, err);

@@ -25,7 +25,7 @@
 #define VM "\"target\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1\""
 #define VMSS                                                                                                           \
 	"\"target\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/"   \
-					   "ss\""
+	"ss\""
 #define FILEPATH "\"storageLocation\":{\"filePath\":\"/var/captures/a.cap\"}"
 #define LOCALPATH "\"storageLocation\":{\"localPath\":\"/var/captures/ring.cap\"}"
 #define P(x) "{\"properties\":{" x "}}"
