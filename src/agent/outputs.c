@@ -127,6 +127,8 @@ static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, Er
 	rel = file->target + sizeof(root) - 1;
 	base = strrchr(rel, '/');
 	base = base ? base + 1 : rel;
+	if (!base[0] || !strcmp(base, ".") || !strcmp(base, ".."))
+		return fail(o, PART_FAIL_FILE, err, -EINVAL, "%.200s: not a file's name", file->target);
 	dot = strrchr(base, '.');
 	if (!dot || dot == base)
 		dot = base + strlen(base);
