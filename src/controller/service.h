@@ -120,9 +120,9 @@ int service_job_list_named(Service *s, const char *account, const char *group, c
 int service_job_delete_named(Service *s, const char *account, const JobName *n, Job *ret, ApiError *e);
 
 /* Whether the job's state as stored now reflects what its agents knew at
- * since_real_ns (CLOCK_REALTIME): every agent with a part that is not final
- * has reported since, or is offline (its part will be lost). A final job is
- * always gathered. ret gets the job and (ret_parts not NULL) its parts.
+ * since_real_ns (CLOCK_REALTIME): every agent with a capturing part
+ * (running, uploading) has reported since, or is offline (its part will be
+ * lost). A final job is always gathered. ret gets the job and (ret_parts not NULL) its parts.
  * API_ERR_NOT_FOUND ("id"). */
 int service_job_gathered(Service *s, const char *account, const char *id, int64_t since_real_ns, bool *ret_gathered,
 			 Job *ret, JobPart **ret_parts, size_t *ret_n, ApiError *e);
