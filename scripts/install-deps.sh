@@ -1,8 +1,9 @@
 #!/bin/sh
-# Installs the Debian packages pcapd's build, tests and benchmarks need, only when
-# one is missing, then the npm packages of the SDK tests (tests/sdk, tests/azure)
-# when they are missing or not the pinned version. Idempotent and quick (one dpkg query,
-# one file read) when everything is there.
+# Installs the Debian packages pcapd's build, tests and benchmarks need (among
+# them chromium for the browser tests), only when one is missing, then the npm
+# packages of the SDK tests (tests/sdk, tests/azure) and the browser tests
+# (tests/web) when they are missing or not the pinned version. Idempotent and
+# quick (one dpkg query, three file reads) when everything is there.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +13,7 @@ PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       libsqlite3-dev libcap-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
       python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time
-      openssl wrk stress-ng"
+      openssl wrk stress-ng chromium"
 # node v20+ may come from outside Debian (nodesource, a tarball); Debian's
 # nodejs and npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then
@@ -42,26 +43,22 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# --- the official Cloudflare SDK, pinned in tests/sdk/package.json and its lock
-sdk="$root/tests/sdk"
-want=$(sed -n 's/.*"cloudflare": *"\([^"]*\)".*/\1/p' "$sdk/package.json" | head -n 1)
-have=""
-if [ -f "$sdk/node_modules/cloudflare/package.json" ]; then
-	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$sdk/node_modules/cloudflare/package.json" | head -n 1)
-fi
-if [ "$have" != "$want" ]; then
-	echo "install-deps: installing the cloudflare SDK $want (npm ci in tests/sdk)" >&2
-	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-
-# --- the official Azure SDK (@azure/arm-network), pinned in tests/azure/package.json and its lock
-az="$root/tests/azure"
-want=$(sed -n 's/.*"@azure\/arm-network": *"\([^"]*\)".*/\1/p' "$az/package.json" | head -n 1)
-have=""
-if [ -f "$az/node_modules/@azure/arm-network/package.json" ]; then
-	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$az/node_modules/@azure/arm-network/package.json" | head -n 1)
-fi
-if [ "$have" != "$want" ]; then
-	echo "install-deps: installing @azure/arm-network $want (npm ci in tests/azure)" >&2
-	(cd "$az" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+# --- npm packages, each pinned in its package.json and lock: the official
+# Cloudflare SDK (tests/sdk), the official Azure SDK (@azure/arm-network,
+# tests/azure) and playwright-core (tests/web; it drives Debian's chromium and
+# downloads no browser of its own).
+npm_pinned() { # DIR PACKAGE: npm ci in DIR unless PACKAGE is there at its pinned version
+	dir="$root/$1"
+	want=$(sed -n "s|.*\"$2\": *\"\([^\"]*\)\".*|\1|p" "$dir/package.json" | head -n 1) # "|": a name may hold "/"
+	have=""
+	if [ -f "$dir/node_modules/$2/package.json" ]; then
+		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/node_modules/$2/package.json" | head -n 1)
+	fi
+	if [ "$have" != "$want" ]; then
+		echo "install-deps: installing $2 $want (npm ci in $1)" >&2
+		(cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+}
+npm_pinned tests/sdk cloudflare
+npm_pinned tests/azure @azure/arm-network
+npm_pinned tests/web playwright-core

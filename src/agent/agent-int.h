@@ -13,10 +13,12 @@
  *
  * Job phases (AgentJob.phase):
  *
- *   STARTING ──► CAPTURING ──► UPLOADING ──► FINISHED (rep.state done|failed)
- *       └────────────┴─────────────┴──────────────► FINISHED (failed)
+ *   STARTING ──► CAPTURING ──► CAPTURED ──► UPLOADING ──► FINISHED (rep.state done|failed)
+ *       └────────────┴────────────┴────────────┴──────────────► FINISHED (failed)
  *
- * STARTING and CAPTURING are both reported as "running". A FINISHED job's
+ * STARTING and CAPTURING are both reported as "running", CAPTURED (the
+ * capture ended, the spool file is complete and waits for its upload) as
+ * "captured", UPLOADING as "uploading" (model/job.h, part states). A FINISHED job's
  * record is on disk before the phase is published, so an acknowledgement can
  * only come for a job whose record exists; the ack removes both.
  *
@@ -45,6 +47,7 @@ typedef struct Agent Agent;
 typedef enum JobPhase {
 	JOB_PHASE_STARTING,
 	JOB_PHASE_CAPTURING,
+	JOB_PHASE_CAPTURED,
 	JOB_PHASE_UPLOADING,
 	JOB_PHASE_FINISHED,
 } JobPhase;
@@ -56,7 +59,7 @@ typedef struct AgentJob {
 	JobPhase phase;             /* under Agent.lock */
 	CapFile *cf;                /* under Agent.lock: set while capturing, for live counters */
 	CapRotate *rot;             /* under Agent.lock: the same for a capture into local files */
-	volatile sig_atomic_t stop; /* set by a stop request or shutdown; read by the capture */
+	volatile sig_atomic_t stop; /* JOB_STOP_FLAG_*, 0 = capture on; read by the capture */
 	pthread_t thread;
 	bool has_thread;      /* thread started and not joined yet */
 	uint64_t accepted_ms; /* monotonic ms when the start was taken (reports wait for the sockets) */
@@ -100,8 +103,13 @@ int jobrun_start(AgentJob *job, ErrBuf *err);
 void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error);
 /* Frees a job whose thread was joined (or never started). NULL is fine. */
 void jobrun_free(AgentJob *job);
-/* Maps the capture engine's stop reason to the protocol's. */
-JobStop jobrun_stop_reason(StopReason why);
+/* AgentJob.stop: why the capture is told to end early. */
+#define JOB_STOP_FLAG_USER 1     /* the controller relayed a stop request */
+#define JOB_STOP_FLAG_SHUTDOWN 2 /* the agent is shutting down */
+
+/* Maps the capture engine's stop reason (and, for a stop by the flag, the
+ * flag's value) to the protocol's. */
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag);
 
 /* The job's current report as its record on disk (not terminal: a failure
  * is only logged; jobrun_finish() writes the one that matters). */

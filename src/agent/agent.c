@@ -494,7 +494,7 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 		pthread_mutex_lock(&a->lock);
 		job = jobtable_get(&a->table, ans->stop[i]);
 		if (job && job->phase != JOB_PHASE_FINISHED && !job->stop) {
-			job->stop = 1;
+			job->stop = JOB_STOP_FLAG_USER;
 			log_info("job %s: stop requested", ans->stop[i]);
 		}
 		pthread_mutex_unlock(&a->lock);
@@ -622,8 +622,9 @@ static void recover(Agent *a)
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
 		if (!part_state_terminal(job->rep.state)) {
-			const char *why = job->rep.state == PART_UPLOADING ? "agent restarted during the upload"
-									   : "agent restarted during the capture";
+			const char *why = job->rep.state == PART_UPLOADING  ? "agent restarted during the upload"
+					  : job->rep.state == PART_CAPTURED ? "agent restarted before the upload"
+									    : "agent restarted during the capture";
 
 			job->rep.state = PART_FAILED;
 			job->rep.stop_reason = JOB_STOP_ERROR;
@@ -781,11 +782,16 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	}
 	while (!*stop && !a->fatal)
 		wait_until(a, now_ms() + SUPERVISE_MS);
-	/* Shutdown: no new jobs; running ones stop (reason "user"), upload and
-	 * report; the reporter sends the last report once they all finished. */
+	/* Shutdown: no new jobs; running ones stop (reason "agent_shutdown"
+	 * unless a user's stop came first), upload and report; the reporter
+	 * sends the last report once they all finished. */
 	a->exiting = true;
-	for (size_t i = 0; i < a->table.n; i++)
-		((AgentJob *)a->table.v[i].job)->stop = 1;
+	for (size_t i = 0; i < a->table.n; i++) {
+		AgentJob *job = a->table.v[i].job;
+
+		if (!job->stop)
+			job->stop = JOB_STOP_FLAG_SHUTDOWN;
+	}
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	ctlclient_cancel(a->poll_client);

@@ -21,7 +21,7 @@
 #include "bucket/bucket.h"
 #include "common/log.h"
 
-JobStop jobrun_stop_reason(StopReason why)
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag)
 {
 	switch (why) {
 	case STOP_REASON_NONE:
@@ -32,8 +32,8 @@ JobStop jobrun_stop_reason(StopReason why)
 		return JOB_STOP_BYTES;
 	case STOP_REASON_SECONDS:
 		return JOB_STOP_TIME;
-	case STOP_REASON_SIGNAL:
-		return JOB_STOP_USER; /* the job's stop flag: a stop request or the agent's shutdown */
+	case STOP_REASON_SIGNAL: /* the job's stop flag */
+		return flag == JOB_STOP_FLAG_SHUTDOWN ? JOB_STOP_SHUTDOWN : JOB_STOP_USER;
 	case STOP_REASON_ERROR:
 	default:
 		return JOB_STOP_ERROR;
@@ -114,10 +114,12 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 		job->rep.packets = st->packets;
 		job->rep.bytes = st->bytes;
 		job->rep.drops = st->kernel_drops;
-		job->rep.stop_reason = jobrun_stop_reason(why);
+		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
 	}
-	job->rep.state = phase == JOB_PHASE_UPLOADING ? PART_UPLOADING : PART_RUNNING;
-	if (phase == JOB_PHASE_UPLOADING)
+	job->rep.state = phase == JOB_PHASE_UPLOADING  ? PART_UPLOADING
+			 : phase == JOB_PHASE_CAPTURED ? PART_CAPTURED
+						       : PART_RUNNING;
+	if (phase == JOB_PHASE_CAPTURED || phase == JOB_PHASE_UPLOADING)
 		a->report_due = true; /* starting and capturing both read "running": no change to report */
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
@@ -143,7 +145,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_open(&fc, &cf, err);
 	if (r < 0)
 		goto out;
-	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = errbuf_errno(err, "cannot write %s", spool);
 		goto out;
@@ -161,7 +163,7 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	if (r == 0)
 		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
 	/* Counters stay with the job; cf goes away below. */
-	set_phase(job, r == 0 ? JOB_PHASE_UPLOADING : JOB_PHASE_CAPTURING, NULL, st, *why);
+	set_phase(job, r == 0 ? JOB_PHASE_CAPTURED : JOB_PHASE_CAPTURING, NULL, st, *why);
 out:
 	if (fd >= 0 && close(fd) < 0 && r == 0)
 		r = errbuf_errno(err, "closing %s", spool);
@@ -266,6 +268,7 @@ static void *job_main(void *arg)
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	jobrun_save_state(job);
+	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	r = upload(bucket, out->target, spool, object, &err);
 	bucket_free(bucket);
 	if (r < 0) {
@@ -275,7 +278,7 @@ static void *job_main(void *arg)
 	/* The object is in the bucket: the spool copy is not needed any more. */
 	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
 		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why), NULL);
+	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why, job->stop), NULL);
 	return NULL;
 }
 

@@ -28,7 +28,7 @@
 
 typedef struct JobStore JobStore;
 
-/* Creates DATA (and missing parents), DATA/jobs and DATA/spool (mode 0750) and
+/* Creates DATA (and missing parents), DATA/jobs and DATA/spool (mode 0700) and
  * removes leftover temporary files. io NULL = io_posix. */
 int jobstore_open(const char *data_dir, const IoOps *io, JobStore **ret, ErrBuf *err);
 void jobstore_free(JobStore *s); /* NULL is fine */

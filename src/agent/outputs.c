@@ -300,7 +300,7 @@ static void set_rot(AgentJob *job, CapRotate *rot, const CaptureStats *st, StopR
 		job->rep.packets = st->packets;
 		job->rep.bytes = st->bytes;
 		job->rep.drops = st->kernel_drops;
-		job->rep.stop_reason = jobrun_stop_reason(why);
+		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
 	}
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
@@ -380,7 +380,7 @@ void *outputs_main(void *arg)
 	if (r < 0)
 		finish(job, o.failure ? o.failure : PART_FAIL_INTERNAL, err.msg);
 	else
-		jobrun_finish(job, PART_DONE, jobrun_stop_reason((StopReason)r), NULL);
+		jobrun_finish(job, PART_DONE, jobrun_stop_reason((StopReason)r, job->stop), NULL);
 	forget(&o);
 	capsetup_done(setup);
 	free(setup);

@@ -101,8 +101,10 @@ static const char *scope_need_words(TokenScope need)
 	}
 }
 
-int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
-	       ApiError *e)
+/* auth_check, also telling the credential's scope and the SHA-256 of its
+ * secret (either out-parameter may be NULL). */
+static int authenticate(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op,
+			char *ret_account, TokenScope *ret_scope, uint8_t ret_hash[32], ApiError *e)
 {
 	const char *authz = http_req_header(req, "Authorization");
 	const char *email = http_req_header(req, "X-Auth-Email");
@@ -154,7 +156,37 @@ int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope n
 		return apierror_set(e, API_ERR_FORBIDDEN, NULL, "Forbidden: this token has scope %s; %s needs %s",
 				    token_scope_to_string(scope), op ? op : "this operation", scope_need_words(need));
 	}
+	/* A checked credential: its connection may idle as long as any. */
+	http_req_trust(req);
 	if (ret_account)
 		memcpy(ret_account, cred_account, sizeof(cred_account));
+	if (ret_scope)
+		*ret_scope = scope;
+	if (ret_hash)
+		memcpy(ret_hash, hash, sizeof(hash));
+	return 0;
+}
+
+int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
+	       ApiError *e)
+{
+	return authenticate(svc, req, account, need, op, ret_account, NULL, NULL, e);
+}
+
+int auth_identify(Service *svc, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
+		  char ret_id[AUTH_ID_LEN + 1], ApiError *e)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t hash[32];
+	int r;
+
+	r = authenticate(svc, req, account, SCOPE_READ, "token verify", ret_account, ret_scope, hash, e);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < AUTH_ID_LEN / 2; i++) {
+		ret_id[2 * i] = hex[hash[i] >> 4];
+		ret_id[2 * i + 1] = hex[hash[i] & 15];
+	}
+	ret_id[AUTH_ID_LEN] = '\0';
 	return 0;
 }

@@ -149,6 +149,54 @@ int bucket_uri_check(const char *uri, size_t n, ErrBuf *err)
 	return errbuf_set(err, -EINVAL, "destination_conf: unknown scheme");
 }
 
+int bucket_uri_normalize(const char *uri, char *ret, size_t cap, ErrBuf *err)
+{
+	static const char prefix[] = "file://";
+	size_t n = uri ? strlen(uri) : 0, rest, o;
+	const char *p, *end;
+	Scheme scheme;
+	int r;
+
+	r = bucket_uri_check(uri, n, err);
+	if (r < 0)
+		return r;
+	r = parse_scheme(uri, n, &scheme, &rest, err);
+	if (r < 0)
+		return r;
+	if (cap < n + 1 || cap < sizeof(prefix) + 1)
+		return errbuf_set(err, -ENAMETOOLONG, "destination_conf: no room for its normal form");
+	if (scheme != SCHEME_FILE) {
+		memcpy(ret, uri, n + 1);
+		return 0;
+	}
+	/* The normal form is never longer than the URI: components are only
+	 * dropped, and the prefix's length stays. */
+	memcpy(ret, prefix, sizeof(prefix) - 1);
+	o = sizeof(prefix) - 1;
+	for (p = uri + rest; *p; p = *end ? end + 1 : end) {
+		size_t len;
+
+		end = strchrnul(p, '/');
+		len = (size_t)(end - p);
+		if (len == 0 || (len == 1 && p[0] == '.'))
+			continue;
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > sizeof(prefix) - 1 && ret[o - 1] != '/')
+				o--;
+			if (o > sizeof(prefix) - 1)
+				o--; /* the '/' before the dropped component */
+			continue;
+		}
+		ret[o++] = '/';
+		memcpy(ret + o, p, len);
+		o += len;
+	}
+	if (o == sizeof(prefix) - 1)
+		ret[o++] = '/'; /* the root itself */
+	ret[o] = '\0';
+	return 0;
+}
+
 int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *err)
 {
 	Scheme scheme;

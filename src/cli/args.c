@@ -61,7 +61,7 @@ int cli_split_ifaces(const char *list, bool all_alone, char **owned, const char 
 
 int cli_make_data_dir(const char *dir)
 {
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		log_error("--data: cannot create %s: %s", dir, strerror(errno));
 		return 1;
 	}

@@ -30,7 +30,7 @@ int cli_split_ifaces(const char *list, bool all_alone, char **owned, const char 
  * "FLAG: 'X' is not a number" / "FLAG: X is outside LO..HI" logged and 2. */
 int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret);
 
-/* Creates --data DIR (mode 0750) unless it exists. */
+/* Creates --data DIR (mode 0700) unless it exists. */
 int cli_make_data_dir(const char *dir);
 
 /* "dir/name" into out: 0, or -ENAMETOOLONG when it does not fit. */

@@ -26,6 +26,10 @@
 #include "http/tlscert.h"
 
 #define MAX_SECONDS_OPT (24 * 3600)
+#define DEFAULT_MAX_BUCKETS 100
+#define DEFAULT_BODY_BUDGET_MIB 256
+/* The budget must hold the largest body one request may send. */
+#define MIN_BODY_BUDGET_MIB ((AGENTPROTO_MAX_SAMPLE_BODY >> 20) + 1)
 
 typedef struct ControllerArgs {
 	const char *data;
@@ -34,6 +38,8 @@ typedef struct ControllerArgs {
 	const char *bucket_root;
 	unsigned threads;
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
+	LogLevel log_level;
+	uint64_t max_buckets, max_conns, max_per_address, idle_timeout_s, unauth_timeout_s, body_budget_mib;
 } ControllerArgs;
 
 static void usage(FILE *f)
@@ -42,6 +48,9 @@ static void usage(FILE *f)
 		"usage: pcapd controller [--data DIR] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
 		"                        [--tls-cert FILE --tls-key FILE] [--bucket-root DIR] [--threads N]\n"
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
+		"                        [--max-buckets N] [--max-connections N] [--max-conns-per-address N]\n"
+		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
+		"                        [--log-level error|warning|info|debug]\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
@@ -52,7 +61,19 @@ static void usage(FILE *f)
 		"                        running captures before failing them (default 30)\n"
 		"  --agent-timeout S     an agent silent for S seconds is offline (default 15)\n"
 		"  --sample-interval S   one sample capture per S seconds per account (default 60; 0 = off)\n"
-		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n");
+		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n"
+		"  --max-buckets N       buckets (ownership) registered per account (default %u)\n"
+		"  --max-connections N   connections per listener (default 4096)\n"
+		"  --max-conns-per-address N\n"
+		"                        connections from one client address, per listener (default %u)\n"
+		"  --idle-timeout S      idle time-out of an authenticated connection (default 30)\n"
+		"  --unauth-timeout S    idle time-out of a connection that has not sent an authenticated\n"
+		"                        request yet (default 10)\n"
+		"  --body-budget MIB     request body bytes held at once, all clients together; a request\n"
+		"                        beyond it gets 503 with Retry-After (default %u, at least %u)\n"
+		"  --log-level L         what goes to stderr (default info; debug adds, e.g., the request\n"
+		"                        fields the API ignored)\n",
+		DEFAULT_MAX_BUCKETS, HTTP_DEFAULT_PER_ADDRESS, DEFAULT_BODY_BUDGET_MIB, MIN_BODY_BUDGET_MIB);
 }
 
 static int parse_args(int argc, char **argv, ControllerArgs *a)
@@ -69,6 +90,13 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"agent-timeout", required_argument, NULL, 'a'},
 		{"sample-interval", required_argument, NULL, 's'},
 		{"max-active-full", required_argument, NULL, 'm'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"max-buckets", required_argument, NULL, 'B'},
+		{"max-connections", required_argument, NULL, 'C'},
+		{"max-conns-per-address", required_argument, NULL, 'P'},
+		{"idle-timeout", required_argument, NULL, 'I'},
+		{"unauth-timeout", required_argument, NULL, 'U'},
+		{"body-budget", required_argument, NULL, 'Y'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -81,6 +109,13 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	a->agent_timeout_s = 15;
 	a->sample_interval_s = 60;
 	a->max_active_full = 1;
+	a->log_level = LOG_LEVEL_INFO;
+	a->max_buckets = DEFAULT_MAX_BUCKETS;
+	a->max_conns = 4096;
+	a->max_per_address = HTTP_DEFAULT_PER_ADDRESS;
+	a->idle_timeout_s = 30;
+	a->unauth_timeout_s = 10;
+	a->body_budget_mib = DEFAULT_BODY_BUDGET_MIB;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -124,6 +159,37 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			if (cli_parse_num("--max-active-full", optarg, 0, 1000000, false, &a->max_active_full))
 				return 2;
 			break;
+		case 'l':
+			if (log_level_from_string(optarg, &a->log_level) < 0) {
+				log_error("--log-level: '%s' is not one of error, warning, info, debug", optarg);
+				return 2;
+			}
+			break;
+		case 'B':
+			if (cli_parse_num("--max-buckets", optarg, 1, 1000000, false, &a->max_buckets))
+				return 2;
+			break;
+		case 'C':
+			if (cli_parse_num("--max-connections", optarg, 1, 1000000, false, &a->max_conns))
+				return 2;
+			break;
+		case 'P':
+			if (cli_parse_num("--max-conns-per-address", optarg, 1, 1000000, false, &a->max_per_address))
+				return 2;
+			break;
+		case 'I':
+			if (cli_parse_num("--idle-timeout", optarg, 1, 3600, false, &a->idle_timeout_s))
+				return 2;
+			break;
+		case 'U':
+			if (cli_parse_num("--unauth-timeout", optarg, 1, 3600, false, &a->unauth_timeout_s))
+				return 2;
+			break;
+		case 'Y':
+			if (cli_parse_num("--body-budget", optarg, MIN_BODY_BUDGET_MIB, 1024 * 1024, false,
+					  &a->body_budget_mib))
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -140,6 +206,11 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	}
 	if (a->https && (!a->cert || !a->key)) {
 		log_error("controller: --https needs --tls-cert FILE and --tls-key FILE");
+		return 2;
+	}
+	if (a->unauth_timeout_s > a->idle_timeout_s) {
+		log_error("controller: --unauth-timeout %llu is longer than --idle-timeout %llu",
+			  (unsigned long long)a->unauth_timeout_s, (unsigned long long)a->idle_timeout_s);
 		return 2;
 	}
 	if (!a->https && (a->cert || a->key)) {
@@ -177,6 +248,7 @@ int cmd_controller(int argc, char **argv)
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
 		return r < 0 ? 0 : r;
+	log_set_level(a.log_level);
 
 	/* Every thread started from here inherits the blocked signals; this
 	 * thread takes them with sigwait. */
@@ -216,6 +288,7 @@ int cmd_controller(int argc, char **argv)
 	scfg.limits.sample_interval_ns = (int64_t)(a.sample_interval_s * NSEC_PER_SEC);
 	scfg.grace_ns = (int64_t)(a.grace_s * NSEC_PER_SEC);
 	scfg.agent_timeout_ns = (int64_t)(a.agent_timeout_s * NSEC_PER_SEC);
+	scfg.max_buckets = (size_t)a.max_buckets;
 	r = service_start(&scfg, &svc, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
@@ -233,7 +306,14 @@ int cmd_controller(int argc, char **argv)
 	hcfg.tls_key_pem = key;
 	hcfg.threads = a.threads;
 	hcfg.max_body = API_MAX_BODY;
+	hcfg.body_budget = (size_t)a.body_budget_mib << 20;
+	hcfg.max_connections = (unsigned)a.max_conns;
+	hcfg.max_per_address = (unsigned)a.max_per_address;
+	hcfg.timeout_s = (unsigned)a.idle_timeout_s;
+	hcfg.untrusted_timeout_s = (unsigned)a.unauth_timeout_s;
 	hcfg.body_limit = api_body_limit;
+	hcfg.on_headers = api_on_headers;
+	hcfg.refuse = api_refuse;
 	hcfg.handler = api_handle;
 	hcfg.ctx = api;
 	r = http_server_start(&hcfg, &http, &err);

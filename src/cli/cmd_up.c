@@ -10,7 +10,16 @@
  *
  * The controller and the agent are child processes (this binary again), so each
  * runs exactly as it would on its own; Ctrl-C (or SIGTERM) is passed on to both
- * and waited for. If either dies, the other is stopped and up exits 1.
+ * (the agent first, so that it reports its last state) and waited for.
+ *
+ * Supervision: a child that dies (killed, crashed) is started again after a
+ * pause, and the other one is left alone: the agent goes on capturing while
+ * its controller is away, as it does when run alone, and reports to the new
+ * controller, which reconciles its captures (--grace). The pause starts at
+ * RESTART_FIRST_S and doubles while the child keeps dying within
+ * RESTART_STABLE_S of its start; after RESTART_GIVE_UP such quick deaths in
+ * a row, up stops everything and exits 1 (a child that cannot run at all,
+ * e.g. its port taken, is not restarted forever).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +51,22 @@
 #include "model/job.h"
 
 extern char **environ;
+
+#define RESTART_FIRST_S 1
+#define RESTART_MAX_S 30
+#define RESTART_STABLE_S 60
+#define RESTART_GIVE_UP 5
+
+/* One supervised child. */
+typedef struct Child {
+	const char *what; /* "controller", "agent" */
+	char **argv;
+	char **envp;
+	pid_t pid;              /* -1: not running */
+	uint64_t started_ns;    /* monotonic */
+	uint64_t restart_at_ns; /* monotonic; 0: no restart due */
+	unsigned quick_deaths;  /* in a row, each within RESTART_STABLE_S of its start */
+} Child;
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
@@ -238,7 +263,7 @@ static int local_authority(const char *addr, char *out, size_t cap)
 
 /* Waits until something accepts connections at authority (any of its
  * addresses: "localhost" may resolve to ::1 first while the server listens
- * on 127.0.0.1), or child dies, or timeout_ms pass. */
+ * on 127.0.0.1), or child dies (-ECHILD: reaped), or timeout_ms pass. */
 static int wait_listening(const char *authority, pid_t child, int timeout_ms)
 {
 	char host[256];
@@ -270,8 +295,10 @@ static int wait_listening(const char *authority, pid_t child, int timeout_ms)
 				return 0;
 			}
 		}
-		if (waitpid(child, NULL, WNOHANG) == child)
-			break;
+		if (waitpid(child, NULL, WNOHANG) == child) {
+			freeaddrinfo(ai);
+			return -ECHILD; /* it died (and is reaped) */
+		}
 		nanosleep(&ts, NULL);
 	}
 	freeaddrinfo(ai);
@@ -295,21 +322,115 @@ static int spawn(char *const argv[], char *const envp[], const sigset_t *oldmask
 	return r;
 }
 
-/* Stops a child: SIGTERM, then SIGKILL after 10 s. */
-static void stop_child(pid_t pid)
+static int child_start(Child *c, const sigset_t *oldmask)
 {
-	if (pid <= 0)
+	int r = spawn(c->argv, c->envp, oldmask, &c->pid);
+
+	if (r < 0)
+		c->pid = -1;
+	c->started_ns = now_monotonic_ns();
+	c->restart_at_ns = 0;
+	return r;
+}
+
+/* Stops a child: SIGTERM, then SIGKILL after 10 s. */
+static void child_stop(Child *c)
+{
+	if (c->pid <= 0)
 		return;
-	kill(pid, SIGTERM);
+	kill(c->pid, SIGTERM);
 	for (int i = 0; i < 200; i++) {
 		struct timespec ts = {0, 50 * 1000000L};
 
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+			c->pid = -1;
 			return;
+		}
 		nanosleep(&ts, NULL);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, NULL, 0);
+	c->pid = -1;
+}
+
+/* A child died: schedules its restart, or returns -1 to give up. */
+static int child_died(Child *c, int ws)
+{
+	uint64_t now = now_monotonic_ns();
+	unsigned delay = RESTART_FIRST_S;
+
+	c->pid = -1;
+	if (now - c->started_ns < (uint64_t)RESTART_STABLE_S * NSEC_PER_SEC)
+		c->quick_deaths++;
+	else
+		c->quick_deaths = 0;
+	if (c->quick_deaths >= RESTART_GIVE_UP) {
+		log_error("the %s exited (%s %d) %u times in a row within %d s of its start; stopping", c->what,
+			  WIFEXITED(ws) ? "status" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws),
+			  c->quick_deaths, RESTART_STABLE_S);
+		return -1;
+	}
+	for (unsigned i = 1; i < c->quick_deaths && delay < RESTART_MAX_S; i++)
+		delay *= 2;
+	if (delay > RESTART_MAX_S)
+		delay = RESTART_MAX_S;
+	c->restart_at_ns = now + (uint64_t)delay * NSEC_PER_SEC;
+	log_error("the %s exited (%s %d); starting it again in %u s%s", c->what, WIFEXITED(ws) ? "status" : "signal",
+		  WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws), delay,
+		  strcmp(c->what, "controller") == 0 ? " (the agent goes on capturing)" : "");
+	return 0;
+}
+
+/* Until Ctrl-C/SIGTERM (0) or a child that cannot stay up (1). */
+static int supervise(const sigset_t *set, const sigset_t *oldmask, Child *ctl, Child *agent)
+{
+	Child *kids[2] = {ctl, agent};
+
+	for (;;) {
+		uint64_t now = now_monotonic_ns(), due = 0;
+		siginfo_t si;
+		int sig;
+
+		for (size_t i = 0; i < 2; i++) {
+			Child *c = kids[i];
+
+			if (c->pid < 0 && c->restart_at_ns && c->restart_at_ns <= now) {
+				int r = child_start(c, oldmask);
+
+				if (r < 0) {
+					log_error("starting the %s again: %s", c->what, strerror(-r));
+					return 1;
+				}
+				log_info("the %s started again (pid %d)", c->what, (int)c->pid);
+			}
+			if (c->pid < 0 && c->restart_at_ns && (!due || c->restart_at_ns < due))
+				due = c->restart_at_ns;
+		}
+		if (due) {
+			uint64_t wait = due > now ? due - now : 0;
+			struct timespec ts = {(time_t)(wait / NSEC_PER_SEC), (long)(wait % NSEC_PER_SEC)};
+
+			sig = sigtimedwait(set, &si, &ts);
+		} else {
+			sig = sigwaitinfo(set, &si);
+		}
+		if (sig < 0)
+			continue; /* EAGAIN: a restart is due; EINTR */
+		if (sig != SIGCHLD) {
+			log_info("%s: stopping the agent and the controller", strsignal(sig));
+			return 0;
+		}
+		for (;;) {
+			int ws;
+			pid_t p = waitpid(-1, &ws, WNOHANG);
+
+			if (p <= 0)
+				break;
+			for (size_t i = 0; i < 2; i++)
+				if (p == kids[i]->pid && child_died(kids[i], ws) < 0)
+					return 1;
+		}
+	}
 }
 
 static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
@@ -317,15 +438,16 @@ static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 	char sub[AZ_SUBSCRIPTION_LEN + 1];
 
 	azure_subscription_of(c->account, sub);
-	printf("\npcapd is up.\n"
+	printf("\npcapd is up%s.\n"
 	       "  account   %s   (Azure subscription %s)\n"
-	       "  token     %s   (write scope%s)\n"
+	       "  token     %s   (write scope; kept in %s/credentials.json)\n"
 	       "  API       %s%s%s%s\n"
+	       "  dashboard %s/   (sign in with the account and token above)\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
-	       c->account, sub, c->token, first ? "; kept in DATA/credentials.json" : "", url,
+	       first ? " (first start: account and tokens created)" : "", c->account, sub, c->token, a->data, url,
 	       a->https ? "   https://" : "", a->https ? a->https : "",
-	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo, a->ifaces, a->data);
+	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", url, a->name, a->colo, a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
 	       "  B=file://$(realpath %s)/buckets/demo\n"
@@ -347,11 +469,15 @@ int cmd_up(int argc, char **argv)
 	char captures[4096];
 	char local[264];
 	char envtok[128];
+	char *cargv[16], *aargv[24];
+	char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	Child ctl = {.what = "controller", .argv = cargv, .envp = environ, .pid = -1};
+	Child agent = {.what = "agent", .argv = aargv, .envp = envp, .pid = -1};
 	ErrBuf err = {{0}};
 	sigset_t set, old;
-	pid_t ctl = -1, agent = -1;
 	bool first = false;
-	int r, status = 1, sig;
+	size_t n;
+	int r, status = 1;
 
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
@@ -360,7 +486,7 @@ int cmd_up(int argc, char **argv)
 		log_error("--http: '%s' is not ADDR:PORT", a.http);
 		return 2;
 	}
-	if ((mkdir(a.data, 0750) < 0 && errno != EEXIST) ||
+	if ((mkdir(a.data, 0700) < 0 && errno != EEXIST) ||
 	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
 	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
 	    cli_path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
@@ -398,93 +524,64 @@ int cmd_up(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
-	{
-		char *cargv[16];
-		size_t n = 0;
-
-		cargv[n++] = "pcapd";
-		cargv[n++] = "controller";
-		cargv[n++] = "--data";
-		cargv[n++] = (char *)a.data;
-		cargv[n++] = "--http";
-		cargv[n++] = (char *)a.http;
-		if (a.https) {
-			cargv[n++] = "--https";
-			cargv[n++] = (char *)a.https;
-			cargv[n++] = "--tls-cert";
-			cargv[n++] = cert;
-			cargv[n++] = "--tls-key";
-			cargv[n++] = key;
-		}
-		cargv[n] = NULL;
-		r = spawn(cargv, environ, &old, &ctl);
+	n = 0;
+	cargv[n++] = "pcapd";
+	cargv[n++] = "controller";
+	cargv[n++] = "--data";
+	cargv[n++] = (char *)a.data;
+	cargv[n++] = "--http";
+	cargv[n++] = (char *)a.http;
+	if (a.https) {
+		cargv[n++] = "--https";
+		cargv[n++] = (char *)a.https;
+		cargv[n++] = "--tls-cert";
+		cargv[n++] = cert;
+		cargv[n++] = "--tls-key";
+		cargv[n++] = key;
 	}
-	if (r < 0 || wait_listening(local, ctl, 10000) < 0) {
-		log_error("the controller did not start%s%s", r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+	cargv[n] = NULL;
+	r = child_start(&ctl, &old);
+	if (r == 0 && (r = wait_listening(local, ctl.pid, 10000)) == -ECHILD)
+		ctl.pid = -1;
+	if (r < 0) {
+		log_error("the controller did not start%s%s", r != -ECHILD && r != -ETIMEDOUT ? ": " : "",
+			  r != -ECHILD && r != -ETIMEDOUT ? strerror(-r) : "");
 		goto out;
 	}
 	snprintf(url, sizeof(url), "http://%s", local);
 	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
-	{
-		char *aargv[24];
-		size_t n = 0;
-
-		aargv[n++] = "pcapd";
-		aargv[n++] = "agent";
-		aargv[n++] = "--controller";
-		aargv[n++] = url;
-		aargv[n++] = "--name";
-		aargv[n++] = (char *)a.name;
-		aargv[n++] = "--colo";
-		aargv[n++] = (char *)a.colo;
-		aargv[n++] = "-i";
-		aargv[n++] = (char *)a.ifaces;
-		aargv[n++] = "--data";
-		aargv[n++] = agentdir;
-		aargv[n++] = "--bucket-root";
-		aargv[n++] = root;
-		aargv[n++] = "--local-root";
-		aargv[n++] = a.local_root ? (char *)a.local_root : captures;
-		if (a.sample_rate) {
-			aargv[n++] = "--sample-rate";
-			aargv[n++] = (char *)a.sample_rate;
-		}
-		aargv[n] = NULL;
-		char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-
-		r = spawn(aargv, envp, &old, &agent);
+	n = 0;
+	aargv[n++] = "pcapd";
+	aargv[n++] = "agent";
+	aargv[n++] = "--controller";
+	aargv[n++] = url;
+	aargv[n++] = "--name";
+	aargv[n++] = (char *)a.name;
+	aargv[n++] = "--colo";
+	aargv[n++] = (char *)a.colo;
+	aargv[n++] = "-i";
+	aargv[n++] = (char *)a.ifaces;
+	aargv[n++] = "--data";
+	aargv[n++] = agentdir;
+	aargv[n++] = "--bucket-root";
+	aargv[n++] = root;
+	aargv[n++] = "--local-root";
+	aargv[n++] = a.local_root ? (char *)a.local_root : captures;
+	if (a.sample_rate) {
+		aargv[n++] = "--sample-rate";
+		aargv[n++] = (char *)a.sample_rate;
 	}
+	aargv[n] = NULL;
+	r = child_start(&agent, &old);
 	if (r < 0) {
 		log_error("the agent did not start: %s", strerror(-r));
 		goto out;
 	}
 	banner(&a, &c, url, first);
-
-	for (;;) {
-		pid_t p;
-		int ws;
-
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig != SIGCHLD) {
-			log_info("%s: stopping the agent and the controller", strsignal(sig));
-			status = 0;
-			break;
-		}
-		p = waitpid(-1, &ws, WNOHANG);
-		if (p == ctl || p == agent) {
-			log_error("the %s exited (%s %d); stopping", p == ctl ? "controller" : "agent",
-				  WIFEXITED(ws) ? "status" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-			if (p == ctl)
-				ctl = -1;
-			else
-				agent = -1;
-			break;
-		}
-	}
+	status = supervise(&set, &old, &ctl, &agent);
 out:
-	stop_child(agent); /* first, so it reports its last state to the controller */
-	stop_child(ctl);
+	child_stop(&agent); /* first, so it reports its last state to the controller */
+	child_stop(&ctl);
 	explicit_bzero(&c, sizeof(c));
 	explicit_bzero(envtok, sizeof(envtok));
 	return status;

@@ -86,9 +86,13 @@ static bool reconcile_hello(Job *j, JobPart *parts, size_t n, void *arg)
 	bool changed = false;
 
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(parts[i].agent, a->agent) == 0 &&
-		    (parts[i].state == PART_RUNNING || parts[i].state == PART_UPLOADING) && !listed(a->rep, j->id))
-			changed |= part_lose(&parts[i], "agent restarted during the capture", now_real());
+		if (strcmp(parts[i].agent, a->agent) == 0 && parts[i].state != PART_ASSIGNED &&
+		    !part_state_terminal(parts[i].state) && !listed(a->rep, j->id))
+			changed |= part_lose(&parts[i],
+					     parts[i].state == PART_RUNNING
+						     ? "agent restarted during the capture"
+						     : "agent restarted before delivering the capture",
+					     now_real());
 	return changed;
 }
 

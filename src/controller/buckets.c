@@ -32,6 +32,39 @@ static int open_bucket(Service *s, const char *uri, Bucket **ret, ApiError *e)
 	return r < 0 ? apierror_errno(API_ERR_INVALID) : 0;
 }
 
+int service_bucket_uri(const char *uri, char ret[BUCKET_URI_MAX + 1], ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = bucket_uri_normalize(uri, ret, BUCKET_URI_MAX + 1, &err);
+
+	if (r < 0) /* bucket.h words its messages with Cloudflare's name for the field */
+		return apierror_with_field(e, API_ERR_INVALID, "destination", "destination_conf", err.msg);
+	return 0;
+}
+
+static int too_many(ApiError *e, size_t max)
+{
+	return apierror_set(e, API_ERR_INVALID, "destination",
+			    "this account has %zu buckets registered, the most allowed; delete one first", max);
+}
+
+/* The bound on an account's buckets, before anything is made for one more. */
+static int room_for_one(Service *s, const char *account, ApiError *e)
+{
+	size_t max = s->cfg.max_buckets, n = 0;
+	BucketRow *rows = NULL;
+	ErrBuf err = {{0}};
+	int r;
+
+	if (!max)
+		return 0;
+	r = db_bucket_list(service_db(s), account, &rows, &n, &err);
+	bucket_rows_free(rows, n);
+	if (r < 0)
+		return service_internal(e, r, &err);
+	return n >= max ? too_many(e, max) : 0;
+}
+
 static int already_registered(Service *s, const char *account, const char *uri, ApiError *e)
 {
 	BucketRow old = {0};
@@ -50,16 +83,22 @@ static int already_registered(Service *s, const char *account, const char *uri, 
 	return r;
 }
 
-int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e)
+int service_bucket_register(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
 {
 	char token[JOB_ID_LEN + 2];
 	char filename[sizeof(CHALLENGE_PREFIX) + JOB_ID_LEN + 4];
+	char uri[BUCKET_URI_MAX + 1];
 	Bucket *bucket = NULL;
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
 	int r;
 
+	r = service_bucket_uri(given, uri, e);
+	if (r < 0)
+		return r;
 	r = already_registered(s, account, uri, e);
+	if (r == 0)
+		r = room_for_one(s, account, e);
 	if (r < 0)
 		return r;
 	r = open_bucket(s, uri, &bucket, e);
@@ -92,7 +131,7 @@ int service_bucket_register(Service *s, const char *account, const char *uri, Bu
 		r = apierror_set(e, API_ERR_INVALID, "destination", "cannot write the challenge file: %s", err.msg);
 		goto out;
 	}
-	r = db_bucket_insert(service_db(s), &b, &err);
+	r = db_bucket_insert(service_db(s), &b, s->cfg.max_buckets, &err);
 	if (r < 0) {
 		ErrBuf rerr;
 		int again = 0;
@@ -101,6 +140,8 @@ int service_bucket_register(Service *s, const char *account, const char *uri, Bu
 		/* Registered by a concurrent request since we looked? */
 		if (r == -EEXIST)
 			again = already_registered(s, account, uri, e);
+		if (r == -EDQUOT)
+			again = too_many(e, s->cfg.max_buckets);
 		r = again < 0 ? again : service_internal(e, r, &err);
 		goto out;
 	}
@@ -121,13 +162,17 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
-int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
+int service_bucket_validate(Service *s, const char *account, const char *given, const char *challenge, BucketRow *ret,
 			    ApiError *e)
 {
+	char uri[BUCKET_URI_MAX + 1];
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
 	int r;
 
+	r = service_bucket_uri(given, uri, e);
+	if (r < 0)
+		return r;
 	r = db_bucket_find(service_db(s), account, uri, &b, &err);
 	if (r == -ENOENT)
 		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");

@@ -99,9 +99,10 @@ int service_job_gathered(Service *s, const char *account, const char *id, int64_
 	for (size_t i = 0; gathered && !job_status_terminal(j.status) && i < n; i++) {
 		const char *agent = parts[i].agent;
 
-		/* Only a capturing part's counters move (an assigned one has
-		 * nothing to say yet; a final one has said it). */
-		if ((parts[i].state != PART_RUNNING && parts[i].state != PART_UPLOADING) ||
+		/* Only a capturing or delivering part (running, captured,
+		 * uploading) has news: an assigned one has nothing to say yet; a
+		 * final one has said it. */
+		if (parts[i].state == PART_ASSIGNED || part_state_terminal(parts[i].state) ||
 		    !registry_online(s->reg, agent, (int64_t)now_monotonic_ns(), s->cfg.agent_timeout_ns))
 			continue;
 		gathered = registry_reported_since(s->reg, agent, since_real_ns);

@@ -128,7 +128,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	if (r < 0)
 		goto out;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, id) >= (int)sizeof(path) ||
-	    (mkdir(path, 0750) < 0 && errno != EEXIST)) {
+	    (mkdir(path, 0700) < 0 && errno != EEXIST)) {
 		r = errbuf_errno(err, "cannot create %s", path);
 		goto out;
 	}
@@ -139,7 +139,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	{
 		struct iovec iov = {.iov_base = (void *)pcap, .iov_len = n};
 
-		r = io_publish(&io_posix, path, &iov, 1, 0640, err);
+		r = io_publish(&io_posix, path, &iov, 1, 0600, err);
 	}
 	if (r < 0)
 		goto out;

@@ -36,3 +36,8 @@ int service_update_job(Service *s, const char *account, const char *id, PartsFn 
 
 /* An ErrBuf from storage as an internal error. */
 int service_internal(ApiError *e, int r, const ErrBuf *err);
+
+/* The one spelling of a bucket URI (bucket_uri_normalize) into ret, so that
+ * two spellings of one bucket register, validate and are written to as one;
+ * API_ERR_INVALID ("destination") for a URI bucket.h refuses. */
+int service_bucket_uri(const char *uri, char ret[BUCKET_URI_MAX + 1], ApiError *e);

@@ -50,7 +50,7 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
 
 	if (n < 0 || (size_t)n >= cap)
 		return errbuf_set(err, -ENAMETOOLONG, "%s/%s: path too long", s->cfg.data_dir, sub);
-	if (mkdir(ret, 0750) < 0 && errno != EEXIST)
+	if (mkdir(ret, 0700) < 0 && errno != EEXIST)
 		return errbuf_errno(err, "cannot create %s", ret);
 	return 0;
 }
@@ -285,10 +285,9 @@ void service_free(Service *s)
 
 /* ---- jobs ---- */
 
-/* When to try again after a per-account limit: a sample waits for the next
- * slot of the sample interval, a full capture for one to end. */
-#define RETRY_SAMPLE_S 60
-#define RETRY_FULL_S 5
+/* When to try again after the full-capture limit when no active capture has
+ * a time limit to wait for (an open-ended capture of another dialect). */
+#define RETRY_UNKNOWN_S 60
 
 /* Every bucket a full job writes to must be one the account registered and
  * validated (service_bucket_*). (A store the controller holds credentials
@@ -315,8 +314,9 @@ static int check_bucket(Service *s, const char *account, const char *uri, ApiErr
 	return r;
 }
 
-/* The model's invariants, then the ownership of every bucket output. */
-static int check_request(Service *s, const Job *j, ApiError *e)
+/* The model's invariants, then the ownership of every bucket output (its URI
+ * kept in the one spelling it was registered in). */
+static int check_request(Service *s, Job *j, ApiError *e)
 {
 	ErrBuf err = {{0}};
 	int r;
@@ -324,8 +324,21 @@ static int check_request(Service *s, const Job *j, ApiError *e)
 	if (job_check(j, &err) < 0)
 		return apierror_from_msg(e, API_ERR_INVALID, err.msg);
 	for (size_t i = 0; i < j->n_outputs; i++) {
+		char uri[BUCKET_URI_MAX + 1], *copy;
+
 		if (j->outputs[i].kind != JOB_OUTPUT_BUCKET)
 			continue;
+		/* The bucket's one spelling, as it was registered. */
+		r = service_bucket_uri(j->outputs[i].target, uri, e);
+		if (r < 0)
+			return r;
+		if (strcmp(uri, j->outputs[i].target) != 0) {
+			copy = strdup(uri);
+			if (!copy)
+				return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+			free(j->outputs[i].target);
+			j->outputs[i].target = copy;
+		}
 		r = check_bucket(s, j->account, j->outputs[i].target, e);
 		if (r < 0)
 			return r;
@@ -333,23 +346,38 @@ static int check_request(Service *s, const Job *j, ApiError *e)
 	return 0;
 }
 
-/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY. */
+/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY, whose
+ * retry_after_s is the real wait and whose message says the same number: the
+ * rest of the sample interval, or until the soonest active full capture
+ * reaches its time limit (it may end sooner: stopped, or by another limit). */
 static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, ApiError *e)
 {
 	ErrBuf err = {{0}};
+	int64_t after_ns = 0, wait_ns;
+	uint32_t wait_s;
 	int r;
 
-	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &err);
+	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &after_ns, &err);
 	service_jobs_changed(s);
-	if (r == -EBUSY) {
-		apierror_set(e, API_ERR_BUSY, NULL, "%s", err.msg);
-		e->retry_after_s = j->type == JOB_SIMPLE ? RETRY_SAMPLE_S : RETRY_FULL_S;
-		return r;
-	}
 	if (r == -EEXIST && job_named(j))
 		return apierror_set(e, API_ERR_CONFLICT, "name", "the name %s is taken in %s/%s", j->name.name,
 				    j->name.group, j->name.watcher);
-	return r < 0 ? service_internal(e, r, &err) : 0;
+	if (r != -EBUSY)
+		return r < 0 ? service_internal(e, r, &err) : 0;
+	wait_ns = after_ns - j->submitted_ns;
+	/* Whole seconds, rounded up (never before the slot), at least 1. */
+	wait_s = wait_ns > 0 ? (uint32_t)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC) : 1;
+	if (j->type == JOB_SIMPLE)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; next allowed in %u s", err.msg, wait_s);
+	else if (!after_ns)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; try again in %u s", err.msg, wait_s = RETRY_UNKNOWN_S);
+	else if (wait_ns > 0)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest reaches its time limit in %u s", err.msg, wait_s);
+	else
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest is delivering its files: try again in %u s",
+			     err.msg, wait_s);
+	e->retry_after_s = wait_s;
+	return r;
 }
 
 /* Whether name is one of the comma-separated list's (ASCII case-insensitive). */
@@ -531,10 +559,11 @@ int service_job_get(Service *s, const char *account, const char *id, Job *ret, J
 	return 0;
 }
 
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e)
 {
 	ErrBuf err = {{0}};
-	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+	int r = db_job_list(s->cfg.db, account, offset, limit, ret, ret_n, ret_total, &err);
 
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }

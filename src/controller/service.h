@@ -41,6 +41,7 @@ typedef struct ServiceConfig {
 	int64_t grace_ns;           /* after start, before unreported parts are lost; 0 = 30 s */
 	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
+	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -51,7 +52,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err);
  * http_server_stop(), then service_free(). */
 void service_shutdown(Service *s);
 void service_free(Service *s); /* NULL is fine */
-/* DATA/<sub>, created (mode 0750) if missing, written into ret[cap]. */
+/* DATA/<sub>, created (mode 0700) if missing, written into ret[cap]. */
 int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf *err);
 
 /*
@@ -87,8 +88,11 @@ int service_job_create(Service *s, Job *j, ApiError *e);
 int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
 		    ApiError *e);
 
-/* The newest `limit` jobs of the account, newest first (free with jobs_free). */
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e);
+/* A page of the account's jobs, newest first: `limit` of them after the
+ * newest `offset` (free with jobs_free); *ret_total gets how many the account
+ * has in all, counted with the page. */
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e);
 
 /* Sets stop_requested (once) on a non-terminal full job and tells its agents;
  * ret gets the job after the change. API_ERR_NOT_FOUND, API_ERR_CONFLICT
@@ -120,8 +124,8 @@ int service_job_list_named(Service *s, const char *account, const char *group, c
 int service_job_delete_named(Service *s, const char *account, const JobName *n, Job *ret, ApiError *e);
 
 /* Whether the job's state as stored now reflects what its agents knew at
- * since_real_ns (CLOCK_REALTIME): every agent with a capturing part
- * (running, uploading) has reported since, or is offline (its part will be
+ * since_real_ns (CLOCK_REALTIME): every agent with a capturing or
+ * delivering part (running, captured, uploading) has reported since, or is offline (its part will be
  * lost). A final job is always gathered. ret gets the job and (ret_parts not NULL) its parts.
  * API_ERR_NOT_FOUND ("id"). */
 int service_job_gathered(Service *s, const char *account, const char *id, int64_t since_real_ns, bool *ret_gathered,
@@ -139,10 +143,14 @@ uint64_t service_jobs_generation(Service *s);
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
  * ownership-challenge-<id>.txt holding a random token, and stores the bucket
  * pending. ret gets the row. API_ERR_INVALID when the account already
- * registered uri. */
+ * registered uri, or has max_buckets buckets (checked before the bucket's
+ * directory is made, and again in the insert). Bucket URIs are kept, looked
+ * up and written to in one spelling (bucket_uri_normalize: "file:///r/./b1/"
+ * is "file:///r/b1"), here, in validate and in service_job_create. */
 int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
-/* The account's buckets, oldest first (free with bucket_rows_free). */
+/* The account's buckets, newest first as its captures are (free with
+ * bucket_rows_free). */
 int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e);
 
 /* Validates the account's bucket uri with the proof given (see

@@ -70,13 +70,21 @@ typedef struct JobLimits {
 /* Inserts a job and its parts in one transaction, after checking the limits
  * inside it: -EBUSY (with err saying which limit) if the account already has
  * max_active_full non-terminal full jobs (for a full job), or submitted a
- * simple job less than sample_interval_ns before j->submitted_ns. -EEXIST: a
- * named job whose name the account already uses. */
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err);
+ * simple job less than sample_interval_ns before j->submitted_ns. Then
+ * *ret_after_ns (may be NULL) gets when the limit lets a job in (ns since the
+ * epoch): the end of the sample interval, or when the soonest of the
+ * account's active full jobs reaches its time limit (counted from its
+ * submission; it may be past, while the job delivers its files); 0 when none
+ * has a time limit. -EEXIST: a named job whose name the account already uses. */
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err);
 /* One job; account NULL matches any account (agent API). */
 int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err);
-/* The newest `limit` jobs of an account, newest first. */
-int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* A page of an account's jobs, newest first: `limit` of them after skipping
+ * the newest `offset`. *ret_total (may be NULL) gets how many jobs the
+ * account has in all, read in the same transaction as the page. */
+int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
+		ErrBuf *err);
 /* Every non-terminal job of every account (scheduler, reconciliation). */
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
 /* Writes status, stop_requested_ns, stop_reason, error_message, counters,
@@ -134,11 +142,13 @@ typedef struct BucketRow {
 void bucket_row_done(BucketRow *b); /* NULL is fine */
 void bucket_rows_free(BucketRow *v, size_t n);
 
-/* -EEXIST if the account already registered this destination_conf. */
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err);
+/* -EEXIST if the account already registered this destination_conf;
+ * -EDQUOT if it has max_per_account buckets already (0 = no limit; checked
+ * and inserted in one statement). */
+int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
 int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* newest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
 

@@ -76,7 +76,7 @@ static const RowKind bucket_rows = {.size = sizeof(BucketRow),
 				    .listing = "listing buckets",
 				    .binding = "binding a bucket list"};
 
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
+int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -90,13 +90,16 @@ int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
 	if (dbs_bind_text(st, 1, b->id) || dbs_bind_text(st, 2, b->account) ||
 	    dbs_bind_text(st, 3, b->destination_conf) || dbs_bind_text(st, 4, b->filename) ||
 	    dbs_bind_text(st, 5, b->challenge) || sqlite3_bind_int(st, 6, (int)b->status) ||
-	    sqlite3_bind_int64(st, 7, b->submitted_ns) || sqlite3_bind_int64(st, 8, b->validated_ns))
+	    sqlite3_bind_int64(st, 7, b->submitted_ns) || sqlite3_bind_int64(st, 8, b->validated_ns) ||
+	    sqlite3_bind_int64(st, 9, (sqlite3_int64)max_per_account))
 		return dbs_bind_fail(c, st, "binding a bucket", err);
 	r = dbs_stmt_exec(c, st, "storing a bucket", err);
 	if (r == -EEXIST)
 		return errbuf_set(err, r, "db: bucket %s or its destination_conf exists already", b->id);
 	if (r == -ENOENT)
 		return errbuf_set(err, r, "db: account %s does not exist", b->account);
+	if (r == 0 && sqlite3_changes(sqlite3_db_handle(st)) == 0)
+		return errbuf_set(err, -EDQUOT, "db: account %s has %zu buckets already", b->account, max_per_account);
 	return r;
 }
 

@@ -95,6 +95,10 @@ int filter_parse_ports(const char *field, const char *s, size_t n, PortSet *set,
 /* A number 0..255 or a name (tcp, udp, icmp, icmp6/ipv6-icmp, sctp, gre, esp,
  * ah, igmp, ...); "any" and "all" (any case) give FILTER_PROTO_ANY. */
 int filter_parse_proto(const char *field, const char *s, size_t n, int *ret, ErrBuf *err);
+/* The i-th protocol name filter_parse_proto knows (its number in *ret_proto,
+ * FILTER_PROTO_ANY for "any"), or NULL past the last: for clients that check
+ * a field as the API does (the dashboard's generated bounds). */
+const char *filter_proto_name(size_t i, int *ret_proto);
 /* Checked conversions for JSON numbers (Cloudflare filter_v1). */
 int filter_port_from_number(const char *field, double v, PortSet *set, ErrBuf *err);
 int filter_proto_from_number(const char *field, double v, int *ret, ErrBuf *err);

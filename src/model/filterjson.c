@@ -11,6 +11,21 @@
 
 #include "model/filterjson.h"
 
+/* filter_set_expr, its message naming the field as the client wrote it
+ * ("filter_v1.bpf: 5000 bytes, at most 4096", not the filter's own name). */
+static int set_expr(Filter *f, const char *field, const json_t *v, ErrBuf *err)
+{
+	static const char own[] = "bpf_expr: ";
+	ErrBuf e = {{0}};
+	const char *m;
+	int r = filter_set_expr(f, json_string_value(v), json_string_length(v), &e);
+
+	if (r == 0)
+		return 0;
+	m = strncmp(e.msg, own, sizeof(own) - 1) == 0 ? e.msg + sizeof(own) - 1 : e.msg;
+	return errbuf_set(err, r == -ENOMEM ? r : -EINVAL, "%s: %s", field, m);
+}
+
 static int field_name(char *out, size_t cap, const char *prefix, const char *key)
 {
 	int n = snprintf(out, cap, "%s%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "", key);
@@ -70,8 +85,10 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 			r = errbuf_set(err, -EINVAL, "%s: unknown field (name too long)", prefix ? prefix : "filter");
 			goto fail;
 		}
-		if (json_is_null(v))
-			continue; /* SDKs may send explicit nulls for absent fields */
+		/* SDKs send explicit nulls for absent fields, and forms send ""
+		 * for fields left blank: both mean no condition. */
+		if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+			continue;
 		if (strcmp(key, "source_address") == 0) {
 			r = parse_addr(field, v, &c.src, err);
 			have_clause = true;
@@ -96,7 +113,7 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 			if (!json_is_string(v))
 				r = errbuf_set(err, -EINVAL, "%s: must be a string (a pcap-filter expression)", field);
 			else
-				r = filter_set_expr(&f, json_string_value(v), json_string_length(v), err);
+				r = set_expr(&f, field, v, err);
 		} else {
 			r = errbuf_set(err, -EINVAL,
 				       "%s: unknown field (expected source_address, destination_address, "

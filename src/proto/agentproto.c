@@ -401,10 +401,11 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
 	if (!state || part_state_from_string(state, &rep.state) < 0 || rep.state == PART_ASSIGNED ||
 	    rep.state == PART_LOST)
-		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
+		return errbuf_set(err, -EINVAL, "%sstate: must be running, captured, uploading, done or failed", where);
 	rep.stop_reason = JOB_STOP_NONE;
 	if ((record && !stop) || (stop && job_stop_from_string(stop, &rep.stop_reason) < 0))
-		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
+		return errbuf_set(err, -EINVAL,
+				  "%sstop_reason: must be none, time, packets, bytes, user, agent_shutdown or error",
 				  where);
 	if (proto_get_u64(o, "packets", INT64_MAX, &rep.packets, &e) < 0 ||
 	    proto_get_u64(o, "bytes", INT64_MAX, &rep.bytes, &e) < 0 ||

@@ -218,9 +218,21 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		handle_poll(a, req);
 }
 
+/* Every route with a body needs an agent token; a sample answer is a pcap. */
+static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
+{
+	ApiError e;
+
+	(void)method;
+	if (auth_check(api_service(a), req, NULL, SCOPE_AGENT, NULL, NULL, &e) < 0)
+		return API_BODY_REFUSED;
+	return strcmp(rest, "/sample") == 0 ? API_BODY_RAW : API_BODY_JSON;
+}
+
 const ApiDialect agentapi_dialect = {
 	.name = "agent",
 	.handle = agentapi_handle,
 	.render_error = envelope_error,
 	.body_limit = agentapi_body_limit,
+	.before_body = agentapi_before_body,
 };

@@ -8,7 +8,9 @@
  *
  *   model status             provisioningState     packetCaptureStatus
  *   pending                  Updating              NotStarted
- *   running, conversion_*    Succeeded             Running
+ *   running, conversion_*    Succeeded             Running (the capture is over
+ *                                                  on the agents but the
+ *                                                  files are not delivered)
  *   success                  Succeeded             Stopped (+ stopReason)
  *   failed, every part done  Succeeded             Stopped (+ stopReason)
  *   failed otherwise         Failed if no agent    Error (+ packetCaptureError)
@@ -200,6 +202,8 @@ static const char *stop_reason(JobStop s)
 		return "PacketsExceeded";
 	case JOB_STOP_USER:
 		return "StoppedByUser";
+	case JOB_STOP_SHUTDOWN:
+		return "AgentStopped"; /* the agent was shut down and kept what it had captured */
 	default:
 		return "";
 	}

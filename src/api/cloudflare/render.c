@@ -4,8 +4,11 @@
  * function per object, used by every endpoint that returns it, so that
  * create, get, list and stop can never disagree on a field.
  *
- * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason and, for
- * get, agents) are pcapd's: the SDK passes unknown fields through untouched.
+ * Fields beyond the schema (bytes_captured, kernel_drops, stop_reason,
+ * packets_captured of a sample, packet_limit and packets_remaining, which the
+ * docs' examples show, and, for get, agents) are pcapd's: the SDK
+ * passes unknown fields through untouched. A full capture asked with the
+ * docs' "colo" is answered with "colo" beside the schema's colo_name.
  *
  * A capture another dialect created is shown where Cloudflare's object can
  * say it (README, "One capture, two dialects"): a full capture with its
@@ -104,6 +107,36 @@ static bool set_foreign(json_t *o, const Job *j)
 	return false;
 }
 
+/* packets_remaining, in the docs' examples: how many packets the capture may
+ * still take before its packet_limit, packet_limit − packets_captured floored
+ * at 0 (packets_captured sums every agent's share, each of which stops at
+ * packet_limit on its own); null without a packet_limit. */
+static bool set_remaining(json_t *o, const Job *j)
+{
+	if (!j->packet_limit)
+		return set(o, "packets_remaining", json_null());
+	return set_u64(o, "packets_remaining", j->packets < j->packet_limit ? j->packet_limit - j->packets : 0);
+}
+
+/* What the request spelt its own way (validate.c keeps it in echo_json: a
+ * "colo" asked with the docs' key), added where no field of the same name is
+ * set. An unreadable text (a bug elsewhere) adds nothing. */
+static bool set_echo(json_t *o, const char *text)
+{
+	json_t *echo = text ? json_loads(text, 0, NULL) : NULL;
+	const char *key;
+	json_t *v;
+	bool failed = false;
+
+	json_object_foreach(echo, key, v)
+	{
+		if (!json_object_get(o, key) && json_object_set(o, key, v) < 0)
+			failed = true;
+	}
+	json_decref(echo);
+	return failed;
+}
+
 static json_t *render_parts(const JobPart *parts, size_t n)
 {
 	json_t *arr = json_array();
@@ -145,14 +178,18 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 		goto fail;
 	if (j->packet_limit && set_u64(o, "packet_limit", j->packet_limit))
 		goto fail;
+	if (!full && (set_u64(o, "packets_captured", j->packets) || set_remaining(o, j)))
+		goto fail;
 	if (full) {
 		if ((j->byte_limit && set_u64(o, "byte_limit", j->byte_limit)) ||
 		    set_str(o, "colo_name", j->colo_name) || set_str(o, "destination_conf", job_bucket(j)) ||
-		    set_u64(o, "packets_captured", j->packets))
+		    set_u64(o, "packets_captured", j->packets) || set_remaining(o, j))
 			goto fail;
 		if (j->stop_requested_ns && set_time(o, "stop_requested", j->stop_requested_ns))
 			goto fail;
 	}
+	if (set_echo(o, j->echo_json))
+		goto fail;
 	if (j->error_message && set_str(o, "error_message", j->error_message))
 		goto fail;
 	if (set_u64(o, "bytes_captured", j->bytes) || set_u64(o, "kernel_drops", j->drops) ||

@@ -448,15 +448,27 @@ static void test_render(void **state)
 			    "LocalFileFailed");
 	json_decref(o);
 
-	/* running; stopped by a user */
+	/* running (both conversion statuses: the files are still being
+	 * delivered); stopped by a user; by the agent's shutdown */
 	j = named(JOB_CONVERSION_RUNNING, 5, 1);
 	o = azure_render_status(&j, NULL, 0);
 	assert_string_equal(json_string_value(json_object_get(o, "packetCaptureStatus")), "Running");
+	json_decref(o);
+	j = named(JOB_CONVERSION_PENDING, 5, 1);
+	o = azure_render_status(&j, NULL, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "packetCaptureStatus")), "Running");
+	assert_string_equal(json_string_value(json_object_get(o, "stopReason")), "");
 	json_decref(o);
 	j = named(JOB_SUCCESS, 5, 1);
 	j.stop_reason = JOB_STOP_USER;
 	o = azure_render_status(&j, NULL, 0);
 	assert_string_equal(json_string_value(json_object_get(o, "stopReason")), "StoppedByUser");
+	json_decref(o);
+	j = named(JOB_SUCCESS, 5, 1);
+	j.stop_reason = JOB_STOP_SHUTDOWN;
+	o = azure_render_status(&j, NULL, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "packetCaptureStatus")), "Stopped");
+	assert_string_equal(json_string_value(json_object_get(o, "stopReason")), "AgentStopped");
 	json_decref(o);
 }
 

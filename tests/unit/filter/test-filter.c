@@ -95,6 +95,12 @@ static void test_parse_addrs_errors(void **state)
 		{"dst", ";", "dst: \";\" has an empty list item"},
 		{"dst", "1.1.1.1\n", "dst: \"1.1.1.1?\" is not an IPv4 or IPv6 address"},
 		{"dst", "fe80::1%eth0", "dst: \"fe80::1%eth0\" is not an IPv4 or IPv6 address"},
+		/* a bad value with a '-' or '/' in it is quoted whole */
+		{"source_address", "not-an-ip",
+		 "source_address: \"not-an-ip\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "10.0.0.1-x", "dst: \"10.0.0.1-x\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "1.1.1.1;a-b", "dst: \"a-b\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "999.1.1.1/24", "dst: \"999.1.1.1/24\" is not an IPv4 or IPv6 address or CIDR"},
 	};
 
 	(void)state;
@@ -219,6 +225,19 @@ static void test_parse_proto_and_numbers(void **state)
 	assert_int_equal(filter_parse_proto("protocol", "tcpx", 4, &p, &err), -EINVAL);
 	assert_string_equal(err.msg, "protocol: \"tcpx\" is not a protocol number 0..255 or a known name");
 	assert_int_equal(p, 99);
+
+	/* Every name the table lists (what the dashboard offers) parses to its number. */
+	for (size_t i = 0;; i++) {
+		int want = 0;
+		const char *name = filter_proto_name(i, &want);
+
+		if (!name) {
+			assert_true(i >= 20);
+			break;
+		}
+		assert_int_equal(filter_parse_proto("protocol", name, strlen(name), &p, &err), 0);
+		assert_int_equal(p, want);
+	}
 
 	assert_int_equal(filter_port_from_number("destination_port", 443, &set, &err), 0);
 	assert_int_equal(set.n, 1);

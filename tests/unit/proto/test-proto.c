@@ -454,7 +454,7 @@ static void test_job_json_roundtrip(void **state)
 	assert_string_equal(err.msg, "job: id: must be 32 hex digits");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"sleeping\",\"stop_reason\":\"none\"}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
-	assert_string_equal(err.msg, "job: state: must be running, uploading, done or failed");
+	assert_string_equal(err.msg, "job: state: must be running, captured, uploading, done or failed");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"packets\":-3}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"object\":\"a/b\"}";
@@ -567,7 +567,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"x\",\"state\":\"done\"}]}", NULL),
 			    "jobs[0].id: must be 32 hex digits");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"lost\"}]}", NULL),
-			    "jobs[0].state: must be running, uploading, done or failed");
+			    "jobs[0].state: must be running, captured, uploading, done or failed");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"packets\":-1}]}",
 					 NULL),
@@ -575,7 +575,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"stop_reason\":\"tired\"}]}",
 					 NULL),
-			    "jobs[0].stop_reason: must be none, time, packets, bytes, user or error");
+			    "jobs[0].stop_reason: must be none, time, packets, bytes, user, agent_shutdown or error");
 	memset(long_error, 'e', sizeof(long_error));
 	memcpy(long_error, "{\"name\":\"a\",\"version\":\"", 23);
 	memcpy(long_error + sizeof(long_error) - 4, "\"}", 3);
