@@ -547,8 +547,38 @@ static void azure_render_error(HttpRequest *req, const ApiError *e)
 	arm_error(req, e, NULL, NULL);
 }
 
+/* Before any byte of a body is read (api.h): the body is JSON, and read only
+ * when the request's credentials are good for its operation (the route's own
+ * scope on the path's subscription); else handle() answers in its usual
+ * order (404, 405, 400, 401, 403), without the body. */
+static ApiBody azure_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
+{
+	char account[JOB_ID_LEN + 1];
+	ApiBody kind = API_BODY_REFUSED;
+	const AzOp *op = NULL;
+	AzRoute route;
+	ApiError e;
+	AzPath *p;
+
+	p = malloc(sizeof(*p));
+	if (!p)
+		return API_BODY_REFUSED; /* handle() says out of memory */
+	route = split(rest, p) ? route_of(p) : AZ_R_NONE;
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
+	for (size_t i = 0; route != AZ_R_NONE && i < ARRAY_SIZE(ops); i++)
+		if (ops[i].route == route && strcmp(ops[i].method, method) == 0)
+			op = &ops[i];
+	if (op && azure_account_of(p->seg[0], strlen(p->seg[0]), account) &&
+	    auth_check(api_service(a), req, account, op->scope, op->name, NULL, &e) == 0)
+		kind = API_BODY_JSON;
+	free(p);
+	return kind;
+}
+
 const ApiDialect azure_dialect = {
 	.name = "azure",
 	.handle = azure_handle,
 	.render_error = azure_render_error,
+	.before_body = azure_before_body,
 };
