@@ -28,7 +28,7 @@ typedef enum ApiBody {
 } ApiBody;
 
 typedef struct ApiDialect {
-	const char *name; /* "cloudflare", "agent": also keys the list cache */
+	const char *name; /* "cloudflare", "agent", "azure": also keys the list cache */
 	/* Answers req; rest is the path after the dialect's prefix ("" or "/…"). */
 	void (*handle)(Api *a, HttpRequest *req, const char *rest);
 	/* Answers req with e in the dialect's shape. */
@@ -46,6 +46,7 @@ typedef struct ApiDialect {
 
 extern const ApiDialect cloudflare_dialect; /* cloudflare/cloudflare.c */
 extern const ApiDialect agentapi_dialect;   /* agent/agentapi.c */
+extern const ApiDialect azure_dialect;      /* azure/azure.c */
 
 Service *api_service(Api *a);
 size_t api_list_limit(Api *a); /* the default page size of a list */

@@ -44,9 +44,11 @@ static const ApiDialect *const default_dialect = &cloudflare_dialect;
 static const struct {
 	const char *prefix;
 	const ApiDialect *dialect;
+	bool nocase; /* ARM paths compare without regard to case */
 } routes[] = {
-	{"/accounts", &cloudflare_dialect},
-	{"/agent/v1", &agentapi_dialect},
+	{"/accounts", &cloudflare_dialect, false},
+	{"/agent/v1", &agentapi_dialect, false},
+	{"/subscriptions", &azure_dialect, true},
 };
 
 /* "dialect/key" into out; false if it does not fit (then not cached). */
@@ -140,13 +142,19 @@ size_t api_list_limit(Api *a)
 
 /* If path starts with the segment(s) prefix (followed by '/' or its end),
  * returns what follows; else NULL. */
-static const char *after_prefix(const char *path, const char *prefix)
+static const char *after_prefix_case(const char *path, const char *prefix, bool nocase)
 {
 	size_t n = strlen(prefix);
 
-	if (strncmp(path, prefix, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+	if ((nocase ? strncasecmp(path, prefix, n) : strncmp(path, prefix, n)) != 0 ||
+	    (path[n] != '\0' && path[n] != '/'))
 		return NULL;
 	return path + n;
+}
+
+static const char *after_prefix(const char *path, const char *prefix)
+{
+	return after_prefix_case(path, prefix, false);
 }
 
 unsigned api_error_status(ApiErrorKind kind)
@@ -219,7 +227,7 @@ static const char *strip_client_v4(const char *path)
 static const ApiDialect *dialect_of(const char *path, const char **ret_rest)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-		const char *rest = after_prefix(path, routes[i].prefix);
+		const char *rest = after_prefix_case(path, routes[i].prefix, routes[i].nocase);
 
 		if (rest) {
 			*ret_rest = rest;

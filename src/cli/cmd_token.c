@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/azure/azure.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -23,10 +24,11 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: pcapd token create --data DIR --account ACCOUNT_ID --scope read|write|agent [--email EMAIL]\n"
 		"\n"
-		"Prints a new secret and nothing else. ACCOUNT_ID is 32 hex digits; the account is\n"
-		"created if it does not exist. Scopes: read (list, get, download), write (also\n"
-		"create, stop, buckets), agent (for pcapd agent --token). With --email the secret is\n"
-		"a legacy API key, sent as X-Auth-Key together with X-Auth-Email: EMAIL.\n");
+		"Prints a new secret and nothing else. ACCOUNT_ID is 32 hex digits, or the same digits\n"
+		"as a UUID (the Azure dialect's subscription id); the account is created if it does not\n"
+		"exist. Scopes: read (list, get, download, status), write (also create, stop, delete,\n"
+		"buckets), agent (for pcapd agent --token). With --email the secret is a legacy API\n"
+		"key, sent as X-Auth-Key together with X-Auth-Email: EMAIL.\n");
 }
 
 static bool email_valid(const char *s)
@@ -64,8 +66,11 @@ static int create(int argc, char **argv)
 			data = optarg;
 			break;
 		case 'a':
+			/* An Azure subscription id names the same account. */
+			if (azure_account_of(optarg, strlen(optarg), account))
+				break;
 			if (!job_id_valid(optarg, strlen(optarg))) {
-				log_error("--account: '%s' is not 32 hex digits", optarg);
+				log_error("--account: '%s' is neither 32 hex digits nor a UUID", optarg);
 				return 2;
 			}
 			for (size_t i = 0; i < JOB_ID_LEN; i++)

@@ -57,6 +57,9 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		 * download reads it): an agent's report never renames it. */
 		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
 				     a->rep->stop_reason, NULL, a->rep->error, now_real());
+		/* What failed, once: with the failed state it arrived with. */
+		if (changed && parts[i].state == PART_FAILED && parts[i].failure == PART_FAIL_NONE)
+			parts[i].failure = a->rep->failure != PART_FAIL_NONE ? a->rep->failure : PART_FAIL_INTERNAL;
 		a->terminal = part_state_terminal(parts[i].state);
 		return changed;
 	}
@@ -157,6 +160,9 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 		}
 		parts_free(parts, n);
 	}
+	/* Every counter of this report is stored: a status query waiting for
+	 * fresh counters (service_job_gathered) may answer now. */
+	registry_reported(s->reg, rep->name);
 	ans.heartbeat_ms = s->cfg.heartbeat_ms;
 	*ret = ans;
 	return 0;

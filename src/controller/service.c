@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -358,6 +359,9 @@ static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, 
 
 	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &after_ns, &err);
 	service_jobs_changed(s);
+	if (r == -EEXIST && job_named(j))
+		return apierror_set(e, API_ERR_CONFLICT, "name", "the name %s is taken in %s/%s", j->name.name,
+				    j->name.group, j->name.watcher);
 	if (r != -EBUSY)
 		return r < 0 ? service_internal(e, r, &err) : 0;
 	wait_ns = after_ns - j->submitted_ns;
@@ -374,6 +378,88 @@ static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, 
 			     err.msg, wait_s);
 	e->retry_after_s = wait_s;
 	return r;
+}
+
+/* Whether name is one of the comma-separated list's (ASCII case-insensitive). */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static bool among(char (*agents)[AGENT_NAME_MAX + 1], size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(agents[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int no_target(Service *s, const Job *j, ApiError *e)
+{
+	static const char *const what[] = {
+		[JOB_TARGET_ANY] = "is named or in colo",
+		[JOB_TARGET_AGENT] = "is named",
+		[JOB_TARGET_COLO] = "is in colo",
+	};
+	char online[512];
+
+	registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+	return apierror_set(e, API_ERR_NO_TARGET, "target", "no online agent %s '%s'%s (online agents: %s)",
+			    what[j->target_kind], j->colo_name,
+			    j->target_include || j->target_exclude ? " and kept by its include and exclude lists" : "",
+			    online);
+}
+
+/* The online agents a full job targets (kind, colo_name, include and exclude
+ * lists) into agents[JOB_MAX_PARTS]; a sample asks every online agent. An
+ * included agent that is not online in the colo is API_ERR_NO_TARGET naming
+ * it: a capture never runs on fewer machines than the user listed. */
+static int match_target(Service *s, const Job *j, char (*agents)[AGENT_NAME_MAX + 1], size_t *ret_n, ApiError *e)
+{
+	bool sample = j->type == JOB_SIMPLE;
+	size_t n, k = 0;
+
+	n = registry_match(s->reg, sample ? JOB_TARGET_ANY : j->target_kind, sample ? NULL : j->colo_name, mono(),
+			   s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
+	for (const char *p = sample ? NULL : j->target_include; p && *p;) {
+		const char *end = strchr(p, ',');
+		char name[AGENT_NAME_MAX + 1];
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		snprintf(name, sizeof(name), "%.*s", (int)(len > AGENT_NAME_MAX ? AGENT_NAME_MAX : len), p);
+		if (!among(agents, n, name)) {
+			char online[512];
+
+			registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+			return apierror_set(e, API_ERR_NO_TARGET, "target",
+					    "agent '%s' is not online in colo '%s' (online agents: %s)", name,
+					    j->colo_name, online);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!sample && j->target_include && !in_list(j->target_include, agents[i]))
+			continue;
+		if (!sample && j->target_exclude && in_list(j->target_exclude, agents[i]))
+			continue;
+		if (k != i)
+			memcpy(agents[k], agents[i], sizeof(agents[k]));
+		k++;
+	}
+	if (k == 0 && !sample)
+		return no_target(s, j, e);
+	*ret_n = k;
+	return 0;
 }
 
 int service_job_create(Service *s, Job *j, ApiError *e)
@@ -394,24 +480,17 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	/* A sample asks every online agent; a full capture those of its colo. */
-	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
-			   JOB_MAX_PARTS);
-	if (n == 0 && j->type == JOB_SIMPLE) {
-		/* Stored (it counts against the sample limit) and failed at once. */
+	r = match_target(s, j, agents, &n, e);
+	if (r < 0)
+		goto out;
+	if (n == 0) {
+		/* A sample nobody can answer: stored (it counts against the
+		 * sample limit) and failed at once. */
 		j->status = JOB_FAILED;
 		j->finished_ns = j->submitted_ns;
 		free(j->error_message);
 		j->error_message = strdup("no agent is online to answer the sample");
 		r = insert_job(s, j, NULL, 0, e);
-		goto out;
-	}
-	if (n == 0) {
-		char online[512];
-
-		registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
-		r = apierror_set(e, API_ERR_NO_TARGET, "target",
-				 "no online agent is named or in colo '%s' (online agents: %s)", j->colo_name, online);
 		goto out;
 	}
 	parts = calloc(n, sizeof(*parts));
@@ -426,10 +505,14 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		snprintf(parts[i].agent, sizeof(parts[i].agent), "%s", agents[i]);
 		parts[i].state = PART_ASSIGNED;
 		parts[i].updated_ns = j->submitted_ns;
+		/* Only a bucket output has an object the controller names (and
+		 * reads back); files on the agents' disks are theirs. */
 		if (j->type == JOB_SIMPLE)
 			snprintf(object, sizeof(object), "%s.pcap", agents[i]);
-		else
+		else if (job_bucket(j))
 			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
+		else
+			continue;
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
 			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");

@@ -38,6 +38,17 @@
  * Version 4:
  *   jobs.echo_json                         what the creating dialect renders
  *                                          back as it was asked (job.h)
+ *
+ * Version 5 (named captures, what the Azure dialect shows):
+ *   jobs.started_ns                        when the first agent captured
+ *   jobs.name_group, name_watcher, name    a named resource's name (NULL for
+ *                                          captures known by id only), unique
+ *                                          per account, group and watcher
+ *                                          without regard to case
+ *   jobs.request                           the creating dialect's request,
+ *                                          canonical, echoed back
+ *   parts.failure                          why a failed part failed (job.h
+ *                                          PartFailure, 0..4)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -51,6 +62,7 @@ _Static_assert(PART_CAPTURED == 2 && PART_DONE == 4 && PART_FAILED == 5 && PART_
 	       "part states are 0..6, the terminal ones 4, 5 and 6 (since version 3)");
 _Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
 _Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
+_Static_assert(PART_FAIL_NONE == 0 && PART_FAIL_INTERNAL == 4, "part failures are 0..4");
 
 static const char *const migrations[] = {
 	/* 1: the first schema. */
@@ -157,6 +169,15 @@ static const char *const migrations[] = {
 	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (4, 5, 6);",
 	/* 4: the request's own spellings, for its dialect to echo. */
 	"ALTER TABLE jobs ADD COLUMN echo_json TEXT;",
+	/* 5: named captures, start time, why a part failed. */
+	"ALTER TABLE jobs ADD COLUMN started_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN name_group TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name_watcher TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name TEXT;"
+	"ALTER TABLE jobs ADD COLUMN request TEXT;"
+	"ALTER TABLE parts ADD COLUMN failure INTEGER NOT NULL DEFAULT 0 CHECK (failure BETWEEN 0 AND 4);"
+	"CREATE UNIQUE INDEX jobs_by_name ON jobs(account, name_group COLLATE NOCASE, "
+	"  name_watcher COLLATE NOCASE, name COLLATE NOCASE) WHERE name IS NOT NULL;",
 };
 
 int db_schema_version(void)

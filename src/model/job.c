@@ -22,6 +22,7 @@ static const char *const status_names[] = {"pending", "running", "conversion_pen
 static const char *const stop_names[] = {"none", "time",       "packets", "bytes",
 					 "user", "agent_lost", "error",   "agent_shutdown"};
 static const char *const part_names[] = {"assigned", "running", "captured", "uploading", "done", "failed", "lost"};
+static const char *const failure_names[] = {"none", "capture", "file", "storage", "internal"};
 
 const char *job_type_to_string(JobType t)
 {
@@ -58,6 +59,21 @@ int part_state_from_string(const char *s, PartState *ret)
 	if (i < 0)
 		return i;
 	*ret = (PartState)i;
+	return 0;
+}
+
+const char *part_failure_to_string(PartFailure f)
+{
+	return (unsigned)f < ARRAY_SIZE(failure_names) ? failure_names[f] : "none";
+}
+
+int part_failure_from_string(const char *s, PartFailure *ret)
+{
+	int i = lookup(failure_names, ARRAY_SIZE(failure_names), s);
+
+	if (i < 0)
+		return i;
+	*ret = (PartFailure)i;
 	return 0;
 }
 
@@ -279,6 +295,12 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 		j->status = status;
 		changed = true;
 	}
+	/* Started: some agent captured (or is capturing). A part that failed
+	 * before it ever ran does not count. */
+	if (!j->started_ns && (c.n[PART_RUNNING] || c.n[PART_CAPTURED] || c.n[PART_UPLOADING] || c.n[PART_DONE])) {
+		j->started_ns = now_ns;
+		changed = true;
+	}
 	if (job_status_terminal(status) && !j->finished_ns) {
 		j->finished_ns = now_ns;
 		changed = true;
@@ -351,6 +373,12 @@ void job_done(Job *j)
 	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++)
 		free(j->outputs[i].target);
 	free(j->error_message);
+	free(j->name.group);
+	free(j->name.watcher);
+	free(j->name.name);
+	free(j->request);
+	free(j->target_include);
+	free(j->target_exclude);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -392,11 +420,16 @@ int job_copy(const Job *src, Job *ret)
 	bool ok;
 
 	j.filter_json = j.filter_model = j.echo_json = j.colo_name = j.error_message = NULL;
+	j.name = (JobName){0};
+	j.request = j.target_include = j.target_exclude = NULL;
 	for (size_t i = 0; i < JOB_MAX_OUTPUTS; i++)
 		j.outputs[i].target = NULL;
 	ok = dup_opt(src->filter_json, &j.filter_json) == 0 && dup_opt(src->filter_model, &j.filter_model) == 0 &&
 	     dup_opt(src->echo_json, &j.echo_json) == 0 && dup_opt(src->colo_name, &j.colo_name) == 0 &&
-	     dup_opt(src->error_message, &j.error_message) == 0;
+	     dup_opt(src->error_message, &j.error_message) == 0 && dup_opt(src->name.group, &j.name.group) == 0 &&
+	     dup_opt(src->name.watcher, &j.name.watcher) == 0 && dup_opt(src->name.name, &j.name.name) == 0 &&
+	     dup_opt(src->request, &j.request) == 0 && dup_opt(src->target_include, &j.target_include) == 0 &&
+	     dup_opt(src->target_exclude, &j.target_exclude) == 0;
 	for (size_t i = 0; ok && i < src->n_outputs; i++)
 		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0;
 	if (!ok) {
@@ -405,6 +438,28 @@ int job_copy(const Job *src, Job *ret)
 	}
 	*ret = j;
 	return 0;
+}
+
+int job_name_set(JobName *n, const char *group, const char *watcher, const char *name)
+{
+	JobName v = {0};
+
+	if (dup_opt(group, &v.group) < 0 || dup_opt(watcher, &v.watcher) < 0 || dup_opt(name, &v.name) < 0) {
+		free(v.group);
+		free(v.watcher);
+		free(v.name);
+		return -ENOMEM;
+	}
+	free(n->group);
+	free(n->watcher);
+	free(n->name);
+	*n = v;
+	return 0;
+}
+
+bool job_named(const Job *j)
+{
+	return j->name.name != NULL;
 }
 
 static const char *const output_names[] = {"bucket", "file"};
@@ -516,8 +571,10 @@ static int check_outputs(const Job *j, ErrBuf *err)
 		if (n == 0 || n > JOB_OUTPUT_TARGET_MAX)
 			return errbuf_set(err, -EINVAL, "outputs[%zu].target: must be 1..%u bytes", i,
 					  JOB_OUTPUT_TARGET_MAX);
-		if (o->kind == JOB_OUTPUT_FILE && o->target[0] != '/')
-			return errbuf_set(err, -EINVAL, "outputs[%zu].target: a file's path must be absolute", i);
+		if (o->kind == JOB_OUTPUT_FILE && (strncmp(o->target, JOB_FILE_ROOT "/", sizeof(JOB_FILE_ROOT)) != 0 ||
+						   !o->target[sizeof(JOB_FILE_ROOT)]))
+			return errbuf_set(err, -EINVAL,
+					  "outputs[%zu].target: a file's path must lie below " JOB_FILE_ROOT, i);
 	}
 	return 0;
 }
@@ -542,6 +599,45 @@ static int check_continuous(const Job *j, ErrBuf *err)
 	return 0;
 }
 
+/* A part of a resource name: 1..JOB_NAME_MAX printable ASCII bytes, no '/'. */
+static bool name_part_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > JOB_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '/')
+			return false;
+	return true;
+}
+
+static int check_name(const Job *j, ErrBuf *err)
+{
+	const JobName *n = &j->name;
+
+	if (!n->group && !n->watcher && !n->name)
+		return 0;
+	if (j->type != JOB_FULL)
+		return errbuf_set(err, -EINVAL, "name: only full captures are named");
+	if (!name_part_valid(n->group) || !name_part_valid(n->watcher) || !name_part_valid(n->name))
+		return errbuf_set(err, -EINVAL,
+				  "name: group, watcher and name must each be 1..%u printable bytes without '/'",
+				  JOB_NAME_MAX);
+	return 0;
+}
+
+static int check_target(const Job *j, ErrBuf *err)
+{
+	if ((unsigned)j->target_kind > JOB_TARGET_COLO)
+		return errbuf_set(err, -EINVAL, "target: unknown kind %d", (int)j->target_kind);
+	if ((j->target_include || j->target_exclude) && j->target_kind != JOB_TARGET_COLO)
+		return errbuf_set(err, -EINVAL, "target: include and exclude lists are only for a colo");
+	if (j->request && strlen(j->request) > JOB_REQUEST_MAX)
+		return errbuf_set(err, -EINVAL, "request: more than %u bytes", JOB_REQUEST_MAX);
+	return 0;
+}
+
 int job_check(const Job *j, ErrBuf *err)
 {
 	int r;
@@ -557,5 +653,9 @@ int job_check(const Job *j, ErrBuf *err)
 	r = check_outputs(j, err);
 	if (r == 0)
 		r = check_continuous(j, err);
+	if (r == 0)
+		r = check_target(j, err);
+	if (r == 0)
+		r = check_name(j, err);
 	return r;
 }

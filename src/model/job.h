@@ -83,12 +83,15 @@
 /* The model's own bounds: every dialect's bounds fit inside them (Cloudflare:
  * 300 s, 10,000 packets, 1e9 bytes; Azure: 18,000 s, 4,294,967,295 bytes,
  * continuous sessions of 7 days). A dialect checks its own, tighter ones. */
-#define JOB_MAX_TIME_S 18000u       /* a classic capture: 5 h */
-#define JOB_MAX_SESSION_S 604800u   /* a continuous session: 7 days */
-#define JOB_MAX_OUTPUTS 4u          /* outputs of one capture */
-#define JOB_MAX_FILE_COUNT 10000u   /* files of a continuous capture */
-#define JOB_OUTPUT_TARGET_MAX 2048u /* bytes of an output's URI or path */
-#define JOB_ECHO_MAX 1024u          /* bytes of echo_json */
+#define JOB_MAX_TIME_S 18000u         /* a classic capture: 5 h */
+#define JOB_MAX_SESSION_S 604800u     /* a continuous session: 7 days */
+#define JOB_MAX_OUTPUTS 4u            /* outputs of one capture */
+#define JOB_MAX_FILE_COUNT 10000u     /* files of a continuous capture */
+#define JOB_OUTPUT_TARGET_MAX 2048u   /* bytes of an output's URI or path */
+#define JOB_FILE_ROOT "/var/captures" /* file outputs lie below it; each agent maps it to its --local-root */
+#define JOB_NAME_MAX 90u              /* bytes of each part of a resource name (Azure's resource groups) */
+#define JOB_REQUEST_MAX (64u * 1024u) /* bytes of a dialect's stored request */
+#define JOB_ECHO_MAX 1024u            /* bytes of echo_json */
 
 typedef enum JobType {
 	JOB_SIMPLE, /* "simple": answered from the agents' sampled history */
@@ -136,8 +139,38 @@ typedef enum JobOutputKind {
 /* Where a full capture's packets go; a capture has one or more. */
 typedef struct JobOutput {
 	JobOutputKind kind;
-	char *target; /* owned: the bucket's URI, or the file's absolute path on the agent */
+	char *target; /* owned: the bucket's URI, or the file's path below JOB_FILE_ROOT on the agent */
 } JobOutput;
+
+/* Which agents a full capture runs on. Used when it is created (the parts
+ * are the result, and only they are stored). */
+typedef enum JobTargetKind {
+	JOB_TARGET_ANY,   /* colo_name: an agent's name or a colo (Cloudflare's colo_name) */
+	JOB_TARGET_AGENT, /* colo_name: exactly one agent, by name (Azure virtualMachines/{name}) */
+	JOB_TARGET_COLO,  /* colo_name: the agents of that colo, narrowed by the include and exclude
+			   * lists (Azure virtualMachineScaleSets/{name}, scope) */
+} JobTargetKind;
+
+/* The name of a capture in a dialect whose captures are named resources:
+ * Azure's …/resourceGroups/{group}/…/networkWatchers/{watcher}/packetCaptures/{name}.
+ * All NULL for a capture known by its id only. A name is unique among the
+ * account's named captures of one group and watcher, compared without regard
+ * to case; deleting the resource takes the name away, never the capture. */
+typedef struct JobName {
+	char *group;   /* owned */
+	char *watcher; /* owned */
+	char *name;    /* owned */
+} JobName;
+
+/* Why a part failed, as far as the agent could tell (a lost part is
+ * PART_LOST, whatever this says). */
+typedef enum PartFailure {
+	PART_FAIL_NONE,
+	PART_FAIL_CAPTURE,  /* the capture itself: interfaces, filter, the engine */
+	PART_FAIL_FILE,     /* a file output on the agent's disk */
+	PART_FAIL_STORAGE,  /* a bucket output */
+	PART_FAIL_INTERNAL, /* anything else: refused, out of resources, restarted */
+} PartFailure;
 
 /* Continuous (ring-buffer) capture: the packets go into a set of rotating
  * files rather than one, each published as soon as it is finished. */
@@ -178,6 +211,14 @@ typedef struct Job {
 	uint64_t bytes;                     /* sum over parts */
 	uint64_t drops;                     /* sum of kernel drops over parts */
 	int64_t finished_ns;                /* when it became terminal, 0 before */
+	int64_t started_ns;                 /* when the first agent was capturing (job_aggregate), 0 before */
+	JobName name;                       /* a named resource's name (Azure), or NULLs */
+	char *request;                      /* owned: the creating dialect's own request, canonical, to echo back
+					     * (Azure: the PacketCapture properties), or NULL */
+	JobTargetKind target_kind;          /* creation only (not stored): how colo_name picks agents */
+	char *target_include;               /* owned, creation only: JOB_TARGET_COLO keeps only these agents
+					     * (comma-separated names); NULL = every agent of the colo */
+	char *target_exclude;               /* owned, creation only: and leaves these out; NULL = none */
 } Job;
 
 typedef struct JobPart {
@@ -189,6 +230,7 @@ typedef struct JobPart {
 	char *object; /* owned: object name in the bucket (full) or in the controller's store (simple) */
 	char *error;  /* owned: why the part failed or was lost */
 	int64_t updated_ns;
+	PartFailure failure; /* PART_FAILED: what failed */
 } JobPart;
 
 const char *job_type_to_string(JobType t);     /* "simple", "full" */
@@ -196,8 +238,10 @@ const char *job_status_to_string(JobStatus s); /* Cloudflare's words */
 const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error",
 						  "agent_shutdown" */
 const char *part_state_to_string(PartState s); /* "assigned", "running", "captured", ... */
-int part_state_from_string(const char *s, PartState *ret); /* -EINVAL */
-int job_stop_from_string(const char *s, JobStop *ret);     /* -EINVAL */
+int part_state_from_string(const char *s, PartState *ret);     /* -EINVAL */
+int job_stop_from_string(const char *s, JobStop *ret);         /* -EINVAL */
+const char *part_failure_to_string(PartFailure f);             /* "none", "capture", "file", "storage", "internal" */
+int part_failure_from_string(const char *s, PartFailure *ret); /* -EINVAL */
 bool job_status_terminal(JobStatus s);
 bool part_state_terminal(PartState s);
 
@@ -217,9 +261,12 @@ int job_outputs_from_text(const char *text, Job *j);
 
 /* The model's invariants on a request (any dialect), checked before it is
  * stored: limits within the model's bounds, outputs (full: 1..JOB_MAX_OUTPUTS,
- * each with a target; files absolute paths), continuous settings (full
- * only) and echo_json's size. -EINVAL with err naming the model's field first
- * ("time_limit: …", "outputs[1].target: …", "continuous.session_limit: …"). */
+ * each with a target; files below JOB_FILE_ROOT), continuous settings (full
+ * only), the target's kind (include and exclude only for a colo), a name
+ * (all three parts or none, each 1..JOB_NAME_MAX printable bytes without '/'),
+ * the request's size and echo_json's. -EINVAL with err naming the model's
+ * field first ("time_limit: …", "outputs[1].target: …",
+ * "continuous.session_limit: …", "name: …"). */
 int job_check(const Job *j, ErrBuf *err);
 
 /* Fresh random 32-hex id (getrandom). */
@@ -227,8 +274,13 @@ int job_new_id(char ret[JOB_ID_LEN + 1]);
 /* true if s[0..n) is exactly 32 lowercase or uppercase hex digits. */
 bool job_id_valid(const char *s, size_t n);
 
-/* Recomputes j's status, counters, stop reason, error message and finished
- * time from its parts, at time now. A terminal job is left alone. Returns true
+/* Sets *n to copies of group, watcher and name (all three, or all NULL).
+ * -ENOMEM. */
+int job_name_set(JobName *n, const char *group, const char *watcher, const char *name);
+bool job_named(const Job *j); /* the capture has a resource name */
+
+/* Recomputes j's status, counters, stop reason, error message, start and
+ * finished times from its parts, at time now. A terminal job is left alone. Returns true
  * if anything changed (the caller stores it). */
 bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns);
 

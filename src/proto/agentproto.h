@@ -64,6 +64,7 @@ typedef struct AgentJobReport {
 	JobStop stop_reason;                    /* JOB_STOP_NONE while running */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = none; informational (the controller names objects) */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why the job failed */
+	PartFailure failure;                    /* PART_FAILED: what failed ("failure"; absent = none) */
 } AgentJobReport;
 
 /* Who the agent is (the constant part of every report it builds). */

@@ -11,6 +11,7 @@
 
 #include "api/api-int.h"
 #include "api/cloudflare/envelope.h"
+#include "api/jsonval.h"
 
 #define JSON_TYPE "application/json"
 
@@ -33,22 +34,7 @@ static void respond_json(HttpRequest *req, unsigned status, json_t *doc)
 
 json_t *envelope_string(const char *s)
 {
-	json_t *v = json_string(s);
-	char *copy;
-
-	if (v || !s)
-		return v;
-	/* Not UTF-8 (a message echoing a decoded path, say): jansson refuses
-	 * it, and an envelope must still go out, so non-ASCII bytes become '?'. */
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	v = json_string(copy);
-	free(copy);
-	return v;
+	return jsonval_string(s);
 }
 
 static json_t *ok_doc(json_t *result, json_t *result_info)

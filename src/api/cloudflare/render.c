@@ -9,6 +9,13 @@
  * docs' examples show, and, for get, agents) are pcapd's: the SDK
  * passes unknown fields through untouched. A full capture asked with the
  * docs' "colo" is answered with "colo" beside the schema's colo_name.
+ *
+ * A capture another dialect created is shown where Cloudflare's object can
+ * say it (README, "One capture, two dialects"): a full capture with its
+ * target in colo_name and its first bucket (or "") in destination_conf; what
+ * filter_v1 cannot hold goes into pcapd's fields: "filter" (the filter model,
+ * instead of filter_v1), "outputs" (when a file on the agents is one of
+ * them), "continuous" and "azure" (the resource's name).
  */
 #include <errno.h>
 #include <string.h>
@@ -43,8 +50,8 @@ static bool set_time(json_t *o, const char *key, int64_t ns)
 	return set(o, key, json_string(buf));
 }
 
-/* The stored canonical filter, as an object; {} when none (or unreadable,
- * which would be a bug elsewhere: the object is still well formed). */
+/* A stored JSON object; {} when none (or unreadable, which would be a bug
+ * elsewhere: the object is still well formed). */
 static json_t *filter_object(const char *text)
 {
 	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
@@ -53,6 +60,51 @@ static json_t *filter_object(const char *text)
 		return v;
 	json_decref(v);
 	return json_object();
+}
+
+static bool has_file_output(const Job *j)
+{
+	for (size_t i = 0; i < j->n_outputs; i++)
+		if (j->outputs[i].kind == JOB_OUTPUT_FILE)
+			return true;
+	return false;
+}
+
+static json_t *render_outputs(const Job *j)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < j->n_outputs; i++)
+		if (json_array_append_new(arr,
+					  json_pack("{s:s, s:o}", "kind", job_output_kind_to_string(j->outputs[i].kind),
+						    "target", envelope_string(j->outputs[i].target))) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	return arr;
+}
+
+/* pcapd's fields for what filter_v1, destination_conf and time_limit cannot
+ * say of a capture another dialect made. true on failure. */
+static bool set_foreign(json_t *o, const Job *j)
+{
+	const JobContinuous *c = &j->continuous;
+
+	if (!j->filter_json && j->filter_model && set(o, "filter", filter_object(j->filter_model)))
+		return true;
+	if (has_file_output(j) && set(o, "outputs", render_outputs(j)))
+		return true;
+	if (c->on &&
+	    set(o, "continuous",
+		json_pack("{s:b, s:I, s:I, s:I}", "ring", c->ring, "file_count", (json_int_t)c->file_count, "file_size",
+			  (json_int_t)c->file_size, "session_limit", (json_int_t)c->session_limit_s)))
+		return true;
+	if (job_named(j) &&
+	    set(o, "azure",
+		json_pack("{s:o, s:o, s:o}", "resource_group", envelope_string(j->name.group), "network_watcher",
+			  envelope_string(j->name.watcher), "name", envelope_string(j->name.name))))
+		return true;
+	return false;
 }
 
 /* packets_remaining, in the docs' examples: how many packets the capture may
@@ -119,7 +171,8 @@ json_t *cloudflare_render_pcap(const Job *j, bool with_agents, const JobPart *pa
 	if (set_str(o, "id", j->id) || set_str(o, "type", job_type_to_string(j->type)) ||
 	    set_str(o, "system", "magic-transit") || set_str(o, "status", job_status_to_string(j->status)) ||
 	    set_time(o, "submitted", j->submitted_ns) || set_u64(o, "time_limit", j->time_limit_s) ||
-	    set(o, "filter_v1", filter_object(j->filter_json)))
+	    ((j->filter_json || !j->filter_model) && set(o, "filter_v1", filter_object(j->filter_json))) ||
+	    set_foreign(o, j))
 		goto fail;
 	if (!full && set_time(o, "offset_time", j->offset_time_ns))
 		goto fail;

@@ -19,11 +19,11 @@
  *    refused) and inside their bounds.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/cloudflare/cloudflare.h"
+#include "api/jsonval.h"
 #include "bucket/bucket.h"
 #include "common/timefmt.h"
 #include "filter/filter.h"
@@ -130,33 +130,6 @@ size_t cloudflare_unknown_fields(const json_t *body, CfRequest kind, char *out, 
 			out[o] = '\0';
 	}
 	return count;
-}
-
-/* A whole JSON number in lo..hi. */
-static int get_whole(const char *field, const json_t *v, uint64_t lo, uint64_t hi, uint64_t *ret, ErrBuf *err)
-{
-	if (json_is_integer(v)) {
-		json_int_t i = json_integer_value(v);
-
-		if (i < 0 || (uint64_t)i < lo || (uint64_t)i > hi)
-			return errbuf_set(err, -EINVAL, "%s: %lld is outside %llu..%llu", field, (long long)i,
-					  (unsigned long long)lo, (unsigned long long)hi);
-		*ret = (uint64_t)i;
-		return 0;
-	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
-
-		if (!isfinite(d) || d != floor(d))
-			return errbuf_set(err, -EINVAL, "%s: %.15g is not a whole number", field, d);
-		if (d < (double)lo || d > (double)hi)
-			return errbuf_set(err, -EINVAL, "%s: %.15g is outside %llu..%llu", field, d,
-					  (unsigned long long)lo, (unsigned long long)hi);
-		*ret = (uint64_t)d;
-		return 0;
-	}
-	return errbuf_set(err, -EINVAL, "%s: must be a whole number in %llu..%llu", field, (unsigned long long)lo,
-			  (unsigned long long)hi);
 }
 
 /* A required string; what says what it should hold. */
@@ -306,13 +279,13 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 
 	if (!vals[F_TIME_LIMIT])
 		return errbuf_set(err, -EINVAL, "time_limit: required");
-	r = get_whole("time_limit", vals[F_TIME_LIMIT], 1, CF_TIME_LIMIT_MAX, &u, err);
+	r = jsonval_whole("time_limit", vals[F_TIME_LIMIT], 1, CF_TIME_LIMIT_MAX, &u, err);
 	if (r < 0)
 		return r;
 	j.time_limit_s = (uint32_t)u;
 
 	if (vals[F_PACKET_LIMIT]) {
-		r = get_whole("packet_limit", vals[F_PACKET_LIMIT], 1, CF_PACKET_LIMIT_MAX, &u, err);
+		r = jsonval_whole("packet_limit", vals[F_PACKET_LIMIT], 1, CF_PACKET_LIMIT_MAX, &u, err);
 		if (r < 0)
 			return r;
 		j.packet_limit = (uint32_t)u;
@@ -321,7 +294,7 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 	}
 
 	if (vals[F_BYTE_LIMIT]) {
-		r = get_whole("byte_limit", vals[F_BYTE_LIMIT], 1, CF_BYTE_LIMIT_MAX, &u, err);
+		r = jsonval_whole("byte_limit", vals[F_BYTE_LIMIT], 1, CF_BYTE_LIMIT_MAX, &u, err);
 		if (r < 0)
 			return r;
 		j.byte_limit = u;

@@ -157,6 +157,11 @@ static void assert_job_equal(const Job *a, const Job *b)
 	assert_int_equal(a->bytes, b->bytes);
 	assert_int_equal(a->drops, b->drops);
 	assert_int_equal(a->finished_ns, b->finished_ns);
+	assert_int_equal(a->started_ns, b->started_ns);
+	assert_str_or_null(a->name.group, b->name.group);
+	assert_str_or_null(a->name.watcher, b->name.watcher);
+	assert_str_or_null(a->name.name, b->name.name);
+	assert_str_or_null(a->request, b->request);
 }
 
 static void assert_part_equal(const JobPart *a, const JobPart *b)
@@ -164,6 +169,7 @@ static void assert_part_equal(const JobPart *a, const JobPart *b)
 	assert_string_equal(a->job_id, b->job_id);
 	assert_string_equal(a->agent, b->agent);
 	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->failure, b->failure);
 	assert_int_equal(a->packets, b->packets);
 	assert_int_equal(a->bytes, b->bytes);
 	assert_int_equal(a->drops, b->drops);
@@ -247,7 +253,8 @@ static void test_newer_schema_refused(void **state)
 /* A database of schema version 1 (as the first release wrote it) is migrated
  * to the newest: destination_conf becomes the one bucket output, the filter
  * model is made from filter_json (2), and the part states of version 1
- * (2 uploading, 3 done, 4 failed, 5 lost) keep their meaning (3). */
+ * (2 uploading, 3 done, 4 failed, 5 lost) keep their meaning (3); it has no
+ * name, request, start time or part failure kind (5). */
 static void test_migration_2(void **state)
 {
 	static const char v1[] =
@@ -297,6 +304,15 @@ static void test_migration_2(void **state)
 		fail_msg("db_open: %s", err.msg);
 	assert_int_equal(raw_user_version(t->path), db_schema_version());
 	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
+	/* 5: no name, not started as far as anyone knows, parts without a failure kind */
+	assert_null(got.name.name);
+	assert_null(got.request);
+	assert_int_equal(got.started_ns, 0);
+	assert_int_equal(db_part_list(t->db, got.id, &parts, &n, &err), 0);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parts[i].failure, PART_FAIL_NONE);
+	parts_free(parts, n);
 	assert_int_equal(got.n_outputs, 1);
 	assert_int_equal(got.outputs[0].kind, JOB_OUTPUT_BUCKET);
 	assert_string_equal(got.outputs[0].target, "file:///srv/b");
@@ -447,7 +463,9 @@ static void test_job_roundtrip(void **state)
 	full.stop_reason = JOB_STOP_USER;
 	full.error_message = (char *)"agent x: boom";
 	full.finished_ns = 7;
+	full.started_ns = 6;
 	full.status = JOB_CONVERSION_RUNNING;
+	full.request = (char *)"{\"target\":\"vm1\"}";
 	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, NULL, &err), 0);
 	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, NULL, &err), 0);
 
@@ -473,6 +491,67 @@ static void test_job_roundtrip(void **state)
 	Job orphan = make_job("cccccccccccccccccccccccccccccccc", JOB_FULL, 1);
 	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "account cccccccccccccccccccccccccccccccc does not exist"));
+}
+
+static Job named_job(const char *account, int64_t submitted_ns, const char *group, const char *watcher,
+		     const char *name)
+{
+	Job j = make_job(account, JOB_FULL, submitted_ns);
+
+	j.name = (JobName){(char *)group, (char *)watcher, (char *)name};
+	return j;
+}
+
+static void test_named_jobs(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job a = named_job(ACC_A, 100 * SEC, "rg1", "nw1", "pc1"), b = named_job(ACC_A, 101 * SEC, "rg1", "nw1", "pc2");
+	Job c = named_job(ACC_A, 102 * SEC, "rg1", "nw2", "pc1"), d = named_job(ACC_B, 103 * SEC, "rg1", "nw1", "pc1");
+	Job dup = named_job(ACC_A, 104 * SEC, "RG1", "NW1", "PC1"), plain = make_job(ACC_A, JOB_FULL, 105 * SEC);
+	Job e = named_job(ACC_A, 101 * SEC, "rg1", "nw1", "pc3"), got, *v;
+	JobName key = {"Rg1", "nW1", "Pc2"};
+	JobCursor cur;
+	size_t n;
+
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, NULL, NULL, &err), 0); /* another watcher */
+	assert_int_equal(db_job_insert(t->db, &d, NULL, 0, NULL, NULL, &err), 0); /* another account */
+	assert_int_equal(db_job_insert(t->db, &e, NULL, 0, NULL, NULL, &err), 0); /* same time as b */
+	assert_int_equal(db_job_insert(t->db, &plain, NULL, 0, NULL, NULL, &err), 0);
+	/* names compare without regard to case */
+	assert_int_equal(db_job_insert(t->db, &dup, NULL, 0, NULL, NULL, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "named PC1 in RG1/NW1 already"));
+
+	assert_int_equal(db_job_find_named(t->db, ACC_A, &key, &got, &err), 0);
+	assert_job_equal(&got, &b);
+	job_done(&got);
+	assert_int_equal(db_job_find_named(t->db, ACC_B, &key, &got, &err), -ENOENT);
+
+	/* newest first, a page at a time, ties broken by id */
+	assert_int_equal(db_job_list_named(t->db, ACC_A, "RG1", "nw1", NULL, 2, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(v[0].submitted_ns == 101 * SEC && v[1].submitted_ns == 101 * SEC);
+	assert_true(strcmp(v[0].id, v[1].id) > 0);
+	cur.submitted_ns = v[1].submitted_ns;
+	memcpy(cur.id, v[1].id, sizeof(cur.id));
+	jobs_free(v, n);
+	assert_int_equal(db_job_list_named(t->db, ACC_A, "rg1", "nw1", &cur, 2, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, a.id);
+	jobs_free(v, n);
+
+	/* unnamed: gone from the names, still a job; the name is free again */
+	assert_int_equal(db_job_unname(t->db, ACC_A, a.id, &err), 0);
+	assert_int_equal(db_job_unname(t->db, ACC_A, a.id, &err), -ENOENT);
+	assert_int_equal(db_job_find_named(t->db, ACC_A, &(JobName){"rg1", "nw1", "pc1"}, &got, &err), -ENOENT);
+	assert_int_equal(db_job_get(t->db, ACC_A, a.id, &got, &err), 0);
+	assert_null(got.name.name);
+	assert_null(got.name.group);
+	job_done(&got);
+	assert_int_equal(db_job_insert(t->db, &dup, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_unname(t->db, ACC_B, dup.id, &err), -ENOENT); /* scoped by account */
 }
 
 static void test_job_list(void **state)
@@ -606,6 +685,7 @@ static void test_parts(void **state)
 	p[2].stop_reason = JOB_STOP_TIME;
 	q[0] = make_part(&k, "alpha", PART_FAILED);
 	q[0].error = (char *)"no such interface";
+	q[0].failure = PART_FAIL_CAPTURE;
 	q[1] = make_part(&k, "beta", PART_UPLOADING);
 	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, NULL, &err), 0);
 	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, NULL, &err), 0);
@@ -1068,6 +1148,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_named_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_full, setup, teardown),

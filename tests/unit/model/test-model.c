@@ -484,7 +484,7 @@ static void test_job_check_and_outputs(void **state)
 	assert_string_equal(job_bucket(&j), "file:///srv/b");
 	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "captures/x.cap"), 0);
 	assert_int_equal(job_check(&j, &err), -EINVAL);
-	assert_string_equal(err.msg, "outputs[1].target: a file's path must be absolute");
+	assert_string_equal(err.msg, "outputs[1].target: a file's path must lie below /var/captures");
 	free(j.outputs[1].target);
 	j.outputs[1].target = strdup("/var/captures/x.cap");
 	assert_int_equal(job_check(&j, &err), 0);
@@ -537,6 +537,71 @@ static void test_job_check_and_outputs(void **state)
 	assert_int_equal(job_add_output(&j, JOB_OUTPUT_BUCKET, "file:///x"), 0);
 	assert_int_equal(job_check(&j, &err), -EINVAL);
 	assert_string_equal(err.msg, "outputs: only for full captures");
+	job_done(&j);
+}
+
+static void test_names_targets_started(void **state)
+{
+	Job j = {.type = JOB_FULL, .status = JOB_PENDING, .colo_name = strdup("lab")}, copy = {0};
+	JobPart p[2] = {part("a", PART_ASSIGNED, 0), part("b", PART_ASSIGNED, 0)};
+	PartFailure f;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "/var/captures/x.cap"), 0);
+	/* a name is all three parts or none */
+	assert_int_equal(job_name_set(&j.name, "rg1", NULL, "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "name: group, watcher and name must each be 1..90 printable bytes without '/'");
+	assert_int_equal(job_name_set(&j.name, "rg1", "nw/1", "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_int_equal(job_name_set(&j.name, "rg1", "nw1", "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), 0);
+	assert_true(job_named(&j));
+	/* include and exclude lists only narrow a colo */
+	j.target_include = strdup("a,b");
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "target: include and exclude lists are only for a colo");
+	j.target_kind = JOB_TARGET_COLO;
+	assert_int_equal(job_check(&j, &err), 0);
+	j.request = strdup("{}");
+	assert_int_equal(job_copy(&j, &copy), 0);
+	assert_string_equal(copy.name.watcher, "nw1");
+	assert_string_equal(copy.target_include, "a,b");
+	assert_string_equal(copy.request, "{}");
+	assert_ptr_not_equal(copy.request, j.request);
+	job_done(&copy);
+
+	/* started: once some agent captured; a part failing at its start does not count */
+	part_apply(&p[0], PART_FAILED, 0, 0, 0, JOB_STOP_ERROR, NULL, "refused", 5);
+	job_aggregate(&j, p, 2, 5);
+	assert_int_equal(j.started_ns, 0);
+	part_apply(&p[1], PART_RUNNING, 1, 10, 0, JOB_STOP_NONE, NULL, NULL, 6);
+	assert_true(job_aggregate(&j, p, 2, 6));
+	assert_int_equal(j.started_ns, 6);
+	part_apply(&p[1], PART_DONE, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 7);
+	job_aggregate(&j, p, 2, 7);
+	assert_int_equal(j.started_ns, 6);
+	assert_int_equal(j.status, JOB_FAILED);
+
+	/* a share first seen captured (its running state fell between two
+	 * reports) started the capture too */
+	Job k = {.type = JOB_FULL, .status = JOB_PENDING};
+	JobPart q = part("c", PART_ASSIGNED, 0);
+
+	part_apply(&q, PART_CAPTURED, 3, 30, 0, JOB_STOP_TIME, NULL, NULL, 8);
+	assert_true(job_aggregate(&k, &q, 1, 8));
+	assert_int_equal(k.status, JOB_CONVERSION_PENDING);
+	assert_int_equal(k.started_ns, 8);
+	part_done(&q);
+	job_done(&k);
+
+	assert_string_equal(part_failure_to_string(PART_FAIL_FILE), "file");
+	assert_int_equal(part_failure_from_string("storage", &f), 0);
+	assert_int_equal(f, PART_FAIL_STORAGE);
+	assert_int_equal(part_failure_from_string("disk", &f), -EINVAL);
+	for (size_t i = 0; i < 2; i++)
+		part_done(&p[i]);
 	job_done(&j);
 }
 
@@ -601,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_filtermodel_roundtrip),
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),
+		cmocka_unit_test(test_names_targets_started),
 		cmocka_unit_test(test_apierror),
 		cmocka_unit_test(test_timefmt),
 	};

@@ -437,6 +437,18 @@ static void test_job_json_roundtrip(void **state)
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
 	assert_memory_equal(&r, &back, sizeof(r));
 	free(text);
+	/* a failure says what failed; a kind this side does not know is still one */
+	r.state = PART_FAILED;
+	r.failure = PART_FAIL_FILE;
+	strcpy(r.error, "/var/captures/x.cap: Permission denied");
+	assert_int_equal(agentproto_job_to_json(&r, &text, &err), 0);
+	assert_non_null(strstr(text, "\"failure\":\"file\""));
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(text);
+	text = "{\"id\":\"" ID1 "\",\"state\":\"failed\",\"stop_reason\":\"error\",\"failure\":\"cosmic\"}";
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_int_equal(back.failure, PART_FAIL_INTERNAL);
 
 	assert_int_equal(agentproto_job_from_json("{\"id\":\"x\"}", 10, &back, &err), -EINVAL);
 	assert_string_equal(err.msg, "job: id: must be 32 hex digits");
