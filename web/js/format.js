@@ -118,6 +118,54 @@ export function filterSummary(f) {
   return parts.length ? parts.join(', ') : 'everything';
 }
 
+// One line for pcapd's dialect-neutral filter ("filter": clauses OR-ed, a
+// clause's members ANDed, "both" for either direction, "bpf" ANDed with the
+// whole), which a capture made in another dialect carries instead of
+// filter_v1: "src 192.0.2.1, dport 80;443, either direction or proto 17".
+export function modelFilterSummary(m) {
+  if (!m || typeof m !== 'object') return 'everything';
+  const words = [['src', 'src'], ['dst', 'dst'], ['sport', 'sport'], ['dport', 'dport']];
+  const clauses = (Array.isArray(m.clauses) ? m.clauses : []).map((c) => {
+    const parts = [];
+    for (const [key, word] of words) {
+      if (Array.isArray(c?.[key]) && c[key].length) parts.push(`${word} ${c[key].join(';')}`);
+    }
+    if (typeof c?.proto === 'number') parts.push(`proto ${PROTO_NAMES[c.proto] ?? c.proto}`);
+    if (c?.both === true) parts.push('either direction');
+    if (c?.inner === true) parts.push('also inside tunnels');
+    return parts.join(', ');
+  }).filter((t) => t !== '');
+  let out = clauses.join(' or ');
+  if (typeof m.bpf === 'string' && m.bpf !== '') out = out ? `(${out}), bpf: ${m.bpf}` : `bpf: ${m.bpf}`;
+  return out || 'everything';
+}
+
+const PROTO_NAMES = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
+
+// A capture's filter in words, whichever dialect made it.
+export function captureFilterSummary(c) {
+  if (c && c.filter_v1 === undefined && c.filter && typeof c.filter === 'object') return modelFilterSummary(c.filter);
+  return filterSummary(c?.filter_v1);
+}
+
+// The Azure resource a capture was made as ("rg1 / nw1 / pc1"), or null for
+// a capture made through the Cloudflare dialect or pcapctl.
+export function azureNameOf(c) {
+  const a = c?.azure;
+  if (!a || typeof a !== 'object') return null;
+  return [a.resource_group, a.network_watcher, a.name].map((x) => String(x ?? '')).join(' / ');
+}
+
+// Continuous (rotating files) settings in words: "ring of 10 files of
+// 1.0 MiB" or "every file kept, 1.0 MiB each"; null when not continuous.
+export function continuousOf(c) {
+  const k = c?.continuous;
+  if (!k || typeof k !== 'object') return null;
+  const size = formatBytes(k.file_size);
+  const text = k.ring ? `ring of ${formatCount(k.file_count)} files of ${size}` : `every file kept, ${size} each`;
+  return k.session_limit ? `${text}, for ${formatDuration(k.session_limit)}` : text;
+}
+
 // Where a capture runs: the colo or agent name of a full capture; every
 // agent for a sample.
 export function targetOf(c) {

@@ -451,6 +451,50 @@ test('a sample from the agents\' history through the wizard', LONG, async () => 
   await context.close();
 });
 
+test('an Azure session is in the captures list with its own fields and is stopped from its page', LONG, async () => {
+  const a = ACCOUNT;
+  const sub = `${a.slice(0, 8)}-${a.slice(8, 12)}-${a.slice(12, 16)}-${a.slice(16, 20)}-${a.slice(20)}`;
+  const arm = `/subscriptions/${sub}/resourceGroups/rg-web/providers/Microsoft.Network/networkWatchers/nw-web/` +
+    'packetCaptures/ring-web?api-version=2026-01-01';
+  const body = {
+    properties: {
+      target: `/subscriptions/${sub}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/${AGENT1}`,
+      storageLocation: { localPath: '/var/captures/web/ring.cap' },
+      continuousCapture: true,
+      captureSettings: { fileCount: 3, fileSizeInBytes: 1048576, sessionTimeLimitInSeconds: 3600 },
+      filters: [{ protocol: 'Any', localPort: '5558' }],
+    },
+  };
+  // The account's one active full capture (the previous scenario's) may
+  // still be ending: a 429 means "not yet".
+  const put = await until(async () => {
+    const r = await apiCall('PUT', arm, TOKEN, body);
+    return r.status === 429 ? null : r;
+  }, 'the Azure PUT past the active-capture limit');
+  assert.equal(put.status, 201, put.text);
+  const list = await apiCall('GET', `${PCAPS}?per_page=1000`, TOKEN);
+  const made = list.json.result.find((c) => c.azure?.name === 'ring-web');
+  assert.ok(made, list.text);
+
+  const { context, page } = await newPage();
+  await signIn(page);
+  const row = page.locator(`tr[data-id="${made.id}"]`);
+  await row.getByText('Azure: rg-web / nw-web / ring-web').waitFor();
+  await row.locator('.filter', { hasText: /5558.*either direction/ }).waitFor();
+  await row.getByRole('link', { name: `Capture ${made.id}` }).click();
+  await page.locator('dd', { hasText: 'rg-web / nw-web / ring-web' }).waitFor();
+  await page.locator('dd', { hasText: '/var/captures/web/ring.cap' }).waitFor();
+  await page.locator('dd', { hasText: 'ring of 3 files of 1.0 MiB, for 1 h' }).waitFor();
+  await shareStatus(page, AGENT1, 'running');
+  await sendTraffic(0, 4, 5558);
+  await page.locator('dd', { hasText: /^4$/ }).first().waitFor();
+  await shot(page, 'capture-azure');
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await captureStatus(page, 'Success');
+  await page.getByText('stopped by a user').waitFor();
+  await context.close();
+});
+
 test('the agents page shows every agent, its recorder and the span of its history', async () => {
   const { context, page } = await newPage();
   await signIn(page);

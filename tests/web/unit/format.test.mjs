@@ -110,3 +110,33 @@ test('where a challenge file was written', () => {
   assert.equal(F.challengeLocation('file:///srv/b/', 'ownership-challenge-1.txt'), '/srv/b/ownership-challenge-1.txt');
   assert.equal(F.challengeLocation('s3://b?secret=x', 'f.txt'), 'f.txt in s3://b?secret=REDACTED');
 });
+
+test('a capture made through the Azure dialect: its filter model, resource name and continuous files', () => {
+  const model = {
+    clauses: [
+      { src: ['192.0.2.1'], dport: ['80', '443-444'], proto: 6, both: true },
+      { dst: ['2001:db8::1'], proto: 17 },
+      {},
+    ],
+    bpf: 'vlan 100',
+  };
+  assert.equal(F.modelFilterSummary(model),
+    '(src 192.0.2.1, dport 80;443-444, proto tcp, either direction or dst 2001:db8::1, proto udp), bpf: vlan 100');
+  assert.equal(F.modelFilterSummary({}), 'everything');
+  assert.equal(F.modelFilterSummary({ clauses: [{ proto: 200, inner: true }] }), 'proto 200, also inside tunnels');
+  assert.equal(F.modelFilterSummary(null), 'everything');
+  // filter_v1 wins when the capture has one; "filter" is read only without it
+  assert.equal(F.captureFilterSummary({ filter_v1: { destination_port: 53 }, filter: model }), 'dport 53');
+  assert.equal(F.captureFilterSummary({ filter: { clauses: [{ sport: ['53'] }] } }), 'sport 53');
+  assert.equal(F.captureFilterSummary({}), 'everything');
+
+  assert.equal(F.azureNameOf({ azure: { resource_group: 'rg1', network_watcher: 'nw1', name: '<b>pc</b>' } }),
+    'rg1 / nw1 / <b>pc</b>');
+  assert.equal(F.azureNameOf({ type: 'full' }), null);
+
+  assert.equal(F.continuousOf({ continuous: { ring: true, file_count: 10, file_size: 1048576, session_limit: 3600 } }),
+    'ring of 10 files of 1.0 MiB, for 1 h');
+  assert.equal(F.continuousOf({ continuous: { ring: false, file_count: 0, file_size: 2048, session_limit: 0 } }),
+    'every file kept, 2.0 KiB each');
+  assert.equal(F.continuousOf({}), null);
+});

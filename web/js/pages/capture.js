@@ -8,7 +8,7 @@ import { ApiError } from '../api.js';
 import { h, svg, fill, table, cell, notice } from '../dom.js';
 import { Series, geometry } from '../chart.js';
 import {
-  filterSummary, formatBytes, formatCount, formatDuration, formatTime, isTerminal, packetsOf, redactUri,
+  azureNameOf, captureFilterSummary, continuousOf, formatBytes, formatCount, formatDuration, formatTime, isTerminal, packetsOf, redactUri,
   statusLabel, typeLabel,
 } from '../format.js';
 import { poller } from '../poll.js';
@@ -25,6 +25,7 @@ const STOP_WORDS = {
   bytes: 'byte limit reached',
   user: 'stopped by a user',
   agent_lost: 'an agent was lost',
+  agent_shutdown: 'an agent was stopped',
   error: 'an error',
 };
 
@@ -88,11 +89,16 @@ export function mount(ctx, [idParam]) {
       ['Type', typeLabel(c.type)],
       ['Submitted', formatTime(c.submitted)],
       c.type === 'full' ? ['Colo or agent', c.colo_name || '—'] : ['Window ends', formatTime(c.offset_time)],
-      c.type === 'full' ? ['Bucket', redactUri(c.destination_conf)] : null,
-      ['Time limit', c.type === 'full' ? formatDuration(c.time_limit) : `${formatDuration(c.time_limit)} window`],
+      azureNameOf(c) ? ['Azure capture', h('span', { class: 'mono' }, azureNameOf(c))] : null,
+      c.type === 'full' && (c.destination_conf || !Array.isArray(c.outputs)) ? ['Bucket', redactUri(c.destination_conf)] : null,
+      Array.isArray(c.outputs) && c.outputs.length
+        ? ['Files on the agents', h('span', {}, ...c.outputs.map((o, i) => h('span', { class: 'mono' }, `${i ? ', ' : ''}${o.target}`)))]
+        : null,
+      continuousOf(c) ? ['Continuous', continuousOf(c)] : null,
+      ['Time limit', c.type === 'full' ? (c.time_limit ? formatDuration(c.time_limit) : 'none') : `${formatDuration(c.time_limit)} window`],
       ['Packet limit', c.packet_limit ? `${formatCount(c.packet_limit)}${c.type === 'full' ? ' per agent' : ''}` : 'none'],
       c.type === 'full' ? ['Byte limit', c.byte_limit ? `${formatBytes(c.byte_limit)} per agent` : 'none'] : null,
-      ['Filter', h('span', { class: 'filter' }, filterSummary(c.filter_v1))],
+      ['Filter', h('span', { class: 'filter' }, captureFilterSummary(c))],
       ['Packets', formatCount(packets ?? NaN)],
       ['Bytes', formatBytes(c.bytes_captured)],
       ['Kernel drops', h('span', { class: c.kernel_drops > 0 ? 'warn' : null }, formatCount(c.kernel_drops ?? NaN))],

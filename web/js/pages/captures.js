@@ -14,7 +14,7 @@
 
 import { h, fill, table, cell, notice } from '../dom.js';
 import {
-  filterSummary, formatAge, formatCount, formatTime, packetsOf, progressOf, selectCaptures,
+  azureNameOf, captureFilterSummary, formatAge, formatCount, formatTime, packetsOf, progressOf, selectCaptures,
   statusLabel, targetOf, typeLabel,
 } from '../format.js';
 import { poller } from '../poll.js';
@@ -79,7 +79,7 @@ export function mount(ctx) {
     const tr = h('tr', { 'data-id': c.id, 'data-status': c.status },
       cell('ID', h('a', { href: `#/captures/${c.id}`, class: 'mono', title: c.id, 'aria-label': `Capture ${c.id}` },
         `${String(c.id).slice(0, 8)}…`)),
-      cell('Type', typeLabel(c.type)),
+      cell('Type', typeLabel(c.type), azureNameOf(c) ? h('span', { class: 'small azure', title: 'Made through the Azure dialect' }, ` Azure: ${azureNameOf(c)}`) : null),
       cell('Status',
         h('span', { class: `status s-${c.status}` }, statusLabel(c.status)),
         c.status === 'failed' && c.error_message ? h('span', { class: 'small err-text' }, c.error_message) : null,
@@ -88,7 +88,7 @@ export function mount(ctx) {
       cell('Submitted', age),
       cell('Packets', formatCount(packetsOf(c) ?? NaN)),
       cell('Kernel drops', h('span', { class: drops > 0 ? 'warn' : null }, formatCount(drops ?? NaN))),
-      cell('Filter', h('span', { class: 'filter' }, filterSummary(c.filter_v1))));
+      cell('Filter', h('span', { class: 'filter' }, captureFilterSummary(c))));
     const row = { sig, tr, age, progress, c, live: c.status === 'running' || c.status === 'pending', at: now };
     rows.set(c.id, row);
     return row;
