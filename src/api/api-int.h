@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "metrics/httpstats.h"
 #include "model/apierror.h"
 
 /* What a request announcing a body may send, decided on its headers
@@ -48,6 +49,10 @@ extern const ApiDialect cloudflare_dialect; /* cloudflare/cloudflare.c */
 extern const ApiDialect agentapi_dialect;   /* agent/agentapi.c */
 
 Service *api_service(Api *a);
+HttpStats *api_http_stats(Api *a);
+/* GET /metrics on the API's listeners (metrics.c): any user token with read
+ * scope; the captures counted are its account's only. Errors in d's shape. */
+void api_metrics(Api *a, HttpRequest *req, const ApiDialect *d);
 size_t api_list_limit(Api *a);
 /* The list cache: answers req (200, application/json) from the cached list of
  * (d, account) if it was rendered at jobs generation gen; else false. */

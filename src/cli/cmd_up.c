@@ -69,6 +69,7 @@ typedef struct Child {
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
+	const char *metrics;     /* passed to the controller's --metrics; NULL = none */
 	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
 } UpArgs;
 
@@ -82,13 +83,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--metrics ADDR:PORT]\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
 		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
-		"(default %u; 0 = no recorder).\n",
+		"(default %u; 0 = no recorder).\n"
+		"--metrics ADDR:PORT is the controller's: GET /metrics there without a token.\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
@@ -102,6 +104,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"colo", required_argument, NULL, 'c'},
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
+		{"metrics", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -137,6 +140,9 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			break;
 		case 'i':
 			a->ifaces = optarg;
+			break;
+		case 'M':
+			a->metrics = optarg;
 			break;
 		case 'r': {
 			uint64_t v;
@@ -521,6 +527,10 @@ int cmd_up(int argc, char **argv)
 		cargv[n++] = cert;
 		cargv[n++] = "--tls-key";
 		cargv[n++] = key;
+	}
+	if (a.metrics) {
+		cargv[n++] = "--metrics";
+		cargv[n++] = (char *)a.metrics;
 	}
 	cargv[n] = NULL;
 	r = child_start(&ctl, &old);

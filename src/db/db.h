@@ -83,6 +83,15 @@ int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
 int db_job_update(Db *db, const Job *j, ErrBuf *err);
 /* Writes j (as db_job_update) and the given parts in one transaction. */
 int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+/* How many jobs each account has in each status (metrics; read-only): one
+ * element per (account, status) that has any, ordered by account then
+ * status; account NULL counts every account. Free *ret with free(). */
+typedef struct JobStatusCount {
+	char account[JOB_ID_LEN + 1];
+	JobStatus status;
+	uint64_t count;
+} JobStatusCount;
+int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err);
 /* The parts of a job, ordered by agent name. */
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
 /* Every non-terminal part assigned to an agent (what it should be doing). */
