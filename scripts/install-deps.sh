@@ -13,7 +13,8 @@ PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       libsqlite3-dev libcap-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
       python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time
-      openssl wrk stress-ng chromium"
+      openssl wrk stress-ng chromium help2man python3-prometheus-client
+      systemd man-db groff-base"
 # node v20+ may come from outside Debian (nodesource, a tarball); Debian's
 # nodejs and npm only when there is no node at all.
 if ! command -v node >/dev/null 2>&1; then

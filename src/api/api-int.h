@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "metrics/httpstats.h"
 #include "model/apierror.h"
 
 /* What a request announcing a body may send, decided on its headers
@@ -50,6 +51,10 @@ extern const ApiDialect azure_dialect;      /* azure/azure.c */
 
 Service *api_service(Api *a);
 size_t api_list_limit(Api *a); /* the default page size of a list */
+HttpStats *api_http_stats(Api *a);
+/* GET /metrics on the API's listeners (metrics.c): any user token with read
+ * scope; the captures counted are its account's only. Errors in d's shape. */
+void api_metrics(Api *a, HttpRequest *req, const ApiDialect *d);
 /* The list cache: answers req (200, application/json) from the cached list of
  * (d, key) if it was rendered at jobs generation gen; else false. key names
  * everything the rendered list depends on besides the jobs: the account and

@@ -33,6 +33,7 @@ typedef struct ListCache {
 
 struct Api {
 	Service *svc;
+	HttpStats *stats;
 	size_t list_limit;
 	pthread_mutex_t cache_lock;
 	ListCache cache[LIST_CACHE_SLOTS];
@@ -106,6 +107,8 @@ void api_list_store(Api *a, const ApiDialect *d, const char *list, uint64_t gen,
 
 int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err)
 {
+	const char *const *names;
+	size_t n_names;
 	Api *a;
 
 	if (!cfg || !cfg->svc)
@@ -114,6 +117,11 @@ int api_new(const ApiConfig *cfg, Api **ret, ErrBuf *err)
 	if (!a)
 		return errbuf_set(err, -ENOMEM, "out of memory");
 	a->svc = cfg->svc;
+	names = api_route_names(&n_names);
+	if (httpstats_new(names, n_names, &a->stats) < 0) {
+		free(a);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
 	a->list_limit = cfg->list_limit ? cfg->list_limit : DEFAULT_LIST_LIMIT;
 	pthread_mutex_init(&a->cache_lock, NULL);
 	*ret = a;
@@ -127,12 +135,18 @@ void api_free(Api *a)
 	for (size_t i = 0; i < LIST_CACHE_SLOTS; i++)
 		free(a->cache[i].body);
 	pthread_mutex_destroy(&a->cache_lock);
+	httpstats_free(a->stats);
 	free(a);
 }
 
 Service *api_service(Api *a)
 {
 	return a->svc;
+}
+
+HttpStats *api_http_stats(Api *a)
+{
+	return a->stats;
 }
 
 size_t api_list_limit(Api *a)
@@ -332,6 +346,8 @@ void api_handle(void *ctx, HttpRequest *req)
 			return;
 		}
 		http_respond(req, 200, "text/plain; charset=utf-8", "ok", 2);
+	} else if (strcmp(path, "/metrics") == 0) {
+		api_metrics(a, req, default_dialect);
 	} else if (web_serve(req, full)) {
 		/* the dashboard's files (src/web; never under /client/v4) */
 	} else {

@@ -10,6 +10,7 @@
  *                      Cloudflare's token check, with pcapd's scope (same)
  *   /agent/v1/…        the agent protocol (src/api/agent/, docs/AGENT-PROTOCOL.md)
  *   /healthz           liveness: 200 "ok"
+ *   /metrics           Prometheus text (metrics.c), with a read-scope token
  *   /, /app.css, /js/… the web dashboard (src/web, built into the binary)
  * Anything else: 404 (Cloudflare's envelope, code 7003, for now).
  * How dialects plug in: api-int.h.
@@ -51,3 +52,18 @@ void api_refuse(void *ctx, HttpRequest *req, unsigned status, unsigned retry_aft
  * a sample is a pcap of up to AGENTPROTO_MAX_SAMPLE_BODY), API_MAX_BODY
  * elsewhere. */
 size_t api_body_limit(void *ctx, const char *method, const char *path);
+/* HttpConfig.observe: counts the request in the HTTP statistics under its
+ * route template (api_route_of). Give it to every listener of the Api. */
+void api_observe(void *ctx, const HttpRequest *req, unsigned status, uint64_t elapsed_ns);
+
+/* ---- metrics (metrics.c) ---- */
+
+/* The HttpHandler of the separate, unauthenticated metrics listener (ctx is
+ * the Api): GET /metrics (every account's captures), GET /healthz; 404
+ * elsewhere, 405 for other methods, in text/plain. */
+void api_metrics_handle(void *ctx, HttpRequest *req);
+/* The route templates that label HTTP statistics ("/agent/v1/poll", ...,
+ * "other" last), and the index of the one a path (as the server saw it)
+ * falls under: "/client/v4" is dropped first, an id becomes "{id}". */
+const char *const *api_route_names(size_t *ret_n);
+size_t api_route_of(const char *path);

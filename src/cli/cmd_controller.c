@@ -33,7 +33,7 @@
 
 typedef struct ControllerArgs {
 	const char *data;
-	const char *http, *https;
+	const char *http, *https, *metrics;
 	const char *cert, *key;
 	const char *bucket_root;
 	unsigned threads;
@@ -50,11 +50,14 @@ static void usage(FILE *f)
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
 		"                        [--max-buckets N] [--max-connections N] [--max-conns-per-address N]\n"
 		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
-		"                        [--log-level error|warning|info|debug]\n"
+		"                        [--log-level error|warning|info|debug] [--metrics ADDR:PORT]\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
 		"  --https ADDR:PORT     HTTPS listener (needs --tls-cert and --tls-key)\n"
+		"  --metrics ADDR:PORT   plain HTTP listener for GET /metrics (Prometheus text) without\n"
+		"                        authentication (default: none; the API's listeners serve\n"
+		"                        /metrics to a read-scope token)\n"
 		"  --bucket-root DIR     file:// buckets must lie below DIR (default DATA/buckets)\n"
 		"  --threads N           HTTP worker threads per listener (default: CPUs)\n"
 		"  --grace S             after a start, wait S seconds for agents to report their\n"
@@ -82,6 +85,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"data", required_argument, NULL, 'd'},
 		{"http", required_argument, NULL, 'H'},
 		{"https", required_argument, NULL, 'S'},
+		{"metrics", required_argument, NULL, 'M'},
 		{"tls-cert", required_argument, NULL, 'c'},
 		{"tls-key", required_argument, NULL, 'k'},
 		{"bucket-root", required_argument, NULL, 'b'},
@@ -127,6 +131,9 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			break;
 		case 'S':
 			a->https = strcmp(optarg, "off") == 0 ? NULL : optarg;
+			break;
+		case 'M':
+			a->metrics = strcmp(optarg, "off") == 0 ? NULL : optarg;
 			break;
 		case 'c':
 			a->cert = optarg;
@@ -238,9 +245,9 @@ int cmd_controller(int argc, char **argv)
 	Db *db = NULL;
 	Service *svc = NULL;
 	Api *api = NULL;
-	HttpServer *http = NULL;
+	HttpServer *http = NULL, *mhttp = NULL;
 	char *cert = NULL, *key = NULL;
-	char dbpath[4096], root[4096], u1[128] = "", u2[128] = "";
+	char dbpath[4096], root[4096], u1[128] = "", u2[128] = "", u3[128] = "";
 	ErrBuf err = {{0}};
 	sigset_t set;
 	int r, sig, status = 1;
@@ -314,6 +321,7 @@ int cmd_controller(int argc, char **argv)
 	hcfg.body_limit = api_body_limit;
 	hcfg.on_headers = api_on_headers;
 	hcfg.refuse = api_refuse;
+	hcfg.observe = api_observe;
 	hcfg.handler = api_handle;
 	hcfg.ctx = api;
 	r = http_server_start(&hcfg, &http, &err);
@@ -321,11 +329,31 @@ int cmd_controller(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	if (a.metrics) {
+		/* Scrapers only: GET without a body, few connections, two threads. */
+		HttpConfig mcfg = {.http_addr = a.metrics,
+				   .threads = 2,
+				   .max_body = 1,
+				   .max_connections = 64,
+				   .max_per_address = 16,
+				   .observe = api_observe,
+				   .handler = api_metrics_handle,
+				   .ctx = api};
+
+		r = http_server_start(&mcfg, &mhttp, &err);
+		if (r < 0) {
+			log_error("--metrics: %s", err.msg);
+			goto out;
+		}
+		listen_url(a.metrics, http_server_port(mhttp, false), false, u3, sizeof(u3));
+	}
 	if (a.http)
 		listen_url(a.http, http_server_port(http, false), false, u1, sizeof(u1));
 	if (a.https)
 		listen_url(a.https, http_server_port(http, true), true, u2, sizeof(u2));
 	fprintf(stderr, "pcapd: controller listening on %s%s%s\n", u1, u1[0] && u2[0] ? " " : "", u2);
+	if (u3[0])
+		fprintf(stderr, "pcapd: metrics on %s/metrics\n", u3);
 	fflush(stderr);
 
 	if (sigwait(&set, &sig) == 0)
@@ -333,6 +361,7 @@ int cmd_controller(int argc, char **argv)
 	status = 0;
 out:
 	service_shutdown(svc);
+	http_server_stop(mhttp);
 	http_server_stop(http);
 	service_free(svc);
 	api_free(api);

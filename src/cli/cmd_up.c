@@ -70,6 +70,7 @@ typedef struct Child {
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
+	const char *metrics;     /* passed to the controller's --metrics; NULL = none */
 	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
 	const char *local_root;  /* the agent's --local-root; NULL = DATA/captures */
 } UpArgs;
@@ -84,7 +85,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR] [--metrics ADDR:PORT]\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
@@ -92,7 +93,8 @@ static void usage(FILE *f)
 		"machine (Azure filePath, localPath: /var/captures/X) as ./var/captures/X\n"
 		"(--local-root DIR: DIR/X). Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
-		"(default %u; 0 = no recorder).\n",
+		"(default %u; 0 = no recorder).\n"
+		"--metrics ADDR:PORT is the controller's: GET /metrics there without a token.\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
@@ -107,6 +109,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
 		{"local-root", required_argument, NULL, 'l'},
+		{"metrics", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -142,6 +145,9 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			break;
 		case 'i':
 			a->ifaces = optarg;
+			break;
+		case 'M':
+			a->metrics = optarg;
 			break;
 		case 'r': {
 			uint64_t v;
@@ -538,6 +544,10 @@ int cmd_up(int argc, char **argv)
 		cargv[n++] = cert;
 		cargv[n++] = "--tls-key";
 		cargv[n++] = key;
+	}
+	if (a.metrics) {
+		cargv[n++] = "--metrics";
+		cargv[n++] = (char *)a.metrics;
 	}
 	cargv[n] = NULL;
 	r = child_start(&ctl, &old);

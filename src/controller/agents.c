@@ -28,13 +28,30 @@ json_t *service_agents_json(Service *s)
 	return registry_json(s->reg, now_mono(), s->cfg.agent_timeout_ns);
 }
 
+int service_agent_stats(Service *s, AgentStats **ret, size_t *ret_n, ApiError *e)
+{
+	if (registry_stats(s->reg, now_mono(), s->cfg.agent_timeout_ns, ret, ret_n) < 0)
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+	return 0;
+}
+
+int service_job_counts(Service *s, const char *account, JobStatusCount **ret, size_t *ret_n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_job_count_by_status(s->cfg.db, account, ret, ret_n, &err);
+
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
 /* ---- reports ---- */
 
 typedef struct ReportArg {
 	const char *agent;
 	const AgentJobReport *rep;
-	bool known;    /* this agent has a part in the job */
-	bool terminal; /* that part is terminal after the update */
+	bool known;     /* this agent has a part in the job */
+	bool terminal;  /* that part is terminal after the update */
+	uint64_t drops; /* by how much the part's kernel drops grew */
+	bool failed;    /* the part became failed */
 } ReportArg;
 
 static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
@@ -55,12 +72,16 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		}
 		/* The object's name is the controller's (assigned at creation; the
 		 * download reads it): an agent's report never renames it. */
+		a->drops = parts[i].drops;
+		a->failed = parts[i].state == PART_FAILED;
 		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
 				     a->rep->stop_reason, NULL, a->rep->error, now_real());
 		/* What failed, once: with the failed state it arrived with. */
 		if (changed && parts[i].state == PART_FAILED && parts[i].failure == PART_FAIL_NONE)
 			parts[i].failure = a->rep->failure != PART_FAIL_NONE ? a->rep->failure : PART_FAIL_INTERNAL;
 		a->terminal = part_state_terminal(parts[i].state);
+		a->drops = parts[i].drops - a->drops; /* part_apply never lowers it */
+		a->failed = !a->failed && parts[i].state == PART_FAILED;
 		return changed;
 	}
 	return false;
@@ -135,6 +156,8 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 		ReportArg a = {.agent = rep->name, .rep = &rep->jobs[i]};
 
 		r = service_update_job(s, NULL, rep->jobs[i].id, apply_report, &a, NULL, &err);
+		if (r >= 0)
+			registry_count(s->reg, rep->name, a.drops, a.failed);
 		if (r == -ENOENT || (r >= 0 && (!a.known || a.terminal))) {
 			/* Final state stored, or nothing to store it in: the agent may
 			 * forget the job. A running part is never acknowledged, so it

@@ -20,6 +20,7 @@ typedef struct Agent {
 	char colo[AGENT_NAME_MAX + 1];
 	char *interfaces, *version;
 	json_t *history; /* last reported recorder status, or NULL */
+	uint64_t kernel_drops, parts_failed;
 	int64_t last_seen_mono;
 	int64_t last_seen_real;
 	int64_t last_report_real; /* registry_reported() */
@@ -158,6 +159,49 @@ void registry_set_history(Registry *r, const char *name, json_t *history)
 static bool is_online(const Agent *a, int64_t now, int64_t timeout)
 {
 	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
+}
+
+void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64_t parts_failed)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		a->kernel_drops += kernel_drops;
+		a->parts_failed += parts_failed;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+int registry_stats(Registry *r, int64_t now_mono, int64_t timeout_ns, AgentStats **ret, size_t *ret_n)
+{
+	AgentStats *v;
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->n;
+	v = calloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		const Agent *a = &r->v[i];
+		json_t *drops = json_object_get(a->history, "drops");
+
+		memcpy(v[i].name, a->name, sizeof(v[i].name));
+		v[i].online = is_online(a, now_mono, timeout_ns);
+		v[i].kernel_drops = a->kernel_drops;
+		v[i].parts_failed = a->parts_failed;
+		v[i].history_known = json_is_object(a->history);
+		v[i].history_recording = json_is_true(json_object_get(a->history, "recording"));
+		v[i].history_drops = json_is_integer(drops) && json_integer_value(drops) > 0
+					     ? (uint64_t)json_integer_value(drops)
+					     : 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns)

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "controller/service.h"
 #include "model/job.h"
 
 typedef struct Registry Registry;
@@ -46,6 +47,11 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 /* The agent's last reported history status (an object; a reference is kept),
  * shown by registry_json(). NULL keeps the previous one. */
 void registry_set_history(Registry *r, const char *name, json_t *history);
+/* Adds to the agent's counters (AgentStats): kernel drops newly reported,
+ * parts that failed. An unknown agent is ignored. */
+void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64_t parts_failed);
+/* Every agent's AgentStats, by registration order (free with free()). */
+int registry_stats(Registry *r, int64_t now_mono, int64_t timeout_ns, AgentStats **ret, size_t *ret_n);
 /* A known agent showed a sign of life (a poll). -ENOENT if unknown. */
 int registry_touch(Registry *r, const char *name, int64_t now_mono);
 /* Online: reported or polled within timeout_ns of now. */

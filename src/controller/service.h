@@ -198,6 +198,26 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
  * pcap, too many records). */
 int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e);
 
+/* ---- metrics ---- */
+
+/* What the controller knows of one agent since it started (counters restart
+ * with the controller). */
+typedef struct AgentStats {
+	char name[AGENT_NAME_MAX + 1];
+	bool online;            /* reported or polled within agent_timeout */
+	uint64_t kernel_drops;  /* packets the kernel dropped in its captures (increase of the parts' counts) */
+	uint64_t parts_failed;  /* parts of captures it reported failed (capture or upload) */
+	bool history_known;     /* it sent its recorder's state */
+	bool history_recording; /* its recorder is recording now */
+	uint64_t history_drops; /* sampled packets its recorder could not record, as it reported */
+} AgentStats;
+
+/* Every agent known since the controller started (free with free()). */
+int service_agent_stats(Service *s, AgentStats **ret, size_t *ret_n, ApiError *e);
+/* Captures by account and status (account NULL: every account; free with
+ * free()): db_job_count_by_status. */
+int service_job_counts(Service *s, const char *account, JobStatusCount **ret, size_t *ret_n, ApiError *e);
+
 /* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
  * online, history}]. */
 json_t *service_agents_json(Service *s);

@@ -113,6 +113,15 @@ int db_job_list_named(Db *db, const char *account, const char *group, const char
  * has none. */
 int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err);
 
+/* How many jobs each account has in each status (metrics; read-only): one
+ * element per (account, status) that has any, ordered by account then
+ * status; account NULL counts every account. Free *ret with free(). */
+typedef struct JobStatusCount {
+	char account[JOB_ID_LEN + 1];
+	JobStatus status;
+	uint64_t count;
+} JobStatusCount;
+int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err);
 /* The parts of a job, ordered by agent name. */
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
 /* Every non-terminal part assigned to an agent (what it should be doing). */

@@ -91,6 +91,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 			      "ORDER BY submitted_ns DESC, id DESC LIMIT ?6",
 	[ST_JOB_UNNAME] = "UPDATE jobs SET name_group = NULL, name_watcher = NULL, name = NULL "
 			  "WHERE account = ?1 AND id = ?2 AND name IS NOT NULL",
+	[ST_JOB_COUNT_STATUS] = "SELECT account, status, count(*) FROM jobs GROUP BY account, status "
+				"ORDER BY account, status",
+	[ST_JOB_COUNT_STATUS_ACCOUNT] = "SELECT account, status, count(*) FROM jobs WHERE account = ?1 "
+					"GROUP BY account, status ORDER BY account, status",
 	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
 			   "ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
@@ -1244,4 +1248,50 @@ int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBu
 int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
+}
+
+/* Reads an (account, status, count) row into a JobStatusCount. */
+static int row_status_count(sqlite3_stmt *st, void *ret)
+{
+	JobStatusCount *c = ret;
+	sqlite3_int64 n = sqlite3_column_int64(st, 2);
+	int r = dbs_col_fixed(st, 0, c->account, sizeof(c->account));
+
+	if (r < 0)
+		return r;
+	if (n < 0)
+		return -EIO;
+	c->status = (JobStatus)sqlite3_column_int(st, 1);
+	c->count = (uint64_t)n;
+	return 0;
+}
+
+static void status_counts_free(void *v, size_t n)
+{
+	(void)n;
+	free(v);
+}
+
+static const RowKind status_count_rows = {.size = sizeof(JobStatusCount),
+					  .read = row_status_count,
+					  .free_all = status_counts_free,
+					  .name = "job count",
+					  .a_name = "a job count",
+					  .reading = "reading a job count",
+					  .listing = "counting jobs",
+					  .binding = "binding a job count"};
+
+int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (account)
+		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &status_count_rows, (void **)ret,
+				       ret_n, err);
+	r = dbs_prep(db, ST_JOB_COUNT_STATUS, &c, &st, err);
+	if (r < 0)
+		return r;
+	return dbs_list_rows(c, st, &status_count_rows, (void **)ret, ret_n, err);
 }

@@ -106,6 +106,7 @@ struct HttpServer {
 	HttpHandler handler;
 	HttpHandler on_headers;
 	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
+	void (*observe)(void *ctx, const HttpRequest *req, unsigned status, uint64_t elapsed_ns);
 	void *ctx;
 	size_t max_body;
 	size_t (*body_limit)(void *ctx, const char *method, const char *path);
@@ -133,8 +134,9 @@ struct HttpRequest {
 	size_t max_body;    /* this request's body cap (HttpConfig.body_limit or max_body) */
 	const char *url;    /* MHD's, already %-decoded, no query (set by the first call) */
 	bool tls;
-	bool started; /* the first access call (headers in) happened */
-	bool trusted; /* http_req_trust() was called */
+	uint64_t start_ns; /* monotonic: the request line came in */
+	bool started;      /* the first access call (headers in) happened */
+	bool trusted;      /* http_req_trust() was called */
 
 	/* a refusal decided from the request line, answered by the first call */
 	unsigned early_status;
@@ -220,6 +222,7 @@ static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn)
 	r->conn = conn;
 	r->max_body = d->srv->max_body;
 	r->tls = d->tls;
+	r->start_ns = now_monotonic_ns();
 	r->hdr_buf = r->hdr_inline;
 	r->hdr_cap = sizeof(r->hdr_inline);
 	return r;
@@ -504,8 +507,11 @@ static enum MHD_Result queue(HttpRequest *r, unsigned status, const char *conten
 	if (ok == MHD_YES)
 		ok = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
-	if (ok == MHD_YES)
+	if (ok == MHD_YES) {
 		r->responded = true;
+		if (r->srv->observe)
+			r->srv->observe(r->srv->ctx, r, status, now_monotonic_ns() - r->start_ns);
+	}
 	return ok;
 }
 
@@ -1151,6 +1157,7 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
 	s->handler = cfg->handler;
 	s->on_headers = cfg->on_headers;
 	s->refuse = cfg->refuse;
+	s->observe = cfg->observe;
 	s->ctx = cfg->ctx;
 	s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
 	s->body_limit = cfg->body_limit;

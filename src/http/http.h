@@ -112,6 +112,13 @@ typedef struct HttpConfig {
 	 * 1000 parameters, at most 64"). retry_after_s > 0 (a 503): the answer
 	 * says when to try again (Retry-After). */
 	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
+	/* Optional: called on the worker thread each time an answer of ours
+	 * (handler, on_headers, refuse, or this layer's own 500/503) is queued,
+	 * with its status and the time since the request line came in (for a
+	 * parked request, the wait included; a streamed body's transfer is
+	 * not). The request's method and path may be read; nothing else may be
+	 * done with it. MHD's own refusals are not seen. */
+	void (*observe)(void *ctx, const HttpRequest *req, unsigned status, uint64_t elapsed_ns);
 	HttpHandler handler;
 	void *ctx;
 } HttpConfig;

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "api/api.h"
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "common/timefmt.h"
@@ -657,6 +658,52 @@ static void test_auth_new_secret(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* The route template a path is counted under in the HTTP metrics. */
+static const char *route(const char *path)
+{
+	size_t n;
+	const char *const *names = api_route_names(&n);
+	size_t i = api_route_of(path);
+
+	assert_true(i < n);
+	return names[i];
+}
+
+static void test_route_templates(void **state)
+{
+	size_t n;
+
+	(void)state;
+	assert_string_equal(api_route_names(&n)[n - 1], "other");
+	assert_string_equal(route("/accounts/0123abcd/pcaps"), "/accounts/{account}/pcaps");
+	assert_string_equal(route("/client/v4/accounts/x/pcaps"), "/accounts/{account}/pcaps");
+	assert_string_equal(route("/client/v4/accounts/x/pcaps/ownership"), "/accounts/{account}/pcaps/ownership");
+	assert_string_equal(route("/accounts/x/pcaps/ownership/validate"),
+			    "/accounts/{account}/pcaps/ownership/validate");
+	assert_string_equal(route("/accounts/x/pcaps/ownership/abc"), "/accounts/{account}/pcaps/ownership/{id}");
+	assert_string_equal(route("/accounts/x/pcaps/agents"), "/accounts/{account}/pcaps/agents");
+	assert_string_equal(route("/accounts/x/pcaps/f00d"), "/accounts/{account}/pcaps/{id}");
+	assert_string_equal(route("/accounts/x/pcaps/f00d/download"), "/accounts/{account}/pcaps/{id}/download");
+	assert_string_equal(route("/accounts/x/pcaps/f00d/stop"), "/accounts/{account}/pcaps/{id}/stop");
+	assert_string_equal(route("/accounts/x/tokens/verify"), "/accounts/{account}/tokens/verify");
+	assert_string_equal(route("/agent/v1/poll"), "/agent/v1/poll");
+	assert_string_equal(route("/agent/v1/report"), "/agent/v1/report");
+	assert_string_equal(route("/agent/v1/sample"), "/agent/v1/sample");
+	assert_string_equal(route("/healthz"), "/healthz");
+	assert_string_equal(route("/metrics"), "/metrics");
+	assert_string_equal(route("/"), "/{dashboard}");
+	assert_string_equal(route("/app.css"), "/{dashboard}");
+	/* no raw path becomes a label: anything else is "other" */
+	assert_string_equal(route("/accounts//pcaps"), "other");
+	assert_string_equal(route("/accounts/x/pcaps/"), "other");
+	assert_string_equal(route("/accounts/x/pcaps/a/b/c"), "other");
+	assert_string_equal(route("/client/v4/app.css"), "other");
+	assert_string_equal(route("/client/v4"), "other");
+	assert_string_equal(route("/no/such/thing"), "other");
+	assert_string_equal(route(""), "other");
+	assert_string_equal(route(NULL), "other");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -665,7 +712,7 @@ int main(void)
 		cmocka_unit_test(test_challenge),          cmocka_unit_test(test_render_simple),
 		cmocka_unit_test(test_render_full),        cmocka_unit_test(test_render_every_status),
 		cmocka_unit_test(test_render_ownership),   cmocka_unit_test(test_auth_hash),
-		cmocka_unit_test(test_auth_new_secret),
+		cmocka_unit_test(test_auth_new_secret),    cmocka_unit_test(test_route_templates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -966,6 +966,34 @@ static void test_ownership_and_full(void **state)
 	assert_int_equal(strlen(str(res, "stop_requested")), 27);
 	json_decref(res);
 
+	/* kernel drops count by how much a part's count grew: 7, then 3 more,
+	 * then nothing for the same report again */
+	{
+		AgentJobReport jr = {.state = PART_RUNNING, .packets = 1, .bytes = 60, .drops = 7};
+		uint64_t drops[] = {7, 10, 10};
+		AgentStats *st = NULL;
+		size_t n = 0;
+
+		snprintf(jr.id, sizeof(jr.id), "%s", jid);
+		rep.hello = false;
+		rep.jobs = &jr;
+		rep.n_jobs = 1;
+		for (size_t i = 0; i < ARRAY_SIZE(drops); i++) {
+			jr.drops = drops[i];
+			if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+				fail_msg("report: %s", err.msg);
+			agentproto_report_answer_done(&acks);
+		}
+		assert_int_equal(service_agent_stats(fx.svc, &st, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(st[0].name, "web01");
+		assert_true(st[0].online);
+		assert_int_equal(st[0].kernel_drops, 10);
+		assert_int_equal(st[0].parts_failed, 0);
+		assert_false(st[0].history_known);
+		free(st);
+	}
+
 	/* the agent delivers its file: success, and the download streams it */
 	write_pcap(jid, "web01");
 	{

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -169,6 +170,50 @@ static void test_park_expire_displace_shutdown(void **state)
 	registry_free(r);
 }
 
+static void test_stats(void **state)
+{
+	Registry *r;
+	AgentStats *v = NULL;
+	size_t n = 0;
+	json_t *h;
+
+	(void)state;
+	assert_int_equal(registry_new(&r), 0);
+	assert_int_equal(registry_stats(r, 0, SEC, &v, &n), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(registry_seen(r, "rec", "c", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "off", "c", "eth0", "0.1", true, 1 * SEC), 0);
+	assert_int_equal(registry_seen(r, "quiet", "c", "eth0", "0.1", true, 10 * SEC), 0);
+	h = json_pack("{s:b, s:I, s:I}", "recording", 1, "drops", (json_int_t)42, "sample_rate", (json_int_t)1);
+	registry_set_history(r, "rec", h);
+	json_decref(h);
+	h = json_pack("{s:b, s:s, s:i}", "recording", 0, "error", "no space", "sample_rate", 0);
+	registry_set_history(r, "off", h);
+	json_decref(h);
+	registry_count(r, "rec", 5, 1);
+	registry_count(r, "rec", 2, 0);
+	registry_count(r, "nobody", 9, 9); /* ignored */
+
+	assert_int_equal(registry_stats(r, 12 * SEC, 5 * SEC, &v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].name, "rec");
+	assert_true(v[0].online);
+	assert_int_equal(v[0].kernel_drops, 7);
+	assert_int_equal(v[0].parts_failed, 1);
+	assert_true(v[0].history_known && v[0].history_recording);
+	assert_int_equal(v[0].history_drops, 42);
+	assert_string_equal(v[1].name, "off");
+	assert_false(v[1].online); /* last seen 11 s before */
+	assert_true(v[1].history_known);
+	assert_false(v[1].history_recording);
+	assert_int_equal(v[1].history_drops, 0);
+	assert_false(v[2].history_known); /* never sent its recorder's state */
+	assert_int_equal(v[2].kernel_drops + v[2].parts_failed, 0);
+	free(v);
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_delivered_once_per_session),
 		cmocka_unit_test(test_generation_prevents_lost_wakeups),
 		cmocka_unit_test(test_park_expire_displace_shutdown),
+		cmocka_unit_test(test_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -623,6 +623,46 @@ static void test_job_list(void **state)
 	jobs_free(v, n);
 }
 
+static void test_job_count_by_status(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	JobStatus st[] = {JOB_RUNNING, JOB_SUCCESS, JOB_SUCCESS, JOB_FAILED};
+	JobStatusCount *c = NULL;
+	size_t n = 1;
+
+	assert_int_equal(db_job_count_by_status(t->db, NULL, &c, &n, &err), 0);
+	assert_int_equal(n, 0); /* no jobs: no rows */
+	free(c);
+	for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+		Job j = make_job(ACC_A, JOB_FULL, (int64_t)(100 + i) * SEC);
+
+		j.status = st[i];
+		assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
+	}
+	Job b = make_job(ACC_B, JOB_SIMPLE, 300 * SEC);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
+
+	assert_int_equal(db_job_count_by_status(t->db, NULL, &c, &n, &err), 0);
+	/* ordered by account, then status; only statuses that have jobs */
+	assert_int_equal(n, 4);
+	assert_string_equal(c[0].account, ACC_A);
+	assert_int_equal(c[0].status, JOB_RUNNING);
+	assert_int_equal(c[0].count, 1);
+	assert_int_equal(c[1].status, JOB_SUCCESS);
+	assert_int_equal(c[1].count, 2);
+	assert_int_equal(c[2].status, JOB_FAILED);
+	assert_int_equal(c[2].count, 1);
+	assert_string_equal(c[3].account, ACC_B);
+	assert_int_equal(c[3].status, JOB_PENDING);
+	assert_int_equal(c[3].count, 1);
+	free(c);
+	assert_int_equal(db_job_count_by_status(t->db, ACC_B, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].account, ACC_B);
+	free(c);
+}
+
 static void test_job_update(void **state)
 {
 	T *t = *state;
@@ -1149,6 +1189,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_named_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_count_by_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_full, setup, teardown),
