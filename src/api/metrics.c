@@ -28,6 +28,17 @@ static const char *const route_names[] = {
 	"/accounts/{account}/pcaps/{id}/download",
 	"/accounts/{account}/pcaps/{id}/stop",
 	"/accounts/{account}/tokens/verify",
+	"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/packetCaptures",
+	"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/packetCaptures/"
+	"{name}",
+	"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/packetCaptures/"
+	"{name}/"
+	"queryStatus",
+	"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/packetCaptures/"
+	"{name}/"
+	"stop",
+	"/subscriptions/{sub}/providers/Microsoft.Network/locations/{location}/operations/{id}",
+	"/subscriptions/{sub}/providers/Microsoft.Network/locations/{location}/operationResults/{id}",
 	"/agent/v1/report",
 	"/agent/v1/poll",
 	"/agent/v1/sample",
@@ -46,9 +57,18 @@ const char *const *api_route_names(size_t *ret_n)
 	return route_names;
 }
 
-/* Whether path matches pattern, "{…}" matching one non-empty segment. */
+static char ascii_tolower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Whether path matches pattern, "{…}" matching one non-empty segment; the
+ * literal parts of an Azure path without regard to case, as the Azure
+ * dialect matches them. */
 static bool route_matches(const char *pattern, const char *path)
 {
+	bool nocase = strncmp(pattern, "/subscriptions/", 15) == 0;
+
 	while (*pattern && *path) {
 		if (*pattern == '{') {
 			size_t seg = strcspn(path, "/");
@@ -60,7 +80,7 @@ static bool route_matches(const char *pattern, const char *path)
 			if (!pattern)
 				return false;
 			pattern++;
-		} else if (*pattern++ != *path++) {
+		} else if (nocase ? ascii_tolower(*pattern++) != ascii_tolower(*path++) : *pattern++ != *path++) {
 			return false;
 		}
 	}

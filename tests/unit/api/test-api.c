@@ -686,6 +686,19 @@ static void test_route_templates(void **state)
 	assert_string_equal(route("/accounts/x/pcaps/f00d/download"), "/accounts/{account}/pcaps/{id}/download");
 	assert_string_equal(route("/accounts/x/pcaps/f00d/stop"), "/accounts/{account}/pcaps/{id}/stop");
 	assert_string_equal(route("/accounts/x/tokens/verify"), "/accounts/{account}/tokens/verify");
+	/* the Azure dialect's paths, matched without regard to case as it does */
+	assert_string_equal(route("/subscriptions/S/resourceGroups/rg/providers/Microsoft.Network/networkWatchers/nw/"
+				  "packetCaptures"),
+			    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/"
+			    "packetCaptures");
+	assert_string_equal(route("/SUBSCRIPTIONS/S/resourcegroups/rg/providers/microsoft.network/networkwatchers/nw/"
+				  "packetcaptures/pc1/querystatus"),
+			    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/"
+			    "packetCaptures/{name}/queryStatus");
+	assert_string_equal(
+		route("/subscriptions/S/providers/Microsoft.Network/locations/l/operationResults/o"),
+		"/subscriptions/{sub}/providers/Microsoft.Network/locations/{location}/operationResults/{id}");
+	assert_string_equal(route("/ACCOUNTS/x/pcaps"), "other");
 	assert_string_equal(route("/agent/v1/poll"), "/agent/v1/poll");
 	assert_string_equal(route("/agent/v1/report"), "/agent/v1/report");
 	assert_string_equal(route("/agent/v1/sample"), "/agent/v1/sample");
