@@ -76,6 +76,7 @@
 #define HTTP_STOP_GRACE_S 2            /* beyond the idle time-out, for parked answers to go out */
 #define HTTP_STREAM_BUFFER (1u << 20)  /* a streamed answer's buffer when the caller names none */
 #define HTTP_STREAM_BLOCK (64u * 1024) /* what MHD asks a streamed answer for at a time */
+#define HTTP_STREAM_TRAILER_MAX 1024u  /* bytes of a streamed answer's trailer, name and value */
 
 /* One MHD daemon: plain or TLS. */
 typedef struct HttpDaemon {
@@ -630,6 +631,8 @@ struct HttpStream {
 	bool ended, ok;        /* http_stream_end() was called, and how */
 	bool gone;             /* the client or the server went: writes fail */
 	unsigned refs;
+	struct MHD_Response *resp; /* ours while the reader runs: the trailer goes on it at the end */
+	char *trailer;             /* "name\0value\0" (http_stream_trailer), or NULL */
 };
 
 static void stream_unref_locked(HttpStream *st)
@@ -641,6 +644,7 @@ static void stream_unref_locked(HttpStream *st)
 		return;
 	pthread_cond_destroy(&st->space);
 	pthread_mutex_destroy(&st->lock);
+	free(st->trailer);
 	free(st->buf);
 	free(st);
 }
@@ -699,6 +703,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	if (st->ended || !st->req) {
 		bool ok = st->ended && st->ok;
 
+		/* On MHD's thread, in its reader: nothing else touches the
+		 * response's headers now. Sent after the last chunk. */
+		if (ok && st->trailer)
+			MHD_add_response_footer(st->resp, st->trailer, st->trailer + strlen(st->trailer) + 1);
 		pthread_mutex_unlock(&st->lock);
 		return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 	}
@@ -754,6 +762,7 @@ int http_respond_stream(HttpRequest *r, unsigned status, const char *content_typ
 		free(st);
 		return -ENOMEM;
 	}
+	st->resp = resp;
 	r->stream = st; /* the request's hold */
 	if (queue(r, status, content_type, resp) != MHD_YES) {
 		/* MHD freed the response (its hold); the request's stays. */
@@ -794,6 +803,34 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return 0;
+}
+
+int http_stream_trailer(HttpStream *st, const char *name, const char *value)
+{
+	size_t nlen = strlen(name), vlen = strlen(value);
+	char *t;
+	int r = 0;
+
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return -EINVAL;
+	if (nlen + vlen + 2 > HTTP_STREAM_TRAILER_MAX)
+		return -E2BIG;
+	t = malloc(nlen + vlen + 2);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t, name, nlen + 1);
+	memcpy(t + nlen + 1, value, vlen + 1);
+	pthread_mutex_lock(&st->lock);
+	if (st->ended) {
+		r = -EALREADY;
+	} else {
+		free(st->trailer);
+		st->trailer = t;
+		t = NULL;
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(t);
+	return r;
 }
 
 void http_stream_end(HttpStream *st, bool ok)

@@ -110,6 +110,12 @@ int http_respond_stream(HttpRequest *r, unsigned status, const char *content_typ
 /* Queues p[0..n), waiting while the buffer is full. 0, or -EPIPE once the
  * client went away or the server is stopping (the producer should give up). */
 int http_stream_write(HttpStream *s, const void *p, size_t n);
+/* A trailer field sent after the body when it ends well (ok): how the
+ * stream ended, for a client that reads on to the end (curl, libcurl's
+ * header callback). Announce it with a "Trailer" header before answering.
+ * Call before http_stream_end(); a later call replaces. -EINVAL (not a
+ * token, or CR/LF in the value), -E2BIG (over 1 KiB), -EALREADY (ended). */
+int http_stream_trailer(HttpStream *s, const char *name, const char *value);
 /* Ends the body: ok sends its end; !ok cuts the connection mid-body, so the
  * client sees a broken transfer rather than a short file. s is gone after
  * this call. NULL is fine. */
