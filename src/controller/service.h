@@ -107,6 +107,45 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
  * controllers over one database, a cache keyed on it must not be used). */
 uint64_t service_jobs_generation(Service *s);
 
+/* ---- live streams (pcapd extension) ----
+ *
+ * A reader of a running full capture opens a tap; the capture's agents are
+ * told with their next poll answer and send their growing capture files in
+ * chunks (service_tap_chunk); a thread of the tap merges them by time with a
+ * reorder window of 2 s (pcap/livemerge.h) and writes one pcapng to the
+ * reader's sink: an interface per agent (if_name AGENT, or AGENT/IFACE),
+ * Enhanced Packet Blocks, and at the end each agent's counters as Interface
+ * Statistics Blocks. While no packet flows, an Interface Statistics Block
+ * without options goes out each second, so that a reader gone is noticed.
+ * A reader too slow for the agents is cut off (16 MiB queued for one agent):
+ * agents never wait for a reader. */
+
+typedef struct Tap Tap;
+
+/* Where a tap writes: write() may block (a slow reader) and fails with
+ * -EPIPE once the reader left; end() comes once, last, from the tap's
+ * thread: ok = the stream ended well, how = "complete" (with notes: ";
+ * agent X sent no end ...") or "cut: <why>". */
+typedef struct TapSink {
+	int (*write)(void *ctx, const void *p, size_t n);
+	void (*end)(void *ctx, bool ok, const char *how);
+	void *ctx;
+} TapSink;
+
+/* A tap on the account's capture id: API_ERR_NOT_FOUND ("id"),
+ * API_ERR_CONFLICT (a sample, or a capture that is not pending or running,
+ * or whose agents all finished), API_ERR_BUSY (32 taps open). Nothing is
+ * sent to agents before service_tap_start(). */
+int service_tap_open(Service *s, const char *account, const char *id, Tap **ret, ApiError *e);
+/* Starts its thread writing to sink and tells the agents; t belongs to the
+ * service from then on (also on failure: freed). */
+int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err);
+/* Drops a tap that was not started. */
+void service_tap_cancel(Service *s, Tap *t);
+/* An agent's chunk for a tap (its query c, body[0..n)): *ret says whether to
+ * send on and from which offset, or why to stop. Always 0. */
+int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body, size_t n, AgentStreamAnswer *ret);
+
 /* ---- buckets: proving ownership of a destination ---- */
 
 /* Registers uri for the account: opens the bucket (a URI this controller

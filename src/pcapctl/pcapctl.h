@@ -70,6 +70,7 @@ int cmd_create(int argc, char **argv, CtlOptions *o);
 int cmd_list(int argc, char **argv, CtlOptions *o);
 int cmd_get(int argc, char **argv, CtlOptions *o);
 int cmd_download(int argc, char **argv, CtlOptions *o);
+int cmd_stream(int argc, char **argv, CtlOptions *o);
 int cmd_stop(int argc, char **argv, CtlOptions *o);
 int cmd_bucket(int argc, char **argv, CtlOptions *o);
 

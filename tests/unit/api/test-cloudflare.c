@@ -154,6 +154,40 @@ void http_resume(HttpRequest *r)
 	(void)r;
 }
 
+/* Streamed answers are the integration tests' (tests/integration/test_stream.py):
+ * here only the answers before one. */
+int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret)
+{
+	(void)r;
+	(void)status;
+	(void)content_type;
+	(void)buffer;
+	(void)ret;
+	return -ENOTSUP;
+}
+
+int http_stream_write(HttpStream *s, const void *p, size_t n)
+{
+	(void)s;
+	(void)p;
+	(void)n;
+	return -EPIPE;
+}
+
+int http_stream_trailer(HttpStream *s, const char *name, const char *value)
+{
+	(void)s;
+	(void)name;
+	(void)value;
+	return 0;
+}
+
+void http_stream_end(HttpStream *s, bool ok)
+{
+	(void)s;
+	(void)ok;
+}
+
 /* ---- fixture ---- */
 
 #define ACCOUNT "0123456789abcdef0123456789abcdef"

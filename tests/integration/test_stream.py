@@ -1,0 +1,197 @@
+# SPDX-License-Identifier: MIT
+"""Live streams (GET …/pcaps/{id}/stream, `pcapctl stream`): a controller and
+two agents in namespaces, real traffic. tshark reads the stream while the
+capture runs: the packets of both agents arrive before the capture ends, in
+time order, each on its agent's interface; the stream ends cleanly with the
+capture and equals the downloaded file. A reader that leaves changes nothing
+for the capture; errors are the API's."""
+import os
+import subprocess
+import threading
+
+import pytest
+from stack import Stack, binary, send, udp_frames
+from waits import WAIT, until
+
+from test_api import assert_error, assert_ok, create, full_body, link_of, tshark, wait_parts
+
+AGENT1, AGENT2, COLO = "agt1", "agt2", "lab"
+
+
+@pytest.fixture(scope="module")
+def stk(request):
+    if os.geteuid() != 0:
+        pytest.fail("the stream tests need root (network namespaces, packet sockets)")
+    s = Stack(tls=False)
+    request.addfinalizer(lambda: (s.close(), s.assert_clean()))
+    s.start()
+    s.add_agent(AGENT1, COLO)
+    s.add_agent(AGENT2, COLO)
+    return s
+
+
+@pytest.fixture
+def acct(stk):
+    return stk.account(bucket=True)
+
+
+def logs(stk):
+    """The stream lines of the controller's and agents' logs (for failures)."""
+    out = []
+    for name, proc in [("controller", stk.controller.proc)] + [(a.name, a.proc) for a in stk.agents]:
+        out += ["%s: %s" % (name, l) for l in (proc.lines if proc else []) if "stream" in l]
+    return "\n".join(out[-40:])
+
+
+class Reader:
+    """`curl URL | tshark -l -r -` (or pcapctl instead of curl), its lines
+    gathered by a thread as they come."""
+
+    def __init__(self, stk, acct, pcap_id, tool="curl"):
+        self.stk = stk
+        self.dump = os.path.join(stk.dir, "stream-%s.headers" % pcap_id)
+        self.raw = os.path.join(stk.dir, "stream-%s.pcapng" % pcap_id)
+        if tool == "curl":
+            cmd = ["curl", "-sS", "-N", "--max-time", "600", "-D", self.dump,
+                   "-H", "Authorization: Bearer " + acct.read, stk.http_url + acct.path("/%s/stream" % pcap_id)]
+            env = None
+        else:
+            cmd = [binary("pcapctl"), "stream", pcap_id]
+            env = dict(os.environ, PCAPD_URL=stk.http_url + "/client/v4", PCAPD_TOKEN=acct.read,
+                       PCAPD_ACCOUNT=acct.id)
+        self.src = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # tee: the raw bytes to a file as well, for the comparison with the download
+        self.tee = subprocess.Popen(["tee", self.raw], stdin=self.src.stdout, stdout=subprocess.PIPE)
+        self.src.stdout.close()
+        self.tshark = subprocess.Popen(
+            ["tshark", "-l", "-n", "-r", "-", "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.interface_name"],
+            stdin=self.tee.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.tee.stdout.close()
+        self.lines = []
+        self.t = threading.Thread(target=self._read)
+        self.t.start()
+
+    def _read(self):
+        for line in self.tshark.stdout:
+            line = line.decode().strip()
+            if line:
+                self.lines.append(line.split("\t"))
+
+    def wait_packets(self, n):
+        until(lambda: len(self.lines) >= n, lambda: "stream: %d of %d packets read; logs:\n%s" % (
+            len(self.lines), n, logs(self.stk)))
+
+    def wait_end(self):
+        src_rc = self.src.wait(timeout=WAIT)
+        self.tee.wait(timeout=WAIT)
+        ts_rc = self.tshark.wait(timeout=WAIT)
+        self.t.join(timeout=WAIT)
+        return src_rc, self.src.stderr.read().decode(), ts_rc, self.tshark.stderr.read().decode()
+
+    def feed(self, acct, pcap_id, sends, total):
+        """sends: [(link, frames)] sent in turn; then, once all `total`
+        packets were read, the capture is stopped and the stream's end
+        awaited: every process must exit 0."""
+        try:
+            for link, frames in sends:
+                send(link, frames)
+            self.wait_packets(total)
+            assert 200 <= acct.call("PUT", "/%s/stop" % pcap_id).status < 300
+            src_rc, src_err, ts_rc, ts_err = self.wait_end()
+        finally:
+            self.kill()
+        assert src_rc == 0, src_err
+        assert ts_rc == 0, ts_err
+        assert len(self.lines) == total, self.lines
+
+    def kill(self):
+        for p in (self.src, self.tee, self.tshark):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.t.join(timeout=WAIT)
+
+
+def stream_frames(stk, acct, dport, n1, n2):
+    l1, l2 = link_of(stk, AGENT1), link_of(stk, AGENT2)
+    return l1, l2, udp_frames(l1, n1, dport=dport), udp_frames(l2, n2, dport=dport)
+
+
+@pytest.mark.parametrize("tool", ["curl", "pcapctl"])
+def test_live_stream_two_agents(stk, acct, tool):
+    l1, l2, f1, f2 = stream_frames(stk, acct, 5201 if tool == "curl" else 5202, 10, 12)
+    c = create(acct, full_body(acct, where=COLO, time_limit=300,
+                               filter_v1={"destination_port": 5201 if tool == "curl" else 5202}))
+    wait_parts(stk, acct, c["id"], n=2)
+    rd = Reader(stk, acct, c["id"], tool)
+    try:
+        # Interleaved in time: the stream must merge the two agents.
+        send(l1, f1[:5])
+        send(l2, f2[:6])
+        rd.wait_packets(11)
+        # Read live: the capture is still running.
+        assert assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))["status"] == "running"
+    except BaseException:
+        rd.kill()
+        raise
+    rd.feed(acct, c["id"], [(l1, f1[5:]), (l2, f2[6:])], 22)
+    ts = [float(t) for t, _ in rd.lines]
+    assert ts == sorted(ts), "stream not in time order"
+    names = [n for _, n in rd.lines]
+    assert names.count(AGENT1) == 10 and names.count(AGENT2) == 12, names
+    if tool == "curl":
+        with open(rd.dump) as f:
+            headers = f.read().lower()
+        assert "content-type: application/x-pcapng" in headers, headers
+        assert "pcapd-stream-end: complete" in headers, headers
+    # The stream's packets are the downloaded file's.
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    r = acct.call("GET", "/%s/download" % c["id"], token=acct.read)
+    assert r.status == 200, r
+    out = os.path.join(stk.dir, "download-%s.pcap" % c["id"])
+    with open(out, "wb") as f:
+        f.write(r.body)
+    assert [(round(t, 6), cl, ln) for t, cl, ln in tshark(out)] == \
+        [(round(t, 6), cl, ln) for t, cl, ln in tshark(rd.raw)]
+
+
+def test_reader_leaves(stk, acct):
+    """A reader that goes away mid-capture: the capture goes on, the bucket
+    objects are complete, and the next reader gets a stream again."""
+    l1, l2, f1, f2 = stream_frames(stk, acct, 5203, 20, 20)
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5203}))
+    wait_parts(stk, acct, c["id"], n=2)
+    rd = Reader(stk, acct, c["id"])
+    try:
+        send(l1, f1[:5])
+        send(l2, f2[:5])
+        rd.wait_packets(10)
+    finally:
+        rd.kill()
+    send(l1, f1[5:15])
+    send(l2, f2[5:15])
+    rd2 = Reader(stk, acct, c["id"])
+    # A new reader starts from the first packet.
+    rd2.feed(acct, c["id"], [(l1, f1[15:]), (l2, f2[15:])], 40)
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success" and done["packets_captured"] == 40, done
+
+
+def test_stream_errors(stk, acct):
+    c = create(acct, full_body(acct, where=AGENT1, time_limit=1))
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] in ("success", "failed"), done
+    msg = assert_error(acct.call("GET", "/%s/stream" % c["id"], token=acct.read), 409, 1008, "pcap_id")
+    assert "download" in msg, msg
+    assert_error(acct.call("GET", "/%s/stream" % ("0" * 32), token=acct.read), 404, 1003, "pcap_id")
+    other = stk.account()
+    assert_error(stk.request("GET", acct.path("/%s/stream" % c["id"]), token=other.read), 403, 10000)
+    assert_error(stk.request("GET", acct.path("/%s/stream" % c["id"])), 401, 10000)
+    r = acct.call("POST", "/%s/stream" % c["id"])
+    assert_error(r, 405, 7001)
+    assert r.header("allow") == "GET"
+    p = subprocess.run([binary("pcapctl"), "stream", c["id"]], capture_output=True, timeout=WAIT,
+                       env=dict(os.environ, PCAPD_URL=stk.http_url + "/client/v4", PCAPD_TOKEN=acct.read,
+                                PCAPD_ACCOUNT=acct.id))
+    assert p.returncode == 1 and b"download" in p.stderr, p
