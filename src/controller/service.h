@@ -96,10 +96,16 @@ int service_job_list(Service *s, const char *account, size_t limit, Job **ret, s
 int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
 
 /* One Wireshark-ready file for a successful job: the parts' objects merged by
- * time (cached in DATA/downloads). Returns an open fd (O_RDONLY|O_CLOEXEC at
- * offset 0) and its length. API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
- * is not finished ("capture is pending; …") or failed ("capture failed: …"). */
-int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e);
+ * time (cached in DATA/downloads). pcapng: the annotated merge, one interface
+ * per agent and input interface (if_name AGENT or AGENT/IFACE, if_description
+ * with the capture's colo, filter and snaplen) and the agent's packets and
+ * kernel drops as an Interface Statistics Block of its first interface; else
+ * classic pcap where the link types allow. Returns an open fd
+ * (O_RDONLY|O_CLOEXEC at offset 0) and its length. API_ERR_NOT_FOUND;
+ * API_ERR_CONFLICT when the job is not finished ("capture is pending; …") or
+ * failed ("capture failed: …"). */
+int service_job_download(Service *s, const char *account, const char *id, bool pcapng, int *ret_fd, uint64_t *ret_len,
+			 ApiError *e);
 
 /* A number that changes whenever any job changes (created, updated by an
  * agent's report, stopped, lost): a rendered list is still right while it

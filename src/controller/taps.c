@@ -184,7 +184,7 @@ static void decode_head(Tap *t, TapInput *in)
 		for (uint32_t k = in->n_ifaces; r >= 0 && k < pcapdec_interface_count(in->dec); k++)
 			r = map_iface(t, in, k, &err);
 		if (r < 0) {
-			snprintf(in->note, sizeof(in->note), "agent %s: %s", in->agent, err.msg);
+			snprintf(in->note, sizeof(in->note), "agent %s: %.180s", in->agent, err.msg);
 			in->live.ended = true;
 			in->start = in->len = 0;
 			pcapdec_free(in->dec);

@@ -17,12 +17,14 @@ static const char get_usage[] = "usage: pcapctl get ID [--json]\n"
 				"\n"
 				"Shows one capture, a field per line. --json prints the API's object.\n";
 
-static const char download_usage[] = "usage: pcapctl download ID -o FILE|-\n"
+static const char download_usage[] = "usage: pcapctl download ID -o FILE|- [--format pcap|pcapng]\n"
 				     "\n"
 				     "Downloads a capture as one pcap file (a full capture's per-agent files are\n"
 				     "merged by the controller). FILE is written as FILE.part and renamed once\n"
 				     "complete; on any failure nothing is left behind. '-' streams to standard\n"
-				     "output (not a terminal).\n";
+				     "output (not a terminal). --format pcapng: the annotated merge, each packet on\n"
+				     "its agent's interface (AGENT or AGENT/IFACE, described with the colo, filter\n"
+				     "and snaplen) with each agent's packets and kernel drops as statistics.\n";
 
 static const char stream_usage[] = "usage: pcapctl stream ID [-o FILE|-]\n"
 				   "\n"
@@ -136,7 +138,12 @@ static int open_transfer(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a,
 
 int cmd_download(int argc, char **argv, CtlOptions *o)
 {
-	CtlSimpleArgs a = {.cmd = "download", .usage = download_usage, .npos = 1, .pos_names = "ID", .out_ok = true};
+	CtlSimpleArgs a = {.cmd = "download",
+			   .usage = download_usage,
+			   .npos = 1,
+			   .pos_names = "ID",
+			   .out_ok = true,
+			   .format_ok = true};
 	CtlOutput out;
 	Client *c = NULL;
 	int r;
@@ -144,7 +151,7 @@ int cmd_download(int argc, char **argv, CtlOptions *o)
 	r = open_transfer(argc, argv, o, &a, NULL, &c, &out);
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_download_to(c, a.pos[0], &out);
+	r = ctl_download_to(c, a.pos[0], a.format, &out);
 	client_free(c);
 	return r;
 }

@@ -195,3 +195,43 @@ def test_stream_errors(stk, acct):
                        env=dict(os.environ, PCAPD_URL=stk.http_url + "/client/v4", PCAPD_TOKEN=acct.read,
                                 PCAPD_ACCOUNT=acct.id))
     assert p.returncode == 1 and b"download" in p.stderr, p
+
+
+def test_download_pcapng_annotated(stk, acct):
+    """?format=pcapng (and pcapctl download --format pcapng): the merge with
+    one interface per agent, described, and the agents' counters."""
+    l1, l2, f1, f2 = stream_frames(stk, acct, 5204, 7, 9)
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5204}))
+    wait_parts(stk, acct, c["id"], n=2)
+    send(l1, f1)
+    send(l2, f2)
+    stk.wait_captured(acct, c["id"], 16)
+    assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+    assert stk.wait_status(acct, c["id"])["status"] == "success"
+    assert_error(acct.call("GET", "/%s/download?format=pcapnx" % c["id"], token=acct.read), 400, 1002, "format")
+    r = acct.call("GET", "/%s/download?format=pcapng" % c["id"], token=acct.read)
+    assert r.status == 200 and r.header("content-type") == "application/x-pcapng", r
+    out = os.path.join(stk.dir, "annotated-%s.pcapng" % c["id"])
+    with open(out, "wb") as f:
+        f.write(r.body)
+    rows = subprocess.run(["tshark", "-n", "-r", out, "-T", "fields", "-e", "frame.time_epoch",
+                           "-e", "frame.interface_name", "-e", "frame.interface_description"],
+                          capture_output=True, timeout=WAIT, check=True).stdout.decode().splitlines()
+    rows = [l.split("\t") for l in rows if l.strip()]
+    assert len(rows) == 16
+    assert sorted(set(n for _, n, _ in rows)) == [AGENT1, AGENT2]
+    assert [n for _, n, _ in rows].count(AGENT1) == 7
+    assert all("colo %s" % COLO in d and "5204" in d for _, _, d in rows), rows[0]
+    ts = [float(t) for t, _, _ in rows]
+    assert ts == sorted(ts)
+    info = subprocess.run(["capinfos", out], capture_output=True, timeout=WAIT, check=True).stdout.decode()
+    assert "Number of interfaces in file: 2" in info, info
+    # The same bytes through pcapctl.
+    mine = os.path.join(stk.dir, "annotated-pcapctl-%s.pcapng" % c["id"])
+    p = subprocess.run([binary("pcapctl"), "download", c["id"], "-o", mine, "--format", "pcapng"],
+                       capture_output=True, timeout=WAIT,
+                       env=dict(os.environ, PCAPD_URL=stk.http_url + "/client/v4", PCAPD_TOKEN=acct.read,
+                                PCAPD_ACCOUNT=acct.id))
+    assert p.returncode == 0, p.stderr
+    with open(mine, "rb") as f:
+        assert f.read() == r.body

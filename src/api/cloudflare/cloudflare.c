@@ -297,14 +297,24 @@ static void pcaps_download(Call *c)
 	int fd = -1;
 	int r;
 
-	if (service_job_download(c->svc, c->account, c->id, &fd, &len, &e) < 0) {
+	const char *format = http_req_query(c->req, "format");
+	bool pcapng = format && strcmp(format, "pcapng") == 0;
+
+	/* pcapd extension: ?format=pcapng, the annotated merge. */
+	if (format && !pcapng && strcmp(format, "pcap") != 0) {
+		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
 		cf_fail(c, &e);
 		return;
 	}
-	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
+	if (service_job_download(c->svc, c->account, c->id, pcapng, &fd, &len, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.%s\"", c->id,
+		     pcapng ? "pcapng" : "pcap");
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);
-	http_respond_fd(c->req, 200, PCAP_TYPE, fd, len);
+	http_respond_fd(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, fd, len);
 }
 
 static int stream_write(void *ctx, const void *p, size_t n)
