@@ -235,3 +235,43 @@ def test_download_pcapng_annotated(stk, acct):
     assert p.returncode == 0, p.stderr
     with open(mine, "rb") as f:
         assert f.read() == r.body
+
+
+def test_slow_reader_is_cut(stk, acct):
+    """A reader that reads nothing while one agent captures tens of MB: the
+    controller cuts it (the agents are told to stop streaming) and the capture
+    goes on unslowed; the reader then gets what was merged and the reason."""
+    import socket
+    from traffic import Steady
+    l1 = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5205}))
+    wait_parts(stk, acct, c["id"], n=2)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", stk.controller.http_port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+               % (acct.path("/%s/stream" % c["id"]), acct.read)).encode())
+    agent = [a for a in stk.agents if a.name == AGENT1][0]
+    frames = udp_frames(l1, 50, dport=5205, size=1400)
+    try:
+        with Steady(l1, frames=frames, gap_us=0):
+            until(lambda: any("too slow" in l for l in agent.proc.lines),
+                  lambda: "no cut; logs:\n%s" % logs(stk), timeout=WAIT * 2)
+            # The capture goes on after the cut.
+            n = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))["packets_captured"]
+            stk.wait_captured(acct, c["id"], n + 1000)
+        assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+        s.settimeout(WAIT)
+        data = b""
+        while b"\r\n0\r\n" not in data[-4096:] or not data.endswith(b"\r\n\r\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, _ = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"Pcapd-Stream-End: cut: the reader is too slow" in data[-2048:], data[-2048:]
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
