@@ -169,6 +169,10 @@ def test_reader_leaves(stk, acct):
         rd.wait_packets(10)
     finally:
         rd.kill()
+    # The controller notices (a keep-alive fails) and tells both agents.
+    for a in stk.agents:
+        until(lambda: any(c["id"] in l and "the reader left" in l for l in a.proc.lines),
+              lambda: "agent %s not told; logs:\n%s" % (a.name, logs(stk)))
     send(l1, f1[5:15])
     send(l2, f2[5:15])
     rd2 = Reader(stk, acct, c["id"])
