@@ -225,13 +225,17 @@ static void *stream_main(void *arg)
 		close(fd);
 	pcapdec_free(dec);
 	free(buf);
+	/* The client goes before the count: shutdown waits for the count, then
+	 * cleans up libcurl. */
 	pthread_mutex_lock(&a->lock);
 	a->stream_clients[sr->slot] = NULL;
-	a->n_streams--;
-	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	ctlclient_free(sr->c);
 	free(sr);
+	pthread_mutex_lock(&a->lock);
+	a->n_streams--;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
 

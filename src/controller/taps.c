@@ -360,7 +360,8 @@ static void *merger_main(void *arg)
 {
 	Tap *t = arg;
 	Service *s = t->svc;
-	int64_t next_tick = mono() + TAP_TICK_NS;
+	int64_t next_tick = mono() + TAP_TICK_NS;  /* a keep-alive, when nothing was written until then */
+	int64_t next_check = mono() + TAP_TICK_NS; /* a look at the job's parts */
 	char how[TAP_REASON * 2] = "";
 	ErrBuf err = {{0}};
 	bool gone = false, done = false;
@@ -383,6 +384,8 @@ static void *merger_main(void *arg)
 		if (n == 0 && step == LIVEMERGE_WAIT && (had_writer || !t->w)) {
 			struct timespec ts;
 			int64_t wake = until < next_tick ? until : next_tick;
+
+			wake = wake < next_check ? wake : next_check;
 
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			wake -= mono();
@@ -409,8 +412,11 @@ static void *merger_main(void *arg)
 			done = true;
 			break;
 		}
-		if (mono() >= next_tick) {
+		if (mono() >= next_check) {
 			check_parts(t);
+			next_check = mono() + TAP_TICK_NS;
+		}
+		if (mono() >= next_tick) {
 			if (t->w && keepalive(t) < 0)
 				gone = true;
 			next_tick = mono() + TAP_TICK_NS;
