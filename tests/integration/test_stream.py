@@ -112,17 +112,19 @@ class Reader:
         self.t.join(timeout=WAIT)
 
 
-def stream_frames(stk, acct, dport, n1, n2):
+def start_capture(stk, acct, dport, n1, n2):
+    """A full capture of UDP to dport on both agents, running: the links, n1
+    and n2 frames to send from each, and the capture."""
     l1, l2 = link_of(stk, AGENT1), link_of(stk, AGENT2)
-    return l1, l2, udp_frames(l1, n1, dport=dport), udp_frames(l2, n2, dport=dport)
+    f1, f2 = udp_frames(l1, n1, dport=dport), udp_frames(l2, n2, dport=dport)
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": dport}))
+    wait_parts(stk, acct, c["id"], n=2)
+    return l1, l2, f1, f2, c
 
 
 @pytest.mark.parametrize("tool", ["curl", "pcapctl"])
 def test_live_stream_two_agents(stk, acct, tool):
-    l1, l2, f1, f2 = stream_frames(stk, acct, 5201 if tool == "curl" else 5202, 10, 12)
-    c = create(acct, full_body(acct, where=COLO, time_limit=300,
-                               filter_v1={"destination_port": 5201 if tool == "curl" else 5202}))
-    wait_parts(stk, acct, c["id"], n=2)
+    l1, l2, f1, f2, c = start_capture(stk, acct, 5201 if tool == "curl" else 5202, 10, 12)
     rd = Reader(stk, acct, c["id"], tool)
     try:
         # Interleaved in time: the stream must merge the two agents.
@@ -159,9 +161,7 @@ def test_live_stream_two_agents(stk, acct, tool):
 def test_reader_leaves(stk, acct):
     """A reader that goes away mid-capture: the capture goes on, the bucket
     objects are complete, and the next reader gets a stream again."""
-    l1, l2, f1, f2 = stream_frames(stk, acct, 5203, 20, 20)
-    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5203}))
-    wait_parts(stk, acct, c["id"], n=2)
+    l1, l2, f1, f2, c = start_capture(stk, acct, 5203, 20, 20)
     rd = Reader(stk, acct, c["id"])
     try:
         send(l1, f1[:5])
@@ -204,9 +204,7 @@ def test_stream_errors(stk, acct):
 def test_download_pcapng_annotated(stk, acct):
     """?format=pcapng (and pcapctl download --format pcapng): the merge with
     one interface per agent, described, and the agents' counters."""
-    l1, l2, f1, f2 = stream_frames(stk, acct, 5204, 7, 9)
-    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5204}))
-    wait_parts(stk, acct, c["id"], n=2)
+    l1, l2, f1, f2, c = start_capture(stk, acct, 5204, 7, 9)
     send(l1, f1)
     send(l2, f2)
     stk.wait_captured(acct, c["id"], 16)
@@ -279,3 +277,39 @@ def test_slow_reader_is_cut(stk, acct):
     assert b"Pcapd-Stream-End: cut: the reader is too slow" in data[-2048:], data[-2048:]
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success", done
+
+
+def test_agent_lost_mid_stream():
+    """An agent killed while it streams: its part is lost, its input ends (10 s
+    after its last chunk) and the stream ends cleanly with the other agent's
+    packets and a note saying so."""
+    if os.geteuid() != 0:
+        pytest.fail("the stream tests need root (network namespaces, packet sockets)")
+    s = Stack(tls=False, controller_args=["--agent-timeout", "2", "--grace", "1"])
+    try:
+        s.start()
+        s.add_agent(AGENT1, COLO)
+        s.add_agent(AGENT2, COLO)
+        acct = s.account(bucket=True)
+        l1, l2, f1, f2, c = start_capture(s, acct, 5206, 6, 4)
+        rd = Reader(s, acct, c["id"])
+        try:
+            send(l1, f1[:3])
+            send(l2, f2)
+            rd.wait_packets(7)
+            [a for a in s.agents if a.name == AGENT2][0].kill()
+            send(l1, f1[3:])
+            rd.wait_packets(10)
+            wait_parts(s, acct, c["id"], state="lost", n=1)
+            assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+            src_rc, src_err, ts_rc, ts_err = rd.wait_end()
+        finally:
+            rd.kill()
+        assert src_rc == 0 and ts_rc == 0, (src_err, ts_err)
+        assert len(rd.lines) == 10
+        with open(rd.dump) as f:
+            headers = f.read()
+        assert "Pcapd-Stream-End: complete; agent %s sent no end (its part is lost)" % AGENT2 in headers, headers
+    finally:
+        s.agents = [a for a in s.agents if a.alive()]
+        s.close()
