@@ -68,10 +68,12 @@ const char *http_req_header(const HttpRequest *r, const char *name)
 	return NULL;
 }
 
+/* Query parameters travel as "headers" named "?KEY" (call()). */
 const char *http_req_query(const HttpRequest *r, const char *key)
 {
-	(void)r;
-	(void)key;
+	for (size_t i = 0; i < r->n_req_hdr; i++)
+		if (r->req_hdr[i][0][0] == '?' && strcmp(r->req_hdr[i][0] + 1, key) == 0)
+			return r->req_hdr[i][1];
 	return NULL;
 }
 
@@ -274,8 +276,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* One request: method, path, body (NULL: none), then header name/value pairs,
- * NULL-terminated. The answer is checked to be exactly one. */
+/* One request: method, path, body (NULL: none), then header name/value pairs
+ * ("?KEY" for a query parameter), NULL-terminated. The answer is checked to be exactly one. */
 static HttpRequest *call(const char *method, const char *path, const char *body, ...)
 {
 	HttpRequest *r = calloc(1, sizeof(*r));
@@ -707,6 +709,12 @@ static void test_ownership_and_full(void **state)
 	snprintf(path, sizeof(path), BASE "/%s/download", jid);
 	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008,
 		     "pcap_id: capture is pending; it can be downloaded once its status is success");
+	/* a pending capture streams: the tap opens (this fake cannot stream, so
+	 * the answer is the internal error, and the tap is dropped) */
+	snprintf(path, sizeof(path), BASE "/%s/stream", jid);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 500, 1000, "internal error: cannot answer: *");
+	expect_error(call("GET", path, NULL, BEARER(T_OTHER), NULL), 403, 10000, "*");
+	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 405, 7001, "*");
 
 	/* stop: stop_requested appears; a body is ignored */
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
@@ -743,6 +751,19 @@ static void test_ownership_and_full(void **state)
 	assert_string_equal(header(r, "Content-Disposition"), body);
 	assert_true(r->resp_len > 24);
 	done(r);
+	/* the annotated pcapng, and a format that is neither */
+	r = call("GET", path, NULL, BEARER(T_READ), "?format", "pcapng", NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "application/x-pcapng");
+	assert_true(r->resp_len > 28 && memcmp(r->resp, "\x0a\x0d\x0d\x0a", 4) == 0);
+	done(r);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), "?format", "pcapnx", NULL), 400, 1002,
+		     "format: must be pcap or pcapng");
+	/* a finished capture does not stream */
+	snprintf(path, sizeof(path), BASE "/%s/stream", jid);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008,
+		     "pcap_id: capture is success; only a pending or running capture streams (download a finished "
+		     "one)");
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
 	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 409, 1008,
 		     "pcap_id: capture already finished (success)");
@@ -762,6 +783,24 @@ static void test_ownership_and_full(void **state)
 	json_decref(res);
 }
 
+/* POST /agent/v1/stream: the query checked (names the parameter), and a
+ * chunk for a tap that does not exist is told to stop. */
+static void test_agent_stream_chunk(void **state)
+{
+	HttpRequest *r;
+
+	(void)state;
+	r = call("POST", "/agent/v1/stream", "", BEARER(T_AGENT), "?name", "web01", "?id",
+		 "0123456789abcdef0123456789abcdef", "?tap", "0123456789ABCDEF", "?offset", "0", NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->resp, "{\"more\":false,\"reason\":\"no such stream (its reader left)\"}");
+	done(r);
+	expect_error(call("POST", "/agent/v1/stream", "", BEARER(T_AGENT), "?name", "web01", "?id",
+			  "0123456789abcdef0123456789abcdef", "?offset", "0", NULL),
+		     400, 1002, "tap: must be 16 hex digits");
+	expect_error(call("POST", "/agent/v1/stream", "", BEARER(T_READ), "?name", "web01", NULL), 403, 10000, "*");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_order_of_checks),
 		cmocka_unit_test(test_simple_capture),
 		cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_agent_stream_chunk),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
