@@ -344,6 +344,12 @@ static void pcaps_stream(Call *c)
 		cf_fail(c, &e);
 		return;
 	}
+	/* HEAD: what a GET would answer, without telling any agent. */
+	if (strcmp(http_req_method(c->req), "HEAD") == 0) {
+		service_tap_cancel(c->svc, t);
+		http_respond(c->req, 200, PCAPNG_TYPE, NULL, 0);
+		return;
+	}
 	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.pcapng\"", c->id);
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);

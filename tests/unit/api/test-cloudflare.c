@@ -715,6 +715,10 @@ static void test_ownership_and_full(void **state)
 	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 500, 1000, "internal error: cannot answer: *");
 	expect_error(call("GET", path, NULL, BEARER(T_OTHER), NULL), 403, 10000, "*");
 	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 405, 7001, "*");
+	r = call("HEAD", path, NULL, BEARER(T_READ), NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "application/x-pcapng");
+	done(r);
 
 	/* stop: stop_requested appears; a body is ignored */
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
