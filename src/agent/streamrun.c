@@ -167,6 +167,14 @@ static void stream_file(StreamRun *sr, AgentStreamChunk *ch, int fd, uint8_t *bu
 					 ch->end ? "its end was sent" : ans.reason);
 				return;
 			}
+			if (ans.offset == sent && whole > 0) {
+				/* Not taken (the reader is behind): again after a nap, with
+				 * whatever more the file holds by then. */
+				pthread_mutex_lock(&a->lock);
+				nap_locked(a, STREAM_LOOK_MS);
+				pthread_mutex_unlock(&a->lock);
+				continue;
+			}
 			if (ans.offset != sent + whole) {
 				log_warning("stream of job %s to tap %s ends: the controller asks for byte %llu, "
 					    "not %llu",

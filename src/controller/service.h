@@ -123,8 +123,9 @@ uint64_t service_jobs_generation(Service *s);
  * Enhanced Packet Blocks, and at the end each agent's counters as Interface
  * Statistics Blocks. While no packet flows, an Interface Statistics Block
  * without options goes out each second, so that a reader gone is noticed.
- * A reader too slow for the agents is cut off (16 MiB queued for one agent):
- * agents never wait for a reader. */
+ * At most 16 MiB of one agent wait for a reader; a chunk beyond that is not
+ * taken and comes again (the stream lags); a reader that takes nothing for
+ * 10 s while so much waits is cut off. Captures never wait for a reader. */
 
 typedef struct Tap Tap;
 

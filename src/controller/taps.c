@@ -10,11 +10,14 @@
  *
  * Bounds and back-pressure: an input queues at most TAP_INPUT_MAX bytes. The
  * merger copies records out under the lock and writes them without it, so a
- * slow reader blocks only the merger; agents' chunks keep being taken until an
- * input's queue is full, and then the tap is cut ("the reader is too slow"):
- * the agents are told to stop, the reader gets what was merged and the reason
- * in the trailer. Agents never wait for a reader, and their capture files and
- * bucket objects do not depend on any tap.
+ * slow reader blocks only the merger. A chunk that does not fit is not taken
+ * (the answer asks for the same offset again): the agent's streamer falls
+ * behind in the file, which its capture keeps writing, and the stream lags
+ * like `tail -f` of a file written faster than it is read. A reader that
+ * takes nothing for TAP_STALL_NS while a queue is full is cut ("the reader is
+ * too slow"): the agents are told to stop, the reader gets what was merged and
+ * the reason in the trailer. Captures never wait for a reader, and their
+ * files and bucket objects do not depend on any tap.
  *
  * Locking: Service.taps_lock guards the tap list and every tap's fields but
  * the merger's own (writer, scratch), which only the merger thread touches.
@@ -32,7 +35,8 @@
 #include "pcap/writer.h"
 
 #define TAP_MAX 32u                                   /* taps open at once on one controller */
-#define TAP_INPUT_MAX (16u << 20)                     /* bytes queued per input: past it the reader is too slow */
+#define TAP_INPUT_MAX (16u << 20)                     /* bytes queued per input */
+#define TAP_STALL_NS (10 * (int64_t)NSEC_PER_SEC)     /* a full queue this long: the reader is too slow */
 #define TAP_WINDOW_NS (2 * (int64_t)NSEC_PER_SEC)     /* the reorder window */
 #define TAP_END_GRACE_NS (10 * (int64_t)NSEC_PER_SEC) /* a final part's input silent this long has ended */
 #define TAP_TICK_NS ((int64_t)NSEC_PER_SEC)           /* the merger looks at the job and keeps the reader alive */
@@ -52,6 +56,7 @@ typedef struct TapInput {
 	uint32_t head_caplen, head_origlen, head_ifid;
 	LiveInput live;
 	int64_t last_chunk;    /* monotonic ns */
+	int64_t full_since;    /* monotonic ns: since when its chunks do not fit; 0 = they do */
 	char note[TAP_REASON]; /* how it ended, when not by its end */
 } TapInput;
 
@@ -743,15 +748,24 @@ int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body
 		goto out;
 	}
 	r = append(in, body, n);
+	if (r == -ENOBUFS && (!in->full_since || in->last_chunk - in->full_since < TAP_STALL_NS)) {
+		/* Not taken: the agent sends it again later. */
+		if (!in->full_since)
+			in->full_since = in->last_chunk;
+		*ret = (AgentStreamAnswer){.more = true, .offset = in->offset};
+		goto out;
+	}
 	if (r < 0) {
 		snprintf(why, sizeof(why),
-			 r == -ENOBUFS ? "the reader is too slow: %u bytes of agent %s wait for it"
-				       : "out of memory (%u bytes of agent %s queued)",
-			 TAP_INPUT_MAX, in->agent);
+			 r == -ENOBUFS ? "the reader is too slow: it took nothing for %d s while %u MiB of agent %s "
+					 "waited for it"
+				       : "out of memory (%d s, %u MiB of agent %s queued)",
+			 (int)(TAP_STALL_NS / (int64_t)NSEC_PER_SEC), TAP_INPUT_MAX >> 20, in->agent);
 		tap_cut_locked(t, why);
 		stop_answer(ret, why);
 		goto out;
 	}
+	in->full_since = 0;
 	in->offset += n;
 	if (c->watermark_ns > in->live.watermark_ns)
 		in->live.watermark_ns = c->watermark_ns;

@@ -240,9 +240,10 @@ def test_download_pcapng_annotated(stk, acct):
 
 
 def test_slow_reader_is_cut(stk, acct):
-    """A reader that reads nothing while one agent captures tens of MB: the
-    controller cuts it (the agents are told to stop streaming) and the capture
-    goes on unslowed; the reader then gets what was merged and the reason."""
+    """A reader that reads nothing while one agent captures tens of MB: once
+    the agent's queue stayed full for 10 s the controller cuts it (the agents
+    are told to stop streaming) and the capture goes on; the reader then gets
+    what was merged and the reason."""
     import socket
     from traffic import Steady
     l1 = link_of(stk, AGENT1)
