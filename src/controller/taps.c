@@ -69,7 +69,7 @@ struct Tap {
 	size_t n_in;
 	pthread_cond_t cond;
 	pthread_t thread;
-	bool started, over, reaped;
+	bool started, over;
 	char cut[TAP_REASON];    /* set: end the stream with this reason */
 	char reason[TAP_REASON]; /* over: what a late chunk is told */
 	TapSink sink;
