@@ -69,7 +69,7 @@ struct Tap {
 	size_t n_in;
 	pthread_cond_t cond;
 	pthread_t thread;
-	bool started, over;
+	bool over;
 	char cut[TAP_REASON];    /* set: end the stream with this reason */
 	char reason[TAP_REASON]; /* over: what a late chunk is told */
 	TapSink sink;
@@ -500,8 +500,7 @@ static void reap(Service *s, bool all)
 		pthread_mutex_unlock(&s->taps_lock);
 		if (!t)
 			return;
-		if (t->started)
-			pthread_join(t->thread, NULL);
+		pthread_join(t->thread, NULL); /* every tap in the list was started */
 		tap_free(t);
 	}
 }
@@ -625,7 +624,6 @@ int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err)
 		tap_free(t);
 		return errbuf_set(err, r, "cannot start a stream thread: %s", strerror(-r));
 	}
-	t->started = true;
 	t->next = s->taps;
 	s->taps = t;
 	s->n_taps++;
