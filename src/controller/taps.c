@@ -546,18 +546,18 @@ int service_tap_open(Service *s, const char *account, const char *id, Tap **ret,
 		goto out;
 	}
 	t = calloc(1, sizeof(*t));
-	if (t)
+	if (t) {
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->cond, &ca);
+		pthread_condattr_destroy(&ca);
 		t->in = calloc(n ? n : 1, sizeof(*t->in));
-	if (t)
 		t->scratch = malloc(TAP_SCRATCH + sizeof(OutRec) + PCAP_MAX_SNAPLEN + 8);
+	}
 	if (!t || !t->in || !t->scratch || job_new_id(tid) < 0) {
 		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	for (size_t i = 0; i < n && k < AGENTPROTO_MAX_STREAMS; i++) {
 		TapInput *in = &t->in[k];
 
