@@ -70,27 +70,29 @@ struct Agent {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* any change below: job phases, report requests, registration, shutdown */
 	pthread_mutex_t report_lock;
-	JobTable table;                             /* id → AgentJob *, under lock */
-	JobStore *store;                            /* its own calls need no lock: each job touches only its files */
-	CtlClient *report_client;                   /* the reporter's */
-	CtlClient *poll_client;                     /* the poller's (also its "running" reports) */
-	size_t n_active;                            /* under lock: jobs whose thread has not finished */
-	size_t n_samples;                           /* under lock: the samples among them */
-	Recorder *recorder;                         /* NULL when the recorder is off; stable while jobs run */
-	char history_dir[4096];                     /* DATA/history */
-	CtlClientConfig client_cfg;                 /* for the sample clients */
-	CtlClient *idle_clients[AGENT_MAX_SAMPLES]; /* under lock: sample clients kept for reuse */
-	size_t n_idle_clients;                      /* under lock */
-	bool exiting;                               /* under lock: shutdown started */
-	bool report_due;                            /* under lock: report at once (a job changed phase) */
-	bool registered;                            /* under lock: a report succeeded once */
-	bool online;                                /* under lock: false during an outage (logged once) */
-	bool need_hello;                            /* under lock: next report says hello (start, after an outage) */
-	unsigned outage_gen;                        /* under lock: bumped by every failed request */
-	uint64_t last_report_ms;                    /* under lock: monotonic time of the last report that succeeded */
-	uint32_t heartbeat_ms;                      /* under lock: idle report interval */
-	uint32_t poll_timeout_ms;                   /* under lock: long-poll hold asked of the controller */
-	int fatal;                                  /* under lock: non-zero ends the agent with fatal_err */
+	JobTable table;                               /* id → AgentJob *, under lock */
+	JobStore *store;                              /* its own calls need no lock: each job touches only its files */
+	CtlClient *report_client;                     /* the reporter's */
+	CtlClient *poll_client;                       /* the poller's (also its "running" reports) */
+	size_t n_active;                              /* under lock: jobs whose thread has not finished */
+	size_t n_samples;                             /* under lock: the samples among them */
+	Recorder *recorder;                           /* NULL when the recorder is off; stable while jobs run */
+	char history_dir[4096];                       /* DATA/history */
+	CtlClientConfig client_cfg;                   /* for the sample clients */
+	CtlClient *idle_clients[AGENT_MAX_SAMPLES];   /* under lock: sample clients kept for reuse */
+	size_t n_idle_clients;                        /* under lock */
+	CtlClient *stream_clients[AGENT_MAX_STREAMS]; /* under lock: the live streams' (streamrun.c), NULL = free */
+	size_t n_streams;                             /* under lock: stream threads running */
+	bool exiting;                                 /* under lock: shutdown started */
+	bool report_due;                              /* under lock: report at once (a job changed phase) */
+	bool registered;                              /* under lock: a report succeeded once */
+	bool online;                                  /* under lock: false during an outage (logged once) */
+	bool need_hello;                              /* under lock: next report says hello (start, after an outage) */
+	unsigned outage_gen;                          /* under lock: bumped by every failed request */
+	uint64_t last_report_ms;                      /* under lock: monotonic time of the last report that succeeded */
+	uint32_t heartbeat_ms;                        /* under lock: idle report interval */
+	uint32_t poll_timeout_ms;                     /* under lock: long-poll hold asked of the controller */
+	int fatal;                                    /* under lock: non-zero ends the agent with fatal_err */
 	ErrBuf fatal_err;
 };
 
@@ -122,6 +124,12 @@ void *outputs_main(void *arg);
 /* At start-up, for a job the agent died running: removes the file it had not
  * published yet. */
 void outputs_recover(Agent *a, const char *id);
+
+/* streamrun.c: a thread sending the ordered capture's file to the tap (an
+ * error chunk instead when it cannot); from the poller. */
+void streamrun_start(Agent *a, const AgentStreamOrder *o);
+/* Cancels the streams' requests and waits for their threads (shutdown). */
+void streamrun_stop_all(Agent *a);
 
 /* samplerun.c: the thread of a sample job (jobrun_start() starts it). */
 void *samplerun_main(void *arg);

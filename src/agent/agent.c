@@ -487,7 +487,7 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 	size_t n = 0;
 
 	if (ans->n_skipped)
-		log_warning("poll: %zu start or stop entries without a valid id ignored", ans->n_skipped);
+		log_warning("poll: %zu start, stop or stream entries without a valid id ignored", ans->n_skipped);
 	for (size_t i = 0; i < ans->n_stop; i++) {
 		AgentJob *job;
 
@@ -509,6 +509,9 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 		if (start_job(a, &ans->start[i]) && !sample)
 			memcpy(started[n++], id, sizeof(id));
 	}
+	/* After the starts: an order may name a capture of this very answer. */
+	for (size_t i = 0; i < ans->n_streams; i++)
+		streamrun_start(a, &ans->streams[i]);
 	return n;
 }
 
@@ -585,7 +588,7 @@ static void *poller_main(void *arg)
 			}
 		}
 		pthread_mutex_lock(&a->lock);
-		if (ans.n_start == 0 && ans.n_stop == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
+		if (ans.n_start == 0 && ans.n_stop == 0 && ans.n_streams == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
 			wait_until(a, t0 + MIN_EMPTY_POLL_MS); /* a controller answering at once with nothing */
 		agentproto_poll_done(&ans);
 	}
@@ -805,6 +808,7 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	if (r)
 		*err = a->fatal_err;
 	pthread_mutex_unlock(&a->lock);
+	streamrun_stop_all(a);
 	if (have_reporter)
 		pthread_join(reporter, NULL);
 out:

@@ -39,6 +39,7 @@
 
 #define AGENT_MAX_RUNNING 16u /* captures at once; more are refused (reported failed) */
 #define AGENT_MAX_SAMPLES 8u  /* sample answers at once, besides the captures; more are refused */
+#define AGENT_MAX_STREAMS 8u  /* live streams at once (readers of running captures); more are refused */
 #define AGENT_DEFAULT_HEARTBEAT_MS 5000u
 #define AGENT_DEFAULT_SAMPLE_RATE 100u                      /* recorder: 1 in 100 packets */
 #define AGENT_DEFAULT_SAMPLE_SNAPLEN 160u                   /* bytes kept per recorded packet */

@@ -390,6 +390,13 @@ int ctlclient_post_file(CtlClient *c, const char *path, const char *content_type
 int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
 			ErrBuf *err)
 {
+	return ctlclient_post(c, path, "application/json", body, strlen(body), timeout_ms, ret, err);
+}
+
+int ctlclient_post(CtlClient *c, const char *path, const char *content_type, const void *body, size_t n,
+		   uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err)
+{
+	char ct[128];
 	struct curl_slist *h;
 	CtlResponse resp = {0};
 	char what[256];
@@ -401,11 +408,13 @@ int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32
 	if (r < 0)
 		return r;
 	/* The shared headers plus the content type, for this request only. */
-	r = headers_with(c, "Content-Type: application/json", &h, err);
+	if (snprintf(ct, sizeof(ct), "Content-Type: %s", content_type) >= (int)sizeof(ct))
+		return errbuf_set(err, -EINVAL, "content type too long");
+	r = headers_with(c, ct, &h, err);
 	if (r < 0)
 		return r;
 	SETOPT(rc, c->easy, CURLOPT_HTTPHEADER, h);
-	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	SETOPT(rc, c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)n);
 	SETOPT(rc, c->easy, CURLOPT_POSTFIELDS, body);
 	SETOPT(rc, c->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 	if (rc == CURLE_OK)

@@ -293,6 +293,20 @@ out:
 	return 0;
 }
 
+/* The stream orders not yet given to the agent (taps.c). */
+static int add_stream_orders(Service *s, const char *name, AgentPollAnswer *a, ErrBuf *err)
+{
+	if (!service_tap_pending(s, name))
+		return 0;
+	a->streams = calloc(AGENTPROTO_MAX_STREAMS, sizeof(*a->streams));
+	if (!a->streams) {
+		agentproto_poll_done(a);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	a->n_streams = service_tap_orders(s, name, a->streams, AGENTPROTO_MAX_STREAMS);
+	return 0;
+}
+
 int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
 		       void (*wake)(void *arg), void *arg, AgentPollAnswer *ret_work, ApiError *e)
 {
@@ -318,8 +332,11 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
 		if (k < 0)
 			return service_internal(e, k, &err);
 		r = registry_take(s->reg, name, gen, d, (size_t)k);
-		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= now_mono())))
-			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work, &err) < 0 ? -ENOMEM : 1;
+		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= now_mono() || service_tap_pending(s, name))))
+			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work, &err) < 0 ||
+					    add_stream_orders(s, name, ret_work, &err) < 0
+				    ? -ENOMEM
+				    : 1;
 		else if (r == 0)
 			r = registry_park(s->reg, name, gen, deadline_mono_ns, park, wake, arg);
 		parts_free(parts, n);

@@ -5,6 +5,9 @@
  * the agents' answers merged by time, the newest packet_limit of them kept. The
  * merge is written once to DATA/downloads/<id>.pcap (temporary name, fsync,
  * rename) and served from there afterwards; a finished job never changes.
+ * The annotated pcapng (<id>.pcapng) keeps every agent's interfaces, named
+ * AGENT or AGENT/IFACE, described with the capture's colo, filter and snaplen,
+ * with the agent's counters as an Interface Statistics Block.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +20,7 @@
 #include "common/io.h"
 #include "controller/service-int.h"
 #include "pcap/merge.h"
+#include "pcap/writer.h"
 
 static int open_cached(const char *path, int *ret_fd, uint64_t *ret_len)
 {
@@ -38,9 +42,11 @@ static int open_cached(const char *path, int *ret_fd, uint64_t *ret_len)
 
 /* Merges the objects named in paths into the cache file at out (temporary
  * name, fsync, rename, fsync dir), leaving out the oldest `skip` records. */
-static int merge_to(const char *const *paths, size_t n, const char *dir, const char *out, uint64_t skip, ErrBuf *err)
+static int merge_to(const char *const *paths, size_t n, const MergeInput *notes, const char *dir, const char *out,
+		    uint64_t skip, ErrBuf *err)
 {
-	MergeOptions opt = {.format = -1, .out_name = out, .skip_first = skip};
+	MergeOptions opt = {
+		.format = notes ? PCAP_FORMAT_PCAPNG : -1, .out_name = out, .skip_first = skip, .annotations = notes};
 	PcapMerge *m = NULL;
 	MergeStats st;
 	char tmp[4096];
@@ -73,11 +79,32 @@ out:
 	return r;
 }
 
-/* Merges the job's delivered objects into out (the cache file in dir). */
-static int merge_job(Service *s, const Job *j, const char *dir, const char *out, ApiError *e)
+/* What the pcapng says of one agent's file: its name, the capture's colo,
+ * filter and snaplen, and the agent's counters (interface 0's statistics). */
+typedef struct AgentNote {
+	char desc[PCAPWR_MAX_IFDESC];
+	PcapIfStats stats;
+} AgentNote;
+
+static void note_part(const Job *j, const JobPart *p, AgentNote *n, MergeInput *m)
+{
+	snprintf(n->desc, sizeof(n->desc), "pcapd %s capture %s; colo %s; filter %.700s; snaplen %u%s",
+		 job_type_to_string(j->type), j->id, j->colo_name ? j->colo_name : "any",
+		 j->filter_json && strcmp(j->filter_json, "{}") != 0 ? j->filter_json : "none", j->snaplen,
+		 j->snaplen ? "" : " (whole packets)");
+	n->stats = (PcapIfStats){
+		.have = PCAP_STAT_IFRECV | PCAP_STAT_IFDROP, .ifrecv = p->packets + p->drops, .ifdrop = p->drops};
+	*m = (MergeInput){.name = p->agent, .description = n->desc, .stats = &n->stats, .n_stats = 1};
+}
+
+/* Merges the job's delivered objects into out (the cache file in dir);
+ * pcapng: annotated. */
+static int merge_job(Service *s, const Job *j, bool pcapng, const char *dir, const char *out, ApiError *e)
 {
 	char sdir[4096];
 	char(*paths)[4096] = NULL;
+	AgentNote *notes = NULL;
+	MergeInput *inputs = NULL;
 	const char **argv = NULL;
 	JobPart *parts = NULL;
 	ErrBuf err = {{0}};
@@ -103,7 +130,9 @@ static int merge_job(Service *s, const Job *j, const char *dir, const char *out,
 		goto out;
 	paths = calloc(n ? n : 1, sizeof(*paths));
 	argv = calloc(n ? n : 1, sizeof(*argv));
-	if (!paths || !argv) {
+	notes = calloc(n ? n : 1, sizeof(*notes));
+	inputs = calloc(n ? n : 1, sizeof(*inputs));
+	if (!paths || !argv || !notes || !inputs) {
 		r = errbuf_set(&err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -122,6 +151,7 @@ static int merge_job(Service *s, const Job *j, const char *dir, const char *out,
 		if (r < 0)
 			goto out;
 		argv[k] = paths[k];
+		note_part(j, &parts[i], &notes[k], &inputs[k]);
 		total += parts[i].packets;
 		k++;
 	}
@@ -133,19 +163,22 @@ static int merge_job(Service *s, const Job *j, const char *dir, const char *out,
 	 * its newest packet_limit and the part holds its count. */
 	if (j->type == JOB_SIMPLE && total > j->packet_limit)
 		skip = total - j->packet_limit;
-	r = merge_to(argv, k, dir, out, skip, &err);
+	r = merge_to(argv, k, pcapng ? inputs : NULL, dir, out, skip, &err);
 out:
 	if (r < 0)
 		service_internal(e, r, &err);
 done:
 	bucket_free(b);
+	free(inputs);
+	free(notes);
 	free(argv);
 	free(paths);
 	parts_free(parts, n);
 	return r;
 }
 
-int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e)
+int service_job_download(Service *s, const char *account, const char *id, bool pcapng, int *ret_fd, uint64_t *ret_len,
+			 ApiError *e)
 {
 	char dir[4096], out[4200];
 	ErrBuf err = {{0}};
@@ -168,7 +201,7 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
 	}
 	r = service_data_path(s, "downloads", dir, sizeof(dir), &err);
 	if (r >= 0) {
-		r = snprintf(out, sizeof(out), "%s/%s.pcap", dir, j.id);
+		r = snprintf(out, sizeof(out), "%s/%s.%s", dir, j.id, pcapng ? "pcapng" : "pcap");
 		r = r < 0 || (size_t)r >= sizeof(out) ? errbuf_set(&err, -ENAMETOOLONG, "download path too long") : 0;
 	}
 	if (r < 0) {
@@ -177,7 +210,7 @@ int service_job_download(Service *s, const char *account, const char *id, int *r
 	}
 	if (open_cached(out, ret_fd, ret_len) == 0)
 		goto out;
-	r = merge_job(s, &j, dir, out, e);
+	r = merge_job(s, &j, pcapng, dir, out, e);
 	if (r >= 0) {
 		r = open_cached(out, ret_fd, ret_len);
 		if (r < 0)

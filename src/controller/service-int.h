@@ -20,6 +20,10 @@ struct Service {
 	int64_t started_mono;
 	atomic_uint samples_pending;   /* sample jobs that may still wait for answers */
 	atomic_uint_fast64_t jobs_gen; /* service_jobs_generation() */
+	pthread_mutex_t taps_lock;     /* taps.c: the live streams */
+	Tap *taps;
+	size_t n_taps;
+	bool taps_stopping;
 };
 
 Db *service_db(Service *s);
@@ -33,6 +37,14 @@ void service_jobs_changed(Service *s);
 typedef bool (*PartsFn)(Job *j, JobPart *parts, size_t n, void *arg);
 int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
 		       ErrBuf *err);
+
+/* taps.c: live streams end (service_shutdown); joined and freed (service_free). */
+void service_taps_stop(Service *s);
+void service_taps_free(Service *s);
+/* Stream orders not yet given to the agent, at most cap, now marked given;
+ * and whether there are any (a poll does not park then). */
+size_t service_tap_orders(Service *s, const char *agent, AgentStreamOrder *ret, size_t cap);
+bool service_tap_pending(Service *s, const char *agent);
 
 /* An ErrBuf from storage as an internal error. */
 int service_internal(ApiError *e, int r, const ErrBuf *err);

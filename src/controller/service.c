@@ -239,6 +239,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		return errbuf_set(err, r, "out of memory");
 	}
 	pthread_mutex_init(&s->jobs_lock, NULL);
+	pthread_mutex_init(&s->taps_lock, NULL);
 	pthread_mutex_init(&s->hk_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -269,6 +270,7 @@ void service_shutdown(Service *s)
 		s->hk_running = false;
 	}
 	registry_shutdown(s->reg);
+	service_taps_stop(s);
 }
 
 void service_free(Service *s)
@@ -276,6 +278,8 @@ void service_free(Service *s)
 	if (!s)
 		return;
 	service_shutdown(s);
+	service_taps_free(s);
+	pthread_mutex_destroy(&s->taps_lock);
 	registry_free(s->reg);
 	pthread_cond_destroy(&s->hk_cond);
 	pthread_mutex_destroy(&s->hk_lock);

@@ -100,10 +100,16 @@ int service_job_list(Service *s, const char *account, size_t offset, size_t limi
 int service_job_stop(Service *s, const char *account, const char *id, Job *ret, ApiError *e);
 
 /* One Wireshark-ready file for a successful job: the parts' objects merged by
- * time (cached in DATA/downloads). Returns an open fd (O_RDONLY|O_CLOEXEC at
- * offset 0) and its length. API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
- * is not finished ("capture is pending; …") or failed ("capture failed: …"). */
-int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e);
+ * time (cached in DATA/downloads). pcapng: the annotated merge, one interface
+ * per agent and input interface (if_name AGENT or AGENT/IFACE, if_description
+ * with the capture's colo, filter and snaplen) and the agent's packets and
+ * kernel drops as an Interface Statistics Block of its first interface; else
+ * classic pcap where the link types allow. Returns an open fd
+ * (O_RDONLY|O_CLOEXEC at offset 0) and its length. API_ERR_NOT_FOUND;
+ * API_ERR_CONFLICT when the job is not finished ("capture is pending; …") or
+ * failed ("capture failed: …"). */
+int service_job_download(Service *s, const char *account, const char *id, bool pcapng, int *ret_fd, uint64_t *ret_len,
+			 ApiError *e);
 
 /* ---- named jobs (the Azure dialect's resources; model/job.h JobName) ---- */
 
@@ -136,6 +142,46 @@ int service_job_gathered(Service *s, const char *account, const char *id, int64_
  * stays the same. Only this controller's changes count (with several
  * controllers over one database, a cache keyed on it must not be used). */
 uint64_t service_jobs_generation(Service *s);
+
+/* ---- live streams (pcapd extension) ----
+ *
+ * A reader of a running full capture opens a tap; the capture's agents are
+ * told with their next poll answer and send their growing capture files in
+ * chunks (service_tap_chunk); a thread of the tap merges them by time with a
+ * reorder window of 2 s (pcap/livemerge.h) and writes one pcapng to the
+ * reader's sink: an interface per agent (if_name AGENT, or AGENT/IFACE),
+ * Enhanced Packet Blocks, and at the end each agent's counters as Interface
+ * Statistics Blocks. While no packet flows, an Interface Statistics Block
+ * without options goes out each second, so that a reader gone is noticed.
+ * At most 16 MiB of one agent wait for a reader; a chunk beyond that is not
+ * taken and comes again (the stream lags); a reader that takes nothing for
+ * 10 s while so much waits is cut off. Captures never wait for a reader. */
+
+typedef struct Tap Tap;
+
+/* Where a tap writes: write() may block (a slow reader) and fails with
+ * -EPIPE once the reader left; end() comes once, last, from the tap's
+ * thread: ok = the stream ended well, how = "complete" (with notes: ";
+ * agent X sent no end ...") or "cut: <why>". */
+typedef struct TapSink {
+	int (*write)(void *ctx, const void *p, size_t n);
+	void (*end)(void *ctx, bool ok, const char *how);
+	void *ctx;
+} TapSink;
+
+/* A tap on the account's capture id: API_ERR_NOT_FOUND ("id"),
+ * API_ERR_CONFLICT (a sample, or a capture that is not pending or running,
+ * or whose agents all finished), API_ERR_BUSY (32 taps open). Nothing is
+ * sent to agents before service_tap_start(). */
+int service_tap_open(Service *s, const char *account, const char *id, Tap **ret, ApiError *e);
+/* Starts its thread writing to sink and tells the agents; t belongs to the
+ * service from then on (also on failure: freed). */
+int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err);
+/* Drops a tap that was not started. */
+void service_tap_cancel(Service *s, Tap *t);
+/* An agent's chunk for a tap (its query c, body[0..n)): *ret says whether to
+ * send on and from which offset, or why to stop. Always 0. */
+int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body, size_t n, AgentStreamAnswer *ret);
 
 /* ---- buckets: proving ownership of a destination ---- */
 

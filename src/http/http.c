@@ -92,7 +92,10 @@
 /* GnuTLS priorities: its defaults, without SSL 3.0, TLS 1.0 and 1.1. */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define HTTP_MAX_THREADS 256u
-#define HTTP_STOP_GRACE_S 2 /* beyond the idle time-out, for parked answers to go out */
+#define HTTP_STOP_GRACE_S 2            /* beyond the idle time-out, for parked answers to go out */
+#define HTTP_STREAM_BUFFER (1u << 20)  /* a streamed answer's buffer when the caller names none */
+#define HTTP_STREAM_BLOCK (64u * 1024) /* what MHD asks a streamed answer for at a time */
+#define HTTP_STREAM_TRAILER_MAX 1024u  /* bytes of a streamed answer's trailer, name and value */
 
 /* One MHD daemon: plain or TLS. */
 typedef struct HttpDaemon {
@@ -170,6 +173,7 @@ struct HttpRequest {
 
 	void *data;
 	void (*data_free)(void *);
+	HttpStream *stream; /* a streamed answer (http_respond_stream), or NULL */
 
 	/* response headers: "name\0value\0" × nhdr, inline until it grows */
 	unsigned nhdr;
@@ -177,6 +181,8 @@ struct HttpRequest {
 	char *hdr_buf;
 	char hdr_inline[HTTP_HEADERS_INLINE];
 };
+
+static void stream_detach(HttpStream *st);
 
 static const char plain_500[] = "handler did not answer\n";
 static const char plain_503[] = "server is shutting down\n";
@@ -659,7 +665,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
-	if (r->tracked) { /* read by the thread that wrote it */
+	if (r->stream)
+		stream_detach(r->stream); /* before the request goes: a producer may be resuming it */
+	if (r->tracked) {                 /* read by the thread that wrote it */
 		pthread_mutex_lock(&r->srv->lock);
 		req_untrack(r);
 		pthread_mutex_unlock(&r->srv->lock);
@@ -882,6 +890,240 @@ int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, i
 fail:
 	close(fd);
 	return e;
+}
+
+/* ---- streamed answers (http_respond_stream) ----
+ *
+ * A ring buffer between a producer thread and MHD's content reader. The
+ * reader copies what is there; when the buffer is empty it parks the
+ * connection (as http_suspend does, so that http_server_stop() resumes it)
+ * and returns 0, and the producer's next write or its end resumes it. The
+ * producer waits while the buffer is full. Three holders keep the stream
+ * alive (the producer until http_stream_end, MHD's response until it is
+ * freed, the request until it completes); the last one frees it. Locks:
+ * the stream's, then the server's, never the other way. */
+
+struct HttpStream {
+	pthread_mutex_t lock;
+	pthread_cond_t space; /* the producer waits here while the buffer is full */
+	uint8_t *buf;
+	size_t cap, head, len; /* ring: len bytes from head */
+	HttpRequest *req;      /* NULL once the request completed */
+	bool waiting;          /* the reader parked the connection for want of bytes */
+	bool ended, ok;        /* http_stream_end() was called, and how */
+	bool gone;             /* the client or the server went: writes fail */
+	unsigned refs;
+	struct MHD_Response *resp; /* ours while the reader runs: the trailer goes on it at the end */
+	char *trailer;             /* "name\0value\0" (http_stream_trailer), or NULL */
+};
+
+static void stream_unref_locked(HttpStream *st)
+{
+	bool last = --st->refs == 0;
+
+	pthread_mutex_unlock(&st->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&st->space);
+	pthread_mutex_destroy(&st->lock);
+	free(st->trailer);
+	free(st->buf);
+	free(st);
+}
+
+/* Resumes the reader if it waits (st->lock held). */
+static void stream_wake_locked(HttpStream *st)
+{
+	if (st->waiting && st->req) {
+		st->waiting = false;
+		http_resume(st->req);
+	}
+}
+
+static void stream_detach(HttpStream *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->req = NULL;
+	st->gone = true;
+	pthread_cond_broadcast(&st->space);
+	stream_unref_locked(st);
+}
+
+static void stream_response_free(void *cls)
+{
+	HttpStream *st = cls;
+
+	pthread_mutex_lock(&st->lock);
+	st->gone = true;
+	pthread_cond_broadcast(&st->space);
+	stream_unref_locked(st);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	HttpStream *st = cls;
+	HttpServer *srv;
+	size_t n = 0;
+
+	(void)pos;
+	pthread_mutex_lock(&st->lock);
+	while (n < max && st->len > 0) {
+		size_t k = st->cap - st->head < st->len ? st->cap - st->head : st->len;
+
+		if (k > max - n)
+			k = max - n;
+		memcpy(out + n, st->buf + st->head, k);
+		n += k;
+		st->head = (st->head + k) % st->cap;
+		st->len -= k;
+	}
+	if (n > 0) {
+		pthread_cond_broadcast(&st->space);
+		pthread_mutex_unlock(&st->lock);
+		return (ssize_t)n;
+	}
+	if (st->ended || !st->req) {
+		bool ok = st->ended && st->ok;
+
+		/* On MHD's thread, in its reader: nothing else touches the
+		 * response's headers now. Sent after the last chunk. */
+		if (ok && st->trailer)
+			MHD_add_response_footer(st->resp, st->trailer, st->trailer + strlen(st->trailer) + 1);
+		pthread_mutex_unlock(&st->lock);
+		return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	/* Nothing yet: park until the producer writes or ends. */
+	srv = st->req->srv;
+	pthread_mutex_lock(&srv->lock);
+	if (atomic_load(&srv->shutting_down)) {
+		pthread_mutex_unlock(&srv->lock);
+		st->gone = true;
+		pthread_cond_broadcast(&st->space);
+		pthread_mutex_unlock(&st->lock);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	if (!st->req->tracked)
+		req_track(st->req);
+	atomic_store(&st->req->parked, true);
+	MHD_suspend_connection(st->req->conn);
+	pthread_mutex_unlock(&srv->lock);
+	st->waiting = true;
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret)
+{
+	struct MHD_Response *resp;
+	HttpStream *st;
+	int e = answer_check(r, status);
+
+	if (e < 0)
+		return e;
+	if (r->stream)
+		return -EALREADY;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->cap = buffer ? buffer : HTTP_STREAM_BUFFER;
+	st->buf = malloc(st->cap);
+	if (!st->buf) {
+		free(st);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->space, NULL);
+	st->req = r;
+	st->refs = 3; /* producer, response, request */
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_read, st,
+						 stream_response_free);
+	if (!resp) {
+		pthread_cond_destroy(&st->space);
+		pthread_mutex_destroy(&st->lock);
+		free(st->buf);
+		free(st);
+		return -ENOMEM;
+	}
+	st->resp = resp;
+	r->stream = st; /* the request's hold */
+	if (queue(r, status, content_type, resp) != MHD_YES) {
+		/* MHD freed the response (its hold); the request's stays. */
+		pthread_mutex_lock(&st->lock);
+		st->gone = true;
+		stream_unref_locked(st); /* the producer's: there will be none */
+		return -EIO;
+	}
+	*ret = st;
+	return 0;
+}
+
+int http_stream_write(HttpStream *st, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	pthread_mutex_lock(&st->lock);
+	while (n > 0) {
+		size_t tail, k;
+
+		while (st->len == st->cap && !st->gone)
+			pthread_cond_wait(&st->space, &st->lock);
+		if (st->gone) {
+			pthread_mutex_unlock(&st->lock);
+			return -EPIPE;
+		}
+		tail = (st->head + st->len) % st->cap;
+		k = st->cap - st->len;
+		if (k > st->cap - tail)
+			k = st->cap - tail;
+		if (k > n)
+			k = n;
+		memcpy(st->buf + tail, b, k);
+		st->len += k;
+		b += k;
+		n -= k;
+		stream_wake_locked(st);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+int http_stream_trailer(HttpStream *st, const char *name, const char *value)
+{
+	size_t nlen = strlen(name), vlen = strlen(value);
+	char *t;
+	int r = 0;
+
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return -EINVAL;
+	if (nlen + vlen + 2 > HTTP_STREAM_TRAILER_MAX)
+		return -E2BIG;
+	t = malloc(nlen + vlen + 2);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t, name, nlen + 1);
+	memcpy(t + nlen + 1, value, vlen + 1);
+	pthread_mutex_lock(&st->lock);
+	if (st->ended) {
+		r = -EALREADY;
+	} else {
+		free(st->trailer);
+		st->trailer = t;
+		t = NULL;
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(t);
+	return r;
+}
+
+void http_stream_end(HttpStream *st, bool ok)
+{
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->ended = true;
+	st->ok = ok;
+	stream_wake_locked(st);
+	stream_unref_locked(st);
 }
 
 int http_suspend(HttpRequest *r)

@@ -158,6 +158,30 @@ int http_respond(HttpRequest *r, unsigned status, const char *content_type, cons
  * (closed when done, also on failure). fd must be seekable (a regular file):
  * a pipe gets -ESPIPE, since reading it would block the server's thread. */
 int http_respond_fd(HttpRequest *r, unsigned status, const char *content_type, int fd, uint64_t len);
+/* ---- streamed answers: a body another thread produces as it goes ---- */
+typedef struct HttpStream HttpStream;
+/* Answers with a body of unknown length (chunked transfer encoding), which
+ * a producer thread then writes through *ret with http_stream_write() and
+ * ends with http_stream_end(). At most `buffer` bytes (0 = 1 MiB) wait
+ * between the producer and the client: a slow client slows the producer,
+ * and no server thread ever waits for the producer (the connection is
+ * parked while the buffer is empty). In the handler only, like every
+ * http_respond*(). */
+int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret);
+/* Queues p[0..n), waiting while the buffer is full. 0, or -EPIPE once the
+ * client went away or the server is stopping (the producer should give up). */
+int http_stream_write(HttpStream *s, const void *p, size_t n);
+/* A trailer field sent after the body when it ends well (ok): how the
+ * stream ended, for a client that reads on to the end (curl, libcurl's
+ * header callback). Announce it with a "Trailer" header before answering.
+ * Call before http_stream_end(); a later call replaces. -EINVAL (not a
+ * token, or CR/LF in the value), -E2BIG (over 1 KiB), -EALREADY (ended). */
+int http_stream_trailer(HttpStream *s, const char *name, const char *value);
+/* Ends the body: ok sends its end; !ok cuts the connection mid-body, so the
+ * client sees a broken transfer rather than a short file. s is gone after
+ * this call. NULL is fine. */
+void http_stream_end(HttpStream *s, bool ok);
+
 /* Parks the request (long-poll). */
 int http_suspend(HttpRequest *r);
 /* Un-parks it: the handler runs again soon. Any thread; once per suspend. */

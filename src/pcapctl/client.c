@@ -50,7 +50,11 @@ typedef struct Recv {
 	uint64_t bytes;  /* written to fd */
 	ClientProgressFn progress;
 	void *progress_ctx;
+	char *trailer; /* the value of the live stream's Pcapd-Stream-End, or NULL: not asked */
+	size_t trailer_cap;
 } Recv;
+
+#define STREAM_TRAILER "pcapd-stream-end:"
 
 static int fail(ClientError *err, ClientErrorKind kind, int code, long status, const char *fmt, ...) PCAPD_PRINTF(5, 6);
 
@@ -260,6 +264,28 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
+/* Headers and trailers: keeps the live stream's end (client_stream). */
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
+{
+	Recv *rv = ctx;
+	size_t n = size * nmemb, k = sizeof(STREAM_TRAILER) - 1;
+
+	if (rv->trailer && n > k && strncasecmp(p, STREAM_TRAILER, k) == 0) {
+		const char *v = p + k;
+		size_t len = n - k;
+
+		while (len > 0 && (*v == ' ' || *v == '\t'))
+			v++, len--;
+		while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+			len--;
+		if (len >= rv->trailer_cap)
+			len = rv->trailer_cap - 1;
+		memcpy(rv->trailer, v, len);
+		rv->trailer[len] = '\0';
+	}
+	return n;
+}
+
 static int on_xfer(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	const Client *c = ctx;
@@ -314,6 +340,8 @@ static int setup(Client *c, const char *method, const char *path, const char *ac
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, rv);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, rv);
 	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_xfer);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
@@ -404,20 +432,16 @@ out:
 	return r;
 }
 
-int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
-		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err)
+/* GET of a file into rv->fd (client_download, client_stream). */
+static int get_file(Client *c, const char *path, const char *accept, Recv *rv, const char *out_name,
+		    uint64_t *ret_bytes, ClientError *err)
 {
-	Recv rv = {.curl = c->curl,
-		   .fd = fd,
-		   .max = CLIENT_MAX_ERROR_BODY,
-		   .progress = progress,
-		   .progress_ctx = progress_ctx};
 	struct curl_slist *headers = NULL;
 	long status = 0;
 	CURLcode rc;
 	int r;
 
-	r = setup(c, "GET", path, "application/vnd.tcpdump.pcap", NULL, &rv, &headers);
+	r = setup(c, "GET", path, accept, NULL, rv, &headers);
 	if (r < 0) {
 		fail(err, CLIENT_ERR_LOCAL, r, 0, "out of memory");
 		goto out;
@@ -425,15 +449,15 @@ int client_download(Client *c, const char *path, int fd, const char *out_name, C
 	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, DOWNLOAD_STALL_S);
 	rc = curl_easy_perform(c->curl);
-	r = finish(c, rc, &rv, out_name, &status, err);
+	r = finish(c, rc, rv, out_name, &status, err);
 	if (r < 0)
 		goto out;
-	if (status < 200 || status >= 300 || rv.len > 0) {
+	if (status < 200 || status >= 300 || rv->len > 0) {
 		json_t *ignored = NULL;
 
 		/* An error answer: the envelope's words. A non-2xx is never
 		 * success, and neither is a JSON envelope where a pcap was due. */
-		r = client_parse_envelope(rv.buf, rv.len, status, &ignored, err);
+		r = client_parse_envelope(rv->buf, rv->len, status, &ignored, err);
 		json_decref(ignored);
 		if (r == 0 && status >= 200 && status < 300)
 			r = fail(err, CLIENT_ERR_PROTOCOL, -EPROTO, status, "the server sent JSON, not a pcap file");
@@ -442,10 +466,35 @@ int client_download(Client *c, const char *path, int fd, const char *out_name, C
 		goto out;
 	}
 	if (ret_bytes)
-		*ret_bytes = rv.bytes;
+		*ret_bytes = rv->bytes;
 	r = 0;
 out:
 	curl_slist_free_all(headers);
+	return r;
+}
+
+int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
+		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err)
+{
+	Recv rv = {.curl = c->curl,
+		   .fd = fd,
+		   .max = CLIENT_MAX_ERROR_BODY,
+		   .progress = progress,
+		   .progress_ctx = progress_ctx};
+	int r = get_file(c, path, "application/vnd.tcpdump.pcap", &rv, out_name, ret_bytes, err);
+
+	free(rv.buf);
+	return r;
+}
+
+int client_stream(Client *c, const char *path, int fd, const char *out_name, uint64_t *ret_bytes, char *ret_end,
+		  size_t end_cap, ClientError *err)
+{
+	Recv rv = {.curl = c->curl, .fd = fd, .max = CLIENT_MAX_ERROR_BODY, .trailer = ret_end, .trailer_cap = end_cap};
+	int r;
+
+	ret_end[0] = '\0';
+	r = get_file(c, path, "application/x-pcapng", &rv, out_name, ret_bytes, err);
 	free(rv.buf);
 	return r;
 }

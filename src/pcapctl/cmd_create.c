@@ -361,7 +361,7 @@ int cmd_create(int argc, char **argv, CtlOptions *o)
 		goto out;
 	}
 	if (have_out) {
-		r = ctl_download_to(c, id, &out);
+		r = ctl_download_to(c, id, NULL, &out);
 		have_out = false; /* committed or aborted */
 		if (r != CTL_EXIT_OK)
 			goto out;

@@ -53,6 +53,13 @@
 #define AGENTPROTO_MAX_SAMPLE_PACKETS 1000000u      /* packet_limit of a sample (HIST_MAX_QUERY_PACKETS) */
 #define AGENTPROTO_DEFAULT_SAMPLE_DEADLINE_MS 5000u /* when a sample start gives none */
 #define AGENTPROTO_MAX_SAMPLE_DEADLINE_MS 3600000u  /* longer ones are clamped */
+#define AGENTPROTO_MAX_STREAMS 64u                  /* stream orders per poll answer */
+#define AGENTPROTO_STREAM_CHUNK_MAX (512u << 10)    /* bytes of one stream chunk (a POST body) */
+#define AGENTPROTO_STREAM_TAP_LEN 16u               /* hex digits of a tap id */
+#define AGENTPROTO_STREAM_IDLE_MS 250u              /* an idle agent's empty chunk, this often */
+#define AGENTPROTO_STREAM_SLACK_MS                                                                                     \
+	500u /* watermark: the file's end is vouched for up to                                                         \
+		this long before the moment it was read */
 
 /* ---- reports ---- */
 
@@ -138,13 +145,22 @@ typedef struct AgentJobSpec {
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = the spec is usable */
 } AgentJobSpec;
 
+/* A stream order: send job id's capture file, from its first byte, to the
+ * controller's tap (docs/AGENT-PROTOCOL.md, "Live streams"). */
+typedef struct AgentStreamOrder {
+	char id[JOB_ID_LEN + 1];                 /* lowercased */
+	char tap[AGENTPROTO_STREAM_TAP_LEN + 1]; /* lowercased hex */
+} AgentStreamOrder;
+
 /* A poll answer: the controller builds it, the agent parses it. */
 typedef struct AgentPollAnswer {
 	AgentJobSpec *start; /* owned; at most AGENTPROTO_MAX_STARTS */
 	size_t n_start;
 	char (*stop)[JOB_ID_LEN + 1]; /* owned; lowercased; at most AGENTPROTO_MAX_IDS */
 	size_t n_stop;
-	size_t n_skipped; /* parsed: starts or stops without a usable id (ignored) */
+	AgentStreamOrder *streams; /* owned; at most AGENTPROTO_MAX_STREAMS */
+	size_t n_streams;
+	size_t n_skipped; /* parsed: starts, stops or stream orders without a usable id (ignored) */
 } AgentPollAnswer;
 
 /* 1..63 bytes of [A-Za-z0-9._-] (agent names and colos). */
@@ -195,6 +211,52 @@ int agentproto_spec_from_job(const Job *j, const JobPart *p, uint32_t deadline_m
 
 /* The 200 answer to a poll, malloc'd: {"start":[...],"stop":[...]}. */
 int agentproto_poll_build(const AgentPollAnswer *a, char **ret, ErrBuf *err);
+
+/* ---- live streams: POST /agent/v1/stream ---- */
+
+/* Why an agent cannot stream a capture (the chunk's "error"). */
+typedef enum AgentStreamError {
+	AGENT_STREAM_OK,
+	AGENT_STREAM_UNKNOWN, /* "unknown": the agent has no such capture */
+	AGENT_STREAM_GONE,    /* "gone": its file was delivered and removed before the order came */
+	AGENT_STREAM_BUSY,    /* "busy": the agent streams as many taps as it may */
+	AGENT_STREAM_READ,    /* "read": reading its own file failed */
+} AgentStreamError;
+
+/* A chunk's query: who sends which bytes of which capture to which tap. The
+ * body is the bytes [offset, offset + length) of the agent's capture file,
+ * whole items only (the file header, records, pcapng blocks). */
+typedef struct AgentStreamChunk {
+	char name[AGENT_NAME_MAX + 1];
+	char id[JOB_ID_LEN + 1];
+	char tap[AGENTPROTO_STREAM_TAP_LEN + 1];
+	uint64_t offset;        /* of the body's first byte in the file */
+	uint64_t watermark_ns;  /* every packet stamped before this is in the file up to the body's end; 0 = no claim */
+	bool end;               /* the body ends the file: the capture is over */
+	AgentStreamError error; /* not OK: nothing to stream (implies end) */
+} AgentStreamChunk;
+
+/* The controller's 200 answer to a chunk. */
+typedef struct AgentStreamAnswer {
+	bool more;                             /* send on, from offset; false: the tap is over, stop */
+	uint64_t offset;                       /* the next byte the controller wants */
+	char reason[AGENTPROTO_FIELD_MAX + 1]; /* !more: why ("the reader left") */
+} AgentStreamAnswer;
+
+/* "unknown", "gone", "busy", "read" ("" for OK). */
+const char *agentproto_stream_error_to_string(AgentStreamError e);
+/* 16 hex digits, copied lowercased into out; false otherwise. */
+bool agentproto_tap_valid(const char *s, char out[AGENTPROTO_STREAM_TAP_LEN + 1]);
+/* The path and query of the chunk's POST ("/agent/v1/stream?name=…") into
+ * ret[cap]; -ENAMETOOLONG. */
+int agentproto_stream_path(const AgentStreamChunk *c, char *ret, size_t cap);
+/* The query back, each value got through get(ctx, key) (NULL: absent):
+ * -EINVAL naming the parameter. */
+int agentproto_stream_parse(const char *(*get)(void *ctx, const char *key), void *ctx, AgentStreamChunk *ret,
+			    ErrBuf *err);
+/* The 200 answer, malloc'd; and the agent's reading of it. */
+int agentproto_stream_answer_build(const AgentStreamAnswer *a, char **ret, ErrBuf *err);
+int agentproto_stream_answer_parse(const char *p, size_t n, AgentStreamAnswer *ret, ErrBuf *err);
 
 /* ---- both ---- */
 

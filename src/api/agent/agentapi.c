@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report, the
- * long-poll GET /agent/v1/poll and POST /agent/v1/sample. Validation is
+ * long-poll GET /agent/v1/poll, POST /agent/v1/sample and the live streams'
+ * chunks, POST /agent/v1/stream. Validation is
  * strict and bounded; the service does the rest. Errors are answered in
  * Cloudflare's envelope, which agents read (agentproto_error_message()).
  */
@@ -144,6 +145,8 @@ static size_t agentapi_body_limit(const char *method, const char *rest)
 		return AGENTPROTO_MAX_SAMPLE_BODY;
 	if (strcmp(method, "POST") == 0 && strcmp(rest, "/report") == 0)
 		return AGENTPROTO_MAX_REPORT_BODY;
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/stream") == 0)
+		return AGENTPROTO_STREAM_CHUNK_MAX;
 	return API_MAX_BODY;
 }
 
@@ -177,6 +180,40 @@ static void handle_sample(Api *a, HttpRequest *req)
 		http_respond(req, 200, "application/json", "{\"stored\":true}", 15);
 }
 
+static const char *query_of(void *req, const char *key)
+{
+	return http_req_query(req, key);
+}
+
+/* POST /agent/v1/stream?name=…&id=…&tap=…&offset=…, body: whole items of
+ * the agent's capture file from that offset. */
+static void handle_stream(Api *a, HttpRequest *req)
+{
+	AgentStreamAnswer ans = {0};
+	AgentStreamChunk c;
+	ErrBuf err = {{0}};
+	const uint8_t *body;
+	char *text = NULL;
+	size_t n;
+	ApiError e;
+
+	if (http_req_body_too_large(req)) {
+		apierror_set(&e, API_ERR_TOO_LARGE, "body", "larger than %u bytes", AGENTPROTO_STREAM_CHUNK_MAX);
+		envelope_error(req, &e);
+		return;
+	}
+	if (agentproto_stream_parse(query_of, req, &c, &err) < 0) {
+		agentapi_fail(req, API_ERR_INVALID, err.msg);
+		return;
+	}
+	body = http_req_body(req, &n);
+	service_tap_chunk(api_service(a), &c, body, n, &ans);
+	if (agentproto_stream_answer_build(&ans, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+}
+
 static void agentapi_method(HttpRequest *req, const char *method, const char *allow)
 {
 	ApiError e;
@@ -192,7 +229,8 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 	bool resumed = http_req_get_data(req) != NULL;
 	ApiError e;
 
-	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0) {
+	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0 &&
+	    strcmp(sub, "/stream") != 0) {
 		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
 		envelope_error(req, &e);
 		return;
@@ -214,6 +252,8 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		handle_report(a, req);
 	else if (strcmp(sub, "/sample") == 0)
 		handle_sample(a, req);
+	else if (strcmp(sub, "/stream") == 0)
+		handle_stream(a, req);
 	else
 		handle_poll(a, req);
 }

@@ -28,13 +28,17 @@
 #include "common/timefmt.h"
 
 #define PCAP_TYPE "application/vnd.tcpdump.pcap"
-#define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
+#define PCAPNG_TYPE "application/x-pcapng"
+#define STREAM_TRAILER "Pcapd-Stream-End" /* how a live stream ended */
+#define STREAM_BUFFER (1u << 20)          /* bytes between the tap and a reader */
+#define ACCOUNT_SEGMENT_MAX 128           /* longer cannot be an account; still answered by auth */
 
 typedef enum Route {
 	R_PCAPS,              /* ""                    GET list, POST create */
 	R_PCAP,               /* "/{id}"               GET */
 	R_DOWNLOAD,           /* "/{id}/download"      GET */
 	R_STOP,               /* "/{id}/stop"          PUT */
+	R_STREAM,             /* "/{id}/stream"        GET (pcapd extension) */
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
@@ -101,17 +105,16 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		return R_DOWNLOAD;
 	if (len[1] == 4 && memcmp(seg[1], "stop", 4) == 0)
 		return R_STOP;
+	if (len[1] == 6 && memcmp(seg[1], "stream", 6) == 0)
+		return R_STREAM;
 	return R_NONE;
 }
 
 static const char *const route_allow[] = {
-	[R_PCAPS] = "GET, POST",
-	[R_PCAP] = "GET",
-	[R_DOWNLOAD] = "GET",
-	[R_STOP] = "PUT",
-	[R_OWNERSHIPS] = "GET, POST",
-	[R_OWNERSHIP] = "DELETE",
-	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_PCAPS] = "GET, POST",  [R_PCAP] = "GET",
+	[R_DOWNLOAD] = "GET",     [R_STOP] = "PUT",
+	[R_STREAM] = "GET",       [R_OWNERSHIPS] = "GET, POST",
+	[R_OWNERSHIP] = "DELETE", [R_OWNERSHIP_VALIDATE] = "POST",
 	[R_AGENTS] = "GET",
 };
 
@@ -367,14 +370,74 @@ static void pcaps_download(Call *c)
 	int fd = -1;
 	int r;
 
-	if (service_job_download(c->svc, c->account, c->id, &fd, &len, &e) < 0) {
+	const char *format = http_req_query(c->req, "format");
+	bool pcapng = format && strcmp(format, "pcapng") == 0;
+
+	/* pcapd extension: ?format=pcapng, the annotated merge. */
+	if (format && !pcapng && strcmp(format, "pcap") != 0) {
+		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
 		cf_fail(c, &e);
 		return;
 	}
-	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
+	if (service_job_download(c->svc, c->account, c->id, pcapng, &fd, &len, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.%s\"", c->id,
+		     pcapng ? "pcapng" : "pcap");
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);
-	http_respond_fd(c->req, 200, PCAP_TYPE, fd, len);
+	http_respond_fd(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, fd, len);
+}
+
+static int stream_write(void *ctx, const void *p, size_t n)
+{
+	return http_stream_write(ctx, p, n);
+}
+
+static void stream_end(void *ctx, bool ok, const char *how)
+{
+	(void)http_stream_trailer(ctx, STREAM_TRAILER, how);
+	http_stream_end(ctx, ok);
+}
+
+/* pcapd extension: the running capture as one pcapng, live, until it ends;
+ * how it ended in the trailer. */
+static void pcaps_stream(Call *c)
+{
+	char disposition[128];
+	HttpStream *hs = NULL;
+	TapSink sink;
+	ErrBuf err = {{0}};
+	ApiError e;
+	Tap *t = NULL;
+	int r;
+
+	if (service_tap_open(c->svc, c->account, c->id, &t, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	/* HEAD: what a GET would answer, without telling any agent. */
+	if (strcmp(http_req_method(c->req), "HEAD") == 0) {
+		service_tap_cancel(c->svc, t);
+		http_respond(c->req, 200, PCAPNG_TYPE, NULL, 0);
+		return;
+	}
+	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.pcapng\"", c->id);
+	if (r > 0 && (size_t)r < sizeof(disposition))
+		http_add_header(c->req, "Content-Disposition", disposition);
+	http_add_header(c->req, "Cache-Control", "no-store");
+	http_add_header(c->req, "Trailer", STREAM_TRAILER);
+	r = http_respond_stream(c->req, 200, PCAPNG_TYPE, STREAM_BUFFER, &hs);
+	if (r < 0) {
+		service_tap_cancel(c->svc, t);
+		apierror_set(&e, API_ERR_INTERNAL, NULL, "cannot answer: %s", strerror(-r));
+		cf_fail(c, &e);
+		return;
+	}
+	sink = (TapSink){.write = stream_write, .end = stream_end, .ctx = hs};
+	if (service_tap_start(c->svc, t, &sink, &err) < 0)
+		stream_end(hs, false, err.msg);
 }
 
 static void pcaps_stop(Call *c)
@@ -502,6 +565,7 @@ static const Op ops[] = {
 	{R_PCAP, "GET", SCOPE_READ, "get", pcaps_get},
 	{R_DOWNLOAD, "GET", SCOPE_READ, "download", pcaps_download},
 	{R_STOP, "PUT", SCOPE_WRITE, "stop", pcaps_stop},
+	{R_STREAM, "GET", SCOPE_READ, "stream", pcaps_stream},
 	{R_OWNERSHIPS, "GET", SCOPE_READ, "ownership list", ownership_list},
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},

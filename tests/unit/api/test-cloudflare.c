@@ -178,6 +178,40 @@ void http_resume(HttpRequest *r)
 	(void)r;
 }
 
+/* Streamed answers are the integration tests' (tests/integration/test_stream.py):
+ * here only the answers before one. */
+int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret)
+{
+	(void)r;
+	(void)status;
+	(void)content_type;
+	(void)buffer;
+	(void)ret;
+	return -ENOTSUP;
+}
+
+int http_stream_write(HttpStream *s, const void *p, size_t n)
+{
+	(void)s;
+	(void)p;
+	(void)n;
+	return -EPIPE;
+}
+
+int http_stream_trailer(HttpStream *s, const char *name, const char *value)
+{
+	(void)s;
+	(void)name;
+	(void)value;
+	return 0;
+}
+
+void http_stream_end(HttpStream *s, bool ok)
+{
+	(void)s;
+	(void)ok;
+}
+
 /* ---- fixture ---- */
 
 #define ACCOUNT "0123456789abcdef0123456789abcdef"
@@ -850,7 +884,7 @@ static void test_list_pages(void **state)
 
 static void test_ownership_and_full(void **state)
 {
-	char body[512], path[512], token[64], fname[128], id[JOB_ID_LEN + 1], jid[JOB_ID_LEN + 1];
+	char body[512], path[512], query[600], token[64], fname[128], id[JOB_ID_LEN + 1], jid[JOB_ID_LEN + 1];
 	AgentReport rep = {.name = "web01", .colo = "lab", .version = "test", .interfaces = "lo", .hello = true};
 	AgentReportAnswer acks = {0};
 	json_t *res;
@@ -959,6 +993,16 @@ static void test_ownership_and_full(void **state)
 	snprintf(path, sizeof(path), BASE "/%s/download", jid);
 	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008,
 		     "pcap_id: capture is pending; it can be downloaded once its status is success");
+	/* a pending capture streams: the tap opens (this fake cannot stream, so
+	 * the answer is the internal error, and the tap is dropped) */
+	snprintf(path, sizeof(path), BASE "/%s/stream", jid);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 500, 1000, "internal error: cannot answer: *");
+	expect_error(call("GET", path, NULL, BEARER(T_OTHER), NULL), 403, 10000, "*");
+	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 405, 7001, "*");
+	r = call("HEAD", path, NULL, BEARER(T_READ), NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "application/x-pcapng");
+	done(r);
 
 	/* stop: stop_requested appears; a body is ignored */
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
@@ -1023,6 +1067,20 @@ static void test_ownership_and_full(void **state)
 	assert_string_equal(header(r, "Content-Disposition"), body);
 	assert_true(r->resp_len > 24);
 	done(r);
+	/* the annotated pcapng, and a format that is neither */
+	snprintf(query, sizeof(query), "%s?format=pcapng", path);
+	r = call("GET", query, NULL, BEARER(T_READ), NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->content_type, "application/x-pcapng");
+	assert_true(r->resp_len > 28 && memcmp(r->resp, "\x0a\x0d\x0d\x0a", 4) == 0);
+	done(r);
+	snprintf(query, sizeof(query), "%s?format=pcapnx", path);
+	expect_error(call("GET", query, NULL, BEARER(T_READ), NULL), 400, 1002, "format: must be pcap or pcapng");
+	/* a finished capture does not stream */
+	snprintf(path, sizeof(path), BASE "/%s/stream", jid);
+	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008,
+		     "pcap_id: capture is success; only a pending or running capture streams (download a finished "
+		     "one)");
 	snprintf(path, sizeof(path), BASE "/%s/stop", jid);
 	expect_error(call("PUT", path, NULL, BEARER(T_WRITE), NULL), 409, 1008,
 		     "pcap_id: capture already finished (success)");
@@ -1084,6 +1142,25 @@ static void test_error_items(void **state)
 	expect_error_at(call("GET", BASE, NULL, NULL), 401, 10000, "*", "");
 }
 
+/* POST /agent/v1/stream: the query checked (names the parameter), and a
+ * chunk for a tap that does not exist is told to stop. */
+static void test_agent_stream_chunk(void **state)
+{
+	HttpRequest *r;
+
+	(void)state;
+	r = call("POST",
+		 "/agent/v1/stream?name=web01&id=0123456789abcdef0123456789abcdef&tap=0123456789ABCDEF&offset=0", "",
+		 BEARER(T_AGENT), NULL);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->resp, "{\"more\":false,\"reason\":\"no such stream (its reader left)\"}");
+	done(r);
+	expect_error(call("POST", "/agent/v1/stream?name=web01&id=0123456789abcdef0123456789abcdef&offset=0", "",
+			  BEARER(T_AGENT), NULL),
+		     400, 1002, "tap: must be 16 hex digits");
+	expect_error(call("POST", "/agent/v1/stream?name=web01", "", BEARER(T_READ), NULL), 403, 10000, "*");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1095,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_list_pages),
 		cmocka_unit_test(test_ownership_and_full),
 		cmocka_unit_test(test_error_items),
+		cmocka_unit_test(test_agent_stream_chunk),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

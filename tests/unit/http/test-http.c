@@ -11,6 +11,8 @@
  *   /park      parks; answers 200 "resumed" or, when stopping, 503
  *   /parkself  parks and resumes itself before returning (the race)
  *   /headers   33 extra headers: the 33rd is refused
+ *   /stream    a streamed answer (http_respond_stream) written by a producer
+ *              thread the test steps through (Ctx.prod)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +50,69 @@ typedef struct Ctx {
 	unsigned data_freed; /* request data freed by the server (/echo) */
 	int header_33rd;     /* what http_add_header said about the 33rd header */
 	char file_path[256];
+	struct Producer *prod; /* the /stream producer */
 } Ctx;
+
+/* The producer of a /stream answer: writes "head", waits for the test's go,
+ * writes `size` bytes of pattern, ends (ok unless cut). */
+typedef struct Producer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	HttpStream *st;
+	pthread_t thread;
+	bool go, cut, started;
+	size_t size;
+	const char *trailer; /* X-Reply's value as a trailer, or NULL */
+	int write_result;    /* the first failed write, or 0 */
+	bool done;
+} Producer;
+
+static uint8_t pattern_byte(size_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 12));
+}
+
+static void *producer_main(void *arg)
+{
+	Producer *p = arg;
+	uint8_t buf[65536];
+	size_t off = 0;
+	int r = http_stream_write(p->st, "head", 4);
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->go)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	while (r == 0 && off < p->size) {
+		size_t n = p->size - off < sizeof(buf) ? p->size - off : sizeof(buf);
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern_byte(off + i);
+		r = http_stream_write(p->st, buf, n);
+		off += n;
+	}
+	if (p->trailer) {
+		assert_int_equal(http_stream_trailer(p->st, "Bad Name", "v"), -EINVAL);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", "a\r\nb"), -EINVAL);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", "replaced"), 0);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", p->trailer), 0);
+	}
+	http_stream_end(p->st, r == 0 && !p->cut);
+	pthread_mutex_lock(&p->lock);
+	p->write_result = r;
+	p->done = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void producer_go(Producer *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->go = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
 
 typedef struct Server {
 	HttpServer *srv;
@@ -181,6 +245,16 @@ static void handler(void *ctx, HttpRequest *r)
 		answer(r, 200, "espipe\n");
 	} else if (strcmp(path, "/park") == 0 || strcmp(path, "/parkself") == 0) {
 		handle_park(c, r, path[5] == 's');
+	} else if (strcmp(path, "/stream") == 0) {
+		Producer *p = c->prod;
+
+		assert_non_null(p);
+		assert_int_equal(http_respond_stream(r, 200, "application/octet-stream", 0, &p->st), 0);
+		assert_int_equal(pthread_create(&p->thread, NULL, producer_main, p), 0);
+		pthread_mutex_lock(&p->lock);
+		p->started = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
 	} else if (strcmp(path, "/headers") == 0) {
 		for (int i = 0; i < 32; i++) {
 			snprintf(buf, sizeof(buf), "X-H%d", i);
@@ -683,6 +757,159 @@ static void test_stop_with_parked(void **state)
 	assert_int_equal(nparked(s), 0);
 }
 
+/* ---- streamed answers ---- */
+
+static Producer *producer_new(Server *s, size_t size, bool cut)
+{
+	Producer *p = calloc(1, sizeof(*p));
+
+	assert_non_null(p);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->size = size;
+	p->cut = cut;
+	s->ctx.prod = p;
+	return p;
+}
+
+static void producer_wait_started(Producer *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->started)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void producer_free(Producer *p)
+{
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* A body longer than the stream's buffer arrives whole and in order, while
+ * the answer waits for its producer no worker waits: other requests go on.
+ * The trailer follows the body. */
+static void test_stream(void **state)
+{
+	Server *s = *state;
+	size_t size = 3u << 20;
+	Producer *p = producer_new(s, size, false);
+	char u[128], e[128];
+	Req q = {.url = u}, other = {.url = e};
+	pthread_t t;
+
+	p->trailer = "ended well";
+	url(u, sizeof(u), s, "/stream");
+	url(e, sizeof(e), s, "/echo");
+	assert_int_equal(pthread_create(&t, NULL, request_thread, &q), 0);
+	producer_wait_started(p);
+	/* The stream has sent "head" and waits: with two workers, two more
+	 * requests are answered meanwhile. */
+	assert_int_equal(request(&other), 200);
+	free(other.out.p);
+	other = (Req){.url = e};
+	assert_int_equal(request(&other), 200);
+	free(other.out.p);
+	producer_go(p);
+	pthread_join(t, NULL);
+	assert_int_equal(q.rc, CURLE_OK);
+	assert_int_equal(q.status, 200);
+	assert_int_equal(q.out.n, size + 4);
+	assert_memory_equal(q.out.p, "head", 4);
+	for (size_t i = 0; i < size; i++)
+		if ((uint8_t)q.out.p[4 + i] != pattern_byte(i))
+			fail_msg("byte %zu: got %u, want %u", i, (uint8_t)q.out.p[4 + i], pattern_byte(i));
+	assert_string_equal(q.reply_header, "ended well");
+	producer_free(p);
+	free(q.out.p);
+}
+
+/* A producer that ends badly cuts the connection: the client sees a broken
+ * transfer, never a complete-looking short file, and no trailer. */
+static void test_stream_cut(void **state)
+{
+	Server *s = *state;
+	Producer *p = producer_new(s, 100000, true);
+	char u[128];
+	Req q = {.url = u};
+	CURL *h = curl_easy_init();
+
+	p->trailer = "never sent";
+	url(u, sizeof(u), s, "/stream");
+	producer_go(p);
+	perform(h, &q);
+	curl_easy_cleanup(h);
+	assert_int_not_equal(q.rc, CURLE_OK);
+	assert_string_equal(q.reply_header, "");
+	producer_free(p);
+	free(q.out.p);
+}
+
+static size_t refuse_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	(void)data;
+	(void)size;
+	(void)nmemb;
+	(void)cls;
+	return 0; /* curl aborts the transfer */
+}
+
+/* A client that goes away: the producer's writes fail (-EPIPE) instead of
+ * waiting forever on a full buffer. */
+static void test_stream_client_gone(void **state)
+{
+	Server *s = *state;
+	Producer *p = producer_new(s, 64u << 20, false);
+	char u[128];
+	CURL *h = curl_easy_init();
+
+	url(u, sizeof(u), s, "/stream");
+	curl_easy_setopt(h, CURLOPT_URL, u);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, refuse_write);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	producer_go(p);
+	assert_int_not_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_cleanup(h);
+	pthread_mutex_lock(&p->lock);
+	while (!p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	assert_int_equal(p->write_result, -EPIPE);
+	producer_free(p);
+}
+
+/* Stopping the server while a stream waits for its producer: the client's
+ * transfer breaks and the producer hears of it. */
+static void test_stream_stop(void **state)
+{
+	Server *s = *state;
+	Producer *p = producer_new(s, 1000, false);
+	char u[128];
+	Req q = {.url = u};
+	pthread_t t;
+
+	url(u, sizeof(u), s, "/stream");
+	assert_int_equal(pthread_create(&t, NULL, request_thread, &q), 0);
+	producer_wait_started(p);
+	/* Most likely parked on an empty buffer by now; sending, the outcome
+	 * must be the same. */
+	usleep(50 * 1000);
+	http_server_stop(s->srv);
+	s->srv = NULL;
+	pthread_join(t, NULL);
+	assert_int_not_equal(q.rc, CURLE_OK);
+	producer_go(p);
+	pthread_mutex_lock(&p->lock);
+	while (!p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	assert_int_equal(p->write_result, -EPIPE);
+	producer_free(p);
+	free(q.out.p);
+}
+
 static void test_headers(void **state)
 {
 	Server *s = *state;
@@ -954,6 +1181,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resume_before_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_parked_resumed_concurrently, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_parked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_client_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_over_memory_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
