@@ -258,7 +258,8 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		handle_poll(a, req);
 }
 
-/* Every route with a body needs an agent token; a sample answer is a pcap. */
+/* Every route with a body needs an agent token; a sample answer is a pcap,
+ * a stream chunk a run of capture-file bytes. */
 static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
 {
 	ApiError e;
@@ -266,7 +267,7 @@ static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method
 	(void)method;
 	if (auth_check(api_service(a), req, NULL, SCOPE_AGENT, NULL, NULL, &e) < 0)
 		return API_BODY_REFUSED;
-	return strcmp(rest, "/sample") == 0 ? API_BODY_RAW : API_BODY_JSON;
+	return strcmp(rest, "/sample") == 0 || strcmp(rest, "/stream") == 0 ? API_BODY_RAW : API_BODY_JSON;
 }
 
 const ApiDialect agentapi_dialect = {
