@@ -23,9 +23,9 @@ static int64_t now_real(void)
 	return (int64_t)now_realtime_ns();
 }
 
-json_t *service_agents_json(Service *s)
+json_t *service_agents_json(Service *s, const char *account)
 {
-	return registry_json(s->reg, now_mono(), s->cfg.agent_timeout_ns);
+	return registry_json(s->reg, account, now_mono(), s->cfg.agent_timeout_ns);
 }
 
 /* ---- reports ---- */
@@ -96,7 +96,7 @@ static void ack(AgentReportAnswer *a, const char *id)
 	memcpy(a->ack[a->n_ack++], id, JOB_ID_LEN + 1);
 }
 
-int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
+int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
 {
 	AgentReportAnswer ans = {0};
 	ErrBuf err = {{0}};
@@ -106,7 +106,8 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 	ans.ack = calloc(rep->n_jobs + 1, sizeof(*ans.ack));
 	if (!ans.ack)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	r = registry_seen(s->reg, rep->name, rep->colo, rep->interfaces, rep->version, rep->hello, now_mono());
+	r = registry_seen(s->reg, rep->name, k->account, rep->colo, rep->interfaces, rep->version, rep->hello,
+			  now_mono());
 	if (r < 0) {
 		errbuf_set(&err, r, "name: cannot register agent: %s", strerror(-r));
 		goto fail;

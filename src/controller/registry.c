@@ -17,6 +17,7 @@ typedef struct Sent {
 
 typedef struct Agent {
 	char name[AGENT_NAME_MAX + 1];
+	char account[JOB_ID_LEN + 1]; /* "" = an operator's agent */
 	char colo[AGENT_NAME_MAX + 1];
 	char *interfaces, *version;
 	json_t *history; /* last reported recorder status, or NULL */
@@ -38,6 +39,14 @@ struct Registry {
 	bool shut;
 };
 
+static void reg_agent_free(Agent *a)
+{
+	free(a->interfaces);
+	free(a->version);
+	free(a->sent);
+	json_decref(a->history);
+}
+
 int registry_new(Registry **ret)
 {
 	Registry *r = calloc(1, sizeof(*r));
@@ -53,12 +62,8 @@ void registry_free(Registry *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].interfaces);
-		free(r->v[i].version);
-		free(r->v[i].sent);
-		json_decref(r->v[i].history);
-	}
+	for (size_t i = 0; i < r->n; i++)
+		reg_agent_free(&r->v[i]);
 	free(r->v);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -85,8 +90,8 @@ static void replace(char **slot, const char *s)
 	*slot = c;
 }
 
-int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
-		  bool hello, int64_t now_mono)
+int registry_seen(Registry *r, const char *name, const char *account, const char *colo, const char *interfaces,
+		  const char *version, bool hello, int64_t now_mono)
 {
 	Agent *a;
 	int ret = 0;
@@ -112,6 +117,7 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 		snprintf(a->name, sizeof(a->name), "%s", name);
 		hello = true;
 	}
+	snprintf(a->account, sizeof(a->account), "%s", account ? account : "");
 	if (colo)
 		snprintf(a->colo, sizeof(a->colo), "%s", colo);
 	replace(&a->interfaces, interfaces);
@@ -125,6 +131,23 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+/* Called with the lock held. */
+static void wake_locked(Agent *a);
+
+void registry_forget(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		wake_locked(a);
+		reg_agent_free(a);
+		*a = r->v[--r->n];
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 int registry_touch(Registry *r, const char *name, int64_t now_mono)
@@ -159,6 +182,11 @@ static bool is_online(const Agent *a, int64_t now, int64_t timeout)
 	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
 }
 
+static bool serves(const Agent *a, const char *account)
+{
+	return !account || !a->account[0] || strcmp(a->account, account) == 0;
+}
+
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns)
 {
 	Agent *a;
@@ -171,7 +199,7 @@ bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t ti
 	return on;
 }
 
-size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
+size_t registry_match(Registry *r, const char *account, const char *colo, int64_t now_mono, int64_t timeout_ns,
 		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
 {
 	size_t k = 0;
@@ -180,7 +208,7 @@ size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t t
 	for (size_t i = 0; i < r->n && k < cap; i++) {
 		Agent *a = &r->v[i];
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
 		if (!colo || strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
 			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
@@ -189,7 +217,7 @@ size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t t
 	return k;
 }
 
-void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
+void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
 {
 	size_t o = 0;
 
@@ -199,7 +227,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 		Agent *a = &r->v[i];
 		int n;
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
 		n = snprintf(out + o, cap - o, "%s%s (colo %s)", o ? ", " : "", a->name, a->colo[0] ? a->colo : "-");
 		if (n < 0 || (size_t)n >= cap - o)
@@ -209,7 +237,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 	pthread_mutex_unlock(&r->lock);
 }
 
-json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
+json_t *registry_json(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns)
 {
 	json_t *arr = json_array();
 
@@ -220,6 +248,8 @@ json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
 		Agent *a = &r->v[i];
 		char ts[TIMEFMT_MAX];
 
+		if (!serves(a, account))
+			continue;
 		timefmt_rfc3339(a->last_seen_real, ts);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O?}", "name", a->name, "colo",
 						     a->colo, "interfaces", a->interfaces ? a->interfaces : "",

@@ -380,9 +380,10 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	/* A sample asks every online agent; a full capture those of its colo. */
-	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
-			   JOB_MAX_PARTS);
+	/* A sample asks every online agent the account may use; a full capture
+	 * those of its colo. */
+	n = registry_match(s->reg, j->account, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(),
+			   s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
 	if (n == 0 && j->type == JOB_SIMPLE) {
 		/* Stored (it counts against the sample limit) and failed at once. */
 		j->status = JOB_FAILED;
@@ -395,7 +396,7 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 	if (n == 0) {
 		char online[512];
 
-		registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+		registry_describe(s->reg, j->account, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
 		r = apierror_set(e, API_ERR_NO_TARGET, "target",
 				 "no online agent is named or in colo '%s' (online agents: %s)", j->colo_name, online);
 		goto out;

@@ -42,6 +42,7 @@ typedef struct ServiceConfig {
 	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
 	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
+	size_t max_agents;          /* agents enrolled per account (operators' not counted); 0 = no limit */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -71,6 +72,27 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
  * is none. ret_account holds JOB_ID_LEN + 1 bytes. */
 int service_credential_find(Service *s, const uint8_t hash[32], const char *email, char *ret_account,
 			    TokenScope *ret_scope, ApiError *e);
+
+/* ---- agent identity (docs/SECURITY.md) ---- */
+
+/* The agent key or enrolment token whose secret hashes to hash;
+ * API_ERR_NOT_FOUND when there is none. */
+int service_agent_key_find(Service *s, const uint8_t hash[32], AgentKey *ret, ApiError *e);
+int service_enroll_token_find(Service *s, const uint8_t hash[32], EnrollToken *ret, ApiError *e);
+
+/* Enrols agent name (colo) with token t: stores a key (hash: SHA-256 of the
+ * secret the caller hands the agent) bound to the name, to t's account and
+ * to t's colo. API_ERR_FORBIDDEN: t expired, name does not match t's pattern
+ * ("name"), colo is not t's ("colo"); API_ERR_CONFLICT ("name"): enrolled
+ * already (revoke first); API_ERR_INVALID ("name"): the account has
+ * max_agents agents. */
+int service_agent_enroll(Service *s, const EnrollToken *t, const char *name, const char *colo, const uint8_t hash[32],
+			 ApiError *e);
+
+/* Revokes agent name's key and forgets it: account NULL (the operator) any
+ * agent; else only an agent that account enrolled (API_ERR_NOT_FOUND "name"
+ * otherwise; an operator's agent is API_ERR_FORBIDDEN). */
+int service_agent_revoke(Service *s, const char *account, const char *name, ApiError *e);
 
 /* ---- jobs (any dialect) ---- */
 
@@ -142,11 +164,12 @@ bool service_challenge_matches(const BucketRow *b, const char *given, size_t n);
 
 /* ---- agents (the agent protocol: proto/agentproto.h) ---- */
 
-/* Records a report (registration, heartbeat, progress) and fills ret: the ids
+/* Records a report of the agent key k (rep->name is k's name: the caller
+ * checked) (registration, heartbeat, progress) and fills ret: the ids
  * whose terminal state is stored (acknowledged: the agent may forget them)
  * and the heartbeat interval (free with agentproto_report_answer_done).
  * API_ERR_INTERNAL. */
-int service_agent_report(Service *s, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
+int service_agent_report(Service *s, const AgentKey *k, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
 
 /* A long-poll. If the agent has undelivered work, *ret_work gets it (at most
  * AGENTPROTO_MAX_STARTS starts and AGENTPROTO_MAX_IDS stops; the rest comes
@@ -168,6 +191,6 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
  * pcap, too many records). */
 int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e);
 
-/* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
- * online, history}]. */
-json_t *service_agents_json(Service *s);
+/* The agents that serve account (NULL: every agent) as a JSON array [{name,
+ * colo, interfaces, version, last_seen, online, history}]. */
+json_t *service_agents_json(Service *s, const char *account);

@@ -96,6 +96,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
 	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_ENROLL_FIND] = "SELECT account, name_pattern, colo, expires_ns FROM enroll_tokens WHERE hash = ?1",
+	/* Count and insert in one statement, as for buckets: nothing is
+	 * inserted at ?6 agents of the account (0 = no limit; operator agents,
+	 * account NULL, are not counted). */
+	[ST_KEY_ADD] = "INSERT INTO agent_keys (name, hash, account, colo, enrolled_ns) SELECT ?1, ?2, ?3, ?4, ?5 "
+		       "WHERE ?6 = 0 OR ?3 IS NULL OR (SELECT COUNT(*) FROM agent_keys WHERE account = ?3) < ?6",
+	[ST_KEY_FIND] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE hash = ?1",
+	[ST_KEY_GET] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE name = ?1",
+	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
 };
 
 struct Conn {

@@ -28,6 +28,16 @@
  *   jobs.continuous, file_count, file_size, session_limit
  *                                          continuous mode: 0 off, 1 keep
  *                                          every file, 2 ring buffer
+ *
+ * Version 3 (agent identity, issue 8):
+ *   enroll_tokens(hash → account, name_pattern, colo, expires_ns)
+ *                                          what `pcapd agent --enroll-token`
+ *                                          exchanges for a key; account NULL:
+ *                                          an operator's (its agents serve
+ *                                          every account)
+ *   agent_keys(name → hash, account, colo) one secret per enrolled agent,
+ *                                          bound to its name (and, when the
+ *                                          enrolment said so, to its colo)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -125,6 +135,23 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
 	"  WHERE destination_conf IS NOT NULL;"
 	"ALTER TABLE jobs DROP COLUMN destination_conf;",
+	/* 3: enrolment and per-agent keys. */
+	"CREATE TABLE enroll_tokens ("
+	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator */
+	"  name_pattern TEXT,"
+	"  colo TEXT,"
+	"  expires_ns INTEGER NOT NULL," /* 0: never */
+	"  created_ns INTEGER NOT NULL"
+	");"
+	"CREATE TABLE agent_keys ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator agent */
+	"  colo TEXT,"
+	"  enrolled_ns INTEGER NOT NULL"
+	");"
+	"CREATE INDEX agent_keys_by_account ON agent_keys(account);",
 };
 
 int db_schema_version(void)

@@ -33,7 +33,8 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 @pytest.fixture(scope="module")
 def stk(request):
     """A controller (HTTP + HTTPS) and two agents in colo "lab": agt1 over
-    HTTP with --token, agt2 over HTTPS with PCAPD_AGENT_TOKEN and --cacert."""
+    HTTP enrolled with --enroll-token, agt2 over HTTPS with PCAPD_ENROLL_TOKEN
+    and --cacert."""
     if os.geteuid() != 0:
         pytest.fail("the API tests need root (network namespaces, packet sockets)")
     s = Stack(tls=True)

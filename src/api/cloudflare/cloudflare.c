@@ -38,6 +38,7 @@ typedef enum Route {
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
 	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
+	R_AGENT,              /* "/agents/{name}"      DELETE: revoke (pcapd extension) */
 	R_NONE,
 } Route;
 
@@ -46,9 +47,10 @@ typedef struct Call {
 	Api *api;
 	Service *svc;
 	HttpRequest *req;
-	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
-	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
-	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
+	const char *id_field;           /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	char account[JOB_ID_LEN + 1];   /* the credential's account, as stored */
+	char id[JOB_ID_LEN + 1];        /* the path id, lowercased (when the route has one) */
+	char agent[AGENT_NAME_MAX + 1]; /* R_AGENT: the agent's name */
 } Call;
 
 /* ---- routing ---- */
@@ -89,8 +91,13 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		*ret_id_len = len[1];
 		return R_OWNERSHIP;
 	}
-	if (n == 1 && len[0] == 6 && memcmp(seg[0], "agents", 6) == 0)
-		return R_AGENTS;
+	if (len[0] == 6 && memcmp(seg[0], "agents", 6) == 0) {
+		if (n == 1)
+			return R_AGENTS;
+		*ret_id = seg[1];
+		*ret_id_len = len[1];
+		return R_AGENT;
+	}
 	*ret_id = seg[0];
 	*ret_id_len = len[0];
 	if (n == 1)
@@ -111,6 +118,7 @@ static const char *const route_allow[] = {
 	[R_OWNERSHIP] = "DELETE",
 	[R_OWNERSHIP_VALIDATE] = "POST",
 	[R_AGENTS] = "GET",
+	[R_AGENT] = "DELETE",
 };
 
 /* ---- shared answers ---- */
@@ -413,13 +421,32 @@ typedef struct Op {
  * the recorder's state), so a full disk or a stopped recorder is visible. */
 static void agents_list(Call *c)
 {
-	json_t *arr = service_agents_json(c->svc);
+	json_t *arr = service_agents_json(c->svc, c->account);
 
 	if (!arr) {
 		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, arr, NULL);
+}
+
+/* pcapd extension: revokes an agent the account enrolled (its key stops
+ * working; the name may be enrolled again). */
+static void agent_revoke(Call *c)
+{
+	ApiError e;
+	json_t *o;
+
+	if (service_agent_revoke(c->svc, c->account, c->agent, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	o = json_pack("{s:s, s:b}", "name", c->agent, "revoked", 1);
+	if (!o) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, o, NULL);
 }
 
 static const Op ops[] = {
@@ -433,6 +460,7 @@ static const Op ops[] = {
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
 	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
 	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
+	{R_AGENT, "DELETE", SCOPE_WRITE, "agent revoke", agent_revoke},
 };
 
 /* The path below /accounts/{account}/pcaps; sub is what follows "/pcaps". */
@@ -468,7 +496,17 @@ static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const ch
 		cf_fail(&c, &e);
 		return;
 	}
-	if (id) {
+	if (route == R_AGENT) {
+		char name[AGENT_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(id_len > AGENT_NAME_MAX ? AGENT_NAME_MAX : id_len), id);
+		if (id_len > AGENT_NAME_MAX || !agentproto_name_valid(name)) {
+			apierror_set(&e, API_ERR_NOT_FOUND, "name", "no agent '%s'", name);
+			cf_fail(&c, &e);
+			return;
+		}
+		memcpy(c.agent, name, sizeof(name));
+	} else if (id) {
 		c.id_field = route == R_OWNERSHIP ? "ownership_id" : "pcap_id";
 		if (!job_id_valid(id, id_len)) {
 			apierror_set(&e, API_ERR_NOT_FOUND, "id", "no %s with id %.*s",

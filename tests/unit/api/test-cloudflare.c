@@ -168,6 +168,7 @@ void http_resume(HttpRequest *r)
 #define T_READ "pcapd_read-token-for-tests"
 #define T_OTHER "pcapd_other-account-token"
 #define T_AGENT "pcapd_agent-token-for-tests"
+#define T_LEGACY_AGENT "pcapd_unbound-agent-token"
 #define KEY "legacy-key-for-tests"
 #define EMAIL "user@example.com"
 #define BASE "/client/v4/accounts/" ACCOUNT "/pcaps"
@@ -194,6 +195,19 @@ static void add_cred(const char *secret, const char *email, const char *account,
 	assert_int_equal(db_account_ensure(fx.db, account, &err), 0);
 	if (db_credential_add(fx.db, h, email, account, scope, &err) < 0)
 		fail_msg("credential: %s", err.msg);
+}
+
+/* The operator's agent web01, which serves every account. */
+static const AgentKey agent_key = {.name = "web01"};
+
+static void add_key(const char *secret, const AgentKey *k)
+{
+	uint8_t h[32];
+	ErrBuf err;
+
+	auth_hash(secret, strlen(secret), h);
+	if (db_agent_key_add(fx.db, h, k, 0, &err) < 0)
+		fail_msg("agent key: %s", err.msg);
 }
 
 static int setup(void **state)
@@ -227,7 +241,8 @@ static int setup(void **state)
 	add_cred(T_WRITE, NULL, ACCOUNT, SCOPE_WRITE);
 	add_cred(T_READ, NULL, ACCOUNT, SCOPE_READ);
 	add_cred(T_OTHER, NULL, OTHER, SCOPE_WRITE);
-	add_cred(T_AGENT, NULL, ACCOUNT, SCOPE_AGENT);
+	add_key(T_AGENT, &agent_key);
+	add_cred(T_LEGACY_AGENT, NULL, ACCOUNT, SCOPE_AGENT);
 	add_cred(KEY, EMAIL, ACCOUNT, SCOPE_WRITE);
 	return 0;
 }
@@ -489,6 +504,8 @@ static void test_auth(void **state)
 	expect_error(call("DELETE", BASE "/ownership/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL),
 		     403, 10000, "Forbidden: this token has scope read; ownership delete needs write");
 	expect_error(call("GET", BASE, NULL, BEARER(T_AGENT), NULL), 403, 10000,
+		     "Forbidden: this is agent web01's key; it is only for the agent protocol");
+	expect_error(call("GET", BASE, NULL, BEARER(T_LEGACY_AGENT), NULL), 403, 10000,
 		     "Forbidden: this token has scope agent; it is only for the agent protocol");
 	res = expect_ok(call("GET", BASE "/ownership", NULL, BEARER(T_READ), NULL));
 	json_decref(res);
@@ -561,6 +578,9 @@ static void test_before_body(void **state)
 	expect_error(pre("POST", "/healthz", NULL), 405, 7001, "*");
 	expect_error(pre("POST", "/agent/v1/sample", BEARER(T_WRITE), NULL), 403, 10000, "*");
 	expect_error(pre("POST", "/agent/v1/report", NULL), 401, 10000, "*");
+	/* an agent token bound to no name (issued before enrolment existed) */
+	expect_error(pre("POST", "/agent/v1/report", BEARER(T_LEGACY_AGENT), NULL), 403, 10000,
+		     "Forbidden: this agent token is bound to no agent; *");
 
 	/* the media type: JSON, except an agent's sample answer */
 	r = pre("POST", BASE, BEARER(T_WRITE), "Content-Type", "text/plain", NULL);
@@ -761,7 +781,7 @@ static void test_ownership_and_full(void **state)
 	expect_error(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1007, "colo_name: *");
 
 	/* an agent says hello: the capture is created, pending, with one share */
-	if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+	if (service_agent_report(fx.svc, &agent_key, &rep, &acks, &err) < 0)
 		fail_msg("report: %s", err.msg);
 	agentproto_report_answer_done(&acks);
 	res = expect_ok(call("POST", BASE, body, BEARER(T_WRITE), NULL));
@@ -804,7 +824,7 @@ static void test_ownership_and_full(void **state)
 		rep.hello = false;
 		rep.jobs = &jr;
 		rep.n_jobs = 1;
-		if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+		if (service_agent_report(fx.svc, &agent_key, &rep, &acks, &err) < 0)
 			fail_msg("report: %s", err.msg);
 		assert_int_equal(acks.n_ack, 1);
 		agentproto_report_answer_done(&acks);

@@ -14,6 +14,9 @@
 #include "common/util.h"
 #include "controller/registry.h"
 
+#define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -48,14 +51,14 @@ static void test_online_and_match(void **state)
 
 	(void)state;
 	assert_int_equal(registry_new(&r), 0);
-	assert_int_equal(registry_seen(r, "web01", "ord02", "eth0", "0.1", true, 10 * SEC), 0);
-	assert_int_equal(registry_seen(r, "web02", "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
-	assert_int_equal(registry_seen(r, "db01", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
+	assert_int_equal(registry_seen(r, "web01", "", "ord02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "web02", ACC_A, "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "db01", "", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
 	/* colo and name match case-insensitively; db01 is offline by now */
-	assert_int_equal(registry_match(r, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
-	assert_int_equal(registry_match(r, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_int_equal(registry_match(r, NULL, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, NULL, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
 	assert_string_equal(names[0], "web01");
-	assert_int_equal(registry_match(r, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
 	assert_true(registry_online(r, "web01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "db01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "nobody", 12 * SEC, 5 * SEC));
@@ -63,8 +66,18 @@ static void test_online_and_match(void **state)
 	assert_int_equal(registry_touch(r, "db01", 11 * SEC), 0);
 	assert_true(registry_online(r, "db01", 12 * SEC, 5 * SEC));
 	assert_int_equal(registry_touch(r, "nobody", 11 * SEC), -ENOENT);
-	registry_describe(r, 12 * SEC, 5 * SEC, text, sizeof(text));
+	registry_describe(r, NULL, 12 * SEC, 5 * SEC, text, sizeof(text));
 	assert_string_equal(text, "web01 (colo ord02), web02 (colo ORD02), db01 (colo ams01)");
+	/* web02 serves account A only; operator agents serve every account */
+	assert_int_equal(registry_match(r, ACC_A, "ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, ACC_B, "ord02", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "web01");
+	registry_describe(r, ACC_B, 12 * SEC, 5 * SEC, text, sizeof(text));
+	assert_string_equal(text, "web01 (colo ord02), db01 (colo ams01)");
+	/* a revoked agent is forgotten */
+	registry_forget(r, "web01");
+	assert_false(registry_online(r, "web01", 12 * SEC, 5 * SEC));
+	assert_int_equal(registry_match(r, ACC_B, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
 	registry_free(r);
 }
 
@@ -78,7 +91,7 @@ static void test_delivered_once_per_session(void **state)
 	assert_int_equal(registry_new(&r), 0);
 	assert_int_equal(registry_generation(r, "a1", &gen), -ENOENT);
 	assert_int_equal(registry_take(r, "a1", 0, d, 2), -ENOENT);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	assert_int_equal(registry_generation(r, "a1", &gen), 0);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
 	assert_true(d[0].take && d[1].take);
@@ -95,9 +108,9 @@ static void test_delivered_once_per_session(void **state)
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 1);
 	assert_true(d[1].take);
 	/* a heartbeat keeps the session; a hello starts a new one */
-	registry_seen(r, "a1", "c", "", "", false, 2 * SEC);
+	registry_seen(r, "a1", "", "c", "", "", false, 2 * SEC);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 0);
-	registry_seen(r, "a1", "c", "", "", true, 3 * SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, 3 * SEC);
 	registry_generation(r, "a1", &gen);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
 	registry_free(r);
@@ -112,7 +125,7 @@ static void test_generation_prevents_lost_wakeups(void **state)
 	(void)state;
 	parked = woken = 0;
 	assert_int_equal(registry_new(&r), 0);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	registry_generation(r, "a1", &gen);
 	/* work is created between the poll's read of the database and its park */
 	registry_wake(r, "a1");
@@ -137,7 +150,7 @@ static void test_park_expire_displace_shutdown(void **state)
 	(void)state;
 	parked = woken = 0;
 	assert_int_equal(registry_new(&r), 0);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	registry_generation(r, "a1", &gen);
 	assert_int_equal(registry_park(r, "a1", gen, 5 * SEC, park, wake, NULL), 0);
 	registry_expire(r, 4 * SEC);
