@@ -42,6 +42,7 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 	ReportArg *a = arg;
 
 	for (size_t i = 0; i < n; i++) {
+		uint64_t packets, bytes;
 		bool changed = false;
 
 		if (strcmp(parts[i].agent, a->agent) != 0)
@@ -55,8 +56,16 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		}
 		/* The object's name is the controller's (assigned at creation; the
 		 * download reads it): an agent's report never renames it. */
-		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
-				     a->rep->stop_reason, NULL, a->rep->error, now_real());
+		/* Counters never pass what the job allows: a report (a bug, a
+		 * damaged agent) cannot push a capture past its limits. */
+		packets = a->rep->packets;
+		bytes = a->rep->bytes;
+		if (j->packet_limit && packets > j->packet_limit)
+			packets = j->packet_limit;
+		if (j->byte_limit && bytes > j->byte_limit)
+			bytes = j->byte_limit;
+		changed = part_apply(&parts[i], a->rep->state, packets, bytes, a->rep->drops, a->rep->stop_reason, NULL,
+				     a->rep->error, now_real());
 		a->terminal = part_state_terminal(parts[i].state);
 		return changed;
 	}

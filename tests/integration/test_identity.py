@@ -15,7 +15,9 @@ agent's side (its key file, a refused enrolment, a restart with its key).
 import json
 import os
 import stat
+import struct
 import subprocess
+import threading
 
 import pytest
 
@@ -210,3 +212,88 @@ def test_agent_keeps_its_key(stk):
                         "-i", rt01.link.root_if, "--data", data], capture_output=True, timeout=WAIT)
     assert r.returncode == 1 and b"--enroll-token" in r.stderr, r
 
+
+# --- bounds: counters, sample answers -------------------------------------------
+
+def pcap(n, linktype=1, caplen=60, origlen=60):
+    """A classic pcap of n records of caplen bytes claiming origlen."""
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+    for i in range(n):
+        out += struct.pack("<IIII", 1700000000 + i, 0, caplen, origlen) + bytes([i & 0xFF]) * caplen
+    return out
+
+
+def answer(stk, key, name, sid, body):
+    return agent_call(stk, "POST", "/sample?name=%s&id=%s" % (name, sid), key, raw=body,
+                      headers={"Content-Type": "application/vnd.tcpdump.pcap"})
+
+
+@pytest.fixture(scope="module")
+def fake(stk):
+    """An operator's agent the test speaks for itself (it answers nothing
+    unless told to): (name, key)."""
+    key = stk.enroll("fake01", "FAKE")
+    assert hello(stk, key, "fake01", colo="FAKE").status == 200
+    return "fake01", key
+
+
+def test_counters_stay_within_the_limits(stk, fake):
+    name, key = fake
+    a = stk.account(bucket=True)
+    r = a.call("POST", "", {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": "FAKE",
+                            "packet_limit": 10, "byte_limit": 1000, "destination_conf": a.bucket})
+    assert r.status == 200, r.body
+    cap = r.json["result"]["id"]
+    r = agent_call(stk, "POST", "/report", key,
+                   body={"name": name, "colo": "FAKE",
+                         "jobs": [{"id": cap, "state": "running", "packets": 9223372036854775807,
+                                   "bytes": 9223372036854775807}]})
+    assert r.status == 200, r.body
+    got = capture(a, cap)
+    assert got["packets_captured"] <= 10, got
+    assert got["agents"][0]["packets"] <= 10 and got["agents"][0]["bytes"] <= 1000, got
+    assert a.call("PUT", "/%s/stop" % cap).status == 200
+
+
+def test_sample_answers(stk, fake):
+    """Only an agent the sample was asked of answers it, once, with a pcap
+    pcapd can read; two answers at once: exactly one is kept, file and
+    record."""
+    name, key = fake
+    b = stk.account()
+    evil = stk.enroll("evil-smp", "RT", token=enroll_token(stk, b.id))
+    assert hello(stk, evil, "evil-smp").status == 200
+    assert hello(stk, key, name, colo="FAKE").status == 200
+    a = stk.account()
+    r = a.call("POST", "", {"type": "simple", "system": "magic-transit", "time_limit": 60, "packet_limit": 5})
+    assert r.status == 200, r.body
+    sid = r.json["result"]["id"]
+    asked = [p["name"] for p in capture(a, sid)["agents"]]
+    assert name in asked and "evil-smp" not in asked, asked
+    # B's agent was not asked: refused, and B's key answers as nobody else.
+    assert "not asked of agent evil-smp" in error_of(answer(stk, evil, "evil-smp", sid, pcap(3)), 404)
+    assert error_of(answer(stk, evil, name, sid, pcap(3)), 403)
+    # What pcapd cannot read, or more than the limit.
+    assert "unknown link type 147" in error_of(answer(stk, key, name, sid, pcap(1, linktype=147)), 400)
+    assert "60 bytes captured of a 40-byte packet" in error_of(answer(stk, key, name, sid, pcap(1, origlen=40)), 400)
+    assert "packet_limit 5" in error_of(answer(stk, key, name, sid, pcap(6)), 400)
+    # Two answers at once: one 200, one 409.
+    bodies = [pcap(2), pcap(4)]
+    results = [None, None]
+
+    def send(i):
+        results[i] = answer(stk, key, name, sid, bodies[i])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    statuses = sorted(r.status for r in results)
+    assert statuses == [200, 409], [(r.status, r.body) for r in results]
+    kept = bodies[[r.status for r in results].index(200)]
+    part = {p["name"]: p for p in capture(a, sid)["agents"]}[name]
+    assert part["status"] == "done" and part["packets"] == (2 if kept == bodies[0] else 4), part
+    with open(os.path.join(stk.ctl_data, "samples", sid, name + ".pcap"), "rb") as f:
+        assert f.read() == kept
+    assert "final" in error_of(answer(stk, key, name, sid, pcap(1)), 409)
