@@ -83,6 +83,23 @@ static int already_registered(Service *s, const char *account, const char *uri, 
 	return r;
 }
 
+/* API_ERR_FORBIDDEN when another account validated uri: proving ownership
+ * once more (anyone who may read the bucket could) does not make it this
+ * account's. */
+static int owned_elsewhere(Service *s, const char *account, const char *uri, ApiError *e)
+{
+	char owner[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	int r = db_bucket_owned_elsewhere(service_db(s), account, uri, owner, &err);
+
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (r > 0)
+		return apierror_set(e, API_ERR_FORBIDDEN, "destination",
+				    "another account validated this bucket already; a bucket serves one account");
+	return 0;
+}
+
 int service_bucket_register(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
 {
 	char token[JOB_ID_LEN + 2];
@@ -97,6 +114,8 @@ int service_bucket_register(Service *s, const char *account, const char *given, 
 	if (r < 0)
 		return r;
 	r = already_registered(s, account, uri, e);
+	if (r == 0)
+		r = owned_elsewhere(s, account, uri, e);
 	if (r == 0)
 		r = room_for_one(s, account, e);
 	if (r < 0)
@@ -178,6 +197,9 @@ int service_bucket_validate(Service *s, const char *account, const char *given, 
 		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
 	if (r < 0)
 		return service_internal(e, r, &err);
+	r = owned_elsewhere(s, account, b.destination_conf, e);
+	if (r < 0)
+		goto out;
 	if (!service_challenge_matches(&b, challenge, strlen(challenge))) {
 		r = apierror_set(e, API_ERR_MISMATCH, "challenge", "does not match the token in %s",
 				 b.filename ? b.filename : "the challenge file");
@@ -255,5 +277,5 @@ bool service_challenge_matches(const BucketRow *b, const char *given, size_t n)
 	if (!given)
 		return false;
 	given = trim_space(given, &n);
-	return same(given, n, b->challenge) || same(given, n, b->filename);
+	return same(given, n, b->challenge);
 }

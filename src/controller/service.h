@@ -135,8 +135,9 @@ uint64_t service_jobs_generation(Service *s);
 /* Registers uri for the account: opens the bucket (a URI this controller
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
  * ownership-challenge-<id>.txt holding a random token, and stores the bucket
- * pending. ret gets the row. API_ERR_INVALID when the account already
- * registered uri, or has max_buckets buckets (checked before the bucket's
+ * pending. ret gets the row. API_ERR_FORBIDDEN ("destination") when another
+ * account validated uri (a bucket serves one account). API_ERR_INVALID when
+ * the account already registered uri, or has max_buckets buckets (checked before the bucket's
  * directory is made, and again in the insert). Bucket URIs are kept, looked
  * up and written to in one spelling (bucket_uri_normalize: "file:///r/./b1/"
  * is "file:///r/b1"), here, in validate and in service_job_create. */
@@ -147,6 +148,7 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
 
 /* Validates the account's bucket uri with the proof given (see
  * service_challenge_matches): API_ERR_NOT_FOUND ("destination"),
+ * API_ERR_FORBIDDEN ("destination": another account validated it first),
  * API_ERR_MISMATCH ("challenge"). Validating again keeps the first
  * validation time. ret gets the row. */
 int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
@@ -157,9 +159,10 @@ int service_bucket_validate(Service *s, const char *account, const char *uri, co
 int service_bucket_delete(Service *s, const char *account, const char *id, ApiError *e);
 
 /* Whether what a user sent back proves ownership of b: the token written in
- * the challenge file (what Cloudflare's documentation tells users to copy), or
- * the name of that file (what its OpenAPI schema describes); blanks around
- * either are ignored. Pure. */
+ * the challenge file (what Cloudflare's documentation tells users to copy),
+ * blanks around it ignored. Not the file's name (what Cloudflare's OpenAPI
+ * schema describes): create answers that name to anyone, so it proves
+ * nothing (issue 8). Pure. */
 bool service_challenge_matches(const BucketRow *b, const char *given, size_t n);
 
 /* ---- agents (the agent protocol: proto/agentproto.h) ---- */

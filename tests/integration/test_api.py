@@ -655,12 +655,40 @@ def test_ownership_flow(stk, acct):
     assert_error(acct.call("POST", "", full_body(acct, destination_conf=uri)), 400, 1006, "destination_conf")
 
 
-def test_ownership_validate_with_filename(stk, acct):
+def test_ownership_validate_with_filename_refused(stk, acct):
+    """The challenge file's name is in create's answer: it proves nothing
+    (issue 8). Only the token read from the bucket validates."""
     uri, d = stk.new_bucket_dir()
     own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/validate",
+                           {"destination_conf": uri, "ownership_challenge": own["filename"]}),
+                 400, 1009, "ownership_challenge")
+    assert assert_ok(acct.call("GET", "/ownership"))[-1]["status"] == "pending"
+
+
+def test_ownership_of_another_accounts_bucket_refused(stk, acct):
+    """B registers A's validated bucket, and validates it with the token it
+    can read there: refused, A's bucket is A's alone."""
+    b = stk.account()
+    r = b.call("POST", "/ownership", {"destination_conf": acct.bucket})
+    assert_error(r, 403, 10000, "destination_conf")
+    assert assert_ok(b.call("GET", "/ownership")) in ([], None)
+    assert_error(b.call("POST", "", full_body(b, destination_conf=acct.bucket)), 400, 1006, "destination_conf")
+    # Both pending, A validates first: B's validation is refused after.
+    uri, d = stk.new_bucket_dir()
+    own_a = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    own_b = assert_ok(b.call("POST", "/ownership", {"destination_conf": uri}))
+    tokens = {}
+    for own in (own_a, own_b):
+        with open(os.path.join(d, own["filename"])) as f:
+            tokens[own["id"]] = f.read().strip()
     v = assert_ok(acct.call("POST", "/ownership/validate",
-                            {"destination_conf": uri, "ownership_challenge": own["filename"]}))
+                            {"destination_conf": uri, "ownership_challenge": tokens[own_a["id"]]}))
     assert v["status"] == "success"
+    assert_error(b.call("POST", "/ownership/validate",
+                        {"destination_conf": uri, "ownership_challenge": tokens[own_b["id"]]}),
+                 403, 10000, "destination_conf")
+    assert [o["status"] for o in assert_ok(b.call("GET", "/ownership"))] == ["pending"]
 
 
 def test_ownership_per_account(stk, acct):
