@@ -22,60 +22,6 @@
 #include "controller/service-int.h"
 #include "pcap/decode.h"
 
-/* Counts the records of a whole pcap/pcapng stream; -EINVAL with err if it is
- * not one or is cut short. */
-static int count_records(const uint8_t *p, size_t n, uint64_t *ret_packets, uint64_t *ret_bytes, ErrBuf *err)
-{
-	PcapDecoder *d = NULL;
-	uint64_t packets = 0, bytes = 0;
-	size_t off = 0;
-	int r;
-
-	r = pcapdec_new(&d);
-	if (r < 0)
-		return errbuf_set(err, r, "out of memory");
-	while (off < n) {
-		PcapRecord rec;
-		size_t used;
-
-		r = pcapdec_next(d, p + off, n - off, &rec, &used, err);
-		if (r == -EAGAIN) {
-			r = errbuf_set(err, -EINVAL, "body: truncated pcap (%zu bytes missing at offset %zu)",
-				       used - (n - off), off);
-			goto out;
-		}
-		if (r < 0) {
-			r = -EINVAL;
-			goto out;
-		}
-		if (r == PCAPDEC_RECORD) {
-			if (!pcap_linktype_known(rec.linktype)) {
-				r = errbuf_set(err, -EINVAL, "body: record %llu: unknown link type %u",
-					       (unsigned long long)packets + 1, rec.linktype);
-				goto out;
-			}
-			if (rec.origlen < rec.caplen) {
-				r = errbuf_set(err, -EINVAL, "body: record %llu: %u bytes captured of a %u-byte packet",
-					       (unsigned long long)packets + 1, rec.caplen, rec.origlen);
-				goto out;
-			}
-			packets++;
-			bytes += rec.caplen;
-		}
-		off += used;
-	}
-	if (off == 0) {
-		r = errbuf_set(err, -EINVAL, "body: empty; expected a pcap file");
-		goto out;
-	}
-	*ret_packets = packets;
-	*ret_bytes = bytes;
-	r = 0;
-out:
-	pcapdec_free(d);
-	return r;
-}
-
 typedef struct Answer {
 	Service *s;
 	const char *agent, *id;
@@ -153,7 +99,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	job_done(&j);
 	if (r < 0)
 		return r == -ENOENT ? errbuf_set(err, r, "id: no sample capture %s", id) : r;
-	r = count_records(pcap, n, &a.packets, &a.bytes, err);
+	r = pcapdec_check_stream(pcap, n, &a.packets, &a.bytes, err);
 	if (r < 0)
 		return r;
 	r = service_update_job(s, NULL, id, apply_answer, &a, NULL, err);
