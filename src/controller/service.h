@@ -136,7 +136,8 @@ uint64_t service_jobs_generation(Service *s);
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
  * ownership-challenge-<id>.txt holding a random token, and stores the bucket
  * pending. ret gets the row. API_ERR_FORBIDDEN ("destination") when another
- * account validated uri (a bucket serves one account). API_ERR_INVALID when
+ * account validated uri (a bucket serves one account, and those its owner
+ * shares it with: service_bucket_share). API_ERR_INVALID when
  * the account already registered uri, or has max_buckets buckets (checked before the bucket's
  * directory is made, and again in the insert). Bucket URIs are kept, looked
  * up and written to in one spelling (bucket_uri_normalize: "file:///r/./b1/"
@@ -153,6 +154,13 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
  * validation time. ret gets the row. */
 int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
 			    ApiError *e);
+
+/* Lets account `other` use the account's validated bucket uri too (register
+ * and validate it with its own challenge). API_ERR_NOT_FOUND
+ * ("destination"), API_ERR_CONFLICT (not validated yet), API_ERR_INVALID
+ * ("account": this account, or no such account). ret gets the row. */
+int service_bucket_share(Service *s, const char *account, const char *uri, const char *other, BucketRow *ret,
+			 ApiError *e);
 
 /* Forgets the account's bucket id and (best effort) removes its challenge
  * file. API_ERR_NOT_FOUND ("id"). */

@@ -121,7 +121,12 @@ int db_bucket_find(Db *db, const char *account, const char *destination_conf, Bu
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
-/* Whether an account other than `account` validated destination_conf:
+/* Lets account use bucket_id (of another account) too: db_bucket_owned_elsewhere
+ * no longer counts that bucket for it. Idempotent; -ENOENT if the bucket or
+ * the account does not exist. */
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+/* Whether an account other than `account` validated destination_conf (and
+ * did not share it with `account`):
  * 1 (ret_owner, JOB_ID_LEN + 1 bytes, gets the first such account), 0, or
  * -errno. */
 int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err);

@@ -93,7 +93,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_OWNER] = "SELECT account FROM buckets WHERE destination_conf = ?2 AND account != ?1 AND status = 1 "
-			    "ORDER BY validated_ns LIMIT 1",
+			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
+			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
+	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",

@@ -190,6 +190,23 @@ int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destinati
 	return r < 0 ? r : 1;
 }
 
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_SHARE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, bucket_id) || dbs_bind_text(st, 2, account))
+		return dbs_bind_fail(c, st, "binding a bucket share", err);
+	r = dbs_stmt_exec(c, st, "storing a bucket share", err);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: no bucket %s or no account %s", bucket_id, account);
+	return r;
+}
+
 /* ---- agents ---- */
 
 void agent_row_done(AgentRow *a)

@@ -38,6 +38,8 @@
  *   agent_keys(name → hash, account, colo) one secret per enrolled agent,
  *                                          bound to its name (and, when the
  *                                          enrolment said so, to its colo)
+ *   bucket_shares(bucket_id, account)      accounts a validated bucket's
+ *                                          owner shares it with
  */
 #include <errno.h>
 #include <stdio.h>
@@ -151,7 +153,13 @@ static const char *const migrations[] = {
 	"  colo TEXT,"
 	"  enrolled_ns INTEGER NOT NULL"
 	");"
-	"CREATE INDEX agent_keys_by_account ON agent_keys(account);",
+	"CREATE INDEX agent_keys_by_account ON agent_keys(account);"
+	/* The accounts a bucket's owner lets use it too. */
+	"CREATE TABLE bucket_shares ("
+	"  bucket_id TEXT NOT NULL REFERENCES buckets(id) ON DELETE CASCADE,"
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (bucket_id, account)"
+	");",
 };
 
 int db_schema_version(void)

@@ -691,6 +691,36 @@ def test_ownership_of_another_accounts_bucket_refused(stk, acct):
     assert [o["status"] for o in assert_ok(b.call("GET", "/ownership"))] == ["pending"]
 
 
+def test_ownership_shared_by_its_owner(stk, acct):
+    """A's bucket is refused to B until A shares it with B; then B registers
+    and validates it (with its own challenge) and captures into it. A third
+    account is still refused."""
+    b = stk.account()
+    c = stk.account()
+    share = {"destination_conf": acct.bucket, "account_id": b.id}
+    assert_error(b.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 404, 1003,
+                 "destination_conf")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id="x")), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=random_id())), 400, 1002,
+                 "account_id")
+    assert_error(acct.call("POST", "/ownership/share", share, token=acct.read), 403, 10000)
+    assert_error(b.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    assert assert_ok(acct.call("POST", "/ownership/share", share))["status"] == "success"
+    own = assert_ok(b.call("POST", "/ownership", {"destination_conf": acct.bucket}))
+    with open(os.path.join(acct.bucket_dir, own["filename"])) as f:
+        token = f.read().strip()
+    v = assert_ok(b.call("POST", "/ownership/validate", {"destination_conf": acct.bucket,
+                                                         "ownership_challenge": token}))
+    assert v["status"] == "success"
+    assert_error(c.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    # an unvalidated bucket cannot be shared
+    uri, d = stk.new_bucket_dir()
+    assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/share", {"destination_conf": uri, "account_id": b.id}), 409, 1008,
+                 "destination_conf")
+
+
 def test_ownership_per_account(stk, acct):
     other = stk.account()
     assert assert_ok(other.call("GET", "/ownership")) in ([], None)

@@ -37,6 +37,7 @@ typedef enum Route {
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
+	R_OWNERSHIP_SHARE,    /* "/ownership/share"    POST (pcapd extension) */
 	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
 	R_AGENT,              /* "/agents/{name}"      DELETE: revoke (pcapd extension) */
 	R_NONE,
@@ -87,6 +88,8 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		/* The literal wins over an id, as on Cloudflare. */
 		if (len[1] == 8 && memcmp(seg[1], "validate", 8) == 0)
 			return R_OWNERSHIP_VALIDATE;
+		if (len[1] == 5 && memcmp(seg[1], "share", 5) == 0)
+			return R_OWNERSHIP_SHARE;
 		*ret_id = seg[1];
 		*ret_id_len = len[1];
 		return R_OWNERSHIP;
@@ -117,6 +120,7 @@ static const char *const route_allow[] = {
 	[R_OWNERSHIPS] = "GET, POST",
 	[R_OWNERSHIP] = "DELETE",
 	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_OWNERSHIP_SHARE] = "POST",
 	[R_AGENTS] = "GET",
 	[R_AGENT] = "DELETE",
 };
@@ -130,6 +134,7 @@ static const char *cf_field(const char *field, const char *id_field)
 		{"target", "colo_name"},
 		{"destination", "destination_conf"},
 		{"challenge", "ownership_challenge"},
+		{"account", "account_id"},
 	};
 
 	if (id_field && strcmp(field, "id") == 0)
@@ -397,6 +402,40 @@ static void ownership_validate(Call *c)
 	json_decref(body);
 }
 
+/* pcapd extension: {"destination_conf", "account_id"} lets another account
+ * use this account's validated bucket (it registers and validates it too). */
+static void ownership_share(Call *c)
+{
+	const char *conf, *other;
+	char acct[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	ApiError e;
+	json_t *body;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	conf = json_string_value(json_object_get(body, "destination_conf"));
+	other = json_string_value(json_object_get(body, "account_id"));
+	if (!conf) {
+		errbuf_set(&err, -EINVAL, "destination_conf: required, a string");
+		invalid(c, -EINVAL, &err);
+	} else if (!other || !job_id_valid(other, strlen(other))) {
+		errbuf_set(&err, -EINVAL, "account_id: required, 32 hex digits");
+		invalid(c, -EINVAL, &err);
+	} else {
+		for (size_t i = 0; i <= JOB_ID_LEN; i++)
+			acct[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] - 'A' + 'a' : other[i]);
+		if (service_bucket_share(c->svc, c->account, conf, acct, &b, &e) < 0)
+			cf_fail(c, &e);
+		else
+			answer_ownership(c, &b);
+	}
+	bucket_row_done(&b);
+	json_decref(body);
+}
+
 static void ownership_delete(Call *c)
 {
 	ApiError e;
@@ -459,6 +498,7 @@ static const Op ops[] = {
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
 	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
+	{R_OWNERSHIP_SHARE, "POST", SCOPE_WRITE, "ownership share", ownership_share},
 	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
 	{R_AGENT, "DELETE", SCOPE_WRITE, "agent revoke", agent_revoke},
 };

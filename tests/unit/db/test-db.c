@@ -902,6 +902,33 @@ static void test_agents(void **state)
 	agent_row_done(NULL);
 }
 
+/* A validated bucket belongs to its account; another one sees it as owned
+ * elsewhere until the owner shares it. */
+static void test_bucket_owner(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char owner[JOB_ID_LEN + 1] = "";
+	BucketRow a = {.id = "0123456789abcdef0123456789abcdef",
+		       .account = ACC_A,
+		       .destination_conf = (char *)"file:///b1",
+		       .status = BUCKET_PENDING};
+
+	assert_int_equal(db_bucket_insert(t->db, &a, 0, &err), 0);
+	/* pending: nobody owns it yet */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	a.status = BUCKET_SUCCESS;
+	a.validated_ns = 5;
+	assert_int_equal(db_bucket_update(t->db, &a, &err), 0);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 1);
+	assert_string_equal(owner, ACC_A);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_A, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0); /* idempotent */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, "ffffffffffffffffffffffffffffffff", &err), -ENOENT);
+}
+
 /* Enrolment tokens and agent keys: bound to a name, unique by name, counted
  * per account (operator agents are not), found by the hash of the secret. */
 static void test_enrolment(void **state)
@@ -1049,6 +1076,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enrolment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bucket_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 	};
 
