@@ -1,9 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages pcapd's build, tests and benchmarks need (among
 # them chromium for the browser tests), only when one is missing, then the npm
-# packages of the SDK tests (tests/sdk) and the browser tests (tests/web) when
-# they are missing or not the pinned version. Idempotent and quick (one dpkg
-# query, two file reads) when everything is there.
+# packages of the SDK tests (tests/sdk, tests/azure) and the browser tests
+# (tests/web) when they are missing or not the pinned version. Idempotent and
+# quick (one dpkg query, three file reads) when everything is there.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,11 +44,12 @@ if [ -n "$missing" ]; then
 fi
 
 # --- npm packages, each pinned in its package.json and lock: the official
-# Cloudflare SDK (tests/sdk) and playwright-core (tests/web; it drives
-# Debian's chromium and downloads no browser of its own).
+# Cloudflare SDK (tests/sdk), the official Azure SDK (@azure/arm-network,
+# tests/azure) and playwright-core (tests/web; it drives Debian's chromium and
+# downloads no browser of its own).
 npm_pinned() { # DIR PACKAGE: npm ci in DIR unless PACKAGE is there at its pinned version
 	dir="$root/$1"
-	want=$(sed -n "s/.*\"$2\": *\"\([^\"]*\)\".*/\1/p" "$dir/package.json" | head -n 1)
+	want=$(sed -n "s|.*\"$2\": *\"\([^\"]*\)\".*|\1|p" "$dir/package.json" | head -n 1) # "|": a name may hold "/"
 	have=""
 	if [ -f "$dir/node_modules/$2/package.json" ]; then
 		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/node_modules/$2/package.json" | head -n 1)
@@ -59,4 +60,5 @@ npm_pinned() { # DIR PACKAGE: npm ci in DIR unless PACKAGE is there at its pinne
 	fi
 }
 npm_pinned tests/sdk cloudflare
+npm_pinned tests/azure @azure/arm-network
 npm_pinned tests/web playwright-core

@@ -70,6 +70,26 @@ else
 	echo "sdk: $p passed, $f failed"
 fi
 
+# --- Azure SDK tests: the official @azure/arm-network (tests/azure, installed
+# by install-deps.sh) against a stack.py deployment of its own (--azure: HTTPS,
+# agents writing files below their --local-root).
+if [ "$(id -u)" -ne 0 ]; then
+	echo "azure: needs root (network namespaces); counted as failed"
+	failed=$((failed + 1))
+else
+	PCAPD_BUILD="$root/$build" /usr/bin/python3 tests/integration/stack.py run --azure -- \
+		node --test --test-concurrency=1 --test-reporter=tap tests/azure/*.test.mjs 2>&1 | tee "$build/azure.out"
+	src=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok [0-9]+' "$build/azure.out")
+	f=$(grep -cE '^not ok [0-9]+' "$build/azure.out")
+	if [ "$src" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1 # the stack did not start, or node failed before reporting
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "azure: $p passed, $f failed"
+fi
+
 # --- browser tests: the web dashboard in Debian's chromium, driven headless
 # by playwright-core (tests/web, installed by install-deps.sh), against a real
 # controller and agents that stack.py starts, with real traffic. One node

@@ -13,10 +13,12 @@
  *
  * Job phases (AgentJob.phase):
  *
- *   STARTING ──► CAPTURING ──► UPLOADING ──► FINISHED (rep.state done|failed)
- *       └────────────┴─────────────┴──────────────► FINISHED (failed)
+ *   STARTING ──► CAPTURING ──► CAPTURED ──► UPLOADING ──► FINISHED (rep.state done|failed)
+ *       └────────────┴────────────┴────────────┴──────────────► FINISHED (failed)
  *
- * STARTING and CAPTURING are both reported as "running". A FINISHED job's
+ * STARTING and CAPTURING are both reported as "running", CAPTURED (the
+ * capture ended, the spool file is complete and waits for its upload) as
+ * "captured", UPLOADING as "uploading" (model/job.h, part states). A FINISHED job's
  * record is on disk before the phase is published, so an acknowledgement can
  * only come for a job whose record exists; the ack removes both.
  *
@@ -37,6 +39,7 @@
 #include "agent/jobtable.h"
 #include "proto/agentproto.h"
 #include "agent/recorder.h"
+#include "capture/rotate.h"
 #include "capture/tofile.h"
 
 typedef struct Agent Agent;
@@ -44,6 +47,7 @@ typedef struct Agent Agent;
 typedef enum JobPhase {
 	JOB_PHASE_STARTING,
 	JOB_PHASE_CAPTURING,
+	JOB_PHASE_CAPTURED,
 	JOB_PHASE_UPLOADING,
 	JOB_PHASE_FINISHED,
 } JobPhase;
@@ -54,9 +58,11 @@ typedef struct AgentJob {
 	AgentJobReport rep;         /* under Agent.lock: what the next report says */
 	JobPhase phase;             /* under Agent.lock */
 	CapFile *cf;                /* under Agent.lock: set while capturing, for live counters */
+	CapRotate *rot;             /* under Agent.lock: the same for a capture into local files */
 	volatile sig_atomic_t stop; /* JOB_STOP_FLAG_*, 0 = capture on; read by the capture */
 	pthread_t thread;
-	bool has_thread; /* thread started and not joined yet */
+	bool has_thread;      /* thread started and not joined yet */
+	uint64_t accepted_ms; /* monotonic ms when the start was taken (reports wait for the sockets) */
 } AgentJob;
 
 struct Agent {
@@ -104,6 +110,18 @@ void jobrun_free(AgentJob *job);
 /* Maps the capture engine's stop reason (and, for a stop by the flag, the
  * flag's value) to the protocol's. */
 JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag);
+
+/* The job's current report as its record on disk (not terminal: a failure
+ * is only logged; jobrun_finish() writes the one that matters). */
+void jobrun_save_state(AgentJob *job);
+
+/* outputs.c: captures into files on this machine (file outputs, continuous
+ * mode). Whether the start is one (then outputs_main is its thread). */
+bool outputs_local(const AgentJobSpec *spec);
+void *outputs_main(void *arg);
+/* At start-up, for a job the agent died running: removes the file it had not
+ * published yet. */
+void outputs_recover(Agent *a, const char *id);
 
 /* samplerun.c: the thread of a sample job (jobrun_start() starts it). */
 void *samplerun_main(void *arg);

@@ -183,29 +183,39 @@ static int http_error(const char *what, const CtlResponse *resp, ErrBuf *err)
 
 /* ---- reports ---- */
 
-/* The report's job entries, live counters included (a->lock held). */
+/* The report's job entries, live counters included (a->lock held). A job
+ * still opening its sockets is left out for up to START_WAIT_MS (the
+ * protocol's "running" means capturing): the poller's report after the
+ * sockets are open names it. */
 static int snapshot_locked(Agent *a, AgentJobReport **ret, size_t *ret_n)
 {
 	AgentJobReport *v = NULL;
-	size_t n = a->table.n;
+	size_t n = 0;
+	uint64_t now = now_ms();
 
-	if (n) {
-		v = calloc(n, sizeof(*v));
+	if (a->table.n) {
+		v = calloc(a->table.n, sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < a->table.n; i++) {
 		AgentJob *job = a->table.v[i].job;
 
-		v[i] = job->rep;
-		if (job->cf) {
+		if (job->phase == JOB_PHASE_STARTING && now - job->accepted_ms < START_WAIT_MS)
+			continue;
+		v[n] = job->rep;
+		if (job->cf || job->rot) {
 			CaptureStats st;
 
-			capfile_stats(job->cf, &st);
-			v[i].packets = st.packets;
-			v[i].bytes = st.bytes;
-			v[i].drops = st.kernel_drops;
+			if (job->cf)
+				capfile_stats(job->cf, &st);
+			else
+				caprot_stats(job->rot, &st, NULL);
+			v[n].packets = st.packets;
+			v[n].bytes = st.bytes;
+			v[n].drops = st.kernel_drops;
 		}
+		n++;
 	}
 	*ret = v;
 	*ret_n = n;
@@ -400,6 +410,7 @@ static AgentJob *job_new(Agent *a, AgentJobSpec *spec)
 	job->rep.stop_reason = JOB_STOP_NONE;
 	/* A sample has no socket to open: nothing to wait for before "running". */
 	job->phase = job->spec.sample ? JOB_PHASE_CAPTURING : JOB_PHASE_STARTING;
+	job->accepted_ms = now_ms();
 	return job;
 }
 
@@ -614,12 +625,15 @@ static void recover(Agent *a)
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
 		if (!part_state_terminal(job->rep.state)) {
-			const char *why = job->rep.state == PART_UPLOADING ? "agent restarted during the upload"
-									   : "agent restarted during the capture";
+			const char *why = job->rep.state == PART_UPLOADING  ? "agent restarted during the upload"
+					  : job->rep.state == PART_CAPTURED ? "agent restarted before the upload"
+									    : "agent restarted during the capture";
 
 			job->rep.state = PART_FAILED;
 			job->rep.stop_reason = JOB_STOP_ERROR;
+			job->rep.failure = PART_FAIL_INTERNAL;
 			memcpy(job->rep.error, why, strlen(why) + 1);
+			outputs_recover(a, job->rep.id);
 			if (jobstore_save(a->store, &job->rep, &err) < 0)
 				log_warning("job %s: %s", job->rep.id, err.msg);
 			log_warning("job %s failed: %s", job->rep.id, why);

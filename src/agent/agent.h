@@ -57,6 +57,7 @@ typedef struct AgentConfig {
 	const char *token;         /* the agent's own key (agentkey.h) */
 	const char *data_dir;      /* DATA: jobs/ and spool/ (created if missing) */
 	const char *bucket_root;   /* file:// buckets must lie below it; NULL = file:// refused */
+	const char *local_root;    /* file outputs: /var/captures/X is written as local_root/X; NULL = /var/captures */
 	const char *cafile;        /* CA bundle for an https controller; NULL = system CAs */
 	bool insecure;             /* https without certificate verification */
 	uint32_t heartbeat_ms;     /* report interval without active jobs; 0 = 5000 (the controller may change it) */

@@ -154,6 +154,11 @@ int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap
 	return path_join(ret, cap, s->spool, id, ".pcap");
 }
 
+int jobstore_outputs_path(const JobStore *s, const char *id, char *ret, size_t cap)
+{
+	return path_join(ret, cap, s->spool, id, ".outputs");
+}
+
 int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap)
 {
 	return path_join(ret, cap, s->spool, id, ".sample.pcap");

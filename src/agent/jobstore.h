@@ -10,6 +10,9 @@
  *                         atomically: <id>.json.tmp, fsync, rename, fsync dir.
  *   DATA/spool/<id>.pcap  the capture being written, until it is in the bucket.
  *   DATA/spool/<id>.sample.pcap  a sample's answer, until the controller has it.
+ *   DATA/spool/<id>.outputs  where a capture into local files writes the file
+ *                         it has not published yet (outputs.c), so that a
+ *                         restart can remove it.
  *
  * Recovery at start-up: leftover *.tmp files (a crash between write and
  * rename) are removed; jobs/ is read back by the caller (jobstore_load), which
@@ -38,6 +41,8 @@ int jobstore_remove(JobStore *s, const char *id, ErrBuf *err);
 int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err);
 /* DATA/spool/<id>.pcap into ret[cap]. */
 int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap);
+/* DATA/spool/<id>.outputs into ret[cap]. */
+int jobstore_outputs_path(const JobStore *s, const char *id, char *ret, size_t cap);
 /* DATA/spool/<id>.sample.pcap into ret[cap]. */
 int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap);
 

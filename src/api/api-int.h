@@ -28,7 +28,7 @@ typedef enum ApiBody {
 } ApiBody;
 
 typedef struct ApiDialect {
-	const char *name; /* "cloudflare", "agent": also keys the list cache */
+	const char *name; /* "cloudflare", "agent", "azure": also keys the list cache */
 	/* Answers req; rest is the path after the dialect's prefix ("" or "/…"). */
 	void (*handle)(Api *a, HttpRequest *req, const char *rest);
 	/* Answers req with e in the dialect's shape. */
@@ -46,14 +46,19 @@ typedef struct ApiDialect {
 
 extern const ApiDialect cloudflare_dialect; /* cloudflare/cloudflare.c */
 extern const ApiDialect agentapi_dialect;   /* agent/agentapi.c */
+extern const ApiDialect azure_dialect;      /* azure/azure.c */
 
 Service *api_service(Api *a);
-size_t api_list_limit(Api *a);
+size_t api_list_limit(Api *a); /* the default page size of a list */
 /* The list cache: answers req (200, application/json) from the cached list of
- * (d, account) if it was rendered at jobs generation gen; else false. */
-bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *account, uint64_t gen);
-/* Keeps body (malloc'd, taken) as the list of (d, account) at generation gen. */
-void api_list_store(Api *a, const ApiDialect *d, const char *account, uint64_t gen, char *body, size_t len);
+ * (d, key) if it was rendered at jobs generation gen; else false. key names
+ * everything the rendered list depends on besides the jobs: the account and
+ * the page ("<account>/<page>/<per_page>"); at most API_LIST_KEY_MAX bytes
+ * (a longer one is never cached). */
+#define API_LIST_KEY_MAX 80
+bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *key, uint64_t gen);
+/* Keeps body (malloc'd, taken) as the list of (d, key) at generation gen. */
+void api_list_store(Api *a, const ApiDialect *d, const char *key, uint64_t gen, char *body, size_t len);
 
 /* The HTTP status of an error kind (400, 401, ..., 503; 500 for NONE). */
 unsigned api_error_status(ApiErrorKind kind);

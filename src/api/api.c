@@ -18,12 +18,12 @@
 
 #define DEFAULT_LIST_LIMIT 50
 #define LIST_CACHE_SLOTS 64
-#define LIST_KEY_MAX 48 /* dialect name, '/', account */
+#define LIST_KEY_MAX (16 + API_LIST_KEY_MAX) /* dialect name, '/', the dialect's key */
 
-/* The rendered list of one account in one dialect, valid while the service's
- * jobs generation stays what it was when the list was read. A list of 50
- * captures costs about 50 rows and 50 objects to render; most list calls
- * (dashboards, pcapctl --wait loops) see nothing new. */
+/* The rendered list page of one account in one dialect, valid while the
+ * service's jobs generation stays what it was when the list was read. A page
+ * of 50 captures costs about 50 rows and 50 objects to render; most list
+ * calls (dashboards, pcapctl --wait loops) see nothing new. */
 typedef struct ListCache {
 	char key[LIST_KEY_MAX + 1];
 	uint64_t gen;
@@ -44,15 +44,17 @@ static const ApiDialect *const default_dialect = &cloudflare_dialect;
 static const struct {
 	const char *prefix;
 	const ApiDialect *dialect;
+	bool nocase; /* ARM paths compare without regard to case */
 } routes[] = {
-	{"/accounts", &cloudflare_dialect},
-	{"/agent/v1", &agentapi_dialect},
+	{"/accounts", &cloudflare_dialect, false},
+	{"/agent/v1", &agentapi_dialect, false},
+	{"/subscriptions", &azure_dialect, true},
 };
 
-/* "dialect/account" into key; false if it does not fit (then not cached). */
-static bool list_key(const ApiDialect *d, const char *account, char key[LIST_KEY_MAX + 1])
+/* "dialect/key" into out; false if it does not fit (then not cached). */
+static bool list_key(const ApiDialect *d, const char *key, char out[LIST_KEY_MAX + 1])
 {
-	int n = snprintf(key, LIST_KEY_MAX + 1, "%s/%s", d->name, account);
+	int n = snprintf(out, LIST_KEY_MAX + 1, "%s/%s", d->name, key);
 
 	return n > 0 && n <= LIST_KEY_MAX;
 }
@@ -66,13 +68,13 @@ static ListCache *cache_slot(Api *a, const char *key)
 	return &a->cache[h % LIST_CACHE_SLOTS];
 }
 
-bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *account, uint64_t gen)
+bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *list, uint64_t gen)
 {
 	char key[LIST_KEY_MAX + 1];
 	ListCache *c;
 	bool hit;
 
-	if (!list_key(d, account, key))
+	if (!list_key(d, list, key))
 		return false;
 	c = cache_slot(a, key);
 	pthread_mutex_lock(&a->cache_lock);
@@ -83,12 +85,12 @@ bool api_list_cached(Api *a, const ApiDialect *d, HttpRequest *req, const char *
 	return hit;
 }
 
-void api_list_store(Api *a, const ApiDialect *d, const char *account, uint64_t gen, char *body, size_t len)
+void api_list_store(Api *a, const ApiDialect *d, const char *list, uint64_t gen, char *body, size_t len)
 {
 	char key[LIST_KEY_MAX + 1];
 	ListCache *c;
 
-	if (!list_key(d, account, key)) {
+	if (!list_key(d, list, key)) {
 		free(body);
 		return;
 	}
@@ -140,13 +142,19 @@ size_t api_list_limit(Api *a)
 
 /* If path starts with the segment(s) prefix (followed by '/' or its end),
  * returns what follows; else NULL. */
-static const char *after_prefix(const char *path, const char *prefix)
+static const char *after_prefix_case(const char *path, const char *prefix, bool nocase)
 {
 	size_t n = strlen(prefix);
 
-	if (strncmp(path, prefix, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+	if ((nocase ? strncasecmp(path, prefix, n) : strncmp(path, prefix, n)) != 0 ||
+	    (path[n] != '\0' && path[n] != '/'))
 		return NULL;
 	return path + n;
+}
+
+static const char *after_prefix(const char *path, const char *prefix)
+{
+	return after_prefix_case(path, prefix, false);
 }
 
 unsigned api_error_status(ApiErrorKind kind)
@@ -219,7 +227,7 @@ static const char *strip_client_v4(const char *path)
 static const ApiDialect *dialect_of(const char *path, const char **ret_rest)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-		const char *rest = after_prefix(path, routes[i].prefix);
+		const char *rest = after_prefix_case(path, routes[i].prefix, routes[i].nocase);
 
 		if (rest) {
 			*ret_rest = rest;

@@ -26,7 +26,7 @@
 
 typedef struct ApiConfig {
 	Service *svc;      /* borrowed */
-	size_t list_limit; /* newest jobs in a list answer; 0 = 50 (Cloudflare's) */
+	size_t list_limit; /* jobs on a list page when the request does not say (per_page); 0 = 50 */
 } ApiConfig;
 
 typedef struct Api Api;

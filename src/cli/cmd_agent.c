@@ -45,6 +45,7 @@ typedef struct AgentArgs {
 	char bucket_root[PATH_MAX]; /* made absolute */
 	const char *enroll_token;
 	char key[AGENTKEY_SECRET_MAX + 1]; /* the agent's own key */
+	char local_root[PATH_MAX];         /* made absolute */
 } AgentArgs;
 
 enum {
@@ -55,6 +56,7 @@ enum {
 	OPT_ENROLL_TOKEN,
 	OPT_DATA,
 	OPT_BUCKET_ROOT,
+	OPT_LOCAL_ROOT,
 	OPT_CACERT,
 	OPT_INSECURE,
 	OPT_SAMPLE_RATE,
@@ -72,6 +74,7 @@ static const struct option long_options[] = {
 	{"enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN},
 	{"data", required_argument, NULL, OPT_DATA},
 	{"bucket-root", required_argument, NULL, OPT_BUCKET_ROOT},
+	{"local-root", required_argument, NULL, OPT_LOCAL_ROOT},
 	{"cacert", required_argument, NULL, OPT_CACERT},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
 	{"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
@@ -86,7 +89,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --data DIR\n"
-		"                   [--enroll-token TOKEN] [--bucket-root DIR] [--cacert FILE] [--insecure]\n"
+		"                   [--enroll-token TOKEN] [--bucket-root DIR] [--local-root DIR] [--cacert FILE]\n"
+		"                   [--insecure]\n"
 		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
 		"SECONDS]\n"
 		"\n"
@@ -101,6 +105,8 @@ static void usage(FILE *f)
 		"                           once for this agent's own key, kept in DATA/agent.key (0600);\n"
 		"                           not needed once enrolled. Better: PCAPD_ENROLL_TOKEN\n"
 		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
+		"      --local-root DIR     captures into files on this machine (Azure filePath, localPath):\n"
+		"                           /var/captures/X is written as DIR/X (default /var/captures)\n"
 		"      --cacert FILE        CA certificate(s) to verify an https controller\n"
 		"      --insecure           https without verifying the controller's certificate\n"
 		"\n"
@@ -130,31 +136,31 @@ static int split_ifaces(AgentArgs *a, const char *list)
 	return cli_split_ifaces(list, true, &a->iface_list, a->ifaces, ARRAY_SIZE(a->ifaces), &a->cfg.n_ifaces);
 }
 
-/* --bucket-root as an absolute path: the agent and the controller compare
- * destination_conf paths against it, whatever their working directory. */
-static int absolute_root(AgentArgs *a, const char *dir)
+/* --bucket-root and --local-root as absolute paths: the agent and the
+ * controller compare destination_conf paths against the first, whatever
+ * their working directory, and a capture's files are named by the second. */
+static int absolute_root(const char *flag, const char *dir, char out[PATH_MAX])
 {
 	char cwd[PATH_MAX];
 	int n;
 
 	if (dir[0] == '\0') {
-		log_error("--bucket-root: empty path");
+		log_error("%s: empty path", flag);
 		return 2;
 	}
 	if (dir[0] == '/') {
-		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s", dir);
+		n = snprintf(out, PATH_MAX, "%s", dir);
 	} else {
 		if (!getcwd(cwd, sizeof(cwd))) {
-			log_error("--bucket-root: cannot resolve '%s': %s", dir, strerror(errno));
+			log_error("%s: cannot resolve '%s': %s", flag, dir, strerror(errno));
 			return 1;
 		}
-		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s/%s", cwd, dir);
+		n = snprintf(out, PATH_MAX, "%s/%s", cwd, dir);
 	}
-	if (n < 0 || (size_t)n >= sizeof(a->bucket_root)) {
-		log_error("--bucket-root: path too long");
+	if (n < 0 || n >= PATH_MAX) {
+		log_error("%s: path too long", flag);
 		return 2;
 	}
-	a->cfg.bucket_root = a->bucket_root;
 	return 0;
 }
 
@@ -197,7 +203,12 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 			a->cfg.data_dir = optarg;
 			break;
 		case OPT_BUCKET_ROOT:
-			r = absolute_root(a, optarg);
+			r = absolute_root("--bucket-root", optarg, a->bucket_root);
+			a->cfg.bucket_root = a->bucket_root;
+			break;
+		case OPT_LOCAL_ROOT:
+			r = absolute_root("--local-root", optarg, a->local_root);
+			a->cfg.local_root = a->local_root;
 			break;
 		case OPT_CACERT:
 			if (access(optarg, R_OK) < 0) {

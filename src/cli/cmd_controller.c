@@ -39,6 +39,7 @@ typedef struct ControllerArgs {
 	const char *bucket_root;
 	unsigned threads;
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
+	LogLevel log_level;
 	uint64_t max_buckets, max_agents, max_conns, max_per_address, idle_timeout_s, unauth_timeout_s, body_budget_mib;
 } ControllerArgs;
 
@@ -51,6 +52,7 @@ static void usage(FILE *f)
 		"                        [--max-buckets N] [--max-agents N] [--max-connections N]\n"
 		"                        [--max-conns-per-address N]\n"
 		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
+		"                        [--log-level error|warning|info|debug]\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
@@ -72,7 +74,9 @@ static void usage(FILE *f)
 		"  --unauth-timeout S    idle time-out of a connection that has not sent an authenticated\n"
 		"                        request yet (default 10)\n"
 		"  --body-budget MIB     request body bytes held at once, all clients together; a request\n"
-		"                        beyond it gets 503 with Retry-After (default %u, at least %u)\n",
+		"                        beyond it gets 503 with Retry-After (default %u, at least %u)\n"
+		"  --log-level L         what goes to stderr (default info; debug adds, e.g., the request\n"
+		"                        fields the API ignored)\n",
 		DEFAULT_MAX_BUCKETS, DEFAULT_MAX_AGENTS, HTTP_DEFAULT_PER_ADDRESS, DEFAULT_BODY_BUDGET_MIB,
 		MIN_BODY_BUDGET_MIB);
 }
@@ -91,6 +95,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"agent-timeout", required_argument, NULL, 'a'},
 		{"sample-interval", required_argument, NULL, 's'},
 		{"max-active-full", required_argument, NULL, 'm'},
+		{"log-level", required_argument, NULL, 'l'},
 		{"max-buckets", required_argument, NULL, 'B'},
 		{"max-agents", required_argument, NULL, 'G'},
 		{"max-connections", required_argument, NULL, 'C'},
@@ -110,6 +115,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	a->agent_timeout_s = 15;
 	a->sample_interval_s = 60;
 	a->max_active_full = 1;
+	a->log_level = LOG_LEVEL_INFO;
 	a->max_buckets = DEFAULT_MAX_BUCKETS;
 	a->max_agents = DEFAULT_MAX_AGENTS;
 	a->max_conns = 4096;
@@ -159,6 +165,12 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		case 'm':
 			if (cli_parse_num("--max-active-full", optarg, 0, 1000000, false, &a->max_active_full))
 				return 2;
+			break;
+		case 'l':
+			if (log_level_from_string(optarg, &a->log_level) < 0) {
+				log_error("--log-level: '%s' is not one of error, warning, info, debug", optarg);
+				return 2;
+			}
 			break;
 		case 'B':
 			if (cli_parse_num("--max-buckets", optarg, 1, 1000000, false, &a->max_buckets))
@@ -247,6 +259,7 @@ int cmd_controller(int argc, char **argv)
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
 		return r < 0 ? 0 : r;
+	log_set_level(a.log_level);
 
 	/* Every thread started from here inherits the blocked signals; this
 	 * thread takes them with sigwait. */

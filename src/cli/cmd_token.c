@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/azure/azure.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/log.h"
@@ -27,10 +28,11 @@ static void usage(FILE *f)
 		   "       pcapd token create --data DIR --scope enroll [--account ACCOUNT_ID] [--name-pattern GLOB]\n"
 		   "                          [--colo COLO] [--expires DURATION|RFC3339]\n"
 		   "\n"
-		   "Prints a new secret and nothing else. ACCOUNT_ID is 32 hex digits; the account is\n"
-		   "created if it does not exist. Scopes: read (list, get, download), write (also\n"
-		   "create, stop, buckets). With --email the secret is a legacy API key, sent as\n"
-		   "X-Auth-Key together with X-Auth-Email: EMAIL.\n"
+		   "Prints a new secret and nothing else. ACCOUNT_ID is 32 hex digits, or the same digits\n"
+		   "as a UUID (the Azure dialect's subscription id); the account is created if it does not\n"
+		   "exist. Scopes: read (list, get, download, status), write (also create, stop, delete,\n"
+		   "buckets). With --email the secret is a legacy API key, sent as X-Auth-Key together\n"
+		   "with X-Auth-Email: EMAIL.\n"
 		   "\n"
 		   "enroll: a token that agents exchange for their own key (pcapd agent --enroll-token),\n"
 		   "once per agent name. With --account its agents serve that account only; without,\n"
@@ -110,8 +112,11 @@ static int create(int argc, char **argv)
 			data = optarg;
 			break;
 		case 'a':
+			/* An Azure subscription id names the same account. */
+			if (azure_account_of(optarg, strlen(optarg), account))
+				break;
 			if (!job_id_valid(optarg, strlen(optarg))) {
-				log_error("--account: '%s' is not 32 hex digits", optarg);
+				log_error("--account: '%s' is neither 32 hex digits nor a UUID", optarg);
 				return 2;
 			}
 			for (size_t i = 0; i < JOB_ID_LEN; i++)

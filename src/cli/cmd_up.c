@@ -44,6 +44,7 @@
 #include "agent/agent.h"
 #include "agent/agentkey.h"
 #include "api/auth.h"
+#include "api/azure/azure.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/io.h"
@@ -74,6 +75,7 @@ typedef struct Child {
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
 	const char *sample_rate; /* passed to the agent as it is; NULL = the agent's default */
+	const char *local_root;  /* the agent's --local-root; NULL = DATA/captures */
 } UpArgs;
 
 typedef struct Creds {
@@ -85,11 +87,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N]\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR]\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
-		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
+		"data in ./var, file:// buckets below ./var/buckets, captures into files on this\n"
+		"machine (Azure filePath, localPath: /var/captures/X) as ./var/captures/X\n"
+		"(--local-root DIR: DIR/X). Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
 		"(default %u; 0 = no recorder).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
@@ -105,6 +109,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"colo", required_argument, NULL, 'c'},
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
+		{"local-root", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -150,6 +155,13 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			a->sample_rate = optarg;
 			break;
 		}
+		case 'l':
+			if (!optarg[0]) {
+				log_error("--local-root: empty path");
+				return 2;
+			}
+			a->local_root = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -452,14 +464,17 @@ static int supervise(const sigset_t *set, const sigset_t *oldmask, Child *ctl, C
 
 static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 {
+	char sub[AZ_SUBSCRIPTION_LEN + 1];
+
+	azure_subscription_of(c->account, sub);
 	printf("\npcapd is up%s.\n"
-	       "  account   %s\n"
+	       "  account   %s   (Azure subscription %s)\n"
 	       "  token     %s   (write scope; kept in %s/credentials.json)\n"
 	       "  API       %s%s%s%s\n"
 	       "  dashboard %s/   (sign in with the account and token above)\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
-	       first ? " (first start: account and tokens created)" : "", c->account, c->token, a->data, url,
+	       first ? " (first start: account and tokens created)" : "", c->account, sub, c->token, a->data, url,
 	       a->https ? "   https://" : "", a->https ? a->https : "",
 	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", url, a->name, a->colo, a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
@@ -480,8 +495,9 @@ int cmd_up(int argc, char **argv)
 	UpArgs a = {0};
 	Creds c = {{0}};
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
+	char captures[4096];
 	char local[264];
-	char *cargv[16], *aargv[20];
+	char *cargv[16], *aargv[24];
 	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	Child ctl = {.what = "controller", .argv = cargv, .envp = environ, .pid = -1};
 	Child agent = {.what = "agent", .argv = aargv, .envp = envp, .pid = -1};
@@ -502,7 +518,8 @@ int cmd_up(int argc, char **argv)
 	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
 	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
 	    cli_path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
-	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
+	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0 ||
+	    cli_path_join(captures, sizeof(captures), a.data, "captures") < 0) {
 		log_error("--data: cannot use %s: %s", a.data, strerror(errno ? errno : ENAMETOOLONG));
 		return 1;
 	}
@@ -579,6 +596,8 @@ int cmd_up(int argc, char **argv)
 	aargv[n++] = agentdir;
 	aargv[n++] = "--bucket-root";
 	aargv[n++] = root;
+	aargv[n++] = "--local-root";
+	aargv[n++] = a.local_root ? (char *)a.local_root : captures;
 	if (a.sample_rate) {
 		aargv[n++] = "--sample-rate";
 		aargv[n++] = (char *)a.sample_rate;

@@ -66,6 +66,9 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 			bytes = j->byte_limit;
 		changed = part_apply(&parts[i], a->rep->state, packets, bytes, a->rep->drops, a->rep->stop_reason, NULL,
 				     a->rep->error, now_real());
+		/* What failed, once: with the failed state it arrived with. */
+		if (changed && parts[i].state == PART_FAILED && parts[i].failure == PART_FAIL_NONE)
+			parts[i].failure = a->rep->failure != PART_FAIL_NONE ? a->rep->failure : PART_FAIL_INTERNAL;
 		a->terminal = part_state_terminal(parts[i].state);
 		return changed;
 	}
@@ -92,9 +95,13 @@ static bool reconcile_hello(Job *j, JobPart *parts, size_t n, void *arg)
 	bool changed = false;
 
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(parts[i].agent, a->agent) == 0 &&
-		    (parts[i].state == PART_RUNNING || parts[i].state == PART_UPLOADING) && !listed(a->rep, j->id))
-			changed |= part_lose(&parts[i], "agent restarted during the capture", now_real());
+		if (strcmp(parts[i].agent, a->agent) == 0 && parts[i].state != PART_ASSIGNED &&
+		    !part_state_terminal(parts[i].state) && !listed(a->rep, j->id))
+			changed |= part_lose(&parts[i],
+					     parts[i].state == PART_RUNNING
+						     ? "agent restarted during the capture"
+						     : "agent restarted before delivering the capture",
+					     now_real());
 	return changed;
 }
 
@@ -163,6 +170,9 @@ int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, 
 		}
 		parts_free(parts, n);
 	}
+	/* Every counter of this report is stored: a status query waiting for
+	 * fresh counters (service_job_gathered) may answer now. */
+	registry_reported(s->reg, rep->name);
 	ans.heartbeat_ms = s->cfg.heartbeat_ms;
 	*ret = ans;
 	return 0;

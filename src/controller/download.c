@@ -90,7 +90,9 @@ static int merge_job(Service *s, const Job *j, const char *dir, const char *out,
 	if (r < 0)
 		goto out;
 	if (j->type == JOB_FULL && !job_bucket(j)) {
-		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture has no bucket output to download from");
+		r = apierror_set(e, API_ERR_CONFLICT, "id",
+				 "capture has no bucket output to download from; it wrote %s on each agent",
+				 j->n_outputs ? j->outputs[0].target : "nothing");
 		goto done;
 	}
 	if (j->type == JOB_FULL)

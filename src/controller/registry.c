@@ -23,6 +23,7 @@ typedef struct Agent {
 	json_t *history; /* last reported recorder status, or NULL */
 	int64_t last_seen_mono;
 	int64_t last_seen_real;
+	int64_t last_report_real; /* registry_reported() */
 	uint64_t gen;
 	Sent *sent; /* delivered in this session */
 	size_t n_sent;
@@ -199,8 +200,24 @@ bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t ti
 	return on;
 }
 
-size_t registry_match(Registry *r, const char *account, const char *colo, int64_t now_mono, int64_t timeout_ns,
-		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
+static bool picks(const Agent *a, JobTargetKind kind, const char *target)
+{
+	bool by_name = strcasecmp(a->name, target) == 0;
+	bool by_colo = a->colo[0] && strcasecmp(a->colo, target) == 0;
+
+	switch (kind) {
+	case JOB_TARGET_AGENT:
+		return by_name;
+	case JOB_TARGET_COLO:
+		return by_colo;
+	case JOB_TARGET_ANY:
+	default:
+		return by_name || by_colo;
+	}
+}
+
+size_t registry_match(Registry *r, const char *account, JobTargetKind kind, const char *target, int64_t now_mono,
+		      int64_t timeout_ns, char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
 {
 	size_t k = 0;
 
@@ -210,11 +227,34 @@ size_t registry_match(Registry *r, const char *account, const char *colo, int64_
 
 		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
-		if (!colo || strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
+		if (!target || picks(a, kind, target))
 			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return k;
+}
+
+void registry_reported(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a)
+		a->last_report_real = (int64_t)now_realtime_ns();
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool registry_reported_since(Registry *r, const char *name, int64_t since_real_ns)
+{
+	Agent *a;
+	bool yes;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	yes = a && a->last_report_real && a->last_report_real >= since_real_ns;
+	pthread_mutex_unlock(&r->lock);
+	return yes;
 }
 
 void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)

@@ -55,10 +55,17 @@ int registry_touch(Registry *r, const char *name, int64_t now_mono);
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns);
 /* Below, account NULL means every agent; else only the agents that serve
  * the account (enrolled by it, or an operator's). */
-/* Names of online agents whose name or colo equals colo (ASCII case-insensitive;
- * colo NULL: every online agent), at most cap; returns how many. */
-size_t registry_match(Registry *r, const char *account, const char *colo, int64_t now_mono, int64_t timeout_ns,
-		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
+/* Names of online agents that target (ASCII case-insensitive) picks by kind:
+ * JOB_TARGET_ANY whose name or colo equals it, JOB_TARGET_AGENT whose name,
+ * JOB_TARGET_COLO whose colo (target NULL: every online agent), at most cap;
+ * returns how many. */
+size_t registry_match(Registry *r, const char *account, JobTargetKind kind, const char *target, int64_t now_mono,
+		      int64_t timeout_ns, char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
+/* The agent's whole report was applied (its jobs' counters are stored). */
+void registry_reported(Registry *r, const char *name);
+/* Whether the agent reported (registry_reported) at or after since_real_ns
+ * (CLOCK_REALTIME); false for an unknown agent. */
+bool registry_reported_since(Registry *r, const char *name, int64_t since_real_ns);
 /* "a (colo x), b (colo y)" of online agents, or "none". */
 void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap);
 json_t *registry_json(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns);

@@ -110,8 +110,11 @@ int service_job_create(Service *s, Job *j, ApiError *e);
 int service_job_get(Service *s, const char *account, const char *id, Job *ret, JobPart **ret_parts, size_t *ret_n,
 		    ApiError *e);
 
-/* The newest `limit` jobs of the account, newest first (free with jobs_free). */
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e);
+/* A page of the account's jobs, newest first: `limit` of them after the
+ * newest `offset` (free with jobs_free); *ret_total gets how many the account
+ * has in all, counted with the page. */
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e);
 
 /* Sets stop_requested (once) on a non-terminal full job and tells its agents;
  * ret gets the job after the change. API_ERR_NOT_FOUND, API_ERR_CONFLICT
@@ -123,6 +126,32 @@ int service_job_stop(Service *s, const char *account, const char *id, Job *ret, 
  * offset 0) and its length. API_ERR_NOT_FOUND; API_ERR_CONFLICT when the job
  * is not finished ("capture is pending; …") or failed ("capture failed: …"). */
 int service_job_download(Service *s, const char *account, const char *id, int *ret_fd, uint64_t *ret_len, ApiError *e);
+
+/* ---- named jobs (the Azure dialect's resources; model/job.h JobName) ---- */
+
+/* The account's job named n (compared without regard to case) and
+ * (ret_parts not NULL) its parts. API_ERR_NOT_FOUND ("name"). */
+int service_job_find_named(Service *s, const char *account, const JobName *n, Job *ret, JobPart **ret_parts,
+			   size_t *ret_n, ApiError *e);
+
+/* The account's named jobs of one group and watcher, newest first: at most
+ * limit after the cursor (NULL: from the newest). Free with jobs_free. */
+int service_job_list_named(Service *s, const char *account, const char *group, const char *watcher,
+			   const JobCursor *after, size_t limit, Job **ret, size_t *ret_n, ApiError *e);
+
+/* Deletes the resource named n: stops its job if it is not finished (as
+ * service_job_stop), then takes the name away; the job, its counters and its
+ * files stay. ret gets the job. API_ERR_NOT_FOUND ("name") when the account
+ * has no such name. */
+int service_job_delete_named(Service *s, const char *account, const JobName *n, Job *ret, ApiError *e);
+
+/* Whether the job's state as stored now reflects what its agents knew at
+ * since_real_ns (CLOCK_REALTIME): every agent with a capturing or
+ * delivering part (running, captured, uploading) has reported since, or is offline (its part will be
+ * lost). A final job is always gathered. ret gets the job and (ret_parts not NULL) its parts.
+ * API_ERR_NOT_FOUND ("id"). */
+int service_job_gathered(Service *s, const char *account, const char *id, int64_t since_real_ns, bool *ret_gathered,
+			 Job *ret, JobPart **ret_parts, size_t *ret_n, ApiError *e);
 
 /* A number that changes whenever any job changes (created, updated by an
  * agent's report, stopped, lost): a rendered list is still right while it
@@ -144,7 +173,8 @@ uint64_t service_jobs_generation(Service *s);
  * is "file:///r/b1"), here, in validate and in service_job_create. */
 int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e);
 
-/* The account's buckets, oldest first (free with bucket_rows_free). */
+/* The account's buckets, newest first as its captures are (free with
+ * bucket_rows_free). */
 int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t *ret_n, ApiError *e);
 
 /* Validates the account's bucket uri with the proof given (see

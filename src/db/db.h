@@ -70,19 +70,49 @@ typedef struct JobLimits {
 /* Inserts a job and its parts in one transaction, after checking the limits
  * inside it: -EBUSY (with err saying which limit) if the account already has
  * max_active_full non-terminal full jobs (for a full job), or submitted a
- * simple job less than sample_interval_ns before j->submitted_ns. */
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err);
+ * simple job less than sample_interval_ns before j->submitted_ns. Then
+ * *ret_after_ns (may be NULL) gets when the limit lets a job in (ns since the
+ * epoch): the end of the sample interval, or when the soonest of the
+ * account's active full jobs reaches its time limit (counted from its
+ * submission; it may be past, while the job delivers its files); 0 when none
+ * has a time limit. -EEXIST: a named job whose name the account already uses. */
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err);
 /* One job; account NULL matches any account (agent API). */
 int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err);
-/* The newest `limit` jobs of an account, newest first. */
-int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* A page of an account's jobs, newest first: `limit` of them after skipping
+ * the newest `offset`. *ret_total (may be NULL) gets how many jobs the
+ * account has in all, read in the same transaction as the page. */
+int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
+		ErrBuf *err);
 /* Every non-terminal job of every account (scheduler, reconciliation). */
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-/* Writes status, stop_requested_ns, stop_reason, error_message, counters and
- * finished_ns of j (other fields are immutable). -ENOENT if gone. */
+/* Writes status, stop_requested_ns, stop_reason, error_message, counters,
+ * started_ns and finished_ns of j (other fields are immutable; parts also
+ * their failure). -ENOENT if gone. */
 int db_job_update(Db *db, const Job *j, ErrBuf *err);
 /* Writes j (as db_job_update) and the given parts in one transaction. */
 int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+/* ---- named jobs (job.h JobName) ---- */
+
+/* Where a list of named jobs goes on: after the job submitted at
+ * submitted_ns with this id (newest first). */
+typedef struct JobCursor {
+	int64_t submitted_ns;
+	char id[JOB_ID_LEN + 1];
+} JobCursor;
+
+/* The account's job named n (group, watcher and name compared without regard
+ * to case). -ENOENT if none. */
+int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err);
+/* The account's named jobs of one group and watcher, newest first, at most
+ * limit, after the cursor (NULL: from the newest). */
+int db_job_list_named(Db *db, const char *account, const char *group, const char *watcher, const JobCursor *after,
+		      size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* Takes the name away from the account's job (the job stays). -ENOENT if it
+ * has none. */
+int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err);
+
 /* The parts of a job, ordered by agent name. */
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
 /* Every non-terminal part assigned to an agent (what it should be doing). */
@@ -118,7 +148,7 @@ void bucket_rows_free(BucketRow *v, size_t n);
 int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
 int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* newest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
 /* Lets account use bucket_id (of another account) too: db_bucket_owned_elsewhere

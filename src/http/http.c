@@ -1189,6 +1189,11 @@ fail:
 	return r;
 }
 
+size_t http_server_body_held(const HttpServer *s)
+{
+	return atomic_load(&((HttpServer *)s)->body_held);
+}
+
 uint16_t http_server_port(const HttpServer *s, bool tls)
 {
 	if (!s)

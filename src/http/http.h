@@ -120,6 +120,9 @@ typedef struct HttpConfig {
 int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err);
 /* The port actually bound (useful with port 0); 0 if that daemon is off. */
 uint16_t http_server_port(const HttpServer *s, bool tls);
+/* Bytes of the body budget that requests hold now (reserved on their
+ * headers, given back when they end): for tests and metrics. */
+size_t http_server_body_held(const HttpServer *s);
 /* Resumes parked requests (shutting down), stops the daemons, frees. NULL is fine. */
 void http_server_stop(HttpServer *s);
 

@@ -85,8 +85,10 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 			r = errbuf_set(err, -EINVAL, "%s: unknown field (name too long)", prefix ? prefix : "filter");
 			goto fail;
 		}
-		if (json_is_null(v))
-			continue; /* SDKs may send explicit nulls for absent fields */
+		/* SDKs send explicit nulls for absent fields, and forms send ""
+		 * for fields left blank: both mean no condition. */
+		if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+			continue;
 		if (strcmp(key, "source_address") == 0) {
 			r = parse_addr(field, v, &c.src, err);
 			have_clause = true;

@@ -10,8 +10,10 @@
 
 static const char list_usage[] = "usage: pcapctl list [--json]\n"
 				 "\n"
-				 "Lists the account's captures: ID, TYPE, STATUS, SUBMITTED, PACKETS, COLO,\n"
-				 "BUCKET. --json prints the API's array of capture objects.\n";
+				 "Lists the account's captures: ID, TYPE, STATUS, SUBMITTED, PACKETS, COLO\n"
+				 "(the agent or colo it runs on) and OUTPUT (its bucket, or the file it writes on\n"
+				 "each agent). Captures made through the Azure dialect are listed too. --json\n"
+				 "prints the API's array of capture objects.\n";
 
 static const char get_usage[] = "usage: pcapctl get ID [--json]\n"
 				"\n"
@@ -38,7 +40,7 @@ static char *num_text(const json_t *obj, const char *key)
 
 static const TableColumn list_cols[] = {
 	{"ID", false},     {"TYPE", false}, {"STATUS", false}, {"SUBMITTED", false},
-	{"PACKETS", true}, {"COLO", false}, {"BUCKET", false},
+	{"PACKETS", true}, {"COLO", false}, {"OUTPUT", false},
 };
 
 static int list_row(Table *t, const json_t *item)
@@ -56,6 +58,9 @@ static int list_row(Table *t, const json_t *item)
 	cells[4] = packets;
 	cells[5] = ctl_str(item, "colo_name");
 	cells[6] = ctl_str(item, "destination_conf");
+	/* No bucket: the file on the agents (pcapd's "outputs"). */
+	if (!cells[6] || !cells[6][0])
+		cells[6] = ctl_str(json_array_get(json_object_get(item, "outputs"), 0), "target");
 	r = table_add_row(t, cells);
 	free(submitted);
 	free(packets);

@@ -131,6 +131,9 @@ static json_t *job_object(const AgentJobReport *r)
 	 * message quoting outside bytes may not be (safe_string). */
 	if (r->error[0] && json_object_set_new(o, "error", proto_safe_string(r->error)) < 0)
 		goto fail;
+	if (r->failure != PART_FAIL_NONE &&
+	    json_object_set_new(o, "failure", json_string(part_failure_to_string(r->failure))) < 0)
+		goto fail;
 	return o;
 fail:
 	json_decref(o);
@@ -376,7 +379,7 @@ static void copy_cut(char *out, size_t cap, const char *s)
 static int parse_job(const json_t *o, const char *where, bool record, AgentJobReport *ret, ErrBuf *err)
 {
 	AgentJobReport rep = {0};
-	const char *id, *state, *stop, *object, *error;
+	const char *id, *state, *stop, *object, *error, *failure;
 	ErrBuf e = {{0}};
 	int r;
 
@@ -391,13 +394,14 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 	    (r = get_string(o, "state", where, AGENTPROTO_FIELD_MAX, &state, err)) < 0 ||
 	    (r = get_string(o, "stop_reason", where, AGENTPROTO_FIELD_MAX, &stop, err)) < 0 ||
 	    (r = get_string(o, "object", where, AGENTPROTO_FIELD_MAX, &object, err)) < 0 ||
-	    (r = get_string(o, "error", where, AGENTPROTO_FIELD_MAX, &error, err)) < 0)
+	    (r = get_string(o, "error", where, AGENTPROTO_FIELD_MAX, &error, err)) < 0 ||
+	    (r = get_string(o, "failure", where, AGENTPROTO_FIELD_MAX, &failure, err)) < 0)
 		return r;
 	if (!proto_take_id(id, rep.id))
 		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
 	if (!state || part_state_from_string(state, &rep.state) < 0 || rep.state == PART_ASSIGNED ||
 	    rep.state == PART_LOST)
-		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done or failed", where);
+		return errbuf_set(err, -EINVAL, "%sstate: must be running, captured, uploading, done or failed", where);
 	rep.stop_reason = JOB_STOP_NONE;
 	if ((record && !stop) || (stop && job_stop_from_string(stop, &rep.stop_reason) < 0))
 		return errbuf_set(err, -EINVAL,
@@ -413,6 +417,9 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 		return errbuf_set(err, -EINVAL, "%sobject: not a valid object name", where);
 	/* A longer text (from another version): keep its start. */
 	copy_cut(rep.error, sizeof(rep.error), error);
+	/* A kind this side does not know (a newer agent's) is still a failure. */
+	if (failure && part_failure_from_string(failure, &rep.failure) < 0)
+		rep.failure = PART_FAIL_INTERNAL;
 	*ret = rep;
 	return 0;
 }

@@ -60,11 +60,12 @@
 /* What the agent says about one job. */
 typedef struct AgentJobReport {
 	char id[JOB_ID_LEN + 1];                /* lowercase hex */
-	PartState state;                        /* PART_RUNNING, PART_UPLOADING, PART_DONE or PART_FAILED */
+	PartState state;                        /* PART_RUNNING, _CAPTURED, _UPLOADING, _DONE or _FAILED */
 	uint64_t packets, bytes, drops;         /* drops: kernel drops for lack of ring space */
 	JobStop stop_reason;                    /* JOB_STOP_NONE while running */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = none; informational (the controller names objects) */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why the job failed */
+	PartFailure failure;                    /* PART_FAILED: what failed ("failure"; absent = none) */
 } AgentJobReport;
 
 /* Who the agent is (the constant part of every report it builds). */
@@ -178,7 +179,7 @@ void agentproto_error_message(const char *p, size_t n, char *ret, size_t cap);
 /* A report body (a JSON object, already parsed from at most
  * AGENTPROTO_MAX_REPORT_BODY bytes) into *ret (free with agentproto_report_done).
  * -EINVAL (or -E2BIG) with err naming the member ("jobs[2].state: must be
- * running, uploading, done or failed"); -ENOMEM. A job's object name, which
+ * running, captured, uploading, done or failed"); -ENOMEM. A job's object name, which
  * the controller never uses, is kept only when it is a valid one. */
 int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err);
 void agentproto_report_done(AgentReport *r); /* NULL is fine */

@@ -14,8 +14,7 @@ from scapy.utils import PcapWriter, RawPcapNgReader, RawPcapReader
 
 CORPUS = os.environ.get(
     "PCAPD_CORPUS_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "corpus", "pcap",
-                 "tcpdump-tests"))
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus", "pcap", "tcpdump-tests"))
 
 
 def frames(path):
@@ -87,16 +86,14 @@ def to_pcapng(src, dst):
 def corpus(*names):
     paths = [os.path.join(CORPUS, n) for n in names]
     for p in paths:
-        if not os.path.exists(p):
-            pytest.skip("corpus file %s missing" % p)
+        assert os.path.exists(p), "corpus file %s missing" % p
     return paths
 
 
 def test_corpus_files_mixed_formats(pcapd, tmp_path):
     pcaps = sorted(glob.glob(os.path.join(CORPUS, "*.pcap")))
     ngs = sorted(glob.glob(os.path.join(CORPUS, "*.pcapng")))
-    if len(pcaps) < 4 or len(ngs) < 2:
-        pytest.skip("corpus missing")
+    assert len(pcaps) >= 4 and len(ngs) >= 2, "corpus missing in %s" % CORPUS
     # Ethernet captures of several sizes, plus pcapng files.
     inputs = corpus("802.1ad_QinQ.pcap", "3560_CDP.pcap", "afs.pcap", "pim-packet-assortment.pcap")
     inputs += [ngs[0], ngs[len(ngs) // 2]]

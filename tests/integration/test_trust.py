@@ -230,6 +230,33 @@ def test_unauthenticated_bodies_are_never_read(budget_stk):
     assert stk.request("GET", "/healthz").status == 200
 
 
+def test_azure_bodies_wait_for_credentials(budget_stk):
+    """The Azure dialect reads no body before the credentials fit the
+    operation either: a PUT of a packet capture asking "100 Continue" is
+    answered 401 (no token) or 403 (a read token) on its headers, and only a
+    write token of the path's subscription gets "100 Continue"."""
+    stk = budget_stk
+    acct = stk.account()
+    a = acct.id
+    sub = "%s-%s-%s-%s-%s" % (a[:8], a[8:12], a[12:16], a[16:20], a[20:])
+    path = ("/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1/"
+            "packetCaptures/pc1?api-version=2024-05-01" % sub)
+
+    def head(token):
+        h = ("PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n"
+             "Expect: 100-continue\r\n" % path)
+        if token:
+            h += "Authorization: Bearer %s\r\n" % token
+        return exchange(stk.controller.http_port, (h + "\r\n").encode())
+
+    status, _, body = head(None)
+    assert status == 401 and json.loads(body)["error"]["code"] == "AuthenticationFailed", (status, body)
+    status, _, body = head(acct.read)
+    assert status == 403 and json.loads(body)["error"]["code"] == "AuthorizationFailed", (status, body)
+    status, _, body = head(acct.write)
+    assert status == 100, (status, body)
+
+
 def test_authenticated_bodies_stay_within_the_budget(budget_stk):
     """The same with an agent's key: bodies are read, but never more than the
     budget (65 MiB) at once; the others get 503 with Retry-After, at once."""

@@ -145,6 +145,8 @@ export async function rejectsWith(promise, cls, status, code, field) {
   assert.ok(Array.isArray(err.errors) && err.errors.length > 0, `no errors array: ${JSON.stringify(err.error)}`);
   assert.equal(err.errors[0].code, code, JSON.stringify(err.errors));
   if (field) assert.ok(err.errors[0].message.startsWith(field), `message does not name ${field}: ${err.errors[0].message}`);
+  // Cloudflare's error items: where the error table is (pcapd's README).
+  assert.ok(err.errors[0].documentation_url?.endsWith('#api-errors'), JSON.stringify(err.errors[0]));
   assert.equal(err.headers.get('x-should-retry'), 'false');
   return err;
 }

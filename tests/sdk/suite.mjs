@@ -189,6 +189,24 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     assert.ok(fullId, 'the full capture test did not run');
     assert.equal((await P().get(fullId.toUpperCase(), { account_id: account })).id, fullId);
   });
+
+  test(`${label}: list pages through the SDK's query option, with the true total`, T, async () => {
+    // The SDK's list() is one page with no parameters (the 50 newest);
+    // request options carry Cloudflare's page and per_page.
+    const all = [];
+    for await (const p of P().list({ account_id: account })) all.push(p.id);
+    assert.ok(all.length >= 3 && all.length <= 50, `${all.length} captures`);
+    const first = await P().list({ account_id: account }, { query: { per_page: 2 } });
+    assert.deepEqual(first.result.map((p) => p.id), all.slice(0, 2));
+    assert.deepEqual(first.body.result_info, {
+      page: 1, per_page: 2, count: 2, total_count: all.length, total_pages: Math.ceil(all.length / 2),
+    });
+    const second = await P().list({ account_id: account }, { query: { page: 2, per_page: 2 } });
+    assert.deepEqual(second.result.map((p) => p.id), all.slice(2, 4));
+    assert.equal(second.body.result_info.total_count, all.length);
+    await rejectsWith(P().list({ account_id: account }, { query: { per_page: 0 } }), Cloudflare.BadRequestError,
+      400, 1002, 'per_page');
+  });
 }
 
 export { validatedBucket };

@@ -24,6 +24,7 @@
 #include "api/cloudflare/cloudflare.h"
 #include "api/cloudflare/envelope.h"
 #include "api/cloudflare/tokens.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 
 #define PCAP_TYPE "application/vnd.tcpdump.pcap"
@@ -49,6 +50,7 @@ typedef struct Call {
 	Service *svc;
 	HttpRequest *req;
 	const char *id_field;           /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	const char *target_field;       /* the body's name of the model's "target": "colo" when asked so */
 	char account[JOB_ID_LEN + 1];   /* the credential's account, as stored */
 	char id[JOB_ID_LEN + 1];        /* the path id, lowercased (when the route has one) */
 	char agent[AGENT_NAME_MAX + 1]; /* R_AGENT: the agent's name */
@@ -128,10 +130,9 @@ static const char *const route_allow[] = {
 /* ---- shared answers ---- */
 
 /* The model's field names in Cloudflare's words. */
-static const char *cf_field(const char *field, const char *id_field)
+static const char *cf_field(const char *field, const char *id_field, const char *target_field)
 {
 	static const char *const names[][2] = {
-		{"target", "colo_name"},
 		{"destination", "destination_conf"},
 		{"challenge", "ownership_challenge"},
 		{"account", "account_id"},
@@ -139,28 +140,63 @@ static const char *cf_field(const char *field, const char *id_field)
 
 	if (id_field && strcmp(field, "id") == 0)
 		return id_field;
+	if (strcmp(field, "target") == 0)
+		return target_field ? target_field : "colo_name";
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(field, names[i][0]) == 0)
 			return names[i][1];
 	return field;
 }
 
-static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field)
+/* The JSON pointer (RFC 6901) of a field of the request body, its path
+ * written "filter_v1.source_port" or "outputs[1].target", into out; false
+ * for what is no member of the body (no field, the body as a whole, path
+ * ids, query parameters). */
+static bool body_pointer(const char *field, char *out, size_t cap)
 {
+	static const char *const not_body[] = {"", "body", "id", "pcap_id", "ownership_id", "page", "per_page"};
+	size_t o = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(not_body); i++)
+		if (strcmp(field, not_body[i]) == 0)
+			return false;
+	for (const char *p = field; *p; p++) {
+		const char *add = *p == '.' || *p == '[' ? "/"
+				  : *p == ']'            ? ""
+				  : *p == '~'            ? "~0"
+				  : *p == '/'            ? "~1"
+							 : NULL;
+		char one[2] = {*p, '\0'};
+
+		if (p == field && *p != '[' && o + 1 < cap)
+			out[o++] = '/';
+		for (const char *q = add ? add : one; *q; q++) {
+			if (o + 1 >= cap)
+				return false;
+			out[o++] = *q;
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field, const char *target_field)
+{
+	char pointer[APIERROR_FIELD_MAX * 2 + 2];
 	ApiError cf = *e;
 
-	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field));
-	envelope_error(req, &cf);
+	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field, target_field));
+	envelope_error_at(req, &cf, body_pointer(cf.field, pointer, sizeof(pointer)) ? pointer : NULL);
 }
 
 static void cf_render_error(HttpRequest *req, const ApiError *e)
 {
-	cf_error(req, e, NULL);
+	cf_error(req, e, NULL, NULL);
 }
 
 static void cf_fail(Call *c, const ApiError *e)
 {
-	cf_error(c->req, e, c->id_field);
+	cf_error(c->req, e, c->id_field, c->target_field);
 }
 
 static void out_of_memory(Call *c)
@@ -204,6 +240,18 @@ static json_t *body_object(Call *c)
 	return body;
 }
 
+/* Members of a body that its parser ignores (the schema does not name them),
+ * in the controller's debug log (pcapd controller --log-level debug). */
+static void log_unknown(Call *c, const json_t *body, CfRequest kind)
+{
+	char names[512];
+	size_t n = cloudflare_unknown_fields(body, kind, names, sizeof(names));
+
+	if (n)
+		log_debug("cloudflare: %s %s: ignored %zu unknown field%s: %s", http_req_method(c->req),
+			  http_req_path(c->req), n, n == 1 ? "" : "s", names);
+}
+
 /* A validator's ErrBuf (its message names the field first) as the answer. */
 static void invalid(Call *c, int r, const ErrBuf *err)
 {
@@ -226,7 +274,11 @@ static void pcaps_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_CREATE);
 	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
+	/* Errors about the target name the key the request used. */
+	if (json_object_get(body, "colo") && !json_object_get(body, "colo_name"))
+		c->target_field = "colo";
 	json_decref(body);
 	if (r < 0) {
 		invalid(c, r, &err);
@@ -240,21 +292,43 @@ static void pcaps_create(Call *c)
 	job_done(&j);
 }
 
+/* A list page's result_info, as Cloudflare's paged lists carry it. */
+static json_t *page_info(const CfPage *p, size_t count, uint64_t total)
+{
+	uint64_t pages = total / p->per_page + (total % p->per_page != 0);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "page", (json_int_t)p->page, "per_page", (json_int_t)p->per_page,
+			 "count", (json_int_t)count, "total_count", (json_int_t)total, "total_pages",
+			 (json_int_t)pages);
+}
+
 static void pcaps_list(Call *c)
 {
-	size_t limit = api_list_limit(c->api), len;
 	/* Read before the database: a change during rendering makes the cached
 	 * copy stale at once rather than hiding the change. */
-	uint64_t gen = service_jobs_generation(c->svc);
-	ApiError e;
+	uint64_t gen = service_jobs_generation(c->svc), total = 0;
+	char key[API_LIST_KEY_MAX + 1];
+	ErrBuf err = {{0}};
+	size_t n = 0, len;
 	Job *jobs = NULL;
-	size_t n = 0;
 	json_t *arr, *info;
 	char *body;
+	ApiError e;
+	CfPage p;
+	int r;
 
-	if (api_list_cached(c->api, &cloudflare_dialect, c->req, c->account, gen))
+	r = cloudflare_parse_page(http_req_query(c->req, "page"), http_req_query(c->req, "per_page"),
+				  (uint32_t)api_list_limit(c->api), &p, &err);
+	if (r < 0) {
+		invalid(c, r, &err);
 		return;
-	if (service_job_list(c->svc, c->account, limit, &jobs, &n, &e) < 0) {
+	}
+	/* The page is part of what was rendered. */
+	snprintf(key, sizeof(key), "%s/%u/%u", c->account, p.page, p.per_page);
+	if (api_list_cached(c->api, &cloudflare_dialect, c->req, key, gen))
+		return;
+	if (service_job_list(c->svc, c->account, (size_t)(p.page - 1) * p.per_page, p.per_page, &jobs, &n, &total, &e) <
+	    0) {
 		cf_fail(c, &e);
 		return;
 	}
@@ -266,9 +340,7 @@ static void pcaps_list(Call *c)
 		}
 	}
 	jobs_free(jobs, n);
-	/* Cloudflare documents "up to 50" and no paging: one page, all of it. */
-	info = json_pack("{s:i, s:I, s:I, s:I}", "page", 1, "per_page", (json_int_t)limit, "count", (json_int_t)n,
-			 "total_count", (json_int_t)n);
+	info = page_info(&p, n, total);
 	if (!arr || !info) {
 		json_decref(arr);
 		json_decref(info);
@@ -281,7 +353,7 @@ static void pcaps_list(Call *c)
 		return;
 	}
 	http_respond(c->req, 200, "application/json", body, len);
-	api_list_store(c->api, &cloudflare_dialect, c->account, gen, body, len);
+	api_list_store(c->api, &cloudflare_dialect, key, gen, body, len);
 }
 
 static void pcaps_get(Call *c)
@@ -345,6 +417,7 @@ static void ownership_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_OWNERSHIP);
 	if (cloudflare_parse_ownership(body, &conf, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_register(c->svc, c->account, conf, &b, &e) < 0)
@@ -392,6 +465,7 @@ static void ownership_validate(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_VALIDATE);
 	if (cloudflare_parse_validate(body, &conf, &challenge, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_validate(c->svc, c->account, conf, challenge, &b, &e) < 0)

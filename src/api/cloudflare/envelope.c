@@ -11,13 +11,14 @@
 
 #include "api/api-int.h"
 #include "api/cloudflare/envelope.h"
+#include "api/jsonval.h"
 
 #define JSON_TYPE "application/json"
 
 /* What we send when even the envelope cannot be built (out of memory). */
 static const char internal_body[] =
-	"{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"internal error: out of memory\"}],"
-	"\"messages\":[],\"result\":null}";
+	"{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"internal error: out of memory\","
+	"\"documentation_url\":\"" ENVELOPE_DOCS_URL "\"}],\"messages\":[],\"result\":null}";
 
 static void respond_json(HttpRequest *req, unsigned status, json_t *doc)
 {
@@ -33,22 +34,7 @@ static void respond_json(HttpRequest *req, unsigned status, json_t *doc)
 
 json_t *envelope_string(const char *s)
 {
-	json_t *v = json_string(s);
-	char *copy;
-
-	if (v || !s)
-		return v;
-	/* Not UTF-8 (a message echoing a decoded path, say): jansson refuses
-	 * it, and an envelope must still go out, so non-ASCII bytes become '?'. */
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	v = json_string(copy);
-	free(copy);
-	return v;
+	return jsonval_string(s);
 }
 
 static json_t *ok_doc(json_t *result, json_t *result_info)
@@ -114,9 +100,14 @@ static int error_code(ApiErrorKind kind)
 
 void envelope_error(HttpRequest *req, const ApiError *e)
 {
+	envelope_error_at(req, e, NULL);
+}
+
+void envelope_error_at(HttpRequest *req, const ApiError *e, const char *pointer)
+{
 	char msg[sizeof(e->field) + sizeof(e->msg) + 32];
 	const char *text = e->msg[0] ? e->msg : "unexpected failure";
-	json_t *doc;
+	json_t *doc, *item;
 
 	/* A message longer than msg is cut: it stays a valid, if shorter, message. */
 	snprintf(msg, sizeof(msg), "%s%s%s%s", e->kind == API_ERR_INTERNAL ? "internal error: " : "", e->field,
@@ -131,8 +122,14 @@ void envelope_error(HttpRequest *req, const ApiError *e)
 	}
 	if (e->kind == API_ERR_METHOD && e->allow)
 		http_add_header(req, "Allow", e->allow);
-	doc = json_pack("{s:b, s:[{s:i, s:o}], s:[], s:n}", "success", 0, "errors", "code", error_code(e->kind),
-			"message", envelope_string(msg), "messages", "result");
+	item = json_pack("{s:i, s:o, s:s}", "code", error_code(e->kind), "message", envelope_string(msg),
+			 "documentation_url", ENVELOPE_DOCS_URL);
+	if (item && pointer &&
+	    json_object_set_new(item, "source", json_pack("{s:o}", "pointer", envelope_string(pointer))) < 0) {
+		json_decref(item);
+		item = NULL;
+	}
+	doc = item ? json_pack("{s:b, s:[o], s:[], s:n}", "success", 0, "errors", item, "messages", "result") : NULL;
 	respond_json(req, api_error_status(e->kind), doc);
 	json_decref(doc);
 }

@@ -5,11 +5,15 @@
  * Cloudflare's response envelope, used for every JSON answer of the public API
  * and for agent-protocol errors:
  *   {"success":true,"errors":[],"messages":[],"result":…[,"result_info":…]}
- *   {"success":false,"errors":[{"code":N,"message":"…"}],"messages":[],"result":null}
- * Always Content-Type: application/json (the SDK parses only that). Every error
- * also carries `x-should-retry: false`, so the SDK never retries silently
- * (but a 503, which asks for a retry: `x-should-retry: true`), and 429 and 503
- * add `retry-after` when the error gives one.
+ *   {"success":false,"errors":[{"code":N,"message":"…","documentation_url":"…"[,"source":{"pointer":"/a/b"}]}],
+ *    "messages":[],"result":null}
+ * as Cloudflare's error items carry them: documentation_url points at the
+ * README's error table (ENVELOPE_DOCS_URL), source.pointer (RFC 6901) at the
+ * request body's member at fault, for errors about one. Always Content-Type:
+ * application/json (the SDK parses only that). Every error also carries
+ * `x-should-retry: false`, so the SDK never retries silently (but a 503,
+ * which asks for a retry: `x-should-retry: true`), and 429 and 503 add
+ * `retry-after` when the error gives one.
  *
  * Error codes (≥ 1000, documented in the README):
  *   1000 internal (500)          1001 body is not valid JSON (400), not JSON at all (415)
@@ -31,6 +35,13 @@
 #include "common/util.h"
 #include "http/http.h"
 #include "model/apierror.h"
+
+/* Where the README's error table is read: meson's docs_url option, by
+ * default the README's own stable anchor. */
+#ifndef PCAPD_DOCS_URL
+#define PCAPD_DOCS_URL "README.md#api-errors"
+#endif
+#define ENVELOPE_DOCS_URL PCAPD_DOCS_URL
 
 enum {
 	API_E_INTERNAL = 1000,
@@ -63,6 +74,9 @@ char *envelope_ok_text(json_t *result, json_t *result_info, size_t *ret_len);
  * Allow for API_ERR_METHOD.
  * Fields are written as they are: the dialect names them first. */
 void envelope_error(HttpRequest *req, const ApiError *e);
+/* The same with source.pointer: pointer is the JSON pointer of the body's
+ * member at fault ("/filter_v1/source_port"), NULL for none. */
+void envelope_error_at(HttpRequest *req, const ApiError *e, const char *pointer);
 /* json_string() that also takes bytes that are not UTF-8 (they become '?'),
  * for messages and values that echo what a client sent. NULL: out of memory. */
 json_t *envelope_string(const char *s);

@@ -33,6 +33,8 @@
 
 struct HttpRequest {
 	const char *method, *path;
+	char *path_buf;    /* the path before '?' */
+	const char *query; /* what follows '?' (not %-decoded: tests write plain values), or NULL */
 	const char *req_hdr[MAX_HDR][2];
 	size_t n_req_hdr;
 	char *body;
@@ -69,10 +71,26 @@ const char *http_req_header(const HttpRequest *r, const char *name)
 	return NULL;
 }
 
+/* The value of key in the query, in one of a few buffers used in turn (a
+ * handler holds two or three values at once). */
+static char query_values[4][256];
+static unsigned query_next;
+
 const char *http_req_query(const HttpRequest *r, const char *key)
 {
-	(void)r;
-	(void)key;
+	char *query_value = query_values[query_next++ % 4];
+	size_t n = strlen(key);
+
+	for (const char *p = r->query; p && *p;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > n && strncmp(p, key, n) == 0 && p[n] == '=') {
+			snprintf(query_value, sizeof(query_values[0]), "%.*s", (int)(len - n - 1), p + n + 1);
+			return query_value;
+		}
+		p = end ? end + 1 : NULL;
+	}
 	return NULL;
 }
 
@@ -172,6 +190,7 @@ void http_resume(HttpRequest *r)
 #define KEY "legacy-key-for-tests"
 #define EMAIL "user@example.com"
 #define BASE "/client/v4/accounts/" ACCOUNT "/pcaps"
+#define OTHER_BASE "/accounts/" OTHER "/pcaps"
 #define BEARER(t) "Authorization", "Bearer " t
 
 typedef struct Fixture {
@@ -268,7 +287,13 @@ static HttpRequest *request_va(const char *method, const char *path, const char 
 
 	assert_non_null(r);
 	r->method = method;
-	r->path = path;
+	r->path_buf = strdup(path);
+	assert_non_null(r->path_buf);
+	if (strchr(r->path_buf, '?')) {
+		*strchr(r->path_buf, '?') = '\0';
+		r->query = strchr(path, '?') + 1;
+	}
+	r->path = r->path_buf;
 	if (body) {
 		r->body = strdup(body);
 		r->body_len = strlen(body);
@@ -316,6 +341,7 @@ static void done(HttpRequest *r)
 {
 	if (r->free_data)
 		r->free_data(r->data);
+	free(r->path_buf);
 	free(r->body);
 	free(r->resp);
 	free(r);
@@ -347,13 +373,27 @@ static json_t *envelope(const HttpRequest *r)
 }
 
 /* Checks an error answer: status, code, exact message (or its start when
- * msg ends in '*'), x-should-retry: false. */
-static void expect_error(HttpRequest *r, unsigned status, int code, const char *msg)
+ * msg ends in '*'), the documentation_url and source.pointer (pointer "":
+ * none; NULL: not checked) of its item, x-should-retry: false. */
+static void expect_error_at(HttpRequest *r, unsigned status, int code, const char *msg, const char *pointer)
 {
 	json_t *doc = envelope(r);
 	json_t *e = json_array_get(json_object_get(doc, "errors"), 0);
 	const char *got = json_string_value(json_object_get(e, "message"));
+	const char *doc_url = json_string_value(json_object_get(e, "documentation_url"));
+	json_t *source = json_object_get(e, "source");
 	size_t n = strlen(msg);
+
+	assert_non_null(doc_url);
+	assert_true(doc_url[0] != '\0');
+	if (pointer && !pointer[0])
+		assert_null(source);
+	else if (!pointer)
+		;
+	else if (!source || !json_string_value(json_object_get(source, "pointer")))
+		fail_msg("no source.pointer (expected %s): %s", pointer, r->resp);
+	else
+		assert_string_equal(json_string_value(json_object_get(source, "pointer")), pointer);
 
 	if (r->status != status)
 		fail_msg("status %u, expected %u: %s", r->status, status, r->resp);
@@ -367,6 +407,29 @@ static void expect_error(HttpRequest *r, unsigned status, int code, const char *
 	assert_string_equal(header(r, "x-should-retry"), "false");
 	json_decref(doc);
 	done(r);
+}
+
+/* expect_error_at, source.pointer not checked. */
+static void expect_error(HttpRequest *r, unsigned status, int code, const char *msg)
+{
+	expect_error_at(r, status, code, msg, NULL);
+}
+
+/* A 429: retry-after is a number of seconds in 1..max (the real wait: the
+ * slot may come a little sooner than max, never later) and the message, what
+ * followed by that number and " s", says the same. */
+static void expect_busy(HttpRequest *r, unsigned max, const char *what)
+{
+	const char *v = header(r, "retry-after");
+	char msg[256];
+	unsigned n;
+
+	assert_non_null(v);
+	assert_int_equal(sscanf(v, "%u", &n), 1);
+	if (n < 1 || n > max)
+		fail_msg("retry-after %s, expected 1..%u", v, max);
+	snprintf(msg, sizeof(msg), "%s%u s", what, n);
+	expect_error(r, 429, 1004, msg);
 }
 
 /* Checks a success answer and returns its result (a new reference). */
@@ -657,10 +720,10 @@ static void test_simple_capture(void **state)
 	snprintf(id, sizeof(id), "%s", str(res, "id"));
 	json_decref(res);
 
-	/* one sample a minute: 429 with retry-after and the service's words */
-	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
-	assert_string_equal(header(r, "retry-after"), "60");
-	expect_error(r, 429, 1004, "*");
+	/* one sample a minute: 429 with the real wait in retry-after and in the
+	 * service's words */
+	expect_busy(call("POST", BASE, body, BEARER(T_WRITE), NULL), 60,
+		    "one sample capture per 60 seconds per account; next allowed in ");
 
 	/* get, list (newest first, with result_info), another account cannot see it */
 	snprintf(path, sizeof(path), BASE "/%s", id);
@@ -694,6 +757,115 @@ static void test_simple_capture(void **state)
 		     "pcap_id: only full captures can be stopped");
 	snprintf(path, sizeof(path), BASE "/%s/download", id);
 	expect_error(call("GET", path, NULL, BEARER(T_READ), NULL), 409, 1008, "pcap_id: capture failed: *");
+}
+
+/* The ids on a list page, newest first, and its result_info. */
+static json_t *list_page(const char *query, json_t **ret_info)
+{
+	char path[256];
+	HttpRequest *r;
+	json_t *doc, *res;
+
+	snprintf(path, sizeof(path), OTHER_BASE "%s", query);
+	r = call("GET", path, NULL, BEARER(T_OTHER), NULL);
+	if (r->status != 200)
+		fail_msg("%s: status %u: %s", path, r->status, r->resp);
+	doc = envelope(r);
+	res = json_incref(json_object_get(doc, "result"));
+	*ret_info = json_incref(json_object_get(doc, "result_info"));
+	json_decref(doc);
+	done(r);
+	return res;
+}
+
+static void expect_info(json_t *info, int page, int per_page, int count, int total, int pages)
+{
+	assert_int_equal(json_integer_value(json_object_get(info, "page")), page);
+	assert_int_equal(json_integer_value(json_object_get(info, "per_page")), per_page);
+	assert_int_equal(json_integer_value(json_object_get(info, "count")), count);
+	assert_int_equal(json_integer_value(json_object_get(info, "total_count")), total);
+	assert_int_equal(json_integer_value(json_object_get(info, "total_pages")), pages);
+	json_decref(info);
+}
+
+/* In an account of its own (the fixture is shared by every test). */
+static void test_list_pages(void **state)
+{
+	char ids[7][JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	json_t *list, *info;
+
+	(void)state;
+	/* 7 finished captures, the newest last */
+	for (int i = 0; i < 7; i++) {
+		Job j = {.type = JOB_FULL, .status = JOB_SUCCESS, .submitted_ns = 1000000000LL * (100 + i)};
+
+		assert_int_equal(job_new_id(j.id), 0);
+		memcpy(j.account, OTHER, sizeof(j.account));
+		memcpy(ids[i], j.id, sizeof(ids[i]));
+		if (db_job_insert(fx.db, &j, NULL, 0, NULL, NULL, &err) < 0)
+			fail_msg("insert: %s", err.msg);
+	}
+	/* default: one page of 50, the true total */
+	list = list_page("", &info);
+	assert_int_equal(json_array_size(list), 7);
+	assert_string_equal(str(json_array_get(list, 0), "id"), ids[6]);
+	json_decref(list);
+	expect_info(info, 1, 50, 7, 7, 1);
+	/* pages of 3: 3, 3, 1, then none; each its own (cached) answer */
+	for (int round = 0; round < 2; round++) {
+		list = list_page("?per_page=3", &info);
+		assert_string_equal(str(json_array_get(list, 0), "id"), ids[6]);
+		assert_string_equal(str(json_array_get(list, 2), "id"), ids[4]);
+		json_decref(list);
+		expect_info(info, 1, 3, 3, 7, 3);
+		list = list_page("?page=2&per_page=3", &info);
+		assert_string_equal(str(json_array_get(list, 0), "id"), ids[3]);
+		json_decref(list);
+		expect_info(info, 2, 3, 3, 7, 3);
+		list = list_page("?per_page=3&page=3", &info);
+		assert_int_equal(json_array_size(list), 1);
+		assert_string_equal(str(json_array_get(list, 0), "id"), ids[0]);
+		json_decref(list);
+		expect_info(info, 3, 3, 1, 7, 3);
+		list = list_page("?per_page=3&page=4", &info);
+		assert_int_equal(json_array_size(list), 0);
+		json_decref(list);
+		expect_info(info, 4, 3, 0, 7, 3);
+	}
+	/* empty values are absent ones; bounds name the parameter */
+	list = list_page("?page=&per_page=", &info);
+	json_decref(list);
+	expect_info(info, 1, 50, 7, 7, 1);
+	list = list_page("?per_page=1000", &info);
+	json_decref(list);
+	expect_info(info, 1, 1000, 7, 7, 1);
+	expect_error(call("GET", OTHER_BASE "?per_page=0", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "per_page: 0 is outside 1..1000");
+	expect_error(call("GET", OTHER_BASE "?per_page=1001", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "per_page: 1001 is outside 1..1000");
+	expect_error(call("GET", OTHER_BASE "?page=0", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "page: 0 is outside 1..1000000");
+	expect_error(call("GET", OTHER_BASE "?page=-1", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "page: \"-1\" is not a whole number in 1..1000000");
+	expect_error(call("GET", OTHER_BASE "?page=2.5", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "page: \"2.5\" is not a whole number in 1..1000000");
+	expect_error(call("GET", OTHER_BASE "?page=99999999999999999999999", NULL, BEARER(T_OTHER), NULL), 400, 1002,
+		     "page: 99999999999999999999999 is outside 1..1000000");
+	/* a new capture (a sample no agent answers: failed at once) is on every
+	 * page's answer at once, cached or not */
+	expect_ok(call("POST", OTHER_BASE,
+		       "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":5,\"packet_limit\":5}",
+		       BEARER(T_OTHER), NULL));
+	list = list_page("?per_page=3", &info);
+	assert_string_not_equal(str(json_array_get(list, 0), "id"), ids[6]);
+	assert_string_equal(str(json_array_get(list, 1), "id"), ids[6]);
+	json_decref(list);
+	expect_info(info, 1, 3, 3, 8, 3);
+	list = list_page("?per_page=3&page=3", &info);
+	assert_int_equal(json_array_size(list), 2);
+	json_decref(list);
+	expect_info(info, 3, 3, 2, 8, 3);
 }
 
 static void test_ownership_and_full(void **state)
@@ -793,10 +965,10 @@ static void test_ownership_and_full(void **state)
 	snprintf(jid, sizeof(jid), "%s", str(res, "id"));
 	json_decref(res);
 
-	/* one full capture at a time */
-	r = call("POST", BASE, body, BEARER(T_WRITE), NULL);
-	assert_string_equal(header(r, "retry-after"), "5");
-	expect_error(r, 429, 1004, "*");
+	/* one full capture at a time: until the active one's time limit (60 s) */
+	expect_busy(call("POST", BASE, body, BEARER(T_WRITE), NULL), 60,
+		    "only 1 pending or running full capture(s) per account; the soonest reaches its time "
+		    "limit in ");
 
 	snprintf(path, sizeof(path), BASE "/%s", jid);
 	res = expect_ok(call("GET", path, NULL, BEARER(T_READ), NULL));
@@ -862,12 +1034,59 @@ static void test_ownership_and_full(void **state)
 	json_decref(res);
 }
 
+/* Field errors point at the body's member (RFC 6901), in the words the
+ * request used; other errors point nowhere. (After test_ownership_and_full:
+ * the account's bucket is validated.) */
+static void test_error_items(void **state)
+{
+	char body[512], uri[200];
+	json_t *res;
+
+	(void)state;
+	/* a validated bucket (its file's name is proof enough) */
+	snprintf(uri, sizeof(uri), "file://%s/b2", fx.bucket_root);
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\"}", uri);
+	res = expect_ok(call("POST", BASE "/ownership", body, BEARER(T_WRITE), NULL));
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri,
+		 str(res, "filename"));
+	json_decref(res);
+	json_decref(expect_ok(call("POST", BASE "/ownership/validate", body, BEARER(T_WRITE), NULL)));
+
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":5,\"colo\":\"nowhere\","
+		 "\"destination_conf\":\"%s\"%s}",
+		 uri, "");
+	expect_error_at(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1007, "colo: no online agent*", "/colo");
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"full\",\"system\":\"magic-transit\",\"time_limit\":5,\"colo_name\":\"nowhere\","
+		 "\"destination_conf\":\"%s\",\"filter_v1\":{\"source_port\":70000}}",
+		 uri);
+	expect_error_at(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1002, "filter_v1.source_port: *",
+			"/filter_v1/source_port");
+	expect_error_at(call("POST", BASE, "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":301}",
+			     BEARER(T_WRITE), NULL),
+			400, 1002, "time_limit: 301 is outside 1..300", "/time_limit");
+	expect_error_at(call("POST", BASE "/ownership/validate", "{\"destination_conf\":\"file:///nowhere\"}",
+			     BEARER(T_WRITE), NULL),
+			400, 1002, "ownership_challenge: required", "/ownership_challenge");
+	expect_error_at(call("POST", BASE, "{", BEARER(T_WRITE), NULL), 400, 1001, "body: *", "");
+	expect_error_at(call("GET", BASE "/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL), 404, 1003,
+			"pcap_id: *", "");
+	expect_error_at(call("GET", BASE "?per_page=0", NULL, BEARER(T_READ), NULL), 400, 1002, "per_page: *", "");
+	expect_error_at(call("GET", BASE, NULL, NULL), 401, 10000, "*", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),          cmocka_unit_test(test_auth),
-		cmocka_unit_test(test_order_of_checks), cmocka_unit_test(test_before_body),
-		cmocka_unit_test(test_simple_capture),  cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_order_of_checks),
+		cmocka_unit_test(test_before_body),
+		cmocka_unit_test(test_simple_capture),
+		cmocka_unit_test(test_list_pages),
+		cmocka_unit_test(test_ownership_and_full),
+		cmocka_unit_test(test_error_items),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -55,10 +55,23 @@ static void test_online_and_match(void **state)
 	assert_int_equal(registry_seen(r, "web02", ACC_A, "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
 	assert_int_equal(registry_seen(r, "db01", "", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
 	/* colo and name match case-insensitively; db01 is offline by now */
-	assert_int_equal(registry_match(r, NULL, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
-	assert_int_equal(registry_match(r, NULL, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
 	assert_string_equal(names[0], "web01");
-	assert_int_equal(registry_match(r, NULL, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	/* by kind: an agent's name only, or a colo only */
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_AGENT, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_AGENT, "Web02", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "web02");
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, "web01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, "ORD02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, NULL, 12 * SEC, 5 * SEC, names, 4), 2);
+	/* a report counts for status queries once it is applied */
+	assert_false(registry_reported_since(r, "web01", 0));
+	registry_reported(r, "web01");
+	assert_true(registry_reported_since(r, "web01", 1));
+	assert_false(registry_reported_since(r, "web01", INT64_MAX));
+	assert_false(registry_reported_since(r, "nobody", 0));
 	assert_true(registry_online(r, "web01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "db01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "nobody", 12 * SEC, 5 * SEC));
@@ -69,15 +82,15 @@ static void test_online_and_match(void **state)
 	registry_describe(r, NULL, 12 * SEC, 5 * SEC, text, sizeof(text));
 	assert_string_equal(text, "web01 (colo ord02), web02 (colo ORD02), db01 (colo ams01)");
 	/* web02 serves account A only; operator agents serve every account */
-	assert_int_equal(registry_match(r, ACC_A, "ord02", 12 * SEC, 5 * SEC, names, 4), 2);
-	assert_int_equal(registry_match(r, ACC_B, "ord02", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_int_equal(registry_match(r, ACC_A, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, ACC_B, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 1);
 	assert_string_equal(names[0], "web01");
 	registry_describe(r, ACC_B, 12 * SEC, 5 * SEC, text, sizeof(text));
 	assert_string_equal(text, "web01 (colo ord02), db01 (colo ams01)");
 	/* a revoked agent is forgotten */
 	registry_forget(r, "web01");
 	assert_false(registry_online(r, "web01", 12 * SEC, 5 * SEC));
-	assert_int_equal(registry_match(r, ACC_B, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, ACC_B, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
 	registry_free(r);
 }
 

@@ -95,6 +95,12 @@ static void test_parse_addrs_errors(void **state)
 		{"dst", ";", "dst: \";\" has an empty list item"},
 		{"dst", "1.1.1.1\n", "dst: \"1.1.1.1?\" is not an IPv4 or IPv6 address"},
 		{"dst", "fe80::1%eth0", "dst: \"fe80::1%eth0\" is not an IPv4 or IPv6 address"},
+		/* a bad value with a '-' or '/' in it is quoted whole */
+		{"source_address", "not-an-ip",
+		 "source_address: \"not-an-ip\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "10.0.0.1-x", "dst: \"10.0.0.1-x\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "1.1.1.1;a-b", "dst: \"a-b\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "999.1.1.1/24", "dst: \"999.1.1.1/24\" is not an IPv4 or IPv6 address or CIDR"},
 	};
 
 	(void)state;

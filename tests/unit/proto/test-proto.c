@@ -437,12 +437,24 @@ static void test_job_json_roundtrip(void **state)
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
 	assert_memory_equal(&r, &back, sizeof(r));
 	free(text);
+	/* a failure says what failed; a kind this side does not know is still one */
+	r.state = PART_FAILED;
+	r.failure = PART_FAIL_FILE;
+	strcpy(r.error, "/var/captures/x.cap: Permission denied");
+	assert_int_equal(agentproto_job_to_json(&r, &text, &err), 0);
+	assert_non_null(strstr(text, "\"failure\":\"file\""));
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(text);
+	text = "{\"id\":\"" ID1 "\",\"state\":\"failed\",\"stop_reason\":\"error\",\"failure\":\"cosmic\"}";
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_int_equal(back.failure, PART_FAIL_INTERNAL);
 
 	assert_int_equal(agentproto_job_from_json("{\"id\":\"x\"}", 10, &back, &err), -EINVAL);
 	assert_string_equal(err.msg, "job: id: must be 32 hex digits");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"sleeping\",\"stop_reason\":\"none\"}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
-	assert_string_equal(err.msg, "job: state: must be running, uploading, done or failed");
+	assert_string_equal(err.msg, "job: state: must be running, captured, uploading, done or failed");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"packets\":-3}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"object\":\"a/b\"}";
@@ -567,7 +579,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"x\",\"state\":\"done\"}]}", NULL),
 			    "jobs[0].id: must be 32 hex digits");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"lost\"}]}", NULL),
-			    "jobs[0].state: must be running, uploading, done or failed");
+			    "jobs[0].state: must be running, captured, uploading, done or failed");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"packets\":-1}]}",
 					 NULL),
