@@ -568,10 +568,12 @@ def test_unknown_fields_ignored_and_logged(bare):
                       "packets_remaining" in l and "agents" in l for l in bare.controller.proc.lines),
           lambda: "no debug line about the ignored fields:\n" + bare.controller.proc.stderr()[-2000:])
     # The ownership requests too.
-    uri, _ = bare.new_bucket_dir()
+    uri, d = bare.new_bucket_dir()
     own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri, "region": "eu"}))
     assert own["status"] == "pending"
-    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": own["filename"],
+    with open(os.path.join(d, own["filename"])) as f:
+        challenge = f.read().strip()
+    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": challenge,
                                                    "id": own["id"], "validated": ""})
     assert assert_ok(r)["status"] == "success"
     # Known fields are still checked, whatever else comes with them.
@@ -807,7 +809,8 @@ def test_ownership_validate_with_filename_refused(stk, acct):
     assert_error(acct.call("POST", "/ownership/validate",
                            {"destination_conf": uri, "ownership_challenge": own["filename"]}),
                  400, 1009, "ownership_challenge")
-    assert assert_ok(acct.call("GET", "/ownership"))[-1]["status"] == "pending"
+    listed = {o["id"]: o for o in assert_ok(acct.call("GET", "/ownership"))}
+    assert listed[own["id"]]["status"] == "pending", listed
 
 
 def test_ownership_of_another_accounts_bucket_refused(stk, acct):

@@ -457,6 +457,20 @@ static const char *str(const json_t *o, const char *key)
 	return s;
 }
 
+/* The first line of the challenge file fname in bucket directory dir (below
+ * the bucket root), newline included, into out. */
+static void challenge_token(const char *dir, const char *fname, char *out, size_t cap)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx.bucket_root, dir, fname);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(out, (int)cap, f));
+	fclose(f);
+}
+
 /* A one-packet classic pcap file, as an agent would leave it in the bucket. */
 static void write_pcap(const char *jid, const char *agent)
 {
@@ -876,7 +890,6 @@ static void test_ownership_and_full(void **state)
 	json_t *res;
 	HttpRequest *r;
 	ApiError err;
-	FILE *f;
 
 	(void)state;
 	/* a full capture needs a registered, validated bucket */
@@ -898,11 +911,7 @@ static void test_ownership_and_full(void **state)
 	assert_int_equal(strncmp(fname, "ownership-challenge-", 20), 0);
 	assert_int_equal(strncmp(fname + 20, id, 32), 0);
 	json_decref(res);
-	snprintf(path, sizeof(path), "%s/b1/%s", fx.bucket_root, fname);
-	f = fopen(path, "re");
-	assert_non_null(f);
-	assert_non_null(fgets(token, sizeof(token), f));
-	fclose(f);
+	challenge_token("b1", fname, token, sizeof(token));
 	assert_int_equal(strlen(token), 33); /* 32 hex and a newline */
 
 	/* registering twice */
@@ -1039,16 +1048,17 @@ static void test_ownership_and_full(void **state)
  * the account's bucket is validated.) */
 static void test_error_items(void **state)
 {
-	char body[512], uri[200];
+	char body[512], uri[200], token[64];
 	json_t *res;
 
 	(void)state;
-	/* a validated bucket (its file's name is proof enough) */
+	/* a validated bucket (the token its challenge file holds) */
 	snprintf(uri, sizeof(uri), "file://%s/b2", fx.bucket_root);
 	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\"}", uri);
 	res = expect_ok(call("POST", BASE "/ownership", body, BEARER(T_WRITE), NULL));
-	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri,
-		 str(res, "filename"));
+	challenge_token("b2", str(res, "filename"), token, sizeof(token));
+	token[strcspn(token, "\n")] = '\0';
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri, token);
 	json_decref(res);
 	json_decref(expect_ok(call("POST", BASE "/ownership/validate", body, BEARER(T_WRITE), NULL)));
 
