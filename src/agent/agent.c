@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "agent/agent-int.h"
+#include "agent/agentkey.h"
 #include "agent/backoff.h"
 #include "agent/ifaces.h"
 #include "common/log.h"
@@ -95,14 +96,14 @@ int agent_config_check(const AgentConfig *cfg, ErrBuf *err)
 		if (n == 0 || n >= 16 || strchr(cfg->ifaces[i], '/'))
 			return errbuf_set(err, -EINVAL, "-i: '%s' is not an interface name", cfg->ifaces[i]);
 	}
-	if (!cfg->token || !cfg->token[0])
-		return errbuf_set(err, -EINVAL, "--token (or PCAPD_AGENT_TOKEN): missing");
-	if (strlen(cfg->token) > TOKEN_MAX)
-		return errbuf_set(err, -EINVAL, "--token: longer than %u bytes", TOKEN_MAX);
-	/* It goes into a header line: printable ASCII only. */
-	for (const char *p = cfg->token; *p; p++)
+	/* The key (agentkey.h) may come later: the command line is checked
+	 * before enrolment, agent_run() again with the key. It goes into a
+	 * header line: printable ASCII only. */
+	if (cfg->token && (!cfg->token[0] || strlen(cfg->token) > TOKEN_MAX))
+		return errbuf_set(err, -EINVAL, "agent key: empty or longer than %u bytes", TOKEN_MAX);
+	for (const char *p = cfg->token; p && *p; p++)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
-			return errbuf_set(err, -EINVAL, "--token: contains a blank, control or non-ASCII character");
+			return errbuf_set(err, -EINVAL, "agent key: contains a blank, control or non-ASCII character");
 	if (!cfg->data_dir || !cfg->data_dir[0])
 		return errbuf_set(err, -EINVAL, "--data: missing");
 	if (cfg->bucket_root && cfg->bucket_root[0] != '/')
@@ -174,7 +175,9 @@ static int http_error(const char *what, const CtlResponse *resp, ErrBuf *err)
 		break;
 	}
 	return errbuf_set(err, code, "%s: the controller answered %ld%s%s%s", what, resp->status,
-			  resp->status == 401 || resp->status == 403 ? " (check the agent token and its scope)" : "",
+			  resp->status == 401 || resp->status == 403 ? " (the agent's key in DATA/" AGENTKEY_FILE
+								       " is not accepted: revoked? enrol again)"
+								     : "",
 			  msg[0] ? ": " : "", msg);
 }
 
@@ -753,6 +756,8 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	r = agent_config_check(cfg, err);
 	if (r < 0)
 		return r;
+	if (!cfg->token)
+		return errbuf_set(err, -ENOKEY, "agent: no key (enrol first)");
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return errbuf_set(err, -ENOMEM, "out of memory");

@@ -55,7 +55,7 @@ typedef struct AgentConfig {
 	const char *const *ifaces; /* interfaces for every capture (1..CAPTURE_MAX_IFACES) */
 	size_t n_ifaces;           /* 0 with all_ifaces */
 	bool all_ifaces;           /* every interface that is up, looked up at each capture */
-	const char *token;         /* bearer token with scope agent */
+	const char *token;         /* the agent's own key (agentkey.h) */
 	const char *data_dir;      /* DATA: jobs/ and spool/ (created if missing) */
 	const char *bucket_root;   /* file:// buckets must lie below it; NULL = file:// refused */
 	const char *local_root;    /* file outputs: /var/captures/X is written as local_root/X; NULL = /var/captures */

@@ -35,6 +35,14 @@ int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope n
 	       ApiError *e);
 /* (On success the request's connection is trusted: http_req_trust.) */
 
+/* The agent protocol: req must carry an agent's own key (ret gets its name,
+ * account and colo). API_ERR_UNAUTHENTICATED for an unknown secret;
+ * API_ERR_FORBIDDEN for a user token, an enrolment token or an agent token
+ * bound to no name. On success the connection is trusted. */
+int auth_agent(Service *svc, HttpRequest *req, AgentKey *ret, ApiError *e);
+/* POST /agent/v1/enroll: req must carry an enrolment token (ret). */
+int auth_enroll(Service *svc, HttpRequest *req, EnrollToken *ret, ApiError *e);
+
 /* A credential's public id: hex of the first 16 bytes of the SHA-256 of its
  * secret (stable, and telling nothing about the secret). */
 #define AUTH_ID_LEN 32

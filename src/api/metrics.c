@@ -183,7 +183,7 @@ static int render(Api *a, const char *account, PromText *t, ApiError *e)
 	r = service_job_counts(api_service(a), account, &counts, &n_counts, e);
 	if (r < 0)
 		return r;
-	r = service_agent_stats(api_service(a), &agents, &n_agents, e);
+	r = service_agent_stats(api_service(a), account, &agents, &n_agents, e);
 	if (r < 0) {
 		free(counts);
 		return r;

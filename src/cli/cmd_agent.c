@@ -9,8 +9,11 @@
  * it, when the process lacks it), then run. Once the controller accepted the
  * first report, stderr says `pcapd: agent NAME registered with URL`.
  *
- * The token comes from --token or, so that it does not show in ps, from the
- * environment variable PCAPD_AGENT_TOKEN (the flag wins).
+ * Identity: the agent's own key, kept in DATA/agent.key (agent/agentkey.h).
+ * Without one, the agent enrols first with the enrolment token of
+ * --enroll-token or, so that it does not show in ps, of the environment
+ * variable PCAPD_ENROLL_TOKEN (the flag wins); a token given when a key exists
+ * is not used.
  *
  * Signals: SIGINT/SIGTERM stop running captures (stop reason "user"), which
  * are uploaded and reported before the agent exits 0; a second signal kills
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "agent/caps.h"
 #include "capture/capture.h"
 #include "cli/args.h"
@@ -39,7 +43,9 @@ typedef struct AgentArgs {
 	char *iface_list; /* owned copy of -i, split in place at ',' */
 	const char *ifaces[CAPTURE_MAX_IFACES];
 	char bucket_root[PATH_MAX]; /* made absolute */
-	char local_root[PATH_MAX];  /* made absolute */
+	const char *enroll_token;
+	char key[AGENTKEY_SECRET_MAX + 1]; /* the agent's own key */
+	char local_root[PATH_MAX];         /* made absolute */
 } AgentArgs;
 
 enum {
@@ -47,6 +53,7 @@ enum {
 	OPT_NAME,
 	OPT_COLO,
 	OPT_TOKEN,
+	OPT_ENROLL_TOKEN,
 	OPT_DATA,
 	OPT_BUCKET_ROOT,
 	OPT_LOCAL_ROOT,
@@ -64,6 +71,7 @@ static const struct option long_options[] = {
 	{"colo", required_argument, NULL, OPT_COLO},
 	{"interface", required_argument, NULL, 'i'},
 	{"token", required_argument, NULL, OPT_TOKEN},
+	{"enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN},
 	{"data", required_argument, NULL, OPT_DATA},
 	{"bucket-root", required_argument, NULL, OPT_BUCKET_ROOT},
 	{"local-root", required_argument, NULL, OPT_LOCAL_ROOT},
@@ -80,8 +88,9 @@ static const struct option long_options[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --token TOKEN --data DIR\n"
-		"                   [--bucket-root DIR] [--local-root DIR] [--cacert FILE] [--insecure]\n"
+		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --data DIR\n"
+		"                   [--enroll-token TOKEN] [--bucket-root DIR] [--local-root DIR] [--cacert FILE]\n"
+		"                   [--insecure]\n"
 		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
 		"SECONDS]\n"
 		"\n"
@@ -90,9 +99,11 @@ static void usage(FILE *f)
 		"      --colo COLO          its data center or group (captures go to an agent by name or colo)\n"
 		"  -i, --interface IFACES   interfaces to capture on, comma-separated (up to %u),\n"
 		"                           or 'all': every interface that is up when a capture starts\n"
-		"      --token TOKEN        agent token (pcapd token create --scope agent);\n"
-		"                           better: the environment variable PCAPD_AGENT_TOKEN\n"
-		"      --data DIR           state: job records, capture spool, history (created if missing)\n"
+		"      --data DIR           state: the agent's key, job records, capture spool, history\n"
+		"                           (created if missing)\n"
+		"      --enroll-token TOKEN enrolment token (pcapd token create --scope enroll), exchanged\n"
+		"                           once for this agent's own key, kept in DATA/agent.key (0600);\n"
+		"                           not needed once enrolled. Better: PCAPD_ENROLL_TOKEN\n"
 		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
 		"      --local-root DIR     captures into files on this machine (Azure filePath, localPath):\n"
 		"                           /var/captures/X is written as DIR/X (default /var/captures)\n"
@@ -156,7 +167,7 @@ static int absolute_root(const char *flag, const char *dir, char out[PATH_MAX])
 /* Returns 0, -1 for --help, or the exit status for a bad command line. */
 static int parse_args(int argc, char **argv, AgentArgs *a)
 {
-	const char *token_env = getenv("PCAPD_AGENT_TOKEN");
+	const char *token_env = getenv("PCAPD_ENROLL_TOKEN");
 	ErrBuf err = {{0}};
 	uint64_t v = 0;
 	int opt, r;
@@ -182,7 +193,11 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 			r = split_ifaces(a, optarg);
 			break;
 		case OPT_TOKEN:
-			a->cfg.token = optarg;
+			log_error("--token: agents enrol now: pcapd token create --scope enroll, then pcapd agent "
+				  "--enroll-token TOKEN (once; the agent keeps its own key in DATA/agent.key)");
+			return 2;
+		case OPT_ENROLL_TOKEN:
+			a->enroll_token = optarg;
 			break;
 		case OPT_DATA:
 			a->cfg.data_dir = optarg;
@@ -233,15 +248,13 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 	}
 	if (cli_no_operands("agent", argc, argv) != 0)
 		return 2;
-	if (!a->cfg.token && token_env && token_env[0])
-		a->cfg.token = token_env;
-	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir || !a->cfg.token) {
+	if (!a->enroll_token && token_env && token_env[0])
+		a->enroll_token = token_env;
+	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir) {
 		log_error("agent: %s is required", !a->cfg.controller ? "--controller URL"
 						   : !a->cfg.name     ? "--name NAME"
 						   : !a->cfg.colo     ? "--colo COLO"
-						   : !a->cfg.data_dir
-							   ? "--data DIR"
-							   : "--token TOKEN (or PCAPD_AGENT_TOKEN in the environment)");
+								      : "--data DIR");
 		usage(stderr);
 		return 2;
 	}
@@ -285,6 +298,23 @@ int cmd_agent(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
+	{
+		EnrollRequest er = {.controller = a.cfg.controller,
+				    .token = a.enroll_token,
+				    .name = a.cfg.name,
+				    .colo = a.cfg.colo,
+				    .cafile = a.cfg.cafile,
+				    .insecure = a.cfg.insecure,
+				    .data_dir = a.cfg.data_dir};
+
+		r = agentkey_obtain(&er, &cli_stop_requested, a.key, &err);
+		if (r < 0) {
+			log_error("%s", err.msg);
+			status = r == -ECANCELED ? 0 : 1;
+			goto out;
+		}
+		a.cfg.token = a.key;
+	}
 	/* Before any thread exists: capabilities are per thread and inherited. */
 	r = agentcaps_restrict(&err);
 	if (r < 0) {
@@ -300,6 +330,7 @@ int cmd_agent(int argc, char **argv)
 	}
 	status = 0;
 out:
+	explicit_bzero(a.key, sizeof(a.key));
 	free(a.iface_list);
 	return status;
 }

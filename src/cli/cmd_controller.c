@@ -27,6 +27,7 @@
 
 #define MAX_SECONDS_OPT (24 * 3600)
 #define DEFAULT_MAX_BUCKETS 100
+#define DEFAULT_MAX_AGENTS 1000
 #define DEFAULT_BODY_BUDGET_MIB 256
 /* The budget must hold the largest body one request may send. */
 #define MIN_BODY_BUDGET_MIB ((AGENTPROTO_MAX_SAMPLE_BODY >> 20) + 1)
@@ -39,7 +40,7 @@ typedef struct ControllerArgs {
 	unsigned threads;
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
 	LogLevel log_level;
-	uint64_t max_buckets, max_conns, max_per_address, idle_timeout_s, unauth_timeout_s, body_budget_mib;
+	uint64_t max_buckets, max_agents, max_conns, max_per_address, idle_timeout_s, unauth_timeout_s, body_budget_mib;
 } ControllerArgs;
 
 static void usage(FILE *f)
@@ -48,7 +49,8 @@ static void usage(FILE *f)
 		"usage: pcapd controller [--data DIR] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
 		"                        [--tls-cert FILE --tls-key FILE] [--bucket-root DIR] [--threads N]\n"
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
-		"                        [--max-buckets N] [--max-connections N] [--max-conns-per-address N]\n"
+		"                        [--max-buckets N] [--max-agents N] [--max-connections N]\n"
+		"                        [--max-conns-per-address N]\n"
 		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
 		"                        [--log-level error|warning|info|debug] [--metrics ADDR:PORT]\n"
 		"\n"
@@ -66,6 +68,8 @@ static void usage(FILE *f)
 		"  --sample-interval S   one sample capture per S seconds per account (default 60; 0 = off)\n"
 		"  --max-active-full N   pending or running full captures per account (default 1; 0 = off)\n"
 		"  --max-buckets N       buckets (ownership) registered per account (default %u)\n"
+		"  --max-agents N        agents enrolled with one account's enrolment tokens (default %u;\n"
+		"                        operators' agents are not counted)\n"
 		"  --max-connections N   connections per listener (default 4096)\n"
 		"  --max-conns-per-address N\n"
 		"                        connections from one client address, per listener (default %u)\n"
@@ -76,7 +80,8 @@ static void usage(FILE *f)
 		"                        beyond it gets 503 with Retry-After (default %u, at least %u)\n"
 		"  --log-level L         what goes to stderr (default info; debug adds, e.g., the request\n"
 		"                        fields the API ignored)\n",
-		DEFAULT_MAX_BUCKETS, HTTP_DEFAULT_PER_ADDRESS, DEFAULT_BODY_BUDGET_MIB, MIN_BODY_BUDGET_MIB);
+		DEFAULT_MAX_BUCKETS, DEFAULT_MAX_AGENTS, HTTP_DEFAULT_PER_ADDRESS, DEFAULT_BODY_BUDGET_MIB,
+		MIN_BODY_BUDGET_MIB);
 }
 
 static int parse_args(int argc, char **argv, ControllerArgs *a)
@@ -96,6 +101,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"max-active-full", required_argument, NULL, 'm'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"max-buckets", required_argument, NULL, 'B'},
+		{"max-agents", required_argument, NULL, 'G'},
 		{"max-connections", required_argument, NULL, 'C'},
 		{"max-conns-per-address", required_argument, NULL, 'P'},
 		{"idle-timeout", required_argument, NULL, 'I'},
@@ -115,6 +121,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	a->max_active_full = 1;
 	a->log_level = LOG_LEVEL_INFO;
 	a->max_buckets = DEFAULT_MAX_BUCKETS;
+	a->max_agents = DEFAULT_MAX_AGENTS;
 	a->max_conns = 4096;
 	a->max_per_address = HTTP_DEFAULT_PER_ADDRESS;
 	a->idle_timeout_s = 30;
@@ -174,6 +181,10 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 			break;
 		case 'B':
 			if (cli_parse_num("--max-buckets", optarg, 1, 1000000, false, &a->max_buckets))
+				return 2;
+			break;
+		case 'G':
+			if (cli_parse_num("--max-agents", optarg, 1, 1000000, false, &a->max_agents))
 				return 2;
 			break;
 		case 'C':
@@ -296,6 +307,7 @@ int cmd_controller(int argc, char **argv)
 	scfg.grace_ns = (int64_t)(a.grace_s * NSEC_PER_SEC);
 	scfg.agent_timeout_ns = (int64_t)(a.agent_timeout_s * NSEC_PER_SEC);
 	scfg.max_buckets = (size_t)a.max_buckets;
+	scfg.max_agents = (size_t)a.max_agents;
 	r = service_start(&scfg, &svc, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);

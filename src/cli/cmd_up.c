@@ -3,10 +3,13 @@
  * pcapd up: a controller and one local agent with embedded defaults, for a
  * first look and for `make run`.
  *
- * First start (no DATA/credentials.json): an account, a write token and an
- * agent token are created and kept in DATA/credentials.json (mode 0600; the
- * database holds only their hashes), and a self-signed certificate is made for
- * HTTPS. Every start prints the account, the token and ready-to-paste examples.
+ * First start (no DATA/credentials.json): an account and a write token are
+ * created and kept in DATA/credentials.json (mode 0600; the database holds
+ * only their hashes), and a self-signed certificate is made for HTTPS. Every
+ * start enrols the local agent itself, as an operator's agent (it serves
+ * every account): a new key bound to its name replaces any former one, in the
+ * database and in DATA/agent/agent.key. Every start prints the account, the
+ * token and ready-to-paste examples.
  *
  * The controller and the agent are child processes (this binary again), so each
  * runs exactly as it would on its own; Ctrl-C (or SIGTERM) is passed on to both
@@ -39,6 +42,7 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "api/auth.h"
 #include "api/azure/azure.h"
 #include "cli/args.h"
@@ -78,7 +82,6 @@ typedef struct UpArgs {
 typedef struct Creds {
 	char account[JOB_ID_LEN + 1];
 	char token[64];
-	char agent_token[64];
 } Creds;
 
 static void usage(FILE *f)
@@ -180,24 +183,23 @@ static int load_creds(const char *path, Creds *c)
 {
 	json_error_t jerr;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	const char *acct, *tok, *atok;
+	const char *acct, *tok;
 	int r = -EINVAL;
 
 	if (!o)
 		return access(path, F_OK) == 0 ? -EINVAL : -ENOENT;
-	if (json_unpack(o, "{s:s, s:s, s:s}", "account", &acct, "token", &tok, "agent_token", &atok) == 0 &&
-	    job_id_valid(acct, strlen(acct)) && strlen(tok) < sizeof(c->token) &&
-	    strlen(atok) < sizeof(c->agent_token)) {
+	/* An older file's "agent_token" is ignored: the agent has its own key. */
+	if (json_unpack(o, "{s:s, s:s}", "account", &acct, "token", &tok) == 0 && job_id_valid(acct, strlen(acct)) &&
+	    strlen(tok) < sizeof(c->token)) {
 		snprintf(c->account, sizeof(c->account), "%s", acct);
 		snprintf(c->token, sizeof(c->token), "%s", tok);
-		snprintf(c->agent_token, sizeof(c->agent_token), "%s", atok);
 		r = 0;
 	}
 	json_decref(o);
 	return r;
 }
 
-/* Creates the account and both credentials, then publishes credentials.json. */
+/* Creates the account and the write token, then publishes credentials.json. */
 static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err)
 {
 	char dbpath[4096], *text;
@@ -211,8 +213,6 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	r = job_new_id(c->account);
 	if (r >= 0)
 		r = auth_new_secret(c->token);
-	if (r >= 0)
-		r = auth_new_secret(c->agent_token);
 	if (r < 0)
 		return errbuf_set(err, r, "cannot draw random credentials: %s", strerror(-r));
 	r = db_open(dbpath, &db, err);
@@ -223,14 +223,10 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 		auth_hash(c->token, strlen(c->token), hash);
 		r = db_credential_add(db, hash, NULL, c->account, SCOPE_WRITE, err);
 	}
-	if (r >= 0) {
-		auth_hash(c->agent_token, strlen(c->agent_token), hash);
-		r = db_credential_add(db, hash, NULL, c->account, SCOPE_AGENT, err);
-	}
 	db_close(db);
 	if (r < 0)
 		return r;
-	o = json_pack("{s:s, s:s, s:s}", "account", c->account, "token", c->token, "agent_token", c->agent_token);
+	o = json_pack("{s:s, s:s}", "account", c->account, "token", c->token);
 	text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		r = errbuf_set(err, -ENOMEM, "out of memory");
@@ -243,6 +239,39 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	}
 	free(text);
 	json_decref(o);
+	return r;
+}
+
+/* Enrols the local agent name as an operator's agent: a new key replaces
+ * any former one of that name (in the database and in agentdir). */
+static int enrol_local_agent(const char *data, const char *agentdir, const char *name, ErrBuf *err)
+{
+	char dbpath[4096], secret[64];
+	AgentKey k = {0};
+	uint8_t hash[32];
+	Db *db = NULL;
+	int r;
+
+	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0)
+		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
+	r = auth_new_secret(secret);
+	if (r < 0)
+		return errbuf_set(err, r, "cannot draw a random key: %s", strerror(-r));
+	auth_hash(secret, strlen(secret), hash);
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	k.enrolled_ns = (int64_t)now_realtime_ns();
+	r = db_open(dbpath, &db, err);
+	if (r == 0) {
+		r = db_agent_key_delete(db, name, err);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r == 0)
+		r = db_agent_key_add(db, hash, &k, 0, err);
+	db_close(db);
+	if (r == 0)
+		r = agentkey_save(agentdir, name, secret, err);
+	explicit_bzero(secret, sizeof(secret));
 	return r;
 }
 
@@ -474,9 +503,8 @@ int cmd_up(int argc, char **argv)
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
 	char captures[4096];
 	char local[264];
-	char envtok[128];
 	char *cargv[16], *aargv[24];
-	char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	Child ctl = {.what = "controller", .argv = cargv, .envp = environ, .pid = -1};
 	Child agent = {.what = "agent", .argv = aargv, .envp = envp, .pid = -1};
 	ErrBuf err = {{0}};
@@ -512,6 +540,10 @@ int cmd_up(int argc, char **argv)
 	}
 	if (r < 0) {
 		log_error("%s", err.msg);
+		return 1;
+	}
+	if (enrol_local_agent(a.data, agentdir, a.name, &err) < 0) {
+		log_error("local agent: %s", err.msg);
 		return 1;
 	}
 	if (a.https && access(cert, R_OK) != 0) {
@@ -559,7 +591,6 @@ int cmd_up(int argc, char **argv)
 		goto out;
 	}
 	snprintf(url, sizeof(url), "http://%s", local);
-	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
 	n = 0;
 	aargv[n++] = "pcapd";
 	aargv[n++] = "agent";
@@ -593,6 +624,5 @@ out:
 	child_stop(&agent); /* first, so it reports its last state to the controller */
 	child_stop(&ctl);
 	explicit_bzero(&c, sizeof(c));
-	explicit_bzero(envtok, sizeof(envtok));
 	return status;
 }

@@ -23,14 +23,14 @@ static int64_t now_real(void)
 	return (int64_t)now_realtime_ns();
 }
 
-json_t *service_agents_json(Service *s)
+json_t *service_agents_json(Service *s, const char *account)
 {
-	return registry_json(s->reg, now_mono(), s->cfg.agent_timeout_ns);
+	return registry_json(s->reg, account, now_mono(), s->cfg.agent_timeout_ns);
 }
 
-int service_agent_stats(Service *s, AgentStats **ret, size_t *ret_n, ApiError *e)
+int service_agent_stats(Service *s, const char *account, AgentStats **ret, size_t *ret_n, ApiError *e)
 {
-	if (registry_stats(s->reg, now_mono(), s->cfg.agent_timeout_ns, ret, ret_n) < 0)
+	if (registry_stats(s->reg, account, now_mono(), s->cfg.agent_timeout_ns, ret, ret_n) < 0)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 	return 0;
 }
@@ -59,6 +59,7 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 	ReportArg *a = arg;
 
 	for (size_t i = 0; i < n; i++) {
+		uint64_t packets, bytes;
 		bool changed = false;
 
 		if (strcmp(parts[i].agent, a->agent) != 0)
@@ -74,8 +75,16 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		 * download reads it): an agent's report never renames it. */
 		a->drops = parts[i].drops;
 		a->failed = parts[i].state == PART_FAILED;
-		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
-				     a->rep->stop_reason, NULL, a->rep->error, now_real());
+		/* Counters never pass what the job allows: a report (a bug, a
+		 * damaged agent) cannot push a capture past its limits. */
+		packets = a->rep->packets;
+		bytes = a->rep->bytes;
+		if (j->packet_limit && packets > j->packet_limit)
+			packets = j->packet_limit;
+		if (j->byte_limit && bytes > j->byte_limit)
+			bytes = j->byte_limit;
+		changed = part_apply(&parts[i], a->rep->state, packets, bytes, a->rep->drops, a->rep->stop_reason, NULL,
+				     a->rep->error, now_real());
 		/* What failed, once: with the failed state it arrived with. */
 		if (changed && parts[i].state == PART_FAILED && parts[i].failure == PART_FAIL_NONE)
 			parts[i].failure = a->rep->failure != PART_FAIL_NONE ? a->rep->failure : PART_FAIL_INTERNAL;
@@ -124,7 +133,7 @@ static void ack(AgentReportAnswer *a, const char *id)
 	memcpy(a->ack[a->n_ack++], id, JOB_ID_LEN + 1);
 }
 
-int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
+int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
 {
 	AgentReportAnswer ans = {0};
 	ErrBuf err = {{0}};
@@ -134,7 +143,8 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 	ans.ack = calloc(rep->n_jobs + 1, sizeof(*ans.ack));
 	if (!ans.ack)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	r = registry_seen(s->reg, rep->name, rep->colo, rep->interfaces, rep->version, rep->hello, now_mono());
+	r = registry_seen(s->reg, rep->name, k->account, rep->colo, rep->interfaces, rep->version, rep->hello,
+			  now_mono());
 	if (r < 0) {
 		errbuf_set(&err, r, "name: cannot register agent: %s", strerror(-r));
 		goto fail;

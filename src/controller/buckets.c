@@ -83,6 +83,23 @@ static int already_registered(Service *s, const char *account, const char *uri, 
 	return r;
 }
 
+/* API_ERR_FORBIDDEN when another account validated uri: proving ownership
+ * once more (anyone who may read the bucket could) does not make it this
+ * account's. */
+static int owned_elsewhere(Service *s, const char *account, const char *uri, ApiError *e)
+{
+	char owner[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	int r = db_bucket_owned_elsewhere(service_db(s), account, uri, owner, &err);
+
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (r > 0)
+		return apierror_set(e, API_ERR_FORBIDDEN, "destination",
+				    "another account validated this bucket already; a bucket serves one account");
+	return 0;
+}
+
 int service_bucket_register(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
 {
 	char token[JOB_ID_LEN + 2];
@@ -97,6 +114,8 @@ int service_bucket_register(Service *s, const char *account, const char *given, 
 	if (r < 0)
 		return r;
 	r = already_registered(s, account, uri, e);
+	if (r == 0)
+		r = owned_elsewhere(s, account, uri, e);
 	if (r == 0)
 		r = room_for_one(s, account, e);
 	if (r < 0)
@@ -162,22 +181,35 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
-int service_bucket_validate(Service *s, const char *account, const char *given, const char *challenge, BucketRow *ret,
-			    ApiError *e)
+/* The account's bucket registered under uri (in any spelling). */
+static int find_own(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
 {
 	char uri[BUCKET_URI_MAX + 1];
 	ErrBuf err = {{0}};
-	BucketRow b = {0};
 	int r;
 
 	r = service_bucket_uri(given, uri, e);
 	if (r < 0)
 		return r;
-	r = db_bucket_find(service_db(s), account, uri, &b, &err);
+	r = db_bucket_find(service_db(s), account, uri, ret, &err);
 	if (r == -ENOENT)
 		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+int service_bucket_validate(Service *s, const char *account, const char *given, const char *challenge, BucketRow *ret,
+			    ApiError *e)
+{
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	int r;
+
+	r = find_own(s, account, given, &b, e);
 	if (r < 0)
-		return service_internal(e, r, &err);
+		return r;
+	r = owned_elsewhere(s, account, b.destination_conf, e);
+	if (r < 0)
+		goto out;
 	if (!service_challenge_matches(&b, challenge, strlen(challenge))) {
 		r = apierror_set(e, API_ERR_MISMATCH, "challenge", "does not match the token in %s",
 				 b.filename ? b.filename : "the challenge file");
@@ -192,6 +224,38 @@ int service_bucket_validate(Service *s, const char *account, const char *given, 
 			service_internal(e, r, &err);
 			goto out;
 		}
+	}
+	*ret = b;
+	return 0;
+out:
+	bucket_row_done(&b);
+	return r;
+}
+
+int service_bucket_share(Service *s, const char *account, const char *given, const char *other, BucketRow *ret,
+			 ApiError *e)
+{
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	int r;
+
+	if (strcmp(account, other) == 0)
+		return apierror_set(e, API_ERR_INVALID, "account", "is this account");
+	r = find_own(s, account, given, &b, e);
+	if (r < 0)
+		return r;
+	if (b.status != BUCKET_SUCCESS) {
+		r = apierror_set(e, API_ERR_CONFLICT, "destination", "not validated yet: validate it, then share it");
+		goto out;
+	}
+	r = db_bucket_share(service_db(s), b.id, other, &err);
+	if (r == -ENOENT) {
+		r = apierror_set(e, API_ERR_INVALID, "account", "no account %s", other);
+		goto out;
+	}
+	if (r < 0) {
+		r = service_internal(e, r, &err);
+		goto out;
 	}
 	*ret = b;
 	return 0;
@@ -255,5 +319,5 @@ bool service_challenge_matches(const BucketRow *b, const char *given, size_t n)
 	if (!given)
 		return false;
 	given = trim_space(given, &n);
-	return same(given, n, b->challenge) || same(given, n, b->filename);
+	return same(given, n, b->challenge);
 }

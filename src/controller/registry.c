@@ -17,6 +17,7 @@ typedef struct Sent {
 
 typedef struct Agent {
 	char name[AGENT_NAME_MAX + 1];
+	char account[JOB_ID_LEN + 1]; /* "" = an operator's agent */
 	char colo[AGENT_NAME_MAX + 1];
 	char *interfaces, *version;
 	json_t *history; /* last reported recorder status, or NULL */
@@ -40,6 +41,14 @@ struct Registry {
 	bool shut;
 };
 
+static void reg_agent_free(Agent *a)
+{
+	free(a->interfaces);
+	free(a->version);
+	free(a->sent);
+	json_decref(a->history);
+}
+
 int registry_new(Registry **ret)
 {
 	Registry *r = calloc(1, sizeof(*r));
@@ -55,12 +64,8 @@ void registry_free(Registry *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].interfaces);
-		free(r->v[i].version);
-		free(r->v[i].sent);
-		json_decref(r->v[i].history);
-	}
+	for (size_t i = 0; i < r->n; i++)
+		reg_agent_free(&r->v[i]);
 	free(r->v);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -87,8 +92,8 @@ static void replace(char **slot, const char *s)
 	*slot = c;
 }
 
-int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
-		  bool hello, int64_t now_mono)
+int registry_seen(Registry *r, const char *name, const char *account, const char *colo, const char *interfaces,
+		  const char *version, bool hello, int64_t now_mono)
 {
 	Agent *a;
 	int ret = 0;
@@ -114,6 +119,7 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 		snprintf(a->name, sizeof(a->name), "%s", name);
 		hello = true;
 	}
+	snprintf(a->account, sizeof(a->account), "%s", account ? account : "");
 	if (colo)
 		snprintf(a->colo, sizeof(a->colo), "%s", colo);
 	replace(&a->interfaces, interfaces);
@@ -127,6 +133,23 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+/* Called with the lock held. */
+static void wake_locked(Agent *a);
+
+void registry_forget(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		wake_locked(a);
+		reg_agent_free(a);
+		*a = r->v[--r->n];
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 int registry_touch(Registry *r, const char *name, int64_t now_mono)
@@ -161,6 +184,11 @@ static bool is_online(const Agent *a, int64_t now, int64_t timeout)
 	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
 }
 
+static bool serves(const Agent *a, const char *account)
+{
+	return !account || !a->account[0] || strcmp(a->account, account) == 0;
+}
+
 void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64_t parts_failed)
 {
 	Agent *a;
@@ -174,27 +202,30 @@ void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64
 	pthread_mutex_unlock(&r->lock);
 }
 
-int registry_stats(Registry *r, int64_t now_mono, int64_t timeout_ns, AgentStats **ret, size_t *ret_n)
+int registry_stats(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, AgentStats **ret,
+		   size_t *ret_n)
 {
 	AgentStats *v;
-	size_t n;
+	size_t n = 0;
 
 	pthread_mutex_lock(&r->lock);
-	n = r->n;
-	v = calloc(n ? n : 1, sizeof(*v));
-	for (size_t i = 0; v && i < n; i++) {
+	v = calloc(r->n ? r->n : 1, sizeof(*v));
+	for (size_t i = 0; v && i < r->n; i++) {
 		const Agent *a = &r->v[i];
 		json_t *drops = json_object_get(a->history, "drops");
 
-		memcpy(v[i].name, a->name, sizeof(v[i].name));
-		v[i].online = is_online(a, now_mono, timeout_ns);
-		v[i].kernel_drops = a->kernel_drops;
-		v[i].parts_failed = a->parts_failed;
-		v[i].history_known = json_is_object(a->history);
-		v[i].history_recording = json_is_true(json_object_get(a->history, "recording"));
-		v[i].history_drops = json_is_integer(drops) && json_integer_value(drops) > 0
+		if (!serves(a, account))
+			continue;
+		memcpy(v[n].name, a->name, sizeof(v[n].name));
+		v[n].online = is_online(a, now_mono, timeout_ns);
+		v[n].kernel_drops = a->kernel_drops;
+		v[n].parts_failed = a->parts_failed;
+		v[n].history_known = json_is_object(a->history);
+		v[n].history_recording = json_is_true(json_object_get(a->history, "recording"));
+		v[n].history_drops = json_is_integer(drops) && json_integer_value(drops) > 0
 					     ? (uint64_t)json_integer_value(drops)
 					     : 0;
+		n++;
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (!v)
@@ -232,8 +263,8 @@ static bool picks(const Agent *a, JobTargetKind kind, const char *target)
 	}
 }
 
-size_t registry_match(Registry *r, JobTargetKind kind, const char *target, int64_t now_mono, int64_t timeout_ns,
-		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
+size_t registry_match(Registry *r, const char *account, JobTargetKind kind, const char *target, int64_t now_mono,
+		      int64_t timeout_ns, char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
 {
 	size_t k = 0;
 
@@ -241,7 +272,7 @@ size_t registry_match(Registry *r, JobTargetKind kind, const char *target, int64
 	for (size_t i = 0; i < r->n && k < cap; i++) {
 		Agent *a = &r->v[i];
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
 		if (!target || picks(a, kind, target))
 			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
@@ -273,7 +304,7 @@ bool registry_reported_since(Registry *r, const char *name, int64_t since_real_n
 	return yes;
 }
 
-void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
+void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
 {
 	size_t o = 0;
 
@@ -283,7 +314,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 		Agent *a = &r->v[i];
 		int n;
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
 		n = snprintf(out + o, cap - o, "%s%s (colo %s)", o ? ", " : "", a->name, a->colo[0] ? a->colo : "-");
 		if (n < 0 || (size_t)n >= cap - o)
@@ -293,7 +324,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 	pthread_mutex_unlock(&r->lock);
 }
 
-json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
+json_t *registry_json(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns)
 {
 	json_t *arr = json_array();
 
@@ -304,6 +335,8 @@ json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
 		Agent *a = &r->v[i];
 		char ts[TIMEFMT_MAX];
 
+		if (!serves(a, account))
+			continue;
 		timefmt_rfc3339(a->last_seen_real, ts);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O?}", "name", a->name, "colo",
 						     a->colo, "interfaces", a->interfaces ? a->interfaces : "",

@@ -417,7 +417,7 @@ static int no_target(Service *s, const Job *j, ApiError *e)
 	};
 	char online[512];
 
-	registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+	registry_describe(s->reg, j->account, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
 	return apierror_set(e, API_ERR_NO_TARGET, "target", "no online agent %s '%s'%s (online agents: %s)",
 			    what[j->target_kind], j->colo_name,
 			    j->target_include || j->target_exclude ? " and kept by its include and exclude lists" : "",
@@ -433,8 +433,8 @@ static int match_target(Service *s, const Job *j, char (*agents)[AGENT_NAME_MAX 
 	bool sample = j->type == JOB_SIMPLE;
 	size_t n, k = 0;
 
-	n = registry_match(s->reg, sample ? JOB_TARGET_ANY : j->target_kind, sample ? NULL : j->colo_name, mono(),
-			   s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
+	n = registry_match(s->reg, j->account, sample ? JOB_TARGET_ANY : j->target_kind, sample ? NULL : j->colo_name,
+			   mono(), s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
 	for (const char *p = sample ? NULL : j->target_include; p && *p;) {
 		const char *end = strchr(p, ',');
 		char name[AGENT_NAME_MAX + 1];
@@ -444,7 +444,7 @@ static int match_target(Service *s, const Job *j, char (*agents)[AGENT_NAME_MAX 
 		if (!among(agents, n, name)) {
 			char online[512];
 
-			registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+			registry_describe(s->reg, j->account, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
 			return apierror_set(e, API_ERR_NO_TARGET, "target",
 					    "agent '%s' is not online in colo '%s' (online agents: %s)", name,
 					    j->colo_name, online);

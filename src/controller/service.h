@@ -42,6 +42,7 @@ typedef struct ServiceConfig {
 	unsigned heartbeat_ms;      /* told to agents; 0 = min(5000, agent_timeout / 3) */
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
 	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
+	size_t max_agents;          /* agents enrolled per account (operators' not counted); 0 = no limit */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -71,6 +72,27 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
  * is none. ret_account holds JOB_ID_LEN + 1 bytes. */
 int service_credential_find(Service *s, const uint8_t hash[32], const char *email, char *ret_account,
 			    TokenScope *ret_scope, ApiError *e);
+
+/* ---- agent identity (docs/SECURITY.md) ---- */
+
+/* The agent key or enrolment token whose secret hashes to hash;
+ * API_ERR_NOT_FOUND when there is none. */
+int service_agent_key_find(Service *s, const uint8_t hash[32], AgentKey *ret, ApiError *e);
+int service_enroll_token_find(Service *s, const uint8_t hash[32], EnrollToken *ret, ApiError *e);
+
+/* Enrols agent name (colo) with token t: stores a key (hash: SHA-256 of the
+ * secret the caller hands the agent) bound to the name, to t's account and
+ * to t's colo. API_ERR_FORBIDDEN: t expired, name does not match t's pattern
+ * ("name"), colo is not t's ("colo"); API_ERR_CONFLICT ("name"): enrolled
+ * already (revoke first); API_ERR_INVALID ("name"): the account has
+ * max_agents agents. */
+int service_agent_enroll(Service *s, const EnrollToken *t, const char *name, const char *colo, const uint8_t hash[32],
+			 ApiError *e);
+
+/* Revokes agent name's key and forgets it: account NULL (the operator) any
+ * agent; else only an agent that account enrolled (API_ERR_NOT_FOUND "name"
+ * otherwise; an operator's agent is API_ERR_FORBIDDEN). */
+int service_agent_revoke(Service *s, const char *account, const char *name, ApiError *e);
 
 /* ---- jobs (any dialect) ---- */
 
@@ -188,8 +210,10 @@ int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body
 /* Registers uri for the account: opens the bucket (a URI this controller
  * cannot use is API_ERR_INVALID "destination"), writes a challenge file named
  * ownership-challenge-<id>.txt holding a random token, and stores the bucket
- * pending. ret gets the row. API_ERR_INVALID when the account already
- * registered uri, or has max_buckets buckets (checked before the bucket's
+ * pending. ret gets the row. API_ERR_FORBIDDEN ("destination") when another
+ * account validated uri (a bucket serves one account, and those its owner
+ * shares it with: service_bucket_share). API_ERR_INVALID when
+ * the account already registered uri, or has max_buckets buckets (checked before the bucket's
  * directory is made, and again in the insert). Bucket URIs are kept, looked
  * up and written to in one spelling (bucket_uri_normalize: "file:///r/./b1/"
  * is "file:///r/b1"), here, in validate and in service_job_create. */
@@ -201,28 +225,38 @@ int service_bucket_list(Service *s, const char *account, BucketRow **ret, size_t
 
 /* Validates the account's bucket uri with the proof given (see
  * service_challenge_matches): API_ERR_NOT_FOUND ("destination"),
+ * API_ERR_FORBIDDEN ("destination": another account validated it first),
  * API_ERR_MISMATCH ("challenge"). Validating again keeps the first
  * validation time. ret gets the row. */
 int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
 			    ApiError *e);
+
+/* Lets account `other` use the account's validated bucket uri too (register
+ * and validate it with its own challenge). API_ERR_NOT_FOUND
+ * ("destination"), API_ERR_CONFLICT (not validated yet), API_ERR_INVALID
+ * ("account": this account, or no such account). ret gets the row. */
+int service_bucket_share(Service *s, const char *account, const char *uri, const char *other, BucketRow *ret,
+			 ApiError *e);
 
 /* Forgets the account's bucket id and (best effort) removes its challenge
  * file. API_ERR_NOT_FOUND ("id"). */
 int service_bucket_delete(Service *s, const char *account, const char *id, ApiError *e);
 
 /* Whether what a user sent back proves ownership of b: the token written in
- * the challenge file (what Cloudflare's documentation tells users to copy), or
- * the name of that file (what its OpenAPI schema describes); blanks around
- * either are ignored. Pure. */
+ * the challenge file (what Cloudflare's documentation tells users to copy),
+ * blanks around it ignored. Not the file's name (what Cloudflare's OpenAPI
+ * schema describes): create answers that name to anyone, so it proves
+ * nothing (issue 8). Pure. */
 bool service_challenge_matches(const BucketRow *b, const char *given, size_t n);
 
 /* ---- agents (the agent protocol: proto/agentproto.h) ---- */
 
-/* Records a report (registration, heartbeat, progress) and fills ret: the ids
+/* Records a report of the agent key k (rep->name is k's name: the caller
+ * checked) (registration, heartbeat, progress) and fills ret: the ids
  * whose terminal state is stored (acknowledged: the agent may forget them)
  * and the heartbeat interval (free with agentproto_report_answer_done).
  * API_ERR_INTERNAL. */
-int service_agent_report(Service *s, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
+int service_agent_report(Service *s, const AgentKey *k, const AgentReport *r, AgentReportAnswer *ret, ApiError *e);
 
 /* A long-poll. If the agent has undelivered work, *ret_work gets it (at most
  * AGENTPROTO_MAX_STARTS starts and AGENTPROTO_MAX_IDS stops; the rest comes
@@ -258,12 +292,14 @@ typedef struct AgentStats {
 	uint64_t history_drops; /* sampled packets its recorder could not record, as it reported */
 } AgentStats;
 
-/* Every agent known since the controller started (free with free()). */
-int service_agent_stats(Service *s, AgentStats **ret, size_t *ret_n, ApiError *e);
+/* Every agent known since the controller started that serves account (NULL:
+ * every agent; an account's metrics name no other account's agents); free
+ * with free(). */
+int service_agent_stats(Service *s, const char *account, AgentStats **ret, size_t *ret_n, ApiError *e);
 /* Captures by account and status (account NULL: every account; free with
  * free()): db_job_count_by_status. */
 int service_job_counts(Service *s, const char *account, JobStatusCount **ret, size_t *ret_n, ApiError *e);
 
-/* Agents as a JSON array [{name, colo, interfaces, version, last_seen,
- * online, history}]. */
-json_t *service_agents_json(Service *s);
+/* The agents that serve account (NULL: every agent) as a JSON array [{name,
+ * colo, interfaces, version, last_seen, online, history}]. */
+json_t *service_agents_json(Service *s, const char *account);

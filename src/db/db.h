@@ -160,6 +160,15 @@ int db_bucket_find(Db *db, const char *account, const char *destination_conf, Bu
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* newest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
+/* Lets account use bucket_id (of another account) too: db_bucket_owned_elsewhere
+ * no longer counts that bucket for it. Idempotent; -ENOENT if the bucket or
+ * the account does not exist. */
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+/* Whether an account other than `account` validated destination_conf (and
+ * did not share it with `account`):
+ * 1 (ret_owner, JOB_ID_LEN + 1 bytes, gets the first such account), 0, or
+ * -errno. */
+int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err);
 
 /* ---- agents ---- */
 
@@ -176,3 +185,38 @@ void agent_row_done(AgentRow *a);
 void agent_rows_free(AgentRow *v, size_t n);
 int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);           /* keeps first_seen_ns of an existing row */
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */
+
+/* ---- agent enrolment (docs/SECURITY.md) ----
+ *
+ * An enrolment token is exchanged by an agent for its own key, once per
+ * name: the key is a secret bound to that name (and to a colo when the token
+ * named one). An account's token enrols agents that serve that account only;
+ * an operator's (account "") agents that serve every account. Only hashes
+ * are stored. */
+
+#define ENROLL_PATTERN_MAX 127
+
+typedef struct EnrollToken {
+	char account[JOB_ID_LEN + 1];              /* "" = operator */
+	char name_pattern[ENROLL_PATTERN_MAX + 1]; /* fnmatch(3) glob; "" = any name */
+	char colo[AGENT_NAME_MAX + 1];             /* "" = any colo */
+	int64_t expires_ns;                        /* realtime; 0 = never */
+} EnrollToken;
+
+int db_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);
+int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err); /* -ENOENT */
+
+typedef struct AgentKey {
+	char name[AGENT_NAME_MAX + 1];
+	char account[JOB_ID_LEN + 1];  /* "" = operator agent: serves every account */
+	char colo[AGENT_NAME_MAX + 1]; /* the only colo it may report; "" = any */
+	int64_t enrolled_ns;
+} AgentKey;
+
+/* -EEXIST if the name is enrolled already; -EDQUOT if the account has
+ * max_per_account agents (0 = no limit; checked and inserted in one
+ * statement). */
+int db_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err);
+int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err); /* by secret; -ENOENT */
+int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err);        /* by name; -ENOENT */
+int db_agent_key_delete(Db *db, const char *name, ErrBuf *err);                    /* -ENOENT */

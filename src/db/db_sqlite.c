@@ -114,10 +114,25 @@ static const char *const stmt_sql[ST_COUNT] = {
 			   "ORDER BY submitted_ns DESC, id DESC",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
+	[ST_BUCKET_OWNER] = "SELECT account FROM buckets WHERE destination_conf = ?2 AND account != ?1 AND status = 1 "
+			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
+			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
+	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
 	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_ENROLL_FIND] = "SELECT account, name_pattern, colo, expires_ns FROM enroll_tokens WHERE hash = ?1",
+	/* Count and insert in one statement, as for buckets: nothing is
+	 * inserted at ?6 agents of the account (0 = no limit; operator agents,
+	 * account NULL, are not counted). */
+	[ST_KEY_ADD] = "INSERT INTO agent_keys (name, hash, account, colo, enrolled_ns) SELECT ?1, ?2, ?3, ?4, ?5 "
+		       "WHERE ?6 = 0 OR ?3 IS NULL OR (SELECT COUNT(*) FROM agent_keys WHERE account = ?3) < ?6",
+	[ST_KEY_FIND] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE hash = ?1",
+	[ST_KEY_GET] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE name = ?1",
+	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
 };
 
 struct Conn {

@@ -162,6 +162,51 @@ int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
 	return dbs_exec_one(c, st, "deleting a bucket", "bucket", id, err);
 }
 
+static int row_owner(sqlite3_stmt *st, void *ret)
+{
+	return dbs_col_fixed(st, 0, ret, JOB_ID_LEN + 1);
+}
+
+static const RowKind owner_rows = {.size = JOB_ID_LEN + 1,
+				   .read = row_owner,
+				   .name = "owner of",
+				   .a_name = "a bucket's owner",
+				   .reading = "looking up a bucket's owner"};
+
+int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_OWNER, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, destination_conf))
+		return dbs_bind_fail(c, st, "binding a bucket lookup", err);
+	r = dbs_get_row(c, st, &owner_rows, destination_conf, ret_owner, err);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_SHARE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, bucket_id) || dbs_bind_text(st, 2, account))
+		return dbs_bind_fail(c, st, "binding a bucket share", err);
+	r = dbs_stmt_exec(c, st, "storing a bucket share", err);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: no bucket %s or no account %s", bucket_id, account);
+	return r;
+}
+
 /* ---- agents ---- */
 
 void agent_row_done(AgentRow *a)

@@ -4,7 +4,7 @@
 /*
  * Private to src/db: the plumbing of the SQLite backend (db_sqlite.c), shared
  * by the files that implement the rest of db.h over it
- * (db_sqlite_buckets_agents.c) and by migrations.c.
+ * (db_sqlite_buckets_agents.c, db_sqlite_enroll.c) and by migrations.c.
  *
  * Statements are numbered (StmtId); their SQL is the one table in
  * db_sqlite.c, next to the column lists. A call takes this thread's
@@ -54,8 +54,16 @@ typedef enum StmtId {
 	ST_BUCKET_LIST,
 	ST_BUCKET_UPDATE,
 	ST_BUCKET_DELETE,
+	ST_BUCKET_OWNER,
+	ST_BUCKET_SHARE,
 	ST_AGENT_UPSERT,
 	ST_AGENT_LIST,
+	ST_ENROLL_ADD,
+	ST_ENROLL_FIND,
+	ST_KEY_ADD,
+	ST_KEY_FIND,
+	ST_KEY_GET,
+	ST_KEY_DELETE,
 	ST_COUNT,
 } StmtId;
 

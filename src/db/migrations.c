@@ -49,6 +49,17 @@
  *                                          canonical, echoed back
  *   parts.failure                          why a failed part failed (job.h
  *                                          PartFailure, 0..4)
+ * Version 6 (agent identity, issue 8):
+ *   enroll_tokens(hash → account, name_pattern, colo, expires_ns)
+ *                                          what `pcapd agent --enroll-token`
+ *                                          exchanges for a key; account NULL:
+ *                                          an operator's (its agents serve
+ *                                          every account)
+ *   agent_keys(name → hash, account, colo) one secret per enrolled agent,
+ *                                          bound to its name (and, when the
+ *                                          enrolment said so, to its colo)
+ *   bucket_shares(bucket_id, account)      accounts a validated bucket's
+ *                                          owner shares it with
  */
 #include <errno.h>
 #include <stdio.h>
@@ -178,6 +189,29 @@ static const char *const migrations[] = {
 	"ALTER TABLE parts ADD COLUMN failure INTEGER NOT NULL DEFAULT 0 CHECK (failure BETWEEN 0 AND 4);"
 	"CREATE UNIQUE INDEX jobs_by_name ON jobs(account, name_group COLLATE NOCASE, "
 	"  name_watcher COLLATE NOCASE, name COLLATE NOCASE) WHERE name IS NOT NULL;",
+	/* 6: enrolment and per-agent keys. */
+	"CREATE TABLE enroll_tokens ("
+	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator */
+	"  name_pattern TEXT,"
+	"  colo TEXT,"
+	"  expires_ns INTEGER NOT NULL," /* 0: never */
+	"  created_ns INTEGER NOT NULL"
+	");"
+	"CREATE TABLE agent_keys ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator agent */
+	"  colo TEXT,"
+	"  enrolled_ns INTEGER NOT NULL"
+	");"
+	"CREATE INDEX agent_keys_by_account ON agent_keys(account);"
+	/* The accounts a bucket's owner lets use it too. */
+	"CREATE TABLE bucket_shares ("
+	"  bucket_id TEXT NOT NULL REFERENCES buckets(id) ON DELETE CASCADE,"
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (bucket_id, account)"
+	");",
 };
 
 int db_schema_version(void)

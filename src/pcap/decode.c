@@ -552,3 +552,57 @@ int pcapdec_interface(const PcapDecoder *d, uint32_t ifid, PcapInterfaceInfo *re
 	ret->stats = d->ifaces[ifid].stats;
 	return 0;
 }
+
+/* ---- a whole stream ---- */
+
+int pcapdec_check_stream(const uint8_t *p, size_t n, uint64_t *ret_packets, uint64_t *ret_bytes, ErrBuf *err)
+{
+	PcapDecoder *d = NULL;
+	uint64_t packets = 0, bytes = 0;
+	size_t off = 0;
+	int r;
+
+	r = pcapdec_new(&d);
+	if (r < 0)
+		return errbuf_set(err, r, "out of memory");
+	while (off < n) {
+		PcapRecord rec;
+		size_t used;
+
+		r = pcapdec_next(d, p + off, n - off, &rec, &used, err);
+		if (r == -EAGAIN) {
+			r = errbuf_set(err, -EINVAL, "body: truncated pcap (%zu bytes missing at offset %zu)",
+				       used - (n - off), off);
+			goto out;
+		}
+		if (r < 0) {
+			r = -EINVAL;
+			goto out;
+		}
+		if (r == PCAPDEC_RECORD) {
+			if (!pcap_linktype_known(rec.linktype)) {
+				r = errbuf_set(err, -EINVAL, "body: record %llu: unknown link type %u",
+					       (unsigned long long)packets + 1, rec.linktype);
+				goto out;
+			}
+			if (rec.origlen < rec.caplen) {
+				r = errbuf_set(err, -EINVAL, "body: record %llu: %u bytes captured of a %u-byte packet",
+					       (unsigned long long)packets + 1, rec.caplen, rec.origlen);
+				goto out;
+			}
+			packets++;
+			bytes += rec.caplen;
+		}
+		off += used;
+	}
+	if (off == 0) {
+		r = errbuf_set(err, -EINVAL, "body: empty; expected a pcap file");
+		goto out;
+	}
+	*ret_packets = packets;
+	*ret_bytes = bytes;
+	r = 0;
+out:
+	pcapdec_free(d);
+	return r;
+}

@@ -86,5 +86,12 @@ PcapFormat pcapdec_format(const PcapDecoder *d);
 uint32_t pcapdec_interface_count(const PcapDecoder *d);
 /* Interface ifid (as in PcapRecord.ifid); -ENOENT if not seen (yet). */
 int pcapdec_interface(const PcapDecoder *d, uint32_t ifid, PcapInterfaceInfo *ret);
+
+/* Checks p[0..n) as one whole pcap or pcapng stream from an untrusted
+ * sender (an agent's sample answer): nothing after its last record, every
+ * record of a link type pcapd reads (pcap_linktype_known) and no longer than
+ * its wire length (origlen >= caplen). Counts its records and their captured
+ * bytes. -EINVAL with err ("body: …") otherwise, -ENOMEM. */
+int pcapdec_check_stream(const uint8_t *p, size_t n, uint64_t *ret_packets, uint64_t *ret_bytes, ErrBuf *err);
 /* Stream offset of the next item: the sum of all *ret_used so far. */
 uint64_t pcapdec_offset(const PcapDecoder *d);

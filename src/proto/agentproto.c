@@ -531,9 +531,22 @@ int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err)
 	if (v && !json_is_null(v)) {
 		/* Shown to users as the agent sent it: an object of at most a few
 		 * small members. */
+		const char *k;
+		json_t *m;
+
 		if (!json_is_object(v) || json_object_size(v) > AGENTPROTO_HISTORY_MEMBERS)
 			return errbuf_set(err, -EINVAL, "history: must be an object of at most %u members",
 					  AGENTPROTO_HISTORY_MEMBERS);
+		/* Kept in the registry for every agent: scalars only, short. */
+		json_object_foreach((json_t *)v, k, m)
+		{
+			if (strlen(k) > AGENTPROTO_HISTORY_TEXT || json_is_object(m) || json_is_array(m) ||
+			    (json_is_string(m) && json_string_length(m) > AGENTPROTO_HISTORY_TEXT))
+				return errbuf_set(err, -EINVAL,
+						  "history: members must be numbers, booleans, null or strings of at "
+						  "most %u bytes",
+						  AGENTPROTO_HISTORY_TEXT);
+		}
 		rep.history = json_incref((json_t *)v);
 	}
 	r = parse_jobs(json_object_get(body, "jobs"), &rep, err);

@@ -45,6 +45,7 @@
 #define AGENTPROTO_IFACES_MAX 4096u            /* bytes of a report's interface names, comma-joined */
 #define AGENTPROTO_IFACE_NAME_MAX 64u          /* bytes of one interface name */
 #define AGENTPROTO_HISTORY_MEMBERS 16u         /* members of a report's "history" */
+#define AGENTPROTO_HISTORY_TEXT 512u           /* bytes of a history member's name or string */
 #define AGENTPROTO_OBJECT_MAX 200u             /* bytes of an object name (bucket.h) */
 #define AGENTPROTO_DEFAULT_POLL_MS 25000u
 #define AGENTPROTO_MAX_POLL_MS 60000u

@@ -303,8 +303,14 @@ class Controller:
 
 
 class Agent:
-    def __init__(self, stack, name, colo, link, https=False, token_in_env=False, extra_args=None):
+    """An agent enrols at its first start with enroll_token (default: the
+    stack's operator enrolment token, whose agents serve every account) and
+    keeps its own key in its data directory from then on."""
+
+    def __init__(self, stack, name, colo, link, https=False, token_in_env=False, extra_args=None,
+                 enroll_token=None):
         self.stack = stack
+        self.enroll_token = enroll_token
         self.extra_args = list(extra_args or [])
         self.name = name
         self.colo = colo
@@ -323,10 +329,11 @@ class Agent:
                "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root,
                "--local-root", self.local_root] + self.extra_args
         env = dict(os.environ)
+        tok = self.enroll_token or s.enroll_token
         if self.token_in_env:
-            env["PCAPD_AGENT_TOKEN"] = s.agent_token
+            env["PCAPD_ENROLL_TOKEN"] = tok
         else:
-            cmd += ["--token", s.agent_token]
+            cmd += ["--enroll-token", tok]
         if self.https:
             cmd += ["--cacert", s.cert]
         self.proc = Proc(cmd, env=env)
@@ -377,6 +384,7 @@ class Stack:
         self.links = []
         self.accounts = []
         self.agent_token = None
+        self.enroll_token = None
         self._ssl = None
         self._bucket_n = 0
         self._lock = threading.Lock()
@@ -394,8 +402,11 @@ class Stack:
             if self.tls:
                 self._make_cert()
             self.controller.start()
-            # The agents' own credential: any account works (agents serve all).
-            self.agent_token = self.token(random_id(), "agent")
+            # The operator's enrolment token: its agents serve every account.
+            self.enroll_token = self.token(None, "enroll")
+            # An agent's own key, for tests that speak the agent protocol
+            # themselves (this agent never runs).
+            self.agent_token = self.enroll("harness-key", "none")
         except BaseException:
             self.close()
             raise
@@ -460,16 +471,28 @@ class Stack:
 
     # -- credentials
 
-    def token(self, account_id, scope, email=None):
-        cmd = [binary("pcapd"), "token", "create", "--data", self.ctl_data, "--account", account_id,
-               "--scope", scope]
+    def token(self, account_id, scope, email=None, extra=None):
+        """A new credential; account_id None: an operator's (enroll only)."""
+        cmd = [binary("pcapd"), "token", "create", "--data", self.ctl_data, "--scope", scope]
+        if account_id:
+            cmd += ["--account", account_id]
         if email:
             cmd += ["--email", email]
+        cmd += list(extra or [])
         r = run(cmd)
         tok = r.stdout.decode().strip()
         if not tok or "\n" in tok:
             raise RuntimeError("pcapd token create printed %r" % tok)
         return tok
+
+    def enroll(self, name, colo, token=None):
+        """Enrols agent name with an enrolment token (default: the
+        operator's) through the API; returns its key."""
+        r = self.request("POST", "/agent/v1/enroll", token=token or self.enroll_token,
+                         body={"name": name, "colo": colo})
+        if r.status != 200:
+            raise RuntimeError("enrolment of %s: %d %r" % (name, r.status, r.body))
+        return json.loads(r.body)["secret"]
 
     def account(self, bucket=False):
         """A new account with write and read tokens and a legacy key; with
@@ -511,9 +534,10 @@ class Stack:
         l.create()
         return l
 
-    def add_agent(self, name, colo, https=False, token_in_env=False, link=None, extra_args=None):
+    def add_agent(self, name, colo, https=False, token_in_env=False, link=None, extra_args=None, enroll_token=None):
         link = link or self.add_link()
-        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env, extra_args=extra_args)
+        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env, extra_args=extra_args,
+                  enroll_token=enroll_token)
         self.agents.append(a)
         a.start()
         return a

@@ -33,7 +33,8 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 @pytest.fixture(scope="module")
 def stk(request):
     """A controller (HTTP + HTTPS) and two agents in colo "lab": agt1 over
-    HTTP with --token, agt2 over HTTPS with PCAPD_AGENT_TOKEN and --cacert."""
+    HTTP enrolled with --enroll-token, agt2 over HTTPS with PCAPD_ENROLL_TOKEN
+    and --cacert."""
     if os.geteuid() != 0:
         pytest.fail("the API tests need root (network namespaces, packet sockets)")
     s = Stack(tls=True)
@@ -72,23 +73,25 @@ def bare(request):
 
 
 class ScriptedAgent:
-    """An agent played by the test: it registers, takes its starts from a
-    poll and reports what the test tells it to, when the test tells it to."""
+    """An agent played by the test: it enrols (for its own key), registers,
+    takes its starts from a poll and reports what the test tells it to, when
+    the test tells it to."""
 
     def __init__(self, stk, name, colo):
         self.stk, self.name, self.colo = stk, name, colo
+        self.key = stk.enroll(name, colo)
         self.report(hello=True)
 
     def report(self, jobs=(), hello=False):
         body = {"name": self.name, "colo": self.colo, "version": "test", "interfaces": ["lo"], "jobs": list(jobs)}
         if hello:
             body["hello"] = True
-        r = self.stk.request("POST", "/agent/v1/report", token=self.stk.agent_token, body=body)
+        r = self.stk.request("POST", "/agent/v1/report", token=self.key, body=body)
         assert r.status == 200, r
         return r.json
 
     def poll(self):
-        r = self.stk.request("GET", "/agent/v1/poll?name=%s&timeout_ms=0" % self.name, token=self.stk.agent_token)
+        r = self.stk.request("GET", "/agent/v1/poll?name=%s&timeout_ms=0" % self.name, token=self.key)
         assert r.status == 200, r
         return r.json
 
@@ -565,10 +568,12 @@ def test_unknown_fields_ignored_and_logged(bare):
                       "packets_remaining" in l and "agents" in l for l in bare.controller.proc.lines),
           lambda: "no debug line about the ignored fields:\n" + bare.controller.proc.stderr()[-2000:])
     # The ownership requests too.
-    uri, _ = bare.new_bucket_dir()
+    uri, d = bare.new_bucket_dir()
     own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri, "region": "eu"}))
     assert own["status"] == "pending"
-    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": own["filename"],
+    with open(os.path.join(d, own["filename"])) as f:
+        challenge = f.read().strip()
+    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": challenge,
                                                    "id": own["id"], "validated": ""})
     assert assert_ok(r)["status"] == "success"
     # Known fields are still checked, whatever else comes with them.
@@ -796,12 +801,71 @@ def test_ownership_flow(stk, acct):
     assert_error(acct.call("POST", "", full_body(acct, destination_conf=uri)), 400, 1006, "destination_conf")
 
 
-def test_ownership_validate_with_filename(stk, acct):
+def test_ownership_validate_with_filename_refused(stk, acct):
+    """The challenge file's name is in create's answer: it proves nothing
+    (issue 8). Only the token read from the bucket validates."""
     uri, d = stk.new_bucket_dir()
     own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/validate",
+                           {"destination_conf": uri, "ownership_challenge": own["filename"]}),
+                 400, 1009, "ownership_challenge")
+    listed = {o["id"]: o for o in assert_ok(acct.call("GET", "/ownership"))}
+    assert listed[own["id"]]["status"] == "pending", listed
+
+
+def test_ownership_of_another_accounts_bucket_refused(stk, acct):
+    """B registers A's validated bucket, and validates it with the token it
+    can read there: refused, A's bucket is A's alone."""
+    b = stk.account()
+    r = b.call("POST", "/ownership", {"destination_conf": acct.bucket})
+    assert_error(r, 403, 10000, "destination_conf")
+    assert assert_ok(b.call("GET", "/ownership")) in ([], None)
+    assert_error(b.call("POST", "", full_body(b, destination_conf=acct.bucket)), 400, 1006, "destination_conf")
+    # Both pending, A validates first: B's validation is refused after.
+    uri, d = stk.new_bucket_dir()
+    own_a = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    own_b = assert_ok(b.call("POST", "/ownership", {"destination_conf": uri}))
+    tokens = {}
+    for own in (own_a, own_b):
+        with open(os.path.join(d, own["filename"])) as f:
+            tokens[own["id"]] = f.read().strip()
     v = assert_ok(acct.call("POST", "/ownership/validate",
-                            {"destination_conf": uri, "ownership_challenge": own["filename"]}))
+                            {"destination_conf": uri, "ownership_challenge": tokens[own_a["id"]]}))
     assert v["status"] == "success"
+    assert_error(b.call("POST", "/ownership/validate",
+                        {"destination_conf": uri, "ownership_challenge": tokens[own_b["id"]]}),
+                 403, 10000, "destination_conf")
+    assert [o["status"] for o in assert_ok(b.call("GET", "/ownership"))] == ["pending"]
+
+
+def test_ownership_shared_by_its_owner(stk, acct):
+    """A's bucket is refused to B until A shares it with B; then B registers
+    and validates it (with its own challenge) and captures into it. A third
+    account is still refused."""
+    b = stk.account()
+    c = stk.account()
+    share = {"destination_conf": acct.bucket, "account_id": b.id}
+    assert_error(b.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 404, 1003,
+                 "destination_conf")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id="x")), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=random_id())), 400, 1002,
+                 "account_id")
+    assert_error(acct.call("POST", "/ownership/share", share, token=acct.read), 403, 10000)
+    assert_error(b.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    assert assert_ok(acct.call("POST", "/ownership/share", share))["status"] == "success"
+    own = assert_ok(b.call("POST", "/ownership", {"destination_conf": acct.bucket}))
+    with open(os.path.join(acct.bucket_dir, own["filename"])) as f:
+        token = f.read().strip()
+    v = assert_ok(b.call("POST", "/ownership/validate", {"destination_conf": acct.bucket,
+                                                         "ownership_challenge": token}))
+    assert v["status"] == "success"
+    assert_error(c.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    # an unvalidated bucket cannot be shared
+    uri, d = stk.new_bucket_dir()
+    assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/share", {"destination_conf": uri, "account_id": b.id}), 409, 1008,
+                 "destination_conf")
 
 
 def test_ownership_per_account(stk, acct):
@@ -1054,7 +1118,7 @@ def answered_sample(bare, agent, packet_limit, packets):
     ends at the sample deadline, naming them.)"""
     acct = bare.account()
     s = assert_ok(acct.call("POST", "", simple_body(packet_limit=packet_limit)))
-    r = bare.request("POST", "/agent/v1/sample?name=%s&id=%s" % (agent.name, s["id"]), token=bare.agent_token,
+    r = bare.request("POST", "/agent/v1/sample?name=%s&id=%s" % (agent.name, s["id"]), token=agent.key,
                      raw=pcap_bytes(packets), headers={"Content-Type": "application/vnd.tcpdump.pcap"})
     assert r.status == 200, r
     done = bare.wait_status(acct, s["id"])

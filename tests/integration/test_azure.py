@@ -462,6 +462,31 @@ def test_target_without_agent_400(stk, acct, kind, name):
     assert_unchanged(stk, acct, before)
 
 
+def test_account_agent_targets_its_account_only(stk):
+    """An agent enrolled with an account's token is a VM (its colo a scale
+    set) of that account only: to another subscription it is a VM without
+    the extension, and is not among the agents its message names; the
+    operator's agents (vm1..vm3) serve every account."""
+    a, b = stk.account(), stk.account()
+    key = stk.enroll("vmb1", "ssb", token=stk.token(b.id, "enroll"))
+    r = stk.request("POST", "/agent/v1/report", token=key,
+                    body={"name": "vmb1", "colo": "ssb", "hello": True, "version": "x", "interfaces": ["lo"],
+                          "jobs": []})
+    assert r.status == 200, r
+    before = snapshot(stk, a)
+    for kind, name in (("virtualMachines", "vmb1"), ("virtualMachineScaleSets", "ssb")):
+        r = a.arm("PUT", "pc1", body=props(a, target=a.vm(name, kind)))
+        msg = arm_error(r, 400, "AzureNetworkWatcherExtensionNotInstalled", "properties.target")
+        assert "'%s'" % name in msg and "vm1 (colo ss1)" in msg, msg
+        assert "vmb1" not in msg.split("online agents:")[1], msg
+    assert_unchanged(stk, a, before)
+    r = b.arm("PUT", "pcb", body=props(b, target=b.vm("ssb", "virtualMachineScaleSets")))
+    assert r.status == 201, r
+    pid = b.arm("GET", "pcb", token=b.read).json["properties"]["pcapd"]["id"]
+    cf = b.call("GET", "/" + pid, token=b.read).json["result"]
+    assert [p["name"] for p in cf["agents"]] == ["vmb1"], cf
+
+
 @pytest.mark.parametrize("scope,missing", [({"include": ["vm1", "vm9"]}, "vm9"), ({"include": [VM3]}, VM3),
                                            ({"exclude": [VM1, VM2]}, None)])
 def test_scale_set_scope_refused_400(stk, acct, scope, missing):

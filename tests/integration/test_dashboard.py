@@ -69,7 +69,7 @@ def test_verify_refusals(stk):
     assert "no credentials" in error_of(stk.request("GET", VERIFY % acct.id), 401, 10000)
     assert "invalid credentials" in error_of(stk.request("GET", VERIFY % acct.id, token="pcapd_nope"), 401, 10000)
     assert "another account" in error_of(stk.request("GET", VERIFY % acct.id, token=other.write), 403, 10000)
-    agent = stk.token(acct.id, "agent")
+    agent = stk.agent_token
     msg = error_of(stk.request("GET", VERIFY % acct.id, token=agent), 403, 10000)
     assert "agent protocol" in msg, msg
     r = stk.request("POST", VERIFY % acct.id, token=acct.write, body={})

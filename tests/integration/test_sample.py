@@ -301,8 +301,10 @@ def test_a_report_cannot_answer_a_sample_or_name_its_file(stk, sent, acct):
     """Only an uploaded answer makes an agent's share of a sample done: a
     report saying "done" (with an object name pointing elsewhere) changes
     nothing, and the download holds only the real answers."""
+    key = stk.enroll("smp-evil", "s9")
+
     def report(body):
-        r = stk.request("POST", "/agent/v1/report", token=stk.agent_token, body=body)
+        r = stk.request("POST", "/agent/v1/report", token=key, body=body)
         assert r.status == 200, r.body
         return r.json
 

@@ -258,12 +258,12 @@ def test_azure_bodies_wait_for_credentials(budget_stk):
 
 
 def test_authenticated_bodies_stay_within_the_budget(budget_stk):
-    """The same with an agent token: bodies are read, but never more than the
+    """The same with an agent's key: bodies are read, but never more than the
     budget (65 MiB) at once; the others get 503 with Retry-After, at once."""
     stk = budget_stk
     pid = stk.controller.proc.p.pid
     before = hwm_kib(pid)
-    path = "/agent/v1/sample?name=agt&id=%s" % random_id()
+    path = "/agent/v1/sample?name=harness-key&id=%s" % random_id()  # the key's own name
     res = attack(stk.controller.http_port, 48, path, 63 * MIB, token=stk.agent_token)
     after = hwm_kib(pid)
     busy = [r for r in res if r[0] == 503]

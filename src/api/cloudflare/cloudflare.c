@@ -42,7 +42,9 @@ typedef enum Route {
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
+	R_OWNERSHIP_SHARE,    /* "/ownership/share"    POST (pcapd extension) */
 	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
+	R_AGENT,              /* "/agents/{name}"      DELETE: revoke (pcapd extension) */
 	R_NONE,
 } Route;
 
@@ -51,10 +53,11 @@ typedef struct Call {
 	Api *api;
 	Service *svc;
 	HttpRequest *req;
-	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
-	const char *target_field;     /* the body's name of the model's "target": "colo" when asked so */
-	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
-	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
+	const char *id_field;           /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	const char *target_field;       /* the body's name of the model's "target": "colo" when asked so */
+	char account[JOB_ID_LEN + 1];   /* the credential's account, as stored */
+	char id[JOB_ID_LEN + 1];        /* the path id, lowercased (when the route has one) */
+	char agent[AGENT_NAME_MAX + 1]; /* R_AGENT: the agent's name */
 } Call;
 
 /* ---- routing ---- */
@@ -91,12 +94,19 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		/* The literal wins over an id, as on Cloudflare. */
 		if (len[1] == 8 && memcmp(seg[1], "validate", 8) == 0)
 			return R_OWNERSHIP_VALIDATE;
+		if (len[1] == 5 && memcmp(seg[1], "share", 5) == 0)
+			return R_OWNERSHIP_SHARE;
 		*ret_id = seg[1];
 		*ret_id_len = len[1];
 		return R_OWNERSHIP;
 	}
-	if (n == 1 && len[0] == 6 && memcmp(seg[0], "agents", 6) == 0)
-		return R_AGENTS;
+	if (len[0] == 6 && memcmp(seg[0], "agents", 6) == 0) {
+		if (n == 1)
+			return R_AGENTS;
+		*ret_id = seg[1];
+		*ret_id_len = len[1];
+		return R_AGENT;
+	}
 	*ret_id = seg[0];
 	*ret_id_len = len[0];
 	if (n == 1)
@@ -111,11 +121,12 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 }
 
 static const char *const route_allow[] = {
-	[R_PCAPS] = "GET, POST",  [R_PCAP] = "GET",
-	[R_DOWNLOAD] = "GET",     [R_STOP] = "PUT",
-	[R_STREAM] = "GET",       [R_OWNERSHIPS] = "GET, POST",
-	[R_OWNERSHIP] = "DELETE", [R_OWNERSHIP_VALIDATE] = "POST",
-	[R_AGENTS] = "GET",
+	[R_PCAPS] = "GET, POST",      [R_PCAP] = "GET",
+	[R_DOWNLOAD] = "GET",         [R_STOP] = "PUT",
+	[R_STREAM] = "GET",           [R_OWNERSHIPS] = "GET, POST",
+	[R_OWNERSHIP] = "DELETE",     [R_OWNERSHIP_VALIDATE] = "POST",
+	[R_OWNERSHIP_SHARE] = "POST", [R_AGENTS] = "GET",
+	[R_AGENT] = "DELETE",
 };
 
 /* ---- shared answers ---- */
@@ -126,6 +137,7 @@ static const char *cf_field(const char *field, const char *id_field, const char 
 	static const char *const names[][2] = {
 		{"destination", "destination_conf"},
 		{"challenge", "ownership_challenge"},
+		{"account", "account_id"},
 	};
 
 	if (id_field && strcmp(field, "id") == 0)
@@ -526,6 +538,40 @@ static void ownership_validate(Call *c)
 	json_decref(body);
 }
 
+/* pcapd extension: {"destination_conf", "account_id"} lets another account
+ * use this account's validated bucket (it registers and validates it too). */
+static void ownership_share(Call *c)
+{
+	const char *conf, *other;
+	char acct[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	ApiError e;
+	json_t *body;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	conf = json_string_value(json_object_get(body, "destination_conf"));
+	other = json_string_value(json_object_get(body, "account_id"));
+	if (!conf) {
+		errbuf_set(&err, -EINVAL, "destination_conf: required, a string");
+		invalid(c, -EINVAL, &err);
+	} else if (!other || !job_id_valid(other, strlen(other))) {
+		errbuf_set(&err, -EINVAL, "account_id: required, 32 hex digits");
+		invalid(c, -EINVAL, &err);
+	} else {
+		for (size_t i = 0; i <= JOB_ID_LEN; i++)
+			acct[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] - 'A' + 'a' : other[i]);
+		if (service_bucket_share(c->svc, c->account, conf, acct, &b, &e) < 0)
+			cf_fail(c, &e);
+		else
+			answer_ownership(c, &b);
+	}
+	bucket_row_done(&b);
+	json_decref(body);
+}
+
 static void ownership_delete(Call *c)
 {
 	ApiError e;
@@ -550,13 +596,32 @@ typedef struct Op {
  * the recorder's state), so a full disk or a stopped recorder is visible. */
 static void agents_list(Call *c)
 {
-	json_t *arr = service_agents_json(c->svc);
+	json_t *arr = service_agents_json(c->svc, c->account);
 
 	if (!arr) {
 		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, arr, NULL);
+}
+
+/* pcapd extension: revokes an agent the account enrolled (its key stops
+ * working; the name may be enrolled again). */
+static void agent_revoke(Call *c)
+{
+	ApiError e;
+	json_t *o;
+
+	if (service_agent_revoke(c->svc, c->account, c->agent, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	o = json_pack("{s:s, s:b}", "name", c->agent, "revoked", 1);
+	if (!o) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, o, NULL);
 }
 
 static const Op ops[] = {
@@ -570,7 +635,9 @@ static const Op ops[] = {
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
 	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
+	{R_OWNERSHIP_SHARE, "POST", SCOPE_WRITE, "ownership share", ownership_share},
 	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
+	{R_AGENT, "DELETE", SCOPE_WRITE, "agent revoke", agent_revoke},
 };
 
 /* The path below /accounts/{account}/pcaps; sub is what follows "/pcaps". */
@@ -606,7 +673,17 @@ static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const ch
 		cf_fail(&c, &e);
 		return;
 	}
-	if (id) {
+	if (route == R_AGENT) {
+		char name[AGENT_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(id_len > AGENT_NAME_MAX ? AGENT_NAME_MAX : id_len), id);
+		if (id_len > AGENT_NAME_MAX || !agentproto_name_valid(name)) {
+			apierror_set(&e, API_ERR_NOT_FOUND, "name", "no agent '%s'", name);
+			cf_fail(&c, &e);
+			return;
+		}
+		memcpy(c.agent, name, sizeof(name));
+	} else if (id) {
 		c.id_field = route == R_OWNERSHIP ? "ownership_id" : "pcap_id";
 		if (!job_id_valid(id, id_len)) {
 			apierror_set(&e, API_ERR_NOT_FOUND, "id", "no %s with id %.*s",

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "agent/backoff.h"
 #include "agent/ctlclient.h"
 #include "agent/jobstore.h"
@@ -432,9 +433,11 @@ static void test_config_check(void **state)
 	assert_string_equal(check(c), "ok");
 	c = good;
 	c.token = "ab\r\nX-Evil: 1";
-	assert_string_equal(check(c), "--token: contains a blank, control or non-ASCII character");
-	c.token = NULL;
-	assert_string_equal(check(c), "--token (or PCAPD_AGENT_TOKEN): missing");
+	assert_string_equal(check(c), "agent key: contains a blank, control or non-ASCII character");
+	c.token = "";
+	assert_string_equal(check(c), "agent key: empty or longer than 256 bytes");
+	c.token = NULL; /* before enrolment: agent_run() wants it */
+	assert_string_equal(check(c), "ok");
 	c = good;
 	c.bucket_root = "relative";
 	assert_string_equal(check(c), "--bucket-root: 'relative' is not an absolute path");
@@ -461,12 +464,47 @@ static void test_config_check(void **state)
 	assert_string_equal(check(c), "--history-age: 31622401 s is over 31622400 (366 days)");
 }
 
+/* The agent's key file: private, bound to its name, damage reported. */
+static void test_agentkey_file(void **state)
+{
+	char dir[] = "/tmp/pcapd-test-agentkey-XXXXXX", sub[64], path[96], got[AGENTKEY_SECRET_MAX + 1];
+	ErrBuf err = {{0}};
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/data", dir);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), -ENOENT);
+	assert_int_equal(agentkey_save(sub, "rt01", "pcapd_secret", &err), 0);
+	snprintf(path, sizeof(path), "%s/%s", sub, AGENTKEY_FILE);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), 0);
+	assert_string_equal(got, "pcapd_secret");
+	assert_int_equal(agentkey_load(sub, "rt02", got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "the key of agent 'rt01', not 'rt02'"));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"name\": \"rt01\", \"secret\": \"a b\"}", f);
+	fclose(f);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not an agent key"));
+	unlink(path);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff),      cmocka_unit_test(test_jobtable),
-		cmocka_unit_test(test_jobstore),     cmocka_unit_test(test_jobstore_fsync_fault),
-		cmocka_unit_test(test_config_check), cmocka_unit_test(test_upload_retried_on_a_dead_connection),
+		cmocka_unit_test(test_agentkey_file),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_jobtable),
+		cmocka_unit_test(test_jobstore),
+		cmocka_unit_test(test_jobstore_fsync_fault),
+		cmocka_unit_test(test_config_check),
+		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -385,7 +385,8 @@ static void test_challenge(void **state)
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f0", true},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f0\n", true}, /* copied with the file's newline */
 		{"  0f1e2d3c4b5a69788796a5b4c3d2e1f0\r\n", true},
-		{"ownership-challenge-9883874ecac311ec8475433579a6bf5f.txt", true}, /* the schema's reading */
+		/* the name proves nothing: create answers it to anyone (issue 8) */
+		{"ownership-challenge-9883874ecac311ec8475433579a6bf5f.txt", false},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f", false},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f00", false},
 		{"0F1E2D3C4B5A69788796A5B4C3D2E1F0", false},
@@ -401,9 +402,10 @@ static void test_challenge(void **state)
 	/* the token as stored may carry the newline written into the file */
 	b.challenge = "abc\n";
 	assert_true(service_challenge_matches(&b, "abc", 3));
-	/* a row without a challenge matches nothing but its filename */
+	/* a row without a challenge matches nothing, not even its filename */
 	b.challenge = NULL;
 	assert_false(service_challenge_matches(&b, "abc", 3));
+	assert_false(service_challenge_matches(&b, b.filename, strlen(b.filename)));
 	assert_false(service_challenge_matches(&b, NULL, 0));
 }
 

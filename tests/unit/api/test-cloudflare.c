@@ -220,6 +220,7 @@ void http_stream_end(HttpStream *s, bool ok)
 #define T_READ "pcapd_read-token-for-tests"
 #define T_OTHER "pcapd_other-account-token"
 #define T_AGENT "pcapd_agent-token-for-tests"
+#define T_LEGACY_AGENT "pcapd_unbound-agent-token"
 #define KEY "legacy-key-for-tests"
 #define EMAIL "user@example.com"
 #define BASE "/client/v4/accounts/" ACCOUNT "/pcaps"
@@ -247,6 +248,19 @@ static void add_cred(const char *secret, const char *email, const char *account,
 	assert_int_equal(db_account_ensure(fx.db, account, &err), 0);
 	if (db_credential_add(fx.db, h, email, account, scope, &err) < 0)
 		fail_msg("credential: %s", err.msg);
+}
+
+/* The operator's agent web01, which serves every account. */
+static const AgentKey agent_key = {.name = "web01"};
+
+static void add_key(const char *secret, const AgentKey *k)
+{
+	uint8_t h[32];
+	ErrBuf err;
+
+	auth_hash(secret, strlen(secret), h);
+	if (db_agent_key_add(fx.db, h, k, 0, &err) < 0)
+		fail_msg("agent key: %s", err.msg);
 }
 
 static int setup(void **state)
@@ -280,7 +294,8 @@ static int setup(void **state)
 	add_cred(T_WRITE, NULL, ACCOUNT, SCOPE_WRITE);
 	add_cred(T_READ, NULL, ACCOUNT, SCOPE_READ);
 	add_cred(T_OTHER, NULL, OTHER, SCOPE_WRITE);
-	add_cred(T_AGENT, NULL, ACCOUNT, SCOPE_AGENT);
+	add_key(T_AGENT, &agent_key);
+	add_cred(T_LEGACY_AGENT, NULL, ACCOUNT, SCOPE_AGENT);
 	add_cred(KEY, EMAIL, ACCOUNT, SCOPE_WRITE);
 	return 0;
 }
@@ -476,6 +491,20 @@ static const char *str(const json_t *o, const char *key)
 	return s;
 }
 
+/* The first line of the challenge file fname in bucket directory dir (below
+ * the bucket root), newline included, into out. */
+static void challenge_token(const char *dir, const char *fname, char *out, size_t cap)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", fx.bucket_root, dir, fname);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(out, (int)cap, f));
+	fclose(f);
+}
+
 /* A one-packet classic pcap file, as an agent would leave it in the bucket. */
 static void write_pcap(const char *jid, const char *agent)
 {
@@ -586,6 +615,8 @@ static void test_auth(void **state)
 	expect_error(call("DELETE", BASE "/ownership/0123456789abcdef0123456789abcdef", NULL, BEARER(T_READ), NULL),
 		     403, 10000, "Forbidden: this token has scope read; ownership delete needs write");
 	expect_error(call("GET", BASE, NULL, BEARER(T_AGENT), NULL), 403, 10000,
+		     "Forbidden: this is agent web01's key; it is only for the agent protocol");
+	expect_error(call("GET", BASE, NULL, BEARER(T_LEGACY_AGENT), NULL), 403, 10000,
 		     "Forbidden: this token has scope agent; it is only for the agent protocol");
 	res = expect_ok(call("GET", BASE "/ownership", NULL, BEARER(T_READ), NULL));
 	json_decref(res);
@@ -658,6 +689,9 @@ static void test_before_body(void **state)
 	expect_error(pre("POST", "/healthz", NULL), 405, 7001, "*");
 	expect_error(pre("POST", "/agent/v1/sample", BEARER(T_WRITE), NULL), 403, 10000, "*");
 	expect_error(pre("POST", "/agent/v1/report", NULL), 401, 10000, "*");
+	/* an agent token bound to no name (issued before enrolment existed) */
+	expect_error(pre("POST", "/agent/v1/report", BEARER(T_LEGACY_AGENT), NULL), 403, 10000,
+		     "Forbidden: this agent token is bound to no agent; *");
 
 	/* the media type: JSON, except an agent's sample answer */
 	r = pre("POST", BASE, BEARER(T_WRITE), "Content-Type", "text/plain", NULL);
@@ -890,7 +924,6 @@ static void test_ownership_and_full(void **state)
 	json_t *res;
 	HttpRequest *r;
 	ApiError err;
-	FILE *f;
 
 	(void)state;
 	/* a full capture needs a registered, validated bucket */
@@ -912,11 +945,7 @@ static void test_ownership_and_full(void **state)
 	assert_int_equal(strncmp(fname, "ownership-challenge-", 20), 0);
 	assert_int_equal(strncmp(fname + 20, id, 32), 0);
 	json_decref(res);
-	snprintf(path, sizeof(path), "%s/b1/%s", fx.bucket_root, fname);
-	f = fopen(path, "re");
-	assert_non_null(f);
-	assert_non_null(fgets(token, sizeof(token), f));
-	fclose(f);
+	challenge_token("b1", fname, token, sizeof(token));
 	assert_int_equal(strlen(token), 33); /* 32 hex and a newline */
 
 	/* registering twice */
@@ -967,7 +996,7 @@ static void test_ownership_and_full(void **state)
 	expect_error(call("POST", BASE, body, BEARER(T_WRITE), NULL), 400, 1007, "colo_name: *");
 
 	/* an agent says hello: the capture is created, pending, with one share */
-	if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+	if (service_agent_report(fx.svc, &agent_key, &rep, &acks, &err) < 0)
 		fail_msg("report: %s", err.msg);
 	agentproto_report_answer_done(&acks);
 	res = expect_ok(call("POST", BASE, body, BEARER(T_WRITE), NULL));
@@ -1024,11 +1053,11 @@ static void test_ownership_and_full(void **state)
 		rep.n_jobs = 1;
 		for (size_t i = 0; i < ARRAY_SIZE(drops); i++) {
 			jr.drops = drops[i];
-			if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+			if (service_agent_report(fx.svc, &agent_key, &rep, &acks, &err) < 0)
 				fail_msg("report: %s", err.msg);
 			agentproto_report_answer_done(&acks);
 		}
-		assert_int_equal(service_agent_stats(fx.svc, &st, &n, &err), 0);
+		assert_int_equal(service_agent_stats(fx.svc, NULL, &st, &n, &err), 0);
 		assert_int_equal(n, 1);
 		assert_string_equal(st[0].name, "web01");
 		assert_true(st[0].online);
@@ -1048,7 +1077,7 @@ static void test_ownership_and_full(void **state)
 		rep.hello = false;
 		rep.jobs = &jr;
 		rep.n_jobs = 1;
-		if (service_agent_report(fx.svc, &rep, &acks, &err) < 0)
+		if (service_agent_report(fx.svc, &agent_key, &rep, &acks, &err) < 0)
 			fail_msg("report: %s", err.msg);
 		assert_int_equal(acks.n_ack, 1);
 		agentproto_report_answer_done(&acks);
@@ -1105,16 +1134,17 @@ static void test_ownership_and_full(void **state)
  * the account's bucket is validated.) */
 static void test_error_items(void **state)
 {
-	char body[512], uri[200];
+	char body[512], uri[200], token[64];
 	json_t *res;
 
 	(void)state;
-	/* a validated bucket (its file's name is proof enough) */
+	/* a validated bucket (the token its challenge file holds) */
 	snprintf(uri, sizeof(uri), "file://%s/b2", fx.bucket_root);
 	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\"}", uri);
 	res = expect_ok(call("POST", BASE "/ownership", body, BEARER(T_WRITE), NULL));
-	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri,
-		 str(res, "filename"));
+	challenge_token("b2", str(res, "filename"), token, sizeof(token));
+	token[strcspn(token, "\n")] = '\0';
+	snprintf(body, sizeof(body), "{\"destination_conf\":\"%s\",\"ownership_challenge\":\"%s\"}", uri, token);
 	json_decref(res);
 	json_decref(expect_ok(call("POST", BASE "/ownership/validate", body, BEARER(T_WRITE), NULL)));
 

@@ -1096,6 +1096,80 @@ static void test_agents(void **state)
 	agent_row_done(NULL);
 }
 
+/* A validated bucket belongs to its account; another one sees it as owned
+ * elsewhere until the owner shares it. */
+static void test_bucket_owner(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char owner[JOB_ID_LEN + 1] = "";
+	BucketRow a = {.id = "0123456789abcdef0123456789abcdef",
+		       .account = ACC_A,
+		       .destination_conf = (char *)"file:///b1",
+		       .status = BUCKET_PENDING};
+
+	assert_int_equal(db_bucket_insert(t->db, &a, 0, &err), 0);
+	/* pending: nobody owns it yet */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	a.status = BUCKET_SUCCESS;
+	a.validated_ns = 5;
+	assert_int_equal(db_bucket_update(t->db, &a, &err), 0);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 1);
+	assert_string_equal(owner, ACC_A);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_A, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0); /* idempotent */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, "ffffffffffffffffffffffffffffffff", &err), -ENOENT);
+}
+
+/* Enrolment tokens and agent keys: bound to a name, unique by name, counted
+ * per account (operator agents are not), found by the hash of the secret. */
+static void test_enrolment(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	uint8_t h1[32], h2[32], h3[32], h4[32];
+	EnrollToken tok = {.account = ACC_A, .name_pattern = "rt*", .colo = "LAB", .expires_ns = 99}, got = {0};
+	AgentKey k1 = {.name = "rt01", .account = ACC_A, .colo = "LAB", .enrolled_ns = 7}, k = {0};
+	AgentKey k2 = {.name = "rt02", .account = ACC_A}, op = {.name = "local"};
+
+	hash_of(h1, 11);
+	hash_of(h2, 12);
+	hash_of(h3, 13);
+	hash_of(h4, 14);
+	assert_int_equal(db_enroll_token_add(t->db, h1, &tok, &err), 0);
+	assert_int_equal(db_enroll_token_add(t->db, h1, &tok, &err), -EEXIST);
+	assert_int_equal(db_enroll_token_find(t->db, h1, &got, &err), 0);
+	assert_string_equal(got.account, ACC_A);
+	assert_string_equal(got.name_pattern, "rt*");
+	assert_string_equal(got.colo, "LAB");
+	assert_int_equal(got.expires_ns, 99);
+	assert_int_equal(db_enroll_token_find(t->db, h2, &got, &err), -ENOENT);
+	EnrollToken optok = {.expires_ns = 0};
+	assert_int_equal(db_enroll_token_add(t->db, h2, &optok, &err), 0);
+	assert_int_equal(db_enroll_token_find(t->db, h2, &got, &err), 0);
+	assert_string_equal(got.account, "");
+	assert_string_equal(got.name_pattern, "");
+
+	assert_int_equal(db_agent_key_add(t->db, h1, &k1, 1, &err), 0);
+	assert_int_equal(db_agent_key_add(t->db, h2, &k1, 0, &err), -EEXIST); /* the name */
+	assert_int_equal(db_agent_key_add(t->db, h2, &k2, 1, &err), -EDQUOT); /* A has 1 of 1 */
+	assert_int_equal(db_agent_key_add(t->db, h3, &op, 1, &err), 0);       /* operator: not counted */
+	assert_int_equal(db_agent_key_find(t->db, h1, &k, &err), 0);
+	assert_string_equal(k.name, "rt01");
+	assert_string_equal(k.account, ACC_A);
+	assert_string_equal(k.colo, "LAB");
+	assert_int_equal(k.enrolled_ns, 7);
+	assert_int_equal(db_agent_key_get(t->db, "local", &k, &err), 0);
+	assert_string_equal(k.account, "");
+	assert_int_equal(db_agent_key_find(t->db, h4, &k, &err), -ENOENT);
+	assert_int_equal(db_agent_key_delete(t->db, "rt01", &err), 0);
+	assert_int_equal(db_agent_key_delete(t->db, "rt01", &err), -ENOENT);
+	assert_int_equal(db_agent_key_find(t->db, h1, &k, &err), -ENOENT);
+	assert_int_equal(db_agent_key_add(t->db, h4, &k1, 1, &err), 0); /* re-enrolled after the revoke */
+}
+
 /* ---- concurrency ---- */
 
 typedef struct Worker {
@@ -1197,6 +1271,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limit_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enrolment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bucket_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 	};
 

@@ -561,6 +561,18 @@ static void test_report_parse(void **state)
 			    "interfaces[0]: must be an interface name");
 	assert_string_equal(report_error("{\"name\":\"a\",\"history\":[]}", NULL),
 			    "history: must be an object of at most 16 members");
+	/* Kept for every agent and shown to users: scalars, short strings. */
+	assert_string_equal(report_error("{\"name\":\"a\",\"history\":{\"x\":{\"y\":1}}}", NULL),
+			    "history: members must be numbers, booleans, null or strings of at most 512 bytes");
+	memset(long_error, 'e', sizeof(long_error) - 1);
+	long_error[sizeof(long_error) - 1] = '\0';
+	{
+		char body[800];
+
+		snprintf(body, sizeof(body), "{\"name\":\"a\",\"history\":{\"error\":\"%s\"}}", long_error);
+		assert_string_equal(report_error(body, NULL), "history: members must be numbers, booleans, null or "
+							      "strings of at most 512 bytes");
+	}
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":{}}", NULL),
 			    "jobs: must be an array of at most 1024 reports");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[5]}", NULL), "jobs[0]: must be an object");
