@@ -1189,6 +1189,12 @@ static void test_agent_stream_chunk(void **state)
 			  BEARER(T_AGENT), NULL),
 		     400, 1002, "tap: must be 16 hex digits");
 	expect_error(call("POST", "/agent/v1/stream?name=web01", "", BEARER(T_READ), NULL), 403, 10000, "*");
+	/* an agent's key streams for its own name only */
+	expect_error(
+		call("POST",
+		     "/agent/v1/stream?name=web02&id=0123456789abcdef0123456789abcdef&tap=0123456789ABCDEF&offset=0",
+		     "", BEARER(T_AGENT), NULL),
+		403, 10000, "Forbidden: this key is agent web01's; it cannot act as 'web02'");
 }
 
 int main(void)
