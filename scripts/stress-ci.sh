@@ -19,10 +19,15 @@ echo "stress: stress-ng --cpu $cores (pid $load) keeps $cores cores busy"
 green=0
 for i in $(seq 1 "$n"); do
 	t0=$(date +%s)
-	line=$(.ci/run 2>&1 | tee "stress-run-$i.log" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
-	rc=${PIPESTATUS[0]}
+	.ci/run >"stress-run-$i.log" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "stress-run-$i.log" | tail -n 1)
 	echo "stress: run $i: ${line:-no result line} (exit $rc, $(($(date +%s) - t0)) s, load $(cut -d' ' -f1-3 /proc/loadavg))"
-	[ "$rc" -eq 0 ] || break
+	if [ "$rc" -ne 0 ]; then
+		echo "stress: run $i failed; its log is stress-run-$i.log:"
+		grep -E '^(not ok|FAILED|ERROR)|(FAIL|ERROR) +[0-9.]+s' "stress-run-$i.log" | head -n 20
+		break
+	fi
 	green=$((green + 1))
 	rm -f "stress-run-$i.log"
 done
