@@ -902,9 +902,10 @@ static void test_list_pages(void **state)
 		     "page: 99999999999999999999999 is outside 1..1000000");
 	/* a new capture (a sample no agent answers: failed at once) is on every
 	 * page's answer at once, cached or not */
-	expect_ok(call("POST", OTHER_BASE,
-		       "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":5,\"packet_limit\":5}",
-		       BEARER(T_OTHER), NULL));
+	json_decref(
+		expect_ok(call("POST", OTHER_BASE,
+			       "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":5,\"packet_limit\":5}",
+			       BEARER(T_OTHER), NULL)));
 	list = list_page("?per_page=3", &info);
 	assert_string_not_equal(str(json_array_get(list, 0), "id"), ids[6]);
 	assert_string_equal(str(json_array_get(list, 1), "id"), ids[6]);
