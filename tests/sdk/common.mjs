@@ -120,6 +120,19 @@ export async function historyPackets(baseURL, token, accountId) {
   return out;
 }
 
+// Each agent's newest packet in its history that a query can see (ms since
+// the epoch; 0 for none). A history writes its blocks in order, so once a
+// packet sent after time T shows here, every packet before T does too.
+export async function historyNewest(baseURL, token, accountId) {
+  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(r.status, 200);
+  const out = {};
+  for (const a of (await r.json()).result) out[a.name] = Date.parse(a.history?.newest ?? '') || 0;
+  return out;
+}
+
 export function assertPcap(buf) {
   const b = Buffer.from(buf);
   assert.ok(b.length >= 24, `pcap too short: ${b.length} bytes`);

@@ -13,6 +13,7 @@ import {
   bucketDir,
   client,
   env,
+  historyNewest,
   historyPackets,
   outFile,
   rejectsWith,
@@ -86,14 +87,22 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     await sendTraffic(0, 5, port);
     await sendTraffic(1, 6, port);
     await sendTraffic(0, 2, port + 1); // not matching
-    // Until both histories hold the frames (a partial block becomes visible
-    // about a second after its first packet): one sample per minute, so the
-    // sample itself cannot be retried.
+    // A fence after them: one more frame each (not matching). Until both
+    // histories can show the fence (a partial block becomes visible about a
+    // second after its first packet), every frame before it is visible too;
+    // one sample per minute, so the sample itself cannot be retried. (Counts
+    // alone could grow by frames of earlier tests written late.)
+    const fence = Date.now();
+    await sendTraffic(0, 1, port + 2);
+    await sendTraffic(1, 1, port + 2);
     let now;
+    let newest;
     await until(async () => {
       now = await historyPackets(base, token, account);
-      return now[agents[0]] >= before[agents[0]] + 7 && now[agents[1]] >= before[agents[1]] + 6;
-    }, () => `history packets ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+      newest = await historyNewest(base, token, account);
+      return now[agents[0]] >= before[agents[0]] + 8 && now[agents[1]] >= before[agents[1]] + 7 &&
+        newest[agents[0]] >= fence && newest[agents[1]] >= fence;
+    }, () => `history packets ${JSON.stringify(before)} -> ${JSON.stringify(now)}, newest ${JSON.stringify(newest)} (fence ${fence})`);
     const s = await P().create({
       account_id: account, type: 'simple', system: 'magic-transit', time_limit: 60, packet_limit: 100,
       filter_v1: { source_address: '192.0.2.1', protocol: 17, destination_port: port },
