@@ -121,6 +121,13 @@ int job_new_id(char ret[JOB_ID_LEN + 1])
 	return 0;
 }
 
+void job_id_lower(const char *s, char out[JOB_ID_LEN + 1])
+{
+	for (size_t i = 0; i < JOB_ID_LEN; i++)
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+	out[JOB_ID_LEN] = '\0';
+}
+
 bool job_id_valid(const char *s, size_t n)
 {
 	if (!s || n != JOB_ID_LEN)

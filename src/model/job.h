@@ -273,6 +273,9 @@ int job_check(const Job *j, ErrBuf *err);
 int job_new_id(char ret[JOB_ID_LEN + 1]);
 /* true if s[0..n) is exactly 32 lowercase or uppercase hex digits. */
 bool job_id_valid(const char *s, size_t n);
+/* The id s[0..JOB_ID_LEN) (already checked by job_id_valid()) as stored:
+ * lowercase, NUL-terminated in out. */
+void job_id_lower(const char *s, char out[JOB_ID_LEN + 1]);
 
 /* Sets *n to copies of group, watcher and name (all three, or all NULL).
  * -ENOMEM. */

@@ -253,8 +253,7 @@ static bool parse_skiptoken(const char *t, JobCursor *ret)
 	if (!dot || parse_u64(t, (size_t)(dot - t), 0, INT64_MAX, &ns) < 0 || !job_id_valid(dot + 1, strlen(dot + 1)))
 		return false;
 	ret->submitted_ns = (int64_t)ns;
-	for (size_t i = 0; i <= JOB_ID_LEN; i++)
-		ret->id[i] = (char)(dot[1 + i] >= 'A' && dot[1 + i] <= 'F' ? dot[1 + i] - 'A' + 'a' : dot[1 + i]);
+	job_id_lower(dot + 1, ret->id);
 	return true;
 }
 

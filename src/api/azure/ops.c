@@ -77,9 +77,7 @@ static bool parse_op(const char *op, bool async, AzOpKind *ret_kind, char id[JOB
 	op = dash + 1;
 	if (strlen(op) < JOB_ID_LEN || !job_id_valid(op, JOB_ID_LEN))
 		return false;
-	for (size_t i = 0; i < JOB_ID_LEN; i++)
-		id[i] = (char)(op[i] >= 'A' && op[i] <= 'F' ? op[i] - 'A' + 'a' : op[i]);
-	id[JOB_ID_LEN] = '\0';
+	job_id_lower(op, id);
 	op += JOB_ID_LEN;
 	*ret_ms = 0;
 	if (k == AZ_OP_QUERY) {

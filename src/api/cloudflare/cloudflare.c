@@ -561,8 +561,7 @@ static void ownership_share(Call *c)
 		errbuf_set(&err, -EINVAL, "account_id: required, 32 hex digits");
 		invalid(c, -EINVAL, &err);
 	} else {
-		for (size_t i = 0; i <= JOB_ID_LEN; i++)
-			acct[i] = (char)(other[i] >= 'A' && other[i] <= 'F' ? other[i] - 'A' + 'a' : other[i]);
+		job_id_lower(other, acct);
 		if (service_bucket_share(c->svc, c->account, conf, acct, &b, &e) < 0)
 			cf_fail(c, &e);
 		else
@@ -692,9 +691,7 @@ static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const ch
 			return;
 		}
 		/* Ids are stored lowercase; accept what a user copied in capitals. */
-		for (size_t i = 0; i < JOB_ID_LEN; i++)
-			c.id[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
-		c.id[JOB_ID_LEN] = '\0';
+		job_id_lower(id, c.id);
 	}
 	op->fn(&c);
 }
