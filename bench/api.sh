@@ -49,7 +49,7 @@ token() { "$build/pcapd" token create --data "$work/ctl" --account "$account" --
 mkdir -p "$work/ctl" "$work/buckets"
 wtok=$(token write)
 rtok=$(token read)
-atok=$(token agent)
+etok=$("$build/pcapd" token create --data "$work/ctl" --scope enroll)
 
 "$build/pcapd" controller --data "$work/ctl" --http 127.0.0.1:0 --bucket-root "$work/buckets" \
 	--sample-interval 0 --max-active-full 0 2>"$work/ctl.err" &
@@ -58,7 +58,7 @@ wait_line "$work/ctl.err" "pcapd: controller listening on"
 url=$(sed -n 's/^pcapd: controller listening on \(http:[^ ]*\).*/\1/p' "$work/ctl.err")
 api="$url/client/v4/accounts/$account/pcaps"
 
-"$build/pcapd" agent --controller "$url" --name bench1 --colo bench -i lo --token "$atok" \
+"$build/pcapd" agent --controller "$url" --name bench1 --colo bench -i lo --enroll-token "$etok" \
 	--data "$work/agent" --bucket-root "$work/buckets" 2>"$work/agent.err" &
 agent_pid=$!
 wait_line "$work/agent.err" "pcapd: agent bench1 registered"

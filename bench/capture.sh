@@ -1,12 +1,18 @@
 #!/bin/bash
 # Capture benchmark: the same traffic (trafgen, N fixed-size UDP frames at its
-# maximum rate over a veth pair) captured to an ext4 file by pcapd, by
+# maximum rate over a veth pair) captured to a file by pcapd, by
 # `tcpdump -B 65536` and by netsniff-ng, one after the other, RUNS times each,
-# in one invocation. Prints per-run rows and the medians, then the ratios
-# against tcpdump. Needs root; makes and removes its own namespaces.
+# in one invocation. Anchors measured in the same invocation, on the same file
+# system: the disk's own sustained write rate with large direct writes
+# (dd bs=4M oflag=direct; refused on some file systems) and through the page
+# cache (dd bs=4M conv=fdatasync), before and after the captures. Prints the
+# machine's load, per-run rows, medians with the spread (min..max), each
+# tool's write rate as a fraction of the dd anchors, and CPU ratios against
+# tcpdump. Needs root; makes and removes its own namespaces.
 #
 #   bench/capture.sh [BUILD_DIR]      env: RUNS=3 PACKETS=7000000 SIZES="64 1514"
-#                                          OUTDIR=/var/tmp/pcapd-bench TOOLS="pcapd tcpdump netsniff-ng"
+#        OUTDIR=/var/tmp/pcapd-bench (try /dev/shm for tmpfs) TOOLS="pcapd tcpdump netsniff-ng"
+#        DD_MIB=4096 (size of each dd anchor; 0 = none)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -16,16 +22,41 @@ PACKETS=${PACKETS:-7000000}
 SIZES=${SIZES:-64 1514}
 OUTDIR=${OUTDIR:-/var/tmp/pcapd-bench}
 TOOLS=${TOOLS:-pcapd tcpdump netsniff-ng}
+DD_MIB=${DD_MIB:-4096}
 . "$root/bench/lib.sh"
 
 work=$(mktemp -d)
 mkdir -p "$OUTDIR"
 cleanup() {
 	bench_netns_down
-	rm -rf "$work" "$OUTDIR"/cap-*
+	rm -rf "$work" "$OUTDIR"/cap-* "$OUTDIR"/dd-anchor
 }
 trap cleanup EXIT
 bench_netns_up
+
+# dd anchor: MB/s of DD_MIB MiB written with flags $1 ("direct" or "cached"),
+# or "refused".
+dd_rate() {
+	local f=$OUTDIR/dd-anchor out
+	rm -f "$f"
+	sync
+	if [ "$1" = direct ]; then
+		out=$(dd if=/dev/zero of="$f" bs=4M count=$((DD_MIB / 4)) oflag=direct 2>&1) || { echo refused; rm -f "$f"; return; }
+	else
+		out=$(dd if=/dev/zero of="$f" bs=4M count=$((DD_MIB / 4)) conv=fdatasync 2>&1) || { echo refused; rm -f "$f"; return; }
+	fi
+	rm -f "$f"
+	# "N bytes (...) copied, S s, R MB/s": bytes / seconds, in MB/s
+	awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i - 1); printf "%.0f", $1 / s / 1e6 }' <<<"$out"
+}
+
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $(uname -r)"
+echo "output: $OUTDIR on $(df -T "$OUTDIR" | awk 'NR == 2 { print $1, "(" $2 ")" }')"
+if [ "$DD_MIB" -gt 0 ]; then
+	dd_direct_1=$(dd_rate direct)
+	dd_cached_1=$(dd_rate cached)
+	echo "anchors before: dd bs=4M oflag=direct ${dd_direct_1} MB/s, through the page cache ${dd_cached_1} MB/s ($DD_MIB MiB each)"
+fi
 
 # Starts tool $1 writing to $2 under /usr/bin/time; sets TOOL_PID, TIME_PID.
 start_tool() {
@@ -52,7 +83,7 @@ count_records() {
 	echo $(((size - 24) / (16 + $2)))
 }
 
-printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s\n' size tool run sent captured drops cpu_s us/pkt
+printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %8s %6s\n' size tool run sent captured drops cpu_s us/pkt offered MB/s load
 for size in $SIZES; do
 	bench_frame_cfg "$size" >"$work/frame.cfg"
 	for run in $(seq "$RUNS"); do
@@ -61,7 +92,9 @@ for size in $SIZES; do
 			rm -f "$out"
 			start_tool "$tool" "$out"
 			before=$(bench_rx_packets)
+			t0=$(date +%s.%N)
 			bench_send "$work/frame.cfg" "$PACKETS"
+			t1=$(date +%s.%N)
 			sleep 1
 			sent=$(($(bench_rx_packets) - before))
 			kill -INT "$TOOL_PID"
@@ -71,32 +104,67 @@ for size in $SIZES; do
 			read -r u s <"$work/cpu"
 			cpu=$(echo "$u $s" | awk '{ printf "%.2f", $1 + $2 }')
 			per=$(echo "$cpu $captured" | awk '{ printf "%.3f", $2 ? $1 * 1e6 / $2 : 0 }')
-			printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s\n' "$size" "$tool" "$run" "$sent" "$captured" "$drops" "$cpu" "$per" | tee -a "$work/rows"
+			# what the tool wrote while the traffic ran: file bytes over the sender's time
+			mbs=$(awk -v b="$(stat -c %s "$out")" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }')
+			# what a lossless capture would have written: every frame sent, with its record header
+			offered=$(awk -v n="$sent" -v s="$size" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", n * (s + 16) / (z - a) / 1e6 }')
+			load=$(cut -d' ' -f1 /proc/loadavg)
+			printf '%-6s %-12s %-4s %10s %10s %8s %8s %9s %8s %8s %6s\n' "$size" "$tool" "$run" "$sent" "$captured" \
+				"$drops" "$cpu" "$per" "$offered" "$mbs" "$load" | tee -a "$work/rows"
 			rm -f "$out"
 		done
 	done
 done
 
+if [ "$DD_MIB" -gt 0 ]; then
+	dd_direct_2=$(dd_rate direct)
+	dd_cached_2=$(dd_rate cached)
+	echo "anchors after: dd bs=4M oflag=direct ${dd_direct_2} MB/s, through the page cache ${dd_cached_2} MB/s"
+fi
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+
+# "median (min..max)" of column $3 for size $1 and tool $2
+stat_of() {
+	awk -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { print $c }' "$work/rows" | sort -g >"$work/col"
+	[ -s "$work/col" ] || return 0
+	printf '%s (%s..%s)' "$(bench_median <"$work/col")" "$(head -n 1 "$work/col")" "$(tail -n 1 "$work/col")"
+}
+
 echo
-echo "medians over $RUNS runs (drops = sent - records in the file):"
+echo "medians over $RUNS runs, (min..max) (drops = sent - records in the file; offered = what a lossless file"
+echo "would hold / sender's seconds; written = file bytes / sender's seconds):"
 for size in $SIZES; do
 	for tool in $TOOLS; do
-		rows=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t' "$work/rows")
-		[ -n "$rows" ] || continue
-		d=$(awk '{ print $6 }' <<<"$rows" | bench_median)
-		c=$(awk '{ print $7 }' <<<"$rows" | bench_median)
-		p=$(awk '{ print $8 }' <<<"$rows" | bench_median)
-		echo "$size $tool $d $c $p" >>"$work/medians"
-		printf '  %-5s %-12s drops %-9s cpu_s %-7s us/pkt %s\n' "$size" "$tool" "$d" "$c" "$p"
+		grep -q "^$size  *$tool " "$work/rows" || continue
+		d=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $6 }' "$work/rows" | bench_median)
+		p=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $8 }' "$work/rows" | bench_median)
+		m=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $10 }' "$work/rows" | bench_median)
+		echo "$size $tool $d $p $m" >>"$work/medians"
+		printf '  %-5s %-12s drops %s  captured %s  us/pkt %s  offered MB/s %s  written MB/s %s\n' "$size" "$tool" \
+			"$(stat_of "$size" "$tool" 6)" "$(stat_of "$size" "$tool" 5)" "$(stat_of "$size" "$tool" 8)" \
+			"$(stat_of "$size" "$tool" 9)" "$(stat_of "$size" "$tool" 10)"
+	done
+done
+echo
+echo "write rates against the disk's own (dd anchors, lower of before/after):"
+ddd=$(printf '%s\n%s\n' "${dd_direct_1:-refused}" "${dd_direct_2:-refused}" | grep -v refused | sort -g | head -n 1 || true)
+ddc=$(printf '%s\n%s\n' "${dd_cached_1:-refused}" "${dd_cached_2:-refused}" | grep -v refused | sort -g | head -n 1 || true)
+for size in $SIZES; do
+	for tool in $TOOLS; do
+		m=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $5 }' "$work/medians")
+		[ -n "$m" ] || continue
+		awk -v m="$m" -v d="${ddd:-0}" -v c="${ddc:-0}" -v s="$size" -v t="$tool" 'BEGIN {
+			printf "  %s-byte frames, %s: %s MB/s = %s of dd direct, %s of dd through the page cache\n", s, t, m,
+				(d > 0 ? sprintf("%.2f", m / d) : "n/a"), (c > 0 ? sprintf("%.2f", m / c) : "n/a") }'
 	done
 done
 echo
 echo "ratios (tcpdump / X: above 1 means X uses less CPU per packet than tcpdump):"
 for size in $SIZES; do
-	ref=$(awk -v s="$size" '$1 == s && $2 == "tcpdump" { print $5 }' "$work/medians")
+	ref=$(awk -v s="$size" '$1 == s && $2 == "tcpdump" { print $4 }' "$work/medians")
 	for tool in $TOOLS; do
 		[ "$tool" = tcpdump ] && continue
-		x=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $5 }' "$work/medians")
+		x=$(awk -v s="$size" -v t="$tool" '$1 == s && $2 == t { print $4 }' "$work/medians")
 		[ -n "$ref" ] && [ -n "$x" ] && awk -v r="$ref" -v x="$x" -v s="$size" -v t="$tool" \
 			'BEGIN { printf "  %s-byte frames: CPU per packet, tcpdump/%s = %.2fx\n", s, t, (x > 0 ? r / x : 0) }'
 	done

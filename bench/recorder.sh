@@ -43,8 +43,7 @@ bench_frame_cfg 64 >"$work/frame.cfg"
 
 # A controller for the agent to register with (the recorder does not need it
 # to record, but the agent is the product being measured, as deployed).
-acct=0123456789abcdef0123456789abcdef
-atok=$("$pcapd" token create --data "$work/ctl" --account "$acct" --scope agent)
+etok=$("$pcapd" token create --data "$work/ctl" --scope enroll)
 "$pcapd" controller --data "$work/ctl" --http 127.0.0.1:0 2>"$work/ctl.err" &
 ctl_pid=$!
 for _ in $(seq 50); do
@@ -76,7 +75,8 @@ generate() {
 run_agent() {
 	local run=$1 pid cpu0 cpu1 frames recorded
 	rm -rf "$work/agent"
-	PCAPD_AGENT_TOKEN=$atok "$pcapd" agent --controller "http://127.0.0.1:$port" --name bench --colo b \
+	# a new data directory each run: a new name to enrol
+	PCAPD_ENROLL_TOKEN=$etok "$pcapd" agent --controller "http://127.0.0.1:$port" --name "bench$run" --colo b \
 		-i "$if_rx" --data "$work/agent" --sample-rate "$RATE" 2>"$work/agent.err" &
 	pid=$!
 	for _ in $(seq 100); do

@@ -1,9 +1,11 @@
 #!/bin/sh
-# Installs the Debian packages pcapd's build, tests and benchmarks need, only when
-# one is missing, then the npm packages of the SDK tests (tests/sdk) and of the
-# store tests (tests/stores: Azurite, @azure/storage-blob) when they are missing
-# or not the pinned version. Idempotent and quick (one dpkg query, a few file
-# reads) when everything is there.
+# Installs the Debian packages pcapd's build, tests and benchmarks need (among
+# them chromium for the browser tests, radosgw for the S3 store tests and
+# rclone for the upload benchmark), only when one is missing, then the npm
+# packages of the SDK tests (tests/sdk, tests/azure), the store tests
+# (tests/stores: Azurite, @azure/storage-blob) and the browser tests
+# (tests/web) when they are missing or not the pinned version. Idempotent and
+# quick (one dpkg query, a few file reads) when everything is there.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +15,8 @@ PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       libsqlite3-dev libcap-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
       python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time
-      openssl wrk stress-ng rclone
+      openssl wrk stress-ng rclone chromium help2man python3-prometheus-client
+      systemd man-db groff-base
       ceph-mon ceph-osd radosgw ceph-common python3-boto3"
 # node v20+ may come from outside Debian (nodesource, a tarball); Debian's
 # nodejs and npm only when there is no node at all.
@@ -44,30 +47,24 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# --- the official Cloudflare SDK, pinned in tests/sdk/package.json and its lock
-sdk="$root/tests/sdk"
-want=$(sed -n 's/.*"cloudflare": *"\([^"]*\)".*/\1/p' "$sdk/package.json" | head -n 1)
-have=""
-if [ -f "$sdk/node_modules/cloudflare/package.json" ]; then
-	have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$sdk/node_modules/cloudflare/package.json" | head -n 1)
-fi
-if [ "$have" != "$want" ]; then
-	echo "install-deps: installing the cloudflare SDK $want (npm ci in tests/sdk)" >&2
-	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-
-# --- the store tests' npm packages, pinned in tests/stores/package.json and its lock
-stores="$root/tests/stores"
-stale=""
-for pkg in azurite @azure/storage-blob; do
-	want=$(sed -n "s|.*\"$pkg\": *\"\([^\"]*\)\".*|\1|p" "$stores/package.json" | head -n 1)
+# --- npm packages, each pinned in its package.json and lock: the official
+# Cloudflare SDK (tests/sdk), the official Azure SDK (@azure/arm-network,
+# tests/azure), playwright-core (tests/web; it drives Debian's chromium and
+# downloads no browser of its own), Azurite and @azure/storage-blob (tests/stores).
+npm_pinned() { # DIR PACKAGE: npm ci in DIR unless PACKAGE is there at its pinned version
+	dir="$root/$1"
+	want=$(sed -n "s|.*\"$2\": *\"\([^\"]*\)\".*|\1|p" "$dir/package.json" | head -n 1) # "|": a name may hold "/"
 	have=""
-	if [ -f "$stores/node_modules/$pkg/package.json" ]; then
-		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$stores/node_modules/$pkg/package.json" | head -n 1)
+	if [ -f "$dir/node_modules/$2/package.json" ]; then
+		have=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$dir/node_modules/$2/package.json" | head -n 1)
 	fi
-	[ "$have" = "$want" ] || stale="$stale $pkg@$want"
-done
-if [ -n "$stale" ]; then
-	echo "install-deps: installing$stale (npm ci in tests/stores)" >&2
-	(cd "$stores" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+	if [ "$have" != "$want" ]; then
+		echo "install-deps: installing $2 $want (npm ci in $1)" >&2
+		(cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+}
+npm_pinned tests/sdk cloudflare
+npm_pinned tests/azure @azure/arm-network
+npm_pinned tests/web playwright-core
+npm_pinned tests/stores azurite
+npm_pinned tests/stores @azure/storage-blob

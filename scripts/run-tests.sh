@@ -2,7 +2,9 @@
 # Runs the whole suite against one build directory: the unit tests and fuzz
 # corpus replays (meson test; cmocka speaks TAP, so each test case counts), then
 # the integration tests (pytest, real binaries, real namespaces and traffic),
-# then the SDK tests (node's test runner, TAP, against a stack.py deployment).
+# then the SDK tests (node's test runner, TAP, against a stack.py deployment),
+# then the browser tests of the web dashboard (Debian's chromium driven by
+# playwright-core, node's test runner, against another stack.py deployment).
 # Ends with one line "N passed, N failed".
 set -u
 build=${1:-build}
@@ -66,6 +68,51 @@ else
 	passed=$((passed + p))
 	failed=$((failed + f))
 	echo "sdk: $p passed, $f failed"
+fi
+
+# --- Azure SDK tests: the official @azure/arm-network (tests/azure, installed
+# by install-deps.sh) against a stack.py deployment of its own (--azure: HTTPS,
+# agents writing files below their --local-root).
+if [ "$(id -u)" -ne 0 ]; then
+	echo "azure: needs root (network namespaces); counted as failed"
+	failed=$((failed + 1))
+else
+	PCAPD_BUILD="$root/$build" /usr/bin/python3 tests/integration/stack.py run --azure -- \
+		node --test --test-concurrency=1 --test-reporter=tap tests/azure/*.test.mjs 2>&1 | tee "$build/azure.out"
+	src=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok [0-9]+' "$build/azure.out")
+	f=$(grep -cE '^not ok [0-9]+' "$build/azure.out")
+	if [ "$src" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1 # the stack did not start, or node failed before reporting
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "azure: $p passed, $f failed"
+fi
+
+# --- browser tests: the web dashboard in Debian's chromium, driven headless
+# by playwright-core (tests/web, installed by install-deps.sh), against a real
+# controller and agents that stack.py starts, with real traffic. One node
+# process, so chromium starts once; screenshots and downloaded captures are
+# kept in $build/web-artifacts.
+if [ "$(id -u)" -ne 0 ]; then
+	echo "web: needs root (network namespaces); counted as failed"
+	failed=$((failed + 1))
+else
+	rm -rf "$build/web-artifacts"
+	start=$SECONDS
+	PCAPD_BUILD="$root/$build" PCAPD_WEB_ARTIFACTS="$root/$build/web-artifacts" \
+		/usr/bin/python3 tests/integration/stack.py run -- \
+		node --test --test-concurrency=1 --test-reporter=tap tests/web/browser/ 2>&1 | tee "$build/web.out"
+	wrc=${PIPESTATUS[0]}
+	p=$(grep -cE '^ok [0-9]+' "$build/web.out")
+	f=$(grep -cE '^not ok [0-9]+' "$build/web.out")
+	if [ "$wrc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1 # the stack did not start, or node or chromium failed before reporting
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "web: $p passed, $f failed in $((SECONDS - start)) s (screenshots in $build/web-artifacts)"
 fi
 
 echo "$passed passed, $failed failed"

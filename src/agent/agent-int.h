@@ -13,10 +13,12 @@
  *
  * Job phases (AgentJob.phase):
  *
- *   STARTING ──► CAPTURING ──► UPLOADING ──► FINISHED (rep.state done|failed)
- *       └────────────┴─────────────┴──────────────► FINISHED (failed)
+ *   STARTING ──► CAPTURING ──► CAPTURED ──► UPLOADING ──► FINISHED (rep.state done|failed)
+ *       └────────────┴────────────┴────────────┴──────────────► FINISHED (failed)
  *
- * STARTING and CAPTURING are both reported as "running". A FINISHED job's
+ * STARTING and CAPTURING are both reported as "running", CAPTURED (the
+ * capture ended, the spool file is complete and waits for its upload) as
+ * "captured", UPLOADING as "uploading" (model/job.h, part states). A FINISHED job's
  * record is on disk before the phase is published, so an acknowledgement can
  * only come for a job whose record exists; the ack removes both.
  *
@@ -37,6 +39,7 @@
 #include "agent/jobtable.h"
 #include "proto/agentproto.h"
 #include "agent/recorder.h"
+#include "capture/rotate.h"
 #include "capture/tofile.h"
 
 typedef struct Agent Agent;
@@ -44,6 +47,7 @@ typedef struct Agent Agent;
 typedef enum JobPhase {
 	JOB_PHASE_STARTING,
 	JOB_PHASE_CAPTURING,
+	JOB_PHASE_CAPTURED,
 	JOB_PHASE_UPLOADING,
 	JOB_PHASE_FINISHED,
 } JobPhase;
@@ -54,9 +58,11 @@ typedef struct AgentJob {
 	AgentJobReport rep;         /* under Agent.lock: what the next report says */
 	JobPhase phase;             /* under Agent.lock */
 	CapFile *cf;                /* under Agent.lock: set while capturing, for live counters */
-	volatile sig_atomic_t stop; /* set by a stop request or shutdown; read by the capture */
+	CapRotate *rot;             /* under Agent.lock: the same for a capture into local files */
+	volatile sig_atomic_t stop; /* JOB_STOP_FLAG_*, 0 = capture on; read by the capture */
 	pthread_t thread;
-	bool has_thread; /* thread started and not joined yet */
+	bool has_thread;      /* thread started and not joined yet */
+	uint64_t accepted_ms; /* monotonic ms when the start was taken (reports wait for the sockets) */
 } AgentJob;
 
 struct Agent {
@@ -64,27 +70,29 @@ struct Agent {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* any change below: job phases, report requests, registration, shutdown */
 	pthread_mutex_t report_lock;
-	JobTable table;                             /* id → AgentJob *, under lock */
-	JobStore *store;                            /* its own calls need no lock: each job touches only its files */
-	CtlClient *report_client;                   /* the reporter's */
-	CtlClient *poll_client;                     /* the poller's (also its "running" reports) */
-	size_t n_active;                            /* under lock: jobs whose thread has not finished */
-	size_t n_samples;                           /* under lock: the samples among them */
-	Recorder *recorder;                         /* NULL when the recorder is off; stable while jobs run */
-	char history_dir[4096];                     /* DATA/history */
-	CtlClientConfig client_cfg;                 /* for the sample clients */
-	CtlClient *idle_clients[AGENT_MAX_SAMPLES]; /* under lock: sample clients kept for reuse */
-	size_t n_idle_clients;                      /* under lock */
-	bool exiting;                               /* under lock: shutdown started */
-	bool report_due;                            /* under lock: report at once (a job changed phase) */
-	bool registered;                            /* under lock: a report succeeded once */
-	bool online;                                /* under lock: false during an outage (logged once) */
-	bool need_hello;                            /* under lock: next report says hello (start, after an outage) */
-	unsigned outage_gen;                        /* under lock: bumped by every failed request */
-	uint64_t last_report_ms;                    /* under lock: monotonic time of the last report that succeeded */
-	uint32_t heartbeat_ms;                      /* under lock: idle report interval */
-	uint32_t poll_timeout_ms;                   /* under lock: long-poll hold asked of the controller */
-	int fatal;                                  /* under lock: non-zero ends the agent with fatal_err */
+	JobTable table;                               /* id → AgentJob *, under lock */
+	JobStore *store;                              /* its own calls need no lock: each job touches only its files */
+	CtlClient *report_client;                     /* the reporter's */
+	CtlClient *poll_client;                       /* the poller's (also its "running" reports) */
+	size_t n_active;                              /* under lock: jobs whose thread has not finished */
+	size_t n_samples;                             /* under lock: the samples among them */
+	Recorder *recorder;                           /* NULL when the recorder is off; stable while jobs run */
+	char history_dir[4096];                       /* DATA/history */
+	CtlClientConfig client_cfg;                   /* for the sample clients */
+	CtlClient *idle_clients[AGENT_MAX_SAMPLES];   /* under lock: sample clients kept for reuse */
+	size_t n_idle_clients;                        /* under lock */
+	CtlClient *stream_clients[AGENT_MAX_STREAMS]; /* under lock: the live streams' (streamrun.c), NULL = free */
+	size_t n_streams;                             /* under lock: stream threads running */
+	bool exiting;                                 /* under lock: shutdown started */
+	bool report_due;                              /* under lock: report at once (a job changed phase) */
+	bool registered;                              /* under lock: a report succeeded once */
+	bool online;                                  /* under lock: false during an outage (logged once) */
+	bool need_hello;                              /* under lock: next report says hello (start, after an outage) */
+	unsigned outage_gen;                          /* under lock: bumped by every failed request */
+	uint64_t last_report_ms;                      /* under lock: monotonic time of the last report that succeeded */
+	uint32_t heartbeat_ms;                        /* under lock: idle report interval */
+	uint32_t poll_timeout_ms;                     /* under lock: long-poll hold asked of the controller */
+	int fatal;                                    /* under lock: non-zero ends the agent with fatal_err */
 	ErrBuf fatal_err;
 };
 
@@ -97,8 +105,31 @@ int jobrun_start(AgentJob *job, ErrBuf *err);
 void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error);
 /* Frees a job whose thread was joined (or never started). NULL is fine. */
 void jobrun_free(AgentJob *job);
-/* Maps the capture engine's stop reason to the protocol's. */
-JobStop jobrun_stop_reason(StopReason why);
+/* AgentJob.stop: why the capture is told to end early. */
+#define JOB_STOP_FLAG_USER 1     /* the controller relayed a stop request */
+#define JOB_STOP_FLAG_SHUTDOWN 2 /* the agent is shutting down */
+
+/* Maps the capture engine's stop reason (and, for a stop by the flag, the
+ * flag's value) to the protocol's. */
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag);
+
+/* The job's current report as its record on disk (not terminal: a failure
+ * is only logged; jobrun_finish() writes the one that matters). */
+void jobrun_save_state(AgentJob *job);
+
+/* outputs.c: captures into files on this machine (file outputs, continuous
+ * mode). Whether the start is one (then outputs_main is its thread). */
+bool outputs_local(const AgentJobSpec *spec);
+void *outputs_main(void *arg);
+/* At start-up, for a job the agent died running: removes the file it had not
+ * published yet. */
+void outputs_recover(Agent *a, const char *id);
+
+/* streamrun.c: a thread sending the ordered capture's file to the tap (an
+ * error chunk instead when it cannot); from the poller. */
+void streamrun_start(Agent *a, const AgentStreamOrder *o);
+/* Cancels the streams' requests and waits for their threads (shutdown). */
+void streamrun_stop_all(Agent *a);
 
 /* samplerun.c: the thread of a sample job (jobrun_start() starts it). */
 void *samplerun_main(void *arg);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "agent/agent-int.h"
+#include "agent/agentkey.h"
 #include "agent/backoff.h"
 #include "agent/ifaces.h"
 #include "common/log.h"
@@ -95,14 +96,14 @@ int agent_config_check(const AgentConfig *cfg, ErrBuf *err)
 		if (n == 0 || n >= 16 || strchr(cfg->ifaces[i], '/'))
 			return errbuf_set(err, -EINVAL, "-i: '%s' is not an interface name", cfg->ifaces[i]);
 	}
-	if (!cfg->token || !cfg->token[0])
-		return errbuf_set(err, -EINVAL, "--token (or PCAPD_AGENT_TOKEN): missing");
-	if (strlen(cfg->token) > TOKEN_MAX)
-		return errbuf_set(err, -EINVAL, "--token: longer than %u bytes", TOKEN_MAX);
-	/* It goes into a header line: printable ASCII only. */
-	for (const char *p = cfg->token; *p; p++)
+	/* The key (agentkey.h) may come later: the command line is checked
+	 * before enrolment, agent_run() again with the key. It goes into a
+	 * header line: printable ASCII only. */
+	if (cfg->token && (!cfg->token[0] || strlen(cfg->token) > TOKEN_MAX))
+		return errbuf_set(err, -EINVAL, "agent key: empty or longer than %u bytes", TOKEN_MAX);
+	for (const char *p = cfg->token; p && *p; p++)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
-			return errbuf_set(err, -EINVAL, "--token: contains a blank, control or non-ASCII character");
+			return errbuf_set(err, -EINVAL, "agent key: contains a blank, control or non-ASCII character");
 	if (!cfg->data_dir || !cfg->data_dir[0])
 		return errbuf_set(err, -EINVAL, "--data: missing");
 	if (cfg->bucket_root && cfg->bucket_root[0] != '/')
@@ -174,35 +175,47 @@ static int http_error(const char *what, const CtlResponse *resp, ErrBuf *err)
 		break;
 	}
 	return errbuf_set(err, code, "%s: the controller answered %ld%s%s%s", what, resp->status,
-			  resp->status == 401 || resp->status == 403 ? " (check the agent token and its scope)" : "",
+			  resp->status == 401 || resp->status == 403 ? " (the agent's key in DATA/" AGENTKEY_FILE
+								       " is not accepted: revoked? enrol again)"
+								     : "",
 			  msg[0] ? ": " : "", msg);
 }
 
 /* ---- reports ---- */
 
-/* The report's job entries, live counters included (a->lock held). */
+/* The report's job entries, live counters included (a->lock held). A job
+ * still opening its sockets is left out for up to START_WAIT_MS (the
+ * protocol's "running" means capturing): the poller's report after the
+ * sockets are open names it. */
 static int snapshot_locked(Agent *a, AgentJobReport **ret, size_t *ret_n)
 {
 	AgentJobReport *v = NULL;
-	size_t n = a->table.n;
+	size_t n = 0;
+	uint64_t now = now_ms();
 
-	if (n) {
-		v = calloc(n, sizeof(*v));
+	if (a->table.n) {
+		v = calloc(a->table.n, sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < a->table.n; i++) {
 		AgentJob *job = a->table.v[i].job;
 
-		v[i] = job->rep;
-		if (job->cf) {
+		if (job->phase == JOB_PHASE_STARTING && now - job->accepted_ms < START_WAIT_MS)
+			continue;
+		v[n] = job->rep;
+		if (job->cf || job->rot) {
 			CaptureStats st;
 
-			capfile_stats(job->cf, &st);
-			v[i].packets = st.packets;
-			v[i].bytes = st.bytes;
-			v[i].drops = st.kernel_drops;
+			if (job->cf)
+				capfile_stats(job->cf, &st);
+			else
+				caprot_stats(job->rot, &st, NULL);
+			v[n].packets = st.packets;
+			v[n].bytes = st.bytes;
+			v[n].drops = st.kernel_drops;
 		}
+		n++;
 	}
 	*ret = v;
 	*ret_n = n;
@@ -404,6 +417,7 @@ static AgentJob *job_new(Agent *a, AgentJobSpec *spec)
 	job->phase = job->spec.sample ? JOB_PHASE_CAPTURING : JOB_PHASE_STARTING;
 	if (!job->spec.sample && job->spec.attempt > 0)
 		job->phase = JOB_PHASE_UPLOADING; /* a retry: the capture is in the spool */
+	job->accepted_ms = now_ms();
 	return job;
 }
 
@@ -485,14 +499,14 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 	size_t n = 0;
 
 	if (ans->n_skipped)
-		log_warning("poll: %zu start or stop entries without a valid id ignored", ans->n_skipped);
+		log_warning("poll: %zu start, stop or stream entries without a valid id ignored", ans->n_skipped);
 	for (size_t i = 0; i < ans->n_stop; i++) {
 		AgentJob *job;
 
 		pthread_mutex_lock(&a->lock);
 		job = jobtable_get(&a->table, ans->stop[i]);
 		if (job && job->phase != JOB_PHASE_FINISHED && !job->stop) {
-			job->stop = 1;
+			job->stop = JOB_STOP_FLAG_USER;
 			log_info("job %s: stop requested", ans->stop[i]);
 		}
 		pthread_mutex_unlock(&a->lock);
@@ -507,6 +521,9 @@ static size_t apply_poll(Agent *a, AgentPollAnswer *ans, char (*started)[JOB_ID_
 		if (start_job(a, &ans->start[i]) && !sample)
 			memcpy(started[n++], id, sizeof(id));
 	}
+	/* After the starts: an order may name a capture of this very answer. */
+	for (size_t i = 0; i < ans->n_streams; i++)
+		streamrun_start(a, &ans->streams[i]);
 	return n;
 }
 
@@ -583,7 +600,7 @@ static void *poller_main(void *arg)
 			}
 		}
 		pthread_mutex_lock(&a->lock);
-		if (ans.n_start == 0 && ans.n_stop == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
+		if (ans.n_start == 0 && ans.n_stop == 0 && ans.n_streams == 0 && now_ms() - t0 < MIN_EMPTY_POLL_MS)
 			wait_until(a, t0 + MIN_EMPTY_POLL_MS); /* a controller answering at once with nothing */
 		agentproto_poll_done(&ans);
 	}
@@ -620,12 +637,15 @@ static void recover(Agent *a)
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
 		if (!part_state_terminal(job->rep.state)) {
-			const char *why = job->rep.state == PART_UPLOADING ? "agent restarted during the upload"
-									   : "agent restarted during the capture";
+			const char *why = job->rep.state == PART_UPLOADING  ? "agent restarted during the upload"
+					  : job->rep.state == PART_CAPTURED ? "agent restarted before the upload"
+									    : "agent restarted during the capture";
 
 			job->rep.state = PART_FAILED;
 			job->rep.stop_reason = JOB_STOP_ERROR;
+			job->rep.failure = PART_FAIL_INTERNAL;
 			memcpy(job->rep.error, why, strlen(why) + 1);
+			outputs_recover(a, job->rep.id);
 			if (jobstore_save(a->store, &job->rep, &err) < 0)
 				log_warning("job %s: %s", job->rep.id, err.msg);
 			log_warning("job %s failed: %s", job->rep.id, why);
@@ -745,6 +765,8 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	r = agent_config_check(cfg, err);
 	if (r < 0)
 		return r;
+	if (!cfg->token)
+		return errbuf_set(err, -ENOKEY, "agent: no key (enrol first)");
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return errbuf_set(err, -ENOMEM, "out of memory");
@@ -777,11 +799,16 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	}
 	while (!*stop && !a->fatal)
 		wait_until(a, now_ms() + SUPERVISE_MS);
-	/* Shutdown: no new jobs; running ones stop (reason "user"), upload and
-	 * report; the reporter sends the last report once they all finished. */
+	/* Shutdown: no new jobs; running ones stop (reason "agent_shutdown"
+	 * unless a user's stop came first), upload and report; the reporter
+	 * sends the last report once they all finished. */
 	a->exiting = true;
-	for (size_t i = 0; i < a->table.n; i++)
-		((AgentJob *)a->table.v[i].job)->stop = 1;
+	for (size_t i = 0; i < a->table.n; i++) {
+		AgentJob *job = a->table.v[i].job;
+
+		if (!job->stop)
+			job->stop = JOB_STOP_FLAG_SHUTDOWN;
+	}
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 	ctlclient_cancel(a->poll_client);
@@ -795,6 +822,7 @@ int agent_run(const AgentConfig *cfg, const volatile sig_atomic_t *stop, ErrBuf 
 	if (r)
 		*err = a->fatal_err;
 	pthread_mutex_unlock(&a->lock);
+	streamrun_stop_all(a);
 	if (have_reporter)
 		pthread_join(reporter, NULL);
 out:

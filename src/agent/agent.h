@@ -39,6 +39,7 @@
 
 #define AGENT_MAX_RUNNING 16u /* captures at once; more are refused (reported failed) */
 #define AGENT_MAX_SAMPLES 8u  /* sample answers at once, besides the captures; more are refused */
+#define AGENT_MAX_STREAMS 8u  /* live streams at once (readers of running captures); more are refused */
 #define AGENT_DEFAULT_HEARTBEAT_MS 5000u
 #define AGENT_DEFAULT_SAMPLE_RATE 100u                      /* recorder: 1 in 100 packets */
 #define AGENT_DEFAULT_SAMPLE_SNAPLEN 160u                   /* bytes kept per recorded packet */
@@ -54,9 +55,10 @@ typedef struct AgentConfig {
 	const char *const *ifaces; /* interfaces for every capture (1..CAPTURE_MAX_IFACES) */
 	size_t n_ifaces;           /* 0 with all_ifaces */
 	bool all_ifaces;           /* every interface that is up, looked up at each capture */
-	const char *token;         /* bearer token with scope agent */
+	const char *token;         /* the agent's own key (agentkey.h) */
 	const char *data_dir;      /* DATA: jobs/ and spool/ (created if missing) */
 	const char *bucket_root;   /* file:// buckets must lie below it; NULL = file:// refused */
+	const char *local_root;    /* file outputs: /var/captures/X is written as local_root/X; NULL = /var/captures */
 	const char *cafile;        /* CA bundle for an https controller; NULL = system CAs */
 	bool insecure;             /* https without certificate verification */
 	uint32_t heartbeat_ms;     /* report interval without active jobs; 0 = 5000 (the controller may change it) */

@@ -125,9 +125,15 @@ int ctlclient_get(CtlClient *c, const char *path, uint32_t timeout_ms, CtlRespon
 int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
 			ErrBuf *err)
 {
-	HttpcRequest q = {.method = "POST", .body = body, .body_n = strlen(body), .timeout_ms = timeout_ms};
+	return ctlclient_post(c, path, "application/json", body, strlen(body), timeout_ms, ret, err);
+}
 
-	return call(c, &q, path, "application/json", ret, err);
+int ctlclient_post(CtlClient *c, const char *path, const char *content_type, const void *body, size_t n,
+		   uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err)
+{
+	HttpcRequest q = {.method = "POST", .body = body, .body_n = n, .timeout_ms = timeout_ms};
+
+	return call(c, &q, path, content_type, ret, err);
 }
 
 typedef struct FdSource {

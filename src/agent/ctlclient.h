@@ -50,6 +50,9 @@ int ctlclient_get(CtlClient *c, const char *path, uint32_t timeout_ms, CtlRespon
 /* POST of a JSON body. */
 int ctlclient_post_json(CtlClient *c, const char *path, const char *body, uint32_t timeout_ms, CtlResponse *ret,
 			ErrBuf *err);
+/* POST of body[0..n) with the given Content-Type. */
+int ctlclient_post(CtlClient *c, const char *path, const char *content_type, const void *body, size_t n,
+		   uint32_t timeout_ms, CtlResponse *ret, ErrBuf *err);
 /* POST of size bytes read from fd (from offset 0, with pread: the descriptor's
  * position is not used), streamed, with the given Content-Type. A read error
  * is -EIO with its cause in err. */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One full capture on this agent (samples: samplerun.c): filter → per-interface programs → capture
- * into DATA/spool/<id>.pcap (snaplen bytes per packet, whole ones by default;
- * pcap, or pcapng when the interfaces' link types differ) → the bucket →
- * final report. What this agent cannot do yet (continuous mode, file outputs,
- * several buckets) fails the job at once with the reason (job_supported). Phases and
+ * One full capture into a bucket on this agent (samples: samplerun.c; files
+ * on this machine and continuous mode: outputs.c): its configuration
+ * (capsetup.c) → capture into DATA/spool/<id>.pcap (snaplen bytes per packet,
+ * whole ones by default; pcap, or pcapng when the interfaces' link types
+ * differ) → the bucket → final report. What this agent cannot do yet (several
+ * buckets) fails the job at once with the reason (job_supported). Phases and
  * locking in agent-int.h.
  */
 #include <errno.h>
@@ -16,23 +17,13 @@
 #include <unistd.h>
 
 #include "agent/agent-int.h"
+#include "agent/capsetup.h"
 #include "agent/storeup.h"
-#include "agent/ifaces.h"
 #include "bucket/bucket.h"
 #include "bucket/bucket_uri.h"
 #include "common/log.h"
-#include "filter/filter.h"
-#include "model/filtermodel.h"
-#include "pcap/record.h"
 
-/* 16 MiB of ring per interface. The kernel allocates and clears a ring when
- * it is set up (about 2 ms per MiB here), and that sits between the
- * controller's order and the first packet: the default rings of `pcapd
- * capture` (128 MiB) would cost a quarter of a second per job. */
-#define DEFAULT_RING_BLOCKS 8u
-#define DEFAULT_BLOCK_SIZE (2u << 20)
-
-JobStop jobrun_stop_reason(StopReason why)
+JobStop jobrun_stop_reason(StopReason why, sig_atomic_t flag)
 {
 	switch (why) {
 	case STOP_REASON_NONE:
@@ -43,8 +34,8 @@ JobStop jobrun_stop_reason(StopReason why)
 		return JOB_STOP_BYTES;
 	case STOP_REASON_SECONDS:
 		return JOB_STOP_TIME;
-	case STOP_REASON_SIGNAL:
-		return JOB_STOP_USER; /* the job's stop flag: a stop request or the agent's shutdown */
+	case STOP_REASON_SIGNAL: /* the job's stop flag */
+		return flag == JOB_STOP_FLAG_SHUTDOWN ? JOB_STOP_SHUTDOWN : JOB_STOP_USER;
 	case STOP_REASON_ERROR:
 	default:
 		return JOB_STOP_ERROR;
@@ -101,9 +92,7 @@ void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *e
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* The job's current report as its record on disk (not terminal: a failure
- * is only logged; jobrun_finish() writes the one that matters). */
-static void save_state(AgentJob *job)
+void jobrun_save_state(AgentJob *job)
 {
 	Agent *a = job->agent;
 	AgentJobReport rep;
@@ -129,102 +118,38 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 		job->rep.packets = st->packets;
 		job->rep.bytes = st->bytes;
 		job->rep.drops = st->kernel_drops;
-		job->rep.stop_reason = jobrun_stop_reason(why);
+		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
 	}
-	job->rep.state = phase == JOB_PHASE_UPLOADING ? PART_UPLOADING : PART_RUNNING;
-	if (phase == JOB_PHASE_UPLOADING)
+	job->rep.state = phase == JOB_PHASE_UPLOADING  ? PART_UPLOADING
+			 : phase == JOB_PHASE_CAPTURED ? PART_CAPTURED
+						       : PART_RUNNING;
+	if (phase == JOB_PHASE_CAPTURED || phase == JOB_PHASE_UPLOADING)
 		a->report_due = true; /* starting and capturing both read "running": no change to report */
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Puts "what: " before the message in err (the message cannot be its own
- * format argument: the buffers would overlap). */
-static int prefix_err(ErrBuf *err, int r, const char *what)
-{
-	ErrBuf old = *err;
-
-	return errbuf_set(err, r, "%s: %s", what, old.msg);
-}
-
-/* The interfaces of this capture: the configured list, or those up now. */
-static int job_ifaces(const AgentConfig *cfg, char ***owned, const char **names, size_t *ret_n, ErrBuf *err)
-{
-	size_t n;
-	int r;
-
-	if (!cfg->all_ifaces) {
-		for (size_t i = 0; i < cfg->n_ifaces; i++)
-			names[i] = cfg->ifaces[i];
-		*ret_n = cfg->n_ifaces;
-		return 0;
-	}
-	r = ifaces_up(owned, &n, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < n; i++)
-		names[i] = (*owned)[i];
-	*ret_n = n;
-	return 0;
-}
-
 /* Capture into the spool file; counters in *st. Returns 0 with the reason. */
 static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, StopReason *why, ErrBuf *err)
 {
-	const AgentConfig *cfg = job->agent->cfg;
-	CbpfProgram progs[CAPTURE_MAX_IFACES] = {{0}};
-	const char *names[CAPTURE_MAX_IFACES];
-	uint32_t lts[CAPTURE_MAX_IFACES];
-	char **owned = NULL;
-	size_t n = 0;
-	Filter filter = {0};
 	CapFileConfig fc = {0};
+	CapSetup *setup;
 	CapFile *cf = NULL;
-	bool have_filter, same = true;
-	/* 0 or more than a packet can hold: whole packets. */
-	uint32_t snaplen =
-		job->spec.snaplen && job->spec.snaplen < PCAP_MAX_SNAPLEN ? job->spec.snaplen : PCAP_MAX_SNAPLEN;
 	int fd = -1, r;
 
-	r = filtermodel_parse(job->spec.filter, strlen(job->spec.filter), &filter, err);
-	if (r < 0) {
-		prefix_err(err, r, "filter");
-		goto out;
-	}
-	r = job_ifaces(cfg, &owned, names, &n, err);
+	setup = calloc(1, sizeof(*setup));
+	if (!setup)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	r = capsetup_init(job->agent->cfg, &job->spec, setup, err);
 	if (r < 0)
 		goto out;
-	have_filter = filter.n_clauses > 0 || filter.bpf_expr;
-	for (size_t i = 0; i < n; i++) {
-		r = capture_iface_linktype(names[i], &lts[i], err);
-		if (r < 0)
-			goto out;
-		same = same && lts[i] == lts[0];
-		if (have_filter) {
-			r = filter_compile(&filter, lts[i], snaplen, &progs[i], err);
-			if (r < 0) {
-				prefix_err(err, r, "filter");
-				goto out;
-			}
-		}
-	}
-	fc.capture.ifaces = names;
-	fc.capture.n_ifaces = n;
-	fc.capture.snaplen = snaplen;
-	fc.capture.block_count = cfg->ring_blocks ? cfg->ring_blocks : DEFAULT_RING_BLOCKS;
-	fc.capture.block_size = cfg->block_size ? cfg->block_size : DEFAULT_BLOCK_SIZE;
-	fc.capture.workers = 1;
-	fc.capture.filters = have_filter ? progs : NULL;
-	fc.capture.max_packets = job->spec.packet_limit;
-	fc.capture.max_bytes = job->spec.byte_limit;
-	fc.capture.max_duration_ns = job->spec.time_limit_s * NSEC_PER_SEC;
-	/* One link type fits classic pcap, which every tool reads; several need pcapng. */
-	fc.format = same ? PCAP_FORMAT_PCAP_US : PCAP_FORMAT_PCAPNG;
+	fc.capture = setup->capture;
+	fc.format = setup->format;
 	fc.direct = true;
 	r = capfile_open(&fc, &cf, err);
 	if (r < 0)
 		goto out;
-	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = errbuf_errno(err, "cannot write %s", spool);
 		goto out;
@@ -236,41 +161,31 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	/* "running" on disk, so that the next start reports the job failed if
 	 * the agent dies now. After the sockets are bound, off the path from the
 	 * controller's order to the first packet: the ring holds what arrives. */
-	save_state(job);
+	jobrun_save_state(job);
 	r = capfile_run(cf, &job->stop, why, err);
 	capfile_stats(cf, st);
 	if (r == 0)
 		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
 	/* Counters stay with the job; cf goes away below. */
-	set_phase(job, r == 0 ? JOB_PHASE_UPLOADING : JOB_PHASE_CAPTURING, NULL, st, *why);
+	set_phase(job, r == 0 ? JOB_PHASE_CAPTURED : JOB_PHASE_CAPTURING, NULL, st, *why);
 out:
 	if (fd >= 0 && close(fd) < 0 && r == 0)
 		r = errbuf_errno(err, "closing %s", spool);
 	capfile_free(cf);
-	for (size_t i = 0; i < n; i++)
-		cbpf_program_free(&progs[i]);
-	filter_done(&filter);
-	ifaces_free(owned, n);
+	capsetup_done(setup);
+	free(setup);
 	return r;
 }
 
-/* What this agent can do of a start: one bucket output (*ret_out), no file
- * output, no continuous mode. Anything else fails the job with the reason. */
+/* What this pipeline does of a start: one bucket output (*ret_out). Files
+ * on this machine and continuous mode are outputs.c's. */
 static int job_supported(const AgentJobSpec *spec, const AgentOutput **ret_out, ErrBuf *err)
 {
 	const AgentOutput *bucket = NULL;
 
-	if (spec->continuous.on)
-		return errbuf_set(
-			err, -EOPNOTSUPP,
-			"continuous: continuous (rotating file) captures are not supported by this agent yet");
 	for (size_t i = 0; i < spec->n_outputs; i++) {
 		const AgentOutput *o = &spec->outputs[i];
 
-		if (o->kind != JOB_OUTPUT_BUCKET)
-			return errbuf_set(err, -EOPNOTSUPP,
-					  "outputs[%zu]: %s outputs (%.64s) are not supported by this agent yet", i,
-					  job_output_kind_to_string(o->kind), o->target);
 		if (bucket)
 			return errbuf_set(err, -EOPNOTSUPP,
 					  "outputs[%zu]: this agent writes a capture to one bucket, not several", i);
@@ -414,12 +329,13 @@ static void *job_main(void *arg)
 	pthread_mutex_lock(&a->lock);
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
-	save_state(job);
+	jobrun_save_state(job);
+	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	if (store) {
 		r = upload_to_store(job, out, spool, object, &err);
 		if (r < 0) {
 			/* The capture is whole: it stays here for a later retry. */
-			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why), err.msg);
+			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why, job->stop), err.msg);
 			return NULL;
 		}
 	} else {
@@ -433,7 +349,7 @@ static void *job_main(void *arg)
 	/* The object is in the bucket: the spool copy is not needed any more. */
 	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
 		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why), NULL);
+	jobrun_finish(job, PART_DONE, jobrun_stop_reason(why, job->stop), NULL);
 	return NULL;
 }
 
@@ -445,7 +361,11 @@ int jobrun_start(AgentJob *job, ErrBuf *err)
 	/* has_thread is set under the lock, which the thread needs before it can
 	 * finish: an ack cannot reach the job before its thread is known. */
 	pthread_mutex_lock(&a->lock);
-	r = -pthread_create(&job->thread, NULL, job->spec.sample ? samplerun_main : job_main, job);
+	r = -pthread_create(&job->thread, NULL,
+			    job->spec.sample            ? samplerun_main
+			    : outputs_local(&job->spec) ? outputs_main
+							: job_main,
+			    job);
 	if (r == 0)
 		job->has_thread = true;
 	pthread_mutex_unlock(&a->lock);

@@ -13,7 +13,7 @@
 #include "agent/jobstore.h"
 
 #define RECORD_MAX (64u * 1024) /* bytes of one job record; ours are under 1 KiB */
-#define DIR_MODE 0750
+#define DIR_MODE 0700
 
 struct JobStore {
 	const IoOps *io;
@@ -144,7 +144,7 @@ int jobstore_save(JobStore *s, const AgentJobReport *r, ErrBuf *err)
 		return rc;
 	iov[0] = (struct iovec){.iov_base = text, .iov_len = strlen(text)};
 	iov[1] = (struct iovec){.iov_base = (void *)"\n", .iov_len = 1};
-	rc = io_publish(s->io, path, iov, 2, 0640, err);
+	rc = io_publish(s->io, path, iov, 2, 0600, err);
 	free(text);
 	return rc;
 }
@@ -152,6 +152,11 @@ int jobstore_save(JobStore *s, const AgentJobReport *r, ErrBuf *err)
 int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap)
 {
 	return path_join(ret, cap, s->spool, id, ".pcap");
+}
+
+int jobstore_outputs_path(const JobStore *s, const char *id, char *ret, size_t cap)
+{
+	return path_join(ret, cap, s->spool, id, ".outputs");
 }
 
 int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap)

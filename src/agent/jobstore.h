@@ -10,6 +10,9 @@
  *                         atomically: <id>.json.tmp, fsync, rename, fsync dir.
  *   DATA/spool/<id>.pcap  the capture being written, until it is in the bucket.
  *   DATA/spool/<id>.sample.pcap  a sample's answer, until the controller has it.
+ *   DATA/spool/<id>.outputs  where a capture into local files writes the file
+ *                         it has not published yet (outputs.c), so that a
+ *                         restart can remove it.
  *
  * Recovery at start-up: leftover *.tmp files (a crash between write and
  * rename) are removed; jobs/ is read back by the caller (jobstore_load), which
@@ -25,7 +28,7 @@
 
 typedef struct JobStore JobStore;
 
-/* Creates DATA (and missing parents), DATA/jobs and DATA/spool (mode 0750) and
+/* Creates DATA (and missing parents), DATA/jobs and DATA/spool (mode 0700) and
  * removes leftover temporary files. io NULL = io_posix. */
 int jobstore_open(const char *data_dir, const IoOps *io, JobStore **ret, ErrBuf *err);
 void jobstore_free(JobStore *s); /* NULL is fine */
@@ -41,6 +44,8 @@ int jobstore_remove_record(JobStore *s, const char *id, ErrBuf *err);
 int jobstore_remove_spool(JobStore *s, const char *id, ErrBuf *err);
 /* DATA/spool/<id>.pcap into ret[cap]. */
 int jobstore_spool_path(const JobStore *s, const char *id, char *ret, size_t cap);
+/* DATA/spool/<id>.outputs into ret[cap]. */
+int jobstore_outputs_path(const JobStore *s, const char *id, char *ret, size_t cap);
 /* DATA/spool/<id>.sample.pcap into ret[cap]. */
 int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t cap);
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent-int.h"
@@ -36,6 +37,7 @@
 #define SAMPLE_PATH "/agent/v1/sample"
 #define PCAP_CONTENT_TYPE "application/vnd.tcpdump.pcap"
 #define MIN_POST_TIMEOUT_MS 1000u
+#define BUSY_FIRST_MS 250u /* first wait after a 503 */
 
 static uint64_t now_ms(void)
 {
@@ -87,31 +89,60 @@ static int prefix_err(ErrBuf *err, int r, const char *what)
 	return errbuf_set(err, r, "%s: %s", what, old.msg);
 }
 
-/* Sends the answer in fd (size bytes) before the deadline. */
+/* Sends the answer in fd (size bytes) before the deadline. A 503 (the
+ * controller's body budget is taken by other uploads) is tried again, after
+ * BUSY_FIRST_MS and then twice as long each time, while the deadline allows.
+ * A request that fails on the way is sent once more on a new connection:
+ * the kept one may have been closed by the controller's idle time-out just
+ * as it was reused (clients wait between samples about as long as that
+ * time-out), and libcurl does not always notice in time to retry itself. */
 static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, ErrBuf *err)
 {
 	Agent *a = job->agent;
 	CtlResponse resp = {0};
 	CtlClient *c = NULL;
-	uint64_t spent = now_ms() - t0_ms;
-	uint32_t timeout_ms;
+	uint32_t timeout_ms, wait_ms = BUSY_FIRST_MS;
+	bool fresh = false;
 	char path[256], msg[160];
 	int r;
 
-	/* The controller's deadline counts from its poll answer, which came a
-	 * moment ago; past it, a last try of a second still gets a clear 409. */
-	timeout_ms = job->spec.deadline_ms > spent ? job->spec.deadline_ms - (uint32_t)spent : 0;
-	if (timeout_ms < MIN_POST_TIMEOUT_MS)
-		timeout_ms = MIN_POST_TIMEOUT_MS;
 	if (snprintf(path, sizeof(path), SAMPLE_PATH "?name=%s&id=%s", a->cfg->name, job->spec.id) >= (int)sizeof(path))
 		return errbuf_set(err, -ENAMETOOLONG, "sample path too long");
-	r = client_get(a, &c, err);
-	if (r < 0)
-		return r;
-	r = ctlclient_post_file(c, path, PCAP_CONTENT_TYPE, fd, size, timeout_ms, &resp, err);
-	client_put(a, c);
-	if (r < 0)
-		return prefix_err(err, r, "answer not delivered");
+	for (;;) {
+		uint64_t spent = now_ms() - t0_ms;
+
+		/* The controller's deadline counts from its poll answer, which
+		 * came a moment ago; past it, a last try of a second still gets
+		 * a clear 409. */
+		timeout_ms = job->spec.deadline_ms > spent ? job->spec.deadline_ms - (uint32_t)spent : 0;
+		if (timeout_ms < MIN_POST_TIMEOUT_MS)
+			timeout_ms = MIN_POST_TIMEOUT_MS;
+		r = fresh ? ctlclient_new(&a->client_cfg, &c, err) : client_get(a, &c, err);
+		if (r < 0)
+			return r;
+		r = ctlclient_post_file(c, path, PCAP_CONTENT_TYPE, fd, size, timeout_ms, &resp, err);
+		if (r < 0 && r != -ECANCELED && !fresh && now_ms() - t0_ms < job->spec.deadline_ms) {
+			log_info("sample %s: %s; sending it again on a new connection", job->spec.id, err->msg);
+			ctlclient_free(c); /* its connection is gone: not kept for later */
+			c = NULL;
+			fresh = true;
+			continue;
+		}
+		client_put(a, c);
+		if (r < 0)
+			return prefix_err(err, r, "answer not delivered");
+		if (resp.status != 503 || spent + wait_ms >= job->spec.deadline_ms)
+			break;
+		ctlclient_response_done(&resp);
+		log_info("sample %s: the controller is busy; trying again in %u ms", job->spec.id, wait_ms);
+		{
+			struct timespec ts = {wait_ms / 1000u, (long)(wait_ms % 1000u) * 1000000L};
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
+		wait_ms *= 2;
+	}
 	agentproto_error_message(resp.body, resp.n, msg, sizeof(msg));
 	if (resp.status == 200)
 		r = 0;
@@ -147,7 +178,7 @@ static int answer(AgentJob *job, uint64_t t0_ms, HistQueryResult *res, ErrBuf *e
 	q.filter = &filter;
 	q.max_packets = spec->packet_limit < HIST_MAX_QUERY_PACKETS ? spec->packet_limit : HIST_MAX_QUERY_PACKETS;
 	/* Not fsynced: it lives for one request, and a crash forgets the sample. */
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = errbuf_errno(err, "cannot write %s", path);
 		goto out;

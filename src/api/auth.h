@@ -33,3 +33,22 @@ void auth_hash(const char *s, size_t n, uint8_t ret[32]);
  * JOB_ID_LEN + 1 bytes: the credential's account as stored (lowercase hex). */
 int auth_check(Service *svc, HttpRequest *req, const char *account, TokenScope need, const char *op, char *ret_account,
 	       ApiError *e);
+/* (On success the request's connection is trusted: http_req_trust.) */
+
+/* The agent protocol: req must carry an agent's own key (ret gets its name,
+ * account and colo). API_ERR_UNAUTHENTICATED for an unknown secret;
+ * API_ERR_FORBIDDEN for a user token, an enrolment token or an agent token
+ * bound to no name. On success the connection is trusted. */
+int auth_agent(Service *svc, HttpRequest *req, AgentKey *ret, ApiError *e);
+/* POST /agent/v1/enroll: req must carry an enrolment token (ret). */
+int auth_enroll(Service *svc, HttpRequest *req, EnrollToken *ret, ApiError *e);
+
+/* A credential's public id: hex of the first 16 bytes of the SHA-256 of its
+ * secret (stable, and telling nothing about the secret). */
+#define AUTH_ID_LEN 32
+/* Authenticates req for account with any user scope (read or write; an agent
+ * token is refused as by auth_check) and tells what the credential is:
+ * ret_scope (SCOPE_READ or SCOPE_WRITE) and ret_id. ret_account as for
+ * auth_check (may be NULL). Failures as auth_check's. */
+int auth_identify(Service *svc, HttpRequest *req, const char *account, char *ret_account, TokenScope *ret_scope,
+		  char ret_id[AUTH_ID_LEN + 1], ApiError *e);

@@ -24,6 +24,29 @@ int bucket_uri_check(const char *uri, size_t n, ErrBuf *err)
 	return r;
 }
 
+int bucket_uri_normalize(const char *uri, char *ret, size_t cap, ErrBuf *err)
+{
+	size_t n = uri ? strlen(uri) : 0;
+	BucketScheme scheme;
+	BucketUri u;
+	int r;
+
+	r = bucket_uri_parse(uri, n, &u, err);
+	if (r < 0)
+		return r;
+	scheme = u.scheme;
+	bucket_uri_done(&u);
+	if (cap < n + 1)
+		return errbuf_set(err, -ENAMETOOLONG, "destination_conf: no room for its normal form");
+	if (scheme != BUCKET_SCHEME_FILE) {
+		memcpy(ret, uri, n + 1);
+		return 0;
+	}
+	/* A file:// URI carries no credentials: its identity is its normal
+	 * form (never longer than the URI). */
+	return bucket_uri_match_key(uri, n, ret, cap, err);
+}
+
 int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *err)
 {
 	BucketUri u;

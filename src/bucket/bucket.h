@@ -64,6 +64,15 @@ typedef struct BucketConfig {
  * query key 'regoin' for s3"). */
 int bucket_uri_check(const char *uri, size_t n, ErrBuf *err);
 
+/* The one spelling of a destination_conf, so that two spellings of one
+ * bucket register, validate and compare as one: bucket_uri_check() first,
+ * then for file:// the scheme in lowercase and the path in lexical normal
+ * form ("file:///r/./b1", "file:///r//b1/", "file:///r/x/../b1" are all
+ * "file:///r/b1"; symlinks are not followed: bucket_open() checks where the
+ * path leads). Other schemes are returned as given. Pure; writes ret[cap]
+ * (BUCKET_URI_MAX + 1 always fits). */
+int bucket_uri_normalize(const char *uri, char *ret, size_t cap, ErrBuf *err);
+
 /* Opens a bucket (for file://: resolves and creates the directory; for a
  * store: resolves endpoint and credentials, no request is sent). */
 int bucket_open(const char *uri, const BucketConfig *cfg, Bucket **ret, ErrBuf *err);

@@ -158,17 +158,6 @@ static int dup_n(const char *p, size_t n, char **ret, ErrBuf *err)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes a query value into a new string; control bytes refused. */
 static int decode_value(const char *key, const char *p, size_t n, char **ret, ErrBuf *err)
 {
@@ -181,7 +170,7 @@ static int decode_value(const char *key, const char *p, size_t n, char **ret, Er
 		unsigned char c = (unsigned char)p[i];
 
 		if (c == '%') {
-			int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1, lo = i + 2 < n ? hex_digit(p[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0) {
 				free(out);

@@ -11,7 +11,9 @@
  * kernel moved to metadata re-inserted, with nanosecond timestamps. The spans
  * stay valid until the sink's block_done() for that worker returns; then the
  * ring block goes back to the kernel. A sink that batches (the pcap writer)
- * flushes in block_done(): one large writev per ring block, no per-packet copy.
+ * flushes in block_done(): one large writev per ring block (a pipe), or one
+ * copy into its writer thread's buffer (a file), never a system call per
+ * packet.
  *
  * Loopback: each packet is captured once (outgoing copies are ignored, as
  * tcpdump does), not once per direction.

@@ -5,9 +5,13 @@
  * A live capture written to a pcap or pcapng file: the capture engine
  * (capture.h) with the pcap writer (pcap/writer.h) as its sink. Each worker
  * queues packets into its own batch and flushes it when the ring block is
- * released, so there is one large write per block and the file holds whole
- * records whenever a flush returns (kill the process at any time and what was
- * written reads cleanly).
+ * released. On a pipe that is one large write per block; on a regular file
+ * (direct mode) the flush copies the block's records into the writer's spool,
+ * whose writer thread writes them in order (O_DIRECT where the file system
+ * takes it) while the ring block goes straight back to the kernel. Either way
+ * the file ends on a whole record whenever a block's records are written
+ * (kill the process at any time and what was written reads cleanly; see
+ * pcap/spool.h for the one write's window).
  *
  * Two steps, so that a caller can refuse bad interfaces or a missing
  * CAP_NET_RAW before it creates (or truncates) the output file:

@@ -13,6 +13,20 @@
 
 volatile sig_atomic_t cli_stop_requested;
 
+int cli_one_subcommand(const char *cmd, const char *sub, int argc, char **argv, int (*run)(int, char **),
+		       void (*usage)(FILE *))
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], sub) != 0) {
+		log_error("%s: unknown subcommand '%s' (expected %s)", cmd, argv[1], sub);
+		return 2;
+	}
+	return run(argc - 1, argv + 1);
+}
+
 int cli_no_operands(const char *cmd, int argc, char **argv)
 {
 	if (optind < argc) {
@@ -61,7 +75,7 @@ int cli_split_ifaces(const char *list, bool all_alone, char **owned, const char 
 
 int cli_make_data_dir(const char *dir)
 {
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		log_error("--data: cannot create %s: %s", dir, strerror(errno));
 		return 1;
 	}

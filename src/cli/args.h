@@ -10,6 +10,7 @@
  */
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,12 @@
 /* Set by SIGINT/SIGTERM once cli_catch_stop_signals ran (the one shutdown
  * flag of a subcommand). */
 extern volatile sig_atomic_t cli_stop_requested;
+
+/* A command with one subcommand (pcapd token create, pcapd agents revoke):
+ * usage on --help (0) or without one (2), "CMD: unknown subcommand" (2), or
+ * run(argc - 1, argv + 1)'s status. */
+int cli_one_subcommand(const char *cmd, const char *sub, int argc, char **argv, int (*run)(int, char **),
+		       void (*usage)(FILE *));
 
 /* After getopt: "CMD: unexpected argument 'X'" and 2 if an operand is left. */
 int cli_no_operands(const char *cmd, int argc, char **argv);
@@ -30,7 +37,7 @@ int cli_split_ifaces(const char *list, bool all_alone, char **owned, const char 
  * "FLAG: 'X' is not a number" / "FLAG: X is outside LO..HI" logged and 2. */
 int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi, bool size, uint64_t *ret);
 
-/* Creates --data DIR (mode 0750) unless it exists. */
+/* Creates --data DIR (mode 0700) unless it exists. */
 int cli_make_data_dir(const char *dir);
 
 /* "dir/name" into out: 0, or -ENAMETOOLONG when it does not fit. */

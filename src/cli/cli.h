@@ -12,5 +12,6 @@ int cmd_merge(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_controller(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_agents(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_history(int argc, char **argv);

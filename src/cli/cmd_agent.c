@@ -9,8 +9,11 @@
  * it, when the process lacks it), then run. Once the controller accepted the
  * first report, stderr says `pcapd: agent NAME registered with URL`.
  *
- * The token comes from --token or, so that it does not show in ps, from the
- * environment variable PCAPD_AGENT_TOKEN (the flag wins).
+ * Identity: the agent's own key, kept in DATA/agent.key (agent/agentkey.h).
+ * Without one, the agent enrols first with the enrolment token of
+ * --enroll-token or, so that it does not show in ps, of the environment
+ * variable PCAPD_ENROLL_TOKEN (the flag wins); a token given when a key exists
+ * is not used.
  *
  * Signals: SIGINT/SIGTERM stop running captures (stop reason "user"), which
  * are uploaded and reported before the agent exits 0; a second signal kills
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "agent/caps.h"
 #include "capture/capture.h"
 #include "cli/args.h"
@@ -39,6 +43,9 @@ typedef struct AgentArgs {
 	char *iface_list; /* owned copy of -i, split in place at ',' */
 	const char *ifaces[CAPTURE_MAX_IFACES];
 	char bucket_root[PATH_MAX]; /* made absolute */
+	const char *enroll_token;
+	char key[AGENTKEY_SECRET_MAX + 1]; /* the agent's own key */
+	char local_root[PATH_MAX];         /* made absolute */
 } AgentArgs;
 
 enum {
@@ -46,8 +53,10 @@ enum {
 	OPT_NAME,
 	OPT_COLO,
 	OPT_TOKEN,
+	OPT_ENROLL_TOKEN,
 	OPT_DATA,
 	OPT_BUCKET_ROOT,
+	OPT_LOCAL_ROOT,
 	OPT_CACERT,
 	OPT_INSECURE,
 	OPT_SAMPLE_RATE,
@@ -63,8 +72,10 @@ static const struct option long_options[] = {
 	{"colo", required_argument, NULL, OPT_COLO},
 	{"interface", required_argument, NULL, 'i'},
 	{"token", required_argument, NULL, OPT_TOKEN},
+	{"enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN},
 	{"data", required_argument, NULL, OPT_DATA},
 	{"bucket-root", required_argument, NULL, OPT_BUCKET_ROOT},
+	{"local-root", required_argument, NULL, OPT_LOCAL_ROOT},
 	{"cacert", required_argument, NULL, OPT_CACERT},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
 	{"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
@@ -79,8 +90,9 @@ static const struct option long_options[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --token TOKEN --data DIR\n"
-		"                   [--bucket-root DIR] [--cacert FILE] [--insecure] [--upload-budget SECONDS]\n"
+		"usage: pcapd agent --controller URL --name NAME --colo COLO -i IFACES --data DIR\n"
+		"                   [--enroll-token TOKEN] [--bucket-root DIR] [--local-root DIR] [--cacert FILE]\n"
+		"                   [--insecure] [--upload-budget SECONDS]\n"
 		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
 		"SECONDS]\n"
 		"\n"
@@ -89,10 +101,14 @@ static void usage(FILE *f)
 		"      --colo COLO          its data center or group (captures go to an agent by name or colo)\n"
 		"  -i, --interface IFACES   interfaces to capture on, comma-separated (up to %u),\n"
 		"                           or 'all': every interface that is up when a capture starts\n"
-		"      --token TOKEN        agent token (pcapd token create --scope agent);\n"
-		"                           better: the environment variable PCAPD_AGENT_TOKEN\n"
-		"      --data DIR           state: job records, capture spool, history (created if missing)\n"
+		"      --data DIR           state: the agent's key, job records, capture spool, history\n"
+		"                           (created if missing)\n"
+		"      --enroll-token TOKEN enrolment token (pcapd token create --scope enroll), exchanged\n"
+		"                           once for this agent's own key, kept in DATA/agent.key (0600);\n"
+		"                           not needed once enrolled. Better: PCAPD_ENROLL_TOKEN\n"
 		"      --bucket-root DIR    file:// buckets must lie below DIR (without it, none is written)\n"
+		"      --local-root DIR     captures into files on this machine (Azure filePath, localPath):\n"
+		"                           /var/captures/X is written as DIR/X (default /var/captures)\n"
 		"      --cacert FILE        CA certificate(s) to verify an https controller\n"
 		"      --insecure           https without verifying the controller's certificate\n"
 		"      --upload-budget SECONDS  an upload to an object store gives up (upload_failed, the\n"
@@ -125,38 +141,38 @@ static int split_ifaces(AgentArgs *a, const char *list)
 	return cli_split_ifaces(list, true, &a->iface_list, a->ifaces, ARRAY_SIZE(a->ifaces), &a->cfg.n_ifaces);
 }
 
-/* --bucket-root as an absolute path: the agent and the controller compare
- * destination_conf paths against it, whatever their working directory. */
-static int absolute_root(AgentArgs *a, const char *dir)
+/* --bucket-root and --local-root as absolute paths: the agent and the
+ * controller compare destination_conf paths against the first, whatever
+ * their working directory, and a capture's files are named by the second. */
+static int absolute_root(const char *flag, const char *dir, char out[PATH_MAX])
 {
 	char cwd[PATH_MAX];
 	int n;
 
 	if (dir[0] == '\0') {
-		log_error("--bucket-root: empty path");
+		log_error("%s: empty path", flag);
 		return 2;
 	}
 	if (dir[0] == '/') {
-		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s", dir);
+		n = snprintf(out, PATH_MAX, "%s", dir);
 	} else {
 		if (!getcwd(cwd, sizeof(cwd))) {
-			log_error("--bucket-root: cannot resolve '%s': %s", dir, strerror(errno));
+			log_error("%s: cannot resolve '%s': %s", flag, dir, strerror(errno));
 			return 1;
 		}
-		n = snprintf(a->bucket_root, sizeof(a->bucket_root), "%s/%s", cwd, dir);
+		n = snprintf(out, PATH_MAX, "%s/%s", cwd, dir);
 	}
-	if (n < 0 || (size_t)n >= sizeof(a->bucket_root)) {
-		log_error("--bucket-root: path too long");
+	if (n < 0 || n >= PATH_MAX) {
+		log_error("%s: path too long", flag);
 		return 2;
 	}
-	a->cfg.bucket_root = a->bucket_root;
 	return 0;
 }
 
 /* Returns 0, -1 for --help, or the exit status for a bad command line. */
 static int parse_args(int argc, char **argv, AgentArgs *a)
 {
-	const char *token_env = getenv("PCAPD_AGENT_TOKEN");
+	const char *token_env = getenv("PCAPD_ENROLL_TOKEN");
 	ErrBuf err = {{0}};
 	uint64_t v = 0;
 	int opt, r;
@@ -182,13 +198,22 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 			r = split_ifaces(a, optarg);
 			break;
 		case OPT_TOKEN:
-			a->cfg.token = optarg;
+			log_error("--token: agents enrol now: pcapd token create --scope enroll, then pcapd agent "
+				  "--enroll-token TOKEN (once; the agent keeps its own key in DATA/agent.key)");
+			return 2;
+		case OPT_ENROLL_TOKEN:
+			a->enroll_token = optarg;
 			break;
 		case OPT_DATA:
 			a->cfg.data_dir = optarg;
 			break;
 		case OPT_BUCKET_ROOT:
-			r = absolute_root(a, optarg);
+			r = absolute_root("--bucket-root", optarg, a->bucket_root);
+			a->cfg.bucket_root = a->bucket_root;
+			break;
+		case OPT_LOCAL_ROOT:
+			r = absolute_root("--local-root", optarg, a->local_root);
+			a->cfg.local_root = a->local_root;
 			break;
 		case OPT_CACERT:
 			if (access(optarg, R_OK) < 0) {
@@ -232,15 +257,13 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 	}
 	if (cli_no_operands("agent", argc, argv) != 0)
 		return 2;
-	if (!a->cfg.token && token_env && token_env[0])
-		a->cfg.token = token_env;
-	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir || !a->cfg.token) {
+	if (!a->enroll_token && token_env && token_env[0])
+		a->enroll_token = token_env;
+	if (!a->cfg.controller || !a->cfg.name || !a->cfg.colo || !a->cfg.data_dir) {
 		log_error("agent: %s is required", !a->cfg.controller ? "--controller URL"
 						   : !a->cfg.name     ? "--name NAME"
 						   : !a->cfg.colo     ? "--colo COLO"
-						   : !a->cfg.data_dir
-							   ? "--data DIR"
-							   : "--token TOKEN (or PCAPD_AGENT_TOKEN in the environment)");
+								      : "--data DIR");
 		usage(stderr);
 		return 2;
 	}
@@ -284,6 +307,23 @@ int cmd_agent(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
+	{
+		EnrollRequest er = {.controller = a.cfg.controller,
+				    .token = a.enroll_token,
+				    .name = a.cfg.name,
+				    .colo = a.cfg.colo,
+				    .cafile = a.cfg.cafile,
+				    .insecure = a.cfg.insecure,
+				    .data_dir = a.cfg.data_dir};
+
+		r = agentkey_obtain(&er, &cli_stop_requested, a.key, &err);
+		if (r < 0) {
+			log_error("%s", err.msg);
+			status = r == -ECANCELED ? 0 : 1;
+			goto out;
+		}
+		a.cfg.token = a.key;
+	}
 	/* Before any thread exists: capabilities are per thread and inherited. */
 	r = agentcaps_restrict(&err);
 	if (r < 0) {
@@ -299,6 +339,7 @@ int cmd_agent(int argc, char **argv)
 	}
 	status = 0;
 out:
+	explicit_bzero(a.key, sizeof(a.key));
 	free(a.iface_list);
 	return status;
 }

@@ -74,6 +74,7 @@ enum {
 	OPT_DPORT,
 	OPT_PROTO,
 	OPT_BPF,
+	OPT_INNER,
 	OPT_WORKERS,
 	OPT_RING_BLOCKS,
 	OPT_BLOCK_SIZE,
@@ -94,6 +95,7 @@ static const struct option long_options[] = {
 	{"dport", required_argument, NULL, OPT_DPORT},
 	{"proto", required_argument, NULL, OPT_PROTO},
 	{"bpf", required_argument, NULL, OPT_BPF},
+	{"inner", no_argument, NULL, OPT_INNER},
 	{"workers", required_argument, NULL, OPT_WORKERS},
 	{"ring-blocks", required_argument, NULL, OPT_RING_BLOCKS},
 	{"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
@@ -122,6 +124,8 @@ static void usage(FILE *f)
 		"                              ports: 80, 80-120, '80;443'\n"
 		"      --proto P               IP protocol: number or name (tcp, udp, icmp, ...)\n"
 		"      --bpf EXPR              pcap-filter expression, ANDed with the above\n"
+		"      --inner                 --src/--dst/--sport/--dport/--proto also match the inner\n"
+		"                              packet of VXLAN, GENEVE and GRE tunnels\n"
 		"      --workers N             capture threads with fanout, 1..%u (default 1)\n"
 		"      --ring-blocks N         ring blocks per socket, 1..%u\n"
 		"      --block-size SIZE       ring block size, a power of two, 4K..1G\n"
@@ -233,6 +237,9 @@ static int parse_args(int argc, char **argv, CaptureArgs *a)
 		case OPT_BPF:
 			flag = "--bpf";
 			r = filter_set_expr(&a->filter, optarg, strlen(optarg), &err);
+			break;
+		case OPT_INNER:
+			a->clause.inner = true;
 			break;
 		case 'q':
 			a->quiet = true;

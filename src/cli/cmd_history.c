@@ -63,6 +63,7 @@ enum {
 	OPT_DPORT,
 	OPT_PROTO,
 	OPT_BPF,
+	OPT_INNER,
 	OPT_FORMAT,
 	OPT_JSON,
 };
@@ -73,7 +74,7 @@ static void history_usage(FILE *f)
 		"usage: pcapd history import --dir DIR [--sample-rate N] [--snaplen N] [--segment-size SIZE] FILE...\n"
 		"       pcapd history query --dir DIR [--before RFC3339] [--seconds N] [--packets N]\n"
 		"                           [--src ADDRS] [--dst ADDRS] [--sport PORTS] [--dport PORTS]\n"
-		"                           [--proto P] [--bpf EXPR] [--format pcap|pcapng] -w OUT|-\n"
+		"                           [--proto P] [--bpf EXPR] [--inner] [--format pcap|pcapng] -w OUT|-\n"
 		"       pcapd history stats --dir DIR [--json]\n"
 		"\n"
 		"import: records pcap/pcapng files into the history DIR; one packet in N kept\n"
@@ -117,6 +118,9 @@ static int filter_flag(int opt, const char *arg, Filter *f, FilterClause *c, boo
 		flag = "--bpf";
 		r = filter_set_expr(f, arg, strlen(arg), &err);
 		break;
+	case OPT_INNER:
+		c->inner = true; /* a property of the clause, not a clause of its own */
+		return 0;
 	default:
 		return 1;
 	}
@@ -285,6 +289,7 @@ static int cmd_query(int argc, char **argv)
 		{"dport", required_argument, NULL, OPT_DPORT},
 		{"proto", required_argument, NULL, OPT_PROTO},
 		{"bpf", required_argument, NULL, OPT_BPF},
+		{"inner", no_argument, NULL, OPT_INNER},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"write", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},

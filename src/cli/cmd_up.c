@@ -3,14 +3,26 @@
  * pcapd up: a controller and one local agent with embedded defaults, for a
  * first look and for `make run`.
  *
- * First start (no DATA/credentials.json): an account, a write token and an
- * agent token are created and kept in DATA/credentials.json (mode 0600; the
- * database holds only their hashes), and a self-signed certificate is made for
- * HTTPS. Every start prints the account, the token and ready-to-paste examples.
+ * First start (no DATA/credentials.json): an account and a write token are
+ * created and kept in DATA/credentials.json (mode 0600; the database holds
+ * only their hashes), and a self-signed certificate is made for HTTPS. Every
+ * start enrols the local agent itself, as an operator's agent (it serves
+ * every account): a new key bound to its name replaces any former one, in the
+ * database and in DATA/agent/agent.key. Every start prints the account, the
+ * token and ready-to-paste examples.
  *
  * The controller and the agent are child processes (this binary again), so each
  * runs exactly as it would on its own; Ctrl-C (or SIGTERM) is passed on to both
- * and waited for. If either dies, the other is stopped and up exits 1.
+ * (the agent first, so that it reports its last state) and waited for.
+ *
+ * Supervision: a child that dies (killed, crashed) is started again after a
+ * pause, and the other one is left alone: the agent goes on capturing while
+ * its controller is away, as it does when run alone, and reports to the new
+ * controller, which reconciles its captures (--grace). The pause starts at
+ * RESTART_FIRST_S and doubles while the child keeps dying within
+ * RESTART_STABLE_S of its start; after RESTART_GIVE_UP such quick deaths in
+ * a row, up stops everything and exits 1 (a child that cannot run at all,
+ * e.g. its port taken, is not restarted forever).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +42,9 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "api/auth.h"
+#include "api/azure/azure.h"
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "common/io.h"
@@ -43,10 +57,27 @@
 extern char **environ;
 
 #define UP_MAX_AZURE 16
+#define RESTART_FIRST_S 1
+#define RESTART_MAX_S 30
+#define RESTART_STABLE_S 60
+#define RESTART_GIVE_UP 5
+
+/* One supervised child. */
+typedef struct Child {
+	const char *what; /* "controller", "agent" */
+	char **argv;
+	char **envp;
+	pid_t pid;              /* -1: not running */
+	uint64_t started_ns;    /* monotonic */
+	uint64_t restart_at_ns; /* monotonic; 0: no restart due */
+	unsigned quick_deaths;  /* in a row, each within RESTART_STABLE_S of its start */
+} Child;
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
+	const char *metrics;             /* passed to the controller's --metrics; NULL = none */
 	const char *sample_rate;         /* passed to the agent as it is; NULL = the agent's default */
+	const char *local_root;          /* the agent's --local-root; NULL = DATA/captures */
 	const char *azure[UP_MAX_AZURE]; /* --azure-storage values, for the controller (checked there) */
 	size_t n_azure;
 } UpArgs;
@@ -54,20 +85,24 @@ typedef struct UpArgs {
 typedef struct Creds {
 	char account[JOB_ID_LEN + 1];
 	char token[64];
-	char agent_token[64];
 } Creds;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
-		"                [--colo C] [-i IFACES] [--sample-rate N] [--azure-storage ACCOUNT=KEY[@URL]]...\n"
+		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR] [--metrics ADDR:PORT]\n"
+		"                [--azure-storage ACCOUNT=KEY[@URL]]...\n"
 		"\n"
 		"Starts a controller (default http://127.0.0.1:8080 and https://127.0.0.1:8443 with a\n"
 		"self-signed certificate) and one local agent capturing every interface (-i all),\n"
-		"data in ./var, file:// buckets below ./var/buckets. Ctrl-C stops both.\n"
+		"data in ./var, file:// buckets below ./var/buckets, captures into files on this\n"
+		"machine (Azure filePath, localPath: /var/captures/X) as ./var/captures/X\n"
+		"(--local-root DIR: DIR/X). Ctrl-C stops both.\n"
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
-		"(default %u; 0 = no recorder). --azure-storage is the controller's (see pcapd controller --help).\n",
+		"(default %u; 0 = no recorder).\n"
+		"--metrics ADDR:PORT is the controller's: GET /metrics there without a token.\n"
+		"--azure-storage is the controller's (see pcapd controller --help).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
@@ -82,6 +117,8 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		{"interface", required_argument, NULL, 'i'},
 		{"sample-rate", required_argument, NULL, 'r'},
 		{"azure-storage", required_argument, NULL, 'z'},
+		{"local-root", required_argument, NULL, 'l'},
+		{"metrics", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -118,6 +155,9 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		case 'i':
 			a->ifaces = optarg;
 			break;
+		case 'M':
+			a->metrics = optarg;
+			break;
 		case 'r': {
 			uint64_t v;
 
@@ -134,6 +174,13 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 			}
 			a->azure[a->n_azure++] = optarg;
 			break;
+		case 'l':
+			if (!optarg[0]) {
+				log_error("--local-root: empty path");
+				return 2;
+			}
+			a->local_root = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -149,24 +196,23 @@ static int load_creds(const char *path, Creds *c)
 {
 	json_error_t jerr;
 	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	const char *acct, *tok, *atok;
+	const char *acct, *tok;
 	int r = -EINVAL;
 
 	if (!o)
 		return access(path, F_OK) == 0 ? -EINVAL : -ENOENT;
-	if (json_unpack(o, "{s:s, s:s, s:s}", "account", &acct, "token", &tok, "agent_token", &atok) == 0 &&
-	    job_id_valid(acct, strlen(acct)) && strlen(tok) < sizeof(c->token) &&
-	    strlen(atok) < sizeof(c->agent_token)) {
+	/* An older file's "agent_token" is ignored: the agent has its own key. */
+	if (json_unpack(o, "{s:s, s:s}", "account", &acct, "token", &tok) == 0 && job_id_valid(acct, strlen(acct)) &&
+	    strlen(tok) < sizeof(c->token)) {
 		snprintf(c->account, sizeof(c->account), "%s", acct);
 		snprintf(c->token, sizeof(c->token), "%s", tok);
-		snprintf(c->agent_token, sizeof(c->agent_token), "%s", atok);
 		r = 0;
 	}
 	json_decref(o);
 	return r;
 }
 
-/* Creates the account and both credentials, then publishes credentials.json. */
+/* Creates the account and the write token, then publishes credentials.json. */
 static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err)
 {
 	char dbpath[4096], *text;
@@ -180,8 +226,6 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	r = job_new_id(c->account);
 	if (r >= 0)
 		r = auth_new_secret(c->token);
-	if (r >= 0)
-		r = auth_new_secret(c->agent_token);
 	if (r < 0)
 		return errbuf_set(err, r, "cannot draw random credentials: %s", strerror(-r));
 	r = db_open(dbpath, &db, err);
@@ -192,14 +236,10 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 		auth_hash(c->token, strlen(c->token), hash);
 		r = db_credential_add(db, hash, NULL, c->account, SCOPE_WRITE, err);
 	}
-	if (r >= 0) {
-		auth_hash(c->agent_token, strlen(c->agent_token), hash);
-		r = db_credential_add(db, hash, NULL, c->account, SCOPE_AGENT, err);
-	}
 	db_close(db);
 	if (r < 0)
 		return r;
-	o = json_pack("{s:s, s:s, s:s}", "account", c->account, "token", c->token, "agent_token", c->agent_token);
+	o = json_pack("{s:s, s:s}", "account", c->account, "token", c->token);
 	text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	if (!text) {
 		r = errbuf_set(err, -ENOMEM, "out of memory");
@@ -212,6 +252,39 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 	}
 	free(text);
 	json_decref(o);
+	return r;
+}
+
+/* Enrols the local agent name as an operator's agent: a new key replaces
+ * any former one of that name (in the database and in agentdir). */
+static int enrol_local_agent(const char *data, const char *agentdir, const char *name, ErrBuf *err)
+{
+	char dbpath[4096], secret[64];
+	AgentKey k = {0};
+	uint8_t hash[32];
+	Db *db = NULL;
+	int r;
+
+	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0)
+		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
+	r = auth_new_secret(secret);
+	if (r < 0)
+		return errbuf_set(err, r, "cannot draw a random key: %s", strerror(-r));
+	auth_hash(secret, strlen(secret), hash);
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	k.enrolled_ns = (int64_t)now_realtime_ns();
+	r = db_open(dbpath, &db, err);
+	if (r == 0) {
+		r = db_agent_key_delete(db, name, err);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r == 0)
+		r = db_agent_key_add(db, hash, &k, 0, err);
+	db_close(db);
+	if (r == 0)
+		r = agentkey_save(agentdir, name, secret, err);
+	explicit_bzero(secret, sizeof(secret));
 	return r;
 }
 
@@ -238,7 +311,7 @@ static int local_authority(const char *addr, char *out, size_t cap)
 
 /* Waits until something accepts connections at authority (any of its
  * addresses: "localhost" may resolve to ::1 first while the server listens
- * on 127.0.0.1), or child dies, or timeout_ms pass. */
+ * on 127.0.0.1), or child dies (-ECHILD: reaped), or timeout_ms pass. */
 static int wait_listening(const char *authority, pid_t child, int timeout_ms)
 {
 	char host[256];
@@ -270,8 +343,10 @@ static int wait_listening(const char *authority, pid_t child, int timeout_ms)
 				return 0;
 			}
 		}
-		if (waitpid(child, NULL, WNOHANG) == child)
-			break;
+		if (waitpid(child, NULL, WNOHANG) == child) {
+			freeaddrinfo(ai);
+			return -ECHILD; /* it died (and is reaped) */
+		}
 		nanosleep(&ts, NULL);
 	}
 	freeaddrinfo(ai);
@@ -295,34 +370,132 @@ static int spawn(char *const argv[], char *const envp[], const sigset_t *oldmask
 	return r;
 }
 
-/* Stops a child: SIGTERM, then SIGKILL after 10 s. */
-static void stop_child(pid_t pid)
+static int child_start(Child *c, const sigset_t *oldmask)
 {
-	if (pid <= 0)
+	int r = spawn(c->argv, c->envp, oldmask, &c->pid);
+
+	if (r < 0)
+		c->pid = -1;
+	c->started_ns = now_monotonic_ns();
+	c->restart_at_ns = 0;
+	return r;
+}
+
+/* Stops a child: SIGTERM, then SIGKILL after 10 s. */
+static void child_stop(Child *c)
+{
+	if (c->pid <= 0)
 		return;
-	kill(pid, SIGTERM);
+	kill(c->pid, SIGTERM);
 	for (int i = 0; i < 200; i++) {
 		struct timespec ts = {0, 50 * 1000000L};
 
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+			c->pid = -1;
 			return;
+		}
 		nanosleep(&ts, NULL);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, NULL, 0);
+	c->pid = -1;
+}
+
+/* A child died: schedules its restart, or returns -1 to give up. */
+static int child_died(Child *c, int ws)
+{
+	uint64_t now = now_monotonic_ns();
+	unsigned delay = RESTART_FIRST_S;
+
+	c->pid = -1;
+	if (now - c->started_ns < (uint64_t)RESTART_STABLE_S * NSEC_PER_SEC)
+		c->quick_deaths++;
+	else
+		c->quick_deaths = 0;
+	if (c->quick_deaths >= RESTART_GIVE_UP) {
+		log_error("the %s exited (%s %d) %u times in a row within %d s of its start; stopping", c->what,
+			  WIFEXITED(ws) ? "status" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws),
+			  c->quick_deaths, RESTART_STABLE_S);
+		return -1;
+	}
+	for (unsigned i = 1; i < c->quick_deaths && delay < RESTART_MAX_S; i++)
+		delay *= 2;
+	if (delay > RESTART_MAX_S)
+		delay = RESTART_MAX_S;
+	c->restart_at_ns = now + (uint64_t)delay * NSEC_PER_SEC;
+	log_error("the %s exited (%s %d); starting it again in %u s%s", c->what, WIFEXITED(ws) ? "status" : "signal",
+		  WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws), delay,
+		  strcmp(c->what, "controller") == 0 ? " (the agent goes on capturing)" : "");
+	return 0;
+}
+
+/* Until Ctrl-C/SIGTERM (0) or a child that cannot stay up (1). */
+static int supervise(const sigset_t *set, const sigset_t *oldmask, Child *ctl, Child *agent)
+{
+	Child *kids[2] = {ctl, agent};
+
+	for (;;) {
+		uint64_t now = now_monotonic_ns(), due = 0;
+		siginfo_t si;
+		int sig;
+
+		for (size_t i = 0; i < 2; i++) {
+			Child *c = kids[i];
+
+			if (c->pid < 0 && c->restart_at_ns && c->restart_at_ns <= now) {
+				int r = child_start(c, oldmask);
+
+				if (r < 0) {
+					log_error("starting the %s again: %s", c->what, strerror(-r));
+					return 1;
+				}
+				log_info("the %s started again (pid %d)", c->what, (int)c->pid);
+			}
+			if (c->pid < 0 && c->restart_at_ns && (!due || c->restart_at_ns < due))
+				due = c->restart_at_ns;
+		}
+		if (due) {
+			uint64_t wait = due > now ? due - now : 0;
+			struct timespec ts = {(time_t)(wait / NSEC_PER_SEC), (long)(wait % NSEC_PER_SEC)};
+
+			sig = sigtimedwait(set, &si, &ts);
+		} else {
+			sig = sigwaitinfo(set, &si);
+		}
+		if (sig < 0)
+			continue; /* EAGAIN: a restart is due; EINTR */
+		if (sig != SIGCHLD) {
+			log_info("%s: stopping the agent and the controller", strsignal(sig));
+			return 0;
+		}
+		for (;;) {
+			int ws;
+			pid_t p = waitpid(-1, &ws, WNOHANG);
+
+			if (p <= 0)
+				break;
+			for (size_t i = 0; i < 2; i++)
+				if (p == kids[i]->pid && child_died(kids[i], ws) < 0)
+					return 1;
+		}
+	}
 }
 
 static void banner(const UpArgs *a, const Creds *c, const char *url, bool first)
 {
-	printf("\npcapd is up.\n"
-	       "  account   %s\n"
-	       "  token     %s   (write scope%s)\n"
+	char sub[AZ_SUBSCRIPTION_LEN + 1];
+
+	azure_subscription_of(c->account, sub);
+	printf("\npcapd is up%s.\n"
+	       "  account   %s   (Azure subscription %s)\n"
+	       "  token     %s   (write scope; kept in %s/credentials.json)\n"
 	       "  API       %s%s%s%s\n"
+	       "  dashboard %s/   (sign in with the account and token above)\n"
 	       "  agent     %s (colo %s) capturing on -i %s\n"
 	       "  buckets   file:// directories below %s/buckets\n\n",
-	       c->account, c->token, first ? "; kept in DATA/credentials.json" : "", url, a->https ? "   https://" : "",
-	       a->https ? a->https : "", a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", a->name, a->colo,
-	       a->ifaces, a->data);
+	       first ? " (first start: account and tokens created)" : "", c->account, sub, c->token, a->data, url,
+	       a->https ? "   https://" : "", a->https ? a->https : "",
+	       a->https ? "  (self-signed: DATA/tls/cert.pem)" : "", url, a->name, a->colo, a->ifaces, a->data);
 	printf("Try, in another terminal:\n"
 	       "  export PCAPD_URL=%s PCAPD_ACCOUNT=%s PCAPD_TOKEN=%s\n"
 	       "  B=file://$(realpath %s)/buckets/demo\n"
@@ -341,13 +514,17 @@ int cmd_up(int argc, char **argv)
 	UpArgs a = {0};
 	Creds c = {{0}};
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
+	char captures[4096];
 	char local[264];
-	char envtok[128];
+	char *cargv[16 + 2 * UP_MAX_AZURE], *aargv[24];
+	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	Child ctl = {.what = "controller", .argv = cargv, .envp = environ, .pid = -1};
+	Child agent = {.what = "agent", .argv = aargv, .envp = envp, .pid = -1};
 	ErrBuf err = {{0}};
 	sigset_t set, old;
-	pid_t ctl = -1, agent = -1;
 	bool first = false;
-	int r, status = 1, sig;
+	size_t n;
+	int r, status = 1;
 
 	r = parse_args(argc, argv, &a);
 	if (r != 0)
@@ -356,11 +533,12 @@ int cmd_up(int argc, char **argv)
 		log_error("--http: '%s' is not ADDR:PORT", a.http);
 		return 2;
 	}
-	if ((mkdir(a.data, 0750) < 0 && errno != EEXIST) ||
+	if ((mkdir(a.data, 0700) < 0 && errno != EEXIST) ||
 	    cli_path_join(credpath, sizeof(credpath), a.data, "credentials.json") < 0 ||
 	    cli_path_join(tlsdir, sizeof(tlsdir), a.data, "tls") < 0 ||
 	    cli_path_join(agentdir, sizeof(agentdir), a.data, "agent") < 0 ||
-	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
+	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0 ||
+	    cli_path_join(captures, sizeof(captures), a.data, "captures") < 0) {
 		log_error("--data: cannot use %s: %s", a.data, strerror(errno ? errno : ENAMETOOLONG));
 		return 1;
 	}
@@ -375,6 +553,10 @@ int cmd_up(int argc, char **argv)
 	}
 	if (r < 0) {
 		log_error("%s", err.msg);
+		return 1;
+	}
+	if (enrol_local_agent(a.data, agentdir, a.name, &err) < 0) {
+		log_error("local agent: %s", err.msg);
 		return 1;
 	}
 	if (a.https && access(cert, R_OK) != 0) {
@@ -393,96 +575,71 @@ int cmd_up(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
-	{
-		char *cargv[16 + 2 * UP_MAX_AZURE];
-		size_t n = 0;
-
-		cargv[n++] = "pcapd";
-		cargv[n++] = "controller";
-		cargv[n++] = "--data";
-		cargv[n++] = (char *)a.data;
-		cargv[n++] = "--http";
-		cargv[n++] = (char *)a.http;
-		if (a.https) {
-			cargv[n++] = "--https";
-			cargv[n++] = (char *)a.https;
-			cargv[n++] = "--tls-cert";
-			cargv[n++] = cert;
-			cargv[n++] = "--tls-key";
-			cargv[n++] = key;
-		}
-		for (size_t i = 0; i < a.n_azure; i++) {
-			cargv[n++] = "--azure-storage";
-			cargv[n++] = (char *)a.azure[i];
-		}
-		cargv[n] = NULL;
-		r = spawn(cargv, environ, &old, &ctl);
+	n = 0;
+	cargv[n++] = "pcapd";
+	cargv[n++] = "controller";
+	cargv[n++] = "--data";
+	cargv[n++] = (char *)a.data;
+	cargv[n++] = "--http";
+	cargv[n++] = (char *)a.http;
+	if (a.https) {
+		cargv[n++] = "--https";
+		cargv[n++] = (char *)a.https;
+		cargv[n++] = "--tls-cert";
+		cargv[n++] = cert;
+		cargv[n++] = "--tls-key";
+		cargv[n++] = key;
 	}
-	if (r < 0 || wait_listening(local, ctl, 10000) < 0) {
-		log_error("the controller did not start%s%s", r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+	if (a.metrics) {
+		cargv[n++] = "--metrics";
+		cargv[n++] = (char *)a.metrics;
+	}
+	for (size_t i = 0; i < a.n_azure; i++) {
+		cargv[n++] = "--azure-storage";
+		cargv[n++] = (char *)a.azure[i];
+	}
+	cargv[n] = NULL;
+	r = child_start(&ctl, &old);
+	if (r == 0 && (r = wait_listening(local, ctl.pid, 10000)) == -ECHILD)
+		ctl.pid = -1;
+	if (r < 0) {
+		log_error("the controller did not start%s%s", r != -ECHILD && r != -ETIMEDOUT ? ": " : "",
+			  r != -ECHILD && r != -ETIMEDOUT ? strerror(-r) : "");
 		goto out;
 	}
 	snprintf(url, sizeof(url), "http://%s", local);
-	snprintf(envtok, sizeof(envtok), "PCAPD_AGENT_TOKEN=%s", c.agent_token);
-	{
-		char *aargv[20];
-		size_t n = 0;
-
-		aargv[n++] = "pcapd";
-		aargv[n++] = "agent";
-		aargv[n++] = "--controller";
-		aargv[n++] = url;
-		aargv[n++] = "--name";
-		aargv[n++] = (char *)a.name;
-		aargv[n++] = "--colo";
-		aargv[n++] = (char *)a.colo;
-		aargv[n++] = "-i";
-		aargv[n++] = (char *)a.ifaces;
-		aargv[n++] = "--data";
-		aargv[n++] = agentdir;
-		aargv[n++] = "--bucket-root";
-		aargv[n++] = root;
-		if (a.sample_rate) {
-			aargv[n++] = "--sample-rate";
-			aargv[n++] = (char *)a.sample_rate;
-		}
-		aargv[n] = NULL;
-		char *envp[] = {envtok, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-
-		r = spawn(aargv, envp, &old, &agent);
+	n = 0;
+	aargv[n++] = "pcapd";
+	aargv[n++] = "agent";
+	aargv[n++] = "--controller";
+	aargv[n++] = url;
+	aargv[n++] = "--name";
+	aargv[n++] = (char *)a.name;
+	aargv[n++] = "--colo";
+	aargv[n++] = (char *)a.colo;
+	aargv[n++] = "-i";
+	aargv[n++] = (char *)a.ifaces;
+	aargv[n++] = "--data";
+	aargv[n++] = agentdir;
+	aargv[n++] = "--bucket-root";
+	aargv[n++] = root;
+	aargv[n++] = "--local-root";
+	aargv[n++] = a.local_root ? (char *)a.local_root : captures;
+	if (a.sample_rate) {
+		aargv[n++] = "--sample-rate";
+		aargv[n++] = (char *)a.sample_rate;
 	}
+	aargv[n] = NULL;
+	r = child_start(&agent, &old);
 	if (r < 0) {
 		log_error("the agent did not start: %s", strerror(-r));
 		goto out;
 	}
 	banner(&a, &c, url, first);
-
-	for (;;) {
-		pid_t p;
-		int ws;
-
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig != SIGCHLD) {
-			log_info("%s: stopping the agent and the controller", strsignal(sig));
-			status = 0;
-			break;
-		}
-		p = waitpid(-1, &ws, WNOHANG);
-		if (p == ctl || p == agent) {
-			log_error("the %s exited (%s %d); stopping", p == ctl ? "controller" : "agent",
-				  WIFEXITED(ws) ? "status" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-			if (p == ctl)
-				ctl = -1;
-			else
-				agent = -1;
-			break;
-		}
-	}
+	status = supervise(&set, &old, &ctl, &agent);
 out:
-	stop_child(agent); /* first, so it reports its last state to the controller */
-	stop_child(ctl);
+	child_stop(&agent); /* first, so it reports its last state to the controller */
+	child_stop(&ctl);
 	explicit_bzero(&c, sizeof(c));
-	explicit_bzero(envtok, sizeof(envtok));
 	return status;
 }

@@ -17,7 +17,8 @@ static const Command commands[] = {
 	{"merge", cmd_merge, "merge pcap/pcapng files by timestamp into one file"},
 	{"agent", cmd_agent, "take full captures on this machine for a controller"},
 	{"controller", cmd_controller, "serve the API (Cloudflare PCAPs dialect) and the agents"},
-	{"token", cmd_token, "create API and agent credentials"},
+	{"token", cmd_token, "create API credentials and agent enrolment tokens"},
+	{"agents", cmd_agents, "revoke an agent's key"},
 	{"up", cmd_up, "a controller and a local agent with embedded defaults"},
 	{"history", cmd_history, "import, query and describe a sampled history directory"},
 };

@@ -49,6 +49,12 @@ static int posix_ftruncate(const IoOps *self, int fd, off_t len)
 	return ftruncate(fd, len) < 0 ? -errno : 0;
 }
 
+static int posix_falloc(const IoOps *self, int fd, int mode, off_t offset, off_t len)
+{
+	(void)self;
+	return fallocate(fd, mode, offset, len) < 0 ? -errno : 0;
+}
+
 static int posix_rename(const IoOps *self, const char *from, const char *to)
 {
 	(void)self;
@@ -74,6 +80,7 @@ const IoOps io_posix = {
 	.pwritev = posix_pwritev,
 	.fsync = posix_fsync,
 	.ftruncate = posix_ftruncate,
+	.fallocate = posix_falloc,
 	.rename = posix_rename,
 	.unlink = posix_unlink,
 	.close = posix_close,
@@ -115,6 +122,27 @@ int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_
 		}
 	}
 	*ret_written = total;
+	return 0;
+}
+
+int io_pwrite_all(const IoOps *ops, int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+		ssize_t n = ops->pwritev(ops, fd, &iov, 1, (off_t)off);
+
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
 	return 0;
 }
 

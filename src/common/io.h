@@ -24,6 +24,7 @@ struct IoOps {
 	ssize_t (*pwritev)(const IoOps *self, int fd, const struct iovec *iov, int iovcnt, off_t offset);
 	int (*fsync)(const IoOps *self, int fd);
 	int (*ftruncate)(const IoOps *self, int fd, off_t len);
+	int (*fallocate)(const IoOps *self, int fd, int mode, off_t offset, off_t len); /* NULL: none */
 	int (*rename)(const IoOps *self, const char *from, const char *to);
 	int (*unlink)(const IoOps *self, const char *path);
 	int (*close)(const IoOps *self, int fd);
@@ -38,6 +39,10 @@ extern const IoOps io_posix;
  * bytes written even when the call fails part way, so that the caller can undo
  * a partial record. Returns 0 or -errno (-ENOSPC, -EPIPE, ...). */
 int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_t *ret_written);
+
+/* Writes all of buf[0..len) at file offset off (pwritev, continuing after
+ * short writes and EINTR). 0 or -errno; a write of 0 bytes is -EIO. */
+int io_pwrite_all(const IoOps *ops, int fd, const void *buf, size_t len, uint64_t off);
 
 /* fsync()s the directory that contains path, making a rename in it durable. */
 int io_fsync_parent_dir(const IoOps *ops, const char *path);

@@ -1,10 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
-static const LogLevel log_level = LOG_LEVEL_INFO;
+static LogLevel log_level = LOG_LEVEL_INFO;
+
+void log_set_level(LogLevel level)
+{
+	log_level = level;
+}
+
+int log_level_from_string(const char *s, LogLevel *ret)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+
+	for (size_t i = 0; s && i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (LogLevel)i;
+			return 0;
+		}
+	return -EINVAL;
+}
 
 void log_msg(LogLevel level, const char *fmt, ...)
 {

@@ -83,6 +83,17 @@ int parse_u64(const char *s, size_t n, uint64_t min, uint64_t max, uint64_t *ret
 	return 0;
 }
 
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int parse_size(const char *s, size_t n, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	unsigned shift = 0;

@@ -42,6 +42,9 @@ int parse_u64(const char *s, size_t n, uint64_t min, uint64_t max, uint64_t *ret
 /* Like parse_u64 but accepts a binary size suffix K, M, G (×1024^k). */
 int parse_size(const char *s, size_t n, uint64_t min, uint64_t max, uint64_t *ret);
 
+/* The value of one hex digit (either case), or -1 if c is none. */
+int hex_digit(char c);
+
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 uint64_t now_monotonic_ns(void);
 uint64_t now_realtime_ns(void);

@@ -24,9 +24,24 @@ static int64_t now_real(void)
 	return (int64_t)now_realtime_ns();
 }
 
-json_t *service_agents_json(Service *s)
+json_t *service_agents_json(Service *s, const char *account)
 {
-	return registry_json(s->reg, now_mono(), s->cfg.agent_timeout_ns);
+	return registry_json(s->reg, account, now_mono(), s->cfg.agent_timeout_ns);
+}
+
+int service_agent_stats(Service *s, const char *account, AgentStats **ret, size_t *ret_n, ApiError *e)
+{
+	if (registry_stats(s->reg, account, now_mono(), s->cfg.agent_timeout_ns, ret, ret_n) < 0)
+		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+	return 0;
+}
+
+int service_job_counts(Service *s, const char *account, JobStatusCount **ret, size_t *ret_n, ApiError *e)
+{
+	ErrBuf err = {{0}};
+	int r = db_job_count_by_status(s->cfg.db, account, ret, ret_n, &err);
+
+	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
 /* ---- reports ---- */
@@ -34,8 +49,10 @@ json_t *service_agents_json(Service *s)
 typedef struct ReportArg {
 	const char *agent;
 	const AgentJobReport *rep;
-	bool known;    /* this agent has a part in the job */
-	bool terminal; /* that part is terminal after the update */
+	bool known;     /* this agent has a part in the job */
+	bool terminal;  /* that part is terminal after the update */
+	uint64_t drops; /* by how much the part's kernel drops grew */
+	bool failed;    /* the part became failed */
 } ReportArg;
 
 static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
@@ -43,6 +60,7 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 	ReportArg *a = arg;
 
 	for (size_t i = 0; i < n; i++) {
+		uint64_t packets, bytes;
 		bool changed = false;
 
 		if (strcmp(parts[i].agent, a->agent) != 0)
@@ -61,9 +79,24 @@ static bool apply_report(Job *j, JobPart *parts, size_t n, void *arg)
 		}
 		/* The object's name is the controller's (assigned at creation; the
 		 * download reads it): an agent's report never renames it. */
-		changed = part_apply(&parts[i], a->rep->state, a->rep->packets, a->rep->bytes, a->rep->drops,
-				     a->rep->stop_reason, NULL, a->rep->error, now_real());
+		a->drops = parts[i].drops;
+		a->failed = parts[i].state == PART_FAILED;
+		/* Counters never pass what the job allows: a report (a bug, a
+		 * damaged agent) cannot push a capture past its limits. */
+		packets = a->rep->packets;
+		bytes = a->rep->bytes;
+		if (j->packet_limit && packets > j->packet_limit)
+			packets = j->packet_limit;
+		if (j->byte_limit && bytes > j->byte_limit)
+			bytes = j->byte_limit;
+		changed = part_apply(&parts[i], a->rep->state, packets, bytes, a->rep->drops, a->rep->stop_reason, NULL,
+				     a->rep->error, now_real());
+		/* What failed, once: with the failed state it arrived with. */
+		if (changed && parts[i].state == PART_FAILED && parts[i].failure == PART_FAIL_NONE)
+			parts[i].failure = a->rep->failure != PART_FAIL_NONE ? a->rep->failure : PART_FAIL_INTERNAL;
 		a->terminal = part_state_terminal(parts[i].state);
+		a->drops = parts[i].drops - a->drops; /* part_apply never lowers it */
+		a->failed = !a->failed && parts[i].state == PART_FAILED;
 		return changed;
 	}
 	return false;
@@ -89,9 +122,13 @@ static bool reconcile_hello(Job *j, JobPart *parts, size_t n, void *arg)
 	bool changed = false;
 
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(parts[i].agent, a->agent) == 0 &&
-		    (parts[i].state == PART_RUNNING || parts[i].state == PART_UPLOADING) && !listed(a->rep, j->id))
-			changed |= part_lose(&parts[i], "agent restarted during the capture", now_real());
+		if (strcmp(parts[i].agent, a->agent) == 0 && parts[i].state != PART_ASSIGNED &&
+		    !part_state_terminal(parts[i].state) && !listed(a->rep, j->id))
+			changed |= part_lose(&parts[i],
+					     parts[i].state == PART_RUNNING
+						     ? "agent restarted during the capture"
+						     : "agent restarted before delivering the capture",
+					     now_real());
 	return changed;
 }
 
@@ -102,7 +139,7 @@ static void ack(AgentReportAnswer *a, const char *id)
 	memcpy(a->ack[a->n_ack++], id, JOB_ID_LEN + 1);
 }
 
-int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
+int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, AgentReportAnswer *ret, ApiError *e)
 {
 	AgentReportAnswer ans = {0};
 	ErrBuf err = {{0}};
@@ -112,7 +149,8 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 	ans.ack = calloc(rep->n_jobs + 1, sizeof(*ans.ack));
 	if (!ans.ack)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	r = registry_seen(s->reg, rep->name, rep->colo, rep->interfaces, rep->version, rep->hello, now_mono());
+	r = registry_seen(s->reg, rep->name, k->account, rep->colo, rep->interfaces, rep->version, rep->hello,
+			  now_mono());
 	if (r < 0) {
 		errbuf_set(&err, r, "name: cannot register agent: %s", strerror(-r));
 		goto fail;
@@ -134,6 +172,8 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 		ReportArg a = {.agent = rep->name, .rep = &rep->jobs[i]};
 
 		r = service_update_job(s, NULL, rep->jobs[i].id, apply_report, &a, NULL, &err);
+		if (r >= 0)
+			registry_count(s->reg, rep->name, a.drops, a.failed);
 		if (r == -ENOENT || (r >= 0 && (!a.known || a.terminal))) {
 			/* Final state stored, or nothing to store it in: the agent may
 			 * forget the job. A running part is never acknowledged, so it
@@ -159,6 +199,9 @@ int service_agent_report(Service *s, const AgentReport *rep, AgentReportAnswer *
 		}
 		parts_free(parts, n);
 	}
+	/* Every counter of this report is stored: a status query waiting for
+	 * fresh counters (service_job_gathered) may answer now. */
+	registry_reported(s->reg, rep->name);
 	ans.heartbeat_ms = s->cfg.heartbeat_ms;
 	*ret = ans;
 	return 0;
@@ -307,6 +350,20 @@ out:
 	return 0;
 }
 
+/* The stream orders not yet given to the agent (taps.c). */
+static int add_stream_orders(Service *s, const char *name, AgentPollAnswer *a, ErrBuf *err)
+{
+	if (!service_tap_pending(s, name))
+		return 0;
+	a->streams = calloc(AGENTPROTO_MAX_STREAMS, sizeof(*a->streams));
+	if (!a->streams) {
+		agentproto_poll_done(a);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	a->n_streams = service_tap_orders(s, name, a->streams, AGENTPROTO_MAX_STREAMS);
+	return 0;
+}
+
 int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, void (*park)(void *arg),
 		       void (*wake)(void *arg), void *arg, AgentPollAnswer *ret_work, ApiError *e)
 {
@@ -332,8 +389,11 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
 		if (k < 0)
 			return service_internal(e, k, &err);
 		r = registry_take(s->reg, name, gen, d, (size_t)k);
-		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= now_mono())))
-			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work, &err) < 0 ? -ENOMEM : 1;
+		if (r > 0 || (r == 0 && (!park || deadline_mono_ns <= now_mono() || service_tap_pending(s, name))))
+			r = build_work(s, parts, jobs, n, d, (size_t)k, ret_work, &err) < 0 ||
+					    add_stream_orders(s, name, ret_work, &err) < 0
+				    ? -ENOMEM
+				    : 1;
 		else if (r == 0)
 			r = registry_park(s->reg, name, gen, deadline_mono_ns, park, wake, arg);
 		parts_free(parts, n);

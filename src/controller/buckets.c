@@ -19,7 +19,10 @@
  * registered, with its keys, stays in the row (the database is the
  * controller's user's alone); any spelling of the same bucket, with or
  * without keys or REDACTED, finds that row, and a second registration of
- * one identity is refused.
+ * one identity is refused (a unique index on the account and the
+ * identity). A bucket serves the account that validated it first, and those
+ * it shares it with: another account's registration or validation of the
+ * same identity, with credentials of its own or none, is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,34 +50,54 @@ static int open_bucket(Service *s, const char *uri, Bucket **ret, ApiError *e)
 	return r < 0 ? apierror_errno(API_ERR_INVALID) : 0;
 }
 
-int service_bucket_find(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e)
+int service_bucket_uri(const char *uri, char ret[BUCKET_URI_MAX + 1], char ret_key[BUCKET_URI_MAX + 1], ApiError *e)
 {
-	char want[BUCKET_URI_MAX + 1], key[BUCKET_URI_MAX + 1];
-	BucketRow *rows = NULL;
 	ErrBuf err = {{0}};
-	size_t n = 0;
+	int r = bucket_uri_normalize(uri, ret, BUCKET_URI_MAX + 1, &err);
+
+	if (r == 0 && ret_key)
+		r = bucket_uri_match_key(ret, strlen(ret), ret_key, BUCKET_URI_MAX + 1, &err);
+	if (r < 0) /* bucket.h words its messages with Cloudflare's name for the field */
+		return apierror_with_field(e, API_ERR_INVALID, "destination", "destination_conf", err.msg);
+	return 0;
+}
+
+int service_bucket_find(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
+{
+	char uri[BUCKET_URI_MAX + 1], key[BUCKET_URI_MAX + 1];
+	ErrBuf err = {{0}};
 	int r;
 
-	r = bucket_uri_match_key(uri, uri ? strlen(uri) : 0, want, sizeof(want), &err);
+	r = service_bucket_uri(given, uri, key, e);
 	if (r < 0)
-		return apierror_with_field(e, API_ERR_INVALID, "destination", "destination_conf", err.msg);
+		return r;
+	r = db_bucket_find(service_db(s), account, key, ret, &err);
+	if (r == -ENOENT)
+		return apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
+	return r < 0 ? service_internal(e, r, &err) : 0;
+}
+
+static int too_many(ApiError *e, size_t max)
+{
+	return apierror_set(e, API_ERR_INVALID, "destination",
+			    "this account has %zu buckets registered, the most allowed; delete one first", max);
+}
+
+/* The bound on an account's buckets, before anything is made for one more. */
+static int room_for_one(Service *s, const char *account, ApiError *e)
+{
+	size_t max = s->cfg.max_buckets, n = 0;
+	BucketRow *rows = NULL;
+	ErrBuf err = {{0}};
+	int r;
+
+	if (!max)
+		return 0;
 	r = db_bucket_list(service_db(s), account, &rows, &n, &err);
+	bucket_rows_free(rows, n);
 	if (r < 0)
 		return service_internal(e, r, &err);
-	r = -ENOENT;
-	for (size_t i = 0; i < n && r == -ENOENT; i++) {
-		const char *c = rows[i].destination_conf;
-
-		if (c && bucket_uri_match_key(c, strlen(c), key, sizeof(key), NULL) == 0 && strcmp(key, want) == 0) {
-			*ret = rows[i];
-			memset(&rows[i], 0, sizeof(rows[i]));
-			r = 0;
-		}
-	}
-	bucket_rows_free(rows, n);
-	if (r == -ENOENT)
-		apierror_set(e, API_ERR_NOT_FOUND, "destination", "no bucket registered with this URI");
-	return r;
+	return n >= max ? too_many(e, max) : 0;
 }
 
 static int already_registered(Service *s, const char *account, const char *uri, ApiError *e)
@@ -92,16 +115,42 @@ static int already_registered(Service *s, const char *account, const char *uri, 
 	return r;
 }
 
-int service_bucket_register(Service *s, const char *account, const char *uri, BucketRow *ret, ApiError *e)
+/* API_ERR_FORBIDDEN when another account validated the bucket of this
+ * identity (key, with or without anyone's credentials): proving ownership
+ * once more (anyone who may read the bucket could) does not make it this
+ * account's. */
+static int owned_elsewhere(Service *s, const char *account, const char *key, ApiError *e)
+{
+	char owner[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	int r = db_bucket_owned_elsewhere(service_db(s), account, key, owner, &err);
+
+	if (r < 0)
+		return service_internal(e, r, &err);
+	if (r > 0)
+		return apierror_set(e, API_ERR_FORBIDDEN, "destination",
+				    "another account validated this bucket already; a bucket serves one account");
+	return 0;
+}
+
+int service_bucket_register(Service *s, const char *account, const char *given, BucketRow *ret, ApiError *e)
 {
 	char token[JOB_ID_LEN + 2];
 	char filename[sizeof(CHALLENGE_PREFIX) + JOB_ID_LEN + 4];
+	char uri[BUCKET_URI_MAX + 1], key[BUCKET_URI_MAX + 1];
 	Bucket *bucket = NULL;
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
-	int r;
+	int r, again = 0;
 
+	r = service_bucket_uri(given, uri, key, e);
+	if (r < 0)
+		return r;
 	r = already_registered(s, account, uri, e);
+	if (r == 0)
+		r = owned_elsewhere(s, account, key, e);
+	if (r == 0)
+		r = room_for_one(s, account, e);
 	if (r < 0)
 		return r;
 	r = open_bucket(s, uri, &bucket, e);
@@ -118,9 +167,10 @@ int service_bucket_register(Service *s, const char *account, const char *uri, Bu
 	}
 	memcpy(b.account, account, sizeof(b.account));
 	b.destination_conf = strdup(uri);
+	b.match_key = strdup(key);
 	b.filename = strdup(filename);
 	b.challenge = strdup(token);
-	if (!b.destination_conf || !b.filename || !b.challenge) {
+	if (!b.destination_conf || !b.match_key || !b.filename || !b.challenge) {
 		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
@@ -138,20 +188,17 @@ int service_bucket_register(Service *s, const char *account, const char *uri, Bu
 				 filename, shown, err.msg);
 		goto out;
 	}
-	/* One row per bucket, whatever the spelling: look again and insert
-	 * under one lock (the store's round trip above stays outside it). */
-	pthread_mutex_lock(&s->buckets_lock);
-	r = already_registered(s, account, uri, e);
-	if (r == 0) {
-		r = db_bucket_insert(service_db(s), &b, &err);
-		if (r < 0)
-			service_internal(e, r, &err);
-	}
-	pthread_mutex_unlock(&s->buckets_lock);
+	r = db_bucket_insert(service_db(s), &b, s->cfg.max_buckets, &err);
 	if (r < 0) {
 		ErrBuf rerr;
 
 		bucket_remove(bucket, filename, &rerr); /* best effort: the row is what counts */
+		/* Registered by a concurrent request since we looked? */
+		if (r == -EEXIST)
+			again = already_registered(s, account, uri, e);
+		if (r == -EDQUOT)
+			again = too_many(e, s->cfg.max_buckets);
+		r = again < 0 ? again : service_internal(e, r, &err);
 		goto out;
 	}
 	*ret = b;
@@ -202,16 +249,19 @@ static int read_back(Service *s, const BucketRow *b, ApiError *e)
 	return r;
 }
 
-int service_bucket_validate(Service *s, const char *account, const char *uri, const char *challenge, BucketRow *ret,
+int service_bucket_validate(Service *s, const char *account, const char *given, const char *challenge, BucketRow *ret,
 			    ApiError *e)
 {
 	ErrBuf err = {{0}};
 	BucketRow b = {0};
 	int r;
 
-	r = service_bucket_find(s, account, uri, &b, e);
+	r = service_bucket_find(s, account, given, &b, e);
 	if (r < 0)
 		return r;
+	r = owned_elsewhere(s, account, b.match_key, e);
+	if (r < 0)
+		goto out;
 	if (!service_challenge_matches(&b, challenge, strlen(challenge))) {
 		r = apierror_set(e, API_ERR_MISMATCH, "challenge", "does not match the token in %s",
 				 b.filename ? b.filename : "the challenge file");
@@ -229,6 +279,38 @@ int service_bucket_validate(Service *s, const char *account, const char *uri, co
 			service_internal(e, r, &err);
 			goto out;
 		}
+	}
+	*ret = b;
+	return 0;
+out:
+	bucket_row_done(&b);
+	return r;
+}
+
+int service_bucket_share(Service *s, const char *account, const char *given, const char *other, BucketRow *ret,
+			 ApiError *e)
+{
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	int r;
+
+	if (strcmp(account, other) == 0)
+		return apierror_set(e, API_ERR_INVALID, "account", "is this account");
+	r = service_bucket_find(s, account, given, &b, e);
+	if (r < 0)
+		return r;
+	if (b.status != BUCKET_SUCCESS) {
+		r = apierror_set(e, API_ERR_CONFLICT, "destination", "not validated yet: validate it, then share it");
+		goto out;
+	}
+	r = db_bucket_share(service_db(s), b.id, other, &err);
+	if (r == -ENOENT) {
+		r = apierror_set(e, API_ERR_INVALID, "account", "no account %s", other);
+		goto out;
+	}
+	if (r < 0) {
+		r = service_internal(e, r, &err);
+		goto out;
 	}
 	*ret = b;
 	return 0;
@@ -292,5 +374,5 @@ bool service_challenge_matches(const BucketRow *b, const char *given, size_t n)
 	if (!given)
 		return false;
 	given = trim_space(given, &n);
-	return same(given, n, b->challenge) || same(given, n, b->filename);
+	return same(given, n, b->challenge);
 }

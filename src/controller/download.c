@@ -29,6 +29,10 @@
  * seen by the pump, which stops at once rather than let the merge go on with
  * an input ended early.
  *
+ * pcapng (on request): the annotated merge, every agent's interfaces named
+ * AGENT or AGENT/IFACE, described with the capture's colo, filter and
+ * snaplen, with the agent's counters as an Interface Statistics Block.
+ *
  * Earlier versions kept merged files in DATA/downloads; the controller
  * removes that directory when it starts (service_downloads_clean).
  *
@@ -48,6 +52,7 @@
 #include "bucket/bucket_uri.h"
 #include "controller/service-int.h"
 #include "pcap/merge.h"
+#include "pcap/writer.h"
 
 #define FEED_RANGE (8ull << 20)   /* bytes per ranged GET */
 #define PIPE_BYTES (1 << 20)      /* asked of each pipe (F_SETPIPE_SZ; best effort) */
@@ -55,6 +60,13 @@
 #define THREAD_STACK (256u << 10) /* feeders and the merger need little */
 #define DOWNLOADS_MAX 8u          /* at once per controller */
 #define DOWNLOAD_RETRY_S 5
+
+/* What the pcapng says of one agent's file: its name, the capture's colo,
+ * filter and snaplen, and the agent's counters (interface 0's statistics). */
+typedef struct AgentNote {
+	char desc[PCAPWR_MAX_IFDESC];
+	PcapIfStats stats;
+} AgentNote;
 
 typedef struct Feed {
 	Download *d;
@@ -79,10 +91,13 @@ struct Download {
 	void (*ready)(void *ctx);
 	void *ready_ctx;
 	char label[BUCKET_URI_MAX + 1]; /* the bucket, REDACTED, for messages */
+	bool pcapng;                    /* the annotated pcapng, else classic pcap where it can */
 
 	Feed *feeds;
 	size_t n_feeds;
 	const char **inputs; /* what the merge opens */
+	AgentNote *notes;    /* pcapng: what it says of each input */
+	MergeInput *annotations;
 	size_t n_inputs;
 	PcapMerge *merge;
 
@@ -237,20 +252,33 @@ static void merge_fail(Download *d, int r, const ErrBuf *err)
 	failed(d);
 }
 
+static void note_part(const Job *j, const JobPart *p, AgentNote *n, MergeInput *m)
+{
+	snprintf(n->desc, sizeof(n->desc), "pcapd %s capture %s; colo %s; filter %.700s; snaplen %u%s",
+		 job_type_to_string(j->type), j->id, j->colo_name ? j->colo_name : "any",
+		 j->filter_json && strcmp(j->filter_json, "{}") != 0 ? j->filter_json : "none", j->snaplen,
+		 j->snaplen ? "" : " (whole packets)");
+	n->stats = (PcapIfStats){
+		.have = PCAP_STAT_IFRECV | PCAP_STAT_IFDROP, .ifrecv = p->packets + p->drops, .ifdrop = p->drops};
+	*m = (MergeInput){.name = p->agent, .description = n->desc, .stats = &n->stats, .n_stats = 1};
+}
+
 /* Everything up to the first record of every input; d->outcome says how it
  * went. */
 static void open_inputs(Download *d)
 {
 	char sdir[4096];
 	ErrBuf err = {{0}};
-	MergeOptions opt = {.format = -1, .out_name = "the download"};
+	MergeOptions opt = {.format = d->pcapng ? PCAP_FORMAT_PCAPNG : -1, .out_name = "the download"};
 	uint64_t total = 0;
 	bool full = d->job.type == JOB_FULL;
 	int r;
 
 	d->feeds = calloc(d->n_parts ? d->n_parts : 1, sizeof(*d->feeds));
 	d->inputs = calloc(d->n_parts ? d->n_parts : 1, sizeof(*d->inputs));
-	if (!d->feeds || !d->inputs) {
+	d->notes = calloc(d->n_parts ? d->n_parts : 1, sizeof(*d->notes));
+	d->annotations = calloc(d->n_parts ? d->n_parts : 1, sizeof(*d->annotations));
+	if (!d->feeds || !d->inputs || !d->notes || !d->annotations) {
 		apierror_set(&d->error, API_ERR_INTERNAL, NULL, "out of memory");
 		failed(d);
 		return;
@@ -266,6 +294,7 @@ static void open_inputs(Download *d)
 		if (p->state != PART_DONE || !p->object)
 			continue;
 		total += p->packets;
+		note_part(&d->job, p, &d->notes[d->n_inputs], &d->annotations[d->n_inputs]);
 		if (full) {
 			Feed *f = &d->feeds[d->n_feeds++];
 
@@ -303,6 +332,8 @@ static void open_inputs(Download *d)
 	 * its newest packet_limit and the part holds its count. */
 	if (d->job.type == JOB_SIMPLE && total > d->job.packet_limit)
 		opt.skip_first = total - d->job.packet_limit;
+	if (d->pcapng)
+		opt.annotations = d->annotations;
 	r = pcapmerge_open(d->inputs, d->n_inputs, &opt, &d->merge, &err);
 	/* The merge has its own descriptors now (or failed): ours go, so that a
 	 * feeder whose reader is gone gets EPIPE and stops. */
@@ -420,8 +451,12 @@ static void release_inputs(Download *d)
 		for (size_t i = 0; i < d->n_inputs; i++)
 			free((char *)d->inputs[i]);
 	free(d->inputs);
+	free(d->annotations);
+	free(d->notes);
 	free(d->feeds);
 	d->inputs = NULL;
+	d->annotations = NULL;
+	d->notes = NULL;
 	d->feeds = NULL;
 	d->n_inputs = d->n_feeds = 0;
 }
@@ -486,8 +521,8 @@ void service_downloads_clean(Service *s)
 	rmdir(dir);
 }
 
-int service_job_download(Service *s, const char *account, const char *id, void (*ready)(void *ctx), void *ctx,
-			 Download **ret, ApiError *e)
+int service_job_download(Service *s, const char *account, const char *id, bool pcapng, void (*ready)(void *ctx),
+			 void *ctx, Download **ret, ApiError *e)
 {
 	ErrBuf err = {{0}};
 	Download *d;
@@ -513,7 +548,9 @@ int service_job_download(Service *s, const char *account, const char *id, void (
 		goto fail;
 	}
 	if (d->job.type == JOB_FULL && !job_bucket(&d->job)) {
-		r = apierror_set(e, API_ERR_CONFLICT, "id", "capture has no bucket output to download from");
+		r = apierror_set(e, API_ERR_CONFLICT, "id",
+				 "capture has no bucket output to download from; it wrote %s on each agent",
+				 d->job.n_outputs ? d->job.outputs[0].target : "nothing");
 		goto fail;
 	}
 	r = db_part_list(service_db(s), d->job.id, &d->parts, &d->n_parts, &err);
@@ -530,6 +567,7 @@ int service_job_download(Service *s, const char *account, const char *id, void (
 	if (d->job.type == JOB_FULL)
 		bucket_uri_redact(job_bucket(&d->job), d->label, sizeof(d->label));
 	d->svc = s;
+	d->pcapng = pcapng;
 	d->ready = ready;
 	d->ready_ctx = ctx;
 	pthread_mutex_init(&d->lock, NULL);

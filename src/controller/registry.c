@@ -17,11 +17,14 @@ typedef struct Sent {
 
 typedef struct Agent {
 	char name[AGENT_NAME_MAX + 1];
+	char account[JOB_ID_LEN + 1]; /* "" = an operator's agent */
 	char colo[AGENT_NAME_MAX + 1];
 	char *interfaces, *version;
 	json_t *history; /* last reported recorder status, or NULL */
+	uint64_t kernel_drops, parts_failed;
 	int64_t last_seen_mono;
 	int64_t last_seen_real;
+	int64_t last_report_real; /* registry_reported() */
 	uint64_t gen;
 	Sent *sent; /* delivered in this session */
 	size_t n_sent;
@@ -38,6 +41,14 @@ struct Registry {
 	bool shut;
 };
 
+static void reg_agent_free(Agent *a)
+{
+	free(a->interfaces);
+	free(a->version);
+	free(a->sent);
+	json_decref(a->history);
+}
+
 int registry_new(Registry **ret)
 {
 	Registry *r = calloc(1, sizeof(*r));
@@ -53,12 +64,8 @@ void registry_free(Registry *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->v[i].interfaces);
-		free(r->v[i].version);
-		free(r->v[i].sent);
-		json_decref(r->v[i].history);
-	}
+	for (size_t i = 0; i < r->n; i++)
+		reg_agent_free(&r->v[i]);
 	free(r->v);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -85,8 +92,8 @@ static void replace(char **slot, const char *s)
 	*slot = c;
 }
 
-int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
-		  bool hello, int64_t now_mono)
+int registry_seen(Registry *r, const char *name, const char *account, const char *colo, const char *interfaces,
+		  const char *version, bool hello, int64_t now_mono)
 {
 	Agent *a;
 	int ret = 0;
@@ -112,6 +119,7 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 		snprintf(a->name, sizeof(a->name), "%s", name);
 		hello = true;
 	}
+	snprintf(a->account, sizeof(a->account), "%s", account ? account : "");
 	if (colo)
 		snprintf(a->colo, sizeof(a->colo), "%s", colo);
 	replace(&a->interfaces, interfaces);
@@ -125,6 +133,23 @@ int registry_seen(Registry *r, const char *name, const char *colo, const char *i
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+/* Called with the lock held. */
+static void wake_locked(Agent *a);
+
+void registry_forget(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		wake_locked(a);
+		reg_agent_free(a);
+		*a = r->v[--r->n];
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 int registry_touch(Registry *r, const char *name, int64_t now_mono)
@@ -159,6 +184,57 @@ static bool is_online(const Agent *a, int64_t now, int64_t timeout)
 	return a->last_seen_mono && now - a->last_seen_mono <= timeout;
 }
 
+static bool serves(const Agent *a, const char *account)
+{
+	return !account || !a->account[0] || strcmp(a->account, account) == 0;
+}
+
+void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64_t parts_failed)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a) {
+		a->kernel_drops += kernel_drops;
+		a->parts_failed += parts_failed;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+int registry_stats(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, AgentStats **ret,
+		   size_t *ret_n)
+{
+	AgentStats *v;
+	size_t n = 0;
+
+	pthread_mutex_lock(&r->lock);
+	v = calloc(r->n ? r->n : 1, sizeof(*v));
+	for (size_t i = 0; v && i < r->n; i++) {
+		const Agent *a = &r->v[i];
+		json_t *drops = json_object_get(a->history, "drops");
+
+		if (!serves(a, account))
+			continue;
+		memcpy(v[n].name, a->name, sizeof(v[n].name));
+		v[n].online = is_online(a, now_mono, timeout_ns);
+		v[n].kernel_drops = a->kernel_drops;
+		v[n].parts_failed = a->parts_failed;
+		v[n].history_known = json_is_object(a->history);
+		v[n].history_recording = json_is_true(json_object_get(a->history, "recording"));
+		v[n].history_drops = json_is_integer(drops) && json_integer_value(drops) > 0
+					     ? (uint64_t)json_integer_value(drops)
+					     : 0;
+		n++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns)
 {
 	Agent *a;
@@ -171,8 +247,24 @@ bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t ti
 	return on;
 }
 
-size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
-		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
+static bool picks(const Agent *a, JobTargetKind kind, const char *target)
+{
+	bool by_name = strcasecmp(a->name, target) == 0;
+	bool by_colo = a->colo[0] && strcasecmp(a->colo, target) == 0;
+
+	switch (kind) {
+	case JOB_TARGET_AGENT:
+		return by_name;
+	case JOB_TARGET_COLO:
+		return by_colo;
+	case JOB_TARGET_ANY:
+	default:
+		return by_name || by_colo;
+	}
+}
+
+size_t registry_match(Registry *r, const char *account, JobTargetKind kind, const char *target, int64_t now_mono,
+		      int64_t timeout_ns, char (*ret)[AGENT_NAME_MAX + 1], size_t cap)
 {
 	size_t k = 0;
 
@@ -180,16 +272,39 @@ size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t t
 	for (size_t i = 0; i < r->n && k < cap; i++) {
 		Agent *a = &r->v[i];
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
-		if (!colo || strcasecmp(a->name, colo) == 0 || (a->colo[0] && strcasecmp(a->colo, colo) == 0))
+		if (!target || picks(a, kind, target))
 			snprintf(ret[k++], AGENT_NAME_MAX + 1, "%s", a->name);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return k;
 }
 
-void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
+void registry_reported(Registry *r, const char *name)
+{
+	Agent *a;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a)
+		a->last_report_real = (int64_t)now_realtime_ns();
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool registry_reported_since(Registry *r, const char *name, int64_t since_real_ns)
+{
+	Agent *a;
+	bool yes;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	yes = a && a->last_report_real && a->last_report_real >= since_real_ns;
+	pthread_mutex_unlock(&r->lock);
+	return yes;
+}
+
+void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap)
 {
 	size_t o = 0;
 
@@ -199,7 +314,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 		Agent *a = &r->v[i];
 		int n;
 
-		if (!is_online(a, now_mono, timeout_ns))
+		if (!is_online(a, now_mono, timeout_ns) || !serves(a, account))
 			continue;
 		n = snprintf(out + o, cap - o, "%s%s (colo %s)", o ? ", " : "", a->name, a->colo[0] ? a->colo : "-");
 		if (n < 0 || (size_t)n >= cap - o)
@@ -209,7 +324,7 @@ void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *
 	pthread_mutex_unlock(&r->lock);
 }
 
-json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
+json_t *registry_json(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns)
 {
 	json_t *arr = json_array();
 
@@ -220,6 +335,8 @@ json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns)
 		Agent *a = &r->v[i];
 		char ts[TIMEFMT_MAX];
 
+		if (!serves(a, account))
+			continue;
 		timefmt_rfc3339(a->last_seen_real, ts);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:O?}", "name", a->name, "colo",
 						     a->colo, "interfaces", a->interfaces ? a->interfaces : "",

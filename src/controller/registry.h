@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "controller/service.h"
 #include "model/job.h"
 
 typedef struct Registry Registry;
@@ -40,23 +41,42 @@ int registry_new(Registry **ret);
 void registry_free(Registry *r); /* NULL is fine */
 
 /* An agent reported: creates or refreshes it; hello starts a new session
- * (everything is undelivered again). */
-int registry_seen(Registry *r, const char *name, const char *colo, const char *interfaces, const char *version,
-		  bool hello, int64_t now_mono);
+ * (everything is undelivered again). account: the account its key serves
+ * ("" for an operator's agent, which serves every account). */
+int registry_seen(Registry *r, const char *name, const char *account, const char *colo, const char *interfaces,
+		  const char *version, bool hello, int64_t now_mono);
+/* Forgets an agent (its key was revoked); its parked poll is woken. */
+void registry_forget(Registry *r, const char *name);
 /* The agent's last reported history status (an object; a reference is kept),
  * shown by registry_json(). NULL keeps the previous one. */
 void registry_set_history(Registry *r, const char *name, json_t *history);
+/* Adds to the agent's counters (AgentStats): kernel drops newly reported,
+ * parts that failed. An unknown agent is ignored. */
+void registry_count(Registry *r, const char *name, uint64_t kernel_drops, uint64_t parts_failed);
+/* The AgentStats of every agent that serves account (NULL: every agent),
+ * by registration order (free with free()). */
+int registry_stats(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, AgentStats **ret,
+		   size_t *ret_n);
 /* A known agent showed a sign of life (a poll). -ENOENT if unknown. */
 int registry_touch(Registry *r, const char *name, int64_t now_mono);
 /* Online: reported or polled within timeout_ns of now. */
 bool registry_online(Registry *r, const char *name, int64_t now_mono, int64_t timeout_ns);
-/* Names of online agents whose name or colo equals colo (ASCII case-insensitive;
- * colo NULL: every online agent), at most cap; returns how many. */
-size_t registry_match(Registry *r, const char *colo, int64_t now_mono, int64_t timeout_ns,
-		      char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
+/* Below, account NULL means every agent; else only the agents that serve
+ * the account (enrolled by it, or an operator's). */
+/* Names of online agents that target (ASCII case-insensitive) picks by kind:
+ * JOB_TARGET_ANY whose name or colo equals it, JOB_TARGET_AGENT whose name,
+ * JOB_TARGET_COLO whose colo (target NULL: every online agent), at most cap;
+ * returns how many. */
+size_t registry_match(Registry *r, const char *account, JobTargetKind kind, const char *target, int64_t now_mono,
+		      int64_t timeout_ns, char (*ret)[AGENT_NAME_MAX + 1], size_t cap);
+/* The agent's whole report was applied (its jobs' counters are stored). */
+void registry_reported(Registry *r, const char *name);
+/* Whether the agent reported (registry_reported) at or after since_real_ns
+ * (CLOCK_REALTIME); false for an unknown agent. */
+bool registry_reported_since(Registry *r, const char *name, int64_t since_real_ns);
 /* "a (colo x), b (colo y)" of online agents, or "none". */
-void registry_describe(Registry *r, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap);
-json_t *registry_json(Registry *r, int64_t now_mono, int64_t timeout_ns);
+void registry_describe(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns, char *out, size_t cap);
+json_t *registry_json(Registry *r, const char *account, int64_t now_mono, int64_t timeout_ns);
 
 /* The agent's generation; -ENOENT for an unknown agent. */
 int registry_generation(Registry *r, const char *name, uint64_t *ret);

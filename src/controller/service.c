@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -49,7 +50,7 @@ int service_data_path(Service *s, const char *sub, char *ret, size_t cap, ErrBuf
 
 	if (n < 0 || (size_t)n >= cap)
 		return errbuf_set(err, -ENAMETOOLONG, "%s/%s: path too long", s->cfg.data_dir, sub);
-	if (mkdir(ret, 0750) < 0 && errno != EEXIST)
+	if (mkdir(ret, 0700) < 0 && errno != EEXIST)
 		return errbuf_errno(err, "cannot create %s", ret);
 	return 0;
 }
@@ -238,7 +239,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		return errbuf_set(err, r, "out of memory");
 	}
 	pthread_mutex_init(&s->jobs_lock, NULL);
-	pthread_mutex_init(&s->buckets_lock, NULL);
+	pthread_mutex_init(&s->taps_lock, NULL);
 	pthread_mutex_init(&s->hk_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -270,6 +271,7 @@ void service_shutdown(Service *s)
 		s->hk_running = false;
 	}
 	registry_shutdown(s->reg);
+	service_taps_stop(s);
 }
 
 void service_free(Service *s)
@@ -277,20 +279,20 @@ void service_free(Service *s)
 	if (!s)
 		return;
 	service_shutdown(s);
+	service_taps_free(s);
+	pthread_mutex_destroy(&s->taps_lock);
 	registry_free(s->reg);
 	pthread_cond_destroy(&s->hk_cond);
 	pthread_mutex_destroy(&s->hk_lock);
 	pthread_mutex_destroy(&s->jobs_lock);
-	pthread_mutex_destroy(&s->buckets_lock);
 	free(s);
 }
 
 /* ---- jobs ---- */
 
-/* When to try again after a per-account limit: a sample waits for the next
- * slot of the sample interval, a full capture for one to end. */
-#define RETRY_SAMPLE_S 60
-#define RETRY_FULL_S 5
+/* When to try again after the full-capture limit when no active capture has
+ * a time limit to wait for (an open-ended capture of another dialect). */
+#define RETRY_UNKNOWN_S 60
 
 /* Every bucket a full job writes to must be one the account registered and
  * validated (service_bucket_*), named by any spelling of its identity
@@ -327,7 +329,8 @@ static int check_bucket(Service *s, const char *account, JobOutput *o, ApiError 
 	return r;
 }
 
-/* The model's invariants, then the ownership of every bucket output. */
+/* The model's invariants, then the ownership of every bucket output (its URI
+ * kept in the one spelling it was registered in). */
 static int check_request(Service *s, Job *j, ApiError *e)
 {
 	ErrBuf err = {{0}};
@@ -345,20 +348,120 @@ static int check_request(Service *s, Job *j, ApiError *e)
 	return 0;
 }
 
-/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY. */
+/* Stores j with its parts (n may be 0); a limit is API_ERR_BUSY, whose
+ * retry_after_s is the real wait and whose message says the same number: the
+ * rest of the sample interval, or until the soonest active full capture
+ * reaches its time limit (it may end sooner: stopped, or by another limit). */
 static int insert_job(Service *s, const Job *j, const JobPart *parts, size_t n, ApiError *e)
 {
 	ErrBuf err = {{0}};
+	int64_t after_ns = 0, wait_ns;
+	uint32_t wait_s;
 	int r;
 
-	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &err);
+	r = db_job_insert(s->cfg.db, j, parts, n, &s->cfg.limits, &after_ns, &err);
 	service_jobs_changed(s);
-	if (r == -EBUSY) {
-		apierror_set(e, API_ERR_BUSY, NULL, "%s", err.msg);
-		e->retry_after_s = j->type == JOB_SIMPLE ? RETRY_SAMPLE_S : RETRY_FULL_S;
-		return r;
+	if (r == -EEXIST && job_named(j))
+		return apierror_set(e, API_ERR_CONFLICT, "name", "the name %s is taken in %s/%s", j->name.name,
+				    j->name.group, j->name.watcher);
+	if (r != -EBUSY)
+		return r < 0 ? service_internal(e, r, &err) : 0;
+	wait_ns = after_ns - j->submitted_ns;
+	/* Whole seconds, rounded up (never before the slot), at least 1. */
+	wait_s = wait_ns > 0 ? (uint32_t)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC) : 1;
+	if (j->type == JOB_SIMPLE)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; next allowed in %u s", err.msg, wait_s);
+	else if (!after_ns)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; try again in %u s", err.msg, wait_s = RETRY_UNKNOWN_S);
+	else if (wait_ns > 0)
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest reaches its time limit in %u s", err.msg, wait_s);
+	else
+		apierror_set(e, API_ERR_BUSY, NULL, "%s; the soonest is delivering its files: try again in %u s",
+			     err.msg, wait_s);
+	e->retry_after_s = wait_s;
+	return r;
+}
+
+/* Whether name is one of the comma-separated list's (ASCII case-insensitive). */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return true;
+		p = end ? end + 1 : NULL;
 	}
-	return r < 0 ? service_internal(e, r, &err) : 0;
+	return false;
+}
+
+static bool among(char (*agents)[AGENT_NAME_MAX + 1], size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(agents[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int no_target(Service *s, const Job *j, ApiError *e)
+{
+	static const char *const what[] = {
+		[JOB_TARGET_ANY] = "is named or in colo",
+		[JOB_TARGET_AGENT] = "is named",
+		[JOB_TARGET_COLO] = "is in colo",
+	};
+	char online[512];
+
+	registry_describe(s->reg, j->account, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+	return apierror_set(e, API_ERR_NO_TARGET, "target", "no online agent %s '%s'%s (online agents: %s)",
+			    what[j->target_kind], j->colo_name,
+			    j->target_include || j->target_exclude ? " and kept by its include and exclude lists" : "",
+			    online);
+}
+
+/* The online agents a full job targets (kind, colo_name, include and exclude
+ * lists) into agents[JOB_MAX_PARTS]; a sample asks every online agent. An
+ * included agent that is not online in the colo is API_ERR_NO_TARGET naming
+ * it: a capture never runs on fewer machines than the user listed. */
+static int match_target(Service *s, const Job *j, char (*agents)[AGENT_NAME_MAX + 1], size_t *ret_n, ApiError *e)
+{
+	bool sample = j->type == JOB_SIMPLE;
+	size_t n, k = 0;
+
+	n = registry_match(s->reg, j->account, sample ? JOB_TARGET_ANY : j->target_kind, sample ? NULL : j->colo_name,
+			   mono(), s->cfg.agent_timeout_ns, agents, JOB_MAX_PARTS);
+	for (const char *p = sample ? NULL : j->target_include; p && *p;) {
+		const char *end = strchr(p, ',');
+		char name[AGENT_NAME_MAX + 1];
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		snprintf(name, sizeof(name), "%.*s", (int)(len > AGENT_NAME_MAX ? AGENT_NAME_MAX : len), p);
+		if (!among(agents, n, name)) {
+			char online[512];
+
+			registry_describe(s->reg, j->account, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
+			return apierror_set(e, API_ERR_NO_TARGET, "target",
+					    "agent '%s' is not online in colo '%s' (online agents: %s)", name,
+					    j->colo_name, online);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!sample && j->target_include && !in_list(j->target_include, agents[i]))
+			continue;
+		if (!sample && j->target_exclude && in_list(j->target_exclude, agents[i]))
+			continue;
+		if (k != i)
+			memcpy(agents[k], agents[i], sizeof(agents[k]));
+		k++;
+	}
+	if (k == 0 && !sample)
+		return no_target(s, j, e);
+	*ret_n = k;
+	return 0;
 }
 
 int service_job_create(Service *s, Job *j, ApiError *e)
@@ -379,24 +482,17 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 	agents = calloc(JOB_MAX_PARTS, sizeof(*agents));
 	if (!agents)
 		return apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
-	/* A sample asks every online agent; a full capture those of its colo. */
-	n = registry_match(s->reg, j->type == JOB_SIMPLE ? NULL : j->colo_name, mono(), s->cfg.agent_timeout_ns, agents,
-			   JOB_MAX_PARTS);
-	if (n == 0 && j->type == JOB_SIMPLE) {
-		/* Stored (it counts against the sample limit) and failed at once. */
+	r = match_target(s, j, agents, &n, e);
+	if (r < 0)
+		goto out;
+	if (n == 0) {
+		/* A sample nobody can answer: stored (it counts against the
+		 * sample limit) and failed at once. */
 		j->status = JOB_FAILED;
 		j->finished_ns = j->submitted_ns;
 		free(j->error_message);
 		j->error_message = strdup("no agent is online to answer the sample");
 		r = insert_job(s, j, NULL, 0, e);
-		goto out;
-	}
-	if (n == 0) {
-		char online[512];
-
-		registry_describe(s->reg, mono(), s->cfg.agent_timeout_ns, online, sizeof(online));
-		r = apierror_set(e, API_ERR_NO_TARGET, "target",
-				 "no online agent is named or in colo '%s' (online agents: %s)", j->colo_name, online);
 		goto out;
 	}
 	parts = calloc(n, sizeof(*parts));
@@ -411,10 +507,14 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		snprintf(parts[i].agent, sizeof(parts[i].agent), "%s", agents[i]);
 		parts[i].state = PART_ASSIGNED;
 		parts[i].updated_ns = j->submitted_ns;
+		/* Only a bucket output has an object the controller names (and
+		 * reads back); files on the agents' disks are theirs. */
 		if (j->type == JOB_SIMPLE)
 			snprintf(object, sizeof(object), "%s.pcap", agents[i]);
-		else
+		else if (job_bucket(j))
 			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
+		else
+			continue;
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
 			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
@@ -461,10 +561,11 @@ int service_job_get(Service *s, const char *account, const char *id, Job *ret, J
 	return 0;
 }
 
-int service_job_list(Service *s, const char *account, size_t limit, Job **ret, size_t *ret_n, ApiError *e)
+int service_job_list(Service *s, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+		     uint64_t *ret_total, ApiError *e)
 {
 	ErrBuf err = {{0}};
-	int r = db_job_list(s->cfg.db, account, limit, ret, ret_n, &err);
+	int r = db_job_list(s->cfg.db, account, offset, limit, ret, ret_n, ret_total, &err);
 
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }

@@ -70,19 +70,58 @@ typedef struct JobLimits {
 /* Inserts a job and its parts in one transaction, after checking the limits
  * inside it: -EBUSY (with err saying which limit) if the account already has
  * max_active_full non-terminal full jobs (for a full job), or submitted a
- * simple job less than sample_interval_ns before j->submitted_ns. */
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err);
+ * simple job less than sample_interval_ns before j->submitted_ns. Then
+ * *ret_after_ns (may be NULL) gets when the limit lets a job in (ns since the
+ * epoch): the end of the sample interval, or when the soonest of the
+ * account's active full jobs reaches its time limit (counted from its
+ * submission; it may be past, while the job delivers its files); 0 when none
+ * has a time limit. -EEXIST: a named job whose name the account already uses. */
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err);
 /* One job; account NULL matches any account (agent API). */
 int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err);
-/* The newest `limit` jobs of an account, newest first. */
-int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* A page of an account's jobs, newest first: `limit` of them after skipping
+ * the newest `offset`. *ret_total (may be NULL) gets how many jobs the
+ * account has in all, read in the same transaction as the page. */
+int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
+		ErrBuf *err);
 /* Every non-terminal job of every account (scheduler, reconciliation). */
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-/* Writes status, stop_requested_ns, stop_reason, error_message, counters and
- * finished_ns of j (other fields are immutable). -ENOENT if gone. */
+/* Writes status, stop_requested_ns, stop_reason, error_message, counters,
+ * started_ns and finished_ns of j (other fields are immutable; parts also
+ * their failure). -ENOENT if gone. */
 int db_job_update(Db *db, const Job *j, ErrBuf *err);
 /* Writes j (as db_job_update) and the given parts in one transaction. */
 int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+/* ---- named jobs (job.h JobName) ---- */
+
+/* Where a list of named jobs goes on: after the job submitted at
+ * submitted_ns with this id (newest first). */
+typedef struct JobCursor {
+	int64_t submitted_ns;
+	char id[JOB_ID_LEN + 1];
+} JobCursor;
+
+/* The account's job named n (group, watcher and name compared without regard
+ * to case). -ENOENT if none. */
+int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err);
+/* The account's named jobs of one group and watcher, newest first, at most
+ * limit, after the cursor (NULL: from the newest). */
+int db_job_list_named(Db *db, const char *account, const char *group, const char *watcher, const JobCursor *after,
+		      size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
+/* Takes the name away from the account's job (the job stays). -ENOENT if it
+ * has none. */
+int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err);
+
+/* How many jobs each account has in each status (metrics; read-only): one
+ * element per (account, status) that has any, ordered by account then
+ * status; account NULL counts every account. Free *ret with free(). */
+typedef struct JobStatusCount {
+	char account[JOB_ID_LEN + 1];
+	JobStatus status;
+	uint64_t count;
+} JobStatusCount;
+int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err);
 /* The parts of a job, ordered by agent name. */
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
 /* Every non-terminal part assigned to an agent (what it should be doing). */
@@ -101,7 +140,8 @@ const char *bucket_status_to_string(BucketStatus s); /* "pending", "success", "f
 typedef struct BucketRow {
 	char id[JOB_ID_LEN + 1];
 	char account[JOB_ID_LEN + 1];
-	char *destination_conf; /* owned: the URI as submitted */
+	char *destination_conf; /* owned: the URI as registered (keys included) */
+	char *match_key;        /* owned: the bucket's identity (bucket_uri_match_key: no credentials) */
 	char *filename;         /* owned: challenge object name */
 	char *challenge;        /* owned: the token written into it */
 	BucketStatus status;
@@ -112,12 +152,25 @@ typedef struct BucketRow {
 void bucket_row_done(BucketRow *b); /* NULL is fine */
 void bucket_rows_free(BucketRow *v, size_t n);
 
-/* -EEXIST if the account already registered this destination_conf. */
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err);
+/* -EEXIST if the account already registered this identity (match_key);
+ * -EDQUOT if it has max_per_account buckets already (0 = no limit; checked
+ * and inserted in one statement). */
+int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err); /* oldest first */
+int db_bucket_find(Db *db, const char *account, const char *match_key, BucketRow *ret, ErrBuf *err); /* by identity */
+int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err);        /* newest first */
 int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err); /* status and validated_ns */
 int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
+/* Lets account use bucket_id (of another account) too: db_bucket_owned_elsewhere
+ * no longer counts that bucket for it. Idempotent; -ENOENT if the bucket or
+ * the account does not exist. */
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+/* Whether an account other than `account` validated a bucket of this
+ * identity (match_key) (and
+ * did not share it with `account`):
+ * 1 (ret_owner, JOB_ID_LEN + 1 bytes, gets the first such account), 0, or
+ * -errno. */
+int db_bucket_owned_elsewhere(Db *db, const char *account, const char *match_key, char *ret_owner, ErrBuf *err);
 
 /* ---- agents ---- */
 
@@ -134,3 +187,38 @@ void agent_row_done(AgentRow *a);
 void agent_rows_free(AgentRow *v, size_t n);
 int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);           /* keeps first_seen_ns of an existing row */
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */
+
+/* ---- agent enrolment (docs/SECURITY.md) ----
+ *
+ * An enrolment token is exchanged by an agent for its own key, once per
+ * name: the key is a secret bound to that name (and to a colo when the token
+ * named one). An account's token enrols agents that serve that account only;
+ * an operator's (account "") agents that serve every account. Only hashes
+ * are stored. */
+
+#define ENROLL_PATTERN_MAX 127
+
+typedef struct EnrollToken {
+	char account[JOB_ID_LEN + 1];              /* "" = operator */
+	char name_pattern[ENROLL_PATTERN_MAX + 1]; /* fnmatch(3) glob; "" = any name */
+	char colo[AGENT_NAME_MAX + 1];             /* "" = any colo */
+	int64_t expires_ns;                        /* realtime; 0 = never */
+} EnrollToken;
+
+int db_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);
+int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err); /* -ENOENT */
+
+typedef struct AgentKey {
+	char name[AGENT_NAME_MAX + 1];
+	char account[JOB_ID_LEN + 1];  /* "" = operator agent: serves every account */
+	char colo[AGENT_NAME_MAX + 1]; /* the only colo it may report; "" = any */
+	int64_t enrolled_ns;
+} AgentKey;
+
+/* -EEXIST if the name is enrolled already; -EDQUOT if the account has
+ * max_per_account agents (0 = no limit; checked and inserted in one
+ * statement). */
+int db_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err);
+int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err); /* by secret; -ENOENT */
+int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err);        /* by name; -ENOENT */
+int db_agent_key_delete(Db *db, const char *name, ErrBuf *err);                    /* -ENOENT */

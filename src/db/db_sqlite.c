@@ -45,15 +45,18 @@
 #define JOB_COLS                                                                                                       \
 	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
 	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
-	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit"
-#define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, attempt"
-#define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
+	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit, started_ns, "           \
+	"name_group, name_watcher, name, request, echo_json"
+#define PART_COLS                                                                                                      \
+	"job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, failure, attempt"
+#define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns, match_key"
 #define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
 
-/* Statuses 4 and 5 (success, failed) and part states 3..6 are terminal;
+/* Statuses 4 and 5 (success, failed) and part states 4..7 are terminal;
  * migrations.c asserts the values. */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN", /* deferred: reads see one snapshot, take no write lock */
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_ACCOUNT_ENSURE] = "INSERT INTO accounts (id, created_ns) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
@@ -64,35 +67,76 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_INSERT] =
 		"INSERT INTO jobs (" JOB_COLS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-		"?22, ?23, ?24, ?25)",
+		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
 	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC LIMIT ?2",
+	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
+			"LIMIT ?2 OFFSET ?3",
+	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
 	[ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
-			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10 WHERE id = ?1 AND account = ?2",
+			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10, started_ns = ?11 "
+			  "WHERE id = ?1 AND account = ?2",
 	[ST_JOB_COUNT_ACTIVE_FULL] = "SELECT count(*) FROM jobs WHERE account = ?1 AND type = 1 "
 				     "AND status NOT IN (4, 5)",
+	/* When the soonest active full job reaches its time limit (NULL: none has one). */
+	[ST_JOB_ACTIVE_FULL_END] = "SELECT min(submitted_ns + time_limit * 1000000000) FROM jobs "
+				   "WHERE account = ?1 AND type = 1 AND status NOT IN (4, 5) AND time_limit > 0",
 	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
 			       "ORDER BY submitted_ns DESC LIMIT 1",
-	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
-			   "ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
-			   "packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
-			   "stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
-			   "updated_ns = excluded.updated_ns, attempt = excluded.attempt",
+	/* Named captures: the NOCASE comparisons use the index jobs_by_name. */
+	[ST_JOB_FIND_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+			      "AND name_watcher = ?3 COLLATE NOCASE AND name = ?4 COLLATE NOCASE AND name IS NOT NULL",
+	[ST_JOB_LIST_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+			      "AND name_watcher = ?3 COLLATE NOCASE AND name IS NOT NULL "
+			      "AND (submitted_ns < ?4 OR (submitted_ns = ?4 AND id < ?5)) "
+			      "ORDER BY submitted_ns DESC, id DESC LIMIT ?6",
+	[ST_JOB_UNNAME] = "UPDATE jobs SET name_group = NULL, name_watcher = NULL, name = NULL "
+			  "WHERE account = ?1 AND id = ?2 AND name IS NOT NULL",
+	[ST_JOB_COUNT_STATUS] = "SELECT account, status, count(*) FROM jobs GROUP BY account, status "
+				"ORDER BY account, status",
+	[ST_JOB_COUNT_STATUS_ACCOUNT] = "SELECT account, status, count(*) FROM jobs WHERE account = ?1 "
+					"GROUP BY account, status ORDER BY account, status",
+	[ST_PART_INSERT] =
+		"INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_PART_UPSERT] =
+		"INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+		"ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
+		"packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
+		"stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
+		"updated_ns = excluded.updated_ns, failure = excluded.failure, attempt = excluded.attempt",
 	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
-	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (3, 4, 5, 6) "
+	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6, 7) "
 			       "ORDER BY job_id",
-	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	/* One statement, so the count and the insert cannot interleave with
+	 * another connection's: nothing is inserted at ?10 buckets (0 = no limit). */
+	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+			     "WHERE ?10 = 0 OR (SELECT COUNT(*) FROM buckets WHERE account = ?2) < ?10",
 	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
-	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 ORDER BY submitted_ns, id",
+	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND match_key = ?2",
+	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 "
+			   "ORDER BY submitted_ns DESC, id DESC",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
+	[ST_BUCKET_OWNER] = "SELECT account FROM buckets WHERE match_key = ?2 AND account != ?1 AND status = 1 "
+			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
+			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
+	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
 	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_ENROLL_FIND] = "SELECT account, name_pattern, colo, expires_ns FROM enroll_tokens WHERE hash = ?1",
+	/* Count and insert in one statement, as for buckets: nothing is
+	 * inserted at ?6 agents of the account (0 = no limit; operator agents,
+	 * account NULL, are not counted). */
+	[ST_KEY_ADD] = "INSERT INTO agent_keys (name, hash, account, colo, enrolled_ns) SELECT ?1, ?2, ?3, ?4, ?5 "
+		       "WHERE ?6 = 0 OR ?3 IS NULL OR (SELECT COUNT(*) FROM agent_keys WHERE account = ?3) < ?6",
+	[ST_KEY_FIND] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE hash = ?1",
+	[ST_KEY_GET] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE name = ?1",
+	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
 };
 
 struct Conn {
@@ -736,7 +780,10 @@ static int bind_job(sqlite3_stmt *st, const Job *j, const char *outputs)
 	       bind_u64(st, 18, j->drops) || sqlite3_bind_int64(st, 19, j->finished_ns) ||
 	       dbs_bind_text(st, 20, j->filter_model) || sqlite3_bind_int64(st, 21, j->snaplen) ||
 	       sqlite3_bind_int(st, 22, c->on ? (c->ring ? 2 : 1) : 0) || sqlite3_bind_int64(st, 23, c->file_count) ||
-	       bind_u64(st, 24, c->file_size) || sqlite3_bind_int64(st, 25, c->session_limit_s);
+	       bind_u64(st, 24, c->file_size) || sqlite3_bind_int64(st, 25, c->session_limit_s) ||
+	       sqlite3_bind_int64(st, 26, j->started_ns) || dbs_bind_text(st, 27, j->name.group) ||
+	       dbs_bind_text(st, 28, j->name.watcher) || dbs_bind_text(st, 29, j->name.name) ||
+	       dbs_bind_text(st, 30, j->request) || dbs_bind_text(st, 31, j->echo_json);
 }
 
 /* A row written before migration 2 has no filter_model: it is made from
@@ -774,6 +821,16 @@ static int row_job(sqlite3_stmt *st, void *ret)
 		r = dbs_col_dup(st, 14, &j.error_message);
 	if (r == 0)
 		r = dbs_col_dup(st, 19, &j.filter_model);
+	if (r == 0)
+		r = dbs_col_dup(st, 26, &j.name.group);
+	if (r == 0)
+		r = dbs_col_dup(st, 27, &j.name.watcher);
+	if (r == 0)
+		r = dbs_col_dup(st, 28, &j.name.name);
+	if (r == 0)
+		r = dbs_col_dup(st, 29, &j.request);
+	if (r == 0)
+		r = dbs_col_dup(st, 30, &j.echo_json);
 	if (r == 0 && (outputs = sqlite3_column_text(st, 9)))
 		r = job_outputs_from_text((const char *)outputs, &j);
 	if (r == 0)
@@ -802,6 +859,7 @@ static int row_job(sqlite3_stmt *st, void *ret)
 				       .file_count = (uint32_t)sqlite3_column_int64(st, 22),
 				       .file_size = col_u64(st, 23),
 				       .session_limit_s = (uint32_t)sqlite3_column_int64(st, 24)};
+	j.started_ns = sqlite3_column_int64(st, 25);
 	*(Job *)ret = j;
 	return 0;
 }
@@ -826,7 +884,8 @@ static int bind_part(sqlite3_stmt *st, const JobPart *p)
 	       sqlite3_bind_int(st, 3, (int)p->state) || bind_u64(st, 4, p->packets) || bind_u64(st, 5, p->bytes) ||
 	       bind_u64(st, 6, p->drops) || sqlite3_bind_int(st, 7, (int)p->stop_reason) ||
 	       dbs_bind_text(st, 8, p->object) || dbs_bind_text(st, 9, p->error) ||
-	       sqlite3_bind_int64(st, 10, p->updated_ns) || sqlite3_bind_int64(st, 11, (int64_t)p->attempt);
+	       sqlite3_bind_int64(st, 10, p->updated_ns) || sqlite3_bind_int(st, 11, (int)p->failure) ||
+	       sqlite3_bind_int64(st, 12, (int64_t)p->attempt);
 }
 
 /* Reads a PART_COLS row into a JobPart. */
@@ -852,7 +911,8 @@ static int row_part(sqlite3_stmt *st, void *ret)
 	p.drops = col_u64(st, 5);
 	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
 	p.updated_ns = sqlite3_column_int64(st, 9);
-	p.attempt = (uint32_t)sqlite3_column_int64(st, 10);
+	p.failure = (PartFailure)sqlite3_column_int(st, 10);
+	p.attempt = (uint32_t)sqlite3_column_int64(st, 11);
 	*(JobPart *)ret = p;
 	return 0;
 }
@@ -902,23 +962,32 @@ done:
 	return r;
 }
 
-/* The limits of db_job_insert, inside its transaction. */
-static int check_limits(Conn *c, const Job *j, const JobLimits *lim, ErrBuf *err)
+/* The limits of db_job_insert, inside its transaction; *ret_after_ns as
+ * db.h says when one is hit. */
+static int check_limits(Conn *c, const Job *j, const JobLimits *lim, int64_t *ret_after_ns, ErrBuf *err)
 {
 	bool found;
 	int64_t v;
 	int r;
 
+	*ret_after_ns = 0;
 	if (j->type == JOB_FULL && lim->max_active_full > 0) {
 		r = query_i64(c, ST_JOB_COUNT_ACTIVE_FULL, j->account, "counting active captures", &found, &v, err);
 		if (r < 0)
 			return r;
-		if (found && v >= 0 && (uint64_t)v >= lim->max_active_full)
-			return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
-					  lim->max_active_full);
+		if (!found || v < 0 || (uint64_t)v < lim->max_active_full)
+			return 0;
+		r = query_i64(c, ST_JOB_ACTIVE_FULL_END, j->account, "finding when active captures end", &found, &v,
+			      err);
+		if (r < 0)
+			return r;
+		if (found && v > 0) /* NULL (none has a time limit) reads as 0 */
+			*ret_after_ns = v;
+		return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
+				  lim->max_active_full);
 	}
 	if (j->type == JOB_SIMPLE && lim->sample_interval_ns > 0) {
-		int64_t elapsed, wait_ns;
+		int64_t elapsed;
 
 		r = query_i64(c, ST_JOB_LAST_SIMPLE, j->account, "finding the last sample capture", &found, &v, err);
 		if (r < 0)
@@ -931,11 +1000,10 @@ static int check_limits(Conn *c, const Job *j, const JobLimits *lim, ErrBuf *err
 			elapsed = 0; /* the clock went back: count the last one as just now */
 		if (elapsed >= lim->sample_interval_ns)
 			return 0;
-		wait_ns = lim->sample_interval_ns - elapsed;
+		*ret_after_ns = j->submitted_ns + (lim->sample_interval_ns - elapsed);
 		return errbuf_set(
-			err, -EBUSY, "one sample capture per %lld seconds per account; next allowed in %lld s",
-			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC),
-			(long long)((wait_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
+			err, -EBUSY, "one sample capture per %lld seconds per account",
+			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
 	}
 	return 0;
 }
@@ -964,8 +1032,10 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 	return 0;
 }
 
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, ErrBuf *err)
+int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
+		  ErrBuf *err)
 {
+	int64_t after_ns = 0;
 	char *outputs = NULL;
 	Conn *c;
 	sqlite3_stmt *st;
@@ -978,7 +1048,9 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	if (r < 0)
 		return r;
 	if (lim) {
-		r = check_limits(c, j, lim, err);
+		r = check_limits(c, j, lim, &after_ns, err);
+		if (r == -EBUSY && ret_after_ns)
+			*ret_after_ns = after_ns;
 		if (r < 0)
 			goto rollback;
 	}
@@ -994,7 +1066,10 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 		goto rollback;
 	}
 	r = dbs_stmt_exec(c, st, "storing a job", err);
-	if (r == -EEXIST)
+	if (r == -EEXIST && job_named(j))
+		errbuf_set(err, r, "db: the account has a capture named %s in %s/%s already", j->name.name,
+			   j->name.group, j->name.watcher);
+	else if (r == -EEXIST)
 		errbuf_set(err, r, "db: job %s exists already", j->id);
 	else if (r == -ENOENT)
 		errbuf_set(err, r, "db: account %s does not exist", j->account);
@@ -1029,19 +1104,53 @@ int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *er
 	return dbs_get_row(c, st, &job_rows, id, ret, err);
 }
 
-int db_job_list(Db *db, const char *account, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+static sqlite3_int64 clamp_i64(size_t v)
 {
+	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
+		ErrBuf *err)
+{
+	Job *v = NULL;
+	size_t n = 0;
+	int64_t total = 0;
+	bool found = false;
 	Conn *c;
 	sqlite3_stmt *st;
 	int r;
 
-	r = dbs_prep(db, ST_JOB_LIST, &c, &st, err);
+	r = conn_get(db, &c, err);
 	if (r < 0)
 		return r;
-	if (dbs_bind_text(st, 1, account) ||
-	    sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
-		return dbs_bind_fail(c, st, job_rows.binding, err);
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+	/* One read transaction: the page and the total count the same jobs. */
+	r = tx_run(c, ST_BEGIN_READ, "starting a read", err);
+	if (r < 0)
+		return r;
+	r = stmt_get(c, ST_JOB_LIST, &st, err);
+	if (r < 0)
+		goto out;
+	if (dbs_bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, clamp_i64(limit)) ||
+	    sqlite3_bind_int64(st, 3, clamp_i64(offset))) {
+		r = dbs_bind_fail(c, st, job_rows.binding, err);
+		goto out;
+	}
+	r = dbs_list_rows(c, st, &job_rows, (void **)&v, &n, err);
+	if (r == 0 && ret_total)
+		r = query_i64(c, ST_JOB_COUNT, account, "counting jobs", &found, &total, err);
+	if (r == 0)
+		r = tx_commit(c, err);
+out:
+	if (r < 0) {
+		tx_rollback(c);
+		jobs_free(v, n);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	if (ret_total)
+		*ret_total = found && total > 0 ? (uint64_t)total : 0;
+	return 0;
 }
 
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
@@ -1068,7 +1177,7 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	    sqlite3_bind_int(st, 3, (int)j->status) || sqlite3_bind_int64(st, 4, j->stop_requested_ns) ||
 	    sqlite3_bind_int(st, 5, (int)j->stop_reason) || dbs_bind_text(st, 6, j->error_message) ||
 	    bind_u64(st, 7, j->packets) || bind_u64(st, 8, j->bytes) || bind_u64(st, 9, j->drops) ||
-	    sqlite3_bind_int64(st, 10, j->finished_ns))
+	    sqlite3_bind_int64(st, 10, j->finished_ns) || sqlite3_bind_int64(st, 11, j->started_ns))
 		return dbs_bind_fail(c, st, "binding a job", err);
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
@@ -1111,6 +1220,54 @@ rollback:
 	return r;
 }
 
+int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_JOB_FIND_NAMED, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, n->group) || dbs_bind_text(st, 3, n->watcher) ||
+	    dbs_bind_text(st, 4, n->name))
+		return dbs_bind_fail(c, st, "binding a capture name", err);
+	return dbs_get_row(c, st, &job_rows, n->name, ret, err);
+}
+
+int db_job_list_named(Db *db, const char *account, const char *group, const char *watcher, const JobCursor *after,
+		      size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_JOB_LIST_NAMED, &c, &st, err);
+	if (r < 0)
+		return r;
+	/* No cursor: everything before the end of time. */
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, group) || dbs_bind_text(st, 3, watcher) ||
+	    sqlite3_bind_int64(st, 4, after ? after->submitted_ns : INT64_MAX) ||
+	    dbs_bind_text(st, 5, after ? after->id : "~") ||
+	    sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
+		return dbs_bind_fail(c, st, job_rows.binding, err);
+	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+}
+
+int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_JOB_UNNAME, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, id))
+		return dbs_bind_fail(c, st, "binding a job id", err);
+	return dbs_exec_one(c, st, "removing a capture's name", "named job", id, err);
+}
+
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_PART_LIST, job_id, &part_rows, (void **)ret, ret_n, err);
@@ -1119,4 +1276,50 @@ int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBu
 int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
+}
+
+/* Reads an (account, status, count) row into a JobStatusCount. */
+static int row_status_count(sqlite3_stmt *st, void *ret)
+{
+	JobStatusCount *c = ret;
+	sqlite3_int64 n = sqlite3_column_int64(st, 2);
+	int r = dbs_col_fixed(st, 0, c->account, sizeof(c->account));
+
+	if (r < 0)
+		return r;
+	if (n < 0)
+		return -EIO;
+	c->status = (JobStatus)sqlite3_column_int(st, 1);
+	c->count = (uint64_t)n;
+	return 0;
+}
+
+static void status_counts_free(void *v, size_t n)
+{
+	(void)n;
+	free(v);
+}
+
+static const RowKind status_count_rows = {.size = sizeof(JobStatusCount),
+					  .read = row_status_count,
+					  .free_all = status_counts_free,
+					  .name = "job count",
+					  .a_name = "a job count",
+					  .reading = "reading a job count",
+					  .listing = "counting jobs",
+					  .binding = "binding a job count"};
+
+int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (account)
+		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &status_count_rows, (void **)ret,
+				       ret_n, err);
+	r = dbs_prep(db, ST_JOB_COUNT_STATUS, &c, &st, err);
+	if (r < 0)
+		return r;
+	return dbs_list_rows(c, st, &status_count_rows, (void **)ret, ret_n, err);
 }

@@ -24,6 +24,7 @@ void bucket_row_done(BucketRow *b)
 	if (!b)
 		return;
 	free(b->destination_conf);
+	free(b->match_key);
 	free(b->filename);
 	free(b->challenge);
 	memset(b, 0, sizeof(*b));
@@ -51,6 +52,8 @@ static int row_bucket(sqlite3_stmt *st, void *ret)
 		r = dbs_col_dup(st, 3, &b.filename);
 	if (r == 0)
 		r = dbs_col_dup(st, 4, &b.challenge);
+	if (r == 0)
+		r = dbs_col_dup(st, 8, &b.match_key);
 	if (r < 0) {
 		bucket_row_done(&b);
 		return r;
@@ -76,27 +79,30 @@ static const RowKind bucket_rows = {.size = sizeof(BucketRow),
 				    .listing = "listing buckets",
 				    .binding = "binding a bucket list"};
 
-int db_bucket_insert(Db *db, const BucketRow *b, ErrBuf *err)
+int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
 	int r;
 
-	if (!b->destination_conf)
-		return errbuf_set(err, -EINVAL, "db: a bucket needs a destination_conf");
+	if (!b->destination_conf || !b->match_key)
+		return errbuf_set(err, -EINVAL, "db: a bucket needs a destination_conf and its identity");
 	r = dbs_prep(db, ST_BUCKET_INSERT, &c, &st, err);
 	if (r < 0)
 		return r;
 	if (dbs_bind_text(st, 1, b->id) || dbs_bind_text(st, 2, b->account) ||
 	    dbs_bind_text(st, 3, b->destination_conf) || dbs_bind_text(st, 4, b->filename) ||
 	    dbs_bind_text(st, 5, b->challenge) || sqlite3_bind_int(st, 6, (int)b->status) ||
-	    sqlite3_bind_int64(st, 7, b->submitted_ns) || sqlite3_bind_int64(st, 8, b->validated_ns))
+	    sqlite3_bind_int64(st, 7, b->submitted_ns) || sqlite3_bind_int64(st, 8, b->validated_ns) ||
+	    dbs_bind_text(st, 9, b->match_key) || sqlite3_bind_int64(st, 10, (sqlite3_int64)max_per_account))
 		return dbs_bind_fail(c, st, "binding a bucket", err);
 	r = dbs_stmt_exec(c, st, "storing a bucket", err);
 	if (r == -EEXIST)
-		return errbuf_set(err, r, "db: bucket %s or its destination_conf exists already", b->id);
+		return errbuf_set(err, r, "db: bucket %s or its identity exists already", b->id);
 	if (r == -ENOENT)
 		return errbuf_set(err, r, "db: account %s does not exist", b->account);
+	if (r == 0 && sqlite3_changes(sqlite3_db_handle(st)) == 0)
+		return errbuf_set(err, -EDQUOT, "db: account %s has %zu buckets already", b->account, max_per_account);
 	return r;
 }
 
@@ -118,6 +124,11 @@ static int get_bucket(Db *db, StmtId id, const char *account, const char *key, B
 int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
 {
 	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
+}
+
+int db_bucket_find(Db *db, const char *account, const char *match_key, BucketRow *ret, ErrBuf *err)
+{
+	return get_bucket(db, ST_BUCKET_FIND, account, match_key, ret, err);
 }
 
 int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
@@ -152,6 +163,51 @@ int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
 	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, id))
 		return dbs_bind_fail(c, st, "binding a bucket", err);
 	return dbs_exec_one(c, st, "deleting a bucket", "bucket", id, err);
+}
+
+static int row_owner(sqlite3_stmt *st, void *ret)
+{
+	return dbs_col_fixed(st, 0, ret, JOB_ID_LEN + 1);
+}
+
+static const RowKind owner_rows = {.size = JOB_ID_LEN + 1,
+				   .read = row_owner,
+				   .name = "owner of",
+				   .a_name = "a bucket's owner",
+				   .reading = "looking up a bucket's owner"};
+
+int db_bucket_owned_elsewhere(Db *db, const char *account, const char *match_key, char *ret_owner, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_OWNER, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, match_key))
+		return dbs_bind_fail(c, st, "binding a bucket lookup", err);
+	r = dbs_get_row(c, st, &owner_rows, match_key, ret_owner, err);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	r = dbs_prep(db, ST_BUCKET_SHARE, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, bucket_id) || dbs_bind_text(st, 2, account))
+		return dbs_bind_fail(c, st, "binding a bucket share", err);
+	r = dbs_stmt_exec(c, st, "storing a bucket share", err);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: no bucket %s or no account %s", bucket_id, account);
+	return r;
 }
 
 /* ---- agents ---- */

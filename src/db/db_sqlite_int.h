@@ -4,7 +4,7 @@
 /*
  * Private to src/db: the plumbing of the SQLite backend (db_sqlite.c), shared
  * by the files that implement the rest of db.h over it
- * (db_sqlite_buckets_agents.c) and by migrations.c.
+ * (db_sqlite_buckets_agents.c, db_sqlite_enroll.c) and by migrations.c.
  *
  * Statements are numbered (StmtId); their SQL is the one table in
  * db_sqlite.c, next to the column lists. A call takes this thread's
@@ -22,6 +22,7 @@
 
 typedef enum StmtId {
 	ST_BEGIN,
+	ST_BEGIN_READ,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_ACCOUNT_ENSURE,
@@ -32,21 +33,37 @@ typedef enum StmtId {
 	ST_JOB_GET,
 	ST_JOB_GET_ANY,
 	ST_JOB_LIST,
+	ST_JOB_COUNT,
 	ST_JOB_LIST_ACTIVE,
 	ST_JOB_UPDATE,
 	ST_JOB_COUNT_ACTIVE_FULL,
+	ST_JOB_ACTIVE_FULL_END,
 	ST_JOB_LAST_SIMPLE,
+	ST_JOB_FIND_NAMED,
+	ST_JOB_LIST_NAMED,
+	ST_JOB_UNNAME,
+	ST_JOB_COUNT_STATUS,
+	ST_JOB_COUNT_STATUS_ACCOUNT,
 	ST_PART_INSERT,
 	ST_PART_UPSERT,
 	ST_PART_LIST,
 	ST_PART_LIST_AGENT,
 	ST_BUCKET_INSERT,
 	ST_BUCKET_GET,
+	ST_BUCKET_FIND,
 	ST_BUCKET_LIST,
 	ST_BUCKET_UPDATE,
 	ST_BUCKET_DELETE,
+	ST_BUCKET_OWNER,
+	ST_BUCKET_SHARE,
 	ST_AGENT_UPSERT,
 	ST_AGENT_LIST,
+	ST_ENROLL_ADD,
+	ST_ENROLL_FIND,
+	ST_KEY_ADD,
+	ST_KEY_FIND,
+	ST_KEY_GET,
+	ST_KEY_DELETE,
 	ST_COUNT,
 } StmtId;
 

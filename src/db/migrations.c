@@ -28,6 +28,38 @@
  *   jobs.continuous, file_count, file_size, session_limit
  *                                          continuous mode: 0 off, 1 keep
  *                                          every file, 2 ring buffer
+ *
+ * Version 3 (the part state "captured", between running and uploading):
+ *   parts.state                            0 assigned, 1 running, 2 captured,
+ *                                          3 uploading, 4 done, 5 failed,
+ *                                          6 lost (stored 2..5 become 3..6;
+ *                                          the table is rebuilt for its CHECK)
+ *
+ * Version 4:
+ *   jobs.echo_json                         what the creating dialect renders
+ *                                          back as it was asked (job.h)
+ *
+ * Version 5 (named captures, what the Azure dialect shows):
+ *   jobs.started_ns                        when the first agent captured
+ *   jobs.name_group, name_watcher, name    a named resource's name (NULL for
+ *                                          captures known by id only), unique
+ *                                          per account, group and watcher
+ *                                          without regard to case
+ *   jobs.request                           the creating dialect's request,
+ *                                          canonical, echoed back
+ *   parts.failure                          why a failed part failed (job.h
+ *                                          PartFailure, 0..4)
+ * Version 6 (agent identity, issue 8):
+ *   enroll_tokens(hash → account, name_pattern, colo, expires_ns)
+ *                                          what `pcapd agent --enroll-token`
+ *                                          exchanges for a key; account NULL:
+ *                                          an operator's (its agents serve
+ *                                          every account)
+ *   agent_keys(name → hash, account, colo) one secret per enrolled agent,
+ *                                          bound to its name (and, when the
+ *                                          enrolment said so, to its colo)
+ *   bucket_shares(bucket_id, account)      accounts a validated bucket's
+ *                                          owner shares it with
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,10 +69,11 @@
 #include "db/migrations.h"
 
 _Static_assert(JOB_SUCCESS == 4 && JOB_FAILED == 5, "terminal job statuses are spelt 4 and 5 in the schema");
-_Static_assert(PART_DONE == 3 && PART_FAILED == 4 && PART_LOST == 5 && PART_UPLOAD_FAILED == 6,
-	       "terminal part states are 3, 4, 5 and 6");
+_Static_assert(PART_CAPTURED == 2 && PART_DONE == 4 && PART_FAILED == 5 && PART_LOST == 6 && PART_UPLOAD_FAILED == 7,
+	       "part states are 0..7, the terminal ones 4, 5, 6 and 7 (since version 7)");
 _Static_assert(JOB_SIMPLE == 0 && JOB_FULL == 1, "job types are 0 and 1");
 _Static_assert(SCOPE_READ == 1 && SCOPE_AGENT == 3, "scopes are 1..3");
+_Static_assert(PART_FAIL_NONE == 0 && PART_FAIL_INTERNAL == 4, "part failures are 0..4");
 
 static const char *const migrations[] = {
 	/* 1: the first schema. */
@@ -126,10 +159,8 @@ static const char *const migrations[] = {
 	"UPDATE jobs SET outputs = json_array(json_object('kind', 'bucket', 'target', destination_conf)) "
 	"  WHERE destination_conf IS NOT NULL;"
 	"ALTER TABLE jobs DROP COLUMN destination_conf;",
-	/* 3: uploads to object stores: the part state upload_failed (6) and the
-	 * upload's attempt. SQLite cannot change a CHECK: the table is made
-	 * anew. */
-	"CREATE TABLE parts_new ("
+	/* 3: the part state "captured" (2); uploading, done, failed, lost move up. */
+	"CREATE TABLE parts_v3 ("
 	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
 	"  agent TEXT NOT NULL,"
 	"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 6),"
@@ -140,14 +171,78 @@ static const char *const migrations[] = {
 	"  object TEXT,"
 	"  error TEXT,"
 	"  updated_ns INTEGER NOT NULL,"
+	"  PRIMARY KEY (job_id, agent)"
+	");"
+	"INSERT INTO parts_v3 SELECT job_id, agent, CASE WHEN state >= 2 THEN state + 1 ELSE state END, packets, "
+	"  bytes, drops, stop_reason, object, error, updated_ns FROM parts;"
+	"DROP TABLE parts;"
+	"ALTER TABLE parts_v3 RENAME TO parts;"
+	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (4, 5, 6);",
+	/* 4: the request's own spellings, for its dialect to echo. */
+	"ALTER TABLE jobs ADD COLUMN echo_json TEXT;",
+	/* 5: named captures, start time, why a part failed. */
+	"ALTER TABLE jobs ADD COLUMN started_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN name_group TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name_watcher TEXT;"
+	"ALTER TABLE jobs ADD COLUMN name TEXT;"
+	"ALTER TABLE jobs ADD COLUMN request TEXT;"
+	"ALTER TABLE parts ADD COLUMN failure INTEGER NOT NULL DEFAULT 0 CHECK (failure BETWEEN 0 AND 4);"
+	"CREATE UNIQUE INDEX jobs_by_name ON jobs(account, name_group COLLATE NOCASE, "
+	"  name_watcher COLLATE NOCASE, name COLLATE NOCASE) WHERE name IS NOT NULL;",
+	/* 6: enrolment and per-agent keys. */
+	"CREATE TABLE enroll_tokens ("
+	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator */
+	"  name_pattern TEXT,"
+	"  colo TEXT,"
+	"  expires_ns INTEGER NOT NULL," /* 0: never */
+	"  created_ns INTEGER NOT NULL"
+	");"
+	"CREATE TABLE agent_keys ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+	"  account TEXT REFERENCES accounts(id) ON DELETE CASCADE," /* NULL: operator agent */
+	"  colo TEXT,"
+	"  enrolled_ns INTEGER NOT NULL"
+	");"
+	"CREATE INDEX agent_keys_by_account ON agent_keys(account);"
+	/* The accounts a bucket's owner lets use it too. */
+	"CREATE TABLE bucket_shares ("
+	"  bucket_id TEXT NOT NULL REFERENCES buckets(id) ON DELETE CASCADE,"
+	"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (bucket_id, account)"
+	");",
+	/* 7: object stores: the part state upload_failed (7), the upload's
+	 * attempt, and a bucket's identity. SQLite cannot change a CHECK: the table is made
+	 * anew. */
+	"CREATE TABLE parts_v7 ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent TEXT NOT NULL,"
+	"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 7),"
+	"  packets INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL,"
+	"  drops INTEGER NOT NULL,"
+	"  stop_reason INTEGER NOT NULL,"
+	"  object TEXT,"
+	"  error TEXT,"
+	"  updated_ns INTEGER NOT NULL,"
+	"  failure INTEGER NOT NULL DEFAULT 0 CHECK (failure BETWEEN 0 AND 4),"
 	"  attempt INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),"
 	"  PRIMARY KEY (job_id, agent)"
 	");"
-	"INSERT INTO parts_new (job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns)"
-	"  SELECT job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns FROM parts;"
+	"INSERT INTO parts_v7 (job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, "
+	"  failure) SELECT job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, "
+	"  failure FROM parts;"
 	"DROP TABLE parts;"
-	"ALTER TABLE parts_new RENAME TO parts;"
-	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5, 6);",
+	"ALTER TABLE parts_v7 RENAME TO parts;"
+	"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (4, 5, 6, 7);"
+	/* A bucket's identity (bucket_uri_match_key): one row per identity and
+	 * account, and the owner lookup. Every earlier row is a file:// URI in
+	 * its normal form, which is its identity. */
+	"ALTER TABLE buckets ADD COLUMN match_key TEXT;"
+	"UPDATE buckets SET match_key = destination_conf;"
+	"CREATE UNIQUE INDEX buckets_by_key ON buckets(account, match_key);"
+	"CREATE INDEX buckets_by_identity ON buckets(match_key);",
 };
 
 int db_schema_version(void)

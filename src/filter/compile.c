@@ -21,6 +21,15 @@
  *   4. the clauses, OR-ed, each a chain of tests on scratch memory that falls
  *      to the next clause on the first mismatch (and, for both_directions,
  *      first to the same tests with source and destination swapped);
+ *   4b. when some clause is `inner` and no clause matched: the tunnel step.
+ *      The outer pass also stored M_TUN, the offset of the transport header
+ *      of a first (or only) fragment. UDP to 4789 (VXLAN: Ethernet 16 bytes
+ *      past the UDP header), UDP to 6081 (GENEVE: 16 + 4 * option words, then
+ *      Ethernet, IPv4 or IPv6 by its protocol type) and GRE version 0 (4 bytes
+ *      + 4 for each of checksum, key, sequence; Ethernet, IPv4 or IPv6 by its
+ *      protocol type) leave X = the inner Ethernet or IP header; an inner
+ *      Ethernet frame may carry up to two tags. Steps 3 and 4 then run again
+ *      on the inner packet (scratch slots reset), with the inner clauses only;
  *   5. accept = the libpcap program of bpf_expr if any (its accepting returns
  *      rewritten to return our snaplen), else `ret #snaplen`; reject = `ret #0`.
  *
@@ -48,21 +57,28 @@ enum {
 	M_PROTO = 9,  /* transport protocol or NO_PROTO */
 	M_SPORT = 10, /* ports or NO_PORT */
 	M_DPORT = 11,
-	M_L4 = 12, /* IPv6: offset of the header being walked */
-	M_NH = 13, /* IPv6: its next-header value */
-	M_SLOTS = 14,
+	M_L4 = 12,  /* IPv6: offset of the header being walked; tunnel step: scratch */
+	M_NH = 13,  /* IPv6: its next-header value; tunnel step: scratch */
+	M_TUN = 14, /* outer transport header offset of a first fragment, 0 = none */
+	M_SLOTS = 15,
 };
 
 #define NO_PROTO 0x100u
 #define NO_PORT 0x10000u
 #define IPV6_MAX_EXT 6 /* extension headers walked before giving up */
+#define PORT_VXLAN 4789u
+#define PORT_GENEVE 6081u
+#define ETHERTYPE_TEB 0x6558u /* transparent Ethernet bridging: Ethernet inside */
 
 typedef struct Gen {
 	Asm a;
 	const Filter *f;
 	bool need_addr, need_proto, need_ports;
 	bool port_proto[256]; /* protocols whose ports some clause tests */
+	bool need_tun;        /* some clause is inner: the tunnel step follows the clauses */
+	bool pass_inner;      /* generating the pass over the inner packet */
 	uint32_t l_accept, l_reject, l_v4, l_v6, l_clauses, l_ports;
+	uint32_t l_nomatch; /* where a pass goes when no clause matched */
 } Gen;
 
 #define STMT(g, code, k) asm_stmt(&(g)->a, (uint16_t)(code), (k))
@@ -175,6 +191,20 @@ static void gen_v4(Gen *g)
 		STMT(g, BPF_LD | BPF_B | BPF_IND, 9);
 		STMT(g, BPF_ST, M_PROTO);
 	}
+	if (g->need_tun && !g->pass_inner) {
+		uint32_t l_later = asm_label(&g->a);
+
+		/* M_TUN for the tunnel step: first fragments only. */
+		STMT(g, BPF_LD | BPF_H | BPF_IND, 6);
+		asm_jmp_t(&g->a, BPF_JMP | BPF_JSET | BPF_K, 0x1fff, l_later);
+		STMT(g, BPF_LD | BPF_B | BPF_IND, 0);
+		STMT(g, BPF_ALU | BPF_AND | BPF_K, 0x0f);
+		STMT(g, BPF_ALU | BPF_LSH | BPF_K, 2);
+		STMT(g, BPF_ALU | BPF_ADD | BPF_X, 0);
+		STMT(g, BPF_ST, M_TUN);
+		asm_bind(&g->a, l_later);
+		STMT(g, BPF_LD | BPF_MEM, M_PROTO);
+	}
 	if (g->need_ports) {
 		uint32_t l_first = asm_label(&g->a);
 
@@ -269,6 +299,11 @@ static void gen_v6(Gen *g)
 	}
 	asm_bind(&g->a, l_done);
 	STMT(g, BPF_ST, M_PROTO);
+	if (g->need_tun && !g->pass_inner) {
+		STMT(g, BPF_LD | BPF_MEM, M_L4);
+		STMT(g, BPF_ST, M_TUN);
+		STMT(g, BPF_LD | BPF_MEM, M_PROTO);
+	}
 	if (g->need_ports) {
 		uint32_t l_has = asm_label(&g->a);
 
@@ -436,13 +471,12 @@ static void gen_clause(Gen *g, const FilterClause *c, bool swapped, uint32_t l_f
 	asm_ja(&g->a, g->l_accept);
 }
 
-/* Every slot is stored before anything reads it (the kernel refuses programs
- * that might read a slot first); the sentinels make "absent" match nothing. */
-static void gen_init(Gen *g)
+/* "Nothing known": not IP, no protocol, no ports (the sentinels match no
+ * clause). Also where the inner pass starts. */
+static void gen_reset_tuple(Gen *g)
 {
 	STMT(g, BPF_LD | BPF_IMM, 0);
-	for (uint32_t m = 0; m < M_SLOTS; m++)
-		STMT(g, BPF_ST, m);
+	STMT(g, BPF_ST, M_FAM);
 	STMT(g, BPF_LD | BPF_IMM, NO_PROTO);
 	STMT(g, BPF_ST, M_PROTO);
 	STMT(g, BPF_LD | BPF_IMM, NO_PORT);
@@ -450,7 +484,19 @@ static void gen_init(Gen *g)
 	STMT(g, BPF_ST, M_DPORT);
 }
 
-static void gen_body(Gen *g)
+/* Every slot is stored before anything reads it (the kernel refuses programs
+ * that might read a slot first). */
+static void gen_init(Gen *g)
+{
+	STMT(g, BPF_LD | BPF_IMM, 0);
+	for (uint32_t m = 0; m < M_SLOTS; m++)
+		STMT(g, BPF_ST, m);
+	gen_reset_tuple(g);
+}
+
+/* Steps 3 and 4 for the packet whose IP header the prologue (or the tunnel
+ * step) found; the inner pass tests the inner clauses only. */
+static void gen_pass(Gen *g)
 {
 	const Filter *f = g->f;
 
@@ -468,6 +514,8 @@ static void gen_body(Gen *g)
 		const FilterClause *c = &f->clauses[i];
 		uint32_t l_fail = asm_label(&g->a);
 
+		if (g->pass_inner && !c->inner)
+			continue;
 		gen_clause(g, c, false, l_fail);
 		asm_bind(&g->a, l_fail);
 		if (c->both_directions) {
@@ -476,7 +524,150 @@ static void gen_body(Gen *g)
 			asm_bind(&g->a, l_fail);
 		}
 	}
-	asm_ja(&g->a, g->l_reject);
+	asm_ja(&g->a, g->l_nomatch);
+}
+
+/* An Ethernet frame at X (inner): up to two tags, then X = its IP header and
+ * on to the inner pass's v4 or v6 step; anything else does not match. */
+static void gen_inner_ether(Gen *g)
+{
+	static const uint32_t tpids[] = {0x8100, 0x88a8, 0x9100};
+	uint32_t l_typed = asm_label(&g->a);
+
+	for (uint32_t depth = 0; depth <= 2; depth++) {
+		uint32_t l_tagged = asm_label(&g->a);
+
+		STMT(g, BPF_LD | BPF_H | BPF_IND, 12 + 4 * depth);
+		if (depth < 2)
+			for (size_t i = 0; i < ARRAY_SIZE(tpids); i++)
+				asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, tpids[i], l_tagged);
+		STMT(g, BPF_ST, M_NH);
+		STMT(g, BPF_MISC | BPF_TXA, 0);
+		STMT(g, BPF_ALU | BPF_ADD | BPF_K, 14 + 4 * depth);
+		STMT(g, BPF_MISC | BPF_TAX, 0);
+		STMT(g, BPF_LD | BPF_MEM, M_NH);
+		asm_ja(&g->a, l_typed);
+		if (depth == 2)
+			break;
+		asm_bind(&g->a, l_tagged);
+	}
+	asm_bind(&g->a, l_typed);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, 0x0800, g->l_v4);
+	asm_jmp(&g->a, BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, g->l_v6, g->l_reject);
+}
+
+/* With A = the protocol type of a GENEVE or GRE payload at X: on to it. */
+static void gen_inner_type(Gen *g, uint32_t l_ether)
+{
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_TEB, l_ether);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, 0x0800, g->l_v4);
+	asm_jmp(&g->a, BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, g->l_v6, g->l_reject);
+}
+
+/* Step 4b, bound at l_tunnel: find the inner packet, then the inner pass. */
+static void gen_tunnel(Gen *g, uint32_t l_tunnel)
+{
+	uint32_t l_udp = asm_label(&g->a), l_gre = asm_label(&g->a), l_vxlan = asm_label(&g->a);
+	uint32_t l_geneve = asm_label(&g->a), l_ether = asm_label(&g->a);
+
+	asm_bind(&g->a, l_tunnel);
+	STMT(g, BPF_LD | BPF_MEM, M_TUN);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, 0, g->l_reject);
+	STMT(g, BPF_MISC | BPF_TAX, 0);
+	STMT(g, BPF_LD | BPF_MEM, M_PROTO);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, l_udp);
+	asm_jmp(&g->a, BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_GRE, l_gre, g->l_reject);
+
+	asm_bind(&g->a, l_udp);
+	STMT(g, BPF_LD | BPF_H | BPF_IND, 2);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JEQ | BPF_K, PORT_VXLAN, l_vxlan);
+	asm_jmp(&g->a, BPF_JMP | BPF_JEQ | BPF_K, PORT_GENEVE, l_geneve, g->l_reject);
+
+	/* VXLAN: UDP 8, VXLAN 8, then Ethernet. */
+	asm_bind(&g->a, l_vxlan);
+	STMT(g, BPF_MISC | BPF_TXA, 0);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_K, 16);
+	STMT(g, BPF_MISC | BPF_TAX, 0);
+	asm_ja(&g->a, l_ether);
+
+	/* GENEVE: version 0; UDP 8 + 8 + 4 * option length, protocol type at 10. */
+	asm_bind(&g->a, l_geneve);
+	STMT(g, BPF_LD | BPF_B | BPF_IND, 8);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JSET | BPF_K, 0xc0, g->l_reject);
+	STMT(g, BPF_ALU | BPF_AND | BPF_K, 0x3f);
+	STMT(g, BPF_ALU | BPF_LSH | BPF_K, 2);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_K, 16);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_X, 0);
+	STMT(g, BPF_ST, M_L4);
+	STMT(g, BPF_LD | BPF_H | BPF_IND, 10);
+	STMT(g, BPF_LDX | BPF_MEM, M_L4);
+	gen_inner_type(g, l_ether);
+
+	/* GRE version 0 without routing (RFC 2784/2890): 4 bytes, 4 more for
+	 * each of checksum (0x8000), key (0x2000), sequence number (0x1000). */
+	asm_bind(&g->a, l_gre);
+	STMT(g, BPF_LD | BPF_H | BPF_IND, 0);
+	asm_jmp_t(&g->a, BPF_JMP | BPF_JSET | BPF_K, 0x4007, g->l_reject);
+	STMT(g, BPF_ST, M_NH);
+	STMT(g, BPF_LD | BPF_H | BPF_IND, 2);
+	STMT(g, BPF_ST, M_L4);
+	STMT(g, BPF_LD | BPF_MEM, M_NH);
+	STMT(g, BPF_ALU | BPF_AND | BPF_K, 0x8000);
+	STMT(g, BPF_ALU | BPF_RSH | BPF_K, 13);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_K, 4);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_X, 0);
+	STMT(g, BPF_MISC | BPF_TAX, 0);
+	STMT(g, BPF_LD | BPF_MEM, M_NH);
+	STMT(g, BPF_ALU | BPF_AND | BPF_K, 0x2000);
+	STMT(g, BPF_ALU | BPF_RSH | BPF_K, 11);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_X, 0);
+	STMT(g, BPF_MISC | BPF_TAX, 0);
+	STMT(g, BPF_LD | BPF_MEM, M_NH);
+	STMT(g, BPF_ALU | BPF_AND | BPF_K, 0x1000);
+	STMT(g, BPF_ALU | BPF_RSH | BPF_K, 10);
+	STMT(g, BPF_ALU | BPF_ADD | BPF_X, 0);
+	STMT(g, BPF_MISC | BPF_TAX, 0);
+	STMT(g, BPF_LD | BPF_MEM, M_L4);
+	gen_inner_type(g, l_ether);
+
+	asm_bind(&g->a, l_ether);
+	gen_inner_ether(g);
+}
+
+static void gen_body(Gen *g)
+{
+	uint32_t l_tunnel, l_v4, l_v6, l_v4_reset, l_v6_reset;
+
+	if (!g->need_tun) {
+		g->l_nomatch = g->l_reject;
+		gen_pass(g);
+		return;
+	}
+	l_tunnel = asm_label(&g->a);
+	g->l_nomatch = l_tunnel;
+	gen_pass(g);
+	/* The inner pass has labels of its own. The tunnel step lands on a
+	 * reset of the tuple first (X, the inner header's offset, survives it). */
+	l_v4 = asm_label(&g->a);
+	l_v6 = asm_label(&g->a);
+	l_v4_reset = asm_label(&g->a);
+	l_v6_reset = asm_label(&g->a);
+	g->pass_inner = true;
+	g->l_v4 = l_v4_reset;
+	g->l_v6 = l_v6_reset;
+	gen_tunnel(g, l_tunnel);
+	asm_bind(&g->a, l_v4_reset);
+	gen_reset_tuple(g);
+	asm_ja(&g->a, l_v4);
+	asm_bind(&g->a, l_v6_reset);
+	gen_reset_tuple(g);
+	asm_ja(&g->a, l_v6);
+	g->l_v4 = l_v4;
+	g->l_v6 = l_v6;
+	g->l_clauses = asm_label(&g->a);
+	g->l_ports = asm_label(&g->a);
+	g->l_nomatch = g->l_reject;
+	gen_pass(g);
 }
 
 static int linktype_to_dlt(uint32_t linktype)
@@ -599,6 +790,7 @@ int filter_compile(const Filter *f, uint32_t linktype, uint32_t snaplen, CbpfPro
 			restricted = false; /* one clause accepting everything */
 		g.need_addr = g.need_addr || c->src.n > 0 || c->dst.n > 0;
 		g.need_proto = g.need_proto || c->proto != FILTER_PROTO_ANY;
+		g.need_tun = g.need_tun || c->inner;
 		if (c->sport.n > 0 || c->dport.n > 0) {
 			g.need_ports = g.need_proto = true;
 			if (c->proto == FILTER_PROTO_ANY) {
@@ -615,6 +807,8 @@ int filter_compile(const Filter *f, uint32_t linktype, uint32_t snaplen, CbpfPro
 	g.l_v6 = asm_label(&g.a);
 	g.l_clauses = asm_label(&g.a);
 	g.l_ports = asm_label(&g.a);
+	if (g.need_tun)
+		g.need_proto = true; /* the tunnel step needs the outer protocol */
 	if (restricted) {
 		gen_init(&g);
 		r = gen_link(&g, linktype);

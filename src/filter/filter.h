@@ -17,7 +17,15 @@
  *    port set; IPv6 extension headers are walked to reach the transport header;
  *  - a protocol matches the transport protocol (after IPv6 extension headers);
  *  - VLAN-tagged frames (802.1Q, 802.1ad, up to two tags inline) are matched by
- *    their inner headers, whether the kernel stripped the tag or not.
+ *    their inner headers, whether the kernel stripped the tag or not;
+ *  - an `inner` clause also matches a tunnelled packet whose inner packet
+ *    matches it: VXLAN (UDP destination port 4789), GENEVE (UDP 6081, options
+ *    skipped by their length; Ethernet, IPv4 or IPv6 inside) and GRE (IP
+ *    protocol 47, version 0, with or without checksum, key and sequence
+ *    number; Ethernet (0x6558), IPv4 or IPv6 inside), IPv4 or IPv6 outside and
+ *    inside, up to two VLAN tags on an inner Ethernet frame. One level: a tunnel
+ *    inside a tunnel is not opened. Non-first fragments of the outer packet are
+ *    not opened. The pcap-filter expression always tests the outer frame.
  *
  * Parsers are pure (spans in, model out) and name the field and the bound in
  * every error, e.g. "destination_port: 70000 is outside 0..65535".
@@ -61,6 +69,7 @@ typedef struct FilterClause {
 	PortSet sport, dport;
 	int proto;            /* FILTER_PROTO_ANY or an IP protocol number 0..255 */
 	bool both_directions; /* also match with src/dst and sport/dport swapped */
+	bool inner;           /* also match the inner packet of VXLAN, GENEVE, GRE */
 } FilterClause;
 
 typedef struct Filter {
@@ -86,6 +95,10 @@ int filter_parse_ports(const char *field, const char *s, size_t n, PortSet *set,
 /* A number 0..255 or a name (tcp, udp, icmp, icmp6/ipv6-icmp, sctp, gre, esp,
  * ah, igmp, ...); "any" and "all" (any case) give FILTER_PROTO_ANY. */
 int filter_parse_proto(const char *field, const char *s, size_t n, int *ret, ErrBuf *err);
+/* The i-th protocol name filter_parse_proto knows (its number in *ret_proto,
+ * FILTER_PROTO_ANY for "any"), or NULL past the last: for clients that check
+ * a field as the API does (the dashboard's generated bounds). */
+const char *filter_proto_name(size_t i, int *ret_proto);
 /* Checked conversions for JSON numbers (Cloudflare filter_v1). */
 int filter_port_from_number(const char *field, double v, PortSet *set, ErrBuf *err);
 int filter_proto_from_number(const char *field, double v, int *ret, ErrBuf *err);

@@ -143,12 +143,12 @@ static int addr_item(const char *field, const char *s, size_t n, void *userdata,
 
 		trim(&s1, &n1);
 		trim(&s2, &n2);
-		k = parse_one_addr(field, s1, n1, &r.family, r.lo, err);
-		if (k < 0)
-			return k;
-		k = parse_one_addr(field, s2, n2, &fam2, r.hi, err);
-		if (k < 0)
-			return k;
+		/* Either end wrong: the item is quoted whole ("not-an-ip" is one
+		 * bad value, not a range from "not"). */
+		if (parse_one_addr(field, s1, n1, &r.family, r.lo, err) < 0 ||
+		    parse_one_addr(field, s2, n2, &fam2, r.hi, err) < 0)
+			return errbuf_set(err, -EINVAL, "%s: \"%s\" is not an IPv4 or IPv6 address or range", field,
+					  quote(&q, s, n));
 		if (fam2 != r.family)
 			return errbuf_set(err, -EINVAL, "%s: range %s mixes IPv4 and IPv6", field, quote(&q, s, n));
 		if (memcmp(r.lo, r.hi, 16) > 0)
@@ -158,9 +158,9 @@ static int addr_item(const char *field, const char *s, size_t n, void *userdata,
 		unsigned bits, maxbits;
 		uint64_t prefix;
 
-		k = parse_one_addr(field, s, na, &r.family, r.lo, err);
-		if (k < 0)
-			return k;
+		if (parse_one_addr(field, s, na, &r.family, r.lo, err) < 0)
+			return errbuf_set(err, -EINVAL, "%s: \"%s\" is not an IPv4 or IPv6 address or CIDR", field,
+					  quote(&q, s, n));
 		maxbits = r.family == AF_INET ? 32 : 128;
 		k = parse_u64(slash + 1, np, 0, maxbits, &prefix);
 		if (k == -ERANGE)
@@ -322,6 +322,14 @@ int filter_parse_proto(const char *field, const char *s, size_t n, int *ret, Err
 	}
 	return errbuf_set(err, -EINVAL, "%s: \"%s\" is not a protocol number 0..255 or a known name", field,
 			  quote(&q, s, n));
+}
+
+const char *filter_proto_name(size_t i, int *ret_proto)
+{
+	if (i >= ARRAY_SIZE(proto_names))
+		return NULL;
+	*ret_proto = proto_names[i].proto;
+	return proto_names[i].name;
 }
 
 /* JSON numbers are doubles: accept only integral values inside the bound. */

@@ -522,8 +522,11 @@ int histsum_probe_new(const Filter *f, HistProbe *ret)
 	for (size_t i = 0; i < f->n_clauses; i++) {
 		const FilterClause *c = &f->clauses[i];
 
-		if (c->src.n == 0 && c->dst.n == 0 && c->sport.n == 0 && c->dport.n == 0 &&
-		    c->proto == FILTER_PROTO_ANY) {
+		/* Summaries describe outer headers: an inner clause may match
+		 * a tunnelled packet whatever they say. */
+		if ((c->src.n == 0 && c->dst.n == 0 && c->sport.n == 0 && c->dport.n == 0 &&
+		     c->proto == FILTER_PROTO_ANY) ||
+		    c->inner) {
 			*ret = (HistProbe){.all = true};
 			return 0;
 		}

@@ -49,23 +49,7 @@ int hist_path(const HistStore *s, const char *name, char *out, size_t cap, ErrBu
 
 int hist_write_all_at(const IoOps *io, int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
-		ssize_t n = io->pwritev(io, fd, &iov, 1, (off_t)off);
-
-		if (n == -EINTR)
-			continue;
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return io_pwrite_all(io, fd, buf, len, off);
 }
 
 int hist_fsync_dir(HistStore *s, ErrBuf *err)
@@ -89,7 +73,7 @@ int hist_write_file(HistStore *s, const char *tmp_name, const uint8_t *p, size_t
 	r = hist_path(s, tmp_name, path, sizeof(path), err);
 	if (r < 0)
 		return r;
-	fd = s->io->open(s->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	fd = s->io->open(s->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return errbuf_set(err, fd, "%s: cannot create: %s", path, strerror(-fd));
 	r = hist_write_all_at(s->io, fd, p, n, 0);
@@ -662,14 +646,14 @@ int hist_open(const HistConfig *cfg, HistStore **ret, HistOpenReport *ret_report
 	s->io = cfg->io ? cfg->io : &io_posix;
 	s->next_seq = 1;
 	if (!s->cfg.read_only) {
-		if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(s->dir, 0700) < 0 && errno != EEXIST) {
 			r = errbuf_errno(err, "cannot create %s", s->dir);
 			goto fail;
 		}
 		r = hist_path(s, ".lock", path, sizeof(path), err);
 		if (r < 0)
 			goto fail;
-		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (s->lock_fd < 0) {
 			r = errbuf_errno(err, "%s", path);
 			goto fail;

@@ -374,7 +374,7 @@ static int open_segment(HistStore *s, uint32_t linktype, uint64_t ts, HistOpen *
 	r = seg_path(s, g, path, err);
 	if (r < 0)
 		goto fail;
-	fd = s->io->open(s->io, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	fd = s->io->open(s->io, path, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		r = suspend_with(s, fd, err, "%s: cannot create", path);
 		goto fail;

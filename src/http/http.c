@@ -6,14 +6,28 @@
  * How MHD drives a request, and what this file does at each step
  * (MHD's access handler is on_access(); one HttpRequest per request):
  *
- *   headers in  ──► first call (*con_cls == NULL, no data): allocate the
- *                   HttpRequest. If Content-Length already exceeds max_body,
- *                   mark it too large and run the handler now: an answer
- *                   queued before the body makes MHD skip "100 Continue",
- *                   drop the body unread and close after answering.
- *   body bytes  ──► calls with *upload_data_size > 0: copy up to max_body,
- *                   past it free the copy, set too_large and discard the rest.
- *   body done   ──► call with *upload_data_size == 0: run the handler.
+ *   request line ─► on_uri() (MHD_OPTION_URI_LOG_CALLBACK), before MHD
+ *                   splits the query: allocate the HttpRequest (it becomes
+ *                   *con_cls) and check the target's length and number of
+ *                   parameters. Too many parameters: the query is ended
+ *                   right after its '?' in MHD's own copy of the line, so
+ *                   MHD stores none of them (MHD 0.9.75 answers nothing at
+ *                   all when its per-connection memory runs out while it
+ *                   stores them), and the request is refused below.
+ *   headers in  ──► first call (started false, no data): the bounds on the
+ *                   target and the headers (refuse() answers 414/400/431),
+ *                   then, for a request announcing a body, on_headers (may
+ *                   answer: 401 before any body byte). If Content-Length
+ *                   already exceeds max_body, mark it too large and run the
+ *                   handler now. Else reserve Content-Length bytes of the
+ *                   body budget (none left: 503). An answer queued before
+ *                   the body makes MHD skip "100 Continue", drop the body
+ *                   unread and close after answering.
+ *   body bytes  ──► calls with *upload_data_size > 0: copy up to max_body
+ *                   (a chunked body reserves budget as it grows), past it
+ *                   free the copy, set too_large and discard the rest.
+ *   body done   ──► call with *upload_data_size == 0: run the handler (or
+ *                   answer 503 if the budget ran out during a chunked body).
  *   handler     ──► answered (http_respond*) ─► MHD sends it;
  *                   parked (http_suspend) ─► MHD stops polling the socket;
  *                   neither ─► we answer 500 (503 while stopping).
@@ -23,7 +37,9 @@
  *
  * Threads: each MHD worker thread owns its connections, so every call above
  * for one request happens on one thread and the request's fields need no
- * lock. The exceptions are the parking fields (parked, tracked, the list
+ * lock. The body budget (HttpServer.body_held) is one atomic counter: a
+ * request takes bytes before it allocates them and gives them back when it
+ * is freed. The exceptions are the parking fields (parked, tracked, the list
  * links), shared with http_resume() and http_server_stop(): they live under
  * HttpServer.lock, which only long-poll requests ever take. The hot path
  * (a plain request) takes no lock of ours.
@@ -53,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -67,15 +84,18 @@
 #define HTTP_HEADERS_MAX_BYTES (64u * 1024) /* names + values of one answer */
 #define HTTP_HEADERS_INLINE 256             /* most answers add a header or two */
 #define HTTP_BODY_FIRST_CAP 4096            /* chunked bodies start here, then double */
-#define HTTP_BODY_PREALLOC (64u * 1024)     /* at most this much is allocated from Content-Length alone */
 #define HTTP_DEFAULT_MEMORY (64u * 1024)
 #define HTTP_DEFAULT_MAX_BODY (1024u * 1024)
 #define HTTP_DEFAULT_MAX_CONN 4096u
 #define HTTP_DEFAULT_TIMEOUT_S 30u
+#define HTTP_DEFAULT_UNTRUSTED_TIMEOUT_S 10u
+/* GnuTLS priorities: its defaults, without SSL 3.0, TLS 1.0 and 1.1. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define HTTP_MAX_THREADS 256u
 #define HTTP_STOP_GRACE_S 2            /* beyond the idle time-out, for parked answers to go out */
 #define HTTP_STREAM_BUFFER (1u << 20)  /* a streamed answer's buffer when the caller names none */
 #define HTTP_STREAM_BLOCK (64u * 1024) /* what MHD asks a streamed answer for at a time */
+#define HTTP_STREAM_TRAILER_MAX 1024u  /* bytes of a streamed answer's trailer, name and value */
 
 /* One MHD daemon: plain or TLS. */
 typedef struct HttpDaemon {
@@ -87,11 +107,17 @@ typedef struct HttpDaemon {
 
 struct HttpServer {
 	HttpHandler handler;
+	HttpHandler on_headers;
+	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
+	void (*observe)(void *ctx, const HttpRequest *req, unsigned status, uint64_t elapsed_ns);
 	void *ctx;
 	size_t max_body;
 	size_t (*body_limit)(void *ctx, const char *method, const char *path);
-	unsigned timeout_s;
-	HttpDaemon daemons[2]; /* [0] plain, [1] TLS */
+	unsigned timeout_s;           /* trusted connections */
+	unsigned untrusted_timeout_s; /* until http_req_trust() */
+	size_t body_budget;
+	atomic_size_t body_held; /* bytes reserved by request bodies, all threads */
+	HttpDaemon daemons[2];   /* [0] plain, [1] TLS */
 
 	pthread_mutex_t lock;   /* the parking fields of every request, and what follows */
 	pthread_cond_t drained; /* signalled when ntracked drops to 0 while stopping */
@@ -107,20 +133,32 @@ struct HttpServer {
 struct HttpRequest {
 	HttpServer *srv;
 	struct MHD_Connection *conn;
-	const char *method; /* MHD's, valid for the whole request */
+	const char *method; /* MHD's, valid for the whole request (set by the first call) */
 	size_t max_body;    /* this request's body cap (HttpConfig.body_limit or max_body) */
-	const char *url;    /* MHD's, already %-decoded, no query */
+	const char *url;    /* MHD's, already %-decoded, no query (set by the first call) */
 	bool tls;
+	uint64_t start_ns; /* monotonic: the request line came in */
+	bool started;      /* the first access call (headers in) happened */
+	bool trusted;      /* http_req_trust() was called */
+
+	/* a refusal decided from the request line, answered by the first call */
+	unsigned early_status;
+	char early_msg[96];
 
 	/* the body, owned by the worker thread */
-	uint8_t *body;   /* NULL when empty or too large */
-	size_t body_len; /* bytes in body, excluding the NUL */
-	size_t body_cap; /* allocated bytes (body_len + 1 always fits) */
+	uint8_t *body;       /* NULL when empty or too large */
+	size_t body_len;     /* bytes in body, excluding the NUL */
+	size_t body_cap;     /* allocated bytes (body_len + 1 always fits) */
+	size_t reserved;     /* bytes of the body budget this request holds (>= body_cap) */
+	uint64_t expect_len; /* Content-Length, 0 when absent or chunked */
+	bool has_body;       /* Content-Length > 0 or chunked */
 	bool too_large;
-	bool body_done; /* the handler may run */
+	bool budget_short; /* the body budget ran out while a chunked body grew */
+	bool body_done;    /* the handler may run */
 
 	/* one handler call */
 	bool in_handler;
+	bool in_hook; /* the call is on_headers: no suspending */
 	bool responded;
 	bool suspended_now; /* http_suspend() was called in this handler call */
 
@@ -148,6 +186,7 @@ static void stream_detach(HttpStream *st);
 
 static const char plain_500[] = "handler did not answer\n";
 static const char plain_503[] = "server is shutting down\n";
+static const char text_type[] = "text/plain; charset=utf-8";
 
 /* ---- MHD's log ---- */
 
@@ -176,7 +215,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 /* ---- requests ---- */
 
-static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn, const char *url, const char *method)
+static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn)
 {
 	HttpRequest *r = malloc(sizeof(*r));
 
@@ -187,19 +226,49 @@ static HttpRequest *req_new(HttpDaemon *d, struct MHD_Connection *conn, const ch
 	memset(r, 0, offsetof(HttpRequest, hdr_inline));
 	r->srv = d->srv;
 	r->conn = conn;
-	r->url = url;
-	r->method = method;
 	r->max_body = d->srv->max_body;
-	if (d->srv->body_limit) {
-		size_t lim = d->srv->body_limit(d->srv->ctx, method, url);
-
-		if (lim)
-			r->max_body = lim;
-	}
 	r->tls = d->tls;
+	r->start_ns = now_monotonic_ns();
 	r->hdr_buf = r->hdr_inline;
 	r->hdr_cap = sizeof(r->hdr_inline);
 	return r;
+}
+
+/* ---- the body budget ---- */
+
+/* Takes n bytes of the budget; false if they are not there. */
+static bool budget_take(HttpServer *s, size_t n)
+{
+	size_t held = atomic_load(&s->body_held);
+
+	do {
+		if (n > s->body_budget - held)
+			return false;
+	} while (!atomic_compare_exchange_weak(&s->body_held, &held, held + n));
+	return true;
+}
+
+/* Makes r hold at least want bytes of the budget. */
+static bool reserve_to(HttpRequest *r, size_t want)
+{
+	if (want <= r->reserved)
+		return true;
+	if (!budget_take(r->srv, want - r->reserved))
+		return false;
+	r->reserved = want;
+	return true;
+}
+
+/* Frees the body and gives its budget back. */
+static void body_drop(HttpRequest *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->body_len = r->body_cap = 0;
+	if (r->reserved) {
+		atomic_fetch_sub(&r->srv->body_held, r->reserved);
+		r->reserved = 0;
+	}
 }
 
 static void req_free(HttpRequest *r)
@@ -210,7 +279,7 @@ static void req_free(HttpRequest *r)
 		r->data_free(r->data);
 	if (r->hdr_buf != r->hdr_inline)
 		free(r->hdr_buf);
-	free(r->body);
+	body_drop(r);
 	free(r);
 }
 
@@ -244,37 +313,45 @@ static void req_untrack(HttpRequest *r)
 }
 
 /* Appends a piece of the body; past max_body the copy is dropped and only
- * the flag remains (the rest of the upload is read and discarded). */
+ * the flag remains (the rest of the upload is read and discarded). The
+ * buffer never outgrows the budget the request holds. */
 static void body_append(HttpRequest *r, const char *data, size_t n)
 {
 	size_t max = r->max_body;
 
-	if (r->too_large)
+	if (r->too_large || r->budget_short)
 		return;
 	if (n > max - r->body_len) {
 		r->too_large = true;
-		free(r->body);
-		r->body = NULL;
-		r->body_len = r->body_cap = 0;
+		body_drop(r);
 		return;
 	}
 	if (r->body_len + n + 1 > r->body_cap) {
+		size_t need = r->body_len + n + 1;
 		size_t cap = r->body_cap ? r->body_cap : HTTP_BODY_FIRST_CAP;
 		uint8_t *nb;
 
 		if (cap > max + 1)
 			cap = max + 1;
-
-		while (cap < r->body_len + n + 1)
+		while (cap < need)
 			cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+		/* A body of known length was reserved whole: never beyond it. */
+		if (r->expect_len && cap > r->expect_len + 1 && need <= r->expect_len + 1)
+			cap = (size_t)r->expect_len + 1;
+		if (!reserve_to(r, cap)) {
+			cap = need; /* at least what this piece needs */
+			if (!reserve_to(r, cap)) {
+				r->budget_short = true;
+				body_drop(r);
+				return;
+			}
+		}
 		nb = realloc(r->body, cap);
 		if (!nb) {
 			/* No memory for a body within the cap: the handler is told
 			 * the body is too large rather than given part of it. */
 			r->too_large = true;
-			free(r->body);
-			r->body = NULL;
-			r->body_len = r->body_cap = 0;
+			body_drop(r);
 			return;
 		}
 		r->body = nb;
@@ -285,31 +362,137 @@ static void body_append(HttpRequest *r, const char *data, size_t n)
 	r->body[r->body_len] = '\0';
 }
 
-/* First call: Content-Length, when present, sizes the copy up front (or
- * tells at once that the body is too large). MHD has already rejected a
- * malformed one with 400. */
+/* What the headers say of the body (headers_check() has refused
+ * Content-Length together with Transfer-Encoding, and MHD a malformed
+ * Content-Length, with 400). */
 static void body_plan(HttpRequest *r)
 {
 	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t len;
 
-	/* With both, MHD reads the body chunked and so do we (RFC 9112 6.3). */
-	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-		return;
-	if (!cl || parse_u64(cl, strlen(cl), 0, UINT64_MAX, &len) < 0 || len == 0)
-		return;
-	if (len > r->max_body) {
-		r->too_large = true;
-		r->body_done = true;
+	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		r->has_body = true; /* chunked: reserved as it grows */
 		return;
 	}
-	/* At most HTTP_BODY_PREALLOC before the bytes arrive: a client that
-	 * announces a large body and sends nothing holds no large buffer. */
-	if (len > HTTP_BODY_PREALLOC)
-		len = HTTP_BODY_PREALLOC;
-	r->body = malloc((size_t)len + 1);
+	if (!cl || parse_u64(cl, strlen(cl), 0, UINT64_MAX, &len) < 0 || len == 0)
+		return;
+	r->has_body = true;
+	if (len > r->max_body) {
+		r->too_large = true;
+		return;
+	}
+	r->expect_len = len;
+}
+
+/* A body of known length: its budget, then its whole buffer at once. The
+ * pages of a large allocation are the kernel's until written, so a client
+ * that announces a large body and sends nothing holds address space, not
+ * memory (and the budget bounds the address space too); and a body that
+ * arrives is never copied to grow (realloc's copies, kept a while by a
+ * sanitizer's quarantine, would double the peak). False: no budget left. */
+static bool body_reserve(HttpRequest *r)
+{
+	if (!r->expect_len)
+		return true;
+	if (!reserve_to(r, (size_t)r->expect_len + 1))
+		return false;
+	r->body = malloc((size_t)r->expect_len + 1);
 	if (r->body) /* else body_append() allocates as the bytes come */
-		r->body_cap = (size_t)len + 1;
+		r->body_cap = (size_t)r->expect_len + 1;
+	return true;
+}
+
+/* ---- the bounds on a request's head ---- */
+
+typedef struct HeadStats {
+	size_t count, bytes;
+	const char *clen; /* the first Content-Length */
+	size_t clen_len;
+	bool clen_differs; /* a second one with another value */
+	bool chunked;      /* Transfer-Encoding present */
+} HeadStats;
+
+static enum MHD_Result head_count(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+				  const char *value, size_t value_size)
+{
+	HeadStats *h = cls;
+
+	(void)kind;
+	h->count++;
+	h->bytes += key_size + value_size;
+	if (key_size == 14 && strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) == 0) {
+		if (!h->clen) {
+			h->clen = value ? value : "";
+			h->clen_len = value_size;
+		} else if (value_size != h->clen_len || memcmp(value ? value : "", h->clen, value_size) != 0) {
+			h->clen_differs = true;
+		}
+	} else if (key_size == 17 && strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) == 0) {
+		h->chunked = true;
+	}
+	return MHD_YES;
+}
+
+/* The headers' bounds: 0, or the status to refuse with and msg. */
+static unsigned headers_check(HttpRequest *r, char *msg, size_t cap)
+{
+	HeadStats h = {0};
+
+	MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, head_count, &h);
+	if (h.count > HTTP_MAX_REQ_HEADERS) {
+		snprintf(msg, cap, "headers: %zu request headers, at most %u", h.count, HTTP_MAX_REQ_HEADERS);
+		return 431;
+	}
+	if (h.bytes > HTTP_MAX_REQ_HEADER_BYTES) {
+		snprintf(msg, cap, "headers: %zu bytes of request headers, at most %u", h.bytes,
+			 HTTP_MAX_REQ_HEADER_BYTES);
+		return 431;
+	}
+	if (h.clen_differs) {
+		snprintf(msg, cap, "Content-Length: two headers with different values");
+		return 400;
+	}
+	if (h.clen && h.chunked) {
+		snprintf(msg, cap, "Content-Length: not allowed together with Transfer-Encoding");
+		return 400;
+	}
+	return 0;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, MHD has not split the
+ * query yet. The request object starts here (MHD hands the return value to
+ * every access call as *con_cls, and on_completed() frees it). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	HttpDaemon *d = cls;
+	HttpRequest *r = req_new(d, conn);
+	const char *q;
+	size_t len, args = 0;
+
+	if (!r)
+		return NULL; /* the first access call tries again */
+	len = strlen(uri);
+	q = memchr(uri, '?', len);
+	if (q && q[1]) {
+		args = 1;
+		for (const char *p = q + 1; *p; p++)
+			args += *p == '&';
+	}
+	if (args > HTTP_MAX_QUERY_ARGS) {
+		r->early_status = 400;
+		snprintf(r->early_msg, sizeof(r->early_msg), "query: %zu parameters, at most %u", args,
+			 HTTP_MAX_QUERY_ARGS);
+	} else if (len > HTTP_MAX_URI) {
+		r->early_status = 414;
+		snprintf(r->early_msg, sizeof(r->early_msg), "URI: %zu bytes, at most %u", len, HTTP_MAX_URI);
+	}
+	/* Refused: MHD is to store no parameter at all (see the top of the
+	 * file). uri is MHD's writable copy of the request line, and MHD has
+	 * already put the start of the query after q; the query now ends at
+	 * once. (Should MHD ever pass a copy, this changes nothing harmful.) */
+	if (r->early_status && q && q[1])
+		((char *)q)[1] = '\0';
+	return r;
 }
 
 static enum MHD_Result queue(HttpRequest *r, unsigned status, const char *content_type, struct MHD_Response *resp)
@@ -330,8 +513,11 @@ static enum MHD_Result queue(HttpRequest *r, unsigned status, const char *conten
 	if (ok == MHD_YES)
 		ok = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
-	if (ok == MHD_YES)
+	if (ok == MHD_YES) {
 		r->responded = true;
+		if (r->srv->observe)
+			r->srv->observe(r->srv->ctx, r, status, now_monotonic_ns() - r->start_ns);
+	}
 	return ok;
 }
 
@@ -357,7 +543,88 @@ static enum MHD_Result run_handler(HttpRequest *r)
 					       (void *)(stopping ? plain_503 : plain_500), MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO; /* MHD closes the connection */
-	return queue(r, stopping ? 503 : 500, "text/plain; charset=utf-8", resp);
+	return queue(r, stopping ? 503 : 500, text_type, resp);
+}
+
+/* Answers with this layer's refusal, in the application's shape when it
+ * renders one (HttpConfig.refuse), else as text. */
+static enum MHD_Result refuse(HttpRequest *r, unsigned status, unsigned retry_after_s, const char *msg)
+{
+	HttpServer *s = r->srv;
+
+	r->in_handler = true;
+	r->suspended_now = false;
+	if (s->refuse)
+		s->refuse(s->ctx, r, status, retry_after_s, msg);
+	if (!r->responded) {
+		char v[16];
+
+		r->nhdr = 0;
+		snprintf(v, sizeof(v), "%u", retry_after_s);
+		if (retry_after_s)
+			http_add_header(r, "Retry-After", v);
+		http_respond(r, status, text_type, msg, strlen(msg));
+	}
+	r->in_handler = false;
+	return r->responded ? MHD_YES : MHD_NO;
+}
+
+/* on_headers, called like a handler: true if it answered. */
+static bool run_hook(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+
+	r->in_handler = true;
+	r->in_hook = true;
+	r->suspended_now = false;
+	s->on_headers(s->ctx, r);
+	r->in_hook = false;
+	r->in_handler = false;
+	return r->responded;
+}
+
+static enum MHD_Result busy(HttpRequest *r)
+{
+	char msg[128];
+
+	r->nhdr = 0;
+	snprintf(msg, sizeof(msg), "busy: request bodies in progress hold the server's %zu MiB; retry in %u s",
+		 r->srv->body_budget >> 20, HTTP_BUSY_RETRY_S);
+	return refuse(r, 503, HTTP_BUSY_RETRY_S, msg);
+}
+
+/* The first access call: the head is in, nothing of the body read. */
+static enum MHD_Result on_head(HttpRequest *r, const char *url, const char *method)
+{
+	HttpServer *s = r->srv;
+	char msg[128];
+	unsigned st;
+
+	r->started = true;
+	r->url = url;
+	r->method = method;
+	if (s->body_limit) {
+		size_t lim = s->body_limit(s->ctx, method, url);
+
+		if (lim)
+			r->max_body = lim;
+	}
+	if (r->early_status)
+		return refuse(r, r->early_status, 0, r->early_msg);
+	st = headers_check(r, msg, sizeof(msg));
+	if (st)
+		return refuse(r, st, 0, msg);
+	body_plan(r);
+	if (r->has_body && s->on_headers && run_hook(r))
+		return MHD_YES; /* refused before its body */
+	if (r->too_large) {
+		/* too large by Content-Length: the handler answers before the body */
+		r->body_done = true;
+		return run_handler(r);
+	}
+	if (!body_reserve(r))
+		return busy(r);
+	return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -366,16 +633,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	HttpRequest *r = *con_cls;
 
 	(void)version;
-	if (!r) {
-		r = req_new(cls, conn, url, method);
+	if (!r) { /* on_uri() had no memory */
+		r = req_new(cls, conn);
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		body_plan(r);
-		if (r->body_done)
-			return run_handler(r); /* too large by Content-Length: answer before the body */
-		return MHD_YES;
 	}
+	if (!r->started)
+		return on_head(r, url, method);
 	if (*upload_data_size > 0) {
 		body_append(r, upload_data, *upload_data_size);
 		*upload_data_size = 0;
@@ -383,6 +648,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	}
 	/* The body is complete (MHD makes this call once it is), or the
 	 * request was resumed. */
+	if (r->budget_short && !r->body_done) {
+		r->body_done = true;
+		return busy(r);
+	}
 	r->body_done = true;
 	return run_handler(r);
 }
@@ -475,6 +744,20 @@ bool http_req_is_tls(const HttpRequest *r)
 bool http_req_shutting_down(const HttpRequest *r)
 {
 	return atomic_load(&r->srv->shutting_down);
+}
+
+void http_req_trust(HttpRequest *r)
+{
+	HttpServer *s = r->srv;
+	const union MHD_ConnectionInfo *info;
+
+	if (r->trusted || r->suspended_now || !r->in_handler)
+		return;
+	r->trusted = true;
+	info = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+	if (info && info->connection_timeout == s->timeout_s)
+		return; /* trusted by an earlier request on this connection */
+	MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, s->timeout_s);
 }
 
 void http_req_set_data(HttpRequest *r, void *data, void (*free_fn)(void *))
@@ -630,6 +913,8 @@ struct HttpStream {
 	bool ended, ok;        /* http_stream_end() was called, and how */
 	bool gone;             /* the client or the server went: writes fail */
 	unsigned refs;
+	struct MHD_Response *resp; /* ours while the reader runs: the trailer goes on it at the end */
+	char *trailer;             /* "name\0value\0" (http_stream_trailer), or NULL */
 };
 
 static void stream_unref_locked(HttpStream *st)
@@ -641,6 +926,7 @@ static void stream_unref_locked(HttpStream *st)
 		return;
 	pthread_cond_destroy(&st->space);
 	pthread_mutex_destroy(&st->lock);
+	free(st->trailer);
 	free(st->buf);
 	free(st);
 }
@@ -699,6 +985,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 	if (st->ended || !st->req) {
 		bool ok = st->ended && st->ok;
 
+		/* On MHD's thread, in its reader: nothing else touches the
+		 * response's headers now. Sent after the last chunk. */
+		if (ok && st->trailer)
+			MHD_add_response_footer(st->resp, st->trailer, st->trailer + strlen(st->trailer) + 1);
 		pthread_mutex_unlock(&st->lock);
 		return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 	}
@@ -754,6 +1044,7 @@ int http_respond_stream(HttpRequest *r, unsigned status, const char *content_typ
 		free(st);
 		return -ENOMEM;
 	}
+	st->resp = resp;
 	r->stream = st; /* the request's hold */
 	if (queue(r, status, content_type, resp) != MHD_YES) {
 		/* MHD freed the response (its hold); the request's stays. */
@@ -796,6 +1087,34 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 	return 0;
 }
 
+int http_stream_trailer(HttpStream *st, const char *name, const char *value)
+{
+	size_t nlen = strlen(name), vlen = strlen(value);
+	char *t;
+	int r = 0;
+
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return -EINVAL;
+	if (nlen + vlen + 2 > HTTP_STREAM_TRAILER_MAX)
+		return -E2BIG;
+	t = malloc(nlen + vlen + 2);
+	if (!t)
+		return -ENOMEM;
+	memcpy(t, name, nlen + 1);
+	memcpy(t + nlen + 1, value, vlen + 1);
+	pthread_mutex_lock(&st->lock);
+	if (st->ended) {
+		r = -EALREADY;
+	} else {
+		free(st->trailer);
+		st->trailer = t;
+		t = NULL;
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(t);
+	return r;
+}
+
 void http_stream_end(HttpStream *st, bool ok)
 {
 	if (!st)
@@ -811,7 +1130,7 @@ int http_suspend(HttpRequest *r)
 {
 	HttpServer *s = r->srv;
 
-	if (!r->in_handler)
+	if (!r->in_handler || r->in_hook)
 		return -EPERM;
 	if (r->responded)
 		return -EALREADY;
@@ -1013,12 +1332,17 @@ static int daemon_start(HttpServer *s, HttpDaemon *d, const HttpConfig *cfg, con
 	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory_limit ? cfg->conn_memory_limit : HTTP_DEFAULT_MEMORY,
 	    NULL);
 	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN, NULL);
-	OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s, NULL);
+	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_PER_ADDRESS,
+	    NULL);
+	/* Every connection starts untrusted; http_req_trust() lengthens it. */
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->untrusted_timeout_s, NULL);
+	OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, d);
 	if (threads > 1)
 		OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
 	if (d->tls) {
 		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem);
 		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem);
+		OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES);
 	}
 	OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
@@ -1073,10 +1397,18 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
 	if (!s)
 		return errbuf_set(err, -ENOMEM, "out of memory");
 	s->handler = cfg->handler;
+	s->on_headers = cfg->on_headers;
+	s->refuse = cfg->refuse;
+	s->observe = cfg->observe;
 	s->ctx = cfg->ctx;
 	s->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
 	s->body_limit = cfg->body_limit;
 	s->timeout_s = cfg->timeout_s ? cfg->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
+	s->untrusted_timeout_s = cfg->untrusted_timeout_s ? cfg->untrusted_timeout_s : HTTP_DEFAULT_UNTRUSTED_TIMEOUT_S;
+	if (s->untrusted_timeout_s > s->timeout_s)
+		s->untrusted_timeout_s = s->timeout_s;
+	s->body_budget = cfg->body_budget ? cfg->body_budget : HTTP_DEFAULT_BODY_BUDGET;
+	atomic_init(&s->body_held, 0);
 	atomic_init(&s->shutting_down, false);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->log_lock, NULL);
@@ -1104,6 +1436,11 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
 fail:
 	http_server_stop(s);
 	return r;
+}
+
+size_t http_server_body_held(const HttpServer *s)
+{
+	return atomic_load(&((HttpServer *)s)->body_held);
 }
 
 uint16_t http_server_port(const HttpServer *s, bool tls)

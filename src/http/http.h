@@ -5,12 +5,35 @@
  * The HTTP(S) server: libmicrohttpd wrapped in this one module (systemd's
  * journal-remote model), so nothing else includes <microhttpd.h>.
  *
- * One HttpServer runs one or two MHD daemons (plain HTTP, HTTPS with GnuTLS),
- * each with an epoll thread pool, a per-connection memory limit, a connection
- * limit and an idle time-out for slow clients. The request body is collected
- * up to max_body bytes; a larger body is discarded as it arrives and the
- * handler is told (http_req_body_too_large) so it can answer 413 in its own
- * dialect.
+ * One HttpServer runs one or two MHD daemons (plain HTTP, HTTPS with GnuTLS,
+ * TLS 1.2 and 1.3 only), each with an epoll thread pool, a per-connection
+ * memory limit, a connection limit, a limit per client address and idle
+ * time-outs for slow clients. The request body is collected up to max_body
+ * bytes; a larger body is discarded as it arrives and the handler is told
+ * (http_req_body_too_large) so it can answer 413 in its own dialect.
+ *
+ * Bounds, checked when a request's headers are in and before anything of its
+ * body is read (HttpConfig.refuse renders the answer in the application's
+ * shape; without it, text/plain):
+ *   - request target over HTTP_MAX_URI bytes                     → 414
+ *   - more than HTTP_MAX_QUERY_ARGS query parameters             → 400
+ *   - more than HTTP_MAX_REQ_HEADERS headers, or their names and
+ *     values over HTTP_MAX_REQ_HEADER_BYTES                      → 431
+ *   - two Content-Length headers that differ, or Content-Length
+ *     together with Transfer-Encoding (request smuggling)        → 400
+ *   - body bytes held by all requests together over body_budget  → 503 with
+ *     Retry-After (the body is refused, not queued: the client retries)
+ * Requests beyond what MHD itself can hold (a header block over the
+ * per-connection memory, a Content-Length that is not a number, broken
+ * chunked framing, an HTTP version other than 1.x) are refused by MHD with
+ * its own short body; nothing of ours runs for them.
+ *
+ * Authentication before the body: on_headers (optional) is called once the
+ * headers of a request that announces a body are in, before any body byte
+ * is read. It may answer (401, 403, 415, ...): the body is then never read
+ * and the connection closes after the answer. Connections start with the
+ * short untrusted_timeout_s; http_req_trust() (called once credentials were
+ * checked) gives the connection the normal timeout_s.
  *
  * Handler contract: the handler is called once per request when the whole body
  * is in (again after http_resume). It must, before returning, either answer
@@ -51,6 +74,14 @@ typedef struct HttpRequest HttpRequest;
 
 typedef void (*HttpHandler)(void *ctx, HttpRequest *req);
 
+#define HTTP_MAX_URI (8u * 1024)               /* request target, path and query */
+#define HTTP_MAX_QUERY_ARGS 64u                /* query parameters of one request */
+#define HTTP_MAX_REQ_HEADERS 64u               /* request headers */
+#define HTTP_MAX_REQ_HEADER_BYTES (16u * 1024) /* names and values of the request headers */
+#define HTTP_DEFAULT_BODY_BUDGET (256u * 1024 * 1024)
+#define HTTP_DEFAULT_PER_ADDRESS 128u
+#define HTTP_BUSY_RETRY_S 1u /* Retry-After of a 503 for the body budget */
+
 typedef struct HttpConfig {
 	const char *http_addr;    /* "ADDR:PORT" ("[::1]:8080" for IPv6), or NULL for none */
 	const char *https_addr;   /* same, or NULL; needs tls_cert_pem and tls_key_pem */
@@ -59,12 +90,35 @@ typedef struct HttpConfig {
 	unsigned threads;         /* thread pool size per daemon; 0 = number of CPUs */
 	size_t conn_memory_limit; /* bytes per connection for headers etc.; 0 = 64 KiB */
 	size_t max_body;          /* request body cap; 0 = 1 MiB */
-	unsigned max_connections; /* 0 = 4096 */
-	unsigned timeout_s;       /* idle connection time-out; 0 = 30 s */
+	size_t body_budget;       /* body bytes held by all requests at once; 0 = HTTP_DEFAULT_BODY_BUDGET */
+	unsigned max_connections; /* per listener; 0 = 4096 */
+	unsigned max_per_address; /* connections from one client address, per listener; 0 = HTTP_DEFAULT_PER_ADDRESS */
+	unsigned timeout_s;       /* idle time-out of a trusted connection; 0 = 30 s */
+	unsigned untrusted_timeout_s; /* idle time-out before http_req_trust(); 0 = 10 s; at most timeout_s */
 	/* Optional: a route's own body cap (0 = max_body), decided from the
 	 * request line before any body byte is read, e.g. a larger one for
 	 * agents' result uploads than for JSON requests. */
 	size_t (*body_limit)(void *ctx, const char *method, const char *path);
+	/* Optional: called on the worker thread when the headers of a request
+	 * that announces a body (Content-Length > 0, or chunked) are in, before
+	 * any body byte is read. It may answer with one http_respond*() (not
+	 * http_suspend): the body is then never read and the connection closes
+	 * after the answer. Returning without answering reads the body and
+	 * calls the handler as usual. */
+	HttpHandler on_headers;
+	/* Optional: renders a refusal of this layer (the bounds above) in the
+	 * application's shape. Called like a handler; must answer with
+	 * http_respond(r, status, ...); message names the bound first ("query:
+	 * 1000 parameters, at most 64"). retry_after_s > 0 (a 503): the answer
+	 * says when to try again (Retry-After). */
+	void (*refuse)(void *ctx, HttpRequest *req, unsigned status, unsigned retry_after_s, const char *message);
+	/* Optional: called on the worker thread each time an answer of ours
+	 * (handler, on_headers, refuse, or this layer's own 500/503) is queued,
+	 * with its status and the time since the request line came in (for a
+	 * parked request, the wait included; a streamed body's transfer is
+	 * not). The request's method and path may be read; nothing else may be
+	 * done with it. MHD's own refusals are not seen. */
+	void (*observe)(void *ctx, const HttpRequest *req, unsigned status, uint64_t elapsed_ns);
 	HttpHandler handler;
 	void *ctx;
 } HttpConfig;
@@ -73,6 +127,9 @@ typedef struct HttpConfig {
 int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err);
 /* The port actually bound (useful with port 0); 0 if that daemon is off. */
 uint16_t http_server_port(const HttpServer *s, bool tls);
+/* Bytes of the body budget that requests hold now (reserved on their
+ * headers, given back when they end): for tests and metrics. */
+size_t http_server_body_held(const HttpServer *s);
 /* Resumes parked requests (shutting down), stops the daemons, frees. NULL is fine. */
 void http_server_stop(HttpServer *s);
 
@@ -85,6 +142,10 @@ const uint8_t *http_req_body(const HttpRequest *r, size_t *ret_len); /* NUL-term
 bool http_req_body_too_large(const HttpRequest *r);
 bool http_req_is_tls(const HttpRequest *r);
 bool http_req_shutting_down(const HttpRequest *r);
+/* The request's credentials were checked: its connection keeps the normal
+ * idle time-out from now on (instead of the untrusted one). Worker thread,
+ * inside the handler or on_headers, before http_suspend. */
+void http_req_trust(HttpRequest *r);
 void http_req_set_data(HttpRequest *r, void *data, void (*free_fn)(void *)); /* freed when the request ends */
 void *http_req_get_data(const HttpRequest *r);
 
@@ -110,6 +171,12 @@ int http_respond_stream(HttpRequest *r, unsigned status, const char *content_typ
 /* Queues p[0..n), waiting while the buffer is full. 0, or -EPIPE once the
  * client went away or the server is stopping (the producer should give up). */
 int http_stream_write(HttpStream *s, const void *p, size_t n);
+/* A trailer field sent after the body when it ends well (ok): how the
+ * stream ended, for a client that reads on to the end (curl, libcurl's
+ * header callback). Announce it with a "Trailer" header before answering.
+ * Call before http_stream_end(); a later call replaces. -EINVAL (not a
+ * token, or CR/LF in the value), -E2BIG (over 1 KiB), -EALREADY (ended). */
+int http_stream_trailer(HttpStream *s, const char *name, const char *value);
 /* Ends the body: ok sends its end; !ok cuts the connection mid-body, so the
  * client sees a broken transfer rather than a short file. s is gone after
  * this call. NULL is fine. */

@@ -173,7 +173,7 @@ int tlscert_selfsigned(const char *cert_path, const char *key_path, const char *
 	r = write_atomic(ops, key_path, key_pem.data, key_pem.size, 0600, err);
 	if (r < 0)
 		goto out;
-	r = write_atomic(ops, cert_path, crt_pem.data, crt_pem.size, 0644, err);
+	r = write_atomic(ops, cert_path, crt_pem.data, crt_pem.size, 0600, err);
 	if (r < 0)
 		goto out;
 	r = io_fsync_parent_dir(ops, key_path);

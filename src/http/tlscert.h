@@ -26,7 +26,7 @@
  * "::1") become IP entries, anything else a DNS entry. Both are PEM files,
  * each written under a temporary name, fsync()ed and renamed into place,
  * then the directory is fsync()ed. The key (PKCS#8) is written first, mode
- * 0600, the certificate last, mode 0644: a certificate file present means
+ * 0600, the certificate last, mode 0600 too (DATA is private): a certificate file present means
  * its key is too. Returns 0 or -errno with err. */
 int tlscert_selfsigned(const char *cert_path, const char *key_path, const char *common_name,
 		       const char *const *alt_names, size_t n_alt, ErrBuf *err);

@@ -31,6 +31,8 @@ static const struct {
 	[API_ERR_UNSUPPORTED_MEDIA] = {"unsupported_media", -EPROTONOSUPPORT},
 	[API_ERR_BUSY] = {"busy", -EBUSY},
 	[API_ERR_UNAVAILABLE] = {"unavailable", -ESHUTDOWN},
+	[API_ERR_URI_TOO_LONG] = {"uri_too_long", -ENAMETOOLONG},
+	[API_ERR_HEADERS_TOO_LARGE] = {"headers_too_large", -EMSGSIZE},
 };
 
 int apierror_errno(ApiErrorKind kind)

@@ -17,7 +17,8 @@
  *   msg         what to tell the user, without the field: a dialect that
  *               prefixes messages with the field (Cloudflare) writes
  *               "field: msg".
- *   retry_after_s  API_ERR_BUSY: when to try again (seconds, > 0)
+ *   retry_after_s  API_ERR_BUSY, API_ERR_UNAVAILABLE: when to try again
+ *               (seconds, > 0; 0: no advice)
  *   allow       API_ERR_METHOD: the methods the path takes ("GET, POST")
  *
  * Lives in the model because the service layer, below the dialects, returns
@@ -47,7 +48,9 @@ typedef enum ApiErrorKind {
 	API_ERR_TOO_LARGE,         /* 413: the body is over its bound */
 	API_ERR_UNSUPPORTED_MEDIA, /* 415: a Content-Type the operation does not take */
 	API_ERR_BUSY,              /* 429: a rate or concurrency limit (retry_after_s) */
-	API_ERR_UNAVAILABLE,       /* 503: shutting down; try again */
+	API_ERR_UNAVAILABLE,       /* 503: shutting down, or request bodies hold the server's budget; try again */
+	API_ERR_URI_TOO_LONG,      /* 414: the request target is over its bound */
+	API_ERR_HEADERS_TOO_LARGE, /* 431: too many request headers, or too many bytes of them */
 } ApiErrorKind;
 
 typedef struct ApiError {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * filter_v1 (+ pcapd extensions) ⇄ the filter model. One clause; the pcap-filter
- * expression in "bpf" is ANDed with it (filter.h).
+ * expression in "bpf" is ANDed with it (filter.h); "inner": true makes the
+ * clause match tunnelled packets by their inner headers too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,21 @@
 #include <string.h>
 
 #include "model/filterjson.h"
+
+/* filter_set_expr, its message naming the field as the client wrote it
+ * ("filter_v1.bpf: 5000 bytes, at most 4096", not the filter's own name). */
+static int set_expr(Filter *f, const char *field, const json_t *v, ErrBuf *err)
+{
+	static const char own[] = "bpf_expr: ";
+	ErrBuf e = {{0}};
+	const char *m;
+	int r = filter_set_expr(f, json_string_value(v), json_string_length(v), &e);
+
+	if (r == 0)
+		return 0;
+	m = strncmp(e.msg, own, sizeof(own) - 1) == 0 ? e.msg + sizeof(own) - 1 : e.msg;
+	return errbuf_set(err, r == -ENOMEM ? r : -EINVAL, "%s: %s", field, m);
+}
 
 static int field_name(char *out, size_t cap, const char *prefix, const char *key)
 {
@@ -69,8 +85,10 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 			r = errbuf_set(err, -EINVAL, "%s: unknown field (name too long)", prefix ? prefix : "filter");
 			goto fail;
 		}
-		if (json_is_null(v))
-			continue; /* SDKs may send explicit nulls for absent fields */
+		/* SDKs send explicit nulls for absent fields, and forms send ""
+		 * for fields left blank: both mean no condition. */
+		if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+			continue;
 		if (strcmp(key, "source_address") == 0) {
 			r = parse_addr(field, v, &c.src, err);
 			have_clause = true;
@@ -86,15 +104,20 @@ int filterjson_parse(const json_t *obj, const char *prefix, Filter *ret, char **
 		} else if (strcmp(key, "protocol") == 0) {
 			r = parse_proto(field, v, &c.proto, err);
 			have_clause = true;
+		} else if (strcmp(key, "inner") == 0) {
+			if (!json_is_boolean(v))
+				r = errbuf_set(err, -EINVAL, "%s: must be true or false", field);
+			else
+				c.inner = json_is_true(v);
 		} else if (strcmp(key, "bpf") == 0) {
 			if (!json_is_string(v))
 				r = errbuf_set(err, -EINVAL, "%s: must be a string (a pcap-filter expression)", field);
 			else
-				r = filter_set_expr(&f, json_string_value(v), json_string_length(v), err);
+				r = set_expr(&f, field, v, err);
 		} else {
 			r = errbuf_set(err, -EINVAL,
 				       "%s: unknown field (expected source_address, destination_address, "
-				       "source_port, destination_port, protocol or bpf)",
+				       "source_port, destination_port, protocol, inner or bpf)",
 				       field);
 		}
 		if (r < 0)

@@ -13,7 +13,8 @@
  *                                        such as "tcp"
  *   bpf                                  (extension) a pcap-filter expression
  *
- * Every field is optional; {} or null captures everything. An unknown field, a
+ * Every field is optional; {} or null captures everything. A field that is
+ * null or "" is absent (no condition, and not in the canonical form). An unknown field, a
  * wrong type or a bad value is -EINVAL with a message naming the field with
  * the caller's prefix, e.g. "filter_v1.destination_port: 70000 is outside
  * 0..65535". The canonical form (what is stored, echoed back and sent to

@@ -82,7 +82,8 @@ static json_t *clause_json(const FilterClause *c)
 	if (!o || !set_nonempty(o, "src", addrs_json(&c->src)) || !set_nonempty(o, "dst", addrs_json(&c->dst)) ||
 	    !set_nonempty(o, "sport", ports_json(&c->sport)) || !set_nonempty(o, "dport", ports_json(&c->dport)) ||
 	    (c->proto != FILTER_PROTO_ANY && json_object_set_new(o, "proto", json_integer(c->proto)) < 0) ||
-	    (c->both_directions && json_object_set_new(o, "both", json_true()) < 0)) {
+	    (c->both_directions && json_object_set_new(o, "both", json_true()) < 0) ||
+	    (c->inner && json_object_set_new(o, "inner", json_true()) < 0)) {
 		json_decref(o);
 		return NULL;
 	}
@@ -190,6 +191,9 @@ static int parse_clause(const json_t *o, const char *where, FilterClause *c, Err
 				    : errbuf_set(err, -EINVAL, "%s: must be a whole number 0..255", field);
 		else if (strcmp(key, "both") == 0)
 			r = json_is_boolean(v) ? (c->both_directions = json_is_true(v), 0)
+					       : errbuf_set(err, -EINVAL, "%s: must be true or false", field);
+		else if (strcmp(key, "inner") == 0)
+			r = json_is_boolean(v) ? (c->inner = json_is_true(v), 0)
 					       : errbuf_set(err, -EINVAL, "%s: must be true or false", field);
 		else
 			r = errbuf_set(err, -EINVAL, "%s: unknown field", field);

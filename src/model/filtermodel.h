@@ -17,7 +17,8 @@
  * arrays of single values or inclusive "lo-hi" ranges (addresses of one
  * family per range); "proto" is an IP protocol number 0..255 (absent: any);
  * "both" (absent: false) also matches with source and destination swapped
- * (Azure's local/remote); "bpf" is a pcap-filter expression ANDed with the
+ * (Azure's local/remote); "inner" (absent: false) also matches the packet
+ * inside a VXLAN, GENEVE or GRE tunnel; "bpf" is a pcap-filter expression ANDed with the
  * whole. {} matches everything. Empty members are left out when writing, so
  * one model has one text.
  *

@@ -19,8 +19,11 @@
 static const char *const type_names[] = {"simple", "full"};
 static const char *const status_names[] = {"pending", "running", "conversion_pending", "conversion_running",
 					   "success", "failed"};
-static const char *const stop_names[] = {"none", "time", "packets", "bytes", "user", "agent_lost", "error"};
-static const char *const part_names[] = {"assigned", "running", "uploading", "done", "failed", "lost", "upload_failed"};
+static const char *const stop_names[] = {"none", "time",       "packets", "bytes",
+					 "user", "agent_lost", "error",   "agent_shutdown"};
+static const char *const part_names[] = {"assigned", "running", "captured", "uploading",
+					 "done",     "failed",  "lost",     "upload_failed"};
+static const char *const failure_names[] = {"none", "capture", "file", "storage", "internal"};
 
 const char *job_type_to_string(JobType t)
 {
@@ -57,6 +60,21 @@ int part_state_from_string(const char *s, PartState *ret)
 	if (i < 0)
 		return i;
 	*ret = (PartState)i;
+	return 0;
+}
+
+const char *part_failure_to_string(PartFailure f)
+{
+	return (unsigned)f < ARRAY_SIZE(failure_names) ? failure_names[f] : "none";
+}
+
+int part_failure_from_string(const char *s, PartFailure *ret)
+{
+	int i = lookup(failure_names, ARRAY_SIZE(failure_names), s);
+
+	if (i < 0)
+		return i;
+	*ret = (PartFailure)i;
 	return 0;
 }
 
@@ -102,6 +120,13 @@ int job_new_id(char ret[JOB_ID_LEN + 1])
 	}
 	ret[JOB_ID_LEN] = '\0';
 	return 0;
+}
+
+void job_id_lower(const char *s, char out[JOB_ID_LEN + 1])
+{
+	for (size_t i = 0; i < JOB_ID_LEN; i++)
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+	out[JOB_ID_LEN] = '\0';
 }
 
 bool job_id_valid(const char *s, size_t n)
@@ -168,10 +193,55 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
+/* The zero-packet rule (job.h): what a capture that matched nothing says. */
+static const char *no_packets_message(const Job *j, JobStop reason)
+{
+	if (j->type == JOB_SIMPLE)
+		return "No packets matched the filter in the time window queried. "
+		       "Please modify the filter or try again.";
+	if (j->stop_requested_ns)
+		return "No packets matched the filter before the capture was stopped. "
+		       "Please modify the filter or try again.";
+	if (reason == JOB_STOP_SHUTDOWN)
+		return "No packets matched the filter before the agent was stopped. "
+		       "Please modify the filter or try again.";
+	/* Cloudflare's own words for a capture that saw nothing in its time. */
+	return "No packets matched the filter in the time limit given. Please modify the filter or try again.";
+}
+
+/* How many parts are in each state. */
+typedef struct PartCounts {
+	size_t n[PART_UPLOAD_FAILED + 1];
+	size_t terminal, failed; /* failed: failed, lost or upload_failed */
+} PartCounts;
+
+static JobStatus status_of(const Job *j, const PartCounts *c, size_t n)
+{
+	size_t started = n - c->n[PART_ASSIGNED];
+
+	if (n > 0 && c->terminal == n) {
+		/* A sample is answered by whoever answered in time; the agents
+		 * that did not are listed on the capture, not hidden. */
+		if (j->type == JOB_SIMPLE)
+			return c->failed == n ? JOB_FAILED : JOB_SUCCESS;
+		return c->failed ? JOB_FAILED : JOB_SUCCESS;
+	}
+	if (c->n[PART_RUNNING])
+		return JOB_RUNNING;
+	if (c->n[PART_ASSIGNED])
+		/* Some ended before the rest started: the capture still goes on. */
+		return started ? JOB_RUNNING : JOB_PENDING;
+	if (c->n[PART_UPLOADING])
+		return JOB_CONVERSION_RUNNING;
+	if (c->n[PART_CAPTURED])
+		return JOB_CONVERSION_PENDING;
+	return JOB_PENDING; /* no parts (a sample nobody was asked) */
+}
+
 bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 {
 	uint64_t packets = 0, bytes = 0, drops = 0;
-	size_t running = 0, uploading = 0, terminal = 0, failed = 0;
+	PartCounts c = {0};
 	JobStop reason = JOB_STOP_NONE;
 	JobStatus status;
 	bool changed = false;
@@ -186,38 +256,30 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 		packets = sat_add(packets, p->packets);
 		bytes = sat_add(bytes, p->bytes);
 		drops = sat_add(drops, p->drops);
-		if (p->state == PART_RUNNING)
-			running++;
-		else if (p->state == PART_UPLOADING)
-			uploading++;
+		if ((unsigned)p->state <= PART_UPLOAD_FAILED)
+			c.n[p->state]++;
 		if (part_state_terminal(p->state))
-			terminal++;
+			c.terminal++;
 		if (p->state == PART_FAILED || p->state == PART_LOST || p->state == PART_UPLOAD_FAILED) {
-			failed++;
+			c.failed++;
 			reason = p->state == PART_LOST ? JOB_STOP_LOST : JOB_STOP_ERROR;
 		} else if (reason == JOB_STOP_NONE && p->stop_reason != JOB_STOP_NONE) {
 			reason = p->stop_reason;
 		}
 	}
-	if (j->type == JOB_SIMPLE)
-		reason = JOB_STOP_NONE; /* a query has no stop reason */
+	if (j->type == JOB_SIMPLE) {
+		/* The download keeps the newest packet_limit of all answers: that
+		 * many is what the sample holds, and then the limit ended it. */
+		reason = JOB_STOP_NONE;
+		if (j->packet_limit && packets >= j->packet_limit) {
+			packets = j->packet_limit;
+			reason = JOB_STOP_PACKETS;
+		}
+	}
 	if (j->stop_requested_ns && reason != JOB_STOP_LOST && reason != JOB_STOP_ERROR)
 		reason = JOB_STOP_USER;
 
-	if (n > 0 && terminal == n && j->type == JOB_SIMPLE)
-		/* A sample is answered by whoever answered in time; the agents
-		 * that did not are listed on the capture, not hidden. */
-		status = failed == n ? JOB_FAILED : JOB_SUCCESS;
-	else if (n > 0 && terminal == n)
-		status = failed ? JOB_FAILED : JOB_SUCCESS;
-	else if (running)
-		status = JOB_RUNNING;
-	else if (uploading)
-		status = JOB_CONVERSION_RUNNING;
-	else if (terminal)
-		status = JOB_RUNNING; /* some finished, the rest not started yet */
-	else
-		status = JOB_PENDING;
+	status = status_of(j, &c, n);
 	/* Never backwards: a late "assigned" part cannot undo running. */
 	if (status < j->status)
 		status = j->status;
@@ -227,14 +289,25 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 
 		failure_message(parts, n, msg, sizeof(msg));
 		changed |= set_str(&j->error_message, msg);
-	} else if (status == JOB_SUCCESS && packets == 0 && j->type == JOB_FULL && !j->stop_requested_ns) {
-		/* Cloudflare's documented outcome for a capture that saw nothing. */
+	} else if (status == JOB_SUCCESS && packets == 0) {
+		/* The zero-packet rule, for every kind of capture (job.h); a
+		 * sample names the agents that did not answer as well. */
+		char msg[768], lost[512];
+
+		failure_message(parts, n, lost, sizeof(lost));
+		snprintf(msg, sizeof(msg), "%s%s%s", no_packets_message(j, reason), lost[0] ? " Not answered: " : "",
+			 lost);
 		status = JOB_FAILED;
-		changed |= set_str(&j->error_message, "No packets matched the filter in the time limit given. "
-						      "Please modify the filter or try again.");
+		changed |= set_str(&j->error_message, msg);
 	}
 	if (status != j->status) {
 		j->status = status;
+		changed = true;
+	}
+	/* Started: some agent captured (or is capturing). A part that failed
+	 * before it ever ran does not count. */
+	if (!j->started_ns && (c.n[PART_RUNNING] || c.n[PART_CAPTURED] || c.n[PART_UPLOADING] || c.n[PART_DONE])) {
+		j->started_ns = now_ns;
 		changed = true;
 	}
 	if (job_status_terminal(status) && !j->finished_ns) {
@@ -338,10 +411,17 @@ void job_done(Job *j)
 		return;
 	free(j->filter_json);
 	free(j->filter_model);
+	free(j->echo_json);
 	free(j->colo_name);
 	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++)
 		free(j->outputs[i].target);
 	free(j->error_message);
+	free(j->name.group);
+	free(j->name.watcher);
+	free(j->name.name);
+	free(j->request);
+	free(j->target_include);
+	free(j->target_exclude);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -382,11 +462,17 @@ int job_copy(const Job *src, Job *ret)
 	Job j = *src;
 	bool ok;
 
-	j.filter_json = j.filter_model = j.colo_name = j.error_message = NULL;
+	j.filter_json = j.filter_model = j.echo_json = j.colo_name = j.error_message = NULL;
+	j.name = (JobName){0};
+	j.request = j.target_include = j.target_exclude = NULL;
 	for (size_t i = 0; i < JOB_MAX_OUTPUTS; i++)
 		j.outputs[i].target = NULL;
 	ok = dup_opt(src->filter_json, &j.filter_json) == 0 && dup_opt(src->filter_model, &j.filter_model) == 0 &&
-	     dup_opt(src->colo_name, &j.colo_name) == 0 && dup_opt(src->error_message, &j.error_message) == 0;
+	     dup_opt(src->echo_json, &j.echo_json) == 0 && dup_opt(src->colo_name, &j.colo_name) == 0 &&
+	     dup_opt(src->error_message, &j.error_message) == 0 && dup_opt(src->name.group, &j.name.group) == 0 &&
+	     dup_opt(src->name.watcher, &j.name.watcher) == 0 && dup_opt(src->name.name, &j.name.name) == 0 &&
+	     dup_opt(src->request, &j.request) == 0 && dup_opt(src->target_include, &j.target_include) == 0 &&
+	     dup_opt(src->target_exclude, &j.target_exclude) == 0;
 	for (size_t i = 0; ok && i < src->n_outputs; i++)
 		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0;
 	if (!ok) {
@@ -395,6 +481,28 @@ int job_copy(const Job *src, Job *ret)
 	}
 	*ret = j;
 	return 0;
+}
+
+int job_name_set(JobName *n, const char *group, const char *watcher, const char *name)
+{
+	JobName v = {0};
+
+	if (dup_opt(group, &v.group) < 0 || dup_opt(watcher, &v.watcher) < 0 || dup_opt(name, &v.name) < 0) {
+		free(v.group);
+		free(v.watcher);
+		free(v.name);
+		return -ENOMEM;
+	}
+	free(n->group);
+	free(n->watcher);
+	free(n->name);
+	*n = v;
+	return 0;
+}
+
+bool job_named(const Job *j)
+{
+	return j->name.name != NULL;
 }
 
 static const char *const output_names[] = {"bucket", "file"};
@@ -506,8 +614,10 @@ static int check_outputs(const Job *j, ErrBuf *err)
 		if (n == 0 || n > JOB_OUTPUT_TARGET_MAX)
 			return errbuf_set(err, -EINVAL, "outputs[%zu].target: must be 1..%u bytes", i,
 					  JOB_OUTPUT_TARGET_MAX);
-		if (o->kind == JOB_OUTPUT_FILE && o->target[0] != '/')
-			return errbuf_set(err, -EINVAL, "outputs[%zu].target: a file's path must be absolute", i);
+		if (o->kind == JOB_OUTPUT_FILE && (strncmp(o->target, JOB_FILE_ROOT "/", sizeof(JOB_FILE_ROOT)) != 0 ||
+						   !o->target[sizeof(JOB_FILE_ROOT)]))
+			return errbuf_set(err, -EINVAL,
+					  "outputs[%zu].target: a file's path must lie below " JOB_FILE_ROOT, i);
 	}
 	return 0;
 }
@@ -532,6 +642,45 @@ static int check_continuous(const Job *j, ErrBuf *err)
 	return 0;
 }
 
+/* A part of a resource name: 1..JOB_NAME_MAX printable ASCII bytes, no '/'. */
+static bool name_part_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > JOB_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '/')
+			return false;
+	return true;
+}
+
+static int check_name(const Job *j, ErrBuf *err)
+{
+	const JobName *n = &j->name;
+
+	if (!n->group && !n->watcher && !n->name)
+		return 0;
+	if (j->type != JOB_FULL)
+		return errbuf_set(err, -EINVAL, "name: only full captures are named");
+	if (!name_part_valid(n->group) || !name_part_valid(n->watcher) || !name_part_valid(n->name))
+		return errbuf_set(err, -EINVAL,
+				  "name: group, watcher and name must each be 1..%u printable bytes without '/'",
+				  JOB_NAME_MAX);
+	return 0;
+}
+
+static int check_target(const Job *j, ErrBuf *err)
+{
+	if ((unsigned)j->target_kind > JOB_TARGET_COLO)
+		return errbuf_set(err, -EINVAL, "target: unknown kind %d", (int)j->target_kind);
+	if ((j->target_include || j->target_exclude) && j->target_kind != JOB_TARGET_COLO)
+		return errbuf_set(err, -EINVAL, "target: include and exclude lists are only for a colo");
+	if (j->request && strlen(j->request) > JOB_REQUEST_MAX)
+		return errbuf_set(err, -EINVAL, "request: more than %u bytes", JOB_REQUEST_MAX);
+	return 0;
+}
+
 int job_check(const Job *j, ErrBuf *err)
 {
 	int r;
@@ -542,8 +691,14 @@ int job_check(const Job *j, ErrBuf *err)
 		return errbuf_set(err, -EINVAL, "time_limit: %u is outside 0..%u", j->time_limit_s, JOB_MAX_TIME_S);
 	if (j->type == JOB_FULL && (!j->colo_name || !j->colo_name[0]))
 		return errbuf_set(err, -EINVAL, "target: a full capture needs an agent or colo name");
+	if (j->echo_json && strlen(j->echo_json) > JOB_ECHO_MAX)
+		return errbuf_set(err, -EINVAL, "echo: longer than %u bytes", JOB_ECHO_MAX);
 	r = check_outputs(j, err);
 	if (r == 0)
 		r = check_continuous(j, err);
+	if (r == 0)
+		r = check_target(j, err);
+	if (r == 0)
+		r = check_name(j, err);
 	return r;
 }

@@ -48,10 +48,13 @@ typedef enum LenOrder { LEN_NORMAL, LEN_SWAPPED, LEN_MAYBE_SWAPPED } LenOrder;
 
 typedef struct Iface {
 	uint32_t linktype;
-	uint32_t snaplen; /* effective */
-	uint64_t tsresol; /* units per second */
-	bool tsresol_bin; /* tsresol is a power of 2 */
-	int64_t tsoffset; /* seconds added to every timestamp */
+	uint32_t snaplen;  /* effective */
+	uint64_t tsresol;  /* units per second */
+	bool tsresol_bin;  /* tsresol is a power of 2 */
+	int64_t tsoffset;  /* seconds added to every timestamp */
+	char *name;        /* if_name (owned, NUL-terminated), or NULL */
+	char *description; /* if_description, or NULL */
+	PcapIfStats stats; /* last ISB */
 } Iface;
 
 struct PcapDecoder {
@@ -82,6 +85,10 @@ void pcapdec_free(PcapDecoder *d)
 {
 	if (!d)
 		return;
+	for (uint32_t i = 0; i < d->nifaces; i++) {
+		free(d->ifaces[i].name);
+		free(d->ifaces[i].description);
+	}
 	free(d->ifaces);
 	free(d);
 }
@@ -244,6 +251,19 @@ static int idb_options(PcapDecoder *d, const uint8_t *o, size_t n, Iface *ifc, u
 					ifc->tsresol *= 10;
 				ifc->tsresol_bin = false;
 			}
+		} else if (code == NG_OPT_IF_NAME || code == NG_OPT_IF_DESCRIPTION) {
+			char **slot = code == NG_OPT_IF_NAME ? &ifc->name : &ifc->description;
+
+			/* A repeated option: the first one counts (as in Wireshark). */
+			if (!*slot) {
+				size_t k = strnlen((const char *)o + 4, len);
+
+				*slot = malloc(k + 1);
+				if (!*slot)
+					return fail(d, err, -ENOMEM, "out of memory", off);
+				memcpy(*slot, o + 4, k);
+				(*slot)[k] = '\0';
+			}
 		} else if (code == NG_OPT_IF_TSOFFSET) {
 			uint64_t v;
 
@@ -325,6 +345,59 @@ static int ng_packet(PcapDecoder *d, const uint8_t *blk, uint32_t type, uint32_t
 	return PCAPDEC_RECORD;
 }
 
+/* An Interface Statistics Block: its counters and times kept for the
+ * interface (the last ISB of an interface wins: counters are cumulative). */
+static int ng_isb(PcapDecoder *d, const uint8_t *blk, uint32_t len, ErrBuf *err)
+{
+	const uint8_t *o = blk + 20;
+	size_t n = len - NG_MIN_ISB;
+	uint64_t off = d->offset + 20;
+	PcapIfStats st = {0};
+	/* options 2..5, in code order */
+	uint64_t *const slots[] = {&st.start_ns, &st.end_ns, &st.ifrecv, &st.ifdrop};
+	static const unsigned bits[] = {PCAP_STAT_START, PCAP_STAT_END, PCAP_STAT_IFRECV, PCAP_STAT_IFDROP};
+	uint32_t ifid;
+	Iface *ifc;
+
+	if (len < NG_MIN_ISB)
+		return fail(d, err, -EBADMSG, "ISB shorter than its fixed part", d->offset);
+	ifid = rd32(d, blk + 8);
+	if (ifid >= d->nifaces - d->section_base)
+		return fail(d, err, -EBADMSG, "statistics of an interface without IDB", d->offset + 8);
+	ifc = &d->ifaces[d->section_base + ifid];
+	while (n >= 4) {
+		uint16_t code = rd16(d, o), olen = rd16(d, o + 2);
+		size_t padded = ((size_t)olen + 3) & ~(size_t)3;
+		uint64_t v = 0;
+
+		if (code == NG_OPT_ENDOFOPT)
+			break;
+		if (padded > n - 4)
+			return fail(d, err, -EBADMSG, "ISB option runs past its block", off);
+		if (code >= NG_OPT_ISB_STARTTIME && code <= NG_OPT_ISB_IFDROP) {
+			if (olen != 8)
+				return fail(d, err, -EBADMSG, "ISB option of a length other than 8", off);
+			if (code <= NG_OPT_ISB_ENDTIME) {
+				v = (uint64_t)rd32(d, o + 4) << 32 | rd32(d, o + 8);
+				v = ng_ts(ifc, v);
+			} else {
+				memcpy(&v, o + 4, sizeof(v));
+				if (d->swapped)
+					v = __builtin_bswap64(v);
+			}
+		}
+		if (code >= NG_OPT_ISB_STARTTIME && code <= NG_OPT_ISB_IFDROP) {
+			*slots[code - NG_OPT_ISB_STARTTIME] = v;
+			st.have |= bits[code - NG_OPT_ISB_STARTTIME];
+		}
+		o += 4 + padded;
+		n -= 4 + padded;
+		off += 4 + padded;
+	}
+	ifc->stats = st;
+	return PCAPDEC_META;
+}
+
 static int ng_block(PcapDecoder *d, const uint8_t *p, size_t n, PcapRecord *ret_rec, size_t *ret_used, ErrBuf *err)
 {
 	uint32_t type, len;
@@ -378,15 +451,20 @@ static int ng_block(PcapDecoder *d, const uint8_t *p, size_t n, PcapRecord *ret_
 		ifc.linktype = rd16(d, p + 8);
 		ifc.snaplen = effective_snaplen(rd32(d, p + 12));
 		r = idb_options(d, p + 16, len - NG_MIN_IDB, &ifc, d->offset + 16, err);
-		if (r < 0)
-			return r;
-		r = add_iface(d, &ifc);
+		if (r == 0)
+			r = add_iface(d, &ifc);
+		if (r < 0) {
+			free(ifc.name);
+			free(ifc.description);
+		}
 		if (r == -E2BIG)
 			return fail(d, err, -EBADMSG, "more than 4096 interfaces", d->offset);
-		if (r < 0)
+		if (r < 0 && d->state != DEC_FAILED)
 			return fail(d, err, r, "out of memory", d->offset);
-		return PCAPDEC_META;
+		return r < 0 ? r : PCAPDEC_META;
 	}
+	case NG_ISB:
+		return ng_isb(d, p, len, err);
 	case NG_EPB:
 	case NG_PB:
 	case NG_SPB:
@@ -468,5 +546,63 @@ int pcapdec_interface(const PcapDecoder *d, uint32_t ifid, PcapInterfaceInfo *re
 	ret->linktype = d->ifaces[ifid].linktype;
 	ret->snaplen = d->ifaces[ifid].snaplen;
 	ret->tsresol = d->ifaces[ifid].tsresol;
+	ret->tsresol_bin = d->ifaces[ifid].tsresol_bin;
+	ret->name = d->ifaces[ifid].name;
+	ret->description = d->ifaces[ifid].description;
+	ret->stats = d->ifaces[ifid].stats;
 	return 0;
+}
+
+/* ---- a whole stream ---- */
+
+int pcapdec_check_stream(const uint8_t *p, size_t n, uint64_t *ret_packets, uint64_t *ret_bytes, ErrBuf *err)
+{
+	PcapDecoder *d = NULL;
+	uint64_t packets = 0, bytes = 0;
+	size_t off = 0;
+	int r;
+
+	r = pcapdec_new(&d);
+	if (r < 0)
+		return errbuf_set(err, r, "out of memory");
+	while (off < n) {
+		PcapRecord rec;
+		size_t used;
+
+		r = pcapdec_next(d, p + off, n - off, &rec, &used, err);
+		if (r == -EAGAIN) {
+			r = errbuf_set(err, -EINVAL, "body: truncated pcap (%zu bytes missing at offset %zu)",
+				       used - (n - off), off);
+			goto out;
+		}
+		if (r < 0) {
+			r = -EINVAL;
+			goto out;
+		}
+		if (r == PCAPDEC_RECORD) {
+			if (!pcap_linktype_known(rec.linktype)) {
+				r = errbuf_set(err, -EINVAL, "body: record %llu: unknown link type %u",
+					       (unsigned long long)packets + 1, rec.linktype);
+				goto out;
+			}
+			if (rec.origlen < rec.caplen) {
+				r = errbuf_set(err, -EINVAL, "body: record %llu: %u bytes captured of a %u-byte packet",
+					       (unsigned long long)packets + 1, rec.caplen, rec.origlen);
+				goto out;
+			}
+			packets++;
+			bytes += rec.caplen;
+		}
+		off += used;
+	}
+	if (off == 0) {
+		r = errbuf_set(err, -EINVAL, "body: empty; expected a pcap file");
+		goto out;
+	}
+	*ret_packets = packets;
+	*ret_bytes = bytes;
+	r = 0;
+out:
+	pcapdec_free(d);
+	return r;
 }

@@ -20,6 +20,7 @@
 #define NG_IDB 1u          /* Interface Description Block */
 #define NG_PB 2u           /* obsolete Packet Block */
 #define NG_SPB 3u          /* Simple Packet Block */
+#define NG_ISB 5u          /* Interface Statistics Block */
 #define NG_EPB 6u          /* Enhanced Packet Block */
 
 /* SHB fields. */
@@ -30,6 +31,11 @@
 /* Option codes (opt_endofopt ends every option list). */
 #define NG_OPT_ENDOFOPT 0u
 #define NG_OPT_IF_NAME 2u
+#define NG_OPT_IF_DESCRIPTION 3u
+#define NG_OPT_ISB_STARTTIME 2u
+#define NG_OPT_ISB_ENDTIME 3u
+#define NG_OPT_ISB_IFRECV 4u
+#define NG_OPT_ISB_IFDROP 5u
 #define NG_OPT_IF_TSRESOL 9u
 #define NG_OPT_IF_TSOFFSET 14u
 
@@ -40,6 +46,7 @@
 #define NG_MIN_EPB 32u
 #define NG_MIN_PB 32u
 #define NG_MIN_SPB 16u
+#define NG_MIN_ISB 24u
 
 /* Fixed bytes in front of an EPB's packet data: type, length, interface id,
  * timestamp (high, low), captured length, original length. */

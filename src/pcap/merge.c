@@ -23,12 +23,14 @@
  * Output interfaces: classic pcap has one (every input interface must share
  * its link type); pcapng gets one IDB per input interface, numbered in input
  * order, interfaces described after an input's first record added as they
- * appear.
+ * appear; names, descriptions and resolution as merge.h says, and the
+ * statistics after the last packet (an input's own ISBs are read by then).
  */
 #include "merge.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,14 @@ typedef struct Input {
 	bool has_cur;
 	uint32_t *ifmap; /* input ifid -> output ifid; UINT32_MAX = not yet added */
 	uint32_t nmap;
+	MergeInput note; /* the caller's annotation (all NULL: none) */
 } Input;
+
+/* First and last packet time of an output interface (pcapng output). */
+typedef struct OutSpan {
+	uint64_t first_ns, last_ns;
+	bool seen;
+} OutSpan;
 
 struct PcapMerge {
 	Input *in;
@@ -66,6 +75,8 @@ struct PcapMerge {
 	bool ties_last_first; /* see MergeOptions */
 	uint64_t skip_first;  /* see MergeOptions */
 	const char *out_name; /* for messages */
+	OutSpan *spans;       /* pcapng: per output interface */
+	uint32_t nspans;
 };
 
 static bool before(const PcapMerge *m, size_t a, size_t b)
@@ -103,6 +114,7 @@ void pcapmerge_free(PcapMerge *m)
 	}
 	free(m->in);
 	free(m->heap);
+	free(m->spans);
 	free(m);
 }
 
@@ -186,6 +198,8 @@ int pcapmerge_open(const char *const *inputs, size_t n, const MergeOptions *opt,
 		Input *in = &m->in[i];
 
 		in->name = strcmp(inputs[i], "-") == 0 ? "standard input" : inputs[i];
+		if (opt->annotations)
+			in->note = opt->annotations[i];
 		r = pcaprd_open(inputs[i], &in->r, err);
 		if (r < 0)
 			goto fail;
@@ -232,10 +246,59 @@ static int ensure_map(Input *in, uint32_t ifid, ErrBuf *err)
 	return 0;
 }
 
+/* The if_name of input interface ifid (see MergeInput.name) into buf. */
+static int iface_name(const Input *in, uint32_t ifid, const PcapInterfaceInfo *info, char *buf, size_t cap,
+		      const char **ret, ErrBuf *err)
+{
+	int n;
+
+	if (!in->note.name) {
+		*ret = info->name;
+		return 0;
+	}
+	if (info->name)
+		n = snprintf(buf, cap, "%s/%s", in->note.name, info->name);
+	else if (pcaprd_interface_count(in->r) > 1)
+		n = snprintf(buf, cap, "%s/%u", in->note.name, ifid);
+	else
+		n = snprintf(buf, cap, "%s", in->note.name);
+	if (n < 0 || (size_t)n >= cap)
+		return errbuf_set(err, -ENAMETOOLONG, "%s: interface name %s... longer than %u bytes", in->name,
+				  in->note.name, PCAPWR_MAX_IFNAME);
+	*ret = buf;
+	return 0;
+}
+
+/* The IDB of input interface ifid as the output describes it; names point
+ * into buf or the input. */
+static int describe(const Input *in, uint32_t ifid, PcapWrInterface *ret, char *buf, size_t cap, ErrBuf *err)
+{
+	PcapInterfaceInfo info;
+	uint64_t units = 1;
+	int r;
+
+	r = pcaprd_interface_info(in->r, ifid, &info);
+	if (r < 0)
+		return errbuf_set(err, r, "%s: record of unknown interface %u", in->name, ifid);
+	*ret = (PcapWrInterface){.linktype = info.linktype, .snaplen = info.snaplen, .tsresol = 9};
+	/* The input's resolution when it is a decimal one the ns clock holds. */
+	for (unsigned e = 0; e <= 9 && !info.tsresol_bin; e++, units *= 10)
+		if (units == info.tsresol) {
+			ret->tsresol = e ? e : 9;
+			break;
+		}
+	r = iface_name(in, ifid, &info, buf, cap, &ret->name, err);
+	if (r < 0)
+		return r;
+	ret->description = in->note.description ? in->note.description : info.description;
+	return 0;
+}
+
 /* Output interface for input in's ifid, added to w on first use. */
 static int out_ifid(Input *in, uint32_t ifid, PcapWriter *w, uint32_t *ret, ErrBuf *err)
 {
-	PcapInterfaceInfo info;
+	PcapWrInterface desc;
+	char name[PCAPWR_MAX_IFNAME + 1];
 	ErrBuf inner;
 	int r;
 
@@ -243,14 +306,78 @@ static int out_ifid(Input *in, uint32_t ifid, PcapWriter *w, uint32_t *ret, ErrB
 	if (r < 0)
 		return r;
 	if (in->ifmap[ifid] == UINT32_MAX) {
-		r = pcaprd_interface_info(in->r, ifid, &info);
+		r = describe(in, ifid, &desc, name, sizeof(name), err);
 		if (r < 0)
-			return errbuf_set(err, r, "%s: record of unknown interface %u", in->name, ifid);
-		r = pcapwr_add_interface(w, info.linktype, info.snaplen, NULL, &in->ifmap[ifid], &inner);
+			return r;
+		r = pcapwr_add_interface_desc(w, &desc, &in->ifmap[ifid], &inner);
 		if (r < 0)
 			return errbuf_set(err, r, "%s: %s", in->name, inner.msg);
 	}
 	*ret = in->ifmap[ifid];
+	return 0;
+}
+
+/* pcapng: notes the time of a packet written on output interface ifid. */
+static int note_span(PcapMerge *m, uint32_t ifid, uint64_t ts_ns)
+{
+	OutSpan *s;
+
+	if (ifid >= m->nspans) {
+		uint32_t cap = ifid + 1 > 2 * m->nspans ? ifid + 1 : 2 * m->nspans;
+		OutSpan *n = realloc(m->spans, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		memset(n + m->nspans, 0, (cap - m->nspans) * sizeof(*n));
+		m->spans = n;
+		m->nspans = cap;
+	}
+	s = &m->spans[ifid];
+	if (!s->seen || ts_ns < s->first_ns)
+		s->first_ns = ts_ns;
+	if (!s->seen || ts_ns > s->last_ns)
+		s->last_ns = ts_ns;
+	s->seen = true;
+	return 0;
+}
+
+/* pcapng: an ISB for every output interface with statistics (the caller's
+ * for the input interface, else the input's own), times defaulting to its
+ * first and last packet. */
+static int write_stats(PcapMerge *m, PcapWriter *w, ErrBuf *err)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		Input *in = &m->in[i];
+
+		for (uint32_t j = 0; j < in->nmap; j++) {
+			PcapInterfaceInfo info;
+			PcapIfStats st = {0};
+			uint32_t o = in->ifmap[j];
+			int r;
+
+			if (o == UINT32_MAX || pcaprd_interface_info(in->r, j, &info) < 0)
+				continue;
+			if (in->note.stats && j < in->note.n_stats)
+				st = in->note.stats[j];
+			if (!st.have)
+				st = info.stats;
+			if (!st.have)
+				continue;
+			if (o < m->nspans && m->spans[o].seen) {
+				if (!(st.have & PCAP_STAT_START)) {
+					st.start_ns = m->spans[o].first_ns;
+					st.have |= PCAP_STAT_START;
+				}
+				if (!(st.have & PCAP_STAT_END)) {
+					st.end_ns = m->spans[o].last_ns;
+					st.have |= PCAP_STAT_END;
+				}
+			}
+			r = pcapwr_set_interface_stats(w, o, &st, err);
+			if (r < 0)
+				return r;
+		}
+	}
 	return 0;
 }
 
@@ -358,6 +485,8 @@ int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err
 	bool flushing = false;
 	MergeStats st = {0};
 	PcapInterfaceInfo first = {.linktype = LINKTYPE_ETHERNET, .snaplen = PCAP_MAX_SNAPLEN};
+	PcapWrInterface iface0;
+	char name0[PCAPWR_MAX_IFNAME + 1];
 	Input *first_in = NULL;
 	int r;
 
@@ -371,6 +500,12 @@ int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err
 				first_in = &m->in[i];
 		cfg.linktype = first.linktype;
 		cfg.snaplen = first.snaplen;
+		if (first_in) {
+			r = describe(first_in, 0, &iface0, name0, sizeof(name0), err);
+			if (r < 0)
+				return r;
+			cfg.iface0 = &iface0;
+		}
 	}
 	r = pcapwr_new(out_fd, &cfg, &w, err);
 	if (r < 0)
@@ -416,6 +551,10 @@ int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err
 			r = out_ifid(in, in->cur.ifid, w, &ifid, err);
 			if (r < 0)
 				goto out;
+			if (m->format == PCAP_FORMAT_PCAPNG && note_span(m, ifid, in->cur.ts_ns) < 0) {
+				r = errbuf_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
 			if (pcaprd_stable(in->r))
 				r = pcapwr_queue(b, ifid, in->cur.ts_ns, in->cur.origlen, &part, 1);
 			else
@@ -453,6 +592,11 @@ int pcapmerge_write(PcapMerge *m, int out_fd, MergeStats *ret_stats, ErrBuf *err
 		goto out;
 	for (int i = 0; i < 2; i++)
 		pcapwr_batch_free(batches[i]);
+	if (m->format == PCAP_FORMAT_PCAPNG) {
+		r = write_stats(m, w, err);
+		if (r < 0)
+			goto out;
+	}
 	/* After finish: it writes the header of an empty merge. */
 	r = pcapwr_finish_at(w, false, &st.bytes, err);
 	w = NULL;

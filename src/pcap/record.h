@@ -6,6 +6,7 @@
  * format it came from or goes to.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* LINKTYPE_* values used by name in pcapd (tcpdump.org/linktypes.html). */
@@ -18,6 +19,23 @@ enum {
 	LINKTYPE_IPV6 = 229,
 	LINKTYPE_LINUX_SLL2 = 276,
 };
+
+/* Whether pcapd knows how to read linktype (one of the above). */
+static inline bool pcap_linktype_known(uint32_t linktype)
+{
+	switch (linktype) {
+	case LINKTYPE_NULL:
+	case LINKTYPE_ETHERNET:
+	case LINKTYPE_RAW:
+	case LINKTYPE_LINUX_SLL:
+	case LINKTYPE_IPV4:
+	case LINKTYPE_IPV6:
+	case LINKTYPE_LINUX_SLL2:
+		return true;
+	default:
+		return false;
+	}
+}
 
 /* Largest caplen pcapd accepts from any input or interface (libpcap's
  * MAXIMUM_SNAPLEN). Larger claims are malformed input. */

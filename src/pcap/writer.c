@@ -6,8 +6,11 @@
  *   pcap:   file header (24) then per record: sec u32, usec|nsec u32, caplen
  *           u32, origlen u32, data.
  *   pcapng: SHB (28 bytes, no options), one IDB per interface (link type,
- *           snaplen, if_name, if_tsresol = 9 so EPB timestamps are ns), then
- *           EPBs: header (28), data, padding to 4, total length (4).
+ *           snaplen, if_name, if_description, if_tsresol: 9 (ns) unless the
+ *           interface asked for a coarser decimal one), then EPBs: header
+ *           (28), data, padding to 4, total length (4), timestamps in their
+ *           interface's units; at the end one ISB per interface with
+ *           statistics (pcapwr_set_interface_stats()).
  *
  * A batch is a list of iovecs. Record headers, padding and spans shorter than
  * PCAPWR_STAGE_MIN are copied into the batch's staging buffer (a fixed
@@ -33,21 +36,15 @@
  * the next batch, all of them: its records may use any of them. The header
  * buffer is on the stack for the usual few interfaces and allocated beyond.
  *
- * Direct mode (PcapWriterConfig.direct, regular files at a 4 KiB-aligned
- * offset, file systems that take O_DIRECT): the page cache is bypassed. On
- * this project's machine buffered writes reach 430 MB/s (writeback) while
- * large O_DIRECT writes reach 2.6 GB/s, and the kernel's copy into the page
- * cache was most of the CPU a capture or a merge spent. A flush copies the
- * header and the batch into one aligned buffer (abuf) behind the bytes carried
- * from the last flush, writes its DIRECT_ALIGN-multiple prefix and carries the
- * rest (< DIRECT_ALIGN bytes) to the next flush. The carried tail is also
- * written where it belongs, through the page cache (O_DIRECT off for that one
- * pwritev): the next direct write covers it again, and the kernel writes back
- * and drops that cached page first, so the two stay coherent. So when a flush
- * returns, the file holds every record flushed, as in buffered mode, and a
- * killed capture keeps them. A failed aligned write truncates to the last
- * whole record that reached the file (file_whole); a failed tail write only
- * leaves the tail to the next flush.
+ * Spool mode (PcapWriterConfig.direct, regular files): batches are copied
+ * into a spool (spool.h), whose writer thread writes them in order, the
+ * aligned middles with O_DIRECT where the file system takes it, so that the
+ * capture thread never waits for the disk and the page cache's copy and
+ * writeback stay out of the way (on this project's machine buffered writes
+ * reach 340-560 MB/s, direct ones 1.3-2.6 GB/s). A batch that fills up before
+ * its flush is copied without being committed; pcapwr_flush() commits: once
+ * the spool's writer has written that job, the file ends there, on a whole
+ * record. A failed write cuts the file back to the last commit point it holds.
  */
 #include "writer.h"
 
@@ -61,6 +58,7 @@
 #include <unistd.h>
 
 #include "pcap/format.h"
+#include "pcap/spool.h"
 
 #define PCAPWR_STAGE_MIN 512u /* spans shorter than this are copied */
 /* Record iovecs per batch by default: with the header slot in front, IOV_MAX
@@ -69,18 +67,20 @@
 #define PCAPWR_MAX_BATCH_IOV (64u * IOV_MAX)
 #define PCAPWR_MAX_PARTS 64u   /* parts of one record */
 #define PCAPWR_HDR_STACK 4096u /* header bytes built on the stack; more are allocated */
-#define DIRECT_ALIGN 4096u     /* O_DIRECT buffer, length and offset alignment */
-#define IFNAME_MAX 64u
-/* Largest IDB: fixed part 16, if_name 4 + 64 (padded), if_tsresol 8,
- * opt_endofopt 4, trailing length 4. */
-#define IDB_MAX (16u + 4u + IFNAME_MAX + 8u + 4u + 4u)
+/* ISB: fixed part 20, up to four 12-byte options, opt_endofopt 4, trailing
+ * length 4. */
+#define ISB_MAX (20u + 4u * 12u + 4u + 4u)
 
 _Static_assert(IOV_MAX == 1024, "a batch plus its header slot is sized for IOV_MAX 1024");
 
 typedef struct WrIface {
 	uint32_t linktype;
 	uint32_t snaplen;
-	char name[IFNAME_MAX]; /* "" = no if_name option */
+	char *name;        /* if_name (owned), or NULL */
+	char *description; /* if_description (owned), or NULL */
+	uint8_t tsresol;   /* pcapng: timestamps in units of 10^-tsresol s */
+	uint64_t ts_div;   /* ns per such unit */
+	PcapIfStats stats; /* written as an ISB by pcapwr_finish() when stats.have */
 } WrIface;
 
 struct PcapWriter {
@@ -100,13 +100,7 @@ struct PcapWriter {
 	WrIface *ifaces;
 	uint32_t nifaces, cap_ifaces;
 	uint32_t ifaces_written; /* pcapng: IDBs already in the file */
-	bool direct;             /* O_DIRECT is on: writes go through abuf */
-	uint8_t *abuf;           /* direct: DIRECT_ALIGN-aligned, abuf_cap bytes */
-	size_t abuf_cap;
-	size_t abuf_len;     /* direct: bytes carried, the last ones of offset */
-	uint64_t file_whole; /* direct: end of the last whole item in the file */
-	bool tail_written;   /* direct: abuf's carried bytes are in the file too */
-	bool direct_lost;    /* direct: fcntl failed to restore O_DIRECT */
+	Spool *spool;            /* spool mode: every write goes through it */
 };
 
 struct PcapBatch {
@@ -119,6 +113,7 @@ struct PcapBatch {
 	size_t *rec_end; /* batch-relative end of each record */
 	size_t nrec, cap_rec;
 	uint32_t *snaplens; /* this batch's copy of the interfaces' snaplens */
+	uint64_t *ts_divs;  /* and of their ns per timestamp unit */
 	uint32_t nsnaplens; /* interfaces copied: refreshed under iflock only when a
 			       record names a newer one, so that queueing takes no
 			       lock shared with other capture threads */
@@ -160,10 +155,6 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 	fl = fcntl(fd, F_GETFL);
 	w->regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pos >= 0 && fl >= 0 && !(fl & O_APPEND);
 	w->base = pos >= 0 ? (uint64_t)pos : 0;
-	/* Direct mode needs O_DIRECT accepted by the file system (else buffered)
-	 * and aligned file offsets. */
-	if (cfg->direct && w->regular && w->base % DIRECT_ALIGN == 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0)
-		w->direct = true;
 	r = pthread_mutex_init(&w->lock, NULL);
 	if (r != 0) {
 		free(w);
@@ -175,7 +166,9 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 		free(w);
 		return errbuf_set(err, -r, "mutex: %s", strerror(r));
 	}
-	if (w->format == PCAP_FORMAT_PCAPNG) {
+	if (w->format == PCAP_FORMAT_PCAPNG && cfg->iface0) {
+		r = pcapwr_add_interface_desc(w, cfg->iface0, &ifid, err);
+	} else if (w->format == PCAP_FORMAT_PCAPNG) {
 		r = pcapwr_add_interface(w, cfg->linktype, cfg->snaplen, cfg->ifname, &ifid, err);
 	} else {
 		w->ifaces = calloc(1, sizeof(*w->ifaces));
@@ -185,6 +178,13 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
 			w->ifaces[0].snaplen = cfg->snaplen;
 			w->nifaces = w->cap_ifaces = 1;
 		}
+	}
+	/* Spool mode on regular files; O_DIRECT where the file system takes it
+	 * (else the spool writes through the page cache). */
+	if (r == 0 && cfg->direct && w->regular) {
+		SpoolConfig sc = {.io = w->io, .direct = true};
+
+		r = spool_new(fd, w->base, &sc, &w->spool, err);
 	}
 	if (r < 0) {
 		pcapwr_free(w);
@@ -198,28 +198,49 @@ void pcapwr_free(PcapWriter *w)
 {
 	if (!w)
 		return;
+	spool_free(w->spool);
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->iflock);
+	for (uint32_t i = 0; i < w->nifaces; i++) {
+		free(w->ifaces[i].name);
+		free(w->ifaces[i].description);
+	}
 	free(w->ifaces);
-	free(w->abuf);
 	free(w);
 }
 
-int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, const char *ifname, uint32_t *ret_ifid,
-			 ErrBuf *err)
+/* A copy of an option string of at most max bytes, or NULL for none. */
+static int dup_opt(const char *what, const char *v, size_t max, char **ret, ErrBuf *err)
 {
+	size_t len;
+
+	*ret = NULL;
+	if (!v || !*v)
+		return 0;
+	len = strnlen(v, max + 1);
+	if (len > max)
+		return errbuf_set(err, -ENAMETOOLONG, "%s longer than %zu bytes", what, max);
+	*ret = strndup(v, len);
+	return *ret ? 0 : errbuf_set(err, -ENOMEM, "out of memory");
+}
+
+int pcapwr_add_interface_desc(PcapWriter *w, const PcapWrInterface *d, uint32_t *ret_ifid, ErrBuf *err)
+{
+	WrIface ifc = {.linktype = d->linktype, .snaplen = d->snaplen};
 	int r = 0;
 
-	if (snaplen == 0 || snaplen > PCAP_MAX_SNAPLEN)
-		return errbuf_set(err, -EINVAL, "snaplen %u is outside 1..%u", snaplen, PCAP_MAX_SNAPLEN);
+	if (d->snaplen == 0 || d->snaplen > PCAP_MAX_SNAPLEN)
+		return errbuf_set(err, -EINVAL, "snaplen %u is outside 1..%u", d->snaplen, PCAP_MAX_SNAPLEN);
+	if (d->tsresol > 9)
+		return errbuf_set(err, -EINVAL, "tsresol %u is outside 0..9", d->tsresol);
 	pthread_mutex_lock(&w->iflock);
 	if (w->format != PCAP_FORMAT_PCAPNG) {
-		if (linktype != w->ifaces[0].linktype)
+		if (d->linktype != w->ifaces[0].linktype)
 			r = errbuf_set(err, -EPROTOTYPE, "classic pcap holds one link type (%u), not also %u",
-				       w->ifaces[0].linktype, linktype);
-		else if (snaplen > w->ifaces[0].snaplen)
+				       w->ifaces[0].linktype, d->linktype);
+		else if (d->snaplen > w->ifaces[0].snaplen)
 			r = errbuf_set(err, -EPROTOTYPE, "classic pcap snaplen %u is below %u", w->ifaces[0].snaplen,
-				       snaplen);
+				       d->snaplen);
 		else
 			*ret_ifid = 0;
 		goto out;
@@ -239,20 +260,43 @@ int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, con
 		w->ifaces = n;
 		w->cap_ifaces = cap;
 	}
-	memset(&w->ifaces[w->nifaces], 0, sizeof(WrIface));
-	w->ifaces[w->nifaces].linktype = linktype;
-	w->ifaces[w->nifaces].snaplen = snaplen;
-	if (ifname) {
-		size_t len = strnlen(ifname, IFNAME_MAX);
-
-		if (len >= IFNAME_MAX) {
-			r = errbuf_set(err, -ENAMETOOLONG, "interface name longer than %u bytes", IFNAME_MAX - 1);
-			goto out;
-		}
-		memcpy(w->ifaces[w->nifaces].name, ifname, len);
+	ifc.tsresol = (uint8_t)(d->tsresol ? d->tsresol : 9);
+	ifc.ts_div = 1;
+	for (unsigned i = ifc.tsresol; i < 9; i++)
+		ifc.ts_div *= 10;
+	r = dup_opt("interface name", d->name, PCAPWR_MAX_IFNAME, &ifc.name, err);
+	if (r == 0)
+		r = dup_opt("interface description", d->description, PCAPWR_MAX_IFDESC, &ifc.description, err);
+	if (r < 0) {
+		free(ifc.name);
+		goto out;
 	}
+	w->ifaces[w->nifaces] = ifc;
 	*ret_ifid = w->nifaces++;
 out:
+	pthread_mutex_unlock(&w->iflock);
+	return r;
+}
+
+int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, const char *ifname, uint32_t *ret_ifid,
+			 ErrBuf *err)
+{
+	PcapWrInterface d = {.linktype = linktype, .snaplen = snaplen, .name = ifname};
+
+	return pcapwr_add_interface_desc(w, &d, ret_ifid, err);
+}
+
+int pcapwr_set_interface_stats(PcapWriter *w, uint32_t ifid, const PcapIfStats *st, ErrBuf *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&w->iflock);
+	if (w->format != PCAP_FORMAT_PCAPNG)
+		r = errbuf_set(err, -EPROTOTYPE, "classic pcap has no interface statistics");
+	else if (ifid >= w->nifaces)
+		r = errbuf_set(err, -ENOENT, "no interface %u", ifid);
+	else
+		w->ifaces[ifid].stats = *st;
 	pthread_mutex_unlock(&w->iflock);
 	return r;
 }
@@ -267,27 +311,89 @@ static void put32(uint8_t *p, uint32_t v)
 	memcpy(p, &v, sizeof(v));
 }
 
-/* IDB for iface into p (room for its size); returns the size. */
+static size_t opt_size(const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	return n ? 4 + n + pad4(n) : 0;
+}
+
+/* Bytes of iface's IDB. */
+static size_t idb_size(const WrIface *ifc)
+{
+	return 16 + opt_size(ifc->name) + opt_size(ifc->description) + 8 + 4 + 4;
+}
+
+static size_t put_opt(uint8_t *p, uint16_t code, const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	if (!n)
+		return 0;
+	put16(p, code);
+	put16(p + 2, (uint16_t)n);
+	memcpy(p + 4, v, n);
+	memset(p + 4 + n, 0, pad4(n));
+	return 4 + n + pad4(n);
+}
+
+/* IDB for iface into p (idb_size() of room); returns the size. */
 static size_t build_idb(uint8_t *p, const WrIface *ifc)
 {
-	size_t namelen = strlen(ifc->name), o = 16;
+	size_t o = 16;
 
 	put32(p, NG_IDB);
 	put16(p + 8, (uint16_t)ifc->linktype);
 	put16(p + 10, 0);
 	put32(p + 12, ifc->snaplen);
-	if (namelen) {
-		put16(p + o, NG_OPT_IF_NAME);
-		put16(p + o + 2, (uint16_t)namelen);
-		memcpy(p + o + 4, ifc->name, namelen);
-		memset(p + o + 4 + namelen, 0, pad4(namelen));
-		o += 4 + namelen + pad4(namelen);
-	}
-	put16(p + o, NG_OPT_IF_TSRESOL); /* 10^-9 s */
+	o += put_opt(p + o, NG_OPT_IF_NAME, ifc->name);
+	o += put_opt(p + o, NG_OPT_IF_DESCRIPTION, ifc->description);
+	put16(p + o, NG_OPT_IF_TSRESOL); /* 10^-tsresol s */
 	put16(p + o + 2, 1);
 	put32(p + o + 4, 0);
-	p[o + 4] = 9;
+	p[o + 4] = ifc->tsresol;
 	o += 8;
+	put32(p + o, NG_OPT_ENDOFOPT);
+	o += 4;
+	put32(p + 4, (uint32_t)(o + 4));
+	put32(p + o, (uint32_t)(o + 4));
+	return o + 4;
+}
+
+static size_t put_isb_opt(uint8_t *p, uint16_t code, uint64_t v, bool ts)
+{
+	put16(p, code);
+	put16(p + 2, 8);
+	if (ts) {
+		put32(p + 4, (uint32_t)(v >> 32));
+		put32(p + 8, (uint32_t)v);
+	} else {
+		memcpy(p + 4, &v, sizeof(v));
+	}
+	return 12;
+}
+
+/* ISB of interface ifid into p (ISB_MAX of room); returns the size. The
+ * block's timestamp is the end time, or the start time, or 0. */
+static size_t build_isb(uint8_t *p, uint32_t ifid, const WrIface *ifc)
+{
+	const PcapIfStats *st = &ifc->stats;
+	uint64_t ts = st->have & PCAP_STAT_END ? st->end_ns : st->have & PCAP_STAT_START ? st->start_ns : 0;
+	size_t o = 20;
+
+	ts /= ifc->ts_div;
+	put32(p, NG_ISB);
+	put32(p + 8, ifid);
+	put32(p + 12, (uint32_t)(ts >> 32));
+	put32(p + 16, (uint32_t)ts);
+	if (st->have & PCAP_STAT_START)
+		o += put_isb_opt(p + o, NG_OPT_ISB_STARTTIME, st->start_ns / ifc->ts_div, true);
+	if (st->have & PCAP_STAT_END)
+		o += put_isb_opt(p + o, NG_OPT_ISB_ENDTIME, st->end_ns / ifc->ts_div, true);
+	if (st->have & PCAP_STAT_IFRECV)
+		o += put_isb_opt(p + o, NG_OPT_ISB_IFRECV, st->ifrecv, false);
+	if (st->have & PCAP_STAT_IFDROP)
+		o += put_isb_opt(p + o, NG_OPT_ISB_IFDROP, st->ifdrop, false);
 	put32(p + o, NG_OPT_ENDOFOPT);
 	o += 4;
 	put32(p + 4, (uint32_t)(o + 4));
@@ -303,7 +409,9 @@ static size_t header_size(const PcapWriter *w)
 
 	if (w->format != PCAP_FORMAT_PCAPNG)
 		return w->header_written ? 0 : PCAP_FILE_HDR;
-	n = (size_t)(w->nifaces - w->ifaces_written) * IDB_MAX;
+	n = 0;
+	for (uint32_t i = w->ifaces_written; i < w->nifaces; i++)
+		n += idb_size(&w->ifaces[i]);
 	return w->header_written ? n : NG_MIN_SHB + n;
 }
 
@@ -370,6 +478,7 @@ void pcapwr_batch_free(PcapBatch *b)
 	free(b->stage);
 	free(b->rec_end);
 	free(b->snaplens);
+	free(b->ts_divs);
 	free(b);
 }
 
@@ -381,150 +490,31 @@ static void reset(PcapBatch *b)
 	b->nrec = 0;
 }
 
-/* Direct mode: the end of the last whole item at or before file offset limit
- * (relative to base), counting the header and the batch about to be written
- * behind offset. */
-static uint64_t whole_before(const PcapWriter *w, const PcapBatch *b, size_t hlen, uint64_t limit)
-{
-	uint64_t whole = w->file_whole, l0 = w->offset;
-
-	if (l0 <= limit)
-		whole = l0;
-	if (hlen && l0 + hlen <= limit)
-		whole = l0 + hlen;
-	for (size_t i = 0; i < b->nrec && l0 + hlen + b->rec_end[i] <= limit; i++)
-		whole = l0 + hlen + b->rec_end[i];
-	return whole;
-}
-
-static int abuf_reserve(PcapWriter *w, size_t need)
-{
-	size_t cap = w->abuf_cap ? w->abuf_cap : w->batch_bytes + PCAP_MAX_SNAPLEN + 2 * DIRECT_ALIGN;
-	void *n;
-
-	if (need <= w->abuf_cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	cap = (cap + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-	if (posix_memalign(&n, DIRECT_ALIGN, cap) != 0)
-		return -ENOMEM;
-	if (w->abuf_len)
-		memcpy(n, w->abuf, w->abuf_len);
-	free(w->abuf);
-	w->abuf = n;
-	w->abuf_cap = cap;
-	return 0;
-}
-
-/* Direct mode: the carried tail abuf[0, abuf_len), which belongs at file
- * offset base + at, written through the page cache. Best effort: on failure
- * the bytes stay carried and the next flush or pcapwr_finish() writes them. */
-static void write_tail(PcapWriter *w, uint64_t at)
-{
-	struct iovec iov = {w->abuf, w->abuf_len};
-	int fl = fcntl(w->fd, F_GETFL);
-
-	if (w->abuf_len == 0 || fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return;
-	w->tail_written = w->io->pwritev(w->io, w->fd, &iov, 1, (off_t)(w->base + at)) == (ssize_t)w->abuf_len;
-	if (fcntl(w->fd, F_SETFL, fl) < 0)
-		w->direct_lost = true; /* O_DIRECT could not be turned back on */
-}
-
-/* Direct mode: the carried bytes, hdr and the batch into abuf; the aligned
- * prefix written with O_DIRECT, the rest carried and written as a tail. */
-static int flush_direct(PcapBatch *b, const uint8_t *hdr, size_t hlen, uint32_t nifaces, ErrBuf *err)
+/* Spool mode: the header and the batch copied into the spool; committed
+ * when the caller flushes (not when the batch merely filled up). */
+static int flush_spool(PcapBatch *b, const uint8_t *hdr, size_t hlen, uint32_t nifaces, bool commit, ErrBuf *err)
 {
 	PcapWriter *w = b->w;
-	uint64_t start = w->offset - w->abuf_len; /* the file's end, relative to base */
-	size_t o, n, written = 0;
-	struct iovec iov;
-	int r;
+	int r = 0;
 
-	r = abuf_reserve(w, w->abuf_len + hlen + b->bytes);
-	if (r < 0)
-		return errbuf_set(err, r, "out of memory");
-	o = w->abuf_len;
 	if (hlen)
-		memcpy(w->abuf + o, hdr, hlen);
-	o += hlen;
-	for (unsigned i = 1; i <= b->niov; i++) {
-		memcpy(w->abuf + o, b->iov[i].iov_base, b->iov[i].iov_len);
-		o += b->iov[i].iov_len;
+		r = spool_append(w->spool, hdr, hlen, err);
+	if (r == 0)
+		r = spool_appendv(w->spool, b->iov + 1, (int)b->niov, err);
+	if (r == 0 && commit)
+		r = spool_commit(w->spool, err);
+	if (r < 0) {
+		w->failed = true;
+		w->offset = spool_whole(w->spool);
+		return r;
 	}
-	n = o & ~(size_t)(DIRECT_ALIGN - 1);
-	if (n) {
-		iov.iov_base = w->abuf;
-		iov.iov_len = n;
-		r = io_writev_all(w->io, w->fd, &iov, 1, &written);
-		if (r < 0) {
-			uint64_t whole = whole_before(w, b, hlen, start + written);
-
-			w->failed = true;
-			w->abuf_len = 0;
-			if (whole != start + written) {
-				int t = w->io->ftruncate(w->io, w->fd, (off_t)(w->base + whole));
-
-				if (t < 0)
-					return errbuf_set(
-						err, r,
-						"write failed (%s) and truncating back to whole records failed (%s)",
-						strerror(-r), strerror(-t));
-			}
-			w->offset = whole;
-			return errbuf_set(err, r, "write failed: %s", strerror(-r));
-		}
-		memmove(w->abuf, w->abuf + n, o - n);
-	}
-	w->abuf_len = o - n;
-	w->file_whole = whole_before(w, b, hlen, start + n);
 	w->offset += hlen + b->bytes;
 	w->header_written = true;
 	w->ifaces_written = nifaces;
-	w->tail_written = false;
-	write_tail(w, start + n);
-	if (w->direct_lost) {
-		w->failed = true;
-		return errbuf_set(err, -EIO, "O_DIRECT could not be turned back on");
-	}
-	if (w->tail_written)
-		w->file_whole = w->offset;
 	return 0;
 }
 
-/* Direct mode, at the end: the carried tail is not a multiple of DIRECT_ALIGN,
- * so O_DIRECT goes off for it. */
-static int finish_direct(PcapWriter *w, ErrBuf *err)
-{
-	struct iovec iov = {w->abuf, w->abuf_len};
-	size_t written = 0;
-	int fl, r;
-
-	/* Written again even when write_tail() put it in the file: through the
-	 * descriptor, so that its position ends at the end of the file. */
-	if (w->abuf_len == 0)
-		return 0;
-	fl = fcntl(w->fd, F_GETFL);
-	if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) < 0)
-		return errbuf_errno(err, "turning O_DIRECT off for the last %zu bytes", w->abuf_len);
-	w->direct = false;
-	r = io_writev_all(w->io, w->fd, &iov, 1, &written);
-	if (r < 0) {
-		uint64_t start = w->offset - w->abuf_len;
-
-		w->failed = true;
-		if (w->io->ftruncate(w->io, w->fd, (off_t)(w->base + w->file_whole)) == 0)
-			w->offset = w->file_whole;
-		else
-			w->offset = start + written;
-		return errbuf_set(err, r, "write failed: %s", strerror(-r));
-	}
-	w->abuf_len = 0;
-	return 0;
-}
-
-static int flush_locked(PcapBatch *b, ErrBuf *err)
+static int flush_locked(PcapBatch *b, bool commit, ErrBuf *err)
 {
 	PcapWriter *w = b->w;
 	uint8_t stack_hdr[PCAPWR_HDR_STACK], *hdr = stack_hdr, *heap_hdr = NULL;
@@ -548,10 +538,10 @@ static int flush_locked(PcapBatch *b, ErrBuf *err)
 	if (hlen)
 		hlen = build_header(w, hdr, &nifaces);
 	pthread_mutex_unlock(&w->iflock);
-	if (hlen == 0 && b->niov == 0)
+	if (hlen == 0 && b->niov == 0 && !(w->spool && commit))
 		return 0;
-	if (w->direct) {
-		r = flush_direct(b, hdr, hlen, nifaces, err);
+	if (w->spool) {
+		r = flush_spool(b, hdr, hlen, nifaces, commit, err);
 		free(heap_hdr);
 		return r;
 	}
@@ -591,15 +581,22 @@ static int flush_locked(PcapBatch *b, ErrBuf *err)
 	return errbuf_set(err, r, "write failed: %s", strerror(-r));
 }
 
-int pcapwr_flush(PcapBatch *b, ErrBuf *err)
+/* commit: the caller's flush (whole records for the file); not for a batch
+ * that merely filled up. */
+static int flush(PcapBatch *b, bool commit, ErrBuf *err)
 {
 	int r;
 
 	pthread_mutex_lock(&b->w->lock);
-	r = flush_locked(b, err);
+	r = flush_locked(b, commit, err);
 	pthread_mutex_unlock(&b->w->lock);
 	reset(b);
 	return r;
+}
+
+int pcapwr_flush(PcapBatch *b, ErrBuf *err)
+{
+	return flush(b, true, err);
 }
 
 /* Appends n bytes to the staging area, extending the last iovec when it ends
@@ -629,9 +626,10 @@ static void refer(PcapBatch *b, const void *p, size_t n)
 	b->bytes += n;
 }
 
-/* The snaplen of interface ifid. Interfaces are only ever added and never
- * change, so the batch's copy is refreshed only for an id it has not seen. */
-static int iface_snaplen(PcapBatch *b, uint32_t ifid, uint32_t *ret)
+/* The snaplen and timestamp divisor of interface ifid. Interfaces are only
+ * ever added and never change, so the batch's copy is refreshed only for an
+ * id it has not seen. */
+static int iface_params(PcapBatch *b, uint32_t ifid, uint32_t *ret_snaplen, uint64_t *ret_div)
 {
 	PcapWriter *w = b->w;
 	int r = 0;
@@ -642,13 +640,19 @@ static int iface_snaplen(PcapBatch *b, uint32_t ifid, uint32_t *ret)
 			r = -ENOENT;
 		} else {
 			uint32_t *n = realloc(b->snaplens, w->nifaces * sizeof(*n));
+			uint64_t *d = n ? realloc(b->ts_divs, w->nifaces * sizeof(*d)) : NULL;
 
-			if (!n) {
+			if (n)
+				b->snaplens = n;
+			if (d)
+				b->ts_divs = d;
+			if (!n || !d) {
 				r = -ENOMEM;
 			} else {
-				for (uint32_t i = b->nsnaplens; i < w->nifaces; i++)
+				for (uint32_t i = b->nsnaplens; i < w->nifaces; i++) {
 					n[i] = w->ifaces[i].snaplen;
-				b->snaplens = n;
+					d[i] = w->ifaces[i].ts_div ? w->ifaces[i].ts_div : 1;
+				}
 				b->nsnaplens = w->nifaces;
 			}
 		}
@@ -656,7 +660,8 @@ static int iface_snaplen(PcapBatch *b, uint32_t ifid, uint32_t *ret)
 		if (r < 0)
 			return r;
 	}
-	*ret = b->snaplens[ifid];
+	*ret_snaplen = b->snaplens[ifid];
+	*ret_div = b->ts_divs[ifid];
 	return 0;
 }
 
@@ -667,6 +672,7 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 	uint8_t hdr[NG_EPB_HDR];
 	size_t caplen = 0, hlen, staged, tail;
 	uint32_t snaplen;
+	uint64_t div;
 	int r;
 
 	if (nparts > PCAPWR_MAX_PARTS)
@@ -675,11 +681,11 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 		/* Room first: a full batch is written before the record is added,
 		 * so a caller that checks pcapwr_batch_full() after each queue can
 		 * hand the batch to another thread instead. */
-		r = pcapwr_flush(b, NULL);
+		r = flush(b, false, NULL);
 		if (r < 0)
 			return r;
 	}
-	r = iface_snaplen(b, ifid, &snaplen);
+	r = iface_params(b, ifid, &snaplen, &div);
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < nparts; i++) {
@@ -690,12 +696,13 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 
 	if (w->format == PCAP_FORMAT_PCAPNG) {
 		uint32_t total = (uint32_t)(NG_EPB_HDR + caplen + pad4(caplen) + 4);
+		uint64_t t = div == 1 ? ts_ns : ts_ns / div;
 
 		put32(hdr, NG_EPB);
 		put32(hdr + 4, total);
 		put32(hdr + 8, ifid);
-		put32(hdr + 12, (uint32_t)(ts_ns >> 32));
-		put32(hdr + 16, (uint32_t)ts_ns);
+		put32(hdr + 12, (uint32_t)(t >> 32));
+		put32(hdr + 16, (uint32_t)t);
 		put32(hdr + 20, (uint32_t)caplen);
 		put32(hdr + 24, origlen);
 		hlen = NG_EPB_HDR;
@@ -713,7 +720,7 @@ static int queue(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t origlen, 
 	staged = hlen + tail + caplen; /* an upper bound */
 	/* Worst case iovecs: header, each part, tail. */
 	if (b->stage_len + staged > b->stage_cap || b->niov + 2 + nparts > b->w->batch_iov) {
-		r = pcapwr_flush(b, NULL);
+		r = flush(b, false, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -764,23 +771,95 @@ int pcapwr_queue_copy(PcapBatch *b, uint32_t ifid, uint64_t ts_ns, uint32_t orig
 	return queue(b, ifid, ts_ns, origlen, parts, nparts, true);
 }
 
+int pcapwr_sync(PcapWriter *w, ErrBuf *err)
+{
+	int r = 0;
+
+	if (!w->spool)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	r = spool_sync(w->spool, err);
+	if (r < 0) {
+		w->failed = true;
+		w->offset = spool_whole(w->spool);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+bool pcapwr_spooled(const PcapWriter *w, bool *ret_direct)
+{
+	if (ret_direct)
+		*ret_direct = w->spool && spool_direct(w->spool);
+	return w->spool != NULL;
+}
+
 uint64_t pcapwr_offset(const PcapWriter *w)
 {
 	return w->offset;
 }
 
+/* pcapng: the ISBs of interfaces with statistics, in a new buffer (*ret NULL
+ * when there is none). */
+static int build_isbs(PcapWriter *w, uint8_t **ret, size_t *ret_len)
+{
+	size_t n = 0, o = 0;
+	uint8_t *p;
+
+	*ret = NULL;
+	*ret_len = 0;
+	if (w->format != PCAP_FORMAT_PCAPNG)
+		return 0;
+	pthread_mutex_lock(&w->iflock);
+	for (uint32_t i = 0; i < w->nifaces; i++)
+		if (w->ifaces[i].stats.have)
+			n++;
+	p = n ? malloc(n * ISB_MAX) : NULL;
+	for (uint32_t i = 0; p && i < w->nifaces; i++)
+		if (w->ifaces[i].stats.have)
+			o += build_isb(p + o, i, &w->ifaces[i]);
+	pthread_mutex_unlock(&w->iflock);
+	if (n && !p)
+		return -ENOMEM;
+	*ret = p;
+	*ret_len = o;
+	return 0;
+}
+
 int pcapwr_finish_at(PcapWriter *w, bool fsync, uint64_t *ret_offset, ErrBuf *err)
 {
 	PcapBatch empty = {.w = w};
-	struct iovec iov[1];
+	struct iovec iov[2];
+	uint8_t *isbs = NULL;
+	size_t isb_len = 0;
 	uint64_t offset;
 	int r;
 
-	empty.iov = iov; /* slot 0 only: header bytes */
+	/* Slot 0: header bytes; slot 1: the statistics blocks, after every
+	 * record (they describe the whole capture). */
+	empty.iov = iov;
+	if (build_isbs(w, &isbs, &isb_len) < 0) {
+		pcapwr_free(w);
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	if (isb_len) {
+		empty.niov = 1;
+		iov[1].iov_base = isbs;
+		iov[1].iov_len = isb_len;
+		empty.bytes = isb_len;
+	}
 	pthread_mutex_lock(&w->lock);
-	r = flush_locked(&empty, err);
-	if (r == 0 && w->direct)
-		r = finish_direct(w, err);
+	r = flush_locked(&empty, true, err);
+	free(isbs);
+	if (r == 0 && w->spool) {
+		uint64_t end = 0;
+
+		r = spool_finish(w->spool, fsync, &end, err);
+		/* As a plain write would leave it: the position at the end. */
+		if (r == 0 && lseek(w->fd, (off_t)(w->base + end), SEEK_SET) < 0)
+			r = errbuf_errno(err, "seeking to the end of the file");
+		fsync = false;
+	}
 	if (r == 0 && fsync) {
 		r = w->io->fsync(w->io, w->fd);
 		if (r < 0)

@@ -6,19 +6,27 @@
  * queued as spans that point at the caller's memory (ring blocks, mapped input;
  * small spans are copied into a staging area) and a flush hands the whole batch
  * to one writev() — at least 256 KiB per system call when traffic allows, never
- * one system call per packet. Direct mode writes the same batches with O_DIRECT
- * from one aligned buffer, past the page cache.
+ * one system call per packet. Spool mode (direct) copies the batches into a
+ * spool (spool.h) whose writer thread writes them, past the page cache where
+ * the file system allows, while the caller goes on.
  *
  * Invariants:
  *  - the file holds only whole records at every moment a flush returns: when a
  *    write fails part way on a regular file, the file is truncated back to the
  *    end of its last whole record (the writer may start at any offset of the
  *    file: bytes before it are kept); on a pipe, or a file opened O_APPEND or
- *    whose offset is unknown, nothing is truncated and the error is returned;
+ *    whose offset is unknown, nothing is truncated and the error is returned.
+ *    Spool mode: a flush returns once its records are copied and queued; the
+ *    file holds them whole as soon as the spool's writer has written them (in
+ *    order, one job's write time later; pcapwr_finish() waits for all). A
+ *    failed write cuts the file back to the last flush it holds entirely and
+ *    shows as the error of a later flush or of pcapwr_finish();
  *  - memory behind queued spans must stay valid until the next pcapwr_flush()
  *    (or pcapwr_finish()) returns; queueing may flush early, which only reads
  *    spans already queued;
- *  - the writer never closes or seeks the descriptor it was given.
+ *  - the writer never closes the descriptor it was given and seeks it only in
+ *    spool mode, once, at pcapwr_finish(): to the end of the file, where plain
+ *    writes would have left it (spool writes are positional).
  *
  * Threads: each thread that writes uses its own PcapBatch (a batch is never
  * shared). pcapwr_flush(), pcapwr_add_interface() and pcapwr_finish() may be
@@ -34,6 +42,7 @@
 
 #include "common/io.h"
 #include "common/util.h"
+#include "pcap/decode.h"
 #include "pcap/record.h"
 
 #define PCAPWR_DEFAULT_BATCH (1024u * 1024) /* bytes queued before a batch is written */
@@ -41,19 +50,33 @@
 typedef struct PcapWriter PcapWriter;
 typedef struct PcapBatch PcapBatch;
 
+#define PCAPWR_MAX_IFNAME 256u  /* bytes of a pcapng if_name */
+#define PCAPWR_MAX_IFDESC 1024u /* bytes of a pcapng if_description */
+
+/* A pcapng interface as the output describes it. */
+typedef struct PcapWrInterface {
+	uint32_t linktype;
+	uint32_t snaplen;        /* 1..PCAP_MAX_SNAPLEN */
+	const char *name;        /* if_name, or NULL; at most PCAPWR_MAX_IFNAME bytes */
+	const char *description; /* if_description, or NULL; at most PCAPWR_MAX_IFDESC bytes */
+	unsigned tsresol;        /* timestamps in units of 10^-tsresol s, 1..9; 0 = 9 (ns) */
+} PcapWrInterface;
+
 typedef struct PcapWriterConfig {
 	PcapFormat format;
-	uint32_t linktype;  /* interface 0 */
-	uint32_t snaplen;   /* interface 0; 1..PCAP_MAX_SNAPLEN */
-	const char *ifname; /* interface 0 name for pcapng if_name, or NULL */
-	size_t batch_bytes; /* 0 = PCAPWR_DEFAULT_BATCH */
-	unsigned batch_iov; /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
-			       batch is one writev(). More means fewer, larger batches written
-			       in several writev() calls: for a writer fed by another thread */
-	bool direct;        /* bypass the page cache with O_DIRECT where the file allows
-			       (regular file, aligned start, file system support; else
-			       ignored); the invariants above hold alike. See writer.c. */
-	const IoOps *io;    /* NULL = io_posix */
+	uint32_t linktype;             /* interface 0 */
+	uint32_t snaplen;              /* interface 0; 1..PCAP_MAX_SNAPLEN */
+	const char *ifname;            /* interface 0 name for pcapng if_name, or NULL */
+	const PcapWrInterface *iface0; /* pcapng: interface 0 in full (overrides linktype, snaplen
+					  and ifname), or NULL */
+	size_t batch_bytes;            /* 0 = PCAPWR_DEFAULT_BATCH */
+	unsigned batch_iov;            /* record iovecs per batch, 67..65536; 0 = IOV_MAX - 1, so that a
+					  batch is one writev(). More means fewer, larger batches written
+					  in several writev() calls: for a writer fed by another thread */
+	bool direct;                   /* spool mode on a regular file (else ignored): a writer thread,
+					  O_DIRECT where the file system takes it and the start is
+					  aligned, preallocation. See spool.c. */
+	const IoOps *io;               /* NULL = io_posix */
 } PcapWriterConfig;
 
 /* Prepares a writer for fd; the file header is written with the first flush. */
@@ -62,6 +85,14 @@ int pcapwr_new(int fd, const PcapWriterConfig *cfg, PcapWriter **ret, ErrBuf *er
  * the link type of interface 0 (then *ret_ifid = 0); another is -EPROTOTYPE. */
 int pcapwr_add_interface(PcapWriter *w, uint32_t linktype, uint32_t snaplen, const char *ifname, uint32_t *ret_ifid,
 			 ErrBuf *err);
+
+/* pcapwr_add_interface() with every IDB field: -ENAMETOOLONG for a name or
+ * description over its bound (err names it). */
+int pcapwr_add_interface_desc(PcapWriter *w, const PcapWrInterface *desc, uint32_t *ret_ifid, ErrBuf *err);
+/* pcapng: statistics of interface ifid, written as an Interface Statistics
+ * Block after the last record by pcapwr_finish() (a later call replaces).
+ * Classic pcap: -EPROTOTYPE. */
+int pcapwr_set_interface_stats(PcapWriter *w, uint32_t ifid, const PcapIfStats *stats, ErrBuf *err);
 
 /* A batch bound to w; each thread that writes uses its own. */
 int pcapwr_batch_new(PcapWriter *w, PcapBatch **ret);
@@ -84,7 +115,14 @@ bool pcapwr_batch_full(const PcapBatch *b);
  * pcapng interfaces added since the last flush. */
 int pcapwr_flush(PcapBatch *b, ErrBuf *err);
 
-/* Bytes of whole records and headers written to the file so far. */
+/* Spool mode: waits until every flushed record is in the file (else 0 at
+ * once). Returns a failed write's error. */
+int pcapwr_sync(PcapWriter *w, ErrBuf *err);
+/* Whether the writer spools (a writer thread), and whether O_DIRECT is on. */
+bool pcapwr_spooled(const PcapWriter *w, bool *ret_direct);
+
+/* Bytes of whole records and headers written to the file so far (spool mode:
+ * flushed, written or not yet). */
 uint64_t pcapwr_offset(const PcapWriter *w);
 /* Writes the header if nothing was written yet (an empty capture is a valid
  * file), optionally fsyncs, frees w. Does not close the descriptor. Every batch

@@ -41,6 +41,8 @@ typedef struct Sink {
 	void *progress_ctx;
 } Sink;
 
+#define STREAM_TRAILER "pcapd-stream-end" /* the live stream's end (a trailer) */
+
 static int fail(ClientError *err, ClientErrorKind kind, int code, long status, const char *fmt, ...) PCAPD_PRINTF(5, 6);
 
 static int fail(ClientError *err, ClientErrorKind kind, int code, long status, const char *fmt, ...)
@@ -286,23 +288,27 @@ int client_call(Client *c, const char *method, const char *path, json_t *body, j
 	return r;
 }
 
-int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
-		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err)
+/* GET of a capture file into sink's fd (accept: its type); an error answer
+ * (or JSON where a file was due) becomes the envelope's words. trailer (may
+ * be NULL) gets the value of the answer's STREAM_TRAILER field, "" when it
+ * sent none. */
+static int get_file(Client *c, const char *path, const char *accept, Sink *sink, const char *out_name, char *trailer,
+		    size_t trailer_cap, uint64_t *ret_bytes, ClientError *err)
 {
-	Sink sink = {.fd = fd, .progress = progress, .progress_ctx = progress_ctx};
 	HttpcRequest q = {
 		.method = "GET",
 		.write = sink_write,
-		.write_ctx = &sink,
+		.write_ctx = sink,
 		.stream_if = stream_pcap,
 		.max_body = CLIENT_MAX_ERROR_BODY,
 		.stall_ms = DOWNLOAD_STALL_MS,
 	};
 	HttpcResponse resp;
+	const char *end;
 	long status;
 	int r;
 
-	r = perform(c, &q, path, "application/vnd.tcpdump.pcap", &sink, out_name, &resp, err);
+	r = perform(c, &q, path, accept, sink, out_name, &resp, err);
 	if (r < 0)
 		return r;
 	status = resp.status;
@@ -320,10 +326,37 @@ int client_download(Client *c, const char *path, int fd, const char *out_name, C
 		httpc_response_done(&resp);
 		return r;
 	}
+	/* libcurl hands trailers to the header callback: httpc keeps them. */
+	end = httpc_header(&resp, STREAM_TRAILER);
+	if (trailer && trailer_cap) {
+		size_t len = end ? strlen(end) : 0;
+
+		if (len >= trailer_cap)
+			len = trailer_cap - 1;
+		memcpy(trailer, end ? end : "", len);
+		trailer[len] = '\0';
+	}
 	httpc_response_done(&resp);
 	if (ret_bytes)
-		*ret_bytes = sink.bytes;
+		*ret_bytes = sink->bytes;
 	return 0;
+}
+
+int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
+		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err)
+{
+	Sink sink = {.fd = fd, .progress = progress, .progress_ctx = progress_ctx};
+
+	return get_file(c, path, "application/vnd.tcpdump.pcap", &sink, out_name, NULL, 0, ret_bytes, err);
+}
+
+int client_stream(Client *c, const char *path, int fd, const char *out_name, uint64_t *ret_bytes, char *ret_end,
+		  size_t end_cap, ClientError *err)
+{
+	Sink sink = {.fd = fd};
+
+	ret_end[0] = '\0';
+	return get_file(c, path, "application/x-pcapng", &sink, out_name, ret_end, end_cap, ret_bytes, err);
 }
 
 /* The first line of a non-JSON body, at most 200 bytes, or a generic message. */

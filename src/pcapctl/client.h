@@ -76,6 +76,13 @@ typedef void (*ClientProgressFn)(void *ctx, uint64_t bytes);
 int client_download(Client *c, const char *path, int fd, const char *out_name, ClientProgressFn progress,
 		    void *progress_ctx, uint64_t *ret_bytes, ClientError *err);
 
+/* client_download of a live stream (Accept: application/x-pcapng): the body
+ * goes to fd until the stream ends; ret_end[end_cap] gets the server's word
+ * on how it ended (its Pcapd-Stream-End trailer: "complete..." or "cut: ..."),
+ * "" if none came. */
+int client_stream(Client *c, const char *path, int fd, const char *out_name, uint64_t *ret_bytes, char *ret_end,
+		  size_t end_cap, ClientError *err);
+
 /* Pure: interprets an answer of the given HTTP status whose body is p[0..n).
  * 2xx with success true (or absent) → 0 and *ret_result as client_call; an
  * error envelope, or any non-2xx → -EREMOTEIO with kind CLIENT_ERR_API and

@@ -38,6 +38,8 @@ static const char usage_text[] =
 	"                              80, 80-120, '80;443'\n"
 	"      --proto P               IP protocol: number or name (tcp, udp, icmp, ...)\n"
 	"      --bpf EXPR              pcap-filter expression, ANDed with the above\n"
+	"      --inner                 the flags above also match the inner packet of\n"
+	"                              VXLAN, GENEVE and GRE tunnels\n"
 	"limits:\n"
 	"      --time-limit S          seconds, 1..300 (default 10)\n"
 	"      --packet-limit N        packets, 1..10000 (sample: default 10000)\n"
@@ -65,6 +67,7 @@ enum {
 	OPT_COLO,
 	OPT_BUCKET,
 	OPT_OFFSET_TIME,
+	OPT_INNER,
 };
 
 static const struct option long_options[] = {
@@ -84,6 +87,7 @@ static const struct option long_options[] = {
 	{"colo", required_argument, NULL, OPT_COLO},
 	{"bucket", required_argument, NULL, OPT_BUCKET},
 	{"offset-time", required_argument, NULL, OPT_OFFSET_TIME},
+	{"inner", no_argument, NULL, OPT_INNER},
 	{0},
 };
 
@@ -135,6 +139,9 @@ static int parse_args(int argc, char **argv, CtlOptions *o, CreateArgs *a)
 			break;
 		case OPT_WAIT:
 			a->wait = true;
+			break;
+		case OPT_INNER:
+			a->req.inner = true;
 			break;
 		case 'o':
 			a->out = optarg;
@@ -354,7 +361,7 @@ int cmd_create(int argc, char **argv, CtlOptions *o)
 		goto out;
 	}
 	if (have_out) {
-		r = ctl_download_to(c, id, &out);
+		r = ctl_download_to(c, id, NULL, &out);
 		have_out = false; /* committed or aborted */
 		if (r != CTL_EXIT_OK)
 			goto out;

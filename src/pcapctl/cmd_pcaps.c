@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pcapctl list, get, download, stop: one capture or all of them. */
+/* pcapctl list, get, download, stream, stop: one capture or all of them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,19 +10,31 @@
 
 static const char list_usage[] = "usage: pcapctl list [--json]\n"
 				 "\n"
-				 "Lists the account's captures: ID, TYPE, STATUS, SUBMITTED, PACKETS, COLO,\n"
-				 "BUCKET. --json prints the API's array of capture objects.\n";
+				 "Lists the account's captures: ID, TYPE, STATUS, SUBMITTED, PACKETS, COLO\n"
+				 "(the agent or colo it runs on) and OUTPUT (its bucket, or the file it writes on\n"
+				 "each agent). Captures made through the Azure dialect are listed too. --json\n"
+				 "prints the API's array of capture objects.\n";
 
 static const char get_usage[] = "usage: pcapctl get ID [--json]\n"
 				"\n"
 				"Shows one capture, a field per line. --json prints the API's object.\n";
 
-static const char download_usage[] = "usage: pcapctl download ID -o FILE|-\n"
+static const char download_usage[] = "usage: pcapctl download ID -o FILE|- [--format pcap|pcapng]\n"
 				     "\n"
 				     "Downloads a capture as one pcap file (a full capture's per-agent files are\n"
 				     "merged by the controller). FILE is written as FILE.part and renamed once\n"
 				     "complete; on any failure nothing is left behind. '-' streams to standard\n"
-				     "output (not a terminal).\n";
+				     "output (not a terminal). --format pcapng: the annotated merge, each packet on\n"
+				     "its agent's interface (AGENT or AGENT/IFACE, described with the colo, filter\n"
+				     "and snaplen) with each agent's packets and kernel drops as statistics.\n";
+
+static const char stream_usage[] = "usage: pcapctl stream ID [-o FILE|-]\n"
+				   "\n"
+				   "Streams a running full capture live, as one pcapng merged across its agents\n"
+				   "(each packet's interface is AGENT or AGENT/IFACE), from its first packet until\n"
+				   "the capture ends: pcapctl stream ID | wireshark -k -i -\n"
+				   "Standard output by default. Exits 0 when the stream is complete, 1 when the\n"
+				   "controller cut it (a reader too slow for the agents) or it broke, saying why.\n";
 
 static const char stop_usage[] = "usage: pcapctl stop ID\n"
 				 "\n"
@@ -38,7 +50,7 @@ static char *num_text(const json_t *obj, const char *key)
 
 static const TableColumn list_cols[] = {
 	{"ID", false},     {"TYPE", false}, {"STATUS", false}, {"SUBMITTED", false},
-	{"PACKETS", true}, {"COLO", false}, {"BUCKET", false},
+	{"PACKETS", true}, {"COLO", false}, {"OUTPUT", false},
 };
 
 static int list_row(Table *t, const json_t *item)
@@ -56,6 +68,9 @@ static int list_row(Table *t, const json_t *item)
 	cells[4] = packets;
 	cells[5] = ctl_str(item, "colo_name");
 	cells[6] = ctl_str(item, "destination_conf");
+	/* No bucket: the file on the agents (pcapd's "outputs"). */
+	if (!cells[6] || !cells[6][0])
+		cells[6] = ctl_str(json_array_get(json_object_get(item, "outputs"), 0), "target");
 	r = table_add_row(t, cells);
 	free(submitted);
 	free(packets);
@@ -95,36 +110,90 @@ int cmd_get(int argc, char **argv, CtlOptions *o)
 	return r;
 }
 
+/* The steps download and stream share: ID checked, connected, the output
+ * (-o, or def) opened, Ctrl-C caught (it aborts the transfer, so that
+ * FILE.part is removed). CTL_EXIT_OK with *ret_c and *out, or the status. */
+static int open_transfer(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a, const char *def, Client **ret_c,
+			 CtlOutput *out)
+{
+	int r;
+
+	r = ctl_parse_simple(argc, argv, o, a);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = ctl_check_id(a->cmd, a->pos[0]);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (!a->out && !def) {
+		ctl_error("%s: -o FILE (or -o - for standard output) is required", a->cmd);
+		return CTL_EXIT_USAGE;
+	}
+	r = ctl_connect(o, ret_c);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = ctl_output_open(a->out ? a->out : def, out);
+	if (r != CTL_EXIT_OK) {
+		client_free(*ret_c);
+		*ret_c = NULL;
+		return r;
+	}
+	ctl_catch_interrupts();
+	return CTL_EXIT_OK;
+}
+
 int cmd_download(int argc, char **argv, CtlOptions *o)
 {
-	CtlSimpleArgs a = {.cmd = "download", .usage = download_usage, .npos = 1, .pos_names = "ID", .out_ok = true};
+	CtlSimpleArgs a = {.cmd = "download",
+			   .usage = download_usage,
+			   .npos = 1,
+			   .pos_names = "ID",
+			   .out_ok = true,
+			   .format_ok = true};
 	CtlOutput out;
 	Client *c = NULL;
 	int r;
 
-	r = ctl_parse_simple(argc, argv, o, &a);
+	r = open_transfer(argc, argv, o, &a, NULL, &c, &out);
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_check_id("download", a.pos[0]);
-	if (r != CTL_EXIT_OK)
-		return r;
-	if (!a.out) {
-		ctl_error("download: -o FILE (or -o - for standard output) is required");
-		return CTL_EXIT_USAGE;
-	}
-	r = ctl_connect(o, &c);
-	if (r != CTL_EXIT_OK)
-		return r;
-	r = ctl_output_open(a.out, &out);
-	if (r != CTL_EXIT_OK) {
-		client_free(c);
-		return r;
-	}
-	/* Ctrl-C aborts the transfer, so that FILE.part is removed. */
-	ctl_catch_interrupts();
-	r = ctl_download_to(c, a.pos[0], &out);
+	r = ctl_download_to(c, a.pos[0], a.format, &out);
 	client_free(c);
 	return r;
+}
+
+int cmd_stream(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "stream", .usage = stream_usage, .npos = 1, .pos_names = "ID", .out_ok = true};
+	char path[sizeof("/pcaps//stream") + CTL_ID_LEN], end[512];
+	ClientError err = {0};
+	CtlOutput out;
+	Client *c = NULL;
+	int r;
+
+	r = open_transfer(argc, argv, o, &a, "-", &c, &out);
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	snprintf(path, sizeof(path), "/pcaps/%s/stream", a.pos[0]);
+	r = client_stream(c, path, out.fd,
+			  out.is_stdout ? "standard output"
+			  : out.part    ? out.part
+					: out.path,
+			  NULL, end, sizeof(end), &err);
+	client_free(c);
+	if (r < 0) {
+		ctl_output_abort(&out);
+		return ctl_fail(&err);
+	}
+	r = ctl_output_commit(&out);
+	if (r != CTL_EXIT_OK)
+		return r;
+	if (strncmp(end, "complete", 8) != 0) {
+		ctl_error("stream of %s: %s", a.pos[0], end[0] ? end : "ended without saying how (connection lost?)");
+		return CTL_EXIT_FAIL;
+	}
+	if (end[8])
+		fprintf(stderr, "pcapctl: stream of %s %s\n", a.pos[0], end);
+	return CTL_EXIT_OK;
 }
 
 int cmd_stop(int argc, char **argv, CtlOptions *o)

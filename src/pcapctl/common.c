@@ -334,6 +334,7 @@ int ctl_parse_simple(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a)
 		CTL_CONN_LONG_OPTIONS,
 		{"json", no_argument, NULL, CTL_OPT_JSON},
 		{"output", required_argument, NULL, 'o'},
+		{"format", required_argument, NULL, CTL_OPT_FORMAT},
 		{0},
 	};
 	size_t npos;
@@ -360,6 +361,18 @@ int ctl_parse_simple(int argc, char **argv, CtlOptions *o, CtlSimpleArgs *a)
 				return CTL_EXIT_USAGE;
 			}
 			a->out = optarg;
+			break;
+		case CTL_OPT_FORMAT:
+			if (!a->format_ok) {
+				ctl_error("%s: no --format here; 'pcapctl %s --help' lists the options", a->cmd,
+					  a->cmd);
+				return CTL_EXIT_USAGE;
+			}
+			if (strcmp(optarg, "pcap") != 0 && strcmp(optarg, "pcapng") != 0) {
+				ctl_error("%s: --format: '%s' is not pcap or pcapng", a->cmd, optarg);
+				return CTL_EXIT_USAGE;
+			}
+			a->format = optarg;
 			break;
 		default:
 			return ctl_getopt_error(a->cmd, opt, argv);

@@ -218,6 +218,7 @@ static int check_filter(const CreateReq *r, ErrBuf *err)
 		if (rc < 0)
 			goto out;
 	}
+	c.inner = r->inner;
 	if (clause) {
 		rc = filter_add_clause(&f, &c, err);
 		if (rc < 0)
@@ -277,6 +278,8 @@ static int build_filter(const CreateReq *r, json_t **ret)
 		bad |= set_num_or_string(f, "protocol", r->proto);
 	if (r->bpf)
 		bad |= json_object_set_new(f, "bpf", json_string(r->bpf));
+	if (r->inner)
+		bad |= json_object_set_new(f, "inner", json_true());
 	if (bad) {
 		json_decref(f);
 		return -ENOMEM;
@@ -331,7 +334,7 @@ int createreq_to_json(const CreateReq *r, json_t **ret, ErrBuf *err)
 		bad |= json_object_set_new(o, "destination_conf", json_string(r->bucket));
 	if (r->offset_time)
 		bad |= json_object_set_new(o, "offset_time", json_string(r->offset_time));
-	if (r->src || r->dst || r->sport || r->dport || r->proto || r->bpf) {
+	if (r->src || r->dst || r->sport || r->dport || r->proto || r->bpf || r->inner) {
 		if (build_filter(r, &filter) < 0)
 			goto nomem;
 		bad |= json_object_set_new(o, "filter_v1", filter);

@@ -26,6 +26,8 @@
  *   --proto P          filter_v1.protocol: a number if numeric, else the name;
  *                      "any" leaves it out
  *   --bpf EXPR         filter_v1.bpf
+ *   --inner            filter_v1.inner: true (the clause also matches the inner
+ *                      packet of VXLAN, GENEVE and GRE tunnels)
  * A repeated address or port flag adds to its set, as in `pcapd capture`
  * (the values are joined with ';'); a repeated limit or --proto replaces.
  */
@@ -55,6 +57,7 @@ typedef struct CreateReq {
 	char *sport, *dport;                           /* owned; same */
 	char *proto;                                   /* owned; as given, NULL when absent or "any" */
 	char *bpf;                                     /* owned */
+	bool inner;                                    /* --inner */
 	uint64_t time_limit, packet_limit, byte_limit; /* 0 = not given */
 	char *colo, *bucket, *offset_time;             /* owned */
 } CreateReq;

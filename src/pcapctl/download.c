@@ -152,16 +152,16 @@ static void on_progress(void *ctx, uint64_t bytes)
 	fprintf(stderr, "\r\033[Kdownloading %s: %s", p->id, size);
 }
 
-int ctl_download_to(Client *c, const char *id, CtlOutput *out)
+int ctl_download_to(Client *c, const char *id, const char *format, CtlOutput *out)
 {
 	Progress p = {.id = id, .tty = isatty(STDERR_FILENO) == 1};
 	ClientError err = {0};
-	char path[sizeof("/pcaps//download") + CTL_ID_LEN];
+	char path[sizeof("/pcaps//download?format=pcapng") + CTL_ID_LEN];
 	uint64_t bytes = 0;
 	char size[32];
 	int r;
 
-	r = snprintf(path, sizeof(path), "/pcaps/%s/download", id);
+	r = snprintf(path, sizeof(path), "/pcaps/%s/download%s%s", id, format ? "?format=" : "", format ? format : "");
 	if (r < 0 || (size_t)r >= sizeof(path)) {
 		ctl_output_abort(out);
 		ctl_error("download: id too long");

@@ -22,7 +22,9 @@ static const Command commands[] = {
 	 "start a capture (--wait to follow it, -o to download it)"},
 	{"list", cmd_list, "list", "list the captures of the account"},
 	{"get", cmd_get, "get ID", "show one capture"},
-	{"download", cmd_download, "download ID -o FILE|-", "download a capture as a pcap file"},
+	{"download", cmd_download, "download ID -o FILE|- [--format F]",
+	 "download a capture as a pcap (or pcapng) file"},
+	{"stream", cmd_stream, "stream ID [-o FILE|-]", "stream a running capture live (pcapng)"},
 	{"stop", cmd_stop, "stop ID", "stop a running capture"},
 	{"bucket", cmd_bucket, "bucket add|validate|list|rm", "manage buckets for full captures"},
 };

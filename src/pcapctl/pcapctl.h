@@ -45,6 +45,7 @@ enum {
 	CTL_OPT_CACERT,
 	CTL_OPT_INSECURE,
 	CTL_OPT_JSON,
+	CTL_OPT_FORMAT,
 	CTL_OPT_FIRST_COMMAND, /* commands number their own options from here */
 };
 
@@ -70,6 +71,7 @@ int cmd_create(int argc, char **argv, CtlOptions *o);
 int cmd_list(int argc, char **argv, CtlOptions *o);
 int cmd_get(int argc, char **argv, CtlOptions *o);
 int cmd_download(int argc, char **argv, CtlOptions *o);
+int cmd_stream(int argc, char **argv, CtlOptions *o);
 int cmd_stop(int argc, char **argv, CtlOptions *o);
 int cmd_bucket(int argc, char **argv, CtlOptions *o);
 
@@ -98,6 +100,8 @@ typedef struct CtlSimpleArgs {
 	size_t npos;           /* exact number of positional arguments, 0..2 */
 	const char *pos_names; /* "ID", "URI and TOKEN": for "missing ..." */
 	bool json_ok, out_ok;  /* whether --json and -o are accepted */
+	bool format_ok;        /* whether --format pcap|pcapng is accepted */
+	const char *format;    /* out: --format value (checked) or NULL */
 	bool json;             /* out: --json given */
 	const char *out;       /* out: -o value or NULL */
 	char *pos[2];          /* out: positional arguments */
@@ -168,6 +172,6 @@ int ctl_output_commit(CtlOutput *out);
 /* Removes what a failed download left; fine after commit (does nothing). */
 void ctl_output_abort(CtlOutput *out);
 
-/* Streams …/pcaps/{id}/download into out, with a progress line on a
+/* Streams …/pcaps/{id}/download (?format=FORMAT unless NULL) into out, with a progress line on a
  * terminal, then commits out (or aborts it on any failure). Exit status. */
-int ctl_download_to(Client *c, const char *id, CtlOutput *out);
+int ctl_download_to(Client *c, const char *id, const char *format, CtlOutput *out);

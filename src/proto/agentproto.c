@@ -133,6 +133,9 @@ static json_t *job_object(const AgentJobReport *r)
 	 * message quoting outside bytes may not be (safe_string). */
 	if (r->error[0] && json_object_set_new(o, "error", proto_safe_string(r->error)) < 0)
 		goto fail;
+	if (r->failure != PART_FAIL_NONE &&
+	    json_object_set_new(o, "failure", json_string(part_failure_to_string(r->failure))) < 0)
+		goto fail;
 	return o;
 fail:
 	json_decref(o);
@@ -378,7 +381,7 @@ static void copy_cut(char *out, size_t cap, const char *s)
 static int parse_job(const json_t *o, const char *where, bool record, AgentJobReport *ret, ErrBuf *err)
 {
 	AgentJobReport rep = {0};
-	const char *id, *state, *stop, *object, *error;
+	const char *id, *state, *stop, *object, *error, *failure;
 	ErrBuf e = {{0}};
 	int r;
 
@@ -393,17 +396,20 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 	    (r = get_string(o, "state", where, AGENTPROTO_FIELD_MAX, &state, err)) < 0 ||
 	    (r = get_string(o, "stop_reason", where, AGENTPROTO_FIELD_MAX, &stop, err)) < 0 ||
 	    (r = get_string(o, "object", where, AGENTPROTO_FIELD_MAX, &object, err)) < 0 ||
-	    (r = get_string(o, "error", where, AGENTPROTO_FIELD_MAX, &error, err)) < 0)
+	    (r = get_string(o, "error", where, AGENTPROTO_FIELD_MAX, &error, err)) < 0 ||
+	    (r = get_string(o, "failure", where, AGENTPROTO_FIELD_MAX, &failure, err)) < 0)
 		return r;
 	if (!proto_take_id(id, rep.id))
 		return errbuf_set(err, -EINVAL, "%sid: must be 32 hex digits", where);
 	if (!state || part_state_from_string(state, &rep.state) < 0 || rep.state == PART_ASSIGNED ||
 	    rep.state == PART_LOST)
-		return errbuf_set(err, -EINVAL, "%sstate: must be running, uploading, done, failed or upload_failed",
+		return errbuf_set(err, -EINVAL,
+				  "%sstate: must be running, captured, uploading, done, failed or upload_failed",
 				  where);
 	rep.stop_reason = JOB_STOP_NONE;
 	if ((record && !stop) || (stop && job_stop_from_string(stop, &rep.stop_reason) < 0))
-		return errbuf_set(err, -EINVAL, "%sstop_reason: must be none, time, packets, bytes, user or error",
+		return errbuf_set(err, -EINVAL,
+				  "%sstop_reason: must be none, time, packets, bytes, user, agent_shutdown or error",
 				  where);
 	{
 		uint64_t attempt = 0;
@@ -421,6 +427,9 @@ static int parse_job(const json_t *o, const char *where, bool record, AgentJobRe
 		return errbuf_set(err, -EINVAL, "%sobject: not a valid object name", where);
 	/* A longer text (from another version): keep its start. */
 	copy_cut(rep.error, sizeof(rep.error), error);
+	/* A kind this side does not know (a newer agent's) is still a failure. */
+	if (failure && part_failure_from_string(failure, &rep.failure) < 0)
+		rep.failure = PART_FAIL_INTERNAL;
 	*ret = rep;
 	return 0;
 }
@@ -532,9 +541,22 @@ int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err)
 	if (v && !json_is_null(v)) {
 		/* Shown to users as the agent sent it: an object of at most a few
 		 * small members. */
+		const char *k;
+		json_t *m;
+
 		if (!json_is_object(v) || json_object_size(v) > AGENTPROTO_HISTORY_MEMBERS)
 			return errbuf_set(err, -EINVAL, "history: must be an object of at most %u members",
 					  AGENTPROTO_HISTORY_MEMBERS);
+		/* Kept in the registry for every agent: scalars only, short. */
+		json_object_foreach((json_t *)v, k, m)
+		{
+			if (strlen(k) > AGENTPROTO_HISTORY_TEXT || json_is_object(m) || json_is_array(m) ||
+			    (json_is_string(m) && json_string_length(m) > AGENTPROTO_HISTORY_TEXT))
+				return errbuf_set(err, -EINVAL,
+						  "history: members must be numbers, booleans, null or strings of at "
+						  "most %u bytes",
+						  AGENTPROTO_HISTORY_TEXT);
+		}
 		rep.history = json_incref((json_t *)v);
 	}
 	r = parse_jobs(json_object_get(body, "jobs"), &rep, err);

@@ -45,6 +45,7 @@
 #define AGENTPROTO_IFACES_MAX 4096u            /* bytes of a report's interface names, comma-joined */
 #define AGENTPROTO_IFACE_NAME_MAX 64u          /* bytes of one interface name */
 #define AGENTPROTO_HISTORY_MEMBERS 16u         /* members of a report's "history" */
+#define AGENTPROTO_HISTORY_TEXT 512u           /* bytes of a history member's name or string */
 #define AGENTPROTO_OBJECT_MAX 200u             /* bytes of an object name (bucket.h) */
 #define AGENTPROTO_DEFAULT_POLL_MS 25000u
 #define AGENTPROTO_MAX_POLL_MS 60000u
@@ -57,18 +58,26 @@
 #define AGENTPROTO_UPLOAD_ID_MAX 1024u              /* bytes of a store's upload id */
 #define AGENTPROTO_MAX_GRANT_PARTS 64u              /* part URLs per grant */
 #define AGENTPROTO_MAX_ATTEMPT 1000000u             /* retries of one upload */
+#define AGENTPROTO_MAX_STREAMS 64u                  /* stream orders per poll answer */
+#define AGENTPROTO_STREAM_CHUNK_MAX (512u << 10)    /* bytes of one stream chunk (a POST body) */
+#define AGENTPROTO_STREAM_TAP_LEN 16u               /* hex digits of a tap id */
+#define AGENTPROTO_STREAM_IDLE_MS 250u              /* an idle agent's empty chunk, this often */
+#define AGENTPROTO_STREAM_SLACK_MS                                                                                     \
+	500u /* watermark: the file's end is vouched for up to                                                         \
+		this long before the moment it was read */
 
 /* ---- reports ---- */
 
 /* What the agent says about one job. */
 typedef struct AgentJobReport {
 	char id[JOB_ID_LEN + 1];                /* lowercase hex */
-	PartState state;                        /* PART_RUNNING, PART_UPLOADING, PART_DONE or PART_FAILED */
+	PartState state;                        /* PART_RUNNING, _CAPTURED, _UPLOADING, _DONE or _FAILED */
 	uint64_t packets, bytes, drops;         /* drops: kernel drops for lack of ring space */
 	JobStop stop_reason;                    /* JOB_STOP_NONE while running */
 	char object[AGENTPROTO_OBJECT_MAX + 1]; /* "" = none; informational (the controller names objects) */
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = none; why the job failed */
 	uint32_t attempt;                       /* the upload's attempt this report is about (model/job.h) */
+	PartFailure failure;                    /* PART_FAILED: what failed ("failure"; absent = none) */
 } AgentJobReport;
 
 /* Who the agent is (the constant part of every report it builds). */
@@ -204,13 +213,22 @@ typedef struct AgentJobSpec {
 	char error[sizeof(((ErrBuf *)0)->msg)]; /* "" = the spec is usable */
 } AgentJobSpec;
 
+/* A stream order: send job id's capture file, from its first byte, to the
+ * controller's tap (docs/AGENT-PROTOCOL.md, "Live streams"). */
+typedef struct AgentStreamOrder {
+	char id[JOB_ID_LEN + 1];                 /* lowercased */
+	char tap[AGENTPROTO_STREAM_TAP_LEN + 1]; /* lowercased hex */
+} AgentStreamOrder;
+
 /* A poll answer: the controller builds it, the agent parses it. */
 typedef struct AgentPollAnswer {
 	AgentJobSpec *start; /* owned; at most AGENTPROTO_MAX_STARTS */
 	size_t n_start;
 	char (*stop)[JOB_ID_LEN + 1]; /* owned; lowercased; at most AGENTPROTO_MAX_IDS */
 	size_t n_stop;
-	size_t n_skipped; /* parsed: starts or stops without a usable id (ignored) */
+	AgentStreamOrder *streams; /* owned; at most AGENTPROTO_MAX_STREAMS */
+	size_t n_streams;
+	size_t n_skipped; /* parsed: starts, stops or stream orders without a usable id (ignored) */
 } AgentPollAnswer;
 
 /* 1..63 bytes of [A-Za-z0-9._-] (agent names and colos). */
@@ -244,7 +262,7 @@ void agentproto_error_message(const char *p, size_t n, char *ret, size_t cap);
 /* A report body (a JSON object, already parsed from at most
  * AGENTPROTO_MAX_REPORT_BODY bytes) into *ret (free with agentproto_report_done).
  * -EINVAL (or -E2BIG) with err naming the member ("jobs[2].state: must be
- * running, uploading, done or failed"); -ENOMEM. A job's object name, which
+ * running, captured, uploading, done or failed"); -ENOMEM. A job's object name, which
  * the controller never uses, is kept only when it is a valid one. */
 int agentproto_report_parse(const json_t *body, AgentReport *ret, ErrBuf *err);
 void agentproto_report_done(AgentReport *r); /* NULL is fine */
@@ -263,6 +281,52 @@ int agentproto_spec_from_job(const Job *j, const JobPart *p, uint32_t deadline_m
 
 /* The 200 answer to a poll, malloc'd: {"start":[...],"stop":[...]}. */
 int agentproto_poll_build(const AgentPollAnswer *a, char **ret, ErrBuf *err);
+
+/* ---- live streams: POST /agent/v1/stream ---- */
+
+/* Why an agent cannot stream a capture (the chunk's "error"). */
+typedef enum AgentStreamError {
+	AGENT_STREAM_OK,
+	AGENT_STREAM_UNKNOWN, /* "unknown": the agent has no such capture */
+	AGENT_STREAM_GONE,    /* "gone": its file was delivered and removed before the order came */
+	AGENT_STREAM_BUSY,    /* "busy": the agent streams as many taps as it may */
+	AGENT_STREAM_READ,    /* "read": reading its own file failed */
+} AgentStreamError;
+
+/* A chunk's query: who sends which bytes of which capture to which tap. The
+ * body is the bytes [offset, offset + length) of the agent's capture file,
+ * whole items only (the file header, records, pcapng blocks). */
+typedef struct AgentStreamChunk {
+	char name[AGENT_NAME_MAX + 1];
+	char id[JOB_ID_LEN + 1];
+	char tap[AGENTPROTO_STREAM_TAP_LEN + 1];
+	uint64_t offset;        /* of the body's first byte in the file */
+	uint64_t watermark_ns;  /* every packet stamped before this is in the file up to the body's end; 0 = no claim */
+	bool end;               /* the body ends the file: the capture is over */
+	AgentStreamError error; /* not OK: nothing to stream (implies end) */
+} AgentStreamChunk;
+
+/* The controller's 200 answer to a chunk. */
+typedef struct AgentStreamAnswer {
+	bool more;                             /* send on, from offset; false: the tap is over, stop */
+	uint64_t offset;                       /* the next byte the controller wants */
+	char reason[AGENTPROTO_FIELD_MAX + 1]; /* !more: why ("the reader left") */
+} AgentStreamAnswer;
+
+/* "unknown", "gone", "busy", "read" ("" for OK). */
+const char *agentproto_stream_error_to_string(AgentStreamError e);
+/* 16 hex digits, copied lowercased into out; false otherwise. */
+bool agentproto_tap_valid(const char *s, char out[AGENTPROTO_STREAM_TAP_LEN + 1]);
+/* The path and query of the chunk's POST ("/agent/v1/stream?name=…") into
+ * ret[cap]; -ENAMETOOLONG. */
+int agentproto_stream_path(const AgentStreamChunk *c, char *ret, size_t cap);
+/* The query back, each value got through get(ctx, key) (NULL: absent):
+ * -EINVAL naming the parameter. */
+int agentproto_stream_parse(const char *(*get)(void *ctx, const char *key), void *ctx, AgentStreamChunk *ret,
+			    ErrBuf *err);
+/* The 200 answer, malloc'd; and the agent's reading of it. */
+int agentproto_stream_answer_build(const AgentStreamAnswer *a, char **ret, ErrBuf *err);
+int agentproto_stream_answer_parse(const char *p, size_t n, AgentStreamAnswer *ret, ErrBuf *err);
 
 /* ---- both ---- */
 

@@ -143,6 +143,21 @@ int agentproto_poll_build(const AgentPollAnswer *a, char **ret, ErrBuf *err)
 	start = stop = NULL; /* json_pack took them */
 	if (!root)
 		goto oom;
+	/* Only when there are some: older agents see the answer they know. */
+	if (a->n_streams) {
+		json_t *streams = json_array();
+
+		for (size_t i = 0; streams && i < a->n_streams; i++)
+			if (json_array_append_new(streams, json_pack("{s:s, s:s}", "id", a->streams[i].id, "tap",
+								     a->streams[i].tap)) < 0) {
+				json_decref(streams);
+				streams = NULL;
+			}
+		if (!streams || json_object_set_new(root, "streams", streams) < 0) {
+			json_decref(root);
+			return errbuf_set(err, -ENOMEM, "out of memory");
+		}
+	}
 	r = proto_dump(root, ret, err);
 	json_decref(root);
 	return r;
@@ -344,6 +359,38 @@ static int parse_spec(const json_t *o, AgentJobSpec *s)
 	return 0;
 }
 
+/* "streams": [{id, tap}], at most AGENTPROTO_MAX_STREAMS; entries without a
+ * valid id and tap are counted as skipped. */
+static int parse_streams(const json_t *root, AgentPollAnswer *a, ErrBuf *err)
+{
+	const json_t *arr = json_object_get(root, "streams"), *v;
+	size_t i;
+
+	if (!arr || json_is_null(arr))
+		return 0;
+	if (!json_is_array(arr))
+		return errbuf_set(err, -EBADMSG, "poll: streams: not an array");
+	if (json_array_size(arr) > AGENTPROTO_MAX_STREAMS)
+		return errbuf_set(err, -EMSGSIZE, "poll: %zu stream orders, over %u", json_array_size(arr),
+				  AGENTPROTO_MAX_STREAMS);
+	if (json_array_size(arr) == 0)
+		return 0;
+	a->streams = calloc(json_array_size(arr), sizeof(*a->streams));
+	if (!a->streams)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	json_array_foreach(arr, i, v)
+	{
+		AgentStreamOrder *o = &a->streams[a->n_streams];
+
+		if (json_is_object(v) && proto_take_id(json_string_value(json_object_get(v, "id")), o->id) &&
+		    agentproto_tap_valid(json_string_value(json_object_get(v, "tap")), o->tap))
+			a->n_streams++;
+		else
+			a->n_skipped++;
+	}
+	return 0;
+}
+
 int agentproto_poll_parse(const char *p, size_t n, AgentPollAnswer *ret, ErrBuf *err)
 {
 	AgentPollAnswer a = {0};
@@ -387,6 +434,9 @@ int agentproto_poll_parse(const char *p, size_t n, AgentPollAnswer *ret, ErrBuf 
 	r = proto_get_ids(root, "stop", &a.stop, &a.n_stop, &a.n_skipped, err);
 	if (r < 0)
 		goto fail;
+	r = parse_streams(root, &a, err);
+	if (r < 0)
+		goto fail;
 	json_decref(root);
 	*ret = a;
 	return 0;
@@ -406,5 +456,6 @@ void agentproto_poll_done(AgentPollAnswer *a)
 		agentproto_spec_done(&a->start[i]);
 	free(a->start);
 	free(a->stop);
+	free(a->streams);
 	*a = (AgentPollAnswer){0};
 }

@@ -12,9 +12,11 @@ its pid and every namespace deleted in Stack.close(), whatever happened.
 Used three ways:
   - from pytest (test_api.py, test_pcapctl.py): Stack(...).start(), then
     stack.account(), stack.request(...), stack.add_agent(...);
-  - by the SDK suite: `python3 stack.py run -- node --test ...` starts a stack
+  - by the SDK suites: `python3 stack.py run -- node --test ...` starts a stack
     with two agents, exports what the node tests need (PCAPD_SDK_* variables,
     NODE_EXTRA_CA_CERTS), runs the command and tears everything down;
+    `stack.py run --azure -- …` does the same for the Azure SDK tests
+    (PCAPD_AZ_* variables);
   - by hand: `python3 stack.py up` prints the same variables and waits for
     Ctrl-C.
 
@@ -43,6 +45,7 @@ from waits import WAIT, until  # noqa: E402
 
 CONTROLLER_READY = "pcapd: controller listening on"
 API_PREFIX = "/client/v4"
+AZ_VERSION = "2026-01-01"  # what @azure/arm-network 39 sends
 _counter = 0
 
 
@@ -59,6 +62,19 @@ def binary(name):
 
 def random_id():
     return os.urandom(16).hex()
+
+
+def subscription(account_id):
+    """The Azure subscription id of a pcapd account: its 32 hex digits as a UUID."""
+    a = account_id
+    return "%s-%s-%s-%s-%s" % (a[:8], a[8:12], a[12:16], a[16:20], a[20:])
+
+
+def path_of(url):
+    """The path and query of an absolute URL the controller gave (an
+    operation's), to request it again."""
+    i = url.index("/subscriptions/")
+    return url[i:]
 
 
 # --- links: a veth whose root-namespace end an agent captures on -------------
@@ -194,6 +210,32 @@ class Account:
     def call(self, method, suffix="", body=None, token=None, **kw):
         return self.stack.request(method, self.path(suffix), token=token or self.write, body=body, **kw)
 
+    # -- the Azure dialect: the account is the subscription
+
+    @property
+    def subscription(self):
+        return subscription(self.id)
+
+    def arm_path(self, name="", suffix="", group="rg1", watcher="nw1", version=AZ_VERSION):
+        """…/packetCaptures[/name[suffix]]?api-version=version (None: no query)."""
+        from urllib.parse import quote
+        p = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/networkWatchers/%s/packetCaptures" % (
+            self.subscription, quote(group, safe=""), quote(watcher, safe=""))
+        if name:
+            p += "/" + quote(name, safe="%") + suffix
+        return p if version is None else p + "?api-version=" + version
+
+    def arm(self, method, name="", suffix="", body=None, token=None, https=True, **kw):
+        """One request of the Azure dialect (HTTPS, as the SDK requires)."""
+        path_kw = {k: kw.pop(k) for k in ("group", "watcher", "version") if k in kw}
+        return self.stack.request(method, self.arm_path(name, suffix, **path_kw), token=token or self.write,
+                                  body=body, https=https, **kw)
+
+    def vm(self, name, kind="virtualMachines", group="rg1"):
+        """The ARM id of a target."""
+        return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/%s/%s" % (
+            self.subscription, group, kind, name)
+
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -261,8 +303,14 @@ class Controller:
 
 
 class Agent:
-    def __init__(self, stack, name, colo, link, https=False, token_in_env=False, extra_args=None):
+    """An agent enrols at its first start with enroll_token (default: the
+    stack's operator enrolment token, whose agents serve every account) and
+    keeps its own key in its data directory from then on."""
+
+    def __init__(self, stack, name, colo, link, https=False, token_in_env=False, extra_args=None,
+                 enroll_token=None):
         self.stack = stack
+        self.enroll_token = enroll_token
         self.extra_args = list(extra_args or [])
         self.name = name
         self.colo = colo
@@ -270,18 +318,22 @@ class Agent:
         self.https = https
         self.token_in_env = token_in_env
         self.data = os.path.join(stack.dir, "agent-" + name)
+        # Where the agent writes /var/captures/X (files on its own disk)
+        self.local_root = os.path.join(stack.dir, "local-" + name)
         self.proc = None
 
     def start(self, timeout=WAIT):
         s = self.stack
         url = s.https_url if self.https else s.http_url
         cmd = [binary("pcapd"), "agent", "--controller", url, "--name", self.name, "--colo", self.colo,
-               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root] + self.extra_args
+               "-i", self.link.root_if, "--data", self.data, "--bucket-root", s.bucket_root,
+               "--local-root", self.local_root] + self.extra_args
         env = dict(os.environ)
+        tok = self.enroll_token or s.enroll_token
         if self.token_in_env:
-            env["PCAPD_AGENT_TOKEN"] = s.agent_token
+            env["PCAPD_ENROLL_TOKEN"] = tok
         else:
-            cmd += ["--token", s.agent_token]
+            cmd += ["--enroll-token", tok]
         if self.https:
             cmd += ["--cacert", s.cert]
         self.proc = Proc(cmd, env=env)
@@ -332,6 +384,7 @@ class Stack:
         self.links = []
         self.accounts = []
         self.agent_token = None
+        self.enroll_token = None
         self._ssl = None
         self._bucket_n = 0
         self._lock = threading.Lock()
@@ -349,8 +402,11 @@ class Stack:
             if self.tls:
                 self._make_cert()
             self.controller.start()
-            # The agents' own credential: any account works (agents serve all).
-            self.agent_token = self.token(random_id(), "agent")
+            # The operator's enrolment token: its agents serve every account.
+            self.enroll_token = self.token(None, "enroll")
+            # An agent's own key, for tests that speak the agent protocol
+            # themselves (this agent never runs).
+            self.agent_token = self.enroll("harness-key", "none")
         except BaseException:
             self.close()
             raise
@@ -415,16 +471,28 @@ class Stack:
 
     # -- credentials
 
-    def token(self, account_id, scope, email=None):
-        cmd = [binary("pcapd"), "token", "create", "--data", self.ctl_data, "--account", account_id,
-               "--scope", scope]
+    def token(self, account_id, scope, email=None, extra=None):
+        """A new credential; account_id None: an operator's (enroll only)."""
+        cmd = [binary("pcapd"), "token", "create", "--data", self.ctl_data, "--scope", scope]
+        if account_id:
+            cmd += ["--account", account_id]
         if email:
             cmd += ["--email", email]
+        cmd += list(extra or [])
         r = run(cmd)
         tok = r.stdout.decode().strip()
         if not tok or "\n" in tok:
             raise RuntimeError("pcapd token create printed %r" % tok)
         return tok
+
+    def enroll(self, name, colo, token=None):
+        """Enrols agent name with an enrolment token (default: the
+        operator's) through the API; returns its key."""
+        r = self.request("POST", "/agent/v1/enroll", token=token or self.enroll_token,
+                         body={"name": name, "colo": colo})
+        if r.status != 200:
+            raise RuntimeError("enrolment of %s: %d %r" % (name, r.status, r.body))
+        return json.loads(r.body)["secret"]
 
     def account(self, bucket=False):
         """A new account with write and read tokens and a legacy key; with
@@ -466,9 +534,10 @@ class Stack:
         l.create()
         return l
 
-    def add_agent(self, name, colo, https=False, token_in_env=False, link=None, extra_args=None):
+    def add_agent(self, name, colo, https=False, token_in_env=False, link=None, extra_args=None, enroll_token=None):
         link = link or self.add_link()
-        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env, extra_args=extra_args)
+        a = Agent(self, name, colo, link, https=https, token_in_env=token_in_env, extra_args=extra_args,
+                  enroll_token=enroll_token)
         self.agents.append(a)
         a.start()
         return a
@@ -584,6 +653,47 @@ def sdk_stack():
     return s, env
 
 
+def azure_stack():
+    """The stack the Azure SDK tests (tests/azure) run against: TLS (the SDK
+    takes only https), agents vm1 and vm2 in scale set (colo) ss1, each
+    writing /var/captures below its own --local-root; accounts: the main one
+    (write and read tokens), another (its token is another subscription's)
+    and one to reach the per-account limit with (--max-active-full 4)."""
+    limit = 4
+    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", str(limit)]
+              ).start()
+    try:
+        a1 = s.add_agent("vm1", "ss1")
+        a2 = s.add_agent("vm2", "ss1", https=True, token_in_env=True)
+        main, other, limited = s.account(), s.account(), s.account()
+    except BaseException:
+        s.close()
+        raise
+    env = {
+        "PCAPD_AZ_ENDPOINT": s.https_url,
+        "PCAPD_AZ_HTTPS_PORT": str(s.controller.https_port),
+        "PCAPD_AZ_SUBSCRIPTION": main.subscription,
+        "PCAPD_AZ_TOKEN": main.write,
+        "PCAPD_AZ_READ_TOKEN": main.read,
+        "PCAPD_AZ_ACCOUNT_ID": main.id,
+        "PCAPD_AZ_OTHER_SUBSCRIPTION": other.subscription,
+        "PCAPD_AZ_OTHER_TOKEN": other.write,
+        "PCAPD_AZ_LIMITED_SUBSCRIPTION": limited.subscription,
+        "PCAPD_AZ_LIMITED_TOKEN": limited.write,
+        "PCAPD_AZ_LIMIT": str(limit),
+        "PCAPD_AZ_AGENT_TOKEN": s.agent_token,
+        "PCAPD_AZ_VMS": "%s,%s" % (a1.name, a2.name),
+        "PCAPD_AZ_SCALE_SET": "ss1",
+        "PCAPD_AZ_LOCAL_ROOTS": ",".join("%s:%s" % (a.name, a.local_root) for a in (a1, a2)),
+        "PCAPD_AZ_LINKS": ",".join("%s:%s" % (l.ns_a, l.if_a) for l in s.links),
+        "PCAPD_AZ_SEND": os.path.join(HERE, "stack.py"),
+        "PCAPD_AZ_PCAPCTL": binary("pcapctl"),
+        "PCAPD_AZ_CACERT": s.cert,
+        "NODE_EXTRA_CA_CERTS": s.cert,
+    }
+    return s, env
+
+
 def _send_cli(args):
     """stack.py send NS IFACE N DPORT [SIZE]: n UDP frames to dport from the
     namespace's interface (the SDK tests use it to make traffic). Prints the
@@ -601,12 +711,15 @@ def _send_cli(args):
 
 def main(argv):
     if len(argv) < 1 or argv[0] not in ("run", "up", "send"):
-        print("usage: stack.py run -- CMD [ARGS...] | stack.py up | stack.py send NS IFACE N DPORT [SIZE]",
-              file=sys.stderr)
+        print("usage: stack.py run [--azure] -- CMD [ARGS...] | stack.py up [--azure] | "
+              "stack.py send NS IFACE N DPORT [SIZE]", file=sys.stderr)
         return 2
     if argv[0] == "send":
         return _send_cli(argv[1:])
-    s, env = sdk_stack()
+    azure = len(argv) > 1 and argv[1] == "--azure"
+    if azure:
+        argv = argv[:1] + argv[2:]
+    s, env = azure_stack() if azure else sdk_stack()
     try:
         if argv[0] == "up":
             for k, v in sorted(env.items()):

@@ -33,7 +33,8 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 @pytest.fixture(scope="module")
 def stk(request):
     """A controller (HTTP + HTTPS) and two agents in colo "lab": agt1 over
-    HTTP with --token, agt2 over HTTPS with PCAPD_AGENT_TOKEN and --cacert."""
+    HTTP enrolled with --enroll-token, agt2 over HTTPS with PCAPD_ENROLL_TOKEN
+    and --cacert."""
     if os.geteuid() != 0:
         pytest.fail("the API tests need root (network namespaces, packet sockets)")
     s = Stack(tls=True)
@@ -55,11 +56,56 @@ def link_of(stk, name):
     return [a for a in stk.agents if a.name == name][0].link
 
 
+@pytest.fixture(scope="module")
+def bare(request):
+    """A controller without real agents, for agents played by the test over
+    the agent protocol, so that each of an agent's states can be held as long
+    as the test looks at it. (--agent-timeout 600: such an agent reports only
+    when the test says so; --max-active-full 0: captures that never end;
+    --log-level debug: what the API ignored is logged.)"""
+    if os.geteuid() != 0:
+        pytest.fail("the API tests need root")
+    s = Stack(tls=False, controller_args=["--grace", "1", "--agent-timeout", "600", "--max-active-full", "0",
+                                          "--log-level", "debug"])
+    request.addfinalizer(lambda: (s.close(), s.assert_clean()))
+    s.start()
+    return s
+
+
+class ScriptedAgent:
+    """An agent played by the test: it enrols (for its own key), registers,
+    takes its starts from a poll and reports what the test tells it to, when
+    the test tells it to."""
+
+    def __init__(self, stk, name, colo):
+        self.stk, self.name, self.colo = stk, name, colo
+        self.key = stk.enroll(name, colo)
+        self.report(hello=True)
+
+    def report(self, jobs=(), hello=False):
+        body = {"name": self.name, "colo": self.colo, "version": "test", "interfaces": ["lo"], "jobs": list(jobs)}
+        if hello:
+            body["hello"] = True
+        r = self.stk.request("POST", "/agent/v1/report", token=self.key, body=body)
+        assert r.status == 200, r
+        return r.json
+
+    def poll(self):
+        r = self.stk.request("GET", "/agent/v1/poll?name=%s&timeout_ms=0" % self.name, token=self.key)
+        assert r.status == 200, r
+        return r.json
+
+    def job(self, pcap_id, state, packets=0, stop_reason="none"):
+        return {"id": pcap_id, "state": state, "packets": packets, "bytes": 100 * packets, "drops": 0,
+                "stop_reason": stop_reason}
+
+
 # --- helpers -------------------------------------------------------------------
 
-def assert_error(r, status, code, field=None):
-    """An error envelope: status, code, message naming `field` first,
-    JSON content type, x-should-retry: false."""
+def assert_error(r, status, code, field=None, pointer=None):
+    """An error envelope: status, code, message naming `field` first, the
+    item's documentation_url (the README's error table) and, if given, its
+    source.pointer ("" = none), JSON content type, x-should-retry: false."""
     assert r.status == status, "expected %d, got %r" % (status, r)
     assert (r.header("content-type") or "").startswith("application/json"), r.headers
     j = r.json
@@ -71,6 +117,11 @@ def assert_error(r, status, code, field=None):
     assert isinstance(e["message"], str) and e["message"], j
     if field is not None:
         assert e["message"].startswith(field), "message does not name %r first: %r" % (field, e["message"])
+    assert e.get("documentation_url", "").endswith("#api-errors"), e
+    if pointer == "":
+        assert "source" not in e, e
+    elif pointer is not None:
+        assert e.get("source") == {"pointer": pointer}, e
     assert r.header("x-should-retry") == "false", r.headers
     return e["message"]
 
@@ -196,7 +247,7 @@ def test_https_listener_serves_the_api(stk, acct):
     "/client/v4/accounts/{a}/pcaps/",
     "/client/v4/zones",
     "/nothing",
-    "/",
+    "/client/v4/",  # "/" is the dashboard (test_dashboard.py)
 ])
 def test_unknown_route_404(stk, acct, path):
     r = stk.request("GET", path.format(a=acct.id, id=random_id()), token=acct.write)
@@ -403,7 +454,6 @@ def test_unknown_ids_404(stk, acct, method, suffix, field, kind):
 
 FULL_CASES = [
     # (id, changes to a valid full body (None = delete the key), field named first)
-    ("unknown-field", {"time_limt": 5}, "time_limt"),
     ("type-missing", {"type": None}, "type"),
     ("type-bad", {"type": "partial"}, "type"),
     ("type-number", {"type": 1}, "type"),
@@ -499,6 +549,92 @@ def test_create_body_not_object(stk, acct, raw):
     assert_unchanged(stk, acct, before)
 
 
+def test_unknown_fields_ignored_and_logged(bare):
+    """Members the schema does not name are accepted and ignored (logged at
+    debug level), so a body copied from a response creates the same capture
+    again; a known field with a bad value is still refused."""
+    acct = bare.account(bucket=True)
+    ScriptedAgent(bare, "unk1", "unk")
+    c = create(acct, full_body(acct, where="unk", time_limit=30, packet_limit=9,
+                               filter_v1={"destination_port": "80;443", "protocol": "tcp"}))
+    copied = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert "agents" in copied and "status" in copied and "submitted" in copied
+    copied["packets_remaining"] = 9     # the issue's example (the docs' objects carry it)
+    again = create(acct, copied)
+    assert again["id"] != c["id"] and again["status"] == "pending", again
+    for k in ("type", "time_limit", "packet_limit", "colo_name", "destination_conf", "filter_v1"):
+        assert again[k] == c[k], k
+    until(lambda: any("cloudflare: POST /client/v4/accounts/%s/pcaps: ignored" % acct.id in l and
+                      "packets_remaining" in l and "agents" in l for l in bare.controller.proc.lines),
+          lambda: "no debug line about the ignored fields:\n" + bare.controller.proc.stderr()[-2000:])
+    # The ownership requests too.
+    uri, d = bare.new_bucket_dir()
+    own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri, "region": "eu"}))
+    assert own["status"] == "pending"
+    with open(os.path.join(d, own["filename"])) as f:
+        challenge = f.read().strip()
+    r = acct.call("POST", "/ownership/validate", {"destination_conf": uri, "ownership_challenge": challenge,
+                                                   "id": own["id"], "validated": ""})
+    assert assert_ok(r)["status"] == "success"
+    # Known fields are still checked, whatever else comes with them.
+    before = snapshot(bare, acct)
+    r = acct.call("POST", "", dict(copied, time_limit=301))
+    assert_error(r, 400, 1002, "time_limit: 301 is outside 1..300")
+    r = acct.call("POST", "", dict(copied, colo=5))
+    assert_error(r, 400, 1002, "colo")
+    assert_unchanged(bare, acct, before)
+
+
+def test_empty_filter_values_mean_no_condition(stk, acct):
+    """A form sends "" for a field left blank: no condition, as an absent
+    field. The sample with every filter field empty holds what the one
+    without a filter holds (here: the full capture's frames)."""
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=4, filter_v1={
+        "source_address": "", "destination_address": "", "source_port": "", "protocol": "", "bpf": "",
+        "destination_port": 5012}))
+    assert c["filter_v1"] == {"destination_port": 5012}, c
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 4, dport=5012))
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success" and done["packets_captured"] == 4, done
+    s = create(acct, simple_body(time_limit=300, packet_limit=10000,
+                                 filter_v1={"source_address": "", "destination_port": ""}))
+    assert s["filter_v1"] == {}, s
+    # A blank is not empty: still a bad value, named.
+    assert_error(acct.call("POST", "", full_body(acct, filter_v1={"source_address": " "})), 400, 1002,
+                 "filter_v1.source_address")
+    stk.wait_status(acct, s["id"])
+
+
+def test_error_items_documentation_url_and_source_pointer(stk, acct):
+    """Cloudflare's error items: documentation_url, the README's error table
+    (its anchor is there), and for a field error source.pointer (RFC 6901)
+    to the body's member, in the words the request used."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "README.md")) as f:
+        assert '<a id="api-errors"></a>' in f.read()
+    cases = [
+        (full_body(acct, filter_v1={"source_port": 70000}), 1002, "filter_v1.source_port", "/filter_v1/source_port"),
+        (full_body(acct, time_limit=0), 1002, "time_limit", "/time_limit"),
+        (full_body(acct, colo_name=None, colo="a b"), 1002, "colo", "/colo"),
+        (full_body(acct, colo_name=None, colo="atlantis"), 1007, "colo: no online agent", "/colo"),
+        (full_body(acct, where="atlantis"), 1007, "colo_name: no online agent", "/colo_name"),
+        (full_body(acct, destination_conf=stk.new_bucket_dir()[0]), 1006, "destination_conf", "/destination_conf"),
+    ]
+    for body, code, field, pointer in cases:
+        assert_error(acct.call("POST", "", body), 400, code, field, pointer)
+    assert_error(acct.call("POST", "/ownership/validate", {"destination_conf": acct.bucket,
+                                                           "ownership_challenge": "nope"}),
+                 400, 1009, "ownership_challenge", "/ownership_challenge")
+    # Not about a member of the body: no source.
+    assert_error(acct.call("POST", "", raw="{"), 400, 1001, "body", "")
+    assert_error(acct.call("GET", "/" + random_id()), 404, 1003, "pcap_id", "")
+    assert_error(acct.call("GET", "?per_page=0"), 400, 1002, "per_page", "")
+    assert_error(stk.request("GET", acct.path()), 401, 10000, None, "")
+    assert_error(stk.request("GET", "/nothing"), 404, 7003, None, "")
+
+
 def test_create_full_unregistered_bucket_1006(stk, acct):
     before = snapshot(stk, acct)
     uri, d = stk.new_bucket_dir()
@@ -534,6 +670,17 @@ def test_create_full_no_online_agent_1007(stk, acct):
 def test_create_full_accepts_colo_alias_and_case(stk, acct):
     c = create(acct, full_body(acct, colo_name=None, colo=AGENT1.upper(), time_limit=1))
     assert c["colo_name"].lower() == AGENT1
+    # The key the request used is the key of the answer (colo_name, the
+    # schema's, is always there): on create, get and list alike.
+    assert c["colo"] == AGENT1.upper(), c
+    assert assert_ok(acct.call("GET", "/" + c["id"]))["colo"] == AGENT1.upper()
+    assert [x.get("colo") for x in assert_ok(acct.call("GET", "")) if x["id"] == c["id"]] == [AGENT1.upper()]
+    stk.wait_status(acct, c["id"])
+    c = create(acct, full_body(acct, colo=AGENT1, time_limit=1))     # both, equal
+    assert c["colo"] == c["colo_name"] == AGENT1, c
+    stk.wait_status(acct, c["id"])
+    c = create(acct, full_body(acct, time_limit=1))                  # colo_name only
+    assert "colo" not in c and "colo" not in assert_ok(acct.call("GET", "/" + c["id"])), c
     stk.wait_status(acct, c["id"])
     c = create(acct, full_body(acct, where="LAB", time_limit=1))
     obj = assert_ok(acct.call("GET", "/" + c["id"]))
@@ -574,7 +721,7 @@ OWNERSHIP_CASES = [
     ("number", {"destination_conf": 5}, "destination_conf"),
     ("not-uri", {"destination_conf": "bucket"}, "destination_conf"),
     ("scheme", {"destination_conf": "ftp://x/y"}, "destination_conf"),
-    ("unknown-field", {"destination_conf": "file:///x", "region": "eu"}, "region"),
+    ("unknown-field-bad-known", {"destination_conf": 5, "region": "eu"}, "destination_conf"),
 ]
 
 
@@ -601,7 +748,7 @@ VALIDATE_CASES = [
     ("missing-challenge", {"ownership_challenge": None}, "ownership_challenge"),
     ("challenge-number", {"ownership_challenge": 7}, "ownership_challenge"),
     ("dest-number", {"destination_conf": 7}, "destination_conf"),
-    ("unknown-field", {"token": "x"}, "token"),
+    ("unknown-field-bad-known", {"token": "x", "ownership_challenge": 7}, "ownership_challenge"),
 ]
 
 
@@ -654,12 +801,71 @@ def test_ownership_flow(stk, acct):
     assert_error(acct.call("POST", "", full_body(acct, destination_conf=uri)), 400, 1006, "destination_conf")
 
 
-def test_ownership_validate_with_filename(stk, acct):
+def test_ownership_validate_with_filename_refused(stk, acct):
+    """The challenge file's name is in create's answer: it proves nothing
+    (issue 8). Only the token read from the bucket validates."""
     uri, d = stk.new_bucket_dir()
     own = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/validate",
+                           {"destination_conf": uri, "ownership_challenge": own["filename"]}),
+                 400, 1009, "ownership_challenge")
+    listed = {o["id"]: o for o in assert_ok(acct.call("GET", "/ownership"))}
+    assert listed[own["id"]]["status"] == "pending", listed
+
+
+def test_ownership_of_another_accounts_bucket_refused(stk, acct):
+    """B registers A's validated bucket, and validates it with the token it
+    can read there: refused, A's bucket is A's alone."""
+    b = stk.account()
+    r = b.call("POST", "/ownership", {"destination_conf": acct.bucket})
+    assert_error(r, 403, 10000, "destination_conf")
+    assert assert_ok(b.call("GET", "/ownership")) in ([], None)
+    assert_error(b.call("POST", "", full_body(b, destination_conf=acct.bucket)), 400, 1006, "destination_conf")
+    # Both pending, A validates first: B's validation is refused after.
+    uri, d = stk.new_bucket_dir()
+    own_a = assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    own_b = assert_ok(b.call("POST", "/ownership", {"destination_conf": uri}))
+    tokens = {}
+    for own in (own_a, own_b):
+        with open(os.path.join(d, own["filename"])) as f:
+            tokens[own["id"]] = f.read().strip()
     v = assert_ok(acct.call("POST", "/ownership/validate",
-                            {"destination_conf": uri, "ownership_challenge": own["filename"]}))
+                            {"destination_conf": uri, "ownership_challenge": tokens[own_a["id"]]}))
     assert v["status"] == "success"
+    assert_error(b.call("POST", "/ownership/validate",
+                        {"destination_conf": uri, "ownership_challenge": tokens[own_b["id"]]}),
+                 403, 10000, "destination_conf")
+    assert [o["status"] for o in assert_ok(b.call("GET", "/ownership"))] == ["pending"]
+
+
+def test_ownership_shared_by_its_owner(stk, acct):
+    """A's bucket is refused to B until A shares it with B; then B registers
+    and validates it (with its own challenge) and captures into it. A third
+    account is still refused."""
+    b = stk.account()
+    c = stk.account()
+    share = {"destination_conf": acct.bucket, "account_id": b.id}
+    assert_error(b.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 404, 1003,
+                 "destination_conf")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=acct.id)), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id="x")), 400, 1002, "account_id")
+    assert_error(acct.call("POST", "/ownership/share", dict(share, account_id=random_id())), 400, 1002,
+                 "account_id")
+    assert_error(acct.call("POST", "/ownership/share", share, token=acct.read), 403, 10000)
+    assert_error(b.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    assert assert_ok(acct.call("POST", "/ownership/share", share))["status"] == "success"
+    own = assert_ok(b.call("POST", "/ownership", {"destination_conf": acct.bucket}))
+    with open(os.path.join(acct.bucket_dir, own["filename"])) as f:
+        token = f.read().strip()
+    v = assert_ok(b.call("POST", "/ownership/validate", {"destination_conf": acct.bucket,
+                                                         "ownership_challenge": token}))
+    assert v["status"] == "success"
+    assert_error(c.call("POST", "/ownership", {"destination_conf": acct.bucket}), 403, 10000, "destination_conf")
+    # an unvalidated bucket cannot be shared
+    uri, d = stk.new_bucket_dir()
+    assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))
+    assert_error(acct.call("POST", "/ownership/share", {"destination_conf": uri, "account_id": b.id}), 409, 1008,
+                 "destination_conf")
 
 
 def test_ownership_per_account(stk, acct):
@@ -671,20 +877,36 @@ def test_ownership_per_account(stk, acct):
 
 # --- limits ------------------------------------------------------------------------------
 
+def assert_busy(r, since, limit_s, words):
+    """A 429 whose retry-after is the real wait: what is left of limit_s
+    seconds counted from no earlier than `since` (a monotonic time taken
+    before the request that set the limit), as a whole number of seconds
+    rounded up; and the message says the same number after `words`."""
+    msg = assert_error(r, 429, 1004)
+    n = int(r.header("retry-after"))
+    elapsed = time.monotonic() - since
+    assert max(1, limit_s - elapsed - 1) <= n <= limit_s, (n, elapsed)
+    assert msg.endswith("%s %d s" % (words, n)), (msg, n)
+    return n
+
+
 def test_limit_one_sample_per_minute_429(stk, acct):
+    t0 = time.monotonic()
     assert_ok(acct.call("POST", "", simple_body()))
     before = snapshot(stk, acct)
     r = acct.call("POST", "", simple_body())
-    assert_error(r, 429, 1004)
+    assert_busy(r, t0, 60, "one sample capture per 60 seconds per account; next allowed in")
     assert r.header("x-should-retry") == "false"
     assert_unchanged(stk, acct, before)
 
 
 def test_limit_one_active_full_429(stk, acct):
+    t0 = time.monotonic()
     c = create(acct, full_body(acct, time_limit=60))
     before = snapshot(stk, acct)
     r = acct.call("POST", "", full_body(acct, time_limit=5))
-    assert_error(r, 429, 1004)
+    assert_busy(r, t0, 60, "only 1 pending or running full capture(s) per account; "
+                           "the soonest reaches its time limit in")
     assert_unchanged(stk, acct, before)
     # Another account is not limited by this one.
     other = stk.account(bucket=True)
@@ -855,22 +1077,91 @@ def test_download_and_stop_conflicts(stk, acct):
 
 
 def test_failed_capture_no_packets(stk, acct):
+    """The zero-packet rule (README): a full capture whose time ran out with
+    no packet fails with Cloudflare's message."""
     c = create(acct, full_body(acct, time_limit=1, filter_v1={"destination_port": 5999}))
     done = stk.wait_status(acct, c["id"])
-    assert done["status"] == "failed" and done.get("error_message"), done
-    assert done["packets_captured"] == 0
+    assert done["status"] == "failed", done
+    assert done["error_message"] == ("No packets matched the filter in the time limit given. "
+                                     "Please modify the filter or try again."), done
+    assert done["packets_captured"] == 0 and done["stop_reason"] == "time", done
     assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
+
+
+def test_stopped_capture_no_packets_fails(stk, acct):
+    """The same rule when the user stopped a capture that had seen nothing."""
+    c = create(acct, full_body(acct, time_limit=300, filter_v1={"destination_port": 5998}))
+    wait_parts(stk, acct, c["id"])
+    assert acct.call("PUT", "/%s/stop" % c["id"]).status == 200
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "failed", done
+    assert done["error_message"] == ("No packets matched the filter before the capture was stopped. "
+                                     "Please modify the filter or try again."), done
+    assert done["packets_captured"] == 0 and done["stop_reason"] == "user", done
+    assert [p["status"] for p in done["agents"]] == ["done"], done
+    assert_error(acct.call("GET", "/%s/download" % c["id"]), 409, 1008, "pcap_id")
+
+
+def pcap_bytes(n):
+    """A classic pcap of n 60-byte Ethernet records, as an agent answers."""
+    import struct
+    out = struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
+    for i in range(n):
+        out += struct.pack("<IIII", 1714564800 + i, 0, 60, 60) + bytes(60)
+    return out
+
+
+def answered_sample(bare, agent, packet_limit, packets):
+    """A sample of a new account answered by a scripted agent with a pcap of
+    `packets` records; returns (the object at creation, at its end). (The
+    other scripted agents of this controller were asked too: the capture
+    ends at the sample deadline, naming them.)"""
+    acct = bare.account()
+    s = assert_ok(acct.call("POST", "", simple_body(packet_limit=packet_limit)))
+    r = bare.request("POST", "/agent/v1/sample?name=%s&id=%s" % (agent.name, s["id"]), token=agent.key,
+                     raw=pcap_bytes(packets), headers={"Content-Type": "application/vnd.tcpdump.pcap"})
+    assert r.status == 200, r
+    done = bare.wait_status(acct, s["id"])
+    assert {a["name"]: a["status"] for a in done["agents"]}[agent.name] == "done", done
+    return s, done
+
+
+def test_sample_packets_limit_stop_reason_and_remaining(bare):
+    """A sample that holds packet_limit packets says stop_reason "packets"
+    and packets_remaining 0; under the limit "none" and what is left."""
+    agent = ScriptedAgent(bare, "smp1", "smp1")
+    s, done = answered_sample(bare, agent, 2, 2)
+    assert s["packets_remaining"] == 2 and s["packets_captured"] == 0, s
+    assert done["status"] == "success", done
+    assert done["stop_reason"] == "packets" and done["packets_captured"] == 2, done
+    assert done["packets_remaining"] == 0, done
+    s, done = answered_sample(bare, agent, 5, 3)
+    assert done["status"] == "success", done
+    assert done["stop_reason"] == "none" and done["packets_captured"] == 3, done
+    assert done["packets_remaining"] == 2, done
+
+
+def test_sample_no_packets_fails(bare):
+    """And for a sample: an answer without a packet (here a scripted
+    agent's empty pcap) makes a failed capture with the rule's message."""
+    _, done = answered_sample(bare, ScriptedAgent(bare, "smp0", "smp0"), 100, 0)
+    assert done["status"] == "failed", done
+    assert done["error_message"].startswith("No packets matched the filter in the time window queried. "
+                                            "Please modify the filter or try again."), done
+    assert done["packets_captured"] == 0 and done["stop_reason"] == "none", done
 
 
 def test_packet_limit(stk, acct):
     link = link_of(stk, AGENT1)
     c = create(acct, full_body(acct, time_limit=300, packet_limit=7, filter_v1={"destination_port": 5004}))
+    assert c["packets_remaining"] == 7, c     # packet_limit − packets_captured
     wait_parts(stk, acct, c["id"])
     frames = udp_frames(link, 20, dport=5004)
     send(link, frames)
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success" and done["packets_captured"] == 7, done
     assert done.get("stop_reason") == "packets", done
+    assert done["packets_remaining"] == 0, done
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))
     assert len(tshark(obj)) == 7
     assert count_markers(obj, frames[:7]) == 7
@@ -891,6 +1182,35 @@ def test_byte_limit(stk, acct):
     assert len(pk) == 1000 // size == done["packets_captured"], (size, pk, done)
     assert done["bytes_captured"] == size * len(pk), done
     assert done["status"] == "success" and done.get("stop_reason") == "bytes", done
+
+
+def test_packets_remaining(stk, acct):
+    """packets_remaining (in the docs' examples): packet_limit −
+    packets_captured, floored at 0, while it runs and at its end; null
+    without a packet_limit."""
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=10, filter_v1={"destination_port": 5013}))
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 4, dport=5013))
+    mid = stk.wait_captured(acct, c["id"], 4)
+    assert mid["packets_remaining"] == 6, mid
+    assert acct.call("PUT", "/%s/stop" % c["id"]).status == 200
+    done = stk.wait_status(acct, c["id"])
+    assert done["packets_captured"] == 4 and done["packets_remaining"] == 6, done
+    listed = [x for x in assert_ok(acct.call("GET", "")) if x["id"] == c["id"]][0]
+    assert listed["packets_remaining"] == 6, listed
+    c = create(acct, full_body(acct, time_limit=1))
+    assert "packets_remaining" in c and c["packets_remaining"] is None, c
+    stk.wait_status(acct, c["id"])
+
+
+def test_address_error_quotes_the_whole_value(stk, acct):
+    before = snapshot(stk, acct)
+    for value in ("not-an-ip", "10.0.0.1-x"):
+        msg = assert_error(acct.call("POST", "", full_body(acct, filter_v1={"source_address": value})), 400, 1002,
+                           "filter_v1.source_address")
+        assert msg == 'filter_v1.source_address: "%s" is not an IPv4 or IPv6 address or range' % value, msg
+    assert_unchanged(stk, acct, before)
 
 
 def test_progress_reported_while_running(stk, acct):
@@ -1034,3 +1354,139 @@ def test_agents_list_shows_the_fleet(stk, acct):
     # read scope is enough; no credential is not
     assert acct.call("GET", "/agents", token=acct.read).status == 200
     assert stk.request("GET", f"/accounts/{acct.id}/pcaps/agents").status == 401
+
+
+# --- the status lifecycle, state by state ----------------------------------------------------
+
+def test_status_lifecycle_every_state_in_order(bare):
+    """pending → running → conversion_pending → conversion_running →
+    success, each state seen because the (scripted) agents hold it: two
+    agents, so that one captured share and one still running is running, and
+    one delivered share beside one waiting keeps conversion_running."""
+    acct = bare.account(bucket=True)
+    a1, a2 = ScriptedAgent(bare, "fsm1", "fsm"), ScriptedAgent(bare, "fsm2", "fsm")
+    c = create(acct, full_body(acct, where="fsm", time_limit=300, packet_limit=5))
+    seen = [c["status"]]
+
+    def status(want, parts):
+        obj = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))
+        if obj["status"] != seen[-1]:
+            seen.append(obj["status"])
+        assert obj["status"] == want, obj
+        assert {p["name"]: p["status"] for p in obj["agents"]} == parts, obj
+        return obj
+
+    status("pending", {"fsm1": "assigned", "fsm2": "assigned"})
+    for a in (a1, a2):
+        assert c["id"] in [s["id"] for s in a.poll()["start"]]
+    a1.report([a1.job(c["id"], "running", 2)])
+    status("running", {"fsm1": "running", "fsm2": "assigned"})
+    a2.report([a2.job(c["id"], "running", 1)])
+    a1.report([a1.job(c["id"], "captured", 5, "packets")])
+    obj = status("running", {"fsm1": "captured", "fsm2": "running"})
+    assert obj["packets_captured"] == 6, obj
+    a2.report([a2.job(c["id"], "captured", 3, "packets")])
+    status("conversion_pending", {"fsm1": "captured", "fsm2": "captured"})
+    a1.report([a1.job(c["id"], "uploading", 5, "packets")])
+    status("conversion_running", {"fsm1": "uploading", "fsm2": "captured"})
+    a1.report([a1.job(c["id"], "done", 5, "packets")])
+    status("conversion_running", {"fsm1": "done", "fsm2": "captured"})
+    a2.report([a2.job(c["id"], "uploading", 3, "packets")])
+    status("conversion_running", {"fsm1": "done", "fsm2": "uploading"})
+    a2.report([a2.job(c["id"], "done", 3, "packets")])
+    done = status("success", {"fsm1": "done", "fsm2": "done"})
+    assert done["packets_captured"] == 8 and done["stop_reason"] == "packets", done
+    assert seen == ["pending", "running", "conversion_pending", "conversion_running", "success"], seen
+    # Terminal: a late report changes nothing.
+    a1.report([a1.job(c["id"], "running", 1)])
+    status("success", {"fsm1": "done", "fsm2": "done"})
+
+
+def test_status_lifecycle_skipped_states_and_failure(bare):
+    """A share may skip states (running → done between two reports); a
+    failure at any point ends the capture failed, naming the agent."""
+    acct = bare.account(bucket=True)
+    a = ScriptedAgent(bare, "fsm3", "fsm3")
+    c = create(acct, full_body(acct, where="fsm3", time_limit=300))
+    a.report([a.job(c["id"], "done", 4, "time")])
+    done = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert done["status"] == "success" and done["packets_captured"] == 4, done
+    c = create(acct, full_body(acct, where="fsm3", time_limit=300))
+    a.report([a.job(c["id"], "captured", 4, "time")])
+    assert assert_ok(acct.call("GET", "/" + c["id"]))["status"] == "conversion_pending"
+    a.report([dict(a.job(c["id"], "failed", 4, "error"), error="upload to file:///x: disk full")])
+    done = assert_ok(acct.call("GET", "/" + c["id"]))
+    assert done["status"] == "failed", done
+    assert "agent fsm3: upload to file:///x: disk full" in done["error_message"], done
+
+
+def test_status_lifecycle_real_agent_in_order(stk, acct):
+    """With a real agent the states pass quickly (a file:// bucket takes
+    the file at once), so which are seen depends on timing; what is seen is
+    always in the lifecycle's order, and the share ends done."""
+    order = ["pending", "running", "conversion_pending", "conversion_running", "success"]
+    link = link_of(stk, AGENT1)
+    c = create(acct, full_body(acct, time_limit=300, packet_limit=3, filter_v1={"destination_port": 5011}))
+    seen = [c["status"]]
+    wait_parts(stk, acct, c["id"])
+    send(link, udp_frames(link, 3, dport=5011))
+    done = stk.wait_status(acct, c["id"], seen=seen)
+    assert done["status"] == "success", done
+    assert seen == sorted(set(seen), key=order.index), seen
+    assert [p["status"] for p in done["agents"]] == ["done"], done
+
+
+# --- list paging ----------------------------------------------------------------------------
+
+def test_list_pages_and_true_total(bare):
+    """GET …/pcaps takes Cloudflare's page and per_page (default: the 50
+    newest), result_info counts every capture of the account, and a page
+    answered from the list cache is never another page's or a stale one."""
+    acct = bare.account(bucket=True)
+    ScriptedAgent(bare, "pg1", "pg")
+    made = [create(acct, full_body(acct, where="pg1", time_limit=300))["id"] for _ in range(53)]
+    newest = made[::-1]
+
+    def page(query=""):
+        r = acct.call("GET", query, token=acct.read)
+        body = r.json
+        assert_ok(r)
+        return [c["id"] for c in body["result"]], body["result_info"]
+
+    for _ in range(2):      # the second time from the cache
+        ids, info = page()
+        assert ids == newest[:50]
+        assert info == {"page": 1, "per_page": 50, "count": 50, "total_count": 53, "total_pages": 2}, info
+        ids, info = page("?page=2")
+        assert ids == newest[50:]
+        assert info == {"page": 2, "per_page": 50, "count": 3, "total_count": 53, "total_pages": 2}, info
+        ids, info = page("?per_page=10&page=6")
+        assert ids == newest[50:] and info["total_pages"] == 6, info
+        ids, info = page("?page=3")
+        assert ids == [] and info["count"] == 0 and info["total_count"] == 53, info
+    ids, info = page("?per_page=1000")
+    assert ids == newest and info["per_page"] == 1000, info
+    # A new capture moves every page at once.
+    new = create(acct, full_body(acct, where="pg1", time_limit=300))["id"]
+    ids, info = page()
+    assert ids == [new] + newest[:49] and info["total_count"] == 54, info
+    ids, info = page("?page=2")
+    assert ids == newest[49:], ids
+    # The parameter named, and bounded.
+    for query, field in (("?per_page=0", "per_page: 0 is outside 1..1000"),
+                         ("?per_page=1001", "per_page: 1001 is outside 1..1000"),
+                         ("?page=0", "page: 0 is outside 1..1000000"),
+                         ("?page=two", 'page: "two" is not a whole number'),
+                         ("?page=-1&per_page=5", 'page: "-1" is not a whole number')):
+        assert_error(acct.call("GET", query, token=acct.read), 400, 1002, field)
+    # Empty values are absent ones (forms send them).
+    assert page("?page=&per_page=")[1]["per_page"] == 50
+
+
+def test_ownership_list_newest_first(stk, acct):
+    """Buckets list newest first, as captures do."""
+    made = [acct.bucket_id]
+    for _ in range(2):
+        uri, _ = stk.new_bucket_dir()
+        made.append(assert_ok(acct.call("POST", "/ownership", {"destination_conf": uri}))["id"])
+    assert [b["id"] for b in assert_ok(acct.call("GET", "/ownership"))] == made[::-1]

@@ -298,6 +298,36 @@ def test_sigkill_leaves_a_readable_file(caps, net, tmp_path):
     _check_exact(pkts, frames)
 
 
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+def test_file_exact_and_preallocation_given_back(caps, net, tmp_path, where):
+    """Enough traffic to cross several of the writer's jobs and its
+    preallocation step: every frame once, byte for byte, the file exactly the
+    size of its records, and no block kept past its end. On tmpfs (/dev/shm)
+    the writer neither preallocates nor asks for O_DIRECT."""
+    if where == "tmpfs":
+        if not os.path.isdir("/dev/shm"):
+            pytest.skip("no /dev/shm")
+        d = tempfile.mkdtemp(dir="/dev/shm", prefix="pcapd-test-")
+    else:
+        d = str(tmp_path)
+    try:
+        frames = traffic.filler(net, 6000, size=1400)
+        out = os.path.join(d, "big.pcap")
+        p = caps.start_pcapd(net.ns_b, net.if_b, out, [])
+        traffic.send(net, frames)
+        _settle_on(out, len(frames))
+        assert p.stop(signal.SIGINT) == 0, p.stderr()
+        assert final_stats(p)["packets"] == len(frames)
+        st = os.stat(out)
+        assert st.st_size == 24 + sum(16 + len(fr.wire) for fr in frames)
+        assert st.st_blocks * 512 <= st.st_size + 8192, "%d bytes allocated for %d" % (st.st_blocks * 512,
+                                                                                        st.st_size)
+        _check_exact(tshark_read(out), frames)
+    finally:
+        if where == "tmpfs":
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def test_outgoing_frames_captured(caps, net, tmp_path):
     """The sender's own interface: outgoing frames, tags written inline."""
     frames = traffic.catalog(net)

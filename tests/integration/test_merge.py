@@ -14,8 +14,7 @@ from scapy.utils import PcapWriter, RawPcapNgReader, RawPcapReader
 
 CORPUS = os.environ.get(
     "PCAPD_CORPUS_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "corpus", "pcap",
-                 "tcpdump-tests"))
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus", "pcap", "tcpdump-tests"))
 
 
 def frames(path):
@@ -87,16 +86,14 @@ def to_pcapng(src, dst):
 def corpus(*names):
     paths = [os.path.join(CORPUS, n) for n in names]
     for p in paths:
-        if not os.path.exists(p):
-            pytest.skip("corpus file %s missing" % p)
+        assert os.path.exists(p), "corpus file %s missing" % p
     return paths
 
 
 def test_corpus_files_mixed_formats(pcapd, tmp_path):
     pcaps = sorted(glob.glob(os.path.join(CORPUS, "*.pcap")))
     ngs = sorted(glob.glob(os.path.join(CORPUS, "*.pcapng")))
-    if len(pcaps) < 4 or len(ngs) < 2:
-        pytest.skip("corpus missing")
+    assert len(pcaps) >= 4 and len(ngs) >= 2, "corpus missing in %s" % CORPUS
     # Ethernet captures of several sizes, plus pcapng files.
     inputs = corpus("802.1ad_QinQ.pcap", "3560_CDP.pcap", "afs.pcap", "pim-packet-assortment.pcap")
     inputs += [ngs[0], ngs[len(ngs) // 2]]
@@ -320,3 +317,89 @@ def test_output_is_cut_to_its_exact_size(pcapd, tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     assert len(frames(str(out_ng))) == 1200
     assert [f[2] for f in frames(str(out_ng))] == [f[2] for f in frames(str(out))]
+
+
+def _tshark_fields(path, *fields):
+    cmd = ["tshark", "-n", "-r", path, "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [line.split("\t") for line in r.stdout.splitlines()]
+
+
+def _isbs(path):
+    """{interface id: {option code: value}} of the ISBs of a little-endian pcapng file."""
+    import struct
+    data = open(path, "rb").read()
+    out, o = {}, 0
+    while o < len(data):
+        btype, blen = struct.unpack_from("<II", data, o)
+        if btype == 5:
+            ifid = struct.unpack_from("<I", data, o + 8)[0]
+            opts, p = {}, o + 20
+            while p < o + blen - 4:
+                code, n = struct.unpack_from("<HH", data, p)
+                if code == 0:
+                    break
+                if code in (2, 3):
+                    hi, lo = struct.unpack_from("<II", data, p + 4)
+                    opts[code] = (hi << 32) | lo
+                elif code in (4, 5):
+                    opts[code] = struct.unpack_from("<Q", data, p + 4)[0]
+                p += 4 + ((n + 3) & ~3)
+            out[ifid] = opts
+        o += blen
+    return out
+
+
+def test_pcapng_annotations(pcapd, tmp_path):
+    """--format pcapng keeps each input's interfaces: names set per input
+    (NAME, or NAME/OWN for interfaces the input names itself), descriptions,
+    the input's timestamp resolution, and an ISB with the counters given
+    (start and end from the interface's first and last packet); tshark shows
+    every packet's interface; a second merge keeps all of it."""
+    a, b, c = str(tmp_path / "a.pcap"), str(tmp_path / "b.pcap"), str(tmp_path / "c.pcapng")
+    write_pcap(a, [(1_700_000_000_000_000_000 + i * 2_000_000_000, "a%d" % i) for i in range(3)])
+    write_pcap(b, [(1_700_000_001_000_000_000 + i * 2_000_000_000, "b%d" % i) for i in range(3)], nano=True)
+    # an input that names its own interface (and has two: pcapd's writer via a merge)
+    first = str(tmp_path / "first.pcapng")
+    p = merge(pcapd, ["-w", first, "--format", "pcapng", "--name", "eth7", a])
+    assert p.returncode == 0, p.stderr.decode()
+    out = str(tmp_path / "all.pcapng")
+    p = merge(pcapd, ["-w", out, "--name", "web01/eth0", "--description", "colo ord02, filter udp",
+                      "--stats", "100:7", a, "--name", "web02", "--stats", "50:0", b, "--name", "agent3", first])
+    assert p.returncode == 0, p.stderr.decode()
+    rows = _tshark_fields(out, "frame.interface_name", "frame.interface_description", "data.data")
+    # equal timestamps (a and first) keep input order
+    assert [r[0] for r in rows] == ["web01/eth0", "agent3/eth7", "web02"] * 3
+    assert [bytes.fromhex(r[2]).decode() for r in rows] == ["a0", "a0", "b0", "a1", "a1", "b1", "a2", "a2", "b2"]
+    assert all(r[1] == "colo ord02, filter udp" for r in rows if r[0] == "web01/eth0")
+    info = subprocess.run(["capinfos", out], capture_output=True, text=True, timeout=60).stdout
+    assert "Number of interfaces in file: 3" in info
+    assert "Time precision = microseconds (6)" in info and "Time precision = nanoseconds (9)" in info
+    isb = _isbs(out)
+    assert isb[0] == {2: 1_700_000_000_000_000, 3: 1_700_000_004_000_000, 4: 100, 5: 7}  # µs units
+    assert isb[1] == {2: 1_700_000_001_000_000_000, 3: 1_700_000_005_000_000_000, 4: 50, 5: 0}  # ns
+    assert 2 not in isb  # nothing known about the third input's interface
+    # merged again, the interfaces, descriptions and statistics stay
+    again = str(tmp_path / "again.pcapng")
+    p = merge(pcapd, ["-w", again, "--format", "pcapng", out])
+    assert p.returncode == 0, p.stderr.decode()
+    assert _tshark_fields(again, "frame.interface_name") == [[r[0]] for r in rows]
+    assert _isbs(again) == isb
+    assert frames(again) == frames(out)
+
+
+def test_annotation_errors(pcapd, tmp_path):
+    a = str(tmp_path / "a.pcap")
+    write_pcap(a, [(1_700_000_000_000_000_000, "a")])
+    out = str(tmp_path / "x.pcapng")
+    for args, words in ((["--format", "pcap", "--name", "x", a], "need --format pcapng"),
+                        ([a, "--name", "x"], "none follows"),
+                        (["--stats", "1-2", a], "--stats: '1-2' is not RECV:DROP"),
+                        (["--name", "n" * 300, a], "--name: 1..256 bytes"),
+                        ([a, "--bogus", a], "only --name, --description and --stats may follow")):
+        p = merge(pcapd, ["-w", out] + args)
+        assert p.returncode == 2 and words in p.stderr.decode(), (args, p.stderr.decode())
+        assert not os.path.exists(out)

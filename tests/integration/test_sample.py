@@ -201,17 +201,38 @@ def test_filter_forms_equal_tcpdump(stk, sent, everything, acct, filter_v1, expr
     assert sorted(markers(path)) == sorted(want)
 
 
-def test_empty_result_is_a_valid_pcap(stk, sent, acct):
-    done, path = sample(stk, acct, {"filter_v1": {"destination_port": 9}})
-    assert done["status"] == "success", done
-    assert markers(path) == []
-    subprocess.run(["capinfos", path], capture_output=True, check=True, timeout=30)
+def test_no_matching_packet_fails(stk, sent, acct):
+    """The zero-packet rule (README): a window with no matching packet is a
+    failure asking to check the filter, as a full capture that saw nothing
+    is; there is nothing to download."""
+    r = acct.call("POST", "", dict(default_window(), packet_limit=10000, filter_v1={"destination_port": 9}))
+    assert r.status == 200, r.body
+    done = stk.wait_status(acct, r.json["result"]["id"])
+    assert done["status"] == "failed", done
+    assert done["error_message"].startswith("No packets matched the filter in the time window queried."), done
+    assert done["stop_reason"] == "none", done
+    agents = {a["name"]: a for a in done["agents"]}
+    assert agents[REC1]["status"] == "done" and agents[REC1]["packets"] == 0, agents
+    # The agent that did not answer is named in the message, not hidden.
+    assert OFF in done["error_message"], done
+    d = acct.call("GET", "/%s/download" % done["id"], token=acct.read)
+    assert d.status == 409 and d.json["errors"][0]["code"] == 1008, d.body
 
 
 def test_packet_limit_keeps_the_newest(stk, sent, everything, acct):
     done, path = sample(stk, acct, {"packet_limit": 7})
     assert done["status"] == "success", done
     assert markers(path) == markers(everything[1])[-7:]
+    # It holds packet_limit packets: the limit ended it, and nothing remains.
+    assert done["stop_reason"] == "packets", done
+    assert done["packets_captured"] == 7, done
+
+
+def test_under_the_packet_limit_stops_for_no_reason(stk, sent, everything, acct):
+    done, path = sample(stk, acct, {})
+    assert done["status"] == "success", done
+    assert done["stop_reason"] == "none", done
+    assert done["packets_captured"] == len(timestamps(path)) < 10000, done
 
 
 def rfc3339_ns(ts):
@@ -248,8 +269,8 @@ def test_window_edges(stk, sent, everything, acct):
 def test_offset_time_in_the_past_finds_nothing_newer(stk, sent, acct):
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
     done, path = sample(stk, acct, {"offset_time": past, "time_limit": 300})
-    assert done["status"] == "success", done
-    assert markers(path) == []
+    assert done["status"] == "failed" and path is None, done
+    assert done["error_message"].startswith("No packets matched the filter in the time window queried."), done
 
 
 @pytest.mark.parametrize("when", [-25 * 3600, 3600])
@@ -280,8 +301,10 @@ def test_a_report_cannot_answer_a_sample_or_name_its_file(stk, sent, acct):
     """Only an uploaded answer makes an agent's share of a sample done: a
     report saying "done" (with an object name pointing elsewhere) changes
     nothing, and the download holds only the real answers."""
+    key = stk.enroll("smp-evil", "s9")
+
     def report(body):
-        r = stk.request("POST", "/agent/v1/report", token=stk.agent_token, body=body)
+        r = stk.request("POST", "/agent/v1/report", token=key, body=body)
         assert r.status == 200, r.body
         return r.json
 

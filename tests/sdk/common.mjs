@@ -4,23 +4,17 @@
 // and NODE_EXTRA_CA_CERTS for its self-signed certificate), traffic from the
 // agents' namespaces, and pcap checks with tshark.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
 import Cloudflare from 'cloudflare';
 
-const execFileP = promisify(execFile);
+import { WAIT_MS, env } from '../integration/stack.mjs';
 
 export const PCAP_MAGICS = ['d4c3b2a1', 'a1b2c3d4', '4d3cb2a1', 'a1b23c4d'];
 
-export function env(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run through "python3 tests/integration/stack.py run -- node --test ..."`);
-  return v;
-}
+export { WAIT_MS, env, links, sendTraffic, tsharkCount } from '../integration/stack.mjs';
 
 // A client for the stack: https or http, baseURL with or without /client/v4.
 export function client({ https = false, prefix = true, token, apiKey, apiEmail, maxRetries = 0 } = {}) {
@@ -37,9 +31,9 @@ export function client({ https = false, prefix = true, token, apiKey, apiEmail, 
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Waits are for conditions, never for time: WAIT_MS only bounds how long a
-// broken run takes to fail (PCAPD_TEST_WAIT seconds, as in the pytest suite).
-export const WAIT_MS = 1000 * Number(process.env.PCAPD_TEST_WAIT || 60);
+// Waits are for conditions, never for time: WAIT_MS (../integration/stack.mjs)
+// only bounds how long a broken run takes to fail (PCAPD_TEST_WAIT seconds, as
+// in the pytest suite).
 
 // Polls fn() until it returns something truthy and returns it; throws with
 // what() (the last state) after timeoutMs.
@@ -126,23 +120,17 @@ export async function historyPackets(baseURL, token, accountId) {
   return out;
 }
 
-// The agents' links as [{ns, iface}], in agent order.
-export function links() {
-  return env('PCAPD_SDK_LINKS').split(',').map((s) => {
-    const [ns, iface] = s.split(':');
-    return { ns, iface };
+// Each agent's newest packet in its history that a query can see (ms since
+// the epoch; 0 for none). A history writes its blocks in order, so once a
+// packet sent after time T shows here, every packet before T does too.
+export async function historyNewest(baseURL, token, accountId) {
+  const r = await fetch(`${baseURL}/accounts/${accountId}/pcaps/agents`, {
+    headers: { authorization: `Bearer ${token}` },
   });
-}
-
-// Sends n UDP frames to dport from link i's namespace (stack.py send).
-// Asynchronously: a synchronous child would block the event loop for as long
-// as it runs (seconds on a busy machine), and a kept-alive connection the
-// controller closed meanwhile would then be reused before its close is seen.
-export async function sendTraffic(i, n, dport) {
-  const l = links()[i];
-  await execFileP('/usr/bin/python3', [env('PCAPD_SDK_SEND'), 'send', l.ns, l.iface, String(n), String(dport)], {
-    timeout: WAIT_MS,
-  });
+  assert.equal(r.status, 200);
+  const out = {};
+  for (const a of (await r.json()).result) out[a.name] = Date.parse(a.history?.newest ?? '') || 0;
+  return out;
 }
 
 export function assertPcap(buf) {
@@ -150,17 +138,6 @@ export function assertPcap(buf) {
   assert.ok(b.length >= 24, `pcap too short: ${b.length} bytes`);
   assert.ok(PCAP_MAGICS.includes(b.subarray(0, 4).toString('hex')), `not a pcap: ${b.subarray(0, 4).toString('hex')}`);
   return b;
-}
-
-// Packets in a pcap file as tshark counts them; tshark must read it cleanly.
-export function tsharkCount(file) {
-  const out = execFileSync('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'frame.time_epoch'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 30000,
-  }).toString();
-  const ts = out.split('\n').filter((l) => l.trim()).map(Number);
-  for (let i = 1; i < ts.length; i++) assert.ok(ts[i] >= ts[i - 1], 'packets not in time order');
-  return ts.length;
 }
 
 export function outFile(name) {
@@ -181,6 +158,8 @@ export async function rejectsWith(promise, cls, status, code, field) {
   assert.ok(Array.isArray(err.errors) && err.errors.length > 0, `no errors array: ${JSON.stringify(err.error)}`);
   assert.equal(err.errors[0].code, code, JSON.stringify(err.errors));
   if (field) assert.ok(err.errors[0].message.startsWith(field), `message does not name ${field}: ${err.errors[0].message}`);
+  // Cloudflare's error items: where the error table is (pcapd's README).
+  assert.ok(err.errors[0].documentation_url?.endsWith('#api-errors'), JSON.stringify(err.errors[0]));
   assert.equal(err.headers.get('x-should-retry'), 'false');
   return err;
 }

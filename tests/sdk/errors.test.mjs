@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 
-import { Cloudflare, WAIT_MS, client, env, rejectsWith } from './common.mjs';
+import { Cloudflare, WAIT_MS, client, env, rejectsWith, waitStatus } from './common.mjs';
 
 const T = { timeout: 2 * WAIT_MS };
 const account = env('PCAPD_SDK_ACCOUNT_ID');
@@ -24,14 +24,35 @@ test('BadRequestError: a field out of range, named in errors[0].message', T, asy
   const e = await rejectsWith(cf.magicTransit.pcaps.create(full({ time_limit: 301 })), Cloudflare.BadRequestError, 400,
     1002, 'time_limit');
   assert.match(e.errors[0].message, /301/);
+  assert.deepEqual(e.errors[0].source, { pointer: '/time_limit' });
   await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), packet_limit: 0 }), Cloudflare.BadRequestError, 400,
     1002, 'packet_limit');
-  await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), filter_v1: { destination_port: 70000 } }),
+  const f = await rejectsWith(cf.magicTransit.pcaps.create({ ...full(), filter_v1: { destination_port: 70000 } }),
     Cloudflare.BadRequestError, 400, 1002, 'filter_v1.destination_port');
+  assert.deepEqual(f.errors[0].source, { pointer: '/filter_v1/destination_port' });
   await rejectsWith(cf.magicTransit.pcaps.ownership.create({ account_id: account, destination_conf: 'nope' }),
     Cloudflare.BadRequestError, 400, 1002, 'destination_conf');
   assert.deepEqual(await ids(cf), before);
 });
+
+test('members the schema does not name are ignored (a newer SDK, a copied object); colo echoed', T,
+  async () => {
+    const cf = client();
+    // The docs' "colo" (not the schema's colo_name) is answered with "colo".
+    const c = await cf.magicTransit.pcaps.create(full({
+      time_limit: 300, packets_remaining: 0, status: 'success', agents: [], some_future_option: { on: true },
+      colo_name: undefined, colo: env('PCAPD_SDK_COLO'),
+    }));
+    assert.equal(c.status === 'pending' || c.status === 'running', true, JSON.stringify(c));
+    assert.equal(c.colo, env('PCAPD_SDK_COLO'));
+    assert.equal(c.colo_name, env('PCAPD_SDK_COLO'));
+    await cf.magicTransit.pcaps.stop(c.id, { account_id: account });
+    await waitStatus(cf, account, c.id);
+    const before = await ids(cf);
+    await rejectsWith(cf.magicTransit.pcaps.create(full({ packets_remaining: 0, time_limit: 0 })),
+      Cloudflare.BadRequestError, 400, 1002, 'time_limit');
+    assert.deepEqual(await ids(cf), before);
+  });
 
 test('BadRequestError 1006 (bucket not validated) and 1007 (no online agent)', T, async () => {
   const cf = client({ https: true, prefix: false });
@@ -79,7 +100,11 @@ test('RateLimitError 1004 for a second sample within the interval, never retried
   const body = { account_id: other, type: 'simple', system: 'magic-transit', time_limit: 1, packet_limit: 10 };
   await cf.magicTransit.pcaps.create(body);
   const before = await ids(cf, other);
-  await rejectsWith(cf.magicTransit.pcaps.create(body), Cloudflare.RateLimitError, 429, 1004);
+  const e = await rejectsWith(cf.magicTransit.pcaps.create(body), Cloudflare.RateLimitError, 429, 1004);
+  // The real wait, in seconds, in both the header and the message.
+  const wait = Number(e.headers.get('retry-after'));
+  assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `retry-after ${e.headers.get('retry-after')}`);
+  assert.ok(e.errors[0].message.endsWith(`next allowed in ${wait} s`), e.errors[0].message);
   // With the SDK's default retries: x-should-retry: false makes it give up at
   // once instead of sleeping and retrying twice (counted, not timed).
   let sent = 0;

@@ -13,6 +13,7 @@ import {
   bucketDir,
   client,
   env,
+  historyNewest,
   historyPackets,
   outFile,
   rejectsWith,
@@ -68,13 +69,12 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
       'ownership_id');
   });
 
-  test(`${label}: ownership validate with the filename`, T, async () => {
+  test(`${label}: ownership validate with the filename is refused (it proves nothing)`, T, async () => {
     const uri = `file://${env('PCAPD_SDK_BUCKET_ROOT')}/${label.replace(/\W/g, '')}-fn`;
     const own = await P().ownership.create({ account_id: account, destination_conf: uri });
-    const v = await P().ownership.validate({
+    await rejectsWith(P().ownership.validate({
       account_id: account, destination_conf: uri, ownership_challenge: own.filename,
-    });
-    assert.equal(v.status, 'success');
+    }), Cloudflare.BadRequestError, 400, 1009, 'ownership_challenge');
     await P().ownership.delete(own.id, { account_id: account });
   });
 
@@ -87,14 +87,22 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     await sendTraffic(0, 5, port);
     await sendTraffic(1, 6, port);
     await sendTraffic(0, 2, port + 1); // not matching
-    // Until both histories hold the frames (a partial block becomes visible
-    // about a second after its first packet): one sample per minute, so the
-    // sample itself cannot be retried.
+    // A fence after them: one more frame each (not matching). Until both
+    // histories can show the fence (a partial block becomes visible about a
+    // second after its first packet), every frame before it is visible too;
+    // one sample per minute, so the sample itself cannot be retried. (Counts
+    // alone could grow by frames of earlier tests written late.)
+    const fence = Date.now();
+    await sendTraffic(0, 1, port + 2);
+    await sendTraffic(1, 1, port + 2);
     let now;
+    let newest;
     await until(async () => {
       now = await historyPackets(base, token, account);
-      return now[agents[0]] >= before[agents[0]] + 7 && now[agents[1]] >= before[agents[1]] + 6;
-    }, () => `history packets ${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+      newest = await historyNewest(base, token, account);
+      return now[agents[0]] >= before[agents[0]] + 8 && now[agents[1]] >= before[agents[1]] + 7 &&
+        newest[agents[0]] >= fence && newest[agents[1]] >= fence;
+    }, () => `history packets ${JSON.stringify(before)} -> ${JSON.stringify(now)}, newest ${JSON.stringify(newest)} (fence ${fence})`);
     const s = await P().create({
       account_id: account, type: 'simple', system: 'magic-transit', time_limit: 60, packet_limit: 100,
       filter_v1: { source_address: '192.0.2.1', protocol: 17, destination_port: port },
@@ -189,6 +197,24 @@ export function pcapSuite({ label, https, prefix, account, token, bucket }) {
     await rejectsWith(P().stop(id, { account_id: account }), Cloudflare.NotFoundError, 404, 1003, 'pcap_id');
     assert.ok(fullId, 'the full capture test did not run');
     assert.equal((await P().get(fullId.toUpperCase(), { account_id: account })).id, fullId);
+  });
+
+  test(`${label}: list pages through the SDK's query option, with the true total`, T, async () => {
+    // The SDK's list() is one page with no parameters (the 50 newest);
+    // request options carry Cloudflare's page and per_page.
+    const all = [];
+    for await (const p of P().list({ account_id: account })) all.push(p.id);
+    assert.ok(all.length >= 3 && all.length <= 50, `${all.length} captures`);
+    const first = await P().list({ account_id: account }, { query: { per_page: 2 } });
+    assert.deepEqual(first.result.map((p) => p.id), all.slice(0, 2));
+    assert.deepEqual(first.body.result_info, {
+      page: 1, per_page: 2, count: 2, total_count: all.length, total_pages: Math.ceil(all.length / 2),
+    });
+    const second = await P().list({ account_id: account }, { query: { page: 2, per_page: 2 } });
+    assert.deepEqual(second.result.map((p) => p.id), all.slice(2, 4));
+    assert.equal(second.body.result_info.total_count, all.length);
+    await rejectsWith(P().list({ account_id: account }, { query: { per_page: 0 } }), Cloudflare.BadRequestError,
+      400, 1002, 'per_page');
   });
 }
 

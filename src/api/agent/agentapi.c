@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/report, the
- * long-poll GET /agent/v1/poll, POST /agent/v1/sample and POST
- * /agent/v1/upload (signed requests to an object store). Validation is
- * strict and bounded; the service does the rest. Errors are answered in
- * Cloudflare's envelope, which agents read (agentproto_error_message()).
+ * The agent protocol (docs/AGENT-PROTOCOL.md): POST /agent/v1/enroll (an
+ * enrolment token exchanged for the agent's own key), POST /agent/v1/report,
+ * the long-poll GET /agent/v1/poll, POST /agent/v1/sample, the live streams'
+ * chunks, POST /agent/v1/stream, and POST /agent/v1/upload (signed requests
+ * to an object store). Every route but enroll takes an agent's key, and only
+ * for that agent's name: a report, poll, sample answer, stream chunk or
+ * upload grant under another name is 403. Validation is strict and bounded;
+ * the service does the rest. Errors are answered in Cloudflare's envelope,
+ * which agents read (agentproto_error_message()).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +35,16 @@ static void agentapi_fail(HttpRequest *req, ApiErrorKind kind, const char *msg)
 	envelope_error(req, &e);
 }
 
-static void handle_report(Api *a, HttpRequest *req)
+/* 403 unless name is the key's own. */
+static int own_name(const AgentKey *k, const char *name, ApiError *e)
+{
+	if (strcmp(k->name, name) == 0)
+		return 0;
+	return apierror_set(e, API_ERR_FORBIDDEN, NULL, "Forbidden: this key is agent %s's; it cannot act as '%s'",
+			    k->name, name);
+}
+
+static void handle_report(Api *a, HttpRequest *req, const AgentKey *k)
 {
 	AgentReportAnswer ans = {0};
 	AgentReport rep = {0};
@@ -52,7 +65,11 @@ static void handle_report(Api *a, HttpRequest *req)
 		agentapi_fail(req, r == -ENOMEM ? API_ERR_INTERNAL : API_ERR_INVALID, err.msg);
 		return;
 	}
-	if (service_agent_report(api_service(a), &rep, &ans, &e) < 0) {
+	if (own_name(k, rep.name, &e) < 0 ||
+	    (k->colo[0] && strcmp(k->colo, rep.colo) != 0 &&
+	     apierror_set(&e, API_ERR_FORBIDDEN, "colo", "agent %s was enrolled for colo %s only", k->name, k->colo) <
+		     0) ||
+	    service_agent_report(api_service(a), k, &rep, &ans, &e) < 0) {
 		envelope_error(req, &e);
 		goto out;
 	}
@@ -81,7 +98,7 @@ static void wake(void *arg)
 	http_resume(arg);
 }
 
-static void handle_poll(Api *a, HttpRequest *req)
+static void handle_poll(Api *a, HttpRequest *req, const AgentKey *k)
 {
 	PollState *ps = http_req_get_data(req);
 	bool resumed = ps != NULL;
@@ -104,6 +121,10 @@ static void handle_poll(Api *a, HttpRequest *req)
 		if (!agentproto_name_valid(name)) {
 			apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -",
 				     AGENT_NAME_MAX);
+			envelope_error(req, &e);
+			return;
+		}
+		if (own_name(k, name, &e) < 0) {
 			envelope_error(req, &e);
 			return;
 		}
@@ -145,16 +166,22 @@ static size_t agentapi_body_limit(const char *method, const char *rest)
 		return AGENTPROTO_MAX_SAMPLE_BODY;
 	if (strcmp(method, "POST") == 0 && strcmp(rest, "/report") == 0)
 		return AGENTPROTO_MAX_REPORT_BODY;
+	if (strcmp(method, "POST") == 0 && strcmp(rest, "/stream") == 0)
+		return AGENTPROTO_STREAM_CHUNK_MAX;
 	return API_MAX_BODY;
 }
 
 /* The name and id of a request about one job; false: answered 400. */
-static bool name_and_id_valid(HttpRequest *req, const char *name, const char *id)
+static bool name_and_id_valid(HttpRequest *req, const AgentKey *k, const char *name, const char *id)
 {
 	ApiError e;
 
 	if (!agentproto_name_valid(name)) {
 		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+		envelope_error(req, &e);
+		return false;
+	}
+	if (own_name(k, name, &e) < 0) {
 		envelope_error(req, &e);
 		return false;
 	}
@@ -167,7 +194,7 @@ static bool name_and_id_valid(HttpRequest *req, const char *name, const char *id
 }
 
 /* POST /agent/v1/sample?name=NAME&id=ID, body: the answer as a pcap. */
-static void handle_sample(Api *a, HttpRequest *req)
+static void handle_sample(Api *a, HttpRequest *req, const AgentKey *k)
 {
 	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
 	const uint8_t *body;
@@ -179,7 +206,7 @@ static void handle_sample(Api *a, HttpRequest *req)
 		envelope_error(req, &e);
 		return;
 	}
-	if (!name_and_id_valid(req, name, id))
+	if (!name_and_id_valid(req, k, name, id))
 		return;
 	body = http_req_body(req, &n);
 	if (service_sample_store(api_service(a), name, id, body, n, &e) < 0)
@@ -190,7 +217,7 @@ static void handle_sample(Api *a, HttpRequest *req)
 
 /* POST /agent/v1/upload?name=NAME&id=ID, body: AgentUploadRequest; the
  * answer: the grant (signed requests to the store). */
-static void handle_upload(Api *a, HttpRequest *req)
+static void handle_upload(Api *a, HttpRequest *req, const AgentKey *k)
 {
 	const char *name = http_req_query(req, "name"), *id = http_req_query(req, "id");
 	AgentUploadRequest q;
@@ -202,7 +229,7 @@ static void handle_upload(Api *a, HttpRequest *req)
 	size_t n;
 	ApiError e;
 
-	if (!name_and_id_valid(req, name, id))
+	if (!name_and_id_valid(req, k, name, id))
 		return;
 	p = http_req_body(req, &n);
 	body = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, NULL);
@@ -224,6 +251,96 @@ static void handle_upload(Api *a, HttpRequest *req)
 	agentproto_grant_done(&g);
 }
 
+static const char *query_of(void *req, const char *key)
+{
+	return http_req_query(req, key);
+}
+
+/* POST /agent/v1/stream?name=…&id=…&tap=…&offset=…, body: whole items of
+ * the agent's capture file from that offset. */
+static void handle_stream(Api *a, HttpRequest *req, const AgentKey *k)
+{
+	AgentStreamAnswer ans = {0};
+	AgentStreamChunk c;
+	ErrBuf err = {{0}};
+	const uint8_t *body;
+	char *text = NULL;
+	size_t n;
+	ApiError e;
+
+	if (http_req_body_too_large(req)) {
+		apierror_set(&e, API_ERR_TOO_LARGE, "body", "larger than %u bytes", AGENTPROTO_STREAM_CHUNK_MAX);
+		envelope_error(req, &e);
+		return;
+	}
+	if (agentproto_stream_parse(query_of, req, &c, &err) < 0) {
+		agentapi_fail(req, API_ERR_INVALID, err.msg);
+		return;
+	}
+	if (own_name(k, c.name, &e) < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	body = http_req_body(req, &n);
+	service_tap_chunk(api_service(a), &c, body, n, &ans);
+	if (agentproto_stream_answer_build(&ans, &text, &err) < 0)
+		agentapi_fail(req, API_ERR_INTERNAL, err.msg);
+	else
+		agentapi_reply_text(req, text);
+}
+
+/* POST /agent/v1/enroll {"name", "colo"} with an enrolment token: the
+ * agent's own key, {"name", "secret"}, shown this once. */
+static void handle_enroll(Api *a, HttpRequest *req)
+{
+	const char *name = NULL, *colo = NULL;
+	char secret[64];
+	uint8_t hash[32];
+	EnrollToken t;
+	json_t *body, *o;
+	char *text;
+	ApiError e;
+	int r;
+
+	if (auth_enroll(api_service(a), req, &t, &e) < 0) {
+		envelope_error(req, &e);
+		return;
+	}
+	body = api_request_json(req, API_MAX_BODY, &e);
+	if (!body) {
+		envelope_error(req, &e);
+		return;
+	}
+	name = json_string_value(json_object_get(body, "name"));
+	colo = json_string_value(json_object_get(body, "colo"));
+	if (!agentproto_name_valid(name))
+		apierror_set(&e, API_ERR_INVALID, "name", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+	else if (!agentproto_name_valid(colo))
+		apierror_set(&e, API_ERR_INVALID, "colo", "1..%u characters of A-Z a-z 0-9 . _ -", AGENT_NAME_MAX);
+	else if ((r = auth_new_secret(secret)) < 0)
+		apierror_set(&e, API_ERR_INTERNAL, NULL, "cannot draw a random secret: %s", strerror(-r));
+	else
+		goto draw;
+	envelope_error(req, &e);
+	json_decref(body);
+	return;
+draw:
+	auth_hash(secret, strlen(secret), hash);
+	if (service_agent_enroll(api_service(a), &t, name, colo, hash, &e) < 0) {
+		envelope_error(req, &e);
+	} else {
+		o = json_pack("{s:s, s:s}", "name", name, "secret", secret);
+		text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (text)
+			agentapi_reply_text(req, text);
+		else
+			agentapi_fail(req, API_ERR_INTERNAL, "out of memory");
+		json_decref(o);
+	}
+	explicit_bzero(secret, sizeof(secret));
+	json_decref(body);
+}
+
 static void agentapi_method(HttpRequest *req, const char *method, const char *allow)
 {
 	ApiError e;
@@ -237,10 +354,11 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 {
 	const char *method = http_req_method(req);
 	bool resumed = http_req_get_data(req) != NULL;
+	AgentKey k = {0};
 	ApiError e;
 
 	if (strcmp(sub, "/report") != 0 && strcmp(sub, "/poll") != 0 && strcmp(sub, "/sample") != 0 &&
-	    strcmp(sub, "/upload") != 0) {
+	    strcmp(sub, "/stream") != 0 && strcmp(sub, "/enroll") != 0 && strcmp(sub, "/upload") != 0) {
 		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
 		envelope_error(req, &e);
 		return;
@@ -253,19 +371,46 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		agentapi_method(req, method, "GET");
 		return;
 	}
-	/* A resumed poll was authenticated on its first call. */
-	if (!resumed && auth_check(api_service(a), req, NULL, SCOPE_AGENT, NULL, NULL, &e) < 0) {
+	if (strcmp(sub, "/enroll") == 0) {
+		handle_enroll(a, req);
+		return;
+	}
+	/* A resumed poll was authenticated (and its name checked) on its first call. */
+	if (!resumed && auth_agent(api_service(a), req, &k, &e) < 0) {
 		envelope_error(req, &e);
 		return;
 	}
 	if (strcmp(sub, "/report") == 0)
-		handle_report(a, req);
+		handle_report(a, req, &k);
 	else if (strcmp(sub, "/sample") == 0)
-		handle_sample(a, req);
+		handle_sample(a, req, &k);
+	else if (strcmp(sub, "/stream") == 0)
+		handle_stream(a, req, &k);
 	else if (strcmp(sub, "/upload") == 0)
-		handle_upload(a, req);
+		handle_upload(a, req, &k);
 	else
-		handle_poll(a, req);
+		handle_poll(a, req, &k);
+}
+
+/* Every route with a body needs an agent's key (enroll: an enrolment token);
+ * a sample answer or stream chunk, whose name is in the query, only for the
+ * key's own name. A sample answer is a pcap, a stream chunk a run of
+ * capture-file bytes. */
+static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
+{
+	const char *name = http_req_query(req, "name");
+	EnrollToken t;
+	AgentKey k;
+	ApiError e;
+
+	(void)method;
+	if (strcmp(rest, "/enroll") == 0)
+		return auth_enroll(api_service(a), req, &t, &e) < 0 ? API_BODY_REFUSED : API_BODY_JSON;
+	if (auth_agent(api_service(a), req, &k, &e) < 0)
+		return API_BODY_REFUSED;
+	if (strcmp(rest, "/sample") != 0 && strcmp(rest, "/stream") != 0)
+		return API_BODY_JSON;
+	return name && strcmp(name, k.name) != 0 ? API_BODY_REFUSED : API_BODY_RAW;
 }
 
 const ApiDialect agentapi_dialect = {
@@ -273,4 +418,5 @@ const ApiDialect agentapi_dialect = {
 	.handle = agentapi_handle,
 	.render_error = envelope_error,
 	.body_limit = agentapi_body_limit,
+	.before_body = agentapi_before_body,
 };

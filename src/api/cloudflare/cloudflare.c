@@ -24,10 +24,15 @@
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "api/cloudflare/envelope.h"
+#include "api/cloudflare/tokens.h"
+#include "common/log.h"
 #include "common/timefmt.h"
 
 #define PCAP_TYPE "application/vnd.tcpdump.pcap"
-#define ACCOUNT_SEGMENT_MAX 128 /* longer cannot be an account; still answered by auth */
+#define PCAPNG_TYPE "application/x-pcapng"
+#define STREAM_TRAILER "Pcapd-Stream-End" /* how a live stream ended */
+#define STREAM_BUFFER (1u << 20)          /* bytes between the tap and a reader */
+#define ACCOUNT_SEGMENT_MAX 128           /* longer cannot be an account; still answered by auth */
 
 typedef enum Route {
 	R_PCAPS,              /* ""                    GET list, POST create */
@@ -35,10 +40,13 @@ typedef enum Route {
 	R_DOWNLOAD,           /* "/{id}/download"      GET */
 	R_STOP,               /* "/{id}/stop"          PUT */
 	R_RETRY,              /* "/{id}/retry-upload"  POST (pcapd extension) */
+	R_STREAM,             /* "/{id}/stream"        GET (pcapd extension) */
 	R_OWNERSHIPS,         /* "/ownership"          GET list, POST create */
 	R_OWNERSHIP,          /* "/ownership/{id}"     DELETE */
 	R_OWNERSHIP_VALIDATE, /* "/ownership/validate" POST */
+	R_OWNERSHIP_SHARE,    /* "/ownership/share"    POST (pcapd extension) */
 	R_AGENTS,             /* "/agents"             GET (pcapd extension) */
+	R_AGENT,              /* "/agents/{name}"      DELETE: revoke (pcapd extension) */
 	R_NONE,
 } Route;
 
@@ -47,9 +55,11 @@ typedef struct Call {
 	Api *api;
 	Service *svc;
 	HttpRequest *req;
-	const char *id_field;         /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
-	char account[JOB_ID_LEN + 1]; /* the credential's account, as stored */
-	char id[JOB_ID_LEN + 1];      /* the path id, lowercased (when the route has one) */
+	const char *id_field;           /* Cloudflare's name of the path id: "pcap_id", "ownership_id" */
+	const char *target_field;       /* the body's name of the model's "target": "colo" when asked so */
+	char account[JOB_ID_LEN + 1];   /* the credential's account, as stored */
+	char id[JOB_ID_LEN + 1];        /* the path id, lowercased (when the route has one) */
+	char agent[AGENT_NAME_MAX + 1]; /* R_AGENT: the agent's name */
 } Call;
 
 /* ---- routing ---- */
@@ -86,12 +96,19 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		/* The literal wins over an id, as on Cloudflare. */
 		if (len[1] == 8 && memcmp(seg[1], "validate", 8) == 0)
 			return R_OWNERSHIP_VALIDATE;
+		if (len[1] == 5 && memcmp(seg[1], "share", 5) == 0)
+			return R_OWNERSHIP_SHARE;
 		*ret_id = seg[1];
 		*ret_id_len = len[1];
 		return R_OWNERSHIP;
 	}
-	if (n == 1 && len[0] == 6 && memcmp(seg[0], "agents", 6) == 0)
-		return R_AGENTS;
+	if (len[0] == 6 && memcmp(seg[0], "agents", 6) == 0) {
+		if (n == 1)
+			return R_AGENTS;
+		*ret_id = seg[1];
+		*ret_id_len = len[1];
+		return R_AGENT;
+	}
 	*ret_id = seg[0];
 	*ret_id_len = len[0];
 	if (n == 1)
@@ -100,54 +117,98 @@ static Route route_of(const char *sub, const char **ret_id, size_t *ret_id_len)
 		return R_DOWNLOAD;
 	if (len[1] == 4 && memcmp(seg[1], "stop", 4) == 0)
 		return R_STOP;
+	if (len[1] == 6 && memcmp(seg[1], "stream", 6) == 0)
+		return R_STREAM;
 	if (len[1] == 12 && memcmp(seg[1], "retry-upload", 12) == 0)
 		return R_RETRY;
 	return R_NONE;
 }
 
 static const char *const route_allow[] = {
-	[R_PCAPS] = "GET, POST",  [R_PCAP] = "GET",
-	[R_DOWNLOAD] = "GET",     [R_STOP] = "PUT",
-	[R_RETRY] = "POST",       [R_OWNERSHIPS] = "GET, POST",
-	[R_OWNERSHIP] = "DELETE", [R_OWNERSHIP_VALIDATE] = "POST",
+	[R_PCAPS] = "GET, POST",
+	[R_PCAP] = "GET",
+	[R_DOWNLOAD] = "GET",
+	[R_STOP] = "PUT",
+	[R_RETRY] = "POST",
+	[R_STREAM] = "GET",
+	[R_OWNERSHIPS] = "GET, POST",
+	[R_OWNERSHIP] = "DELETE",
+	[R_OWNERSHIP_VALIDATE] = "POST",
+	[R_OWNERSHIP_SHARE] = "POST",
 	[R_AGENTS] = "GET",
+	[R_AGENT] = "DELETE",
 };
 
 /* ---- shared answers ---- */
 
 /* The model's field names in Cloudflare's words. */
-static const char *cf_field(const char *field, const char *id_field)
+static const char *cf_field(const char *field, const char *id_field, const char *target_field)
 {
 	static const char *const names[][2] = {
-		{"target", "colo_name"},
 		{"destination", "destination_conf"},
 		{"challenge", "ownership_challenge"},
+		{"account", "account_id"},
 	};
 
 	if (id_field && strcmp(field, "id") == 0)
 		return id_field;
+	if (strcmp(field, "target") == 0)
+		return target_field ? target_field : "colo_name";
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(field, names[i][0]) == 0)
 			return names[i][1];
 	return field;
 }
 
-static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field)
+/* The JSON pointer (RFC 6901) of a field of the request body, its path
+ * written "filter_v1.source_port" or "outputs[1].target", into out; false
+ * for what is no member of the body (no field, the body as a whole, path
+ * ids, query parameters). */
+static bool body_pointer(const char *field, char *out, size_t cap)
 {
+	static const char *const not_body[] = {"", "body", "id", "pcap_id", "ownership_id", "page", "per_page"};
+	size_t o = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(not_body); i++)
+		if (strcmp(field, not_body[i]) == 0)
+			return false;
+	for (const char *p = field; *p; p++) {
+		const char *add = *p == '.' || *p == '[' ? "/"
+				  : *p == ']'            ? ""
+				  : *p == '~'            ? "~0"
+				  : *p == '/'            ? "~1"
+							 : NULL;
+		char one[2] = {*p, '\0'};
+
+		if (p == field && *p != '[' && o + 1 < cap)
+			out[o++] = '/';
+		for (const char *q = add ? add : one; *q; q++) {
+			if (o + 1 >= cap)
+				return false;
+			out[o++] = *q;
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void cf_error(HttpRequest *req, const ApiError *e, const char *id_field, const char *target_field)
+{
+	char pointer[APIERROR_FIELD_MAX * 2 + 2];
 	ApiError cf = *e;
 
-	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field));
-	envelope_error(req, &cf);
+	snprintf(cf.field, sizeof(cf.field), "%s", cf_field(e->field, id_field, target_field));
+	envelope_error_at(req, &cf, body_pointer(cf.field, pointer, sizeof(pointer)) ? pointer : NULL);
 }
 
 static void cf_render_error(HttpRequest *req, const ApiError *e)
 {
-	cf_error(req, e, NULL);
+	cf_error(req, e, NULL, NULL);
 }
 
 static void cf_fail(Call *c, const ApiError *e)
 {
-	cf_error(c->req, e, c->id_field);
+	cf_error(c->req, e, c->id_field, c->target_field);
 }
 
 static void out_of_memory(Call *c)
@@ -191,6 +252,18 @@ static json_t *body_object(Call *c)
 	return body;
 }
 
+/* Members of a body that its parser ignores (the schema does not name them),
+ * in the controller's debug log (pcapd controller --log-level debug). */
+static void log_unknown(Call *c, const json_t *body, CfRequest kind)
+{
+	char names[512];
+	size_t n = cloudflare_unknown_fields(body, kind, names, sizeof(names));
+
+	if (n)
+		log_debug("cloudflare: %s %s: ignored %zu unknown field%s: %s", http_req_method(c->req),
+			  http_req_path(c->req), n, n == 1 ? "" : "s", names);
+}
+
 /* A validator's ErrBuf (its message names the field first) as the answer. */
 static void invalid(Call *c, int r, const ErrBuf *err)
 {
@@ -213,7 +286,11 @@ static void pcaps_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_CREATE);
 	r = cloudflare_parse_create(body, (int64_t)now_realtime_ns(), &j, &err);
+	/* Errors about the target name the key the request used. */
+	if (json_object_get(body, "colo") && !json_object_get(body, "colo_name"))
+		c->target_field = "colo";
 	json_decref(body);
 	if (r < 0) {
 		invalid(c, r, &err);
@@ -227,21 +304,43 @@ static void pcaps_create(Call *c)
 	job_done(&j);
 }
 
+/* A list page's result_info, as Cloudflare's paged lists carry it. */
+static json_t *page_info(const CfPage *p, size_t count, uint64_t total)
+{
+	uint64_t pages = total / p->per_page + (total % p->per_page != 0);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "page", (json_int_t)p->page, "per_page", (json_int_t)p->per_page,
+			 "count", (json_int_t)count, "total_count", (json_int_t)total, "total_pages",
+			 (json_int_t)pages);
+}
+
 static void pcaps_list(Call *c)
 {
-	size_t limit = api_list_limit(c->api), len;
 	/* Read before the database: a change during rendering makes the cached
 	 * copy stale at once rather than hiding the change. */
-	uint64_t gen = service_jobs_generation(c->svc);
-	ApiError e;
+	uint64_t gen = service_jobs_generation(c->svc), total = 0;
+	char key[API_LIST_KEY_MAX + 1];
+	ErrBuf err = {{0}};
+	size_t n = 0, len;
 	Job *jobs = NULL;
-	size_t n = 0;
 	json_t *arr, *info;
 	char *body;
+	ApiError e;
+	CfPage p;
+	int r;
 
-	if (api_list_cached(c->api, &cloudflare_dialect, c->req, c->account, gen))
+	r = cloudflare_parse_page(http_req_query(c->req, "page"), http_req_query(c->req, "per_page"),
+				  (uint32_t)api_list_limit(c->api), &p, &err);
+	if (r < 0) {
+		invalid(c, r, &err);
 		return;
-	if (service_job_list(c->svc, c->account, limit, &jobs, &n, &e) < 0) {
+	}
+	/* The page is part of what was rendered. */
+	snprintf(key, sizeof(key), "%s/%u/%u", c->account, p.page, p.per_page);
+	if (api_list_cached(c->api, &cloudflare_dialect, c->req, key, gen))
+		return;
+	if (service_job_list(c->svc, c->account, (size_t)(p.page - 1) * p.per_page, p.per_page, &jobs, &n, &total, &e) <
+	    0) {
 		cf_fail(c, &e);
 		return;
 	}
@@ -253,9 +352,7 @@ static void pcaps_list(Call *c)
 		}
 	}
 	jobs_free(jobs, n);
-	/* Cloudflare documents "up to 50" and no paging: one page, all of it. */
-	info = json_pack("{s:i, s:I, s:I, s:I}", "page", 1, "per_page", (json_int_t)limit, "count", (json_int_t)n,
-			 "total_count", (json_int_t)n);
+	info = page_info(&p, n, total);
 	if (!arr || !info) {
 		json_decref(arr);
 		json_decref(info);
@@ -268,7 +365,7 @@ static void pcaps_list(Call *c)
 		return;
 	}
 	http_respond(c->req, 200, "application/json", body, len);
-	api_list_store(c->api, &cloudflare_dialect, c->account, gen, body, len);
+	api_list_store(c->api, &cloudflare_dialect, key, gen, body, len);
 }
 
 static void pcaps_get(Call *c)
@@ -338,11 +435,19 @@ static void download_end(void *ctx, bool ok)
 static void pcaps_download(Call *c)
 {
 	DownloadCall *dc = http_req_get_data(c->req);
+	const char *format = http_req_query(c->req, "format");
+	bool pcapng = format && strcmp(format, "pcapng") == 0;
 	char disposition[128];
 	HttpStream *st = NULL;
 	ApiError e;
 	int r;
 
+	/* pcapd extension: ?format=pcapng, the annotated merge. */
+	if (format && !pcapng && strcmp(format, "pcap") != 0) {
+		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
+		cf_fail(c, &e);
+		return;
+	}
 	if (!dc) {
 		dc = calloc(1, sizeof(*dc));
 		if (!dc) {
@@ -351,7 +456,7 @@ static void pcaps_download(Call *c)
 		}
 		pthread_mutex_init(&dc->lock, NULL);
 		dc->req = c->req;
-		if (service_job_download(c->svc, c->account, c->id, download_ready, dc, &dc->d, &e) < 0) {
+		if (service_job_download(c->svc, c->account, c->id, pcapng, download_ready, dc, &dc->d, &e) < 0) {
 			pthread_mutex_destroy(&dc->lock);
 			free(dc);
 			cf_fail(c, &e);
@@ -378,14 +483,60 @@ static void pcaps_download(Call *c)
 		cf_fail(c, &e);
 		return;
 	}
-	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.pcap\"", c->id);
+	r = snprintf(disposition, sizeof(disposition), "attachment; filename=\"pcap_%s.%s\"", c->id,
+		     pcapng ? "pcapng" : "pcap");
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);
-	if (http_respond_stream(c->req, 200, PCAP_TYPE, 0, &st) < 0)
+	if (http_respond_stream(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, 0, &st) < 0)
 		return; /* answered 500 for us */
 	service_download_stream(dc->d, download_write, download_end, st);
 	service_download_release(dc->d);
 	dc->released = true;
+}
+
+static void stream_end(void *ctx, bool ok, const char *how)
+{
+	(void)http_stream_trailer(ctx, STREAM_TRAILER, how);
+	http_stream_end(ctx, ok);
+}
+
+/* pcapd extension: the running capture as one pcapng, live, until it ends;
+ * how it ended in the trailer. */
+static void pcaps_stream(Call *c)
+{
+	char disposition[128];
+	HttpStream *hs = NULL;
+	TapSink sink;
+	ErrBuf err = {{0}};
+	ApiError e;
+	Tap *t = NULL;
+	int r;
+
+	if (service_tap_open(c->svc, c->account, c->id, &t, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	/* HEAD: what a GET would answer, without telling any agent. */
+	if (strcmp(http_req_method(c->req), "HEAD") == 0) {
+		service_tap_cancel(c->svc, t);
+		http_respond(c->req, 200, PCAPNG_TYPE, NULL, 0);
+		return;
+	}
+	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.pcapng\"", c->id);
+	if (r > 0 && (size_t)r < sizeof(disposition))
+		http_add_header(c->req, "Content-Disposition", disposition);
+	http_add_header(c->req, "Cache-Control", "no-store");
+	http_add_header(c->req, "Trailer", STREAM_TRAILER);
+	r = http_respond_stream(c->req, 200, PCAPNG_TYPE, STREAM_BUFFER, &hs);
+	if (r < 0) {
+		service_tap_cancel(c->svc, t);
+		apierror_set(&e, API_ERR_INTERNAL, NULL, "cannot answer: %s", strerror(-r));
+		cf_fail(c, &e);
+		return;
+	}
+	sink = (TapSink){.write = download_write, .end = stream_end, .ctx = hs};
+	if (service_tap_start(c->svc, t, &sink, &err) < 0)
+		stream_end(hs, false, err.msg);
 }
 
 static void pcaps_stop(Call *c)
@@ -428,6 +579,7 @@ static void ownership_create(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_OWNERSHIP);
 	if (cloudflare_parse_ownership(body, &conf, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_register(c->svc, c->account, conf, &b, &e) < 0)
@@ -475,12 +627,46 @@ static void ownership_validate(Call *c)
 	body = body_object(c);
 	if (!body)
 		return;
+	log_unknown(c, body, CF_REQ_VALIDATE);
 	if (cloudflare_parse_validate(body, &conf, &challenge, &err) < 0)
 		invalid(c, -EINVAL, &err);
 	else if (service_bucket_validate(c->svc, c->account, conf, challenge, &b, &e) < 0)
 		cf_fail(c, &e);
 	else
 		answer_ownership(c, &b);
+	bucket_row_done(&b);
+	json_decref(body);
+}
+
+/* pcapd extension: {"destination_conf", "account_id"} lets another account
+ * use this account's validated bucket (it registers and validates it too). */
+static void ownership_share(Call *c)
+{
+	const char *conf, *other;
+	char acct[JOB_ID_LEN + 1];
+	ErrBuf err = {{0}};
+	BucketRow b = {0};
+	ApiError e;
+	json_t *body;
+
+	body = body_object(c);
+	if (!body)
+		return;
+	conf = json_string_value(json_object_get(body, "destination_conf"));
+	other = json_string_value(json_object_get(body, "account_id"));
+	if (!conf) {
+		errbuf_set(&err, -EINVAL, "destination_conf: required, a string");
+		invalid(c, -EINVAL, &err);
+	} else if (!other || !job_id_valid(other, strlen(other))) {
+		errbuf_set(&err, -EINVAL, "account_id: required, 32 hex digits");
+		invalid(c, -EINVAL, &err);
+	} else {
+		job_id_lower(other, acct);
+		if (service_bucket_share(c->svc, c->account, conf, acct, &b, &e) < 0)
+			cf_fail(c, &e);
+		else
+			answer_ownership(c, &b);
+	}
 	bucket_row_done(&b);
 	json_decref(body);
 }
@@ -509,13 +695,32 @@ typedef struct Op {
  * the recorder's state), so a full disk or a stopped recorder is visible. */
 static void agents_list(Call *c)
 {
-	json_t *arr = service_agents_json(c->svc);
+	json_t *arr = service_agents_json(c->svc, c->account);
 
 	if (!arr) {
 		out_of_memory(c);
 		return;
 	}
 	envelope_ok(c->req, 200, arr, NULL);
+}
+
+/* pcapd extension: revokes an agent the account enrolled (its key stops
+ * working; the name may be enrolled again). */
+static void agent_revoke(Call *c)
+{
+	ApiError e;
+	json_t *o;
+
+	if (service_agent_revoke(c->svc, c->account, c->agent, &e) < 0) {
+		cf_fail(c, &e);
+		return;
+	}
+	o = json_pack("{s:s, s:b}", "name", c->agent, "revoked", 1);
+	if (!o) {
+		out_of_memory(c);
+		return;
+	}
+	envelope_ok(c->req, 200, o, NULL);
 }
 
 static const Op ops[] = {
@@ -525,11 +730,14 @@ static const Op ops[] = {
 	{R_DOWNLOAD, "GET", SCOPE_READ, "download", pcaps_download},
 	{R_STOP, "PUT", SCOPE_WRITE, "stop", pcaps_stop},
 	{R_RETRY, "POST", SCOPE_WRITE, "retry upload", pcaps_retry_upload},
+	{R_STREAM, "GET", SCOPE_READ, "stream", pcaps_stream},
 	{R_OWNERSHIPS, "GET", SCOPE_READ, "ownership list", ownership_list},
 	{R_OWNERSHIPS, "POST", SCOPE_WRITE, "ownership create", ownership_create},
 	{R_OWNERSHIP, "DELETE", SCOPE_WRITE, "ownership delete", ownership_delete},
 	{R_OWNERSHIP_VALIDATE, "POST", SCOPE_WRITE, "ownership validate", ownership_validate},
+	{R_OWNERSHIP_SHARE, "POST", SCOPE_WRITE, "ownership share", ownership_share},
 	{R_AGENTS, "GET", SCOPE_READ, "agent list", agents_list},
+	{R_AGENT, "DELETE", SCOPE_WRITE, "agent revoke", agent_revoke},
 };
 
 /* The path below /accounts/{account}/pcaps; sub is what follows "/pcaps". */
@@ -565,7 +773,17 @@ static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const ch
 		cf_fail(&c, &e);
 		return;
 	}
-	if (id) {
+	if (route == R_AGENT) {
+		char name[AGENT_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(id_len > AGENT_NAME_MAX ? AGENT_NAME_MAX : id_len), id);
+		if (id_len > AGENT_NAME_MAX || !agentproto_name_valid(name)) {
+			apierror_set(&e, API_ERR_NOT_FOUND, "name", "no agent '%s'", name);
+			cf_fail(&c, &e);
+			return;
+		}
+		memcpy(c.agent, name, sizeof(name));
+	} else if (id) {
 		c.id_field = route == R_OWNERSHIP ? "ownership_id" : "pcap_id";
 		if (!job_id_valid(id, id_len)) {
 			apierror_set(&e, API_ERR_NOT_FOUND, "id", "no %s with id %.*s",
@@ -574,9 +792,7 @@ static void handle_pcaps(Api *a, HttpRequest *req, const char *account, const ch
 			return;
 		}
 		/* Ids are stored lowercase; accept what a user copied in capitals. */
-		for (size_t i = 0; i < JOB_ID_LEN; i++)
-			c.id[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
-		c.id[JOB_ID_LEN] = '\0';
+		job_id_lower(id, c.id);
 	}
 	op->fn(&c);
 }
@@ -592,31 +808,69 @@ static const char *after_segment(const char *path, const char *prefix)
 	return path + n;
 }
 
-/* rest = "/{account}/pcaps[...]" (what follows "/accounts"). */
-static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+/* rest = "/{account}/pcaps[...]" or "/{account}/tokens[...]" (what follows
+ * "/accounts"): fills account and returns what follows "/pcaps" or
+ * "/tokens" (*ret_tokens says which), or NULL when there is no such route. */
+static const char *account_of(const char *rest, char account[ACCOUNT_SEGMENT_MAX + 1], bool *ret_tokens)
 {
-	char account[ACCOUNT_SEGMENT_MAX + 1];
 	const char *slash, *sub = NULL;
-	ApiError e;
+	bool tokens = false;
 	size_t n;
 
-	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1)
+	if (rest[0] == '/' && (slash = strchr(rest + 1, '/')) && slash != rest + 1) {
 		sub = after_segment(slash, "/pcaps");
-	if (!sub) {
-		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
-		cf_render_error(req, &e);
-		return;
+		if (!sub) {
+			sub = after_segment(slash, "/tokens");
+			tokens = sub != NULL;
+		}
 	}
+	if (!sub)
+		return NULL;
 	n = (size_t)(slash - (rest + 1));
 	if (n > ACCOUNT_SEGMENT_MAX)
 		n = ACCOUNT_SEGMENT_MAX; /* cut: it is no account either way, auth says so */
 	memcpy(account, rest + 1, n);
 	account[n] = '\0';
-	handle_pcaps(a, req, account, sub);
+	if (ret_tokens)
+		*ret_tokens = tokens;
+	return sub;
+}
+
+static void cloudflare_handle(Api *a, HttpRequest *req, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	bool tokens;
+	const char *sub = account_of(rest, account, &tokens);
+	ApiError e;
+
+	if (!sub) {
+		apierror_set(&e, API_ERR_NO_ROUTE, NULL, "No route for the URI");
+		cf_render_error(req, &e);
+		return;
+	}
+	if (tokens)
+		cloudflare_tokens(a, req, account, sub);
+	else
+		handle_pcaps(a, req, account, sub);
+}
+
+/* Every route here that reads a body needs write on the path's account (a
+ * GET with a body: read); the body is JSON. */
+static ApiBody cloudflare_before_body(Api *a, HttpRequest *req, const char *method, const char *rest)
+{
+	char account[ACCOUNT_SEGMENT_MAX + 1];
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	ApiError e;
+
+	if (!account_of(rest, account, NULL) ||
+	    auth_check(api_service(a), req, account, get ? SCOPE_READ : SCOPE_WRITE, NULL, NULL, &e) < 0)
+		return API_BODY_REFUSED;
+	return API_BODY_JSON;
 }
 
 const ApiDialect cloudflare_dialect = {
 	.name = "cloudflare",
 	.handle = cloudflare_handle,
 	.render_error = cf_render_error,
+	.before_body = cloudflare_before_body,
 };

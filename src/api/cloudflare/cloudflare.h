@@ -10,7 +10,9 @@
  *
  * Validation messages name the field first ("time_limit: 301 is outside
  * 1..300") and every failure is -EINVAL with err filled, except an unusable
- * destination_conf, where bucket_uri_check()'s code is passed on.
+ * destination_conf, where bucket_uri_check()'s code is passed on. Members a
+ * request's schema does not name are ignored (cloudflare_unknown_fields()
+ * names them); known ones with bad values are refused.
  */
 
 #include <stdbool.h>
@@ -39,6 +41,35 @@
  * The filter is compiled once, so that a bad pcap-filter expression is
  * refused now rather than on every agent. */
 int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf *err);
+
+/* A list's page: Cloudflare's page and per_page query parameters, as its
+ * other list endpoints take them. */
+#define CF_PAGE_MAX 1000000u  /* pages of a list */
+#define CF_PER_PAGE_MAX 1000u /* captures on one page */
+
+typedef struct CfPage {
+	uint32_t page;     /* 1.. (1: the newest) */
+	uint32_t per_page; /* 1..CF_PER_PAGE_MAX */
+} CfPage;
+
+/* The query values page and per_page (NULL or "": absent) into *ret: page
+ * 1..CF_PAGE_MAX (default 1), per_page 1..CF_PER_PAGE_MAX (default
+ * default_per_page). -EINVAL with err naming the parameter first ("per_page:
+ * 5000 is outside 1..1000"). */
+int cloudflare_parse_page(const char *page, const char *per_page, uint32_t default_per_page, CfPage *ret, ErrBuf *err);
+
+/* The request bodies this dialect takes. */
+typedef enum CfRequest {
+	CF_REQ_CREATE,    /* POST …/pcaps */
+	CF_REQ_OWNERSHIP, /* POST …/pcaps/ownership */
+	CF_REQ_VALIDATE,  /* POST …/pcaps/ownership/validate */
+} CfRequest;
+
+/* The members of body (an object) that a request of this kind does not name
+ * and the parsers ignore, for a debug log: their names, ", "-separated, into
+ * out[0..cap) (each cut to 64 bytes, other than printable ASCII as '?', as
+ * many as fit); returns how many there are. */
+size_t cloudflare_unknown_fields(const json_t *body, CfRequest kind, char *out, size_t cap);
 
 /* {destination_conf} (required; the only field): *ret_conf points into body. */
 int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err);

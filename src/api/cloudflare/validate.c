@@ -6,20 +6,24 @@
  * Rules every field follows:
  *  - an explicit JSON null is the same as an absent field (SDKs send nulls
  *    for options left unset);
- *  - an unknown field is refused before anything else, in body order, so that
- *    a typo ("time_limt") is named rather than reported as a missing field;
- *  - then fields are checked in a fixed order (type, system, time_limit,
+ *  - a member the request's schema does not name is ignored, as the schema
+ *    allows: a body copied from a response (packets_remaining, status, …) or
+ *    sent by a newer SDK still works. cloudflare_unknown_fields() names them
+ *    for the handler's debug log. Inside filter_v1 an unknown member is still
+ *    refused (filterjson.h): a condition left out would capture traffic the
+ *    user meant to exclude;
+ *  - fields are checked in a fixed order (type, system, time_limit,
  *    packet_limit, byte_limit, colo_name/colo, destination_conf, offset_time,
  *    filter_v1) and the first failure is the answer;
  *  - numbers must be whole (10 and 10.0 are the same number in JSON; 10.5 is
  *    refused) and inside their bounds.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/cloudflare/cloudflare.h"
+#include "api/jsonval.h"
 #include "bucket/bucket.h"
 #include "common/timefmt.h"
 #include "filter/filter.h"
@@ -54,11 +58,24 @@ static const char *const create_fields[F_COUNT] = {
 	[F_FILTER_V1] = "filter_v1",
 };
 
+static const char *const ownership_fields[] = {"destination_conf"};
+static const char *const validate_fields[] = {"destination_conf", "ownership_challenge"};
+
 #define BUCKET_EXAMPLE "a bucket URI such as file:///srv/pcaps"
 
+/* The index of key in names[0..n), or n. */
+static size_t field_index(const char *key, const char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(key, names[i]) == 0)
+			break;
+	return i;
+}
+
 /* Collects the fields of body (which must be an object) into vals[] by their
- * index in names[] (null values left out). An unknown field is an error
- * naming it. */
+ * index in names[] (null values left out; members not in names[] ignored). */
 static int collect(const json_t *body, const char *const *names, size_t n, const json_t **vals, ErrBuf *err)
 {
 	const char *key;
@@ -69,44 +86,50 @@ static int collect(const json_t *body, const char *const *names, size_t n, const
 	memset(vals, 0, n * sizeof(*vals));
 	json_object_foreach((json_t *)body, key, v)
 	{
-		size_t i;
+		size_t i = field_index(key, names, n);
 
-		for (i = 0; i < n; i++)
-			if (strcmp(key, names[i]) == 0)
-				break;
-		if (i == n)
-			return errbuf_set(err, -EINVAL, "%.100s: unknown field", key);
-		if (!json_is_null(v))
+		if (i < n && !json_is_null(v))
 			vals[i] = v;
 	}
 	return 0;
 }
 
-/* A whole JSON number in lo..hi. */
-static int get_whole(const char *field, const json_t *v, uint64_t lo, uint64_t hi, uint64_t *ret, ErrBuf *err)
+size_t cloudflare_unknown_fields(const json_t *body, CfRequest kind, char *out, size_t cap)
 {
-	if (json_is_integer(v)) {
-		json_int_t i = json_integer_value(v);
+	const char *const *names = kind == CF_REQ_CREATE      ? create_fields
+				   : kind == CF_REQ_OWNERSHIP ? ownership_fields
+							      : validate_fields;
+	size_t n = kind == CF_REQ_CREATE      ? (size_t)F_COUNT
+		   : kind == CF_REQ_OWNERSHIP ? ARRAY_SIZE(ownership_fields)
+					      : ARRAY_SIZE(validate_fields);
+	size_t count = 0, o = 0;
+	const char *key;
+	json_t *v;
 
-		if (i < 0 || (uint64_t)i < lo || (uint64_t)i > hi)
-			return errbuf_set(err, -EINVAL, "%s: %lld is outside %llu..%llu", field, (long long)i,
-					  (unsigned long long)lo, (unsigned long long)hi);
-		*ret = (uint64_t)i;
+	if (cap)
+		out[0] = '\0';
+	if (!json_is_object(body))
 		return 0;
-	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
+	json_object_foreach((json_t *)body, key, v)
+	{
+		if (field_index(key, names, n) < n)
+			continue;
+		count++;
+		/* ", " and up to 64 bytes of the name, printable ASCII only (it
+		 * goes into a log line); what does not fit is left out. */
+		if (count > 1 && o + 3 < cap) {
+			out[o++] = ',';
+			out[o++] = ' ';
+		}
+		for (size_t i = 0; key[i] && i < 64 && o + 1 < cap; i++) {
+			unsigned char c = (unsigned char)key[i];
 
-		if (!isfinite(d) || d != floor(d))
-			return errbuf_set(err, -EINVAL, "%s: %.15g is not a whole number", field, d);
-		if (d < (double)lo || d > (double)hi)
-			return errbuf_set(err, -EINVAL, "%s: %.15g is outside %llu..%llu", field, d,
-					  (unsigned long long)lo, (unsigned long long)hi);
-		*ret = (uint64_t)d;
-		return 0;
+			out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		}
+		if (cap)
+			out[o] = '\0';
 	}
-	return errbuf_set(err, -EINVAL, "%s: must be a whole number in %llu..%llu", field, (unsigned long long)lo,
-			  (unsigned long long)hi);
+	return count;
 }
 
 /* A required string; what says what it should hold. */
@@ -256,13 +279,13 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 
 	if (!vals[F_TIME_LIMIT])
 		return errbuf_set(err, -EINVAL, "time_limit: required");
-	r = get_whole("time_limit", vals[F_TIME_LIMIT], 1, CF_TIME_LIMIT_MAX, &u, err);
+	r = jsonval_whole("time_limit", vals[F_TIME_LIMIT], 1, CF_TIME_LIMIT_MAX, &u, err);
 	if (r < 0)
 		return r;
 	j.time_limit_s = (uint32_t)u;
 
 	if (vals[F_PACKET_LIMIT]) {
-		r = get_whole("packet_limit", vals[F_PACKET_LIMIT], 1, CF_PACKET_LIMIT_MAX, &u, err);
+		r = jsonval_whole("packet_limit", vals[F_PACKET_LIMIT], 1, CF_PACKET_LIMIT_MAX, &u, err);
 		if (r < 0)
 			return r;
 		j.packet_limit = (uint32_t)u;
@@ -271,7 +294,7 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 	}
 
 	if (vals[F_BYTE_LIMIT]) {
-		r = get_whole("byte_limit", vals[F_BYTE_LIMIT], 1, CF_BYTE_LIMIT_MAX, &u, err);
+		r = jsonval_whole("byte_limit", vals[F_BYTE_LIMIT], 1, CF_BYTE_LIMIT_MAX, &u, err);
 		if (r < 0)
 			return r;
 		j.byte_limit = u;
@@ -302,6 +325,17 @@ int cloudflare_parse_create(const json_t *body, int64_t now_ns, Job *ret, ErrBuf
 			r = errbuf_set(err, -ENOMEM, "out of memory");
 			goto fail;
 		}
+		/* Asked with the docs' "colo": answered with it too (render.c). */
+		if (vals[F_COLO]) {
+			json_t *echo = json_pack("{s:O}", "colo", vals[F_COLO]);
+
+			j.echo_json = echo ? json_dumps(echo, JSON_COMPACT) : NULL;
+			json_decref(echo);
+			if (!j.echo_json) {
+				r = errbuf_set(err, -ENOMEM, "out of memory");
+				goto fail;
+			}
+		}
 	} else {
 		j.offset_time_ns = now_ns;
 		if (vals[F_OFFSET_TIME]) {
@@ -323,11 +357,10 @@ fail:
 
 int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf *err)
 {
-	static const char *const names[] = {"destination_conf"};
-	const json_t *vals[ARRAY_SIZE(names)];
+	const json_t *vals[ARRAY_SIZE(ownership_fields)];
 	int r;
 
-	r = collect(body, names, ARRAY_SIZE(names), vals, err);
+	r = collect(body, ownership_fields, ARRAY_SIZE(ownership_fields), vals, err);
 	if (r < 0)
 		return r;
 	r = get_destination(vals[0], err);
@@ -339,11 +372,10 @@ int cloudflare_parse_ownership(const json_t *body, const char **ret_conf, ErrBuf
 
 int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const char **ret_challenge, ErrBuf *err)
 {
-	static const char *const names[] = {"destination_conf", "ownership_challenge"};
-	const json_t *vals[ARRAY_SIZE(names)];
+	const json_t *vals[ARRAY_SIZE(validate_fields)];
 	int r;
 
-	r = collect(body, names, ARRAY_SIZE(names), vals, err);
+	r = collect(body, validate_fields, ARRAY_SIZE(validate_fields), vals, err);
 	if (r < 0)
 		return r;
 	r = need_string("destination_conf", vals[0], BUCKET_EXAMPLE, err);
@@ -353,5 +385,39 @@ int cloudflare_parse_validate(const json_t *body, const char **ret_conf, const c
 		return r;
 	*ret_conf = json_string_value(vals[0]);
 	*ret_challenge = json_string_value(vals[1]);
+	return 0;
+}
+
+/* One query value: a whole decimal number in lo..hi; NULL or "" keeps *ret. */
+static int get_query_number(const char *name, const char *v, uint32_t lo, uint32_t hi, uint32_t *ret, ErrBuf *err)
+{
+	size_t n = v ? strlen(v) : 0;
+	uint64_t u;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = parse_u64(v, n, lo, hi, &u);
+	if (r == -ERANGE)
+		return errbuf_set(err, -EINVAL, "%s: %.32s is outside %u..%u", name, v, lo, hi);
+	if (r < 0)
+		return errbuf_set(err, -EINVAL, "%s: \"%.32s\" is not a whole number in %u..%u", name, v, lo, hi);
+	*ret = (uint32_t)u;
+	return 0;
+}
+
+int cloudflare_parse_page(const char *page, const char *per_page, uint32_t default_per_page, CfPage *ret, ErrBuf *err)
+{
+	CfPage p = {.page = 1, .per_page = default_per_page};
+	int r;
+
+	if (p.per_page < 1 || p.per_page > CF_PER_PAGE_MAX)
+		p.per_page = CF_PER_PAGE_MAX;
+	r = get_query_number("page", page, 1, CF_PAGE_MAX, &p.page, err);
+	if (r == 0)
+		r = get_query_number("per_page", per_page, 1, CF_PER_PAGE_MAX, &p.per_page, err);
+	if (r < 0)
+		return r;
+	*ret = p;
 	return 0;
 }

@@ -2,7 +2,8 @@
 /*
  * Fuzz target for src/filter. Input layout:
  *   byte 0: link type selector, byte 1: flags (bit 0 both_directions,
- *   bit 1 compile the expression field with libpcap),
+ *   bit 1 compile the expression field with libpcap, bit 2 inner (tunnels),
+ *   bits 3-7 the snaplen in thousands),
  *   then '\n'-separated fields: src, dst, sport, dport, proto, bpf_expr,
  *   and the rest is a frame.
  * Everything the parsers accept must compile (or fail with -E2BIG), what
@@ -69,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	filter_clause_init(&c);
 	c.both_directions = flags & 1;
+	c.inner = (flags & 4) != 0;
 	if (lens[0])
 		(void)filter_parse_addrs("src", fields[0], lens[0], &c.src, &err);
 	if (lens[1])
@@ -83,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if ((flags & 2) && lens[5])
 		(void)filter_set_expr(&f, fields[5], lens[5], &err);
-	r = filter_compile(&f, linktype, 1 + (uint32_t)(flags >> 2) * 1000, &prog, &err);
+	r = filter_compile(&f, linktype, 1 + (uint32_t)(flags >> 3) * 1000, &prog, &err);
 	if (r == 0) {
 		if (cbpf_check(&prog, NULL) < 0)
 			abort();

@@ -3,8 +3,8 @@
  * Fuzz target for src/proto (and the filter model's neutral form it carries).
  * Byte 0 picks the reader, the rest is its input:
  *   0 poll answer (agent), 1 report answer (agent), 2 job record (agent),
- *   3 report (controller), 4 filter model, 5 upload grant (agent),
- *   6 upload request (controller).
+ *   3 report (controller), 4 filter model, 5 stream answer (agent),
+ *   6 upload grant (agent), 7 upload request (controller).
  * Every reader must refuse or accept without crashing; what the agent reads
  * from a poll answer, written again by the controller's side, must read back
  * the same (starts without an error); an accepted filter model or upload
@@ -99,10 +99,15 @@ static void poll_roundtrip(const char *p, size_t n)
 			again.start[again.n_start++] = a.start[i];
 	again.stop = a.stop;
 	again.n_stop = a.n_stop;
+	again.streams = a.streams;
+	again.n_streams = a.n_streams;
 	if (agentproto_poll_build(&again, &text, &err) == 0) {
 		if (agentproto_poll_parse(text, strlen(text), &back, &err) < 0 || back.n_start != again.n_start ||
-		    back.n_stop != again.n_stop)
+		    back.n_stop != again.n_stop || back.n_streams != again.n_streams)
 			abort();
+		for (size_t i = 0; i < back.n_streams; i++)
+			if (memcmp(&back.streams[i], &again.streams[i], sizeof(back.streams[i])) != 0)
+				abort();
 		for (size_t i = 0; i < back.n_start; i++)
 			same_spec(&again.start[i], &back.start[i]);
 	}
@@ -140,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	switch (data[0] % 7) {
+	switch (data[0] % 8) {
 	case 0:
 		poll_roundtrip(p, n);
 		break;
@@ -166,10 +171,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(body);
 		break;
 	}
-	case 5:
+	case 6:
 		grant_roundtrip(p, n);
 		break;
-	case 6: {
+	case 7: {
 		json_t *body = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
 		AgentUploadRequest q;
 
@@ -178,9 +183,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(body);
 		break;
 	}
-	default:
+	case 4:
 		filter_roundtrip(p, n);
 		break;
+	default: {
+		AgentStreamAnswer a, b;
+		char *text = NULL;
+
+		/* What the agent reads, written again by the controller's side. */
+		if (agentproto_stream_answer_parse(p, n, &a, &err) == 0 &&
+		    agentproto_stream_answer_build(&a, &text, &err) == 0 &&
+		    (agentproto_stream_answer_parse(text, strlen(text), &b, &err) < 0 || b.more != a.more ||
+		     (a.more && b.offset != a.offset)))
+			abort();
+		free(text);
+		break;
+	}
 	}
 	return 0;
 }

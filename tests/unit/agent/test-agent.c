@@ -2,8 +2,9 @@
 /*
  * Unit tests for src/agent's pure parts: backoff, the job table's
  * deduplication, the job records on disk (atomic, recovered, faults injected
- * through the I/O seam) and the configuration check. The protocol codec has
- * its own tests (tests/unit/proto).
+ * through the I/O seam) and the configuration check; and the controller
+ * client's upload against a raw server that drops a kept-alive connection as
+ * it is reused. The protocol codec has its own tests (tests/unit/proto).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,13 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
 #include "agent/agent.h"
+#include "agent/agentkey.h"
 #include "agent/backoff.h"
+#include "agent/ctlclient.h"
 #include "agent/jobstore.h"
 #include "agent/jobtable.h"
 #include "proto/agentproto.h"
@@ -272,6 +279,132 @@ static const char *check(AgentConfig c)
 	return agent_config_check(&c, &err) == 0 ? "ok" : err.msg;
 }
 
+/* ---- the controller client: a file upload on a connection that died ---- */
+
+#define UPLOAD_SIZE 3000
+
+typedef struct RawServer {
+	int lfd;
+	int bodies_ok; /* whole, correct bodies received */
+	bool failed;   /* the server could not play its part */
+} RawServer;
+
+/* Reads one request (headers and Content-Length body) from fd; false on EOF
+ * first. Checks the body against the file's bytes. */
+static bool read_request(int fd, RawServer *rs, bool head_only)
+{
+	char buf[8192];
+	size_t n = 0, want = 0;
+	char *end = NULL;
+
+	for (;;) {
+		ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+
+		if (k <= 0 || n + (size_t)k >= sizeof(buf) - 1)
+			return false;
+		n += (size_t)k;
+		buf[n] = '\0';
+		if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+			char *cl = strcasestr(buf, "Content-Length: ");
+
+			want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+			if (head_only)
+				return true;
+		}
+		if (end && n >= want)
+			break;
+	}
+	for (size_t i = 0; i < UPLOAD_SIZE; i++)
+		if ((unsigned char)end[4 + i] != (unsigned char)(i * 13 + 1))
+			return true;
+	rs->bodies_ok++;
+	return true;
+}
+
+static void *raw_server(void *arg)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	RawServer *rs = arg;
+	int c1, c2 = -1;
+
+	/* The first request is answered and the connection kept; the second
+	 * on it is read up to its headers and the connection closed, as a
+	 * server's idle time-out does when it strikes as the client reuses
+	 * it. The client must send the whole request again on a new one.
+	 * (No cmocka assertions on this thread: the test checks rs.) */
+	c1 = accept4(rs->lfd, NULL, NULL, SOCK_CLOEXEC);
+	rs->failed = c1 < 0 || !read_request(c1, rs, false) ||
+		     send(c1, ok, sizeof(ok) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ok) - 1 ||
+		     !read_request(c1, rs, true);
+	if (c1 >= 0)
+		close(c1);
+	if (!rs->failed) {
+		c2 = accept4(rs->lfd, NULL, NULL, SOCK_CLOEXEC); /* fails once the test shuts lfd */
+		rs->failed = c2 < 0 || !read_request(c2, rs, false) ||
+			     send(c2, ok, sizeof(ok) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ok) - 1;
+	}
+	if (c2 >= 0)
+		close(c2);
+	return NULL;
+}
+
+static void test_upload_retried_on_a_dead_connection(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	char path[] = "/tmp/pcapd-test-upload-XXXXXX", url[64];
+	uint8_t data[UPLOAD_SIZE];
+	RawServer rs = {0};
+	CtlClient *c = NULL;
+	CtlResponse resp = {0};
+	ErrBuf err = {{0}};
+	pthread_t t;
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	fd = mkostemp(path, O_CLOEXEC);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+	rs.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(rs.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(rs.lfd, 4), 0);
+	assert_int_equal(getsockname(rs.lfd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	assert_int_equal(pthread_create(&t, NULL, raw_server, &rs), 0);
+
+	CtlClientConfig cfg = {.base_url = url, .token = "t", .user_agent = "test"};
+	long status[2] = {0, 0};
+	char why[2][sizeof(err.msg)] = {"", ""};
+
+	assert_int_equal(ctlclient_global_init(&err), 0);
+	assert_int_equal(ctlclient_new(&cfg, &c, &err), 0);
+	for (int i = 0; i < 2; i++) {
+		if (ctlclient_post_file(c, "/agent/v1/sample", "application/vnd.tcpdump.pcap", fd, sizeof(data), 20000,
+					&resp, &err) < 0) {
+			snprintf(why[i], sizeof(why[i]), "%s", err.msg);
+			break;
+		}
+		status[i] = resp.status;
+		ctlclient_response_done(&resp);
+	}
+	shutdown(rs.lfd, SHUT_RDWR); /* a server still waiting for the retry stops */
+	pthread_join(t, NULL);
+	ctlclient_free(c);
+	ctlclient_global_cleanup();
+	close(rs.lfd);
+	close(fd);
+	if (why[0][0] || why[1][0])
+		fail_msg("upload failed: '%s' '%s'", why[0], why[1]);
+	assert_int_equal(status[0], 200);
+	assert_int_equal(status[1], 200);
+	assert_false(rs.failed);
+	assert_int_equal(rs.bodies_ok, 2);
+}
+
 static void test_config_check(void **state)
 {
 	const char *ifs[] = {"eth0"};
@@ -308,9 +441,11 @@ static void test_config_check(void **state)
 	assert_string_equal(check(c), "ok");
 	c = good;
 	c.token = "ab\r\nX-Evil: 1";
-	assert_string_equal(check(c), "--token: contains a blank, control or non-ASCII character");
-	c.token = NULL;
-	assert_string_equal(check(c), "--token (or PCAPD_AGENT_TOKEN): missing");
+	assert_string_equal(check(c), "agent key: contains a blank, control or non-ASCII character");
+	c.token = "";
+	assert_string_equal(check(c), "agent key: empty or longer than 256 bytes");
+	c.token = NULL; /* before enrolment: agent_run() wants it */
+	assert_string_equal(check(c), "ok");
 	c = good;
 	c.bucket_root = "relative";
 	assert_string_equal(check(c), "--bucket-root: 'relative' is not an absolute path");
@@ -337,12 +472,47 @@ static void test_config_check(void **state)
 	assert_string_equal(check(c), "--history-age: 31622401 s is over 31622400 (366 days)");
 }
 
+/* The agent's key file: private, bound to its name, damage reported. */
+static void test_agentkey_file(void **state)
+{
+	char dir[] = "/tmp/pcapd-test-agentkey-XXXXXX", sub[64], path[96], got[AGENTKEY_SECRET_MAX + 1];
+	ErrBuf err = {{0}};
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/data", dir);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), -ENOENT);
+	assert_int_equal(agentkey_save(sub, "rt01", "pcapd_secret", &err), 0);
+	snprintf(path, sizeof(path), "%s/%s", sub, AGENTKEY_FILE);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), 0);
+	assert_string_equal(got, "pcapd_secret");
+	assert_int_equal(agentkey_load(sub, "rt02", got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "the key of agent 'rt01', not 'rt02'"));
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"name\": \"rt01\", \"secret\": \"a b\"}", f);
+	fclose(f);
+	assert_int_equal(agentkey_load(sub, "rt01", got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not an agent key"));
+	unlink(path);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_backoff),      cmocka_unit_test(test_jobtable),
-		cmocka_unit_test(test_jobstore),     cmocka_unit_test(test_jobstore_fsync_fault),
+		cmocka_unit_test(test_agentkey_file),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_jobtable),
+		cmocka_unit_test(test_jobstore),
+		cmocka_unit_test(test_jobstore_fsync_fault),
 		cmocka_unit_test(test_config_check),
+		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

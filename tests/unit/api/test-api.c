@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "api/api.h"
 #include "api/auth.h"
 #include "api/cloudflare/cloudflare.h"
 #include "common/timefmt.h"
@@ -57,10 +58,18 @@ static const CreateCase create_cases[] = {
 	{"{" FULL ",\"colo\":\"lab\"}", NULL, 0},
 	{"{" FULL ",\"colo_name\":\"a.b_c-D9\"}", NULL, 0},
 
-	/* unknown fields come first, named */
-	{"{" SIMPLE ",\"time_limt\":10}", "time_limt: unknown field", 0},
-	{"{\"bogus\":1}", "bogus: unknown field", 0},
-	{"{\"time_limt\":10}", "time_limt: unknown field", 0},
+	/* members the schema does not name are ignored (a body copied from a
+	 * response, a newer SDK's field), known ones are still checked */
+	{"{" SIMPLE ",\"time_limt\":10}", NULL, 0},
+	{"{" SIMPLE ",\"packets_remaining\":0,\"status\":\"success\",\"id\":\"6d1f0aac13cd40e3900d29f5dd0e8a2b\","
+	 "\"submitted\":\"2021-12-20T17:29:20.641845Z\",\"packets_captured\":3,\"agents\":[{}]}",
+	 NULL, 0},
+	{"{" FULL ",\"packets_remaining\":0,\"stop_requested\":\"x\",\"error_message\":null}", NULL, 0},
+	{"{\"bogus\":1}", "type: required", 0},
+	{"{\"time_limt\":10}", "type: required", 0},
+	{"{" SIMPLE ",\"packets_remaining\":0,\"time_limit\":0}", "time_limit: 0 is outside 1..300", 0},
+	{"{" FULL ",\"packets_remaining\":\"x\",\"colo\":5}",
+	 "colo: must be a string (a colo or agent name such as \"ord02\")", 0},
 
 	/* type */
 	{"{}", "type: required", 0},
@@ -239,6 +248,7 @@ static void test_create_fields(void **state)
 	assert_int_equal(j.packet_limit, 7);
 	assert_true(j.byte_limit == 1000000000u);
 	assert_string_equal(j.colo_name, "ORD");
+	assert_string_equal(j.echo_json, "{\"colo\":\"ORD\"}"); /* answered with "colo" too */
 	assert_int_equal(j.n_outputs, 1);
 	assert_int_equal(j.outputs[0].kind, JOB_OUTPUT_BUCKET);
 	assert_string_equal(j.outputs[0].target, "file:///srv/pcaps/x");
@@ -247,11 +257,12 @@ static void test_create_fields(void **state)
 	job_done(&j);
 	json_decref(body);
 
-	/* full without packet_limit: none */
+	/* full without packet_limit: none; asked with colo_name: nothing to echo */
 	body = load("{" FULL "}");
 	assert_int_equal(cloudflare_parse_create(body, NOW_NS, &j, &err), 0);
 	assert_int_equal(j.packet_limit, 0);
 	assert_string_equal(j.colo_name, "lab");
+	assert_null(j.echo_json);
 	job_done(&j);
 	json_decref(body);
 
@@ -276,8 +287,9 @@ static void test_ownership_requests(void **state)
 		{"{\"destination_conf\":null}", "destination_conf: required", 0},
 		{"{\"destination_conf\":1}",
 		 "destination_conf: must be a string (a bucket URI such as file:///srv/pcaps)", 0},
-		{"{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"x\"}",
-		 "ownership_challenge: unknown field", 0},
+		{"{\"destination_conf\":\"file:///srv/pcaps\",\"ownership_challenge\":\"x\",\"id\":1}", NULL, 0},
+		{"{\"destination_conf\":5,\"id\":1}",
+		 "destination_conf: must be a string (a bucket URI such as file:///srv/pcaps)", 0},
 		{"{\"destination_conf\":\"s3://pcaps-bucket?region=us-east-1&regoin=x\"}",
 		 "destination_conf: unknown query key 'regoin' for s3", 0},
 	};
@@ -291,7 +303,7 @@ static void test_ownership_requests(void **state)
 		 "ownership_challenge: must be a string (the token in the challenge file)", 0},
 		{"{\"destination_conf\":[],\"ownership_challenge\":\"x\"}",
 		 "destination_conf: must be a string (a bucket URI such as file:///srv/pcaps)", 0},
-		{"{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"x\",\"id\":\"y\"}", "id: unknown field",
+		{"{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"abc\",\"id\":\"y\",\"status\":1}", NULL,
 		 0},
 	};
 
@@ -332,6 +344,39 @@ static void test_ownership_requests(void **state)
 	}
 }
 
+static void test_unknown_fields(void **state)
+{
+	char out[64];
+	json_t *body;
+
+	(void)state;
+	body = load("{" SIMPLE ",\"packets_remaining\":0,\"status\":\"x\",\"filter_v1\":{}}");
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_CREATE, out, sizeof(out)), 2);
+	assert_string_equal(out, "packets_remaining, status");
+	json_decref(body);
+	body = load("{" FULL "}");
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_CREATE, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	json_decref(body);
+	/* each request kind its own schema */
+	body = load("{\"destination_conf\":\"file:///a\",\"ownership_challenge\":\"x\"}");
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_VALIDATE, out, sizeof(out)), 0);
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_OWNERSHIP, out, sizeof(out)), 1);
+	assert_string_equal(out, "ownership_challenge");
+	json_decref(body);
+	/* names for a log line: printable, cut, and bounded by the buffer */
+	body = load("{\"a\\nb\\u00e9\":1,\""
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":2,\"c\":3}");
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_OWNERSHIP, out, sizeof(out)), 3);
+	assert_int_equal(strlen(out), sizeof(out) - 1);
+	assert_int_equal(strncmp(out, "a?b??, xxxx", 11), 0);
+	json_decref(body);
+	/* not an object: nothing */
+	body = load("[1]");
+	assert_int_equal(cloudflare_unknown_fields(body, CF_REQ_CREATE, out, sizeof(out)), 0);
+	json_decref(body);
+}
+
 static void test_challenge(void **state)
 {
 	BucketRow b = {
@@ -345,7 +390,8 @@ static void test_challenge(void **state)
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f0", true},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f0\n", true}, /* copied with the file's newline */
 		{"  0f1e2d3c4b5a69788796a5b4c3d2e1f0\r\n", true},
-		{"ownership-challenge-9883874ecac311ec8475433579a6bf5f.txt", true}, /* the schema's reading */
+		/* the name proves nothing: create answers it to anyone (issue 8) */
+		{"ownership-challenge-9883874ecac311ec8475433579a6bf5f.txt", false},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f", false},
 		{"0f1e2d3c4b5a69788796a5b4c3d2e1f00", false},
 		{"0F1E2D3C4B5A69788796A5B4C3D2E1F0", false},
@@ -361,9 +407,10 @@ static void test_challenge(void **state)
 	/* the token as stored may carry the newline written into the file */
 	b.challenge = "abc\n";
 	assert_true(service_challenge_matches(&b, "abc", 3));
-	/* a row without a challenge matches nothing but its filename */
+	/* a row without a challenge matches nothing, not even its filename */
 	b.challenge = NULL;
 	assert_false(service_challenge_matches(&b, "abc", 3));
+	assert_false(service_challenge_matches(&b, b.filename, strlen(b.filename)));
 	assert_false(service_challenge_matches(&b, NULL, 0));
 }
 
@@ -406,7 +453,8 @@ static void test_render_simple(void **state)
 		      "{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		      "\"status\":\"pending\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		      "\"filter_v1\":{},\"offset_time\":\"2024-05-01T11:59:00.000000Z\",\"packet_limit\":100,"
-		      "\"bytes_captured\":0,\"kernel_drops\":0,\"stop_reason\":\"none\"}");
+		      "\"packets_captured\":0,\"packets_remaining\":100,\"bytes_captured\":0,\"kernel_drops\":0,\"stop_"
+		      "reason\":\"none\"}");
 
 	j.filter_json = "{\"protocol\":6,\"bpf\":\"port 80\"}";
 	j.status = JOB_SUCCESS;
@@ -418,7 +466,9 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"success\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"bytes_captured\":16000,\"kernel_drops\":0,\"stop_reason\":\"packets\"}");
+		"\"packet_limit\":100,\"packets_captured\":100,\"packets_remaining\":0,\"bytes_captured\":16000,"
+		"\"kernel_drops\":0,\"stop_"
+		"reason\":\"packets\"}");
 
 	j.status = JOB_FAILED;
 	j.error_message = "no packet matched the filter";
@@ -430,7 +480,9 @@ static void test_render_simple(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"simple\",\"system\":\"magic-transit\","
 		"\"status\":\"failed\",\"submitted\":\"2024-05-01T12:00:00.641845Z\",\"time_limit\":10,"
 		"\"filter_v1\":{\"protocol\":6,\"bpf\":\"port 80\"},\"offset_time\":\"2024-05-01T11:59:00.000000Z\","
-		"\"packet_limit\":100,\"error_message\":\"no packet matched the filter\",\"bytes_captured\":0,"
+		"\"packet_limit\":100,\"packets_captured\":0,\"packets_remaining\":100,\"error_message\":\"no packet "
+		"matched the filter\","
+		"\"bytes_captured\":0,"
 		"\"kernel_drops\":0,\"stop_reason\":\"time\"}");
 }
 
@@ -473,7 +525,8 @@ static void test_render_full(void **state)
 		      "{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"full\",\"system\":\"magic-transit\","
 		      "\"status\":\"running\",\"submitted\":\"2024-05-01T12:00:00.000000Z\",\"time_limit\":300,"
 		      "\"filter_v1\":{},\"byte_limit\":5000000,\"colo_name\":\"lab\","
-		      "\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"bytes_captured\":3400,"
+		      "\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"packets_remaining\":null,"
+		      "\"bytes_captured\":3400,"
 		      "\"kernel_drops\":2,\"stop_reason\":\"none\"}");
 
 	/* stopped by the user, with the per-agent shares (get) */
@@ -487,7 +540,7 @@ static void test_render_full(void **state)
 		"{\"id\":\"66802ca5668e47a2b82c2e6746e45037\",\"type\":\"full\",\"system\":\"magic-transit\","
 		"\"status\":\"conversion_running\",\"submitted\":\"2024-05-01T12:00:00.000000Z\",\"time_limit\":300,"
 		"\"filter_v1\":{},\"packet_limit\":50,\"colo_name\":\"lab\","
-		"\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,"
+		"\"destination_conf\":\"file:///srv/pcaps\",\"packets_captured\":12,\"packets_remaining\":38,"
 		"\"stop_requested\":\"2024-05-01T12:00:05.000000Z\",\"bytes_captured\":3400,\"kernel_drops\":2,"
 		"\"stop_reason\":\"user\",\"agents\":["
 		"{\"name\":\"web01\",\"status\":\"done\",\"packets\":10,\"bytes\":3000,\"kernel_drops\":2,"
@@ -500,6 +553,26 @@ static void test_render_full(void **state)
 		char *s = render(cloudflare_render_pcap(&j, true, NULL, 0));
 
 		assert_non_null(strstr(s, "\"agents\":[]"));
+		free(s);
+	}
+
+	/* asked with "colo": answered with it beside colo_name; an echo never
+	 * overrides a field */
+	j.echo_json = "{\"colo\":\"LAB\",\"status\":\"x\"}";
+	{
+		char *s = render(cloudflare_render_pcap(&j, false, NULL, 0));
+
+		assert_non_null(strstr(s, "\"colo_name\":\"lab\""));
+		assert_non_null(strstr(s, "\"colo\":\"LAB\""));
+		assert_non_null(strstr(s, "\"status\":\"conversion_running\""));
+		assert_null(strstr(s, "\"status\":\"x\""));
+		free(s);
+	}
+	j.echo_json = "not json";
+	{
+		char *s = render(cloudflare_render_pcap(&j, false, NULL, 0));
+
+		assert_null(strstr(s, "\"colo\""));
 		free(s);
 	}
 }
@@ -592,14 +665,74 @@ static void test_auth_new_secret(void **state)
 	assert_string_not_equal(a, b);
 }
 
+/* The route template a path is counted under in the HTTP metrics. */
+static const char *route(const char *path)
+{
+	size_t n;
+	const char *const *names = api_route_names(&n);
+	size_t i = api_route_of(path);
+
+	assert_true(i < n);
+	return names[i];
+}
+
+static void test_route_templates(void **state)
+{
+	size_t n;
+
+	(void)state;
+	assert_string_equal(api_route_names(&n)[n - 1], "other");
+	assert_string_equal(route("/accounts/0123abcd/pcaps"), "/accounts/{account}/pcaps");
+	assert_string_equal(route("/client/v4/accounts/x/pcaps"), "/accounts/{account}/pcaps");
+	assert_string_equal(route("/client/v4/accounts/x/pcaps/ownership"), "/accounts/{account}/pcaps/ownership");
+	assert_string_equal(route("/accounts/x/pcaps/ownership/validate"),
+			    "/accounts/{account}/pcaps/ownership/validate");
+	assert_string_equal(route("/accounts/x/pcaps/ownership/abc"), "/accounts/{account}/pcaps/ownership/{id}");
+	assert_string_equal(route("/accounts/x/pcaps/agents"), "/accounts/{account}/pcaps/agents");
+	assert_string_equal(route("/accounts/x/pcaps/f00d"), "/accounts/{account}/pcaps/{id}");
+	assert_string_equal(route("/accounts/x/pcaps/f00d/download"), "/accounts/{account}/pcaps/{id}/download");
+	assert_string_equal(route("/accounts/x/pcaps/f00d/stop"), "/accounts/{account}/pcaps/{id}/stop");
+	assert_string_equal(route("/accounts/x/tokens/verify"), "/accounts/{account}/tokens/verify");
+	/* the Azure dialect's paths, matched without regard to case as it does */
+	assert_string_equal(route("/subscriptions/S/resourceGroups/rg/providers/Microsoft.Network/networkWatchers/nw/"
+				  "packetCaptures"),
+			    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/"
+			    "packetCaptures");
+	assert_string_equal(route("/SUBSCRIPTIONS/S/resourcegroups/rg/providers/microsoft.network/networkwatchers/nw/"
+				  "packetcaptures/pc1/querystatus"),
+			    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkWatchers/{nw}/"
+			    "packetCaptures/{name}/queryStatus");
+	assert_string_equal(
+		route("/subscriptions/S/providers/Microsoft.Network/locations/l/operationResults/o"),
+		"/subscriptions/{sub}/providers/Microsoft.Network/locations/{location}/operationResults/{id}");
+	assert_string_equal(route("/ACCOUNTS/x/pcaps"), "other");
+	assert_string_equal(route("/agent/v1/poll"), "/agent/v1/poll");
+	assert_string_equal(route("/agent/v1/report"), "/agent/v1/report");
+	assert_string_equal(route("/agent/v1/sample"), "/agent/v1/sample");
+	assert_string_equal(route("/healthz"), "/healthz");
+	assert_string_equal(route("/metrics"), "/metrics");
+	assert_string_equal(route("/"), "/{dashboard}");
+	assert_string_equal(route("/app.css"), "/{dashboard}");
+	/* no raw path becomes a label: anything else is "other" */
+	assert_string_equal(route("/accounts//pcaps"), "other");
+	assert_string_equal(route("/accounts/x/pcaps/"), "other");
+	assert_string_equal(route("/accounts/x/pcaps/a/b/c"), "other");
+	assert_string_equal(route("/client/v4/app.css"), "other");
+	assert_string_equal(route("/client/v4"), "other");
+	assert_string_equal(route("/no/such/thing"), "other");
+	assert_string_equal(route(""), "other");
+	assert_string_equal(route(NULL), "other");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_table),        cmocka_unit_test(test_create_fields),
-		cmocka_unit_test(test_ownership_requests),  cmocka_unit_test(test_challenge),
-		cmocka_unit_test(test_render_simple),       cmocka_unit_test(test_render_full),
-		cmocka_unit_test(test_render_every_status), cmocka_unit_test(test_render_ownership),
-		cmocka_unit_test(test_auth_hash),           cmocka_unit_test(test_auth_new_secret),
+		cmocka_unit_test(test_create_table),       cmocka_unit_test(test_create_fields),
+		cmocka_unit_test(test_ownership_requests), cmocka_unit_test(test_unknown_fields),
+		cmocka_unit_test(test_challenge),          cmocka_unit_test(test_render_simple),
+		cmocka_unit_test(test_render_full),        cmocka_unit_test(test_render_every_status),
+		cmocka_unit_test(test_render_ownership),   cmocka_unit_test(test_auth_hash),
+		cmocka_unit_test(test_auth_new_secret),    cmocka_unit_test(test_route_templates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

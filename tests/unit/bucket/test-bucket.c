@@ -213,6 +213,38 @@ static void test_uri_check_bounds(void **state)
 	assert_int_equal(bucket_uri_check("s3://b", 6, NULL), 0);
 }
 
+static void test_uri_normalize(void **state)
+{
+	static const char *const cases[][2] = {
+		{"file:///srv/pcaps/b1", "file:///srv/pcaps/b1"},
+		{"file:///srv/pcaps/./b1", "file:///srv/pcaps/b1"},
+		{"file:///srv/pcaps//b1", "file:///srv/pcaps/b1"},
+		{"file:///srv/pcaps/b1/", "file:///srv/pcaps/b1"},
+		{"file:////srv/pcaps/b1", "file:///srv/pcaps/b1"},
+		{"FILE:///srv/pcaps/x/../b1/.", "file:///srv/pcaps/b1"},
+		{"file:///srv/../../..", "file:///"},
+		{"file:///", "file:///"},
+		{"file:///./", "file:///"},
+		{"file:///a/b/..", "file:///a"},
+	};
+	char out[BUCKET_URI_MAX + 1];
+	ErrBuf err = {{0}};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (bucket_uri_normalize(cases[i][0], out, sizeof(out), &err) != 0)
+			fail_msg("%s: %s", cases[i][0], err.msg);
+		if (strcmp(out, cases[i][1]) != 0)
+			fail_msg("%s: got %s, want %s", cases[i][0], out, cases[i][1]);
+	}
+	/* what bucket_uri_check refuses, normalizing refuses with its message */
+	assert_int_equal(bucket_uri_normalize("file://host/x", out, sizeof(out), &err), -EINVAL);
+	assert_string_equal(err.msg, "destination_conf: a file URI takes no host; expected file:///absolute/dir");
+	assert_int_equal(bucket_uri_normalize(NULL, out, sizeof(out), &err), -EINVAL);
+	/* no room */
+	assert_int_equal(bucket_uri_normalize("file:///abc", out, 8, &err), -ENAMETOOLONG);
+}
+
 /* ---- opening file:// buckets ---- */
 
 static void test_open_creates(void **state)
@@ -687,6 +719,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uri_check),
 		cmocka_unit_test(test_uri_check_bounds),
+		cmocka_unit_test(test_uri_normalize),
 		cmocka_unit_test_setup_teardown(test_open_creates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_get_remove, setup, teardown),

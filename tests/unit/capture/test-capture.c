@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,6 +38,7 @@
 #include <cmocka.h>
 
 #include "capture/capture.h"
+#include "capture/rotate.h"
 #include "pcap/record.h"
 
 extern char **environ;
@@ -852,6 +854,186 @@ static void test_fanout_packet_limit(void **state)
 	sink_free(sink);
 }
 
+/* --- rotating files (rotate.h) --------------------------------------------- */
+
+#define ROT_FILES 16
+
+/* What the file operations saw: each file read back when it was handed over. */
+typedef struct RotFiles {
+	CapRotateFile f[ROT_FILES];
+	uint32_t first_seq[ROT_FILES]; /* sequence number of each file's first frame */
+	size_t n;
+	uint64_t fail_close_at; /* close() of this file index fails; 0 never */
+	uint64_t fail_write_at; /* this file index cannot be written; 0 never */
+	bool bad;               /* a file whose bytes did not match what close() was told */
+} RotFiles;
+
+static int rot_open(void *ctx, uint64_t index, int *ret_fd, ErrBuf *err)
+{
+	RotFiles *rf = ctx;
+	int fd = index == rf->fail_write_at ? open("/dev/null", O_RDONLY | O_CLOEXEC)
+					    : open("/tmp", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+
+	if (fd < 0 || rf->n != index - 1)
+		return errbuf_set(err, -EIO, "open %llu", (unsigned long long)index);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Counts the classic pcap records in fd and checks the size. */
+static int rot_close(void *ctx, int fd, const CapRotateFile *f, ErrBuf *err)
+{
+	RotFiles *rf = ctx;
+	uint8_t buf[8192];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	uint64_t records = 0;
+	size_t off = 24;
+
+	if (f->index == rf->fail_write_at)
+		n = 0; /* nothing to read back */
+	else if (n < 24 || (uint64_t)n != f->size)
+		rf->bad = true;
+	while (n >= 24 && off + 16 <= (size_t)n) {
+		uint32_t caplen = (uint32_t)buf[off + 8] | (uint32_t)buf[off + 9] << 8 | (uint32_t)buf[off + 10] << 16 |
+				  (uint32_t)buf[off + 11] << 24;
+
+		if (records == 0 && rf->n < ROT_FILES)
+			rf->first_seq[rf->n] = buf[off + 16 + 17];
+		off += 16 + caplen;
+		records++;
+	}
+	if (n && (off != (size_t)n || records != f->packets))
+		rf->bad = true;
+	close(fd);
+	if (rf->n < ROT_FILES)
+		rf->f[rf->n++] = *f;
+	if (f->index == rf->fail_close_at)
+		return errbuf_set(err, -ENOSPC, "publishing file %llu: no space", (unsigned long long)f->index);
+	return 0;
+}
+
+static const CapRotateOps rot_ops = {.open = rot_open, .close = rot_close};
+
+static CapRotate *open_rotate(RotFiles *rf, uint64_t file_size, uint64_t max_packets)
+{
+	static const char *ifs[] = {"cap0"};
+	CapRotateConfig cfg = {
+		.capture = {.ifaces = ifs,
+			    .n_ifaces = 1,
+			    .snaplen = PCAP_MAX_SNAPLEN,
+			    .block_size = 1u << 16,
+			    .block_count = 8,
+			    .block_timeout_ms = 10,
+			    .max_packets = max_packets,
+			    .max_duration_ns = WAIT_NS},
+		.format = PCAP_FORMAT_PCAP_US,
+		.file_size = file_size,
+		.ops = &rot_ops,
+		.ctx = rf,
+	};
+	ErrBuf err = {{0}};
+	CapRotate *r = NULL;
+
+	if (caprot_open(&cfg, &r, &err) < 0)
+		fail_msg("caprot_open: %s", err.msg);
+	return r;
+}
+
+static void test_rotate_sizes(void **state)
+{
+	/* 100-byte frames are 116-byte records: three fit in 24 + 3 * 116 */
+	RotFiles rf = {0};
+	CapRotate *r = open_rotate(&rf, 24 + 3 * 116, 10);
+	Sender tx = sender_open("peer0");
+	uint8_t f[MAX_FRAME];
+	ErrBuf err = {{0}};
+	CaptureStats st;
+	uint64_t files;
+	StopReason why;
+
+	(void)state;
+	for (uint32_t i = 0; i < 10; i++)
+		sender_send(&tx, f, make_frame(f, 100, ETHERTYPE_TEST, i));
+	if (caprot_run(r, &no_stop, &why, &err) < 0)
+		fail_msg("caprot_run: %s", err.msg);
+	assert_int_equal(why, STOP_REASON_PACKETS);
+	assert_false(rf.bad);
+	assert_int_equal(rf.n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(rf.f[i].index, i + 1);
+		assert_true(rf.f[i].complete);
+		assert_int_equal(rf.f[i].packets, i < 3 ? 3 : 1);
+		assert_true(rf.f[i].size <= 24 + 3 * 116);
+		assert_int_equal(rf.first_seq[i], 3 * i); /* in order, none lost at a rotation */
+	}
+	caprot_stats(r, &st, &files);
+	assert_int_equal(st.packets, 10);
+	assert_int_equal(files, 4);
+	assert_false(caprot_sink_failed(r));
+	caprot_free(r);
+
+	/* file_size 0: one file; a record larger than file_size still goes in */
+	memset(&rf, 0, sizeof(rf));
+	r = open_rotate(&rf, 0, 5);
+	for (uint32_t i = 0; i < 5; i++)
+		sender_send(&tx, f, make_frame(f, 100, ETHERTYPE_TEST, i));
+	assert_int_equal(caprot_run(r, &no_stop, &why, &err), 0);
+	assert_int_equal(rf.n, 1);
+	assert_int_equal(rf.f[0].packets, 5);
+	caprot_free(r);
+	memset(&rf, 0, sizeof(rf));
+	r = open_rotate(&rf, 50, 2);
+	for (uint32_t i = 0; i < 2; i++)
+		sender_send(&tx, f, make_frame(f, 100, ETHERTYPE_TEST, i));
+	assert_int_equal(caprot_run(r, &no_stop, &why, &err), 0);
+	assert_false(rf.bad);
+	assert_int_equal(rf.n, 2);
+	assert_int_equal(rf.f[0].packets, 1);
+	assert_int_equal(rf.f[1].packets, 1);
+	caprot_free(r);
+	sender_close(&tx);
+}
+
+static void test_rotate_failure(void **state)
+{
+	/* publishing file 2 fails: the capture stops with the ops' words */
+	RotFiles rf = {.fail_close_at = 2};
+	CapRotate *r = open_rotate(&rf, 24 + 116, 10);
+	Sender tx = sender_open("peer0");
+	uint8_t f[MAX_FRAME];
+	ErrBuf err = {{0}};
+	StopReason why;
+
+	(void)state;
+	for (uint32_t i = 0; i < 10; i++)
+		sender_send(&tx, f, make_frame(f, 100, ETHERTYPE_TEST, i));
+	assert_int_equal(caprot_run(r, &no_stop, &why, &err), -ENOSPC);
+	assert_int_equal(why, STOP_REASON_ERROR);
+	assert_string_equal(err.msg, "publishing file 2: no space");
+	assert_true(caprot_sink_failed(r));
+	assert_int_equal(rf.n, 2);
+	assert_true(rf.f[1].complete);
+	assert_false(rf.bad);
+	caprot_free(r);
+
+	/* file 3 cannot be written: it goes back marked incomplete */
+	memset(&rf, 0, sizeof(rf));
+	rf.fail_write_at = 3;
+	r = open_rotate(&rf, 24 + 116, 10);
+	for (uint32_t i = 0; i < 10; i++)
+		sender_send(&tx, f, make_frame(f, 100, ETHERTYPE_TEST, i));
+	assert_true(caprot_run(r, &no_stop, &why, &err) < 0);
+	assert_int_equal(why, STOP_REASON_ERROR);
+	assert_true(caprot_sink_failed(r));
+	assert_int_equal(rf.n, 3);
+	assert_true(rf.f[0].complete && rf.f[1].complete);
+	assert_false(rf.f[2].complete);
+	assert_int_equal(rf.f[2].index, 3);
+	assert_false(rf.bad);
+	caprot_free(r);
+	sender_close(&tx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -871,6 +1053,8 @@ int main(void)
 		cmocka_unit_test(test_two_interfaces),
 		cmocka_unit_test(test_fanout),
 		cmocka_unit_test(test_fanout_packet_limit),
+		cmocka_unit_test(test_rotate_sizes),
+		cmocka_unit_test(test_rotate_failure),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -7,12 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "common/util.h"
 #include "controller/registry.h"
+
+#define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 #define SEC ((int64_t)NSEC_PER_SEC)
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -48,14 +52,27 @@ static void test_online_and_match(void **state)
 
 	(void)state;
 	assert_int_equal(registry_new(&r), 0);
-	assert_int_equal(registry_seen(r, "web01", "ord02", "eth0", "0.1", true, 10 * SEC), 0);
-	assert_int_equal(registry_seen(r, "web02", "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
-	assert_int_equal(registry_seen(r, "db01", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
+	assert_int_equal(registry_seen(r, "web01", "", "ord02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "web02", ACC_A, "ORD02", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "db01", "", "ams01", "eth0", "0.1", true, 1 * SEC), 0);
 	/* colo and name match case-insensitively; db01 is offline by now */
-	assert_int_equal(registry_match(r, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
-	assert_int_equal(registry_match(r, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "Ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "WEB01", 12 * SEC, 5 * SEC, names, 4), 1);
 	assert_string_equal(names[0], "web01");
-	assert_int_equal(registry_match(r, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_ANY, "ams01", 12 * SEC, 5 * SEC, names, 4), 0);
+	/* by kind: an agent's name only, or a colo only */
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_AGENT, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_AGENT, "Web02", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "web02");
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, "web01", 12 * SEC, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, "ORD02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, NULL, 12 * SEC, 5 * SEC, names, 4), 2);
+	/* a report counts for status queries once it is applied */
+	assert_false(registry_reported_since(r, "web01", 0));
+	registry_reported(r, "web01");
+	assert_true(registry_reported_since(r, "web01", 1));
+	assert_false(registry_reported_since(r, "web01", INT64_MAX));
+	assert_false(registry_reported_since(r, "nobody", 0));
 	assert_true(registry_online(r, "web01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "db01", 12 * SEC, 5 * SEC));
 	assert_false(registry_online(r, "nobody", 12 * SEC, 5 * SEC));
@@ -63,8 +80,18 @@ static void test_online_and_match(void **state)
 	assert_int_equal(registry_touch(r, "db01", 11 * SEC), 0);
 	assert_true(registry_online(r, "db01", 12 * SEC, 5 * SEC));
 	assert_int_equal(registry_touch(r, "nobody", 11 * SEC), -ENOENT);
-	registry_describe(r, 12 * SEC, 5 * SEC, text, sizeof(text));
+	registry_describe(r, NULL, 12 * SEC, 5 * SEC, text, sizeof(text));
 	assert_string_equal(text, "web01 (colo ord02), web02 (colo ORD02), db01 (colo ams01)");
+	/* web02 serves account A only; operator agents serve every account */
+	assert_int_equal(registry_match(r, ACC_A, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 2);
+	assert_int_equal(registry_match(r, ACC_B, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "web01");
+	registry_describe(r, ACC_B, 12 * SEC, 5 * SEC, text, sizeof(text));
+	assert_string_equal(text, "web01 (colo ord02), db01 (colo ams01)");
+	/* a revoked agent is forgotten */
+	registry_forget(r, "web01");
+	assert_false(registry_online(r, "web01", 12 * SEC, 5 * SEC));
+	assert_int_equal(registry_match(r, ACC_B, JOB_TARGET_ANY, "ord02", 12 * SEC, 5 * SEC, names, 4), 0);
 	registry_free(r);
 }
 
@@ -78,7 +105,7 @@ static void test_delivered_once_per_session(void **state)
 	assert_int_equal(registry_new(&r), 0);
 	assert_int_equal(registry_generation(r, "a1", &gen), -ENOENT);
 	assert_int_equal(registry_take(r, "a1", 0, d, 2), -ENOENT);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	assert_int_equal(registry_generation(r, "a1", &gen), 0);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
 	assert_true(d[0].take && d[1].take);
@@ -95,9 +122,9 @@ static void test_delivered_once_per_session(void **state)
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 1);
 	assert_true(d[1].take);
 	/* a heartbeat keeps the session; a hello starts a new one */
-	registry_seen(r, "a1", "c", "", "", false, 2 * SEC);
+	registry_seen(r, "a1", "", "c", "", "", false, 2 * SEC);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 0);
-	registry_seen(r, "a1", "c", "", "", true, 3 * SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, 3 * SEC);
 	registry_generation(r, "a1", &gen);
 	assert_int_equal(registry_take(r, "a1", gen, d, 2), 2);
 	registry_free(r);
@@ -112,7 +139,7 @@ static void test_generation_prevents_lost_wakeups(void **state)
 	(void)state;
 	parked = woken = 0;
 	assert_int_equal(registry_new(&r), 0);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	registry_generation(r, "a1", &gen);
 	/* work is created between the poll's read of the database and its park */
 	registry_wake(r, "a1");
@@ -137,7 +164,7 @@ static void test_park_expire_displace_shutdown(void **state)
 	(void)state;
 	parked = woken = 0;
 	assert_int_equal(registry_new(&r), 0);
-	registry_seen(r, "a1", "c", "", "", true, SEC);
+	registry_seen(r, "a1", "", "c", "", "", true, SEC);
 	registry_generation(r, "a1", &gen);
 	assert_int_equal(registry_park(r, "a1", gen, 5 * SEC, park, wake, NULL), 0);
 	registry_expire(r, 4 * SEC);
@@ -156,6 +183,59 @@ static void test_park_expire_displace_shutdown(void **state)
 	registry_free(r);
 }
 
+static void test_stats(void **state)
+{
+	Registry *r;
+	AgentStats *v = NULL;
+	size_t n = 0;
+	json_t *h;
+
+	(void)state;
+	assert_int_equal(registry_new(&r), 0);
+	assert_int_equal(registry_stats(r, NULL, 0, SEC, &v, &n), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(registry_seen(r, "rec", "", "c", "eth0", "0.1", true, 10 * SEC), 0);
+	assert_int_equal(registry_seen(r, "off", ACC_A, "c", "eth0", "0.1", true, 1 * SEC), 0);
+	assert_int_equal(registry_seen(r, "quiet", "", "c", "eth0", "0.1", true, 10 * SEC), 0);
+	h = json_pack("{s:b, s:I, s:I}", "recording", 1, "drops", (json_int_t)42, "sample_rate", (json_int_t)1);
+	registry_set_history(r, "rec", h);
+	json_decref(h);
+	h = json_pack("{s:b, s:s, s:i}", "recording", 0, "error", "no space", "sample_rate", 0);
+	registry_set_history(r, "off", h);
+	json_decref(h);
+	registry_count(r, "rec", 5, 1);
+	registry_count(r, "rec", 2, 0);
+	registry_count(r, "nobody", 9, 9); /* ignored */
+
+	assert_int_equal(registry_stats(r, NULL, 12 * SEC, 5 * SEC, &v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].name, "rec");
+	assert_true(v[0].online);
+	assert_int_equal(v[0].kernel_drops, 7);
+	assert_int_equal(v[0].parts_failed, 1);
+	assert_true(v[0].history_known && v[0].history_recording);
+	assert_int_equal(v[0].history_drops, 42);
+	assert_string_equal(v[1].name, "off");
+	assert_false(v[1].online); /* last seen 11 s before */
+	assert_true(v[1].history_known);
+	assert_false(v[1].history_recording);
+	assert_int_equal(v[1].history_drops, 0);
+	assert_false(v[2].history_known); /* never sent its recorder's state */
+	assert_int_equal(v[2].kernel_drops + v[2].parts_failed, 0);
+	free(v);
+	/* an account sees the operator's agents and its own, never another's */
+	assert_int_equal(registry_stats(r, ACC_B, 12 * SEC, 5 * SEC, &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, "rec");
+	assert_string_equal(v[1].name, "quiet");
+	free(v);
+	assert_int_equal(registry_stats(r, ACC_A, 12 * SEC, 5 * SEC, &v, &n), 0);
+	assert_int_equal(n, 3);
+	free(v);
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_delivered_once_per_session),
 		cmocka_unit_test(test_generation_prevents_lost_wakeups),
 		cmocka_unit_test(test_park_expire_displace_shutdown),
+		cmocka_unit_test(test_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

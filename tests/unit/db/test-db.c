@@ -25,6 +25,7 @@
 
 #define ACC_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ACC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define ACC_C "cccccccccccccccccccccccccccccccc" /* made by the tests that need it */
 #define SEC ((int64_t)NSEC_PER_SEC)
 
 typedef struct T {
@@ -88,6 +89,7 @@ static Job make_job(const char *account, JobType type, int64_t submitted_ns)
 	if (type == JOB_FULL) {
 		j.filter_json = (char *)"{\"protocol\":6}";
 		j.filter_model = (char *)"{\"clauses\":[{\"proto\":6}]}";
+		j.echo_json = (char *)"{\"colo\":\"ORD\"}";
 		j.snaplen = 96;
 		j.packet_limit = 10000;
 		j.byte_limit = 4294967295u;
@@ -134,6 +136,7 @@ static void assert_job_equal(const Job *a, const Job *b)
 	assert_int_equal(a->byte_limit, b->byte_limit);
 	assert_str_or_null(a->colo_name, b->colo_name);
 	assert_str_or_null(a->filter_model, b->filter_model);
+	assert_str_or_null(a->echo_json, b->echo_json);
 	assert_int_equal(a->snaplen, b->snaplen);
 	assert_int_equal(a->n_outputs, b->n_outputs);
 	for (size_t i = 0; i < a->n_outputs; i++) {
@@ -154,6 +157,11 @@ static void assert_job_equal(const Job *a, const Job *b)
 	assert_int_equal(a->bytes, b->bytes);
 	assert_int_equal(a->drops, b->drops);
 	assert_int_equal(a->finished_ns, b->finished_ns);
+	assert_int_equal(a->started_ns, b->started_ns);
+	assert_str_or_null(a->name.group, b->name.group);
+	assert_str_or_null(a->name.watcher, b->name.watcher);
+	assert_str_or_null(a->name.name, b->name.name);
+	assert_str_or_null(a->request, b->request);
 }
 
 static void assert_part_equal(const JobPart *a, const JobPart *b)
@@ -161,6 +169,7 @@ static void assert_part_equal(const JobPart *a, const JobPart *b)
 	assert_string_equal(a->job_id, b->job_id);
 	assert_string_equal(a->agent, b->agent);
 	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->failure, b->failure);
 	assert_int_equal(a->packets, b->packets);
 	assert_int_equal(a->bytes, b->bytes);
 	assert_int_equal(a->drops, b->drops);
@@ -205,7 +214,7 @@ static void test_open_reopen(void **state)
 
 	hash_of(h, 1);
 	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_WRITE, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
 	db_close(t->db);
 	t->db = NULL;
 	assert_true(raw_user_version(t->path) >= 1);
@@ -241,10 +250,12 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(raw_user_version(t->path), 999);
 }
 
-/* A database of schema version 1 (as the first release wrote it) is migrated:
- * destination_conf becomes the one bucket output, the filter model is made
- * from filter_json. */
-static void test_migrations(void **state)
+/* A database of schema version 1 (as the first release wrote it) is migrated
+ * to the newest: destination_conf becomes the one bucket output, the filter
+ * model is made from filter_json (2), and the part states of version 1
+ * (2 uploading, 3 done, 4 failed, 5 lost) keep their meaning (3); it has no
+ * name, request, start time or part failure kind (5). */
+static void test_migration_2(void **state)
 {
 	static const char v1[] =
 		"CREATE TABLE accounts (id TEXT PRIMARY KEY NOT NULL, created_ns INTEGER NOT NULL);"
@@ -257,20 +268,36 @@ static void test_migrations(void **state)
 		"  submitted_ns INTEGER NOT NULL, stop_requested_ns INTEGER NOT NULL, stop_reason INTEGER NOT NULL,"
 		"  error_message TEXT, packets INTEGER NOT NULL, bytes INTEGER NOT NULL, drops INTEGER NOT NULL,"
 		"  finished_ns INTEGER NOT NULL);"
-		"CREATE TABLE parts (job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, agent TEXT NOT NULL,"
-		"  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5), packets INTEGER NOT NULL,"
-		"  bytes INTEGER NOT NULL, drops INTEGER NOT NULL, stop_reason INTEGER NOT NULL, object TEXT,"
-		"  error TEXT, updated_ns INTEGER NOT NULL, PRIMARY KEY (job_id, agent));"
-		"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5);"
+		"CREATE TABLE buckets (id TEXT PRIMARY KEY NOT NULL,"
+		"  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, destination_conf TEXT NOT NULL,"
+		"  filename TEXT, challenge TEXT, status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 2),"
+		"  submitted_ns INTEGER NOT NULL, validated_ns INTEGER NOT NULL, UNIQUE (account, destination_conf));"
 		"INSERT INTO accounts VALUES ('" ACC_A "', 1);"
+		"INSERT INTO buckets VALUES ('11111111111111111111111111111111', '" ACC_A "', 'file:///srv/b', 'f',"
+		"  'c', 1, 2, 3);"
 		"INSERT INTO jobs VALUES ('0123456789abcdef0123456789abcdef', '" ACC_A "', 1, 1,"
 		"  '{\"destination_port\":80}', 60, 0, 0, 'web01', 'file:///srv/b', 0, 5, 0, 0, NULL, 0, 0, 0, 0);"
-		"INSERT INTO parts VALUES ('0123456789abcdef0123456789abcdef', 'web01', 2, 7, 700, 1, 2, "
-		"  'pcap_0123456789abcdef0123456789abcdef_web01.pcap', NULL, 9);"
+		"CREATE TABLE parts (job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+		"  agent TEXT NOT NULL, state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+		"  packets INTEGER NOT NULL, bytes INTEGER NOT NULL, drops INTEGER NOT NULL,"
+		"  stop_reason INTEGER NOT NULL, object TEXT, error TEXT, updated_ns INTEGER NOT NULL,"
+		"  PRIMARY KEY (job_id, agent));"
+		"CREATE INDEX parts_active ON parts(agent, job_id) WHERE state NOT IN (3, 4, 5);"
+		"INSERT INTO parts VALUES ('0123456789abcdef0123456789abcdef', 'a0', 0, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a1', 1, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a2', 2, 0, 0, 0, 0, NULL, NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a3', 3, 7, 0, 0, 1, 'o', NULL, 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a4', 4, 0, 0, 0, 6, NULL, 'boom', 1),"
+		"  ('0123456789abcdef0123456789abcdef', 'a5', 5, 0, 0, 0, 5, NULL, 'gone', 1);"
 		"PRAGMA user_version = 1;";
+	/* a0..a5, as version 1 stored them 0..5 */
+	static const PartState want[] = {PART_ASSIGNED, PART_RUNNING, PART_UPLOADING,
+					 PART_DONE,     PART_FAILED,  PART_LOST};
 	T *t = *state;
 	ErrBuf err = {{0}};
 	Job got = {0};
+	JobPart *parts = NULL;
+	size_t n = 0;
 	sqlite3 *h;
 
 	db_close(t->db);
@@ -282,37 +309,64 @@ static void test_migrations(void **state)
 	if (db_open(t->path, &t->db, &err) < 0)
 		fail_msg("db_open: %s", err.msg);
 	assert_int_equal(raw_user_version(t->path), db_schema_version());
-	assert_int_equal(db_schema_version(), 3);
 	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
+	/* 5: no name, not started as far as anyone knows, parts without a failure kind */
+	assert_null(got.name.name);
+	assert_null(got.request);
+	assert_int_equal(got.started_ns, 0);
+	assert_int_equal(db_part_list(t->db, got.id, &parts, &n, &err), 0);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parts[i].failure, PART_FAIL_NONE);
+	parts_free(parts, n);
 	assert_int_equal(got.n_outputs, 1);
 	assert_int_equal(got.outputs[0].kind, JOB_OUTPUT_BUCKET);
 	assert_string_equal(got.outputs[0].target, "file:///srv/b");
 	assert_string_equal(got.filter_model, "{\"clauses\":[{\"dport\":[\"80\"]}]}");
 	assert_int_equal(got.snaplen, 0);
 	assert_false(got.continuous.on);
-	/* 3: the parts table made anew, its rows kept, attempt 0; state 6 fits. */
-	{
-		JobPart *parts = NULL;
-		size_t n = 0;
+	assert_null(got.echo_json);
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parts[i].state, want[i]);
+	assert_string_equal(parts[3].object, "o");
+	parts_free(parts, n);
+	/* the parts an agent still has to do: the renumbered terminal ones are not */
+	for (int k = 0; k < 6; k++) {
+		char agent[8];
 
-		assert_int_equal(db_part_list_for_agent(t->db, "web01", &parts, &n, &err), 0);
-		assert_int_equal(n, 1);
-		assert_int_equal(parts[0].state, PART_UPLOADING);
-		assert_int_equal(parts[0].packets, 7);
-		assert_int_equal(parts[0].attempt, 0);
-		assert_string_equal(parts[0].object, "pcap_0123456789abcdef0123456789abcdef_web01.pcap");
-		parts[0].state = PART_UPLOAD_FAILED;
-		parts[0].attempt = 2;
-		assert_int_equal(db_job_update_with_parts(t->db, &got, parts, 1, &err), 0);
-		parts_free(parts, n);
-		assert_int_equal(db_part_list_for_agent(t->db, "web01", &parts, &n, &err), 0);
-		assert_int_equal(n, 0); /* terminal */
-		assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
-		assert_int_equal(n, 1);
-		assert_int_equal(parts[0].state, PART_UPLOAD_FAILED);
-		assert_int_equal(parts[0].attempt, 2);
+		snprintf(agent, sizeof(agent), "a%d", k);
+		assert_int_equal(db_part_list_for_agent(t->db, agent, &parts, &n, &err), 0);
+		assert_int_equal(n, k <= 2 ? 1 : 0);
 		parts_free(parts, n);
 	}
+	/* 7: a bucket's identity is its URI (every earlier one is file://) */
+	{
+		BucketRow b = {0};
+
+		assert_int_equal(db_bucket_find(t->db, ACC_A, "file:///srv/b", &b, &err), 0);
+		assert_string_equal(b.match_key, "file:///srv/b");
+		bucket_row_done(&b);
+	}
+	/* 7: attempt 0 on every kept row; the state upload_failed fits, is
+	 * terminal and keeps its attempt. */
+	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
+	assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parts[i].attempt, 0);
+	parts[2].state = PART_UPLOAD_FAILED; /* a2: uploading */
+	parts[2].attempt = 2;
+	assert_int_equal(db_job_update_with_parts(t->db, &got, &parts[2], 1, &err), 0);
+	parts_free(parts, n);
+	assert_int_equal(db_part_list_for_agent(t->db, "a2", &parts, &n, &err), 0);
+	assert_int_equal(n, 0);
+	parts_free(parts, n);
+	assert_int_equal(db_part_list(t->db, "0123456789abcdef0123456789abcdef", &parts, &n, &err), 0);
+	assert_int_equal(parts[2].state, PART_UPLOAD_FAILED);
+	assert_int_equal(parts[2].attempt, 2);
+	parts_free(parts, n);
 	job_done(&got);
 }
 
@@ -441,9 +495,11 @@ static void test_job_roundtrip(void **state)
 	full.stop_reason = JOB_STOP_USER;
 	full.error_message = (char *)"agent x: boom";
 	full.finished_ns = 7;
+	full.started_ns = 6;
 	full.status = JOB_CONVERSION_RUNNING;
-	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, &err), 0);
+	full.request = (char *)"{\"target\":\"vm1\"}";
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &simple, NULL, 0, NULL, NULL, &err), 0);
 
 	assert_int_equal(db_job_get(t->db, ACC_A, full.id, &got, &err), 0);
 	assert_job_equal(&got, &full);
@@ -462,44 +518,124 @@ static void test_job_roundtrip(void **state)
 	assert_int_equal(got.type, 0x5a5a5a5a); /* untouched */
 	assert_int_equal(db_job_get(t->db, ACC_A, "00000000000000000000000000000000", &got, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "no job 00000000000000000000000000000000"));
-	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, &err), -EEXIST);
+	assert_int_equal(db_job_insert(t->db, &full, NULL, 0, NULL, NULL, &err), -EEXIST);
 	assert_non_null(strstr(err.msg, "exists already"));
 	Job orphan = make_job("cccccccccccccccccccccccccccccccc", JOB_FULL, 1);
-	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, &err), -ENOENT);
+	assert_int_equal(db_job_insert(t->db, &orphan, NULL, 0, NULL, NULL, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "account cccccccccccccccccccccccccccccccc does not exist"));
+}
+
+static Job named_job(const char *account, int64_t submitted_ns, const char *group, const char *watcher,
+		     const char *name)
+{
+	Job j = make_job(account, JOB_FULL, submitted_ns);
+
+	j.name = (JobName){(char *)group, (char *)watcher, (char *)name};
+	return j;
+}
+
+static void test_named_jobs(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job a = named_job(ACC_A, 100 * SEC, "rg1", "nw1", "pc1"), b = named_job(ACC_A, 101 * SEC, "rg1", "nw1", "pc2");
+	Job c = named_job(ACC_A, 102 * SEC, "rg1", "nw2", "pc1"), d = named_job(ACC_B, 103 * SEC, "rg1", "nw1", "pc1");
+	Job dup = named_job(ACC_A, 104 * SEC, "RG1", "NW1", "PC1"), plain = make_job(ACC_A, JOB_FULL, 105 * SEC);
+	Job e = named_job(ACC_A, 101 * SEC, "rg1", "nw1", "pc3"), got, *v;
+	JobName key = {"Rg1", "nW1", "Pc2"};
+	JobCursor cur;
+	size_t n;
+
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, NULL, NULL, &err), 0); /* another watcher */
+	assert_int_equal(db_job_insert(t->db, &d, NULL, 0, NULL, NULL, &err), 0); /* another account */
+	assert_int_equal(db_job_insert(t->db, &e, NULL, 0, NULL, NULL, &err), 0); /* same time as b */
+	assert_int_equal(db_job_insert(t->db, &plain, NULL, 0, NULL, NULL, &err), 0);
+	/* names compare without regard to case */
+	assert_int_equal(db_job_insert(t->db, &dup, NULL, 0, NULL, NULL, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "named PC1 in RG1/NW1 already"));
+
+	assert_int_equal(db_job_find_named(t->db, ACC_A, &key, &got, &err), 0);
+	assert_job_equal(&got, &b);
+	job_done(&got);
+	assert_int_equal(db_job_find_named(t->db, ACC_B, &key, &got, &err), -ENOENT);
+
+	/* newest first, a page at a time, ties broken by id */
+	assert_int_equal(db_job_list_named(t->db, ACC_A, "RG1", "nw1", NULL, 2, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(v[0].submitted_ns == 101 * SEC && v[1].submitted_ns == 101 * SEC);
+	assert_true(strcmp(v[0].id, v[1].id) > 0);
+	cur.submitted_ns = v[1].submitted_ns;
+	memcpy(cur.id, v[1].id, sizeof(cur.id));
+	jobs_free(v, n);
+	assert_int_equal(db_job_list_named(t->db, ACC_A, "rg1", "nw1", &cur, 2, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, a.id);
+	jobs_free(v, n);
+
+	/* unnamed: gone from the names, still a job; the name is free again */
+	assert_int_equal(db_job_unname(t->db, ACC_A, a.id, &err), 0);
+	assert_int_equal(db_job_unname(t->db, ACC_A, a.id, &err), -ENOENT);
+	assert_int_equal(db_job_find_named(t->db, ACC_A, &(JobName){"rg1", "nw1", "pc1"}, &got, &err), -ENOENT);
+	assert_int_equal(db_job_get(t->db, ACC_A, a.id, &got, &err), 0);
+	assert_null(got.name.name);
+	assert_null(got.name.group);
+	job_done(&got);
+	assert_int_equal(db_job_insert(t->db, &dup, NULL, 0, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_unname(t->db, ACC_B, dup.id, &err), -ENOENT); /* scoped by account */
 }
 
 static void test_job_list(void **state)
 {
 	T *t = *state;
 	ErrBuf err = {{0}};
+	uint64_t total = 0;
 	Job a[5];
 	Job *v;
 	size_t n;
 
 	for (int i = 0; i < 5; i++) {
 		a[i] = make_job(ACC_A, i % 2 ? JOB_SIMPLE : JOB_FULL, (100 + i) * SEC);
-		assert_int_equal(db_job_insert(t->db, &a[i], NULL, 0, NULL, &err), 0);
+		assert_int_equal(db_job_insert(t->db, &a[i], NULL, 0, NULL, NULL, &err), 0);
 	}
 	Job b = make_job(ACC_B, JOB_FULL, 200 * SEC);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
 
-	assert_int_equal(db_job_list(t->db, ACC_A, 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 100, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 5);
+	assert_int_equal(total, 5);
 	for (size_t i = 0; i < n; i++)
 		assert_job_equal(&v[i], &a[4 - i]); /* newest first */
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, ACC_A, 2, &v, &n, &err), 0);
+	/* pages: the total is every job of the account, whichever page */
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 2, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 2);
+	assert_int_equal(total, 5);
 	assert_string_equal(v[0].id, a[4].id);
 	assert_string_equal(v[1].id, a[3].id);
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, ACC_B, 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 2, 2, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, a[2].id);
+	assert_string_equal(v[1].id, a[1].id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_A, 4, 2, &v, &n, NULL, &err), 0);
 	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, a[0].id);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_A, 6, 2, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 5);
+	jobs_free(v, n);
+	assert_int_equal(db_job_list(t->db, ACC_B, 0, 100, &v, &n, &total, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, 1);
 	assert_string_equal(v[0].id, b.id);
 	jobs_free(v, n);
-	assert_int_equal(db_job_list(t->db, "cccccccccccccccccccccccccccccccc", 100, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, "cccccccccccccccccccccccccccccccc", 0, 100, &v, &n, &total, &err), 0);
 	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
 	jobs_free(v, n);
 
 	/* Active: every non-terminal job of every account, oldest first. */
@@ -519,13 +655,53 @@ static void test_job_list(void **state)
 	jobs_free(v, n);
 }
 
+static void test_job_count_by_status(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	JobStatus st[] = {JOB_RUNNING, JOB_SUCCESS, JOB_SUCCESS, JOB_FAILED};
+	JobStatusCount *c = NULL;
+	size_t n = 1;
+
+	assert_int_equal(db_job_count_by_status(t->db, NULL, &c, &n, &err), 0);
+	assert_int_equal(n, 0); /* no jobs: no rows */
+	free(c);
+	for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+		Job j = make_job(ACC_A, JOB_FULL, (int64_t)(100 + i) * SEC);
+
+		j.status = st[i];
+		assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
+	}
+	Job b = make_job(ACC_B, JOB_SIMPLE, 300 * SEC);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);
+
+	assert_int_equal(db_job_count_by_status(t->db, NULL, &c, &n, &err), 0);
+	/* ordered by account, then status; only statuses that have jobs */
+	assert_int_equal(n, 4);
+	assert_string_equal(c[0].account, ACC_A);
+	assert_int_equal(c[0].status, JOB_RUNNING);
+	assert_int_equal(c[0].count, 1);
+	assert_int_equal(c[1].status, JOB_SUCCESS);
+	assert_int_equal(c[1].count, 2);
+	assert_int_equal(c[2].status, JOB_FAILED);
+	assert_int_equal(c[2].count, 1);
+	assert_string_equal(c[3].account, ACC_B);
+	assert_int_equal(c[3].status, JOB_PENDING);
+	assert_int_equal(c[3].count, 1);
+	free(c);
+	assert_int_equal(db_job_count_by_status(t->db, ACC_B, &c, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].account, ACC_B);
+	free(c);
+}
+
 static void test_job_update(void **state)
 {
 	T *t = *state;
 	ErrBuf err = {{0}};
 	Job j = make_job(ACC_A, JOB_FULL, 100 * SEC), got;
 
-	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
 	j.status = JOB_FAILED;
 	j.stop_requested_ns = 150 * SEC;
 	j.stop_reason = JOB_STOP_ERROR;
@@ -581,9 +757,10 @@ static void test_parts(void **state)
 	p[2].stop_reason = JOB_STOP_TIME;
 	q[0] = make_part(&k, "alpha", PART_FAILED);
 	q[0].error = (char *)"no such interface";
+	q[0].failure = PART_FAIL_CAPTURE;
 	q[1] = make_part(&k, "beta", PART_UPLOADING);
-	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, NULL, &err), 0);
 
 	assert_int_equal(db_part_list(t->db, j.id, &v, &n, &err), 0);
 	assert_int_equal(n, 3);
@@ -651,7 +828,7 @@ static void test_parts(void **state)
 	/* A duplicate agent in one insert fails the whole insert. */
 	Job dup = make_job(ACC_A, JOB_FULL, 200 * SEC);
 	JobPart dp[2] = {make_part(&dup, "a", PART_ASSIGNED), make_part(&dup, "a", PART_ASSIGNED)};
-	assert_int_equal(db_job_insert(t->db, &dup, dp, 2, NULL, &err), -EEXIST);
+	assert_int_equal(db_job_insert(t->db, &dup, dp, 2, NULL, NULL, &err), -EEXIST);
 	assert_int_equal(db_job_get(t->db, ACC_A, dup.id, &got, &err), -ENOENT);
 }
 
@@ -664,22 +841,38 @@ static void test_limit_full(void **state)
 	JobLimits lim = {.max_active_full = 1, .sample_interval_ns = 0};
 	Job a = make_job(ACC_A, JOB_FULL, 100 * SEC), b = make_job(ACC_A, JOB_FULL, 101 * SEC), got;
 	Job other = make_job(ACC_B, JOB_FULL, 101 * SEC), s = make_job(ACC_A, JOB_SIMPLE, 102 * SEC);
+	int64_t wait = -1;
 
-	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &wait, &err), 0);
+	assert_int_equal(wait, -1); /* untouched: no limit hit */
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
 	assert_string_equal(err.msg, "only 1 pending or running full capture(s) per account");
+	/* a (submitted at 100 s, time limit 60 s) ends by 160 s */
+	assert_int_equal(wait, 160 * SEC);
 	assert_int_equal(db_job_get(t->db, ACC_A, b.id, &got, &err), -ENOENT);
-	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0); /* per account */
-	assert_int_equal(db_job_insert(t->db, &s, NULL, 0, &lim, &err), 0);     /* simple not counted */
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, &err), 0);     /* no limits */
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, NULL, &err), 0); /* per account */
+	assert_int_equal(db_job_insert(t->db, &s, NULL, 0, &lim, NULL, &err), 0);     /* simple not counted */
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, NULL, NULL, &err), 0);     /* no limits */
 
 	lim.max_active_full = 2;
 	Job c = make_job(ACC_A, JOB_FULL, 103 * SEC);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &wait, &err), -EBUSY);
 	assert_string_equal(err.msg, "only 2 pending or running full capture(s) per account");
+	assert_int_equal(wait, 160 * SEC); /* the soonest of a (160 s) and b (161 s) */
 	a.status = JOB_SUCCESS;
 	assert_int_equal(db_job_update(t->db, &a, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, NULL, &err), 0);
+
+	/* active captures without a time limit: no known time */
+	Job open = make_job(ACC_C, JOB_FULL, 100 * SEC), next = make_job(ACC_C, JOB_FULL, 200 * SEC);
+
+	open.time_limit_s = 0;
+	lim.max_active_full = 1;
+	assert_int_equal(db_account_ensure(t->db, ACC_C, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &open, NULL, 0, &lim, NULL, &err), 0);
+	wait = -1;
+	assert_int_equal(db_job_insert(t->db, &next, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 0);
 }
 
 static void test_limit_sample(void **state)
@@ -688,23 +881,25 @@ static void test_limit_sample(void **state)
 	ErrBuf err = {{0}};
 	JobLimits lim = {.max_active_full = 0, .sample_interval_ns = 60 * SEC};
 	Job a = make_job(ACC_A, JOB_SIMPLE, 1000 * SEC), b = make_job(ACC_A, JOB_SIMPLE, 1020 * SEC);
+	int64_t wait = 0;
 
-	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 40 s");
+	assert_int_equal(db_job_insert(t->db, &a, NULL, 0, &lim, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_string_equal(err.msg, "one sample capture per 60 seconds per account");
+	assert_int_equal(wait, 1060 * SEC);
 	b.submitted_ns = 1059 * SEC + 1;
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 1 s");
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 1060 * SEC);
 	Job f = make_job(ACC_A, JOB_FULL, 1021 * SEC);
-	assert_int_equal(db_job_insert(t->db, &f, NULL, 0, &lim, &err), 0); /* full not counted */
+	assert_int_equal(db_job_insert(t->db, &f, NULL, 0, &lim, NULL, &err), 0); /* full not counted */
 	Job other = make_job(ACC_B, JOB_SIMPLE, 1020 * SEC);
-	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &other, NULL, 0, &lim, NULL, &err), 0);
 	b.submitted_ns = 1060 * SEC;
-	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &b, NULL, 0, &lim, NULL, &err), 0);
 	/* A clock that went back counts as "just now". */
 	Job c = make_job(ACC_A, JOB_SIMPLE, 900 * SEC);
-	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &err), -EBUSY);
-	assert_string_equal(err.msg, "one sample capture per 60 seconds per account; next allowed in 60 s");
+	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, &wait, &err), -EBUSY);
+	assert_int_equal(wait, 960 * SEC);
 }
 
 typedef struct Racer {
@@ -722,7 +917,7 @@ static void *race_insert(void *arg)
 	ErrBuf err = {{0}};
 
 	pthread_barrier_wait(x->go);
-	x->r = db_job_insert(x->db, &x->job, NULL, 0, &x->lim, &err);
+	x->r = db_job_insert(x->db, &x->job, NULL, 0, &x->lim, NULL, &err);
 	memcpy(x->msg, err.msg, sizeof(x->msg));
 	return NULL;
 }
@@ -782,7 +977,7 @@ static void test_limit_race(void **state)
 		}
 		Job *v;
 		size_t n;
-		assert_int_equal(db_job_list(t->db, account, 10, &v, &n, &err), 0);
+		assert_int_equal(db_job_list(t->db, account, 0, 10, &v, &n, NULL, &err), 0);
 		assert_int_equal(n, 1);
 		jobs_free(v, n);
 	}
@@ -800,6 +995,7 @@ static BucketRow make_bucket(const char *account, const char *id, const char *ur
 	snprintf(b.id, sizeof(b.id), "%s", id);
 	snprintf(b.account, sizeof(b.account), "%s", account);
 	b.destination_conf = (char *)uri;
+	b.match_key = (char *)uri;
 	b.filename = (char *)"ownership-challenge-x.txt";
 	b.challenge = (char *)"secret-token";
 	b.status = BUCKET_PENDING;
@@ -831,9 +1027,9 @@ static void test_buckets(void **state)
 
 	b.filename = NULL;
 	b.challenge = NULL;
-	assert_int_equal(db_bucket_insert(t->db, &a, &err), 0);
-	assert_int_equal(db_bucket_insert(t->db, &b, &err), 0);
-	assert_int_equal(db_bucket_insert(t->db, &c, &err), 0); /* same URI, other account */
+	assert_int_equal(db_bucket_insert(t->db, &a, 0, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &b, 0, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &c, 0, &err), 0); /* same URI, other account */
 
 	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), 0);
 	assert_bucket_equal(&got, &a);
@@ -847,16 +1043,16 @@ static void test_buckets(void **state)
 	bucket_row_done(&got);
 
 	BucketRow dup = make_bucket(ACC_A, "44444444444444444444444444444444", "file:///b/one", 40);
-	assert_int_equal(db_bucket_insert(t->db, &dup, &err), -EEXIST);
+	assert_int_equal(db_bucket_insert(t->db, &dup, 0, &err), -EEXIST);
 	BucketRow dupid = make_bucket(ACC_A, a.id, "file:///b/three", 40);
-	assert_int_equal(db_bucket_insert(t->db, &dupid, &err), -EEXIST);
+	assert_int_equal(db_bucket_insert(t->db, &dupid, 0, &err), -EEXIST);
 	BucketRow orphan = make_bucket("cccccccccccccccccccccccccccccccc", "5555", "file:///b/x", 1);
-	assert_int_equal(db_bucket_insert(t->db, &orphan, &err), -ENOENT);
+	assert_int_equal(db_bucket_insert(t->db, &orphan, 0, &err), -ENOENT);
 
 	assert_int_equal(db_bucket_list(t->db, ACC_A, &v, &n, &err), 0);
 	assert_int_equal(n, 2);
-	assert_bucket_equal(&v[0], &b); /* oldest first */
-	assert_bucket_equal(&v[1], &a);
+	assert_bucket_equal(&v[0], &a); /* newest first, as the jobs */
+	assert_bucket_equal(&v[1], &b);
 	bucket_rows_free(v, n);
 
 	a.status = BUCKET_SUCCESS;
@@ -873,8 +1069,17 @@ static void test_buckets(void **state)
 	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), 0);
 	assert_int_equal(db_bucket_delete(t->db, ACC_A, a.id, &err), -ENOENT);
 	assert_int_equal(db_bucket_get(t->db, ACC_A, a.id, &got, &err), -ENOENT);
-	assert_int_equal(db_bucket_insert(t->db, &dup, &err), 0); /* URI free again */
+	assert_int_equal(db_bucket_insert(t->db, &dup, 0, &err), 0); /* URI free again */
 	bucket_row_done(NULL);
+
+	/* the per-account bound: A has two, B one */
+	BucketRow third = make_bucket(ACC_A, "66666666666666666666666666666666", "file:///b/six", 50);
+	assert_int_equal(db_bucket_insert(t->db, &third, 2, &err), -EDQUOT);
+	assert_string_equal(err.msg, "db: account " ACC_A " has 2 buckets already");
+	assert_int_equal(db_bucket_get(t->db, ACC_A, third.id, &got, &err), -ENOENT);
+	BucketRow other = make_bucket(ACC_B, "77777777777777777777777777777777", "file:///b/seven", 50);
+	assert_int_equal(db_bucket_insert(t->db, &other, 2, &err), 0);
+	assert_int_equal(db_bucket_insert(t->db, &third, 3, &err), 0);
 }
 
 /* ---- agents ---- */
@@ -923,6 +1128,81 @@ static void test_agents(void **state)
 	agent_row_done(NULL);
 }
 
+/* A validated bucket belongs to its account; another one sees it as owned
+ * elsewhere until the owner shares it. */
+static void test_bucket_owner(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char owner[JOB_ID_LEN + 1] = "";
+	BucketRow a = {.id = "0123456789abcdef0123456789abcdef",
+		       .account = ACC_A,
+		       .destination_conf = (char *)"file:///b1",
+		       .match_key = (char *)"file:///b1",
+		       .status = BUCKET_PENDING};
+
+	assert_int_equal(db_bucket_insert(t->db, &a, 0, &err), 0);
+	/* pending: nobody owns it yet */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	a.status = BUCKET_SUCCESS;
+	a.validated_ns = 5;
+	assert_int_equal(db_bucket_update(t->db, &a, &err), 0);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 1);
+	assert_string_equal(owner, ACC_A);
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_A, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, ACC_B, &err), 0); /* idempotent */
+	assert_int_equal(db_bucket_owned_elsewhere(t->db, ACC_B, "file:///b1", owner, &err), 0);
+	assert_int_equal(db_bucket_share(t->db, a.id, "ffffffffffffffffffffffffffffffff", &err), -ENOENT);
+}
+
+/* Enrolment tokens and agent keys: bound to a name, unique by name, counted
+ * per account (operator agents are not), found by the hash of the secret. */
+static void test_enrolment(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	uint8_t h1[32], h2[32], h3[32], h4[32];
+	EnrollToken tok = {.account = ACC_A, .name_pattern = "rt*", .colo = "LAB", .expires_ns = 99}, got = {0};
+	AgentKey k1 = {.name = "rt01", .account = ACC_A, .colo = "LAB", .enrolled_ns = 7}, k = {0};
+	AgentKey k2 = {.name = "rt02", .account = ACC_A}, op = {.name = "local"};
+
+	hash_of(h1, 11);
+	hash_of(h2, 12);
+	hash_of(h3, 13);
+	hash_of(h4, 14);
+	assert_int_equal(db_enroll_token_add(t->db, h1, &tok, &err), 0);
+	assert_int_equal(db_enroll_token_add(t->db, h1, &tok, &err), -EEXIST);
+	assert_int_equal(db_enroll_token_find(t->db, h1, &got, &err), 0);
+	assert_string_equal(got.account, ACC_A);
+	assert_string_equal(got.name_pattern, "rt*");
+	assert_string_equal(got.colo, "LAB");
+	assert_int_equal(got.expires_ns, 99);
+	assert_int_equal(db_enroll_token_find(t->db, h2, &got, &err), -ENOENT);
+	EnrollToken optok = {.expires_ns = 0};
+	assert_int_equal(db_enroll_token_add(t->db, h2, &optok, &err), 0);
+	assert_int_equal(db_enroll_token_find(t->db, h2, &got, &err), 0);
+	assert_string_equal(got.account, "");
+	assert_string_equal(got.name_pattern, "");
+
+	assert_int_equal(db_agent_key_add(t->db, h1, &k1, 1, &err), 0);
+	assert_int_equal(db_agent_key_add(t->db, h2, &k1, 0, &err), -EEXIST); /* the name */
+	assert_int_equal(db_agent_key_add(t->db, h2, &k2, 1, &err), -EDQUOT); /* A has 1 of 1 */
+	assert_int_equal(db_agent_key_add(t->db, h3, &op, 1, &err), 0);       /* operator: not counted */
+	assert_int_equal(db_agent_key_find(t->db, h1, &k, &err), 0);
+	assert_string_equal(k.name, "rt01");
+	assert_string_equal(k.account, ACC_A);
+	assert_string_equal(k.colo, "LAB");
+	assert_int_equal(k.enrolled_ns, 7);
+	assert_int_equal(db_agent_key_get(t->db, "local", &k, &err), 0);
+	assert_string_equal(k.account, "");
+	assert_int_equal(db_agent_key_find(t->db, h4, &k, &err), -ENOENT);
+	assert_int_equal(db_agent_key_delete(t->db, "rt01", &err), 0);
+	assert_int_equal(db_agent_key_delete(t->db, "rt01", &err), -ENOENT);
+	assert_int_equal(db_agent_key_find(t->db, h1, &k, &err), -ENOENT);
+	assert_int_equal(db_agent_key_add(t->db, h4, &k1, 1, &err), 0); /* re-enrolled after the revoke */
+}
+
 /* ---- concurrency ---- */
 
 typedef struct Worker {
@@ -952,7 +1232,7 @@ static void *reader(void *arg)
 			w->fail++;
 		else
 			job_done(&j);
-		if (db_job_list(w->db, ACC_A, 20, &v, &n, &err) < 0 || n == 0)
+		if (db_job_list(w->db, ACC_A, 0, 20, &v, &n, NULL, &err) < 0 || n == 0)
 			w->fail++;
 		else
 			jobs_free(v, n);
@@ -974,7 +1254,7 @@ static void test_concurrency(void **state)
 
 	hash_of(h, 9);
 	assert_int_equal(db_credential_add(t->db, h, NULL, ACC_A, SCOPE_READ, &err), 0);
-	assert_int_equal(db_job_insert(t->db, &first, NULL, 0, NULL, &err), 0);
+	assert_int_equal(db_job_insert(t->db, &first, NULL, 0, NULL, NULL, &err), 0);
 	for (int i = 0; i < 4; i++) {
 		w[i] = (Worker){.db = t->db, .job_id = first.id, .hash = h, .stop = &stop};
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &w[i]), 0);
@@ -983,7 +1263,7 @@ static void test_concurrency(void **state)
 		Job j = make_job(i % 2 ? ACC_A : ACC_B, JOB_FULL, 10 + i);
 		JobPart p = make_part(&j, "agent", PART_RUNNING);
 
-		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, &err), 0);
+		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, NULL, &err), 0);
 		j.status = JOB_RUNNING;
 		p.packets = (uint64_t)i;
 		assert_int_equal(db_job_update_with_parts(t->db, &j, &p, 1, &err), 0);
@@ -997,7 +1277,7 @@ static void test_concurrency(void **state)
 	/* The readers' connections closed as their threads ended; a new one opens. */
 	Job *v;
 	size_t n;
-	assert_int_equal(db_job_list(t->db, ACC_A, 1000, &v, &n, &err), 0);
+	assert_int_equal(db_job_list(t->db, ACC_A, 0, 1000, &v, &n, NULL, &err), 0);
 	assert_int_equal(n, 101);
 	jobs_free(v, n);
 }
@@ -1007,7 +1287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_2, setup, teardown),
 		cmocka_unit_test(test_open_bad_path),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test(test_scope_strings),
@@ -1015,6 +1295,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_named_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_count_by_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limit_full, setup, teardown),
@@ -1022,6 +1304,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_limit_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buckets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enrolment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bucket_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 	};
 

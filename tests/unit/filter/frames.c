@@ -74,17 +74,12 @@ static void put_l4(const FrameSpec *s, Frame *f)
 	put(f, "payload!", 8);
 }
 
-void frame_build(const FrameSpec *s, Frame *f)
+/* The packet of s from its ethertype (with_type) or its IP header on. */
+static void put_l3(const FrameSpec *s, Frame *f, bool with_type)
 {
 	uint8_t a[16], b[16];
 	uint32_t l3;
 
-	memset(f, 0, sizeof(*f));
-	put(f, "\x02\0\0\0\0\x02\x02\0\0\0\0\x01", 12);
-	for (int i = 0; i < s->vlans; i++) {
-		put16(f, i == 0 && s->tpid ? s->tpid : 0x8100);
-		put16(f, (uint16_t)(100 + i));
-	}
 	if (s->fam == 1) {
 		put16(f, 0x0806);
 		put(f, "\0\1\x08\0\6\4\0\1\2\0\0\0\0\1\xc0\0\2\1\0\0\0\0\0\0\xc0\0\2\2", 28);
@@ -92,11 +87,12 @@ void frame_build(const FrameSpec *s, Frame *f)
 	}
 	addr(s->fam, s->src, a);
 	addr(s->fam, s->dst, b);
-	l3 = f->n + 2;
+	if (with_type)
+		put16(f, s->fam == 4 ? 0x0800 : 0x86dd);
+	l3 = f->n;
 	if (s->fam == 4) {
 		uint16_t frag = s->frag_first ? 0x2000 : s->frag_later ? 100 : 0;
 
-		put16(f, 0x0800);
 		put8(f, s->ip_opts ? 0x46 : 0x45);
 		put8(f, 0);
 		put16(f, 0); /* total length, below */
@@ -120,7 +116,6 @@ void frame_build(const FrameSpec *s, Frame *f)
 	/* IPv6: chain of next-header values written as each header is added. */
 	uint32_t nh_at = l3 + 6;
 
-	put16(f, 0x86dd);
 	put(f, "\x60\0\0\0\0\0", 6);
 	put8(f, 0);
 	put8(f, 64);
@@ -154,7 +149,103 @@ void frame_build(const FrameSpec *s, Frame *f)
 	f->b[l3 + 5] = (uint8_t)(f->n - l3 - 40);
 }
 
+/* MAC addresses and tags of an Ethernet header (the type follows). */
+static void put_macs(Frame *f, int vlans, uint16_t tpid)
+{
+	put(f, "\x02\0\0\0\0\x02\x02\0\0\0\0\x01", 12);
+	for (int i = 0; i < vlans; i++) {
+		put16(f, i == 0 && tpid ? tpid : 0x8100);
+		put16(f, (uint16_t)(100 + i));
+	}
+}
+
+/* s inside its tunnel: outer IP header, UDP or GRE, the tunnel header, the
+ * inner frame; lengths fixed up at the end. */
+static void put_tunnel(const FrameSpec *s, Frame *f)
+{
+	uint8_t a[16], b[16];
+	bool udp = s->tun == TUN_VXLAN || s->tun == TUN_GENEVE || s->tun == TUN_GENEVE_IP;
+	bool eth_inside = s->tun == TUN_VXLAN || s->tun == TUN_GENEVE || s->tun == TUN_GRE_ETH;
+	uint16_t ptype = eth_inside ? 0x6558 : s->fam == 4 ? 0x0800 : 0x86dd;
+	uint32_t l3, l4;
+
+	addr(s->tun_fam, s->tun_src, a);
+	addr(s->tun_fam, s->tun_dst, b);
+	put16(f, s->tun_fam == 4 ? 0x0800 : 0x86dd);
+	l3 = f->n;
+	if (s->tun_fam == 4) {
+		put(f, "\x45\0\0\0\x43\x21\0\0\x40", 9);
+		put8(f, udp ? 17 : 47);
+		put16(f, 0);
+		put(f, a, 4);
+		put(f, b, 4);
+	} else {
+		put(f, "\x60\0\0\0\0\0", 6);
+		put8(f, udp ? 17 : 47);
+		put8(f, 64);
+		put(f, a, 16);
+		put(f, b, 16);
+	}
+	l4 = f->n;
+	if (udp) {
+		put16(f, 40000);
+		put16(f, s->tun_port ? s->tun_port : s->tun == TUN_VXLAN ? 4789 : 6081);
+		put16(f, 0); /* length, below */
+		put16(f, 0);
+		if (s->tun == TUN_VXLAN) {
+			put(f, "\x08\0\0\0\0\x12\x34\0", 8); /* I flag, VNI 0x1234 */
+		} else {
+			put8(f, s->geneve_opt_words); /* version 0 */
+			put8(f, 0);
+			put16(f, ptype);
+			put(f, "\0\x12\x34\0", 4);
+			for (unsigned w = 0; w < s->geneve_opt_words; w++)
+				put(f, "opt!", 4);
+		}
+	} else {
+		put16(f, s->gre_flags);
+		put16(f, ptype);
+		if (s->gre_flags & 0x8000)
+			put(f, "\0\0\0\0", 4); /* checksum, reserved */
+		if (s->gre_flags & 0x2000)
+			put(f, "KEY!", 4);
+		if (s->gre_flags & 0x1000)
+			put(f, "\0\0\0\7", 4);
+	}
+	if (eth_inside) {
+		put_macs(f, s->inner_vlans, 0);
+		put_l3(s, f, true);
+	} else {
+		put_l3(s, f, false);
+	}
+	if (udp) {
+		f->b[l4 + 4] = (uint8_t)((f->n - l4) >> 8);
+		f->b[l4 + 5] = (uint8_t)(f->n - l4);
+	}
+	if (s->tun_fam == 4) {
+		f->b[l3 + 2] = (uint8_t)((f->n - l3) >> 8);
+		f->b[l3 + 3] = (uint8_t)(f->n - l3);
+		uint16_t c = csum(f->b + l3, 20);
+		f->b[l3 + 10] = (uint8_t)(c >> 8);
+		f->b[l3 + 11] = (uint8_t)c;
+	} else {
+		f->b[l3 + 4] = (uint8_t)((f->n - l3 - 40) >> 8);
+		f->b[l3 + 5] = (uint8_t)(f->n - l3 - 40);
+	}
+}
+
+void frame_build(const FrameSpec *s, Frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	put_macs(f, s->vlans, s->tpid);
+	if (s->tun)
+		put_tunnel(s, f);
+	else
+		put_l3(s, f, true);
+}
+
 bool frame_plain(const FrameSpec *s)
 {
-	return s->vlans == 0 && !s->v6_ext && !s->v6_ah && !(s->fam == 6 && (s->frag_first || s->frag_later));
+	return !s->tun && s->vlans == 0 && !s->v6_ext && !s->v6_ah &&
+	       !(s->fam == 6 && (s->frag_first || s->frag_later));
 }

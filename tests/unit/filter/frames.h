@@ -19,10 +19,27 @@ typedef struct FrameSpec {
 	bool v6_ext;     /* IPv6: hop-by-hop and destination options before the rest */
 	bool v6_ah;      /* IPv6: an AH header before the transport header */
 	bool ip_opts;    /* IPv4: IHL 6 (one word of NOP options) */
+	/* Tunnels: the packet above, sent inside an outer IPv4/IPv6 packet. */
+	int tun;                       /* TUN_NONE or TUN_* */
+	int tun_fam;                   /* outer family, 4 or 6 */
+	const char *tun_src, *tun_dst; /* outer addresses */
+	uint16_t tun_port;             /* UDP destination port instead of the tunnel's own */
+	uint16_t gre_flags;            /* GRE: 0x8000 checksum, 0x2000 key, 0x1000 sequence, or version bits */
+	uint8_t geneve_opt_words;      /* GENEVE: option length in 4-byte words */
+	int inner_vlans;               /* tags on the inner Ethernet frame: 0..2 */
 } FrameSpec;
 
+enum {
+	TUN_NONE,
+	TUN_VXLAN,     /* UDP 4789, Ethernet inside */
+	TUN_GENEVE,    /* UDP 6081, Ethernet inside (0x6558) */
+	TUN_GENEVE_IP, /* UDP 6081, IP inside (0x0800 / 0x86dd) */
+	TUN_GRE,       /* IP protocol 47, IP inside */
+	TUN_GRE_ETH,   /* IP protocol 47, Ethernet inside (0x6558) */
+};
+
 typedef struct Frame {
-	uint8_t b[256];
+	uint8_t b[512];
 	uint32_t n;
 } Frame;
 

@@ -95,6 +95,12 @@ static void test_parse_addrs_errors(void **state)
 		{"dst", ";", "dst: \";\" has an empty list item"},
 		{"dst", "1.1.1.1\n", "dst: \"1.1.1.1?\" is not an IPv4 or IPv6 address"},
 		{"dst", "fe80::1%eth0", "dst: \"fe80::1%eth0\" is not an IPv4 or IPv6 address"},
+		/* a bad value with a '-' or '/' in it is quoted whole */
+		{"source_address", "not-an-ip",
+		 "source_address: \"not-an-ip\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "10.0.0.1-x", "dst: \"10.0.0.1-x\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "1.1.1.1;a-b", "dst: \"a-b\" is not an IPv4 or IPv6 address or range"},
+		{"dst", "999.1.1.1/24", "dst: \"999.1.1.1/24\" is not an IPv4 or IPv6 address or CIDR"},
 	};
 
 	(void)state;
@@ -219,6 +225,19 @@ static void test_parse_proto_and_numbers(void **state)
 	assert_int_equal(filter_parse_proto("protocol", "tcpx", 4, &p, &err), -EINVAL);
 	assert_string_equal(err.msg, "protocol: \"tcpx\" is not a protocol number 0..255 or a known name");
 	assert_int_equal(p, 99);
+
+	/* Every name the table lists (what the dashboard offers) parses to its number. */
+	for (size_t i = 0;; i++) {
+		int want = 0;
+		const char *name = filter_proto_name(i, &want);
+
+		if (!name) {
+			assert_true(i >= 20);
+			break;
+		}
+		assert_int_equal(filter_parse_proto("protocol", name, strlen(name), &p, &err), 0);
+		assert_int_equal(p, want);
+	}
 
 	assert_int_equal(filter_port_from_number("destination_port", 443, &set, &err), 0);
 	assert_int_equal(set.n, 1);
@@ -535,11 +554,21 @@ static void test_cbpf_run(void **state)
 	{                                                                                                              \
 		.fam = 1                                                                                               \
 	}
-#define MAX_FRAMES 10
+/* Tunnels: the outer headers, then the packet's own fields. */
+#define OUT4 .tun_fam = 4, .tun_src = "198.51.100.7", .tun_dst = "198.51.100.8"
+#define OUT6 .tun_fam = 6, .tun_src = "2001:db8:ff::7", .tun_dst = "2001:db8:ff::8"
+#define VXLAN4 .tun = TUN_VXLAN, OUT4
+#define VXLAN6 .tun = TUN_VXLAN, OUT6
+#define GENEVE4 .tun = TUN_GENEVE, OUT4
+#define GENEVE6 .tun = TUN_GENEVE, OUT6
+#define GRE4 .tun = TUN_GRE, OUT4
+#define GRE6 .tun = TUN_GRE, OUT6
+#define MAX_FRAMES 12
 
 typedef struct ClauseSpec {
 	const char *src, *dst, *sport, *dport, *proto;
 	bool both;
+	bool inner;
 } ClauseSpec;
 
 typedef struct Row {
@@ -710,6 +739,57 @@ static const Row rows[] = {
 	 "udp",
 	 {UDP4(A4, B4, 1, 2), UDP6(A6, B6, 1, 2), UDP4(A4, B4, 1, 2, .vlans = 1)},
 	 {TCP4(A4, B4, 1, 2), ARP}},
+	{"inner destination IPv4 in every tunnel",
+	 1,
+	 {{.dst = B4, .inner = true}},
+	 NULL,
+	 NULL,
+	 {UDP4(A4, B4, 1, 2), UDP4(A4, B4, 1, 2, VXLAN4), TCP4(A4, B4, 1, 2, GENEVE6, .geneve_opt_words = 3),
+	  ICMP4(A4, B4, GRE4, .gre_flags = 0x3000), UDP4(A4, B4, 1, 2, .tun = TUN_GRE_ETH, OUT6, .inner_vlans = 2),
+	  UDP4(A4, B4, 1, 2, .tun = TUN_GENEVE_IP, OUT4), UDP4(A4, B4, 1, 2, GRE4, .gre_flags = 0xb000, .vlans = 1),
+	  UDP4(A4, B4, 1, 2, VXLAN6, .inner_vlans = 1, .vlans = 2), TCP4(A4, B4, 1, 2, GRE6, .ip_opts = true),
+	  UDP4(A4, B4, 1, 2, GENEVE4, .geneve_opt_words = 63)},
+	 {UDP4(B4, A4, 1, 2, VXLAN4), UDP4(A4, B4, 1, 2, VXLAN4, .tun_port = 4790),
+	  UDP4(A4, B4, 1, 2, GRE4, .gre_flags = 0x0001), UDP4(A4, B4, 1, 2, GRE4, .gre_flags = 0x4000),
+	  UDP4(A4, "198.51.100.2", 1, 2), UDP6(A6, B6, 1, 2, VXLAN4), ARP, UDP4(A4, "198.51.100.2", 1, 2, GENEVE6)}},
+	{"without inner a tunnel matches by its outer headers only",
+	 1,
+	 {{.dst = B4}},
+	 NULL,
+	 "ip dst host " B4,
+	 {UDP4(A4, B4, 1, 2), UDP4(A4, A4, 1, 2, .tun = TUN_VXLAN, .tun_fam = 4, .tun_src = A4, .tun_dst = B4)},
+	 {UDP4(A4, B4, 1, 2, VXLAN4), ICMP4(A4, B4, GRE4)}},
+	{"inner protocol and port, IPv6 inside",
+	 1,
+	 {{.proto = "udp", .dport = "53", .inner = true}},
+	 NULL,
+	 NULL,
+	 {UDP4(A4, B4, 1, 53), UDP6(A6, B6, 1, 53, VXLAN4), UDP6(A6, B6, 1, 53, GRE6, .v6_ext = true),
+	  UDP6(A6, B6, 1, 53, .tun = TUN_GENEVE_IP, OUT6, .geneve_opt_words = 2),
+	  UDP4(A4, B4, 1, 53, .tun = TUN_GRE_ETH, OUT4, .frag_first = true)},
+	 {TCP6(A6, B6, 1, 53, VXLAN4), UDP6(A6, B6, 1, 53, GRE4, .frag_later = true), UDP4(A4, B4, 53, 1, VXLAN6),
+	  UDP4(A4, B4, 1, 54, GENEVE4), ICMP6(A6, B6, VXLAN4)}},
+	{"inner with both directions",
+	 1,
+	 {{.src = A4, .dst = B4, .dport = "80", .both = true, .inner = true}},
+	 NULL,
+	 NULL,
+	 {TCP4(A4, B4, 3000, 80, VXLAN4), TCP4(B4, A4, 80, 3000, GRE6), TCP4(B4, A4, 80, 3000)},
+	 {TCP4(B4, A4, 3000, 80, VXLAN4), TCP4(A4, B4, 80, 3000, GENEVE4)}},
+	{"an inner clause OR-ed with an outer one",
+	 2,
+	 {{.proto = "icmp"}, {.dst = B4, .inner = true}},
+	 NULL,
+	 NULL,
+	 {ICMP4(A4, A4), UDP4(A4, B4, 1, 2, VXLAN4), ICMP4(A4, B4, GRE4)},
+	 {ICMP4(A4, A4, VXLAN4), UDP4(A4, A4, 1, 2, GRE6)}},
+	{"inner clause ANDed with bpf_expr on the outer frame",
+	 1,
+	 {{.dst = B4, .inner = true}},
+	 "udp",
+	 NULL,
+	 {UDP4(A4, B4, 1, 2, VXLAN4), UDP4(A4, B4, 1, 2)},
+	 {ICMP4(A4, B4, GRE4), TCP4(A4, B4, 1, 2)}},
 	{"empty filter", 0, {{0}}, NULL, "", {UDP4(A4, B4, 1, 2), ARP, TCP6(A6, B6, 1, 2, .vlans = 2)}, {{0}}},
 	{"an empty clause accepts all", 2, {{.src = A4}, {0}}, NULL, NULL, {UDP4(B4, A4, 1, 2), ARP}, {{0}}},
 };
@@ -736,6 +816,7 @@ static void build_filter(const ClauseSpec *cs, unsigned n, const char *expr, Fil
 			assert_int_equal(filter_parse_proto("proto", cs[i].proto, strlen(cs[i].proto), &c.proto, &err),
 					 0);
 		c.both_directions = cs[i].both;
+		c.inner = cs[i].inner;
 		assert_int_equal(filter_add_clause(f, &c, &err), 0);
 	}
 	if (expr)
@@ -747,26 +828,27 @@ static uint32_t reframe(const FrameSpec *s, const Frame *eth, uint32_t linktype,
 {
 	static const uint8_t sll2_v4[20] = {0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0};
 	uint32_t ip = eth->n - 14, hdr;
+	int fam = s->tun ? s->tun_fam : s->fam; /* of the outer packet */
 
-	if (s->vlans || s->fam == 1)
+	if (s->vlans || fam == 1)
 		return 0;
 	switch (linktype) {
 	case LINKTYPE_RAW:
 		hdr = 0;
 		break;
 	case LINKTYPE_IPV4:
-		if (s->fam != 4)
+		if (fam != 4)
 			return 0;
 		hdr = 0;
 		break;
 	case LINKTYPE_IPV6:
-		if (s->fam != 6)
+		if (fam != 6)
 			return 0;
 		hdr = 0;
 		break;
 	case LINKTYPE_NULL:
 		hdr = 4;
-		memcpy(out, s->fam == 4 ? "\2\0\0\0" : "\x0a\0\0\0", 4);
+		memcpy(out, fam == 4 ? "\2\0\0\0" : "\x0a\0\0\0", 4);
 		break;
 	case LINKTYPE_LINUX_SLL:
 		hdr = 16;
@@ -814,7 +896,7 @@ static void check_row(const Row *row, bool use_kernel)
 
 		for (size_t i = 0; i < MAX_FRAMES && list[i].fam != 0; i++) {
 			const FrameSpec *s = &list[i];
-			uint8_t buf[300];
+			uint8_t buf[600];
 			Frame fr;
 			uint32_t got;
 

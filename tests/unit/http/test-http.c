@@ -62,7 +62,8 @@ typedef struct Producer {
 	pthread_t thread;
 	bool go, cut, started;
 	size_t size;
-	int write_result; /* the first failed write, or 0 */
+	const char *trailer; /* X-Reply's value as a trailer, or NULL */
+	int write_result;    /* the first failed write, or 0 */
 	bool done;
 } Producer;
 
@@ -89,6 +90,12 @@ static void *producer_main(void *arg)
 			buf[i] = pattern_byte(off + i);
 		r = http_stream_write(p->st, buf, n);
 		off += n;
+	}
+	if (p->trailer) {
+		assert_int_equal(http_stream_trailer(p->st, "Bad Name", "v"), -EINVAL);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", "a\r\nb"), -EINVAL);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", "replaced"), 0);
+		assert_int_equal(http_stream_trailer(p->st, "X-Reply", p->trailer), 0);
 	}
 	http_stream_end(p->st, r == 0 && !p->cut);
 	pthread_mutex_lock(&p->lock);
@@ -782,7 +789,8 @@ static void producer_free(Producer *p)
 }
 
 /* A body longer than the stream's buffer arrives whole and in order, while
- * the answer waits for its producer no worker waits: other requests go on. */
+ * the answer waits for its producer no worker waits: other requests go on.
+ * The trailer follows the body. */
 static void test_stream(void **state)
 {
 	Server *s = *state;
@@ -792,6 +800,7 @@ static void test_stream(void **state)
 	Req q = {.url = u}, other = {.url = e};
 	pthread_t t;
 
+	p->trailer = "ended well";
 	url(u, sizeof(u), s, "/stream");
 	url(e, sizeof(e), s, "/echo");
 	assert_int_equal(pthread_create(&t, NULL, request_thread, &q), 0);
@@ -812,12 +821,13 @@ static void test_stream(void **state)
 	for (size_t i = 0; i < size; i++)
 		if ((uint8_t)q.out.p[4 + i] != pattern_byte(i))
 			fail_msg("byte %zu: got %u, want %u", i, (uint8_t)q.out.p[4 + i], pattern_byte(i));
+	assert_string_equal(q.reply_header, "ended well");
 	producer_free(p);
 	free(q.out.p);
 }
 
 /* A producer that ends badly cuts the connection: the client sees a broken
- * transfer, never a complete-looking short file. */
+ * transfer, never a complete-looking short file, and no trailer. */
 static void test_stream_cut(void **state)
 {
 	Server *s = *state;
@@ -826,11 +836,13 @@ static void test_stream_cut(void **state)
 	Req q = {.url = u};
 	CURL *h = curl_easy_init();
 
+	p->trailer = "never sent";
 	url(u, sizeof(u), s, "/stream");
 	producer_go(p);
 	perform(h, &q);
 	curl_easy_cleanup(h);
 	assert_int_not_equal(q.rc, CURLE_OK);
+	assert_string_equal(q.reply_header, "");
 	producer_free(p);
 	free(q.out.p);
 }

@@ -45,17 +45,29 @@ static void test_aggregate_lifecycle(void **state)
 	assert_int_equal(j.packets, 5);
 	assert_int_equal(j.drops, 1);
 
-	/* one uploading, one still running: running */
+	/* one captured, one still running: running */
 	assert_true(part_apply(&p[1], PART_RUNNING, 1, 10, 0, JOB_STOP_NONE, NULL, NULL, 3));
-	assert_true(part_apply(&p[0], PART_UPLOADING, 7, 700, 1, JOB_STOP_TIME, NULL, NULL, 3));
+	assert_true(part_apply(&p[0], PART_CAPTURED, 7, 700, 1, JOB_STOP_TIME, NULL, NULL, 3));
 	job_aggregate(&j, p, 2, 3);
 	assert_int_equal(j.status, JOB_RUNNING);
-	/* both uploading: conversion */
-	assert_true(part_apply(&p[1], PART_UPLOADING, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 4));
-	job_aggregate(&j, p, 2, 4);
+	/* both captured: conversion pending */
+	assert_true(part_apply(&p[1], PART_CAPTURED, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 4));
+	assert_true(job_aggregate(&j, p, 2, 4));
+	assert_int_equal(j.status, JOB_CONVERSION_PENDING);
+	assert_string_equal(job_status_to_string(j.status), "conversion_pending");
+	/* one uploading: conversion running, and it stays so while the other
+	 * waits, then uploads, then is done */
+	assert_true(part_apply(&p[0], PART_UPLOADING, 7, 700, 1, JOB_STOP_TIME, NULL, NULL, 5));
+	assert_true(job_aggregate(&j, p, 2, 5));
 	assert_int_equal(j.status, JOB_CONVERSION_RUNNING);
-	/* both done: success, finished stamped, counters summed */
 	part_apply(&p[0], PART_DONE, 7, 700, 1, JOB_STOP_TIME, "pcap_x_a.pcap", NULL, 5);
+	job_aggregate(&j, p, 2, 5);
+	assert_int_equal(j.status, JOB_CONVERSION_RUNNING); /* never back to conversion_pending */
+	assert_true(part_apply(&p[1], PART_UPLOADING, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 5));
+	job_aggregate(&j, p, 2, 5);
+	assert_int_equal(j.status, JOB_CONVERSION_RUNNING);
+	assert_int_equal(j.finished_ns, 0);
+	/* both done: success, finished stamped, counters summed */
 	part_apply(&p[1], PART_DONE, 2, 20, 0, JOB_STOP_TIME, "pcap_x_b.pcap", NULL, 5);
 	assert_true(job_aggregate(&j, p, 2, 5));
 	assert_int_equal(j.status, JOB_SUCCESS);
@@ -111,22 +123,50 @@ static void test_aggregate_failures(void **state)
 	part_done(&p[0]);
 	part_done(&p[1]);
 
-	/* a full capture that saw nothing fails with Cloudflare's message ... */
+	/* The zero-packet rule: a full capture that saw nothing fails with
+	 * Cloudflare's message when its time ran out ... */
 	Job k = {.type = JOB_FULL, .status = JOB_RUNNING};
 	JobPart q = part("a", PART_DONE, 0);
 
+	q.stop_reason = JOB_STOP_TIME;
 	job_aggregate(&k, &q, 1, 3);
 	assert_int_equal(k.status, JOB_FAILED);
-	assert_non_null(strstr(k.error_message, "No packets matched"));
+	assert_string_equal(k.error_message, "No packets matched the filter in the time limit given. "
+					     "Please modify the filter or try again.");
+	assert_int_equal(k.stop_reason, JOB_STOP_TIME);
+	assert_int_equal(k.finished_ns, 3);
 	job_done(&k);
 
-	/* ... unless the user stopped it */
+	/* ... and the same when the user stopped it */
 	Job u = {.type = JOB_FULL, .status = JOB_RUNNING, .stop_requested_ns = 9};
 
 	job_aggregate(&u, &q, 1, 3);
-	assert_int_equal(u.status, JOB_SUCCESS);
+	assert_int_equal(u.status, JOB_FAILED);
 	assert_int_equal(u.stop_reason, JOB_STOP_USER);
+	assert_string_equal(u.error_message, "No packets matched the filter before the capture was stopped. "
+					     "Please modify the filter or try again.");
 	job_done(&u);
+
+	/* ... and when its agent was shut down (agent_shutdown) */
+	Job w = {.type = JOB_FULL, .status = JOB_RUNNING};
+
+	q.stop_reason = JOB_STOP_SHUTDOWN;
+	job_aggregate(&w, &q, 1, 3);
+	assert_int_equal(w.status, JOB_FAILED);
+	assert_int_equal(w.stop_reason, JOB_STOP_SHUTDOWN);
+	assert_string_equal(w.error_message, "No packets matched the filter before the agent was stopped. "
+					     "Please modify the filter or try again.");
+	assert_string_equal(job_stop_to_string(w.stop_reason), "agent_shutdown");
+	job_done(&w);
+
+	/* one packet is enough */
+	Job v = {.type = JOB_FULL, .status = JOB_RUNNING, .stop_requested_ns = 9};
+
+	q.packets = 1;
+	job_aggregate(&v, &q, 1, 3);
+	assert_int_equal(v.status, JOB_SUCCESS);
+	assert_null(v.error_message);
+	job_done(&v);
 }
 
 /* An upload that ran out of its budget fails the job, keeps the capture
@@ -201,18 +241,48 @@ static void test_aggregate_simple(void **state)
 	JobPart p[2] = {part("a", PART_ASSIGNED, 0), part("b", PART_ASSIGNED, 0)};
 
 	(void)state;
-	/* one answers with nothing, the other never does: success, empty */
+	/* one answers with nothing, the other never does: the zero-packet rule,
+	 * naming the agent that did not answer */
 	part_apply(&p[0], PART_DONE, 0, 0, 0, JOB_STOP_NONE, "a.pcap", NULL, 1);
 	job_aggregate(&j, p, 2, 1);
 	assert_int_equal(j.status, JOB_RUNNING); /* answers are coming in */
 	part_lose(&p[1], "did not answer within 5000 ms", 2);
 	job_aggregate(&j, p, 2, 2);
-	assert_int_equal(j.status, JOB_SUCCESS);
+	assert_int_equal(j.status, JOB_FAILED);
 	assert_int_equal(j.packets, 0);
-	assert_null(j.error_message);
+	assert_string_equal(j.error_message, "No packets matched the filter in the time window queried. "
+					     "Please modify the filter or try again. "
+					     "Not answered: agent b: did not answer within 5000 ms");
+	assert_int_equal(j.stop_reason, JOB_STOP_NONE);
 	job_done(&j);
 	part_done(&p[0]);
 	part_done(&p[1]);
+
+	/* answers under the limit: success, every packet, no stop reason */
+	Job m = {.type = JOB_SIMPLE, .status = JOB_PENDING, .packet_limit = 10};
+	JobPart r[2] = {part("a", PART_DONE, 4), part("b", PART_DONE, 5)};
+
+	job_aggregate(&m, r, 2, 1);
+	assert_int_equal(m.status, JOB_SUCCESS);
+	assert_int_equal(m.packets, 9);
+	assert_int_equal(m.stop_reason, JOB_STOP_NONE);
+	assert_null(m.error_message);
+	job_done(&m);
+	/* answers over the limit: the sample holds packet_limit, and says why */
+	Job o = {.type = JOB_SIMPLE, .status = JOB_PENDING, .packet_limit = 7};
+
+	job_aggregate(&o, r, 2, 1);
+	assert_int_equal(o.status, JOB_SUCCESS);
+	assert_int_equal(o.packets, 7);
+	assert_int_equal(o.stop_reason, JOB_STOP_PACKETS);
+	job_done(&o);
+	/* exactly packet_limit: the limit is reached */
+	Job e = {.type = JOB_SIMPLE, .status = JOB_PENDING, .packet_limit = 9};
+
+	job_aggregate(&e, r, 2, 1);
+	assert_int_equal(e.packets, 9);
+	assert_int_equal(e.stop_reason, JOB_STOP_PACKETS);
+	job_done(&e);
 
 	/* nobody answers: failed, naming them */
 	Job k = {.type = JOB_SIMPLE, .status = JOB_PENDING};
@@ -243,9 +313,21 @@ static void test_ids_and_names(void **state)
 	assert_int_equal(part_state_from_string("uploading", &ps), 0);
 	assert_int_equal(ps, PART_UPLOADING);
 	assert_int_equal(part_state_from_string("Uploading", &ps), -EINVAL);
+	assert_int_equal(part_state_from_string("captured", &ps), 0);
+	assert_int_equal(ps, PART_CAPTURED);
+	assert_string_equal(part_state_to_string(PART_CAPTURED), "captured");
+	assert_string_equal(part_state_to_string(PART_LOST), "lost");
 	assert_int_equal(job_stop_from_string("user", &js), 0);
 	assert_int_equal(js, JOB_STOP_USER);
 }
+
+/* 4097 bytes of "tcp or " repeated, as a string literal */
+#define BPF_16 "tcp or tcp or tc"
+#define BPF_256                                                                                                        \
+	BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16 BPF_16
+#define BPF_4097                                                                                                       \
+	BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256 BPF_256        \
+		BPF_256 BPF_256 BPF_256 "p"
 
 static void test_filterjson(void **state)
 {
@@ -260,6 +342,8 @@ static void test_filterjson(void **state)
 		 NULL},
 		{"{\"bpf\":\"tcp port 80\"}", NULL},
 		{"{\"source_address\":null}", NULL},
+		{"{\"inner\":true,\"destination_address\":\"192.0.2.1\"}", NULL},
+		{"{\"inner\":1}", "filter_v1.inner: must be true or false"},
 		{"{\"destination_port\":70000}", "filter_v1.destination_port: 70000 is outside 0..65535"},
 		{"{\"destination_port\":true}", "filter_v1.destination_port: must be a number"},
 		{"{\"source_address\":\"300.1.1.1\"}", "filter_v1.source_address"},
@@ -267,6 +351,8 @@ static void test_filterjson(void **state)
 		{"{\"protocol\":256}", "filter_v1.protocol"},
 		{"{\"colour\":1}", "filter_v1.colour: unknown field"},
 		{"[1]", "filter_v1: must be an object"},
+		{"{\"bpf\":7}", "filter_v1.bpf: must be a string"},
+		{"{\"bpf\":\"" BPF_4097 "\"}", "filter_v1.bpf: 4097 bytes, at most 4096"},
 	};
 
 	(void)state;
@@ -295,6 +381,43 @@ static void test_filterjson(void **state)
 	}
 }
 
+/* "" is no condition, as null is: what a form sends for a field left blank. */
+static void test_filterjson_empty_strings(void **state)
+{
+	json_t *o = json_loads("{\"source_address\":\"\",\"destination_address\":\"\",\"source_port\":\"\","
+			       "\"destination_port\":80,\"protocol\":\"\",\"bpf\":\"\"}",
+			       0, NULL);
+	Filter f;
+	char *canon = NULL;
+	ErrBuf err = {{0}};
+
+	(void)state;
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), 0);
+	assert_string_equal(canon, "{\"destination_port\":80}");
+	assert_int_equal(f.n_clauses, 1);
+	assert_int_equal(f.clauses[0].src.n, 0);
+	assert_int_equal(f.clauses[0].dst.n, 0);
+	assert_int_equal(f.clauses[0].sport.n, 0);
+	assert_int_equal(f.clauses[0].proto, FILTER_PROTO_ANY);
+	assert_null(f.bpf_expr);
+	filter_done(&f);
+	free(canon);
+	json_decref(o);
+	/* every field empty: no clause at all, everything is captured */
+	o = json_loads("{\"source_address\":\"\",\"protocol\":\"\",\"bpf\":\"\"}", 0, NULL);
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), 0);
+	assert_string_equal(canon, "{}");
+	assert_int_equal(f.n_clauses, 0);
+	filter_done(&f);
+	free(canon);
+	json_decref(o);
+	/* a blank is not empty: still refused, naming the field */
+	o = json_loads("{\"source_address\":\" \"}", 0, NULL);
+	assert_int_equal(filterjson_parse(o, "filter_v1", &f, &canon, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "filter_v1.source_address"));
+	json_decref(o);
+}
+
 static void test_filterjson_canonical_roundtrip(void **state)
 {
 	json_t *o = json_loads("{\"protocol\":6,\"source_address\":\"192.0.2.1\",\"bpf\":\"tcp\"}", 0, NULL);
@@ -319,6 +442,27 @@ static void test_filterjson_canonical_roundtrip(void **state)
 	json_decref(o);
 }
 
+/* "inner" reaches the clause, and survives the canonical text. */
+static void test_filterjson_inner(void **state)
+{
+	Filter f, g;
+	ErrBuf err;
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(filterjson_parse_text("{\"inner\":true,\"destination_port\":53}", &f, &err), 0);
+	assert_int_equal(f.n_clauses, 1);
+	assert_true(f.clauses[0].inner);
+	/* and on to the agents in the neutral form */
+	assert_int_equal(filtermodel_to_text(&f, &text, &err), 0);
+	assert_string_equal(text, "{\"clauses\":[{\"dport\":[\"53\"],\"inner\":true}]}");
+	free(text);
+	assert_int_equal(filterjson_parse_text("{\"inner\":false,\"destination_port\":53}", &g, &err), 0);
+	assert_false(g.clauses[0].inner);
+	filter_done(&f);
+	filter_done(&g);
+}
+
 /* The neutral form: exact, canonical (written again it is the same text),
  * and what filter_v1 meant. */
 static void test_filtermodel_roundtrip(void **state)
@@ -327,6 +471,7 @@ static void test_filtermodel_roundtrip(void **state)
 		"{}",
 		"{\"clauses\":[{\"src\":[\"192.0.2.0-192.0.2.255\",\"198.51.100.7\"],\"dport\":[\"80\",\"443\"],"
 		"\"proto\":6}]}",
+		"{\"clauses\":[{\"dst\":[\"198.51.100.9\"],\"inner\":true}]}",
 		"{\"clauses\":[{\"src\":[\"2001:db8::-2001:db8::ffff\"],\"sport\":[\"1024-65535\"],\"both\":true},"
 		"{\"dst\":[\"203.0.113.9\"],\"proto\":17}],\"bpf\":\"tcp[13] & 2 != 0\"}",
 	};
@@ -369,6 +514,7 @@ static void test_filtermodel_errors(void **state)
 		{"{\"clauses\":[{\"proto\":256}]}", "filter.clauses[0].proto: *"},
 		{"{\"clauses\":[{\"proto\":\"tcp\"}]}", "filter.clauses[0].proto: must be a whole number 0..255"},
 		{"{\"clauses\":[{\"both\":1}]}", "filter.clauses[0].both: must be true or false"},
+		{"{\"clauses\":[{\"inner\":\"yes\"}]}", "filter.clauses[0].inner: must be true or false"},
 		{"{\"clauses\":[{\"sport\":[\"1\"],\"colour\":1}]}", "filter.clauses[0].colour: unknown field"},
 		{"{\"bpf\":7}", "filter.bpf: must be a string"},
 		{"{\"bpf\":\"a\",\"bpf\":\"b\"}", "filter: invalid JSON*"},
@@ -404,7 +550,7 @@ static void test_job_check_and_outputs(void **state)
 	assert_string_equal(job_bucket(&j), "file:///srv/b");
 	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "captures/x.cap"), 0);
 	assert_int_equal(job_check(&j, &err), -EINVAL);
-	assert_string_equal(err.msg, "outputs[1].target: a file's path must be absolute");
+	assert_string_equal(err.msg, "outputs[1].target: a file's path must lie below /var/captures");
 	free(j.outputs[1].target);
 	j.outputs[1].target = strdup("/var/captures/x.cap");
 	assert_int_equal(job_check(&j, &err), 0);
@@ -421,6 +567,22 @@ static void test_job_check_and_outputs(void **state)
 	assert_int_equal(job_check(&j, &err), -EINVAL);
 	assert_string_equal(err.msg, "continuous: settings without continuous mode");
 	j.continuous = (JobContinuous){0};
+	/* echo_json is the dialect's; the model bounds it, and copies it */
+	j.echo_json = calloc(1, JOB_ECHO_MAX + 2);
+	assert_non_null(j.echo_json);
+	memset(j.echo_json, 'x', JOB_ECHO_MAX + 1);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "echo: longer than 1024 bytes");
+	j.echo_json[JOB_ECHO_MAX] = '\0';
+	assert_int_equal(job_check(&j, &err), 0);
+	{
+		Job copy = {0};
+
+		assert_int_equal(job_copy(&j, &copy), 0);
+		assert_string_equal(copy.echo_json, j.echo_json);
+		assert_ptr_not_equal(copy.echo_json, j.echo_json);
+		job_done(&copy);
+	}
 
 	assert_int_equal(job_outputs_to_text(&j, &text), 0);
 	assert_string_equal(text, "[{\"kind\":\"bucket\",\"target\":\"file:///srv/b\"},"
@@ -441,6 +603,71 @@ static void test_job_check_and_outputs(void **state)
 	assert_int_equal(job_add_output(&j, JOB_OUTPUT_BUCKET, "file:///x"), 0);
 	assert_int_equal(job_check(&j, &err), -EINVAL);
 	assert_string_equal(err.msg, "outputs: only for full captures");
+	job_done(&j);
+}
+
+static void test_names_targets_started(void **state)
+{
+	Job j = {.type = JOB_FULL, .status = JOB_PENDING, .colo_name = strdup("lab")}, copy = {0};
+	JobPart p[2] = {part("a", PART_ASSIGNED, 0), part("b", PART_ASSIGNED, 0)};
+	PartFailure f;
+	ErrBuf err;
+
+	(void)state;
+	assert_int_equal(job_add_output(&j, JOB_OUTPUT_FILE, "/var/captures/x.cap"), 0);
+	/* a name is all three parts or none */
+	assert_int_equal(job_name_set(&j.name, "rg1", NULL, "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "name: group, watcher and name must each be 1..90 printable bytes without '/'");
+	assert_int_equal(job_name_set(&j.name, "rg1", "nw/1", "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_int_equal(job_name_set(&j.name, "rg1", "nw1", "pc1"), 0);
+	assert_int_equal(job_check(&j, &err), 0);
+	assert_true(job_named(&j));
+	/* include and exclude lists only narrow a colo */
+	j.target_include = strdup("a,b");
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "target: include and exclude lists are only for a colo");
+	j.target_kind = JOB_TARGET_COLO;
+	assert_int_equal(job_check(&j, &err), 0);
+	j.request = strdup("{}");
+	assert_int_equal(job_copy(&j, &copy), 0);
+	assert_string_equal(copy.name.watcher, "nw1");
+	assert_string_equal(copy.target_include, "a,b");
+	assert_string_equal(copy.request, "{}");
+	assert_ptr_not_equal(copy.request, j.request);
+	job_done(&copy);
+
+	/* started: once some agent captured; a part failing at its start does not count */
+	part_apply(&p[0], PART_FAILED, 0, 0, 0, JOB_STOP_ERROR, NULL, "refused", 5);
+	job_aggregate(&j, p, 2, 5);
+	assert_int_equal(j.started_ns, 0);
+	part_apply(&p[1], PART_RUNNING, 1, 10, 0, JOB_STOP_NONE, NULL, NULL, 6);
+	assert_true(job_aggregate(&j, p, 2, 6));
+	assert_int_equal(j.started_ns, 6);
+	part_apply(&p[1], PART_DONE, 2, 20, 0, JOB_STOP_TIME, NULL, NULL, 7);
+	job_aggregate(&j, p, 2, 7);
+	assert_int_equal(j.started_ns, 6);
+	assert_int_equal(j.status, JOB_FAILED);
+
+	/* a share first seen captured (its running state fell between two
+	 * reports) started the capture too */
+	Job k = {.type = JOB_FULL, .status = JOB_PENDING};
+	JobPart q = part("c", PART_ASSIGNED, 0);
+
+	part_apply(&q, PART_CAPTURED, 3, 30, 0, JOB_STOP_TIME, NULL, NULL, 8);
+	assert_true(job_aggregate(&k, &q, 1, 8));
+	assert_int_equal(k.status, JOB_CONVERSION_PENDING);
+	assert_int_equal(k.started_ns, 8);
+	part_done(&q);
+	job_done(&k);
+
+	assert_string_equal(part_failure_to_string(PART_FAIL_FILE), "file");
+	assert_int_equal(part_failure_from_string("storage", &f), 0);
+	assert_int_equal(f, PART_FAIL_STORAGE);
+	assert_int_equal(part_failure_from_string("disk", &f), -EINVAL);
+	for (size_t i = 0; i < 2; i++)
+		part_done(&p[i]);
 	job_done(&j);
 }
 
@@ -500,10 +727,13 @@ int main(void)
 		cmocka_unit_test(test_aggregate_simple),
 		cmocka_unit_test(test_ids_and_names),
 		cmocka_unit_test(test_filterjson),
+		cmocka_unit_test(test_filterjson_empty_strings),
 		cmocka_unit_test(test_filterjson_canonical_roundtrip),
+		cmocka_unit_test(test_filterjson_inner),
 		cmocka_unit_test(test_filtermodel_roundtrip),
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),
+		cmocka_unit_test(test_names_targets_started),
 		cmocka_unit_test(test_apierror),
 		cmocka_unit_test(test_timefmt),
 	};

@@ -111,6 +111,30 @@ static void test_filter_values(void **state)
 		    "\"filter_v1\":{\"source_port\":0,\"destination_port\":65535}}");
 }
 
+/* --inner is filter_v1.inner, with or without other filter flags. */
+static void test_filter_inner(void **state)
+{
+	for (int with_dst = 0; with_dst < 2; with_dst++) {
+		CreateReq r;
+		ErrBuf err = {{0}};
+		json_t *body = NULL;
+
+		(void)state;
+		createreq_init(&r);
+		assert_int_equal(createreq_set_type(&r, "sample", &err), 0);
+		if (with_dst)
+			assert_int_equal(createreq_set(&r, "--dst", "192.0.2.9", &err), 0);
+		r.inner = true;
+		assert_int_equal(createreq_to_json(&r, &body, &err), 0);
+		createreq_done(&r);
+		assert_json(body, with_dst ? "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":10,"
+					     "\"packet_limit\":10000,\"filter_v1\":{\"destination_address\":"
+					     "\"192.0.2.9\",\"inner\":true}}"
+					   : "{\"type\":\"simple\",\"system\":\"magic-transit\",\"time_limit\":10,"
+					     "\"packet_limit\":10000,\"filter_v1\":{\"inner\":true}}");
+	}
+}
+
 static void expect_set_error(const char *flag, const char *value, const char *want)
 {
 	CreateReq r;
@@ -388,15 +412,11 @@ static void test_envelope(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sample_defaults),
-		cmocka_unit_test(test_full_mapping),
-		cmocka_unit_test(test_filter_values),
-		cmocka_unit_test(test_flag_errors),
-		cmocka_unit_test(test_cross_flag_errors),
-		cmocka_unit_test(test_rfc3339),
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_render),
-		cmocka_unit_test(test_render_object),
+		cmocka_unit_test(test_sample_defaults), cmocka_unit_test(test_full_mapping),
+		cmocka_unit_test(test_filter_values),   cmocka_unit_test(test_filter_inner),
+		cmocka_unit_test(test_flag_errors),     cmocka_unit_test(test_cross_flag_errors),
+		cmocka_unit_test(test_rfc3339),         cmocka_unit_test(test_table),
+		cmocka_unit_test(test_render),          cmocka_unit_test(test_render_object),
 		cmocka_unit_test(test_envelope),
 	};
 

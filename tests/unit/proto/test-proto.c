@@ -437,12 +437,24 @@ static void test_job_json_roundtrip(void **state)
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
 	assert_memory_equal(&r, &back, sizeof(r));
 	free(text);
+	/* a failure says what failed; a kind this side does not know is still one */
+	r.state = PART_FAILED;
+	r.failure = PART_FAIL_FILE;
+	strcpy(r.error, "/var/captures/x.cap: Permission denied");
+	assert_int_equal(agentproto_job_to_json(&r, &text, &err), 0);
+	assert_non_null(strstr(text, "\"failure\":\"file\""));
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_memory_equal(&r, &back, sizeof(r));
+	free(text);
+	text = "{\"id\":\"" ID1 "\",\"state\":\"failed\",\"stop_reason\":\"error\",\"failure\":\"cosmic\"}";
+	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), 0);
+	assert_int_equal(back.failure, PART_FAIL_INTERNAL);
 
 	assert_int_equal(agentproto_job_from_json("{\"id\":\"x\"}", 10, &back, &err), -EINVAL);
 	assert_string_equal(err.msg, "job: id: must be 32 hex digits");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"sleeping\",\"stop_reason\":\"none\"}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
-	assert_string_equal(err.msg, "job: state: must be running, uploading, done, failed or upload_failed");
+	assert_string_equal(err.msg, "job: state: must be running, captured, uploading, done, failed or upload_failed");
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"packets\":-3}";
 	assert_int_equal(agentproto_job_from_json(text, strlen(text), &back, &err), -EINVAL);
 	text = "{\"id\":\"" ID1 "\",\"state\":\"done\",\"stop_reason\":\"none\",\"object\":\"a/b\"}";
@@ -549,13 +561,25 @@ static void test_report_parse(void **state)
 			    "interfaces[0]: must be an interface name");
 	assert_string_equal(report_error("{\"name\":\"a\",\"history\":[]}", NULL),
 			    "history: must be an object of at most 16 members");
+	/* Kept for every agent and shown to users: scalars, short strings. */
+	assert_string_equal(report_error("{\"name\":\"a\",\"history\":{\"x\":{\"y\":1}}}", NULL),
+			    "history: members must be numbers, booleans, null or strings of at most 512 bytes");
+	memset(long_error, 'e', sizeof(long_error) - 1);
+	long_error[sizeof(long_error) - 1] = '\0';
+	{
+		char body[800];
+
+		snprintf(body, sizeof(body), "{\"name\":\"a\",\"history\":{\"error\":\"%s\"}}", long_error);
+		assert_string_equal(report_error(body, NULL), "history: members must be numbers, booleans, null or "
+							      "strings of at most 512 bytes");
+	}
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":{}}", NULL),
 			    "jobs: must be an array of at most 1024 reports");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[5]}", NULL), "jobs[0]: must be an object");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"x\",\"state\":\"done\"}]}", NULL),
 			    "jobs[0].id: must be 32 hex digits");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"lost\"}]}", NULL),
-			    "jobs[0].state: must be running, uploading, done, failed or upload_failed");
+			    "jobs[0].state: must be running, captured, uploading, done, failed or upload_failed");
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"packets\":-1}]}",
 					 NULL),
@@ -563,7 +587,7 @@ static void test_report_parse(void **state)
 	assert_string_equal(report_error("{\"name\":\"a\",\"jobs\":[{\"id\":\"" ID1 "\",\"state\":\"done\","
 					 "\"stop_reason\":\"tired\"}]}",
 					 NULL),
-			    "jobs[0].stop_reason: must be none, time, packets, bytes, user or error");
+			    "jobs[0].stop_reason: must be none, time, packets, bytes, user, agent_shutdown or error");
 	memset(long_error, 'e', sizeof(long_error));
 	memcpy(long_error, "{\"name\":\"a\",\"version\":\"", 23);
 	memcpy(long_error + sizeof(long_error) - 4, "\"}", 3);
@@ -848,6 +872,189 @@ static void test_start_with_upload(void **state)
 	assert_int_equal(back.attempt, 3);
 }
 
+/* ---- live streams ---- */
+
+#define TAP1 "00112233445566ff"
+
+static void test_poll_streams(void **state)
+{
+	AgentStreamOrder orders[2] = {{ID1, TAP1}, {ID2, "abcdefabcdefabcd"}};
+	AgentPollAnswer out = {.streams = orders, .n_streams = 2}, in = {0};
+	ErrBuf err = {{0}};
+	char *text = NULL;
+	const char *bad = "{\"streams\":[{\"id\":\"" ID1 "\",\"tap\":\"00112233445566FF\"},"
+			  "{\"id\":\"" ID1 "\",\"tap\":\"0011\"},{\"id\":\"x\",\"tap\":\"" TAP1 "\"},7]}";
+
+	(void)state;
+	assert_int_equal(agentproto_poll_build(&out, &text, &err), 0);
+	assert_int_equal(agentproto_poll_parse(text, strlen(text), &in, &err), 0);
+	free(text);
+	assert_int_equal(in.n_streams, 2);
+	assert_string_equal(in.streams[0].id, ID1);
+	assert_string_equal(in.streams[0].tap, TAP1);
+	assert_string_equal(in.streams[1].tap, "abcdefabcdefabcd");
+	agentproto_poll_done(&in);
+
+	/* No member at all without orders: what older agents know. */
+	out.n_streams = 0;
+	assert_int_equal(agentproto_poll_build(&out, &text, &err), 0);
+	assert_null(strstr(text, "streams"));
+	free(text);
+
+	/* Bad entries are skipped and counted; taps are lowercased. */
+	assert_int_equal(agentproto_poll_parse(bad, strlen(bad), &in, &err), 0);
+	assert_int_equal(in.n_streams, 1);
+	assert_int_equal(in.n_skipped, 3);
+	assert_string_equal(in.streams[0].tap, TAP1);
+	agentproto_poll_done(&in);
+	assert_int_equal(agentproto_poll_parse("{\"streams\":{}}", 14, &in, &err), -EBADMSG);
+	assert_string_equal(err.msg, "poll: streams: not an array");
+}
+
+static void test_poll_streams_bound(void **state)
+{
+	char text[AGENTPROTO_MAX_STREAMS * 80 + 64];
+	AgentPollAnswer in = {0};
+	ErrBuf err = {{0}};
+	size_t n = 0;
+
+	(void)state;
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "{\"streams\":[");
+	for (unsigned i = 0; i <= AGENTPROTO_MAX_STREAMS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s{\"id\":\"" ID1 "\",\"tap\":\"" TAP1 "\"}",
+				      i ? "," : "");
+	snprintf(text + n, sizeof(text) - n, "]}");
+	assert_int_equal(agentproto_poll_parse(text, strlen(text), &in, &err), -EMSGSIZE);
+	assert_string_equal(err.msg, "poll: 65 stream orders, over 64");
+}
+
+typedef struct Query {
+	const char *keys[8];
+	const char *values[8];
+} Query;
+
+static const char *query_get(void *ctx, const char *key)
+{
+	Query *q = ctx;
+
+	for (size_t i = 0; i < 8 && q->keys[i]; i++)
+		if (strcmp(q->keys[i], key) == 0)
+			return q->values[i];
+	return NULL;
+}
+
+/* The path's query as the controller's HTTP layer hands it over. */
+static void split_query(char *path, Query *q)
+{
+	char *p = strchr(path, '?');
+	size_t i = 0;
+
+	assert_non_null(p);
+	*p++ = '\0';
+	while (p && *p && i < 8) {
+		char *amp = strchr(p, '&'), *eq;
+
+		if (amp)
+			*amp = '\0';
+		eq = strchr(p, '=');
+		assert_non_null(eq);
+		*eq = '\0';
+		q->keys[i] = p;
+		q->values[i++] = eq + 1;
+		p = amp ? amp + 1 : NULL;
+	}
+}
+
+static void test_stream_query(void **state)
+{
+	AgentStreamChunk c = {.name = "web01", .id = ID1, .tap = TAP1, .offset = 524312, .watermark_ns = 17};
+	AgentStreamChunk back;
+	ErrBuf err = {{0}};
+	char path[256];
+	Query q = {{0}};
+
+	(void)state;
+	assert_int_equal(agentproto_stream_path(&c, path, sizeof(path)), 0);
+	assert_string_equal(path, "/agent/v1/stream?name=web01&id=" ID1 "&tap=" TAP1 "&offset=524312&watermark_ns=17");
+	split_query(path, &q);
+	assert_string_equal(path, "/agent/v1/stream");
+	assert_int_equal(agentproto_stream_parse(query_get, &q, &back, &err), 0);
+	assert_memory_equal(&back, &c, sizeof(c));
+
+	c = (AgentStreamChunk){.name = "a", .id = ID2, .tap = TAP1, .end = true};
+	assert_int_equal(agentproto_stream_path(&c, path, sizeof(path)), 0);
+	assert_string_equal(path, "/agent/v1/stream?name=a&id=" ID2 "&tap=" TAP1 "&offset=0&end=1");
+	c.error = AGENT_STREAM_GONE;
+	assert_int_equal(agentproto_stream_path(&c, path, sizeof(path)), 0);
+	assert_string_equal(path, "/agent/v1/stream?name=a&id=" ID2 "&tap=" TAP1 "&offset=0&end=1&error=gone");
+	memset(&q, 0, sizeof(q));
+	split_query(path, &q);
+	assert_int_equal(agentproto_stream_parse(query_get, &q, &back, &err), 0);
+	assert_int_equal(back.error, AGENT_STREAM_GONE);
+	assert_true(back.end);
+	assert_int_equal(agentproto_stream_path(&c, path, 40), -ENAMETOOLONG);
+}
+
+static const char *stream_query_error(const char *query)
+{
+	static char msg[256];
+	char path[256];
+	AgentStreamChunk c;
+	ErrBuf err = {{0}};
+	Query q = {{0}};
+
+	snprintf(path, sizeof(path), "/agent/v1/stream?%s", query);
+	split_query(path, &q);
+	if (agentproto_stream_parse(query_get, &q, &c, &err) != -EINVAL)
+		return "ACCEPTED";
+	snprintf(msg, sizeof(msg), "%s", err.msg);
+	return msg;
+}
+
+static void test_stream_query_errors(void **state)
+{
+	(void)state;
+	assert_string_equal(stream_query_error("id=" ID1 "&tap=" TAP1 "&offset=0"),
+			    "name: 1..63 characters of A-Z a-z 0-9 . _ -");
+	assert_string_equal(stream_query_error("name=a/b&id=" ID1 "&tap=" TAP1 "&offset=0"),
+			    "name: 1..63 characters of A-Z a-z 0-9 . _ -");
+	assert_string_equal(stream_query_error("name=a&id=12&tap=" TAP1 "&offset=0"), "id: must be 32 hex digits");
+	assert_string_equal(stream_query_error("name=a&id=" ID1 "&tap=0011223344556677x&offset=0"),
+			    "tap: must be 16 hex digits");
+	assert_string_equal(stream_query_error("name=a&id=" ID1 "&tap=" TAP1), "offset: missing");
+	assert_string_equal(stream_query_error("name=a&id=" ID1 "&tap=" TAP1 "&offset=-1"),
+			    "offset: must be a whole number 0..9223372036854775807");
+	assert_string_equal(stream_query_error("name=a&id=" ID1 "&tap=" TAP1 "&offset=0&end=2"),
+			    "end: must be a whole number 0..1");
+	assert_string_equal(stream_query_error("name=a&id=" ID1 "&tap=" TAP1 "&offset=0&error=ok"),
+			    "error: must be unknown, gone, busy or read");
+}
+
+static void test_stream_answer(void **state)
+{
+	AgentStreamAnswer a = {.more = true, .offset = 1u << 20}, b;
+	ErrBuf err = {{0}};
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(agentproto_stream_answer_build(&a, &text, &err), 0);
+	assert_string_equal(text, "{\"more\":true,\"offset\":1048576}");
+	assert_int_equal(agentproto_stream_answer_parse(text, strlen(text), &b, &err), 0);
+	free(text);
+	assert_true(b.more);
+	assert_int_equal(b.offset, 1u << 20);
+	a = (AgentStreamAnswer){.more = false, .reason = "the reader left"};
+	assert_int_equal(agentproto_stream_answer_build(&a, &text, &err), 0);
+	assert_int_equal(agentproto_stream_answer_parse(text, strlen(text), &b, &err), 0);
+	free(text);
+	assert_false(b.more);
+	assert_string_equal(b.reason, "the reader left");
+	assert_int_equal(agentproto_stream_answer_parse("{\"more\":1}", 10, &b, &err), -EBADMSG);
+	assert_string_equal(err.msg, "stream answer: more: not a boolean");
+	assert_int_equal(agentproto_stream_answer_parse("{\"more\":true}", 13, &b, &err), -EBADMSG);
+	assert_string_equal(err.msg, "stream answer: offset: missing");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -871,6 +1078,11 @@ int main(void)
 		cmocka_unit_test(test_spec_roundtrip),
 		cmocka_unit_test(test_upload_grant),
 		cmocka_unit_test(test_start_with_upload),
+		cmocka_unit_test(test_poll_streams),
+		cmocka_unit_test(test_poll_streams_bound),
+		cmocka_unit_test(test_stream_query),
+		cmocka_unit_test(test_stream_query_errors),
+		cmocka_unit_test(test_stream_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Captures into files on this machine: a file output (Azure's filePath, a
+ * classic capture in one file) and continuous mode (localPath: rotating
+ * files). The controller names a file below JOB_FILE_ROOT (/var/captures);
+ * this agent writes it below its own --local-root DIR (default
+ * /var/captures), so /var/captures/a/ring1.cap is DIR/a/ring1.cap.
+ *
+ * Files (capture/rotate.h does the capture and the rotation):
+ *   classic      DIR/…/x.cap
+ *   continuous   DIR/…/x_1.cap, x_2.cap, … (the given name's base, _N, its
+ *                extension); a ring (continuous true) keeps the newest
+ *                file_count of them, removing the oldest as each new one is
+ *                published; false keeps them all.
+ * Each file is written as DIR/…/.<name>.<job id>.part and published when it
+ * is finished: fsync, rename without replacing (a file of that name is never
+ * overwritten: the capture fails instead, naming it), fsync of the directory.
+ * A user reading the directory sees only whole files, so the last minutes of
+ * a week-long session can be read while it runs. A capture that fails keeps
+ * what it published and publishes the file it was writing if that holds a
+ * packet (whole records only, as the writer guarantees); an empty one is
+ * dropped. A capture that saw nothing publishes its one empty file.
+ *
+ * Safety: the path is checked again here (no empty, "." or ".." segment) and
+ * every directory below DIR is created and entered with O_NOFOLLOW, so a
+ * symbolic link under DIR cannot lead a capture elsewhere. Where the file
+ * being written lives is kept in DATA/spool/<id>.outputs until the capture
+ * ends: after a crash, start-up recovery removes the unpublished file.
+ *
+ * Failures say what failed (the report's "failure"): the files (file), the
+ * capture itself (capture), or a start this agent cannot do (internal).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent-int.h"
+#include "agent/capsetup.h"
+#include "common/io.h"
+#include "common/log.h"
+
+#define OUTPUTS_SPOOL_MIN (64ull << 20) /* files this large or larger use the writer's spool */
+
+typedef struct Outputs {
+	AgentJob *job;
+	int dirfd;               /* the file's directory, entered without following links */
+	char dir[PATH_MAX];      /* its path, for messages and recovery */
+	char stem[NAME_MAX + 1]; /* the given name without its extension: "ring1" */
+	char ext[NAME_MAX + 1];  /* its extension with the dot: ".cap" */
+	bool rotating;           /* continuous: stem_N.ext; else stem.ext */
+	bool ring;               /* keep only the newest keep files */
+	uint32_t keep;
+	char part[NAME_MAX + 1]; /* the file being written */
+	PartFailure failure;     /* what failed, for the report */
+} Outputs;
+
+bool outputs_local(const AgentJobSpec *spec)
+{
+	if (spec->continuous.on)
+		return true;
+	for (size_t i = 0; i < spec->n_outputs; i++)
+		if (spec->outputs[i].kind == JOB_OUTPUT_FILE)
+			return true;
+	return false;
+}
+
+/* File index's published name into out: stem.ext, or stem_index.ext. */
+static int final_name(const Outputs *o, uint64_t index, char *out, size_t cap)
+{
+	int n = o->rotating ? snprintf(out, cap, "%s_%llu%s", o->stem, (unsigned long long)index, o->ext)
+			    : snprintf(out, cap, "%s%s", o->stem, o->ext);
+
+	return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+static int fail(Outputs *o, PartFailure f, ErrBuf *err, int r, const char *fmt, ...) PCAPD_PRINTF(5, 6);
+
+static int fail(Outputs *o, PartFailure f, ErrBuf *err, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	o->failure = f;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return r < 0 ? r : -EIO;
+}
+
+/* The one file output of the start, its name split, its directory entered
+ * (created as needed). */
+static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, ErrBuf *err)
+{
+	static const char root[] = JOB_FILE_ROOT "/";
+	const char *local = cfg->local_root ? cfg->local_root : JOB_FILE_ROOT;
+	const AgentOutput *file = NULL;
+	const char *rel, *base, *dot;
+	char path[NAME_MAX + 1];
+	size_t dl;
+	int fd, r;
+
+	for (size_t i = 0; i < spec->n_outputs; i++) {
+		const AgentOutput *out = &spec->outputs[i];
+
+		if (out->kind != JOB_OUTPUT_FILE)
+			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
+				    "outputs[%zu]: a bucket beside files on this machine is not supported by this "
+				    "agent yet",
+				    i);
+		if (file)
+			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
+				    "outputs[%zu]: this agent writes a capture to one file here, not several", i);
+		file = out;
+	}
+	if (!file)
+		return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
+			    "outputs: a continuous capture needs a file on this machine (this agent does not "
+			    "rotate into buckets yet)");
+	if (strncmp(file->target, root, sizeof(root) - 1) != 0)
+		return fail(o, PART_FAIL_FILE, err, -EINVAL, "%.200s: not below " JOB_FILE_ROOT, file->target);
+	rel = file->target + sizeof(root) - 1;
+	base = strrchr(rel, '/');
+	base = base ? base + 1 : rel;
+	if (!base[0] || !strcmp(base, ".") || !strcmp(base, ".."))
+		return fail(o, PART_FAIL_FILE, err, -EINVAL, "%.200s: not a file's name", file->target);
+	dot = strrchr(base, '.');
+	if (!dot || dot == base)
+		dot = base + strlen(base);
+	if (strlen(base) > NAME_MAX - 64 || (size_t)(dot - base) >= sizeof(o->stem))
+		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%.200s: the file's name is too long", file->target);
+	snprintf(o->stem, sizeof(o->stem), "%.*s", (int)(dot - base), base);
+	snprintf(o->ext, sizeof(o->ext), "%s", dot);
+	o->rotating = spec->continuous.on;
+	o->ring = spec->continuous.on && spec->continuous.ring;
+	o->keep = spec->continuous.file_count;
+	if (o->ring && o->keep == 0)
+		return fail(o, PART_FAIL_INTERNAL, err, -EINVAL, "continuous.file_count: a ring keeps 1 file or more");
+
+	/* The local root (made if missing), then each directory below it. */
+	fd = open(local, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && mkdir(local, 0750) == 0)
+		fd = open(local, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(o, PART_FAIL_FILE, err, -errno, "%s (--local-root for %s): %s", local, JOB_FILE_ROOT,
+			    strerror(errno));
+	snprintf(o->dir, sizeof(o->dir), "%s", local);
+	for (const char *p = rel; p < base;) {
+		const char *slash = strchr(p, '/');
+		size_t len = (size_t)(slash - p);
+		int next;
+
+		if (len == 0 || len > NAME_MAX || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2))) {
+			close(fd);
+			return fail(o, PART_FAIL_FILE, err, -EINVAL,
+				    "%.200s: empty, '.' and '..' segments are not "
+				    "allowed",
+				    file->target);
+		}
+		snprintf(path, sizeof(path), "%.*s", (int)len, p);
+		if (mkdirat(fd, path, 0750) < 0 && errno != EEXIST)
+			r = -errno;
+		else
+			r = 0;
+		next = r < 0 ? -1 : openat(fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			r = r < 0 ? r : -errno;
+			close(fd);
+			return fail(o, PART_FAIL_FILE, err, r, "%s/%s: %s", o->dir, path, strerror(-r));
+		}
+		close(fd);
+		fd = next;
+		dl = strlen(o->dir);
+		if (dl + 1 + len >= sizeof(o->dir)) {
+			close(fd);
+			return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%.200s: path too long", file->target);
+		}
+		o->dir[dl] = '/';
+		memcpy(o->dir + dl + 1, path, len + 1);
+		p = slash + 1;
+	}
+	o->dirfd = fd;
+	return 0;
+}
+
+/* The first file's name must be free: a capture never overwrites a file. */
+static int check_free(Outputs *o, ErrBuf *err)
+{
+	char name[NAME_MAX + 1];
+	struct stat st;
+
+	if (final_name(o, 1, name, sizeof(name)) < 0)
+		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%s: file name too long", o->dir);
+	if (fstatat(o->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return fail(o, PART_FAIL_FILE, err, -EEXIST,
+			    "%s/%s exists already; a capture never replaces a file (remove it or choose another "
+			    "name)",
+			    o->dir, name);
+	return 0;
+}
+
+/* DATA/spool/<id>.outputs: the directory of the file being written. */
+static int remember(Outputs *o, ErrBuf *err)
+{
+	Agent *a = o->job->agent;
+	char path[PATH_MAX];
+	struct iovec iov[2] = {{o->dir, strlen(o->dir)}, {(void *)"\n", 1}};
+	int r;
+
+	if (jobstore_outputs_path(a->store, o->job->spec.id, path, sizeof(path)) < 0)
+		return fail(o, PART_FAIL_INTERNAL, err, -ENAMETOOLONG, "spool path too long");
+	r = io_publish(&io_posix, path, iov, 2, 0640, err);
+	if (r < 0)
+		o->failure = PART_FAIL_INTERNAL;
+	return r;
+}
+
+static void forget(Outputs *o)
+{
+	char path[PATH_MAX];
+
+	if (jobstore_outputs_path(o->job->agent->store, o->job->spec.id, path, sizeof(path)) == 0)
+		unlink(path);
+}
+
+/* ---- the files (CapRotateOps) ---- */
+
+static int file_open(void *ctx, uint64_t index, int *ret_fd, ErrBuf *err)
+{
+	Outputs *o = ctx;
+	char name[NAME_MAX + 1];
+	int n, fd;
+
+	if (final_name(o, index, name, sizeof(name)) < 0)
+		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%s: file name too long", o->dir);
+	n = snprintf(o->part, sizeof(o->part), ".%s.%s.part", name, o->job->spec.id);
+	if (n < 0 || (size_t)n >= sizeof(o->part))
+		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%s: file name too long", o->dir);
+	fd = openat(o->dirfd, o->part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return fail(o, PART_FAIL_FILE, err, -errno, "%s/%s: %s", o->dir, o->part, strerror(errno));
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Publishes the finished file f (or drops it: empty and failed); a ring then
+ * loses its oldest file. */
+static int file_close(void *ctx, int fd, const CapRotateFile *f, ErrBuf *err)
+{
+	Outputs *o = ctx;
+	char name[NAME_MAX + 1];
+	bool drop = f->packets == 0 && (f->index > 1 || !f->complete);
+
+	if (close(fd) < 0 && f->complete)
+		return fail(o, PART_FAIL_FILE, err, -errno, "%s/%s: %s", o->dir, o->part, strerror(errno));
+	if (drop) {
+		unlinkat(o->dirfd, o->part, 0);
+		return 0;
+	}
+	if (final_name(o, f->index, name, sizeof(name)) < 0)
+		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%s: file name too long", o->dir);
+	if (renameat2(o->dirfd, o->part, o->dirfd, name, RENAME_NOREPLACE) < 0) {
+		int r = -errno;
+
+		unlinkat(o->dirfd, o->part, 0);
+		return fail(o, PART_FAIL_FILE, err, r, "%s/%s: %s%s", o->dir, name, strerror(-r),
+			    r == -EEXIST ? " (a capture never replaces a file)" : "");
+	}
+	if (o->ring && f->index > o->keep) {
+		char old[NAME_MAX + 1];
+
+		if (final_name(o, f->index - o->keep, old, sizeof(old)) == 0 && unlinkat(o->dirfd, old, 0) < 0 &&
+		    errno != ENOENT)
+			log_warning("job %s: cannot remove %s/%s from the ring: %s", o->job->spec.id, o->dir, old,
+				    strerror(errno));
+	}
+	if (fsync(o->dirfd) < 0)
+		return fail(o, PART_FAIL_FILE, err, -errno, "%s: fsync: %s", o->dir, strerror(errno));
+	return 0;
+}
+
+static const CapRotateOps file_ops = {.open = file_open, .close = file_close};
+
+/* ---- the job ---- */
+
+static void set_rot(AgentJob *job, CapRotate *rot, const CaptureStats *st, StopReason why)
+{
+	Agent *a = job->agent;
+
+	pthread_mutex_lock(&a->lock);
+	job->phase = JOB_PHASE_CAPTURING;
+	job->rot = rot;
+	job->rep.state = PART_RUNNING;
+	if (st) {
+		job->rep.packets = st->packets;
+		job->rep.bytes = st->bytes;
+		job->rep.drops = st->kernel_drops;
+		job->rep.stop_reason = jobrun_stop_reason(why, job->stop);
+	}
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void finish(AgentJob *job, PartFailure failure, const char *error)
+{
+	Agent *a = job->agent;
+
+	pthread_mutex_lock(&a->lock);
+	job->rep.failure = failure;
+	pthread_mutex_unlock(&a->lock);
+	jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, error);
+}
+
+static int capture(Outputs *o, CapSetup *setup, ErrBuf *err)
+{
+	AgentJob *job = o->job;
+	CapRotateConfig rc = {0};
+	StopReason why = STOP_REASON_ERROR;
+	CaptureStats st = {0};
+	CapRotate *rot = NULL;
+	int r;
+
+	o->failure = PART_FAIL_CAPTURE; /* until the files are being written */
+	r = capsetup_init(job->agent->cfg, &job->spec, setup, err);
+	if (r < 0)
+		return r;
+	rc.capture = setup->capture;
+	rc.format = setup->format;
+	rc.file_size = job->spec.continuous.on ? job->spec.continuous.file_size : 0;
+	/* The writer's spool (a thread, 16 MiB of buffers, preallocation in
+	 * 64 MiB steps) pays for itself on large files; a ring of small ones is
+	 * written plainly. */
+	rc.direct = rc.file_size == 0 || rc.file_size >= OUTPUTS_SPOOL_MIN;
+	rc.ops = &file_ops;
+	rc.ctx = o;
+	r = caprot_open(&rc, &rot, err);
+	if (r < 0)
+		return r;
+	set_rot(job, rot, NULL, STOP_REASON_NONE);
+	/* "running" on disk, so that the next start reports the job failed if
+	 * the agent dies now; after the sockets are bound. */
+	jobrun_save_state(job);
+	o->failure = PART_FAIL_NONE;
+	r = caprot_run(rot, &job->stop, &why, err);
+	caprot_stats(rot, &st, NULL);
+	/* The files' own failures said so (fail()); the writer's are the files' too. */
+	if (r < 0 && o->failure == PART_FAIL_NONE)
+		o->failure = caprot_sink_failed(rot) ? PART_FAIL_FILE : PART_FAIL_CAPTURE;
+	set_rot(job, NULL, &st, why);
+	caprot_free(rot);
+	return r < 0 ? r : (int)why;
+}
+
+void *outputs_main(void *arg)
+{
+	AgentJob *job = arg;
+	Outputs o = {.job = job, .dirfd = -1};
+	ErrBuf err = {{0}};
+	CapSetup *setup = NULL;
+	int r;
+
+	if (job->spec.error[0]) {
+		finish(job, PART_FAIL_INTERNAL, job->spec.error);
+		return NULL;
+	}
+	r = plan(&o, job->agent->cfg, &job->spec, &err);
+	if (r == 0)
+		r = check_free(&o, &err);
+	if (r == 0)
+		r = remember(&o, &err);
+	if (r == 0) {
+		setup = calloc(1, sizeof(*setup));
+		r = setup ? capture(&o, setup, &err) : fail(&o, PART_FAIL_INTERNAL, &err, -ENOMEM, "out of memory");
+	}
+	if (r < 0)
+		finish(job, o.failure ? o.failure : PART_FAIL_INTERNAL, err.msg);
+	else
+		jobrun_finish(job, PART_DONE, jobrun_stop_reason((StopReason)r, job->stop), NULL);
+	forget(&o);
+	capsetup_done(setup);
+	free(setup);
+	if (o.dirfd >= 0)
+		close(o.dirfd);
+	return NULL;
+}
+
+void outputs_recover(Agent *a, const char *id)
+{
+	char path[PATH_MAX], dir[PATH_MAX], suffix[JOB_ID_LEN + 8];
+	size_t n, sl;
+	FILE *f;
+	DIR *d;
+	struct dirent *e;
+	int dfd;
+
+	if (jobstore_outputs_path(a->store, id, path, sizeof(path)) < 0)
+		return;
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (!fgets(dir, sizeof(dir), f)) {
+		fclose(f);
+		return;
+	}
+	fclose(f);
+	n = strlen(dir);
+	if (n && dir[n - 1] == '\n')
+		dir[--n] = '\0';
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	snprintf(suffix, sizeof(suffix), ".%s.part", id);
+	sl = strlen(suffix);
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' && len > sl && strcmp(e->d_name + len - sl, suffix) == 0) {
+			if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+				log_info("job %s: removed %s/%s, which the capture had not finished", id, dir,
+					 e->d_name);
+		}
+	}
+	closedir(d);
+}

@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live streams (service.h, "live streams"; docs/AGENT-PROTOCOL.md, "Live
+ * streams"). A tap is one reader of one running full capture: its inputs are
+ * the capture's agents whose parts still capture, each sending its growing
+ * capture file in chunks (service_tap_chunk); a merger thread decodes each
+ * input's bytes, merges the records by time (pcap/livemerge.h, a bounded
+ * reorder window) and writes one pcapng (an interface per agent and input
+ * interface) to the reader's sink.
+ *
+ * Bounds and back-pressure: an input queues at most TAP_INPUT_MAX bytes. The
+ * merger copies records out under the lock and writes them without it, so a
+ * slow reader blocks only the merger. A chunk that does not fit is not taken
+ * (the answer asks for the same offset again): the agent's streamer falls
+ * behind in the file, which its capture keeps writing, and the stream lags
+ * like `tail -f` of a file written faster than it is read. A reader that
+ * takes nothing for TAP_STALL_NS while a queue is full is cut ("the reader is
+ * too slow"): the agents are told to stop, the reader gets what was merged and
+ * the reason in the trailer. Captures never wait for a reader, and their
+ * files and bucket objects do not depend on any tap.
+ *
+ * Locking: Service.taps_lock guards the tap list and every tap's fields but
+ * the merger's own (writer, scratch), which only the merger thread touches.
+ * Each tap's cond wakes its merger (a chunk, a cut, shutdown).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/service-int.h"
+#include "pcap/decode.h"
+#include "pcap/livemerge.h"
+#include "pcap/writer.h"
+
+#define TAP_MAX 32u                                   /* taps open at once on one controller */
+#define TAP_INPUT_MAX (16u << 20)                     /* bytes queued per input */
+#define TAP_STALL_NS (10 * (int64_t)NSEC_PER_SEC)     /* a full queue this long: the reader is too slow */
+#define TAP_WINDOW_NS (2 * (int64_t)NSEC_PER_SEC)     /* the reorder window */
+#define TAP_END_GRACE_NS (10 * (int64_t)NSEC_PER_SEC) /* a final part's input silent this long has ended */
+#define TAP_TICK_NS ((int64_t)NSEC_PER_SEC)           /* the merger looks at the job and keeps the reader alive */
+#define TAP_SCRATCH (256u << 10)                      /* bytes of records copied out per round */
+#define TAP_REASON 256u
+
+typedef struct TapInput {
+	char agent[AGENT_NAME_MAX + 1];
+	bool delivered; /* the order went out in a poll answer */
+	uint8_t *buf;   /* received, not yet decoded: buf[start..len) */
+	size_t start, len, cap;
+	uint64_t offset; /* bytes of the agent's file received */
+	PcapDecoder *dec;
+	uint32_t n_ifaces;            /* input interfaces mapped to output ones */
+	uint32_t *ifmap;              /* input ifid → output ifid */
+	uint64_t head_off, head_used; /* the head record: its data at buf + start + head_off */
+	uint32_t head_caplen, head_origlen, head_ifid;
+	LiveInput live;
+	int64_t last_chunk;    /* monotonic ns */
+	int64_t full_since;    /* monotonic ns: since when its chunks do not fit; 0 = they do */
+	char note[TAP_REASON]; /* how it ended, when not by its end */
+} TapInput;
+
+struct Tap {
+	Service *svc;
+	char id[AGENTPROTO_STREAM_TAP_LEN + 1];
+	char job[JOB_ID_LEN + 1];
+	char account[JOB_ID_LEN + 1];
+	TapInput *in;
+	size_t n_in;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool over;
+	char cut[TAP_REASON];    /* set: end the stream with this reason */
+	char reason[TAP_REASON]; /* over: what a late chunk is told */
+	TapSink sink;
+	/* the merger's own */
+	PcapWriter *w;
+	PcapBatch *batch;
+	IoOps io;
+	uint8_t *scratch;
+	Tap *next;
+};
+
+static int64_t mono(void)
+{
+	return (int64_t)now_monotonic_ns();
+}
+
+/* ---- the output: a pcapng writer whose "file" is the reader's sink ---- */
+
+static ssize_t sink_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
+{
+	Tap *t = self->state;
+	size_t total = 0;
+
+	(void)fd;
+	for (int i = 0; i < iovcnt; i++) {
+		int r = t->sink.write(t->sink.ctx, iov[i].iov_base, iov[i].iov_len);
+
+		if (r < 0)
+			return r;
+		total += iov[i].iov_len;
+	}
+	return (ssize_t)total;
+}
+
+static int sink_fsync(const IoOps *self, int fd)
+{
+	(void)self;
+	(void)fd;
+	return 0;
+}
+
+static int sink_ftruncate(const IoOps *self, int fd, off_t len)
+{
+	(void)self;
+	(void)fd;
+	(void)len;
+	return -ESPIPE;
+}
+
+/* An output interface for input i's interface ifid: AGENT, or AGENT/NAME
+ * when the agent's file names it. Creates the writer with the first one. */
+static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
+{
+	char name[AGENT_NAME_MAX + 1 + 200 + 1], desc[256];
+	PcapInterfaceInfo info;
+	PcapWrInterface d;
+	uint32_t *m;
+	uint32_t out = 0;
+	int r;
+
+	r = pcapdec_interface(in->dec, ifid, &info);
+	if (r < 0)
+		return errbuf_set(err, r, "agent %s: interface %" PRIu32 " not described", in->agent, ifid);
+	if (info.name)
+		snprintf(name, sizeof(name), "%s/%.200s", in->agent, info.name);
+	else
+		snprintf(name, sizeof(name), "%s", in->agent);
+	snprintf(desc, sizeof(desc), "pcapd live stream of capture %s, agent %s", t->job, in->agent);
+	if (info.snaplen == 0 || info.snaplen > PCAP_MAX_SNAPLEN)
+		info.snaplen = PCAP_MAX_SNAPLEN;
+	d = (PcapWrInterface){
+		.linktype = info.linktype, .snaplen = info.snaplen, .name = name, .description = desc, .tsresol = 9};
+	if (!t->w) {
+		PcapWriterConfig wc = {.format = PCAP_FORMAT_PCAPNG,
+				       .snaplen = d.snaplen,
+				       .iface0 = &d,
+				       .batch_bytes = 64u << 10,
+				       .io = &t->io};
+
+		r = pcapwr_new(-1, &wc, &t->w, err);
+		if (r == 0)
+			r = pcapwr_batch_new(t->w, &t->batch) < 0 ? errbuf_set(err, -ENOMEM, "out of memory") : 0;
+		if (r < 0)
+			return r;
+	} else {
+		r = pcapwr_add_interface_desc(t->w, &d, &out, err);
+		if (r < 0)
+			return r;
+	}
+	m = realloc(in->ifmap, (ifid + 1) * sizeof(*m));
+	if (!m)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	in->ifmap = m;
+	for (uint32_t k = in->n_ifaces; k <= ifid; k++)
+		m[k] = UINT32_MAX;
+	m[ifid] = out;
+	if (in->n_ifaces < ifid + 1)
+		in->n_ifaces = ifid + 1;
+	return 0;
+}
+
+/* Decodes input in up to its next record (taps_lock held). A malformed
+ * input ends with a note. */
+static void decode_head(Tap *t, TapInput *in)
+{
+	ErrBuf err = {{0}};
+
+	while (!in->live.has_head && in->dec && in->start < in->len) {
+		PcapRecord rec;
+		size_t used;
+		int r = pcapdec_next(in->dec, in->buf + in->start, in->len - in->start, &rec, &used, &err);
+
+		if (r == -EAGAIN)
+			return;
+		/* Interfaces as soon as they are described: the reader gets the
+		 * header before the first packet. */
+		for (uint32_t k = in->n_ifaces; r >= 0 && k < pcapdec_interface_count(in->dec); k++)
+			r = map_iface(t, in, k, &err);
+		if (r < 0) {
+			snprintf(in->note, sizeof(in->note), "agent %s: %.180s", in->agent, err.msg);
+			in->live.ended = true;
+			in->start = in->len = 0;
+			pcapdec_free(in->dec);
+			in->dec = NULL;
+			return;
+		}
+		if (r != PCAPDEC_RECORD) {
+			in->start += used;
+			continue;
+		}
+		in->live.has_head = true;
+		in->live.head_ts = rec.ts_ns;
+		in->head_off = (uint64_t)(rec.data - (in->buf + in->start));
+		in->head_used = used;
+		in->head_caplen = rec.caplen;
+		in->head_origlen = rec.origlen;
+		in->head_ifid = in->ifmap[rec.ifid];
+	}
+}
+
+/* A record copied out of an input, in the merger's scratch. */
+typedef struct OutRec {
+	uint64_t ts;
+	uint32_t caplen, origlen, ifid;
+} OutRec;
+
+/* ---- the merger thread ---- */
+
+static void tap_cut_locked(Tap *t, const char *why)
+{
+	if (!t->cut[0])
+		snprintf(t->cut, sizeof(t->cut), "%s", why);
+	pthread_cond_signal(&t->cond);
+}
+
+/* Inputs whose part is final and that have been silent for the grace time
+ * have ended (an agent lost, or one that never got the order). */
+static void check_parts(Tap *t)
+{
+	Service *s = t->svc;
+	JobPart *parts = NULL;
+	size_t n = 0;
+	ApiError e;
+	Job j = {0};
+	int64_t now = mono();
+
+	if (service_job_get(s, t->account, t->job, &j, &parts, &n, &e) < 0) {
+		pthread_mutex_lock(&s->taps_lock);
+		tap_cut_locked(t, "the capture is gone");
+		pthread_mutex_unlock(&s->taps_lock);
+		return;
+	}
+	pthread_mutex_lock(&s->taps_lock);
+	for (size_t i = 0; i < t->n_in; i++) {
+		TapInput *in = &t->in[i];
+
+		if (in->live.ended || now - in->last_chunk < TAP_END_GRACE_NS)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(parts[k].agent, in->agent) == 0 && part_state_terminal(parts[k].state)) {
+				in->live.ended = true;
+				snprintf(in->note, sizeof(in->note), "agent %s sent no end (its part is %s)", in->agent,
+					 part_state_to_string(parts[k].state));
+			}
+	}
+	pthread_mutex_unlock(&s->taps_lock);
+	parts_free(parts, n);
+	job_done(&j);
+}
+
+/* Copies records out while the merge says so, at most TAP_SCRATCH bytes
+ * (taps_lock held). Returns how many; *ret_step the last step. */
+static size_t take_records(Tap *t, LiveMergeStep *ret_step, int64_t *ret_until, size_t *ret_bytes)
+{
+	LiveInput live[AGENTPROTO_MAX_STREAMS];
+	size_t n = 0, used = 0;
+	bool pressure = false;
+
+	for (;;) {
+		LiveMergeStep step;
+		size_t c;
+		TapInput *in;
+		OutRec h;
+
+		for (size_t i = 0; i < t->n_in; i++) {
+			decode_head(t, &t->in[i]);
+			/* A full queue shortens the window: memory is bounded, the order best effort. */
+			pressure = pressure || t->in[i].len - t->in[i].start > TAP_INPUT_MAX / 2;
+			live[i] = t->in[i].live;
+		}
+		step = livemerge_step(live, t->n_in, mono(), pressure ? 0 : TAP_WINDOW_NS, &c, ret_until);
+		for (size_t i = 0; i < t->n_in; i++)
+			t->in[i].live.blocking_since = live[i].blocking_since;
+		*ret_step = step;
+		if (step != LIVEMERGE_EMIT)
+			break;
+		in = &t->in[c];
+		if (used + sizeof(h) + in->head_caplen > TAP_SCRATCH && n > 0)
+			break;
+		h = (OutRec){.ts = in->live.head_ts,
+			     .caplen = in->head_caplen,
+			     .origlen = in->head_origlen,
+			     .ifid = in->head_ifid};
+		memcpy(t->scratch + used, &h, sizeof(h));
+		memcpy(t->scratch + used + sizeof(h), in->buf + in->start + in->head_off, h.caplen);
+		used += sizeof(h) + h.caplen;
+		used = (used + 7) & ~(size_t)7;
+		n++;
+		in->start += in->head_used;
+		in->live.has_head = false;
+	}
+	*ret_bytes = used;
+	return n;
+}
+
+/* Writes the scratch's records and flushes. 0 or -EPIPE (reader gone). */
+static int write_records(Tap *t, size_t bytes, ErrBuf *err)
+{
+	size_t off = 0;
+	int r;
+
+	while (off < bytes) {
+		OutRec h;
+		struct iovec iov;
+
+		memcpy(&h, t->scratch + off, sizeof(h));
+		iov = (struct iovec){.iov_base = t->scratch + off + sizeof(h), .iov_len = h.caplen};
+		r = pcapwr_queue_copy(t->batch, h.ifid, h.ts, h.origlen, &iov, 1);
+		if (r < 0)
+			return errbuf_set(err, r, "writing the stream: %s", strerror(-r));
+		off = (off + sizeof(h) + h.caplen + 7) & ~(size_t)7;
+	}
+	return t->batch ? pcapwr_flush(t->batch, err) : 0;
+}
+
+/* A keep-alive when nothing was written for a tick: an Interface Statistics
+ * Block without options (readers skip it), so that a reader gone is noticed
+ * even while no packet flows. */
+static int keepalive(Tap *t)
+{
+	uint64_t ts = now_realtime_ns();
+	uint32_t b[6] = {5, 24, 0, (uint32_t)(ts >> 32), (uint32_t)ts, 24};
+
+	return t->sink.write(t->sink.ctx, b, sizeof(b));
+}
+
+/* At the end: each agent's counters as ISBs of its first interface. */
+static void set_stats(Tap *t)
+{
+	JobPart *parts = NULL;
+	size_t n = 0;
+	ApiError e;
+	Job j = {0};
+	ErrBuf err = {{0}};
+
+	if (!t->w || service_job_get(t->svc, t->account, t->job, &j, &parts, &n, &e) < 0)
+		return;
+	for (size_t i = 0; i < t->n_in; i++)
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(parts[k].agent, t->in[i].agent) == 0 && t->in[i].n_ifaces > 0 &&
+			    t->in[i].ifmap[0] != UINT32_MAX) {
+				PcapIfStats st = {.have = PCAP_STAT_IFRECV | PCAP_STAT_IFDROP,
+						  .ifrecv = parts[k].packets + parts[k].drops,
+						  .ifdrop = parts[k].drops};
+
+				(void)pcapwr_set_interface_stats(t->w, t->in[i].ifmap[0], &st, &err);
+			}
+	parts_free(parts, n);
+	job_done(&j);
+}
+
+static void *merger_main(void *arg)
+{
+	Tap *t = arg;
+	Service *s = t->svc;
+	int64_t next_tick = mono() + TAP_TICK_NS;  /* a keep-alive, when nothing was written until then */
+	int64_t next_check = mono() + TAP_TICK_NS; /* a look at the job's parts */
+	char how[TAP_REASON * 2] = "";
+	ErrBuf err = {{0}};
+	bool gone = false, done = false;
+	int r = 0;
+
+	while (!gone) {
+		LiveMergeStep step = LIVEMERGE_WAIT;
+		int64_t until = INT64_MAX;
+		size_t bytes = 0, n;
+		bool had_writer;
+
+		pthread_mutex_lock(&s->taps_lock);
+		if (t->cut[0] || s->taps_stopping) {
+			snprintf(how, sizeof(how), "cut: %s", t->cut[0] ? t->cut : "the controller is stopping");
+			pthread_mutex_unlock(&s->taps_lock);
+			break;
+		}
+		had_writer = t->w != NULL;
+		n = take_records(t, &step, &until, &bytes);
+		if (n == 0 && step == LIVEMERGE_WAIT && (had_writer || !t->w)) {
+			struct timespec ts;
+			int64_t wake = until < next_tick ? until : next_tick;
+
+			wake = wake < next_check ? wake : next_check;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			wake -= mono();
+			if (wake > 0) {
+				ts.tv_sec += wake / (int64_t)NSEC_PER_SEC;
+				ts.tv_nsec += wake % (int64_t)NSEC_PER_SEC;
+				if (ts.tv_nsec >= (long)NSEC_PER_SEC) {
+					ts.tv_sec++;
+					ts.tv_nsec -= (long)NSEC_PER_SEC;
+				}
+				pthread_cond_timedwait(&t->cond, &s->taps_lock, &ts);
+			}
+		}
+		pthread_mutex_unlock(&s->taps_lock);
+		if (n > 0 || (!had_writer && t->w)) {
+			r = write_records(t, bytes, &err);
+			next_tick = mono() + TAP_TICK_NS;
+		}
+		if (r < 0) {
+			gone = true;
+			break;
+		}
+		if (step == LIVEMERGE_DONE && n == 0) {
+			done = true;
+			break;
+		}
+		if (mono() >= next_check) {
+			check_parts(t);
+			next_check = mono() + TAP_TICK_NS;
+		}
+		if (mono() >= next_tick) {
+			if (t->w && keepalive(t) < 0)
+				gone = true;
+			next_tick = mono() + TAP_TICK_NS;
+		}
+	}
+	if (done) {
+		size_t len;
+
+		set_stats(t);
+		if (t->batch)
+			r = pcapwr_flush(t->batch, &err);
+		pcapwr_batch_free(t->batch);
+		t->batch = NULL;
+		if (r == 0 && t->w)
+			r = pcapwr_finish(t->w, false, &err);
+		else
+			pcapwr_free(t->w);
+		t->w = NULL;
+		snprintf(how, sizeof(how), "complete");
+		pthread_mutex_lock(&s->taps_lock);
+		for (size_t i = 0; i < t->n_in; i++)
+			if (t->in[i].note[0] && (len = strlen(how)) < sizeof(how) - 3)
+				snprintf(how + len, sizeof(how) - len, "; %s", t->in[i].note);
+		pthread_mutex_unlock(&s->taps_lock);
+		gone = r < 0;
+	}
+	pcapwr_batch_free(t->batch);
+	pcapwr_free(t->w);
+	t->batch = NULL;
+	t->w = NULL;
+	pthread_mutex_lock(&s->taps_lock);
+	t->over = true;
+	snprintf(t->reason, sizeof(t->reason), "%s",
+		 gone ? "the reader left" : (t->cut[0] ? t->cut : "the stream is over"));
+	for (size_t i = 0; i < t->n_in; i++) {
+		free(t->in[i].buf);
+		t->in[i].buf = NULL;
+		t->in[i].start = t->in[i].len = t->in[i].cap = 0;
+	}
+	pthread_mutex_unlock(&s->taps_lock);
+	t->sink.end(t->sink.ctx, !gone, how);
+	return NULL;
+}
+
+/* ---- the registry of taps ---- */
+
+static void tap_free(Tap *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n_in; i++) {
+		free(t->in[i].buf);
+		free(t->in[i].ifmap);
+		pcapdec_free(t->in[i].dec);
+	}
+	free(t->in);
+	free(t->scratch);
+	pthread_cond_destroy(&t->cond);
+	free(t);
+}
+
+/* Joins and frees taps whose merger ended (not under taps_lock). */
+static void reap(Service *s, bool all)
+{
+	for (;;) {
+		Tap **pp, *t = NULL;
+
+		pthread_mutex_lock(&s->taps_lock);
+		for (pp = &s->taps; *pp; pp = &(*pp)->next)
+			if ((*pp)->over || all) {
+				t = *pp;
+				*pp = t->next;
+				s->n_taps--;
+				break;
+			}
+		pthread_mutex_unlock(&s->taps_lock);
+		if (!t)
+			return;
+		pthread_join(t->thread, NULL); /* every tap in the list was started */
+		tap_free(t);
+	}
+}
+
+void service_taps_stop(Service *s)
+{
+	pthread_mutex_lock(&s->taps_lock);
+	s->taps_stopping = true;
+	for (Tap *t = s->taps; t; t = t->next)
+		pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&s->taps_lock);
+}
+
+void service_taps_free(Service *s)
+{
+	service_taps_stop(s);
+	reap(s, true);
+}
+
+int service_tap_open(Service *s, const char *account, const char *id, Tap **ret, ApiError *e)
+{
+	pthread_condattr_t ca;
+	JobPart *parts = NULL;
+	size_t n = 0, k = 0;
+	char tid[JOB_ID_LEN + 1];
+	Job j = {0};
+	Tap *t = NULL;
+	int r;
+
+	reap(s, false);
+	r = service_job_get(s, account, id, &j, &parts, &n, e);
+	if (r < 0)
+		return r;
+	if (j.type != JOB_FULL) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id",
+				 "a sample capture is answered from the history, not streamed; download it");
+		goto out;
+	}
+	if (j.status != JOB_PENDING && j.status != JOB_RUNNING) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id",
+				 "capture is %s; only a pending or running capture streams (download a finished one)",
+				 job_status_to_string(j.status));
+		goto out;
+	}
+	t = calloc(1, sizeof(*t));
+	if (t) {
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->cond, &ca);
+		pthread_condattr_destroy(&ca);
+		t->in = calloc(n ? n : 1, sizeof(*t->in));
+		t->scratch = malloc(TAP_SCRATCH + sizeof(OutRec) + PCAP_MAX_SNAPLEN + 8);
+	}
+	if (!t || !t->in || !t->scratch || job_new_id(tid) < 0) {
+		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n && k < AGENTPROTO_MAX_STREAMS; i++) {
+		TapInput *in = &t->in[k];
+
+		if (parts[i].state != PART_ASSIGNED && parts[i].state != PART_RUNNING)
+			continue;
+		snprintf(in->agent, sizeof(in->agent), "%s", parts[i].agent);
+		if (pcapdec_new(&in->dec) < 0) {
+			t->n_in = k;
+			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
+			goto out;
+		}
+		in->last_chunk = mono();
+		k++;
+	}
+	t->n_in = k;
+	if (k == 0) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id", "no agent of the capture is capturing any more");
+		goto out;
+	}
+	t->svc = s;
+	memcpy(t->id, tid, AGENTPROTO_STREAM_TAP_LEN);
+	t->id[AGENTPROTO_STREAM_TAP_LEN] = '\0';
+	snprintf(t->job, sizeof(t->job), "%s", j.id);
+	snprintf(t->account, sizeof(t->account), "%s", j.account);
+	t->io = (IoOps){.writev = sink_writev, .fsync = sink_fsync, .ftruncate = sink_ftruncate, .state = t};
+	pthread_mutex_lock(&s->taps_lock);
+	if (s->n_taps >= TAP_MAX || s->taps_stopping) {
+		bool stopping = s->taps_stopping;
+
+		pthread_mutex_unlock(&s->taps_lock);
+		if (stopping)
+			r = apierror_set(e, API_ERR_UNAVAILABLE, NULL, "the controller is shutting down");
+		else
+			r = apierror_set(e, API_ERR_BUSY, NULL, "%u live streams are open; try again later", TAP_MAX);
+		e->retry_after_s = 5;
+		goto out;
+	}
+	pthread_mutex_unlock(&s->taps_lock);
+	*ret = t;
+	t = NULL;
+	r = 0;
+out:
+	tap_free(t);
+	parts_free(parts, n);
+	job_done(&j);
+	return r;
+}
+
+void service_tap_cancel(Service *s, Tap *t)
+{
+	(void)s;
+	tap_free(t);
+}
+
+int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err)
+{
+	int r;
+
+	t->sink = *sink;
+	pthread_mutex_lock(&s->taps_lock);
+	r = -pthread_create(&t->thread, NULL, merger_main, t);
+	if (r < 0) {
+		pthread_mutex_unlock(&s->taps_lock);
+		tap_free(t);
+		return errbuf_set(err, r, "cannot start a stream thread: %s", strerror(-r));
+	}
+	t->next = s->taps;
+	s->taps = t;
+	s->n_taps++;
+	pthread_mutex_unlock(&s->taps_lock);
+	/* The agents learn of the tap with their next poll answer. */
+	for (size_t i = 0; i < t->n_in; i++)
+		registry_wake(s->reg, t->in[i].agent);
+	return 0;
+}
+
+size_t service_tap_orders(Service *s, const char *agent, AgentStreamOrder *ret, size_t cap)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->taps_lock);
+	for (Tap *t = s->taps; t && n < cap; t = t->next)
+		for (size_t i = 0; i < t->n_in && n < cap; i++) {
+			TapInput *in = &t->in[i];
+
+			if (t->over || in->delivered || strcmp(in->agent, agent) != 0)
+				continue;
+			in->delivered = true;
+			snprintf(ret[n].id, sizeof(ret[n].id), "%s", t->job);
+			snprintf(ret[n].tap, sizeof(ret[n].tap), "%s", t->id);
+			n++;
+		}
+	pthread_mutex_unlock(&s->taps_lock);
+	return n;
+}
+
+bool service_tap_pending(Service *s, const char *agent)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&s->taps_lock);
+	for (Tap *t = s->taps; t && !any; t = t->next)
+		for (size_t i = 0; i < t->n_in && !any; i++)
+			any = !t->over && !t->in[i].delivered && strcmp(t->in[i].agent, agent) == 0;
+	pthread_mutex_unlock(&s->taps_lock);
+	return any;
+}
+
+static void stop_answer(AgentStreamAnswer *a, const char *why)
+{
+	*a = (AgentStreamAnswer){.more = false};
+	snprintf(a->reason, sizeof(a->reason), "%s", why);
+}
+
+/* Appends p[0..n) to the input's queue, compacting first. -ENOBUFS past
+ * TAP_INPUT_MAX queued bytes. */
+static int append(TapInput *in, const uint8_t *p, size_t n)
+{
+	size_t queued = in->len - in->start;
+
+	if (queued + n > TAP_INPUT_MAX)
+		return -ENOBUFS;
+	if (in->start > 0 && in->len + n > in->cap) {
+		memmove(in->buf, in->buf + in->start, queued);
+		in->start = 0;
+		in->len = queued;
+	}
+	if (in->len + n > in->cap) {
+		size_t cap = in->cap ? in->cap : 64u << 10;
+		uint8_t *b;
+
+		while (cap < in->len + n)
+			cap *= 2;
+		b = realloc(in->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		in->buf = b;
+		in->cap = cap;
+	}
+	memcpy(in->buf + in->len, p, n);
+	in->len += n;
+	return 0;
+}
+
+int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body, size_t n, AgentStreamAnswer *ret)
+{
+	TapInput *in = NULL;
+	char why[TAP_REASON];
+	Tap *t;
+	int r;
+
+	pthread_mutex_lock(&s->taps_lock);
+	for (t = s->taps; t; t = t->next)
+		if (strcmp(t->id, c->tap) == 0 && strcmp(t->job, c->id) == 0)
+			break;
+	for (size_t i = 0; t && i < t->n_in; i++)
+		if (strcmp(t->in[i].agent, c->name) == 0)
+			in = &t->in[i];
+	if (!t || !in) {
+		stop_answer(ret, !t ? "no such stream (its reader left)" : "this agent is not an input of the stream");
+		goto out;
+	}
+	if (t->over || t->cut[0]) {
+		stop_answer(ret, t->over ? t->reason : t->cut);
+		goto out;
+	}
+	in->last_chunk = mono();
+	if (in->live.ended) {
+		stop_answer(ret, "this agent's part of the stream has ended");
+		goto out;
+	}
+	if (c->error != AGENT_STREAM_OK) {
+		in->live.ended = true;
+		snprintf(in->note, sizeof(in->note), "agent %s: %s", in->agent,
+			 c->error == AGENT_STREAM_UNKNOWN ? "no such capture"
+			 : c->error == AGENT_STREAM_GONE  ? "its capture file was already delivered"
+			 : c->error == AGENT_STREAM_BUSY  ? "it streams as many captures as it may"
+							  : "reading its capture file failed");
+		pthread_cond_signal(&t->cond);
+		stop_answer(ret, "noted");
+		goto out;
+	}
+	if (c->offset != in->offset) {
+		/* A resend after a lost answer, or a gap: ask for the next byte. */
+		*ret = (AgentStreamAnswer){.more = true, .offset = in->offset};
+		goto out;
+	}
+	r = append(in, body, n);
+	if (r == -ENOBUFS && (!in->full_since || in->last_chunk - in->full_since < TAP_STALL_NS)) {
+		/* Not taken: the agent sends it again later. */
+		if (!in->full_since)
+			in->full_since = in->last_chunk;
+		*ret = (AgentStreamAnswer){.more = true, .offset = in->offset};
+		goto out;
+	}
+	if (r < 0) {
+		snprintf(why, sizeof(why),
+			 r == -ENOBUFS ? "the reader is too slow: it took nothing for %d s while %u MiB of agent %s "
+					 "waited for it"
+				       : "out of memory (%d s, %u MiB of agent %s queued)",
+			 (int)(TAP_STALL_NS / (int64_t)NSEC_PER_SEC), TAP_INPUT_MAX >> 20, in->agent);
+		tap_cut_locked(t, why);
+		stop_answer(ret, why);
+		goto out;
+	}
+	in->full_since = 0;
+	in->offset += n;
+	if (c->watermark_ns > in->live.watermark_ns)
+		in->live.watermark_ns = c->watermark_ns;
+	in->live.ended = c->end;
+	pthread_cond_signal(&t->cond);
+	*ret = (AgentStreamAnswer){.more = !c->end, .offset = in->offset};
+	if (c->end)
+		snprintf(ret->reason, sizeof(ret->reason), "end noted");
+out:
+	pthread_mutex_unlock(&s->taps_lock);
+	return 0;
+}
