@@ -40,6 +40,13 @@ static const char stop_usage[] = "usage: pcapctl stop ID\n"
 				 "\n"
 				 "Asks the controller to stop a capture; its files are kept. Prints nothing.\n";
 
+static const char retry_usage[] = "usage: pcapctl retry-upload ID\n"
+				  "\n"
+				  "Asks the agents of a failed full capture whose shares the object store did not\n"
+				  "take in time (status upload_failed) to upload them again: the capture goes back\n"
+				  "to conversion_running, then ends success or failed. Prints nothing; a capture\n"
+				  "with nothing to retry is an error saying why.\n";
+
 /* A number member as text, or NULL (the table shows "-"). */
 static char *num_text(const json_t *obj, const char *key)
 {
@@ -207,6 +214,21 @@ int cmd_stop(int argc, char **argv, CtlOptions *o)
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
 	r = ctl_call(o, "PUT", path, NULL, &result);
+	json_decref(result);
+	return r;
+}
+
+int cmd_retry_upload(int argc, char **argv, CtlOptions *o)
+{
+	CtlSimpleArgs a = {.cmd = "retry-upload", .usage = retry_usage, .npos = 1, .pos_names = "ID"};
+	char path[sizeof("/pcaps//retry-upload") + CTL_ID_LEN];
+	json_t *result = NULL;
+	int r;
+
+	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", "/retry-upload", path, sizeof(path));
+	if (r != CTL_EXIT_OK)
+		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
+	r = ctl_call(o, "POST", path, NULL, &result);
 	json_decref(result);
 	return r;
 }

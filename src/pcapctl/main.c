@@ -26,6 +26,7 @@ static const Command commands[] = {
 	 "download a capture as a pcap (or pcapng) file"},
 	{"stream", cmd_stream, "stream ID [-o FILE|-]", "stream a running capture live (pcapng)"},
 	{"stop", cmd_stop, "stop ID", "stop a running capture"},
+	{"retry-upload", cmd_retry_upload, "retry-upload ID", "upload the failed shares of a capture again"},
 	{"bucket", cmd_bucket, "bucket add|validate|list|rm", "manage buckets for full captures"},
 };
 

@@ -73,6 +73,7 @@ int cmd_get(int argc, char **argv, CtlOptions *o);
 int cmd_download(int argc, char **argv, CtlOptions *o);
 int cmd_stream(int argc, char **argv, CtlOptions *o);
 int cmd_stop(int argc, char **argv, CtlOptions *o);
+int cmd_retry_upload(int argc, char **argv, CtlOptions *o);
 int cmd_bucket(int argc, char **argv, CtlOptions *o);
 
 /* "pcapctl: " + message + "\n" on stderr. */

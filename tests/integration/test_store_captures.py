@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from stack import Stack, random_id, send, udp_frames
+from stack import Stack, binary, random_id, send, udp_frames
 from waits import until
 from test_api import assert_ok, capinfos_count, count_markers, create, tshark, wait_parts
 
@@ -236,6 +236,11 @@ def test_store_away_during_the_upload(stk, gateway):
     assert b.uploads() == []
 
 
+def pcapctl(stk, acct, *args):
+    env = dict(os.environ, PCAPD_URL=stk.http_url, PCAPD_TOKEN=acct.write, PCAPD_ACCOUNT=acct.id)
+    return subprocess.run([binary("pcapctl")] + list(args), env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_store_down_past_the_budget_then_retry(stk, gateway, budget_agent):
     """The store away longer than the agent's budget: the share ends
     upload_failed naming the object and the store's answer, the capture is
@@ -268,9 +273,11 @@ def test_store_down_past_the_budget_then_retry(stk, gateway, budget_agent):
     def spool_gone():
         return not os.path.exists(spool)
     until(spool_gone, lambda: "the spool %s is still there after the upload" % spool)
-    # A capture that succeeded has nothing to retry.
+    # A capture that succeeded has nothing to retry: 409, and pcapctl says why.
     r = acct.call("POST", "/%s/retry-upload" % c["id"])
     assert r.status == 409, r
+    out = pcapctl(stk, acct, "retry-upload", c["id"])
+    assert out.returncode == 1 and "only a failed capture" in out.stderr, out
 
 
 def test_bucket_deleted_behind_our_back(stk, radosgw):
@@ -288,7 +295,9 @@ def test_bucket_deleted_behind_our_back(stk, radosgw):
     assert "404 NoSuchBucket" in done["error_message"], done
     assert share(stk, acct, c["id"], AGENT2)["status"] == "upload_failed"
     b.s3.create_bucket(Bucket=b.name)
-    assert_ok(acct.call("POST", "/%s/retry-upload" % c["id"]))
+    # pcapctl's retry-upload: silent on success
+    out = pcapctl(stk, acct, "retry-upload", c["id"])
+    assert out.returncode == 0 and out.stdout == "", out
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success", done
     p = save(stk, "recreated-%s.pcap" % c["id"], b.get("pcap_%s_%s.pcap" % (c["id"], AGENT2)))
