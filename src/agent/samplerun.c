@@ -92,10 +92,21 @@ static int prefix_err(ErrBuf *err, int r, const char *what)
 /* Sends the answer in fd (size bytes) before the deadline. A 503 (the
  * controller's body budget is taken by other uploads) is tried again, after
  * BUSY_FIRST_MS and then twice as long each time, while the deadline allows.
- * A request that fails on the way is sent once more on a new connection:
- * the kept one may have been closed by the controller's idle time-out just
- * as it was reused (clients wait between samples about as long as that
- * time-out), and libcurl does not always notice in time to retry itself. */
+ * A request that fails on the way is sent again on a new connection, at
+ * once the first time: the kept one may have been closed by the
+ * controller's idle time-out just as it was reused (clients wait between
+ * samples about as long as that time-out), and libcurl does not always
+ * notice in time to retry itself. A new connection that fails too (a
+ * controller too busy to finish a TLS handshake before its time-out) is
+ * tried again after the same growing waits, while the deadline allows. */
+static void sleep_ms(uint32_t ms)
+{
+	struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, ErrBuf *err)
 {
 	Agent *a = job->agent;
@@ -121,10 +132,15 @@ static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, Err
 		if (r < 0)
 			return r;
 		r = ctlclient_post_file(c, path, PCAP_CONTENT_TYPE, fd, size, timeout_ms, &resp, err);
-		if (r < 0 && r != -ECANCELED && !fresh && now_ms() - t0_ms < job->spec.deadline_ms) {
-			log_info("sample %s: %s; sending it again on a new connection", job->spec.id, err->msg);
+		if (r < 0 && r != -ECANCELED && now_ms() - t0_ms + (fresh ? wait_ms : 0) < job->spec.deadline_ms) {
+			log_info("sample %s: %s; sending it again on a new connection%s", job->spec.id, err->msg,
+				 fresh ? " shortly" : "");
 			ctlclient_free(c); /* its connection is gone: not kept for later */
 			c = NULL;
+			if (fresh) {
+				sleep_ms(wait_ms);
+				wait_ms *= 2;
+			}
 			fresh = true;
 			continue;
 		}
@@ -135,12 +151,7 @@ static int post_answer(AgentJob *job, int fd, uint64_t size, uint64_t t0_ms, Err
 			break;
 		ctlclient_response_done(&resp);
 		log_info("sample %s: the controller is busy; trying again in %u ms", job->spec.id, wait_ms);
-		{
-			struct timespec ts = {wait_ms / 1000u, (long)(wait_ms % 1000u) * 1000000L};
-
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
-		}
+		sleep_ms(wait_ms);
 		wait_ms *= 2;
 	}
 	agentproto_error_message(resp.body, resp.n, msg, sizeof(msg));
