@@ -914,13 +914,14 @@ def test_blob_and_local_file_from_one_capture(stk, acct, azurite):
     with open(path, "rb") as f:
         assert f.read() == blobs["pc2.cap"]
     assert len(tshark(path)) == 5 and count_markers(path, want) == 5
-    assert not [f for f in local_files(stk) if f.endswith(".part")]
+    assert os.listdir(os.path.dirname(path)) == ["pc2.cap"]  # no .part left beside it
 
 
 def test_blob_upload_failure_is_storage_failed(stk, acct, azurite):
     """A container that does not exist (deleted behind our back): Azurite
     answers 404 at once, the share ends upload_failed, and queryStatus says
-    Error with StorageFailed."""
+    Error with StorageFailed; once the container exists, the Cloudflare
+    dialect's retry-upload writes the blob and the session is Stopped."""
     c = Container(azurite, create=False)
     link = agent(stk, VM1).link
     res, op = create(stk, acct, "blob3", props(acct, storageLocation={"storagePath": c.url("pc3.cap")},
@@ -932,8 +933,17 @@ def test_blob_upload_failure_is_storage_failed(stk, acct, azurite):
     stop(stk, acct, "blob3")
     st = wait_stopped(stk, acct, "blob3")
     assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["StorageFailed"], st
-    share = acct.arm("GET", "blob3", token=acct.read).json["properties"]["pcapd"]["agents"][0]
+    res = acct.arm("GET", "blob3", token=acct.read).json
+    share = res["properties"]["pcapd"]["agents"][0]
     assert share["status"] == "upload_failed", share
+    azurite.node(Container.READ, c.name, "create")
+    r = acct.call("POST", "/%s/retry-upload" % res["properties"]["pcapd"]["id"])
+    assert r.status == 200, r
+    st = until(lambda: (lambda s: s["packetCaptureStatus"] != "Running" and s)(query(stk, acct, "blob3")),
+               "blob3 uploaded again")
+    assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
+    p = save_blob(stk, "blob3.cap", c.blobs()["pc3.cap"])
+    assert len(tshark(p)) == 3
 
 
 # --- one capture, two dialects ------------------------------------------------------------
