@@ -917,6 +917,26 @@ def test_blob_and_local_file_from_one_capture(stk, acct, azurite):
     assert os.listdir(os.path.dirname(path)) == ["pc2.cap"]  # no .part left beside it
 
 
+def test_existing_file_fails_a_capture_with_a_blob(stk, acct, azurite):
+    """filePath naming a file that exists, with storagePath: the capture fails
+    at once (LocalFileFailed), before capturing; no blob is written and the
+    file stays as it was."""
+    c = Container(azurite)
+    path = local(stk, VM2, "taken-blob.cap")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"precious")
+    res, op = create(stk, acct, "blob4", props(acct, vm=VM2, storageLocation={
+        "filePath": "/var/captures/taken-blob.cap", "storagePath": c.url("taken.cap")}))
+    assert op["status"] == "Failed", (op, res)
+    assert op["error"]["code"] == "LocalFileFailed" and "exists already" in op["error"]["message"], op
+    st = query(stk, acct, "blob4")
+    assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["LocalFileFailed"], st
+    assert c.blobs() == {}
+    with open(path, "rb") as f:
+        assert f.read() == b"precious"
+
+
 def test_blob_upload_failure_is_storage_failed(stk, acct, azurite):
     """A container that does not exist (deleted behind our back): Azurite
     answers 404 at once, the share ends upload_failed, and queryStatus says
