@@ -396,6 +396,9 @@ BAD = [
     ("blob-name", lambda a, p: props(a, storageLocation={
         "storagePath": "https://%s.blob.core.windows.net/caps/a%%20b.cap" % AZ_ACCOUNT}),
      "properties.storageLocation.storagePath"),
+    ("storage-id-alone", lambda a, p: props(a, storageLocation={
+        "storageId": "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s" % (
+            a.subscription, AZ_ACCOUNT)}), "properties.storageLocation.storageId"),
     ("continuous-blob", lambda a, p: props(a, storageLocation={
         "storagePath": "https://%s.blob.core.windows.net/caps/r.cap" % AZ_ACCOUNT, "localPath": "/var/captures/r.cap"},
         continuousCapture=True), "properties.storageLocation.storagePath"),
@@ -891,13 +894,15 @@ def test_blob_output_per_agent_of_a_scale_set(stk, acct, azurite):
 
 
 def test_blob_and_local_file_from_one_capture(stk, acct, azurite):
-    """filePath and storagePath together: one capture, written both to the
-    agent's file and to the blob (a VM's blob is named exactly as given),
-    the same packets in each."""
+    """filePath and storagePath together (with the account's storageId, as
+    Azure's portal sends it): one capture, written both to the agent's file
+    and to the blob (a VM's blob is named exactly as given), the same packets
+    in each."""
     c = Container(azurite)
     link = agent(stk, VM3).link
     want = frames(link, 5, TCP, dport=8443)
-    loc = {"filePath": "/var/captures/both/pc2.cap", "storagePath": c.url("pc2.cap")}
+    loc = {"storageId": "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s" % (
+        acct.subscription, AZ_ACCOUNT), "filePath": "/var/captures/both/pc2.cap", "storagePath": c.url("pc2.cap")}
     res, op = create(stk, acct, "blob2", props(acct, vm=VM3, storageLocation=loc,
                                                filters=[{"protocol": "TCP", "remotePort": "8443"}]))
     assert op["status"] == "Succeeded", op
