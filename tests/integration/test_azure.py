@@ -862,7 +862,8 @@ def test_blob_output_per_agent_of_a_scale_set(stk, acct, azurite):
     """A scale set's capture into a blob: each agent's share is a blob named
     after the given one with _<agent> before its extension, in the given
     directory; pcap, holding exactly that agent's matching frames; the
-    resource echoes storageLocation as given; queryStatus says Stopped."""
+    resource echoes storageLocation as given; queryStatus says Stopped; the
+    Cloudflare dialect's download of the same capture merges the blobs."""
     c = Container(azurite)
     l1, l2 = agent(stk, VM1).link, agent(stk, VM2).link
     want1, want2 = frames(l1, 4, UDP, dport=7301), frames(l2, 6, UDP, dport=7301)
@@ -891,6 +892,11 @@ def test_blob_output_per_agent_of_a_scale_set(stk, acct, azurite):
         p = save_blob(stk, "blob1-%s.cap" % name, data)
         assert len(tshark(p)) == len(want) and count_markers(p, want) == len(want)
         assert count_markers(p, noise) == 0
+    # The same capture in the Cloudflare dialect: its download merges both blobs.
+    r = acct.call("GET", "/%s/download" % res["properties"]["pcapd"]["id"], token=acct.read)
+    assert r.status == 200, r
+    p = save_blob(stk, "blob1-merged.pcap", r.body)
+    assert len(tshark(p)) == 10 and count_markers(p, want1 + want2) == 10
 
 
 def test_blob_and_local_file_from_one_capture(stk, acct, azurite):
