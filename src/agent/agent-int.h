@@ -124,6 +124,15 @@ void *outputs_main(void *arg);
 /* At start-up, for a job the agent died running: removes the file it had not
  * published yet. */
 void outputs_recover(Agent *a, const char *id);
+/* A classic capture's file output beside its bucket (jobrun.c): plan enters
+ * its directory and checks that its name is free before the capture (*ret
+ * NULL when the start has no file output); publish copies the capture's
+ * spool file there after it. Failures say in *ret_failure what failed (the
+ * file, or internal) and in err why. free forgets the plan (NULL is fine). */
+typedef struct Outputs Outputs;
+int outputs_file_plan(AgentJob *job, Outputs **ret, PartFailure *ret_failure, ErrBuf *err);
+int outputs_file_publish(Outputs *o, const char *spool, PartFailure *ret_failure, ErrBuf *err);
+void outputs_file_free(Outputs *o);
 
 /* streamrun.c: a thread sending the ordered capture's file to the tap (an
  * error chunk instead when it cannot); from the poller. */

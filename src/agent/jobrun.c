@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One full capture into a bucket on this agent (samples: samplerun.c; files
- * on this machine and continuous mode: outputs.c): its configuration
+ * One full capture into a bucket on this agent, and a file on this machine
+ * beside it if asked (samples: samplerun.c; files alone and continuous mode:
+ * outputs.c): its configuration
  * (capsetup.c) → capture into DATA/spool/<id>.pcap (snaplen bytes per packet,
  * whole ones by default; pcap, or pcapng when the interfaces' link types
  * differ) → the bucket → final report. What this agent cannot do yet (several
@@ -177,15 +178,22 @@ out:
 	return r;
 }
 
-/* What this pipeline does of a start: one bucket output (*ret_out). Files
- * on this machine and continuous mode are outputs.c's. */
+/* What this pipeline does of a start: one bucket output (*ret_out) and at
+ * most one file on this machine beside it (outputs_file_*). Files alone and
+ * continuous mode are outputs.c's. */
 static int job_supported(const AgentJobSpec *spec, const AgentOutput **ret_out, ErrBuf *err)
 {
 	const AgentOutput *bucket = NULL;
+	size_t files = 0;
 
 	for (size_t i = 0; i < spec->n_outputs; i++) {
 		const AgentOutput *o = &spec->outputs[i];
 
+		if (o->kind == JOB_OUTPUT_FILE && files++ == 0)
+			continue;
+		if (o->kind == JOB_OUTPUT_FILE)
+			return errbuf_set(err, -EOPNOTSUPP,
+					  "outputs[%zu]: this agent writes a capture to one file here, not several", i);
 		if (bucket)
 			return errbuf_set(err, -EOPNOTSUPP,
 					  "outputs[%zu]: this agent writes a capture to one bucket, not several", i);
@@ -195,6 +203,15 @@ static int job_supported(const AgentJobSpec *spec, const AgentOutput **ret_out, 
 		return errbuf_set(err, -EINVAL, "outputs: none");
 	*ret_out = bucket;
 	return 0;
+}
+
+/* Fails the job with what failed (the report's failure). */
+static void finish_failed(AgentJob *job, PartFailure failure, const char *error)
+{
+	pthread_mutex_lock(&job->agent->lock);
+	job->rep.failure = failure;
+	pthread_mutex_unlock(&job->agent->lock);
+	jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, error);
 }
 
 /* The job's bucket, opened before the capture: a destination this agent
@@ -288,8 +305,10 @@ static void *job_main(void *arg)
 	const AgentOutput *out = NULL;
 	CaptureStats st = {0};
 	StopReason why = STOP_REASON_ERROR;
-	ErrBuf err = {{0}};
+	ErrBuf err = {{0}}, file_err = {{0}};
+	PartFailure failure = PART_FAIL_NONE;
 	Bucket *bucket = NULL;
+	Outputs *file = NULL;
 	bool store;
 	int r, n;
 
@@ -313,19 +332,29 @@ static void *job_main(void *arg)
 		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, "object name too long");
 		return NULL;
 	}
-	/* A store is written through the controller's grants; file:// here. */
+	/* A store is written through the controller's grants; file:// here. A
+	 * retry is of the upload only: the file here was published before it. */
 	store = strncmp(out->target, "file://", 7) != 0;
 	if (store && job->spec.attempt > 0)
 		return retry_upload(job, out, spool, object);
 	r = store ? 0 : open_bucket(job, out->target, &bucket, &err);
+	failure = r < 0 ? PART_FAIL_STORAGE : PART_FAIL_NONE;
 	if (r == 0)
-		r = capture_to_spool(job, spool, &st, &why, &err);
+		r = outputs_file_plan(job, &file, &failure, &err);
+	if (r == 0 && (r = capture_to_spool(job, spool, &st, &why, &err)) < 0)
+		failure = PART_FAIL_CAPTURE;
 	if (r < 0) {
-		jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+		finish_failed(job, failure, err.msg);
 		jobstore_remove_spool(a->store, job->spec.id, &err);
+		outputs_file_free(file);
 		bucket_free(bucket);
 		return NULL;
 	}
+	/* The file here first (a local copy), then the bucket, which may retry
+	 * for long: a file that fails still lets the bucket have the capture. */
+	if (file && outputs_file_publish(file, spool, &failure, &file_err) < 0)
+		log_warning("job %s: %s", job->spec.id, file_err.msg);
+	outputs_file_free(file);
 	pthread_mutex_lock(&a->lock);
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
@@ -333,7 +362,7 @@ static void *job_main(void *arg)
 	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	if (store) {
 		r = upload_to_store(job, out, spool, object, &err);
-		if (r < 0) {
+		if (r < 0 && failure == PART_FAIL_NONE) {
 			/* The capture is whole: it stays here for a later retry. */
 			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why, job->stop), err.msg);
 			return NULL;
@@ -341,10 +370,22 @@ static void *job_main(void *arg)
 	} else {
 		r = upload(bucket, out->target, spool, object, &err);
 		bucket_free(bucket);
-		if (r < 0) {
-			jobrun_finish(job, PART_FAILED, JOB_STOP_ERROR, err.msg);
+		if (r < 0 && failure == PART_FAIL_NONE) {
+			finish_failed(job, PART_FAIL_STORAGE, err.msg);
 			return NULL;
 		}
+	}
+	if (failure != PART_FAIL_NONE) {
+		/* The file failed: that is the share's failure (with the bucket's, if
+		 * it failed too); a retry has no file to make again. */
+		if (r < 0) {
+			size_t used = strlen(file_err.msg);
+
+			snprintf(file_err.msg + used, sizeof(file_err.msg) - used, "; and %s", err.msg);
+		}
+		jobstore_remove_spool(a->store, job->spec.id, &err);
+		finish_failed(job, failure, file_err.msg);
+		return NULL;
 	}
 	/* The object is in the bucket: the spool copy is not needed any more. */
 	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)

@@ -29,6 +29,12 @@
  *
  * Failures say what failed (the report's "failure"): the files (file), the
  * capture itself (capture), or a start this agent cannot do (internal).
+ *
+ * A classic capture with a bucket too (Azure's filePath and storagePath) is
+ * jobrun.c's: one capture into the spool, then its file here (outputs_file_*:
+ * planned before the capture, so that a name that is taken fails it at once;
+ * published from the spool copy after it, with the same .part, fsync and
+ * rename), then the bucket.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -63,12 +69,16 @@ typedef struct Outputs {
 
 bool outputs_local(const AgentJobSpec *spec)
 {
+	bool file = false;
+
 	if (spec->continuous.on)
 		return true;
-	for (size_t i = 0; i < spec->n_outputs; i++)
-		if (spec->outputs[i].kind == JOB_OUTPUT_FILE)
-			return true;
-	return false;
+	for (size_t i = 0; i < spec->n_outputs; i++) {
+		if (spec->outputs[i].kind == JOB_OUTPUT_BUCKET)
+			return false; /* jobrun.c's, with its file if any */
+		file = true;
+	}
+	return file;
 }
 
 /* File index's published name into out: stem.ext, or stem_index.ext. */
@@ -94,8 +104,8 @@ static int fail(Outputs *o, PartFailure f, ErrBuf *err, int r, const char *fmt, 
 }
 
 /* The one file output of the start, its name split, its directory entered
- * (created as needed). */
-static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, ErrBuf *err)
+ * (created as needed). beside_bucket: the start's bucket is jobrun.c's. */
+static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, bool beside_bucket, ErrBuf *err)
 {
 	static const char root[] = JOB_FILE_ROOT "/";
 	const char *local = cfg->local_root ? cfg->local_root : JOB_FILE_ROOT;
@@ -108,10 +118,12 @@ static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, Er
 	for (size_t i = 0; i < spec->n_outputs; i++) {
 		const AgentOutput *out = &spec->outputs[i];
 
+		if (out->kind != JOB_OUTPUT_FILE && beside_bucket)
+			continue;
 		if (out->kind != JOB_OUTPUT_FILE)
 			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
-				    "outputs[%zu]: a bucket beside files on this machine is not supported by this "
-				    "agent yet",
+				    "outputs[%zu]: a continuous capture writes files on this machine only, not to a "
+				    "bucket",
 				    i);
 		if (file)
 			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
@@ -368,7 +380,7 @@ void *outputs_main(void *arg)
 		finish(job, PART_FAIL_INTERNAL, job->spec.error);
 		return NULL;
 	}
-	r = plan(&o, job->agent->cfg, &job->spec, &err);
+	r = plan(&o, job->agent->cfg, &job->spec, false, &err);
 	if (r == 0)
 		r = check_free(&o, &err);
 	if (r == 0)
@@ -387,6 +399,115 @@ void *outputs_main(void *arg)
 	if (o.dirfd >= 0)
 		close(o.dirfd);
 	return NULL;
+}
+
+/* ---- a file beside a bucket (jobrun.c) ---- */
+
+int outputs_file_plan(AgentJob *job, Outputs **ret, PartFailure *ret_failure, ErrBuf *err)
+{
+	Outputs *o;
+	bool any = false;
+	int r;
+
+	*ret = NULL;
+	for (size_t i = 0; i < job->spec.n_outputs; i++)
+		any = any || job->spec.outputs[i].kind == JOB_OUTPUT_FILE;
+	if (!any)
+		return 0;
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		*ret_failure = PART_FAIL_INTERNAL;
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	}
+	o->job = job;
+	o->dirfd = -1;
+	r = plan(o, job->agent->cfg, &job->spec, true, err);
+	if (r == 0)
+		r = check_free(o, err);
+	if (r == 0)
+		r = remember(o, err);
+	if (r < 0) {
+		*ret_failure = o->failure ? o->failure : PART_FAIL_INTERNAL;
+		outputs_file_free(o);
+		return r;
+	}
+	*ret = o;
+	return 0;
+}
+
+/* Copies the open file in to out (copy_file_range, else read and write). */
+static int copy_fd(int in, int out)
+{
+	static const size_t chunk = 1u << 20;
+	char *buf = NULL;
+	ssize_t n;
+
+	for (;;) {
+		n = copy_file_range(in, NULL, out, NULL, chunk, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			break;
+	}
+	if (errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP && errno != ENOSYS)
+		return -errno;
+	buf = malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	while ((n = read(in, buf, chunk)) > 0) {
+		size_t done = 0;
+
+		while (done < (size_t)n) {
+			ssize_t w = write(out, buf + done, (size_t)n - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				free(buf);
+				return -errno;
+			}
+			done += (size_t)w;
+		}
+	}
+	free(buf);
+	return n < 0 ? -errno : 0;
+}
+
+int outputs_file_publish(Outputs *o, const char *spool, PartFailure *ret_failure, ErrBuf *err)
+{
+	CapRotateFile f = {.index = 1, .complete = true, .packets = 1}; /* the one file, kept even empty */
+	int in, out = -1, r;
+
+	in = open(spool, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return fail(o, PART_FAIL_FILE, err, -errno, "%s: %s", spool, strerror(errno));
+	r = file_open(o, 1, &out, err);
+	if (r == 0) {
+		r = copy_fd(in, out);
+		if (r == 0 && fsync(out) < 0)
+			r = -errno;
+		if (r < 0) {
+			fail(o, PART_FAIL_FILE, err, r, "%s/%s: %s", o->dir, o->part, strerror(-r));
+			close(out);
+			unlinkat(o->dirfd, o->part, 0);
+		} else {
+			r = file_close(o, out, &f, err);
+		}
+	}
+	close(in);
+	if (r < 0)
+		*ret_failure = o->failure ? o->failure : PART_FAIL_FILE;
+	return r;
+}
+
+void outputs_file_free(Outputs *o)
+{
+	if (!o)
+		return;
+	forget(o);
+	if (o->dirfd >= 0)
+		close(o->dirfd);
+	free(o);
 }
 
 void outputs_recover(Agent *a, const char *id)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bucket/bucket_uri.h"
 #include "common/timefmt.h"
 #include "controller/service-int.h"
 
@@ -329,6 +330,39 @@ static int check_bucket(Service *s, const char *account, JobOutput *o, ApiError 
 	return r;
 }
 
+/* A store the controller holds the key of: an Azure account of
+ * --azure-storage, named by an azblob:// URI without keys. */
+static int check_held(Service *s, const JobOutput *o, ApiError *e)
+{
+	BucketUri u = {0};
+	ErrBuf err = {{0}};
+	int r;
+
+	r = bucket_uri_parse(o->target, strlen(o->target), &u, &err);
+	if (r < 0)
+		return apierror_from_msg(e, API_ERR_INVALID, err.msg);
+	if (u.scheme != BUCKET_SCHEME_AZURE || u.key || u.sas || u.endpoint)
+		r = apierror_set(e, API_ERR_INVALID, "destination",
+				 "only an Azure storage account of --azure-storage is written without registration");
+	else if (!service_azure_storage_known(s, u.account))
+		r = apierror_set(e, API_ERR_INVALID, "destination",
+				 "this controller has no key of Azure storage account %s (pcapd controller "
+				 "--azure-storage %s=KEY[@BLOB_ENDPOINT])",
+				 u.account, u.account);
+	bucket_uri_done(&u);
+	return r;
+}
+
+bool service_azure_storage_known(Service *s, const char *account)
+{
+	const BucketConfig *c = &s->cfg.buckets;
+
+	for (size_t i = 0; i < c->n_azure; i++)
+		if (strcmp(c->azure[i].account, account) == 0)
+			return true;
+	return false;
+}
+
 /* The model's invariants, then the ownership of every bucket output (its URI
  * kept in the one spelling it was registered in). */
 static int check_request(Service *s, Job *j, ApiError *e)
@@ -341,7 +375,8 @@ static int check_request(Service *s, Job *j, ApiError *e)
 	for (size_t i = 0; i < j->n_outputs; i++) {
 		if (j->outputs[i].kind != JOB_OUTPUT_BUCKET)
 			continue;
-		r = check_bucket(s, j->account, &j->outputs[i], e);
+		r = j->outputs[i].held ? check_held(s, &j->outputs[i], e)
+				       : check_bucket(s, j->account, &j->outputs[i], e);
 		if (r < 0)
 			return r;
 	}
@@ -501,7 +536,7 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char object[JOB_ID_LEN + AGENT_NAME_MAX + 16];
+		char object[AGENTPROTO_OBJECT_MAX + 2];
 
 		memcpy(parts[i].job_id, j->id, sizeof(parts[i].job_id));
 		snprintf(parts[i].agent, sizeof(parts[i].agent), "%s", agents[i]);
@@ -509,12 +544,17 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		parts[i].updated_ns = j->submitted_ns;
 		/* Only a bucket output has an object the controller names (and
 		 * reads back); files on the agents' disks are theirs. */
-		if (j->type == JOB_SIMPLE)
+		if (j->type == JOB_SIMPLE) {
 			snprintf(object, sizeof(object), "%s.pcap", agents[i]);
-		else if (job_bucket(j))
-			snprintf(object, sizeof(object), "pcap_%s_%s.pcap", j->id, agents[i]);
-		else
+		} else if (!job_bucket(j)) {
 			continue;
+		} else if (job_part_object(j, agents[i], object, sizeof(object)) < 0 ||
+			   !agentproto_object_valid(object)) {
+			r = apierror_set(e, API_ERR_INVALID, "outputs",
+					 "the object of agent %s's share would be longer than %u bytes", agents[i],
+					 AGENTPROTO_OBJECT_MAX);
+			goto out;
+		}
 		parts[i].object = strdup(object);
 		if (!parts[i].object) {
 			r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");

@@ -96,10 +96,17 @@ int service_agent_revoke(Service *s, const char *account, const char *name, ApiE
 
 /* ---- jobs (any dialect) ---- */
 
+/* Whether this controller holds the key of Azure storage account account
+ * (--azure-storage): a blob output there needs no registration. */
+bool service_azure_storage_known(Service *s, const char *account);
+
 /* j holds a validated request (type, account, filter_json, limits, colo_name,
  * outputs, offset_time_ns); this checks that the account owns every bucket
  * output (a registered, validated bucket, under any spelling of its identity:
- * API_ERR_UNVERIFIED) and makes the output the URI as registered, fills id,
+ * API_ERR_UNVERIFIED) and makes the output the URI as registered — a held
+ * output (JobOutput.held) instead must be an azblob:// URI without keys of an
+ * account service_azure_storage_known() (API_ERR_INVALID) —, names each
+ * agent's object (job_part_object; API_ERR_INVALID when too long), fills id,
  * submitted_ns and status, assigns parts and stores it, then wakes the
  * agents. Other failures: API_ERR_NO_TARGET (a full job whose colo_name
  * matches no online agent; the message lists the online agents),

@@ -6,6 +6,7 @@
  * order-insensitive: a report repeated after a controller restart, or arriving
  * late, can never move a job backwards.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,8 +414,10 @@ void job_done(Job *j)
 	free(j->filter_model);
 	free(j->echo_json);
 	free(j->colo_name);
-	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++)
+	for (size_t i = 0; i < j->n_outputs && i < JOB_MAX_OUTPUTS; i++) {
 		free(j->outputs[i].target);
+		free(j->outputs[i].object);
+	}
 	free(j->error_message);
 	free(j->name.group);
 	free(j->name.watcher);
@@ -466,7 +469,7 @@ int job_copy(const Job *src, Job *ret)
 	j.name = (JobName){0};
 	j.request = j.target_include = j.target_exclude = NULL;
 	for (size_t i = 0; i < JOB_MAX_OUTPUTS; i++)
-		j.outputs[i].target = NULL;
+		j.outputs[i].target = j.outputs[i].object = NULL;
 	ok = dup_opt(src->filter_json, &j.filter_json) == 0 && dup_opt(src->filter_model, &j.filter_model) == 0 &&
 	     dup_opt(src->echo_json, &j.echo_json) == 0 && dup_opt(src->colo_name, &j.colo_name) == 0 &&
 	     dup_opt(src->error_message, &j.error_message) == 0 && dup_opt(src->name.group, &j.name.group) == 0 &&
@@ -474,7 +477,8 @@ int job_copy(const Job *src, Job *ret)
 	     dup_opt(src->request, &j.request) == 0 && dup_opt(src->target_include, &j.target_include) == 0 &&
 	     dup_opt(src->target_exclude, &j.target_exclude) == 0;
 	for (size_t i = 0; ok && i < src->n_outputs; i++)
-		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0;
+		ok = dup_opt(src->outputs[i].target, &j.outputs[i].target) == 0 &&
+		     dup_opt(src->outputs[i].object, &j.outputs[i].object) == 0;
 	if (!ok) {
 		job_done(&j);
 		return -ENOMEM;
@@ -541,8 +545,48 @@ int job_add_output(Job *j, JobOutputKind kind, const char *target)
 		return -ENOMEM;
 	j->outputs[j->n_outputs].kind = kind;
 	j->outputs[j->n_outputs].target = copy;
+	j->outputs[j->n_outputs].object = NULL;
+	j->outputs[j->n_outputs].held = false;
 	j->n_outputs++;
 	return 0;
+}
+
+int job_add_named_object(Job *j, const char *bucket, const char *object, bool held)
+{
+	char *copy = strdup(object);
+	int r;
+
+	if (!copy)
+		return -ENOMEM;
+	r = job_add_output(j, JOB_OUTPUT_BUCKET, bucket);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
+	j->outputs[j->n_outputs - 1].object = copy;
+	j->outputs[j->n_outputs - 1].held = held;
+	return 0;
+}
+
+int job_part_object(const Job *j, const char *agent, char *out, size_t cap)
+{
+	const char *named = NULL, *dot;
+	int n;
+
+	for (size_t i = 0; i < j->n_outputs && !named; i++)
+		if (j->outputs[i].kind == JOB_OUTPUT_BUCKET)
+			named = j->outputs[i].object;
+	if (!named)
+		n = snprintf(out, cap, "pcap_%s_%s.pcap", j->id, agent);
+	else if (j->target_kind == JOB_TARGET_AGENT)
+		n = snprintf(out, cap, "%s", named);
+	else {
+		dot = strrchr(named, '.');
+		if (!dot || dot == named)
+			dot = named + strlen(named);
+		n = snprintf(out, cap, "%.*s_%s%s", (int)(dot - named), named, agent, dot);
+	}
+	return n >= 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
 }
 
 int job_outputs_to_text(const Job *j, char **ret)
@@ -554,13 +598,20 @@ int job_outputs_to_text(const Job *j, char **ret)
 	if (j->n_outputs == 0)
 		return 0;
 	arr = json_array();
-	for (size_t i = 0; arr && i < j->n_outputs; i++)
-		if (json_array_append_new(arr,
-					  json_pack("{s:s, s:s}", "kind", job_output_kind_to_string(j->outputs[i].kind),
-						    "target", j->outputs[i].target ? j->outputs[i].target : "")) < 0) {
+	for (size_t i = 0; arr && i < j->n_outputs; i++) {
+		const JobOutput *o = &j->outputs[i];
+		json_t *v = json_pack("{s:s, s:s}", "kind", job_output_kind_to_string(o->kind), "target",
+				      o->target ? o->target : "");
+
+		if (v && o->object && json_object_set_new(v, "object", json_string(o->object)) < 0) {
+			json_decref(v);
+			v = NULL;
+		}
+		if (json_array_append_new(arr, v) < 0) {
 			json_decref(arr);
 			arr = NULL;
 		}
+	}
 	text = arr ? json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(arr);
 	if (!text)
@@ -582,18 +633,32 @@ int job_outputs_from_text(const char *text, Job *j)
 	json_array_foreach(arr, i, v)
 	{
 		const char *target = json_string_value(json_object_get(v, "target"));
+		const json_t *object = json_object_get(v, "object");
 		JobOutputKind kind;
 
 		r = job_output_kind_from_string(json_string_value(json_object_get(v, "kind")), &kind);
-		if (r == 0 && !target)
+		if (r == 0 && (!target || (object && (!json_is_string(object) || kind != JOB_OUTPUT_BUCKET))))
 			r = -EINVAL;
 		if (r == 0)
-			r = job_add_output(j, kind, target);
+			r = object ? job_add_named_object(j, target, json_string_value(object), false)
+				   : job_add_output(j, kind, target);
 		if (r < 0)
 			break;
 	}
 	json_decref(arr);
 	return r;
+}
+
+static bool object_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > JOB_OBJECT_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
 }
 
 static int check_outputs(const Job *j, ErrBuf *err)
@@ -618,6 +683,11 @@ static int check_outputs(const Job *j, ErrBuf *err)
 						   !o->target[sizeof(JOB_FILE_ROOT)]))
 			return errbuf_set(err, -EINVAL,
 					  "outputs[%zu].target: a file's path must lie below " JOB_FILE_ROOT, i);
+		if (o->object && (o->kind != JOB_OUTPUT_BUCKET || !object_name_valid(o->object)))
+			return errbuf_set(err, -EINVAL,
+					  "outputs[%zu].object: a bucket's object, 1..%u bytes of [A-Za-z0-9._-] not "
+					  "starting with '.'",
+					  i, JOB_OBJECT_MAX);
 	}
 	return 0;
 }

@@ -100,6 +100,7 @@
 #define JOB_MAX_OUTPUTS 4u            /* outputs of one capture */
 #define JOB_MAX_FILE_COUNT 10000u     /* files of a continuous capture */
 #define JOB_OUTPUT_TARGET_MAX 2048u   /* bytes of an output's URI or path */
+#define JOB_OBJECT_MAX 200u           /* bytes of an object's name (bucket.h's object names) */
 #define JOB_FILE_ROOT "/var/captures" /* file outputs lie below it; each agent maps it to its --local-root */
 #define JOB_NAME_MAX 90u              /* bytes of each part of a resource name (Azure's resource groups) */
 #define JOB_REQUEST_MAX (64u * 1024u) /* bytes of a dialect's stored request */
@@ -153,6 +154,10 @@ typedef enum JobOutputKind {
 typedef struct JobOutput {
 	JobOutputKind kind;
 	char *target; /* owned: the bucket's URI, or the file's path below JOB_FILE_ROOT on the agent */
+	char *object; /* owned, bucket only, or NULL: the object the capture is named as in the
+		       * request (Azure's blob, after the bucket's prefix; see job_part_object) */
+	bool held;    /* create only, never stored: a store whose key the controller holds
+		       * (--azure-storage), which needs no ownership registration */
 } JobOutput;
 
 /* Which agents a full capture runs on. Used when it is created (the parts
@@ -263,10 +268,19 @@ bool part_state_terminal(PartState s);
 const char *job_bucket(const Job *j);
 /* Appends an output (target copied). -E2BIG past JOB_MAX_OUTPUTS, -ENOMEM. */
 int job_add_output(Job *j, JobOutputKind kind, const char *target);
+/* Appends a bucket output whose object is named (object copied; see
+ * JobOutput). -E2BIG, -ENOMEM. */
+int job_add_named_object(Job *j, const char *bucket, const char *object, bool held);
+/* The object agent's share of a full capture is written as, into out[cap]:
+ * pcap_<id>_<agent>.pcap; with a named object, that name for a capture on
+ * one agent (JOB_TARGET_AGENT), else the name with "_<agent>" before its
+ * extension (the last '.' not at its start): pc1.cap → pc1_vm1.cap. 0, or
+ * -ENAMETOOLONG. */
+int job_part_object(const Job *j, const char *agent, char *out, size_t cap);
 const char *job_output_kind_to_string(JobOutputKind k);             /* "bucket", "file" */
 int job_output_kind_from_string(const char *s, JobOutputKind *ret); /* -EINVAL */
 
-/* The outputs as JSON text, [{"kind":"bucket","target":"file:///…"}, …]
+/* The outputs as JSON text, [{"kind":"bucket","target":"file:///…"[,"object":"…"]}, …]
  * (malloc'd into *ret; NULL when there are none), for storage. -ENOMEM. */
 int job_outputs_to_text(const Job *j, char **ret);
 /* The reverse, appending to j->outputs. -EINVAL for a text that

@@ -658,16 +658,33 @@ def azure_stack():
     takes only https), agents vm1 and vm2 in scale set (colo) ss1, each
     writing /var/captures below its own --local-root; accounts: the main one
     (write and read tokens), another (its token is another subscription's)
-    and one to reach the per-account limit with (--max-active-full 4)."""
+    and one to reach the per-account limit with (--max-active-full 4).
+    Azurite (one for the run, stopped with the stack) stands in for Azure
+    Storage: the controller holds its account's key (--azure-storage), so
+    blobs of https://devstoreaccount1.blob.core.windows.net/… land there."""
+    from stores import AZ_ACCOUNT, AZ_KEY, Azurite
     limit = 4
-    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", str(limit)]
-              ).start()
+    az = Azurite()
+    try:
+        az.start()
+    except BaseException:
+        az.stop()
+        raise
+    try:
+        s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", str(limit),
+                                             "--azure-storage", "%s=%s@%s" % (AZ_ACCOUNT, AZ_KEY, az.endpoint)]
+                  ).start()
+    except BaseException:
+        az.stop()
+        raise
+    s.azurite = az
     try:
         a1 = s.add_agent("vm1", "ss1")
         a2 = s.add_agent("vm2", "ss1", https=True, token_in_env=True)
         main, other, limited = s.account(), s.account(), s.account()
     except BaseException:
         s.close()
+        az.stop()
         raise
     env = {
         "PCAPD_AZ_ENDPOINT": s.https_url,
@@ -689,6 +706,9 @@ def azure_stack():
         "PCAPD_AZ_SEND": os.path.join(HERE, "stack.py"),
         "PCAPD_AZ_PCAPCTL": binary("pcapctl"),
         "PCAPD_AZ_CACERT": s.cert,
+        "PCAPD_AZ_BLOB_ENDPOINT": az.endpoint,
+        "PCAPD_AZ_BLOB_ACCOUNT": AZ_ACCOUNT,
+        "PCAPD_AZ_BLOB_KEY": AZ_KEY,
         "NODE_EXTRA_CA_CERTS": s.cert,
     }
     return s, env
@@ -753,6 +773,8 @@ def main(argv):
         return rc
     finally:
         s.close()
+        if getattr(s, "azurite", None):
+            s.azurite.stop()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from scapy.all import IP, TCP, UDP, Ether
 
 import traffic
 from stack import AZ_VERSION, Response, Stack, binary, path_of, random_id, send, subscription, udp_frames
+from stores import AZ_ACCOUNT, AZ_KEY
 from test_api import count_markers, tshark
 from traffic import Steady
 from waits import WAIT, pcap_records, until
@@ -42,12 +43,16 @@ ARM_VERSIONS = ("2023-11-01", "2024-05-01", "2025-09-01", AZ_VERSION, "2025-01-0
 # --- fixtures ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def stk(request):
+def stk(request, azurite):
     """A controller (HTTPS) and three agents: vm1 and vm2 in scale set (colo)
-    ss1, vm3 in ss2. Up to four captures per account at once."""
+    ss1, vm3 in ss2. Up to four captures per account at once. The
+    controller holds the key of Azurite's account (the suite's one Azurite),
+    so blob URLs of https://devstoreaccount1.blob.core.windows.net/… land
+    there."""
     if os.geteuid() != 0:
         pytest.fail("the Azure dialect tests need root (network namespaces, packet sockets)")
-    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", "4"])
+    s = Stack(tls=True, controller_args=["--grace", "3", "--agent-timeout", "10", "--max-active-full", "4",
+                                         "--azure-storage", "%s=%s@%s" % (AZ_ACCOUNT, AZ_KEY, azurite.endpoint)])
     request.addfinalizer(lambda: (s.close(), s.assert_clean()))
     s.start()
     s.add_agent(VM1, SS)
@@ -388,6 +393,15 @@ BAD = [
     ("file-continuous", lambda a, p: props(a, continuousCapture=True), "properties.storageLocation.filePath"),
     ("blob-url", lambda a, p: props(a, storageLocation={"storagePath": "https://x/y"}),
      "properties.storageLocation.storagePath"),
+    ("blob-name", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/a%%20b.cap" % AZ_ACCOUNT}),
+     "properties.storageLocation.storagePath"),
+    ("storage-id-alone", lambda a, p: props(a, storageLocation={
+        "storageId": "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s" % (
+            a.subscription, AZ_ACCOUNT)}), "properties.storageLocation.storageId"),
+    ("continuous-blob", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/r.cap" % AZ_ACCOUNT, "localPath": "/var/captures/r.cap"},
+        continuousCapture=True), "properties.storageLocation.storagePath"),
     ("storage-id", lambda a, p: props(a, storageLocation={"storageId": "/subscriptions/x"}),
      "properties.storageLocation.storageId"),
     ("filters-object", lambda a, p: props(a, filters={}), "properties.filters"),
@@ -453,14 +467,14 @@ def test_create_body_over_64k_413(stk, acct):
     assert_unchanged(stk, acct, before)
 
 
-def test_blob_output_names_the_account(stk, acct):
-    """storagePath is parsed and checked; the storage account is named while
-    the controller cannot write blobs."""
+def test_blob_of_an_unknown_storage_account_400(stk, acct):
+    """A blob of a storage account whose key the controller does not hold
+    (--azure-storage) is refused naming the account; nothing is created."""
     before = snapshot(stk, acct)
     r = acct.arm("PUT", "pc1", body=props(acct, storageLocation={
         "storagePath": "https://acct9.blob.core.windows.net/network-watcher-logs/pc1.cap"}))
     msg = arm_error(r, 400, "InvalidRequestFormat", "properties.storageLocation.storagePath")
-    assert "acct9" in msg, msg
+    assert "acct9" in msg and "--azure-storage" in msg, msg
     assert_unchanged(stk, acct, before)
 
 
@@ -802,6 +816,165 @@ def test_lost_agent(stk, acct):
     st = until(lambda: (lambda s: s["packetCaptureStatus"] == "Error" and s)(query(stk, acct, "lost")),
                "the lost agent's capture in Error", timeout=WAIT + 20)
     assert st["packetCaptureError"] == ["AgentStopped"], st
+
+
+# --- blob outputs (storagePath) in Azurite ------------------------------------------------
+
+class Container:
+    """A fresh container in Azurite (or only its name: create=False), read
+    back with @azure/storage-blob as a user would."""
+
+    READ = """const {BlobServiceClient, StorageSharedKeyCredential} = require('@azure/storage-blob');
+const c = new BlobServiceClient(process.env.ENDPOINT, new StorageSharedKeyCredential(process.env.ACCOUNT, process.env.KEY));
+const cc = c.getContainerClient(process.argv[1]);
+(async () => {
+  if (process.argv[2] === 'create') { await cc.create(); return; }
+  const out = {};
+  for await (const b of cc.listBlobsFlat())
+    out[b.name] = (await cc.getBlobClient(b.name).downloadToBuffer()).toString('base64');
+  console.log(JSON.stringify(out));
+})().catch(e => { console.error(e.message); process.exit(1); });"""
+
+    def __init__(self, azurite, create=True):
+        self.az = azurite
+        self.name = "nw-" + random_id()[:12]
+        if create:
+            azurite.node(self.READ, self.name, "create")
+
+    def url(self, blob):
+        return "https://%s.blob.core.windows.net/%s/%s" % (AZ_ACCOUNT, self.name, blob)
+
+    def blobs(self):
+        """{name: bytes} of every blob."""
+        import base64
+        out = json.loads(self.az.node(self.READ, self.name, "list"))
+        return {k: base64.b64decode(v) for k, v in out.items()}
+
+
+def save_blob(stk, name, data):
+    p = os.path.join(stk.dir, name)
+    with open(p, "wb") as f:
+        f.write(data)
+    return p
+
+
+def test_blob_output_per_agent_of_a_scale_set(stk, acct, azurite):
+    """A scale set's capture into a blob: each agent's share is a blob named
+    after the given one with _<agent> before its extension, in the given
+    directory; pcap, holding exactly that agent's matching frames; the
+    resource echoes storageLocation as given; queryStatus says Stopped; the
+    Cloudflare dialect's download of the same capture merges the blobs."""
+    c = Container(azurite)
+    l1, l2 = agent(stk, VM1).link, agent(stk, VM2).link
+    want1, want2 = frames(l1, 4, UDP, dport=7301), frames(l2, 6, UDP, dport=7301)
+    noise = frames(l1, 2, UDP, dport=7302)
+    loc = {"storagePath": c.url("logs/day1/pc.cap")}
+    res, op = create(stk, acct, "blob1", props(acct, target=acct.vm(SS, "virtualMachineScaleSets"),
+                                               targetType="AzureVMSS", storageLocation=loc,
+                                               filters=[{"protocol": "UDP", "remotePort": "7301"}]))
+    assert op["status"] == "Succeeded", op
+    assert res["properties"]["storageLocation"] == loc, res
+    listed = acct.arm("GET", token=acct.read).json["value"]
+    assert [x["properties"]["storageLocation"] for x in listed if x["name"] == "blob1"] == [loc], listed
+    wait_running(stk, acct, "blob1", n=2)
+    send(l1, want1 + noise)
+    send(l2, want2)
+    wait_packets(stk, acct, "blob1", 10)
+    stop(stk, acct, "blob1")
+    st = wait_stopped(stk, acct, "blob1")
+    assert st["packetCaptureStatus"] == "Stopped" and st["stopReason"] == "StoppedByUser", st
+    assert st["packetCaptureError"] == [], st
+    blobs = c.blobs()
+    assert sorted(blobs) == ["logs/day1/pc_%s.cap" % VM1, "logs/day1/pc_%s.cap" % VM2], sorted(blobs)
+    for name, want in ((VM1, want1), (VM2, want2)):
+        data = blobs["logs/day1/pc_%s.cap" % name]
+        assert data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"), data[:4]
+        p = save_blob(stk, "blob1-%s.cap" % name, data)
+        assert len(tshark(p)) == len(want) and count_markers(p, want) == len(want)
+        assert count_markers(p, noise) == 0
+    # The same capture in the Cloudflare dialect: its download merges both blobs.
+    r = acct.call("GET", "/%s/download" % res["properties"]["pcapd"]["id"], token=acct.read)
+    assert r.status == 200, r
+    p = save_blob(stk, "blob1-merged.pcap", r.body)
+    assert len(tshark(p)) == 10 and count_markers(p, want1 + want2) == 10
+
+
+def test_blob_and_local_file_from_one_capture(stk, acct, azurite):
+    """filePath and storagePath together (with the account's storageId, as
+    Azure's portal sends it): one capture, written both to the agent's file
+    and to the blob (a VM's blob is named exactly as given), the same packets
+    in each."""
+    c = Container(azurite)
+    link = agent(stk, VM3).link
+    want = frames(link, 5, TCP, dport=8443)
+    loc = {"storageId": "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s" % (
+        acct.subscription, AZ_ACCOUNT), "filePath": "/var/captures/both/pc2.cap", "storagePath": c.url("pc2.cap")}
+    res, op = create(stk, acct, "blob2", props(acct, vm=VM3, storageLocation=loc,
+                                               filters=[{"protocol": "TCP", "remotePort": "8443"}]))
+    assert op["status"] == "Succeeded", op
+    assert res["properties"]["storageLocation"] == loc, res
+    wait_running(stk, acct, "blob2")
+    send(link, want)
+    wait_packets(stk, acct, "blob2", 5)
+    stop(stk, acct, "blob2")
+    st = wait_stopped(stk, acct, "blob2")
+    assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
+    path = local(stk, VM3, "both/pc2.cap")
+    blobs = c.blobs()
+    assert sorted(blobs) == ["pc2.cap"], sorted(blobs)
+    with open(path, "rb") as f:
+        assert f.read() == blobs["pc2.cap"]
+    assert len(tshark(path)) == 5 and count_markers(path, want) == 5
+    assert os.listdir(os.path.dirname(path)) == ["pc2.cap"]  # no .part left beside it
+
+
+def test_existing_file_fails_a_capture_with_a_blob(stk, acct, azurite):
+    """filePath naming a file that exists, with storagePath: the capture fails
+    at once (LocalFileFailed), before capturing; no blob is written and the
+    file stays as it was."""
+    c = Container(azurite)
+    path = local(stk, VM2, "taken-blob.cap")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"precious")
+    res, op = create(stk, acct, "blob4", props(acct, vm=VM2, storageLocation={
+        "filePath": "/var/captures/taken-blob.cap", "storagePath": c.url("taken.cap")}))
+    assert op["status"] == "Failed", (op, res)
+    assert op["error"]["code"] == "LocalFileFailed" and "exists already" in op["error"]["message"], op
+    st = query(stk, acct, "blob4")
+    assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["LocalFileFailed"], st
+    assert c.blobs() == {}
+    with open(path, "rb") as f:
+        assert f.read() == b"precious"
+
+
+def test_blob_upload_failure_is_storage_failed(stk, acct, azurite):
+    """A container that does not exist (deleted behind our back): Azurite
+    answers 404 at once, the share ends upload_failed, and queryStatus says
+    Error with StorageFailed; once the container exists, the Cloudflare
+    dialect's retry-upload writes the blob and the session is Stopped."""
+    c = Container(azurite, create=False)
+    link = agent(stk, VM1).link
+    res, op = create(stk, acct, "blob3", props(acct, storageLocation={"storagePath": c.url("pc3.cap")},
+                                               filters=[{"protocol": "UDP", "remotePort": "7303"}]))
+    assert op["status"] == "Succeeded", op
+    wait_running(stk, acct, "blob3")
+    send(link, frames(link, 3, UDP, dport=7303))
+    wait_packets(stk, acct, "blob3", 3)
+    stop(stk, acct, "blob3")
+    st = wait_stopped(stk, acct, "blob3")
+    assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["StorageFailed"], st
+    res = acct.arm("GET", "blob3", token=acct.read).json
+    share = res["properties"]["pcapd"]["agents"][0]
+    assert share["status"] == "upload_failed", share
+    azurite.node(Container.READ, c.name, "create")
+    r = acct.call("POST", "/%s/retry-upload" % res["properties"]["pcapd"]["id"])
+    assert r.status == 200, r
+    st = until(lambda: (lambda s: s["packetCaptureStatus"] != "Running" and s)(query(stk, acct, "blob3")),
+               "blob3 uploaded again")
+    assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
+    p = save_blob(stk, "blob3.cap", c.blobs()["pc3.cap"])
+    assert len(tshark(p)) == 3
 
 
 # --- one capture, two dialects ------------------------------------------------------------

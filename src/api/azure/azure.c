@@ -119,6 +119,8 @@ static void fail(AzCall *c, const ApiError *e)
 	/* The model's field names in ARM's words. */
 	if (strcmp(e->field, "target") == 0)
 		target = "properties.target";
+	else if (strcmp(e->field, "destination") == 0 || strcmp(e->field, "outputs") == 0)
+		target = "properties.storageLocation.storagePath"; /* the only bucket output here */
 	else if (strcmp(e->field, "name") == 0 || strcmp(e->field, "id") == 0)
 		target = "packetCaptureName";
 	arm_error(c->req, e, NULL, target);
@@ -134,19 +136,15 @@ static void answer_capture(AzCall *c, unsigned status, const Job *j, const JobPa
 	arm_json(c->req, status, azure_render_capture(j, parts, n));
 }
 
-/* A blob output needs the storage account's key on this controller; until
- * the controller writes to Azure Storage, every blob output is refused. */
-static int check_blob(const AzCreate *more, ApiError *e)
+/* A blob output needs the storage account's key on this controller
+ * (--azure-storage); the parser checked the rest. */
+static int check_blob(AzCall *c, const AzCreate *more, ApiError *e)
 {
-	if (more->has_blob)
+	if (more->has_blob && !service_azure_storage_known(c->svc, more->blob.account))
 		return apierror_set(e, API_ERR_INVALID, "properties.storageLocation.storagePath",
-				    "writing captures to Azure Storage (account %s) is not supported by this "
-				    "controller yet; use filePath (localPath for continuous captures)",
-				    more->blob.account);
-	if (more->has_storage_id)
-		return apierror_set(e, API_ERR_INVALID, "properties.storageLocation.storageId",
-				    "writing captures to Azure Storage is not supported by this controller yet; use "
-				    "filePath (localPath for continuous captures)");
+				    "this controller does not hold the key of storage account %s: start it with "
+				    "--azure-storage %s=KEY[@BLOB_ENDPOINT], or use filePath",
+				    more->blob.account, more->blob.account);
 	return 0;
 }
 
@@ -171,7 +169,7 @@ static void capture_put(AzCall *c)
 		arm_invalid(c->req, r, &err);
 		return;
 	}
-	r = check_blob(&more, &e);
+	r = check_blob(c, &more, &e);
 	json_decref(body);
 	if (r < 0) {
 		arm_error(c->req, &e, NULL, NULL);

@@ -41,6 +41,8 @@
 #define AZ_DEFAULT_FILE_COUNT 10u
 #define AZ_DEFAULT_FILE_SIZE 104857600u /* fileSizeInBytes: 100 MiB */
 #define AZ_DEFAULT_SESSION_LIMIT 86400u /* sessionTimeLimitInSeconds: one day */
+/* Bytes of a storagePath blob's last segment: room for "_<agent>" after it. */
+#define AZ_BLOB_BASE_MAX (JOB_OBJECT_MAX - 1u - AGENT_NAME_MAX)
 
 /* ---- names (names.c) ---- */
 
@@ -76,9 +78,10 @@ int azure_blob_parse(const char *field, const char *url, size_t n, AzBlob *ret, 
 
 /* What a create request asks besides the Job. */
 typedef struct AzCreate {
-	bool has_blob; /* storagePath given (parsed into blob) */
+	bool has_blob; /* storagePath given (parsed into blob; a held bucket output of j) */
 	AzBlob blob;   /* points into the body */
 	bool has_storage_id;
+	char storage_id_account[25]; /* the account storageId names */
 } AzCreate;
 
 /* Validates a PacketCapture body ({"properties": {...}}; name, id, etag and
@@ -87,7 +90,8 @@ typedef struct AzCreate {
  * colo_name and target_kind (an agent for virtualMachines/{name}, a colo
  * for virtualMachineScaleSets/{name}), target_include/exclude (scope),
  * snaplen, byte_limit, time_limit_s, outputs (filePath and localPath as file
- * outputs), continuous, filter_model (every filter a clause with both
+ * outputs; storagePath as a held bucket output azblob://ACCOUNT/CONTAINER/DIRS/
+ * whose object is the blob's last segment), continuous, filter_model (every filter a clause with both
  * directions, compiled once), and request: the canonical properties to echo
  * back (defaults filled). *ret_more says what is left for the caller to
  * decide (a blob needs a storage account the controller knows). Names,

@@ -21,6 +21,16 @@
  * (continuousCapture true) is bounded by its files, not by
  * totalBytesPerSession. Each filter matches both directions (local and
  * remote are source and destination either way round); several are OR-ed.
+ *
+ * storageLocation: filePath (localPath when continuous) is a file output on
+ * the agent; storagePath a blob https://ACCOUNT.blob.core.windows.net/
+ * CONTAINER/[DIRS/]NAME, a held bucket output azblob://ACCOUNT/CONTAINER/DIRS/
+ * with object NAME (each agent of a scale set writes NAME with _<agent>
+ * before its extension; a VM writes NAME), whose account the caller checks
+ * against --azure-storage; both together are both outputs of one capture.
+ * storageId is taken with storagePath only, naming the same account.
+ * Continuous captures take no storagePath yet (their files are not
+ * published to blobs one by one).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -412,8 +422,53 @@ static int check_local_path(const char *field, const json_t *v, ErrBuf *err)
 	return 0;
 }
 
+/* The blob as a bucket output: azblob://ACCOUNT/CONTAINER[/DIRS] (the blob's
+ * directories as the bucket's prefix) and its last segment as the object,
+ * which the service names each agent's share after (job_part_object). Its
+ * bytes are the ones object names take, short enough for "_<agent>". */
+static int add_blob_output(const AzBlob *b, Job *j, ErrBuf *err)
+{
+	static const char field[] = "properties.storageLocation.storagePath";
+	const char *base = b->blob, *end = b->blob + b->blob_len;
+	char uri[JOB_OUTPUT_TARGET_MAX + 1], name[AZ_BLOB_BASE_MAX + 1];
+	int n;
+
+	for (const char *p = b->blob; p < end; p++)
+		if (*p == '/')
+			base = p + 1;
+	for (const char *p = b->blob; p < end; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			  *p == '.' || *p == '_' || *p == '-' || (*p == '/' && p < base);
+
+		if (!ok)
+			return errbuf_set(err, -EINVAL,
+					  "%s: pcapd writes blobs whose names hold only A-Z a-z 0-9 . _ - and '/' "
+					  "between directories",
+					  field);
+	}
+	if (base == end || *base == '.' || (size_t)(end - base) > AZ_BLOB_BASE_MAX)
+		return errbuf_set(err, -EINVAL,
+				  "%s: the blob's name after its last '/' must be 1..%u bytes, not starting with '.'",
+				  field, AZ_BLOB_BASE_MAX);
+	for (const char *p = b->blob; p < base;) {
+		const char *slash = memchr(p, '/', (size_t)(base - p));
+		size_t len = (size_t)(slash - p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return errbuf_set(err, -EINVAL, "%s: empty, '.' and '..' directories are not allowed", field);
+		p = slash + 1;
+	}
+	n = snprintf(uri, sizeof(uri), "azblob://%s/%s/%.*s", b->account, b->container, (int)(base - b->blob), b->blob);
+	if (n < 0 || (size_t)n >= sizeof(uri))
+		return errbuf_set(err, -EINVAL, "%s: longer than %u bytes", field, JOB_OUTPUT_TARGET_MAX);
+	snprintf(name, sizeof(name), "%.*s", (int)(end - base), base);
+	if (job_add_named_object(j, uri, name, true) < 0)
+		return oom(err);
+	return 0;
+}
+
 /* /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account} */
-static int check_storage_id(const json_t *v, const char *account, ErrBuf *err)
+static int check_storage_id(const json_t *v, const char *account, char ret_account[25], ErrBuf *err)
 {
 	static const char field[] = "properties.storageLocation.storageId";
 	char buf[512];
@@ -431,6 +486,7 @@ static int check_storage_id(const json_t *v, const char *account, ErrBuf *err)
 				  "%s: must be /subscriptions/{subscriptionId}/resourceGroups/{group}/providers/"
 				  "Microsoft.Storage/storageAccounts/{account}",
 				  field);
+	snprintf(ret_account, 25, "%s", name);
 	return 0;
 }
 
@@ -471,13 +527,31 @@ static int get_storage(const json_t *v, const char *account, bool continuous, Jo
 				  "properties.storageLocation: give %s (a file below " AZ_FILE_ROOT
 				  " on the target), storagePath or storageId",
 				  file_field);
-	if (vals[0] && (r = check_storage_id(vals[0], account, err)) < 0)
+	if (vals[0] && (r = check_storage_id(vals[0], account, more->storage_id_account, err)) < 0)
 		return r;
+	if (vals[0] && !vals[1])
+		return errbuf_set(err, -EINVAL,
+				  "properties.storageLocation.storageId: give storagePath too, the blob "
+				  "https://%s.blob.core.windows.net/CONTAINER/BLOB to write",
+				  more->storage_id_account);
+	if (vals[1] && continuous)
+		return errbuf_set(err, -EINVAL,
+				  "properties.storageLocation.storagePath: continuous captures write to localPath "
+				  "only for now (each rotated file is not published to a blob yet); leave "
+				  "storagePath out");
 	if (vals[1]) {
 		r = need_string("properties.storageLocation.storagePath", vals[1], "a blob URL", err);
 		if (r == 0)
 			r = azure_blob_parse("properties.storageLocation.storagePath", json_string_value(vals[1]),
 					     json_string_length(vals[1]), &more->blob, err);
+		if (r == 0 && vals[0] && strcasecmp(more->storage_id_account, more->blob.account) != 0)
+			r = errbuf_set(
+				err, -EINVAL,
+				"properties.storageLocation.storageId: names storage account %s, but storagePath "
+				"is a blob of account %s",
+				more->storage_id_account, more->blob.account);
+		if (r == 0)
+			r = add_blob_output(&more->blob, j, err);
 		if (r < 0)
 			return r;
 		more->has_blob = true;

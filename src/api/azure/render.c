@@ -17,6 +17,12 @@
  *                            ever started, else
  *                            Succeeded
  *
+ * A share's state in packetCaptureError: failed by what failed (the
+ * capture: CaptureFailed, its file: LocalFileFailed, its bucket:
+ * StorageFailed), lost: AgentStopped, upload_failed (captured and kept on
+ * the agent, but the blob was not written): StorageFailed. captured and
+ * uploading are still Running: the capture is not delivered yet.
+ *
  * "failed, every part done" is a capture that saw no packet: Cloudflare calls
  * that a failure; for Azure it is a session that stopped empty.
  *
@@ -219,6 +225,8 @@ static const char *part_error(const JobPart *p)
 
 	if (p->state == PART_LOST)
 		return "AgentStopped";
+	if (p->state == PART_UPLOAD_FAILED)
+		return "StorageFailed"; /* captured, kept on the agent, not in the blob (retry-upload) */
 	if (p->state != PART_FAILED)
 		return NULL;
 	return (unsigned)p->failure < ARRAY_SIZE(by_failure) ? by_failure[p->failure] : "InternalError";

@@ -203,6 +203,29 @@ static const Case cases[] = {
 	 "'-' inside"},
 	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/b?sv=1\"}"),
 	 "properties.storageLocation.storagePath: the blob name must be 1..1024 bytes without '?' or '#'"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/a b.cap\"}"),
+	 "properties.storageLocation.storagePath: pcapd writes blobs whose names hold only A-Z a-z 0-9 . _ - and '/' "
+	 "between directories"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/dir/\"}"),
+	 "properties.storageLocation.storagePath: the blob's name after its last '/' must be 1..136 bytes, not "
+	 "starting with '.'"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/a//b.cap\"}"),
+	 "properties.storageLocation.storagePath: empty, '.' and '..' directories are not allowed"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/../b.cap\"}"),
+	 "properties.storageLocation.storagePath: empty, '.' and '..' directories are not allowed"},
+	{P(VM ",\"storageLocation\":{\"storageId\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/"
+	      "Microsoft.Storage/storageAccounts/acct\"}"),
+	 "properties.storageLocation.storageId: give storagePath too, the blob "
+	 "https://acct.blob.core.windows.net/CONTAINER/BLOB to write"},
+	{P(VM ",\"storageLocation\":{\"storageId\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/"
+	      "Microsoft.Storage/storageAccounts/acct\",\"storagePath\":\"https://other.blob.core.windows.net/cont/"
+	      "b.cap\"}"),
+	 "properties.storageLocation.storageId: names storage account acct, but storagePath is a blob of account "
+	 "other"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/r.cap\","
+	      "\"localPath\":\"/var/captures/r.cap\"},\"continuousCapture\":true"),
+	 "properties.storageLocation.storagePath: continuous captures write to localPath only for now (each rotated "
+	 "file is not published to a blob yet); leave storagePath out"},
 	{P(VM ",\"storageLocation\":{\"storageId\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/"
 	      "Microsoft.Compute/storageAccounts/acct\"}"),
 	 "properties.storageLocation.storageId: must be /subscriptions/{subscriptionId}/resourceGroups/{group}/"
@@ -360,7 +383,28 @@ static void test_model(void **state)
 	assert_string_equal(more.blob.account, "acct1");
 	assert_string_equal(more.blob.container, "network-watcher-logs");
 	assert_int_equal(more.blob.blob_len, strlen("sub/pc1.cap"));
-	assert_int_equal(j.n_outputs, 0);
+	/* a held bucket output: the blob's directories are the prefix, its name the object */
+	assert_int_equal(j.n_outputs, 1);
+	assert_int_equal(j.outputs[0].kind, JOB_OUTPUT_BUCKET);
+	assert_string_equal(j.outputs[0].target, "azblob://acct1/network-watcher-logs/sub/");
+	assert_string_equal(j.outputs[0].object, "pc1.cap");
+	assert_true(j.outputs[0].held);
+	assert_non_null(strstr(j.request, "\"storageLocation\":{\"storagePath\":\"https://acct1.blob.core.windows.net/"
+					  "network-watcher-logs/sub/pc1.cap\"}"));
+	job_done(&j);
+
+	/* a blob and a file on the agent, with the storage account's id: both outputs */
+	j = parse_ok(
+		P(VM ",\"storageLocation\":{\"storageId\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/"
+		     "Microsoft.Storage/storageAccounts/acct1\",\"storagePath\":\"https://acct1.blob.core.windows.net/"
+		     "caps/pc1.cap\",\"filePath\":\"/var/captures/pc1.cap\"}"),
+		&more);
+	assert_true(more.has_blob && more.has_storage_id);
+	assert_int_equal(j.n_outputs, 2);
+	assert_string_equal(j.outputs[0].target, "azblob://acct1/caps/");
+	assert_string_equal(j.outputs[0].object, "pc1.cap");
+	assert_int_equal(j.outputs[1].kind, JOB_OUTPUT_FILE);
+	assert_string_equal(j.outputs[1].target, "/var/captures/pc1.cap");
 	job_done(&j);
 }
 

@@ -534,6 +534,63 @@ static void test_filtermodel_errors(void **state)
 	}
 }
 
+/* A bucket output whose object is named (Azure's blob): stored with its
+ * name, checked, and each agent's share named after it. */
+static void test_named_objects(void)
+{
+	Job j = {0}, back = {0}, copy = {0};
+	ErrBuf err = {{0}};
+	char obj[64], *text = NULL;
+
+	memcpy(j.id, "0123456789abcdef0123456789abcdef", JOB_ID_LEN + 1);
+	assert_int_equal(job_part_object(&j, "a1", obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "pcap_0123456789abcdef0123456789abcdef_a1.pcap");
+	assert_int_equal(job_add_named_object(&j, "azblob://acct/caps/dir/", "pc1.cap", true), 0);
+	assert_true(j.outputs[0].held);
+	j.target_kind = JOB_TARGET_AGENT;
+	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "pc1.cap");
+	j.target_kind = JOB_TARGET_COLO;
+	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "pc1_vm1.cap");
+	assert_int_equal(job_part_object(&j, "vm1", obj, 8), -ENAMETOOLONG);
+	free(j.outputs[0].object);
+	j.outputs[0].object = strdup("noext");
+	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "noext_vm1");
+	free(j.outputs[0].object);
+	j.outputs[0].object = strdup("a.b.cap");
+	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "a.b_vm1.cap");
+
+	/* stored with its object; held is not stored */
+	free(j.outputs[0].object);
+	j.outputs[0].object = strdup("pc1.cap");
+	assert_int_equal(job_outputs_to_text(&j, &text), 0);
+	assert_string_equal(text,
+			    "[{\"kind\":\"bucket\",\"target\":\"azblob://acct/caps/dir/\",\"object\":\"pc1.cap\"}]");
+	assert_int_equal(job_outputs_from_text(text, &back), 0);
+	assert_string_equal(back.outputs[0].object, "pc1.cap");
+	assert_false(back.outputs[0].held);
+	assert_int_equal(job_copy(&back, &copy), 0);
+	assert_string_equal(copy.outputs[0].object, "pc1.cap");
+	assert_ptr_not_equal(copy.outputs[0].object, back.outputs[0].object);
+	free(text);
+	job_done(&back);
+	job_done(&copy);
+
+	/* checked: an object's name, on a bucket output only */
+	j.type = JOB_FULL;
+	j.colo_name = strdup("ss1");
+	assert_int_equal(job_check(&j, &err), 0);
+	free(j.outputs[0].object);
+	j.outputs[0].object = strdup("a/b.cap");
+	assert_int_equal(job_check(&j, &err), -EINVAL);
+	assert_string_equal(err.msg, "outputs[0].object: a bucket's object, 1..200 bytes of [A-Za-z0-9._-] not "
+				     "starting with '.'");
+	job_done(&j);
+}
+
 /* The model's invariants and the outputs' storage form. */
 static void test_job_check_and_outputs(void **state)
 {
@@ -592,10 +649,13 @@ static void test_job_check_and_outputs(void **state)
 	assert_int_equal(back.outputs[1].kind, JOB_OUTPUT_FILE);
 	assert_string_equal(back.outputs[1].target, "/var/captures/x.cap");
 	assert_int_equal(job_outputs_from_text("[{\"kind\":\"tape\",\"target\":\"x\"}]", &back), -EINVAL);
+	assert_int_equal(job_outputs_from_text("[{\"kind\":\"file\",\"target\":\"x\",\"object\":\"o\"}]", &back),
+			 -EINVAL);
 	free(text);
 	j.colo_name = NULL;
 	job_done(&j);
 	job_done(&back);
+	test_named_objects();
 
 	/* a sample has no outputs */
 	j = (Job){.type = JOB_SIMPLE};

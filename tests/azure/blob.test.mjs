@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// A capture into a blob (storageLocation.storagePath) through the official
+// SDK: the controller holds the storage account's key (--azure-storage, the
+// stack's Azurite standing in for Azure Storage), the agent uploads, and the
+// blob is read back with @azure/storage-blob (tests/stores' pinned copy) and
+// checked with tshark.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'node:test';
+
+import {
+  FAST, GROUP, T, WATCHER, cleanup, client, env, plain, sendTraffic, target, tsharkCount, unique, until, vms,
+  waitPackets,
+} from './common.mjs';
+
+const require = createRequire(new URL('../stores/package.json', import.meta.url));
+const { BlobServiceClient, StorageSharedKeyCredential } = require('@azure/storage-blob');
+
+function storage() {
+  return new BlobServiceClient(env('PCAPD_AZ_BLOB_ENDPOINT'),
+    new StorageSharedKeyCredential(env('PCAPD_AZ_BLOB_ACCOUNT'), env('PCAPD_AZ_BLOB_KEY')));
+}
+
+test('a capture into a blob: beginCreateAndWait with storagePath, the blob read back', T, async (t) => {
+  const pc = client().packetCaptures;
+  const vm = vms()[0];
+  const name = unique('blob');
+  cleanup(t, pc, name);
+  const container = storage().getContainerClient(`sdk-${name.toLowerCase()}`);
+  await container.create();
+  const storagePath = `https://${env('PCAPD_AZ_BLOB_ACCOUNT')}.blob.core.windows.net/${container.containerName}/` +
+    `captures/${name}.cap`;
+  const r = await pc.beginCreateAndWait(GROUP, WATCHER, name, {
+    target: target(vm), storageLocation: { storagePath }, filters: [{ protocol: 'UDP', remotePort: '7200' }],
+  }, FAST);
+  assert.equal(r.provisioningState, 'Succeeded');
+  assert.deepEqual(plain(r.storageLocation), { storagePath });
+  assert.deepEqual(plain((await pc.get(GROUP, WATCHER, name)).storageLocation), { storagePath });
+
+  await sendTraffic(vm, 5, 7200);
+  await sendTraffic(vm, 2, 7201);
+  await waitPackets(name, 5);
+  await pc.beginStopAndWait(GROUP, WATCHER, name, FAST);
+  // Stopped once the blob is written (Running while it uploads).
+  const st = await until(async () => {
+    const s = await pc.beginGetStatusAndWait(GROUP, WATCHER, name, FAST);
+    return s.packetCaptureStatus !== 'Running' ? s : null;
+  }, () => `${name} stopped`);
+  assert.equal(st.packetCaptureStatus, 'Stopped');
+  assert.equal(st.stopReason, 'StoppedByUser');
+  assert.deepEqual(st.packetCaptureError, []);
+
+  const names = [];
+  for await (const b of container.listBlobsFlat()) names.push(b.name);
+  assert.deepEqual(names, [`captures/${name}.cap`]);
+  const data = await container.getBlobClient(`captures/${name}.cap`).downloadToBuffer();
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pcapd-blob-')), `${name}.cap`);
+  fs.writeFileSync(file, data);
+  t.after(() => fs.rmSync(path.dirname(file), { recursive: true, force: true }));
+  assert.deepEqual(tsharkCount(file), [7200, 7200, 7200, 7200, 7200]);
+});
