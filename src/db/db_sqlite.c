@@ -34,12 +34,15 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_backend.h"
 #include "db/db_sqlite_int.h"
 #include "db/migrations.h"
 #include "model/filterjson.h"
 #include "model/filtermodel.h"
 
 #define BUSY_TIMEOUT_MS 5000
+
+typedef struct SqliteDb SqliteDb;
 
 #define JOB_COLS                                                                                                       \
 	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
@@ -136,13 +139,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 
 struct Conn {
-	Db *db;                       /* owner */
+	SqliteDb *db;                 /* owner */
 	sqlite3 *h;                   /* used by one thread only */
 	sqlite3_stmt *stmt[ST_COUNT]; /* prepared on first use */
 	Conn *prev, *next;            /* Db.conns, under Db.lock */
 };
 
-struct Db {
+struct SqliteDb {
+	Db base; /* ops: db_sqlite_ops */
 	char *path;
 	pthread_key_t key;    /* this thread's Conn */
 	pthread_mutex_t lock; /* guards conns */
@@ -202,7 +206,7 @@ static void conn_close(Conn *c)
 	free(c);
 }
 
-static void conn_unlink(Db *db, Conn *c)
+static void conn_unlink(SqliteDb *db, Conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -217,7 +221,7 @@ static void conn_unlink(Db *db, Conn *c)
 static void conn_destructor(void *p)
 {
 	Conn *c = p;
-	Db *db = c->db;
+	SqliteDb *db = c->db;
 
 	pthread_mutex_lock(&db->lock);
 	conn_unlink(db, c);
@@ -225,7 +229,7 @@ static void conn_destructor(void *p)
 	conn_close(c);
 }
 
-static int conn_open(Db *db, int flags, Conn **ret, ErrBuf *err)
+static int conn_open(SqliteDb *db, int flags, Conn **ret, ErrBuf *err)
 {
 	Conn *c;
 	int rc, r;
@@ -263,8 +267,9 @@ fail:
 }
 
 /* This thread's connection, opened on first use. */
-static int conn_get(Db *db, Conn **ret, ErrBuf *err)
+static int conn_get(Db *base, Conn **ret, ErrBuf *err)
 {
+	SqliteDb *db = (SqliteDb *)base; /* base is its first member */
 	Conn *c = pthread_getspecific(db->key);
 	int r;
 
@@ -546,9 +551,12 @@ int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void *
 
 /* ---- open and close ---- */
 
-int db_open(const char *path, Db **ret, ErrBuf *err)
+static const DbOps sqlite_ops;
+static void dbs_close(Db *base);
+
+static int dbs_open(const char *path, Db **ret, ErrBuf *err)
 {
-	Db *db;
+	SqliteDb *db;
 	Conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	int fd, r, rc;
@@ -586,7 +594,8 @@ int db_open(const char *path, Db **ret, ErrBuf *err)
 		return errbuf_set(err, -r, "db: creating the thread key: %s", strerror(r));
 	}
 
-	r = conn_get(db, &c, err);
+	db->base.ops = &sqlite_ops;
+	r = conn_get(&db->base, &c, err);
 	if (r < 0)
 		goto fail;
 	/* WAL is stored in the file: readers never wait for the writer. */
@@ -606,17 +615,18 @@ int db_open(const char *path, Db **ret, ErrBuf *err)
 	r = db_migrate(c->h, err);
 	if (r < 0)
 		goto fail;
-	*ret = db;
+	*ret = &db->base;
 	return 0;
 
 fail:
 	sqlite3_finalize(st);
-	db_close(db);
+	dbs_close(&db->base);
 	return r;
 }
 
-void db_close(Db *db)
+static void dbs_close(Db *base)
 {
+	SqliteDb *db = (SqliteDb *)base;
 	Conn *c;
 
 	if (!db)
@@ -640,25 +650,7 @@ void db_close(Db *db)
 
 /* ---- accounts and credentials ---- */
 
-static const char *const scope_names[] = {[SCOPE_READ] = "read", [SCOPE_WRITE] = "write", [SCOPE_AGENT] = "agent"};
-
-const char *token_scope_to_string(TokenScope s)
-{
-	return (unsigned)s < ARRAY_SIZE(scope_names) && scope_names[s] ? scope_names[s] : "unknown";
-}
-
-int token_scope_from_string(const char *s, TokenScope *ret)
-{
-	for (size_t i = 0; s && i < ARRAY_SIZE(scope_names); i++) {
-		if (scope_names[i] && strcmp(scope_names[i], s) == 0) {
-			*ret = (TokenScope)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-int db_account_ensure(Db *db, const char *account, ErrBuf *err)
+static int dbs_account_ensure(Db *db, const char *account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -674,7 +666,7 @@ int db_account_ensure(Db *db, const char *account, ErrBuf *err)
 	return dbs_stmt_exec(c, st, "storing an account", err);
 }
 
-bool db_account_exists(Db *db, const char *account)
+static bool dbs_account_exists(Db *db, const char *account)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -687,8 +679,8 @@ bool db_account_exists(Db *db, const char *account)
 	return found;
 }
 
-int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
-		      ErrBuf *err)
+static int dbs_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
+			      ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -713,8 +705,8 @@ int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const c
 	return r;
 }
 
-int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
-		       TokenScope *ret_scope, ErrBuf *err)
+static int dbs_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
+			       TokenScope *ret_scope, ErrBuf *err)
 {
 	char account[JOB_ID_LEN + 1];
 	Conn *c;
@@ -1019,8 +1011,8 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 	return 0;
 }
 
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
-		  ErrBuf *err)
+static int dbs_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim,
+			  int64_t *ret_after_ns, ErrBuf *err)
 {
 	int64_t after_ns = 0;
 	char *outputs = NULL;
@@ -1077,7 +1069,7 @@ rollback:
 	return r;
 }
 
-int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err)
+static int dbs_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1096,8 +1088,8 @@ static sqlite3_int64 clamp_i64(size_t v)
 	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
 }
 
-int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
-		ErrBuf *err)
+static int dbs_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+			uint64_t *ret_total, ErrBuf *err)
 {
 	Job *v = NULL;
 	size_t n = 0;
@@ -1140,7 +1132,7 @@ out:
 	return 0;
 }
 
-int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1169,7 +1161,7 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
-int db_job_update(Db *db, const Job *j, ErrBuf *err)
+static int dbs_job_update(Db *db, const Job *j, ErrBuf *err)
 {
 	Conn *c;
 	int r;
@@ -1180,7 +1172,7 @@ int db_job_update(Db *db, const Job *j, ErrBuf *err)
 	return update_job(c, j, err);
 }
 
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
+static int dbs_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
 {
 	Conn *c;
 	int r;
@@ -1207,7 +1199,7 @@ rollback:
 	return r;
 }
 
-int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
+static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1222,8 +1214,8 @@ int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, E
 	return dbs_get_row(c, st, &job_rows, n->name, ret, err);
 }
 
-int db_job_list_named(Db *db, const char *account, const char *group, const char *watcher, const JobCursor *after,
-		      size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_list_named(Db *db, const char *account, const char *group, const char *watcher,
+			      const JobCursor *after, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1241,7 +1233,7 @@ int db_job_list_named(Db *db, const char *account, const char *group, const char
 	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
 }
 
-int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
+static int dbs_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1255,12 +1247,12 @@ int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
 	return dbs_exec_one(c, st, "removing a capture's name", "named job", id, err);
 }
 
-int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_PART_LIST, job_id, &part_rows, (void **)ret, ret_n, err);
 }
 
-int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
 }
@@ -1296,7 +1288,7 @@ static const RowKind status_count_rows = {.size = sizeof(JobStatusCount),
 					  .listing = "counting jobs",
 					  .binding = "binding a job count"};
 
-int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1310,3 +1302,43 @@ int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, si
 		return r;
 	return dbs_list_rows(c, st, &status_count_rows, (void **)ret, ret_n, err);
 }
+
+/* ---- the backend ---- */
+
+static const DbOps sqlite_ops = {
+	.close = dbs_close,
+	.account_ensure = dbs_account_ensure,
+	.account_exists = dbs_account_exists,
+	.credential_add = dbs_credential_add,
+	.credential_find = dbs_credential_find,
+	.job_insert = dbs_job_insert,
+	.job_get = dbs_job_get,
+	.job_list = dbs_job_list,
+	.job_list_active = dbs_job_list_active,
+	.job_update = dbs_job_update,
+	.job_update_with_parts = dbs_job_update_with_parts,
+	.job_find_named = dbs_job_find_named,
+	.job_list_named = dbs_job_list_named,
+	.job_unname = dbs_job_unname,
+	.job_count_by_status = dbs_job_count_by_status,
+	.part_list = dbs_part_list,
+	.part_list_for_agent = dbs_part_list_for_agent,
+	.bucket_insert = dbs_bucket_insert,
+	.bucket_get = dbs_bucket_get,
+	.bucket_find = dbs_bucket_find,
+	.bucket_list = dbs_bucket_list,
+	.bucket_update = dbs_bucket_update,
+	.bucket_delete = dbs_bucket_delete,
+	.bucket_share = dbs_bucket_share,
+	.bucket_owned_elsewhere = dbs_bucket_owned_elsewhere,
+	.agent_upsert = dbs_agent_upsert,
+	.agent_list = dbs_agent_list,
+	.enroll_token_add = dbs_enroll_token_add,
+	.enroll_token_find = dbs_enroll_token_find,
+	.agent_key_add = dbs_agent_key_add,
+	.agent_key_find = dbs_agent_key_find,
+	.agent_key_get = dbs_agent_key_get,
+	.agent_key_delete = dbs_agent_key_delete,
+};
+
+const DbBackend db_backend_sqlite = {.scheme = "sqlite", .open_db = dbs_open};

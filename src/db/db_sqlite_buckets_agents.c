@@ -12,30 +12,6 @@
 
 /* ---- buckets ---- */
 
-static const char *const bucket_status_names[] = {"pending", "success", "failed"};
-
-const char *bucket_status_to_string(BucketStatus s)
-{
-	return (unsigned)s < ARRAY_SIZE(bucket_status_names) ? bucket_status_names[s] : "unknown";
-}
-
-void bucket_row_done(BucketRow *b)
-{
-	if (!b)
-		return;
-	free(b->destination_conf);
-	free(b->filename);
-	free(b->challenge);
-	memset(b, 0, sizeof(*b));
-}
-
-void bucket_rows_free(BucketRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		bucket_row_done(&v[i]);
-	free(v);
-}
-
 /* Reads a BUCKET_COLS row into a BucketRow. */
 static int row_bucket(sqlite3_stmt *st, void *ret)
 {
@@ -76,7 +52,7 @@ static const RowKind bucket_rows = {.size = sizeof(BucketRow),
 				    .listing = "listing buckets",
 				    .binding = "binding a bucket list"};
 
-int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
+int dbs_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -118,22 +94,22 @@ static int get_bucket(Db *db, StmtId id, const char *account, const char *key, B
 	return dbs_get_row(c, st, &bucket_rows, key, ret, err);
 }
 
-int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
+int dbs_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
 {
 	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
 }
 
-int db_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
+int dbs_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err)
 {
 	return get_bucket(db, ST_BUCKET_FIND, account, destination_conf, ret, err);
 }
 
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
+int dbs_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbs_list_by_key(db, ST_BUCKET_LIST, account, &bucket_rows, (void **)ret, ret_n, err);
 }
 
-int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
+int dbs_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -148,7 +124,7 @@ int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a bucket", "bucket", b->id, err);
 }
 
-int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
+int dbs_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -173,7 +149,7 @@ static const RowKind owner_rows = {.size = JOB_ID_LEN + 1,
 				   .a_name = "a bucket's owner",
 				   .reading = "looking up a bucket's owner"};
 
-int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err)
+int dbs_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -190,7 +166,7 @@ int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destinati
 	return r < 0 ? r : 1;
 }
 
-int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
+int dbs_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -209,23 +185,7 @@ int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *
 
 /* ---- agents ---- */
 
-void agent_row_done(AgentRow *a)
-{
-	if (!a)
-		return;
-	free(a->interfaces);
-	free(a->version);
-	memset(a, 0, sizeof(*a));
-}
-
-void agent_rows_free(AgentRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		agent_row_done(&v[i]);
-	free(v);
-}
-
-int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
+int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -280,7 +240,7 @@ static const RowKind agent_rows = {.size = sizeof(AgentRow),
 				   .listing = "listing agents",
 				   .binding = "binding an agent list"};
 
-int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
+int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;

@@ -15,7 +15,7 @@ static const char *or_null(const char *s)
 	return s && s[0] ? s : NULL;
 }
 
-int db_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err)
+int dbs_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -59,7 +59,7 @@ static const RowKind enroll_rows = {.size = sizeof(EnrollToken),
 				    .a_name = "an enrolment token",
 				    .reading = "reading an enrolment token"};
 
-int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err)
+int dbs_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -73,7 +73,7 @@ int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBu
 	return dbs_get_row(c, st, &enroll_rows, "(by hash)", ret, err);
 }
 
-int db_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err)
+int dbs_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -121,7 +121,7 @@ static const RowKind key_rows = {.size = sizeof(AgentKey),
 				 .a_name = "an agent key",
 				 .reading = "reading an agent key"};
 
-int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err)
+int dbs_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -135,7 +135,7 @@ int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err
 	return dbs_get_row(c, st, &key_rows, "(by hash)", ret, err);
 }
 
-int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
+int dbs_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -149,7 +149,7 @@ int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
 	return dbs_get_row(c, st, &key_rows, name, ret, err);
 }
 
-int db_agent_key_delete(Db *db, const char *name, ErrBuf *err)
+int dbs_agent_key_delete(Db *db, const char *name, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;

@@ -111,3 +111,22 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
 int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
 /* dbs_list_rows of statement id with key bound as ?1. */
 int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
+
+/* db.h operations implemented in db_sqlite_buckets_agents.c and
+ * db_sqlite_enroll.c, for db_sqlite.c's ops table (db_backend.h). */
+int dbs_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
+int dbs_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
+int dbs_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
+int dbs_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err);
+int dbs_bucket_update(Db *db, const BucketRow *b, ErrBuf *err);
+int dbs_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
+int dbs_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err);
+int dbs_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);
+int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err);
+int dbs_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);
+int dbs_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err);
+int dbs_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err);
+int dbs_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err);
+int dbs_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err);
+int dbs_agent_key_delete(Db *db, const char *name, ErrBuf *err);

@@ -350,6 +350,31 @@ static void test_open_bad_path(void **state)
 	assert_int_equal(db_open("", &db, &err), -EINVAL);
 }
 
+/* "sqlite:PATH" and a bare PATH open the same file; an unknown scheme is
+ * refused by name, never taken for a file name. */
+static void test_open_url(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char url[160];
+	Db *db = NULL;
+
+	snprintf(url, sizeof(url), "sqlite:%s", t->path);
+	assert_int_equal(db_open(url, &db, &err), 0);
+	assert_true(db_account_exists(db, ACC_A));
+	db_close(db);
+	db = NULL;
+	snprintf(url, sizeof(url), "SQLite:%s", t->path);
+	assert_int_equal(db_open(url, &db, &err), 0);
+	db_close(db);
+	db = NULL;
+	assert_int_equal(db_open("mysql://localhost/pcapd", &db, &err), -EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "\"mysql\""));
+	assert_int_equal(db_open("sqlite:", &db, &err), -EINVAL);
+	assert_null(db);
+}
+
 static void test_open_not_a_database(void **state)
 {
 	T *t = *state;
@@ -1256,6 +1281,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2, setup, teardown),
 		cmocka_unit_test(test_open_bad_path),
+		cmocka_unit_test_setup_teardown(test_open_url, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test(test_scope_strings),
 		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
