@@ -35,23 +35,13 @@
 
 #include "db/db.h"
 #include "db/db_backend.h"
+#include "db/db_rows.h"
 #include "db/db_sqlite_int.h"
 #include "db/migrations.h"
-#include "model/filterjson.h"
-#include "model/filtermodel.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
 typedef struct SqliteDb SqliteDb;
-
-#define JOB_COLS                                                                                                       \
-	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
-	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
-	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit, started_ns, "           \
-	"name_group, name_watcher, name, request, echo_json"
-#define PART_COLS "job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, failure"
-#define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns"
-#define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
 
 /* Statuses 4 and 5 (success, failed) and part states 4..6 are terminal;
  * migrations.c asserts the values. */
@@ -66,15 +56,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* IS: a bearer token (email NULL) never matches a legacy key's row. */
 	[ST_CRED_FIND] = "SELECT account, scope FROM credentials WHERE hash = ?1 AND email IS ?2",
 	[ST_JOB_INSERT] =
-		"INSERT INTO jobs (" JOB_COLS ") VALUES "
+		"INSERT INTO jobs (" DB_JOB_COLS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
 		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
-	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
-	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
+	[ST_JOB_GET] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
+	[ST_JOB_GET_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1",
+	[ST_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT ?2 OFFSET ?3",
 	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
-	[ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
+	[ST_JOB_LIST_ACTIVE] = "SELECT " DB_JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
 			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10, started_ns = ?11 "
 			  "WHERE id = ?1 AND account = ?2",
@@ -86,9 +76,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
 			       "ORDER BY submitted_ns DESC LIMIT 1",
 	/* Named captures: the NOCASE comparisons use the index jobs_by_name. */
-	[ST_JOB_FIND_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+	[ST_JOB_FIND_NAMED] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
 			      "AND name_watcher = ?3 COLLATE NOCASE AND name = ?4 COLLATE NOCASE AND name IS NOT NULL",
-	[ST_JOB_LIST_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+	[ST_JOB_LIST_NAMED] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
 			      "AND name_watcher = ?3 COLLATE NOCASE AND name IS NOT NULL "
 			      "AND (submitted_ns < ?4 OR (submitted_ns = ?4 AND id < ?5)) "
 			      "ORDER BY submitted_ns DESC, id DESC LIMIT ?6",
@@ -98,22 +88,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 				"ORDER BY account, status",
 	[ST_JOB_COUNT_STATUS_ACCOUNT] = "SELECT account, status, count(*) FROM jobs WHERE account = ?1 "
 					"GROUP BY account, status ORDER BY account, status",
-	[ST_PART_INSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[ST_PART_UPSERT] = "INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+	[ST_PART_INSERT] = "INSERT INTO parts (" DB_PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[ST_PART_UPSERT] = "INSERT INTO parts (" DB_PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
 			   "ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
 			   "packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
 			   "stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
 			   "updated_ns = excluded.updated_ns, failure = excluded.failure",
-	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
-	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6) "
+	[ST_PART_LIST] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
+	[ST_PART_LIST_AGENT] = "SELECT " DB_PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6) "
 			       "ORDER BY job_id",
 	/* One statement, so the count and the insert cannot interleave with
 	 * another connection's: nothing is inserted at ?9 buckets (0 = no limit). */
-	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
+	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" DB_BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
 			     "WHERE ?9 = 0 OR (SELECT COUNT(*) FROM buckets WHERE account = ?2) < ?9",
-	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
-	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
-	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 "
+	[ST_BUCKET_GET] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
+	[ST_BUCKET_FIND] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE account = ?1 AND destination_conf = ?2",
+	[ST_BUCKET_LIST] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE account = ?1 "
 			   "ORDER BY submitted_ns DESC, id DESC",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
@@ -121,20 +111,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
 			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
 	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	[ST_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
-	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+	[ST_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
 	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[ST_ENROLL_FIND] = "SELECT account, name_pattern, colo, expires_ns FROM enroll_tokens WHERE hash = ?1",
+	[ST_ENROLL_FIND] = "SELECT " DB_ENROLL_COLS " FROM enroll_tokens WHERE hash = ?1",
 	/* Count and insert in one statement, as for buckets: nothing is
 	 * inserted at ?6 agents of the account (0 = no limit; operator agents,
 	 * account NULL, are not counted). */
 	[ST_KEY_ADD] = "INSERT INTO agent_keys (name, hash, account, colo, enrolled_ns) SELECT ?1, ?2, ?3, ?4, ?5 "
 		       "WHERE ?6 = 0 OR ?3 IS NULL OR (SELECT COUNT(*) FROM agent_keys WHERE account = ?3) < ?6",
-	[ST_KEY_FIND] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE hash = ?1",
-	[ST_KEY_GET] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE name = ?1",
+	[ST_KEY_FIND] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE hash = ?1",
+	[ST_KEY_GET] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE name = ?1",
 	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
 };
 
@@ -406,86 +396,37 @@ static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 	return sqlite3_bind_int64(st, i, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
 }
 
-static uint64_t col_u64(sqlite3_stmt *st, int i)
+/* DbRow over a stepped statement (db_rows.h). */
+static const char *row_text(const DbRow *r, int i, size_t *ret_len, int *ret_r)
 {
-	sqlite3_int64 v = sqlite3_column_int64(st, i);
-
-	return v < 0 ? 0 : (uint64_t)v;
-}
-
-/* Copies a text column into a fixed array; a longer value is a corrupt row. */
-int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
+	sqlite3_stmt *st = r->src;
 	const unsigned char *s = sqlite3_column_text(st, i);
-	size_t n = (size_t)sqlite3_column_bytes(st, i);
 
 	if (!s) {
 		if (sqlite3_column_type(st, i) != SQLITE_NULL)
-			return -ENOMEM;
-		n = 0;
+			*ret_r = -ENOMEM;
+		return NULL;
 	}
-	if (n >= cap)
-		return -EIO;
-	if (n)
-		memcpy(out, s, n);
-	out[n] = '\0';
+	*ret_len = (size_t)sqlite3_column_bytes(st, i);
+	return (const char *)s;
+}
+
+static int row_i64(const DbRow *r, int i, int64_t *ret)
+{
+	*ret = sqlite3_column_int64(r->src, i);
 	return 0;
 }
 
-/* A nullable text column as a new string (NULL for SQL NULL). */
-int dbs_col_dup(sqlite3_stmt *st, int i, char **ret)
+static DbRow row_of(sqlite3_stmt *st)
 {
-	const unsigned char *s;
-	size_t n;
-	char *d;
-
-	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-		*ret = NULL;
-		return 0;
-	}
-	s = sqlite3_column_text(st, i);
-	if (!s)
-		return -ENOMEM;
-	n = (size_t)sqlite3_column_bytes(st, i);
-	d = malloc(n + 1);
-	if (!d)
-		return -ENOMEM;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	*ret = d;
-	return 0;
-}
-
-static int row_fail(int r, const char *what, ErrBuf *err)
-{
-	if (r == -ENOMEM)
-		return errbuf_set(err, r, "db: reading %s: out of memory", what);
-	return errbuf_set(err, r, "db: reading %s: a stored value does not fit (corrupt row?)", what);
-}
-
-/* Grows a result array by one zeroed element; *cap doubles. */
-static int grow(void **v, size_t elem, size_t n, size_t *cap)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 8;
-	if (ncap > SIZE_MAX / elem)
-		return -ENOMEM;
-	nv = realloc(*v, ncap * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
+	return (DbRow){.text = row_text, .i64 = row_i64, .src = st};
 }
 
 /* Steps a bound statement to its one row and reads it; -ENOENT naming key
  * when there is none. Leaves the statement ready. */
 int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, void *ret, ErrBuf *err)
 {
+	DbRow row = row_of(st);
 	int r, rc;
 
 	rc = sqlite3_step(st);
@@ -493,8 +434,8 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
 		r = errbuf_set(err, -ENOENT, "db: no %s %s", k->name, key ? key : "(null)");
 	else if (rc != SQLITE_ROW)
 		r = sql_fail(c, k->reading, err);
-	else if ((r = k->read(st, ret)) < 0)
-		r = row_fail(r, k->a_name, err);
+	else if ((r = k->read(&row, ret)) < 0)
+		r = dbr_row_fail(r, k->a_name, err);
 	stmt_done(st);
 	return r;
 }
@@ -503,18 +444,19 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
  * empty). Leaves the statement ready. */
 int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err)
 {
+	DbRow row = row_of(st);
 	void *v = NULL;
 	size_t n = 0, cap = 0;
 	int r, rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow(&v, k->size, n, &cap) < 0) {
+		if (dbr_grow(&v, k->size, n, &cap) < 0) {
 			r = errbuf_set(err, -ENOMEM, "db: out of memory");
 			goto fail;
 		}
-		r = k->read(st, (char *)v + n * k->size);
+		r = k->read(&row, (char *)v + n * k->size);
 		if (r < 0) {
-			r = row_fail(r, k->a_name, err);
+			r = dbr_row_fail(r, k->a_name, err);
 			goto fail;
 		}
 		n++;
@@ -709,6 +651,7 @@ static int dbs_credential_find(Db *db, const uint8_t hash[32], const char *email
 			       TokenScope *ret_scope, ErrBuf *err)
 {
 	char account[JOB_ID_LEN + 1];
+	DbRow row;
 	Conn *c;
 	sqlite3_stmt *st;
 	int r, rc, scope;
@@ -729,9 +672,10 @@ static int dbs_credential_find(Db *db, const uint8_t hash[32], const char *email
 		r = sql_fail(c, "looking up a credential", err);
 		goto done;
 	}
-	r = dbs_col_fixed(st, 0, account, sizeof(account));
+	row = row_of(st);
+	r = dbr_fixed(&row, 0, account, sizeof(account));
 	if (r < 0) {
-		r = row_fail(r, "a credential", err);
+		r = dbr_row_fail(r, "a credential", err);
 		goto done;
 	}
 	scope = sqlite3_column_int(st, 1);
@@ -767,98 +711,6 @@ static int bind_job(sqlite3_stmt *st, const Job *j, const char *outputs)
 	       dbs_bind_text(st, 30, j->request) || dbs_bind_text(st, 31, j->echo_json);
 }
 
-/* A row written before migration 2 has no filter_model: it is made from
- * filter_json, the only form there was then. */
-static int legacy_filter_model(Job *j)
-{
-	Filter f = {0};
-	ErrBuf err;
-	int r;
-
-	if (j->filter_model || !j->filter_json)
-		return 0;
-	r = filterjson_parse_text(j->filter_json, &f, &err);
-	if (r == 0)
-		r = filtermodel_to_text(&f, &j->filter_model, &err);
-	filter_done(&f);
-	return r == -ENOMEM ? r : 0; /* unreadable: left NULL, an agent then captures everything it is told */
-}
-
-/* Reads a JOB_COLS row into a Job. */
-static int row_job(sqlite3_stmt *st, void *ret)
-{
-	const unsigned char *outputs;
-	Job j = {0};
-	int r, cont;
-
-	r = dbs_col_fixed(st, 0, j.id, sizeof(j.id));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, j.account, sizeof(j.account));
-	if (r == 0)
-		r = dbs_col_dup(st, 4, &j.filter_json);
-	if (r == 0)
-		r = dbs_col_dup(st, 8, &j.colo_name);
-	if (r == 0)
-		r = dbs_col_dup(st, 14, &j.error_message);
-	if (r == 0)
-		r = dbs_col_dup(st, 19, &j.filter_model);
-	if (r == 0)
-		r = dbs_col_dup(st, 26, &j.name.group);
-	if (r == 0)
-		r = dbs_col_dup(st, 27, &j.name.watcher);
-	if (r == 0)
-		r = dbs_col_dup(st, 28, &j.name.name);
-	if (r == 0)
-		r = dbs_col_dup(st, 29, &j.request);
-	if (r == 0)
-		r = dbs_col_dup(st, 30, &j.echo_json);
-	if (r == 0 && (outputs = sqlite3_column_text(st, 9)))
-		r = job_outputs_from_text((const char *)outputs, &j);
-	if (r == 0)
-		r = legacy_filter_model(&j);
-	if (r < 0) {
-		job_done(&j);
-		return r;
-	}
-	j.type = (JobType)sqlite3_column_int(st, 2);
-	j.status = (JobStatus)sqlite3_column_int(st, 3);
-	j.time_limit_s = (uint32_t)sqlite3_column_int64(st, 5);
-	j.packet_limit = (uint32_t)sqlite3_column_int64(st, 6);
-	j.byte_limit = col_u64(st, 7);
-	j.offset_time_ns = sqlite3_column_int64(st, 10);
-	j.submitted_ns = sqlite3_column_int64(st, 11);
-	j.stop_requested_ns = sqlite3_column_int64(st, 12);
-	j.stop_reason = (JobStop)sqlite3_column_int(st, 13);
-	j.packets = col_u64(st, 15);
-	j.bytes = col_u64(st, 16);
-	j.drops = col_u64(st, 17);
-	j.finished_ns = sqlite3_column_int64(st, 18);
-	j.snaplen = (uint32_t)sqlite3_column_int64(st, 20);
-	cont = sqlite3_column_int(st, 21);
-	j.continuous = (JobContinuous){.on = cont != 0,
-				       .ring = cont == 2,
-				       .file_count = (uint32_t)sqlite3_column_int64(st, 22),
-				       .file_size = col_u64(st, 23),
-				       .session_limit_s = (uint32_t)sqlite3_column_int64(st, 24)};
-	j.started_ns = sqlite3_column_int64(st, 25);
-	*(Job *)ret = j;
-	return 0;
-}
-
-static void job_rows_free(void *v, size_t n)
-{
-	jobs_free(v, n);
-}
-
-static const RowKind job_rows = {.size = sizeof(Job),
-				 .read = row_job,
-				 .free_all = job_rows_free,
-				 .name = "job",
-				 .a_name = "a job",
-				 .reading = "reading a job",
-				 .listing = "listing jobs",
-				 .binding = "binding a job list"};
-
 static int bind_part(sqlite3_stmt *st, const JobPart *p)
 {
 	return dbs_bind_text(st, 1, p->job_id) || dbs_bind_text(st, 2, p->agent) ||
@@ -867,48 +719,6 @@ static int bind_part(sqlite3_stmt *st, const JobPart *p)
 	       dbs_bind_text(st, 8, p->object) || dbs_bind_text(st, 9, p->error) ||
 	       sqlite3_bind_int64(st, 10, p->updated_ns) || sqlite3_bind_int(st, 11, (int)p->failure);
 }
-
-/* Reads a PART_COLS row into a JobPart. */
-static int row_part(sqlite3_stmt *st, void *ret)
-{
-	JobPart p = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, p.job_id, sizeof(p.job_id));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, p.agent, sizeof(p.agent));
-	if (r == 0)
-		r = dbs_col_dup(st, 7, &p.object);
-	if (r == 0)
-		r = dbs_col_dup(st, 8, &p.error);
-	if (r < 0) {
-		part_done(&p);
-		return r;
-	}
-	p.state = (PartState)sqlite3_column_int(st, 2);
-	p.packets = col_u64(st, 3);
-	p.bytes = col_u64(st, 4);
-	p.drops = col_u64(st, 5);
-	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
-	p.updated_ns = sqlite3_column_int64(st, 9);
-	p.failure = (PartFailure)sqlite3_column_int(st, 10);
-	*(JobPart *)ret = p;
-	return 0;
-}
-
-static void part_rows_free(void *v, size_t n)
-{
-	parts_free(v, n);
-}
-
-static const RowKind part_rows = {.size = sizeof(JobPart),
-				  .read = row_part,
-				  .free_all = part_rows_free,
-				  .name = "part",
-				  .a_name = "a part",
-				  .reading = "reading a part",
-				  .listing = "listing parts",
-				  .binding = "binding a part list"};
 
 /* Runs a one-row, one-integer query bound to the account; *ret_found false
  * when it returns no row. */
@@ -941,50 +751,19 @@ done:
 	return r;
 }
 
-/* The limits of db_job_insert, inside its transaction; *ret_after_ns as
- * db.h says when one is hit. */
-static int check_limits(Conn *c, const Job *j, const JobLimits *lim, int64_t *ret_after_ns, ErrBuf *err)
+/* dbr_check_limits's queries, on this connection. */
+static int limit_query(void *ctx, DbLimitQuery q, const char *account, bool *ret_found, int64_t *ret, ErrBuf *err)
 {
-	bool found;
-	int64_t v;
-	int r;
+	static const struct {
+		StmtId id;
+		const char *what;
+	} qs[] = {
+		[DB_LQ_ACTIVE_FULL] = {ST_JOB_COUNT_ACTIVE_FULL, "counting active captures"},
+		[DB_LQ_ACTIVE_FULL_END] = {ST_JOB_ACTIVE_FULL_END, "finding when active captures end"},
+		[DB_LQ_LAST_SIMPLE] = {ST_JOB_LAST_SIMPLE, "finding the last sample capture"},
+	};
 
-	*ret_after_ns = 0;
-	if (j->type == JOB_FULL && lim->max_active_full > 0) {
-		r = query_i64(c, ST_JOB_COUNT_ACTIVE_FULL, j->account, "counting active captures", &found, &v, err);
-		if (r < 0)
-			return r;
-		if (!found || v < 0 || (uint64_t)v < lim->max_active_full)
-			return 0;
-		r = query_i64(c, ST_JOB_ACTIVE_FULL_END, j->account, "finding when active captures end", &found, &v,
-			      err);
-		if (r < 0)
-			return r;
-		if (found && v > 0) /* NULL (none has a time limit) reads as 0 */
-			*ret_after_ns = v;
-		return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
-				  lim->max_active_full);
-	}
-	if (j->type == JOB_SIMPLE && lim->sample_interval_ns > 0) {
-		int64_t elapsed;
-
-		r = query_i64(c, ST_JOB_LAST_SIMPLE, j->account, "finding the last sample capture", &found, &v, err);
-		if (r < 0)
-			return r;
-		if (!found)
-			return 0;
-		if (__builtin_sub_overflow(j->submitted_ns, v, &elapsed))
-			elapsed = j->submitted_ns > v ? INT64_MAX : 0;
-		if (elapsed < 0)
-			elapsed = 0; /* the clock went back: count the last one as just now */
-		if (elapsed >= lim->sample_interval_ns)
-			return 0;
-		*ret_after_ns = j->submitted_ns + (lim->sample_interval_ns - elapsed);
-		return errbuf_set(
-			err, -EBUSY, "one sample capture per %lld seconds per account",
-			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
-	}
-	return 0;
+	return query_i64(ctx, qs[q].id, account, qs[q].what, ret_found, ret, err);
 }
 
 /* Inserts (or with upsert, writes) parts of job j inside a transaction. */
@@ -1027,7 +806,7 @@ static int dbs_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, 
 	if (r < 0)
 		return r;
 	if (lim) {
-		r = check_limits(c, j, lim, &after_ns, err);
+		r = dbr_check_limits(j, lim, limit_query, c, &after_ns, err);
 		if (r == -EBUSY && ret_after_ns)
 			*ret_after_ns = after_ns;
 		if (r < 0)
@@ -1080,7 +859,7 @@ static int dbs_job_get(Db *db, const char *account, const char *id, Job *ret, Er
 		return r;
 	if (dbs_bind_text(st, 1, id) || (account && dbs_bind_text(st, 2, account)))
 		return dbs_bind_fail(c, st, "binding a job id", err);
-	return dbs_get_row(c, st, &job_rows, id, ret, err);
+	return dbs_get_row(c, st, &dbr_jobs, id, ret, err);
 }
 
 static sqlite3_int64 clamp_i64(size_t v)
@@ -1111,10 +890,10 @@ static int dbs_job_list(Db *db, const char *account, size_t offset, size_t limit
 		goto out;
 	if (dbs_bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, clamp_i64(limit)) ||
 	    sqlite3_bind_int64(st, 3, clamp_i64(offset))) {
-		r = dbs_bind_fail(c, st, job_rows.binding, err);
+		r = dbs_bind_fail(c, st, dbr_jobs.binding, err);
 		goto out;
 	}
-	r = dbs_list_rows(c, st, &job_rows, (void **)&v, &n, err);
+	r = dbs_list_rows(c, st, &dbr_jobs, (void **)&v, &n, err);
 	if (r == 0 && ret_total)
 		r = query_i64(c, ST_JOB_COUNT, account, "counting jobs", &found, &total, err);
 	if (r == 0)
@@ -1141,7 +920,7 @@ static int dbs_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	r = dbs_prep(db, ST_JOB_LIST_ACTIVE, &c, &st, err);
 	if (r < 0)
 		return r;
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+	return dbs_list_rows(c, st, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
 static int update_job(Conn *c, const Job *j, ErrBuf *err)
@@ -1211,7 +990,7 @@ static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job
 	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, n->group) || dbs_bind_text(st, 3, n->watcher) ||
 	    dbs_bind_text(st, 4, n->name))
 		return dbs_bind_fail(c, st, "binding a capture name", err);
-	return dbs_get_row(c, st, &job_rows, n->name, ret, err);
+	return dbs_get_row(c, st, &dbr_jobs, n->name, ret, err);
 }
 
 static int dbs_job_list_named(Db *db, const char *account, const char *group, const char *watcher,
@@ -1229,8 +1008,8 @@ static int dbs_job_list_named(Db *db, const char *account, const char *group, co
 	    sqlite3_bind_int64(st, 4, after ? after->submitted_ns : INT64_MAX) ||
 	    dbs_bind_text(st, 5, after ? after->id : "~") ||
 	    sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
-		return dbs_bind_fail(c, st, job_rows.binding, err);
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+		return dbs_bind_fail(c, st, dbr_jobs.binding, err);
+	return dbs_list_rows(c, st, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
 static int dbs_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
@@ -1249,44 +1028,13 @@ static int dbs_job_unname(Db *db, const char *account, const char *id, ErrBuf *e
 
 static int dbs_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return dbs_list_by_key(db, ST_PART_LIST, job_id, &part_rows, (void **)ret, ret_n, err);
+	return dbs_list_by_key(db, ST_PART_LIST, job_id, &dbr_parts, (void **)ret, ret_n, err);
 }
 
 static int dbs_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
+	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &dbr_parts, (void **)ret, ret_n, err);
 }
-
-/* Reads an (account, status, count) row into a JobStatusCount. */
-static int row_status_count(sqlite3_stmt *st, void *ret)
-{
-	JobStatusCount *c = ret;
-	sqlite3_int64 n = sqlite3_column_int64(st, 2);
-	int r = dbs_col_fixed(st, 0, c->account, sizeof(c->account));
-
-	if (r < 0)
-		return r;
-	if (n < 0)
-		return -EIO;
-	c->status = (JobStatus)sqlite3_column_int(st, 1);
-	c->count = (uint64_t)n;
-	return 0;
-}
-
-static void status_counts_free(void *v, size_t n)
-{
-	(void)n;
-	free(v);
-}
-
-static const RowKind status_count_rows = {.size = sizeof(JobStatusCount),
-					  .read = row_status_count,
-					  .free_all = status_counts_free,
-					  .name = "job count",
-					  .a_name = "a job count",
-					  .reading = "reading a job count",
-					  .listing = "counting jobs",
-					  .binding = "binding a job count"};
 
 static int dbs_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
 {
@@ -1295,12 +1043,12 @@ static int dbs_job_count_by_status(Db *db, const char *account, JobStatusCount *
 	int r;
 
 	if (account)
-		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &status_count_rows, (void **)ret,
+		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &dbr_status_counts, (void **)ret,
 				       ret_n, err);
 	r = dbs_prep(db, ST_JOB_COUNT_STATUS, &c, &st, err);
 	if (r < 0)
 		return r;
-	return dbs_list_rows(c, st, &status_count_rows, (void **)ret, ret_n, err);
+	return dbs_list_rows(c, st, &dbr_status_counts, (void **)ret, ret_n, err);
 }
 
 /* ---- the backend ---- */

@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "db/db.h"
+#include "db/db_rows.h"
 
 typedef enum StmtId {
 	ST_BEGIN,
@@ -69,19 +70,6 @@ typedef enum StmtId {
 
 typedef struct Conn Conn; /* one thread's connection and its statements */
 
-/* One kind of row (jobs, parts, buckets, agents) for the generic readers
- * below; the strings name it in their messages. */
-typedef struct RowKind {
-	size_t size;                              /* of one element */
-	int (*read)(sqlite3_stmt *st, void *ret); /* the current row: 0, -ENOMEM or -EIO (does not fit) */
-	void (*free_all)(void *v, size_t n);      /* n elements and the array */
-	const char *name;                         /* "job": "db: no job <key>" */
-	const char *a_name;                       /* "a job": a row that cannot be read */
-	const char *reading;                      /* "reading a job": dbs_get_row's SQLite error */
-	const char *listing;                      /* "listing jobs": dbs_list_rows's SQLite error */
-	const char *binding;                      /* "binding a job list": dbs_list_by_key's bind error */
-} RowKind;
-
 /* SQLite's (extended) result code as an errno of the db.h contract. */
 int dbs_errno(int rc);
 
@@ -98,11 +86,6 @@ int dbs_stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err);
 /* dbs_stmt_exec of an UPDATE or DELETE meant for one row: -ENOENT
  * ("db: no <name> <key>") when it matched none. */
 int dbs_exec_one(Conn *c, sqlite3_stmt *st, const char *what, const char *name, const char *key, ErrBuf *err);
-
-/* Row readers for RowKind.read: a text column into a fixed array (-EIO if it
- * does not fit), a nullable text column as a new string (NULL for SQL NULL). */
-int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap);
-int dbs_col_dup(sqlite3_stmt *st, int i, char **ret);
 
 /* The one row of a bound statement into *ret (a k->size element); -ENOENT
  * naming key when there is none. */
