@@ -48,7 +48,9 @@ int cli_make_data_dir(const char *dir);
 int cli_db_open(const char *db_url, const char *data, Db **ret, ErrBuf *err);
 
 /* --db's help line, shared by the subcommands that take it. */
-#define CLI_DB_HELP "  --db URL              the database: sqlite:PATH (default sqlite:DATA/pcapd.db)\n"
+#define CLI_DB_HELP                                                                                                    \
+	"  --db URL              the database: sqlite:PATH (default sqlite:DATA/pcapd.db), or PostgreSQL\n"            \
+	"                        as a libpq URI: postgres://USER@HOST/DBNAME, postgres:///DBNAME?host=SOCKDIR\n"
 
 /* "dir/name" into out: 0, or -ENAMETOOLONG when it does not fit. */
 int cli_path_join(char *out, size_t cap, const char *dir, const char *name);

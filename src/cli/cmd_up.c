@@ -103,7 +103,8 @@ static void usage(FILE *f)
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
 		"(default %u; 0 = no recorder).\n"
 		"--metrics ADDR:PORT is the controller's: GET /metrics there without a token.\n"
-		"--db URL is the controller's database: sqlite:PATH (default DATA/pcapd.db).\n",
+		"--db URL is the controller's database: sqlite:PATH (default DATA/pcapd.db) or a\n"
+		"PostgreSQL libpq URI (postgres://USER@HOST/DBNAME).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 

@@ -4,9 +4,10 @@
  * operation through the Db's ops table (db_backend.h). What does not depend
  * on a backend (enum names, freeing rows) lives here too.
  *
- * URLs: "sqlite:PATH" is the SQLite file PATH. A string that does not start
- * with a scheme ("letters:") is a bare path, also SQLite (what --data and
- * older --db values give). An unknown scheme is refused, never taken for a
+ * URLs: "sqlite:PATH" is the SQLite file PATH; "postgres://..." and
+ * "postgresql://..." are libpq URIs, given to libpq whole. A string that
+ * does not start with a scheme ("letters:") is a bare path, also SQLite (what
+ * --data and older --db values give). An unknown scheme is refused, never taken for a
  * file name.
  */
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include "db/db.h"
 #include "db/db_backend.h"
 
-static const DbBackend *const backends[] = {&db_backend_sqlite};
+static const DbBackend *const backends[] = {&db_backend_sqlite, &db_backend_postgres, &db_backend_postgresql};
 
 /* The length of url's scheme ("sqlite" of "sqlite:x"): 0 when url does not
  * start with one (a bare path). A scheme is a letter and then letters,
@@ -52,7 +53,7 @@ int db_open(const char *url, Db **ret, ErrBuf *err)
 		if (strlen(b->scheme) == n && strncasecmp(url, b->scheme, n) == 0)
 			return b->open_db(b->target_is_url ? url : url + n + 1, ret, err);
 	}
-	return errbuf_set(err, -EINVAL, "db: unknown database URL scheme \"%.*s\" (use sqlite:PATH)",
+	return errbuf_set(err, -EINVAL, "db: unknown database URL scheme \"%.*s\" (use sqlite:PATH or postgres://...)",
 			  (int)(n > 32 ? 32 : n), url);
 }
 

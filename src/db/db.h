@@ -7,6 +7,9 @@
  * (db_backend.h); db_open chooses one by the database URL:
  *   sqlite:PATH   SQLite file PATH (the default, embedded)
  *   PATH          the same, for a string that does not start with "scheme:"
+ *   postgres://USER@HOST/DBNAME?...  (or postgresql://) PostgreSQL through
+ *                 libpq (db_pg.c), the URI as libpq takes it, e.g.
+ *                 postgres:///pcapd?host=/run/postgresql for a Unix socket
  * Every backend keeps the same schema, numbered migrations and error
  * contract; tests/unit/db runs the same tests against each.
  *

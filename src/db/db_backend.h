@@ -79,4 +79,6 @@ typedef struct DbBackend {
 	int (*open_db)(const char *target, Db **ret, ErrBuf *err);
 } DbBackend;
 
-extern const DbBackend db_backend_sqlite;
+extern const DbBackend db_backend_sqlite;     /* db_sqlite.c */
+extern const DbBackend db_backend_postgres;   /* db_pg.c: postgres://, a libpq URI */
+extern const DbBackend db_backend_postgresql; /* db_pg.c: postgresql://, the same */

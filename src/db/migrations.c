@@ -214,6 +214,8 @@ static const char *const migrations[] = {
 	");",
 };
 
+_Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");
+
 int db_schema_version(void)
 {
 	return (int)ARRAY_SIZE(migrations);
