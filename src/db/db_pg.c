@@ -9,9 +9,9 @@
  * to libpq as it is.
  *
  * Connections. As in the SQLite backend, each thread that calls into a Db
- * gets its own connection (opened on first use, kept in a pthread key, on the
- * Db's registry so db_close closes what is left), so requests never wait for
- * one another in this process and no lock of ours is on the request path.
+ * gets its own connection (opened on first use; db_threads.h keeps them), so
+ * requests never wait for one another in this process and no lock of ours is
+ * on the request path.
  * Statements are prepared per connection on first use. A connection that
  * broke (the server restarted) is reset on its thread's next call, which
  * prepares its statements again; the call that saw it break fails (-EIO).
@@ -24,29 +24,26 @@
  * before it started, and the lock is taken before the counting statement).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/db_backend.h"
 #include "db/db_pg_int.h"
+#include "db/db_threads.h"
 
 typedef struct PgDb PgDb;
 
 struct PgConn {
-	PgDb *db;                     /* owner */
+	DbThreadConn tc;              /* first: on PgDb.conns */
 	PGconn *h;                    /* used by one thread only */
 	bool prepared[PG_STMT_COUNT]; /* on this session of h */
-	PgConn *prev, *next;          /* PgDb.conns, under PgDb.lock */
 };
 
 struct PgDb {
-	Db base;              /* ops: the PostgreSQL DbOps (db_pg_ops.c) */
-	char *url;            /* the libpq URI */
-	pthread_key_t key;    /* this thread's PgConn */
-	pthread_mutex_t lock; /* guards conns */
-	PgConn *conns;        /* every open connection */
+	Db base;             /* ops: the PostgreSQL DbOps (db_pg_ops.c) */
+	char *url;           /* the libpq URI */
+	DbThreadConns conns; /* every thread's connection */
 };
 
 /* ---- errors ---- */
@@ -159,27 +156,9 @@ static void conn_close(PgConn *c)
 	free(c);
 }
 
-static void conn_unlink(PgDb *db, PgConn *c)
+static void conn_close_tc(DbThreadConn *tc)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		db->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
-/* A thread exits: its connection goes with it. */
-static void conn_destructor(void *p)
-{
-	PgConn *c = p;
-	PgDb *db = c->db;
-
-	pthread_mutex_lock(&db->lock);
-	conn_unlink(db, c);
-	pthread_mutex_unlock(&db->lock);
-	conn_close(c);
+	conn_close((PgConn *)tc); /* tc is its first member */
 }
 
 static int conn_open(PgDb *db, PgConn **ret, ErrBuf *err)
@@ -190,7 +169,6 @@ static int conn_open(PgDb *db, PgConn **ret, ErrBuf *err)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
-	c->db = db;
 	c->h = PQconnectdb(db->url);
 	if (!c->h) {
 		free(c);
@@ -211,7 +189,7 @@ static int conn_open(PgDb *db, PgConn **ret, ErrBuf *err)
 int dbp_conn(Db *base, PgConn **ret, ErrBuf *err)
 {
 	PgDb *db = (PgDb *)base; /* base is its first member */
-	PgConn *c = pthread_getspecific(db->key);
+	PgConn *c = (PgConn *)dbtc_get(&db->conns);
 	int r;
 
 	if (c) {
@@ -232,17 +210,11 @@ int dbp_conn(Db *base, PgConn **ret, ErrBuf *err)
 	r = conn_open(db, &c, err);
 	if (r < 0)
 		return r;
-	r = pthread_setspecific(db->key, c);
-	if (r != 0) {
+	r = dbtc_add(&db->conns, &c->tc, err);
+	if (r < 0) {
 		conn_close(c);
-		return errbuf_set(err, -r, "db: keeping the thread's connection: %s", strerror(r));
+		return r;
 	}
-	pthread_mutex_lock(&db->lock);
-	c->next = db->conns;
-	if (db->conns)
-		db->conns->prev = c;
-	db->conns = c;
-	pthread_mutex_unlock(&db->lock);
 	*ret = c;
 	return 0;
 }
@@ -486,23 +458,10 @@ int dbp_query_i64(PgConn *c, PgStmtId id, const PgParams *p, const char *what, b
 void dbp_close(Db *base)
 {
 	PgDb *db = (PgDb *)base;
-	PgConn *c;
 
 	if (!db)
 		return;
-	/* After this no destructor runs for the key; the registry has them all. */
-	pthread_key_delete(db->key);
-	pthread_mutex_lock(&db->lock);
-	c = db->conns;
-	db->conns = NULL;
-	pthread_mutex_unlock(&db->lock);
-	while (c) {
-		PgConn *next = c->next;
-
-		conn_close(c);
-		c = next;
-	}
-	pthread_mutex_destroy(&db->lock);
+	dbtc_done(&db->conns);
 	free(db->url);
 	free(db);
 }
@@ -544,18 +503,11 @@ static int dbp_open(const char *url, Db **ret, ErrBuf *err)
 		free(db);
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
 	}
-	r = pthread_mutex_init(&db->lock, NULL);
-	if (r != 0) {
+	r = dbtc_init(&db->conns, conn_close_tc, err);
+	if (r < 0) {
 		free(db->url);
 		free(db);
-		return errbuf_set(err, -r, "db: %s", strerror(r));
-	}
-	r = pthread_key_create(&db->key, conn_destructor);
-	if (r != 0) {
-		pthread_mutex_destroy(&db->lock);
-		free(db->url);
-		free(db);
-		return errbuf_set(err, -r, "db: creating the thread key: %s", strerror(r));
+		return r;
 	}
 	r = dbp_conn(&db->base, &c, err);
 	if (r == 0)

@@ -6,12 +6,9 @@
  *
  * Connections. SQLite connections are not shared between threads here: each
  * thread that calls into a Db gets its own connection (opened on first use,
- * SQLITE_OPEN_NOMUTEX since only that thread touches it) and keeps it in a
- * pthread key, so readers run in parallel under WAL and no lock of ours is
- * taken on the request path. Every connection is also on the Db's registry:
- * a thread that exits closes its own (the key's destructor), and db_close
- * closes what is left. db_close must therefore be called once no other thread
- * uses the Db or is exiting (the daemons join their workers first).
+ * SQLITE_OPEN_NOMUTEX since only that thread touches it; db_threads.h keeps
+ * them), so readers run in parallel under WAL and no lock of ours is taken on
+ * the request path.
  *
  * Statements are prepared on first use per connection and kept
  * (SQLITE_PREPARE_PERSISTENT); a call binds, steps and resets. The two lookups
@@ -27,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +33,7 @@
 #include "db/db_backend.h"
 #include "db/db_rows.h"
 #include "db/db_sqlite_int.h"
+#include "db/db_threads.h"
 #include "db/migrations.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -129,18 +126,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 
 struct Conn {
-	SqliteDb *db;                 /* owner */
+	DbThreadConn tc;              /* first: on SqliteDb.conns */
 	sqlite3 *h;                   /* used by one thread only */
 	sqlite3_stmt *stmt[ST_COUNT]; /* prepared on first use */
-	Conn *prev, *next;            /* Db.conns, under Db.lock */
 };
 
 struct SqliteDb {
-	Db base; /* ops: db_sqlite_ops */
+	Db base; /* ops: sqlite_ops */
 	char *path;
-	pthread_key_t key;    /* this thread's Conn */
-	pthread_mutex_t lock; /* guards conns */
-	Conn *conns;          /* every open connection */
+	DbThreadConns conns; /* every thread's connection */
 };
 
 /* ---- errors ---- */
@@ -196,27 +190,9 @@ static void conn_close(Conn *c)
 	free(c);
 }
 
-static void conn_unlink(SqliteDb *db, Conn *c)
+static void conn_close_tc(DbThreadConn *tc)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		db->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
-}
-
-/* A thread exits: its connection goes with it. */
-static void conn_destructor(void *p)
-{
-	Conn *c = p;
-	SqliteDb *db = c->db;
-
-	pthread_mutex_lock(&db->lock);
-	conn_unlink(db, c);
-	pthread_mutex_unlock(&db->lock);
-	conn_close(c);
+	conn_close((Conn *)tc); /* tc is its first member */
 }
 
 static int conn_open(SqliteDb *db, int flags, Conn **ret, ErrBuf *err)
@@ -227,7 +203,6 @@ static int conn_open(SqliteDb *db, int flags, Conn **ret, ErrBuf *err)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
-	c->db = db;
 	rc = sqlite3_open_v2(db->path, &c->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		if (!c->h) {
@@ -260,7 +235,7 @@ fail:
 static int conn_get(Db *base, Conn **ret, ErrBuf *err)
 {
 	SqliteDb *db = (SqliteDb *)base; /* base is its first member */
-	Conn *c = pthread_getspecific(db->key);
+	Conn *c = (Conn *)dbtc_get(&db->conns);
 	int r;
 
 	if (c) {
@@ -270,17 +245,11 @@ static int conn_get(Db *base, Conn **ret, ErrBuf *err)
 	r = conn_open(db, SQLITE_OPEN_READWRITE, &c, err);
 	if (r < 0)
 		return r;
-	r = pthread_setspecific(db->key, c);
-	if (r != 0) {
+	r = dbtc_add(&db->conns, &c->tc, err);
+	if (r < 0) {
 		conn_close(c);
-		return errbuf_set(err, -r, "db: keeping the thread's connection: %s", strerror(r));
+		return r;
 	}
-	pthread_mutex_lock(&db->lock);
-	c->next = db->conns;
-	if (db->conns)
-		db->conns->prev = c;
-	db->conns = c;
-	pthread_mutex_unlock(&db->lock);
 	*ret = c;
 	return 0;
 }
@@ -522,18 +491,11 @@ static int dbs_open(const char *path, Db **ret, ErrBuf *err)
 		free(db);
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
 	}
-	r = pthread_mutex_init(&db->lock, NULL);
-	if (r != 0) {
+	r = dbtc_init(&db->conns, conn_close_tc, err);
+	if (r < 0) {
 		free(db->path);
 		free(db);
-		return errbuf_set(err, -r, "db: %s", strerror(r));
-	}
-	r = pthread_key_create(&db->key, conn_destructor);
-	if (r != 0) {
-		pthread_mutex_destroy(&db->lock);
-		free(db->path);
-		free(db);
-		return errbuf_set(err, -r, "db: creating the thread key: %s", strerror(r));
+		return r;
 	}
 
 	db->base.ops = &sqlite_ops;
@@ -569,23 +531,10 @@ fail:
 static void dbs_close(Db *base)
 {
 	SqliteDb *db = (SqliteDb *)base;
-	Conn *c;
 
 	if (!db)
 		return;
-	/* After this no destructor runs for the key; the registry has them all. */
-	pthread_key_delete(db->key);
-	pthread_mutex_lock(&db->lock);
-	c = db->conns;
-	db->conns = NULL;
-	pthread_mutex_unlock(&db->lock);
-	while (c) {
-		Conn *next = c->next;
-
-		conn_close(c);
-		c = next;
-	}
-	pthread_mutex_destroy(&db->lock);
+	dbtc_done(&db->conns);
 	free(db->path);
 	free(db);
 }
