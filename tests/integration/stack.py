@@ -49,6 +49,11 @@ AZ_VERSION = "2026-01-01"  # what @azure/arm-network 39 sends
 _counter = 0
 
 
+# The run's PostgreSQL server (pgserver.PgServer), set by conftest.py when the
+# suite runs with --db postgres; None: every stack uses SQLite.
+PG_SERVER = None
+
+
 def build_dir():
     return os.environ.get("PCAPD_BUILD", os.path.join(ROOT, "build"))
 
@@ -376,7 +381,10 @@ class Stack:
         self.dir = workdir or tempfile.mkdtemp(prefix="pcapd-e2e-")
         self.ctl_data = os.path.join(self.dir, "ctl")
         # The controller and `pcapd token create` name the database with
-        # --db (default: the SQLite file the controller's --data implies).
+        # --db: a database of its own on the run's PostgreSQL server (pytest
+        # --db postgres), else the SQLite file the controller's --data implies.
+        if db_url is None and PG_SERVER is not None:
+            db_url = PG_SERVER.create_database()
         self.db_url = db_url or "sqlite:" + os.path.join(self.ctl_data, "pcapd.db")
         self.bucket_root = os.path.join(self.dir, "buckets")
         os.makedirs(self.bucket_root, exist_ok=True)
