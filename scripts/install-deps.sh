@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 PKGS="build-essential pkg-config meson ninja-build libpcap-dev libcmocka-dev
       libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libgnutls28-dev
-      libsqlite3-dev libcap-dev
+      libsqlite3-dev libpq-dev postgresql libcap-dev
       tcpdump tshark wireshark-common netsniff-ng iproute2 iputils-ping procps
       python3-pytest python3-scapy clang clang-format libclang-rt-14-dev time
       openssl wrk stress-ng rclone chromium help2man python3-prometheus-client

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Runs the whole suite against one build directory: the unit tests and fuzz
-# corpus replays (meson test; cmocka speaks TAP, so each test case counts), then
-# the integration tests (pytest, real binaries, real namespaces and traffic),
+# corpus replays (meson test; cmocka speaks TAP, so each test case counts; the
+# db tests once per backend), then the integration tests (pytest, real
+# binaries, real namespaces and traffic; test_api.py a second time with the
+# controllers on PostgreSQL),
 # then the SDK tests (node's test runner, TAP, against a stack.py deployment),
 # then the browser tests of the web dashboard (Debian's chromium driven by
 # playwright-core, node's test runner, against another stack.py deployment).
@@ -30,14 +32,20 @@ passed=$((passed + ok))
 failed=$((failed + nok))
 echo "unit: $ok passed, $nok failed"
 
-# --- integration tests
-if [ "$(id -u)" -ne 0 ]; then
-	echo "integration: needs root (network namespaces); counted as failed"
-	failed=$((failed + 1))
-else
-	PCAPD_BUILD="$root/$build" pytest-3 -q -p no:cacheprovider tests/integration 2>&1 | tee "$build/integration.out"
+# One pytest leg: pytest_leg NAME OUT ARGS... runs pytest-3 ARGS, keeps its
+# output in OUT and adds its counts (a leg that fails without counting, e.g.
+# a collection error, counts as one failure).
+pytest_leg() {
+	local name=$1 out=$2 start=$SECONDS prc summary p f
+	shift 2
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$name: needs root (network namespaces); counted as failed"
+		failed=$((failed + 1))
+		return
+	fi
+	PCAPD_BUILD="$root/$build" pytest-3 -q -p no:cacheprovider "$@" 2>&1 | tee "$out"
 	prc=${PIPESTATUS[0]}
-	summary=$(tail -n 1 "$build/integration.out")
+	summary=$(tail -n 1 "$out")
 	p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || true)
 	f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$summary" | awk '{n += $1} END {print n + 0}')
 	p=${p:-0}
@@ -47,8 +55,17 @@ else
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
-	echo "integration: $p passed, $f failed"
-fi
+	echo "$name: $p passed, $f failed in $((SECONDS - start)) s"
+}
+
+# --- integration tests
+pytest_leg integration "$build/integration.out" tests/integration
+
+# --- the API suite again with the controllers on PostgreSQL: one real
+# PostgreSQL 15 for the run (tests/integration/pgserver.py, Unix socket only),
+# a database per stack. The db unit tests ran on both backends above; the
+# rest of the integration suite runs on SQLite only, to keep the time small.
+pytest_leg integration-postgresql "$build/integration-pg.out" --db postgres tests/integration/test_api.py
 
 # --- SDK tests: the official cloudflare npm SDK (tests/sdk, installed by
 # install-deps.sh) against a real controller and agents that stack.py starts;

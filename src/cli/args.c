@@ -82,6 +82,26 @@ int cli_make_data_dir(const char *dir)
 	return 0;
 }
 
+int cli_db_open(const char *db_url, const char *data, Db **ret, ErrBuf *err)
+{
+	char path[4096];
+	int r;
+
+	if (db_url) {
+		char msg[sizeof(err->msg)];
+
+		r = db_open(db_url, ret, err);
+		if (r < 0) {
+			memcpy(msg, err->msg, sizeof(msg)); /* errbuf_set writes err->msg */
+			errbuf_set(err, r, "--db: %s", msg);
+		}
+		return r;
+	}
+	if (cli_path_join(path, sizeof(path), data, "pcapd.db") < 0)
+		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
+	return db_open(path, ret, err);
+}
+
 int cli_path_join(char *out, size_t cap, const char *dir, const char *name)
 {
 	int n = snprintf(out, cap, "%s/%s", dir, name);

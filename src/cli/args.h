@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/db.h"
+
 /* Set by SIGINT/SIGTERM once cli_catch_stop_signals ran (the one shutdown
  * flag of a subcommand). */
 extern volatile sig_atomic_t cli_stop_requested;
@@ -39,6 +41,16 @@ int cli_parse_num(const char *flag, const char *value, uint64_t lo, uint64_t hi,
 
 /* Creates --data DIR (mode 0700) unless it exists. */
 int cli_make_data_dir(const char *dir);
+
+/* The database of a subcommand that touches state: --db URL (db_url) when
+ * given, else the SQLite file DATA/pcapd.db. On failure err says which flag
+ * is at fault ("--db: ...", "--data: ...") and -errno is returned. */
+int cli_db_open(const char *db_url, const char *data, Db **ret, ErrBuf *err);
+
+/* --db's help line, shared by the subcommands that take it. */
+#define CLI_DB_HELP                                                                                                    \
+	"  --db URL              the database: sqlite:PATH (default sqlite:DATA/pcapd.db), or PostgreSQL\n"            \
+	"                        as a libpq URI: postgres://USER@HOST/DBNAME, postgres:///DBNAME?host=SOCKDIR\n"
 
 /* "dir/name" into out: 0, or -ENAMETOOLONG when it does not fit. */
 int cli_path_join(char *out, size_t cap, const char *dir, const char *name);

@@ -2,7 +2,7 @@
 /*
  * pcapd agents revoke: forgets an agent's key (its requests are refused from
  * now on, 401) so that its name may be enrolled again. Works while the
- * controller runs (SQLite WAL); an account can do the same for the agents it
+ * controller runs (the database serialises the write); an account can do the same for the agents it
  * enrolled with DELETE /client/v4/accounts/{account}/pcaps/agents/{name}.
  */
 #include <errno.h>
@@ -18,23 +18,25 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pcapd agents revoke --data DIR NAME\n"
+	fprintf(f, "usage: pcapd agents revoke --data DIR|--db URL NAME\n"
 		   "\n"
 		   "Revokes agent NAME's key: the controller refuses the agent from now on, and the\n"
 		   "name may be enrolled again (pcapd agent --enroll-token, after removing the\n"
 		   "agent's DATA/agent.key). A running controller forgets the agent within its\n"
-		   "agent time-out.\n");
+		   "agent time-out.\n"
+		   "\n"
+		   "  --data DIR            the controller's --data (its database DIR/pcapd.db)\n" CLI_DB_HELP);
 }
 
 static int agents_revoke(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
+		{"db", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *data = NULL, *name;
-	char path[4096];
+	const char *data = NULL, *db_url = NULL, *name;
 	ErrBuf err = {{0}};
 	Db *db = NULL;
 	int opt, r;
@@ -45,6 +47,9 @@ static int agents_revoke(int argc, char **argv)
 		case 'd':
 			data = optarg;
 			break;
+		case 'D':
+			db_url = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -53,8 +58,8 @@ static int agents_revoke(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!data || optind != argc - 1) {
-		log_error("agents revoke: --data DIR and one NAME are required");
+	if ((!data && !db_url) || optind != argc - 1) {
+		log_error("agents revoke: --data DIR (or --db URL) and one NAME are required");
 		usage(stderr);
 		return 2;
 	}
@@ -63,11 +68,7 @@ static int agents_revoke(int argc, char **argv)
 		log_error("NAME: '%s' is not 1..%u characters of [A-Za-z0-9._-]", name, AGENT_NAME_MAX);
 		return 2;
 	}
-	if (cli_path_join(path, sizeof(path), data, "pcapd.db") < 0) {
-		log_error("--data: path too long");
-		return 2;
-	}
-	r = db_open(path, &db, &err);
+	r = cli_db_open(db_url, data, &db, &err);
 	if (r == 0)
 		r = db_agent_key_delete(db, name, &err);
 	db_close(db);

@@ -36,6 +36,7 @@
 
 typedef struct ControllerArgs {
 	const char *data;
+	const char *db; /* --db URL; NULL: DATA/pcapd.db */
 	const char *http, *https, *metrics;
 	const char *cert, *key;
 	const char *bucket_root;
@@ -51,7 +52,7 @@ typedef struct ControllerArgs {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pcapd controller [--data DIR] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
+		"usage: pcapd controller [--data DIR] [--db URL] [--http ADDR:PORT|off] [--https ADDR:PORT]\n"
 		"                        [--tls-cert FILE --tls-key FILE] [--bucket-root DIR] [--threads N]\n"
 		"                        [--grace S] [--agent-timeout S] [--sample-interval S] [--max-active-full N]\n"
 		"                        [--azure-storage ACCOUNT=KEY[@BLOB_ENDPOINT]]...\n"
@@ -60,7 +61,7 @@ static void usage(FILE *f)
 		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
 		"                        [--log-level error|warning|info|debug] [--metrics ADDR:PORT]\n"
 		"\n"
-		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n"
+		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n" CLI_DB_HELP
 		"  --http ADDR:PORT      plain HTTP listener (default 127.0.0.1:8080; 'off' for none)\n"
 		"  --https ADDR:PORT     HTTPS listener (needs --tls-cert and --tls-key)\n"
 		"  --metrics ADDR:PORT   plain HTTP listener for GET /metrics (Prometheus text) without\n"
@@ -101,6 +102,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 {
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
+		{"db", required_argument, NULL, 'D'},
 		{"http", required_argument, NULL, 'H'},
 		{"https", required_argument, NULL, 'S'},
 		{"metrics", required_argument, NULL, 'M'},
@@ -146,6 +148,9 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		switch (opt) {
 		case 'd':
 			a->data = optarg;
+			break;
+		case 'D':
+			a->db = optarg;
 			break;
 		case 'H':
 			a->http = strcmp(optarg, "off") == 0 ? NULL : optarg;
@@ -296,7 +301,7 @@ int cmd_controller(int argc, char **argv)
 	Api *api = NULL;
 	HttpServer *http = NULL, *mhttp = NULL;
 	char *cert = NULL, *key = NULL;
-	char dbpath[4096], root[4096], u1[128] = "", u2[128] = "", u3[128] = "";
+	char root[4096], u1[128] = "", u2[128] = "", u3[128] = "";
 	ErrBuf err = {{0}};
 	sigset_t set;
 	int r, sig, status = 1;
@@ -318,8 +323,7 @@ int cmd_controller(int argc, char **argv)
 
 	if (cli_make_data_dir(a.data) != 0)
 		goto out;
-	if (cli_path_join(dbpath, sizeof(dbpath), a.data, "pcapd.db") < 0 ||
-	    cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
+	if (cli_path_join(root, sizeof(root), a.data, "buckets") < 0) {
 		log_error("--data: path too long");
 		status = 2;
 		goto out;
@@ -335,7 +339,7 @@ int cmd_controller(int argc, char **argv)
 		log_error("%s", err.msg);
 		goto out;
 	}
-	r = db_open(dbpath, &db, &err);
+	r = cli_db_open(a.db, a.data, &db, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		goto out;

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pcapd token create: a new credential, printed once, stored only as its hash.
- * Works while the controller runs (SQLite WAL; the database serialises the
- * write).
+ * Works while the controller runs (the database serialises the write).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,8 +23,10 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pcapd token create --data DIR --account ACCOUNT_ID --scope read|write [--email EMAIL]\n"
-		   "       pcapd token create --data DIR --scope enroll [--account ACCOUNT_ID] [--name-pattern GLOB]\n"
+	fprintf(f, "usage: pcapd token create --data DIR|--db URL --account ACCOUNT_ID --scope read|write\n"
+		   "                          [--email EMAIL]\n"
+		   "       pcapd token create --data DIR|--db URL --scope enroll [--account ACCOUNT_ID]\n"
+		   "                          [--name-pattern GLOB]\n"
 		   "                          [--colo COLO] [--expires DURATION|RFC3339]\n"
 		   "\n"
 		   "Prints a new secret and nothing else. ACCOUNT_ID is 32 hex digits, or the same digits\n"
@@ -38,7 +39,9 @@ static void usage(FILE *f)
 		   "once per agent name. With --account its agents serve that account only; without,\n"
 		   "it is an operator's token and its agents serve every account. --name-pattern limits\n"
 		   "the names it enrols (fnmatch glob, e.g. 'rt*'), --colo the colo, --expires its life\n"
-		   "(e.g. 3600, 30m, 24h, 7d, or a time like 2027-01-01T00:00:00Z).\n");
+		   "(e.g. 3600, 30m, 24h, 7d, or a time like 2027-01-01T00:00:00Z).\n"
+		   "\n"
+		   "  --data DIR            the controller's --data (its database DIR/pcapd.db)\n" CLI_DB_HELP);
 }
 
 /* --expires: a duration from now (N, Ns, Nm, Nh, Nd) or an RFC 3339 time. */
@@ -85,20 +88,16 @@ static bool email_valid(const char *s)
 static int create(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"data", required_argument, NULL, 'd'},
-		{"account", required_argument, NULL, 'a'},
-		{"scope", required_argument, NULL, 's'},
-		{"email", required_argument, NULL, 'e'},
-		{"name-pattern", required_argument, NULL, 'p'},
-		{"colo", required_argument, NULL, 'c'},
-		{"expires", required_argument, NULL, 'x'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"data", required_argument, NULL, 'd'},    {"db", required_argument, NULL, 'D'},
+		{"account", required_argument, NULL, 'a'}, {"scope", required_argument, NULL, 's'},
+		{"email", required_argument, NULL, 'e'},   {"name-pattern", required_argument, NULL, 'p'},
+		{"colo", required_argument, NULL, 'c'},    {"expires", required_argument, NULL, 'x'},
+		{"help", no_argument, NULL, 'h'},          {0},
 	};
-	const char *data = NULL, *scope_s = NULL, *email = NULL, *pattern = NULL, *colo = NULL;
+	const char *data = NULL, *db_url = NULL, *scope_s = NULL, *email = NULL, *pattern = NULL, *colo = NULL;
 	EnrollToken et = {0};
 	bool enroll = false;
-	char account[JOB_ID_LEN + 1] = "", path[4096], secret[64];
+	char account[JOB_ID_LEN + 1] = "", secret[64];
 	TokenScope scope;
 	uint8_t hash[32];
 	ErrBuf err = {{0}};
@@ -110,6 +109,9 @@ static int create(int argc, char **argv)
 		switch (opt) {
 		case 'd':
 			data = optarg;
+			break;
+		case 'D':
+			db_url = optarg;
 			break;
 		case 'a':
 			/* An Azure subscription id names the same account. */
@@ -153,8 +155,9 @@ static int create(int argc, char **argv)
 	if (cli_no_operands("token create", argc, argv) != 0)
 		return 2;
 	enroll = scope_s && strcmp(scope_s, "enroll") == 0;
-	if (!data || (!account[0] && !enroll) || !scope_s) {
-		log_error("token create: --data, --scope and (but for --scope enroll) --account are required");
+	if ((!data && !db_url) || (!account[0] && !enroll) || !scope_s) {
+		log_error("token create: --data (or --db), --scope and (but for --scope enroll) --account are "
+			  "required");
 		usage(stderr);
 		return 2;
 	}
@@ -187,13 +190,9 @@ static int create(int argc, char **argv)
 		log_error("--email: '%s' is not an email address", email);
 		return 2;
 	}
-	if (cli_make_data_dir(data) != 0)
+	if (!db_url && cli_make_data_dir(data) != 0)
 		return 1;
-	if (cli_path_join(path, sizeof(path), data, "pcapd.db") < 0) {
-		log_error("--data: path too long");
-		return 2;
-	}
-	r = db_open(path, &db, &err);
+	r = cli_db_open(db_url, data, &db, &err);
 	if (r < 0)
 		goto fail;
 	if (account[0])

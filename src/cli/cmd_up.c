@@ -3,6 +3,10 @@
  * pcapd up: a controller and one local agent with embedded defaults, for a
  * first look and for `make run`.
  *
+ * State lives in DATA/pcapd.db, or in the database --db names (passed on to
+ * the controller). Every start makes sure the account and the token of
+ * DATA/credentials.json are in that database (a new --db starts empty).
+ *
  * First start (no DATA/credentials.json): an account and a write token are
  * created and kept in DATA/credentials.json (mode 0600; the database holds
  * only their hashes), and a self-signed certificate is made for HTTPS. Every
@@ -75,6 +79,7 @@ typedef struct Child {
 
 typedef struct UpArgs {
 	const char *data, *http, *https, *name, *colo, *ifaces;
+	const char *db;                  /* --db URL; NULL = DATA/pcapd.db */
 	const char *metrics;             /* passed to the controller's --metrics; NULL = none */
 	const char *sample_rate;         /* passed to the agent as it is; NULL = the agent's default */
 	const char *local_root;          /* the agent's --local-root; NULL = DATA/captures */
@@ -90,7 +95,7 @@ typedef struct Creds {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: pcapd up [--data DIR] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
+		"usage: pcapd up [--data DIR] [--db URL] [--http ADDR:PORT] [--https ADDR:PORT|off] [--agent-name N]\n"
 		"                [--colo C] [-i IFACES] [--sample-rate N] [--local-root DIR] [--metrics ADDR:PORT]\n"
 		"                [--azure-storage ACCOUNT=KEY[@URL]]...\n"
 		"\n"
@@ -102,7 +107,9 @@ static void usage(FILE *f)
 		"--sample-rate N is the agent's: it records 1 in N packets for sample captures\n"
 		"(default %u; 0 = no recorder).\n"
 		"--metrics ADDR:PORT is the controller's: GET /metrics there without a token.\n"
-		"--azure-storage is the controller's (see pcapd controller --help).\n",
+		"--azure-storage is the controller's (see pcapd controller --help).\n"
+		"--db URL is the controller's database: sqlite:PATH (default DATA/pcapd.db) or a\n"
+		"PostgreSQL libpq URI (postgres://USER@HOST/DBNAME).\n",
 		AGENT_DEFAULT_SAMPLE_RATE);
 }
 
@@ -110,6 +117,7 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 {
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
+		{"db", required_argument, NULL, 'D'},
 		{"http", required_argument, NULL, 'H'},
 		{"https", required_argument, NULL, 'S'},
 		{"agent-name", required_argument, NULL, 'n'},
@@ -139,6 +147,9 @@ static int parse_args(int argc, char **argv, UpArgs *a)
 		switch (opt) {
 		case 'd':
 			a->data = optarg;
+			break;
+		case 'D':
+			a->db = optarg;
 			break;
 		case 'H':
 			a->http = optarg;
@@ -212,31 +223,35 @@ static int load_creds(const char *path, Creds *c)
 	return r;
 }
 
-/* Creates the account and the write token, then publishes credentials.json. */
-static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err)
+/* Makes sure the account and the write token of c are in db (idempotent: a
+ * --db that has never seen credentials.json gets them). */
+static int store_creds(Db *db, const Creds *c, ErrBuf *err)
 {
-	char dbpath[4096], *text;
 	uint8_t hash[32];
-	json_t *o = NULL;
-	Db *db = NULL;
 	int r;
 
-	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0)
-		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
+	r = db_account_ensure(db, c->account, err);
+	if (r < 0)
+		return r;
+	auth_hash(c->token, strlen(c->token), hash);
+	r = db_credential_add(db, hash, NULL, c->account, SCOPE_WRITE, err);
+	return r == -EEXIST ? 0 : r;
+}
+
+/* Draws the account and the write token, stores them, then publishes
+ * credentials.json. */
+static int first_start(Db *db, const char *path, Creds *c, ErrBuf *err)
+{
+	char *text;
+	json_t *o = NULL;
+	int r;
+
 	r = job_new_id(c->account);
 	if (r >= 0)
 		r = auth_new_secret(c->token);
 	if (r < 0)
 		return errbuf_set(err, r, "cannot draw random credentials: %s", strerror(-r));
-	r = db_open(dbpath, &db, err);
-	if (r < 0)
-		return r;
-	r = db_account_ensure(db, c->account, err);
-	if (r >= 0) {
-		auth_hash(c->token, strlen(c->token), hash);
-		r = db_credential_add(db, hash, NULL, c->account, SCOPE_WRITE, err);
-	}
-	db_close(db);
+	r = store_creds(db, c, err);
 	if (r < 0)
 		return r;
 	o = json_pack("{s:s, s:s}", "account", c->account, "token", c->token);
@@ -257,31 +272,24 @@ static int first_start(const char *data, const char *path, Creds *c, ErrBuf *err
 
 /* Enrols the local agent name as an operator's agent: a new key replaces
  * any former one of that name (in the database and in agentdir). */
-static int enrol_local_agent(const char *data, const char *agentdir, const char *name, ErrBuf *err)
+static int enrol_local_agent(Db *db, const char *agentdir, const char *name, ErrBuf *err)
 {
-	char dbpath[4096], secret[64];
+	char secret[64];
 	AgentKey k = {0};
 	uint8_t hash[32];
-	Db *db = NULL;
 	int r;
 
-	if (cli_path_join(dbpath, sizeof(dbpath), data, "pcapd.db") < 0)
-		return errbuf_set(err, -ENAMETOOLONG, "--data: path too long");
 	r = auth_new_secret(secret);
 	if (r < 0)
 		return errbuf_set(err, r, "cannot draw a random key: %s", strerror(-r));
 	auth_hash(secret, strlen(secret), hash);
 	snprintf(k.name, sizeof(k.name), "%s", name);
 	k.enrolled_ns = (int64_t)now_realtime_ns();
-	r = db_open(dbpath, &db, err);
-	if (r == 0) {
-		r = db_agent_key_delete(db, name, err);
-		if (r == -ENOENT)
-			r = 0;
-	}
+	r = db_agent_key_delete(db, name, err);
+	if (r == -ENOENT)
+		r = 0;
 	if (r == 0)
 		r = db_agent_key_add(db, hash, &k, 0, err);
-	db_close(db);
 	if (r == 0)
 		r = agentkey_save(agentdir, name, secret, err);
 	explicit_bzero(secret, sizeof(secret));
@@ -516,11 +524,12 @@ int cmd_up(int argc, char **argv)
 	char credpath[4096], tlsdir[4096], cert[4200], key[4200], agentdir[4096], root[4096], url[300];
 	char captures[4096];
 	char local[264];
-	char *cargv[16 + 2 * UP_MAX_AZURE], *aargv[24];
+	char *cargv[18 + 2 * UP_MAX_AZURE], *aargv[24];
 	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 	Child ctl = {.what = "controller", .argv = cargv, .envp = environ, .pid = -1};
 	Child agent = {.what = "agent", .argv = aargv, .envp = envp, .pid = -1};
 	ErrBuf err = {{0}};
+	Db *db = NULL;
 	sigset_t set, old;
 	bool first = false;
 	size_t n;
@@ -544,18 +553,28 @@ int cmd_up(int argc, char **argv)
 	}
 	snprintf(cert, sizeof(cert), "%s/cert.pem", tlsdir);
 	snprintf(key, sizeof(key), "%s/key.pem", tlsdir);
-	r = load_creds(credpath, &c);
-	if (r == -ENOENT) {
-		r = first_start(a.data, credpath, &c, &err);
-		first = true;
-	} else if (r < 0) {
-		errbuf_set(&err, r, "%s is damaged; move it away to start afresh", credpath);
-	}
+	r = cli_db_open(a.db, a.data, &db, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		return 1;
 	}
-	if (enrol_local_agent(a.data, agentdir, a.name, &err) < 0) {
+	r = load_creds(credpath, &c);
+	if (r == -ENOENT) {
+		r = first_start(db, credpath, &c, &err);
+		first = true;
+	} else if (r < 0) {
+		errbuf_set(&err, r, "%s is damaged; move it away to start afresh", credpath);
+	} else {
+		r = store_creds(db, &c, &err);
+	}
+	if (r < 0) {
+		log_error("%s", err.msg);
+		db_close(db);
+		return 1;
+	}
+	r = enrol_local_agent(db, agentdir, a.name, &err);
+	db_close(db);
+	if (r < 0) {
 		log_error("local agent: %s", err.msg);
 		return 1;
 	}
@@ -580,6 +599,10 @@ int cmd_up(int argc, char **argv)
 	cargv[n++] = "controller";
 	cargv[n++] = "--data";
 	cargv[n++] = (char *)a.data;
+	if (a.db) {
+		cargv[n++] = "--db";
+		cargv[n++] = (char *)a.db;
+	}
 	cargv[n++] = "--http";
 	cargv[n++] = (char *)a.http;
 	if (a.https) {

@@ -3,8 +3,15 @@
 
 /*
  * The controller's state: accounts, credentials, jobs and their parts, buckets
- * and agents. One interface; SQLite (db_sqlite.c) is the backend today, and a
- * PostgreSQL backend is another file behind the same functions.
+ * and agents. One interface, several backends behind an operations table
+ * (db_backend.h); db_open chooses one by the database URL:
+ *   sqlite:PATH   SQLite file PATH (the default, embedded)
+ *   PATH          the same, for a string that does not start with "scheme:"
+ *   postgres://USER@HOST/DBNAME?...  (or postgresql://) PostgreSQL through
+ *                 libpq (db_pg.c), the URI as libpq takes it, e.g.
+ *                 postgres:///pcapd?host=/run/postgresql for a Unix socket
+ * Every backend keeps the same schema, numbered migrations and error
+ * contract; tests/unit/db runs the same tests against each.
  *
  * SQLite: one database file, WAL mode, synchronous=FULL (a committed change
  * survives SIGKILL and power loss), foreign keys on, busy timeout 5 s (the
@@ -15,7 +22,10 @@
  *
  * Threads: every function may be called from any thread. Each thread gets its
  * own connection with its prepared statements (created on first use), so reads
- * run in parallel; writes serialise in SQLite.
+ * run in parallel; writes serialise in SQLite. Nothing correct depends on one
+ * process: limits are checked and applied in one statement or one locking
+ * transaction, so several processes (controllers, `pcapd token create`) may
+ * write at once.
  *
  * Error contract: 0 on success, -ENOENT when a looked-up row does not exist,
  * -EEXIST on a duplicate key, -EBUSY when a *_limited insert hits its limit,
@@ -33,8 +43,9 @@
 
 typedef struct Db Db;
 
-/* Opens (creating if needed) the database at path and migrates it. */
-int db_open(const char *path, Db **ret, ErrBuf *err);
+/* Opens (creating if needed) the database at url (above) and migrates it.
+ * -EINVAL for an empty url or an unknown scheme. */
+int db_open(const char *url, Db **ret, ErrBuf *err);
 void db_close(Db *db); /* NULL is fine; closes every thread's connection */
 
 /* ---- accounts and credentials ---- */

@@ -6,12 +6,9 @@
  *
  * Connections. SQLite connections are not shared between threads here: each
  * thread that calls into a Db gets its own connection (opened on first use,
- * SQLITE_OPEN_NOMUTEX since only that thread touches it) and keeps it in a
- * pthread key, so readers run in parallel under WAL and no lock of ours is
- * taken on the request path. Every connection is also on the Db's registry:
- * a thread that exits closes its own (the key's destructor), and db_close
- * closes what is left. db_close must therefore be called once no other thread
- * uses the Db or is exiting (the daemons join their workers first).
+ * SQLITE_OPEN_NOMUTEX since only that thread touches it; db_threads.h keeps
+ * them), so readers run in parallel under WAL and no lock of ours is taken on
+ * the request path.
  *
  * Statements are prepared on first use per connection and kept
  * (SQLITE_PREPARE_PERSISTENT); a call binds, steps and resets. The two lookups
@@ -27,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,22 +31,15 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_backend.h"
+#include "db/db_rows.h"
 #include "db/db_sqlite_int.h"
+#include "db/db_threads.h"
 #include "db/migrations.h"
-#include "model/filterjson.h"
-#include "model/filtermodel.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
-#define JOB_COLS                                                                                                       \
-	"id, account, type, status, filter_json, time_limit, packet_limit, byte_limit, colo_name, outputs, "           \
-	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
-	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit, started_ns, "           \
-	"name_group, name_watcher, name, request, echo_json"
-#define PART_COLS                                                                                                      \
-	"job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, failure, attempt"
-#define BUCKET_COLS "id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns, match_key"
-#define AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
+typedef struct SqliteDb SqliteDb;
 
 /* Statuses 4 and 5 (success, failed) and part states 4..7 are terminal;
  * migrations.c asserts the values. */
@@ -65,15 +54,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* IS: a bearer token (email NULL) never matches a legacy key's row. */
 	[ST_CRED_FIND] = "SELECT account, scope FROM credentials WHERE hash = ?1 AND email IS ?2",
 	[ST_JOB_INSERT] =
-		"INSERT INTO jobs (" JOB_COLS ") VALUES "
+		"INSERT INTO jobs (" DB_JOB_COLS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
 		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
-	[ST_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
-	[ST_JOB_GET_ANY] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
+	[ST_JOB_GET] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
+	[ST_JOB_GET_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1",
+	[ST_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT ?2 OFFSET ?3",
 	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
-	[ST_JOB_LIST_ACTIVE] = "SELECT " JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
+	[ST_JOB_LIST_ACTIVE] = "SELECT " DB_JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
 			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10, started_ns = ?11 "
 			  "WHERE id = ?1 AND account = ?2",
@@ -85,9 +74,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_LAST_SIMPLE] = "SELECT submitted_ns FROM jobs WHERE account = ?1 AND type = 0 "
 			       "ORDER BY submitted_ns DESC LIMIT 1",
 	/* Named captures: the NOCASE comparisons use the index jobs_by_name. */
-	[ST_JOB_FIND_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+	[ST_JOB_FIND_NAMED] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
 			      "AND name_watcher = ?3 COLLATE NOCASE AND name = ?4 COLLATE NOCASE AND name IS NOT NULL",
-	[ST_JOB_LIST_NAMED] = "SELECT " JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
+	[ST_JOB_LIST_NAMED] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 AND name_group = ?2 COLLATE NOCASE "
 			      "AND name_watcher = ?3 COLLATE NOCASE AND name IS NOT NULL "
 			      "AND (submitted_ns < ?4 OR (submitted_ns = ?4 AND id < ?5)) "
 			      "ORDER BY submitted_ns DESC, id DESC LIMIT ?6",
@@ -98,23 +87,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_JOB_COUNT_STATUS_ACCOUNT] = "SELECT account, status, count(*) FROM jobs WHERE account = ?1 "
 					"GROUP BY account, status ORDER BY account, status",
 	[ST_PART_INSERT] =
-		"INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		"INSERT INTO parts (" DB_PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[ST_PART_UPSERT] =
-		"INSERT INTO parts (" PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+		"INSERT INTO parts (" DB_PART_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
 		"ON CONFLICT (job_id, agent) DO UPDATE SET state = excluded.state, "
 		"packets = excluded.packets, bytes = excluded.bytes, drops = excluded.drops, "
 		"stop_reason = excluded.stop_reason, object = excluded.object, error = excluded.error, "
 		"updated_ns = excluded.updated_ns, failure = excluded.failure, attempt = excluded.attempt",
-	[ST_PART_LIST] = "SELECT " PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
-	[ST_PART_LIST_AGENT] = "SELECT " PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6, 7) "
+	[ST_PART_LIST] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
+	[ST_PART_LIST_AGENT] = "SELECT " DB_PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6, 7) "
 			       "ORDER BY job_id",
 	/* One statement, so the count and the insert cannot interleave with
 	 * another connection's: nothing is inserted at ?10 buckets (0 = no limit). */
-	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" DB_BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
 			     "WHERE ?10 = 0 OR (SELECT COUNT(*) FROM buckets WHERE account = ?2) < ?10",
-	[ST_BUCKET_GET] = "SELECT " BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
-	[ST_BUCKET_FIND] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 AND match_key = ?2",
-	[ST_BUCKET_LIST] = "SELECT " BUCKET_COLS " FROM buckets WHERE account = ?1 "
+	[ST_BUCKET_GET] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE id = ?2 AND account = ?1",
+	[ST_BUCKET_FIND] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE account = ?1 AND match_key = ?2",
+	[ST_BUCKET_LIST] = "SELECT " DB_BUCKET_COLS " FROM buckets WHERE account = ?1 "
 			   "ORDER BY submitted_ns DESC, id DESC",
 	[ST_BUCKET_UPDATE] = "UPDATE buckets SET status = ?3, validated_ns = ?4 WHERE account = ?1 AND id = ?2",
 	[ST_BUCKET_DELETE] = "DELETE FROM buckets WHERE account = ?1 AND id = ?2",
@@ -122,35 +111,33 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
 			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
 	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-	[ST_AGENT_UPSERT] = "INSERT INTO agents (" AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	[ST_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
-	[ST_AGENT_LIST] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+	[ST_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
 	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[ST_ENROLL_FIND] = "SELECT account, name_pattern, colo, expires_ns FROM enroll_tokens WHERE hash = ?1",
+	[ST_ENROLL_FIND] = "SELECT " DB_ENROLL_COLS " FROM enroll_tokens WHERE hash = ?1",
 	/* Count and insert in one statement, as for buckets: nothing is
 	 * inserted at ?6 agents of the account (0 = no limit; operator agents,
 	 * account NULL, are not counted). */
 	[ST_KEY_ADD] = "INSERT INTO agent_keys (name, hash, account, colo, enrolled_ns) SELECT ?1, ?2, ?3, ?4, ?5 "
 		       "WHERE ?6 = 0 OR ?3 IS NULL OR (SELECT COUNT(*) FROM agent_keys WHERE account = ?3) < ?6",
-	[ST_KEY_FIND] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE hash = ?1",
-	[ST_KEY_GET] = "SELECT name, account, colo, enrolled_ns FROM agent_keys WHERE name = ?1",
+	[ST_KEY_FIND] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE hash = ?1",
+	[ST_KEY_GET] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE name = ?1",
 	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
 };
 
 struct Conn {
-	Db *db;                       /* owner */
+	DbThreadConn tc;              /* first: on SqliteDb.conns */
 	sqlite3 *h;                   /* used by one thread only */
 	sqlite3_stmt *stmt[ST_COUNT]; /* prepared on first use */
-	Conn *prev, *next;            /* Db.conns, under Db.lock */
 };
 
-struct Db {
+struct SqliteDb {
+	Db base; /* ops: sqlite_ops */
 	char *path;
-	pthread_key_t key;    /* this thread's Conn */
-	pthread_mutex_t lock; /* guards conns */
-	Conn *conns;          /* every open connection */
+	DbThreadConns conns; /* every thread's connection */
 };
 
 /* ---- errors ---- */
@@ -206,30 +193,12 @@ static void conn_close(Conn *c)
 	free(c);
 }
 
-static void conn_unlink(Db *db, Conn *c)
+static void conn_close_tc(DbThreadConn *tc)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		db->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	c->prev = c->next = NULL;
+	conn_close((Conn *)tc); /* tc is its first member */
 }
 
-/* A thread exits: its connection goes with it. */
-static void conn_destructor(void *p)
-{
-	Conn *c = p;
-	Db *db = c->db;
-
-	pthread_mutex_lock(&db->lock);
-	conn_unlink(db, c);
-	pthread_mutex_unlock(&db->lock);
-	conn_close(c);
-}
-
-static int conn_open(Db *db, int flags, Conn **ret, ErrBuf *err)
+static int conn_open(SqliteDb *db, int flags, Conn **ret, ErrBuf *err)
 {
 	Conn *c;
 	int rc, r;
@@ -237,7 +206,6 @@ static int conn_open(Db *db, int flags, Conn **ret, ErrBuf *err)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
-	c->db = db;
 	rc = sqlite3_open_v2(db->path, &c->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		if (!c->h) {
@@ -267,9 +235,10 @@ fail:
 }
 
 /* This thread's connection, opened on first use. */
-static int conn_get(Db *db, Conn **ret, ErrBuf *err)
+static int conn_get(Db *base, Conn **ret, ErrBuf *err)
 {
-	Conn *c = pthread_getspecific(db->key);
+	SqliteDb *db = (SqliteDb *)base; /* base is its first member */
+	Conn *c = (Conn *)dbtc_get(&db->conns);
 	int r;
 
 	if (c) {
@@ -279,17 +248,11 @@ static int conn_get(Db *db, Conn **ret, ErrBuf *err)
 	r = conn_open(db, SQLITE_OPEN_READWRITE, &c, err);
 	if (r < 0)
 		return r;
-	r = pthread_setspecific(db->key, c);
-	if (r != 0) {
+	r = dbtc_add(&db->conns, &c->tc, err);
+	if (r < 0) {
 		conn_close(c);
-		return errbuf_set(err, -r, "db: keeping the thread's connection: %s", strerror(r));
+		return r;
 	}
-	pthread_mutex_lock(&db->lock);
-	c->next = db->conns;
-	if (db->conns)
-		db->conns->prev = c;
-	db->conns = c;
-	pthread_mutex_unlock(&db->lock);
 	*ret = c;
 	return 0;
 }
@@ -405,86 +368,37 @@ static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 	return sqlite3_bind_int64(st, i, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
 }
 
-static uint64_t col_u64(sqlite3_stmt *st, int i)
+/* DbRow over a stepped statement (db_rows.h). */
+static const char *row_text(const DbRow *r, int i, size_t *ret_len, int *ret_r)
 {
-	sqlite3_int64 v = sqlite3_column_int64(st, i);
-
-	return v < 0 ? 0 : (uint64_t)v;
-}
-
-/* Copies a text column into a fixed array; a longer value is a corrupt row. */
-int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap)
-{
+	sqlite3_stmt *st = r->src;
 	const unsigned char *s = sqlite3_column_text(st, i);
-	size_t n = (size_t)sqlite3_column_bytes(st, i);
 
 	if (!s) {
 		if (sqlite3_column_type(st, i) != SQLITE_NULL)
-			return -ENOMEM;
-		n = 0;
+			*ret_r = -ENOMEM;
+		return NULL;
 	}
-	if (n >= cap)
-		return -EIO;
-	if (n)
-		memcpy(out, s, n);
-	out[n] = '\0';
+	*ret_len = (size_t)sqlite3_column_bytes(st, i);
+	return (const char *)s;
+}
+
+static int row_i64(const DbRow *r, int i, int64_t *ret)
+{
+	*ret = sqlite3_column_int64(r->src, i);
 	return 0;
 }
 
-/* A nullable text column as a new string (NULL for SQL NULL). */
-int dbs_col_dup(sqlite3_stmt *st, int i, char **ret)
+static DbRow row_of(sqlite3_stmt *st)
 {
-	const unsigned char *s;
-	size_t n;
-	char *d;
-
-	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-		*ret = NULL;
-		return 0;
-	}
-	s = sqlite3_column_text(st, i);
-	if (!s)
-		return -ENOMEM;
-	n = (size_t)sqlite3_column_bytes(st, i);
-	d = malloc(n + 1);
-	if (!d)
-		return -ENOMEM;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	*ret = d;
-	return 0;
-}
-
-static int row_fail(int r, const char *what, ErrBuf *err)
-{
-	if (r == -ENOMEM)
-		return errbuf_set(err, r, "db: reading %s: out of memory", what);
-	return errbuf_set(err, r, "db: reading %s: a stored value does not fit (corrupt row?)", what);
-}
-
-/* Grows a result array by one zeroed element; *cap doubles. */
-static int grow(void **v, size_t elem, size_t n, size_t *cap)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 8;
-	if (ncap > SIZE_MAX / elem)
-		return -ENOMEM;
-	nv = realloc(*v, ncap * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
+	return (DbRow){.text = row_text, .i64 = row_i64, .src = st};
 }
 
 /* Steps a bound statement to its one row and reads it; -ENOENT naming key
  * when there is none. Leaves the statement ready. */
 int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, void *ret, ErrBuf *err)
 {
+	DbRow row = row_of(st);
 	int r, rc;
 
 	rc = sqlite3_step(st);
@@ -492,8 +406,8 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
 		r = errbuf_set(err, -ENOENT, "db: no %s %s", k->name, key ? key : "(null)");
 	else if (rc != SQLITE_ROW)
 		r = sql_fail(c, k->reading, err);
-	else if ((r = k->read(st, ret)) < 0)
-		r = row_fail(r, k->a_name, err);
+	else if ((r = k->read(&row, ret)) < 0)
+		r = dbr_row_fail(r, k->a_name, err);
 	stmt_done(st);
 	return r;
 }
@@ -502,18 +416,19 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
  * empty). Leaves the statement ready. */
 int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err)
 {
+	DbRow row = row_of(st);
 	void *v = NULL;
 	size_t n = 0, cap = 0;
 	int r, rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow(&v, k->size, n, &cap) < 0) {
+		if (dbr_grow(&v, k->size, n, &cap) < 0) {
 			r = errbuf_set(err, -ENOMEM, "db: out of memory");
 			goto fail;
 		}
-		r = k->read(st, (char *)v + n * k->size);
+		r = k->read(&row, (char *)v + n * k->size);
 		if (r < 0) {
-			r = row_fail(r, k->a_name, err);
+			r = dbr_row_fail(r, k->a_name, err);
 			goto fail;
 		}
 		n++;
@@ -550,9 +465,12 @@ int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void *
 
 /* ---- open and close ---- */
 
-int db_open(const char *path, Db **ret, ErrBuf *err)
+static const DbOps sqlite_ops;
+static void dbs_close(Db *base);
+
+static int dbs_open(const char *path, Db **ret, ErrBuf *err)
 {
-	Db *db;
+	SqliteDb *db;
 	Conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	int fd, r, rc;
@@ -583,21 +501,15 @@ int db_open(const char *path, Db **ret, ErrBuf *err)
 		free(db);
 		return errbuf_set(err, -ENOMEM, "db: out of memory");
 	}
-	r = pthread_mutex_init(&db->lock, NULL);
-	if (r != 0) {
+	r = dbtc_init(&db->conns, conn_close_tc, err);
+	if (r < 0) {
 		free(db->path);
 		free(db);
-		return errbuf_set(err, -r, "db: %s", strerror(r));
-	}
-	r = pthread_key_create(&db->key, conn_destructor);
-	if (r != 0) {
-		pthread_mutex_destroy(&db->lock);
-		free(db->path);
-		free(db);
-		return errbuf_set(err, -r, "db: creating the thread key: %s", strerror(r));
+		return r;
 	}
 
-	r = conn_get(db, &c, err);
+	db->base.ops = &sqlite_ops;
+	r = conn_get(&db->base, &c, err);
 	if (r < 0)
 		goto fail;
 	/* WAL is stored in the file: readers never wait for the writer. */
@@ -617,59 +529,29 @@ int db_open(const char *path, Db **ret, ErrBuf *err)
 	r = db_migrate(c->h, err);
 	if (r < 0)
 		goto fail;
-	*ret = db;
+	*ret = &db->base;
 	return 0;
 
 fail:
 	sqlite3_finalize(st);
-	db_close(db);
+	dbs_close(&db->base);
 	return r;
 }
 
-void db_close(Db *db)
+static void dbs_close(Db *base)
 {
-	Conn *c;
+	SqliteDb *db = (SqliteDb *)base;
 
 	if (!db)
 		return;
-	/* After this no destructor runs for the key; the registry has them all. */
-	pthread_key_delete(db->key);
-	pthread_mutex_lock(&db->lock);
-	c = db->conns;
-	db->conns = NULL;
-	pthread_mutex_unlock(&db->lock);
-	while (c) {
-		Conn *next = c->next;
-
-		conn_close(c);
-		c = next;
-	}
-	pthread_mutex_destroy(&db->lock);
+	dbtc_done(&db->conns);
 	free(db->path);
 	free(db);
 }
 
 /* ---- accounts and credentials ---- */
 
-static const char *const scope_names[] = {[SCOPE_READ] = "read", [SCOPE_WRITE] = "write", [SCOPE_AGENT] = "agent"};
-
-const char *token_scope_to_string(TokenScope s)
-{
-	return (unsigned)s < ARRAY_SIZE(scope_names) && scope_names[s] ? scope_names[s] : "unknown";
-}
-
-int token_scope_from_string(const char *s, TokenScope *ret)
-{
-	for (size_t i = 0; s && i < ARRAY_SIZE(scope_names); i++) {
-		if (scope_names[i] && strcmp(scope_names[i], s) == 0) {
-			*ret = (TokenScope)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-int db_account_ensure(Db *db, const char *account, ErrBuf *err)
+static int dbs_account_ensure(Db *db, const char *account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -685,7 +567,7 @@ int db_account_ensure(Db *db, const char *account, ErrBuf *err)
 	return dbs_stmt_exec(c, st, "storing an account", err);
 }
 
-bool db_account_exists(Db *db, const char *account)
+static bool dbs_account_exists(Db *db, const char *account)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -698,8 +580,8 @@ bool db_account_exists(Db *db, const char *account)
 	return found;
 }
 
-int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
-		      ErrBuf *err)
+static int dbs_credential_add(Db *db, const uint8_t hash[32], const char *email, const char *account, TokenScope scope,
+			      ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -724,10 +606,11 @@ int db_credential_add(Db *db, const uint8_t hash[32], const char *email, const c
 	return r;
 }
 
-int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
-		       TokenScope *ret_scope, ErrBuf *err)
+static int dbs_credential_find(Db *db, const uint8_t hash[32], const char *email, char ret_account[JOB_ID_LEN + 1],
+			       TokenScope *ret_scope, ErrBuf *err)
 {
 	char account[JOB_ID_LEN + 1];
+	DbRow row;
 	Conn *c;
 	sqlite3_stmt *st;
 	int r, rc, scope;
@@ -748,9 +631,10 @@ int db_credential_find(Db *db, const uint8_t hash[32], const char *email, char r
 		r = sql_fail(c, "looking up a credential", err);
 		goto done;
 	}
-	r = dbs_col_fixed(st, 0, account, sizeof(account));
+	row = row_of(st);
+	r = dbr_fixed(&row, 0, account, sizeof(account));
 	if (r < 0) {
-		r = row_fail(r, "a credential", err);
+		r = dbr_row_fail(r, "a credential", err);
 		goto done;
 	}
 	scope = sqlite3_column_int(st, 1);
@@ -786,98 +670,6 @@ static int bind_job(sqlite3_stmt *st, const Job *j, const char *outputs)
 	       dbs_bind_text(st, 30, j->request) || dbs_bind_text(st, 31, j->echo_json);
 }
 
-/* A row written before migration 2 has no filter_model: it is made from
- * filter_json, the only form there was then. */
-static int legacy_filter_model(Job *j)
-{
-	Filter f = {0};
-	ErrBuf err;
-	int r;
-
-	if (j->filter_model || !j->filter_json)
-		return 0;
-	r = filterjson_parse_text(j->filter_json, &f, &err);
-	if (r == 0)
-		r = filtermodel_to_text(&f, &j->filter_model, &err);
-	filter_done(&f);
-	return r == -ENOMEM ? r : 0; /* unreadable: left NULL, an agent then captures everything it is told */
-}
-
-/* Reads a JOB_COLS row into a Job. */
-static int row_job(sqlite3_stmt *st, void *ret)
-{
-	const unsigned char *outputs;
-	Job j = {0};
-	int r, cont;
-
-	r = dbs_col_fixed(st, 0, j.id, sizeof(j.id));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, j.account, sizeof(j.account));
-	if (r == 0)
-		r = dbs_col_dup(st, 4, &j.filter_json);
-	if (r == 0)
-		r = dbs_col_dup(st, 8, &j.colo_name);
-	if (r == 0)
-		r = dbs_col_dup(st, 14, &j.error_message);
-	if (r == 0)
-		r = dbs_col_dup(st, 19, &j.filter_model);
-	if (r == 0)
-		r = dbs_col_dup(st, 26, &j.name.group);
-	if (r == 0)
-		r = dbs_col_dup(st, 27, &j.name.watcher);
-	if (r == 0)
-		r = dbs_col_dup(st, 28, &j.name.name);
-	if (r == 0)
-		r = dbs_col_dup(st, 29, &j.request);
-	if (r == 0)
-		r = dbs_col_dup(st, 30, &j.echo_json);
-	if (r == 0 && (outputs = sqlite3_column_text(st, 9)))
-		r = job_outputs_from_text((const char *)outputs, &j);
-	if (r == 0)
-		r = legacy_filter_model(&j);
-	if (r < 0) {
-		job_done(&j);
-		return r;
-	}
-	j.type = (JobType)sqlite3_column_int(st, 2);
-	j.status = (JobStatus)sqlite3_column_int(st, 3);
-	j.time_limit_s = (uint32_t)sqlite3_column_int64(st, 5);
-	j.packet_limit = (uint32_t)sqlite3_column_int64(st, 6);
-	j.byte_limit = col_u64(st, 7);
-	j.offset_time_ns = sqlite3_column_int64(st, 10);
-	j.submitted_ns = sqlite3_column_int64(st, 11);
-	j.stop_requested_ns = sqlite3_column_int64(st, 12);
-	j.stop_reason = (JobStop)sqlite3_column_int(st, 13);
-	j.packets = col_u64(st, 15);
-	j.bytes = col_u64(st, 16);
-	j.drops = col_u64(st, 17);
-	j.finished_ns = sqlite3_column_int64(st, 18);
-	j.snaplen = (uint32_t)sqlite3_column_int64(st, 20);
-	cont = sqlite3_column_int(st, 21);
-	j.continuous = (JobContinuous){.on = cont != 0,
-				       .ring = cont == 2,
-				       .file_count = (uint32_t)sqlite3_column_int64(st, 22),
-				       .file_size = col_u64(st, 23),
-				       .session_limit_s = (uint32_t)sqlite3_column_int64(st, 24)};
-	j.started_ns = sqlite3_column_int64(st, 25);
-	*(Job *)ret = j;
-	return 0;
-}
-
-static void job_rows_free(void *v, size_t n)
-{
-	jobs_free(v, n);
-}
-
-static const RowKind job_rows = {.size = sizeof(Job),
-				 .read = row_job,
-				 .free_all = job_rows_free,
-				 .name = "job",
-				 .a_name = "a job",
-				 .reading = "reading a job",
-				 .listing = "listing jobs",
-				 .binding = "binding a job list"};
-
 static int bind_part(sqlite3_stmt *st, const JobPart *p)
 {
 	return dbs_bind_text(st, 1, p->job_id) || dbs_bind_text(st, 2, p->agent) ||
@@ -887,49 +679,6 @@ static int bind_part(sqlite3_stmt *st, const JobPart *p)
 	       sqlite3_bind_int64(st, 10, p->updated_ns) || sqlite3_bind_int(st, 11, (int)p->failure) ||
 	       sqlite3_bind_int64(st, 12, (int64_t)p->attempt);
 }
-
-/* Reads a PART_COLS row into a JobPart. */
-static int row_part(sqlite3_stmt *st, void *ret)
-{
-	JobPart p = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, p.job_id, sizeof(p.job_id));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, p.agent, sizeof(p.agent));
-	if (r == 0)
-		r = dbs_col_dup(st, 7, &p.object);
-	if (r == 0)
-		r = dbs_col_dup(st, 8, &p.error);
-	if (r < 0) {
-		part_done(&p);
-		return r;
-	}
-	p.state = (PartState)sqlite3_column_int(st, 2);
-	p.packets = col_u64(st, 3);
-	p.bytes = col_u64(st, 4);
-	p.drops = col_u64(st, 5);
-	p.stop_reason = (JobStop)sqlite3_column_int(st, 6);
-	p.updated_ns = sqlite3_column_int64(st, 9);
-	p.failure = (PartFailure)sqlite3_column_int(st, 10);
-	p.attempt = (uint32_t)sqlite3_column_int64(st, 11);
-	*(JobPart *)ret = p;
-	return 0;
-}
-
-static void part_rows_free(void *v, size_t n)
-{
-	parts_free(v, n);
-}
-
-static const RowKind part_rows = {.size = sizeof(JobPart),
-				  .read = row_part,
-				  .free_all = part_rows_free,
-				  .name = "part",
-				  .a_name = "a part",
-				  .reading = "reading a part",
-				  .listing = "listing parts",
-				  .binding = "binding a part list"};
 
 /* Runs a one-row, one-integer query bound to the account; *ret_found false
  * when it returns no row. */
@@ -962,50 +711,19 @@ done:
 	return r;
 }
 
-/* The limits of db_job_insert, inside its transaction; *ret_after_ns as
- * db.h says when one is hit. */
-static int check_limits(Conn *c, const Job *j, const JobLimits *lim, int64_t *ret_after_ns, ErrBuf *err)
+/* dbr_check_limits's queries, on this connection. */
+static int limit_query(void *ctx, DbLimitQuery q, const char *account, bool *ret_found, int64_t *ret, ErrBuf *err)
 {
-	bool found;
-	int64_t v;
-	int r;
+	static const struct {
+		StmtId id;
+		const char *what;
+	} qs[] = {
+		[DB_LQ_ACTIVE_FULL] = {ST_JOB_COUNT_ACTIVE_FULL, "counting active captures"},
+		[DB_LQ_ACTIVE_FULL_END] = {ST_JOB_ACTIVE_FULL_END, "finding when active captures end"},
+		[DB_LQ_LAST_SIMPLE] = {ST_JOB_LAST_SIMPLE, "finding the last sample capture"},
+	};
 
-	*ret_after_ns = 0;
-	if (j->type == JOB_FULL && lim->max_active_full > 0) {
-		r = query_i64(c, ST_JOB_COUNT_ACTIVE_FULL, j->account, "counting active captures", &found, &v, err);
-		if (r < 0)
-			return r;
-		if (!found || v < 0 || (uint64_t)v < lim->max_active_full)
-			return 0;
-		r = query_i64(c, ST_JOB_ACTIVE_FULL_END, j->account, "finding when active captures end", &found, &v,
-			      err);
-		if (r < 0)
-			return r;
-		if (found && v > 0) /* NULL (none has a time limit) reads as 0 */
-			*ret_after_ns = v;
-		return errbuf_set(err, -EBUSY, "only %zu pending or running full capture(s) per account",
-				  lim->max_active_full);
-	}
-	if (j->type == JOB_SIMPLE && lim->sample_interval_ns > 0) {
-		int64_t elapsed;
-
-		r = query_i64(c, ST_JOB_LAST_SIMPLE, j->account, "finding the last sample capture", &found, &v, err);
-		if (r < 0)
-			return r;
-		if (!found)
-			return 0;
-		if (__builtin_sub_overflow(j->submitted_ns, v, &elapsed))
-			elapsed = j->submitted_ns > v ? INT64_MAX : 0;
-		if (elapsed < 0)
-			elapsed = 0; /* the clock went back: count the last one as just now */
-		if (elapsed >= lim->sample_interval_ns)
-			return 0;
-		*ret_after_ns = j->submitted_ns + (lim->sample_interval_ns - elapsed);
-		return errbuf_set(
-			err, -EBUSY, "one sample capture per %lld seconds per account",
-			(long long)((lim->sample_interval_ns + (int64_t)NSEC_PER_SEC - 1) / (int64_t)NSEC_PER_SEC));
-	}
-	return 0;
+	return query_i64(ctx, qs[q].id, account, qs[q].what, ret_found, ret, err);
 }
 
 /* Inserts (or with upsert, writes) parts of job j inside a transaction. */
@@ -1032,8 +750,8 @@ static int write_parts(Conn *c, const Job *j, const JobPart *parts, size_t n, bo
 	return 0;
 }
 
-int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim, int64_t *ret_after_ns,
-		  ErrBuf *err)
+static int dbs_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const JobLimits *lim,
+			  int64_t *ret_after_ns, ErrBuf *err)
 {
 	int64_t after_ns = 0;
 	char *outputs = NULL;
@@ -1048,7 +766,7 @@ int db_job_insert(Db *db, const Job *j, const JobPart *parts, size_t n, const Jo
 	if (r < 0)
 		return r;
 	if (lim) {
-		r = check_limits(c, j, lim, &after_ns, err);
+		r = dbr_check_limits(j, lim, limit_query, c, &after_ns, err);
 		if (r == -EBUSY && ret_after_ns)
 			*ret_after_ns = after_ns;
 		if (r < 0)
@@ -1090,7 +808,7 @@ rollback:
 	return r;
 }
 
-int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err)
+static int dbs_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1101,7 +819,7 @@ int db_job_get(Db *db, const char *account, const char *id, Job *ret, ErrBuf *er
 		return r;
 	if (dbs_bind_text(st, 1, id) || (account && dbs_bind_text(st, 2, account)))
 		return dbs_bind_fail(c, st, "binding a job id", err);
-	return dbs_get_row(c, st, &job_rows, id, ret, err);
+	return dbs_get_row(c, st, &dbr_jobs, id, ret, err);
 }
 
 static sqlite3_int64 clamp_i64(size_t v)
@@ -1109,8 +827,8 @@ static sqlite3_int64 clamp_i64(size_t v)
 	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
 }
 
-int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n, uint64_t *ret_total,
-		ErrBuf *err)
+static int dbs_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
+			uint64_t *ret_total, ErrBuf *err)
 {
 	Job *v = NULL;
 	size_t n = 0;
@@ -1132,10 +850,10 @@ int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **
 		goto out;
 	if (dbs_bind_text(st, 1, account) || sqlite3_bind_int64(st, 2, clamp_i64(limit)) ||
 	    sqlite3_bind_int64(st, 3, clamp_i64(offset))) {
-		r = dbs_bind_fail(c, st, job_rows.binding, err);
+		r = dbs_bind_fail(c, st, dbr_jobs.binding, err);
 		goto out;
 	}
-	r = dbs_list_rows(c, st, &job_rows, (void **)&v, &n, err);
+	r = dbs_list_rows(c, st, &dbr_jobs, (void **)&v, &n, err);
 	if (r == 0 && ret_total)
 		r = query_i64(c, ST_JOB_COUNT, account, "counting jobs", &found, &total, err);
 	if (r == 0)
@@ -1153,7 +871,7 @@ out:
 	return 0;
 }
 
-int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1162,7 +880,7 @@ int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	r = dbs_prep(db, ST_JOB_LIST_ACTIVE, &c, &st, err);
 	if (r < 0)
 		return r;
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+	return dbs_list_rows(c, st, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
 static int update_job(Conn *c, const Job *j, ErrBuf *err)
@@ -1182,7 +900,7 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
-int db_job_update(Db *db, const Job *j, ErrBuf *err)
+static int dbs_job_update(Db *db, const Job *j, ErrBuf *err)
 {
 	Conn *c;
 	int r;
@@ -1193,7 +911,7 @@ int db_job_update(Db *db, const Job *j, ErrBuf *err)
 	return update_job(c, j, err);
 }
 
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
+static int dbs_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
 {
 	Conn *c;
 	int r;
@@ -1220,7 +938,7 @@ rollback:
 	return r;
 }
 
-int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
+static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1232,11 +950,11 @@ int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, E
 	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, n->group) || dbs_bind_text(st, 3, n->watcher) ||
 	    dbs_bind_text(st, 4, n->name))
 		return dbs_bind_fail(c, st, "binding a capture name", err);
-	return dbs_get_row(c, st, &job_rows, n->name, ret, err);
+	return dbs_get_row(c, st, &dbr_jobs, n->name, ret, err);
 }
 
-int db_job_list_named(Db *db, const char *account, const char *group, const char *watcher, const JobCursor *after,
-		      size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_list_named(Db *db, const char *account, const char *group, const char *watcher,
+			      const JobCursor *after, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1250,11 +968,11 @@ int db_job_list_named(Db *db, const char *account, const char *group, const char
 	    sqlite3_bind_int64(st, 4, after ? after->submitted_ns : INT64_MAX) ||
 	    dbs_bind_text(st, 5, after ? after->id : "~") ||
 	    sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit))
-		return dbs_bind_fail(c, st, job_rows.binding, err);
-	return dbs_list_rows(c, st, &job_rows, (void **)ret, ret_n, err);
+		return dbs_bind_fail(c, st, dbr_jobs.binding, err);
+	return dbs_list_rows(c, st, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
-int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
+static int dbs_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -1268,58 +986,67 @@ int db_job_unname(Db *db, const char *account, const char *id, ErrBuf *err)
 	return dbs_exec_one(c, st, "removing a capture's name", "named job", id, err);
 }
 
-int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return dbs_list_by_key(db, ST_PART_LIST, job_id, &part_rows, (void **)ret, ret_n, err);
+	return dbs_list_by_key(db, ST_PART_LIST, job_id, &dbr_parts, (void **)ret, ret_n, err);
 }
 
-int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &part_rows, (void **)ret, ret_n, err);
+	return dbs_list_by_key(db, ST_PART_LIST_AGENT, agent, &dbr_parts, (void **)ret, ret_n, err);
 }
 
-/* Reads an (account, status, count) row into a JobStatusCount. */
-static int row_status_count(sqlite3_stmt *st, void *ret)
-{
-	JobStatusCount *c = ret;
-	sqlite3_int64 n = sqlite3_column_int64(st, 2);
-	int r = dbs_col_fixed(st, 0, c->account, sizeof(c->account));
-
-	if (r < 0)
-		return r;
-	if (n < 0)
-		return -EIO;
-	c->status = (JobStatus)sqlite3_column_int(st, 1);
-	c->count = (uint64_t)n;
-	return 0;
-}
-
-static void status_counts_free(void *v, size_t n)
-{
-	(void)n;
-	free(v);
-}
-
-static const RowKind status_count_rows = {.size = sizeof(JobStatusCount),
-					  .read = row_status_count,
-					  .free_all = status_counts_free,
-					  .name = "job count",
-					  .a_name = "a job count",
-					  .reading = "reading a job count",
-					  .listing = "counting jobs",
-					  .binding = "binding a job count"};
-
-int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
+static int dbs_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
 	int r;
 
 	if (account)
-		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &status_count_rows, (void **)ret,
+		return dbs_list_by_key(db, ST_JOB_COUNT_STATUS_ACCOUNT, account, &dbr_status_counts, (void **)ret,
 				       ret_n, err);
 	r = dbs_prep(db, ST_JOB_COUNT_STATUS, &c, &st, err);
 	if (r < 0)
 		return r;
-	return dbs_list_rows(c, st, &status_count_rows, (void **)ret, ret_n, err);
+	return dbs_list_rows(c, st, &dbr_status_counts, (void **)ret, ret_n, err);
 }
+
+/* ---- the backend ---- */
+
+static const DbOps sqlite_ops = {
+	.close = dbs_close,
+	.account_ensure = dbs_account_ensure,
+	.account_exists = dbs_account_exists,
+	.credential_add = dbs_credential_add,
+	.credential_find = dbs_credential_find,
+	.job_insert = dbs_job_insert,
+	.job_get = dbs_job_get,
+	.job_list = dbs_job_list,
+	.job_list_active = dbs_job_list_active,
+	.job_update = dbs_job_update,
+	.job_update_with_parts = dbs_job_update_with_parts,
+	.job_find_named = dbs_job_find_named,
+	.job_list_named = dbs_job_list_named,
+	.job_unname = dbs_job_unname,
+	.job_count_by_status = dbs_job_count_by_status,
+	.part_list = dbs_part_list,
+	.part_list_for_agent = dbs_part_list_for_agent,
+	.bucket_insert = dbs_bucket_insert,
+	.bucket_get = dbs_bucket_get,
+	.bucket_find = dbs_bucket_find,
+	.bucket_list = dbs_bucket_list,
+	.bucket_update = dbs_bucket_update,
+	.bucket_delete = dbs_bucket_delete,
+	.bucket_share = dbs_bucket_share,
+	.bucket_owned_elsewhere = dbs_bucket_owned_elsewhere,
+	.agent_upsert = dbs_agent_upsert,
+	.agent_list = dbs_agent_list,
+	.enroll_token_add = dbs_enroll_token_add,
+	.enroll_token_find = dbs_enroll_token_find,
+	.agent_key_add = dbs_agent_key_add,
+	.agent_key_find = dbs_agent_key_find,
+	.agent_key_get = dbs_agent_key_get,
+	.agent_key_delete = dbs_agent_key_delete,
+};
+
+const DbBackend db_backend_sqlite = {.scheme = "sqlite", .open_db = dbs_open};

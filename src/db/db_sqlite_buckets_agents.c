@@ -8,78 +8,12 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/db_rows.h"
 #include "db/db_sqlite_int.h"
 
 /* ---- buckets ---- */
 
-static const char *const bucket_status_names[] = {"pending", "success", "failed"};
-
-const char *bucket_status_to_string(BucketStatus s)
-{
-	return (unsigned)s < ARRAY_SIZE(bucket_status_names) ? bucket_status_names[s] : "unknown";
-}
-
-void bucket_row_done(BucketRow *b)
-{
-	if (!b)
-		return;
-	free(b->destination_conf);
-	free(b->match_key);
-	free(b->filename);
-	free(b->challenge);
-	memset(b, 0, sizeof(*b));
-}
-
-void bucket_rows_free(BucketRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		bucket_row_done(&v[i]);
-	free(v);
-}
-
-/* Reads a BUCKET_COLS row into a BucketRow. */
-static int row_bucket(sqlite3_stmt *st, void *ret)
-{
-	BucketRow b = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, b.id, sizeof(b.id));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, b.account, sizeof(b.account));
-	if (r == 0)
-		r = dbs_col_dup(st, 2, &b.destination_conf);
-	if (r == 0)
-		r = dbs_col_dup(st, 3, &b.filename);
-	if (r == 0)
-		r = dbs_col_dup(st, 4, &b.challenge);
-	if (r == 0)
-		r = dbs_col_dup(st, 8, &b.match_key);
-	if (r < 0) {
-		bucket_row_done(&b);
-		return r;
-	}
-	b.status = (BucketStatus)sqlite3_column_int(st, 5);
-	b.submitted_ns = sqlite3_column_int64(st, 6);
-	b.validated_ns = sqlite3_column_int64(st, 7);
-	*(BucketRow *)ret = b;
-	return 0;
-}
-
-static void bucket_rows_free_v(void *v, size_t n)
-{
-	bucket_rows_free(v, n);
-}
-
-static const RowKind bucket_rows = {.size = sizeof(BucketRow),
-				    .read = row_bucket,
-				    .free_all = bucket_rows_free_v,
-				    .name = "bucket",
-				    .a_name = "a bucket",
-				    .reading = "reading a bucket",
-				    .listing = "listing buckets",
-				    .binding = "binding a bucket list"};
-
-int db_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
+int dbs_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -118,25 +52,25 @@ static int get_bucket(Db *db, StmtId id, const char *account, const char *key, B
 		return r;
 	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, key))
 		return dbs_bind_fail(c, st, "binding a bucket lookup", err);
-	return dbs_get_row(c, st, &bucket_rows, key, ret, err);
+	return dbs_get_row(c, st, &dbr_buckets, key, ret, err);
 }
 
-int db_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
+int dbs_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err)
 {
 	return get_bucket(db, ST_BUCKET_GET, account, id, ret, err);
 }
 
-int db_bucket_find(Db *db, const char *account, const char *match_key, BucketRow *ret, ErrBuf *err)
+int dbs_bucket_find(Db *db, const char *account, const char *match_key, BucketRow *ret, ErrBuf *err)
 {
 	return get_bucket(db, ST_BUCKET_FIND, account, match_key, ret, err);
 }
 
-int db_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
+int dbs_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err)
 {
-	return dbs_list_by_key(db, ST_BUCKET_LIST, account, &bucket_rows, (void **)ret, ret_n, err);
+	return dbs_list_by_key(db, ST_BUCKET_LIST, account, &dbr_buckets, (void **)ret, ret_n, err);
 }
 
-int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
+int dbs_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -151,7 +85,7 @@ int db_bucket_update(Db *db, const BucketRow *b, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a bucket", "bucket", b->id, err);
 }
 
-int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
+int dbs_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -165,18 +99,7 @@ int db_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err)
 	return dbs_exec_one(c, st, "deleting a bucket", "bucket", id, err);
 }
 
-static int row_owner(sqlite3_stmt *st, void *ret)
-{
-	return dbs_col_fixed(st, 0, ret, JOB_ID_LEN + 1);
-}
-
-static const RowKind owner_rows = {.size = JOB_ID_LEN + 1,
-				   .read = row_owner,
-				   .name = "owner of",
-				   .a_name = "a bucket's owner",
-				   .reading = "looking up a bucket's owner"};
-
-int db_bucket_owned_elsewhere(Db *db, const char *account, const char *match_key, char *ret_owner, ErrBuf *err)
+int dbs_bucket_owned_elsewhere(Db *db, const char *account, const char *match_key, char *ret_owner, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -187,13 +110,13 @@ int db_bucket_owned_elsewhere(Db *db, const char *account, const char *match_key
 		return r;
 	if (dbs_bind_text(st, 1, account) || dbs_bind_text(st, 2, match_key))
 		return dbs_bind_fail(c, st, "binding a bucket lookup", err);
-	r = dbs_get_row(c, st, &owner_rows, match_key, ret_owner, err);
+	r = dbs_get_row(c, st, &dbr_owners, match_key, ret_owner, err);
 	if (r == -ENOENT)
 		return 0;
 	return r < 0 ? r : 1;
 }
 
-int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
+int dbs_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -212,23 +135,7 @@ int db_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *
 
 /* ---- agents ---- */
 
-void agent_row_done(AgentRow *a)
-{
-	if (!a)
-		return;
-	free(a->interfaces);
-	free(a->version);
-	memset(a, 0, sizeof(*a));
-}
-
-void agent_rows_free(AgentRow *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		agent_row_done(&v[i]);
-	free(v);
-}
-
-int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
+int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -246,44 +153,7 @@ int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 	return dbs_stmt_exec(c, st, "storing an agent", err);
 }
 
-/* Reads an AGENT_COLS row into an AgentRow. */
-static int row_agent(sqlite3_stmt *st, void *ret)
-{
-	AgentRow a = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, a.name, sizeof(a.name));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, a.colo, sizeof(a.colo));
-	if (r == 0)
-		r = dbs_col_dup(st, 2, &a.interfaces);
-	if (r == 0)
-		r = dbs_col_dup(st, 3, &a.version);
-	if (r < 0) {
-		agent_row_done(&a);
-		return r;
-	}
-	a.first_seen_ns = sqlite3_column_int64(st, 4);
-	a.last_seen_ns = sqlite3_column_int64(st, 5);
-	*(AgentRow *)ret = a;
-	return 0;
-}
-
-static void agent_rows_free_v(void *v, size_t n)
-{
-	agent_rows_free(v, n);
-}
-
-static const RowKind agent_rows = {.size = sizeof(AgentRow),
-				   .read = row_agent,
-				   .free_all = agent_rows_free_v,
-				   .name = "agent",
-				   .a_name = "an agent",
-				   .reading = "reading an agent",
-				   .listing = "listing agents",
-				   .binding = "binding an agent list"};
-
-int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
+int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -292,5 +162,5 @@ int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 	r = dbs_prep(db, ST_AGENT_LIST, &c, &st, err);
 	if (r < 0)
 		return r;
-	return dbs_list_rows(c, st, &agent_rows, (void **)ret, ret_n, err);
+	return dbs_list_rows(c, st, &dbr_agents, (void **)ret, ret_n, err);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/db_rows.h"
 #include "db/db_sqlite_int.h"
 
 static const char *or_null(const char *s)
@@ -15,7 +16,7 @@ static const char *or_null(const char *s)
 	return s && s[0] ? s : NULL;
 }
 
-int db_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err)
+int dbs_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -36,30 +37,7 @@ int db_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, Er
 	return r;
 }
 
-static int row_enroll(sqlite3_stmt *st, void *ret)
-{
-	EnrollToken t = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, t.account, sizeof(t.account));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, t.name_pattern, sizeof(t.name_pattern));
-	if (r == 0)
-		r = dbs_col_fixed(st, 2, t.colo, sizeof(t.colo));
-	if (r < 0)
-		return r;
-	t.expires_ns = sqlite3_column_int64(st, 3);
-	*(EnrollToken *)ret = t;
-	return 0;
-}
-
-static const RowKind enroll_rows = {.size = sizeof(EnrollToken),
-				    .read = row_enroll,
-				    .name = "enrolment token",
-				    .a_name = "an enrolment token",
-				    .reading = "reading an enrolment token"};
-
-int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err)
+int dbs_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -70,10 +48,10 @@ int db_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBu
 		return r;
 	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC))
 		return dbs_bind_fail(c, st, "binding an enrolment token", err);
-	return dbs_get_row(c, st, &enroll_rows, "(by hash)", ret, err);
+	return dbs_get_row(c, st, &dbr_enroll_tokens, "(by hash)", ret, err);
 }
 
-int db_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err)
+int dbs_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -98,30 +76,7 @@ int db_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t m
 	return r;
 }
 
-static int row_key(sqlite3_stmt *st, void *ret)
-{
-	AgentKey k = {0};
-	int r;
-
-	r = dbs_col_fixed(st, 0, k.name, sizeof(k.name));
-	if (r == 0)
-		r = dbs_col_fixed(st, 1, k.account, sizeof(k.account));
-	if (r == 0)
-		r = dbs_col_fixed(st, 2, k.colo, sizeof(k.colo));
-	if (r < 0)
-		return r;
-	k.enrolled_ns = sqlite3_column_int64(st, 3);
-	*(AgentKey *)ret = k;
-	return 0;
-}
-
-static const RowKind key_rows = {.size = sizeof(AgentKey),
-				 .read = row_key,
-				 .name = "agent key",
-				 .a_name = "an agent key",
-				 .reading = "reading an agent key"};
-
-int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err)
+int dbs_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -132,10 +87,10 @@ int db_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err
 		return r;
 	if (sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC))
 		return dbs_bind_fail(c, st, "binding an agent key", err);
-	return dbs_get_row(c, st, &key_rows, "(by hash)", ret, err);
+	return dbs_get_row(c, st, &dbr_agent_keys, "(by hash)", ret, err);
 }
 
-int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
+int dbs_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;
@@ -146,10 +101,10 @@ int db_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err)
 		return r;
 	if (dbs_bind_text(st, 1, name))
 		return dbs_bind_fail(c, st, "binding an agent key", err);
-	return dbs_get_row(c, st, &key_rows, name, ret, err);
+	return dbs_get_row(c, st, &dbr_agent_keys, name, ret, err);
 }
 
-int db_agent_key_delete(Db *db, const char *name, ErrBuf *err)
+int dbs_agent_key_delete(Db *db, const char *name, ErrBuf *err)
 {
 	Conn *c;
 	sqlite3_stmt *st;

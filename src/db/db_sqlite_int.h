@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "db/db.h"
+#include "db/db_rows.h"
 
 typedef enum StmtId {
 	ST_BEGIN,
@@ -69,19 +70,6 @@ typedef enum StmtId {
 
 typedef struct Conn Conn; /* one thread's connection and its statements */
 
-/* One kind of row (jobs, parts, buckets, agents) for the generic readers
- * below; the strings name it in their messages. */
-typedef struct RowKind {
-	size_t size;                              /* of one element */
-	int (*read)(sqlite3_stmt *st, void *ret); /* the current row: 0, -ENOMEM or -EIO (does not fit) */
-	void (*free_all)(void *v, size_t n);      /* n elements and the array */
-	const char *name;                         /* "job": "db: no job <key>" */
-	const char *a_name;                       /* "a job": a row that cannot be read */
-	const char *reading;                      /* "reading a job": dbs_get_row's SQLite error */
-	const char *listing;                      /* "listing jobs": dbs_list_rows's SQLite error */
-	const char *binding;                      /* "binding a job list": dbs_list_by_key's bind error */
-} RowKind;
-
 /* SQLite's (extended) result code as an errno of the db.h contract. */
 int dbs_errno(int rc);
 
@@ -99,11 +87,6 @@ int dbs_stmt_exec(Conn *c, sqlite3_stmt *st, const char *what, ErrBuf *err);
  * ("db: no <name> <key>") when it matched none. */
 int dbs_exec_one(Conn *c, sqlite3_stmt *st, const char *what, const char *name, const char *key, ErrBuf *err);
 
-/* Row readers for RowKind.read: a text column into a fixed array (-EIO if it
- * does not fit), a nullable text column as a new string (NULL for SQL NULL). */
-int dbs_col_fixed(sqlite3_stmt *st, int i, char *out, size_t cap);
-int dbs_col_dup(sqlite3_stmt *st, int i, char **ret);
-
 /* The one row of a bound statement into *ret (a k->size element); -ENOENT
  * naming key when there is none. */
 int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, void *ret, ErrBuf *err);
@@ -111,3 +94,22 @@ int dbs_get_row(Conn *c, sqlite3_stmt *st, const RowKind *k, const char *key, vo
 int dbs_list_rows(Conn *c, sqlite3_stmt *st, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
 /* dbs_list_rows of statement id with key bound as ?1. */
 int dbs_list_by_key(Db *db, StmtId id, const char *key, const RowKind *k, void **ret, size_t *ret_n, ErrBuf *err);
+
+/* db.h operations implemented in db_sqlite_buckets_agents.c and
+ * db_sqlite_enroll.c, for db_sqlite.c's ops table (db_backend.h). */
+int dbs_bucket_insert(Db *db, const BucketRow *b, size_t max_per_account, ErrBuf *err);
+int dbs_bucket_get(Db *db, const char *account, const char *id, BucketRow *ret, ErrBuf *err);
+int dbs_bucket_find(Db *db, const char *account, const char *destination_conf, BucketRow *ret, ErrBuf *err);
+int dbs_bucket_list(Db *db, const char *account, BucketRow **ret, size_t *ret_n, ErrBuf *err);
+int dbs_bucket_update(Db *db, const BucketRow *b, ErrBuf *err);
+int dbs_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
+int dbs_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err);
+int dbs_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);
+int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err);
+int dbs_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);
+int dbs_enroll_token_find(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err);
+int dbs_agent_key_add(Db *db, const uint8_t hash[32], const AgentKey *k, size_t max_per_account, ErrBuf *err);
+int dbs_agent_key_find(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err);
+int dbs_agent_key_get(Db *db, const char *name, AgentKey *ret, ErrBuf *err);
+int dbs_agent_key_delete(Db *db, const char *name, ErrBuf *err);

@@ -245,6 +245,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX buckets_by_identity ON buckets(match_key);",
 };
 
+_Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");
+
 int db_schema_version(void)
 {
 	return (int)ARRAY_SIZE(migrations);

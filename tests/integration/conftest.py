@@ -10,8 +10,33 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import stack  # noqa: E402
 from harness import Captures, pcapd_binary  # noqa: E402
 from netns import NetPair  # noqa: E402
+from pgserver import PgServer  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=("sqlite", "postgres"), default=os.environ.get("PCAPD_TEST_DB", "sqlite"),
+                     help="the controllers' database: sqlite (a file per stack) or postgres (one real "
+                          "PostgreSQL 15 for the run, a database per stack); default $PCAPD_TEST_DB or sqlite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_backend(request):
+    """With --db postgres: one PostgreSQL server for the whole run, from which
+    every Stack takes a database of its own (stack.PG_SERVER); stopped at the
+    end of the run."""
+    if request.config.getoption("--db") != "postgres":
+        yield "sqlite"
+        return
+    srv = PgServer().start()
+    stack.PG_SERVER = srv
+    try:
+        yield "postgres"
+    finally:
+        stack.PG_SERVER = None
+        srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,11 @@ AZ_VERSION = "2026-01-01"  # what @azure/arm-network 39 sends
 _counter = 0
 
 
+# The run's PostgreSQL server (pgserver.PgServer), set by conftest.py when the
+# suite runs with --db postgres; None: every stack uses SQLite.
+PG_SERVER = None
+
+
 def build_dir():
     return os.environ.get("PCAPD_BUILD", os.path.join(ROOT, "build"))
 
@@ -261,7 +266,7 @@ class Controller:
         s = self.stack
         if self.proc is not None and not self.alive():
             _check_exit("controller", self.proc, None, s.problems)
-        cmd = [binary("pcapd"), "controller", "--data", s.ctl_data,
+        cmd = [binary("pcapd"), "controller", "--data", s.ctl_data, "--db", s.db_url,
                "--http", "127.0.0.1:%d" % self.http_port,
                "--bucket-root", s.bucket_root] + list(s.controller_args) + list(extra)
         if s.tls:
@@ -367,7 +372,7 @@ class Stack:
     """controller_args: extra flags (--grace 3 --agent-timeout 10 by default:
     an agent is not lost merely because a busy machine delayed its report)."""
 
-    def __init__(self, tls=True, controller_args=None, workdir=None):
+    def __init__(self, tls=True, controller_args=None, workdir=None, db_url=None):
         self.tls = tls
         if controller_args is None:
             controller_args = ["--grace", "3", "--agent-timeout", "10"]
@@ -375,6 +380,12 @@ class Stack:
         self._own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="pcapd-e2e-")
         self.ctl_data = os.path.join(self.dir, "ctl")
+        # The controller and `pcapd token create` name the database with
+        # --db: a database of its own on the run's PostgreSQL server (pytest
+        # --db postgres), else the SQLite file the controller's --data implies.
+        if db_url is None and PG_SERVER is not None:
+            db_url = PG_SERVER.create_database()
+        self.db_url = db_url or "sqlite:" + os.path.join(self.ctl_data, "pcapd.db")
         self.bucket_root = os.path.join(self.dir, "buckets")
         os.makedirs(self.bucket_root, exist_ok=True)
         self.cert = os.path.join(self.dir, "cert.pem")
@@ -473,7 +484,7 @@ class Stack:
 
     def token(self, account_id, scope, email=None, extra=None):
         """A new credential; account_id None: an operator's (enroll only)."""
-        cmd = [binary("pcapd"), "token", "create", "--data", self.ctl_data, "--scope", scope]
+        cmd = [binary("pcapd"), "token", "create", "--db", self.db_url, "--scope", scope]
         if account_id:
             cmd += ["--account", account_id]
         if email:

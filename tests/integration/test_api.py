@@ -957,12 +957,15 @@ def test_full_capture_end_to_end(stk, acct):
     # sending takes on a busy machine (a time limit would race the sender).
     c = create(acct, full_body(acct, where=AGENT1.upper(), time_limit=300, packet_limit=20,
                                filter_v1={"protocol": 17, "destination_port": 5000, "source_address": "192.0.2.1"}))
-    wait_parts(stk, acct, c["id"])
+    # Its status from when its share runs (polling only after the traffic
+    # could start when the capture had already moved on).
+    seen.append(wait_parts(stk, acct, c["id"])["status"])
     send(link, want[:10] + noise + want[10:])
     done = stk.wait_status(acct, c["id"], seen=seen)
     assert done["status"] == "success", done
-    # Statuses only move forward; which ones a poll sees depends on the
-    # machine's speed (a fast share passes running and conversion between looks).
+    assert seen[0] == "running", seen
+    # Statuses only move forward; which later ones a poll sees depends on the
+    # machine's speed (a fast share passes conversion between looks).
     order = ["pending", "running", "conversion_pending", "conversion_running", "success"]
     assert all(x in order for x in seen) and seen == sorted(seen, key=order.index), seen
     obj = os.path.join(acct.bucket_dir, "pcap_%s_%s.pcap" % (c["id"], AGENT1))

@@ -176,13 +176,25 @@ def test_revoke(stk):
     # The name may be enrolled again; the operator revokes with the CLI.
     key2 = stk.enroll("rv-1", "RV")
     assert hello(stk, key2, "rv-1", colo="RV").status == 200
-    r = subprocess.run([binary("pcapd"), "agents", "revoke", "--data", stk.ctl_data, "rv-1"], capture_output=True,
+    r = subprocess.run([binary("pcapd"), "agents", "revoke", "--db", stk.db_url, "rv-1"], capture_output=True,
                        timeout=30)
     assert r.returncode == 0, r
     assert error_of(hello(stk, key2, "rv-1", colo="RV"), 401)
     r = subprocess.run([binary("pcapd"), "agents", "revoke", "--data", stk.ctl_data, "rv-1"], capture_output=True,
                        timeout=30)
     assert r.returncode == 1 and b"no agent 'rv-1'" in r.stderr, r
+
+
+@pytest.mark.parametrize("cmd", [["token", "create", "--scope", "enroll"], ["agents", "revoke", "rv-1"],
+                                 ["controller", "--http", "127.0.0.1:0"]])
+def test_bad_db_url_names_the_flag(tmp_path, cmd):
+    """Every subcommand that touches state refuses an unknown --db scheme by
+    the flag's name, and never takes it for a file name."""
+    r = subprocess.run([binary("pcapd")] + cmd + ["--data", str(tmp_path), "--db", "mysql://h/pcapd"],
+                       capture_output=True, timeout=60, cwd=str(tmp_path))
+    assert r.returncode == 1, r
+    assert b'--db: db: unknown database URL scheme "mysql"' in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "pcapd.db") and not os.path.exists(tmp_path / "mysql:"), os.listdir(tmp_path)
 
 
 def test_agent_keeps_its_key(stk):

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for src/db (SQLite backend): every function round-trips, rows are
- * scoped by account, the limits of db_job_insert hold under a race, and the
- * schema migrates, survives a reopen and refuses a newer database. Each test
- * gets a fresh database file in a temporary directory.
+ * Unit tests for src/db, run against each backend: every function
+ * round-trips, rows are scoped by account, the limits of db_job_insert hold
+ * under a race, and the schema migrates, survives a reopen and refuses a
+ * newer database.
+ *
+ * SQLite (default): each test gets a fresh database file in a temporary
+ * directory. PostgreSQL: with PCAPD_TEST_PG set to a libpq URI of an empty
+ * database (tests/unit/db/with-postgres.py starts a server and sets it), each
+ * test starts from an empty schema in that database.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "db/db.h"
 #include "db/migrations.h"
@@ -31,8 +37,27 @@
 typedef struct T {
 	char dir[64];
 	char path[128];
+	char url[600]; /* what db_open gets: path, or the PostgreSQL URI */
 	Db *db;
 } T;
+
+static const char *pg_uri; /* PCAPD_TEST_PG: the PostgreSQL leg; NULL: SQLite */
+
+/* Runs sql on the test's PostgreSQL database, outside pcapd. */
+static void pg_raw(const char *sql)
+{
+	PGconn *h = PQconnectdb(pg_uri);
+	PGresult *res;
+
+	if (PQstatus(h) != CONNECTION_OK)
+		fail_msg("connecting to %s: %s", pg_uri, PQerrorMessage(h));
+	PQclear(PQexec(h, "SET client_min_messages = warning")); /* no "drop cascades to" notices */
+	res = PQexec(h, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(h));
+	PQclear(res);
+	PQfinish(h);
+}
 
 static void rm_db_files(const char *path)
 {
@@ -56,7 +81,14 @@ static int setup(void **state)
 	snprintf(t->dir, sizeof(t->dir), "/tmp/test-db-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
 	snprintf(t->path, sizeof(t->path), "%s/state.db", t->dir);
-	assert_int_equal(db_open(t->path, &t->db, &err), 0);
+	if (pg_uri) {
+		pg_raw("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+		snprintf(t->url, sizeof(t->url), "%s", pg_uri);
+	} else {
+		snprintf(t->url, sizeof(t->url), "%s", t->path);
+	}
+	if (db_open(t->url, &t->db, &err) < 0)
+		fail_msg("db_open: %s", err.msg);
 	assert_int_equal(db_account_ensure(t->db, ACC_A, &err), 0);
 	assert_int_equal(db_account_ensure(t->db, ACC_B, &err), 0);
 	*state = t;
@@ -200,6 +232,24 @@ static int raw_user_version(const char *path)
 	return v;
 }
 
+/* The schema version the database records (outside pcapd). */
+static int raw_version(const T *t)
+{
+	if (pg_uri) {
+		PGconn *h = PQconnectdb(pg_uri);
+		PGresult *res = PQexec(h, "SELECT version FROM pcapd_schema");
+		uint64_t v = 0;
+
+		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+		assert_int_equal(PQntuples(res), 1);
+		assert_int_equal(parse_u64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), 0, 100000, &v), 0);
+		PQclear(res);
+		PQfinish(h);
+		return (int)v;
+	}
+	return raw_user_version(t->path);
+}
+
 /* ---- open, migrate, reopen ---- */
 
 static void test_open_reopen(void **state)
@@ -217,12 +267,14 @@ static void test_open_reopen(void **state)
 	assert_int_equal(db_job_insert(t->db, &j, NULL, 0, NULL, NULL, &err), 0);
 	db_close(t->db);
 	t->db = NULL;
-	assert_true(raw_user_version(t->path) >= 1);
-	/* It holds credential hashes: only the owner reads it. */
-	assert_int_equal(stat(t->path, &st), 0);
-	assert_int_equal(st.st_mode & 0077, 0);
+	assert_int_equal(raw_version(t), db_schema_version());
+	if (!pg_uri) {
+		/* It holds credential hashes: only the owner reads it. */
+		assert_int_equal(stat(t->path, &st), 0);
+		assert_int_equal(st.st_mode & 0077, 0);
+	}
 
-	assert_int_equal(db_open(t->path, &t->db, &err), 0);
+	assert_int_equal(db_open(t->url, &t->db, &err), 0);
 	assert_true(db_account_exists(t->db, ACC_A));
 	assert_int_equal(db_credential_find(t->db, h, NULL, account, &scope, &err), 0);
 	assert_string_equal(account, ACC_A);
@@ -241,13 +293,17 @@ static void test_newer_schema_refused(void **state)
 
 	db_close(t->db);
 	t->db = NULL;
-	assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(h);
-	assert_int_equal(db_open(t->path, &db, &err), -ENOTSUP);
+	if (pg_uri) {
+		pg_raw("UPDATE pcapd_schema SET version = 999");
+	} else {
+		assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(h);
+	}
+	assert_int_equal(db_open(t->url, &db, &err), -ENOTSUP);
 	assert_null(db);
 	assert_non_null(strstr(err.msg, "schema version 999, newer"));
-	assert_int_equal(raw_user_version(t->path), 999);
+	assert_int_equal(raw_version(t), 999);
 }
 
 /* A database of schema version 1 (as the first release wrote it) is migrated
@@ -288,8 +344,7 @@ static void test_migration_2(void **state)
 		"  ('0123456789abcdef0123456789abcdef', 'a2', 2, 0, 0, 0, 0, NULL, NULL, 1),"
 		"  ('0123456789abcdef0123456789abcdef', 'a3', 3, 7, 0, 0, 1, 'o', NULL, 1),"
 		"  ('0123456789abcdef0123456789abcdef', 'a4', 4, 0, 0, 0, 6, NULL, 'boom', 1),"
-		"  ('0123456789abcdef0123456789abcdef', 'a5', 5, 0, 0, 0, 5, NULL, 'gone', 1);"
-		"PRAGMA user_version = 1;";
+		"  ('0123456789abcdef0123456789abcdef', 'a5', 5, 0, 0, 0, 5, NULL, 'gone', 1);";
 	/* a0..a5, as version 1 stored them 0..5 */
 	static const PartState want[] = {PART_ASSIGNED, PART_RUNNING, PART_UPLOADING,
 					 PART_DONE,     PART_FAILED,  PART_LOST};
@@ -302,13 +357,28 @@ static void test_migration_2(void **state)
 
 	db_close(t->db);
 	t->db = NULL;
-	rm_db_files(t->path);
-	assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(h);
-	if (db_open(t->path, &t->db, &err) < 0)
+	if (pg_uri) {
+		/* The same version-1 tables; the version where PostgreSQL keeps it. */
+		pg_raw("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+		pg_raw(v1);
+		/* The rest of version 1, which PostgreSQL needs for the
+		 * references of later versions (SQLite checks them on use). */
+		pg_raw("CREATE TABLE credentials (hash BYTEA PRIMARY KEY NOT NULL, email TEXT,"
+		       "  account TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE, scope INTEGER NOT NULL,"
+		       "  created_ns BIGINT NOT NULL);"
+		       "CREATE TABLE agents (name TEXT PRIMARY KEY NOT NULL, colo TEXT NOT NULL, interfaces TEXT,"
+		       "  version TEXT, first_seen_ns BIGINT NOT NULL, last_seen_ns BIGINT NOT NULL)");
+		pg_raw("CREATE TABLE pcapd_schema (version INTEGER NOT NULL); INSERT INTO pcapd_schema VALUES (1)");
+	} else {
+		rm_db_files(t->path);
+		assert_int_equal(sqlite3_open(t->path, &h), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(h);
+	}
+	if (db_open(t->url, &t->db, &err) < 0)
 		fail_msg("db_open: %s", err.msg);
-	assert_int_equal(raw_user_version(t->path), db_schema_version());
+	assert_int_equal(raw_version(t), db_schema_version());
 	assert_int_equal(db_job_get(t->db, ACC_A, "0123456789abcdef0123456789abcdef", &got, &err), 0);
 	/* 5: no name, not started as far as anyone knows, parts without a failure kind */
 	assert_null(got.name.name);
@@ -382,6 +452,31 @@ static void test_open_bad_path(void **state)
 	assert_int_equal(db_open("", &db, &err), -EINVAL);
 }
 
+/* "sqlite:PATH" and a bare PATH open the same file; an unknown scheme is
+ * refused by name, never taken for a file name. */
+static void test_open_url(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	char url[160];
+	Db *db = NULL;
+
+	snprintf(url, sizeof(url), "sqlite:%s", t->path);
+	assert_int_equal(db_open(url, &db, &err), 0);
+	assert_true(db_account_exists(db, ACC_A));
+	db_close(db);
+	db = NULL;
+	snprintf(url, sizeof(url), "SQLite:%s", t->path);
+	assert_int_equal(db_open(url, &db, &err), 0);
+	db_close(db);
+	db = NULL;
+	assert_int_equal(db_open("mysql://localhost/pcapd", &db, &err), -EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "\"mysql\""));
+	assert_int_equal(db_open("sqlite:", &db, &err), -EINVAL);
+	assert_null(db);
+}
+
 static void test_open_not_a_database(void **state)
 {
 	T *t = *state;
@@ -400,6 +495,22 @@ static void test_open_not_a_database(void **state)
 	assert_int_equal(db_open(t->path, &db, &err), -EIO);
 	assert_null(db);
 	assert_non_null(strstr(err.msg, "not a database"));
+}
+
+/* PostgreSQL: a malformed URI is -EINVAL, a server that is not there
+ * -ECONNREFUSED, both saying so. */
+static void test_pg_open_errors(void **state)
+{
+	ErrBuf err = {{0}};
+	Db *db = NULL;
+
+	(void)state;
+	assert_int_equal(db_open("postgres://u@/db?nosuchoption=1", &db, &err), -EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "not a PostgreSQL URI"));
+	assert_int_equal(db_open("postgresql:///db?host=/nonexistent-dir&connect_timeout=5", &db, &err), -ECONNREFUSED);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "connecting to PostgreSQL"));
 }
 
 /* ---- accounts and credentials ---- */
@@ -922,6 +1033,36 @@ static void *race_insert(void *arg)
 	return NULL;
 }
 
+/* Holds what db_job_insert waits for: SQLite's write lock, or in
+ * PostgreSQL the account's row (a holder's transaction). */
+static void hold_begin(sqlite3 *h, PGconn *pg, const char *account)
+{
+	char sql[128];
+	PGresult *res;
+
+	if (h) {
+		assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+		return;
+	}
+	snprintf(sql, sizeof(sql), "BEGIN; SELECT 1 FROM accounts WHERE id = '%s' FOR UPDATE", account);
+	res = PQexec(pg, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+}
+
+static void hold_end(sqlite3 *h, PGconn *pg)
+{
+	PGresult *res;
+
+	if (h) {
+		assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		return;
+	}
+	res = PQexec(pg, "COMMIT");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+}
+
 /* Two threads (two connections) create at the same instant: the check and
  * the insert are one transaction, so exactly one wins, every round. In half
  * the rounds a third connection holds the write lock while both threads
@@ -932,10 +1073,16 @@ static void test_limit_race(void **state)
 	T *t = *state;
 	ErrBuf err = {{0}};
 	int wins = 0, busy = 0;
-	sqlite3 *holder;
+	sqlite3 *holder = NULL;
+	PGconn *pg_holder = NULL;
 
-	assert_int_equal(sqlite3_open(t->path, &holder), SQLITE_OK);
-	sqlite3_busy_timeout(holder, 5000);
+	if (pg_uri) {
+		pg_holder = PQconnectdb(pg_uri);
+		assert_int_equal(PQstatus(pg_holder), CONNECTION_OK);
+	} else {
+		assert_int_equal(sqlite3_open(t->path, &holder), SQLITE_OK);
+		sqlite3_busy_timeout(holder, 5000);
+	}
 	for (int round = 0; round < 40; round++) {
 		char account[JOB_ID_LEN + 1];
 		pthread_barrier_t go;
@@ -956,12 +1103,12 @@ static void test_limit_race(void **state)
 			x[i].lim.sample_interval_ns = 60 * SEC;
 		}
 		if (hold)
-			assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+			hold_begin(holder, pg_holder, account);
 		for (int i = 0; i < 2; i++)
 			assert_int_equal(pthread_create(&th[i], NULL, race_insert, &x[i]), 0);
 		if (hold) {
 			usleep(30 * 1000); /* both threads are now waiting for the lock */
-			assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+			hold_end(holder, pg_holder);
 		}
 		for (int i = 0; i < 2; i++)
 			assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -982,6 +1129,7 @@ static void test_limit_race(void **state)
 		jobs_free(v, n);
 	}
 	sqlite3_close(holder);
+	PQfinish(pg_holder);
 	assert_int_equal(wins, 40);
 	assert_int_equal(busy, 40);
 }
@@ -1284,12 +1432,20 @@ static void test_concurrency(void **state)
 
 int main(void)
 {
+	/* What only one backend has. */
+	const struct CMUnitTest sqlite_tests[] = {
+		cmocka_unit_test(test_open_bad_path),
+		cmocka_unit_test_setup_teardown(test_open_url, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
+	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test(test_pg_open_errors),
+	};
+	/* Every backend. */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2, setup, teardown),
-		cmocka_unit_test(test_open_bad_path),
-		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test(test_scope_strings),
 		cmocka_unit_test_setup_teardown(test_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
@@ -1308,6 +1464,21 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bucket_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
 	};
+	struct CMUnitTest all[ARRAY_SIZE(sqlite_tests) + ARRAY_SIZE(tests)];
+	size_t n = 0;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	pg_uri = getenv("PCAPD_TEST_PG");
+	if (pg_uri && !*pg_uri)
+		pg_uri = NULL;
+	_Static_assert(ARRAY_SIZE(pg_tests) <= ARRAY_SIZE(sqlite_tests), "all[] holds either");
+	if (pg_uri) {
+		memcpy(all, pg_tests, sizeof(pg_tests));
+		n = ARRAY_SIZE(pg_tests);
+	} else {
+		memcpy(all, sqlite_tests, sizeof(sqlite_tests));
+		n = ARRAY_SIZE(sqlite_tests);
+	}
+	memcpy(all + n, tests, sizeof(tests));
+	n += ARRAY_SIZE(tests);
+	return _cmocka_run_group_tests(pg_uri ? "db (postgresql)" : "db (sqlite)", all, n, NULL, NULL);
 }
