@@ -203,32 +203,30 @@ int cmd_stream(int argc, char **argv, CtlOptions *o)
 	return CTL_EXIT_OK;
 }
 
-int cmd_stop(int argc, char **argv, CtlOptions *o)
+/* A capture's action without a body and without output: METHOD
+ * /pcaps/ID/<action>; the answer's errors are printed by ctl_call. */
+static int capture_action(int argc, char **argv, CtlOptions *o, const char *cmd, const char *usage, const char *method)
 {
-	CtlSimpleArgs a = {.cmd = "stop", .usage = stop_usage, .npos = 1, .pos_names = "ID"};
-	char path[sizeof("/pcaps//stop") + CTL_ID_LEN];
+	CtlSimpleArgs a = {.cmd = cmd, .usage = usage, .npos = 1, .pos_names = "ID"};
+	char suffix[32], path[sizeof("/pcaps/") + CTL_ID_LEN + sizeof(suffix)];
 	json_t *result = NULL;
 	int r;
 
-	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", "/stop", path, sizeof(path));
+	snprintf(suffix, sizeof(suffix), "/%s", cmd);
+	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", suffix, path, sizeof(path));
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_call(o, "PUT", path, NULL, &result);
+	r = ctl_call(o, method, path, NULL, &result);
 	json_decref(result);
 	return r;
 }
 
+int cmd_stop(int argc, char **argv, CtlOptions *o)
+{
+	return capture_action(argc, argv, o, "stop", stop_usage, "PUT");
+}
+
 int cmd_retry_upload(int argc, char **argv, CtlOptions *o)
 {
-	CtlSimpleArgs a = {.cmd = "retry-upload", .usage = retry_usage, .npos = 1, .pos_names = "ID"};
-	char path[sizeof("/pcaps//retry-upload") + CTL_ID_LEN];
-	json_t *result = NULL;
-	int r;
-
-	r = ctl_parse_id_path(argc, argv, o, &a, "/pcaps/", "/retry-upload", path, sizeof(path));
-	if (r != CTL_EXIT_OK)
-		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	r = ctl_call(o, "POST", path, NULL, &result);
-	json_decref(result);
-	return r;
+	return capture_action(argc, argv, o, "retry-upload", retry_usage, "POST");
 }
