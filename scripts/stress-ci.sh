@@ -40,6 +40,17 @@ stop_all() {
 		wait "$p" 2>/dev/null
 	done
 	pids=()
+	# An interrupted stack may leave its namespaces (pdit-PID-…): those of
+	# test processes that are gone are deleted, as the harness does at start.
+	ip netns list 2>/dev/null | while read -r ns _; do
+		case $ns in
+		pdit-[0-9]*-*)
+			pid=${ns#pdit-}
+			pid=${pid%%-*}
+			[ -d "/proc/$pid" ] || ip netns del "$ns"
+			;;
+		esac
+	done
 }
 trap stop_all EXIT
 
