@@ -154,13 +154,7 @@ typedef struct AzCall {
 	size_t n_query;
 	const char *blob_type; /* x-ms-blob-type, or NULL */
 	const char *range;     /* x-ms-range "bytes=a-b", or NULL */
-	const void *body;
-	size_t body_n;
-	StoreFile *file; /* or a streamed file body of read_size bytes */
-	uint64_t read_size;
-	HttpcWriteFn write;
-	void *write_ctx;
-	size_t max_body;
+	StoreIo io;
 } AzCall;
 
 static int az_path(const AzBucket *a, const char *name, char *out, size_t cap, ErrBuf *err)
@@ -209,7 +203,6 @@ static int az_call(AzBucket *a, const AzCall *c, HttpcResponse *ret, char *url, 
 	AzParam hdrs[4];
 	size_t nh = 0, nl = 0;
 	const char *lines[8];
-	HttpcRequest hq;
 	int r;
 
 	r = az_path(a, c->name, path, sizeof(path), err);
@@ -234,7 +227,7 @@ static int az_call(AzBucket *a, const AzCall *c, HttpcResponse *ret, char *url, 
 			.n_query = c->n_query,
 			.headers = hdrs,
 			.n_headers = nh,
-			.content_length = c->file ? c->read_size : c->body_n,
+			.content_length = c->io.file ? c->io.read_size : c->io.body_n,
 		};
 
 		r = azsign_shared_key(&key, &q, &auth, NULL, err);
@@ -259,23 +252,7 @@ static int az_call(AzBucket *a, const AzCall *c, HttpcResponse *ret, char *url, 
 		lines[nl++] = range_h;
 	}
 	lines[nl] = NULL;
-	hq = (HttpcRequest){
-		.method = c->method,
-		.url = url,
-		.headers = lines,
-		.body = c->file ? NULL : c->body,
-		.body_n = c->file ? 0 : c->body_n,
-		.read = c->file ? store_file_read : NULL,
-		.read_ctx = c->file,
-		.read_size = c->read_size,
-		.write = c->write,
-		.write_ctx = c->write_ctx,
-		.max_body = c->max_body ? c->max_body : STORE_MAX_ANSWER,
-		.stall_ms = STORE_STALL_MS,
-		.timeout_ms = (c->file || c->write || c->body_n > (1u << 20)) ? 0 : STORE_TIMEOUT_MS,
-		.expect_continue = c->file != NULL || c->body_n > (1u << 20),
-	};
-	r = httpc_request(a->http, &hq, ret, err);
+	r = store_request(a->http, c->method, url, lines, &c->io, ret, err);
 	free(auth_h);
 	return r;
 }
@@ -295,9 +272,7 @@ static int az_get(Bucket *b, const char *name, const char *range, HttpcWriteFn w
 	AzCall c = {.method = "GET",
 		    .name = name,
 		    .range = range,
-		    .write = write,
-		    .write_ctx = write_ctx,
-		    .max_body = max_body};
+		    .io = {.write = write, .write_ctx = write_ctx, .max_body = max_body}};
 
 	return az_call_ok(az_of(b), &c, ret, err);
 }
@@ -320,7 +295,8 @@ static const StoreFns az_fns = {.get = az_get, .head = az_head, .label = az_labe
 
 static int az_put_bytes(Bucket *b, const char *name, const void *data, size_t n, ErrBuf *err)
 {
-	AzCall c = {.method = "PUT", .name = name, .blob_type = "BlockBlob", .body = data ? data : "", .body_n = n};
+	AzCall c = {
+		.method = "PUT", .name = name, .blob_type = "BlockBlob", .io = {.body = data ? data : "", .body_n = n}};
 
 	return az_call_ok(az_of(b), &c, NULL, err);
 }
@@ -335,7 +311,10 @@ static int az_put_file(Bucket *b, const char *name, const char *path, ErrBuf *er
 	if (f.size > STORE_SINGLE_PUT_MAX) {
 		r = store_put_file_parts(b, name, &f, err);
 	} else {
-		AzCall c = {.method = "PUT", .name = name, .blob_type = "BlockBlob", .file = &f, .read_size = f.size};
+		AzCall c = {.method = "PUT",
+			    .name = name,
+			    .blob_type = "BlockBlob",
+			    .io = {.file = &f, .read_size = f.size}};
 
 		r = az_call_ok(az_of(b), &c, NULL, err);
 	}
@@ -376,7 +355,7 @@ static int az_upload_part(BucketUpload *u, unsigned part, const void *data, size
 	AzUpload *up = (AzUpload *)u;
 	char bid[96];
 	AzParam q[2] = {{"comp", "block"}, {"blockid", bid}};
-	AzCall c = {.method = "PUT", .name = up->name, .query = q, .n_query = 2, .body = data, .body_n = n};
+	AzCall c = {.method = "PUT", .name = up->name, .query = q, .n_query = 2, .io = {.body = data, .body_n = n}};
 
 	if (store_azure_block_id(u->id, part, bid, sizeof(bid)) < 0)
 		return errbuf_set(err, -EINVAL, "bucket: block id of part %u", part);
@@ -397,8 +376,7 @@ static int az_upload_complete(BucketUpload *u, unsigned parts, ErrBuf *err)
 			    .name = up->name,
 			    .query = q,
 			    .n_query = 1,
-			    .body = body,
-			    .body_n = strlen(body)};
+			    .io = {.body = body, .body_n = strlen(body)}};
 
 		r = az_call_ok(up->a, &c, NULL, err);
 	}

@@ -202,15 +202,9 @@ typedef struct S3Call {
 	const char *name;        /* object name (prefix added), or NULL for the bucket */
 	const SigV4Param *query; /* raw */
 	size_t n_query;
-	const char *range; /* "bytes=a-b" or NULL */
-	const void *body;  /* in memory, or */
-	StoreFile *file;   /* a file (part) streamed; its size is read_size */
-	uint64_t read_size;
-	const char *payload_hash; /* hex; NULL = of body (or of the empty body) */
-	HttpcWriteFn write;       /* a streamed answer */
-	void *write_ctx;
-	size_t max_body;
-	size_t body_n;
+	const char *range;        /* "bytes=a-b" or NULL */
+	const char *payload_hash; /* hex; NULL = of io.body (or of the empty body) */
+	StoreIo io;
 } S3Call;
 
 /* The URL of a signed request: origin, then the canonical request's second
@@ -255,7 +249,6 @@ static int s3_call(S3Bucket *s, const S3Call *c, HttpcResponse *ret, char *url, 
 	SigV4Key key = s3_key(s);
 	SigV4Signed sig = {0};
 	SigV4Request q;
-	HttpcRequest hq;
 	int r;
 
 	r = object_path(s, c->name, path, sizeof(path), err);
@@ -263,7 +256,7 @@ static int s3_call(S3Bucket *s, const S3Call *c, HttpcResponse *ret, char *url, 
 		return r;
 	if (c->payload_hash) {
 		snprintf(hash, sizeof(hash), "%s", c->payload_hash);
-	} else if (digest_sha256_hex(c->body ? c->body : "", c->body ? c->body_n : 0, hash) < 0) {
+	} else if (digest_sha256_hex(c->io.body ? c->io.body : "", c->io.body ? c->io.body_n : 0, hash) < 0) {
 		return errbuf_set(err, -EIO, "bucket: SHA-256 failed");
 	}
 	hdrs[nh++] = (SigV4Param){"x-amz-content-sha256", hash};
@@ -308,23 +301,7 @@ static int s3_call(S3Bucket *s, const S3Call *c, HttpcResponse *ret, char *url, 
 		lines[nl++] = token_h;
 	}
 	lines[nl] = NULL;
-	hq = (HttpcRequest){
-		.method = c->method,
-		.url = url,
-		.headers = lines,
-		.body = c->file ? NULL : c->body,
-		.body_n = c->file ? 0 : c->body_n,
-		.read = c->file ? store_file_read : NULL,
-		.read_ctx = c->file,
-		.read_size = c->read_size,
-		.write = c->write,
-		.write_ctx = c->write_ctx,
-		.max_body = c->max_body ? c->max_body : STORE_MAX_ANSWER,
-		.stall_ms = STORE_STALL_MS,
-		.timeout_ms = (c->file || c->write || c->body_n > (1u << 20)) ? 0 : STORE_TIMEOUT_MS,
-		.expect_continue = c->file != NULL || c->body_n > (1u << 20),
-	};
-	r = httpc_request(s->http, &hq, ret, err);
+	r = store_request(s->http, c->method, url, lines, &c->io, ret, err);
 	free(auth_h);
 	sigv4_signed_done(&sig);
 	return r;
@@ -346,9 +323,7 @@ static int s3_get(Bucket *b, const char *name, const char *range, HttpcWriteFn w
 	S3Call c = {.method = "GET",
 		    .name = name,
 		    .range = range,
-		    .write = write,
-		    .write_ctx = write_ctx,
-		    .max_body = max_body};
+		    .io = {.write = write, .write_ctx = write_ctx, .max_body = max_body}};
 
 	return s3_call_ok(s3_of(b), &c, ret, err);
 }
@@ -371,7 +346,7 @@ static const StoreFns s3_fns = {.get = s3_get, .head = s3_head, .label = s3_labe
 
 static int s3_put_bytes(Bucket *b, const char *name, const void *data, size_t n, ErrBuf *err)
 {
-	S3Call c = {.method = "PUT", .name = name, .body = data ? data : "", .body_n = n};
+	S3Call c = {.method = "PUT", .name = name, .io = {.body = data ? data : "", .body_n = n}};
 
 	return s3_call_ok(s3_of(b), &c, NULL, err);
 }
@@ -389,8 +364,10 @@ static int s3_put_file(Bucket *b, const char *name, const char *path, ErrBuf *er
 	} else {
 		r = store_file_sha256(&f, 0, f.size, hash, err);
 		if (r == 0) {
-			S3Call c = {
-				.method = "PUT", .name = name, .file = &f, .read_size = f.size, .payload_hash = hash};
+			S3Call c = {.method = "PUT",
+				    .name = name,
+				    .payload_hash = hash,
+				    .io = {.file = &f, .read_size = f.size}};
 
 			r = s3_call_ok(s3_of(b), &c, NULL, err);
 		}
@@ -433,7 +410,7 @@ static int s3_upload_part(BucketUpload *u, unsigned part, const void *data, size
 	S3Upload *up = (S3Upload *)u;
 	char num[16];
 	SigV4Param q[] = {{"partNumber", num}, {"uploadId", u->id}};
-	S3Call c = {.method = "PUT", .name = up->name, .query = q, .n_query = 2, .body = data, .body_n = n};
+	S3Call c = {.method = "PUT", .name = up->name, .query = q, .n_query = 2, .io = {.body = data, .body_n = n}};
 	HttpcResponse resp;
 	const char *etag;
 	int r;
@@ -487,8 +464,7 @@ static int s3_upload_complete(BucketUpload *u, unsigned parts, ErrBuf *err)
 			    .name = up->name,
 			    .query = q,
 			    .n_query = 1,
-			    .body = body,
-			    .body_n = strlen(body)};
+			    .io = {.body = body, .body_n = strlen(body)}};
 
 		r = s3_call_ok(up->s, &c, &resp, err);
 	}

@@ -255,6 +255,32 @@ int store_azure_block_id(const char *upload_id, unsigned part, char *out, size_t
 	return 0;
 }
 
+#define STORE_LARGE_BODY (1u << 20) /* a body this big waits for 100-continue, without a time limit */
+
+int store_request(Httpc *h, const char *method, const char *url, const char *const *headers, const StoreIo *io,
+		  HttpcResponse *ret, ErrBuf *err)
+{
+	bool large = io->file || io->body_n > STORE_LARGE_BODY;
+	HttpcRequest hq = {
+		.method = method,
+		.url = url,
+		.headers = headers,
+		.body = io->file ? NULL : io->body,
+		.body_n = io->file ? 0 : io->body_n,
+		.read = io->file ? store_file_read : NULL,
+		.read_ctx = io->file,
+		.read_size = io->read_size,
+		.write = io->write,
+		.write_ctx = io->write_ctx,
+		.max_body = io->max_body ? io->max_body : STORE_MAX_ANSWER,
+		.stall_ms = STORE_STALL_MS,
+		.timeout_ms = (large || io->write) ? 0 : STORE_TIMEOUT_MS,
+		.expect_continue = large,
+	};
+
+	return httpc_request(h, &hq, ret, err);
+}
+
 int store_expect_2xx(int r, const char *method, const char *url, HttpcResponse *resp, HttpcResponse *ret,
 		     const char *code_hdr, ErrBuf *err)
 {

@@ -74,6 +74,25 @@ typedef struct StoreBuf {
 } StoreBuf;
 int store_buf_write(void *ctx, const void *p, size_t n); /* HttpcWriteFn; -EMSGSIZE past cap */
 
+/* What a store request carries and where its answer goes; both schemes'
+ * calls embed it. */
+typedef struct StoreIo {
+	const void *body; /* a body in memory (body_n bytes), or */
+	size_t body_n;
+	StoreFile *file; /* a file (part) streamed: read_size bytes */
+	uint64_t read_size;
+	HttpcWriteFn write; /* a streamed answer; NULL: buffered */
+	void *write_ctx;
+	size_t max_body; /* bound of a buffered answer; 0 = STORE_MAX_ANSWER */
+} StoreIo;
+
+/* Sends one request with the stores' one policy: an answer buffered up to
+ * its bound; a transfer that stalls for STORE_STALL_MS fails; a small request
+ * has STORE_TIMEOUT_MS in all, while a streamed or large body or answer has
+ * no overall limit and a large body waits for 100-continue. */
+int store_request(Httpc *h, const char *method, const char *url, const char *const *headers, const StoreIo *io,
+		  HttpcResponse *ret, ErrBuf *err);
+
 /* Checks an answer: 2xx hands it to *ret (or drops it when ret is NULL);
  * anything else is store_fail's error. r is the request's own result. */
 int store_expect_2xx(int r, const char *method, const char *url, HttpcResponse *resp, HttpcResponse *ret,

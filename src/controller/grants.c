@@ -147,8 +147,7 @@ int service_upload_grant(Service *s, const char *agent, const char *id, const Ag
 				 agent);
 		goto out;
 	}
-	if (mine->state != PART_ASSIGNED && mine->state != PART_RUNNING && mine->state != PART_CAPTURED &&
-	    mine->state != PART_UPLOADING) {
+	if (part_state_terminal(mine->state)) {
 		r = apierror_set(e, API_ERR_CONFLICT, "id", "the share of agent %s in capture %s is %s", agent, id,
 				 part_state_to_string(mine->state));
 		goto out;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/sbuf.h"
 #include "httpc/httpc.h"
 
 #define CONNECT_TIMEOUT_MS_DEFAULT 10000L
@@ -47,8 +48,8 @@ typedef struct Xfer {
 	int read_err; /* -errno from the read callback */
 	/* answer */
 	bool decided, streaming;
-	char *buf;
-	size_t n, cap, max;
+	SBuf buf;   /* a buffered answer */
+	size_t max; /* its bound */
 	bool too_big;
 	uint64_t streamed;
 	int write_err; /* -errno from the write callback */
@@ -229,29 +230,18 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *ctx)
 	return n;
 }
 
+/* Buffers n more bytes of the answer, within its bound. */
 static int buf_append(Xfer *x, const char *p, size_t n)
 {
-	if (n > x->max - x->n) {
+	if (n > x->max - x->buf.n) {
 		x->too_big = true;
 		return -EMSGSIZE;
 	}
-	if (x->n + n + 1 > x->cap) {
-		size_t cap = x->cap ? x->cap : 4096;
-		char *b;
-
-		while (cap < x->n + n + 1)
-			cap *= 2;
-		b = realloc(x->buf, cap);
-		if (!b) {
-			x->nomem = true;
-			return -ENOMEM;
-		}
-		x->buf = b;
-		x->cap = cap;
+	sbuf_addn(&x->buf, p, n);
+	if (x->buf.nomem) {
+		x->nomem = true;
+		return -ENOMEM;
 	}
-	memcpy(x->buf + x->n, p, n);
-	x->n += n;
-	x->buf[x->n] = '\0';
 	return 0;
 }
 
@@ -510,7 +500,8 @@ int httpc_request(Httpc *c, const HttpcRequest *q, HttpcResponse *ret, ErrBuf *e
 	Xfer x = {.c = c, .req = q, .max = q->max_body ? q->max_body : HTTPC_MAX_BODY_DEFAULT};
 	struct curl_slist *h = NULL;
 	CURLcode result = CURLE_OK;
-	char what[256];
+	char what[256], *body;
+	size_t n_body;
 	int r;
 
 	httpc_describe(q->method, q->url ? q->url : "", what, sizeof(what));
@@ -539,19 +530,17 @@ int httpc_request(Httpc *c, const HttpcRequest *q, HttpcResponse *ret, ErrBuf *e
 	}
 	if (r < 0)
 		goto fail;
-	if (!x.buf) {
-		x.buf = malloc(1);
-		if (!x.buf) {
-			r = errbuf_set(err, -ENOMEM, "out of memory");
-			goto fail;
-		}
-		x.buf[0] = '\0';
+	n_body = x.buf.n;
+	body = sbuf_take(&x.buf); /* "" when nothing came */
+	if (!body) {
+		r = errbuf_set(err, -ENOMEM, "out of memory");
+		goto fail;
 	}
-	*ret = (HttpcResponse){.body = x.buf, .n = x.n, .streamed = x.streamed, .hdrs = x.hdrs, .hdrs_n = x.hdrs_n};
+	*ret = (HttpcResponse){.body = body, .n = n_body, .streamed = x.streamed, .hdrs = x.hdrs, .hdrs_n = x.hdrs_n};
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &ret->status);
 	return 0;
 fail:
-	free(x.buf);
+	sbuf_done(&x.buf);
 	free(x.hdrs);
 	return r;
 }

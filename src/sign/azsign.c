@@ -9,7 +9,7 @@
 
 #include "sign/azsign.h"
 #include "sign/digest.h"
-#include "sign/sbuf.h"
+#include "common/sbuf.h"
 
 /* A header's value as canonicalized: trimmed, inner blanks collapsed. */
 static void str_add_value(SBuf *s, const char *v)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "sign/digest.h"
-#include "sign/sbuf.h"
+#include "common/sbuf.h"
 #include "sign/sigv4.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sign/sbuf.h"
+#include "common/sbuf.h"
 
 void sbuf_addn(SBuf *s, const char *p, size_t n)
 {

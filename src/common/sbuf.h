@@ -2,10 +2,10 @@
 #pragma once
 
 /*
- * A growing string for the signers (private to src/sign): appending never
- * fails on the spot; the first allocation failure is remembered (nomem) and
- * checked once, so that building a canonical request reads as its
- * specification does.
+ * A growing string: appending never fails on the spot; the first allocation
+ * failure is remembered (nomem) and checked once, so that building a text
+ * (a canonical request, a buffered HTTP answer) reads as its specification
+ * does. The caller bounds what it appends.
  */
 
 #include <stdbool.h>
