@@ -107,15 +107,17 @@ def main():
                 time.sleep(0.01)
             gen = subprocess.Popen(["ip", "netns", "exec", agent.link.ns_a, "trafgen", "--dev", agent.link.if_a,
                                     "--conf", conf, "--cpu", "1", "-q"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             try:
                 t_up, t_done = share_times(acct, pid, agent.name)
             finally:
-                gen.send_signal(signal.SIGINT)  # trafgen stops on ^C, not on SIGTERM
+                # trafgen stops on ^C, not on SIGTERM; `ip netns exec` forks
+                # it, so the whole group gets it (else trafgen lives on).
+                os.killpg(gen.pid, signal.SIGINT)
                 try:
                     gen.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    gen.kill()
+                    os.killpg(gen.pid, signal.SIGKILL)
                     gen.wait()
             ours.append(t_done - t_up)
             obj = "pcap_%s_%s.pcap" % (pid, agent.name)

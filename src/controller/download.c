@@ -254,10 +254,7 @@ static void merge_fail(Download *d, int r, const ErrBuf *err)
 
 static void note_part(const Job *j, const JobPart *p, AgentNote *n, MergeInput *m)
 {
-	snprintf(n->desc, sizeof(n->desc), "pcapd %s capture %s; colo %s; filter %.700s; snaplen %u%s",
-		 job_type_to_string(j->type), j->id, j->colo_name ? j->colo_name : "any",
-		 j->filter_json && strcmp(j->filter_json, "{}") != 0 ? j->filter_json : "none", j->snaplen,
-		 j->snaplen ? "" : " (whole packets)");
+	job_describe(j, n->desc, sizeof(n->desc));
 	n->stats = (PcapIfStats){
 		.have = PCAP_STAT_IFRECV | PCAP_STAT_IFDROP, .ifrecv = p->packets + p->drops, .ifdrop = p->drops};
 	*m = (MergeInput){.name = p->agent, .description = n->desc, .stats = &n->stats, .n_stats = 1};

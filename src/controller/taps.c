@@ -65,6 +65,7 @@ struct Tap {
 	char id[AGENTPROTO_STREAM_TAP_LEN + 1];
 	char job[JOB_ID_LEN + 1];
 	char account[JOB_ID_LEN + 1];
+	char desc[PCAPWR_MAX_IFDESC]; /* every interface's if_description (job_describe) */
 	TapInput *in;
 	size_t n_in;
 	pthread_cond_t cond;
@@ -123,7 +124,7 @@ static int sink_ftruncate(const IoOps *self, int fd, off_t len)
  * when the agent's file names it. Creates the writer with the first one. */
 static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 {
-	char name[AGENT_NAME_MAX + 1 + 200 + 1], desc[256];
+	char name[AGENT_NAME_MAX + 1 + 200 + 1];
 	PcapInterfaceInfo info;
 	PcapWrInterface d;
 	uint32_t *m;
@@ -137,11 +138,10 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 		snprintf(name, sizeof(name), "%s/%.200s", in->agent, info.name);
 	else
 		snprintf(name, sizeof(name), "%s", in->agent);
-	snprintf(desc, sizeof(desc), "pcapd live stream of capture %s, agent %s", t->job, in->agent);
 	if (info.snaplen == 0 || info.snaplen > PCAP_MAX_SNAPLEN)
 		info.snaplen = PCAP_MAX_SNAPLEN;
 	d = (PcapWrInterface){
-		.linktype = info.linktype, .snaplen = info.snaplen, .name = name, .description = desc, .tsresol = 9};
+		.linktype = info.linktype, .snaplen = info.snaplen, .name = name, .description = t->desc, .tsresol = 9};
 	if (!t->w) {
 		PcapWriterConfig wc = {.format = PCAP_FORMAT_PCAPNG,
 				       .snaplen = d.snaplen,
@@ -582,6 +582,7 @@ int service_tap_open(Service *s, const char *account, const char *id, Tap **ret,
 	t->id[AGENTPROTO_STREAM_TAP_LEN] = '\0';
 	snprintf(t->job, sizeof(t->job), "%s", j.id);
 	snprintf(t->account, sizeof(t->account), "%s", j.account);
+	job_describe(&j, t->desc, sizeof(t->desc));
 	t->io = (IoOps){.writev = sink_writev, .fsync = sink_fsync, .ftruncate = sink_ftruncate, .state = t};
 	pthread_mutex_lock(&s->taps_lock);
 	if (s->n_taps >= TAP_MAX || s->taps_stopping) {

@@ -31,6 +31,14 @@ const char *job_type_to_string(JobType t)
 	return (unsigned)t < ARRAY_SIZE(type_names) ? type_names[t] : "unknown";
 }
 
+void job_describe(const Job *j, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "pcapd %s capture %s; colo %s; filter %.700s; snaplen %u%s", job_type_to_string(j->type),
+		 j->id, j->colo_name ? j->colo_name : "any",
+		 j->filter_json && strcmp(j->filter_json, "{}") != 0 ? j->filter_json : "none", j->snaplen,
+		 j->snaplen ? "" : " (whole packets)");
+}
+
 const char *job_status_to_string(JobStatus s)
 {
 	return (unsigned)s < ARRAY_SIZE(status_names) ? status_names[s] : "unknown";

@@ -252,7 +252,10 @@ typedef struct JobPart {
 	PartFailure failure; /* PART_FAILED: what failed */
 } JobPart;
 
-const char *job_type_to_string(JobType t);     /* "simple", "full" */
+const char *job_type_to_string(JobType t); /* "simple", "full" */
+/* How a capture's pcapng interfaces are described (if_description): its type
+ * and id, colo, filter and snaplen, cut to fit cap (at least 1 byte). */
+void job_describe(const Job *j, char *buf, size_t cap);
 const char *job_status_to_string(JobStatus s); /* Cloudflare's words */
 const char *job_stop_to_string(JobStop s);     /* "none", "time", "packets", "bytes", "user", "agent_lost", "error",
 						  "agent_shutdown" */

@@ -141,6 +141,11 @@ def test_live_stream_two_agents(stk, acct, tool):
     assert ts == sorted(ts), "stream not in time order"
     names = [n for _, n in rd.lines]
     assert names.count(AGENT1) == 10 and names.count(AGENT2) == 12, names
+    # Each agent's interface is described as the download's are: colo, filter.
+    desc = subprocess.run(["tshark", "-n", "-r", rd.raw, "-T", "fields", "-e", "frame.interface_description"],
+                          capture_output=True, timeout=WAIT, check=True).stdout.decode().splitlines()
+    dport = "5201" if tool == "curl" else "5202"
+    assert len(desc) == 22 and all("colo %s" % COLO in d and dport in d for d in desc), desc[:2]
     if tool == "curl":
         with open(rd.dump) as f:
             headers = f.read().lower()
