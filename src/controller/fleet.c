@@ -83,7 +83,9 @@ int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep,
 	char *history = NULL;
 	int r;
 
-	if (!rep->hello && !registry_persist_due(s->reg, rep->name, mono(), persist_ns(s)))
+	/* Alone on its database, a controller stores registrations only: no
+	 * one else reads the heartbeats. */
+	if (!rep->hello && (!s->shared || !registry_persist_due(s->reg, rep->name, mono(), persist_ns(s))))
 		return 0;
 	snprintf(row.name, sizeof(row.name), "%s", rep->name);
 	snprintf(row.colo, sizeof(row.colo), "%s", rep->colo);

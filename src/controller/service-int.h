@@ -84,7 +84,8 @@ void service_agent_forget(Service *s, const char *name);
 int service_fleet_start(Service *s, ErrBuf *err);
 void service_fleet_stop(Service *s);
 /* Stores the agent's last-seen (with its account and history) when due:
- * at every hello, else at most every few seconds (registry_persist_due). */
+ * at every hello, and over a shared database at most every few seconds
+ * (registry_persist_due). */
 int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep, ErrBuf *err);
 
 /* An ErrBuf from storage as an internal error. */
