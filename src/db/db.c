@@ -172,16 +172,6 @@ int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	return db->ops->job_list_active(db, ret, ret_n, err);
 }
 
-int db_job_update(Db *db, const Job *j, ErrBuf *err)
-{
-	return db->ops->job_update(db, j, err);
-}
-
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
-{
-	return db->ops->job_update_with_parts(db, j, parts, n, err);
-}
-
 int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	return db->ops->job_modify(db, account, id, fn, arg, ret_job, err);

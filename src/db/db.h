@@ -98,22 +98,19 @@ int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **
 		ErrBuf *err);
 /* Every non-terminal job of every account (scheduler, reconciliation). */
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-/* Writes status, stop_requested_ns, stop_reason, error_message, counters,
- * started_ns and finished_ns of j (other fields are immutable; parts also
- * their failure). -ENOENT if gone. */
-int db_job_update(Db *db, const Job *j, ErrBuf *err);
-/* Writes j (as db_job_update) and the given parts in one transaction. */
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
-
 /* What db_job_modify lets change: the job and its parts as stored; true if
- * it changed something (then both are written back). */
+ * it changed something (then both are written back). Of the job, status,
+ * stop_requested_ns, stop_reason, error_message, counters, started_ns and
+ * finished_ns are written (the other fields are immutable); of each part,
+ * its state, counters, stop_reason, object, error, updated_ns, failure and
+ * attempt. */
 typedef bool (*DbJobFn)(Job *j, JobPart *parts, size_t n, void *arg);
 /* A job's read-modify-write, safe with any number of writers in any number
  * of processes: in one transaction that holds the job's row (PostgreSQL:
  * SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE, the database's write
  * lock), loads the job (account NULL: of any account) and its parts (by
- * agent name), calls fn, and when fn returns true writes the job (as
- * db_job_update) and every part back. A second writer of the same job waits
+ * agent name), calls fn, and when fn returns true writes the job and every
+ * part back. A second writer of the same job waits
  * for the first to commit and then sees its change. fn runs inside the
  * transaction on this thread's connection: it may call db operations of a
  * single statement (db_sample_put), which then commit or roll back with the

@@ -39,8 +39,6 @@ struct DbOps {
 	int (*job_list)(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
 			uint64_t *ret_total, ErrBuf *err);
 	int (*job_list_active)(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-	int (*job_update)(Db *db, const Job *j, ErrBuf *err);
-	int (*job_update_with_parts)(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
 	int (*job_modify)(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job,
 			  ErrBuf *err);
 	int (*job_find_named)(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err);

@@ -469,35 +469,6 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
 	return r;
 }
 
-static int pg_job_update(Db *db, const Job *j, ErrBuf *err)
-{
-	PgConn *c;
-	int r = dbp_conn(db, &c, err);
-
-	return r < 0 ? r : update_job(c, j, err);
-}
-
-static int pg_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
-{
-	PgConn *c;
-	int r;
-
-	r = dbp_conn(db, &c, err);
-	if (r < 0)
-		return r;
-	r = dbp_begin(c, err);
-	if (r < 0)
-		return r;
-	r = update_job(c, j, err);
-	if (r == 0)
-		r = write_parts(c, j, parts, n, true, err);
-	if (r == 0)
-		r = dbp_commit(c, err);
-	if (r < 0)
-		dbp_rollback(c);
-	return r;
-}
-
 static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	PgParams p = params2(id, account), pp = params1(id);
@@ -841,8 +812,6 @@ const DbOps dbp_ops = {
 	.job_get = pg_job_get,
 	.job_list = pg_job_list,
 	.job_list_active = pg_job_list_active,
-	.job_update = pg_job_update,
-	.job_update_with_parts = pg_job_update_with_parts,
 	.job_modify = pg_job_modify,
 	.job_find_named = pg_job_find_named,
 	.job_list_named = pg_job_list_named,

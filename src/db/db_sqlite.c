@@ -903,44 +903,6 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
-static int dbs_job_update(Db *db, const Job *j, ErrBuf *err)
-{
-	Conn *c;
-	int r;
-
-	r = conn_get(db, &c, err);
-	if (r < 0)
-		return r;
-	return update_job(c, j, err);
-}
-
-static int dbs_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
-{
-	Conn *c;
-	int r;
-
-	r = conn_get(db, &c, err);
-	if (r < 0)
-		return r;
-	r = tx_begin(c, err);
-	if (r < 0)
-		return r;
-	r = update_job(c, j, err);
-	if (r < 0)
-		goto rollback;
-	r = write_parts(c, j, parts, n, true, err);
-	if (r < 0)
-		goto rollback;
-	r = tx_commit(c, err);
-	if (r < 0)
-		goto rollback;
-	return 0;
-
-rollback:
-	tx_rollback(c);
-	return r;
-}
-
 static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	JobPart *parts = NULL;
@@ -1063,8 +1025,6 @@ static const DbOps sqlite_ops = {
 	.job_get = dbs_job_get,
 	.job_list = dbs_job_list,
 	.job_list_active = dbs_job_list_active,
-	.job_update = dbs_job_update,
-	.job_update_with_parts = dbs_job_update_with_parts,
 	.job_modify = dbs_job_modify,
 	.job_find_named = dbs_job_find_named,
 	.job_list_named = dbs_job_list_named,

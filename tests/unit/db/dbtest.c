@@ -186,3 +186,59 @@ void hash_of(uint8_t h[32], uint8_t seed)
 	for (int i = 0; i < 32; i++)
 		h[i] = (uint8_t)(seed + i * 7);
 }
+
+typedef struct Store {
+	const Job *j;
+	const JobPart *parts;
+	size_t n;
+} Store;
+
+/* A copy of s (NULL stays NULL) in *slot, the old value freed. */
+static void set_str(char **slot, const char *s)
+{
+	free(*slot);
+	*slot = s ? strdup(s) : NULL;
+	if (s)
+		assert_non_null(*slot);
+}
+
+static bool store_fn(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	const Store *st = arg;
+
+	j->status = st->j->status;
+	j->stop_requested_ns = st->j->stop_requested_ns;
+	j->stop_reason = st->j->stop_reason;
+	set_str(&j->error_message, st->j->error_message);
+	j->packets = st->j->packets;
+	j->bytes = st->j->bytes;
+	j->drops = st->j->drops;
+	j->finished_ns = st->j->finished_ns;
+	j->started_ns = st->j->started_ns;
+	for (size_t i = 0; i < st->n; i++)
+		for (size_t k = 0; k < n; k++) {
+			const JobPart *src = &st->parts[i];
+			JobPart *p = &parts[k];
+
+			if (strcmp(p->agent, src->agent) != 0)
+				continue;
+			p->state = src->state;
+			p->packets = src->packets;
+			p->bytes = src->bytes;
+			p->drops = src->drops;
+			p->stop_reason = src->stop_reason;
+			set_str(&p->object, src->object);
+			set_str(&p->error, src->error);
+			p->updated_ns = src->updated_ns;
+			p->failure = src->failure;
+			p->attempt = src->attempt;
+		}
+	return true;
+}
+
+int store_job(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
+{
+	Store st = {.j = j, .parts = parts, .n = n};
+
+	return db_job_modify(db, j->account, j->id, store_fn, &st, NULL, err);
+}

@@ -42,6 +42,11 @@ void assert_str_or_null(const char *a, const char *b);
 void assert_job_equal(const Job *a, const Job *b);
 void assert_part_equal(const JobPart *a, const JobPart *b);
 void hash_of(uint8_t h[32], uint8_t seed);
+/* Puts a stored job in j's state through db_job_modify: j's mutable fields
+ * (status, stop, error, counters, times), and of each of parts[0..n) that
+ * the job has (by agent) its mutable fields. -ENOENT if there is no such
+ * job (in j's account). */
+int store_job(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
 
 /* test-db-fleet.c: what several controllers over one database rely on. */
 #define DB_FLEET_MAX 16

@@ -38,6 +38,17 @@ static bool change_nothing(Job *j, JobPart *parts, size_t n, void *arg)
 	return false;
 }
 
+static bool change_immutable(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	(void)parts;
+	(void)n;
+	(void)arg;
+	j->time_limit_s = 1;
+	j->packet_limit = 7;
+	j->packets = 5; /* this one is written */
+	return true;
+}
+
 static void test_job_modify(void **state)
 {
 	T *t = *state;
@@ -65,6 +76,14 @@ static void test_job_modify(void **state)
 	job_done(&got);
 	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
 	assert_int_equal(got.packets, 1);
+	job_done(&got);
+
+	/* Only the mutable fields are written. */
+	assert_int_equal(db_job_modify(t->db, ACC_A, j.id, change_immutable, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_int_equal(got.time_limit_s, j.time_limit_s);
+	assert_int_equal(got.packet_limit, j.packet_limit);
+	assert_int_equal(got.packets, 5);
 	job_done(&got);
 
 	/* Scoped by account; an unknown job is -ENOENT, fn never called. */

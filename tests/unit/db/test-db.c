@@ -241,7 +241,7 @@ static void test_migration_2(void **state)
 		assert_int_equal(parts[i].attempt, 0);
 	parts[2].state = PART_UPLOAD_FAILED; /* a2: uploading */
 	parts[2].attempt = 2;
-	assert_int_equal(db_job_update_with_parts(t->db, &got, &parts[2], 1, &err), 0);
+	assert_int_equal(store_job(t->db, &got, &parts[2], 1, &err), 0);
 	parts_free(parts, n);
 	assert_int_equal(db_part_list_for_agent(t->db, "a2", &parts, &n, &err), 0);
 	assert_int_equal(n, 0);
@@ -566,9 +566,9 @@ static void test_job_list(void **state)
 	a[1].status = JOB_SUCCESS;
 	a[3].status = JOB_FAILED;
 	a[2].status = JOB_RUNNING;
-	assert_int_equal(db_job_update(t->db, &a[1], &err), 0);
-	assert_int_equal(db_job_update(t->db, &a[2], &err), 0);
-	assert_int_equal(db_job_update(t->db, &a[3], &err), 0);
+	assert_int_equal(store_job(t->db, &a[1], NULL, 0, &err), 0);
+	assert_int_equal(store_job(t->db, &a[2], NULL, 0, &err), 0);
+	assert_int_equal(store_job(t->db, &a[3], NULL, 0, &err), 0);
 	assert_int_equal(db_job_list_active(t->db, &v, &n, &err), 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(v[0].id, a[0].id);
@@ -634,32 +634,24 @@ static void test_job_update(void **state)
 	j.bytes = 1000;
 	j.drops = 1;
 	j.finished_ns = 160 * SEC;
-	assert_int_equal(db_job_update(t->db, &j, &err), 0);
+	assert_int_equal(store_job(t->db, &j, NULL, 0, &err), 0);
 	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
 	assert_job_equal(&got, &j);
 	job_done(&got);
 
 	/* Back to NULL. */
 	j.error_message = NULL;
-	assert_int_equal(db_job_update(t->db, &j, &err), 0);
+	assert_int_equal(store_job(t->db, &j, NULL, 0, &err), 0);
 	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
 	assert_null(got.error_message);
 	job_done(&got);
 
-	/* Immutable fields are not written. */
-	Job changed = j;
-	changed.time_limit_s = 1;
-	changed.colo_name = (char *)"LHR";
-	assert_int_equal(db_job_update(t->db, &changed, &err), 0);
-	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
-	assert_job_equal(&got, &j);
-	job_done(&got);
-
+	/* Immutable fields are never written: test-db-fleet.c. */
 	Job other = j;
 	snprintf(other.account, sizeof(other.account), "%s", ACC_B);
-	assert_int_equal(db_job_update(t->db, &other, &err), -ENOENT);
+	assert_int_equal(store_job(t->db, &other, NULL, 0, &err), -ENOENT);
 	Job missing = make_job(ACC_A, JOB_FULL, 1);
-	assert_int_equal(db_job_update(t->db, &missing, &err), -ENOENT);
+	assert_int_equal(store_job(t->db, &missing, NULL, 0, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, missing.id));
 }
 
@@ -706,42 +698,32 @@ static void test_parts(void **state)
 	assert_part_equal(&v[0], &q[1]);
 	parts_free(v, n);
 
-	/* Update the job and its parts together; a new part is added. */
+	/* The job and its parts change together (db_job_modify). */
 	p[1].state = PART_DONE;
 	p[1].object = (char *)"pcap_x_alpha.pcap";
 	p[0].state = PART_LOST;
 	p[0].error = (char *)"no heartbeat for 30 s";
-	JobPart extra = make_part(&j, "new", PART_ASSIGNED);
-	JobPart upd[3] = {p[0], p[1], extra};
+	JobPart upd[2] = {p[0], p[1]};
 	j.status = JOB_RUNNING;
 	j.packets = 3;
-	assert_int_equal(db_job_update_with_parts(t->db, &j, upd, 3, &err), 0);
+	assert_int_equal(store_job(t->db, &j, upd, 2, &err), 0);
 	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
 	assert_job_equal(&got, &j);
 	job_done(&got);
 	assert_int_equal(db_part_list(t->db, j.id, &v, &n, &err), 0);
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 3);
 	assert_part_equal(&v[0], &p[1]);
 	assert_part_equal(&v[1], &p[2]);
-	assert_part_equal(&v[2], &extra);
-	assert_part_equal(&v[3], &p[0]);
+	assert_part_equal(&v[2], &p[0]);
 	parts_free(v, n);
 	assert_int_equal(db_part_list_for_agent(t->db, "alpha", &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	parts_free(v, n);
 
-	/* A missing job rolls back the parts; a foreign part is refused. */
+	/* A missing job changes nothing. */
 	Job missing = make_job(ACC_A, JOB_FULL, 1);
 	JobPart mp = make_part(&missing, "alpha", PART_RUNNING);
-	assert_int_equal(db_job_update_with_parts(t->db, &missing, &mp, 1, &err), -ENOENT);
-	JobPart foreign = make_part(&k, "gamma", PART_RUNNING);
-	assert_int_equal(db_job_update_with_parts(t->db, &j, &foreign, 1, &err), -EINVAL);
-	j.status = JOB_FAILED;
-	JobPart bad[2] = {p[2], foreign};
-	assert_int_equal(db_job_update_with_parts(t->db, &j, bad, 2, &err), -EINVAL);
-	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
-	assert_int_equal(got.status, JOB_RUNNING); /* rolled back */
-	job_done(&got);
+	assert_int_equal(store_job(t->db, &missing, &mp, 1, &err), -ENOENT);
 	assert_int_equal(db_part_list(t->db, k.id, &v, &n, &err), 0);
 	assert_int_equal(n, 2);
 	parts_free(v, n);
@@ -784,7 +766,7 @@ static void test_limit_full(void **state)
 	assert_string_equal(err.msg, "only 2 pending or running full capture(s) per account");
 	assert_int_equal(wait, 160 * SEC); /* the soonest of a (160 s) and b (161 s) */
 	a.status = JOB_SUCCESS;
-	assert_int_equal(db_job_update(t->db, &a, &err), 0);
+	assert_int_equal(store_job(t->db, &a, NULL, 0, &err), 0);
 	assert_int_equal(db_job_insert(t->db, &c, NULL, 0, &lim, NULL, &err), 0);
 
 	/* active captures without a time limit: no known time */
@@ -1227,7 +1209,7 @@ static void test_concurrency(void **state)
 		assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, NULL, &err), 0);
 		j.status = JOB_RUNNING;
 		p.packets = (uint64_t)i;
-		assert_int_equal(db_job_update_with_parts(t->db, &j, &p, 1, &err), 0);
+		assert_int_equal(store_job(t->db, &j, &p, 1, &err), 0);
 	}
 	stop = 1;
 	for (int i = 0; i < 4; i++) {
