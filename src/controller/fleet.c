@@ -7,10 +7,12 @@
  * parked polls and what it delivered to them; this file keeps the rest in
  * step, with one thread and one database session of its own (db.h DbWatch):
  *
- *   notices   a change that gives an agent work (a capture created or
- *             stopped, a retried upload) is sent as "<instance> wake <agent>"
- *             (db_notify); every other controller wakes that agent's parked
- *             poll, which reads its work from the database. Any notice also
+ *   notices   a change that gives agents work (a capture created or
+ *             stopped, a retried upload) is sent as "<instance> wake
+ *             <agent>,<agent>,..." (db_notify; as many names as a notice
+ *             holds, so a sample for 1,000 agents is a few notices); every
+ *             other controller wakes those agents' parked polls, which read
+ *             their work from the database. Any notice also
  *             counts as a change of some job (list caches) and makes the
  *             lease holder look at samples' deadlines.
  *   agents    once a second, what the other controllers stored about agents
@@ -62,18 +64,42 @@ static int64_t persist_ns(const Service *s)
 	return q < PERSIST_MAX_NS ? q : PERSIST_MAX_NS;
 }
 
-void service_wake_agent(Service *s, const char *agent)
+/* Sends the batch's names, if any. A lost notice costs the other
+ * controllers' agents a poll's time-out at most (their polls end and read
+ * the database). */
+static void wake_flush(WakeBatch *b)
 {
-	char text[DB_NOTICE_MAX + 1];
 	ErrBuf err = {{0}};
 
-	registry_wake(s->reg, agent);
-	if (!s->shared)
+	if (b->len > b->prefix)
+		db_notify(service_db(b->s), b->text, &err);
+	b->len = b->prefix;
+	b->text[b->len] = '\0';
+}
+
+void service_wake_begin(Service *s, WakeBatch *b)
+{
+	b->s = s;
+	b->prefix = b->len = (size_t)snprintf(b->text, sizeof(b->text), "%s wake ", s->instance);
+}
+
+void service_wake_add(WakeBatch *b, const char *agent)
+{
+	size_t n = strlen(agent);
+
+	registry_wake(b->s->reg, agent);
+	if (!b->s->shared)
 		return;
-	snprintf(text, sizeof(text), "%s wake %s", s->instance, agent);
-	/* A lost notice costs the other controllers' agents a poll's time-out
-	 * at most (their polls end and read the database). */
-	db_notify(s->cfg.db, text, &err);
+	if (b->len + 1 + n >= sizeof(b->text))
+		wake_flush(b);
+	b->len += (size_t)snprintf(b->text + b->len, sizeof(b->text) - b->len, "%s%s", b->len > b->prefix ? "," : "",
+				   agent);
+}
+
+void service_wake_end(WakeBatch *b)
+{
+	if (b->s->shared)
+		wake_flush(b);
 }
 
 int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep, ErrBuf *err)
@@ -118,6 +144,23 @@ void service_agent_forget(Service *s, const char *name)
 	db_notify(s->cfg.db, text, &err);
 }
 
+/* Wakes the agents of a comma-separated list. */
+static void wake_listed(Service *s, const char *list)
+{
+	while (*list) {
+		const char *end = strchr(list, ',');
+		size_t n = end ? (size_t)(end - list) : strlen(list);
+		char name[AGENT_NAME_MAX + 1];
+
+		if (n > 0 && n <= AGENT_NAME_MAX) {
+			memcpy(name, list, n);
+			name[n] = '\0';
+			registry_wake(s->reg, name);
+		}
+		list += n + (end != NULL);
+	}
+}
+
 /* Another controller's notice. */
 static void on_notice(Service *s, const char *text)
 {
@@ -128,8 +171,8 @@ static void on_notice(Service *s, const char *text)
 		return; /* ours */
 	atomic_fetch_add(&s->jobs_gen, 1);
 	atomic_store(&s->samples_pending, 1); /* the lease holder looks (scan_lost) */
-	if ((agent = strstr(text, " wake ")) && agent[6])
-		registry_wake(s->reg, agent + 6);
+	if ((agent = strstr(text, " wake ")))
+		wake_listed(s, agent + 6);
 	else if ((agent = strstr(text, " forget ")) && agent[8])
 		registry_forget(s->reg, agent + 8);
 }

@@ -72,9 +72,18 @@ void service_taps_free(Service *s);
 size_t service_tap_orders(Service *s, const char *agent, AgentStreamOrder *ret, size_t cap);
 bool service_tap_pending(Service *s, const char *agent);
 
-/* fleet.c. The agent has new work: its parked poll here answers, and (over
- * a shared database) every other controller is told to wake its poll. */
-void service_wake_agent(Service *s, const char *agent);
+/* fleet.c. Agents have new work: each one's parked poll here answers at
+ * service_wake_add, and (over a shared database) every other controller is
+ * told to wake theirs, in as few notices as the names fit in (sent when
+ * full and at service_wake_end). */
+typedef struct WakeBatch {
+	Service *s;
+	char text[DB_NOTICE_MAX + 1];
+	size_t len, prefix;
+} WakeBatch;
+void service_wake_begin(Service *s, WakeBatch *b);
+void service_wake_add(WakeBatch *b, const char *agent);
+void service_wake_end(WakeBatch *b);
 /* A revoked agent: forgotten here and (over a shared database) by every
  * other controller; its poll parked here is woken. */
 void service_agent_forget(Service *s, const char *name);

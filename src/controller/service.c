@@ -512,6 +512,7 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 {
 	char(*agents)[AGENT_NAME_MAX + 1] = NULL;
 	JobPart *parts = NULL;
+	WakeBatch wake;
 	size_t n = 0;
 	int r;
 
@@ -575,8 +576,10 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		goto out;
 	if (j->type == JOB_SIMPLE)
 		atomic_fetch_add(&s->samples_pending, 1);
+	service_wake_begin(s, &wake);
 	for (size_t i = 0; i < n; i++)
-		service_wake_agent(s, agents[i]);
+		service_wake_add(&wake, agents[i]);
+	service_wake_end(&wake);
 out:
 	parts_free(parts, n);
 	free(agents);
@@ -624,12 +627,15 @@ static void wake_agents(Service *s, const char *id)
 {
 	JobPart *parts = NULL;
 	ErrBuf err = {{0}};
+	WakeBatch wake;
 	size_t n = 0;
 
 	if (db_part_list(s->cfg.db, id, &parts, &n, &err) < 0)
 		return;
+	service_wake_begin(s, &wake);
 	for (size_t i = 0; i < n; i++)
-		service_wake_agent(s, parts[i].agent);
+		service_wake_add(&wake, parts[i].agent);
+	service_wake_end(&wake);
 	parts_free(parts, n);
 }
 

@@ -176,7 +176,7 @@ int db_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, 
  * lock that the database releases when the session ends, however the
  * process ended (PostgreSQL: a session-level advisory lock). */
 
-#define DB_NOTICE_MAX 256 /* bytes of a notice's text, NUL excluded */
+#define DB_NOTICE_MAX 4000 /* bytes of a notice's text, NUL excluded (PostgreSQL takes < 8000) */
 
 int db_notify(Db *db, const char *text, ErrBuf *err); /* -EINVAL over DB_NOTICE_MAX */
 
