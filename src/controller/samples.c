@@ -76,7 +76,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	int r;
 
 	/* An unknown id costs no parsing; the whole body is then checked
-	 * outside the lock, the part under it. */
+	 * outside the transaction, the part inside it. */
 	r = db_job_get(service_db(s), NULL, id, &j, err);
 	job_done(&j);
 	if (r < 0)
