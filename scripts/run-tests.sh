@@ -63,15 +63,17 @@ pytest_leg integration "$build/integration.out" tests/integration
 
 # --- the API suite again with the controllers on PostgreSQL: one real
 # PostgreSQL 15 for the run (tests/integration/pgserver.py, Unix socket only),
-# a database per stack. The db unit tests ran on both backends above; the
-# rest of the integration suite runs on SQLite only, and this leg only in
+# a database per stack, and two controllers over one database
+# (test_replicas.py, skipped on SQLite). The db unit tests ran on both
+# backends above; the rest of the integration suite runs on SQLite only, and this leg only in
 # the build without sanitizers (the ASan leg already runs the db unit tests
 # on PostgreSQL), to keep CI within its time.
 sanitized=$(/usr/bin/python3 -c 'import json, sys
 print(next((o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "b_sanitize"), "none"))' \
 	"$build/meson-info/intro-buildoptions.json" 2>/dev/null)
 if [ "${sanitized:-none}" = none ]; then
-	pytest_leg integration-postgresql "$build/integration-pg.out" --db postgres tests/integration/test_api.py
+	pytest_leg integration-postgresql "$build/integration-pg.out" --db postgres tests/integration/test_api.py \
+		tests/integration/test_replicas.py
 else
 	echo "integration-postgresql: left to the leg without sanitizers (this build has $sanitized)"
 fi

@@ -78,6 +78,7 @@ struct Agent {
 	size_t n_samples;                             /* under lock: the samples among them */
 	Recorder *recorder;                           /* NULL when the recorder is off; stable while jobs run */
 	char history_dir[4096];                       /* DATA/history */
+	CtlRoute route;                               /* the controllers, shared by every client */
 	CtlClientConfig client_cfg;                   /* for the sample clients */
 	CtlClient *idle_clients[AGENT_MAX_SAMPLES];   /* under lock: sample clients kept for reuse */
 	size_t n_idle_clients;                        /* under lock */

@@ -72,14 +72,30 @@ static bool url_ok(const char *u)
 						 : strncasecmp(u, "https://", 8) == 0 && u[8] != '\0' && u[8] != '/';
 }
 
-int agent_config_check(const AgentConfig *cfg, ErrBuf *err)
+static int controller_check(const char *url, ErrBuf *err)
 {
-	if (!cfg->controller || !url_ok(cfg->controller) || strlen(cfg->controller) > URL_MAX)
+	if (!url || !url_ok(url) || strlen(url) > URL_MAX)
 		return errbuf_set(err, -EINVAL, "--controller: '%s' is not an http:// or https:// URL (up to %u bytes)",
-				  cfg->controller ? cfg->controller : "", URL_MAX);
-	for (const char *p = cfg->controller; *p; p++)
+				  url ? url : "", URL_MAX);
+	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return errbuf_set(err, -EINVAL, "--controller: the URL contains a blank or control character");
+	return 0;
+}
+
+int agent_config_check(const AgentConfig *cfg, ErrBuf *err)
+{
+	int r = controller_check(cfg->controller, err);
+
+	if (r < 0)
+		return r;
+	if (cfg->n_urls > CTL_MAX_URLS)
+		return errbuf_set(err, -EINVAL, "--controller: more than %u controllers", CTL_MAX_URLS);
+	for (size_t i = 0; i < cfg->n_urls; i++) {
+		r = controller_check(cfg->urls[i], err);
+		if (r < 0)
+			return r;
+	}
 	if (!agentproto_name_valid(cfg->name))
 		return errbuf_set(err, -EINVAL, "--name: '%s' is not 1..%u characters of [A-Za-z0-9._-]",
 				  cfg->name ? cfg->name : "", AGENT_NAME_MAX);
@@ -134,7 +150,7 @@ static void link_failed_locked(Agent *a, const ErrBuf *err)
 	a->need_hello = true;
 	if (a->online) {
 		a->online = false;
-		log_warning("controller %s: %s; retrying every %u ms at most", a->cfg->controller, err->msg,
+		log_warning("controller %s: %s; retrying every %u ms at most", ctlroute_current(&a->route), err->msg,
 			    BACKOFF_MAX_MS);
 	}
 }
@@ -145,7 +161,7 @@ static void link_ok_locked(Agent *a)
 		return;
 	a->online = true;
 	if (a->registered)
-		log_info("controller %s reachable again", a->cfg->controller);
+		log_info("controller %s reachable", ctlroute_current(&a->route));
 	a->report_due = true; /* the hello that starts the new session, now */
 	pthread_cond_broadcast(&a->cond);
 }
@@ -317,7 +333,7 @@ static int report_once(Agent *a, CtlClient *c, uint32_t timeout_ms, ErrBuf *err)
 	pthread_mutex_unlock(&a->lock);
 	forget_jobs(a, acked, n_acked);
 	if (first)
-		log_info("agent %s registered with %s", cfg->name, cfg->controller);
+		log_info("agent %s registered with %s", cfg->name, ctlroute_current(&a->route));
 out:
 	pthread_mutex_unlock(&a->report_lock);
 	agentproto_report_answer_done(&ans);
@@ -704,6 +720,7 @@ static int agent_init(Agent *a, const AgentConfig *cfg, ErrBuf *err)
 {
 	pthread_condattr_t ca;
 	CtlClientConfig cc = {.base_url = cfg->controller,
+			      .route = &a->route,
 			      .token = cfg->token,
 			      .cafile = cfg->cafile,
 			      .insecure = cfg->insecure,
@@ -712,6 +729,9 @@ static int agent_init(Agent *a, const AgentConfig *cfg, ErrBuf *err)
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
+	/* One controller, or the list (whose first is cfg->controller). */
+	a->route.urls = cfg->n_urls ? cfg->urls : &cfg->controller;
+	a->route.n = cfg->n_urls ? cfg->n_urls : 1;
 	a->client_cfg = cc;
 	a->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : AGENT_DEFAULT_HEARTBEAT_MS;
 	a->poll_timeout_ms = AGENTPROTO_DEFAULT_POLL_MS;

@@ -50,6 +50,8 @@
 
 typedef struct AgentConfig {
 	const char *controller;    /* base URL: http://host:port or https://host:port[/prefix] */
+	const char *const *urls;   /* several controllers over one database (urls[0] == controller), or NULL */
+	size_t n_urls;             /* 0..CTL_MAX_URLS: the agent moves to the next one on failure */
 	const char *name;          /* 1..63 bytes of [A-Za-z0-9._-] */
 	const char *colo;          /* same charset */
 	const char *const *ifaces; /* interfaces for every capture (1..CAPTURE_MAX_IFACES) */

@@ -155,7 +155,10 @@ static void sleep_ms(uint32_t ms)
 int agentkey_obtain(const EnrollRequest *req, const volatile sig_atomic_t *stop,
 		    char ret_secret[AGENTKEY_SECRET_MAX + 1], ErrBuf *err)
 {
+	CtlRoute route = {.urls = req->n_controllers ? req->controllers : &req->controller,
+			  .n = req->n_controllers ? req->n_controllers : 1};
 	CtlClientConfig cc = {.base_url = req->controller,
+			      .route = &route,
 			      .token = req->token,
 			      .cafile = req->cafile,
 			      .insecure = req->insecure,
@@ -199,7 +202,7 @@ int agentkey_obtain(const EnrollRequest *req, const volatile sig_atomic_t *stop,
 		return r;
 	r = agentkey_save(req->data_dir, req->name, ret_secret, err);
 	if (r == 0)
-		log_info("agent %s enrolled with %s; its key is kept in %s/%s", req->name, req->controller,
+		log_info("agent %s enrolled with %s; its key is kept in %s/%s", req->name, ctlroute_current(&route),
 			 req->data_dir, AGENTKEY_FILE);
 	return r;
 }

@@ -25,8 +25,10 @@ int agentkey_load(const char *data_dir, const char *name, char ret_secret[AGENTK
 int agentkey_save(const char *data_dir, const char *name, const char *secret, ErrBuf *err);
 
 typedef struct EnrollRequest {
-	const char *controller; /* base URL */
-	const char *token;      /* the enrolment token */
+	const char *controller;         /* base URL */
+	const char *const *controllers; /* or several (AgentConfig.controllers): the next on failure */
+	size_t n_controllers;
+	const char *token; /* the enrolment token */
 	const char *name, *colo;
 	const char *cafile;
 	bool insecure;

@@ -19,9 +19,22 @@
 
 struct CtlClient {
 	Httpc *http;
-	char *base; /* base_url without a trailing '/' */
-	char *auth; /* "Authorization: Bearer <token>" */
+	char *base;      /* base_url without a trailing '/' (no route) */
+	CtlRoute *route; /* or the controllers to choose from */
+	char *auth;      /* "Authorization: Bearer <token>" */
 };
+
+const char *ctlroute_current(CtlRoute *r)
+{
+	return r->urls[atomic_load(&r->current) % r->n];
+}
+
+/* The request that went to urls[at] failed: the next controller, unless
+ * another client moved the route already. */
+static void route_next(CtlRoute *r, unsigned at)
+{
+	atomic_compare_exchange_strong(&r->current, &at, at + 1);
+}
 
 int ctlclient_global_init(ErrBuf *err)
 {
@@ -50,10 +63,11 @@ int ctlclient_new(const CtlClientConfig *cfg, CtlClient **ret, ErrBuf *err)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return errbuf_set(err, -ENOMEM, "out of memory");
-	n = strlen(cfg->base_url);
+	c->route = cfg->route && cfg->route->n ? cfg->route : NULL;
+	n = c->route ? 0 : strlen(cfg->base_url);
 	while (n > 0 && cfg->base_url[n - 1] == '/')
 		n--;
-	c->base = strndup(cfg->base_url, n);
+	c->base = strndup(c->route ? "" : cfg->base_url, n);
 	if (c->base && asprintf(&c->auth, "Authorization: Bearer %s", cfg->token) < 0)
 		c->auth = NULL;
 	if (!c->base || !c->auth) {
@@ -91,10 +105,15 @@ static int call(CtlClient *c, HttpcRequest *q, const char *path, const char *con
 {
 	char url[URL_MAX], ct[128];
 	const char *hdrs[4] = {c->auth, "Accept: application/json", NULL, NULL};
+	unsigned at = c->route ? atomic_load(&c->route->current) : 0;
+	const char *base = c->route ? c->route->urls[at % c->route->n] : c->base;
+	size_t blen = strlen(base);
 	HttpcResponse resp;
 	int n, r;
 
-	n = snprintf(url, sizeof(url), "%s%s", c->base, path);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	n = snprintf(url, sizeof(url), "%.*s%s", (int)blen, base, path);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return errbuf_set(err, -ENAMETOOLONG, "controller URL too long");
 	if (content_type) {
@@ -107,6 +126,9 @@ static int call(CtlClient *c, HttpcRequest *q, const char *path, const char *con
 	q->headers = hdrs;
 	q->max_body = AGENTPROTO_MAX_BODY;
 	r = httpc_request(c->http, q, &resp, err);
+	if (c->route && c->route->n > 1 &&
+	    ((r < 0 && r != -ECANCELED && r != -EMSGSIZE && r != -ENOMEM) || (r == 0 && resp.status >= 500)))
+		route_next(c->route, at);
 	if (r < 0)
 		return r;
 	*ret = (CtlResponse){.status = resp.status, .body = resp.body, .n = resp.n};

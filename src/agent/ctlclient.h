@@ -10,12 +10,20 @@
  * the running request, and every later one, return -ECANCELED at once (the
  * long-poll would otherwise hold shutdown for up to its time-out).
  *
+ * Several controllers (replicas over one database): a CtlRoute lists their
+ * base URLs and says which one every client of the agent uses now. A request
+ * that cannot reach the current one (no connection, a time-out, TLS) or that
+ * it answers with a 5xx moves the route on to the next URL (once, however
+ * many clients saw the failure), so that the caller's usual retry, after its
+ * back-off, goes there; the token, the agent's identity, is the same for all.
+ *
  * Errors: -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT, -EKEYREJECTED (the
  * controller's certificate is not trusted), -EPROTO (other TLS), -EMSGSIZE
  * (answer over AGENTPROTO_MAX_BODY) or -EIO, with curl's words in err. An HTTP
  * answer of any status is a success here: the caller looks at the status.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,8 +32,21 @@
 
 typedef struct CtlClient CtlClient;
 
+#define CTL_MAX_URLS 8 /* controllers an agent knows */
+
+/* Shared by every client of one agent; lives as long as they do. */
+typedef struct CtlRoute {
+	const char *const *urls; /* base URLs as CtlClientConfig.base_url, 1..CTL_MAX_URLS */
+	size_t n;
+	atomic_uint current; /* index into urls, modulo n */
+} CtlRoute;
+
+/* The base URL requests go to now. */
+const char *ctlroute_current(CtlRoute *r);
+
 typedef struct CtlClientConfig {
 	const char *base_url; /* http://host:port[/prefix] or https://...; a trailing '/' is ignored */
+	CtlRoute *route;      /* several controllers (then base_url is unused); NULL: base_url only */
 	const char *token;
 	const char *cafile; /* CA bundle for https, NULL = the system's */
 	bool insecure;      /* https without verifying the certificate (tests, first set-up) */

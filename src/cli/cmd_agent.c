@@ -30,6 +30,7 @@
 #include "agent/agent.h"
 #include "agent/agentkey.h"
 #include "agent/caps.h"
+#include "agent/ctlclient.h"
 #include "capture/capture.h"
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -44,6 +45,8 @@ typedef struct AgentArgs {
 	const char *ifaces[CAPTURE_MAX_IFACES];
 	char bucket_root[PATH_MAX]; /* made absolute */
 	const char *enroll_token;
+	const char *controllers[CTL_MAX_URLS]; /* every --controller, in order */
+	size_t n_controllers;
 	char key[AGENTKEY_SECRET_MAX + 1]; /* the agent's own key */
 	char local_root[PATH_MAX];         /* made absolute */
 } AgentArgs;
@@ -96,7 +99,9 @@ static void usage(FILE *f)
 		"                   [--sample-rate N] [--sample-snaplen N] [--history-size SIZE] [--history-age "
 		"SECONDS]\n"
 		"\n"
-		"      --controller URL     the controller, http://HOST:PORT or https://HOST:PORT\n"
+		"      --controller URL     the controller, http://HOST:PORT or https://HOST:PORT; repeat it\n"
+		"                           (up to %u) for controllers over one database: the agent moves\n"
+		"                           to the next when one cannot be reached or answers 5xx\n"
 		"      --name NAME          this agent's name, 1..%u of [A-Za-z0-9._-]\n"
 		"      --colo COLO          its data center or group (captures go to an agent by name or colo)\n"
 		"  -i, --interface IFACES   interfaces to capture on, comma-separated (up to %u),\n"
@@ -126,7 +131,7 @@ static void usage(FILE *f)
 		"\n"
 		"Needs CAP_NET_RAW and keeps nothing else; as an ordinary user:\n"
 		"  sudo setcap cap_net_raw+ep \"$(command -v pcapd)\"\n",
-		AGENT_NAME_MAX, CAPTURE_MAX_IFACES, AGENT_DEFAULT_SAMPLE_RATE, PCAP_MAX_SNAPLEN,
+		CTL_MAX_URLS, AGENT_NAME_MAX, CAPTURE_MAX_IFACES, AGENT_DEFAULT_SAMPLE_RATE, PCAP_MAX_SNAPLEN,
 		AGENT_DEFAULT_SAMPLE_SNAPLEN, AGENT_MAX_HISTORY_AGE_S, AGENT_DEFAULT_HISTORY_AGE_S);
 }
 
@@ -186,7 +191,12 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 		r = 0;
 		switch (opt) {
 		case OPT_CONTROLLER:
-			a->cfg.controller = optarg;
+			if (a->n_controllers == CTL_MAX_URLS) {
+				log_error("--controller: more than %u controllers", CTL_MAX_URLS);
+				return 2;
+			}
+			a->controllers[a->n_controllers++] = optarg;
+			a->cfg.controller = a->controllers[0];
 			break;
 		case OPT_NAME:
 			a->cfg.name = optarg;
@@ -273,6 +283,8 @@ static int parse_args(int argc, char **argv, AgentArgs *a)
 		return 2;
 	}
 	a->cfg.ifaces = a->ifaces;
+	a->cfg.urls = a->controllers;
+	a->cfg.n_urls = a->n_controllers;
 	if (agent_config_check(&a->cfg, &err) < 0) {
 		log_error("%s", err.msg);
 		return 2;
@@ -309,6 +321,8 @@ int cmd_agent(int argc, char **argv)
 	}
 	{
 		EnrollRequest er = {.controller = a.cfg.controller,
+				    .controllers = a.cfg.urls,
+				    .n_controllers = a.cfg.n_urls,
 				    .token = a.enroll_token,
 				    .name = a.cfg.name,
 				    .colo = a.cfg.colo,

@@ -143,7 +143,6 @@ int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, 
 {
 	AgentReportAnswer ans = {0};
 	ErrBuf err = {{0}};
-	AgentRow row = {0};
 	int r;
 
 	ans.ack = calloc(rep->n_jobs + 1, sizeof(*ans.ack));
@@ -156,17 +155,11 @@ int service_agent_report(Service *s, const AgentKey *k, const AgentReport *rep, 
 		goto fail;
 	}
 	registry_set_history(s->reg, rep->name, rep->history);
-	snprintf(row.name, sizeof(row.name), "%s", rep->name);
-	snprintf(row.colo, sizeof(row.colo), "%s", rep->colo);
-	row.interfaces = (char *)rep->interfaces;
-	row.version = (char *)rep->version;
-	row.first_seen_ns = row.last_seen_ns = now_real();
-	if (rep->hello) {
-		/* Registration is stored; heartbeats stay in memory (no write per second). */
-		r = db_agent_upsert(s->cfg.db, &row, &err);
-		if (r < 0)
-			goto fail;
-	}
+	/* Registration is stored; heartbeats only every few seconds (no write
+	 * per report), enough for other controllers to see the agent online. */
+	r = service_agent_persist(s, k, rep, &err);
+	if (r < 0 && rep->hello)
+		goto fail;
 
 	for (size_t i = 0; i < rep->n_jobs; i++) {
 		ReportArg a = {.agent = rep->name, .rep = &rep->jobs[i]};

@@ -95,6 +95,8 @@ struct Download {
 
 	Feed *feeds;
 	size_t n_feeds;
+	int *sample_fds; /* a sample's answers (service_sample_open), until the merge has opened them */
+	size_t n_sample_fds;
 	const char **inputs; /* what the merge opens */
 	AgentNote *notes;    /* pcapng: what it says of each input */
 	MergeInput *annotations;
@@ -260,11 +262,17 @@ static void note_part(const Job *j, const JobPart *p, AgentNote *n, MergeInput *
 	*m = (MergeInput){.name = p->agent, .description = n->desc, .stats = &n->stats, .n_stats = 1};
 }
 
+static void close_samples(Download *d)
+{
+	for (size_t i = 0; i < d->n_sample_fds; i++)
+		close(d->sample_fds[i]);
+	d->n_sample_fds = 0;
+}
+
 /* Everything up to the first record of every input; d->outcome says how it
  * went. */
 static void open_inputs(Download *d)
 {
-	char sdir[4096];
 	ErrBuf err = {{0}};
 	MergeOptions opt = {.format = d->pcapng ? PCAP_FORMAT_PCAPNG : -1, .out_name = "the download"};
 	uint64_t total = 0;
@@ -280,8 +288,9 @@ static void open_inputs(Download *d)
 		failed(d);
 		return;
 	}
-	if (!full && service_data_path(d->svc, "samples", sdir, sizeof(sdir), &err) < 0) {
-		apierror_set(&d->error, API_ERR_INTERNAL, NULL, "%s", err.msg);
+	d->sample_fds = calloc(d->n_parts ? d->n_parts : 1, sizeof(*d->sample_fds));
+	if (!d->sample_fds) {
+		apierror_set(&d->error, API_ERR_INTERNAL, NULL, "out of memory");
 		failed(d);
 		return;
 	}
@@ -299,11 +308,20 @@ static void open_inputs(Download *d)
 				return;
 			d->inputs[d->n_inputs++] = f->path;
 		} else {
-			/* Where service_sample_store() put it: named by the agent
-			 * (a registered name), never by anything an agent sent. */
+			/* The answer service_sample_store() kept in the database
+			 * (any controller's), as a file of its own. */
 			char *path = NULL;
+			int fd = -1;
 
-			if (asprintf(&path, "%s/%s/%s.pcap", sdir, d->job.id, p->agent) < 0) {
+			r = service_sample_open(d->svc, d->job.id, p->agent, &fd, &err);
+			if (r < 0) {
+				apierror_set(&d->error, r == -ENOENT ? API_ERR_CONFLICT : API_ERR_INTERNAL, "id", "%s",
+					     err.msg);
+				failed(d);
+				return;
+			}
+			d->sample_fds[d->n_sample_fds++] = fd;
+			if (asprintf(&path, "/dev/fd/%d", fd) < 0) {
 				apierror_set(&d->error, API_ERR_INTERNAL, NULL, "out of memory");
 				failed(d);
 				return;
@@ -338,6 +356,7 @@ static void open_inputs(Download *d)
 		close(d->feeds[i].rfd);
 		d->feeds[i].rfd = -1;
 	}
+	close_samples(d);
 	if (r < 0) {
 		/* A feeder's failure explains a broken input best: wait for them. */
 		for (size_t i = 0; i < d->n_feeds; i++)
@@ -444,6 +463,9 @@ static void release_inputs(Download *d)
 		bucket_reader_close(f->rd);
 		bucket_free(f->bucket);
 	}
+	close_samples(d);
+	free(d->sample_fds);
+	d->sample_fds = NULL;
 	if (d->job.type != JOB_FULL)
 		for (size_t i = 0; i < d->n_inputs; i++)
 			free((char *)d->inputs[i]);

@@ -81,6 +81,6 @@ int service_agent_revoke(Service *s, const char *account, const char *name, ApiE
 		return apierror_set(e, API_ERR_NOT_FOUND, "name", "no agent '%s' enrolled by this account", name);
 	if (r < 0)
 		return service_internal(e, r, &err);
-	registry_forget(s->reg, name);
+	service_agent_forget(s, name);
 	return 0;
 }

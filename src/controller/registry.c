@@ -25,6 +25,7 @@ typedef struct Agent {
 	int64_t last_seen_mono;
 	int64_t last_seen_real;
 	int64_t last_report_real; /* registry_reported() */
+	int64_t persisted_mono;   /* registry_persist_due() */
 	uint64_t gen;
 	Sent *sent; /* delivered in this session */
 	size_t n_sent;
@@ -92,6 +93,8 @@ static void replace(char **slot, const char *s)
 	*slot = c;
 }
 
+static Agent *add_locked(Registry *r, const char *name);
+
 int registry_seen(Registry *r, const char *name, const char *account, const char *colo, const char *interfaces,
 		  const char *version, bool hello, int64_t now_mono)
 {
@@ -103,20 +106,11 @@ int registry_seen(Registry *r, const char *name, const char *account, const char
 	pthread_mutex_lock(&r->lock);
 	a = find(r, name);
 	if (!a) {
-		if (r->n == r->cap) {
-			size_t cap = r->cap ? 2 * r->cap : 16;
-			Agent *v = realloc(r->v, cap * sizeof(*v));
-
-			if (!v) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			r->v = v;
-			r->cap = cap;
+		a = add_locked(r, name);
+		if (!a) {
+			ret = -ENOMEM;
+			goto out;
 		}
-		a = &r->v[r->n++];
-		memset(a, 0, sizeof(*a));
-		snprintf(a->name, sizeof(a->name), "%s", name);
 		hello = true;
 	}
 	snprintf(a->account, sizeof(a->account), "%s", account ? account : "");
@@ -454,6 +448,92 @@ void registry_wake(Registry *r, const char *name)
 	if (a) {
 		a->gen++;
 		wake_locked(a);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool registry_persist_due(Registry *r, const char *name, int64_t now_mono, int64_t interval_ns)
+{
+	Agent *a;
+	bool due = false;
+
+	pthread_mutex_lock(&r->lock);
+	a = find(r, name);
+	if (a && (!a->persisted_mono || now_mono - a->persisted_mono >= interval_ns)) {
+		a->persisted_mono = now_mono;
+		due = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return due;
+}
+
+/* Called with the lock held: a new agent, or NULL (-ENOMEM). */
+static Agent *add_locked(Registry *r, const char *name)
+{
+	Agent *a;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 16;
+		Agent *v = realloc(r->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		r->v = v;
+		r->cap = cap;
+	}
+	a = &r->v[r->n++];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->gen = 1;
+	return a;
+}
+
+void registry_merge(Registry *r, const AgentRow *rows, size_t n, int64_t since_real_ns, int64_t now_mono,
+		    int64_t now_real)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		const AgentRow *row = &rows[i];
+		Agent *a;
+
+		/* Rows written before version 8 do not say whom the agent
+		 * serves: they are never taken for an operator's. */
+		if (!row->account || row->last_seen_ns < since_real_ns || row->last_seen_ns > now_real)
+			continue;
+		a = find(r, row->name);
+		if (!a)
+			a = add_locked(r, row->name);
+		if (!a)
+			break; /* out of memory: the next round tries again */
+		if (row->last_seen_ns <= a->last_seen_real)
+			continue; /* what this controller saw itself is as new */
+		snprintf(a->account, sizeof(a->account), "%s", row->account);
+		snprintf(a->colo, sizeof(a->colo), "%s", row->colo);
+		replace(&a->interfaces, row->interfaces);
+		replace(&a->version, row->version);
+		if (row->history) {
+			json_t *h = json_loads(row->history, 0, NULL);
+
+			if (json_is_object(h)) {
+				json_decref(a->history);
+				a->history = h;
+			} else {
+				json_decref(h);
+			}
+		}
+		a->last_seen_real = row->last_seen_ns;
+		if (now_mono - (now_real - row->last_seen_ns) > a->last_seen_mono)
+			a->last_seen_mono = now_mono - (now_real - row->last_seen_ns);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void registry_wake_all(Registry *r)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++) {
+		r->v[i].gen++;
+		wake_locked(&r->v[i]);
 	}
 	pthread_mutex_unlock(&r->lock);
 }

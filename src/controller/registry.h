@@ -8,6 +8,12 @@
  * re-register with their next report (hello or not) and undelivered work is
  * simply delivered again; the agent treats starts and stops idempotently.
  *
+ * Several controllers over one database (fleet.c): each stores its agents'
+ * last-seen (throttled, registry_persist_due) and merges what the others
+ * stored (registry_merge), so that every controller knows every online agent
+ * for dispatch, listings and loss; parked polls and deliveries stay with the
+ * controller the agent polls.
+ *
  * Missed wake-ups are impossible by a generation counter per agent: a poll
  * reads the generation, computes its work from the database without the lock,
  * and parks only if the generation is unchanged (registry_take/park return
@@ -22,6 +28,7 @@
 #include <jansson.h>
 
 #include "controller/service.h"
+#include "db/db.h"
 #include "model/job.h"
 
 typedef struct Registry Registry;
@@ -92,6 +99,20 @@ int registry_park(Registry *r, const char *name, uint64_t gen, int64_t deadline_
 		  void (*wake)(void *), void *arg);
 /* New work for the agent: bumps its generation and wakes its parked poll. */
 void registry_wake(Registry *r, const char *name);
+/* Whether the agent's last-seen is due to be stored again (at most once per
+ * interval_ns; the first time, yes): true marks it stored now. */
+bool registry_persist_due(Registry *r, const char *name, int64_t now_mono, int64_t interval_ns);
+/* What other controllers stored about agents (db_agent_list): every row
+ * seen since since_real_ns that says whom the agent serves, newer than what
+ * this registry knows, refreshes (or adds) the agent: account, colo,
+ * interfaces, version, history and last seen (as monotonic time by
+ * now_mono - (now_real - last_seen)). Parked polls and deliveries stay this
+ * controller's. */
+void registry_merge(Registry *r, const AgentRow *rows, size_t n, int64_t since_real_ns, int64_t now_mono,
+		    int64_t now_real);
+/* Bumps every agent's generation and wakes every parked poll (after missed
+ * notices: each poll looks at the database again). */
+void registry_wake_all(Registry *r);
 /* Wakes polls whose deadline has passed. */
 void registry_expire(Registry *r, int64_t now_mono);
 /* Drops every parked poll without waking it; refuses parking from now on. */

@@ -3,22 +3,22 @@
  * Agents' answers to sample jobs. Each answer is checked whole before it is
  * kept (a pcap or pcapng stream, nothing after its last record, link types
  * pcapd knows, no record longer than its wire length, at most the job's
- * packet_limit records). Then, under the service's jobs lock, the part is
- * checked (asked of this agent, not final yet), the answer published as
- * DATA/samples/<id>/<agent>.pcap (temporary name, fsync, rename, fsync dir)
- * and the part marked done, so that of two answers to one part exactly one is
- * kept, file and record together: the file always exists for a done part,
- * and a refused answer never replaces it.
+ * packet_limit records). Then, in one transaction that holds the job's row
+ * (service_update_job), the part is checked (asked of this agent, not final
+ * yet), the answer stored in the database (db_sample_put) and the part marked
+ * done, so that of two answers to one part exactly one is kept, answer and
+ * record together, whichever controllers they reached: the answer always
+ * exists for a done part, and a refused answer never replaces it. Any
+ * controller over the database serves the download (service_sample_open).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/io.h"
 #include "controller/service-int.h"
 #include "pcap/decode.h"
 
@@ -32,29 +32,12 @@ typedef struct Answer {
 	ErrBuf *err;
 } Answer;
 
-/* DATA/samples/<id>/<agent>.pcap, its directory created. */
-static int answer_path(Answer *a, char *path, size_t cap)
-{
-	char dir[4096];
-	int r;
-
-	r = service_data_path(a->s, "samples", dir, sizeof(dir), a->err);
-	if (r < 0)
-		return r;
-	if (snprintf(path, cap, "%s/%s", dir, a->id) >= (int)cap || (mkdir(path, 0700) < 0 && errno != EEXIST))
-		return errbuf_errno(a->err, "cannot create %s", path);
-	if (snprintf(path, cap, "%s/%s/%s.pcap", dir, a->id, a->agent) >= (int)cap)
-		return errbuf_set(a->err, -ENAMETOOLONG, "path too long");
-	return 0;
-}
-
-/* Under the jobs lock (service_update_job): check, publish, record. */
+/* In the job's transaction (service_update_job): check, store, record. */
 static bool apply_answer(Job *j, JobPart *parts, size_t n, void *arg)
 {
 	Answer *a = arg;
-	char object[AGENT_NAME_MAX + 8], path[4200];
+	char object[AGENT_NAME_MAX + 8];
 	JobPart *mine = NULL;
-	struct iovec iov = {.iov_base = (void *)a->pcap, .iov_len = a->n};
 
 	if (j->type != JOB_SIMPLE) {
 		a->r = errbuf_set(a->err, -EINVAL, "id: %s is a full capture, not a sample", a->id);
@@ -77,9 +60,8 @@ static bool apply_answer(Job *j, JobPart *parts, size_t n, void *arg)
 				  (unsigned long long)a->packets, j->packet_limit);
 		return false;
 	}
-	a->r = answer_path(a, path, sizeof(path));
-	if (a->r == 0)
-		a->r = io_publish(&io_posix, path, &iov, 1, 0600, a->err);
+	/* Joins the transaction: stored if and only if the part is done. */
+	a->r = db_sample_put(service_db(a->s), a->id, a->agent, a->pcap, a->n, a->err);
 	if (a->r < 0)
 		return false;
 	snprintf(object, sizeof(object), "%s.pcap", a->agent);
@@ -94,7 +76,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	int r;
 
 	/* An unknown id costs no parsing; the whole body is then checked
-	 * outside the lock, the part under it. */
+	 * outside the transaction, the part inside it. */
 	r = db_job_get(service_db(s), NULL, id, &j, err);
 	job_done(&j);
 	if (r < 0)
@@ -106,6 +88,38 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	if (r == -ENOENT)
 		return errbuf_set(err, r, "id: no sample capture %s", id);
 	return r < 0 ? r : a.r;
+}
+
+int service_sample_open(Service *s, const char *id, const char *agent, int *ret_fd, ErrBuf *err)
+{
+	uint8_t *pcap = NULL;
+	size_t n = 0, off = 0;
+	int fd, r;
+
+	r = db_sample_get(service_db(s), id, agent, &pcap, &n, err);
+	if (r < 0)
+		return r;
+	fd = memfd_create("pcapd-sample", MFD_CLOEXEC);
+	if (fd < 0) {
+		free(pcap);
+		return errbuf_errno(err, "cannot hold agent %s's answer", agent);
+	}
+	while (off < n) {
+		ssize_t k = write(fd, pcap + off, n - off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = errbuf_errno(err, "cannot hold agent %s's answer", agent);
+			close(fd);
+			free(pcap);
+			return r;
+		}
+		off += (size_t)k;
+	}
+	free(pcap);
+	*ret_fd = fd;
+	return 0;
 }
 
 int service_sample_store(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ApiError *e)

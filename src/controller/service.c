@@ -2,9 +2,12 @@
 /*
  * Controller service: its life cycle, credentials, job creation, reads and
  * stopping, and housekeeping (see service.h; agents in agents.c, buckets in
- * buckets.c, downloads in download.c, sample answers in samples.c). Job state changes all take `jobs_lock` around
- * read → part_apply/part_lose → job_aggregate → write, so that two agents
- * reporting on the same job cannot lose each other's update.
+ * buckets.c, downloads in download.c, sample answers in samples.c, several
+ * controllers in fleet.c). Job state changes are each one database
+ * transaction holding the job's row (db_job_modify) around read →
+ * part_apply/part_lose → job_aggregate → write, so that two agents reporting
+ * on the same job, through one controller or two, cannot lose each other's
+ * update.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +30,10 @@
 
 uint64_t service_jobs_generation(Service *s)
 {
+	/* Another controller's change reaches this one only as a notice, a
+	 * moment after its commit: over a shared database every read is new. */
+	if (s->shared)
+		return atomic_fetch_add(&s->jobs_gen, 1) + 1;
 	return atomic_load(&s->jobs_gen);
 }
 
@@ -83,36 +90,30 @@ int service_credential_find(Service *s, const uint8_t hash[32], const char *emai
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
+typedef struct Modify {
+	PartsFn fn;
+	void *arg;
+	bool changed;
+} Modify;
+
+/* Inside db_job_modify's transaction. */
+static bool modify(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	Modify *m = arg;
+
+	m->changed = m->fn(j, parts, n, m->arg);
+	m->changed |= job_aggregate(j, parts, n, real());
+	return m->changed;
+}
+
 int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
 		       ErrBuf *err)
 {
-	JobPart *parts = NULL;
-	size_t n = 0;
-	Job j = {0};
-	bool changed;
-	int r;
+	Modify m = {.fn = fn, .arg = arg};
+	int r = db_job_modify(s->cfg.db, account, id, modify, &m, ret_job, err);
 
-	pthread_mutex_lock(&s->jobs_lock);
-	r = db_job_get(s->cfg.db, account, id, &j, err);
-	if (r < 0)
-		goto out;
-	r = db_part_list(s->cfg.db, id, &parts, &n, err);
-	if (r < 0)
-		goto out;
-	changed = fn(&j, parts, n, arg);
-	changed |= job_aggregate(&j, parts, n, real());
-	if (changed) {
-		r = db_job_update_with_parts(s->cfg.db, &j, parts, n, err);
+	if (r == 0 && m.changed)
 		atomic_fetch_add(&s->jobs_gen, 1);
-	}
-	if (r >= 0 && ret_job) {
-		*ret_job = j;
-		memset(&j, 0, sizeof(j));
-	}
-out:
-	pthread_mutex_unlock(&s->jobs_lock);
-	parts_free(parts, n);
-	job_done(&j);
 	return r;
 }
 
@@ -199,7 +200,11 @@ static void *housekeeping(void *arg)
 		pthread_mutex_unlock(&s->hk_lock);
 		now = mono();
 		registry_expire(s->reg, now);
-		if (now - s->started_mono >= s->cfg.grace_ns && now - last_scan >= LOSS_SCAN_NS) {
+		/* Losses and deadlines are the lease holder's: one controller
+		 * decides them (fleet.c), whichever holds it now. */
+		if (!atomic_load(&s->leader)) {
+			last_scan = 0;
+		} else if (now - s->started_mono >= s->cfg.grace_ns && now - last_scan >= LOSS_SCAN_NS) {
 			scan_lost(s, true);
 			last_scan = now;
 		} else if (atomic_load(&s->samples_pending)) {
@@ -239,7 +244,6 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		free(s);
 		return errbuf_set(err, r, "out of memory");
 	}
-	pthread_mutex_init(&s->jobs_lock, NULL);
 	pthread_mutex_init(&s->taps_lock, NULL);
 	pthread_mutex_init(&s->hk_lock, NULL);
 	pthread_condattr_init(&ca);
@@ -248,6 +252,11 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 	pthread_condattr_destroy(&ca);
 	s->started_mono = mono();
 	service_downloads_clean(s);
+	r = service_fleet_start(s, err);
+	if (r < 0) {
+		service_free(s);
+		return r;
+	}
 	r = -pthread_create(&s->hk, NULL, housekeeping, s);
 	if (r < 0) {
 		errbuf_set(err, r, "cannot start the housekeeping thread: %s", strerror(-r));
@@ -271,6 +280,7 @@ void service_shutdown(Service *s)
 		pthread_join(s->hk, NULL);
 		s->hk_running = false;
 	}
+	service_fleet_stop(s);
 	registry_shutdown(s->reg);
 	service_taps_stop(s);
 }
@@ -285,7 +295,6 @@ void service_free(Service *s)
 	registry_free(s->reg);
 	pthread_cond_destroy(&s->hk_cond);
 	pthread_mutex_destroy(&s->hk_lock);
-	pthread_mutex_destroy(&s->jobs_lock);
 	free(s);
 }
 
@@ -503,6 +512,7 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 {
 	char(*agents)[AGENT_NAME_MAX + 1] = NULL;
 	JobPart *parts = NULL;
+	WakeBatch wake;
 	size_t n = 0;
 	int r;
 
@@ -566,8 +576,10 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		goto out;
 	if (j->type == JOB_SIMPLE)
 		atomic_fetch_add(&s->samples_pending, 1);
+	service_wake_begin(s, &wake);
 	for (size_t i = 0; i < n; i++)
-		registry_wake(s->reg, agents[i]);
+		service_wake_add(&wake, agents[i]);
+	service_wake_end(&wake);
 out:
 	parts_free(parts, n);
 	free(agents);
@@ -615,12 +627,15 @@ static void wake_agents(Service *s, const char *id)
 {
 	JobPart *parts = NULL;
 	ErrBuf err = {{0}};
+	WakeBatch wake;
 	size_t n = 0;
 
 	if (db_part_list(s->cfg.db, id, &parts, &n, &err) < 0)
 		return;
+	service_wake_begin(s, &wake);
 	for (size_t i = 0; i < n; i++)
-		registry_wake(s->reg, parts[i].agent);
+		service_wake_add(&wake, parts[i].agent);
+	service_wake_end(&wake);
 	parts_free(parts, n);
 }
 

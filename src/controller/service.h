@@ -15,8 +15,12 @@
  * reconnect and reconcile their jobs first.
  *
  * Threads: every function may be called from any HTTP worker thread. Job
- * mutations are serialised by one lock (reports are about one per second per
- * running job); reads go straight to the database.
+ * mutations are database transactions that hold the job's row (reports are
+ * about one per second per running job); reads go straight to the database.
+ *
+ * Several controllers may share one PostgreSQL database (fleet.c): any of
+ * them answers any request; the housekeeping runs on the one that holds the
+ * lease.
  */
 
 #include <stdbool.h>
@@ -34,7 +38,7 @@
 
 typedef struct ServiceConfig {
 	Db *db;                     /* borrowed */
-	const char *data_dir;       /* the database's directory; samples' answers in DATA/samples */
+	const char *data_dir;       /* DATA: the SQLite database's directory */
 	BucketConfig buckets;       /* where file:// buckets may live */
 	JobLimits limits;           /* per-account limits on creation */
 	int64_t agent_timeout_ns;   /* silence after which an agent is offline; 0 = 15 s */
@@ -196,8 +200,8 @@ int service_job_gathered(Service *s, const char *account, const char *id, int64_
 
 /* A number that changes whenever any job changes (created, updated by an
  * agent's report, stopped, lost): a rendered list is still right while it
- * stays the same. Only this controller's changes count (with several
- * controllers over one database, a cache keyed on it must not be used). */
+ * stays the same. Over a shared database (PostgreSQL, where other
+ * controllers may write) it changes at every call: no cache is kept. */
 uint64_t service_jobs_generation(Service *s);
 
 /* ---- live streams (pcapd extension) ----
@@ -313,8 +317,8 @@ int service_agent_poll(Service *s, const char *name, int64_t deadline_mono_ns, v
 		       void (*wake)(void *arg), void *arg, AgentPollAnswer *ret_work, ApiError *e);
 
 /* An agent's answer to a sample job: a classic pcap of at most the job's
- * packet_limit records, stored as DATA/samples/<id>/<agent>.pcap (temporary
- * name, fsync, rename) and the agent's part marked done. API_ERR_NOT_FOUND
+ * packet_limit records, stored in the database (db_sample_put) in the one
+ * transaction that marks the agent's part done. API_ERR_NOT_FOUND
  * ("id": no such job, or no part for this agent), API_ERR_CONFLICT (the part
  * is already final: answered, or too late), API_ERR_INVALID ("body": not a
  * pcap, too many records). */

@@ -108,6 +108,8 @@ void agent_row_done(AgentRow *a)
 		return;
 	free(a->interfaces);
 	free(a->version);
+	free(a->account);
+	free(a->history);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -170,14 +172,50 @@ int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	return db->ops->job_list_active(db, ret, ret_n, err);
 }
 
-int db_job_update(Db *db, const Job *j, ErrBuf *err)
+int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
-	return db->ops->job_update(db, j, err);
+	return db->ops->job_modify(db, account, id, fn, arg, ret_job, err);
 }
 
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
+int db_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err)
 {
-	return db->ops->job_update_with_parts(db, j, parts, n, err);
+	return db->ops->sample_put(db, job_id, agent, pcap, n, err);
+}
+
+int db_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err)
+{
+	return db->ops->sample_get(db, job_id, agent, ret, ret_n, err);
+}
+
+int db_notify(Db *db, const char *text, ErrBuf *err)
+{
+	if (strlen(text) > DB_NOTICE_MAX)
+		return errbuf_set(err, -EINVAL, "db: a notice of %zu bytes (at most %u)", strlen(text), DB_NOTICE_MAX);
+	return db->ops->notify ? db->ops->notify(db, text, err) : 0;
+}
+
+int db_watch_open(Db *db, DbWatch **ret, ErrBuf *err)
+{
+	if (!db->ops->watch_open)
+		return errbuf_set(err, -EOPNOTSUPP,
+				  "db: this database has no notices (one controller per SQLite file)");
+	return db->ops->watch_open(db, ret, err);
+}
+
+void db_watch_close(DbWatch *w)
+{
+	if (w)
+		w->ops->close(w);
+}
+
+int db_watch_next(DbWatch *w, int timeout_ms, char *ret, ErrBuf *err)
+{
+	return w->ops->next(w, timeout_ms, ret, err);
+}
+
+int db_watch_lease(DbWatch *w, int64_t key, ErrBuf *err)
+{
+	return w->ops->lease(w, key, err);
 }
 
 int db_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)

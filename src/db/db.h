@@ -98,12 +98,25 @@ int db_job_list(Db *db, const char *account, size_t offset, size_t limit, Job **
 		ErrBuf *err);
 /* Every non-terminal job of every account (scheduler, reconciliation). */
 int db_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-/* Writes status, stop_requested_ns, stop_reason, error_message, counters,
- * started_ns and finished_ns of j (other fields are immutable; parts also
- * their failure). -ENOENT if gone. */
-int db_job_update(Db *db, const Job *j, ErrBuf *err);
-/* Writes j (as db_job_update) and the given parts in one transaction. */
-int db_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+/* What db_job_modify lets change: the job and its parts as stored; true if
+ * it changed something (then both are written back). Of the job, status,
+ * stop_requested_ns, stop_reason, error_message, counters, started_ns and
+ * finished_ns are written (the other fields are immutable); of each part,
+ * its state, counters, stop_reason, object, error, updated_ns, failure and
+ * attempt. */
+typedef bool (*DbJobFn)(Job *j, JobPart *parts, size_t n, void *arg);
+/* A job's read-modify-write, safe with any number of writers in any number
+ * of processes: in one transaction that holds the job's row (PostgreSQL:
+ * SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE, the database's write
+ * lock), loads the job (account NULL: of any account) and its parts (by
+ * agent name), calls fn, and when fn returns true writes the job and every
+ * part back. A second writer of the same job waits
+ * for the first to commit and then sees its change. fn runs inside the
+ * transaction on this thread's connection: it may call db operations of a
+ * single statement (db_sample_put), which then commit or roll back with the
+ * change, never one that opens a transaction of its own. ret_job (may be
+ * NULL) gets the job as it is afterwards. -ENOENT if there is no such job. */
+int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err);
 /* ---- named jobs (job.h JobName) ---- */
 
 /* Where a list of named jobs goes on: after the job submitted at
@@ -137,6 +150,49 @@ int db_job_count_by_status(Db *db, const char *account, JobStatusCount **ret, si
 int db_part_list(Db *db, const char *job_id, JobPart **ret, size_t *ret_n, ErrBuf *err);
 /* Every non-terminal part assigned to an agent (what it should be doing). */
 int db_part_list_for_agent(Db *db, const char *agent, JobPart **ret, size_t *ret_n, ErrBuf *err);
+
+/* ---- sample answers ----
+ *
+ * An agent's answer to a sample job, kept in the database so that every
+ * controller over it can serve the download. At most one per (job, agent);
+ * bounded by the agent protocol's body limit before it gets here. */
+
+/* -EEXIST if this agent's answer to the job is stored already; -ENOENT if the
+ * job does not exist. */
+int db_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err);
+/* The stored answer as a new buffer (free() it); -ENOENT if none. */
+int db_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err);
+
+/* ---- several processes over one database ----
+ *
+ * Notices: db_notify sends a short text to every process watching the
+ * database (PostgreSQL NOTIFY on the channel "pcapd", delivered when the
+ * sender's transaction commits; identical notices of one transaction arrive
+ * once). SQLite has no such thing: one controller per SQLite database, and
+ * db_notify does nothing there.
+ *
+ * A watch is a session of its own (its own connection, never used for
+ * anything else): it receives notices and may hold a lease, an exclusive
+ * lock that the database releases when the session ends, however the
+ * process ended (PostgreSQL: a session-level advisory lock). */
+
+#define DB_NOTICE_MAX 4000 /* bytes of a notice's text, NUL excluded (PostgreSQL takes < 8000) */
+
+int db_notify(Db *db, const char *text, ErrBuf *err); /* -EINVAL over DB_NOTICE_MAX */
+
+typedef struct DbWatch DbWatch;
+
+/* -EOPNOTSUPP for a backend without notices (SQLite). */
+int db_watch_open(Db *db, DbWatch **ret, ErrBuf *err);
+void db_watch_close(DbWatch *w); /* NULL is fine; a lease it holds is released */
+/* Waits up to timeout_ms for the next notice: 1 with its text in
+ * ret[DB_NOTICE_MAX + 1], 0 when none came, -ECONNRESET when the session
+ * broke (notices may have been missed and the lease is lost: close the watch
+ * and open another). */
+int db_watch_next(DbWatch *w, int timeout_ms, char *ret, ErrBuf *err);
+/* Takes the lease `key` if no other session holds it: 1 held by this watch
+ * (now or already), 0 held by another, -ECONNRESET as above. */
+int db_watch_lease(DbWatch *w, int64_t key, ErrBuf *err);
 
 /* ---- buckets (Cloudflare "ownership") ---- */
 
@@ -192,6 +248,8 @@ typedef struct AgentRow {
 	char *version;    /* owned */
 	int64_t first_seen_ns;
 	int64_t last_seen_ns;
+	char *account; /* owned: the account its key serves, "" an operator's; NULL: not recorded (before version 8) */
+	char *history; /* owned: its last reported history status (JSON object text), or NULL */
 } AgentRow;
 
 void agent_row_done(AgentRow *a);

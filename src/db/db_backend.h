@@ -39,8 +39,8 @@ struct DbOps {
 	int (*job_list)(Db *db, const char *account, size_t offset, size_t limit, Job **ret, size_t *ret_n,
 			uint64_t *ret_total, ErrBuf *err);
 	int (*job_list_active)(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
-	int (*job_update)(Db *db, const Job *j, ErrBuf *err);
-	int (*job_update_with_parts)(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err);
+	int (*job_modify)(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job,
+			  ErrBuf *err);
 	int (*job_find_named)(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err);
 	int (*job_list_named)(Db *db, const char *account, const char *group, const char *watcher,
 			      const JobCursor *after, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);
@@ -59,6 +59,13 @@ struct DbOps {
 	int (*bucket_owned_elsewhere)(Db *db, const char *account, const char *destination_conf, char *ret_owner,
 				      ErrBuf *err);
 
+	int (*sample_put)(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err);
+	int (*sample_get)(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err);
+	/* NULL in a backend without notices (db_notify does nothing,
+	 * db_watch_open is -EOPNOTSUPP). */
+	int (*notify)(Db *db, const char *text, ErrBuf *err);
+	int (*watch_open)(Db *db, DbWatch **ret, ErrBuf *err);
+
 	int (*agent_upsert)(Db *db, const AgentRow *a, ErrBuf *err);
 	int (*agent_list)(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err);
 
@@ -68,6 +75,17 @@ struct DbOps {
 	int (*agent_key_find)(Db *db, const uint8_t hash[32], AgentKey *ret, ErrBuf *err);
 	int (*agent_key_get)(Db *db, const char *name, AgentKey *ret, ErrBuf *err);
 	int (*agent_key_delete)(Db *db, const char *name, ErrBuf *err);
+};
+
+/* A backend's watch starts with `DbWatch base`, as a Db does. */
+typedef struct DbWatchOps {
+	void (*close)(DbWatch *w);
+	int (*next)(DbWatch *w, int timeout_ms, char *ret, ErrBuf *err);
+	int (*lease)(DbWatch *w, int64_t key, ErrBuf *err);
+} DbWatchOps;
+
+struct DbWatch {
+	const DbWatchOps *ops;
 };
 
 /* A backend: the URL scheme it answers to and how it opens a database. */

@@ -140,6 +140,11 @@ void dbp_hash(PgParams *p, const uint8_t hash[32])
 	param(p, (const char *)hash, 32, 1);
 }
 
+void dbp_bytes(PgParams *p, const uint8_t *v, int n)
+{
+	param(p, n ? (const char *)v : "", n, 1);
+}
+
 /* ---- connections ---- */
 
 static void ignore_notice(void *arg, const char *msg)
@@ -364,11 +369,19 @@ static DbRow row_of(const PGresult *res, int row)
 
 int dbp_get_row(Db *db, PgStmtId id, const PgParams *p, const RowKind *k, const char *key, void *ret, ErrBuf *err)
 {
+	PgConn *c;
+	int r = dbp_conn(db, &c, err);
+
+	return r < 0 ? r : dbp_get_row_c(c, id, p, k, key, ret, err);
+}
+
+int dbp_get_row_c(PgConn *c, PgStmtId id, const PgParams *p, const RowKind *k, const char *key, void *ret, ErrBuf *err)
+{
 	PGresult *res = NULL;
 	DbRow row;
 	int r;
 
-	r = dbp_exec(db, id, p, k->reading, &res, NULL, err);
+	r = dbp_run(c, id, p, k->reading, &res, NULL, err);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) == 0) {
@@ -454,6 +467,11 @@ int dbp_query_i64(PgConn *c, PgStmtId id, const PgParams *p, const char *what, b
 }
 
 /* ---- open and close ---- */
+
+const char *dbp_url(Db *base)
+{
+	return ((PgDb *)base)->url;
+}
 
 void dbp_close(Db *base)
 {

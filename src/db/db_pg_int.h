@@ -39,6 +39,8 @@ typedef enum PgStmtId {
 	PG_JOB_INSERT,
 	PG_JOB_GET,
 	PG_JOB_GET_ANY,
+	PG_JOB_LOCK,
+	PG_JOB_LOCK_ANY,
 	PG_JOB_LIST,
 	PG_JOB_COUNT,
 	PG_JOB_LIST_ACTIVE,
@@ -71,6 +73,9 @@ typedef enum PgStmtId {
 	PG_KEY_FIND,
 	PG_KEY_GET,
 	PG_KEY_DELETE,
+	PG_SAMPLE_PUT,
+	PG_SAMPLE_GET,
+	PG_NOTIFY,
 	PG_STMT_COUNT,
 } PgStmtId;
 
@@ -95,6 +100,7 @@ void dbp_text(PgParams *p, const char *s); /* NULL: SQL NULL; s must outlive the
 void dbp_i64(PgParams *p, int64_t v);
 void dbp_u64(PgParams *p, uint64_t v); /* clamped to INT64_MAX, as SQLite stores it */
 void dbp_hash(PgParams *p, const uint8_t hash[32]);
+void dbp_bytes(PgParams *p, const uint8_t *v, int n); /* binary bytea; v must outlive the call */
 
 /* The calling thread's connection to db, opened on first use. */
 int dbp_conn(Db *db, PgConn **ret, ErrBuf *err);
@@ -119,6 +125,7 @@ void dbp_rollback(PgConn *c);
 /* The one row of statement id into *ret (a k->size element); -ENOENT
  * naming key when there is none. */
 int dbp_get_row(Db *db, PgStmtId id, const PgParams *p, const RowKind *k, const char *key, void *ret, ErrBuf *err);
+int dbp_get_row_c(PgConn *c, PgStmtId id, const PgParams *p, const RowKind *k, const char *key, void *ret, ErrBuf *err);
 /* Every row of statement id as a new array (NULL when empty). */
 int dbp_list_rows_c(PgConn *c, PgStmtId id, const PgParams *p, const RowKind *k, void **ret, size_t *ret_n,
 		    ErrBuf *err);
@@ -132,6 +139,10 @@ int dbp_query_i64(PgConn *c, PgStmtId id, const PgParams *p, const char *what, b
  * own transaction under an advisory lock, so that several processes opening
  * one database migrate it once. -ENOTSUP if the database is newer. */
 int dbp_migrate(PGconn *h, ErrBuf *err);
+/* A watch (db.h): a connection of its own, LISTENing (db_pg_watch.c). */
+int dbp_watch_open(Db *db, DbWatch **ret, ErrBuf *err);
+/* The database's libpq URI. */
+const char *dbp_url(Db *db);
 /* Closes every connection of db (the ops table's close). */
 void dbp_close(Db *db);
 /* The PostgreSQL operations table (db_pg_ops.c). */

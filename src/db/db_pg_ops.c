@@ -10,6 +10,7 @@
  * total are read in one REPEATABLE READ snapshot.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,9 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 			  "$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
 	[PG_JOB_GET] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 AND account = $2",
 	[PG_JOB_GET_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1",
+	/* db_job_modify: the job's row stays locked until the commit. */
+	[PG_JOB_LOCK] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 AND account = $2 FOR UPDATE",
+	[PG_JOB_LOCK_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 FOR UPDATE",
 	[PG_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = $1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT $2 OFFSET $3",
 	[PG_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = $1",
@@ -89,9 +93,10 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
 			    "AND s.account = $1) ORDER BY validated_ns LIMIT 1",
 	[PG_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-	[PG_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6) "
+	[PG_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
-			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
+			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns, "
+			    "account = excluded.account, history = coalesce(excluded.history, agents.history)",
 	[PG_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
 	[PG_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -105,6 +110,9 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 	[PG_KEY_FIND] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE hash = $1",
 	[PG_KEY_GET] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE name = $1",
 	[PG_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = $1",
+	[PG_SAMPLE_PUT] = "INSERT INTO samples (job_id, agent, pcap) VALUES ($1, $2, $3)",
+	[PG_SAMPLE_GET] = "SELECT pcap FROM samples WHERE job_id = $1 AND agent = $2",
+	[PG_NOTIFY] = "SELECT pg_notify('pcapd', $1)",
 };
 
 static const char *or_null(const char *s)
@@ -461,32 +469,43 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
 	return r;
 }
 
-static int pg_job_update(Db *db, const Job *j, ErrBuf *err)
+static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
-	PgConn *c;
-	int r = dbp_conn(db, &c, err);
-
-	return r < 0 ? r : update_job(c, j, err);
-}
-
-static int pg_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
-{
+	PgParams p = params2(id, account), pp = params1(id);
+	JobPart *parts = NULL;
+	size_t n = 0;
+	Job j = {0};
 	PgConn *c;
 	int r;
 
+	if (!account)
+		p.n = 1;
 	r = dbp_conn(db, &c, err);
 	if (r < 0)
 		return r;
 	r = dbp_begin(c, err);
 	if (r < 0)
 		return r;
-	r = update_job(c, j, err);
+	/* The row lock first: a second writer of this job waits here until
+	 * this transaction ends, then reads what it committed. */
+	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, &j, err);
 	if (r == 0)
-		r = write_parts(c, j, parts, n, true, err);
+		r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
+	if (r == 0 && fn(&j, parts, n, arg)) {
+		r = update_job(c, &j, err);
+		if (r == 0)
+			r = write_parts(c, &j, parts, n, true, err);
+	}
 	if (r == 0)
 		r = dbp_commit(c, err);
 	if (r < 0)
 		dbp_rollback(c);
+	if (r == 0 && ret_job) {
+		*ret_job = j;
+		memset(&j, 0, sizeof(j));
+	}
+	parts_free(parts, n);
+	job_done(&j);
 	return r;
 }
 
@@ -638,12 +657,72 @@ static int pg_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 	dbp_text(&p, a->version);
 	dbp_i64(&p, a->first_seen_ns);
 	dbp_i64(&p, a->last_seen_ns);
+	dbp_text(&p, a->account);
+	dbp_text(&p, a->history);
 	return dbp_exec(db, PG_AGENT_UPSERT, &p, "storing an agent", NULL, NULL, err);
 }
 
 static int pg_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 {
 	return dbp_list_rows(db, PG_AGENT_LIST, NULL, &dbr_agents, (void **)ret, ret_n, err);
+}
+
+/* ---- sample answers ---- */
+
+static int pg_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err)
+{
+	PgParams p = params2(job_id, agent);
+	int r;
+
+	if (n > INT_MAX)
+		return errbuf_set(err, -EFBIG, "db: a sample answer of %zu bytes", n);
+	dbp_bytes(&p, pcap, (int)n);
+	r = dbp_exec(db, PG_SAMPLE_PUT, &p, "storing a sample answer", NULL, NULL, err);
+	if (r == -EEXIST)
+		return errbuf_set(err, r, "db: agent %s answered sample %s already", agent, job_id);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: no job %s", job_id);
+	return r;
+}
+
+static int pg_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err)
+{
+	PgParams p = params2(job_id, agent);
+	PGresult *res = NULL;
+	unsigned char *raw;
+	uint8_t *v = NULL;
+	size_t n = 0;
+	int r;
+
+	r = dbp_exec(db, PG_SAMPLE_GET, &p, "reading a sample answer", &res, NULL, err);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return errbuf_set(err, -ENOENT, "db: no answer of agent %s to sample %s", agent, job_id);
+	}
+	/* Results come as text: bytea in its escaped form. */
+	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &n);
+	PQclear(res);
+	if (raw)
+		v = malloc(n ? n : 1);
+	if (v && n)
+		memcpy(v, raw, n);
+	PQfreemem(raw);
+	if (!v)
+		return errbuf_set(err, -ENOMEM, "db: out of memory");
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- notices ---- */
+
+static int pg_notify(Db *db, const char *text, ErrBuf *err)
+{
+	PgParams p = params1(text);
+
+	return dbp_exec(db, PG_NOTIFY, &p, "sending a notice", NULL, NULL, err);
 }
 
 /* ---- enrolment (an empty account, pattern or colo is stored as NULL) ---- */
@@ -733,8 +812,7 @@ const DbOps dbp_ops = {
 	.job_get = pg_job_get,
 	.job_list = pg_job_list,
 	.job_list_active = pg_job_list_active,
-	.job_update = pg_job_update,
-	.job_update_with_parts = pg_job_update_with_parts,
+	.job_modify = pg_job_modify,
 	.job_find_named = pg_job_find_named,
 	.job_list_named = pg_job_list_named,
 	.job_unname = pg_job_unname,
@@ -749,6 +827,10 @@ const DbOps dbp_ops = {
 	.bucket_delete = pg_bucket_delete,
 	.bucket_share = pg_bucket_share,
 	.bucket_owned_elsewhere = pg_bucket_owned_elsewhere,
+	.sample_put = pg_sample_put,
+	.sample_get = pg_sample_get,
+	.notify = pg_notify,
+	.watch_open = dbp_watch_open,
 	.agent_upsert = pg_agent_upsert,
 	.agent_list = pg_agent_list,
 	.enroll_token_add = pg_enroll_token_add,

@@ -160,6 +160,15 @@ static const char *const migrations[] = {
 	"UPDATE buckets SET match_key = destination_conf;"
 	"CREATE UNIQUE INDEX buckets_by_key ON buckets(account, match_key);"
 	"CREATE INDEX buckets_by_identity ON buckets(match_key);",
+	/* 8: several controllers over one database. */
+	"ALTER TABLE agents ADD COLUMN account " T ";"
+	"ALTER TABLE agents ADD COLUMN history TEXT;"
+	"CREATE TABLE samples ("
+	"  job_id " T " NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent " T " NOT NULL,"
+	"  pcap BYTEA NOT NULL,"
+	"  PRIMARY KEY (job_id, agent)"
+	");",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");

@@ -364,6 +364,10 @@ static int row_agent(const DbRow *row, void *ret)
 		a.first_seen_ns = col_i64(row, 4, &r);
 		a.last_seen_ns = col_i64(row, 5, &r);
 	}
+	if (r == 0)
+		r = dbr_dup(row, 6, &a.account);
+	if (r == 0)
+		r = dbr_dup(row, 7, &a.history);
 	if (r < 0) {
 		agent_row_done(&a);
 		return r;

@@ -28,7 +28,7 @@
 	"job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, failure, attempt"
 #define DB_BUCKET_COLS                                                                                                 \
 	"id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns, match_key"
-#define DB_AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns"
+#define DB_AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns, account, history"
 #define DB_ENROLL_COLS "account, name_pattern, colo, expires_ns"
 #define DB_KEY_COLS "name, account, colo, enrolled_ns"
 

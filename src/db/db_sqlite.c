@@ -111,9 +111,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "AND NOT EXISTS (SELECT 1 FROM bucket_shares s WHERE s.bucket_id = buckets.id "
 			    "AND s.account = ?1) ORDER BY validated_ns LIMIT 1",
 	[ST_BUCKET_SHARE] = "INSERT INTO bucket_shares (bucket_id, account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-	[ST_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+	[ST_AGENT_UPSERT] = "INSERT INTO agents (" DB_AGENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
 			    "ON CONFLICT (name) DO UPDATE SET colo = excluded.colo, interfaces = excluded.interfaces, "
-			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns",
+			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns, "
+			    "account = excluded.account, history = coalesce(excluded.history, agents.history)",
 	[ST_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
 	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -126,6 +127,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_KEY_FIND] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE hash = ?1",
 	[ST_KEY_GET] = "SELECT " DB_KEY_COLS " FROM agent_keys WHERE name = ?1",
 	[ST_KEY_DELETE] = "DELETE FROM agent_keys WHERE name = ?1",
+	[ST_SAMPLE_PUT] = "INSERT INTO samples (job_id, agent, pcap) VALUES (?1, ?2, ?3)",
+	[ST_SAMPLE_GET] = "SELECT pcap FROM samples WHERE job_id = ?1 AND agent = ?2",
 };
 
 struct Conn {
@@ -900,41 +903,40 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
-static int dbs_job_update(Db *db, const Job *j, ErrBuf *err)
+static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
+	JobPart *parts = NULL;
+	size_t n = 0;
+	Job j = {0};
 	Conn *c;
 	int r;
 
 	r = conn_get(db, &c, err);
 	if (r < 0)
 		return r;
-	return update_job(c, j, err);
-}
-
-static int dbs_job_update_with_parts(Db *db, const Job *j, const JobPart *parts, size_t n, ErrBuf *err)
-{
-	Conn *c;
-	int r;
-
-	r = conn_get(db, &c, err);
-	if (r < 0)
-		return r;
+	/* The write lock first: no other connection changes the job between
+	 * this read and the write below. */
 	r = tx_begin(c, err);
 	if (r < 0)
 		return r;
-	r = update_job(c, j, err);
+	r = dbs_job_get(db, account, id, &j, err);
+	if (r == 0)
+		r = dbs_list_by_key(db, ST_PART_LIST, id, &dbr_parts, (void **)&parts, &n, err);
+	if (r == 0 && fn(&j, parts, n, arg)) {
+		r = update_job(c, &j, err);
+		if (r == 0)
+			r = write_parts(c, &j, parts, n, true, err);
+	}
+	if (r == 0)
+		r = tx_commit(c, err);
 	if (r < 0)
-		goto rollback;
-	r = write_parts(c, j, parts, n, true, err);
-	if (r < 0)
-		goto rollback;
-	r = tx_commit(c, err);
-	if (r < 0)
-		goto rollback;
-	return 0;
-
-rollback:
-	tx_rollback(c);
+		tx_rollback(c);
+	if (r == 0 && ret_job) {
+		*ret_job = j;
+		memset(&j, 0, sizeof(j));
+	}
+	parts_free(parts, n);
+	job_done(&j);
 	return r;
 }
 
@@ -1023,8 +1025,7 @@ static const DbOps sqlite_ops = {
 	.job_get = dbs_job_get,
 	.job_list = dbs_job_list,
 	.job_list_active = dbs_job_list_active,
-	.job_update = dbs_job_update,
-	.job_update_with_parts = dbs_job_update_with_parts,
+	.job_modify = dbs_job_modify,
 	.job_find_named = dbs_job_find_named,
 	.job_list_named = dbs_job_list_named,
 	.job_unname = dbs_job_unname,
@@ -1039,6 +1040,8 @@ static const DbOps sqlite_ops = {
 	.bucket_delete = dbs_bucket_delete,
 	.bucket_share = dbs_bucket_share,
 	.bucket_owned_elsewhere = dbs_bucket_owned_elsewhere,
+	.sample_put = dbs_sample_put,
+	.sample_get = dbs_sample_get,
 	.agent_upsert = dbs_agent_upsert,
 	.agent_list = dbs_agent_list,
 	.enroll_token_add = dbs_enroll_token_add,

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * db.h's buckets and agents over the SQLite plumbing of db_sqlite.c
- * (db_sqlite_int.h); their statements are in db_sqlite.c's table.
+ * db.h's buckets, agents and sample answers over the SQLite plumbing of
+ * db_sqlite.c (db_sqlite_int.h); their statements are in db_sqlite.c's table.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,7 +149,8 @@ int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 		return r;
 	if (dbs_bind_text(st, 1, a->name) || dbs_bind_text(st, 2, a->colo) || dbs_bind_text(st, 3, a->interfaces) ||
 	    dbs_bind_text(st, 4, a->version) || sqlite3_bind_int64(st, 5, a->first_seen_ns) ||
-	    sqlite3_bind_int64(st, 6, a->last_seen_ns))
+	    sqlite3_bind_int64(st, 6, a->last_seen_ns) || dbs_bind_text(st, 7, a->account) ||
+	    dbs_bind_text(st, 8, a->history))
 		return dbs_bind_fail(c, st, "binding an agent", err);
 	return dbs_stmt_exec(c, st, "storing an agent", err);
 }
@@ -163,4 +165,65 @@ int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 	if (r < 0)
 		return r;
 	return dbs_list_rows(c, st, &dbr_agents, (void **)ret, ret_n, err);
+}
+
+/* ---- sample answers ---- */
+
+int dbs_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err)
+{
+	Conn *c;
+	sqlite3_stmt *st;
+	int r;
+
+	if (n > INT_MAX)
+		return errbuf_set(err, -EFBIG, "db: a sample answer of %zu bytes", n);
+	r = dbs_prep(db, ST_SAMPLE_PUT, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, job_id) || dbs_bind_text(st, 2, agent) ||
+	    sqlite3_bind_blob(st, 3, n ? (const void *)pcap : "", (int)n, SQLITE_STATIC))
+		return dbs_bind_fail(c, st, "binding a sample answer", err);
+	r = dbs_stmt_exec(c, st, "storing a sample answer", err);
+	if (r == -EEXIST)
+		return errbuf_set(err, r, "db: agent %s answered sample %s already", agent, job_id);
+	if (r == -ENOENT)
+		return errbuf_set(err, r, "db: no job %s", job_id);
+	return r;
+}
+
+int dbs_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err)
+{
+	const void *blob;
+	uint8_t *v;
+	Conn *c;
+	sqlite3_stmt *st;
+	int r, rc, n;
+
+	r = dbs_prep(db, ST_SAMPLE_GET, &c, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, job_id) || dbs_bind_text(st, 2, agent))
+		return dbs_bind_fail(c, st, "binding a sample answer's key", err);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = errbuf_set(err, -ENOENT, "db: no answer of agent %s to sample %s", agent, job_id);
+	} else if (rc != SQLITE_ROW) {
+		r = errbuf_set(err, dbs_errno(rc), "db: reading a sample answer: %s",
+			       sqlite3_errmsg(sqlite3_db_handle(st)));
+	} else {
+		blob = sqlite3_column_blob(st, 0);
+		n = sqlite3_column_bytes(st, 0);
+		v = malloc(n > 0 ? (size_t)n : 1);
+		if (!v) {
+			r = errbuf_set(err, -ENOMEM, "db: out of memory");
+		} else {
+			if (n > 0)
+				memcpy(v, blob, (size_t)n);
+			*ret = v;
+			*ret_n = (size_t)n;
+		}
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }

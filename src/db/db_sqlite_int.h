@@ -65,6 +65,8 @@ typedef enum StmtId {
 	ST_KEY_FIND,
 	ST_KEY_GET,
 	ST_KEY_DELETE,
+	ST_SAMPLE_PUT,
+	ST_SAMPLE_GET,
 	ST_COUNT,
 } StmtId;
 
@@ -105,6 +107,8 @@ int dbs_bucket_update(Db *db, const BucketRow *b, ErrBuf *err);
 int dbs_bucket_delete(Db *db, const char *account, const char *id, ErrBuf *err);
 int dbs_bucket_owned_elsewhere(Db *db, const char *account, const char *destination_conf, char *ret_owner, ErrBuf *err);
 int dbs_bucket_share(Db *db, const char *bucket_id, const char *account, ErrBuf *err);
+int dbs_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err);
+int dbs_sample_get(Db *db, const char *job_id, const char *agent, uint8_t **ret, size_t *ret_n, ErrBuf *err);
 int dbs_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);
 int dbs_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err);
 int dbs_enroll_token_add(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);

@@ -60,6 +60,18 @@
  *                                          enrolment said so, to its colo)
  *   bucket_shares(bucket_id, account)      accounts a validated bucket's
  *                                          owner shares it with
+ *
+ * Version 7 (object stores): parts.state upload_failed (7), parts.attempt,
+ *   buckets.match_key (a bucket's identity).
+ *
+ * Version 8 (several controllers over one database):
+ *   agents.account                         the account the agent's key
+ *                                          serves ("" an operator's; NULL in
+ *                                          rows written before)
+ *   agents.history                         its last reported history status
+ *                                          (JSON), for every controller
+ *   samples(job_id, agent → pcap)          sample answers, served by any
+ *                                          controller
  */
 #include <errno.h>
 #include <stdio.h>
@@ -243,6 +255,15 @@ static const char *const migrations[] = {
 	"UPDATE buckets SET match_key = destination_conf;"
 	"CREATE UNIQUE INDEX buckets_by_key ON buckets(account, match_key);"
 	"CREATE INDEX buckets_by_identity ON buckets(match_key);",
+	/* 8: several controllers over one database. */
+	"ALTER TABLE agents ADD COLUMN account TEXT;"
+	"ALTER TABLE agents ADD COLUMN history TEXT;"
+	"CREATE TABLE samples ("
+	"  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  agent TEXT NOT NULL,"
+	"  pcap BLOB NOT NULL,"
+	"  PRIMARY KEY (job_id, agent)"
+	");",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");

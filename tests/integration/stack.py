@@ -256,8 +256,12 @@ def _check_exit(what, proc, rc, problems):
 
 
 class Controller:
-    def __init__(self, stack):
+    """data: its --data directory (default the stack's); a second controller
+    over the stack's database (test_replicas.py) has one of its own."""
+
+    def __init__(self, stack, data=None):
         self.stack = stack
+        self.data = data
         self.proc = None
         self.http_port = 0
         self.https_port = 0
@@ -266,7 +270,7 @@ class Controller:
         s = self.stack
         if self.proc is not None and not self.alive():
             _check_exit("controller", self.proc, None, s.problems)
-        cmd = [binary("pcapd"), "controller", "--data", s.ctl_data, "--db", s.db_url,
+        cmd = [binary("pcapd"), "controller", "--data", self.data or s.ctl_data, "--db", s.db_url,
                "--http", "127.0.0.1:%d" % self.http_port,
                "--bucket-root", s.bucket_root] + list(s.controller_args) + list(extra)
         if s.tls:
@@ -555,14 +559,16 @@ class Stack:
 
     # -- HTTP
 
-    def request(self, method, path, token=None, body=None, headers=None, https=False, raw=None, timeout=30):
-        """One request to the controller; body: an object sent as JSON, or
-        raw bytes/str as they are. Never raises for an HTTP status."""
+    def request(self, method, path, token=None, body=None, headers=None, https=False, raw=None, timeout=30,
+                controller=None):
+        """One request to the controller (or to another Controller over the
+        same database); body: an object sent as JSON, or raw bytes/str as
+        they are. Never raises for an HTTP status."""
+        ctl = controller or self.controller
         if https:
-            conn = http.client.HTTPSConnection("127.0.0.1", self.controller.https_port, context=self._ssl,
-                                               timeout=timeout)
+            conn = http.client.HTTPSConnection("127.0.0.1", ctl.https_port, context=self._ssl, timeout=timeout)
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.controller.http_port, timeout=timeout)
+            conn = http.client.HTTPConnection("127.0.0.1", ctl.http_port, timeout=timeout)
         h = {"Accept": "application/json"}
         if token:
             h["Authorization"] = "Bearer " + token

@@ -14,6 +14,7 @@ agent's side (its key file, a refused enrolment, a restart with its key).
 
 import json
 import os
+import sqlite3
 import stat
 import struct
 import subprocess
@@ -306,6 +307,11 @@ def test_sample_answers(stk, fake):
     kept = bodies[[r.status for r in results].index(200)]
     part = {p["name"]: p for p in capture(a, sid)["agents"]}[name]
     assert part["status"] == "done" and part["packets"] == (2 if kept == bodies[0] else 4), part
-    with open(os.path.join(stk.ctl_data, "samples", sid, name + ".pcap"), "rb") as f:
-        assert f.read() == kept
+    # The answer kept is in the database, beside the part it made done.
+    db = sqlite3.connect(os.path.join(stk.ctl_data, "pcapd.db"))
+    try:
+        rows = db.execute("SELECT pcap FROM samples WHERE job_id = ? AND agent = ?", (sid, name)).fetchall()
+    finally:
+        db.close()
+    assert [bytes(r[0]) for r in rows] == [kept]
     assert "final" in error_of(answer(stk, key, name, sid, pcap(1)), 409)

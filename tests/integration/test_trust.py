@@ -724,8 +724,8 @@ def test_up_survives_a_killed_controller(request):
     assert up.children().get("agent") == kids["agent"], "the agent was restarted"
     assert "the controller exited (signal 9); starting it again" in up.proc.stderr()
 
-    # A sample (DATA/samples) for the file check, and a download (streamed: it
-    # leaves no file).
+    # A sample (its answer kept in the database) and a download (streamed:
+    # it leaves no file).
     st, j = up.request("POST", base, token, {"type": "simple", "system": "magic-transit", "time_limit": 300,
                                              "packet_limit": 5})
     assert st == 200, j
@@ -771,6 +771,6 @@ def test_up_survives_a_killed_controller(request):
             assert os.stat(p).st_mode & 0o077 == 0, (p, oct(os.stat(p).st_mode))
             seen.add(os.path.relpath(p, up.data))
     assert os.stat(up.data).st_mode & 0o777 == 0o700
-    for want in ("credentials.json", "pcapd.db", "agent/jobs", "samples"):
+    for want in ("credentials.json", "pcapd.db", "agent/jobs"):
         assert any(x == want or x.startswith(want + "/") for x in seen), (want, sorted(seen))
     assert any(x.startswith("agent/history/") for x in seen), sorted(seen)

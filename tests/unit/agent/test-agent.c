@@ -405,6 +405,86 @@ static void test_upload_retried_on_a_dead_connection(void **state)
 	assert_int_equal(rs.bodies_ok, 2);
 }
 
+/* ---- several controllers: the route moves on a failure ---- */
+
+typedef struct OneShot {
+	int lfd;
+	const char *answer; /* the whole HTTP answer to the one request */
+	bool failed;
+} OneShot;
+
+static void *one_shot(void *arg)
+{
+	OneShot *o = arg;
+	RawServer rs = {0};
+	int c = accept4(o->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	o->failed = c < 0 || !read_request(c, &rs, true) ||
+		    send(c, o->answer, strlen(o->answer), MSG_NOSIGNAL) != (ssize_t)strlen(o->answer);
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+/* A listening socket on a port of the kernel's choice, its URL in url. */
+static int listener(char *url, size_t cap)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(url, cap, "http://127.0.0.1:%u/", ntohs(sa.sin_port));
+	return fd;
+}
+
+/* Controller 0 answers 503: the route moves to 1, which answers; a refused
+ * connection (1, gone) moves it on to 0 again. The caller retries on its
+ * own; the route only says where. */
+static void test_route_moves_on(void **state)
+{
+	char u0[64], u1[64];
+	const char *urls[2] = {u0, u1};
+	CtlRoute route = {.urls = urls, .n = 2};
+	OneShot s0 = {.answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"};
+	OneShot s1 = {.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"};
+	CtlClientConfig cfg = {.route = &route, .token = "t", .user_agent = "test"};
+	CtlResponse resp = {0};
+	ErrBuf err = {{0}};
+	CtlClient *c = NULL;
+	pthread_t t0, t1;
+
+	(void)state;
+	s0.lfd = listener(u0, sizeof(u0));
+	s1.lfd = listener(u1, sizeof(u1));
+	assert_int_equal(pthread_create(&t0, NULL, one_shot, &s0), 0);
+	assert_int_equal(pthread_create(&t1, NULL, one_shot, &s1), 0);
+	assert_int_equal(ctlclient_global_init(&err), 0);
+	assert_int_equal(ctlclient_new(&cfg, &c, &err), 0);
+	assert_string_equal(ctlroute_current(&route), u0);
+	assert_int_equal(ctlclient_get(c, "/agent/v1/poll", 20000, &resp, &err), 0);
+	assert_int_equal(resp.status, 503);
+	ctlclient_response_done(&resp);
+	assert_string_equal(ctlroute_current(&route), u1);
+	assert_int_equal(ctlclient_get(c, "/agent/v1/poll", 20000, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	ctlclient_response_done(&resp);
+	assert_string_equal(ctlroute_current(&route), u1);
+	pthread_join(t0, NULL);
+	pthread_join(t1, NULL);
+	assert_false(s0.failed);
+	assert_false(s1.failed);
+	close(s1.lfd); /* now refused */
+	assert_int_equal(ctlclient_get(c, "/agent/v1/poll", 20000, &resp, &err), -ECONNREFUSED);
+	assert_string_equal(ctlroute_current(&route), u0);
+	ctlclient_free(c);
+	ctlclient_global_cleanup();
+	close(s0.lfd);
+}
+
 static void test_config_check(void **state)
 {
 	const char *ifs[] = {"eth0"};
@@ -428,6 +508,18 @@ static void test_config_check(void **state)
 	assert_string_equal(check(c), "ok");
 	c.controller = "http://a b";
 	assert_string_equal(check(c), "--controller: the URL contains a blank or control character");
+	/* Several controllers: each URL checked, at most CTL_MAX_URLS. */
+	const char *urls[CTL_MAX_URLS + 1] = {"http://127.0.0.1:8080", "https://ctl2.example", "ftp://y"};
+	c = good;
+	c.urls = urls;
+	c.n_urls = 2;
+	assert_string_equal(check(c), "ok");
+	c.n_urls = 3;
+	assert_string_equal(check(c), "--controller: 'ftp://y' is not an http:// or https:// URL (up to 1024 bytes)");
+	for (size_t i = 2; i < CTL_MAX_URLS + 1; i++)
+		urls[i] = "http://127.0.0.1:8081";
+	c.n_urls = CTL_MAX_URLS + 1;
+	assert_string_equal(check(c), "--controller: more than 8 controllers");
 	c = good;
 	c.name = "web 01";
 	assert_string_equal(check(c), "--name: 'web 01' is not 1..63 characters of [A-Za-z0-9._-]");
@@ -513,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_jobstore_fsync_fault),
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
+		cmocka_unit_test(test_route_moves_on),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

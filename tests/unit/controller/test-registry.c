@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/controller/registry: delivery once per session, the
- * generation rule that makes wake-ups impossible to miss, parking. */
+ * generation rule that makes wake-ups impossible to miss, parking, and what
+ * other controllers stored merged in (registry_merge). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -236,6 +237,57 @@ static void test_stats(void **state)
 	registry_free(r);
 }
 
+/* Rows as another controller stored them: a newer one refreshes (or adds)
+ * an agent, with its account, colo and history, and its age carries over to
+ * monotonic time; older rows, rows from before the agent was seen here and
+ * rows that do not say whom the agent serves change nothing. */
+static void test_merge(void **state)
+{
+	Registry *r;
+	char names[4][AGENT_NAME_MAX + 1];
+	int64_t now_real = (int64_t)now_realtime_ns(), now_mono = 50 * SEC;
+	AgentRow rows[4] = {
+		{.name = "far1", .colo = "lhr", .last_seen_ns = now_real - 2 * SEC},
+		{.name = "web01", .colo = "old", .last_seen_ns = now_real - 30 * SEC},
+		{.name = "legacy", .colo = "lhr", .last_seen_ns = now_real - SEC},
+		{.name = "ancient", .colo = "lhr", .last_seen_ns = now_real - 900 * SEC},
+	};
+	AgentStats *st = NULL;
+	size_t n = 0;
+	json_t *list;
+
+	(void)state;
+	rows[0].account = (char *)ACC_A;
+	rows[0].history = (char *)"{\"recording\": true, \"drops\": 3}";
+	rows[1].account = (char *)"";
+	rows[3].account = (char *)"";
+	assert_int_equal(registry_new(&r), 0);
+	/* web01 reported here just now: the older row leaves it alone. */
+	assert_int_equal(registry_seen(r, "web01", "", "ord02", "eth0", "0.1", true, now_mono), 0);
+	registry_merge(r, rows, 4, now_real - 100 * SEC, now_mono, now_real);
+	assert_int_equal(registry_match(r, ACC_A, JOB_TARGET_COLO, "LHR", now_mono, 5 * SEC, names, 4), 1);
+	assert_string_equal(names[0], "far1");
+	assert_false(registry_online(r, "far1", now_mono + 4 * SEC, 5 * SEC)); /* 2 s old already */
+	assert_int_equal(registry_match(r, ACC_B, JOB_TARGET_COLO, "lhr", now_mono, 5 * SEC, names, 4), 0);
+	assert_int_equal(registry_match(r, NULL, JOB_TARGET_COLO, "ord02", now_mono, 5 * SEC, names, 4), 1);
+	assert_false(registry_online(r, "legacy", now_mono, 5 * SEC));
+	assert_false(registry_online(r, "ancient", now_mono, 1000 * SEC));
+	assert_int_equal(registry_stats(r, NULL, now_mono, 5 * SEC, &st, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(st[1].name, "far1");
+	assert_true(st[1].history_recording);
+	assert_int_equal(st[1].history_drops, 3);
+	free(st);
+	/* A newer row of an agent of this controller moves it on. */
+	rows[1].last_seen_ns = now_real + SEC;
+	registry_merge(r, rows, 2, now_real - 100 * SEC, now_mono + 2 * SEC, now_real + 2 * SEC);
+	list = registry_json(r, NULL, now_mono + 2 * SEC, 5 * SEC);
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "colo")), "old");
+	json_decref(list);
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_generation_prevents_lost_wakeups),
 		cmocka_unit_test(test_park_expire_displace_shutdown),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_merge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

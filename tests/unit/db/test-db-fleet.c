@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What several controllers over one database rely on, on each backend: a
+ * job's read-modify-write (db_job_modify) loses no writer's change when
+ * threads on connections of their own (as two controllers are) modify one
+ * job at once; a sample answer stored inside it commits with it; agents'
+ * account and history round-trip; and, in PostgreSQL, notices reach another
+ * session and the lease is held by one session at a time, freed when it
+ * closes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbtest.h"
+
+/* fn of db_job_modify: one more packet on the job and on agent `arg`'s part. */
+static bool add_packet(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	const char *agent = arg;
+
+	j->packets++;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(parts[i].agent, agent) == 0)
+			parts[i].packets++;
+	return true;
+}
+
+static bool change_nothing(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	(void)parts;
+	(void)n;
+	j->packets = 999; /* not written: the function says nothing changed */
+	*(int *)arg += 1;
+	return false;
+}
+
+static bool change_immutable(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	(void)parts;
+	(void)n;
+	(void)arg;
+	j->time_limit_s = 1;
+	j->packet_limit = 7;
+	j->packets = 5; /* this one is written */
+	return true;
+}
+
+static void test_job_modify(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_FULL, 10 * SEC), got = {0};
+	JobPart p[2] = {make_part(&j, "a1", PART_RUNNING), make_part(&j, "a2", PART_RUNNING)};
+	JobPart *parts = NULL;
+	size_t n = 0;
+	int calls = 0;
+
+	assert_int_equal(db_job_insert(t->db, &j, p, 2, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_modify(t->db, ACC_A, j.id, add_packet, (void *)"a2", &got, &err), 0);
+	assert_int_equal(got.packets, 1);
+	assert_string_equal(got.id, j.id);
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, j.id, &parts, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(parts[0].packets, 0);
+	assert_int_equal(parts[1].packets, 1);
+	parts_free(parts, n);
+
+	/* Nothing changed: nothing written, the job as stored comes back. */
+	assert_int_equal(db_job_modify(t->db, NULL, j.id, change_nothing, &calls, &got, &err), 0);
+	assert_int_equal(calls, 1);
+	job_done(&got);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_int_equal(got.packets, 1);
+	job_done(&got);
+
+	/* Only the mutable fields are written. */
+	assert_int_equal(db_job_modify(t->db, ACC_A, j.id, change_immutable, NULL, NULL, &err), 0);
+	assert_int_equal(db_job_get(t->db, ACC_A, j.id, &got, &err), 0);
+	assert_int_equal(got.time_limit_s, j.time_limit_s);
+	assert_int_equal(got.packet_limit, j.packet_limit);
+	assert_int_equal(got.packets, 5);
+	job_done(&got);
+
+	/* Scoped by account; an unknown job is -ENOENT, fn never called. */
+	assert_int_equal(db_job_modify(t->db, ACC_B, j.id, change_nothing, &calls, NULL, &err), -ENOENT);
+	assert_int_equal(
+		db_job_modify(t->db, NULL, "0123456789abcdef0123456789abcdef", change_nothing, &calls, NULL, &err),
+		-ENOENT);
+	assert_int_equal(calls, 1);
+}
+
+typedef struct Modifier {
+	Db *db;
+	const char *id, *agent;
+	pthread_barrier_t *go;
+	int rounds, failed;
+	char msg[256];
+} Modifier;
+
+static void *modifier(void *arg)
+{
+	Modifier *m = arg;
+	ErrBuf err = {{0}};
+
+	pthread_barrier_wait(m->go);
+	for (int i = 0; i < m->rounds; i++)
+		if (db_job_modify(m->db, NULL, m->id, add_packet, (void *)m->agent, NULL, &err) < 0) {
+			m->failed++;
+			memcpy(m->msg, err.msg, sizeof(m->msg));
+		}
+	return NULL;
+}
+
+/* Four threads, each on its own connection (as four controllers would be),
+ * add to one job at once: every change is there at the end. Without the row
+ * lock, two would read the same count and one increment would be lost. */
+static void test_job_modify_race(void **state)
+{
+	enum { THREADS = 4, ROUNDS = 50 };
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_FULL, 10 * SEC), got = {0};
+	JobPart p[2] = {make_part(&j, "a1", PART_RUNNING), make_part(&j, "a2", PART_RUNNING)};
+	JobPart *parts = NULL;
+	pthread_barrier_t go;
+	pthread_t th[THREADS];
+	Modifier m[THREADS];
+	size_t n = 0;
+
+	assert_int_equal(db_job_insert(t->db, &j, p, 2, NULL, NULL, &err), 0);
+	assert_int_equal(pthread_barrier_init(&go, NULL, THREADS), 0);
+	for (int i = 0; i < THREADS; i++) {
+		m[i] = (Modifier){.db = t->db, .id = j.id, .agent = i % 2 ? "a2" : "a1", .go = &go, .rounds = ROUNDS};
+		assert_int_equal(pthread_create(&th[i], NULL, modifier, &m[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (m[i].failed)
+			fail_msg("thread %d: %d failed: %s", i, m[i].failed, m[i].msg);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(db_job_get(t->db, NULL, j.id, &got, &err), 0);
+	assert_int_equal(got.packets, THREADS * ROUNDS);
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, j.id, &parts, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(parts[0].packets, THREADS / 2 * ROUNDS);
+	assert_int_equal(parts[1].packets, THREADS / 2 * ROUNDS);
+	parts_free(parts, n);
+}
+
+typedef struct SampleArg {
+	Db *db;
+	const char *id;
+	int r;
+} SampleArg;
+
+/* Stores the answer inside the job's transaction and marks the part done. */
+static bool answer(Job *j, JobPart *parts, size_t n, void *arg)
+{
+	static const uint8_t pcap[] = {0xd4, 0xc3, 0xb2, 0xa1, 0, 0, 1, 2};
+	SampleArg *a = arg;
+	ErrBuf err = {{0}};
+
+	(void)j;
+	a->r = db_sample_put(a->db, a->id, "s1", pcap, sizeof(pcap), &err);
+	if (a->r < 0 || n != 1)
+		return false;
+	parts[0].state = PART_DONE;
+	return true;
+}
+
+static void test_samples(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_SIMPLE, 10 * SEC);
+	JobPart p = make_part(&j, "s1", PART_ASSIGNED);
+	SampleArg a = {.db = t->db, .id = j.id};
+	JobPart *parts = NULL;
+	uint8_t *v = NULL;
+	size_t n = 0;
+
+	assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, NULL, &err), 0);
+	assert_int_equal(db_sample_get(t->db, j.id, "s1", &v, &n, &err), -ENOENT);
+	assert_int_equal(db_job_modify(t->db, NULL, j.id, answer, &a, NULL, &err), 0);
+	assert_int_equal(a.r, 0);
+	assert_int_equal(db_sample_get(t->db, j.id, "s1", &v, &n, &err), 0);
+	assert_int_equal(n, 8);
+	assert_int_equal(v[0], 0xd4);
+	assert_int_equal(v[7], 2);
+	free(v);
+	assert_int_equal(db_part_list(t->db, j.id, &parts, &n, &err), 0);
+	assert_int_equal(parts[0].state, PART_DONE);
+	parts_free(parts, n);
+	/* One answer per agent and job; none for a job that does not exist. */
+	assert_int_equal(db_sample_put(t->db, j.id, "s1", (const uint8_t *)"x", 1, &err), -EEXIST);
+	assert_int_equal(db_sample_put(t->db, "0123456789abcdef0123456789abcdef", "s1", (const uint8_t *)"x", 1, &err),
+			 -ENOENT);
+	/* An empty answer round-trips too. */
+	assert_int_equal(db_sample_put(t->db, j.id, "s2", NULL, 0, &err), 0);
+	assert_int_equal(db_sample_get(t->db, j.id, "s2", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+}
+
+static void test_agent_account_history(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	AgentRow a = {.name = "op-1", .colo = "ORD", .first_seen_ns = 1, .last_seen_ns = 2};
+	AgentRow *v = NULL;
+	size_t n = 0;
+
+	a.account = (char *)"";
+	a.history = (char *)"{\"recording\":true}";
+	assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+	a.account = (char *)ACC_A;
+	a.history = NULL; /* keeps the stored one */
+	a.last_seen_ns = 3;
+	assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+	assert_int_equal(db_agent_list(t->db, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].account, ACC_A);
+	assert_string_equal(v[0].history, "{\"recording\":true}");
+	assert_int_equal(v[0].last_seen_ns, 3);
+	agent_rows_free(v, n);
+}
+
+static void test_watch(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	DbWatch *w1 = NULL, *w2 = NULL;
+	char text[DB_NOTICE_MAX + 1];
+	char big[DB_NOTICE_MAX + 2];
+	int r = 0;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(db_notify(t->db, big, &err), -EINVAL);
+	if (!pg_uri) {
+		/* One controller per SQLite file: nothing to tell anyone. */
+		assert_int_equal(db_watch_open(t->db, &w1, &err), -EOPNOTSUPP);
+		assert_int_equal(db_notify(t->db, "x wake a", &err), 0);
+		return;
+	}
+	assert_int_equal(db_watch_open(t->db, &w1, &err), 0);
+	assert_int_equal(db_watch_open(t->db, &w2, &err), 0);
+	assert_int_equal(db_watch_next(w1, 0, text, &err), 0);
+	assert_int_equal(db_notify(t->db, "abc wake agent-1", &err), 0);
+	/* Delivered at the sender's commit: waited for, not timed. */
+	while (r == 0)
+		r = db_watch_next(w2, 1000, text, &err);
+	assert_int_equal(r, 1);
+	assert_string_equal(text, "abc wake agent-1");
+
+	/* One holder at a time; the session's end frees the lease. */
+	assert_int_equal(db_watch_lease(w1, 42, &err), 1);
+	assert_int_equal(db_watch_lease(w1, 42, &err), 1);
+	assert_int_equal(db_watch_lease(w2, 42, &err), 0);
+	db_watch_close(w1);
+	r = 0;
+	while ((r = db_watch_lease(w2, 42, &err)) == 0)
+		usleep(10 * 1000);
+	assert_int_equal(r, 1);
+	db_watch_close(w2);
+	db_watch_close(NULL);
+}
+
+const struct CMUnitTest db_fleet_tests[] = {
+	cmocka_unit_test_setup_teardown(test_job_modify, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_job_modify_race, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_samples, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_agent_account_history, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+};
+const size_t db_fleet_n = ARRAY_SIZE(db_fleet_tests);
+_Static_assert(ARRAY_SIZE(db_fleet_tests) <= DB_FLEET_MAX, "test-db.c's table holds them");
