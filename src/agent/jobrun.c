@@ -5,9 +5,11 @@
  * outputs.c): its configuration
  * (capsetup.c) → capture into DATA/spool/<id>.pcap (snaplen bytes per packet,
  * whole ones by default; pcap, or pcapng when the interfaces' link types
- * differ) → the bucket → final report. What this agent cannot do yet (several
- * buckets) fails the job at once with the reason (job_supported). Phases and
- * locking in agent-int.h.
+ * differ) → the bucket → final report. An object store gets the capture
+ * while it is written (storeup_stream_*: parts go out as the file grows, the
+ * rest and complete after its end); a file:// bucket after it. What this
+ * agent cannot do yet (several buckets) fails the job at once with the reason
+ * (job_supported). Phases and locking in agent-int.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,12 +132,23 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Capture into the spool file; counters in *st. Returns 0 with the reason. */
-static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, StopReason *why, ErrBuf *err)
+static uint64_t capture_whole(void *ctx)
+{
+	return capfile_whole(ctx);
+}
+
+/* Capture into the spool file; counters in *st. Returns 0 with the reason.
+ * With up (an object store), the upload runs while capturing: *ret_stream is
+ * then the upload, told the file's end, for the caller to wait for; a capture
+ * that fails aborts it here. */
+static int capture_to_spool(AgentJob *job, const char *spool, const StoreUpload *up, StoreStream **ret_stream,
+			    CaptureStats *st, StopReason *why, ErrBuf *err)
 {
 	CapFileConfig fc = {0};
 	CapSetup *setup;
 	CapFile *cf = NULL;
+	StoreStream *stream = NULL;
+	uint64_t size = 0;
 	int fd = -1, r;
 
 	setup = calloc(1, sizeof(*setup));
@@ -158,6 +171,11 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_start(cf, fd, err);
 	if (r < 0)
 		goto out;
+	if (up) {
+		r = storeup_stream_start(up, spool, capture_whole, cf, &stream, err);
+		if (r < 0)
+			goto out;
+	}
 	set_phase(job, JOB_PHASE_CAPTURING, cf, NULL, STOP_REASON_NONE);
 	/* "running" on disk, so that the next start reports the job failed if
 	 * the agent dies now. After the sockets are bound, off the path from the
@@ -166,12 +184,18 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_run(cf, &job->stop, why, err);
 	capfile_stats(cf, st);
 	if (r == 0)
-		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
+		r = capfile_finish(cf, true, &size, err); /* fsync: the upload reads it back */
+	if (r == 0 && stream)
+		storeup_stream_end(stream, size);
 	/* Counters stay with the job; cf goes away below. */
 	set_phase(job, r == 0 ? JOB_PHASE_CAPTURED : JOB_PHASE_CAPTURING, NULL, st, *why);
 out:
 	if (fd >= 0 && close(fd) < 0 && r == 0)
 		r = errbuf_errno(err, "closing %s", spool);
+	if (stream && r < 0)
+		storeup_stream_wait(stream, true, NULL); /* aborted: before cf goes */
+	else if (stream)
+		*ret_stream = stream;
 	capfile_free(cf);
 	capsetup_done(setup);
 	free(setup);
@@ -250,20 +274,29 @@ static int upload(Bucket *b, const char *uri, const char *spool, const char *obj
 	return 0;
 }
 
-/* The capture's upload to an object store, with the start's grant. */
-static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object, ErrBuf *err)
+/* The upload of the capture to an object store, with the start's grant;
+ * u->ctl is the caller's to free (ctlclient_free). */
+static int store_upload_init(AgentJob *job, const AgentOutput *out, const char *object, StoreUpload *u, ErrBuf *err)
 {
 	Agent *a = job->agent;
-	StoreUpload u = {.agent = a->cfg->name,
-			 .job_id = job->spec.id,
-			 .attempt = job->spec.attempt,
-			 .target = out->target,
-			 .object = object,
-			 .grant = out->upload,
-			 .budget_s = a->cfg->upload_budget_s};
+
+	*u = (StoreUpload){.agent = a->cfg->name,
+			   .job_id = job->spec.id,
+			   .attempt = job->spec.attempt,
+			   .target = out->target,
+			   .object = object,
+			   .grant = out->upload,
+			   .budget_s = a->cfg->upload_budget_s};
+	return ctlclient_new(&a->client_cfg, &u->ctl, err);
+}
+
+/* The upload of the finished capture (a retry). */
+static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object, ErrBuf *err)
+{
+	StoreUpload u;
 	int r;
 
-	r = ctlclient_new(&a->client_cfg, &u.ctl, err);
+	r = store_upload_init(job, out, object, &u, err);
 	if (r < 0)
 		return r;
 	r = storeup_file(&u, spool, err);
@@ -309,6 +342,8 @@ static void *job_main(void *arg)
 	PartFailure failure = PART_FAIL_NONE;
 	Bucket *bucket = NULL;
 	Outputs *file = NULL;
+	StoreUpload up = {0};
+	StoreStream *stream = NULL;
 	bool store;
 	int r, n;
 
@@ -337,17 +372,18 @@ static void *job_main(void *arg)
 	store = strncmp(out->target, "file://", 7) != 0;
 	if (store && job->spec.attempt > 0)
 		return retry_upload(job, out, spool, object);
-	r = store ? 0 : open_bucket(job, out->target, &bucket, &err);
-	failure = r < 0 ? PART_FAIL_STORAGE : PART_FAIL_NONE;
+	r = store ? store_upload_init(job, out, object, &up, &err) : open_bucket(job, out->target, &bucket, &err);
+	failure = r < 0 ? (store ? PART_FAIL_INTERNAL : PART_FAIL_STORAGE) : PART_FAIL_NONE;
 	if (r == 0)
 		r = outputs_file_plan(job, &file, &failure, &err);
-	if (r == 0 && (r = capture_to_spool(job, spool, &st, &why, &err)) < 0)
+	if (r == 0 && (r = capture_to_spool(job, spool, store ? &up : NULL, &stream, &st, &why, &err)) < 0)
 		failure = PART_FAIL_CAPTURE;
 	if (r < 0) {
 		finish_failed(job, failure, err.msg);
 		jobstore_remove_spool(a->store, job->spec.id, &err);
 		outputs_file_free(file);
 		bucket_free(bucket);
+		ctlclient_free(up.ctl);
 		return NULL;
 	}
 	/* The file here first (a local copy), then the bucket, which may retry
@@ -361,7 +397,8 @@ static void *job_main(void *arg)
 	jobrun_save_state(job);
 	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	if (store) {
-		r = upload_to_store(job, out, spool, object, &err);
+		r = storeup_stream_wait(stream, false, &err); /* the parts sent while capturing, the rest */
+		ctlclient_free(up.ctl);
 		if (r < 0 && failure == PART_FAIL_NONE) {
 			/* The capture is whole: it stays here for a later retry. */
 			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why, job->stop), err.msg);
