@@ -274,31 +274,62 @@ static int upload(Bucket *b, const char *uri, const char *spool, const char *obj
 	return 0;
 }
 
-/* The upload of the capture to an object store, with the start's grant;
- * u->ctl is the caller's to free (ctlclient_free). */
-static int store_upload_init(AgentJob *job, const AgentOutput *out, const char *object, StoreUpload *u, ErrBuf *err)
+/* Where an upload's progress is kept (DATA/jobs/<id>.upload) for a restart. */
+typedef struct Keeper {
+	AgentJob *job;
+	const char *target; /* REDACTED */
+	const char *object;
+} Keeper;
+
+static void keep_progress(void *ctx, const StoreProgress *p)
+{
+	Keeper *k = ctx;
+	AgentJob *job = k->job;
+	JobUpload ju = {.attempt = job->spec.attempt,
+			.target = (char *)k->target, /* read only */
+			.sent = p->sent,
+			.etags = (char **)p->etags};
+	ErrBuf err = {{0}};
+
+	snprintf(ju.object, sizeof(ju.object), "%s", k->object);
+	snprintf(ju.upload_id, sizeof(ju.upload_id), "%s", p->upload_id);
+	if (jobstore_save_upload(job->agent->store, job->spec.id, &ju, &err) < 0)
+		log_warning("job %s: %s (a restart would not resume this upload)", job->spec.id, err.msg);
+}
+
+/* The upload of the capture to an object store, with the start's grant and
+ * its progress kept by *k; u->ctl is the caller's to free (ctlclient_free). */
+static int store_upload_init(AgentJob *job, const AgentOutput *out, const char *object, Keeper *k, StoreUpload *u,
+			     ErrBuf *err)
 {
 	Agent *a = job->agent;
 
+	*k = (Keeper){.job = job, .target = out->target, .object = object};
 	*u = (StoreUpload){.agent = a->cfg->name,
 			   .job_id = job->spec.id,
 			   .attempt = job->spec.attempt,
 			   .target = out->target,
 			   .object = object,
 			   .grant = out->upload,
-			   .budget_s = a->cfg->upload_budget_s};
+			   .budget_s = a->cfg->upload_budget_s,
+			   .progress = keep_progress,
+			   .progress_ctx = k};
 	return ctlclient_new(&a->client_cfg, &u->ctl, err);
 }
 
-/* The upload of the finished capture (a retry). */
-static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object, ErrBuf *err)
+/* The upload of the finished capture (a retry, or resumed after a restart
+ * from what the store confirmed). */
+static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object,
+			   const StoreProgress *resume, ErrBuf *err)
 {
 	StoreUpload u;
+	Keeper k;
 	int r;
 
-	r = store_upload_init(job, out, object, &u, err);
+	r = store_upload_init(job, out, object, &k, &u, err);
 	if (r < 0)
 		return r;
+	u.resume = resume;
 	r = storeup_file(&u, spool, err);
 	ctlclient_free(u.ctl);
 	return r;
@@ -320,7 +351,7 @@ static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spo
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	log_info("job %s: upload attempt %u of %s", job->spec.id, job->spec.attempt, object);
-	if (upload_to_store(job, out, spool, object, &err) < 0) {
+	if (upload_to_store(job, out, spool, object, NULL, &err) < 0) {
 		jobrun_finish(job, PART_UPLOAD_FAILED, JOB_STOP_NONE, err.msg);
 		return NULL;
 	}
@@ -328,6 +359,53 @@ static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spo
 		log_warning("job %s: %s", job->spec.id, err.msg);
 	jobrun_finish(job, PART_DONE, JOB_STOP_NONE, NULL);
 	return NULL;
+}
+
+/* After a restart: the upload of a finished capture goes on from what the
+ * store had confirmed (job->resume), in the same attempt. */
+static void *resume_main(void *arg)
+{
+	AgentJob *job = arg;
+	Agent *a = job->agent;
+	const JobUpload *ju = job->resume;
+	StoreProgress p = {.upload_id = ju->upload_id, .sent = ju->sent, .etags = ju->etags};
+	AgentOutput out = {.kind = JOB_OUTPUT_BUCKET, .target = ju->target};
+	char spool[PATH_MAX];
+	ErrBuf err = {{0}};
+	JobStop reason;
+
+	pthread_mutex_lock(&a->lock);
+	reason = job->rep.stop_reason;
+	pthread_mutex_unlock(&a->lock);
+	if (jobstore_spool_path(a->store, job->spec.id, spool, sizeof(spool)) < 0) {
+		jobrun_finish(job, PART_FAILED, reason, "spool path too long");
+		return NULL;
+	}
+	log_info("job %s: resuming the upload of %s (attempt %u) after %u confirmed parts", job->spec.id, ju->object,
+		 ju->attempt, ju->sent);
+	if (upload_to_store(job, &out, spool, ju->object, &p, &err) < 0) {
+		jobrun_finish(job, PART_UPLOAD_FAILED, reason, err.msg);
+		return NULL;
+	}
+	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
+		log_warning("job %s: %s", job->spec.id, err.msg);
+	jobrun_finish(job, PART_DONE, reason, NULL);
+	return NULL;
+}
+
+int jobrun_resume(AgentJob *job, ErrBuf *err)
+{
+	Agent *a = job->agent;
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = -pthread_create(&job->thread, NULL, resume_main, job);
+	if (r == 0)
+		job->has_thread = true;
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0)
+		return errbuf_set(err, r, "cannot start an upload thread: %s", strerror(-r));
+	return 0;
 }
 
 static void *job_main(void *arg)
@@ -344,6 +422,7 @@ static void *job_main(void *arg)
 	Outputs *file = NULL;
 	StoreUpload up = {0};
 	StoreStream *stream = NULL;
+	Keeper keeper;
 	bool store;
 	int r, n;
 
@@ -372,7 +451,8 @@ static void *job_main(void *arg)
 	store = strncmp(out->target, "file://", 7) != 0;
 	if (store && job->spec.attempt > 0)
 		return retry_upload(job, out, spool, object);
-	r = store ? store_upload_init(job, out, object, &up, &err) : open_bucket(job, out->target, &bucket, &err);
+	r = store ? store_upload_init(job, out, object, &keeper, &up, &err)
+		  : open_bucket(job, out->target, &bucket, &err);
 	failure = r < 0 ? (store ? PART_FAIL_INTERNAL : PART_FAIL_STORAGE) : PART_FAIL_NONE;
 	if (r == 0)
 		r = outputs_file_plan(job, &file, &failure, &err);
@@ -458,5 +538,7 @@ void jobrun_free(AgentJob *job)
 	if (!job)
 		return;
 	agentproto_spec_done(&job->spec);
+	jobstore_upload_done(job->resume);
+	free(job->resume);
 	free(job);
 }

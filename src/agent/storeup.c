@@ -105,8 +105,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	int r;
 
 	q->attempt = c->attempt;
-	if (u->have_grant)
-		memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id));
+	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
 	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", c->agent, c->job_id);
 	r = agentproto_upload_request_build(q, &body, err);
 	if (r < 0)
@@ -126,7 +125,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	ctlclient_response_done(&resp);
 	if (r < 0)
 		return reword(err, -EPROTO, "the controller's grant: ", "");
-	if (u->have_grant && u->g.upload_id[0] && !g.upload_id[0])
+	if (u->g.upload_id[0] && !g.upload_id[0])
 		memcpy(g.upload_id, u->g.upload_id, sizeof(g.upload_id));
 	agentproto_grant_move(&u->g, &g);
 	u->have_grant = true;
@@ -415,6 +414,57 @@ static void abort_upload(Up *u)
 
 /* ---- one upload ---- */
 
+/* Room for the ETags of parts 1..n. */
+static int etags_reserve(Up *u, uint32_t n, ErrBuf *err)
+{
+	uint32_t cap = u->cap_etags ? u->cap_etags : 64;
+	char **e;
+
+	if (n <= u->cap_etags)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if (cap > BUCKET_PART_MAX)
+		cap = BUCKET_PART_MAX;
+	e = realloc(u->etags, cap * sizeof(*e));
+	if (!e)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	memset(e + u->cap_etags, 0, (cap - u->cap_etags) * sizeof(*e));
+	u->etags = e;
+	u->cap_etags = cap;
+	return 0;
+}
+
+/* What the store confirmed, to the caller's keeping. */
+static void report_progress(Up *u)
+{
+	bool s3 = u->g.store == AGENT_STORE_S3;
+	StoreProgress p = {.upload_id = s3 ? u->g.upload_id : "", .sent = u->sent, .etags = s3 ? u->etags : NULL};
+
+	if (u->cfg->progress)
+		u->cfg->progress(u->cfg->progress_ctx, &p);
+}
+
+/* An earlier run's progress: its UploadId and confirmed parts (S3 needs
+ * their ETags; without them the parts go again). */
+static int resume_from(Up *u, const StoreProgress *p, ErrBuf *err)
+{
+	int r;
+
+	if (strlen(p->upload_id) >= sizeof(u->g.upload_id))
+		return errbuf_set(err, -EINVAL, "resume: upload id too long");
+	memcpy(u->g.upload_id, p->upload_id, strlen(p->upload_id) + 1);
+	if (p->sent == 0 || p->sent > BUCKET_PART_MAX || (p->upload_id[0] && !p->etags))
+		return 0;
+	r = etags_reserve(u, p->sent, err);
+	for (uint32_t i = 0; r == 0 && p->etags && i < p->sent; i++)
+		if (!(u->etags[i] = strdup(p->etags[i])))
+			r = errbuf_set(err, -ENOMEM, "out of memory");
+	if (r == 0)
+		u->sent = p->sent;
+	return r;
+}
+
 /* The upload's state for the file at path; the start's grant taken over. */
 static int up_open(Up *u, const StoreUpload *c, const char *path, ErrBuf *err)
 {
@@ -431,6 +481,12 @@ static int up_open(Up *u, const StoreUpload *c, const char *path, ErrBuf *err)
 	u->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (u->fd < 0)
 		return errbuf_errno(err, "reading %s", path);
+	if (c->resume) {
+		int r = resume_from(u, c->resume, err);
+
+		if (r < 0)
+			return r;
+	}
 	return httpc_new(&hc, &u->http, err);
 }
 
@@ -444,22 +500,13 @@ static int up_part(Up *u, uint32_t part, ErrBuf *err)
 	if (part > BUCKET_PART_MAX)
 		return errbuf_set(err, -EFBIG, "the capture needs more than %u parts of %llu bytes", BUCKET_PART_MAX,
 				  (unsigned long long)u->g.part_size);
-	if (part > u->cap_etags) {
-		uint32_t cap = u->cap_etags ? u->cap_etags * 2 : 64;
-		char **e;
-
-		if (cap > BUCKET_PART_MAX)
-			cap = BUCKET_PART_MAX;
-		e = realloc(u->etags, cap * sizeof(*e));
-		if (!e)
-			return errbuf_set(err, -ENOMEM, "out of memory");
-		memset(e + u->cap_etags, 0, (cap - u->cap_etags) * sizeof(*e));
-		u->etags = e;
-		u->cap_etags = cap;
-	}
-	r = with_retries(u, step_part, &part, err);
+	r = etags_reserve(u, part, err);
 	if (r == 0)
+		r = with_retries(u, step_part, &part, err);
+	if (r == 0) {
 		u->sent = part;
+		report_progress(u);
+	}
 	return r;
 }
 
@@ -527,6 +574,8 @@ int storeup_file(const StoreUpload *c, const char *path, ErrBuf *err)
 	if (r == 0) {
 		u.size = (uint64_t)st.st_size;
 		r = with_retries(&u, step_create, NULL, &e); /* also the first grant when the start had none */
+		if (r == 0)
+			report_progress(&u);
 	}
 	if (r == 0)
 		r = up_rest(&u, &e);
@@ -579,6 +628,8 @@ static void *stream_main(void *arg)
 	int r;
 
 	r = with_retries(u, step_create, NULL, &e); /* also the first grant when the start had none */
+	if (r == 0)
+		report_progress(u);
 	while (r == 0) {
 		r = stream_next(s, &ended);
 		if (r < 0)

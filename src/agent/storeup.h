@@ -43,16 +43,31 @@
 
 #define STOREUP_DEFAULT_BUDGET_S 300u
 
+/* What the store has confirmed of an upload: enough to resume it after an
+ * agent restart (the same attempt, the same object). */
+typedef struct StoreProgress {
+	const char *upload_id; /* S3's UploadId ("" before create); "" for Azure (its grants name the blocks) */
+	uint32_t sent;         /* parts 1..sent confirmed by the store */
+	char *const *etags;    /* S3: their ETags, sent of them; Azure: NULL */
+} StoreProgress;
+
+/* Called from the upload's thread after create and after each confirmed
+ * part, to keep p where a restarted agent finds it. */
+typedef void (*StoreProgressFn)(void *ctx, const StoreProgress *p);
+
 typedef struct StoreUpload {
-	CtlClient *ctl;          /* to ask for grants (POST /agent/v1/upload) */
-	const char *agent;       /* this agent's name */
-	const char *job_id;      /* the capture */
-	uint32_t attempt;        /* the upload's attempt (the start's) */
-	const char *target;      /* the bucket URI as the start gave it (REDACTED), for messages */
-	const char *object;      /* the object's name, for messages */
-	AgentUploadGrant *grant; /* the start's grant, or NULL: asked for first; taken over */
-	uint32_t budget_s;       /* 0 = STOREUP_DEFAULT_BUDGET_S */
-	const char *cafile;      /* CA bundle for an https store; NULL = the system's */
+	CtlClient *ctl;              /* to ask for grants (POST /agent/v1/upload) */
+	const char *agent;           /* this agent's name */
+	const char *job_id;          /* the capture */
+	uint32_t attempt;            /* the upload's attempt (the start's) */
+	const char *target;          /* the bucket URI as the start gave it (REDACTED), for messages */
+	const char *object;          /* the object's name, for messages */
+	AgentUploadGrant *grant;     /* the start's grant, or NULL: asked for first; taken over */
+	uint32_t budget_s;           /* 0 = STOREUP_DEFAULT_BUDGET_S */
+	const char *cafile;          /* CA bundle for an https store; NULL = the system's */
+	const StoreProgress *resume; /* an earlier run's progress of this attempt's upload, or NULL */
+	StoreProgressFn progress;    /* NULL = none */
+	void *progress_ctx;
 } StoreUpload;
 
 /* Uploads the file at path. 0, or -errno with err ("upload to
