@@ -335,6 +335,21 @@ static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *sp
 	return r;
 }
 
+/* The end of the upload of a kept capture (r from upload_to_store): done,
+ * and the spool goes; or upload_failed, and it stays for a retry. */
+static void upload_finished(AgentJob *job, int r, JobStop reason, const ErrBuf *err)
+{
+	ErrBuf e = {{0}};
+
+	if (r < 0) {
+		jobrun_finish(job, PART_UPLOAD_FAILED, reason, err->msg);
+		return;
+	}
+	if (jobstore_remove_spool(job->agent->store, job->spec.id, &e) < 0)
+		log_warning("job %s: %s", job->spec.id, e.msg);
+	jobrun_finish(job, PART_DONE, reason, NULL);
+}
+
 /* A retried upload: the capture kept in the spool goes up again. */
 static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spool, const char *object)
 {
@@ -351,13 +366,7 @@ static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spo
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	log_info("job %s: upload attempt %u of %s", job->spec.id, job->spec.attempt, object);
-	if (upload_to_store(job, out, spool, object, NULL, &err) < 0) {
-		jobrun_finish(job, PART_UPLOAD_FAILED, JOB_STOP_NONE, err.msg);
-		return NULL;
-	}
-	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
-		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, JOB_STOP_NONE, NULL);
+	upload_finished(job, upload_to_store(job, out, spool, object, NULL, &err), JOB_STOP_NONE, &err);
 	return NULL;
 }
 
@@ -383,13 +392,7 @@ static void *resume_main(void *arg)
 	}
 	log_info("job %s: resuming the upload of %s (attempt %u) after %u confirmed parts", job->spec.id, ju->object,
 		 ju->attempt, ju->sent);
-	if (upload_to_store(job, &out, spool, ju->object, &p, &err) < 0) {
-		jobrun_finish(job, PART_UPLOAD_FAILED, reason, err.msg);
-		return NULL;
-	}
-	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
-		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, reason, NULL);
+	upload_finished(job, upload_to_store(job, &out, spool, ju->object, &p, &err), reason, &err);
 	return NULL;
 }
 
