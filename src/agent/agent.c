@@ -613,48 +613,53 @@ static void *poller_main(void *arg)
 
 /* ---- start-up and shutdown ---- */
 
-/* Whether the job's upload can go on after a restart: its capture was
- * finished (the spool file whole), the upload's progress was kept for the
- * attempt the record names. Then job->resume holds it. */
-static bool resumable(Agent *a, AgentJob *job)
+/* An upload of the previous run: it goes on when its capture had ended (the
+ * spool whole) and its progress was kept for the attempt the record names;
+ * an S3 upload of a capture cut short is aborted. Then job->resume holds the
+ * progress (*ret_abort tells which). */
+static bool upload_left(Agent *a, AgentJob *job, bool *ret_abort)
 {
 	char spool[PATH_MAX];
 	JobUpload ju = {0};
 	ErrBuf err = {{0}};
+	bool ended = job->rep.state == PART_CAPTURED || job->rep.state == PART_UPLOADING;
 	int r;
 
-	if (job->rep.state != PART_CAPTURED && job->rep.state != PART_UPLOADING)
-		return false;
-	if (jobstore_spool_path(a->store, job->rep.id, spool, sizeof(spool)) < 0 || access(spool, R_OK) < 0)
-		return false;
 	r = jobstore_load_upload(a->store, job->rep.id, &ju, &err);
 	if (r < 0) {
 		if (r != -ENOENT)
 			log_warning("job %s: the upload cannot resume: %s", job->rep.id, err.msg);
 		return false;
 	}
-	if (ju.attempt != job->rep.attempt) {
-		jobstore_upload_done(&ju);
-		return false;
-	}
+	if (ju.attempt != job->rep.attempt)
+		goto none;
+	if (ended && jobstore_spool_path(a->store, job->rep.id, spool, sizeof(spool)) == 0 && access(spool, R_OK) == 0)
+		*ret_abort = false;
+	else if (ju.upload_id[0])
+		*ret_abort = true;
+	else
+		goto none; /* Azure: uncommitted blocks expire in the store */
 	job->resume = malloc(sizeof(*job->resume));
-	if (!job->resume) {
-		jobstore_upload_done(&ju);
-		return false;
-	}
+	if (!job->resume)
+		goto none;
 	*job->resume = ju;
 	return true;
+none:
+	jobstore_upload_done(&ju);
+	return false;
 }
 
 /* Jobs from the previous run: finished ones are reported until acknowledged;
- * the upload of a finished capture goes on (resumable()); other ones that
- * were running failed with the agent. */
+ * the upload of a finished capture goes on, that of a capture cut short is
+ * aborted (upload_left()); other ones that were running failed with the
+ * agent. */
 static void recover(Agent *a)
 {
 	AgentJobReport *v = NULL;
 	AgentJob **resumed = NULL;
 	const char **keep = NULL;
-	size_t n = 0, bad = 0, n_resumed = 0;
+	bool *aborts = NULL;
+	size_t n = 0, bad = 0, n_resumed = 0, n_keep = 0;
 	ErrBuf err = {{0}};
 
 	if (jobstore_load(a->store, &v, &n, &bad, &err) < 0) {
@@ -665,9 +670,10 @@ static void recover(Agent *a)
 		log_warning("%zu job records could not be read and are left in place; first: %s", bad, err.msg);
 	resumed = calloc(n ? n : 1, sizeof(*resumed));
 	keep = calloc(n ? n : 1, sizeof(*keep));
+	aborts = calloc(n ? n : 1, sizeof(*aborts));
 	for (size_t i = 0; i < n; i++) {
 		AgentJob *job = calloc(1, sizeof(*job));
-		bool resume = false;
+		bool upload = false, abort = false;
 
 		if (!job) {
 			log_error("out of memory");
@@ -677,8 +683,10 @@ static void recover(Agent *a)
 		job->rep = v[i];
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
-		if (!part_state_terminal(job->rep.state) && resumed && keep && resumable(a, job)) {
-			resume = true;
+		if (!part_state_terminal(job->rep.state) && resumed && keep && aborts && upload_left(a, job, &abort)) {
+			upload = true;
+			if (abort)
+				outputs_recover(a, job->rep.id);
 			job->phase = JOB_PHASE_UPLOADING;
 			job->rep.state = PART_UPLOADING;
 			job->spec.attempt = job->resume->attempt;
@@ -701,15 +709,17 @@ static void recover(Agent *a)
 			jobrun_free(job);
 			continue;
 		}
-		if (resume) {
-			keep[n_resumed] = job->rep.id;
+		if (upload) {
+			if (!abort)
+				keep[n_keep++] = job->rep.id;
+			aborts[n_resumed] = abort;
 			resumed[n_resumed++] = job;
 		}
 	}
 	free(v);
 	/* No capture survives a restart, and finished ones were uploaded or
 	 * failed, but for the uploads that go on. */
-	if (jobstore_clear_spool(a->store, keep, n_resumed, &err) < 0)
+	if (jobstore_clear_spool(a->store, keep, n_keep, &err) < 0)
 		log_warning("%s", err.msg);
 	for (size_t i = 0; i < n_resumed; i++) {
 		AgentJob *job = resumed[i];
@@ -717,11 +727,12 @@ static void recover(Agent *a)
 		pthread_mutex_lock(&a->lock);
 		a->n_active++;
 		pthread_mutex_unlock(&a->lock);
-		if (jobrun_resume(job, &err) < 0)
-			jobrun_finish(job, PART_UPLOAD_FAILED, job->rep.stop_reason, err.msg);
+		if (jobrun_resume(job, aborts[i], &err) < 0)
+			jobrun_finish(job, aborts[i] ? PART_FAILED : PART_UPLOAD_FAILED, job->rep.stop_reason, err.msg);
 	}
 	free(resumed);
 	free(keep);
+	free(aborts);
 }
 
 /* The recorder's status changed: the next report goes now. */

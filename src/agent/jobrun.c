@@ -396,13 +396,39 @@ static void *resume_main(void *arg)
 	return NULL;
 }
 
-int jobrun_resume(AgentJob *job, ErrBuf *err)
+/* After a restart: a capture cut short by the agent's death fails, but the
+ * S3 upload it had begun (job->resume) is aborted first, so that nothing
+ * half-made stays in the store. */
+static void *abort_main(void *arg)
+{
+	AgentJob *job = arg;
+	Agent *a = job->agent;
+	const JobUpload *ju = job->resume;
+	StoreProgress p = {.upload_id = ju->upload_id, .sent = ju->sent, .etags = ju->etags};
+	StoreUpload u = {.agent = a->cfg->name,
+			 .job_id = job->spec.id,
+			 .attempt = ju->attempt,
+			 .target = ju->target,
+			 .object = ju->object,
+			 .resume = &p};
+	ErrBuf err = {{0}};
+
+	if (ctlclient_new(&a->client_cfg, &u.ctl, &err) == 0 && storeup_abort(&u, &err) == 0)
+		log_info("job %s: the upload of %s its capture had begun is aborted", job->spec.id, ju->object);
+	else
+		log_warning("job %s: %s (parts may stay in the store)", job->spec.id, err.msg);
+	ctlclient_free(u.ctl);
+	finish_failed(job, PART_FAIL_INTERNAL, "agent restarted during the capture");
+	return NULL;
+}
+
+int jobrun_resume(AgentJob *job, bool abort, ErrBuf *err)
 {
 	Agent *a = job->agent;
 	int r;
 
 	pthread_mutex_lock(&a->lock);
-	r = -pthread_create(&job->thread, NULL, resume_main, job);
+	r = -pthread_create(&job->thread, NULL, abort ? abort_main : resume_main, job);
 	if (r == 0)
 		job->has_thread = true;
 	pthread_mutex_unlock(&a->lock);

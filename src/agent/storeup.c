@@ -397,19 +397,24 @@ static int step_complete(Up *u, void *arg, ErrBuf *err)
 	return r;
 }
 
-/* Best effort, once: a failed S3 upload leaves no parts behind. */
-static void abort_upload(Up *u)
+/* Best effort, once: a failed S3 upload leaves no parts behind. 0 when the
+ * store took the abort (or there was nothing to abort), else -errno with e. */
+static int abort_upload(Up *u, ErrBuf *e)
 {
 	AgentUploadRequest q = {.abort = true};
 	HttpcResponse resp = {0};
-	ErrBuf e = {{0}};
+	int r;
 
 	if (u->g.store != AGENT_STORE_S3 || !u->g.upload_id[0])
-		return;
-	if ((stale(u) || !u->g.abort.url) && ask(u, &q, &e) < 0)
-		return;
-	if (u->g.abort.url && send(u, &u->g.abort, NULL, 0, 0, false, &resp, &e) == 0)
+		return 0;
+	if ((stale(u) || !u->g.abort.url) && (r = ask(u, &q, e)) < 0)
+		return r;
+	if (!u->g.abort.url)
+		return 0; /* the store needs none */
+	r = send(u, &u->g.abort, NULL, 0, 0, false, &resp, e);
+	if (r == 0)
 		httpc_response_done(&resp);
+	return r;
 }
 
 /* ---- one upload ---- */
@@ -539,8 +544,11 @@ static int up_close(Up *u, int r, const ErrBuf *e, ErrBuf *err)
 {
 	const StoreUpload *c = u->cfg;
 
-	if (r < 0)
-		abort_upload(u);
+	if (r < 0) {
+		ErrBuf ignored = {{0}};
+
+		abort_upload(u, &ignored);
+	}
 	if (r < 0) {
 		/* The bucket without its query (the store's words name the
 		 * object's path): error messages are short. */
@@ -580,6 +588,29 @@ int storeup_file(const StoreUpload *c, const char *path, ErrBuf *err)
 	if (r == 0)
 		r = up_rest(&u, &e);
 	return up_close(&u, r, &e, err);
+}
+
+int storeup_abort(const StoreUpload *c, ErrBuf *err)
+{
+	HttpcConfig hc = {.cafile = c->cafile};
+	ErrBuf e = {{0}};
+	Up u = {.cfg = c, .fd = -1};
+	int r;
+
+	if (!c->resume || !c->resume->upload_id[0])
+		return 0; /* nothing begun, or Azure's blocks (they expire uncommitted) */
+	r = resume_from(&u, c->resume, &e);
+	if (r == 0)
+		r = httpc_new(&hc, &u.http, &e);
+	if (r == 0)
+		r = abort_upload(&u, &e);
+	up_close(&u, 0, NULL, NULL);
+	if (r < 0) {
+		int len = (int)strcspn(c->target, "?");
+
+		errbuf_set(err, r, "abort of the upload to %.*s: %s", len, c->target, e.msg);
+	}
+	return r;
 }
 
 /* ---- a growing file ---- */

@@ -74,6 +74,12 @@ typedef struct StoreUpload {
  * s3://bucket/prefix: PUT host/bucket/prefix/OBJECT: HTTP 503 SlowDown: ..."). */
 int storeup_file(const StoreUpload *u, const char *path, ErrBuf *err);
 
+/* Aborts the S3 upload an earlier run began (u->resume names its UploadId;
+ * no grant needed, none in u): once, no retry. 0 when the store took it or
+ * there is nothing to abort (Azure's uncommitted blocks expire), else -errno
+ * with err naming the bucket and the answer. */
+int storeup_abort(const StoreUpload *u, ErrBuf *err);
+
 /* ---- upload while capturing ---- */
 
 /* Bytes from the file's start that are whole and stay so (capfile_whole()).

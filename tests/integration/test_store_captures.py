@@ -333,6 +333,24 @@ def upload_progress(agent, pcap_id):
         return None
 
 
+def a_part_in_the_store(stk, b, dport):
+    """A capture on AGENT2 into b with ~12 MB of frames sent, once the store
+    confirmed its first part (the agent keeps what the store confirmed):
+    (acct, agent, frames, capture, object, the kept progress)."""
+    acct = stk.account()
+    register(acct, b)
+    agent = [a for a in stk.agents if a.name == AGENT2][0]
+    frames = udp_frames(agent.link, 50, dport=dport, size=1400)
+    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": AGENT2,
+                      "destination_conf": b.uri, "filter_v1": {"destination_port": dport}})
+    wait_parts(stk, acct, c["id"])
+    send(agent.link, frames * 170, gap_us=20)  # a part and a tail
+    kept = until(lambda: (upload_progress(agent, c["id"]) or {}).get("sent", 0) >= 1 and
+                 upload_progress(agent, c["id"]),
+                 lambda: "progress of %s: %r" % (c["id"], upload_progress(agent, c["id"])))
+    return acct, agent, frames, c, "pcap_%s_%s.pcap" % (c["id"], AGENT2), kept
+
+
 def test_agent_killed_mid_upload_resumes(stk, away):
     """An agent SIGKILLed while its upload has a part in the store (radosgw,
     Azurite) and its tail still to send (the store away meanwhile), started
@@ -340,20 +358,7 @@ def test_agent_killed_mid_upload_resumes(stk, away):
     the blocks the store kept), and the capture ends with one complete
     object, no stray upload, the share done."""
     b, stop_store, start_store = away
-    acct = stk.account()
-    register(acct, b)
-    agent = [a for a in stk.agents if a.name == AGENT2][0]
-    link = agent.link
-    frames = udp_frames(link, 50, dport=5308, size=1400)
-    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": AGENT2,
-                      "destination_conf": b.uri, "filter_v1": {"destination_port": 5308}})
-    wait_parts(stk, acct, c["id"])
-    obj = "pcap_%s_%s.pcap" % (c["id"], AGENT2)
-    send(link, frames * 170, gap_us=20)  # ~12 MB: a part and a tail
-    # The store confirmed a part (the agent keeps what it confirmed).
-    kept = until(lambda: (upload_progress(agent, c["id"]) or {}).get("sent", 0) >= 1 and
-                 upload_progress(agent, c["id"]),
-                 lambda: "progress of %s: %r" % (c["id"], upload_progress(agent, c["id"])))
+    acct, agent, frames, c, obj, kept = a_part_in_the_store(stk, b, 5308)
     if isinstance(b, S3Bucket):
         assert b.parts_sent(obj) >= 1
         assert kept["upload_id"] == b.uploads()[0]["UploadId"] and len(kept["etags"]) == kept["sent"], kept
@@ -382,6 +387,22 @@ def test_agent_killed_mid_upload_resumes(stk, away):
         # The part sent before the kill is in the object: one upload, completed.
         head = b.s3.head_object(Bucket=b.name, Key=b.prefix + obj)
         assert head["ETag"].strip('"').endswith("-%d" % ((len(data) + (8 << 20) - 1) // (8 << 20))), head
+
+
+def test_agent_killed_mid_capture_aborts_its_upload(stk, radosgw):
+    """An agent SIGKILLed while capturing, a part already in the store,
+    started again: the capture is lost (the share fails, saying why) and the
+    multipart upload it had begun is aborted: nothing half-made stays."""
+    b = S3Bucket(radosgw)
+    acct, agent, _, c, _, _ = a_part_in_the_store(stk, b, 5309)
+    assert len(b.uploads()) == 1
+    agent.kill()
+    agent.start()
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "failed" and "agent restarted during the capture" in done["error_message"], done
+    assert b.uploads() == [], "the begun upload was left unfinished"
+    assert "its capture had begun is aborted" in agent.proc.stderr()
+    assert [o for o in b.names() if o.startswith("pcap_")] == []
 
 
 def pcapctl(stk, acct, *args):
