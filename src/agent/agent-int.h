@@ -63,6 +63,7 @@ typedef struct AgentJob {
 	pthread_t thread;
 	bool has_thread;      /* thread started and not joined yet */
 	uint64_t accepted_ms; /* monotonic ms when the start was taken (reports wait for the sockets) */
+	JobUpload *resume;    /* an upload resumed or aborted after a restart (jobrun_resume), owned; else NULL */
 } AgentJob;
 
 struct Agent {
@@ -104,6 +105,12 @@ int jobrun_start(AgentJob *job, ErrBuf *err);
  * the lock, report requested. Used by the job thread and for jobs refused
  * before a thread exists. */
 void jobrun_finish(AgentJob *job, PartState state, JobStop reason, const char *error);
+/* jobrun.c: after a restart, the thread that resumes the upload of a
+ * finished capture from job->resume, or (abort) aborts the upload of a
+ * capture cut short and fails the job (job in the table, phase UPLOADING,
+ * n_active counted, spec.id and spec.attempt set). On failure the caller
+ * finishes the job. */
+int jobrun_resume(AgentJob *job, bool abort, ErrBuf *err);
 /* Frees a job whose thread was joined (or never started). NULL is fine. */
 void jobrun_free(AgentJob *job);
 /* AgentJob.stop: why the capture is told to end early. */

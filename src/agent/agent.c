@@ -15,11 +15,13 @@
  * their final reports wait in memory and on disk.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/agent-int.h"
 #include "agent/agentkey.h"
@@ -627,12 +629,53 @@ static void *poller_main(void *arg)
 
 /* ---- start-up and shutdown ---- */
 
+/* An upload of the previous run: it goes on when its capture had ended (the
+ * spool whole) and its progress was kept for the attempt the record names;
+ * an S3 upload of a capture cut short is aborted. Then job->resume holds the
+ * progress (*ret_abort tells which). */
+static bool upload_left(Agent *a, AgentJob *job, bool *ret_abort)
+{
+	char spool[PATH_MAX];
+	JobUpload ju = {0};
+	ErrBuf err = {{0}};
+	bool ended = job->rep.state == PART_CAPTURED || job->rep.state == PART_UPLOADING;
+	int r;
+
+	r = jobstore_load_upload(a->store, job->rep.id, &ju, &err);
+	if (r < 0) {
+		if (r != -ENOENT)
+			log_warning("job %s: the upload cannot resume: %s", job->rep.id, err.msg);
+		return false;
+	}
+	if (ju.attempt != job->rep.attempt)
+		goto none;
+	if (ended && jobstore_spool_path(a->store, job->rep.id, spool, sizeof(spool)) == 0 && access(spool, R_OK) == 0)
+		*ret_abort = false;
+	else if (ju.upload_id[0])
+		*ret_abort = true;
+	else
+		goto none; /* Azure: uncommitted blocks expire in the store */
+	job->resume = malloc(sizeof(*job->resume));
+	if (!job->resume)
+		goto none;
+	*job->resume = ju;
+	return true;
+none:
+	jobstore_upload_done(&ju);
+	return false;
+}
+
 /* Jobs from the previous run: finished ones are reported until acknowledged;
- * ones that were running failed with the agent. */
+ * the upload of a finished capture goes on, that of a capture cut short is
+ * aborted (upload_left()); other ones that were running failed with the
+ * agent. */
 static void recover(Agent *a)
 {
 	AgentJobReport *v = NULL;
-	size_t n = 0, bad = 0;
+	AgentJob **resumed = NULL;
+	const char **keep = NULL;
+	bool *aborts = NULL;
+	size_t n = 0, bad = 0, n_resumed = 0, n_keep = 0;
 	ErrBuf err = {{0}};
 
 	if (jobstore_load(a->store, &v, &n, &bad, &err) < 0) {
@@ -641,8 +684,12 @@ static void recover(Agent *a)
 	}
 	if (bad)
 		log_warning("%zu job records could not be read and are left in place; first: %s", bad, err.msg);
+	resumed = calloc(n ? n : 1, sizeof(*resumed));
+	keep = calloc(n ? n : 1, sizeof(*keep));
+	aborts = calloc(n ? n : 1, sizeof(*aborts));
 	for (size_t i = 0; i < n; i++) {
 		AgentJob *job = calloc(1, sizeof(*job));
+		bool upload = false, abort = false;
 
 		if (!job) {
 			log_error("out of memory");
@@ -652,7 +699,14 @@ static void recover(Agent *a)
 		job->rep = v[i];
 		job->phase = JOB_PHASE_FINISHED;
 		memcpy(job->spec.id, v[i].id, sizeof(job->spec.id));
-		if (!part_state_terminal(job->rep.state)) {
+		if (!part_state_terminal(job->rep.state) && resumed && keep && aborts && upload_left(a, job, &abort)) {
+			upload = true;
+			if (abort)
+				outputs_recover(a, job->rep.id);
+			job->phase = JOB_PHASE_UPLOADING;
+			job->rep.state = PART_UPLOADING;
+			job->spec.attempt = job->resume->attempt;
+		} else if (!part_state_terminal(job->rep.state)) {
 			const char *why = job->rep.state == PART_UPLOADING  ? "agent restarted during the upload"
 					  : job->rep.state == PART_CAPTURED ? "agent restarted before the upload"
 									    : "agent restarted during the capture";
@@ -669,12 +723,32 @@ static void recover(Agent *a)
 		if (jobtable_add(&a->table, job->rep.id, job) < 0) {
 			log_warning("job %s: not reported now: %u jobs wait already", job->rep.id, JOBTABLE_MAX);
 			jobrun_free(job);
+			continue;
+		}
+		if (upload) {
+			if (!abort)
+				keep[n_keep++] = job->rep.id;
+			aborts[n_resumed] = abort;
+			resumed[n_resumed++] = job;
 		}
 	}
 	free(v);
-	/* No capture survives a restart, and finished ones were uploaded or failed. */
-	if (jobstore_clear_spool(a->store, &err) < 0)
+	/* No capture survives a restart, and finished ones were uploaded or
+	 * failed, but for the uploads that go on. */
+	if (jobstore_clear_spool(a->store, keep, n_keep, &err) < 0)
 		log_warning("%s", err.msg);
+	for (size_t i = 0; i < n_resumed; i++) {
+		AgentJob *job = resumed[i];
+
+		pthread_mutex_lock(&a->lock);
+		a->n_active++;
+		pthread_mutex_unlock(&a->lock);
+		if (jobrun_resume(job, aborts[i], &err) < 0)
+			jobrun_finish(job, aborts[i] ? PART_FAILED : PART_UPLOAD_FAILED, job->rep.stop_reason, err.msg);
+	}
+	free(resumed);
+	free(keep);
+	free(aborts);
 }
 
 /* The recorder's status changed: the next report goes now. */

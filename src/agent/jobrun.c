@@ -5,9 +5,11 @@
  * outputs.c): its configuration
  * (capsetup.c) → capture into DATA/spool/<id>.pcap (snaplen bytes per packet,
  * whole ones by default; pcap, or pcapng when the interfaces' link types
- * differ) → the bucket → final report. What this agent cannot do yet (several
- * buckets) fails the job at once with the reason (job_supported). Phases and
- * locking in agent-int.h.
+ * differ) → the bucket → final report. An object store gets the capture
+ * while it is written (storeup_stream_*: parts go out as the file grows, the
+ * rest and complete after its end); a file:// bucket after it. What this
+ * agent cannot do yet (several buckets) fails the job at once with the reason
+ * (job_supported). Phases and locking in agent-int.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -130,12 +132,23 @@ static void set_phase(AgentJob *job, JobPhase phase, CapFile *cf, const CaptureS
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Capture into the spool file; counters in *st. Returns 0 with the reason. */
-static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, StopReason *why, ErrBuf *err)
+static uint64_t capture_whole(void *ctx)
+{
+	return capfile_whole(ctx);
+}
+
+/* Capture into the spool file; counters in *st. Returns 0 with the reason.
+ * With up (an object store), the upload runs while capturing: *ret_stream is
+ * then the upload, told the file's end, for the caller to wait for; a capture
+ * that fails aborts it here. */
+static int capture_to_spool(AgentJob *job, const char *spool, const StoreUpload *up, StoreStream **ret_stream,
+			    CaptureStats *st, StopReason *why, ErrBuf *err)
 {
 	CapFileConfig fc = {0};
 	CapSetup *setup;
 	CapFile *cf = NULL;
+	StoreStream *stream = NULL;
+	uint64_t size = 0;
 	int fd = -1, r;
 
 	setup = calloc(1, sizeof(*setup));
@@ -158,6 +171,11 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_start(cf, fd, err);
 	if (r < 0)
 		goto out;
+	if (up) {
+		r = storeup_stream_start(up, spool, capture_whole, cf, &stream, err);
+		if (r < 0)
+			goto out;
+	}
 	set_phase(job, JOB_PHASE_CAPTURING, cf, NULL, STOP_REASON_NONE);
 	/* "running" on disk, so that the next start reports the job failed if
 	 * the agent dies now. After the sockets are bound, off the path from the
@@ -166,12 +184,18 @@ static int capture_to_spool(AgentJob *job, const char *spool, CaptureStats *st, 
 	r = capfile_run(cf, &job->stop, why, err);
 	capfile_stats(cf, st);
 	if (r == 0)
-		r = capfile_finish(cf, true, NULL, err); /* fsync: the upload reads it back */
+		r = capfile_finish(cf, true, &size, err); /* fsync: the upload reads it back */
+	if (r == 0 && stream)
+		storeup_stream_end(stream, size);
 	/* Counters stay with the job; cf goes away below. */
 	set_phase(job, r == 0 ? JOB_PHASE_CAPTURED : JOB_PHASE_CAPTURING, NULL, st, *why);
 out:
 	if (fd >= 0 && close(fd) < 0 && r == 0)
 		r = errbuf_errno(err, "closing %s", spool);
+	if (stream && r < 0)
+		storeup_stream_wait(stream, true, NULL); /* aborted: before cf goes */
+	else if (stream)
+		*ret_stream = stream;
 	capfile_free(cf);
 	capsetup_done(setup);
 	free(setup);
@@ -250,25 +274,80 @@ static int upload(Bucket *b, const char *uri, const char *spool, const char *obj
 	return 0;
 }
 
-/* The capture's upload to an object store, with the start's grant. */
-static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object, ErrBuf *err)
+/* Where an upload's progress is kept (DATA/jobs/<id>.upload) for a restart. */
+typedef struct Keeper {
+	AgentJob *job;
+	const char *target; /* REDACTED */
+	const char *object;
+} Keeper;
+
+static void keep_progress(void *ctx, const StoreProgress *p)
+{
+	Keeper *k = ctx;
+	AgentJob *job = k->job;
+	JobUpload ju = {.attempt = job->spec.attempt,
+			.target = (char *)k->target, /* read only */
+			.sent = p->sent,
+			.etags = (char **)p->etags};
+	ErrBuf err = {{0}};
+
+	snprintf(ju.object, sizeof(ju.object), "%s", k->object);
+	snprintf(ju.upload_id, sizeof(ju.upload_id), "%s", p->upload_id);
+	if (jobstore_save_upload(job->agent->store, job->spec.id, &ju, &err) < 0)
+		log_warning("job %s: %s (a restart would not resume this upload)", job->spec.id, err.msg);
+}
+
+/* The upload of the capture to an object store, with the start's grant and
+ * its progress kept by *k; u->ctl is the caller's to free (ctlclient_free). */
+static int store_upload_init(AgentJob *job, const AgentOutput *out, const char *object, Keeper *k, StoreUpload *u,
+			     ErrBuf *err)
 {
 	Agent *a = job->agent;
-	StoreUpload u = {.agent = a->cfg->name,
-			 .job_id = job->spec.id,
-			 .attempt = job->spec.attempt,
-			 .target = out->target,
-			 .object = object,
-			 .grant = out->upload,
-			 .budget_s = a->cfg->upload_budget_s};
+
+	*k = (Keeper){.job = job, .target = out->target, .object = object};
+	*u = (StoreUpload){.agent = a->cfg->name,
+			   .job_id = job->spec.id,
+			   .attempt = job->spec.attempt,
+			   .target = out->target,
+			   .object = object,
+			   .grant = out->upload,
+			   .budget_s = a->cfg->upload_budget_s,
+			   .progress = keep_progress,
+			   .progress_ctx = k};
+	return ctlclient_new(&a->client_cfg, &u->ctl, err);
+}
+
+/* The upload of the finished capture (a retry, or resumed after a restart
+ * from what the store confirmed). */
+static int upload_to_store(AgentJob *job, const AgentOutput *out, const char *spool, const char *object,
+			   const StoreProgress *resume, ErrBuf *err)
+{
+	StoreUpload u;
+	Keeper k;
 	int r;
 
-	r = ctlclient_new(&a->client_cfg, &u.ctl, err);
+	r = store_upload_init(job, out, object, &k, &u, err);
 	if (r < 0)
 		return r;
+	u.resume = resume;
 	r = storeup_file(&u, spool, err);
 	ctlclient_free(u.ctl);
 	return r;
+}
+
+/* The end of the upload of a kept capture (r from upload_to_store): done,
+ * and the spool goes; or upload_failed, and it stays for a retry. */
+static void upload_finished(AgentJob *job, int r, JobStop reason, const ErrBuf *err)
+{
+	ErrBuf e = {{0}};
+
+	if (r < 0) {
+		jobrun_finish(job, PART_UPLOAD_FAILED, reason, err->msg);
+		return;
+	}
+	if (jobstore_remove_spool(job->agent->store, job->spec.id, &e) < 0)
+		log_warning("job %s: %s", job->spec.id, e.msg);
+	jobrun_finish(job, PART_DONE, reason, NULL);
 }
 
 /* A retried upload: the capture kept in the spool goes up again. */
@@ -287,14 +366,75 @@ static void *retry_upload(AgentJob *job, const AgentOutput *out, const char *spo
 	copy_text(job->rep.object, sizeof(job->rep.object), object);
 	pthread_mutex_unlock(&a->lock);
 	log_info("job %s: upload attempt %u of %s", job->spec.id, job->spec.attempt, object);
-	if (upload_to_store(job, out, spool, object, &err) < 0) {
-		jobrun_finish(job, PART_UPLOAD_FAILED, JOB_STOP_NONE, err.msg);
+	upload_finished(job, upload_to_store(job, out, spool, object, NULL, &err), JOB_STOP_NONE, &err);
+	return NULL;
+}
+
+/* After a restart: the upload of a finished capture goes on from what the
+ * store had confirmed (job->resume), in the same attempt. */
+static void *resume_main(void *arg)
+{
+	AgentJob *job = arg;
+	Agent *a = job->agent;
+	const JobUpload *ju = job->resume;
+	StoreProgress p = {.upload_id = ju->upload_id, .sent = ju->sent, .etags = ju->etags};
+	AgentOutput out = {.kind = JOB_OUTPUT_BUCKET, .target = ju->target};
+	char spool[PATH_MAX];
+	ErrBuf err = {{0}};
+	JobStop reason;
+
+	pthread_mutex_lock(&a->lock);
+	reason = job->rep.stop_reason;
+	pthread_mutex_unlock(&a->lock);
+	if (jobstore_spool_path(a->store, job->spec.id, spool, sizeof(spool)) < 0) {
+		jobrun_finish(job, PART_FAILED, reason, "spool path too long");
 		return NULL;
 	}
-	if (jobstore_remove_spool(a->store, job->spec.id, &err) < 0)
-		log_warning("job %s: %s", job->spec.id, err.msg);
-	jobrun_finish(job, PART_DONE, JOB_STOP_NONE, NULL);
+	log_info("job %s: resuming the upload of %s (attempt %u) after %u confirmed parts", job->spec.id, ju->object,
+		 ju->attempt, ju->sent);
+	upload_finished(job, upload_to_store(job, &out, spool, ju->object, &p, &err), reason, &err);
 	return NULL;
+}
+
+/* After a restart: a capture cut short by the agent's death fails, but the
+ * S3 upload it had begun (job->resume) is aborted first, so that nothing
+ * half-made stays in the store. */
+static void *abort_main(void *arg)
+{
+	AgentJob *job = arg;
+	Agent *a = job->agent;
+	const JobUpload *ju = job->resume;
+	StoreProgress p = {.upload_id = ju->upload_id, .sent = ju->sent, .etags = ju->etags};
+	StoreUpload u = {.agent = a->cfg->name,
+			 .job_id = job->spec.id,
+			 .attempt = ju->attempt,
+			 .target = ju->target,
+			 .object = ju->object,
+			 .resume = &p};
+	ErrBuf err = {{0}};
+
+	if (ctlclient_new(&a->client_cfg, &u.ctl, &err) == 0 && storeup_abort(&u, &err) == 0)
+		log_info("job %s: the upload of %s its capture had begun is aborted", job->spec.id, ju->object);
+	else
+		log_warning("job %s: %s (parts may stay in the store)", job->spec.id, err.msg);
+	ctlclient_free(u.ctl);
+	finish_failed(job, PART_FAIL_INTERNAL, "agent restarted during the capture");
+	return NULL;
+}
+
+int jobrun_resume(AgentJob *job, bool abort, ErrBuf *err)
+{
+	Agent *a = job->agent;
+	int r;
+
+	pthread_mutex_lock(&a->lock);
+	r = -pthread_create(&job->thread, NULL, abort ? abort_main : resume_main, job);
+	if (r == 0)
+		job->has_thread = true;
+	pthread_mutex_unlock(&a->lock);
+	if (r < 0)
+		return errbuf_set(err, r, "cannot start an upload thread: %s", strerror(-r));
+	return 0;
 }
 
 static void *job_main(void *arg)
@@ -309,6 +449,9 @@ static void *job_main(void *arg)
 	PartFailure failure = PART_FAIL_NONE;
 	Bucket *bucket = NULL;
 	Outputs *file = NULL;
+	StoreUpload up = {0};
+	StoreStream *stream = NULL;
+	Keeper keeper;
 	bool store;
 	int r, n;
 
@@ -337,17 +480,19 @@ static void *job_main(void *arg)
 	store = strncmp(out->target, "file://", 7) != 0;
 	if (store && job->spec.attempt > 0)
 		return retry_upload(job, out, spool, object);
-	r = store ? 0 : open_bucket(job, out->target, &bucket, &err);
-	failure = r < 0 ? PART_FAIL_STORAGE : PART_FAIL_NONE;
+	r = store ? store_upload_init(job, out, object, &keeper, &up, &err)
+		  : open_bucket(job, out->target, &bucket, &err);
+	failure = r < 0 ? (store ? PART_FAIL_INTERNAL : PART_FAIL_STORAGE) : PART_FAIL_NONE;
 	if (r == 0)
 		r = outputs_file_plan(job, &file, &failure, &err);
-	if (r == 0 && (r = capture_to_spool(job, spool, &st, &why, &err)) < 0)
+	if (r == 0 && (r = capture_to_spool(job, spool, store ? &up : NULL, &stream, &st, &why, &err)) < 0)
 		failure = PART_FAIL_CAPTURE;
 	if (r < 0) {
 		finish_failed(job, failure, err.msg);
 		jobstore_remove_spool(a->store, job->spec.id, &err);
 		outputs_file_free(file);
 		bucket_free(bucket);
+		ctlclient_free(up.ctl);
 		return NULL;
 	}
 	/* The file here first (a local copy), then the bucket, which may retry
@@ -361,7 +506,8 @@ static void *job_main(void *arg)
 	jobrun_save_state(job);
 	set_phase(job, JOB_PHASE_UPLOADING, NULL, NULL, STOP_REASON_NONE);
 	if (store) {
-		r = upload_to_store(job, out, spool, object, &err);
+		r = storeup_stream_wait(stream, false, &err); /* the parts sent while capturing, the rest */
+		ctlclient_free(up.ctl);
 		if (r < 0 && failure == PART_FAIL_NONE) {
 			/* The capture is whole: it stays here for a later retry. */
 			jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason(why, job->stop), err.msg);
@@ -421,5 +567,7 @@ void jobrun_free(AgentJob *job)
 	if (!job)
 		return;
 	agentproto_spec_done(&job->spec);
+	jobstore_upload_done(job->resume);
+	free(job->resume);
 	free(job);
 }

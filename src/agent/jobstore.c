@@ -10,9 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "agent/jobstore.h"
 
 #define RECORD_MAX (64u * 1024) /* bytes of one job record; ours are under 1 KiB */
+#define UPLOAD_MAX (1u << 20)   /* bytes of an upload's progress: 10000 ETags of < 100 bytes */
 #define DIR_MODE 0700
 
 struct JobStore {
@@ -186,14 +189,17 @@ int jobstore_remove(JobStore *s, const char *id, ErrBuf *err)
 
 int jobstore_remove_record(JobStore *s, const char *id, ErrBuf *err)
 {
+	static const char *const suffixes[] = {".upload", ".json"}; /* the record last */
 	char path[PATH_MAX];
 	int r;
 
-	if (path_join(path, sizeof(path), s->jobs, id, ".json") < 0)
-		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
-	r = s->io->unlink(s->io, path);
-	if (r < 0 && r != -ENOENT)
-		return errbuf_set(err, r, "cannot remove %s: %s", path, strerror(-r));
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (path_join(path, sizeof(path), s->jobs, id, suffixes[i]) < 0)
+			return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
+		r = s->io->unlink(s->io, path);
+		if (r < 0 && r != -ENOENT)
+			return errbuf_set(err, r, "cannot remove %s: %s", path, strerror(-r));
+	}
 	return 0;
 }
 
@@ -289,7 +295,154 @@ int jobstore_load(JobStore *s, AgentJobReport **ret, size_t *ret_n, size_t *ret_
 	return 0;
 }
 
-int jobstore_clear_spool(JobStore *s, ErrBuf *err)
+typedef struct ClearCtx {
+	const IoOps *io;
+	const char *const *keep;
+	size_t n_keep;
+} ClearCtx;
+
+static int clear_one(void *ctx, const char *dir, const char *name)
 {
-	return for_each_file(s->spool, unlink_one, (void *)s->io, err);
+	ClearCtx *c = ctx;
+
+	for (size_t i = 0; i < c->n_keep; i++) {
+		size_t n = strlen(c->keep[i]);
+
+		if (strncmp(name, c->keep[i], n) == 0 && name[n] == '.')
+			return 0;
+	}
+	return unlink_one((void *)c->io, dir, name);
+}
+
+int jobstore_clear_spool(JobStore *s, const char *const *keep, size_t n_keep, ErrBuf *err)
+{
+	ClearCtx c = {.io = s->io, .keep = keep, .n_keep = n_keep};
+
+	return for_each_file(s->spool, clear_one, &c, err);
+}
+
+int jobstore_save_upload(JobStore *s, const char *id, const JobUpload *u, ErrBuf *err)
+{
+	char path[PATH_MAX], *text = NULL;
+	json_t *o, *etags;
+	struct iovec iov;
+	int r = 0;
+
+	if (path_join(path, sizeof(path), s->jobs, id, ".upload") < 0)
+		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
+	o = json_object();
+	etags = json_array();
+	if (!o || !etags || json_object_set_new(o, "attempt", json_integer(u->attempt)) < 0 ||
+	    json_object_set_new(o, "target", json_string(u->target ? u->target : "")) < 0 ||
+	    json_object_set_new(o, "object", json_string(u->object)) < 0 ||
+	    json_object_set_new(o, "upload_id", json_string(u->upload_id)) < 0 ||
+	    json_object_set_new(o, "sent", json_integer(u->sent)) < 0)
+		r = -ENOMEM;
+	for (uint32_t i = 0; r == 0 && u->etags && i < u->sent; i++)
+		if (json_array_append_new(etags, json_string(u->etags[i] ? u->etags[i] : "")) < 0)
+			r = -ENOMEM;
+	if (r == 0 && json_object_set(o, "etags", etags) < 0)
+		r = -ENOMEM;
+	if (r == 0 && !(text = json_dumps(o, JSON_COMPACT)))
+		r = -ENOMEM;
+	json_decref(etags);
+	json_decref(o);
+	if (r < 0)
+		return errbuf_set(err, r, "job %s: cannot encode its upload's progress", id);
+	iov = (struct iovec){.iov_base = text, .iov_len = strlen(text)};
+	r = io_publish(s->io, path, &iov, 1, 0600, err);
+	free(text);
+	return r;
+}
+
+void jobstore_upload_done(JobUpload *u)
+{
+	if (!u)
+		return;
+	for (uint32_t i = 0; u->etags && i < u->sent; i++)
+		free(u->etags[i]);
+	free(u->etags);
+	free(u->target);
+	*u = (JobUpload){0};
+}
+
+/* The string member key of o into out[cap]: -EINVAL naming it. */
+static int member_text(json_t *o, const char *key, char *out, size_t cap, const char *path, ErrBuf *err)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	if (!v || strlen(v) >= cap)
+		return errbuf_set(err, -EINVAL, "%s: %s: missing, not a string or too long", path, key);
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+int jobstore_load_upload(JobStore *s, const char *id, JobUpload *ret, ErrBuf *err)
+{
+	char path[PATH_MAX], *buf;
+	JobUpload u = {0};
+	json_t *o = NULL, *etags;
+	json_error_t je;
+	json_int_t attempt, sent;
+	size_t n = 0;
+	int r;
+
+	if (path_join(path, sizeof(path), s->jobs, id, ".upload") < 0)
+		return errbuf_set(err, -ENAMETOOLONG, "%s: path too long", s->jobs);
+	buf = malloc(UPLOAD_MAX);
+	if (!buf)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	r = read_small(path, buf, UPLOAD_MAX, &n);
+	if (r == -ENOENT) {
+		free(buf);
+		return r; /* none: not an error worth words */
+	}
+	if (r < 0)
+		r = errbuf_set(err, r, "%s: %s", path, strerror(-r));
+	if (r == 0 && !(o = json_loadb(buf, n, 0, &je)))
+		r = errbuf_set(err, -EINVAL, "%s: %s", path, je.text);
+	free(buf);
+	if (r < 0)
+		return r;
+	attempt = json_integer_value(json_object_get(o, "attempt"));
+	sent = json_integer_value(json_object_get(o, "sent"));
+	etags = json_object_get(o, "etags");
+	if (!json_is_integer(json_object_get(o, "attempt")) || attempt < 0 || attempt > UINT32_MAX)
+		r = errbuf_set(err, -EINVAL, "%s: attempt: not a count", path);
+	else if (!json_is_integer(json_object_get(o, "sent")) || sent < 0 || sent > 10000)
+		r = errbuf_set(err, -EINVAL, "%s: sent: not a count of parts (0..10000)", path);
+	else if (!json_is_array(etags) || (json_array_size(etags) != 0 && json_array_size(etags) != (size_t)sent))
+		r = errbuf_set(err, -EINVAL, "%s: etags: not one per part sent", path);
+	if (r == 0)
+		r = member_text(o, "object", u.object, sizeof(u.object), path, err);
+	if (r == 0)
+		r = member_text(o, "upload_id", u.upload_id, sizeof(u.upload_id), path, err);
+	if (r == 0 && !json_is_string(json_object_get(o, "target")))
+		r = errbuf_set(err, -EINVAL, "%s: target: missing or not a string", path);
+	if (r == 0 && !(u.target = strdup(json_string_value(json_object_get(o, "target")))))
+		r = errbuf_set(err, -ENOMEM, "out of memory");
+	if (r == 0) {
+		u.attempt = (uint32_t)attempt;
+		u.sent = (uint32_t)sent;
+	}
+	if (r == 0 && json_array_size(etags) > 0) {
+		u.etags = calloc(u.sent, sizeof(*u.etags));
+		if (!u.etags)
+			r = errbuf_set(err, -ENOMEM, "out of memory");
+		for (uint32_t i = 0; r == 0 && i < u.sent; i++) {
+			const char *e = json_string_value(json_array_get(etags, i));
+
+			if (!e || !e[0] || strlen(e) > 256)
+				r = errbuf_set(err, -EINVAL, "%s: etags[%u]: not an ETag", path, i);
+			else if (!(u.etags[i] = strdup(e)))
+				r = errbuf_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	json_decref(o);
+	if (r < 0) {
+		jobstore_upload_done(&u);
+		return r;
+	}
+	*ret = u;
+	return 0;
 }

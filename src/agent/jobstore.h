@@ -8,6 +8,12 @@
  *                         from the moment it starts until the controller
  *                         acknowledges its terminal state. Published
  *                         atomically: <id>.json.tmp, fsync, rename, fsync dir.
+ *   DATA/jobs/<id>.upload an upload to an object store as far as the store
+ *                         confirmed it (JobUpload: attempt, bucket, object,
+ *                         S3's UploadId, the confirmed parts' ETags),
+ *                         published the same way after each confirmed part
+ *                         and removed with the record: a restarted agent
+ *                         resumes the upload of a finished capture from it.
  *   DATA/spool/<id>.pcap  the capture being written, until it is in the bucket.
  *   DATA/spool/<id>.sample.pcap  a sample's answer, until the controller has it.
  *   DATA/spool/<id>.outputs  where a capture into local files writes the file
@@ -17,7 +23,8 @@
  * Recovery at start-up: leftover *.tmp files (a crash between write and
  * rename) are removed; jobs/ is read back by the caller (jobstore_load), which
  * decides what a job that was running means; spool files of a previous run
- * are removed (jobstore_clear_spool), since no capture survives a restart.
+ * are removed (jobstore_clear_spool), since no capture survives a restart,
+ * but those of finished captures whose upload resumes.
  */
 
 #include <stddef.h>
@@ -53,5 +60,23 @@ int jobstore_sample_path(const JobStore *s, const char *id, char *ret, size_t ca
  * parse are left in place, counted in *ret_bad, and the first one's problem is
  * in err. */
 int jobstore_load(JobStore *s, AgentJobReport **ret, size_t *ret_n, size_t *ret_bad, ErrBuf *err);
-/* Removes every file in DATA/spool. */
-int jobstore_clear_spool(JobStore *s, ErrBuf *err);
+/* Removes every file in DATA/spool but those of the jobs keep[0..n_keep)
+ * names. */
+int jobstore_clear_spool(JobStore *s, const char *const *keep, size_t n_keep, ErrBuf *err);
+
+/* An upload's progress (DATA/jobs/<id>.upload). */
+typedef struct JobUpload {
+	uint32_t attempt;                             /* the upload's attempt */
+	char *target;                                 /* the bucket URI (secrets REDACTED), malloc'd */
+	char object[AGENTPROTO_OBJECT_MAX + 1];       /* the object's name */
+	char upload_id[AGENTPROTO_UPLOAD_ID_MAX + 1]; /* S3's UploadId; "" before create, and for Azure */
+	uint32_t sent;                                /* parts 1..sent confirmed by the store */
+	char **etags;                                 /* S3: sent ETags, malloc'd; Azure: NULL */
+} JobUpload;
+
+/* Publishes u as the job's upload progress, durably. */
+int jobstore_save_upload(JobStore *s, const char *id, const JobUpload *u, ErrBuf *err);
+/* The job's upload progress into *ret (jobstore_upload_done() frees it);
+ * -ENOENT when there is none, -EINVAL naming what does not parse. */
+int jobstore_load_upload(JobStore *s, const char *id, JobUpload *ret, ErrBuf *err);
+void jobstore_upload_done(JobUpload *u); /* frees what u holds; NULL is fine */

@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Uploads through grants (storeup.h). One Up per upload, on the capture's
- * thread: its own store client, the grant in hand, the parts' ETags.
+ * Uploads through grants (storeup.h). One Up per upload: its own store
+ * client, the grant in hand, the parts' ETags. A finished file is uploaded on
+ * the caller's thread; a growing one (StoreStream) on a thread of its own,
+ * which waits for each part to be whole (polling the writer's count every
+ * STREAM_POLL_MS) and learns the end from storeup_stream_end().
+ *
+ * StoreStream.lock guards ended, size, end_ms and cancel, and whole() is
+ * called under it (so storeup_stream_end() returning means whole() is done
+ * with). No request is made under it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +29,7 @@
 #define UP_CTL_TIMEOUT_MS 30000u
 #define UP_SMALL_TIMEOUT_MS 120000u /* create, complete, abort */
 #define UP_STALL_MS 60000u          /* a part that moves no byte this long fails (and is retried) */
+#define STREAM_POLL_MS 200u         /* how often a growing file's writer is asked how far it got */
 
 typedef struct Up {
 	const StoreUpload *cfg;
@@ -32,10 +41,28 @@ typedef struct Up {
 	uint64_t progress_ms; /* the last request that succeeded */
 	Backoff backoff;
 	int fd;
-	uint64_t size;
-	uint32_t n_parts;
-	char **etags; /* S3: n_parts */
+	uint64_t size;    /* bytes of the file known to be whole (all of it once finished) */
+	uint32_t n_parts; /* parts of the finished file; 0 while a growing file's end is unknown */
+	uint32_t sent;    /* parts 1..sent confirmed by the store */
+	char **etags;     /* S3: cap_etags slots, parts 1..sent filled */
+	uint32_t cap_etags;
+	StoreStream *live; /* the growing file's stream, or NULL */
 } Up;
+
+struct StoreStream {
+	Up up;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* CLOCK_MONOTONIC: ended, cancel */
+	StoreWholeFn whole;
+	void *ctx;
+	bool ended;      /* the file is finished at size */
+	bool cancel;     /* stop and abort */
+	uint64_t size;   /* the finished file's length */
+	uint64_t end_ms; /* when it ended */
+	int result;      /* the thread's: 0 or -errno with err */
+	ErrBuf err;
+};
 
 static uint64_t now_ms(void)
 {
@@ -78,8 +105,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	int r;
 
 	q->attempt = c->attempt;
-	if (u->have_grant)
-		memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id));
+	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
 	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", c->agent, c->job_id);
 	r = agentproto_upload_request_build(q, &body, err);
 	if (r < 0)
@@ -99,7 +125,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	ctlclient_response_done(&resp);
 	if (r < 0)
 		return reword(err, -EPROTO, "the controller's grant: ", "");
-	if (u->have_grant && u->g.upload_id[0] && !g.upload_id[0])
+	if (u->g.upload_id[0] && !g.upload_id[0])
 		memcpy(g.upload_id, u->g.upload_id, sizeof(g.upload_id));
 	agentproto_grant_move(&u->g, &g);
 	u->have_grant = true;
@@ -164,6 +190,78 @@ static int send(Up *u, const AgentSignedRequest *rq, const char *mem, uint64_t o
 	return r;
 }
 
+/* Where the retry budget counts from: the last success, but never before a
+ * growing file's end (until then the capture goes on and the upload with
+ * it); -ECANCELED when the capture failed. */
+static int budget_origin(Up *u, uint64_t *ret)
+{
+	StoreStream *s = u->live;
+	uint64_t o = u->progress_ms;
+	int r = 0;
+
+	if (!s) {
+		*ret = o;
+		return 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->cancel)
+		r = -ECANCELED;
+	else if (!s->ended)
+		o = now_ms();
+	else if (s->end_ms > o)
+		o = s->end_ms;
+	pthread_mutex_unlock(&s->lock);
+	*ret = o;
+	return r;
+}
+
+/* Whether a growing file's capture failed: its upload stops, aborted. */
+static bool cancelled(Up *u)
+{
+	bool c;
+
+	if (!u->live)
+		return false;
+	pthread_mutex_lock(&u->live->lock);
+	c = u->live->cancel;
+	pthread_mutex_unlock(&u->live->lock);
+	return c;
+}
+
+/* CLOCK_MONOTONIC ms from now, for StoreStream.cond. */
+static struct timespec deadline_after(uint64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000u);
+	ts.tv_nsec += (long)(ms % 1000u) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* Sleeps ms (a growing file's upload wakes up when the capture fails). */
+static void pause_ms(Up *u, uint64_t ms)
+{
+	struct timespec ts;
+
+	if (!u->live) {
+		ts.tv_sec = (time_t)(ms / 1000u);
+		ts.tv_nsec = (long)(ms % 1000u) * 1000000;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	ts = deadline_after(ms);
+	pthread_mutex_lock(&u->live->lock);
+	while (!u->live->cancel && pthread_cond_timedwait(&u->live->cond, &u->live->lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&u->live->lock);
+}
+
 /* Runs step until it succeeds, fails for good, or the budget is spent. */
 typedef int (*StepFn)(Up *u, void *arg, ErrBuf *err);
 
@@ -172,7 +270,7 @@ static int with_retries(Up *u, StepFn step, void *arg, ErrBuf *err)
 	uint64_t budget_ms = (uint64_t)(u->cfg->budget_s ? u->cfg->budget_s : STOREUP_DEFAULT_BUDGET_S) * 1000u;
 
 	for (;;) {
-		uint64_t wait;
+		uint64_t wait, origin;
 		int r = step(u, arg, err);
 
 		if (r != -EAGAIN) {
@@ -183,7 +281,9 @@ static int with_retries(Up *u, StepFn step, void *arg, ErrBuf *err)
 			}
 			return r;
 		}
-		if (now_ms() - u->progress_ms >= budget_ms) {
+		if (budget_origin(u, &origin) < 0)
+			return errbuf_set(err, -ECANCELED, "the capture failed");
+		if (now_ms() - origin >= budget_ms) {
 			char post[64];
 
 			snprintf(post, sizeof(post), " (no progress for %llu s, the retry budget)",
@@ -191,11 +291,9 @@ static int with_retries(Up *u, StepFn step, void *arg, ErrBuf *err)
 			return reword(err, -ETIMEDOUT, "", post);
 		}
 		wait = backoff_next(&u->backoff, agent_random_u32());
-		if (now_ms() + wait > u->progress_ms + budget_ms)
-			wait = u->progress_ms + budget_ms - now_ms();
-		struct timespec ts = {.tv_sec = (time_t)(wait / 1000u), .tv_nsec = (long)(wait % 1000u) * 1000000};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		if (now_ms() + wait > origin + budget_ms)
+			wait = origin + budget_ms - now_ms();
+		pause_ms(u, wait);
 	}
 }
 
@@ -237,7 +335,8 @@ static int step_part(Up *u, void *arg, ErrBuf *err)
 	int r;
 
 	if (stale(u) || part < u->g.first_part || part >= u->g.first_part + u->g.n_parts) {
-		uint32_t left = u->n_parts - part + 1;
+		/* The finished file's parts, or (growing) as many as may come. */
+		uint32_t left = (u->n_parts ? u->n_parts : BUCKET_PART_MAX) - part + 1;
 		AgentUploadRequest q = {.first_part = part,
 					.n_parts =
 						left < AGENTPROTO_MAX_GRANT_PARTS ? left : AGENTPROTO_MAX_GRANT_PARTS};
@@ -298,76 +397,347 @@ static int step_complete(Up *u, void *arg, ErrBuf *err)
 	return r;
 }
 
-/* Best effort, once: a failed S3 upload leaves no parts behind. */
-static void abort_upload(Up *u)
+/* Best effort, once: a failed S3 upload leaves no parts behind. 0 when the
+ * store took the abort (or there was nothing to abort), else -errno with e. */
+static int abort_upload(Up *u, ErrBuf *e)
 {
 	AgentUploadRequest q = {.abort = true};
 	HttpcResponse resp = {0};
-	ErrBuf e = {{0}};
-
-	if (u->g.store != AGENT_STORE_S3 || !u->g.upload_id[0])
-		return;
-	if ((stale(u) || !u->g.abort.url) && ask(u, &q, &e) < 0)
-		return;
-	if (u->g.abort.url && send(u, &u->g.abort, NULL, 0, 0, false, &resp, &e) == 0)
-		httpc_response_done(&resp);
-}
-
-int storeup_file(const StoreUpload *c, const char *path, ErrBuf *err)
-{
-	HttpcConfig hc = {.cafile = c->cafile};
-	Up u = {.cfg = c, .fd = -1};
-	ErrBuf e = {{0}};
-	struct stat st;
-	uint64_t n;
 	int r;
 
-	backoff_init(&u.backoff, 250, 10000);
-	u.progress_ms = now_ms();
+	if (u->g.store != AGENT_STORE_S3 || !u->g.upload_id[0])
+		return 0;
+	if ((stale(u) || !u->g.abort.url) && (r = ask(u, &q, e)) < 0)
+		return r;
+	if (!u->g.abort.url)
+		return 0; /* the store needs none */
+	r = send(u, &u->g.abort, NULL, 0, 0, false, &resp, e);
+	if (r == 0)
+		httpc_response_done(&resp);
+	return r;
+}
+
+/* ---- one upload ---- */
+
+/* Room for the ETags of parts 1..n. */
+static int etags_reserve(Up *u, uint32_t n, ErrBuf *err)
+{
+	uint32_t cap = u->cap_etags ? u->cap_etags : 64;
+	char **e;
+
+	if (n <= u->cap_etags)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if (cap > BUCKET_PART_MAX)
+		cap = BUCKET_PART_MAX;
+	e = realloc(u->etags, cap * sizeof(*e));
+	if (!e)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	memset(e + u->cap_etags, 0, (cap - u->cap_etags) * sizeof(*e));
+	u->etags = e;
+	u->cap_etags = cap;
+	return 0;
+}
+
+/* What the store confirmed, to the caller's keeping. */
+static void report_progress(Up *u)
+{
+	bool s3 = u->g.store == AGENT_STORE_S3;
+	StoreProgress p = {.upload_id = s3 ? u->g.upload_id : "", .sent = u->sent, .etags = s3 ? u->etags : NULL};
+
+	if (u->cfg->progress)
+		u->cfg->progress(u->cfg->progress_ctx, &p);
+}
+
+/* An earlier run's progress: its UploadId and confirmed parts (S3 needs
+ * their ETags; without them the parts go again). */
+static int resume_from(Up *u, const StoreProgress *p, ErrBuf *err)
+{
+	int r;
+
+	if (strlen(p->upload_id) >= sizeof(u->g.upload_id))
+		return errbuf_set(err, -EINVAL, "resume: upload id too long");
+	memcpy(u->g.upload_id, p->upload_id, strlen(p->upload_id) + 1);
+	if (p->sent == 0 || p->sent > BUCKET_PART_MAX || (p->upload_id[0] && !p->etags))
+		return 0;
+	r = etags_reserve(u, p->sent, err);
+	for (uint32_t i = 0; r == 0 && p->etags && i < p->sent; i++)
+		if (!(u->etags[i] = strdup(p->etags[i])))
+			r = errbuf_set(err, -ENOMEM, "out of memory");
+	if (r == 0)
+		u->sent = p->sent;
+	return r;
+}
+
+/* The upload's state for the file at path; the start's grant taken over. */
+static int up_open(Up *u, const StoreUpload *c, const char *path, ErrBuf *err)
+{
+	HttpcConfig hc = {.cafile = c->cafile};
+
+	*u = (Up){.cfg = c, .fd = -1};
+	backoff_init(&u->backoff, 250, 10000);
+	u->progress_ms = now_ms();
 	if (c->grant) {
-		agentproto_grant_move(&u.g, c->grant);
-		u.have_grant = true;
-		u.granted_ms = now_ms();
+		agentproto_grant_move(&u->g, c->grant);
+		u->have_grant = true;
+		u->granted_ms = now_ms();
 	}
-	u.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (u.fd < 0 || fstat(u.fd, &st) < 0) {
-		r = errbuf_errno(&e, "reading %s", path);
-		goto out;
+	u->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (u->fd < 0)
+		return errbuf_errno(err, "reading %s", path);
+	if (c->resume) {
+		int r = resume_from(u, c->resume, err);
+
+		if (r < 0)
+			return r;
 	}
-	u.size = (uint64_t)st.st_size;
-	r = httpc_new(&hc, &u.http, &e);
+	return httpc_new(&hc, &u->http, err);
+}
+
+/* Part part (the next one), with its retries. */
+static int up_part(Up *u, uint32_t part, ErrBuf *err)
+{
+	int r;
+
+	if (cancelled(u))
+		return errbuf_set(err, -ECANCELED, "the capture failed");
+	if (part > BUCKET_PART_MAX)
+		return errbuf_set(err, -EFBIG, "the capture needs more than %u parts of %llu bytes", BUCKET_PART_MAX,
+				  (unsigned long long)u->g.part_size);
+	r = etags_reserve(u, part, err);
 	if (r == 0)
-		r = with_retries(&u, step_create, NULL, &e); /* also the first grant when the start had none */
+		r = with_retries(u, step_part, &part, err);
 	if (r == 0) {
-		n = u.size ? (u.size + u.g.part_size - 1) / u.g.part_size : 1;
-		if (n > 10000)
-			r = errbuf_set(&e, -EFBIG, "%llu bytes need more than 10000 parts of %llu bytes",
-				       (unsigned long long)u.size, (unsigned long long)u.g.part_size);
-		u.n_parts = (uint32_t)n;
-		u.etags = r == 0 ? calloc(n, sizeof(*u.etags)) : NULL;
-		if (r == 0 && !u.etags)
-			r = errbuf_set(&e, -ENOMEM, "out of memory");
+		u->sent = part;
+		report_progress(u);
 	}
-	for (uint32_t p = 1; r == 0 && p <= u.n_parts; p++)
-		r = with_retries(&u, step_part, &p, &e);
+	return r;
+}
+
+/* The parts after the ones sent, up to the file's end (u->size), then
+ * complete. */
+static int up_rest(Up *u, ErrBuf *err)
+{
+	uint64_t n = u->size ? (u->size + u->g.part_size - 1) / u->g.part_size : 1;
+	int r = 0;
+
+	if (n > BUCKET_PART_MAX)
+		return errbuf_set(err, -EFBIG, "%llu bytes need more than %u parts of %llu bytes",
+				  (unsigned long long)u->size, BUCKET_PART_MAX, (unsigned long long)u->g.part_size);
+	if (n < u->sent)
+		return errbuf_set(err, -EPROTO, "the file shrank to %llu bytes after %u parts were sent",
+				  (unsigned long long)u->size, u->sent);
+	u->n_parts = (uint32_t)n;
+	while (r == 0 && u->sent < u->n_parts)
+		r = up_part(u, u->sent + 1, err);
+	if (r == 0 && cancelled(u))
+		r = errbuf_set(err, -ECANCELED, "the capture failed");
 	if (r == 0)
-		r = with_retries(&u, step_complete, NULL, &e);
-	if (r < 0)
-		abort_upload(&u);
-out:
+		r = with_retries(u, step_complete, NULL, err);
+	return r;
+}
+
+/* Ends the upload: a failed one is aborted and its message worded into err
+ * ("upload to s3://bucket/prefix: …"). Returns r. */
+static int up_close(Up *u, int r, const ErrBuf *e, ErrBuf *err)
+{
+	const StoreUpload *c = u->cfg;
+
+	if (r < 0) {
+		ErrBuf ignored = {{0}};
+
+		abort_upload(u, &ignored);
+	}
 	if (r < 0) {
 		/* The bucket without its query (the store's words name the
 		 * object's path): error messages are short. */
 		int len = (int)strcspn(c->target, "?");
 
-		errbuf_set(err, r, "upload to %.*s: %s", len, c->target, e.msg);
+		errbuf_set(err, r, "upload to %.*s: %s", len, c->target, e->msg);
 	}
-	for (size_t i = 0; u.etags && i < u.n_parts; i++)
-		free(u.etags[i]);
-	free(u.etags);
-	agentproto_grant_done(&u.g);
-	httpc_free(u.http);
-	if (u.fd >= 0)
-		close(u.fd);
+	for (size_t i = 0; u->etags && i < u->cap_etags; i++)
+		free(u->etags[i]);
+	free(u->etags);
+	u->etags = NULL;
+	agentproto_grant_done(&u->g);
+	httpc_free(u->http);
+	u->http = NULL;
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	return r;
+}
+
+int storeup_file(const StoreUpload *c, const char *path, ErrBuf *err)
+{
+	ErrBuf e = {{0}};
+	struct stat st;
+	Up u;
+	int r;
+
+	r = up_open(&u, c, path, &e);
+	if (r == 0 && fstat(u.fd, &st) < 0)
+		r = errbuf_errno(&e, "reading %s", path);
+	if (r == 0) {
+		u.size = (uint64_t)st.st_size;
+		r = with_retries(&u, step_create, NULL, &e); /* also the first grant when the start had none */
+		if (r == 0)
+			report_progress(&u);
+	}
+	if (r == 0)
+		r = up_rest(&u, &e);
+	return up_close(&u, r, &e, err);
+}
+
+int storeup_abort(const StoreUpload *c, ErrBuf *err)
+{
+	HttpcConfig hc = {.cafile = c->cafile};
+	ErrBuf e = {{0}};
+	Up u = {.cfg = c, .fd = -1};
+	int r;
+
+	if (!c->resume || !c->resume->upload_id[0])
+		return 0; /* nothing begun, or Azure's blocks (they expire uncommitted) */
+	r = resume_from(&u, c->resume, &e);
+	if (r == 0)
+		r = httpc_new(&hc, &u.http, &e);
+	if (r == 0)
+		r = abort_upload(&u, &e);
+	up_close(&u, 0, NULL, NULL);
+	if (r < 0) {
+		int len = (int)strcspn(c->target, "?");
+
+		errbuf_set(err, r, "abort of the upload to %.*s: %s", len, c->target, e.msg);
+	}
+	return r;
+}
+
+/* ---- a growing file ---- */
+
+/* Waits until the next part is whole or the file is finished (*ret_ended,
+ * u->size set either way); -ECANCELED when the capture failed. */
+static int stream_next(StoreStream *s, bool *ret_ended)
+{
+	Up *u = &s->up;
+	uint64_t want = (uint64_t)(u->sent + 1) * u->g.part_size;
+	struct timespec ts;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		uint64_t whole;
+
+		if (s->cancel) {
+			r = -ECANCELED;
+			break;
+		}
+		if (s->ended) {
+			u->size = s->size;
+			*ret_ended = true;
+			break;
+		}
+		whole = s->whole(s->ctx);
+		if (whole >= want) {
+			u->size = whole;
+			*ret_ended = false;
+			break;
+		}
+		ts = deadline_after(STREAM_POLL_MS);
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static void *stream_main(void *arg)
+{
+	StoreStream *s = arg;
+	Up *u = &s->up;
+	ErrBuf e = {{0}};
+	bool ended = false;
+	int r;
+
+	r = with_retries(u, step_create, NULL, &e); /* also the first grant when the start had none */
+	if (r == 0)
+		report_progress(u);
+	while (r == 0) {
+		r = stream_next(s, &ended);
+		if (r < 0)
+			errbuf_set(&e, r, "the capture failed");
+		else if (ended)
+			break;
+		else
+			r = up_part(u, u->sent + 1, &e);
+	}
+	if (r == 0)
+		r = up_rest(u, &e);
+	s->result = up_close(u, r, &e, &s->err);
+	return NULL;
+}
+
+int storeup_stream_start(const StoreUpload *c, const char *path, StoreWholeFn whole, void *ctx, StoreStream **ret,
+			 ErrBuf *err)
+{
+	pthread_condattr_t ca;
+	StoreStream *s;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	r = up_open(&s->up, c, path, err);
+	if (r < 0) {
+		up_close(&s->up, 0, NULL, NULL);
+		free(s);
+		return r;
+	}
+	s->up.live = s;
+	s->whole = whole;
+	s->ctx = ctx;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r = -pthread_create(&s->thread, NULL, stream_main, s);
+	if (r < 0) {
+		errbuf_set(err, r, "cannot start the upload's thread: %s", strerror(-r));
+		up_close(&s->up, 0, NULL, NULL);
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void storeup_stream_end(StoreStream *s, uint64_t size)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ended = true;
+	s->size = size;
+	s->end_ms = now_ms();
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int storeup_stream_wait(StoreStream *s, bool abort, ErrBuf *err)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (abort || !s->ended)
+		s->cancel = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	r = s->result;
+	if (r < 0 && err)
+		*err = s->err;
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 	return r;
 }

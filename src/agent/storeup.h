@@ -9,17 +9,32 @@
  * put the blocks, commit the block list. The object appears only when the
  * upload completes.
  *
+ * Two ways: storeup_file() uploads a finished file (a retried upload, a
+ * rotated file); storeup_stream_*() uploads a capture file while it is
+ * written. Then a part goes out as soon as the writer reports it whole (its
+ * own count, capfile_whole(): never the file's size, which a preallocating or
+ * O_DIRECT writer makes meaningless), from a thread of the upload's own, one
+ * part at a time: when the store keeps up, at most the part in flight and the
+ * part filling are unconfirmed behind the writer, so a long capture is mostly
+ * in the store when it ends and only its tail is left to send. The writer
+ * never waits for the upload: a slow store makes the upload lag (the file
+ * stays whole on disk for a retry), never the capture. Complete only at the
+ * end; a capture that fails aborts the upload.
+ *
  * Retries: a request that fails for a reason that may pass (the store or the
  * controller unreachable, reset or timed out, HTTP 429 or 5xx, an expired
  * URL) is sent again after an exponential backoff with jitter (250 ms doubling
  * to 10 s, each delay drawn from [d/2, d]), with URLs asked anew when they are
  * older than half their validity or refused once with 403. The budget: the
  * upload gives up when it has made no progress (no request succeeded) for
- * budget_s seconds. Any other refusal ends it at once. Either way the message
+ * budget_s seconds, counted from the capture's end at the earliest (while a
+ * capture runs its upload keeps trying: the file grows and stays on disk).
+ * Any other refusal ends it at once. Either way the message
  * names the object and the store's (or controller's) answer, and a begun S3
  * upload is aborted (best effort) so that nothing is left half-made.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "agent/ctlclient.h"
@@ -28,18 +43,63 @@
 
 #define STOREUP_DEFAULT_BUDGET_S 300u
 
+/* What the store has confirmed of an upload: enough to resume it after an
+ * agent restart (the same attempt, the same object). */
+typedef struct StoreProgress {
+	const char *upload_id; /* S3's UploadId ("" before create); "" for Azure (its grants name the blocks) */
+	uint32_t sent;         /* parts 1..sent confirmed by the store */
+	char *const *etags;    /* S3: their ETags, sent of them; Azure: NULL */
+} StoreProgress;
+
+/* Called from the upload's thread after create and after each confirmed
+ * part, to keep p where a restarted agent finds it. */
+typedef void (*StoreProgressFn)(void *ctx, const StoreProgress *p);
+
 typedef struct StoreUpload {
-	CtlClient *ctl;          /* to ask for grants (POST /agent/v1/upload) */
-	const char *agent;       /* this agent's name */
-	const char *job_id;      /* the capture */
-	uint32_t attempt;        /* the upload's attempt (the start's) */
-	const char *target;      /* the bucket URI as the start gave it (REDACTED), for messages */
-	const char *object;      /* the object's name, for messages */
-	AgentUploadGrant *grant; /* the start's grant, or NULL: asked for first; taken over */
-	uint32_t budget_s;       /* 0 = STOREUP_DEFAULT_BUDGET_S */
-	const char *cafile;      /* CA bundle for an https store; NULL = the system's */
+	CtlClient *ctl;              /* to ask for grants (POST /agent/v1/upload) */
+	const char *agent;           /* this agent's name */
+	const char *job_id;          /* the capture */
+	uint32_t attempt;            /* the upload's attempt (the start's) */
+	const char *target;          /* the bucket URI as the start gave it (REDACTED), for messages */
+	const char *object;          /* the object's name, for messages */
+	AgentUploadGrant *grant;     /* the start's grant, or NULL: asked for first; taken over */
+	uint32_t budget_s;           /* 0 = STOREUP_DEFAULT_BUDGET_S */
+	const char *cafile;          /* CA bundle for an https store; NULL = the system's */
+	const StoreProgress *resume; /* an earlier run's progress of this attempt's upload, or NULL */
+	StoreProgressFn progress;    /* NULL = none */
+	void *progress_ctx;
 } StoreUpload;
 
 /* Uploads the file at path. 0, or -errno with err ("upload to
  * s3://bucket/prefix: PUT host/bucket/prefix/OBJECT: HTTP 503 SlowDown: ..."). */
 int storeup_file(const StoreUpload *u, const char *path, ErrBuf *err);
+
+/* Aborts the S3 upload an earlier run began (u->resume names its UploadId;
+ * no grant needed, none in u): once, no retry. 0 when the store took it or
+ * there is nothing to abort (Azure's uncommitted blocks expire), else -errno
+ * with err naming the bucket and the answer. */
+int storeup_abort(const StoreUpload *u, ErrBuf *err);
+
+/* ---- upload while capturing ---- */
+
+/* Bytes from the file's start that are whole and stay so (capfile_whole()).
+ * Called from the upload's thread until storeup_stream_end() or
+ * storeup_stream_wait() returns. */
+typedef uint64_t (*StoreWholeFn)(void *ctx);
+
+typedef struct StoreStream StoreStream;
+
+/* Starts the upload of the file at path as it grows (whole(ctx) bytes of it
+ * readable now) on a thread of its own; the first request (the grant, S3's
+ * create) goes out at once. u and what it points to stay the caller's and
+ * valid until storeup_stream_wait(); its grant is taken over. -errno when the
+ * file cannot be read or the thread not started. */
+int storeup_stream_start(const StoreUpload *u, const char *path, StoreWholeFn whole, void *ctx, StoreStream **ret,
+			 ErrBuf *err);
+/* The file is finished at size bytes: the rest goes out, then complete.
+ * Returns at once; whole() is not called any more. */
+void storeup_stream_end(StoreStream *s, uint64_t size);
+/* Waits for the upload's end and frees s: 0 when the object is complete, or
+ * -errno with err as storeup_file(). abort (the capture failed; also without
+ * storeup_stream_end()): stops at once and aborts the upload, -ECANCELED. */
+int storeup_stream_wait(StoreStream *s, bool abort, ErrBuf *err);

@@ -6,6 +6,7 @@
  * the writer needs them and every ring block becomes one write.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,9 @@
 struct CapFile {
 	CapFileConfig cfg;
 	Capture *capture;
-	PcapWriter *writer;
+	PcapWriter *writer;                      /* set and cleared under wlock */
+	pthread_mutex_t wlock;                   /* writer's lifetime against capfile_whole() */
+	uint64_t whole;                          /* capfile_whole() once the writer is gone */
 	unsigned workers;                        /* batches in use once started */
 	PcapBatch *batches[CAPTURE_MAX_WORKERS]; /* one per worker thread */
 	uint32_t ifids[CAPTURE_MAX_IFACES];      /* writer interface id per capture interface */
@@ -57,6 +60,7 @@ int capfile_open(const CapFileConfig *cfg, CapFile **ret, ErrBuf *err)
 		free(cf);
 		return r;
 	}
+	pthread_mutex_init(&cf->wlock, NULL);
 	*ret = cf;
 	return 0;
 }
@@ -78,6 +82,7 @@ int capfile_start(CapFile *cf, int fd, ErrBuf *err)
 {
 	const CaptureConfig *cc = &cf->cfg.capture;
 	PcapWriterConfig wcfg = {0};
+	PcapWriter *w = NULL;
 	int r;
 
 	if (cf->writer)
@@ -87,9 +92,12 @@ int capfile_start(CapFile *cf, int fd, ErrBuf *err)
 	wcfg.snaplen = cc->snaplen;
 	wcfg.ifname = cc->ifaces[0];
 	wcfg.direct = cf->cfg.direct;
-	r = pcapwr_new(fd, &wcfg, &cf->writer, err);
+	r = pcapwr_new(fd, &wcfg, &w, err);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&cf->wlock);
+	cf->writer = w;
+	pthread_mutex_unlock(&cf->wlock);
 	for (size_t i = 1; i < cc->n_ifaces; i++) {
 		r = pcapwr_add_interface(cf->writer, capture_linktype(cf->capture, (unsigned)i), cc->snaplen,
 					 cc->ifaces[i], &cf->ifids[i], err);
@@ -112,8 +120,10 @@ int capfile_start(CapFile *cf, int fd, ErrBuf *err)
 
 fail:
 	free_batches(cf);
-	pcapwr_free(cf->writer);
+	pthread_mutex_lock(&cf->wlock);
 	cf->writer = NULL;
+	pthread_mutex_unlock(&cf->wlock);
+	pcapwr_free(w);
 	return r;
 }
 
@@ -152,19 +162,38 @@ void capfile_stats(CapFile *cf, CaptureStats *ret)
 
 int capfile_finish(CapFile *cf, bool fsync, uint64_t *ret_size, ErrBuf *err)
 {
+	PcapWriter *w;
 	uint64_t size = 0;
 	int r;
 
 	if (!cf->writer)
 		return errbuf_set(err, -EINVAL, "capture file not started");
 	free_batches(cf);
-	r = pcapwr_finish_at(cf->writer, fsync, &size, err);
-	cf->writer = NULL; /* freed by pcapwr_finish_at() either way */
+	/* capfile_whole() reads what the writer had written until the end is known. */
+	pthread_mutex_lock(&cf->wlock);
+	w = cf->writer;
+	cf->whole = pcapwr_whole(w);
+	cf->writer = NULL;
+	pthread_mutex_unlock(&cf->wlock);
+	r = pcapwr_finish_at(w, fsync, &size, err); /* frees w either way */
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&cf->wlock);
+	cf->whole = size;
+	pthread_mutex_unlock(&cf->wlock);
 	if (ret_size)
 		*ret_size = size;
 	return 0;
+}
+
+uint64_t capfile_whole(CapFile *cf)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&cf->wlock);
+	n = cf->writer ? pcapwr_whole(cf->writer) : cf->whole;
+	pthread_mutex_unlock(&cf->wlock);
+	return n;
 }
 
 void capfile_free(CapFile *cf)
@@ -174,5 +203,6 @@ void capfile_free(CapFile *cf)
 	free_batches(cf);
 	pcapwr_free(cf->writer);
 	capture_free(cf->capture);
+	pthread_mutex_destroy(&cf->wlock);
 	free(cf);
 }

@@ -71,4 +71,11 @@ void capfile_stats(CapFile *cf, CaptureStats *ret);
  * file's size in bytes. */
 int capfile_finish(CapFile *cf, bool fsync, uint64_t *ret_size, ErrBuf *err);
 
+/* Bytes from the descriptor's start that hold whole records and stay so
+ * (pcapwr_whole(): written, not only queued; never a preallocated or
+ * half-written tail), for a reader of the growing file such as an upload
+ * while capturing. Any thread, from capfile_start() until capfile_free(); after
+ * capfile_finish() it is the finished file's length. */
+uint64_t capfile_whole(CapFile *cf);
+
 void capfile_free(CapFile *cf); /* NULL is fine; does not close the descriptor */

@@ -799,6 +799,18 @@ uint64_t pcapwr_offset(const PcapWriter *w)
 	return w->offset;
 }
 
+uint64_t pcapwr_whole(PcapWriter *w)
+{
+	uint64_t n;
+
+	if (w->spool)
+		return w->base + spool_whole(w->spool); /* its own lock: never waits for a flush */
+	pthread_mutex_lock(&w->lock);
+	n = w->base + w->offset; /* plain writes are done when a flush returns */
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
 /* pcapng: the ISBs of interfaces with statistics, in a new buffer (*ret NULL
  * when there is none). */
 static int build_isbs(PcapWriter *w, uint8_t **ret, size_t *ret_len)

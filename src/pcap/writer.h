@@ -124,6 +124,12 @@ bool pcapwr_spooled(const PcapWriter *w, bool *ret_direct);
 /* Bytes of whole records and headers written to the file so far (spool mode:
  * flushed, written or not yet). */
 uint64_t pcapwr_offset(const PcapWriter *w);
+/* Bytes from the file's start (the writer's first offset included) that hold
+ * whole records and headers and keep them: written, not only flushed (spool
+ * mode: the spool's last completed commit point). Any thread, any time until
+ * pcapwr_finish() or pcapwr_free(): a reader of the growing file (an upload
+ * while capturing) reads below this and never sees a byte change. */
+uint64_t pcapwr_whole(PcapWriter *w);
 /* Writes the header if nothing was written yet (an empty capture is a valid
  * file), optionally fsyncs, frees w. Does not close the descriptor. Every batch
  * must have been flushed and freed. */

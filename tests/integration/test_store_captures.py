@@ -61,6 +61,32 @@ class S3Bucket:
     def uploads(self):
         return self.s3.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
 
+    def parts_sent(self, name):
+        """Parts of the object's unfinished upload the store holds (ListParts)."""
+        ups = [u for u in self.uploads() if u["Key"] == self.prefix + name]
+        if not ups:
+            return 0
+        r = self.s3.list_parts(Bucket=self.name, Key=ups[0]["Key"], UploadId=ups[0]["UploadId"])
+        return len(r.get("Parts", []))
+
+
+class R2Bucket(S3Bucket):
+    """Cloudflare's R2 form, pointed at radosgw with endpoint=."""
+
+    def __init__(self, rgw):
+        super().__init__(rgw)
+        self.uri = "r2://%s/pcaps?account-id=0123abcd&access-key-id=%s&secret-access-key=%s&endpoint=%s" % (
+            self.name, rgw.ACCESS_KEY, rgw.SECRET_KEY, rgw.endpoint)
+
+
+class GsBucket(S3Bucket):
+    """Google Cloud Storage's XML API form (HMAC keys), pointed at radosgw."""
+
+    def __init__(self, rgw):
+        super().__init__(rgw)
+        self.uri = "gs://%s/pcaps?endpoint=%s&access-key-id=%s&secret-access-key=%s" % (
+            self.name, rgw.endpoint, rgw.ACCESS_KEY, rgw.SECRET_KEY)
+
 
 class AzBucket:
     """A fresh container on Azurite."""
@@ -159,6 +185,57 @@ def test_full_capture_lands_in_the_store(stk, bucket):
     assert count_markers(out, f1 + f2) == 22
 
 
+def test_upload_while_capturing(stk, radosgw):
+    """A capture of 20 MiB (three parts of 8 MiB): a part is in the store
+    while the capture still runs, the object is complete only at the end and
+    holds exactly what the agent captured. (Azure's blocks go out through the
+    same code, storeup_stream_*; radosgw only, to keep CI short.)"""
+    import traffic
+    bucket = S3Bucket(radosgw)
+    acct = stk.account()
+    register(acct, bucket)
+    link = link_of(stk, AGENT2)
+    frames = udp_frames(link, 50, dport=5306, size=1400)
+    limit = 20 << 20
+    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "byte_limit": limit,
+                      "colo_name": AGENT2, "destination_conf": bucket.uri,
+                      "filter_v1": {"destination_port": 5306}})
+    wait_parts(stk, acct, c["id"])
+    obj = "pcap_%s_%s.pcap" % (c["id"], AGENT2)
+    # ~12 MB: a part whole with room for drops, well short of the limit.
+    send(link, frames * 170, gap_us=20)
+    until(lambda: bucket.parts_sent(obj) >= 1, lambda: "capture %s: %d parts in the store" % (
+        c["id"], bucket.parts_sent(obj)))
+    assert share(stk, acct, c["id"], AGENT2)["status"] == "running"
+    assert obj not in bucket.names(), "the object appeared before the capture ended"
+    with traffic.Steady(link, frames=frames, gap_us=20, max_s=120):
+        done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success" and done.get("stop_reason") == "bytes", done
+    data = bucket.get(obj)
+    n = done["packets_captured"]
+    # Classic pcap: the file header, then a 16-byte header per record.
+    assert len(data) == 24 + 16 * n + done["bytes_captured"], (len(data), done)
+    p = save(stk, "streamed-%s.pcap" % c["id"], data)
+    assert [pk[1] for pk in tshark(p)] == [len(frames[0].wire)] * n  # our frames, whole
+    assert bucket.uploads() == [], "an upload was left unfinished"
+
+
+@pytest.mark.parametrize("kind", [R2Bucket, GsBucket], ids=["r2", "gs"])
+def test_r2_and_gs_capture(stk, radosgw, kind):
+    """r2:// and gs:// (on radosgw through endpoint=): ownership created and
+    validated in the bucket, a capture lands as an object."""
+    b = kind(radosgw)
+    acct = stk.account()
+    register(acct, b)
+    c, frames = capture_some(stk, acct, b, AGENT1, 3, 5307)
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    assert b.secret not in json.dumps(done)
+    p = save(stk, "%s-%s.pcap" % (b.uri[:2], c["id"]), b.get("pcap_%s_%s.pcap" % (c["id"], AGENT1)))
+    assert len(tshark(p)) == 3 and count_markers(p, frames) == 3
+    assert b.uploads() == []
+
+
 def test_no_secret_in_logs(stk, bucket):
     """After a capture, neither process has written the store's secret."""
     acct = stk.account()
@@ -187,12 +264,21 @@ def budget_agent(stk):
     return stk.add_agent(BUDGET_AGENT, "budgetlab", extra_args=["--upload-budget", "2"])
 
 
-@pytest.fixture
-def gateway(radosgw):
-    """radosgw, started again after the test whatever it did to it."""
-    yield radosgw
-    if len(radosgw.pids) < 3:
-        radosgw.start_gateway()
+@pytest.fixture(params=["s3", "azblob"])
+def away(request):
+    """A fresh bucket on a store the test stops and starts: (bucket, stop,
+    start); the store is started again after the test whatever it did."""
+    if request.param == "s3":
+        rgw = request.getfixturevalue("radosgw")
+        yield S3Bucket(rgw), rgw.stop_gateway, rgw.start_gateway
+        if len(rgw.pids) < 3:
+            rgw.start_gateway()
+        return
+    az = request.getfixturevalue("azurite")
+    # Again on its port (the bucket's URI names it), its blobs kept on disk.
+    yield AzBucket(az), az.stop_proc, lambda: az.start(port=az.port)
+    if az.proc is None:
+        az.start(port=az.port)
 
 
 def share(stk, acct, pcap_id, agent):
@@ -211,10 +297,11 @@ def capture_some(stk, acct, b, agent, n, dport):
     return c, frames
 
 
-def test_store_away_during_the_upload(stk, gateway):
-    """radosgw stopped before the capture ends and started again while the
-    agent retries: the capture still ends success, one whole object."""
-    b = S3Bucket(gateway)
+def test_store_away_during_the_upload(stk, away):
+    """The store (radosgw, Azurite) stopped before the capture ends and
+    started again while the agent retries: the capture still ends success,
+    one whole object."""
+    b, stop_store, start_store = away
     acct = stk.account()
     register(acct, b)
     c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": AGENT1,
@@ -224,16 +311,98 @@ def test_store_away_during_the_upload(stk, gateway):
     frames = udp_frames(link, 8, dport=5303)
     send(link, frames)
     stk.wait_captured(acct, c["id"], 8)
-    gateway.stop_gateway()
+    stop_store()
     assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
     wait_parts(stk, acct, c["id"], state="uploading")
-    gateway.start_gateway()
+    start_store()
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "success", done
     obj = "pcap_%s_%s.pcap" % (c["id"], AGENT1)
     p = save(stk, "away-%s.pcap" % c["id"], b.get(obj))
     assert len(tshark(p)) == 8 and count_markers(p, frames) == 8
-    assert b.uploads() == []
+    if isinstance(b, S3Bucket):
+        assert b.uploads() == []
+
+
+def upload_progress(agent, pcap_id):
+    """The agent's kept progress of its upload (DATA/jobs/<id>.upload), or None."""
+    try:
+        with open(os.path.join(agent.data, "jobs", pcap_id + ".upload")) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def a_part_in_the_store(stk, b, dport):
+    """A capture on AGENT2 into b with ~12 MB of frames sent, once the store
+    confirmed its first part (the agent keeps what the store confirmed):
+    (acct, agent, frames, capture, object, the kept progress)."""
+    acct = stk.account()
+    register(acct, b)
+    agent = [a for a in stk.agents if a.name == AGENT2][0]
+    frames = udp_frames(agent.link, 50, dport=dport, size=1400)
+    c = create(acct, {"type": "full", "system": "magic-transit", "time_limit": 300, "colo_name": AGENT2,
+                      "destination_conf": b.uri, "filter_v1": {"destination_port": dport}})
+    wait_parts(stk, acct, c["id"])
+    send(agent.link, frames * 170, gap_us=20)  # a part and a tail
+    kept = until(lambda: (upload_progress(agent, c["id"]) or {}).get("sent", 0) >= 1 and
+                 upload_progress(agent, c["id"]),
+                 lambda: "progress of %s: %r" % (c["id"], upload_progress(agent, c["id"])))
+    return acct, agent, frames, c, "pcap_%s_%s.pcap" % (c["id"], AGENT2), kept
+
+
+def test_agent_killed_mid_upload_resumes(stk, away):
+    """An agent SIGKILLed while its upload has a part in the store (radosgw,
+    Azurite) and its tail still to send (the store away meanwhile), started
+    again: it resumes the same upload (S3: the same multipart upload; Azure:
+    the blocks the store kept), and the capture ends with one complete
+    object, no stray upload, the share done."""
+    b, stop_store, start_store = away
+    acct, agent, frames, c, obj, kept = a_part_in_the_store(stk, b, 5308)
+    if isinstance(b, S3Bucket):
+        assert b.parts_sent(obj) >= 1
+        assert kept["upload_id"] == b.uploads()[0]["UploadId"] and len(kept["etags"]) == kept["sent"], kept
+    else:
+        assert kept["upload_id"] == "" and kept["etags"] == [], kept
+    stop_store()
+    assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+    wait_parts(stk, acct, c["id"], state="uploading")  # the tail refused, retried
+    agent.kill()
+    agent.start()
+    start_store()
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+    assert share(stk, acct, c["id"], AGENT2)["status"] == "done"
+    # From the part the store had confirmed (no later one: the store was away).
+    assert "resuming the upload of %s (attempt 0) after %d confirmed parts" % (
+        obj, kept["sent"]) in agent.proc.stderr()
+    data = b.get(obj)
+    n = done["packets_captured"]
+    assert len(data) == 24 + 16 * n + done["bytes_captured"], (len(data), done)
+    p = save(stk, "resumed-%s.pcap" % c["id"], data)
+    assert [pk[1] for pk in tshark(p)] == [len(frames[0].wire)] * n
+    assert [o for o in b.names() if o.startswith("pcap_")] == [obj]
+    if isinstance(b, S3Bucket):
+        assert b.uploads() == [], "an upload was left unfinished"
+        # The part sent before the kill is in the object: one upload, completed.
+        head = b.s3.head_object(Bucket=b.name, Key=b.prefix + obj)
+        assert head["ETag"].strip('"').endswith("-%d" % ((len(data) + (8 << 20) - 1) // (8 << 20))), head
+
+
+def test_agent_killed_mid_capture_aborts_its_upload(stk, radosgw):
+    """An agent SIGKILLed while capturing, a part already in the store,
+    started again: the capture is lost (the share fails, saying why) and the
+    multipart upload it had begun is aborted: nothing half-made stays."""
+    b = S3Bucket(radosgw)
+    acct, agent, _, c, _, _ = a_part_in_the_store(stk, b, 5309)
+    assert len(b.uploads()) == 1
+    agent.kill()
+    agent.start()
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "failed" and "agent restarted during the capture" in done["error_message"], done
+    assert b.uploads() == [], "the begun upload was left unfinished"
+    assert "its capture had begun is aborted" in agent.proc.stderr()
+    assert [o for o in b.names() if o.startswith("pcap_")] == []
 
 
 def pcapctl(stk, acct, *args):
@@ -241,26 +410,30 @@ def pcapctl(stk, acct, *args):
     return subprocess.run([binary("pcapctl")] + list(args), env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_store_down_past_the_budget_then_retry(stk, gateway, budget_agent):
-    """The store away longer than the agent's budget: the share ends
-    upload_failed naming the object and the store's answer, the capture is
-    kept on the agent, and a retry through the API uploads it."""
-    b = S3Bucket(gateway)
+def test_store_down_past_the_budget_then_retry(stk, away, budget_agent):
+    """The store (radosgw, Azurite) away longer than the agent's budget: the
+    share ends upload_failed naming the object and the store's answer, the
+    capture is kept on the agent, and a retry through the API uploads it."""
+    b, stop_store, start_store = away
     acct = stk.account()
     register(acct, b)
-    gateway.stop_gateway()
+    stop_store()
     c, frames = capture_some(stk, acct, b, BUDGET_AGENT, 6, 5304)
     done = stk.wait_status(acct, c["id"])
     assert done["status"] == "failed", done
     s = share(stk, acct, c["id"], BUDGET_AGENT)
     assert s["status"] == "upload_failed", s
     obj = "pcap_%s_%s.pcap" % (c["id"], BUDGET_AGENT)
-    assert obj in done["error_message"] and "retry budget" in done["error_message"], done
+    assert obj in done["error_message"], done
     assert "onnect" in done["error_message"], done  # the transport's answer (refused)
+    if isinstance(b, S3Bucket):
+        # Azure's longer paths and curl's words fill the 256-byte message
+        # before this last note.
+        assert "retry budget" in done["error_message"], done
     assert b.secret not in json.dumps(done)
     spool = os.path.join(budget_agent.data, "spool", c["id"] + ".pcap")
     assert os.path.exists(spool)
-    gateway.start_gateway()
+    start_store()
     r = assert_ok(acct.call("POST", "/%s/retry-upload" % c["id"]))
     assert r["status"] == "conversion_running", r
     done = stk.wait_status(acct, c["id"])
@@ -268,7 +441,8 @@ def test_store_down_past_the_budget_then_retry(stk, gateway, budget_agent):
     assert done["packets_captured"] == 6, done
     p = save(stk, "retried-%s.pcap" % c["id"], b.get(obj))
     assert len(tshark(p)) == 6 and count_markers(p, frames) == 6
-    assert b.uploads() == []
+    if isinstance(b, S3Bucket):
+        assert b.uploads() == []
 
     def spool_gone():
         return not os.path.exists(spool)

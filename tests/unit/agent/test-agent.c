@@ -220,8 +220,66 @@ static void test_jobstore(void **state)
 	assert_int_equal(jobstore_remove(s, ID1, &err), 0); /* absent is fine */
 
 	touch(data, "spool/" ID2 ".pcap");
-	assert_int_equal(jobstore_clear_spool(s, &err), 0);
+	assert_int_equal(jobstore_clear_spool(s, NULL, 0, &err), 0);
 	assert_false(exists(data, "spool/" ID2 ".pcap"));
+	jobstore_free(s);
+	rm_rf(tmpl);
+}
+
+/* An upload's progress: saved after each part, read back at a restart,
+ * removed with the record; the spool of a resumed upload is kept. */
+static void test_jobstore_upload(void **state)
+{
+	char tmpl[] = "/tmp/pcapd-test-agent-XXXXXX", target[] = "s3://caps/p?secret-access-key=REDACTED";
+	char e1[] = "\"etag-1\"", e2[] = "\"etag-2\"", *etags[] = {e1, e2};
+	JobUpload u = {.attempt = 2, .target = target, .sent = 2, .etags = etags}, got = {0};
+	const char *keep[] = {ID1};
+	JobStore *s = NULL;
+	ErrBuf err = {{0}};
+
+	(void)state;
+	assert_non_null(mkdtemp(tmpl));
+	assert_int_equal(jobstore_open(tmpl, NULL, &s, &err), 0);
+	assert_int_equal(jobstore_load_upload(s, ID1, &got, &err), -ENOENT);
+	memcpy(u.object, "pcap_x_a.pcap", sizeof("pcap_x_a.pcap"));
+	memcpy(u.upload_id, "2~abc", sizeof("2~abc"));
+	assert_int_equal(jobstore_save_upload(s, ID1, &u, &err), 0);
+	u.sent = 1;
+	assert_int_equal(jobstore_save_upload(s, ID1, &u, &err), 0); /* replaces */
+	u.sent = 2;
+	assert_int_equal(jobstore_save_upload(s, ID1, &u, &err), 0);
+	assert_int_equal(jobstore_load_upload(s, ID1, &got, &err), 0);
+	assert_int_equal(got.attempt, 2);
+	assert_string_equal(got.target, target);
+	assert_string_equal(got.object, "pcap_x_a.pcap");
+	assert_string_equal(got.upload_id, "2~abc");
+	assert_int_equal(got.sent, 2);
+	assert_string_equal(got.etags[0], e1);
+	assert_string_equal(got.etags[1], e2);
+	jobstore_upload_done(&got);
+
+	/* Azure: no ETags. */
+	u.etags = NULL;
+	u.upload_id[0] = '\0';
+	assert_int_equal(jobstore_save_upload(s, ID2, &u, &err), 0);
+	assert_int_equal(jobstore_load_upload(s, ID2, &got, &err), 0);
+	assert_int_equal(got.sent, 2);
+	assert_null(got.etags);
+	jobstore_upload_done(&got);
+
+	/* Bad files: the member named, nothing returned. */
+	touch(tmpl, "jobs/" ID2 ".upload");
+	assert_int_equal(jobstore_load_upload(s, ID2, &got, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, ID2 ".upload"));
+
+	/* The record goes with its progress; a kept spool stays. */
+	touch(tmpl, "spool/" ID1 ".pcap");
+	touch(tmpl, "spool/" ID2 ".pcap");
+	assert_int_equal(jobstore_clear_spool(s, keep, 1, &err), 0);
+	assert_true(exists(tmpl, "spool/" ID1 ".pcap"));
+	assert_false(exists(tmpl, "spool/" ID2 ".pcap"));
+	assert_int_equal(jobstore_remove_record(s, ID1, &err), 0);
+	assert_false(exists(tmpl, "jobs/" ID1 ".upload"));
 	jobstore_free(s);
 	rm_rf(tmpl);
 }
@@ -606,6 +664,8 @@ int main(void)
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
 		cmocka_unit_test(test_route_moves_on),
+		/* jobstore.c: an upload's progress */
+		cmocka_unit_test(test_jobstore_upload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -744,7 +744,7 @@ static void test_direct_mode_writes_exact_file(void **state)
 	PcapWriter *w;
 	PcapBatch *b;
 	ErrBuf err;
-	uint64_t offset = 0;
+	uint64_t offset = 0, whole = 0;
 	struct stat st;
 	size_t off = 0;
 	unsigned flushes = 0;
@@ -768,10 +768,17 @@ static void test_direct_mode_writes_exact_file(void **state)
 		off += len;
 		if (i % 500 == 499) {
 			assert_int_equal(pcapwr_flush(b, &err), 0);
+			/* Flushed is not yet written: whole bytes (what a reader
+			 * of the growing file may take) only grow, never past
+			 * what was flushed; after the sync, all of it. */
+			assert_true(pcapwr_whole(w) >= whole);
+			whole = pcapwr_whole(w);
+			assert_true(whole <= pcapwr_offset(w));
 			assert_int_equal(pcapwr_sync(w, &err), 0);
 			flushes++;
 			assert_int_equal(fstat(fd, &st), 0);
 			assert_int_equal((uint64_t)st.st_size, pcapwr_offset(w));
+			assert_int_equal(pcapwr_whole(w), pcapwr_offset(w)); /* written: all of it is whole */
 			assert_int_equal(fcntl(fd, F_GETFL), fl);
 			assert_int_equal(verify_direct(fd, PCAP_FORMAT_PCAP_NS, n), i + 1);
 		}
