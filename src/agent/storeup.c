@@ -78,6 +78,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	int r;
 
 	q->attempt = c->attempt;
+	q->file = c->file;
 	if (u->have_grant)
 		memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id));
 	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", c->agent, c->job_id);

@@ -38,6 +38,7 @@ typedef struct StoreUpload {
 	AgentUploadGrant *grant; /* the start's grant, or NULL: asked for first; taken over */
 	uint32_t budget_s;       /* 0 = STOREUP_DEFAULT_BUDGET_S */
 	const char *cafile;      /* CA bundle for an https store; NULL = the system's */
+	uint64_t file;           /* a continuous capture's file N (its own object); 0 = the share's object */
 } StoreUpload;
 
 /* Uploads the file at path. 0, or -errno with err ("upload to
