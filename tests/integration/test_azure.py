@@ -1041,6 +1041,7 @@ def test_continuous_ring_into_blobs_and_files(stk, acct, azurite):
     for n in (2, 3):
         assert same_packets(stk, "ringb-%d.cap" % n, blobs["rings/r1_%d.cap" % n],
                             path=os.path.join(d, "r1_%d.cap" % n), frames_=want[4 * (n - 1):4 * n]) == 4
+    wait_packets(stk, acct, "ringb", 14)
     stop(stk, acct, "ringb")
     st = wait_stopped(stk, acct, "ringb")
     assert st["packetCaptureStatus"] == "Stopped" and st["stopReason"] == "StoppedByUser", st
@@ -1072,7 +1073,7 @@ def test_continuous_keep_all_into_blobs_of_a_scale_set(stk, acct, azurite):
     assert op["status"] == "Succeeded", op
     wait_running(stk, acct, "keepb")
     send(link, want)  # files 1-2 finished, the 3rd open
-    wait_blobs(c, ["k1_%s_1.cap" % VM2, "k1_%s_2.cap" % VM2])
+    wait_packets(stk, acct, "keepb", 10)
     stop(stk, acct, "keepb")
     st = wait_stopped(stk, acct, "keepb")
     assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
@@ -1110,6 +1111,7 @@ def test_continuous_blob_failure_goes_on(stk, acct, azurite):
     assert st["packetCaptureStatus"] == "Running" and st["packetCaptureError"] == ["StorageFailed"], st
     share = st["pcapd"]["agents"][0]
     assert share["status"] == "running" and share["error"].startswith("f1_1.cap did not reach the store"), share
+    wait_packets(stk, acct, "ringf", 6)
     stop(stk, acct, "ringf")
     st = wait_stopped(stk, acct, "ringf")
     assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["StorageFailed"], st
