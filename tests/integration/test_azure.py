@@ -1089,19 +1089,20 @@ def test_continuous_keep_all_into_blobs_of_a_scale_set(stk, acct, azurite):
 
 
 def test_continuous_blob_failure_goes_on(stk, acct, azurite):
-    """A ring whose container does not exist: each file fails its upload at
+    """A ring into a blob alone (no localPath: the files wait in the agent's
+    spool) whose container does not exist: each file fails its upload at
     once (Azurite: 404), the capture goes on, and queryStatus says Running
     with StorageFailed, the share's error naming the file; stopped, the
     session is Error with StorageFailed (the share upload_failed) and the
-    files are whole on the agent. A continuous capture's uploads are not
-    retried (each file had its own)."""
+    files are whole in the agent's spool. A continuous capture's uploads are
+    not retried (each file had its own)."""
     c = Container(azurite, create=False)
     link = agent(stk, VM3).link
     want = frames(link, 6, UDP, dport=7313)
     rec = 16 + len(want[0].wire)
     size = 24 + 4 * rec + rec // 2
-    loc = {"localPath": "/var/captures/ringf/f1.cap", "storagePath": c.url("f1.cap")}
-    res, op = create(stk, acct, "ringf", props(acct, vm=VM3, storageLocation=loc, continuousCapture=True,
+    res, op = create(stk, acct, "ringf", props(acct, vm=VM3, storageLocation={"storagePath": c.url("f1.cap")},
+                                               continuousCapture=True,
                                                captureSettings={"fileCount": 3, "fileSizeInBytes": size},
                                                filters=[{"protocol": "UDP", "remotePort": "7313"}]))
     assert op["status"] == "Succeeded", op
@@ -1117,10 +1118,12 @@ def test_continuous_blob_failure_goes_on(stk, acct, azurite):
     assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["StorageFailed"], st
     share = st["pcapd"]["agents"][0]
     assert share["status"] == "upload_failed" and "2 files did not reach the store" in share["error"], share
-    d = os.path.dirname(local(stk, VM3, "ringf/f1.cap"))
-    assert sorted(os.listdir(d)) == ["f1_1.cap", "f1_2.cap"], os.listdir(d)
-    assert [len(tshark(os.path.join(d, f))) for f in ("f1_1.cap", "f1_2.cap")] == [4, 2]
-    r = acct.call("POST", "/%s/retry-upload" % res["properties"]["pcapd"]["id"])
+    pid = res["properties"]["pcapd"]["id"]
+    spool = os.path.join(agent(stk, VM3).data, "spool")
+    kept = ["%s_1.cap" % pid, "%s_2.cap" % pid]
+    assert sorted(f for f in os.listdir(spool) if pid in f and f.endswith(".cap")) == kept, os.listdir(spool)
+    assert [len(tshark(os.path.join(spool, f))) for f in kept] == [4, 2]
+    r = acct.call("POST", "/%s/retry-upload" % pid)
     assert r.status == 409 and "continuous" in r.json["errors"][0]["message"], r
 
 
