@@ -8,7 +8,8 @@ status, ARM's error shape and code, the target named, and that nothing was
 created (the watcher's list, the account's captures in the Cloudflare
 dialect, the agents' files). Captures run end to end: filters over both
 directions, bytes per packet, the time and byte limits, continuous captures
-(a ring and one keeping every file) read back with tshark, the long-running
+(a ring and one keeping every file, into files and into blobs, and a blob
+store that fails while a ring runs) read back with tshark, the long-running
 operations (create, queryStatus, stop, delete) polled as the SDK polls them,
 a local file that exists already, a lost agent, and the same capture seen and
 stopped through the Cloudflare dialect and pcapctl.
