@@ -9,8 +9,9 @@
  * A continuous capture's share is a series of files, each its own object
  * (job_file_object: the share's object with _N before its extension), asked
  * for by number ("file"); the agent uploads each one as it is finished and,
- * in a ring, deletes the one that left the ring ("delete", for a file only:
- * the share's own object is never deleted through a grant).
+ * in a ring, deletes the one that left the ring ("delete", for a ring's
+ * file only: the share's own object, and the files of a capture that keeps
+ * them all, are never deleted through a grant).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -74,6 +75,8 @@ int service_grant_sign(Service *s, const Job *j, const JobPart *p, const AgentUp
 		return errbuf_set(err, -ENOENT, "id: capture %s has no bucket output", j->id);
 	if (q->file && !j->continuous.on)
 		return errbuf_set(err, -EINVAL, "file: capture %s is not continuous; it has one object", j->id);
+	if (q->remove && !j->continuous.ring)
+		return errbuf_set(err, -EINVAL, "delete: capture %s keeps every file (not a ring)", j->id);
 	if (q->file && !p->object)
 		return errbuf_set(err, -ENOENT, "id: agent %s's share of capture %s names no object", p->agent, j->id);
 	if (q->file && job_file_object(p->object, q->file, file, sizeof(file)) < 0)
