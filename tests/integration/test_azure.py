@@ -1128,6 +1128,46 @@ def test_continuous_blob_failure_goes_on(stk, acct, azurite):
     assert r.status == 409 and "continuous" in r.json["errors"][0]["message"], r
 
 
+def test_upload_grants_name_each_file(stk, acct, azurite):
+    """The controller's side of a continuous capture's uploads, asked by an
+    agent played by the test: file N of a ring is granted as its own blob
+    (NAME_N: parts, block list and, asked for, its DELETE); a file of a
+    classic capture, a DELETE in a capture that keeps every file, and a
+    DELETE without a file are refused (400, naming the member)."""
+    key = stk.enroll("vmg1", "ssg")
+    r = stk.request("POST", "/agent/v1/report", token=key,
+                    body={"name": "vmg1", "colo": "ssg", "hello": True, "version": "x", "interfaces": ["lo"],
+                          "jobs": []})
+    assert r.status == 200, r
+    c = Container(azurite, create=False)
+
+    def capture(name, **kw):
+        loc = {"storagePath": c.url("g/%s.cap" % name)}
+        res, _ = create(stk, acct, name, props(acct, vm="vmg1", storageLocation=loc, **kw), wait=False)
+        return res["properties"]["pcapd"]["id"]
+
+    def ask(pid, **q):
+        return stk.request("POST", "/agent/v1/upload?name=vmg1&id=%s" % pid, token=key, body=dict(attempt=0, **q))
+
+    ring = capture("gring", continuousCapture=True, captureSettings={"fileCount": 2})
+    r = ask(ring, file=3, create=True, first_part=1, parts=1, complete=True, delete=True)
+    assert r.status == 200, r
+    g = r.json
+    assert g["store"] == "azure", g
+    for req, method in ((g["parts"][0], "PUT"), (g["complete"], "PUT"), (g["delete"], "DELETE")):
+        assert req["method"] == method and "/%s/g/gring_3.cap?" % c.name in req["url"], req
+    r = ask(ring, delete=True)
+    assert r.status == 400 and "delete: only of a continuous capture's file" in r.body.decode(), r
+    keep = capture("gkeep", continuousCapture=False)
+    r = ask(keep, file=1, create=True)
+    assert r.status == 200, r
+    r = ask(keep, file=1, delete=True)
+    assert r.status == 400 and "keeps every file" in r.body.decode(), r
+    classic = capture("gclassic")
+    r = ask(classic, file=1, create=True)
+    assert r.status == 400 and "is not continuous" in r.body.decode(), r
+
+
 # --- one capture, two dialects ------------------------------------------------------------
 
 def test_azure_capture_in_cloudflare_and_pcapctl(stk, acct):
