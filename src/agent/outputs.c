@@ -30,6 +30,14 @@
  * Failures say what failed (the report's "failure"): the files (file), the
  * capture itself (capture), or a start this agent cannot do (internal).
  *
+ * A continuous capture with an object store (Azure's storagePath, with or
+ * without localPath) publishes each finished file there too, at once, in
+ * its own thread (ringup.h): the store holds the same files as the disk
+ * (a ring's newest file_count). Without a file output the files are written
+ * into the spool as DATA/spool/<id>_N.cap and removed once uploaded. The
+ * share ends upload_failed when some file did not reach the store (its
+ * report named each one as it failed, while the capture went on).
+ *
  * A classic capture with a bucket too (Azure's filePath and storagePath) is
  * jobrun.c's: one capture into the spool, then its file here (outputs_file_*:
  * planned before the capture, so that a name that is taken fails it at once;
@@ -49,6 +57,7 @@
 
 #include "agent/agent-int.h"
 #include "agent/capsetup.h"
+#include "agent/ringup.h"
 #include "common/io.h"
 #include "common/log.h"
 
@@ -63,8 +72,12 @@ typedef struct Outputs {
 	bool rotating;           /* continuous: stem_N.ext; else stem.ext */
 	bool ring;               /* keep only the newest keep files */
 	uint32_t keep;
-	char part[NAME_MAX + 1]; /* the file being written */
-	PartFailure failure;     /* what failed, for the report */
+	char part[NAME_MAX + 1];   /* the file being written */
+	PartFailure failure;       /* what failed, for the report */
+	const AgentOutput *bucket; /* continuous: the object store its files go to too, or NULL */
+	bool spooled;              /* continuous, no file output: the files are in the spool */
+	char base[NAME_MAX + 1];   /* stem and ext: the name the files are numbered from */
+	RingUp *up;                /* with bucket: the uploads */
 } Outputs;
 
 bool outputs_local(const AgentJobSpec *spec)
@@ -103,6 +116,27 @@ static int fail(Outputs *o, PartFailure f, ErrBuf *err, int r, const char *fmt, 
 	return r < 0 ? r : -EIO;
 }
 
+/* A continuous capture into an object store alone: its files are written
+ * into the spool, DATA/spool/<id>_N.cap, until they are uploaded. */
+static int plan_spool(Outputs *o, ErrBuf *err)
+{
+	const char *id = o->job->spec.id;
+	char path[PATH_MAX], *slash;
+
+	if (jobstore_spool_path(o->job->agent->store, id, path, sizeof(path)) < 0 || !(slash = strrchr(path, '/')))
+		return fail(o, PART_FAIL_INTERNAL, err, -ENAMETOOLONG, "spool path too long");
+	*slash = '\0';
+	snprintf(o->dir, sizeof(o->dir), "%s", path);
+	snprintf(o->stem, sizeof(o->stem), "%s", id);
+	snprintf(o->ext, sizeof(o->ext), ".cap");
+	snprintf(o->base, sizeof(o->base), "%s.cap", id);
+	o->spooled = true;
+	o->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (o->dirfd < 0)
+		return fail(o, PART_FAIL_INTERNAL, err, -errno, "%s: %s", o->dir, strerror(errno));
+	return 0;
+}
+
 /* The one file output of the start, its name split, its directory entered
  * (created as needed). beside_bucket: the start's bucket is jobrun.c's. */
 static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, bool beside_bucket, ErrBuf *err)
@@ -120,20 +154,30 @@ static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, bo
 
 		if (out->kind != JOB_OUTPUT_FILE && beside_bucket)
 			continue;
+		if (out->kind != JOB_OUTPUT_FILE && !o->bucket && strncmp(out->target, "file://", 7) != 0) {
+			o->bucket = out; /* each file goes up as it is finished (ringup.h) */
+			continue;
+		}
 		if (out->kind != JOB_OUTPUT_FILE)
 			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
-				    "outputs[%zu]: a continuous capture writes files on this machine only, not to a "
-				    "bucket",
+				    "outputs[%zu]: a continuous capture publishes its files to one object store "
+				    "(not a file:// bucket) and at most one file here",
 				    i);
 		if (file)
 			return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
 				    "outputs[%zu]: this agent writes a capture to one file here, not several", i);
 		file = out;
 	}
+	o->rotating = spec->continuous.on;
+	o->ring = spec->continuous.on && spec->continuous.ring;
+	o->keep = spec->continuous.file_count;
+	if (o->ring && o->keep == 0)
+		return fail(o, PART_FAIL_INTERNAL, err, -EINVAL, "continuous.file_count: a ring keeps 1 file or more");
+	if (!file && o->bucket)
+		return plan_spool(o, err);
 	if (!file)
 		return fail(o, PART_FAIL_INTERNAL, err, -EOPNOTSUPP,
-			    "outputs: a continuous capture needs a file on this machine (this agent does not "
-			    "rotate into buckets yet)");
+			    "outputs: a continuous capture needs a file on this machine or an object store");
 	if (strncmp(file->target, root, sizeof(root) - 1) != 0)
 		return fail(o, PART_FAIL_FILE, err, -EINVAL, "%.200s: not below " JOB_FILE_ROOT, file->target);
 	rel = file->target + sizeof(root) - 1;
@@ -148,11 +192,7 @@ static int plan(Outputs *o, const AgentConfig *cfg, const AgentJobSpec *spec, bo
 		return fail(o, PART_FAIL_FILE, err, -ENAMETOOLONG, "%.200s: the file's name is too long", file->target);
 	snprintf(o->stem, sizeof(o->stem), "%.*s", (int)(dot - base), base);
 	snprintf(o->ext, sizeof(o->ext), "%s", dot);
-	o->rotating = spec->continuous.on;
-	o->ring = spec->continuous.on && spec->continuous.ring;
-	o->keep = spec->continuous.file_count;
-	if (o->ring && o->keep == 0)
-		return fail(o, PART_FAIL_INTERNAL, err, -EINVAL, "continuous.file_count: a ring keeps 1 file or more");
+	snprintf(o->base, sizeof(o->base), "%s", base);
 
 	/* The local root (made if missing), then each directory below it. */
 	fd = open(local, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -293,6 +333,8 @@ static int file_close(void *ctx, int fd, const CapRotateFile *f, ErrBuf *err)
 	}
 	if (fsync(o->dirfd) < 0)
 		return fail(o, PART_FAIL_FILE, err, -errno, "%s: fsync: %s", o->dir, strerror(errno));
+	if (o->up)
+		ringup_add(o->up, f->index);
 	return 0;
 }
 
@@ -368,13 +410,30 @@ static int capture(Outputs *o, CapSetup *setup, ErrBuf *err)
 	return r < 0 ? r : (int)why;
 }
 
+/* The capture is over; what it published still goes up (the report says
+ * "uploading" meanwhile). The number of files that did not, with up_err. */
+static int finish_uploads(Outputs *o, ErrBuf *up_err)
+{
+	Agent *a = o->job->agent;
+
+	if (!o->up)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	o->job->phase = JOB_PHASE_UPLOADING;
+	o->job->rep.state = PART_UPLOADING;
+	a->report_due = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	return ringup_finish(o->up, up_err);
+}
+
 void *outputs_main(void *arg)
 {
 	AgentJob *job = arg;
 	Outputs o = {.job = job, .dirfd = -1};
-	ErrBuf err = {{0}};
+	ErrBuf err = {{0}}, up_err = {{0}};
 	CapSetup *setup = NULL;
-	int r;
+	int r, failed;
 
 	if (job->spec.error[0]) {
 		finish(job, PART_FAIL_INTERNAL, job->spec.error);
@@ -385,12 +444,30 @@ void *outputs_main(void *arg)
 		r = check_free(&o, &err);
 	if (r == 0)
 		r = remember(&o, &err);
+	if (r == 0 && o.bucket) {
+		RingUpConfig uc = {.job = job,
+				   .out = o.bucket,
+				   .dirfd = o.dirfd,
+				   .dir = o.dir,
+				   .base = o.base,
+				   .ring = o.ring,
+				   .keep = o.keep,
+				   .spooled = o.spooled};
+
+		r = ringup_start(&uc, &o.up, &err);
+		if (r < 0)
+			o.failure = PART_FAIL_INTERNAL;
+	}
 	if (r == 0) {
 		setup = calloc(1, sizeof(*setup));
 		r = setup ? capture(&o, setup, &err) : fail(&o, PART_FAIL_INTERNAL, &err, -ENOMEM, "out of memory");
 	}
+	failed = finish_uploads(&o, &up_err);
 	if (r < 0)
 		finish(job, o.failure ? o.failure : PART_FAIL_INTERNAL, err.msg);
+	else if (failed > 0)
+		/* The capture is whole; some files are only on this machine. */
+		jobrun_finish(job, PART_UPLOAD_FAILED, jobrun_stop_reason((StopReason)r, job->stop), up_err.msg);
 	else
 		jobrun_finish(job, PART_DONE, jobrun_stop_reason((StopReason)r, job->stop), NULL);
 	forget(&o);

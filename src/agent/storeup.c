@@ -105,6 +105,7 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	int r;
 
 	q->attempt = c->attempt;
+	q->file = c->file;
 	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
 	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", c->agent, c->job_id);
 	r = agentproto_upload_request_build(q, &body, err);

@@ -68,6 +68,7 @@ typedef struct StoreUpload {
 	const StoreProgress *resume; /* an earlier run's progress of this attempt's upload, or NULL */
 	StoreProgressFn progress;    /* NULL = none */
 	void *progress_ctx;
+	uint64_t file; /* a continuous capture's file N (its own object); 0 = the share's object */
 } StoreUpload;
 
 /* Uploads the file at path. 0, or -errno with err ("upload to

@@ -572,6 +572,12 @@ int service_job_download(Service *s, const char *account, const char *id, bool p
 				 d->job.n_outputs ? d->job.outputs[0].target : "nothing");
 		goto fail;
 	}
+	if (d->job.continuous.on) {
+		r = apierror_set(e, API_ERR_CONFLICT, "id",
+				 "a continuous capture is a series of files, each its own object in the bucket "
+				 "(<name>_1, <name>_2, …): read them there");
+		goto fail;
+	}
 	r = db_part_list(service_db(s), d->job.id, &d->parts, &d->n_parts, &err);
 	if (r < 0) {
 		r = service_internal(e, r, &err);

@@ -5,6 +5,13 @@
  * an agent gets URLs valid for GRANT_EXPIRES_S, for its own object only,
  * while its share is running or uploading in the attempt the controller
  * knows. Signing is local (no request to the store).
+ *
+ * A continuous capture's share is a series of files, each its own object
+ * (job_file_object: the share's object with _N before its extension), asked
+ * for by number ("file"); the agent uploads each one as it is finished and,
+ * in a ring, deletes the one that left the ring ("delete", for a ring's
+ * file only: the share's own object, and the files of a capture that keeps
+ * them all, are never deleted through a grant).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,7 +64,8 @@ int service_grant_sign(Service *s, const Job *j, const JobPart *p, const AgentUp
 		       ErrBuf *err)
 {
 	AgentUploadGrant g = {.expires_in_s = GRANT_EXPIRES_S, .part_size = GRANT_PART_SIZE};
-	const char *uri = job_bucket(j);
+	const char *uri = job_bucket(j), *object = p->object;
+	char file[AGENTPROTO_OBJECT_MAX + 1];
 	time_t now = time(NULL);
 	Bucket *b = NULL;
 	ErrBuf e = {{0}};
@@ -65,6 +73,17 @@ int service_grant_sign(Service *s, const Job *j, const JobPart *p, const AgentUp
 
 	if (!uri)
 		return errbuf_set(err, -ENOENT, "id: capture %s has no bucket output", j->id);
+	if (q->file && !j->continuous.on)
+		return errbuf_set(err, -EINVAL, "file: capture %s is not continuous; it has one object", j->id);
+	if (q->remove && !j->continuous.ring)
+		return errbuf_set(err, -EINVAL, "delete: capture %s keeps every file (not a ring)", j->id);
+	if (q->file && !p->object)
+		return errbuf_set(err, -ENOENT, "id: agent %s's share of capture %s names no object", p->agent, j->id);
+	if (q->file && job_file_object(p->object, q->file, file, sizeof(file)) < 0)
+		return errbuf_set(err, -EINVAL, "file: %s with _%llu is longer than %u bytes", p->object,
+				  (unsigned long long)q->file, AGENTPROTO_OBJECT_MAX);
+	if (q->file)
+		object = file;
 	r = bucket_open(uri, service_buckets(s), &b, &e);
 	if (r < 0) {
 		char shown[BUCKET_URI_MAX + 1];
@@ -84,21 +103,23 @@ int service_grant_sign(Service *s, const Job *j, const JobPart *p, const AgentUp
 		memcpy(g.upload_id, q->upload_id, sizeof(g.upload_id));
 	}
 	if (q->create)
-		r = sign(b, BUCKET_URL_UPLOAD_CREATE, p->object, NULL, 0, now, &g.create, &e);
+		r = sign(b, BUCKET_URL_UPLOAD_CREATE, object, NULL, 0, now, &g.create, &e);
 	if (r == 0 && q->check)
-		r = sign(b, BUCKET_URL_GET, p->object, NULL, 0, now, &g.check, &e);
+		r = sign(b, BUCKET_URL_GET, object, NULL, 0, now, &g.check, &e);
+	if (r == 0 && q->remove)
+		r = sign(b, BUCKET_URL_DELETE, object, NULL, 0, now, &g.remove, &e);
 	/* The rest needs S3's UploadId (Azure: the controller's prefix). */
 	if (r == 0 && g.upload_id[0] && q->complete)
-		r = sign(b, BUCKET_URL_UPLOAD_COMPLETE, p->object, g.upload_id, 0, now, &g.complete, &e);
+		r = sign(b, BUCKET_URL_UPLOAD_COMPLETE, object, g.upload_id, 0, now, &g.complete, &e);
 	if (r == 0 && g.upload_id[0] && q->abort)
-		r = sign(b, BUCKET_URL_UPLOAD_ABORT, p->object, g.upload_id, 0, now, &g.abort, &e);
+		r = sign(b, BUCKET_URL_UPLOAD_ABORT, object, g.upload_id, 0, now, &g.abort, &e);
 	if (r == 0 && g.upload_id[0] && q->n_parts) {
 		g.parts = calloc(q->n_parts, sizeof(*g.parts));
 		if (!g.parts)
 			r = errbuf_set(&e, -ENOMEM, "out of memory");
 		g.first_part = q->first_part;
 		for (uint32_t i = 0; r == 0 && i < q->n_parts; i++) {
-			r = sign(b, BUCKET_URL_UPLOAD_PART, p->object, g.upload_id, q->first_part + i, now, &g.parts[i],
+			r = sign(b, BUCKET_URL_UPLOAD_PART, object, g.upload_id, q->first_part + i, now, &g.parts[i],
 				 &e);
 			if (r == 0)
 				g.n_parts++;
@@ -158,7 +179,7 @@ int service_upload_grant(Service *s, const char *agent, const char *id, const Ag
 		goto out;
 	}
 	r = service_grant_sign(s, &j, mine, q, ret, &err);
-	if (r == -EOPNOTSUPP || r == -ENOENT)
+	if (r == -EOPNOTSUPP || r == -ENOENT || r == -EINVAL)
 		r = apierror_from_msg(e, API_ERR_INVALID, err.msg);
 	else if (r < 0)
 		r = service_internal(e, r, &err);

@@ -559,10 +559,13 @@ int service_job_create(Service *s, Job *j, ApiError *e)
 		} else if (!job_bucket(j)) {
 			continue;
 		} else if (job_part_object(j, agents[i], object, sizeof(object)) < 0 ||
-			   !agentproto_object_valid(object)) {
+			   !agentproto_object_valid(object) ||
+			   (j->continuous.on && strlen(object) + JOB_FILE_SUFFIX_MAX > AGENTPROTO_OBJECT_MAX)) {
+			/* A continuous share's files are its object with _N (job_file_object). */
 			r = apierror_set(e, API_ERR_INVALID, "outputs",
-					 "the object of agent %s's share would be longer than %u bytes", agents[i],
-					 AGENTPROTO_OBJECT_MAX);
+					 "the object of agent %s's share would be longer than %u bytes%s", agents[i],
+					 AGENTPROTO_OBJECT_MAX,
+					 j->continuous.on ? " with a file's number (up to 21 bytes)" : "");
 			goto out;
 		}
 		parts[i].object = strdup(object);

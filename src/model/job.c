@@ -389,6 +389,11 @@ int job_retry_uploads(Job *j, JobPart *parts, size_t n, int64_t now_ns, ErrBuf *
 	if (j->status != JOB_FAILED)
 		return errbuf_set(err, -EALREADY, "capture is %s; only a failed capture's uploads can be retried",
 				  job_status_to_string(j->status));
+	if (j->continuous.on)
+		return errbuf_set(err, -EALREADY,
+				  "a continuous capture's files are not uploaded again: each one had its upload "
+				  "(and its retries) when it was finished, and a ring has moved on since; the files "
+				  "that failed are kept on their agents (the error names them)");
 	for (size_t i = 0; i < n; i++) {
 		if (parts[i].state == PART_UPLOAD_FAILED)
 			held++;
@@ -594,6 +599,17 @@ int job_part_object(const Job *j, const char *agent, char *out, size_t cap)
 			dot = named + strlen(named);
 		n = snprintf(out, cap, "%.*s_%s%s", (int)(dot - named), named, agent, dot);
 	}
+	return n >= 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+int job_file_object(const char *object, uint64_t index, char *out, size_t cap)
+{
+	const char *dot = strrchr(object, '.');
+	int n;
+
+	if (!dot || dot == object)
+		dot = object + strlen(object);
+	n = snprintf(out, cap, "%.*s_%llu%s", (int)(dot - object), object, (unsigned long long)index, dot);
 	return n >= 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
 }
 

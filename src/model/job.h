@@ -280,6 +280,12 @@ int job_add_named_object(Job *j, const char *bucket, const char *object, bool he
  * extension (the last '.' not at its start): pc1.cap → pc1_vm1.cap. 0, or
  * -ENAMETOOLONG. */
 int job_part_object(const Job *j, const char *agent, char *out, size_t cap);
+/* File index (1, 2, …) of a continuous capture as an object, from its
+ * share's object (job_part_object), into out[cap]: "_<index>" before the
+ * extension, as the agent names its files: ring1.cap → ring1_3.cap,
+ * ring1_vm1.cap → ring1_vm1_3.cap. 0, or -ENAMETOOLONG. */
+int job_file_object(const char *object, uint64_t index, char *out, size_t cap);
+#define JOB_FILE_SUFFIX_MAX 21u /* bytes job_file_object adds at most: '_' and a uint64's 20 digits */
 const char *job_output_kind_to_string(JobOutputKind k);             /* "bucket", "file" */
 int job_output_kind_from_string(const char *s, JobOutputKind *ret); /* -EINVAL */
 
@@ -332,7 +338,8 @@ bool part_lose(JobPart *p, const char *why, int64_t now_ns);
  * error cleared; the job to conversion_running without its error message or
  * finished time. -EINVAL (a sample, or not failed), -EALREADY (not failed
  * yet, or failed for another reason: err says which agent and why; nothing
- * to retry) with err saying why; nothing changes then. */
+ * to retry; a continuous capture, whose files each had their upload and
+ * whose ring may have moved on) with err saying why; nothing changes then. */
 int job_retry_uploads(Job *j, JobPart *parts, size_t n, int64_t now_ns, ErrBuf *err);
 
 void job_done(Job *j);      /* frees owned strings, leaves zeros; NULL is fine */

@@ -155,6 +155,7 @@ typedef struct AgentUploadGrant {
 	AgentSignedRequest complete; /* S3: POST …?uploadId (ETags); Azure: PUT …?comp=blocklist */
 	AgentSignedRequest abort;    /* S3: DELETE …?uploadId */
 	AgentSignedRequest check;    /* GET the object (with a Range): is it there, how big */
+	AgentSignedRequest remove;   /* DELETE the object: a continuous ring's file that left the ring */
 	uint32_t first_part;         /* parts[i] uploads part first_part + i */
 	AgentSignedRequest *parts;   /* owned */
 	size_t n_parts;
@@ -166,6 +167,8 @@ typedef struct AgentUploadRequest {
 	char upload_id[AGENTPROTO_UPLOAD_ID_MAX + 1]; /* S3: the UploadId, "" before create */
 	uint32_t first_part, n_parts;                 /* part URLs wanted; n_parts <= AGENTPROTO_MAX_GRANT_PARTS */
 	bool create, complete, abort, check;          /* which other requests */
+	bool remove;                                  /* DELETE of the object ("delete"; a file's only) */
+	uint64_t file; /* a continuous capture's file 1, 2, … (job_file_object); 0 = the share's object */
 } AgentUploadRequest;
 
 /* The agent: the request's body, malloc'd. */

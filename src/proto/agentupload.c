@@ -6,10 +6,14 @@
  *
  *   grant   {"store": "s3"|"azure", "expires_in": S, "part_size": B,
  *            "upload_id": "...", "create": R, "complete": R, "abort": R,
- *            "check": R, "first_part": N, "parts": [R, ...]}
+ *            "check": R, "delete": R, "first_part": N, "parts": [R, ...]}
  *   R       {"method": "PUT", "url": "https://...", "header": "Name: value"}
  *   request {"attempt": N, "upload_id": "...", "first_part": N, "parts": K,
- *            "create": bool, "complete": bool, "abort": bool, "check": bool}
+ *            "create": bool, "complete": bool, "abort": bool, "check": bool,
+ *            "delete": bool, "file": N}
+ *
+ * "file" (absent = 0) names a continuous capture's file N instead of the
+ * share's one object; "delete" asks for that file's DELETE.
  *
  * Members a grant does not carry are absent. A URL is checked where it is
  * read: http:// or https://, at most AGENTPROTO_URL_MAX bytes, no blank or
@@ -38,6 +42,7 @@ void agentproto_grant_done(AgentUploadGrant *g)
 	request_done(&g->complete);
 	request_done(&g->abort);
 	request_done(&g->check);
+	request_done(&g->remove);
 	for (size_t i = 0; i < g->n_parts; i++)
 		request_done(&g->parts[i]);
 	free(g->parts);
@@ -86,7 +91,7 @@ json_t *proto_grant_json(const AgentUploadGrant *g)
 		}
 	if (!o || !parts || !put_request(o, "create", &g->create) || !put_request(o, "complete", &g->complete) ||
 	    !put_request(o, "abort", &g->abort) || !put_request(o, "check", &g->check) ||
-	    json_object_set_new(o, "parts", parts) < 0) {
+	    !put_request(o, "delete", &g->remove) || json_object_set_new(o, "parts", parts) < 0) {
 		json_decref(o);
 		return NULL;
 	}
@@ -117,6 +122,16 @@ int agentproto_upload_request_build(const AgentUploadRequest *q, char **ret, Err
 			  q->upload_id, "first_part", (json_int_t)q->first_part, "parts", (json_int_t)q->n_parts,
 			  "create", q->create, "complete", q->complete, "abort", q->abort, "check", q->check);
 
+	/* Members a plain upload does not need stay out: an older controller
+	 * ignores nothing it would have to know. */
+	if (o && q->file && json_object_set_new(o, "file", json_integer((json_int_t)q->file)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o && q->remove && json_object_set_new(o, "delete", json_true()) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	return dump_owned(o, ret, err);
 }
 
@@ -221,6 +236,9 @@ int proto_grant_from_json(const json_t *o, const char *where, AgentUploadGrant *
 	snprintf(at, sizeof(at), "%s.check", where);
 	if (r == 0)
 		r = parse_request(json_object_get(o, "check"), at, &g.check, err);
+	snprintf(at, sizeof(at), "%s.delete", where);
+	if (r == 0)
+		r = parse_request(json_object_get(o, "delete"), at, &g.remove, err);
 	if (r == 0 && parts && !json_is_null(parts)) {
 		if (!json_is_array(parts) || json_array_size(parts) > AGENTPROTO_MAX_GRANT_PARTS) {
 			r = errbuf_set(err, -EINVAL, "%s.parts: not an array of at most %u", where,
@@ -280,12 +298,16 @@ int agentproto_upload_request_parse(const json_t *body, AgentUploadRequest *ret,
 {
 	AgentUploadRequest q = {0};
 	const json_t *id = json_object_get(body, "upload_id");
-	uint64_t attempt = 0, first = 0, n = 0;
+	uint64_t attempt = 0, first = 0, n = 0, file = 0;
 	int r;
 
 	if (!json_is_object(body))
 		return errbuf_set(err, -EINVAL, "body: not an object");
 	r = proto_get_u64(body, "attempt", AGENTPROTO_MAX_ATTEMPT, &attempt, err);
+	if (r == 0)
+		r = proto_get_u64(body, "file", INT64_MAX, &file, err);
+	if (r == 0)
+		r = get_bool(body, "delete", &q.remove, err);
 	if (r == 0)
 		r = proto_get_u64(body, "first_part", 10000, &first, err);
 	if (r == 0)
@@ -302,6 +324,8 @@ int agentproto_upload_request_parse(const json_t *body, AgentUploadRequest *ret,
 		return r;
 	if (n > 0 && (first == 0 || first + n - 1 > 10000))
 		return errbuf_set(err, -EINVAL, "first_part: parts are numbered 1..10000");
+	if (q.remove && file == 0)
+		return errbuf_set(err, -EINVAL, "delete: only of a continuous capture's file (give file)");
 	if (id && !json_is_null(id)) {
 		if (!json_is_string(id) || json_string_length(id) > AGENTPROTO_UPLOAD_ID_MAX ||
 		    strlen(json_string_value(id)) != json_string_length(id))
@@ -316,6 +340,7 @@ int agentproto_upload_request_parse(const json_t *body, AgentUploadRequest *ret,
 	q.attempt = (uint32_t)attempt;
 	q.first_part = (uint32_t)first;
 	q.n_parts = (uint32_t)n;
+	q.file = file;
 	*ret = q;
 	return 0;
 }

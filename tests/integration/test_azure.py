@@ -8,7 +8,8 @@ status, ARM's error shape and code, the target named, and that nothing was
 created (the watcher's list, the account's captures in the Cloudflare
 dialect, the agents' files). Captures run end to end: filters over both
 directions, bytes per packet, the time and byte limits, continuous captures
-(a ring and one keeping every file) read back with tshark, the long-running
+(a ring and one keeping every file, into files and into blobs, and a blob
+store that fails while a ring runs) read back with tshark, the long-running
 operations (create, queryStatus, stop, delete) polled as the SDK polls them,
 a local file that exists already, a lost agent, and the same capture seen and
 stopped through the Cloudflare dialect and pcapctl.
@@ -31,7 +32,7 @@ from scapy.all import IP, TCP, UDP, Ether
 import traffic
 from stack import AZ_VERSION, Response, Stack, binary, path_of, random_id, send, subscription, udp_frames
 from stores import AZ_ACCOUNT, AZ_KEY
-from test_api import count_markers, tshark
+from test_api import count_markers, raw_frames, tshark
 from traffic import Steady
 from waits import WAIT, pcap_records, until
 
@@ -399,9 +400,19 @@ BAD = [
     ("storage-id-alone", lambda a, p: props(a, storageLocation={
         "storageId": "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s" % (
             a.subscription, AZ_ACCOUNT)}), "properties.storageLocation.storageId"),
-    ("continuous-blob", lambda a, p: props(a, storageLocation={
-        "storagePath": "https://%s.blob.core.windows.net/caps/r.cap" % AZ_ACCOUNT, "localPath": "/var/captures/r.cap"},
-        continuousCapture=True), "properties.storageLocation.storagePath"),
+    # A continuous capture's blobs add _<agent> and _<N> to the name: 115 bytes at most (classic: 136).
+    ("continuous-blob-name", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/d/%s.cap" % (AZ_ACCOUNT, "r" * 112),
+        "localPath": "/var/captures/r.cap"}, continuousCapture=True), "properties.storageLocation.storagePath"),
+    ("continuous-blob-name-keep", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/%s" % (AZ_ACCOUNT, "k" * 116)},
+        continuousCapture=False), "properties.storageLocation.storagePath"),
+    ("continuous-blob-dot", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/.r.cap" % AZ_ACCOUNT}, continuousCapture=True),
+     "properties.storageLocation.storagePath"),
+    ("continuous-file-path", lambda a, p: props(a, storageLocation={
+        "storagePath": "https://%s.blob.core.windows.net/caps/r.cap" % AZ_ACCOUNT, "filePath": "/var/captures/r.cap"},
+        continuousCapture=True), "properties.storageLocation.filePath"),
     ("storage-id", lambda a, p: props(a, storageLocation={"storageId": "/subscriptions/x"}),
      "properties.storageLocation.storageId"),
     ("filters-object", lambda a, p: props(a, filters={}), "properties.filters"),
@@ -975,6 +986,186 @@ def test_blob_upload_failure_is_storage_failed(stk, acct, azurite):
     assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
     p = save_blob(stk, "blob3.cap", c.blobs()["pc3.cap"])
     assert len(tshark(p)) == 3
+
+
+def wait_blobs(c, want):
+    """Until the container holds exactly the blobs want (names); {name: bytes}."""
+    last = {}
+
+    def exact():
+        last["b"] = c.blobs()
+        return sorted(last["b"]) == sorted(want) and last["b"]
+    return until(exact, lambda: "blobs %r, want %r" % (sorted(last.get("b", {})), sorted(want)), interval=0.25)
+
+
+def same_packets(stk, tag, data, path=None, frames_=None):
+    """data (a blob) is a pcap tshark reads whole: byte for byte the local
+    file at path, and/or holding exactly frames_. The number of packets."""
+    assert data[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4"), data[:4]
+    if path is not None:
+        with open(path, "rb") as f:
+            assert f.read() == data, "%s differs from %s" % (tag, path)
+    got = raw_frames(save_blob(stk, tag, data))
+    if frames_ is not None:
+        marked = sum(1 for fr in frames_ if any(fr.marker in d for d in got))
+        assert len(got) == len(frames_) == marked, (tag, len(got), len(frames_), marked)
+    return len(got)
+
+
+def test_continuous_ring_into_blobs_and_files(stk, acct, azurite):
+    """A ring (continuousCapture true, fileCount 2) with localPath and
+    storagePath: each finished file is published both on the agent and as a
+    blob named like it (r1.cap → r1_N.cap, in the given directory), and the
+    blob of a file that left the ring is deleted: while the session runs and
+    after its stop, the container holds exactly the newest two files, each
+    byte for byte the agent's file. 14 frames, four to a file."""
+    c = Container(azurite)
+    link = agent(stk, VM1).link
+    want = frames(link, 14, UDP, dport=7311)
+    rec = 16 + len(want[0].wire)
+    size = 24 + 4 * rec + rec // 2  # four records a file
+    loc = {"localPath": "/var/captures/ringb/r1.cap", "storagePath": c.url("rings/r1.cap")}
+    res, op = create(stk, acct, "ringb", props(acct, storageLocation=loc, continuousCapture=True,
+                                               captureSettings={"fileCount": 2, "fileSizeInBytes": size,
+                                                                "sessionTimeLimitInSeconds": 3600},
+                                               filters=[{"protocol": "UDP", "remotePort": "7311"}]))
+    assert op["status"] == "Succeeded", op
+    assert res["properties"]["storageLocation"] == loc, res
+    wait_running(stk, acct, "ringb")
+    d = os.path.dirname(local(stk, VM1, "ringb/r1.cap"))
+    send(link, want)  # files 1-3 finished, the 4th (frames 13-14) still open
+    until(lambda: os.path.exists(os.path.join(d, "r1_3.cap")), "r1_3.cap published")
+    blobs = wait_blobs(c, ["rings/r1_2.cap", "rings/r1_3.cap"])
+    st = query(stk, acct, "ringb")
+    assert st["packetCaptureStatus"] == "Running" and st["packetCaptureError"] == [], st
+    assert sorted(f for f in os.listdir(d) if not f.startswith("."))[:2] == ["r1_2.cap", "r1_3.cap"], os.listdir(d)
+    for n in (2, 3):
+        assert same_packets(stk, "ringb-%d.cap" % n, blobs["rings/r1_%d.cap" % n],
+                            path=os.path.join(d, "r1_%d.cap" % n), frames_=want[4 * (n - 1):4 * n]) == 4
+    wait_packets(stk, acct, "ringb", 14)
+    stop(stk, acct, "ringb")
+    st = wait_stopped(stk, acct, "ringb")
+    assert st["packetCaptureStatus"] == "Stopped" and st["stopReason"] == "StoppedByUser", st
+    assert st["packetCaptureError"] == [], st
+    assert sorted(os.listdir(d)) == ["r1_3.cap", "r1_4.cap"], os.listdir(d)
+    blobs = c.blobs()
+    assert sorted(blobs) == ["rings/r1_3.cap", "rings/r1_4.cap"], sorted(blobs)
+    assert same_packets(stk, "ringb-3b.cap", blobs["rings/r1_3.cap"], path=os.path.join(d, "r1_3.cap")) == 4
+    assert same_packets(stk, "ringb-4.cap", blobs["rings/r1_4.cap"], path=os.path.join(d, "r1_4.cap"),
+                        frames_=want[12:]) == 2
+
+
+def test_continuous_keep_all_into_blobs_of_a_scale_set(stk, acct, azurite):
+    """continuousCapture false with storagePath alone, on a scale set: every
+    file is a blob, named after the share's blob (k1_<agent>.cap) with _N:
+    k1_vm2_1.cap, k1_vm2_2.cap, …; none is deleted; together they hold every
+    frame once. Nothing is left in the agent's spool."""
+    c = Container(azurite)
+    link = agent(stk, VM2).link
+    want = frames(link, 10, UDP, dport=7312)
+    rec = 16 + len(want[0].wire)
+    size = 24 + 4 * rec + rec // 2
+    res, op = create(stk, acct, "keepb", props(acct, target=acct.vm(SS, "virtualMachineScaleSets"),
+                                               targetType="AzureVMSS", scope={"include": [VM2]},
+                                               storageLocation={"storagePath": c.url("k1.cap")},
+                                               continuousCapture=False,
+                                               captureSettings={"fileCount": 2, "fileSizeInBytes": size},
+                                               filters=[{"protocol": "UDP", "remotePort": "7312"}]))
+    assert op["status"] == "Succeeded", op
+    wait_running(stk, acct, "keepb")
+    send(link, want)  # files 1-2 finished, the 3rd open
+    wait_packets(stk, acct, "keepb", 10)
+    stop(stk, acct, "keepb")
+    st = wait_stopped(stk, acct, "keepb")
+    assert st["packetCaptureStatus"] == "Stopped" and st["packetCaptureError"] == [], st
+    blobs = c.blobs()
+    names = ["k1_%s_%d.cap" % (VM2, n) for n in (1, 2, 3)]
+    assert sorted(blobs) == names, sorted(blobs)
+    counts = [same_packets(stk, "keepb-%d.cap" % n, blobs[b], frames_=want[4 * n:4 * n + 4])
+              for n, b in enumerate(names)]
+    assert counts == [4, 4, 2], counts
+    pid = res["properties"]["pcapd"]["id"]
+    spool = os.path.join(agent(stk, VM2).data, "spool")
+    assert not [f for f in os.listdir(spool) if pid in f and f.endswith(".cap")], os.listdir(spool)
+
+
+def test_continuous_blob_failure_goes_on(stk, acct, azurite):
+    """A ring into a blob alone (no localPath: the files wait in the agent's
+    spool) whose container does not exist: each file fails its upload at
+    once (Azurite: 404), the capture goes on, and queryStatus says Running
+    with StorageFailed, the share's error naming the file; stopped, the
+    session is Error with StorageFailed (the share upload_failed) and the
+    files are whole in the agent's spool. A continuous capture's uploads are
+    not retried (each file had its own)."""
+    c = Container(azurite, create=False)
+    link = agent(stk, VM3).link
+    want = frames(link, 6, UDP, dport=7313)
+    rec = 16 + len(want[0].wire)
+    size = 24 + 4 * rec + rec // 2
+    res, op = create(stk, acct, "ringf", props(acct, vm=VM3, storageLocation={"storagePath": c.url("f1.cap")},
+                                               continuousCapture=True,
+                                               captureSettings={"fileCount": 3, "fileSizeInBytes": size},
+                                               filters=[{"protocol": "UDP", "remotePort": "7313"}]))
+    assert op["status"] == "Succeeded", op
+    wait_running(stk, acct, "ringf")
+    send(link, want)  # file 1 finished, the 2nd open
+    st = until(lambda: (lambda s: s["packetCaptureError"] and s)(query(stk, acct, "ringf")), "ringf StorageFailed")
+    assert st["packetCaptureStatus"] == "Running" and st["packetCaptureError"] == ["StorageFailed"], st
+    share = st["pcapd"]["agents"][0]
+    assert share["status"] == "running" and share["error"].startswith("f1_1.cap did not reach the store"), share
+    wait_packets(stk, acct, "ringf", 6)
+    stop(stk, acct, "ringf")
+    st = wait_stopped(stk, acct, "ringf")
+    assert st["packetCaptureStatus"] == "Error" and st["packetCaptureError"] == ["StorageFailed"], st
+    share = st["pcapd"]["agents"][0]
+    assert share["status"] == "upload_failed" and "2 files did not reach the store" in share["error"], share
+    pid = res["properties"]["pcapd"]["id"]
+    spool = os.path.join(agent(stk, VM3).data, "spool")
+    kept = ["%s_1.cap" % pid, "%s_2.cap" % pid]
+    assert sorted(f for f in os.listdir(spool) if pid in f and f.endswith(".cap")) == kept, os.listdir(spool)
+    assert [len(tshark(os.path.join(spool, f))) for f in kept] == [4, 2]
+    r = acct.call("POST", "/%s/retry-upload" % pid)
+    assert r.status == 409 and "continuous" in r.json["errors"][0]["message"], r
+
+
+def test_upload_grants_name_each_file(stk, acct, azurite):
+    """The controller's side of a continuous capture's uploads, asked by an
+    agent played by the test: file N of a ring is granted as its own blob
+    (NAME_N: parts, block list and, asked for, its DELETE); a file of a
+    classic capture, a DELETE in a capture that keeps every file, and a
+    DELETE without a file are refused (400, naming the member)."""
+    key = stk.enroll("vmg1", "ssg")
+    r = stk.request("POST", "/agent/v1/report", token=key,
+                    body={"name": "vmg1", "colo": "ssg", "hello": True, "version": "x", "interfaces": ["lo"],
+                          "jobs": []})
+    assert r.status == 200, r
+    c = Container(azurite, create=False)
+
+    def capture(name, **kw):
+        loc = {"storagePath": c.url("g/%s.cap" % name)}
+        res, _ = create(stk, acct, name, props(acct, vm="vmg1", storageLocation=loc, **kw), wait=False)
+        return res["properties"]["pcapd"]["id"]
+
+    def ask(pid, **q):
+        return stk.request("POST", "/agent/v1/upload?name=vmg1&id=%s" % pid, token=key, body=dict(attempt=0, **q))
+
+    ring = capture("gring", continuousCapture=True, captureSettings={"fileCount": 2})
+    r = ask(ring, file=3, create=True, first_part=1, parts=1, complete=True, delete=True)
+    assert r.status == 200, r
+    g = r.json
+    assert g["store"] == "azure", g
+    for req, method in ((g["parts"][0], "PUT"), (g["complete"], "PUT"), (g["delete"], "DELETE")):
+        assert req["method"] == method and "/%s/g/gring_3.cap?" % c.name in req["url"], req
+    r = ask(ring, delete=True)
+    assert r.status == 400 and "delete: only of a continuous capture's file" in r.body.decode(), r
+    keep = capture("gkeep", continuousCapture=False)
+    r = ask(keep, file=1, create=True)
+    assert r.status == 200, r
+    r = ask(keep, file=1, delete=True)
+    assert r.status == 400 and "keeps every file" in r.body.decode(), r
+    classic = capture("gclassic")
+    r = ask(classic, file=1, create=True)
+    assert r.status == 400 and "is not continuous" in r.body.decode(), r
 
 
 # --- one capture, two dialects ------------------------------------------------------------

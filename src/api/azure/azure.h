@@ -43,6 +43,8 @@
 #define AZ_DEFAULT_SESSION_LIMIT 86400u /* sessionTimeLimitInSeconds: one day */
 /* Bytes of a storagePath blob's last segment: room for "_<agent>" after it. */
 #define AZ_BLOB_BASE_MAX (JOB_OBJECT_MAX - 1u - AGENT_NAME_MAX)
+/* A continuous capture's: room for "_<agent>" and a file's "_<N>" too. */
+#define AZ_BLOB_BASE_MAX_CONTINUOUS (AZ_BLOB_BASE_MAX - JOB_FILE_SUFFIX_MAX)
 
 /* ---- names (names.c) ---- */
 

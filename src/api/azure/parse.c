@@ -29,8 +29,10 @@
  * before its extension; a VM writes NAME), whose account the caller checks
  * against --azure-storage; both together are both outputs of one capture.
  * storageId is taken with storagePath only, naming the same account.
- * Continuous captures take no storagePath yet (their files are not
- * published to blobs one by one).
+ * A continuous capture's files are blobs too, each published as it is
+ * finished: NAME's base with _<N> before its extension, after the share's
+ * _<agent> for a scale set (job_file_object: ring1.cap → ring1_1.cap;
+ * ring1_vm1_1.cap), so NAME's last segment leaves room for both.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -425,12 +427,14 @@ static int check_local_path(const char *field, const json_t *v, ErrBuf *err)
 /* The blob as a bucket output: azblob://ACCOUNT/CONTAINER[/DIRS] (the blob's
  * directories as the bucket's prefix) and its last segment as the object,
  * which the service names each agent's share after (job_part_object). Its
- * bytes are the ones object names take, short enough for "_<agent>". */
-static int add_blob_output(const AzBlob *b, Job *j, ErrBuf *err)
+ * bytes are the ones object names take, short enough for "_<agent>" (and a
+ * continuous capture's "_<N>": job_file_object). */
+static int add_blob_output(const AzBlob *b, bool continuous, Job *j, ErrBuf *err)
 {
 	static const char field[] = "properties.storageLocation.storagePath";
 	const char *base = b->blob, *end = b->blob + b->blob_len;
 	char uri[JOB_OUTPUT_TARGET_MAX + 1], name[AZ_BLOB_BASE_MAX + 1];
+	unsigned base_max = continuous ? AZ_BLOB_BASE_MAX_CONTINUOUS : AZ_BLOB_BASE_MAX;
 	int n;
 
 	for (const char *p = b->blob; p < end; p++)
@@ -446,10 +450,11 @@ static int add_blob_output(const AzBlob *b, Job *j, ErrBuf *err)
 					  "between directories",
 					  field);
 	}
-	if (base == end || *base == '.' || (size_t)(end - base) > AZ_BLOB_BASE_MAX)
+	if (base == end || *base == '.' || (size_t)(end - base) > base_max)
 		return errbuf_set(err, -EINVAL,
-				  "%s: the blob's name after its last '/' must be 1..%u bytes, not starting with '.'",
-				  field, AZ_BLOB_BASE_MAX);
+				  "%s: the blob's name after its last '/' must be 1..%u bytes, not starting with '.'%s",
+				  field, base_max,
+				  continuous ? " (a continuous capture's blobs add _<agent> and _<N> to it)" : "");
 	for (const char *p = b->blob; p < base;) {
 		const char *slash = memchr(p, '/', (size_t)(base - p));
 		size_t len = (size_t)(slash - p);
@@ -534,11 +539,6 @@ static int get_storage(const json_t *v, const char *account, bool continuous, Jo
 				  "properties.storageLocation.storageId: give storagePath too, the blob "
 				  "https://%s.blob.core.windows.net/CONTAINER/BLOB to write",
 				  more->storage_id_account);
-	if (vals[1] && continuous)
-		return errbuf_set(err, -EINVAL,
-				  "properties.storageLocation.storagePath: continuous captures write to localPath "
-				  "only for now (each rotated file is not published to a blob yet); leave "
-				  "storagePath out");
 	if (vals[1]) {
 		r = need_string("properties.storageLocation.storagePath", vals[1], "a blob URL", err);
 		if (r == 0)
@@ -551,7 +551,7 @@ static int get_storage(const json_t *v, const char *account, bool continuous, Jo
 				"is a blob of account %s",
 				more->storage_id_account, more->blob.account);
 		if (r == 0)
-			r = add_blob_output(&more->blob, j, err);
+			r = add_blob_output(&more->blob, continuous, j, err);
 		if (r < 0)
 			return r;
 		more->has_blob = true;

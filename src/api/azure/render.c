@@ -21,7 +21,11 @@
  * capture: CaptureFailed, its file: LocalFileFailed, its bucket:
  * StorageFailed), lost: AgentStopped, upload_failed (captured and kept on
  * the agent, but the blob was not written): StorageFailed. captured and
- * uploading are still Running: the capture is not delivered yet.
+ * uploading are still Running: the capture is not delivered yet. A share
+ * still running (or uploading) with an error is a continuous capture one of
+ * whose files did not reach its blob: StorageFailed while the capture goes
+ * on (the share's error names the file; the agent reports no other error
+ * before its share ends).
  *
  * "failed, every part done" is a capture that saw no packet: Cloudflare calls
  * that a failure; for Azure it is a session that stopped empty.
@@ -227,6 +231,8 @@ static const char *part_error(const JobPart *p)
 		return "AgentStopped";
 	if (p->state == PART_UPLOAD_FAILED)
 		return "StorageFailed"; /* captured, kept on the agent, not in the blob (retry-upload) */
+	if (!part_state_terminal(p->state) && p->error && p->error[0])
+		return "StorageFailed"; /* a continuous capture's file that did not reach its blob */
 	if (p->state != PART_FAILED)
 		return NULL;
 	return (unsigned)p->failure < ARRAY_SIZE(by_failure) ? by_failure[p->failure] : "InternalError";

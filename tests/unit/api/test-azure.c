@@ -28,6 +28,9 @@
 	"ss\""
 #define FILEPATH "\"storageLocation\":{\"filePath\":\"/var/captures/a.cap\"}"
 #define LOCALPATH "\"storageLocation\":{\"localPath\":\"/var/captures/ring.cap\"}"
+/* 115 bytes: the longest blob name of a continuous capture (111 and ".cap") */
+#define B10 "bbbbbbbbbb"
+#define B115 B10 B10 B10 B10 B10 B10 B10 B10 B10 B10 B10 "b.cap"
 #define P(x) "{\"properties\":{" x "}}"
 
 static void test_names(void **state)
@@ -222,10 +225,18 @@ static const Case cases[] = {
 	      "b.cap\"}"),
 	 "properties.storageLocation.storageId: names storage account acct, but storagePath is a blob of account "
 	 "other"},
+	/* continuous into blobs: the name leaves room for _<agent> and _<N> */
 	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/r.cap\","
 	      "\"localPath\":\"/var/captures/r.cap\"},\"continuousCapture\":true"),
-	 "properties.storageLocation.storagePath: continuous captures write to localPath only for now (each rotated "
-	 "file is not published to a blob yet); leave storagePath out"},
+	 NULL},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/d/" B115 "\"},"
+	      "\"continuousCapture\":false"),
+	 NULL},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/d/" B115 "x\"},"
+	      "\"continuousCapture\":false"),
+	 "properties.storageLocation.storagePath: the blob's name after its last '/' must be 1..115 bytes, not "
+	 "starting with '.' (a continuous capture's blobs add _<agent> and _<N> to it)"},
+	{P(VM ",\"storageLocation\":{\"storagePath\":\"https://acct.blob.core.windows.net/cont/d/" B115 "x\"}"), NULL},
 	{P(VM ",\"storageLocation\":{\"storageId\":\"/subscriptions/" SUB "/resourceGroups/rg/providers/"
 	      "Microsoft.Compute/storageAccounts/acct\"}"),
 	 "properties.storageLocation.storageId: must be /subscriptions/{subscriptionId}/resourceGroups/{group}/"
@@ -490,6 +501,22 @@ static void test_render(void **state)
 			    "AgentStopped");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "packetCaptureError"), 1)),
 			    "LocalFileFailed");
+	json_decref(o);
+
+	/* a continuous share still running whose file did not reach its blob:
+	 * Running with StorageFailed; without an error, no error */
+	j = named(JOB_RUNNING, 5, 1);
+	parts[0].state = PART_RUNNING;
+	parts[0].error = (char *)"r_3.cap did not reach the store: HTTP 404";
+	o = azure_render_status(&j, parts, 1);
+	assert_string_equal(json_string_value(json_object_get(o, "packetCaptureStatus")), "Running");
+	assert_int_equal(json_array_size(json_object_get(o, "packetCaptureError")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o, "packetCaptureError"), 0)),
+			    "StorageFailed");
+	json_decref(o);
+	parts[0].error = NULL;
+	o = azure_render_status(&j, parts, 1);
+	assert_int_equal(json_array_size(json_object_get(o, "packetCaptureError")), 0);
 	json_decref(o);
 
 	/* running (both conversion statuses: the files are still being

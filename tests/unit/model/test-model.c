@@ -227,6 +227,14 @@ static void test_upload_failed_and_retry(void **state)
 		q[1].state = PART_DONE;
 		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EALREADY);
 		assert_string_equal(err.msg, "capture failed before any upload: agent a: lost");
+		/* a continuous capture's files had their uploads one by one */
+		q[1].state = PART_UPLOAD_FAILED;
+		k.continuous.on = true;
+		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EALREADY);
+		assert_non_null(strstr(err.msg, "continuous capture's files are not uploaded again"));
+		assert_int_equal(q[1].state, PART_UPLOAD_FAILED);
+		k.continuous.on = false;
+		q[1].state = PART_DONE;
 		k.type = JOB_SIMPLE;
 		assert_int_equal(job_retry_uploads(&k, q, 2, 1, &err), -EINVAL);
 		job_done(&k);
@@ -554,6 +562,17 @@ static void test_named_objects(void)
 	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);
 	assert_string_equal(obj, "pc1_vm1.cap");
 	assert_int_equal(job_part_object(&j, "vm1", obj, 8), -ENAMETOOLONG);
+	/* a continuous capture's files: the share's object with _N before its extension */
+	assert_int_equal(job_file_object("pc1.cap", 1, obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "pc1_1.cap");
+	assert_int_equal(job_file_object("pc1_vm1.cap", 12, obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "pc1_vm1_12.cap");
+	assert_int_equal(job_file_object(".hidden", 2, obj, sizeof(obj)), 0);
+	assert_string_equal(obj, ".hidden_2");
+	assert_int_equal(job_file_object("a.b.cap", UINT64_MAX, obj, sizeof(obj)), 0);
+	assert_string_equal(obj, "a.b_18446744073709551615.cap");
+	assert_int_equal(strlen(obj) - strlen("a.b.cap"), JOB_FILE_SUFFIX_MAX);
+	assert_int_equal(job_file_object("pc1.cap", 10, obj, 10), -ENAMETOOLONG);
 	free(j.outputs[0].object);
 	j.outputs[0].object = strdup("noext");
 	assert_int_equal(job_part_object(&j, "vm1", obj, sizeof(obj)), 0);

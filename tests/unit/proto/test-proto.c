@@ -774,6 +774,18 @@ static void test_upload_grant(void **state)
 		free(text);
 		assert_int_equal(in.store, AGENT_STORE_AZURE);
 		assert_string_equal(in.complete.header, "x-ms-blob-type: BlockBlob");
+		assert_null(in.remove.url);
+		agentproto_grant_done(&in);
+		/* a ring's file that left the ring: its DELETE */
+		az.complete = (AgentSignedRequest){0};
+		az.remove = (AgentSignedRequest){.method = "DELETE", .url = "http://127.0.0.1:10000/a/c/o_1.cap?sig=d"};
+		assert_int_equal(agentproto_grant_build(&az, &text, &err), 0);
+		assert_non_null(strstr(text, "\"delete\""));
+		assert_int_equal(agentproto_grant_parse(text, strlen(text), &in, &err), 0);
+		free(text);
+		assert_string_equal(in.remove.method, "DELETE");
+		assert_string_equal(in.remove.url, az.remove.url);
+		assert_null(in.complete.url);
 		agentproto_grant_done(&in);
 	}
 
@@ -817,7 +829,25 @@ static void test_upload_grant(void **state)
 	assert_int_equal(qin.first_part, 3);
 	assert_int_equal(qin.n_parts, 2);
 	assert_true(qin.complete);
-	assert_false(qin.create || qin.abort || qin.check);
+	assert_false(qin.create || qin.abort || qin.check || qin.remove);
+	assert_int_equal(qin.file, 0);
+	/* a continuous capture's file, and its delete */
+	q = (AgentUploadRequest){.attempt = 0, .file = 7, .remove = true};
+	assert_int_equal(agentproto_upload_request_build(&q, &text, &err), 0);
+	body = json_loads(text, 0, NULL);
+	free(text);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), 0);
+	json_decref(body);
+	assert_int_equal(qin.file, 7);
+	assert_true(qin.remove);
+	assert_false(qin.create || qin.complete);
+	body = json_loads("{\"delete\":true}", 0, NULL);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -EINVAL);
+	assert_string_equal(err.msg, "delete: only of a continuous capture's file (give file)");
+	json_decref(body);
+	body = json_loads("{\"file\":-1}", 0, NULL);
+	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -ERANGE);
+	json_decref(body);
 	body = json_loads("{\"first_part\":10000,\"parts\":2}", 0, NULL);
 	assert_int_equal(agentproto_upload_request_parse(body, &qin, &err), -EINVAL);
 	assert_string_equal(err.msg, "first_part: parts are numbered 1..10000");
