@@ -83,10 +83,32 @@ int service_credential_find(Service *s, const uint8_t hash[32], const char *emai
 	return r < 0 ? service_internal(e, r, &err) : 0;
 }
 
+/* Moves the parts that differ from their copy in before[] to the front of
+ * parts[] (before[] alike); returns how many. */
+static size_t changed_first(JobPart *parts, JobPart *before, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		JobPart t;
+
+		if (!part_differs(&parts[i], &before[i]))
+			continue;
+		t = parts[k];
+		parts[k] = parts[i];
+		parts[i] = t;
+		t = before[k];
+		before[k] = before[i];
+		before[i] = t;
+		k++;
+	}
+	return k;
+}
+
 int service_update_job(Service *s, const char *account, const char *id, PartsFn fn, void *arg, Job *ret_job,
 		       ErrBuf *err)
 {
-	JobPart *parts = NULL;
+	JobPart *parts = NULL, *before = NULL;
 	size_t n = 0;
 	Job j = {0};
 	bool changed;
@@ -99,10 +121,17 @@ int service_update_job(Service *s, const char *account, const char *id, PartsFn 
 	r = db_part_list(s->cfg.db, id, &parts, &n, err);
 	if (r < 0)
 		goto out;
+	r = parts_copy(parts, n, &before);
+	if (r < 0) {
+		errbuf_set(err, r, "out of memory");
+		goto out;
+	}
 	changed = fn(&j, parts, n, arg);
 	changed |= job_aggregate(&j, parts, n, real());
 	if (changed) {
-		r = db_job_update_with_parts(s->cfg.db, &j, parts, n, err);
+		/* Only the parts that changed are written: one agent's report
+		 * or answer to a job of 1,000 agents writes one row, not 1,000. */
+		r = db_job_update_with_parts(s->cfg.db, &j, parts, changed_first(parts, before, n), err);
 		atomic_fetch_add(&s->jobs_gen, 1);
 	}
 	if (r >= 0 && ret_job) {
@@ -112,6 +141,7 @@ int service_update_job(Service *s, const char *account, const char *id, PartsFn 
 out:
 	pthread_mutex_unlock(&s->jobs_lock);
 	parts_free(parts, n);
+	parts_free(before, before ? n : 0);
 	job_done(&j);
 	return r;
 }
