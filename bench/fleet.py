@@ -274,6 +274,10 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
             print("[%s] full %d (%s): %d agents running after %.3f s (first %.3f s); stopped, success; load %s" % (
                 db, i + 1, colo, want, running[-1], min(runs.values()) - t0, ld), flush=True)
         res.update(full_running=running)
+        rss_end, hwm_end = mem_mb(ctl)
+        res.update(rss_end=rss_end, hwm_end=hwm_end)
+        print("[%s] after the rounds (each agent with a third connection, for sample answers): VmRSS %.1f MB, "
+              "VmHWM %.1f MB; load %s" % (db, rss_end, hwm_end, load()), flush=True)
         errs = sum(len(x.errors) for x in sims)
         res["sim_errors"] = errs
         if errs:
@@ -306,6 +310,7 @@ def main():
         print("%-8s idle: controller CPU %.2f %% (simulator %.1f %%%s), VmRSS %.1f MB, VmHWM %.1f MB, load %s" % (
             r["db"], r["cpu"], r["sim_cpu"], ", PostgreSQL %.1f %%" % r["pg_cpu"] if r["db"] == "postgres" else "",
             r["rss"], r["hwm"], r["idle_load"]))
+        print("%-8s after the rounds: VmRSS %.1f MB, VmHWM %.1f MB" % (r["db"], r["rss_end"], r["hwm_end"]))
         if r["sample_status"]:
             print("%-8s sample of %d agents: status final after %s s; last answer %s s; agents answered in time "
                   "%s" % (r["db"], n, spread(r["sample_status"]), spread(r["sample_answers"]),
