@@ -282,13 +282,16 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
         res["sim_errors"] = errs
         if errs:
             print("[%s] the simulator saw %d failed requests (first ones printed above)" % (db, errs))
-        return res
     finally:
         for x in sims:
             x.stop()
         s.close()
         if pg is not None:
             pg.stop()
+    # A sanitizer's report or an unclean exit of the controller (an ASan
+    # build) fails the run.
+    s.assert_clean()
+    return res
 
 
 def main():
