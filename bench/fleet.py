@@ -30,6 +30,7 @@ printed too. Needs root (the stack's checks); not part of `make test`.
 
     bench/fleet.py [BUILD_DIR]   env: AGENTS=1000 PROCS=1 COLO_SIZE=100 SETTLE=10 IDLE_S=60
                                       SAMPLES=7 FULLS=7 DBS=sqlite,postgres
+                                      CONTROLLER_ARGS="--threads 8" (added to the controller's flags)
 """
 
 import os
@@ -167,7 +168,8 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
         from pgserver import PgServer
         pg = PgServer().start()
         db_url = pg.create_database("fleet")
-    s = Stack(tls=False, controller_args=["--sample-interval", "0", "--max-active-full", "0"], db_url=db_url)
+    extra = os.environ.get("CONTROLLER_ARGS", "").split()
+    s = Stack(tls=False, controller_args=["--sample-interval", "0", "--max-active-full", "0"] + extra, db_url=db_url)
     sims = []
     try:
         s.start()
