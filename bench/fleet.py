@@ -28,7 +28,7 @@ Prints the load average beside every run and every median with its spread
 (min..max). The simulator shares the 2 cores with the controller: its CPU is
 printed too. Needs root (the stack's checks); not part of `make test`.
 
-    bench/fleet.py [BUILD_DIR]   env: AGENTS=1000 PROCS=1 COLO_SIZE=100 SETTLE=10 IDLE_S=60
+    bench/fleet.py [BUILD_DIR]   env: AGENTS=1000 PROCS=2 COLO_SIZE=100 SETTLE=10 IDLE_S=60
                                       SAMPLES=7 FULLS=7 DBS=sqlite,postgres
                                       CONTROLLER_ARGS="--threads 8" (added to the controller's flags)
 """
@@ -300,7 +300,7 @@ def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(HERE), "build")
     os.environ["PCAPD_BUILD"] = os.path.abspath(build)
     n = int(os.environ.get("AGENTS", "1000"))
-    procs = int(os.environ.get("PROCS", "1"))
+    procs = int(os.environ.get("PROCS", "2"))
     colo_size = int(os.environ.get("COLO_SIZE", "100"))
     settle = float(os.environ.get("SETTLE", "10"))
     idle_s = float(os.environ.get("IDLE_S", "60"))

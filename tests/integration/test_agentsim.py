@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def test_fleet_benchmark_smoke():
-    env = dict(os.environ, AGENTS="20", COLO_SIZE="10", SETTLE="0", IDLE_S="1", SAMPLES="1", FULLS="1",
+    env = dict(os.environ, AGENTS="20", PROCS="1", COLO_SIZE="10", SETTLE="0", IDLE_S="1", SAMPLES="1", FULLS="1",
                DBS="sqlite", AGENTSIM_STAGGER="0.5")
     build = os.environ.get("PCAPD_BUILD", os.path.join(ROOT, "build"))
     r = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "fleet.py"), build], env=env,
