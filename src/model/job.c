@@ -473,6 +473,58 @@ static int dup_opt(const char *s, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+bool part_differs(const JobPart *a, const JobPart *b)
+{
+	return strcmp(a->job_id, b->job_id) != 0 || strcmp(a->agent, b->agent) != 0 || a->state != b->state ||
+	       a->packets != b->packets || a->bytes != b->bytes || a->drops != b->drops ||
+	       a->stop_reason != b->stop_reason || str_differs(a->object, b->object) ||
+	       str_differs(a->error, b->error) || a->updated_ns != b->updated_ns || a->attempt != b->attempt ||
+	       a->failure != b->failure;
+}
+
+int parts_copy(const JobPart *v, size_t n, JobPart **ret)
+{
+	JobPart *c = calloc(n ? n : 1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = v[i];
+		c[i].object = c[i].error = NULL;
+		if (dup_opt(v[i].object, &c[i].object) < 0 || dup_opt(v[i].error, &c[i].error) < 0) {
+			parts_free(c, i + 1);
+			return -ENOMEM;
+		}
+	}
+	*ret = c;
+	return 0;
+}
+
+size_t parts_changed_first(JobPart *parts, JobPart *before, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		JobPart t;
+
+		if (!part_differs(&parts[i], &before[i]))
+			continue;
+		t = parts[k];
+		parts[k] = parts[i];
+		parts[i] = t;
+		t = before[k];
+		before[k] = before[i];
+		before[i] = t;
+		k++;
+	}
+	return k;
+}
+
 int job_copy(const Job *src, Job *ret)
 {
 	Job j = *src;

@@ -342,6 +342,17 @@ bool part_lose(JobPart *p, const char *why, int64_t now_ns);
  * whose ring may have moved on) with err saying why; nothing changes then. */
 int job_retry_uploads(Job *j, JobPart *parts, size_t n, int64_t now_ns, ErrBuf *err);
 
+/* Whether a and b differ in anything a part stores (state, counters, stop
+ * reason, object, error, time, attempt, failure): which parts an update
+ * changed, so that only those are written. */
+bool part_differs(const JobPart *a, const JobPart *b);
+/* Deep copy of v[0..n) into *ret (free with parts_free); -ENOMEM. */
+int parts_copy(const JobPart *v, size_t n, JobPart **ret);
+/* Moves the parts that differ from their copy in before[] (parts_copy
+ * before the change) to the front of parts[], before[] alike; returns how
+ * many: one agent's report to a job of 1,000 agents writes one row. */
+size_t parts_changed_first(JobPart *parts, JobPart *before, size_t n);
+
 void job_done(Job *j);      /* frees owned strings, leaves zeros; NULL is fine */
 void part_done(JobPart *p); /* same */
 void jobs_free(Job *v, size_t n);

@@ -350,10 +350,19 @@ static void agentapi_method(HttpRequest *req, const char *method, const char *al
 	envelope_error(req, &e);
 }
 
+/* The routes whose body needs an agent's key checked on the headers
+ * (agentapi_before_body), which keeps it for the handler. */
+static bool keyed_body_route(const char *rest)
+{
+	return strcmp(rest, "/report") == 0 || strcmp(rest, "/sample") == 0 || strcmp(rest, "/stream") == 0 ||
+	       strcmp(rest, "/upload") == 0;
+}
+
 static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 {
 	const char *method = http_req_method(req);
-	bool resumed = http_req_get_data(req) != NULL;
+	const AgentKey *checked = keyed_body_route(sub) ? http_req_get_data(req) : NULL;
+	bool resumed = strcmp(sub, "/poll") == 0 && http_req_get_data(req) != NULL;
 	AgentKey k = {0};
 	ApiError e;
 
@@ -375,8 +384,12 @@ static void agentapi_handle(Api *a, HttpRequest *req, const char *sub)
 		handle_enroll(a, req);
 		return;
 	}
-	/* A resumed poll was authenticated (and its name checked) on its first call. */
-	if (!resumed && auth_agent(api_service(a), req, &k, &e) < 0) {
+	/* A resumed poll was authenticated (and its name checked) on its first
+	 * call; a body's key on the request's headers, moments ago. */
+	if (checked) {
+		k = *checked;
+		http_req_trust(req);
+	} else if (!resumed && auth_agent(api_service(a), req, &k, &e) < 0) {
 		envelope_error(req, &e);
 		return;
 	}
@@ -400,7 +413,7 @@ static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method
 {
 	const char *name = http_req_query(req, "name");
 	EnrollToken t;
-	AgentKey k;
+	AgentKey k, *keep;
 	ApiError e;
 
 	(void)method;
@@ -408,6 +421,12 @@ static ApiBody agentapi_before_body(Api *a, HttpRequest *req, const char *method
 		return auth_enroll(api_service(a), req, &t, &e) < 0 ? API_BODY_REFUSED : API_BODY_JSON;
 	if (auth_agent(api_service(a), req, &k, &e) < 0)
 		return API_BODY_REFUSED;
+	/* The handler takes the key from here: one lookup per report, not two
+	 * (without memory, it looks the key up again). */
+	if (keyed_body_route(rest) && (keep = malloc(sizeof(*keep))) != NULL) {
+		*keep = k;
+		http_req_set_data(req, keep, free);
+	}
 	if (strcmp(rest, "/sample") != 0 && strcmp(rest, "/stream") != 0)
 		return API_BODY_JSON;
 	return name && strcmp(name, k.name) != 0 ? API_BODY_REFUSED : API_BODY_RAW;

@@ -750,6 +750,48 @@ static void test_names_targets_started(void **state)
 	job_done(&j);
 }
 
+/* part_differs tells exactly which parts an update changed; parts_copy is
+ * deep (a change to the original's strings leaves the copy alone). */
+static void test_part_differs_and_copy(void **state)
+{
+	JobPart p[3] = {part("a", PART_ASSIGNED, 0), part("b", PART_RUNNING, 3), part("c", PART_DONE, 9)};
+	JobPart *c = NULL;
+
+	(void)state;
+	p[2].object = strdup("c.pcap");
+	assert_int_equal(parts_copy(p, 3, &c), 0);
+	for (size_t i = 0; i < 3; i++)
+		assert_false(part_differs(&p[i], &c[i]));
+	assert_ptr_not_equal(p[2].object, c[2].object);
+	assert_string_equal(c[2].object, "c.pcap");
+	/* Each stored field counts. */
+	assert_true(part_apply(&p[0], PART_RUNNING, 0, 0, 0, JOB_STOP_NONE, NULL, NULL, 7));
+	assert_true(part_differs(&p[0], &c[0]));
+	assert_false(part_differs(&p[1], &c[1]));
+	p[1].attempt = 1;
+	assert_true(part_differs(&p[1], &c[1]));
+	p[1].attempt = 0;
+	p[1].failure = PART_FAIL_STORAGE;
+	assert_true(part_differs(&p[1], &c[1]));
+	p[1].failure = c[1].failure;
+	assert_true(part_lose(&p[1], "gone", 8));
+	assert_true(part_differs(&p[1], &c[1]));
+	/* Same text in another string is no change; other text, or none, is. */
+	free(p[2].object);
+	p[2].object = strdup("c.pcap");
+	assert_false(part_differs(&p[2], &c[2]));
+	free(p[2].object);
+	p[2].object = strdup("d.pcap");
+	assert_true(part_differs(&p[2], &c[2]));
+	free(p[2].object);
+	p[2].object = NULL;
+	assert_true(part_differs(&p[2], &c[2]));
+	assert_true(part_differs(&c[2], &p[2]));
+	for (size_t i = 0; i < 3; i++)
+		part_done(&p[i]);
+	parts_free(c, 3);
+}
+
 static void test_apierror(void **state)
 {
 	ApiError e;
@@ -813,6 +855,7 @@ int main(void)
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),
 		cmocka_unit_test(test_names_targets_started),
+		cmocka_unit_test(test_part_differs_and_copy),
 		cmocka_unit_test(test_apierror),
 		cmocka_unit_test(test_timefmt),
 	};
