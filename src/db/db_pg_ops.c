@@ -472,8 +472,8 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
 static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	PgParams p = params2(id, account), pp = params1(id);
-	JobPart *parts = NULL, *before = NULL;
-	size_t n = 0;
+	JobPart *parts = NULL;
+	size_t n = 0, w = 0;
 	Job j = {0};
 	PgConn *c;
 	int r;
@@ -491,13 +491,12 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, &j, err);
 	if (r == 0)
 		r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
-	if (r == 0 && parts_copy(parts, n, &before) < 0)
-		r = errbuf_set(err, -ENOMEM, "out of memory");
-	if (r == 0 && fn(&j, parts, n, arg)) {
+	if (r == 0)
+		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
+	if (r == 1) {
 		r = update_job(c, &j, err);
-		/* Only the parts that changed are written. */
 		if (r == 0)
-			r = write_parts(c, &j, parts, parts_changed_first(parts, before, n), true, err);
+			r = write_parts(c, &j, parts, w, true, err);
 	}
 	if (r == 0)
 		r = dbp_commit(c, err);
@@ -508,7 +507,6 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 		memset(&j, 0, sizeof(j));
 	}
 	parts_free(parts, n);
-	parts_free(before, before ? n : 0);
 	job_done(&j);
 	return r;
 }

@@ -489,3 +489,18 @@ int dbr_check_limits(const Job *j, const JobLimits *lim, DbLimitQueryFn query, v
 	}
 	return 0;
 }
+
+int db_rows_modify(Job *j, JobPart *parts, size_t n, DbJobFn fn, void *arg, size_t *ret_n, ErrBuf *err)
+{
+	JobPart *before = NULL;
+	int r = 0;
+
+	if (parts_copy(parts, n, &before) < 0)
+		return errbuf_set(err, -ENOMEM, "out of memory");
+	if (fn(j, parts, n, arg)) {
+		*ret_n = parts_changed_first(parts, before, n);
+		r = 1;
+	}
+	parts_free(before, n);
+	return r;
+}

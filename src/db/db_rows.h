@@ -94,3 +94,10 @@ typedef int (*DbLimitQueryFn)(void *ctx, DbLimitQuery q, const char *account, bo
  * the caller's transaction: 0, -EBUSY with *ret_after_ns, or query's error. */
 int dbr_check_limits(const Job *j, const JobLimits *lim, DbLimitQueryFn query, void *ctx, int64_t *ret_after_ns,
 		     ErrBuf *err);
+
+/* The middle of both backends' job_modify, between reading the job and its
+ * parts and writing them back in the same transaction: runs fn on them.
+ * 1 when fn changed something, with parts[0..*ret_n) the parts to write (the
+ * changed ones, moved first: one agent's report to a job of 1,000 agents
+ * writes one row); 0 when nothing changed; -ENOMEM with err. */
+int db_rows_modify(Job *j, JobPart *parts, size_t n, DbJobFn fn, void *arg, size_t *ret_n, ErrBuf *err);

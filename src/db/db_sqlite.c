@@ -905,8 +905,8 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 
 static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
-	JobPart *parts = NULL, *before = NULL;
-	size_t n = 0;
+	JobPart *parts = NULL;
+	size_t n = 0, w = 0;
 	Job j = {0};
 	Conn *c;
 	int r;
@@ -922,13 +922,12 @@ static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn f
 	r = dbs_job_get(db, account, id, &j, err);
 	if (r == 0)
 		r = dbs_list_by_key(db, ST_PART_LIST, id, &dbr_parts, (void **)&parts, &n, err);
-	if (r == 0 && parts_copy(parts, n, &before) < 0)
-		r = errbuf_set(err, -ENOMEM, "out of memory");
-	if (r == 0 && fn(&j, parts, n, arg)) {
+	if (r == 0)
+		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
+	if (r == 1) {
 		r = update_job(c, &j, err);
-		/* Only the parts that changed are written. */
 		if (r == 0)
-			r = write_parts(c, &j, parts, parts_changed_first(parts, before, n), true, err);
+			r = write_parts(c, &j, parts, w, true, err);
 	}
 	if (r == 0)
 		r = tx_commit(c, err);
@@ -939,7 +938,6 @@ static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn f
 		memset(&j, 0, sizeof(j));
 	}
 	parts_free(parts, n);
-	parts_free(before, before ? n : 0);
 	job_done(&j);
 	return r;
 }
