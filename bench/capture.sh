@@ -13,6 +13,8 @@
 #   bench/capture.sh [BUILD_DIR]      env: RUNS=3 PACKETS=7000000 SIZES="64 1514"
 #        OUTDIR=/var/tmp/pcapd-bench (try /dev/shm for tmpfs) TOOLS="pcapd tcpdump netsniff-ng"
 #        DD_MIB=4096 (size of each dd anchor; 0 = none)
+#        RATE= (trafgen --rate, e.g. 700MB: the frames at that rate instead of
+#        trafgen's maximum, to capture below a disk that the generator outruns)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -23,6 +25,7 @@ SIZES=${SIZES:-64 1514}
 OUTDIR=${OUTDIR:-/var/tmp/pcapd-bench}
 TOOLS=${TOOLS:-pcapd tcpdump netsniff-ng}
 DD_MIB=${DD_MIB:-4096}
+BENCH_RATE=${RATE:-}
 . "$root/bench/lib.sh"
 
 work=$(mktemp -d)
@@ -51,6 +54,7 @@ dd_rate() {
 }
 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; $(uname -r)"
+[ -z "$BENCH_RATE" ] || echo "generator: trafgen --rate $BENCH_RATE"
 echo "output: $OUTDIR on $(df -T "$OUTDIR" | awk 'NR == 2 { print $1, "(" $2 ")" }')"
 if [ "$DD_MIB" -gt 0 ]; then
 	dd_direct_1=$(dd_rate direct)

@@ -33,9 +33,11 @@ bench_frame_cfg() {
 	printf ' fill(0x41, %d)\n}\n' "$((udplen - 8))"
 }
 
-# Sends $2 frames from config $1 as fast as trafgen can, then returns.
+# Sends $2 frames from config $1 as fast as trafgen can (or at $BENCH_RATE,
+# trafgen's --rate syntax, e.g. 600MB), then returns.
 bench_send() {
-	ip netns exec "$BENCH_NS_TX" trafgen --dev "$BENCH_IF_TX" --conf "$1" -n "$2" --cpu 1 -q >/dev/null 2>&1
+	ip netns exec "$BENCH_NS_TX" trafgen --dev "$BENCH_IF_TX" --conf "$1" -n "$2" --cpu 1 -q \
+		${BENCH_RATE:+--rate "$BENCH_RATE"} >/dev/null 2>&1
 }
 
 # CPU seconds (user + system, all threads) used so far by PID $1.
