@@ -9,12 +9,17 @@
  *
  *   producer:  spool_append() ... spool_commit() ... spool_append() ... spool_finish()
  *   writer:    jobs written in order: aligned middles with O_DIRECT, the pages
- *              holding a job's ragged ends through the page cache
+ *              holding a job's ragged ends through the page cache (tmpfs and
+ *              ramfs: no writer, each append written by the producer's call)
  *
  * Invariants:
  *  - bytes reach the file in the order they were appended, and only from the
  *    writer thread; the producer never waits for the disk unless every job
- *    buffer is queued (back-pressure, bounded memory: depth * job_bytes);
+ *    buffer is queued (back-pressure, bounded memory: depth * job_bytes).
+ *    On a memory-backed file system (tmpfs, ramfs) there is no writer thread
+ *    and no job buffer: each append is written by the producer's own call,
+ *    straight from its memory (a copy into pages, no device to wait for), and
+ *    a failed write is returned by that call;
  *  - a commit point is where the stream holds whole records. When the writer
  *    has finished the job that ends at a commit point, the file ends exactly
  *    there (nothing past it, nothing missing before it): killed at any moment
@@ -68,7 +73,8 @@ int spool_new(int fd, uint64_t base, const SpoolConfig *cfg, Spool **ret, ErrBuf
 
 /* Copies n bytes behind the stream. Waits only when every job buffer is
  * queued. Returns 0, or the writer's error (-errno, message in err) once a
- * write failed (noticed when a buffer is handed over, and at every commit). */
+ * write failed (noticed when a buffer is handed over, and at every commit).
+ * On tmpfs and ramfs it writes them itself and a failure shows at once. */
 int spool_append(Spool *s, const void *p, size_t n, ErrBuf *err);
 
 /* spool_append() for each of iov[0..iovcnt) in turn. */

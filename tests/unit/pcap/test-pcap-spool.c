@@ -4,7 +4,8 @@
  * both directly and through the page cache; O_DIRECT refused at open or at the
  * first write falls back to buffered writes; a failed write cuts the file back
  * to the last commit point and every later call reports it; preallocation is
- * given back on every exit path (finish, free without finish, failure).
+ * given back on every exit path (finish, free without finish, failure); on
+ * tmpfs the producer's own writes (short ones resumed) keep all of that.
  * Everything seen through the IoOps seam.
  */
 #include <errno.h>
@@ -35,6 +36,7 @@ typedef struct Seen {
 	int fail_errno;
 	bool refuse_direct_open;  /* open(O_DIRECT) is -EINVAL */
 	bool refuse_direct_write; /* pwritev on an O_DIRECT descriptor is -EINVAL */
+	bool short_writes;        /* pwritev writes the first vector and half the second */
 	unsigned direct_writes, cached_writes, fallocates, truncates;
 	uint8_t page_mode[MAX_PAGES]; /* 0 untouched, 1 direct, 2 page cache, 3 both */
 	bool misaligned;              /* a direct write not on 4 KiB boundaries */
@@ -81,7 +83,19 @@ static ssize_t s_pwritev(const IoOps *self, int fd, const struct iovec *iov, int
 	for (uint64_t p = (uint64_t)off / 4096; len && p <= ((uint64_t)off + len - 1) / 4096 && p < MAX_PAGES; p++)
 		s->page_mode[p] |= direct ? 1 : 2;
 	pthread_mutex_unlock(&s->lock);
-	k = pwritev(fd, iov, iovcnt, off);
+	if (s->short_writes && len > 1) {
+		struct iovec part[2] = {iov[0], iovcnt > 1 ? iov[1] : iov[0]};
+
+		if (iovcnt > 1) {
+			part[1].iov_len /= 2;
+		} else {
+			part[0].iov_len /= 2;
+			part[1].iov_len = 0;
+		}
+		k = pwritev(fd, part, 2, off);
+	} else {
+		k = pwritev(fd, iov, iovcnt, off);
+	}
 	return k < 0 ? -errno : k;
 }
 
@@ -257,6 +271,27 @@ static void test_direct_refused_falls_back(void **state)
 	}
 }
 
+/* Up to ten pieces of 50,000+ bytes appended and committed in turn, until a
+ * call fails; commits[0..*nc) receives 0 and every commit point reached.
+ * Returns the failure, or 0. */
+static int append_commits(Spool *sp, uint64_t *commits, unsigned *nc, ErrBuf *err)
+{
+	uint64_t at = 0;
+	int r = 0;
+
+	commits[(*nc)++] = 0;
+	for (unsigned i = 0; i < 10 && r == 0; i++) {
+		r = append_range(sp, at, at + 50000 + i * 777, err);
+		if (r == 0) {
+			at += 50000 + i * 777;
+			r = spool_commit(sp, err);
+		}
+		if (r == 0)
+			commits[(*nc)++] = at;
+	}
+	return r;
+}
+
 /* The Nth write fails: the file is cut back to the last commit point it
  * holds, the failure is returned by the next calls with the writer's words,
  * and nothing more is written. */
@@ -268,9 +303,9 @@ static void test_failed_write_cuts_back_to_commit(void **state)
 		IoOps ops = seen_ops(&s);
 		Spool *sp;
 		ErrBuf err = {0};
-		uint64_t at = 0, commits[16];
+		uint64_t commits[16];
 		unsigned nc = 0, writes;
-		int fd = disk_file(), r = 0;
+		int fd = disk_file(), r;
 		struct stat st;
 
 		(void)state;
@@ -278,16 +313,7 @@ static void test_failed_write_cuts_back_to_commit(void **state)
 		s.fail_errno = ENOSPC;
 		cfg.io = &ops;
 		assert_int_equal(spool_new(fd, 0, &cfg, &sp, &err), 0);
-		commits[nc++] = 0;
-		for (unsigned i = 0; i < 10 && r == 0; i++) {
-			r = append_range(sp, at, at + 50000 + i * 777, &err);
-			if (r == 0) {
-				at += 50000 + i * 777;
-				r = spool_commit(sp, &err);
-			}
-			if (r == 0)
-				commits[nc++] = at;
-		}
+		r = append_commits(sp, commits, &nc, &err);
 		if (r == 0)
 			r = spool_sync(sp, &err);
 		assert_int_equal(r, -ENOSPC);
@@ -403,6 +429,105 @@ static void test_memory_fs_plain(void **state)
 	close(fd);
 }
 
+/* A file on /dev/shm (tmpfs), removed at once; -1 when there is none. */
+static int shm_file(void)
+{
+	char path[] = "/dev/shm/pcapd-spool-test-XXXXXX";
+	int fd = mkostemp(path, O_CLOEXEC);
+
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+/* tmpfs: the producer writes straight from its own memory (no job copy).
+ * Vectors of every size, every write cut short by the file system: after
+ * each commit the file is exactly the committed stream and spool_whole()
+ * says so; bytes appended after the last commit are cut off by spool_free(). */
+static void test_memory_fs_inline_vectors(void **state)
+{
+	SpoolConfig cfg = {.job_bytes = 64 * 1024, .direct = true};
+	Seen s;
+	IoOps ops = seen_ops(&s);
+	Spool *sp;
+	ErrBuf err;
+	static uint8_t buf[300000];
+	uint64_t at = 0;
+	int fd = shm_file();
+
+	(void)state;
+	if (fd < 0)
+		skip(); /* no /dev/shm here */
+	s.short_writes = true;
+	cfg.io = &ops;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = byte_at(i);
+	assert_int_equal(spool_new(fd, 0, &cfg, &sp, &err), 0);
+	for (unsigned i = 1; i <= 12; i++) {
+		struct iovec iov[5];
+		size_t n = i * 4999 % 5000 + 1; /* 12 rounds stay within buf */
+
+		for (unsigned v = 0; v < 5; v++) {
+			iov[v].iov_base = buf + at;
+			iov[v].iov_len = v == 2 ? 0 : n + v;
+			at += iov[v].iov_len;
+		}
+		assert_int_equal(spool_appendv(sp, iov, 5, &err), 0);
+		assert_int_equal(spool_commit(sp, &err), 0);
+		assert_int_equal(spool_sync(sp, &err), 0);
+		assert_int_equal(spool_whole(sp), at);
+		check_file(fd, 0, at);
+	}
+	assert_int_equal(spool_append(sp, buf + at, 777, &err), 0); /* not committed: cut off */
+	spool_free(sp);
+	check_file(fd, 0, at);
+	assert_int_equal(s.fallocates, 0);
+	assert_int_equal(s.direct_writes, 0);
+	close(fd);
+}
+
+/* tmpfs: the Nth write fails: the call that wrote returns it with the
+ * writer's words, the file is cut back to the last commit point, and every
+ * later call returns the failure without writing. */
+static void test_memory_fs_failed_write(void **state)
+{
+	for (unsigned n = 1; n <= 8; n++) {
+		SpoolConfig cfg = {.direct = true};
+		Seen s;
+		IoOps ops = seen_ops(&s);
+		Spool *sp;
+		ErrBuf err = {0};
+		uint64_t commits[16], committed;
+		unsigned nc = 0, writes;
+		int fd = shm_file();
+		struct stat st;
+
+		(void)state;
+		if (fd < 0)
+			skip(); /* no /dev/shm here */
+		s.fail_write = n;
+		s.fail_errno = ENOSPC;
+		cfg.io = &ops;
+		assert_int_equal(spool_new(fd, 0, &cfg, &sp, &err), 0);
+		assert_int_equal(append_commits(sp, commits, &nc, &err), -ENOSPC);
+		committed = commits[nc - 1];
+		assert_non_null(strstr(err.msg, "write failed: No space left on device"));
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal((uint64_t)st.st_size, committed);
+		assert_int_equal(spool_whole(sp), committed);
+		check_file(fd, 0, committed);
+		writes = s.writes;
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(spool_append(sp, "x", 1, &err), -ENOSPC);
+		assert_non_null(strstr(err.msg, "No space left"));
+		assert_int_equal(spool_commit(sp, &err), -ENOSPC);
+		assert_int_equal(spool_finish(sp, false, NULL, &err), -ENOSPC);
+		assert_int_equal(s.writes, writes);
+		spool_free(sp);
+		close(fd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +537,8 @@ int main(void)
 		cmocka_unit_test(test_free_without_finish_trims),
 		cmocka_unit_test(test_base_and_config),
 		cmocka_unit_test(test_memory_fs_plain),
+		cmocka_unit_test(test_memory_fs_inline_vectors),
+		cmocka_unit_test(test_memory_fs_failed_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
