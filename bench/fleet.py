@@ -224,10 +224,10 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
                     raise RuntimeError("sample %s: still %s after 60 s" % (pid, obj["status"]))
                 time.sleep(0.05)
             done = sum(1 for p in obj.get("agents", []) if p["status"] == "done")
-            if obj["status"] == "success" and done == n:
-                # The simulator's lines come every 50 ms.
-                wait_for(sims, lambda: len(collected(sims, "answers", pid)) >= n, 30,
-                         "sample %s: the simulator's answer events" % pid)
+            # The simulator's lines come every 50 ms, and a loaded simulator
+            # reads the controller's 200s late: wait for one per done part.
+            wait_for(sims, lambda: len(collected(sims, "answers", pid)) >= done, 30,
+                     "sample %s: the simulator's answer events" % pid)
             ans = collected(sims, "answers", pid)
             if done != len(ans):
                 raise RuntimeError("sample %s: %d parts done, but the simulator had %d answers stored" % (

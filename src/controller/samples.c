@@ -76,8 +76,15 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	int r;
 
 	/* An unknown id costs no parsing; the whole body is then checked
-	 * outside the transaction, the part inside it. */
+	 * outside the transaction, the part inside it. A sample that ended
+	 * (its deadline passed, or every agent answered) never changes again:
+	 * a late answer is refused here, without the transaction that reads
+	 * all of the job's parts under its row lock (a thousand late answers
+	 * would otherwise queue before the job's other changes). */
 	r = db_job_get(service_db(s), NULL, id, &j, err);
+	if (r == 0 && j.type == JOB_SIMPLE && job_status_terminal(j.status))
+		r = errbuf_set(err, -EALREADY, "id: sample %s is final (%s); the answer of %s came too late", id,
+			       job_status_to_string(j.status), agent);
 	job_done(&j);
 	if (r < 0)
 		return r == -ENOENT ? errbuf_set(err, r, "id: no sample capture %s", id) : r;

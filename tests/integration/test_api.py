@@ -1147,6 +1147,18 @@ def test_sample_packets_limit_stop_reason_and_remaining(bare):
     assert done["packets_remaining"] == 2, done
 
 
+def test_sample_late_answer_refused(bare):
+    """A second answer to a sample that has ended is refused (409, the
+    sample named final), before any of its parts is read."""
+    agent = ScriptedAgent(bare, "smp3", "smp3")
+    s, done = answered_sample(bare, agent, 5, 3)
+    assert done["status"] == "success", done
+    r = bare.request("POST", "/agent/v1/sample?name=%s&id=%s" % (agent.name, s["id"]), token=agent.key,
+                     raw=pcap_bytes(4), headers={"Content-Type": "application/vnd.tcpdump.pcap"})
+    assert r.status == 409 and r.json["errors"][0]["code"] == 1008, r.body
+    assert "is final (success)" in r.json["errors"][0]["message"], r.body
+
+
 def test_sample_no_packets_fails(bare):
     """And for a sample: an answer without a packet (here a scripted
     agent's empty pcap) makes a failed capture with the rule's message."""
