@@ -42,6 +42,7 @@
 #include "proto/agentproto.h"
 
 #define STOREUP_DEFAULT_BUDGET_S 300u
+#define STOREUP_PARTS_IN_FLIGHT 4u /* parts (blocks) sent at once, each on a connection of its own */
 
 /* What the store has confirmed of an upload: enough to resume it after an
  * agent restart (the same attempt, the same object). */
