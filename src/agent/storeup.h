@@ -67,8 +67,9 @@ typedef struct StoreProgress {
 	char *const *etags;    /* S3: their ETags, sent of them; Azure: NULL */
 } StoreProgress;
 
-/* Called from the upload's thread after create and after each confirmed
- * part, to keep p where a restarted agent finds it. */
+/* Called after create and whenever the parts confirmed contiguously from 1
+ * grew, to keep p where a restarted agent finds it: from the upload's own
+ * threads (the driver's or a part's worker), one call at a time. */
 typedef void (*StoreProgressFn)(void *ctx, const StoreProgress *p);
 
 typedef struct StoreUpload {
