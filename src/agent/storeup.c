@@ -810,8 +810,10 @@ static int up_close(Up *u, int r, const ErrBuf *e, ErrBuf *err)
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = -1;
-	pthread_cond_destroy(&u->cv);
-	pthread_mutex_destroy(&u->mu);
+	if (!u->live) { /* a stream's are woken until storeup_stream_wait() has joined its thread */
+		pthread_cond_destroy(&u->cv);
+		pthread_mutex_destroy(&u->mu);
+	}
 	return r;
 }
 
@@ -988,6 +990,8 @@ int storeup_stream_wait(StoreStream *s, bool abort, ErrBuf *err)
 	r = s->result;
 	if (r < 0 && err)
 		*err = s->err;
+	pthread_cond_destroy(&s->up.cv);
+	pthread_mutex_destroy(&s->up.mu);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
