@@ -15,8 +15,8 @@ controller and one agent (tests/integration/stack.py). Each round:
   3. the anchor: the same object, fetched to local disk, copied with
      `rclone copy` (an S3 remote on the same radosgw, keys in the
      environment) into another bucket, timed around the process.
-Prints every round and the median and spread (min..max) of both, and their
-ratio. Needs root, Debian's rclone and trafgen, and a quiet machine; not
+Prints every round (with the load average at its end) and the median and
+spread (min..max) of both, and their ratio. Needs root, Debian's rclone and trafgen, and a quiet machine; not
 part of `make test`.
 
 With --small-frames (the issue's second figure): 64-byte frames (60 on the
@@ -75,6 +75,12 @@ SMALL_CONF = """{ 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x
   192, 0, 2, 1, 192, 0, 2, 2, const16(9999), const16(9999), const16(26), 0x00, 0x00,
   fill(0x41, 18) }
 """
+
+
+def load():
+    """The machine's load average at the round's end (a shared machine: the
+    ratio is what holds, both tools run in the same round)."""
+    return "load %.2f %.2f %.2f" % os.getloadavg()
 
 
 def cpu_s(pid):
@@ -141,9 +147,9 @@ def small_frames(agent, acct, s3, uri, work, rounds, size):
         rows.append((n, got, drops, n / t_gen, cpu_gen / t_gen))
         print("round %d: sent %d  captured %d  kernel drops %d  missing %d  rate %.0f pps  "
               "agent CPU %.0f%% while the generator ran (%.2f s over %.2f s; %.1f s over the round's %.1f s)  "
-              "parts in the store before the end %d  object %.0f MiB  tail upload %.2f s" % (
+              "parts in the store before the end %d  object %.0f MiB  tail upload %.2f s  %s" % (
                   i + 1, n, got, drops, n - got, n / t_gen, 100 * cpu_gen / t_gen, cpu_gen, t_gen, cpu, wall,
-                  parts, head["ContentLength"] / (1 << 20), t_done - t_up), flush=True)
+                  parts, head["ContentLength"] / (1 << 20), t_done - t_up, load()), flush=True)
         s3.delete_object(Bucket="bench", Key=obj)
     rates = [r[3] for r in rows]
     print("64-byte frames while uploading: drops %s  missing %s  rate median %.0f pps (%.0f..%.0f)  "
@@ -169,7 +175,9 @@ def main():
     # Another suite's Ceph may take a port chosen free before our monitor
     # binds it (the test fixture does the same): again, on new ports.
     for attempt in range(3):
-        rgw = Radosgw()
+        # Every round's objects stay (rgw frees a deleted multipart
+        # object's parts only hours later): room for them all.
+        rgw = Radosgw(memstore_bytes=(2 * rounds + 2) * size + (1 << 30))
         try:
             rgw.start()
             break
@@ -235,8 +243,8 @@ def main():
                 raise RuntimeError("rclone copy: %s" % rc.stderr)
             theirs.append(time.monotonic() - t0)
             os.unlink(local)
-            print("round %d: %.0f MiB  pcapd %.2f s  rclone %.2f s" % (i + 1, mib, ours[-1], theirs[-1]),
-                  flush=True)
+            print("round %d: %.0f MiB  pcapd %.2f s  rclone %.2f s  ratio %.2f  %s" % (
+                i + 1, mib, ours[-1], theirs[-1], ours[-1] / theirs[-1], load()), flush=True)
         mo, mt = statistics.median(ours), statistics.median(theirs)
         print("pcapd agent upload: median %.2f s (%.2f..%.2f)" % (mo, min(ours), max(ours)))
         print("rclone copy:        median %.2f s (%.2f..%.2f)" % (mt, min(theirs), max(theirs)))

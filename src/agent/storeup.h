@@ -9,24 +9,39 @@
  * put the blocks, commit the block list. The object appears only when the
  * upload completes.
  *
+ * Parts in flight: up to STOREUP_PARTS_IN_FLIGHT parts (blocks) go out at
+ * once, each from a worker thread with a connection of its own (every part's
+ * request is independent of the others'), in the order of their numbers but
+ * confirmed in any order. A part is sent only while it is within 2 *
+ * STOREUP_PARTS_IN_FLIGHT of the parts confirmed contiguously from 1; the
+ * progress reported (StoreProgress.sent, the resume file) is that contiguous
+ * prefix only, so a restart sends again every part past it (at most that
+ * window of them), never skips one. Complete lists every part in order with
+ * its ETag (Azure: its block id).
+ *
  * Two ways: storeup_file() uploads a finished file (a retried upload, a
  * rotated file); storeup_stream_*() uploads a capture file while it is
  * written. Then a part goes out as soon as the writer reports it whole (its
  * own count, capfile_whole(): never the file's size, which a preallocating or
- * O_DIRECT writer makes meaningless), from a thread of the upload's own, one
- * part at a time: when the store keeps up, at most the part in flight and the
- * part filling are unconfirmed behind the writer, so a long capture is mostly
- * in the store when it ends and only its tail is left to send. The writer
- * never waits for the upload: a slow store makes the upload lag (the file
- * stays whole on disk for a retry), never the capture. Complete only at the
- * end; a capture that fails aborts the upload.
+ * O_DIRECT writer makes meaningless): when the store keeps up, at most the
+ * STOREUP_PARTS_IN_FLIGHT parts in flight and the part filling are
+ * unconfirmed behind the writer, so a long capture is mostly in the store
+ * when it ends and only its tail is left to send (a burst capture that ends
+ * within a second or so is uploaded mostly after its end, at that many parts
+ * at once). The writer never waits for the upload: a slow store makes the
+ * upload lag (the file stays whole on disk for a retry), never the capture.
+ * Complete only at the end; a capture that fails aborts the upload, and a
+ * part that fails for good ends the other parts in flight at once.
  *
  * Retries: a request that fails for a reason that may pass (the store or the
  * controller unreachable, reset or timed out, HTTP 429 or 5xx, an expired
  * URL) is sent again after an exponential backoff with jitter (250 ms doubling
  * to 10 s, each delay drawn from [d/2, d]), with URLs asked anew when they are
- * older than half their validity or refused once with 403. The budget: the
- * upload gives up when it has made no progress (no request succeeded) for
+ * older than half their validity or refused once with 403 (a part's worker
+ * sends its own copy of its URL: new grants may come meanwhile, from the
+ * first unconfirmed part on). Each worker backs off on its own. The budget:
+ * the upload gives up when it has made no progress (no request of any worker
+ * succeeded) for
  * budget_s seconds, counted from the capture's end at the earliest (while a
  * capture runs its upload keeps trying: the file grows and stays on disk).
  * Any other refusal ends it at once. Either way the message
@@ -42,6 +57,7 @@
 #include "proto/agentproto.h"
 
 #define STOREUP_DEFAULT_BUDGET_S 300u
+#define STOREUP_PARTS_IN_FLIGHT 4u /* parts (blocks) sent at once, each on a connection of its own */
 
 /* What the store has confirmed of an upload: enough to resume it after an
  * agent restart (the same attempt, the same object). */
@@ -51,8 +67,9 @@ typedef struct StoreProgress {
 	char *const *etags;    /* S3: their ETags, sent of them; Azure: NULL */
 } StoreProgress;
 
-/* Called from the upload's thread after create and after each confirmed
- * part, to keep p where a restarted agent finds it. */
+/* Called after create and whenever the parts confirmed contiguously from 1
+ * grew, to keep p where a restarted agent finds it: from the upload's own
+ * threads (the driver's or a part's worker), one call at a time. */
 typedef void (*StoreProgressFn)(void *ctx, const StoreProgress *p);
 
 typedef struct StoreUpload {

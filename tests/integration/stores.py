@@ -91,7 +91,8 @@ class Radosgw:
     ACCESS_KEY = "PCAPDTESTACCESSKEY01"
     SECRET_KEY = "pcapd-test-secret-key-0123456789abcdef"
 
-    def __init__(self):
+    def __init__(self, memstore_bytes=1 << 30):
+        self.memstore_bytes = memstore_bytes  # the OSD's RAM (a benchmark stores more than the tests)
         self.dir = tempfile.mkdtemp(prefix="pcapd-rgw-")
         self.conf = os.path.join(self.dir, "ceph.conf")
         self.pids = []
@@ -134,11 +135,11 @@ log_file = %(d)s/log/$name.log
 mon_data = %(d)s/mon/$cluster-$id
 osd_data = %(d)s/osd/$cluster-$id
 osd_objectstore = memstore
-memstore_device_bytes = 1073741824
+memstore_device_bytes = %(mem)d
 [client.rgw.a]
 rgw_frontends = beast endpoint=127.0.0.1:%(rgw)d
 rgw_data = %(d)s/rgw
-""" % {"fsid": self.fsid, "mon": mon_port, "rgw": self.port, "d": d})
+""" % {"fsid": self.fsid, "mon": mon_port, "rgw": self.port, "d": d, "mem": self.memstore_bytes})
 
     def _pid(self, name):
         """The PID a daemon wrote (it forks; the file may come a moment later)."""

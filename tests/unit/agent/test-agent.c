@@ -4,7 +4,8 @@
  * deduplication, the job records on disk (atomic, recovered, faults injected
  * through the I/O seam) and the configuration check; and the controller
  * client's upload against a raw server that drops a kept-alive connection as
- * it is reused. The protocol codec has its own tests (tests/unit/proto).
+ * it is reused; a store upload's parts in flight at once against a raw store
+ * that holds them. The protocol codec has its own tests (tests/unit/proto).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -33,6 +35,8 @@
 #include "agent/ctlclient.h"
 #include "agent/jobstore.h"
 #include "agent/jobtable.h"
+#include "agent/storeup.h"
+#include "httpc/httpc.h"
 #include "proto/agentproto.h"
 
 #define ID1 "0123456789abcdef0123456789abcdef"
@@ -463,6 +467,200 @@ static void test_upload_retried_on_a_dead_connection(void **state)
 	assert_int_equal(rs.bodies_ok, 2);
 }
 
+/* ---- a store upload: several parts in flight at once ---- */
+
+static int listener(char *url, size_t cap);
+
+#define HELD_PARTS 3
+#define HELD_PART_SIZE 1000u
+
+/* A raw store: every connection on a thread of its own; a part's PUT is held
+ * until HELD_PARTS of them are held at once (or 60 s passed: an upload that
+ * sends one part at a time), then answered, as the block list is. */
+typedef struct HoldStore {
+	int lfd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int held, peak, parts, lists;
+	bool failed;
+	pthread_t conns[16];
+	int n_conns;
+} HoldStore;
+
+typedef struct HoldConn {
+	HoldStore *hs;
+	int fd;
+} HoldConn;
+
+/* Reads one request (headers and its Content-Length body): its first line
+ * in line[cap]; false at the connection's end. */
+static bool hold_read(int fd, char *line, size_t cap)
+{
+	char buf[8192], *end, *cl;
+	size_t n = 0, want;
+	ssize_t k;
+
+	while (!(end = memmem(buf, n, "\r\n\r\n", 4))) {
+		if (n == sizeof(buf) || (k = read(fd, buf + n, sizeof(buf) - n)) <= 0)
+			return false;
+		n += (size_t)k;
+	}
+	*end = '\0';
+	snprintf(line, cap, "%.*s", (int)strcspn(buf, "\r"), buf);
+	cl = strcasestr(buf, "content-length:");
+	want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+	while (n < want) {
+		char sink[4096];
+
+		k = read(fd, sink, want - n < sizeof(sink) ? want - n : sizeof(sink));
+		if (k <= 0)
+			return false;
+		n += (size_t)k;
+	}
+	return true;
+}
+
+static void *hold_conn(void *arg)
+{
+	static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+	HoldConn *c = arg;
+	HoldStore *hs = c->hs;
+	char line[512];
+
+	while (hold_read(c->fd, line, sizeof(line))) {
+		pthread_mutex_lock(&hs->mu);
+		if (strstr(line, "comp=blocklist")) {
+			hs->lists++;
+		} else {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 60;
+			hs->parts++;
+			hs->held++;
+			if (hs->held > hs->peak)
+				hs->peak = hs->held;
+			pthread_cond_broadcast(&hs->cv);
+			while (hs->peak < HELD_PARTS && pthread_cond_timedwait(&hs->cv, &hs->mu, &ts) == 0)
+				;
+			hs->held--;
+		}
+		pthread_mutex_unlock(&hs->mu);
+		if (send(c->fd, created, sizeof(created) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(created) - 1)
+			break;
+	}
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static void *hold_store(void *arg)
+{
+	HoldStore *hs = arg;
+	int fd;
+
+	while ((fd = accept4(hs->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		HoldConn *c = malloc(sizeof(*c));
+
+		if (!c || hs->n_conns == 16) {
+			hs->failed = true;
+			free(c);
+			close(fd);
+			continue;
+		}
+		*c = (HoldConn){.hs = hs, .fd = fd};
+		if (pthread_create(&hs->conns[hs->n_conns], NULL, hold_conn, c) != 0) {
+			hs->failed = true;
+			close(fd);
+			free(c);
+			continue;
+		}
+		hs->n_conns++;
+	}
+	return NULL;
+}
+
+static void count_progress(void *ctx, const StoreProgress *p)
+{
+	uint32_t *sent = ctx;
+
+	if (p->sent < *sent)
+		*sent = UINT32_MAX; /* went back: caught below */
+	else if (*sent != UINT32_MAX)
+		*sent = p->sent;
+}
+
+/* A finished file of three parts (Azure blocks): all three are in flight at
+ * once (the store answers none before), and the block list follows. */
+static void test_store_parts_in_flight(void **state)
+{
+	char path[] = "/tmp/pcapd-test-storeup-XXXXXX", url[64], part_url[128];
+	uint8_t data[HELD_PARTS * HELD_PART_SIZE - 10];
+	AgentUploadGrant g = {.store = AGENT_STORE_AZURE,
+			      .expires_in_s = 900,
+			      .part_size = HELD_PART_SIZE,
+			      .upload_id = "blk",
+			      .first_part = 1,
+			      .n_parts = HELD_PARTS};
+	HoldStore hs = {0};
+	ErrBuf err = {{0}};
+	uint32_t sent = 0;
+	pthread_t t;
+	int fd, r;
+
+	(void)state;
+	memset(data, 'x', sizeof(data));
+	fd = mkostemp(path, O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+	close(fd);
+	hs.lfd = listener(url, sizeof(url));
+	pthread_mutex_init(&hs.mu, NULL);
+	pthread_cond_init(&hs.cv, NULL);
+	assert_int_equal(pthread_create(&t, NULL, hold_store, &hs), 0);
+	g.parts = calloc(HELD_PARTS, sizeof(*g.parts));
+	assert_non_null(g.parts);
+	for (size_t i = 0; i < HELD_PARTS; i++) {
+		snprintf(part_url, sizeof(part_url), "%sb/o?comp=block&blockid=%zu", url, i + 1);
+		snprintf(g.parts[i].method, sizeof(g.parts[i].method), "PUT");
+		g.parts[i].url = strdup(part_url);
+		assert_non_null(g.parts[i].url);
+	}
+	snprintf(part_url, sizeof(part_url), "%sb/o?comp=blocklist", url);
+	snprintf(g.complete.method, sizeof(g.complete.method), "PUT");
+	g.complete.url = strdup(part_url);
+	assert_non_null(g.complete.url);
+
+	StoreUpload u = {.agent = "a1",
+			 .job_id = ID1,
+			 .target = "azblob://b",
+			 .object = "o",
+			 .grant = &g,
+			 .budget_s = 60,
+			 .progress = count_progress,
+			 .progress_ctx = &sent};
+
+	assert_int_equal(httpc_global_init(&err), 0);
+	r = storeup_file(&u, path, &err);
+	shutdown(hs.lfd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	for (int i = 0; i < hs.n_conns; i++)
+		pthread_join(hs.conns[i], NULL);
+	httpc_global_cleanup();
+	close(hs.lfd);
+	unlink(path);
+	agentproto_grant_done(&g);
+	pthread_cond_destroy(&hs.cv);
+	pthread_mutex_destroy(&hs.mu);
+	if (r < 0)
+		fail_msg("upload failed: %s", err.msg);
+	assert_false(hs.failed);
+	assert_int_equal(hs.parts, HELD_PARTS);
+	assert_int_equal(hs.peak, HELD_PARTS); /* all three in flight at once */
+	assert_int_equal(hs.lists, 1);
+	assert_int_equal(sent, HELD_PARTS); /* the confirmed prefix only grew, to the last part */
+}
+
 /* ---- several controllers: the route moves on a failure ---- */
 
 typedef struct OneShot {
@@ -663,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_jobstore_fsync_fault),
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
+		cmocka_unit_test(test_store_parts_in_flight),
 		cmocka_unit_test(test_route_moves_on),
 		/* jobstore.c: an upload's progress */
 		cmocka_unit_test(test_jobstore_upload),
