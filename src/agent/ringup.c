@@ -28,7 +28,6 @@
 #include "common/log.h"
 #include "httpc/httpc.h"
 
-#define RINGUP_CTL_TIMEOUT_MS 30000u
 #define RINGUP_DELETE_TIMEOUT_MS 60000u
 
 struct RingUp {
@@ -143,29 +142,11 @@ static int delete_once(RingUp *u, uint64_t index, ErrBuf *err)
 	AgentJob *job = u->cfg.job;
 	AgentUploadRequest q = {.attempt = job->spec.attempt, .file = index, .remove = true};
 	AgentUploadGrant g = {0};
-	CtlResponse resp = {0};
 	HttpcResponse answer = {0};
-	char where[256], msg[512], *body = NULL;
 	const char *headers[2] = {0};
 	int r;
 
-	snprintf(where, sizeof(where), "/agent/v1/upload?name=%s&id=%s", job->agent->cfg->name, job->spec.id);
-	r = agentproto_upload_request_build(&q, &body, err);
-	if (r < 0)
-		return r;
-	r = ctlclient_post_json(u->ctl, where, body, RINGUP_CTL_TIMEOUT_MS, &resp, err);
-	free(body);
-	if (r < 0)
-		return r == -ENOMEM ? r : -EAGAIN;
-	if (resp.status != 200) {
-		agentproto_error_message(resp.body, resp.n, msg, sizeof(msg));
-		r = errbuf_set(err, resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES,
-			       "the controller refused the delete (HTTP %ld): %s", resp.status, msg);
-		ctlclient_response_done(&resp);
-		return r;
-	}
-	r = agentproto_grant_parse(resp.body, resp.n, &g, err);
-	ctlclient_response_done(&resp);
+	r = storeup_grant_request(u->ctl, job->agent->cfg->name, job->spec.id, &q, &g, err);
 	if (r < 0)
 		return r;
 	if (!g.remove.url) {

@@ -123,39 +123,49 @@ static bool transient(int r)
 
 /* ---- the controller: grants ---- */
 
-/* Asks for the requests q names; the answer replaces the grant in hand.
- * -EAGAIN for what may pass, another -errno for a refusal. */
-static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
+int storeup_grant_request(CtlClient *ctl, const char *agent, const char *job_id, const AgentUploadRequest *q,
+			  AgentUploadGrant *ret, ErrBuf *err)
 {
-	const StoreUpload *c = u->cfg;
 	char path[256], msg[512];
 	CtlResponse resp = {0};
-	AgentUploadGrant g = {0};
 	char *body = NULL;
 	int r;
 
-	q->attempt = c->attempt;
-	q->file = c->file;
-	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
-	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", c->agent, c->job_id);
+	snprintf(path, sizeof(path), "/agent/v1/upload?name=%s&id=%s", agent, job_id);
 	r = agentproto_upload_request_build(q, &body, err);
 	if (r < 0)
 		return r;
-	r = ctlclient_post_json(c->ctl, path, body, UP_CTL_TIMEOUT_MS, &resp, err);
+	r = ctlclient_post_json(ctl, path, body, UP_CTL_TIMEOUT_MS, &resp, err);
 	free(body);
 	if (r < 0)
 		return reword(err, transient(r) ? -EAGAIN : r, "the controller: ", "");
 	if (resp.status != 200) {
 		agentproto_error_message(resp.body, resp.n, msg, sizeof(msg));
 		r = errbuf_set(err, resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES,
-			       "the controller refused the upload (HTTP %ld): %s", resp.status, msg);
+			       "the controller refused the %s (HTTP %ld): %s", q->remove ? "delete" : "upload",
+			       resp.status, msg);
 		ctlclient_response_done(&resp);
 		return r;
 	}
-	r = agentproto_grant_parse(resp.body, resp.n, &g, err);
+	r = agentproto_grant_parse(resp.body, resp.n, ret, err);
 	ctlclient_response_done(&resp);
+	return r < 0 ? reword(err, -EPROTO, "the controller's grant: ", "") : 0;
+}
+
+/* Asks for the requests q names; the answer replaces the grant in hand.
+ * -EAGAIN for what may pass, another -errno for a refusal. */
+static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
+{
+	const StoreUpload *c = u->cfg;
+	AgentUploadGrant g = {0};
+	int r;
+
+	q->attempt = c->attempt;
+	q->file = c->file;
+	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
+	r = storeup_grant_request(c->ctl, c->agent, c->job_id, q, &g, err);
 	if (r < 0)
-		return reword(err, -EPROTO, "the controller's grant: ", "");
+		return r;
 	if (u->g.upload_id[0] && !g.upload_id[0])
 		memcpy(g.upload_id, u->g.upload_id, sizeof(g.upload_id));
 	agentproto_grant_move(&u->g, &g);

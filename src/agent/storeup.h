@@ -88,6 +88,14 @@ typedef struct StoreUpload {
 	uint64_t file; /* a continuous capture's file N (its own object); 0 = the share's object */
 } StoreUpload;
 
+/* One round trip for a grant (POST /agent/v1/upload?name=agent&id=job_id
+ * with q): 0 with *ret (free with agentproto_grant_done); -EAGAIN when
+ * another try may succeed (the controller unreachable, 429, 5xx), -EACCES
+ * when it refused (its message in err), -EPROTO for an answer that is not a
+ * grant, -ENOMEM. */
+int storeup_grant_request(CtlClient *ctl, const char *agent, const char *job_id, const AgentUploadRequest *q,
+			  AgentUploadGrant *ret, ErrBuf *err);
+
 /* Uploads the file at path. 0, or -errno with err ("upload to
  * s3://bucket/prefix: PUT host/bucket/prefix/OBJECT: HTTP 503 SlowDown: ..."). */
 int storeup_file(const StoreUpload *u, const char *path, ErrBuf *err);
