@@ -4,9 +4,10 @@
  * kept (a pcap or pcapng stream, nothing after its last record, link types
  * pcapd knows, no record longer than its wire length, at most the job's
  * packet_limit records). Then, in one transaction that holds the job's row
- * (service_update_job), the part is checked (asked of this agent, not final
- * yet), the answer stored in the database (db_sample_put) and the part marked
- * done, so that of two answers to one part exactly one is kept, answer and
+ * (db_part_modify: this agent's part only, the job's status from a count of
+ * the others), the part is checked (asked of this agent, not final yet), the
+ * answer stored in the database (db_sample_put) and the part marked done, so
+ * that of two answers to one part exactly one is kept, answer and
  * record together, whichever controllers they reached: the answer always
  * exists for a done part, and a refused answer never replaces it. Any
  * controller over the database serves the download (service_sample_open).
@@ -29,23 +30,20 @@ typedef struct Answer {
 	size_t n;
 	uint64_t packets, bytes;
 	int r; /* 0, or why the answer was refused (err) */
+	bool changed;
 	ErrBuf *err;
 } Answer;
 
-/* In the job's transaction (service_update_job): check, store, record. */
-static bool apply_answer(Job *j, JobPart *parts, size_t n, void *arg)
+/* In the part's transaction (db_part_modify): check, store, record. */
+static bool apply_answer(const Job *j, JobPart *mine, void *arg)
 {
 	Answer *a = arg;
 	char object[AGENT_NAME_MAX + 8];
-	JobPart *mine = NULL;
 
 	if (j->type != JOB_SIMPLE) {
 		a->r = errbuf_set(a->err, -EINVAL, "id: %s is a full capture, not a sample", a->id);
 		return false;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(parts[i].agent, a->agent) == 0)
-			mine = &parts[i];
 	if (!mine) {
 		a->r = errbuf_set(a->err, -ENOENT, "id: sample %s was not asked of agent %s", a->id, a->agent);
 		return false;
@@ -65,8 +63,9 @@ static bool apply_answer(Job *j, JobPart *parts, size_t n, void *arg)
 	if (a->r < 0)
 		return false;
 	snprintf(object, sizeof(object), "%s.pcap", a->agent);
-	return part_apply(mine, PART_DONE, a->packets, a->bytes, 0, JOB_STOP_NONE, object, NULL,
-			  (int64_t)now_realtime_ns());
+	a->changed = part_apply(mine, PART_DONE, a->packets, a->bytes, 0, JOB_STOP_NONE, object, NULL,
+				(int64_t)now_realtime_ns());
+	return a->changed;
 }
 
 static int store_sample(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err)
@@ -91,9 +90,13 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 	r = pcapdec_check_stream(pcap, n, &a.packets, &a.bytes, err);
 	if (r < 0)
 		return r;
-	r = service_update_job(s, NULL, id, apply_answer, &a, NULL, err);
+	/* Only this agent's part is read and written; the job's status and
+	 * counters come from a count of the others (db_part_modify). */
+	r = db_part_modify(service_db(s), id, agent, apply_answer, &a, NULL, err);
 	if (r == -ENOENT)
 		return errbuf_set(err, r, "id: no sample capture %s", id);
+	if (r == 0 && a.changed)
+		service_jobs_changed(s);
 	return r < 0 ? r : a.r;
 }
 

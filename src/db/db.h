@@ -117,6 +117,21 @@ typedef bool (*DbJobFn)(Job *j, JobPart *parts, size_t n, void *arg);
  * change, never one that opens a transaction of its own. ret_job (may be
  * NULL) gets the job as it is afterwards. -ENOENT if there is no such job. */
 int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err);
+/* What db_part_modify lets change: one part, as stored (NULL when the job
+ * has no part for that agent; fn then says why in its own arg); true if it
+ * changed it. The job is read-only here. */
+typedef bool (*DbPartFn)(const Job *j, JobPart *part, void *arg);
+/* One agent's part of a job, changed under the same row lock as
+ * db_job_modify (so the two mix safely), without reading the job's other
+ * parts where that can be helped: in one transaction, loads the job and the
+ * agent's part, calls fn, and when fn returns true writes the part back and
+ * then the job as job_aggregate makes it, from a tally of the parts (one
+ * aggregate query, job_aggregate_tally) while that suffices, from all of
+ * them otherwise (the answer that ends a sample). fn runs inside the
+ * transaction as db_job_modify's does (it may call db_sample_put). ret_job
+ * (may be NULL) gets the job as it is afterwards. -ENOENT if there is no
+ * such job. */
+int db_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err);
 /* ---- named jobs (job.h JobName) ---- */
 
 /* Where a list of named jobs goes on: after the job submitted at

@@ -17,6 +17,11 @@
 #include "db/db_backend.h"
 #include "db/db_pg_int.h"
 
+/* A part tally's columns (db_rows.h DbTallyRow), its sums capped at
+ * DB_TALLY_CAP. */
+#define TALLY_SUM(col) "LEAST(sum(" col "), " DB_STR(DB_TALLY_CAP) ")"
+#define TALLY_COLS "state, count(*), " TALLY_SUM("packets") ", " TALLY_SUM("bytes") ", " TALLY_SUM("drops")
+
 /* Statuses 4 and 5 (success, failed) and part states 4..6 are terminal
  * (migrations.c asserts the values). */
 const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
@@ -77,6 +82,8 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 	[PG_PART_LIST] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = $1 ORDER BY agent",
 	[PG_PART_LIST_AGENT] = "SELECT " DB_PART_COLS " FROM parts WHERE agent = $1 AND state NOT IN (4, 5, 6, 7) "
 			       "ORDER BY job_id",
+	[PG_PART_GET] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = $1 AND agent = $2",
+	[PG_PART_TALLY] = "SELECT " TALLY_COLS " FROM parts WHERE job_id = $1 GROUP BY state",
 	/* Run after PG_ACCOUNT_LOCK in one transaction (db_bucket_insert):
 	 * nothing is inserted at $10 buckets (0 = no limit). */
 	[PG_BUCKET_INSERT] =
@@ -469,12 +476,14 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
 	return r;
 }
 
-static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
+/* The start of db_job_modify's and db_part_modify's transaction: this
+ * thread's connection, BEGIN, and the job (account NULL: of any account)
+ * read with its row locked, so that a second writer of this job waits here
+ * until this transaction ends and then reads what it committed. Rolled back
+ * on failure. */
+static int modify_begin(Db *db, const char *account, const char *id, PgConn **ret_c, Job *j, ErrBuf *err)
 {
-	PgParams p = params2(id, account), pp = params1(id);
-	JobPart *parts = NULL;
-	size_t n = 0, w = 0;
-	Job j = {0};
+	PgParams p = params2(id, account);
 	PgConn *c;
 	int r;
 
@@ -486,11 +495,45 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	r = dbp_begin(c, err);
 	if (r < 0)
 		return r;
-	/* The row lock first: a second writer of this job waits here until
-	 * this transaction ends, then reads what it committed. */
-	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, &j, err);
+	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, j, err);
+	if (r < 0) {
+		dbp_rollback(c);
+		return r;
+	}
+	*ret_c = c;
+	return 0;
+}
+
+/* The end of db_job_modify's and db_part_modify's transaction: commits
+ * after r == 0, rolls back otherwise; hands j over to ret_job (may be NULL)
+ * on success and frees it. Returns r or the commit's error. */
+static int modify_end(PgConn *c, int r, Job *j, Job *ret_job, ErrBuf *err)
+{
 	if (r == 0)
-		r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
+		r = dbp_commit(c, err);
+	if (r < 0)
+		dbp_rollback(c);
+	if (r == 0 && ret_job) {
+		*ret_job = *j;
+		memset(j, 0, sizeof(*j));
+	}
+	job_done(j);
+	return r;
+}
+
+static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
+{
+	PgParams pp = params1(id);
+	JobPart *parts = NULL;
+	size_t n = 0, w = 0;
+	Job j = {0};
+	PgConn *c;
+	int r;
+
+	r = modify_begin(db, account, id, &c, &j, err);
+	if (r < 0)
+		return r;
+	r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
 	if (r == 0)
 		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
 	if (r == 1) {
@@ -498,17 +541,63 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 		if (r == 0)
 			r = write_parts(c, &j, parts, w, true, err);
 	}
-	if (r == 0)
-		r = dbp_commit(c, err);
-	if (r < 0)
-		dbp_rollback(c);
-	if (r == 0 && ret_job) {
-		*ret_job = j;
-		memset(&j, 0, sizeof(j));
-	}
 	parts_free(parts, n);
-	job_done(&j);
+	return modify_end(c, r, &j, ret_job, err);
+}
+
+/* After the part's write: the job as its parts make it, from their tally
+ * while that suffices. 1 changed, 0 not, or an error. */
+static int aggregate_job(PgConn *c, Job *j, ErrBuf *err)
+{
+	PgParams p = params1(j->id);
+	DbTallyRow *tally = NULL;
+	JobPart *parts = NULL;
+	size_t n = 0;
+	int r;
+
+	r = dbp_list_rows_c(c, PG_PART_TALLY, &p, &dbr_tally_rows, (void **)&tally, &n, err);
+	if (r < 0)
+		return r;
+	r = db_rows_tally_aggregate(j, tally, n, now_realtime_ns());
+	free(tally);
+	if (r != -EAGAIN)
+		return r;
+	r = dbp_list_rows_c(c, PG_PART_LIST, &p, &dbr_parts, (void **)&parts, &n, err);
+	if (r < 0)
+		return r;
+	r = job_aggregate(j, parts, n, now_realtime_ns());
+	parts_free(parts, n);
 	return r;
+}
+
+static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
+{
+	PgParams pp = params2(id, agent);
+	JobPart part = {0};
+	bool found = false;
+	ErrBuf none;
+	Job j = {0};
+	PgConn *c;
+	int r;
+
+	r = modify_begin(db, NULL, id, &c, &j, err);
+	if (r < 0)
+		return r;
+	r = dbp_get_row_c(c, PG_PART_GET, &pp, &dbr_parts, agent, &part, &none);
+	found = r == 0;
+	if (r == -ENOENT)
+		r = 0;
+	else if (r < 0)
+		*err = none;
+	if (r == 0 && fn(&j, found ? &part : NULL, arg)) {
+		r = write_parts(c, &j, &part, 1, true, err);
+		if (r == 0)
+			r = aggregate_job(c, &j, err);
+		if (r == 1)
+			r = update_job(c, &j, err);
+	}
+	part_done(&part);
+	return modify_end(c, r, &j, ret_job, err);
 }
 
 static int pg_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
@@ -815,6 +904,7 @@ const DbOps dbp_ops = {
 	.job_list = pg_job_list,
 	.job_list_active = pg_job_list_active,
 	.job_modify = pg_job_modify,
+	.part_modify = pg_part_modify,
 	.job_find_named = pg_job_find_named,
 	.job_list_named = pg_job_list_named,
 	.job_unname = pg_job_unname,

@@ -289,6 +289,49 @@ const RowKind dbr_status_counts = {.size = sizeof(JobStatusCount),
 				   .listing = "counting jobs",
 				   .binding = "binding a job count"};
 
+static int row_tally(const DbRow *row, void *ret)
+{
+	DbTallyRow *t = ret;
+	int r = 0;
+
+	t->state = col_i64(row, 0, &r);
+	t->count = col_i64(row, 1, &r);
+	t->packets = col_i64(row, 2, &r);
+	t->bytes = col_i64(row, 3, &r);
+	t->drops = col_i64(row, 4, &r);
+	if (r < 0 || t->state < 0 || t->state > PART_UPLOAD_FAILED || t->count < 0 || t->packets < 0 || t->bytes < 0 ||
+	    t->drops < 0)
+		return -EIO;
+	return 0;
+}
+
+const RowKind dbr_tally_rows = {.size = sizeof(DbTallyRow),
+				.read = row_tally,
+				.free_all = free_array,
+				.name = "part count",
+				.a_name = "a part count",
+				.reading = "reading a part count",
+				.listing = "counting parts",
+				.binding = "binding a part count"};
+
+int db_rows_tally_aggregate(Job *j, const DbTallyRow *v, size_t n, int64_t now_ns)
+{
+	const int64_t cap = DB_TALLY_CAP;
+	PartTally t = {0};
+
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].packets >= cap || v[i].bytes >= cap || v[i].drops >= cap)
+			return -EAGAIN;
+		/* Below 2^53 each, and at most 8 rows: no sum here wraps. */
+		t.n += (uint64_t)v[i].count;
+		t.in[v[i].state] += (uint64_t)v[i].count;
+		t.packets += (uint64_t)v[i].packets;
+		t.bytes += (uint64_t)v[i].bytes;
+		t.drops += (uint64_t)v[i].drops;
+	}
+	return job_aggregate_tally(j, &t, now_ns);
+}
+
 /* ---- buckets and agents ---- */
 
 /* Reads a DB_BUCKET_COLS row into a BucketRow. */

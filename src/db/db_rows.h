@@ -29,6 +29,12 @@
 #define DB_BUCKET_COLS                                                                                                 \
 	"id, account, destination_conf, filename, challenge, status, submitted_ns, validated_ns, match_key"
 #define DB_AGENT_COLS "name, colo, interfaces, version, first_seen_ns, last_seen_ns, account, history"
+/* A job's parts counted by state (db_part_modify): state, count, then the
+ * sums of packets, bytes and drops, each capped at DB_TALLY_CAP by the
+ * query (SQLite's sum() fails on overflow, PostgreSQL's is numeric). */
+#define DB_TALLY_CAP 9007199254740992 /* 2^53: exact in a double */
+#define DB_STR_(x) #x
+#define DB_STR(x) DB_STR_(x)
 #define DB_ENROLL_COLS "account, name_pattern, colo, expires_ns"
 #define DB_KEY_COLS "name, account, colo, enrolled_ns"
 
@@ -72,6 +78,11 @@ extern const RowKind dbr_enroll_tokens; /* DB_ENROLL_COLS → EnrollToken */
 extern const RowKind dbr_agent_keys;    /* DB_KEY_COLS → AgentKey */
 extern const RowKind dbr_owners;        /* one account column → char[JOB_ID_LEN + 1] */
 extern const RowKind dbr_status_counts; /* (account, status, count) → JobStatusCount */
+extern const RowKind dbr_tally_rows;    /* (state, count, packets, bytes, drops) → DbTallyRow */
+
+typedef struct DbTallyRow {
+	int64_t state, count, packets, bytes, drops;
+} DbTallyRow;
 
 /* "db: reading <what>: ..." for a row reader's -ENOMEM or -EIO. */
 int dbr_row_fail(int r, const char *what, ErrBuf *err);
@@ -101,3 +112,10 @@ int dbr_check_limits(const Job *j, const JobLimits *lim, DbLimitQueryFn query, v
  * changed ones, moved first: one agent's report to a job of 1,000 agents
  * writes one row); 0 when nothing changed; -ENOMEM with err. */
 int db_rows_modify(Job *j, JobPart *parts, size_t n, DbJobFn fn, void *arg, size_t *ret_n, ErrBuf *err);
+
+/* db_part_modify's middle, shared: after the part is written, the job
+ * aggregated from the tally rows read in the same transaction
+ * (job_aggregate_tally). 1 changed, 0 not; -EAGAIN when the tally does not
+ * suffice (job_aggregate_tally's cases, or a sum that reached the cap):
+ * then the backend reads every part and calls job_aggregate. */
+int db_rows_tally_aggregate(Job *j, const DbTallyRow *v, size_t n, int64_t now_ns);

@@ -41,6 +41,11 @@
 
 typedef struct SqliteDb SqliteDb;
 
+/* A part tally's columns (db_rows.h DbTallyRow), its sums capped at
+ * DB_TALLY_CAP. */
+#define TALLY_SUM(col) "min(total(" col "), " DB_STR(DB_TALLY_CAP) ")"
+#define TALLY_COLS "state, count(*), " TALLY_SUM("packets") ", " TALLY_SUM("bytes") ", " TALLY_SUM("drops")
+
 /* Statuses 4 and 5 (success, failed) and part states 4..7 are terminal;
  * migrations.c asserts the values. */
 static const char *const stmt_sql[ST_COUNT] = {
@@ -97,6 +102,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PART_LIST] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = ?1 ORDER BY agent",
 	[ST_PART_LIST_AGENT] = "SELECT " DB_PART_COLS " FROM parts WHERE agent = ?1 AND state NOT IN (4, 5, 6, 7) "
 			       "ORDER BY job_id",
+	[ST_PART_GET] = "SELECT " DB_PART_COLS " FROM parts WHERE job_id = ?1 AND agent = ?2",
+	[ST_PART_TALLY] = "SELECT " TALLY_COLS " FROM parts WHERE job_id = ?1 GROUP BY state",
 	/* One statement, so the count and the insert cannot interleave with
 	 * another connection's: nothing is inserted at ?10 buckets (0 = no limit). */
 	[ST_BUCKET_INSERT] = "INSERT INTO buckets (" DB_BUCKET_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
@@ -903,6 +910,47 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
 
+/* The start of db_job_modify's and db_part_modify's transaction: this
+ * thread's connection, the write lock first (no other connection changes
+ * the job between this read and the caller's write), then the job (account
+ * NULL: of any account). Rolled back on failure. */
+static int modify_begin(Db *db, const char *account, const char *id, Conn **ret_c, Job *j, ErrBuf *err)
+{
+	Conn *c;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	r = tx_begin(c, err);
+	if (r < 0)
+		return r;
+	r = dbs_job_get(db, account, id, j, err);
+	if (r < 0) {
+		tx_rollback(c);
+		return r;
+	}
+	*ret_c = c;
+	return 0;
+}
+
+/* The end of db_job_modify's and db_part_modify's transaction: commits
+ * after r == 0, rolls back otherwise; hands j over to ret_job (may be NULL)
+ * on success and frees it. Returns r or the commit's error. */
+static int modify_end(Conn *c, int r, Job *j, Job *ret_job, ErrBuf *err)
+{
+	if (r == 0)
+		r = tx_commit(c, err);
+	if (r < 0)
+		tx_rollback(c);
+	if (r == 0 && ret_job) {
+		*ret_job = *j;
+		memset(j, 0, sizeof(*j));
+	}
+	job_done(j);
+	return r;
+}
+
 static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	JobPart *parts = NULL;
@@ -911,17 +959,10 @@ static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn f
 	Conn *c;
 	int r;
 
-	r = conn_get(db, &c, err);
+	r = modify_begin(db, account, id, &c, &j, err);
 	if (r < 0)
 		return r;
-	/* The write lock first: no other connection changes the job between
-	 * this read and the write below. */
-	r = tx_begin(c, err);
-	if (r < 0)
-		return r;
-	r = dbs_job_get(db, account, id, &j, err);
-	if (r == 0)
-		r = dbs_list_by_key(db, ST_PART_LIST, id, &dbr_parts, (void **)&parts, &n, err);
+	r = dbs_list_by_key(db, ST_PART_LIST, id, &dbr_parts, (void **)&parts, &n, err);
 	if (r == 0)
 		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
 	if (r == 1) {
@@ -929,17 +970,76 @@ static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn f
 		if (r == 0)
 			r = write_parts(c, &j, parts, w, true, err);
 	}
-	if (r == 0)
-		r = tx_commit(c, err);
-	if (r < 0)
-		tx_rollback(c);
-	if (r == 0 && ret_job) {
-		*ret_job = j;
-		memset(&j, 0, sizeof(j));
-	}
 	parts_free(parts, n);
-	job_done(&j);
+	return modify_end(c, r, &j, ret_job, err);
+}
+
+/* The agent's part of job id: 0, -ENOENT (none; err untouched), or an error. */
+static int part_get(Conn *c, const char *id, const char *agent, JobPart *ret, ErrBuf *err)
+{
+	sqlite3_stmt *st;
+	ErrBuf none;
+	int r;
+
+	r = stmt_get(c, ST_PART_GET, &st, err);
+	if (r < 0)
+		return r;
+	if (dbs_bind_text(st, 1, id) || dbs_bind_text(st, 2, agent))
+		return dbs_bind_fail(c, st, "binding a part", err);
+	r = dbs_get_row(c, st, &dbr_parts, agent, ret, &none);
+	if (r < 0 && r != -ENOENT)
+		*err = none;
 	return r;
+}
+
+/* After the part's write: the job as its parts make it, from their tally
+ * while that suffices. 1 changed, 0 not, or an error. */
+static int aggregate_job(Db *db, Job *j, ErrBuf *err)
+{
+	DbTallyRow *tally = NULL;
+	JobPart *parts = NULL;
+	size_t n = 0;
+	int r;
+
+	r = dbs_list_by_key(db, ST_PART_TALLY, j->id, &dbr_tally_rows, (void **)&tally, &n, err);
+	if (r < 0)
+		return r;
+	r = db_rows_tally_aggregate(j, tally, n, now_realtime_ns());
+	free(tally);
+	if (r != -EAGAIN)
+		return r;
+	r = dbs_list_by_key(db, ST_PART_LIST, j->id, &dbr_parts, (void **)&parts, &n, err);
+	if (r < 0)
+		return r;
+	r = job_aggregate(j, parts, n, now_realtime_ns());
+	parts_free(parts, n);
+	return r;
+}
+
+static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
+{
+	JobPart part = {0};
+	bool found = false;
+	Job j = {0};
+	Conn *c;
+	int r;
+
+	r = modify_begin(db, NULL, id, &c, &j, err);
+	if (r < 0)
+		return r;
+	r = part_get(c, id, agent, &part, err);
+	found = r == 0;
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0 && fn(&j, found ? &part : NULL, arg)) {
+		r = write_parts(c, &j, &part, 1, true, err);
+		if (r == 0)
+			r = aggregate_job(db, &j, err);
+		if (r == 1)
+			r = update_job(c, &j, err);
+	}
+	part_done(&part);
+	return modify_end(c, r, &j, ret_job, err);
 }
 
 static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
@@ -1028,6 +1128,7 @@ static const DbOps sqlite_ops = {
 	.job_list = dbs_job_list,
 	.job_list_active = dbs_job_list_active,
 	.job_modify = dbs_job_modify,
+	.part_modify = dbs_part_modify,
 	.job_find_named = dbs_job_find_named,
 	.job_list_named = dbs_job_list_named,
 	.job_unname = dbs_job_unname,

@@ -218,64 +218,60 @@ static const char *no_packets_message(const Job *j, JobStop reason)
 	return "No packets matched the filter in the time limit given. Please modify the filter or try again.";
 }
 
-/* How many parts are in each state. */
-typedef struct PartCounts {
-	size_t n[PART_UPLOAD_FAILED + 1];
-	size_t terminal, failed; /* failed: failed, lost or upload_failed */
-} PartCounts;
-
-static JobStatus status_of(const Job *j, const PartCounts *c, size_t n)
+static uint64_t tally_terminal(const PartTally *t)
 {
-	size_t started = n - c->n[PART_ASSIGNED];
+	return t->in[PART_DONE] + t->in[PART_FAILED] + t->in[PART_LOST] + t->in[PART_UPLOAD_FAILED];
+}
 
-	if (n > 0 && c->terminal == n) {
+static uint64_t tally_failed(const PartTally *t)
+{
+	return t->in[PART_FAILED] + t->in[PART_LOST] + t->in[PART_UPLOAD_FAILED];
+}
+
+static JobStatus status_of(const Job *j, const PartTally *t)
+{
+	uint64_t started = t->n - t->in[PART_ASSIGNED];
+
+	if (t->n > 0 && tally_terminal(t) == t->n) {
 		/* A sample is answered by whoever answered in time; the agents
 		 * that did not are listed on the capture, not hidden. */
 		if (j->type == JOB_SIMPLE)
-			return c->failed == n ? JOB_FAILED : JOB_SUCCESS;
-		return c->failed ? JOB_FAILED : JOB_SUCCESS;
+			return tally_failed(t) == t->n ? JOB_FAILED : JOB_SUCCESS;
+		return tally_failed(t) ? JOB_FAILED : JOB_SUCCESS;
 	}
-	if (c->n[PART_RUNNING])
+	if (t->in[PART_RUNNING])
 		return JOB_RUNNING;
-	if (c->n[PART_ASSIGNED])
+	if (t->in[PART_ASSIGNED])
 		/* Some ended before the rest started: the capture still goes on. */
 		return started ? JOB_RUNNING : JOB_PENDING;
-	if (c->n[PART_UPLOADING])
+	if (t->in[PART_UPLOADING])
 		return JOB_CONVERSION_RUNNING;
-	if (c->n[PART_CAPTURED])
+	if (t->in[PART_CAPTURED])
 		return JOB_CONVERSION_PENDING;
 	return JOB_PENDING; /* no parts (a sample nobody was asked) */
 }
 
-bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
+void part_tally_add(PartTally *t, const JobPart *p)
 {
-	uint64_t packets = 0, bytes = 0, drops = 0;
-	PartCounts c = {0};
-	JobStop reason = JOB_STOP_NONE;
+	/* Saturating: counters come from agents, and a sum that wrapped
+	 * would show a tiny capture as the result of a huge one. */
+	t->packets = sat_add(t->packets, p->packets);
+	t->bytes = sat_add(t->bytes, p->bytes);
+	t->drops = sat_add(t->drops, p->drops);
+	if ((unsigned)p->state <= PART_UPLOAD_FAILED)
+		t->in[p->state]++;
+	t->n++;
+}
+
+/* job_aggregate's second half, from the tally and the stop reason the
+ * parts give; parts (NULL for a tally alone) are read only for a terminal
+ * status. */
+static bool aggregate(Job *j, const PartTally *t, JobStop reason, const JobPart *parts, size_t n, int64_t now_ns)
+{
+	uint64_t packets = t->packets;
 	JobStatus status;
 	bool changed = false;
 
-	if (job_status_terminal(j->status))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		const JobPart *p = &parts[i];
-
-		/* Saturating: counters come from agents, and a sum that wrapped
-		 * would show a tiny capture as the result of a huge one. */
-		packets = sat_add(packets, p->packets);
-		bytes = sat_add(bytes, p->bytes);
-		drops = sat_add(drops, p->drops);
-		if ((unsigned)p->state <= PART_UPLOAD_FAILED)
-			c.n[p->state]++;
-		if (part_state_terminal(p->state))
-			c.terminal++;
-		if (p->state == PART_FAILED || p->state == PART_LOST || p->state == PART_UPLOAD_FAILED) {
-			c.failed++;
-			reason = p->state == PART_LOST ? JOB_STOP_LOST : JOB_STOP_ERROR;
-		} else if (reason == JOB_STOP_NONE && p->stop_reason != JOB_STOP_NONE) {
-			reason = p->stop_reason;
-		}
-	}
 	if (j->type == JOB_SIMPLE) {
 		/* The download keeps the newest packet_limit of all answers: that
 		 * many is what the sample holds, and then the limit ended it. */
@@ -288,7 +284,7 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 	if (j->stop_requested_ns && reason != JOB_STOP_LOST && reason != JOB_STOP_ERROR)
 		reason = JOB_STOP_USER;
 
-	status = status_of(j, &c, n);
+	status = status_of(j, t);
 	/* Never backwards: a late "assigned" part cannot undo running. */
 	if (status < j->status)
 		status = j->status;
@@ -315,7 +311,8 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 	}
 	/* Started: some agent captured (or is capturing). A part that failed
 	 * before it ever ran does not count. */
-	if (!j->started_ns && (c.n[PART_RUNNING] || c.n[PART_CAPTURED] || c.n[PART_UPLOADING] || c.n[PART_DONE])) {
+	if (!j->started_ns &&
+	    (t->in[PART_RUNNING] || t->in[PART_CAPTURED] || t->in[PART_UPLOADING] || t->in[PART_DONE])) {
 		j->started_ns = now_ns;
 		changed = true;
 	}
@@ -323,14 +320,42 @@ bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
 		j->finished_ns = now_ns;
 		changed = true;
 	}
-	if (packets != j->packets || bytes != j->bytes || drops != j->drops || reason != j->stop_reason) {
+	if (packets != j->packets || t->bytes != j->bytes || t->drops != j->drops || reason != j->stop_reason) {
 		j->packets = packets;
-		j->bytes = bytes;
-		j->drops = drops;
+		j->bytes = t->bytes;
+		j->drops = t->drops;
 		j->stop_reason = reason;
 		changed = true;
 	}
 	return changed;
+}
+
+bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns)
+{
+	PartTally t = {0};
+	JobStop reason = JOB_STOP_NONE;
+
+	if (job_status_terminal(j->status))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const JobPart *p = &parts[i];
+
+		part_tally_add(&t, p);
+		if (p->state == PART_FAILED || p->state == PART_LOST || p->state == PART_UPLOAD_FAILED)
+			reason = p->state == PART_LOST ? JOB_STOP_LOST : JOB_STOP_ERROR;
+		else if (reason == JOB_STOP_NONE && p->stop_reason != JOB_STOP_NONE)
+			reason = p->stop_reason;
+	}
+	return aggregate(j, &t, reason, parts, n, now_ns);
+}
+
+int job_aggregate_tally(Job *j, const PartTally *t, int64_t now_ns)
+{
+	if (job_status_terminal(j->status))
+		return 0;
+	if (j->type != JOB_SIMPLE || (t->n > 0 && tally_terminal(t) == t->n))
+		return -EAGAIN;
+	return aggregate(j, t, JOB_STOP_NONE, NULL, 0, now_ns) ? 1 : 0;
 }
 
 bool part_apply(JobPart *p, PartState state, uint64_t packets, uint64_t bytes, uint64_t drops, JobStop reason,

@@ -324,6 +324,26 @@ bool job_named(const Job *j); /* the capture has a resource name */
  * if anything changed (the caller stores it). */
 bool job_aggregate(Job *j, const JobPart *parts, size_t n, int64_t now_ns);
 
+/* A job's parts counted rather than listed: what job_aggregate needs of a
+ * sample while some of its agents have not answered yet (its status,
+ * counters and start depend on how many parts are in each state and on
+ * their sums, not on which part is which). A database reads it with one
+ * aggregate query instead of every part (db_part_modify). */
+typedef struct PartTally {
+	uint64_t n;                          /* parts */
+	uint64_t in[PART_UPLOAD_FAILED + 1]; /* parts in each state */
+	uint64_t packets, bytes, drops;      /* their sums, saturating */
+} PartTally;
+
+void part_tally_add(PartTally *t, const JobPart *p);
+/* job_aggregate from a tally: the same result as job_aggregate over the
+ * parts the tally counts, true if anything changed. -EAGAIN, with j as it
+ * was, where a tally does not suffice: j is not a sample (a full capture's
+ * stop reason depends on which part says what), or every part has ended
+ * (the final status names the parts that failed); then job_aggregate with
+ * the parts. */
+int job_aggregate_tally(Job *j, const PartTally *t, int64_t now_ns);
+
 /* Applies an agent's report to a part: counters only grow, a terminal part
  * never changes, and the state only moves forward. Returns true if changed. */
 bool part_apply(JobPart *p, PartState state, uint64_t packets, uint64_t bytes, uint64_t drops, JobStop reason,

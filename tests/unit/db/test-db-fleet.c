@@ -3,7 +3,8 @@
  * What several controllers over one database rely on, on each backend: a
  * job's read-modify-write (db_job_modify) loses no writer's change when
  * threads on connections of their own (as two controllers are) modify one
- * job at once; a sample answer stored inside it commits with it; agents'
+ * job at once; a sample answer stored inside it commits with it; one
+ * agent's part changes alone (db_part_modify) with the same guarantees; agents'
  * account and history round-trip; and, in PostgreSQL, notices reach another
  * session and the lease is held by one session at a time, freed when it
  * closes.
@@ -209,6 +210,195 @@ static void test_samples(void **state)
 	free(v);
 }
 
+typedef struct PartArg {
+	Db *db;
+	const char *id, *agent;
+	uint64_t packets;
+	PartState state;
+	bool got_part;
+	int r;
+} PartArg;
+
+/* fn of db_part_modify: an answer of a->packets, stored with the change. */
+static bool answer_part(const Job *j, JobPart *part, void *arg)
+{
+	static const uint8_t pcap[] = {0xd4, 0xc3, 0xb2, 0xa1};
+	PartArg *a = arg;
+	ErrBuf err = {{0}};
+
+	a->got_part = part != NULL;
+	if (!part || j->type != JOB_SIMPLE)
+		return false;
+	a->r = db_sample_put(a->db, a->id, a->agent, pcap, sizeof(pcap), &err);
+	if (a->r < 0)
+		return false;
+	part->state = a->state;
+	part->packets = a->packets;
+	part->bytes = a->packets * 100;
+	return true;
+}
+
+/* One agent's part changed without the others: the job's counters and
+ * status come from a count of the parts, and from all of them (failure
+ * message included) when the last part ends; fn gets NULL for an agent the
+ * job has no part for. */
+static void test_part_modify(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_SIMPLE, 10 * SEC), got = {0};
+	JobPart p[3] = {make_part(&j, "s1", PART_ASSIGNED), make_part(&j, "s2", PART_ASSIGNED),
+			make_part(&j, "s3", PART_ASSIGNED)};
+	PartArg a = {.db = t->db, .id = j.id, .agent = "s2", .packets = 7, .state = PART_DONE};
+	JobPart *parts = NULL;
+	uint8_t *v = NULL;
+	size_t n = 0;
+
+	j.packet_limit = 20;
+	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, NULL, &err), 0);
+	assert_int_equal(db_part_modify(t->db, j.id, "s2", answer_part, &a, &got, &err), 0);
+	assert_true(a.got_part);
+	assert_int_equal(got.status, JOB_RUNNING);
+	assert_int_equal(got.packets, 7);
+	assert_int_equal(got.bytes, 700);
+	job_done(&got);
+	assert_int_equal(db_job_get(t->db, NULL, j.id, &got, &err), 0);
+	assert_int_equal(got.status, JOB_RUNNING);
+	assert_int_equal(got.packets, 7);
+	assert_true(got.started_ns > 0);
+	job_done(&got);
+
+	/* Not asked of this agent: fn is told so, nothing is stored. */
+	a.agent = "s9";
+	assert_int_equal(db_part_modify(t->db, j.id, "s9", answer_part, &a, NULL, &err), 0);
+	assert_false(a.got_part);
+	assert_int_equal(db_sample_get(t->db, j.id, "s9", &v, &n, &err), -ENOENT);
+	assert_int_equal(db_part_modify(t->db, "0123456789abcdef0123456789abcdef", "s1", answer_part, &a, NULL, &err),
+			 -ENOENT);
+
+	/* Past the packet limit: the job holds the limit. */
+	a.agent = "s1";
+	a.packets = 30;
+	assert_int_equal(db_part_modify(t->db, j.id, "s1", answer_part, &a, &got, &err), 0);
+	assert_int_equal(got.status, JOB_RUNNING);
+	assert_int_equal(got.packets, 20);
+	assert_int_equal(got.stop_reason, JOB_STOP_PACKETS);
+	job_done(&got);
+
+	/* The last part ends it: every part read, the lost one named. */
+	a.agent = "s3";
+	a.state = PART_LOST;
+	a.packets = 0;
+	assert_int_equal(db_part_modify(t->db, j.id, "s3", answer_part, &a, &got, &err), 0);
+	assert_int_equal(got.status, JOB_SUCCESS);
+	assert_int_equal(got.packets, 20);
+	assert_true(got.finished_ns > 0);
+	job_done(&got);
+	assert_int_equal(db_part_list(t->db, j.id, &parts, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(parts[0].packets, 30);
+	assert_int_equal(parts[1].state, PART_DONE);
+	assert_int_equal(parts[2].state, PART_LOST);
+	parts_free(parts, n);
+
+	/* Sums past what the tally query counts exactly (2^53): the parts
+	 * are read instead, and the sum is exact. */
+	{
+		Job k = make_job(ACC_A, JOB_SIMPLE, 12 * SEC);
+		JobPart q[3] = {make_part(&k, "s1", PART_DONE), make_part(&k, "s2", PART_ASSIGNED),
+				make_part(&k, "s3", PART_ASSIGNED)};
+		PartArg b = {.db = t->db, .id = k.id, .agent = "s2", .packets = 7, .state = PART_DONE};
+
+		k.packet_limit = 0;
+		q[0].packets = UINT64_C(1) << 62;
+		assert_int_equal(db_job_insert(t->db, &k, q, 3, NULL, NULL, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &got, &err), 0);
+		assert_int_equal(got.status, JOB_RUNNING);
+		assert_true(got.packets == (UINT64_C(1) << 62) + 7);
+		job_done(&got);
+	}
+
+	/* All lost but one that answered nothing: failed, naming them. */
+	{
+		Job k = make_job(ACC_A, JOB_SIMPLE, 11 * SEC);
+		JobPart q[2] = {make_part(&k, "s1", PART_LOST), make_part(&k, "s2", PART_ASSIGNED)};
+		PartArg b = {.db = t->db, .id = k.id, .agent = "s2", .packets = 0, .state = PART_DONE};
+
+		assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, NULL, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &got, &err), 0);
+		assert_int_equal(got.status, JOB_FAILED);
+		assert_non_null(got.error_message);
+		assert_non_null(strstr(got.error_message, "agent s1: lost"));
+		job_done(&got);
+	}
+}
+
+typedef struct PartModifier {
+	Db *db;
+	const char *id;
+	pthread_barrier_t *go;
+	int first, count, failed;
+	char msg[256];
+} PartModifier;
+
+static void *part_modifier(void *arg)
+{
+	PartModifier *m = arg;
+	ErrBuf err = {{0}};
+
+	pthread_barrier_wait(m->go);
+	for (int i = m->first; i < m->first + m->count; i++) {
+		char agent[16];
+		PartArg a = {.db = m->db, .id = m->id, .agent = agent, .packets = 1, .state = PART_DONE};
+
+		snprintf(agent, sizeof(agent), "s%02d", i);
+		if (db_part_modify(m->db, m->id, agent, answer_part, &a, NULL, &err) < 0 || a.r < 0) {
+			m->failed++;
+			memcpy(m->msg, err.msg, sizeof(m->msg));
+		}
+	}
+	return NULL;
+}
+
+/* Four threads on connections of their own answer for 40 agents of one
+ * sample at once: the job ends success with every answer counted once. */
+static void test_part_modify_race(void **state)
+{
+	enum { THREADS = 4, EACH = 10 };
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_SIMPLE, 10 * SEC), got = {0};
+	JobPart p[THREADS * EACH];
+	pthread_barrier_t go;
+	pthread_t th[THREADS];
+	PartModifier m[THREADS];
+
+	j.packet_limit = 1000;
+	for (int i = 0; i < THREADS * EACH; i++) {
+		char agent[16];
+
+		snprintf(agent, sizeof(agent), "s%02d", i);
+		p[i] = make_part(&j, agent, PART_ASSIGNED);
+	}
+	assert_int_equal(db_job_insert(t->db, &j, p, THREADS * EACH, NULL, NULL, &err), 0);
+	assert_int_equal(pthread_barrier_init(&go, NULL, THREADS), 0);
+	for (int i = 0; i < THREADS; i++) {
+		m[i] = (PartModifier){.db = t->db, .id = j.id, .go = &go, .first = i * EACH, .count = EACH};
+		assert_int_equal(pthread_create(&th[i], NULL, part_modifier, &m[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (m[i].failed)
+			fail_msg("thread %d: %d failed: %s", i, m[i].failed, m[i].msg);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(db_job_get(t->db, NULL, j.id, &got, &err), 0);
+	assert_int_equal(got.status, JOB_SUCCESS);
+	assert_int_equal(got.packets, THREADS * EACH);
+	assert_int_equal(got.bytes, THREADS * EACH * 100);
+	job_done(&got);
+}
+
 static void test_agent_account_history(void **state)
 {
 	T *t = *state;
@@ -277,6 +467,8 @@ const struct CMUnitTest db_fleet_tests[] = {
 	cmocka_unit_test_setup_teardown(test_job_modify, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_job_modify_race, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_samples, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_part_modify, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_part_modify_race, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_agent_account_history, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 };

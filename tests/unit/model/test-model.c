@@ -752,6 +752,67 @@ static void test_names_targets_started(void **state)
 
 /* part_differs tells exactly which parts an update changed; parts_copy is
  * deep (a change to the original's strings leaves the copy alone). */
+/* job_aggregate_tally gives what job_aggregate gives over the parts it
+ * counts, for samples whose parts have not all ended (random states,
+ * counters and limits, seeded), and declines the rest. */
+static void test_aggregate_tally(void **state)
+{
+	unsigned seed = 4242;
+
+	(void)state;
+	for (int round = 0; round < 2000; round++) {
+		JobPart p[6];
+		PartTally t = {0};
+		size_t n = 1 + (size_t)(rand_r(&seed) % 6);
+		Job a = {.type = JOB_SIMPLE, .status = (JobStatus)(rand_r(&seed) % 2 ? JOB_PENDING : JOB_RUNNING)};
+		Job b;
+		int r;
+
+		a.packet_limit = rand_r(&seed) % 3 ? 0 : 1 + (uint32_t)(rand_r(&seed) % 40);
+		a.stop_requested_ns = rand_r(&seed) % 4 ? 0 : 7;
+		b = a;
+		for (size_t i = 0; i < n; i++) {
+			char name[8];
+
+			snprintf(name, sizeof(name), "a%zu", i);
+			p[i] = part(name, (PartState)(rand_r(&seed) % (PART_UPLOAD_FAILED + 1)), rand_r(&seed) % 20);
+			p[i].bytes = rand_r(&seed) % 2000;
+			p[i].drops = rand_r(&seed) % 3;
+			part_tally_add(&t, &p[i]);
+		}
+		r = job_aggregate_tally(&b, &t, 9);
+		if (r == -EAGAIN) {
+			bool all_ended = true;
+
+			for (size_t i = 0; i < n; i++)
+				all_ended &= part_state_terminal(p[i].state);
+			assert_true(all_ended);
+			assert_int_equal(b.status, a.status); /* j as it was */
+			continue;
+		}
+		assert_int_equal(r, job_aggregate(&a, p, n, 9) ? 1 : 0);
+		assert_int_equal(b.status, a.status);
+		assert_int_equal(b.packets, a.packets);
+		assert_int_equal(b.bytes, a.bytes);
+		assert_int_equal(b.drops, a.drops);
+		assert_int_equal(b.stop_reason, a.stop_reason);
+		assert_int_equal(b.started_ns, a.started_ns);
+		assert_int_equal(b.finished_ns, a.finished_ns);
+		assert_null(b.error_message);
+		assert_null(a.error_message);
+	}
+	/* A full capture's reason depends on which part says what: declined. */
+	{
+		Job j = {.type = JOB_FULL, .status = JOB_RUNNING};
+		JobPart q = part("a", PART_RUNNING, 1);
+		PartTally t = {0};
+
+		part_tally_add(&t, &q);
+		assert_int_equal(job_aggregate_tally(&j, &t, 1), -EAGAIN);
+		assert_int_equal(j.status, JOB_RUNNING);
+	}
+}
+
 static void test_part_differs_and_copy(void **state)
 {
 	JobPart p[3] = {part("a", PART_ASSIGNED, 0), part("b", PART_RUNNING, 3), part("c", PART_DONE, 9)};
@@ -855,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_filtermodel_errors),
 		cmocka_unit_test(test_job_check_and_outputs),
 		cmocka_unit_test(test_names_targets_started),
+		cmocka_unit_test(test_aggregate_tally),
 		cmocka_unit_test(test_part_differs_and_copy),
 		cmocka_unit_test(test_apierror),
 		cmocka_unit_test(test_timefmt),
