@@ -125,9 +125,12 @@ typedef bool (*DbPartFn)(const Job *j, JobPart *part, void *arg);
  * db_job_modify (so the two mix safely), without reading the job's other
  * parts where that can be helped: in one transaction, loads the job and the
  * agent's part, calls fn, and when fn returns true writes the part back and
- * then the job as job_aggregate makes it, from a tally of the parts (one
- * aggregate query, job_aggregate_tally) while that suffices, from all of
- * them otherwise (the answer that ends a sample). fn runs inside the
+ * then the job as job_aggregate makes it, from a tally of the parts while
+ * that suffices (job_aggregate_tally), from all of them otherwise (the
+ * answer that ends a sample). The tally is kept in the job's row, so an
+ * answer reads and writes one part and the job; after db_job_insert or
+ * db_job_modify (which do not keep it) the next call counts the parts with
+ * one aggregate query. fn runs inside the
  * transaction as db_job_modify's does (it may call db_sample_put). ret_job
  * (may be NULL) gets the job as it is afterwards. -ENOENT if there is no
  * such job. */

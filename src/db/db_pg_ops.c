@@ -45,12 +45,13 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 	/* db_job_modify: the job's row stays locked until the commit. */
 	[PG_JOB_LOCK] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 AND account = $2 FOR UPDATE",
 	[PG_JOB_LOCK_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 FOR UPDATE",
+	[PG_JOB_LOCK_TALLY] = "SELECT " DB_JOB_COLS ", tally FROM jobs WHERE id = $1 FOR UPDATE",
 	[PG_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = $1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT $2 OFFSET $3",
 	[PG_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = $1",
 	[PG_JOB_LIST_ACTIVE] = "SELECT " DB_JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[PG_JOB_UPDATE] = "UPDATE jobs SET status = $3, stop_requested_ns = $4, stop_reason = $5, error_message = $6, "
-			  "packets = $7, bytes = $8, drops = $9, finished_ns = $10, started_ns = $11 "
+			  "packets = $7, bytes = $8, drops = $9, finished_ns = $10, started_ns = $11, tally = $12 "
 			  "WHERE id = $1 AND account = $2",
 	[PG_JOB_COUNT_ACTIVE_FULL] = "SELECT count(*) FROM jobs WHERE account = $1 AND type = 1 "
 				     "AND status NOT IN (4, 5)",
@@ -455,7 +456,8 @@ static int pg_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	return dbp_list_rows(db, PG_JOB_LIST_ACTIVE, NULL, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
-static int update_job(PgConn *c, const Job *j, ErrBuf *err)
+/* The job's mutable fields and its parts' tally (NULL: not known). */
+static int update_job(PgConn *c, const Job *j, const char *tally, ErrBuf *err)
 {
 	PgParams p = params2(j->id, j->account);
 	uint64_t n = 0;
@@ -470,6 +472,7 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
 	dbp_u64(&p, j->drops);
 	dbp_i64(&p, j->finished_ns);
 	dbp_i64(&p, j->started_ns);
+	dbp_text(&p, tally);
 	r = dbp_run(c, PG_JOB_UPDATE, &p, "updating a job", NULL, &n, err);
 	if (r == 0 && n == 0)
 		r = errbuf_set(err, -ENOENT, "db: no job %s", j->id);
@@ -481,7 +484,8 @@ static int update_job(PgConn *c, const Job *j, ErrBuf *err)
  * read with its row locked, so that a second writer of this job waits here
  * until this transaction ends and then reads what it committed. Rolled back
  * on failure. */
-static int modify_begin(Db *db, const char *account, const char *id, PgConn **ret_c, Job *j, ErrBuf *err)
+static int modify_begin(Db *db, const char *account, const char *id, PgStmtId lock, const RowKind *k, void *ret,
+			PgConn **ret_c, ErrBuf *err)
 {
 	PgParams p = params2(id, account);
 	PgConn *c;
@@ -495,7 +499,7 @@ static int modify_begin(Db *db, const char *account, const char *id, PgConn **re
 	r = dbp_begin(c, err);
 	if (r < 0)
 		return r;
-	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, j, err);
+	r = dbp_get_row_c(c, lock, &p, k, id, ret, err);
 	if (r < 0) {
 		dbp_rollback(c);
 		return r;
@@ -530,14 +534,16 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	PgConn *c;
 	int r;
 
-	r = modify_begin(db, account, id, &c, &j, err);
+	r = modify_begin(db, account, id, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &dbr_jobs, &j, &c, err);
 	if (r < 0)
 		return r;
 	r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
 	if (r == 0)
 		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
 	if (r == 1) {
-		r = update_job(c, &j, err);
+		/* The parts' tally is not kept here: the next db_part_modify
+		 * counts them again. */
+		r = update_job(c, &j, NULL, err);
 		if (r == 0)
 			r = write_parts(c, &j, parts, w, true, err);
 	}
@@ -545,42 +551,41 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	return modify_end(c, r, &j, ret_job, err);
 }
 
-/* After the part's write: the job as its parts make it, from their tally
- * while that suffices. 1 changed, 0 not, or an error. */
-static int aggregate_job(PgConn *c, Job *j, ErrBuf *err)
-{
-	PgParams p = params1(j->id);
-	DbTallyRow *tally = NULL;
-	JobPart *parts = NULL;
-	size_t n = 0;
-	int r;
+/* The job whose parts db_rows_part_aggregate reads, in this transaction. */
+typedef struct PartsOf {
+	PgConn *c;
+	const char *id;
+} PartsOf;
 
-	r = dbp_list_rows_c(c, PG_PART_TALLY, &p, &dbr_tally_rows, (void **)&tally, &n, err);
-	if (r < 0)
-		return r;
-	r = db_rows_tally_aggregate(j, tally, n, now_realtime_ns());
-	free(tally);
-	if (r != -EAGAIN)
-		return r;
-	r = dbp_list_rows_c(c, PG_PART_LIST, &p, &dbr_parts, (void **)&parts, &n, err);
-	if (r < 0)
-		return r;
-	r = job_aggregate(j, parts, n, now_realtime_ns());
-	parts_free(parts, n);
-	return r;
+static int count_parts(void *ctx, DbTallyRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	PartsOf *o = ctx;
+	PgParams p = params1(o->id);
+
+	return dbp_list_rows_c(o->c, PG_PART_TALLY, &p, &dbr_tally_rows, (void **)ret, ret_n, err);
+}
+
+static int list_parts(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err)
+{
+	PartsOf *o = ctx;
+	PgParams p = params1(o->id);
+
+	return dbp_list_rows_c(o->c, PG_PART_LIST, &p, &dbr_parts, (void **)ret, ret_n, err);
 }
 
 static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
 	PgParams pp = params2(id, agent);
-	JobPart part = {0};
-	bool found = false;
+	JobPart part = {0}, before;
+	DbJobTally jt = {0};
+	char text[DB_TALLY_TEXT_MAX];
+	bool found;
 	ErrBuf none;
-	Job j = {0};
+	PartsOf o = {.id = id};
 	PgConn *c;
 	int r;
 
-	r = modify_begin(db, NULL, id, &c, &j, err);
+	r = modify_begin(db, NULL, id, PG_JOB_LOCK_TALLY, &dbr_jobs_tally, &jt, &c, err);
 	if (r < 0)
 		return r;
 	r = dbp_get_row_c(c, PG_PART_GET, &pp, &dbr_parts, agent, &part, &none);
@@ -589,15 +594,18 @@ static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn
 		r = 0;
 	else if (r < 0)
 		*err = none;
-	if (r == 0 && fn(&j, found ? &part : NULL, arg)) {
-		r = write_parts(c, &j, &part, 1, true, err);
+	/* What the stored tally counted of it (fn may free its strings). */
+	before = (JobPart){.state = part.state, .packets = part.packets, .bytes = part.bytes, .drops = part.drops};
+	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg)) {
+		o.c = c;
+		r = write_parts(c, &jt.j, &part, 1, true, err);
 		if (r == 0)
-			r = aggregate_job(c, &j, err);
-		if (r == 1)
-			r = update_job(c, &j, err);
+			r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &o, err);
+		if (r == 0)
+			r = update_job(c, &jt.j, dbr_tally_text(&jt, text), err);
 	}
 	part_done(&part);
-	return modify_end(c, r, &j, ret_job, err);
+	return modify_end(c, r, &jt.j, ret_job, err);
 }
 
 static int pg_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)

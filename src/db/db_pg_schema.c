@@ -169,6 +169,8 @@ static const char *const migrations[] = {
 	"  pcap BYTEA NOT NULL,"
 	"  PRIMARY KEY (job_id, agent)"
 	");",
+	/* 9: a job's parts counted (migrations.c). */
+	"ALTER TABLE jobs ADD COLUMN tally TEXT;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");

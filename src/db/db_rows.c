@@ -5,6 +5,7 @@
  * assert them).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,22 +315,150 @@ const RowKind dbr_tally_rows = {.size = sizeof(DbTallyRow),
 				.listing = "counting parts",
 				.binding = "binding a part count"};
 
-int db_rows_tally_aggregate(Job *j, const DbTallyRow *v, size_t n, int64_t now_ns)
+_Static_assert(PART_UPLOAD_FAILED == 7, "jobs.tally counts 8 part states");
+
+/* Below the cap, each sum is exact and no sum of a few of them wraps. */
+static bool tally_exact(const PartTally *t)
 {
-	const int64_t cap = DB_TALLY_CAP;
+	return t->packets < DB_TALLY_CAP && t->bytes < DB_TALLY_CAP && t->drops < DB_TALLY_CAP;
+}
+
+static int tally_from_rows(const DbTallyRow *v, size_t n, PartTally *ret)
+{
 	PartTally t = {0};
 
 	for (size_t i = 0; i < n; i++) {
-		if (v[i].packets >= cap || v[i].bytes >= cap || v[i].drops >= cap)
-			return -EAGAIN;
-		/* Below 2^53 each, and at most 8 rows: no sum here wraps. */
 		t.n += (uint64_t)v[i].count;
 		t.in[v[i].state] += (uint64_t)v[i].count;
-		t.packets += (uint64_t)v[i].packets;
+		t.packets += (uint64_t)v[i].packets; /* each below 2^53, at most 8 rows */
 		t.bytes += (uint64_t)v[i].bytes;
 		t.drops += (uint64_t)v[i].drops;
 	}
-	return job_aggregate_tally(j, &t, now_ns);
+	*ret = t;
+	return tally_exact(&t) ? 0 : -EAGAIN;
+}
+
+/* The part's move from before to after, in a known tally. */
+static void tally_move(DbJobTally *jt, const JobPart *before, const JobPart *after)
+{
+	PartTally *t = &jt->t;
+
+	if ((unsigned)before->state > PART_UPLOAD_FAILED || t->in[before->state] == 0 || t->n == 0 ||
+	    t->packets < before->packets || t->bytes < before->bytes || t->drops < before->drops) {
+		jt->known = false; /* not what the tally counted: count again */
+		return;
+	}
+	t->in[before->state]--;
+	t->n--;
+	t->packets -= before->packets;
+	t->bytes -= before->bytes;
+	t->drops -= before->drops;
+	part_tally_add(t, after);
+	jt->known = tally_exact(t);
+}
+
+int db_rows_part_aggregate(DbJobTally *jt, const JobPart *before, const JobPart *after, DbTallyCountFn count_fn,
+			   DbPartListFn list_fn, void *ctx, ErrBuf *err)
+{
+	int64_t now = (int64_t)now_realtime_ns();
+	JobPart *parts = NULL;
+	size_t n = 0;
+	int r;
+
+	if (jt->known)
+		tally_move(jt, before, after);
+	if (!jt->known) {
+		DbTallyRow *rows = NULL;
+
+		r = count_fn(ctx, &rows, &n, err);
+		if (r < 0)
+			return r;
+		jt->known = tally_from_rows(rows, n, &jt->t) == 0;
+		free(rows);
+	}
+	if (jt->known && job_aggregate_tally(&jt->j, &jt->t, now) != -EAGAIN)
+		return 0;
+	r = list_fn(ctx, &parts, &n, err);
+	if (r < 0)
+		return r;
+	job_aggregate(&jt->j, parts, n, now);
+	jt->t = (PartTally){0};
+	for (size_t i = 0; i < n; i++)
+		part_tally_add(&jt->t, &parts[i]);
+	jt->known = tally_exact(&jt->t);
+	parts_free(parts, n);
+	return 0;
+}
+
+static int row_job_tally(const DbRow *row, void *ret)
+{
+	DbJobTally *jt = ret;
+	unsigned long long v[11];
+	size_t len = 0;
+	char text[DB_TALLY_TEXT_MAX];
+	const char *s;
+	int r = row_job(row, &jt->j), n = 0;
+
+	if (r < 0)
+		return r;
+	jt->known = false;
+	s = row->text(row, 31, &len, &r);
+	if (r < 0) {
+		job_done(&jt->j);
+		return r;
+	}
+	/* Anything but the text dbr_tally_text writes reads as not known: the
+	 * parts are counted again. */
+	if (!s || len >= sizeof(text))
+		return 0;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	if (sscanf(text, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &n) != 11 ||
+	    (size_t)n != len)
+		return 0;
+	jt->t = (PartTally){0};
+	for (int i = 0; i <= PART_UPLOAD_FAILED; i++) {
+		jt->t.in[i] = v[i];
+		jt->t.n += v[i];
+	}
+	jt->t.packets = v[8];
+	jt->t.bytes = v[9];
+	jt->t.drops = v[10];
+	jt->known = tally_exact(&jt->t);
+	return 0;
+}
+
+static void job_tally_rows_free(void *v, size_t n)
+{
+	DbJobTally *jt = v;
+
+	for (size_t i = 0; i < n; i++)
+		job_done(&jt[i].j);
+	free(v);
+}
+
+const RowKind dbr_jobs_tally = {.size = sizeof(DbJobTally),
+				.read = row_job_tally,
+				.free_all = job_tally_rows_free,
+				.name = "job",
+				.a_name = "a job",
+				.reading = "reading a job",
+				.listing = "listing jobs",
+				.binding = "binding a job id"};
+
+const char *dbr_tally_text(const DbJobTally *jt, char out[DB_TALLY_TEXT_MAX])
+{
+	const PartTally *t = &jt->t;
+
+	if (!jt->known)
+		return NULL;
+	snprintf(out, DB_TALLY_TEXT_MAX, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+		 (unsigned long long)t->in[0], (unsigned long long)t->in[1], (unsigned long long)t->in[2],
+		 (unsigned long long)t->in[3], (unsigned long long)t->in[4], (unsigned long long)t->in[5],
+		 (unsigned long long)t->in[6], (unsigned long long)t->in[7], (unsigned long long)t->packets,
+		 (unsigned long long)t->bytes, (unsigned long long)t->drops);
+	return out;
 }
 
 /* ---- buckets and agents ---- */

@@ -84,6 +84,21 @@ typedef struct DbTallyRow {
 	int64_t state, count, packets, bytes, drops;
 } DbTallyRow;
 
+/* A job with the tally of its parts as stored in its row (jobs.tally,
+ * schema 9): known only while every writer of the job's parts since kept it
+ * (db_part_modify keeps it; db_job_insert and db_job_modify leave NULL, and
+ * the next db_part_modify counts the parts again), and while its sums are
+ * below DB_TALLY_CAP. */
+typedef struct DbJobTally {
+	Job j;
+	bool known;
+	PartTally t;
+} DbJobTally;
+extern const RowKind dbr_jobs_tally; /* DB_JOB_COLS, tally → DbJobTally */
+#define DB_TALLY_TEXT_MAX 256
+/* jobs.tally's text for jt (11 numbers), or NULL when it is not known. */
+const char *dbr_tally_text(const DbJobTally *jt, char out[DB_TALLY_TEXT_MAX]);
+
 /* "db: reading <what>: ..." for a row reader's -ENOMEM or -EIO. */
 int dbr_row_fail(int r, const char *what, ErrBuf *err);
 
@@ -113,9 +128,13 @@ int dbr_check_limits(const Job *j, const JobLimits *lim, DbLimitQueryFn query, v
  * writes one row); 0 when nothing changed; -ENOMEM with err. */
 int db_rows_modify(Job *j, JobPart *parts, size_t n, DbJobFn fn, void *arg, size_t *ret_n, ErrBuf *err);
 
-/* db_part_modify's middle, shared: after the part is written, the job
- * aggregated from the tally rows read in the same transaction
- * (job_aggregate_tally). 1 changed, 0 not; -EAGAIN when the tally does not
- * suffice (job_aggregate_tally's cases, or a sum that reached the cap):
- * then the backend reads every part and calls job_aggregate. */
-int db_rows_tally_aggregate(Job *j, const DbTallyRow *v, size_t n, int64_t now_ns);
+/* db_part_modify's middle, shared: after the part changed from before to
+ * after (as written), jt's tally follows it when known; else it is counted
+ * again from the tally rows, read by count_fn in the same transaction. Then
+ * the job is aggregated from the tally (job_aggregate_tally) or, where that
+ * does not suffice, from every part, read by list_fn. 0, or the error of
+ * count_fn or list_fn. */
+typedef int (*DbTallyCountFn)(void *ctx, DbTallyRow **ret, size_t *ret_n, ErrBuf *err);
+typedef int (*DbPartListFn)(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err);
+int db_rows_part_aggregate(DbJobTally *jt, const JobPart *before, const JobPart *after, DbTallyCountFn count_fn,
+			   DbPartListFn list_fn, void *ctx, ErrBuf *err);

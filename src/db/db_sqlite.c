@@ -64,12 +64,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
 	[ST_JOB_GET] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1",
+	[ST_JOB_GET_TALLY] = "SELECT " DB_JOB_COLS ", tally FROM jobs WHERE id = ?1",
 	[ST_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT ?2 OFFSET ?3",
 	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
 	[ST_JOB_LIST_ACTIVE] = "SELECT " DB_JOB_COLS " FROM jobs WHERE status NOT IN (4, 5) ORDER BY submitted_ns, id",
 	[ST_JOB_UPDATE] = "UPDATE jobs SET status = ?3, stop_requested_ns = ?4, stop_reason = ?5, error_message = ?6, "
-			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10, started_ns = ?11 "
+			  "packets = ?7, bytes = ?8, drops = ?9, finished_ns = ?10, started_ns = ?11, tally = ?12 "
 			  "WHERE id = ?1 AND account = ?2",
 	[ST_JOB_COUNT_ACTIVE_FULL] = "SELECT count(*) FROM jobs WHERE account = ?1 AND type = 1 "
 				     "AND status NOT IN (4, 5)",
@@ -893,7 +894,8 @@ static int dbs_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	return dbs_list_rows(c, st, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
-static int update_job(Conn *c, const Job *j, ErrBuf *err)
+/* The job's mutable fields and its parts' tally (NULL: not known). */
+static int update_job(Conn *c, const Job *j, const char *tally, ErrBuf *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -905,7 +907,8 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
 	    sqlite3_bind_int(st, 3, (int)j->status) || sqlite3_bind_int64(st, 4, j->stop_requested_ns) ||
 	    sqlite3_bind_int(st, 5, (int)j->stop_reason) || dbs_bind_text(st, 6, j->error_message) ||
 	    bind_u64(st, 7, j->packets) || bind_u64(st, 8, j->bytes) || bind_u64(st, 9, j->drops) ||
-	    sqlite3_bind_int64(st, 10, j->finished_ns) || sqlite3_bind_int64(st, 11, j->started_ns))
+	    sqlite3_bind_int64(st, 10, j->finished_ns) || sqlite3_bind_int64(st, 11, j->started_ns) ||
+	    dbs_bind_text(st, 12, tally))
 		return dbs_bind_fail(c, st, "binding a job", err);
 	return dbs_exec_one(c, st, "updating a job", "job", j->id, err);
 }
@@ -914,8 +917,10 @@ static int update_job(Conn *c, const Job *j, ErrBuf *err)
  * thread's connection, the write lock first (no other connection changes
  * the job between this read and the caller's write), then the job (account
  * NULL: of any account). Rolled back on failure. */
-static int modify_begin(Db *db, const char *account, const char *id, Conn **ret_c, Job *j, ErrBuf *err)
+static int modify_begin(Db *db, const char *account, const char *id, StmtId get, const RowKind *k, void *ret,
+			Conn **ret_c, ErrBuf *err)
 {
+	sqlite3_stmt *st;
 	Conn *c;
 	int r;
 
@@ -925,7 +930,11 @@ static int modify_begin(Db *db, const char *account, const char *id, Conn **ret_
 	r = tx_begin(c, err);
 	if (r < 0)
 		return r;
-	r = dbs_job_get(db, account, id, j, err);
+	r = stmt_get(c, get, &st, err);
+	if (r == 0 && (dbs_bind_text(st, 1, id) || (account && dbs_bind_text(st, 2, account))))
+		r = dbs_bind_fail(c, st, "binding a job id", err);
+	if (r == 0)
+		r = dbs_get_row(c, st, k, id, ret, err);
 	if (r < 0) {
 		tx_rollback(c);
 		return r;
@@ -959,14 +968,16 @@ static int dbs_job_modify(Db *db, const char *account, const char *id, DbJobFn f
 	Conn *c;
 	int r;
 
-	r = modify_begin(db, account, id, &c, &j, err);
+	r = modify_begin(db, account, id, account ? ST_JOB_GET : ST_JOB_GET_ANY, &dbr_jobs, &j, &c, err);
 	if (r < 0)
 		return r;
 	r = dbs_list_by_key(db, ST_PART_LIST, id, &dbr_parts, (void **)&parts, &n, err);
 	if (r == 0)
 		r = db_rows_modify(&j, parts, n, fn, arg, &w, err);
 	if (r == 1) {
-		r = update_job(c, &j, err);
+		/* The parts' tally is not kept here: the next db_part_modify
+		 * counts them again. */
+		r = update_job(c, &j, NULL, err);
 		if (r == 0)
 			r = write_parts(c, &j, parts, w, true, err);
 	}
@@ -992,54 +1003,54 @@ static int part_get(Conn *c, const char *id, const char *agent, JobPart *ret, Er
 	return r;
 }
 
-/* After the part's write: the job as its parts make it, from their tally
- * while that suffices. 1 changed, 0 not, or an error. */
-static int aggregate_job(Db *db, Job *j, ErrBuf *err)
-{
-	DbTallyRow *tally = NULL;
-	JobPart *parts = NULL;
-	size_t n = 0;
-	int r;
+/* The job whose parts db_rows_part_aggregate reads. */
+typedef struct PartsOf {
+	Db *db;
+	const char *id;
+} PartsOf;
 
-	r = dbs_list_by_key(db, ST_PART_TALLY, j->id, &dbr_tally_rows, (void **)&tally, &n, err);
-	if (r < 0)
-		return r;
-	r = db_rows_tally_aggregate(j, tally, n, now_realtime_ns());
-	free(tally);
-	if (r != -EAGAIN)
-		return r;
-	r = dbs_list_by_key(db, ST_PART_LIST, j->id, &dbr_parts, (void **)&parts, &n, err);
-	if (r < 0)
-		return r;
-	r = job_aggregate(j, parts, n, now_realtime_ns());
-	parts_free(parts, n);
-	return r;
+static int count_parts(void *ctx, DbTallyRow **ret, size_t *ret_n, ErrBuf *err)
+{
+	PartsOf *o = ctx;
+
+	return dbs_list_by_key(o->db, ST_PART_TALLY, o->id, &dbr_tally_rows, (void **)ret, ret_n, err);
+}
+
+static int list_parts(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err)
+{
+	PartsOf *o = ctx;
+
+	return dbs_list_by_key(o->db, ST_PART_LIST, o->id, &dbr_parts, (void **)ret, ret_n, err);
 }
 
 static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
-	JobPart part = {0};
-	bool found = false;
-	Job j = {0};
+	PartsOf o = {.db = db, .id = id};
+	JobPart part = {0}, before;
+	DbJobTally jt = {0};
+	char text[DB_TALLY_TEXT_MAX];
+	bool found;
 	Conn *c;
 	int r;
 
-	r = modify_begin(db, NULL, id, &c, &j, err);
+	r = modify_begin(db, NULL, id, ST_JOB_GET_TALLY, &dbr_jobs_tally, &jt, &c, err);
 	if (r < 0)
 		return r;
 	r = part_get(c, id, agent, &part, err);
 	found = r == 0;
 	if (r == -ENOENT)
 		r = 0;
-	if (r == 0 && fn(&j, found ? &part : NULL, arg)) {
-		r = write_parts(c, &j, &part, 1, true, err);
+	/* What the stored tally counted of it (fn may free its strings). */
+	before = (JobPart){.state = part.state, .packets = part.packets, .bytes = part.bytes, .drops = part.drops};
+	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg)) {
+		r = write_parts(c, &jt.j, &part, 1, true, err);
 		if (r == 0)
-			r = aggregate_job(db, &j, err);
-		if (r == 1)
-			r = update_job(c, &j, err);
+			r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &o, err);
+		if (r == 0)
+			r = update_job(c, &jt.j, dbr_tally_text(&jt, text), err);
 	}
 	part_done(&part);
-	return modify_end(c, r, &j, ret_job, err);
+	return modify_end(c, r, &jt.j, ret_job, err);
 }
 
 static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)

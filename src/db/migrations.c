@@ -72,6 +72,12 @@
  *                                          (JSON), for every controller
  *   samples(job_id, agent → pcap)          sample answers, served by any
  *                                          controller
+ *
+ * Version 9:
+ *   jobs.tally                             the job's parts counted by state,
+ *                                          with their sums (db_rows.h
+ *                                          DbJobTally), kept by
+ *                                          db_part_modify; NULL: count again
  */
 #include <errno.h>
 #include <stdio.h>
@@ -264,6 +270,8 @@ static const char *const migrations[] = {
 	"  pcap BLOB NOT NULL,"
 	"  PRIMARY KEY (job_id, agent)"
 	");",
+	/* 9: a job's parts counted, so that one answer of 1,000 reads one part. */
+	"ALTER TABLE jobs ADD COLUMN tally TEXT;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == DB_SCHEMA_VERSION, "a migration is numbered in every backend");

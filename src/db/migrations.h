@@ -18,7 +18,7 @@ int db_migrate(sqlite3 *h, ErrBuf *err);
 /* The schema version this binary writes: the number of migrations, the same
  * in every backend (migration k means the same change in SQLite and in
  * PostgreSQL; each backend's table is checked against this at compile time). */
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
 
 /* The schema version this binary writes (DB_SCHEMA_VERSION). */
 int db_schema_version(void);

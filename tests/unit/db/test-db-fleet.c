@@ -318,6 +318,28 @@ static void test_part_modify(void **state)
 		job_done(&got);
 	}
 
+	/* A change through db_job_modify in between: the stored tally is
+	 * dropped and the parts counted again (a stale one would say 15). */
+	{
+		Job k = make_job(ACC_A, JOB_SIMPLE, 13 * SEC);
+		JobPart q[3] = {make_part(&k, "s1", PART_ASSIGNED), make_part(&k, "s2", PART_RUNNING),
+				make_part(&k, "s3", PART_ASSIGNED)};
+		PartArg b = {.db = t->db, .id = k.id, .agent = "s1", .packets = 5, .state = PART_DONE};
+
+		k.packet_limit = 1000;
+		assert_int_equal(db_job_insert(t->db, &k, q, 3, NULL, NULL, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s1", answer_part, &b, &got, &err), 0);
+		assert_int_equal(got.packets, 5);
+		job_done(&got);
+		assert_int_equal(db_job_modify(t->db, NULL, k.id, add_packet, (void *)"s2", NULL, &err), 0);
+		b.agent = "s3";
+		b.packets = 10;
+		assert_int_equal(db_part_modify(t->db, k.id, "s3", answer_part, &b, &got, &err), 0);
+		assert_int_equal(got.status, JOB_RUNNING);
+		assert_int_equal(got.packets, 16);
+		job_done(&got);
+	}
+
 	/* All lost but one that answered nothing: failed, naming them. */
 	{
 		Job k = make_job(ACC_A, JOB_SIMPLE, 11 * SEC);
