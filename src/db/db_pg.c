@@ -288,6 +288,94 @@ int dbp_run(PgConn *c, PgStmtId id, const PgParams *p, const char *what, PGresul
 	return 0;
 }
 
+/* After a pipeline's failure: reads what is left of it up to its sync, so
+ * that the connection can leave pipeline mode. */
+static void pipeline_drain(PgConn *c)
+{
+	for (int nulls = 0; nulls < 2;) {
+		PGresult *res = PQgetResult(c->h);
+		ExecStatusType st = res ? PQresultStatus(res) : PGRES_COMMAND_OK;
+
+		if (!res) {
+			/* Two NULLs in a row: nothing more will come (a broken
+			 * connection); one ends a step's results. */
+			nulls++;
+			continue;
+		}
+		nulls = 0;
+		PQclear(res);
+		if (st == PGRES_PIPELINE_SYNC)
+			return;
+	}
+}
+
+int dbp_pipeline(PgConn *c, PgStep *steps, size_t n, ErrBuf *err)
+{
+	static const PgParams none;
+	char name[32];
+	size_t sent = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		steps[i].res = NULL;
+		if (steps[i].p && steps[i].p->overflow)
+			return errbuf_set(err, -E2BIG, "db: %s: too many parameters", steps[i].what);
+		r = prepare(c, steps[i].id, err); /* a round trip of its own, once per session */
+		if (r < 0)
+			return r;
+	}
+	if (!PQenterPipelineMode(c->h))
+		return res_fail(c, NULL, "starting a pipeline", err);
+	for (; sent < n; sent++) {
+		const PgParams *p = steps[sent].p ? steps[sent].p : &none;
+
+		snprintf(name, sizeof(name), "pcapd_%d", (int)steps[sent].id);
+		if (!PQsendQueryPrepared(c->h, name, p->n, p->v, p->len, p->fmt, 0)) {
+			r = res_fail(c, NULL, steps[sent].what, err);
+			break;
+		}
+	}
+	if (!PQpipelineSync(c->h)) {
+		if (r == 0)
+			r = res_fail(c, NULL, "sending a pipeline", err);
+		PQexitPipelineMode(c->h);
+		return r;
+	}
+	for (size_t i = 0; i < sent; i++) {
+		PGresult *res = PQgetResult(c->h);
+		ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			steps[i].res = res;
+		} else {
+			if (r == 0)
+				r = st == PGRES_PIPELINE_ABORTED
+					    ? errbuf_set(err, -EIO, "db: %s: not run (an earlier step failed)",
+							 steps[i].what)
+					    : res_fail(c, res, steps[i].what, err);
+			PQclear(res);
+		}
+		if (!res)
+			break;
+		res = PQgetResult(c->h); /* a step's results end with a NULL */
+		if (res) {
+			PQclear(res);
+			if (r == 0)
+				r = errbuf_set(err, -EIO, "db: %s: more than one result", steps[i].what);
+			break;
+		}
+	}
+	pipeline_drain(c);
+	if (!PQexitPipelineMode(c->h) && r == 0)
+		r = res_fail(c, NULL, "ending a pipeline", err);
+	if (r < 0)
+		for (size_t i = 0; i < n; i++) {
+			PQclear(steps[i].res);
+			steps[i].res = NULL;
+		}
+	return r;
+}
+
 int dbp_exec(Db *db, PgStmtId id, const PgParams *p, const char *what, PGresult **ret, uint64_t *ret_changed,
 	     ErrBuf *err)
 {
@@ -375,23 +463,27 @@ int dbp_get_row(Db *db, PgStmtId id, const PgParams *p, const RowKind *k, const 
 	return r < 0 ? r : dbp_get_row_c(c, id, p, k, key, ret, err);
 }
 
+int dbp_res_row(const PGresult *res, const RowKind *k, const char *key, void *ret, ErrBuf *err)
+{
+	DbRow row;
+	int r;
+
+	if (PQntuples(res) == 0)
+		return errbuf_set(err, -ENOENT, "db: no %s %s", k->name, key ? key : "(null)");
+	row = row_of(res, 0);
+	r = k->read(&row, ret);
+	return r < 0 ? dbr_row_fail(r, k->a_name, err) : 0;
+}
+
 int dbp_get_row_c(PgConn *c, PgStmtId id, const PgParams *p, const RowKind *k, const char *key, void *ret, ErrBuf *err)
 {
 	PGresult *res = NULL;
-	DbRow row;
 	int r;
 
 	r = dbp_run(c, id, p, k->reading, &res, NULL, err);
 	if (r < 0)
 		return r;
-	if (PQntuples(res) == 0) {
-		r = errbuf_set(err, -ENOENT, "db: no %s %s", k->name, key ? key : "(null)");
-	} else {
-		row = row_of(res, 0);
-		r = k->read(&row, ret);
-		if (r < 0)
-			r = dbr_row_fail(r, k->a_name, err);
-	}
+	r = dbp_res_row(res, k, key, ret, err);
 	PQclear(res);
 	return r;
 }

@@ -120,6 +120,22 @@ int dbp_exec(Db *db, PgStmtId id, const PgParams *p, const char *what, PGresult 
 int dbp_exec_one(Db *db, PgStmtId id, const PgParams *p, const char *what, const char *name, const char *key,
 		 ErrBuf *err);
 
+/* One statement of a pipeline (dbp_pipeline). */
+typedef struct PgStep {
+	PgStmtId id;
+	const PgParams *p; /* NULL: no parameters */
+	const char *what;  /* "reading a job": its error's words */
+	PGresult *res;     /* out: its result (free with PQclear), NULL unless it ran */
+} PgStep;
+/* Runs steps[0..n) on c in one round trip (libpq's pipeline mode: sent
+ * together, then their results read in order). 0, or the first failed
+ * step's error; the steps after a failure do not run (in a transaction,
+ * which is then aborted: the caller rolls back). Every step's res is set
+ * (or NULL) either way. */
+int dbp_pipeline(PgConn *c, PgStep *steps, size_t n, ErrBuf *err);
+/* The one row of a result (a step's) into *ret, as dbp_get_row_c reads it. */
+int dbp_res_row(const PGresult *res, const RowKind *k, const char *key, void *ret, ErrBuf *err);
+
 /* Transactions on one connection. dbp_rollback is harmless outside one. */
 int dbp_begin(PgConn *c, ErrBuf *err);
 int dbp_commit(PgConn *c, ErrBuf *err);

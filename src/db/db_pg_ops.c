@@ -456,36 +456,42 @@ static int pg_job_list_active(Db *db, Job **ret, size_t *ret_n, ErrBuf *err)
 	return dbp_list_rows(db, PG_JOB_LIST_ACTIVE, NULL, &dbr_jobs, (void **)ret, ret_n, err);
 }
 
-/* The job's mutable fields and its parts' tally (NULL: not known). */
-static int update_job(PgConn *c, const Job *j, const char *tally, ErrBuf *err)
+/* PG_JOB_UPDATE's parameters: the job's mutable fields and its parts' tally
+ * (NULL: not known). */
+static void job_update_params(PgParams *p, const Job *j, const char *tally)
 {
-	PgParams p = params2(j->id, j->account);
+	*p = params2(j->id, j->account);
+	dbp_i64(p, (int64_t)j->status);
+	dbp_i64(p, j->stop_requested_ns);
+	dbp_i64(p, (int64_t)j->stop_reason);
+	dbp_text(p, j->error_message);
+	dbp_u64(p, j->packets);
+	dbp_u64(p, j->bytes);
+	dbp_u64(p, j->drops);
+	dbp_i64(p, j->finished_ns);
+	dbp_i64(p, j->started_ns);
+	dbp_text(p, tally);
+}
+
+static int update_job(PgConn *c, const Job *j, ErrBuf *err)
+{
+	PgParams p;
 	uint64_t n = 0;
 	int r;
 
-	dbp_i64(&p, (int64_t)j->status);
-	dbp_i64(&p, j->stop_requested_ns);
-	dbp_i64(&p, (int64_t)j->stop_reason);
-	dbp_text(&p, j->error_message);
-	dbp_u64(&p, j->packets);
-	dbp_u64(&p, j->bytes);
-	dbp_u64(&p, j->drops);
-	dbp_i64(&p, j->finished_ns);
-	dbp_i64(&p, j->started_ns);
-	dbp_text(&p, tally);
+	job_update_params(&p, j, NULL);
 	r = dbp_run(c, PG_JOB_UPDATE, &p, "updating a job", NULL, &n, err);
 	if (r == 0 && n == 0)
 		r = errbuf_set(err, -ENOENT, "db: no job %s", j->id);
 	return r;
 }
 
-/* The start of db_job_modify's and db_part_modify's transaction: this
+/* The start of db_job_modify's transaction: this
  * thread's connection, BEGIN, and the job (account NULL: of any account)
  * read with its row locked, so that a second writer of this job waits here
  * until this transaction ends and then reads what it committed. Rolled back
  * on failure. */
-static int modify_begin(Db *db, const char *account, const char *id, PgStmtId lock, const RowKind *k, void *ret,
-			PgConn **ret_c, ErrBuf *err)
+static int modify_begin(Db *db, const char *account, const char *id, Job *j, PgConn **ret_c, ErrBuf *err)
 {
 	PgParams p = params2(id, account);
 	PgConn *c;
@@ -499,7 +505,7 @@ static int modify_begin(Db *db, const char *account, const char *id, PgStmtId lo
 	r = dbp_begin(c, err);
 	if (r < 0)
 		return r;
-	r = dbp_get_row_c(c, lock, &p, k, id, ret, err);
+	r = dbp_get_row_c(c, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &p, &dbr_jobs, id, j, err);
 	if (r < 0) {
 		dbp_rollback(c);
 		return r;
@@ -508,12 +514,13 @@ static int modify_begin(Db *db, const char *account, const char *id, PgStmtId lo
 	return 0;
 }
 
-/* The end of db_job_modify's and db_part_modify's transaction: commits
- * after r == 0, rolls back otherwise; hands j over to ret_job (may be NULL)
- * on success and frees it. Returns r or the commit's error. */
-static int modify_end(PgConn *c, int r, Job *j, Job *ret_job, ErrBuf *err)
+/* The end of db_job_modify's and db_part_modify's transactions: commits
+ * after r == 0 (unless committed already), rolls back otherwise; hands j
+ * over to ret_job (may be NULL) on success and frees it. Returns r or the
+ * commit's error. */
+static int modify_end(PgConn *c, int r, bool committed, Job *j, Job *ret_job, ErrBuf *err)
 {
-	if (r == 0)
+	if (r == 0 && !committed)
 		r = dbp_commit(c, err);
 	if (r < 0)
 		dbp_rollback(c);
@@ -534,7 +541,7 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	PgConn *c;
 	int r;
 
-	r = modify_begin(db, account, id, account ? PG_JOB_LOCK : PG_JOB_LOCK_ANY, &dbr_jobs, &j, &c, err);
+	r = modify_begin(db, account, id, &j, &c, err);
 	if (r < 0)
 		return r;
 	r = dbp_list_rows_c(c, PG_PART_LIST, &pp, &dbr_parts, (void **)&parts, &n, err);
@@ -543,69 +550,118 @@ static int pg_job_modify(Db *db, const char *account, const char *id, DbJobFn fn
 	if (r == 1) {
 		/* The parts' tally is not kept here: the next db_part_modify
 		 * counts them again. */
-		r = update_job(c, &j, NULL, err);
+		r = update_job(c, &j, err);
 		if (r == 0)
 			r = write_parts(c, &j, parts, w, true, err);
 	}
 	parts_free(parts, n);
-	return modify_end(c, r, &j, ret_job, err);
+	return modify_end(c, r, false, &j, ret_job, err);
 }
 
-/* The job whose parts db_rows_part_aggregate reads, in this transaction. */
-typedef struct PartsOf {
+/* db_part_modify's transaction, in three round trips: BEGIN, the job's
+ * row locked and the part read, sent together; fn (with the sample answer
+ * it stores, one more); then the part's write, the job's update and the
+ * COMMIT together, when the tally kept in the job's row suffices. Where the
+ * parts must be counted or read (db_rows_part_aggregate's callbacks), the
+ * part is written first, on its own. */
+typedef struct PartTx {
 	PgConn *c;
 	const char *id;
-} PartsOf;
+	const DbJobTally *jt;
+	const JobPart *part;
+	bool written; /* the part is written already */
+} PartTx;
+
+static int part_write_now(PartTx *t, ErrBuf *err)
+{
+	int r;
+
+	if (t->written)
+		return 0;
+	r = write_parts(t->c, &t->jt->j, t->part, 1, true, err);
+	t->written = r == 0;
+	return r;
+}
 
 static int count_parts(void *ctx, DbTallyRow **ret, size_t *ret_n, ErrBuf *err)
 {
-	PartsOf *o = ctx;
-	PgParams p = params1(o->id);
+	PartTx *t = ctx;
+	PgParams p = params1(t->id);
+	int r = part_write_now(t, err);
 
-	return dbp_list_rows_c(o->c, PG_PART_TALLY, &p, &dbr_tally_rows, (void **)ret, ret_n, err);
+	return r < 0 ? r : dbp_list_rows_c(t->c, PG_PART_TALLY, &p, &dbr_tally_rows, (void **)ret, ret_n, err);
 }
 
 static int list_parts(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err)
 {
-	PartsOf *o = ctx;
-	PgParams p = params1(o->id);
+	PartTx *t = ctx;
+	PgParams p = params1(t->id);
+	int r = part_write_now(t, err);
 
-	return dbp_list_rows_c(o->c, PG_PART_LIST, &p, &dbr_parts, (void **)ret, ret_n, err);
+	return r < 0 ? r : dbp_list_rows_c(t->c, PG_PART_LIST, &p, &dbr_parts, (void **)ret, ret_n, err);
+}
+
+/* The part's write (unless done), the job's update and the COMMIT. */
+static int part_tx_commit(PartTx *t, const char *tally, ErrBuf *err)
+{
+	PgParams pp = {0}, pj;
+	PgStep steps[3];
+	size_t n = 0;
+	int r;
+
+	if (!t->written) {
+		part_params(&pp, t->part);
+		steps[n++] = (PgStep){.id = PG_PART_UPSERT, .p = &pp, .what = "storing a part"};
+	}
+	job_update_params(&pj, &t->jt->j, tally);
+	steps[n++] = (PgStep){.id = PG_JOB_UPDATE, .p = &pj, .what = "updating a job"};
+	steps[n++] = (PgStep){.id = PG_COMMIT, .what = "committing"};
+	r = dbp_pipeline(t->c, steps, n, err);
+	for (size_t i = 0; i < n; i++)
+		PQclear(steps[i].res);
+	return r;
 }
 
 static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
 {
-	PgParams pp = params2(id, agent);
+	PgParams pj = params1(id), pp = params2(id, agent);
+	PgStep first[] = {{.id = PG_BEGIN, .what = "starting a transaction"},
+			  {.id = PG_JOB_LOCK_TALLY, .p = &pj, .what = "reading a job"},
+			  {.id = PG_PART_GET, .p = &pp, .what = "reading a part"}};
 	JobPart part = {0}, before;
 	DbJobTally jt = {0};
+	PartTx t = {.id = id, .jt = &jt, .part = &part};
 	char text[DB_TALLY_TEXT_MAX];
-	bool found;
+	bool found = false, committed = false;
 	ErrBuf none;
-	PartsOf o = {.id = id};
-	PgConn *c;
 	int r;
 
-	r = modify_begin(db, NULL, id, PG_JOB_LOCK_TALLY, &dbr_jobs_tally, &jt, &c, err);
+	r = dbp_conn(db, &t.c, err);
 	if (r < 0)
 		return r;
-	r = dbp_get_row_c(c, PG_PART_GET, &pp, &dbr_parts, agent, &part, &none);
-	found = r == 0;
-	if (r == -ENOENT)
-		r = 0;
-	else if (r < 0)
-		*err = none;
+	r = dbp_pipeline(t.c, first, ARRAY_SIZE(first), err);
+	if (r == 0)
+		r = dbp_res_row(first[1].res, &dbr_jobs_tally, id, &jt, err);
+	if (r == 0) {
+		r = dbp_res_row(first[2].res, &dbr_parts, agent, &part, &none);
+		found = r == 0;
+		if (r == -ENOENT)
+			r = 0;
+		else if (r < 0)
+			*err = none;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(first); i++)
+		PQclear(first[i].res);
 	/* What the stored tally counted of it (fn may free its strings). */
 	before = (JobPart){.state = part.state, .packets = part.packets, .bytes = part.bytes, .drops = part.drops};
 	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg)) {
-		o.c = c;
-		r = write_parts(c, &jt.j, &part, 1, true, err);
+		r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &t, err);
 		if (r == 0)
-			r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &o, err);
-		if (r == 0)
-			r = update_job(c, &jt.j, dbr_tally_text(&jt, text), err);
+			r = part_tx_commit(&t, dbr_tally_text(&jt, text), err);
+		committed = r == 0;
 	}
 	part_done(&part);
-	return modify_end(c, r, &jt.j, ret_job, err);
+	return modify_end(t.c, r, committed, &jt.j, ret_job, err);
 }
 
 static int pg_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)

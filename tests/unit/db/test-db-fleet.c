@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "db/db_pg_int.h"
 #include "dbtest.h"
 
 /* fn of db_job_modify: one more packet on the job and on agent `arg`'s part. */
@@ -355,6 +356,53 @@ static void test_part_modify(void **state)
 	}
 }
 
+/* PostgreSQL's pipelines (db_part_modify's round trips): a failing step
+ * stops the steps after it, names itself, and leaves the session usable
+ * once rolled back; a good pipeline returns every step's rows. */
+static void test_pg_pipeline(void **state)
+{
+	static const uint8_t pcap[] = {1, 2, 3};
+	T *t = *state;
+	ErrBuf err = {{0}};
+	Job j = make_job(ACC_A, JOB_SIMPLE, 10 * SEC);
+	JobPart p = make_part(&j, "s1", PART_ASSIGNED);
+	PgParams put, get;
+	PgStep bad[4], good[3];
+	PgConn *c = NULL;
+
+	if (!pg_uri)
+		return; /* a PostgreSQL session's own mode: its leg runs it */
+	assert_int_equal(db_job_insert(t->db, &j, &p, 1, NULL, NULL, &err), 0);
+	assert_int_equal(db_sample_put(t->db, j.id, "s1", pcap, sizeof(pcap), &err), 0);
+	assert_int_equal(dbp_conn(t->db, &c, &err), 0);
+	put = (PgParams){0};
+	dbp_text(&put, j.id);
+	dbp_text(&put, "s1");
+	dbp_bytes(&put, pcap, (int)sizeof(pcap));
+	get = (PgParams){0};
+	dbp_text(&get, j.id);
+	bad[0] = (PgStep){.id = PG_BEGIN, .what = "starting"};
+	bad[1] = (PgStep){.id = PG_SAMPLE_PUT, .p = &put, .what = "storing an answer twice"};
+	bad[2] = (PgStep){.id = PG_JOB_LOCK_TALLY, .p = &get, .what = "reading a job"};
+	bad[3] = (PgStep){.id = PG_COMMIT, .what = "committing"};
+	assert_int_equal(dbp_pipeline(c, bad, 4, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "storing an answer twice"));
+	for (int i = 0; i < 4; i++)
+		assert_null(bad[i].res);
+	dbp_rollback(c);
+
+	good[0] = (PgStep){.id = PG_BEGIN, .what = "starting"};
+	good[1] = (PgStep){.id = PG_JOB_LOCK_TALLY, .p = &get, .what = "reading a job"};
+	good[2] = (PgStep){.id = PG_COMMIT, .what = "committing"};
+	assert_int_equal(dbp_pipeline(c, good, 3, &err), 0);
+	assert_non_null(good[1].res);
+	assert_int_equal(PQntuples(good[1].res), 1);
+	for (int i = 0; i < 3; i++)
+		PQclear(good[i].res);
+	/* And the session goes on outside a pipeline. */
+	assert_int_equal(db_sample_put(t->db, j.id, "s2", pcap, sizeof(pcap), &err), 0);
+}
+
 typedef struct PartModifier {
 	Db *db;
 	const char *id;
@@ -491,6 +539,7 @@ const struct CMUnitTest db_fleet_tests[] = {
 	cmocka_unit_test_setup_teardown(test_samples, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_part_modify, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_part_modify_race, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_pg_pipeline, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_agent_account_history, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 };
