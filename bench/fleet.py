@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
 
 TICK = os.sysconf("SC_CLK_TCK")
+IDLE_TIMEOUT_S = 30  # the controller's default --idle-timeout
 
 
 def load():
@@ -87,6 +88,18 @@ def mem_mb(pid):
             if k in ("VmRSS", "VmHWM"):
                 out[k] = int(v.split()[0]) * 1024 / 1e6
     return out["VmRSS"], out["VmHWM"]
+
+
+def sockets(pid):
+    """How many sockets the process holds open."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
 
 
 def spread(v, fmt="%.3f"):
@@ -280,6 +293,15 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
         res.update(rss_end=rss_end, hwm_end=hwm_end)
         print("[%s] after the rounds (each agent with a third connection, for sample answers): VmRSS %.1f MB, "
               "VmHWM %.1f MB; load %s" % (db, rss_end, hwm_end, load()), flush=True)
+        # The agents' sample connections close at the controller's idle
+        # time-out (30 s): the fleet at rest again, two connections each.
+        t0 = time.monotonic()
+        while sockets(ctl) > 2 * n + 50 and time.monotonic() - t0 < IDLE_TIMEOUT_S * 3:
+            time.sleep(1)
+        rss_rest, _ = mem_mb(ctl)
+        res.update(rss_rest=rss_rest, socks_rest=sockets(ctl))
+        print("[%s] %.0f s later (the sample connections' idle time-out): %d sockets, VmRSS %.1f MB; load %s" % (
+            db, time.monotonic() - t0, res["socks_rest"], rss_rest, load()), flush=True)
         errs = sum(len(x.errors) for x in sims)
         res["sim_errors"] = errs
         if errs:
@@ -315,7 +337,8 @@ def main():
         print("%-8s idle: controller CPU %.2f %% (simulator %.1f %%%s), VmRSS %.1f MB, VmHWM %.1f MB, load %s" % (
             r["db"], r["cpu"], r["sim_cpu"], ", PostgreSQL %.1f %%" % r["pg_cpu"] if r["db"] == "postgres" else "",
             r["rss"], r["hwm"], r["idle_load"]))
-        print("%-8s after the rounds: VmRSS %.1f MB, VmHWM %.1f MB" % (r["db"], r["rss_end"], r["hwm_end"]))
+        print("%-8s after the rounds: VmRSS %.1f MB, VmHWM %.1f MB; at rest again (%d sockets): VmRSS %.1f MB" % (
+            r["db"], r["rss_end"], r["hwm_end"], r["socks_rest"], r["rss_rest"]))
         if r["sample_status"]:
             print("%-8s sample of %d agents: status final after %s s; last answer %s s; agents answered in time "
                   "%s" % (r["db"], n, spread(r["sample_status"]), spread(r["sample_answers"]),

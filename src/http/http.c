@@ -85,10 +85,16 @@
 #define HTTP_HEADERS_INLINE 256             /* most answers add a header or two */
 #define HTTP_BODY_FIRST_CAP 4096            /* chunked bodies start here, then double */
 /* libmicrohttpd zeroes a connection's whole pool after each request, so a
- * kept-alive connection holds all of it: 32 KiB (a request at our bounds,
- * an 8 KiB target and 16 KiB of headers, still fits) keeps 3,000 agents'
- * connections near 100 MB; 64 KiB took 150 MB for 2,000. */
-#define HTTP_DEFAULT_MEMORY (32u * 1024)
+ * kept-alive connection holds all of it: 36 KiB (a request at our bounds,
+ * an 8 KiB target and 16 KiB of headers, fits) keeps 2,000 agents'
+ * connections under 100 MB; 64 KiB took 150 MB. Above 32 KiB libmicrohttpd
+ * maps each pool on its own (mmap) instead of taking it from malloc, so a
+ * closed connection's memory goes back to the system at once: with 32 KiB
+ * pools from malloc, the 1,000 sample connections of a fleet that had just
+ * answered a sample kept the controller at 120 MB after they closed (the
+ * freed pools stayed in malloc's arenas; malloc_trim gave back 3 MB), with
+ * 36 KiB it fell back to 95 MB (bench/fleet.py, "at rest again"). */
+#define HTTP_DEFAULT_MEMORY (36u * 1024)
 #define HTTP_DEFAULT_MAX_BODY (1024u * 1024)
 #define HTTP_DEFAULT_MAX_CONN 4096u
 #define HTTP_DEFAULT_TIMEOUT_S 30u

@@ -88,7 +88,7 @@ typedef struct HttpConfig {
 	const char *tls_cert_pem; /* PEM text (certificate chain) */
 	const char *tls_key_pem;  /* PEM text (private key) */
 	unsigned threads;         /* thread pool size per daemon; 0 = number of CPUs */
-	size_t conn_memory_limit; /* bytes per connection for headers etc.; 0 = 32 KiB */
+	size_t conn_memory_limit; /* bytes per connection for headers etc.; 0 = 36 KiB */
 	size_t max_body;          /* request body cap; 0 = 1 MiB */
 	size_t body_budget;       /* body bytes held by all requests at once; 0 = HTTP_DEFAULT_BODY_BUDGET */
 	unsigned max_connections; /* per listener; 0 = 4096 */

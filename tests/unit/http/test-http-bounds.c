@@ -331,7 +331,7 @@ static void test_header_bounds(void **state)
 	exchange(s, req, o, &a);
 	assert_int_equal(a.status, 200);
 
-	/* 20 KiB of header values, within MHD's 32 KiB of connection memory */
+	/* 20 KiB of header values, within MHD's 36 KiB of connection memory */
 	o = (size_t)snprintf(req, cap, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
 	memset(req + o, 'v', 20000);
 	o += 20000;
