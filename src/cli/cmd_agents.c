@@ -22,8 +22,8 @@ static void usage(FILE *f)
 		   "\n"
 		   "Revokes agent NAME's key: the controller refuses the agent from now on, and the\n"
 		   "name may be enrolled again (pcapd agent --enroll-token, after removing the\n"
-		   "agent's DATA/agent.key). A running controller forgets the agent within its\n"
-		   "agent time-out.\n"
+		   "agent's DATA/agent.key). Controllers over PostgreSQL forget the agent at once;\n"
+		   "one over SQLite within its agent time-out (its requests are refused at once).\n"
 		   "\n"
 		   "  --data DIR            the controller's --data (its database DIR/pcapd.db)\n" CLI_DB_HELP);
 }
@@ -71,6 +71,11 @@ static int agents_revoke(int argc, char **argv)
 	r = cli_db_open(db_url, data, &db, &err);
 	if (r == 0)
 		r = db_agent_key_delete(db, name, &err);
+	/* Controllers that watch the database (PostgreSQL) forget it now. */
+	if (r == 0 && db_agent_forget(db, "cli", name, &err) < 0) {
+		log_warning("agent %s revoked, but running controllers were not told: %s", name, err.msg);
+		log_warning("they forget it within their agent time-out");
+	}
 	db_close(db);
 	if (r == -ENOENT) {
 		log_error("agents revoke: no agent '%s' is enrolled", name);

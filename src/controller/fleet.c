@@ -43,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "controller/service-int.h"
 
 #define LEASE_KEY 7243502                /* any number; MIGRATION_LOCK's neighbour */
@@ -129,19 +130,13 @@ int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep,
 
 void service_agent_forget(Service *s, const char *name)
 {
-	char text[DB_NOTICE_MAX + 1];
-	AgentRow row = {0};
 	ErrBuf err = {{0}};
 
 	registry_forget(s->reg, name);
-	if (!s->shared)
-		return;
 	/* Never seen, whom it serves unknown: no controller merges it back
 	 * (registry_merge), and each forgets it at the notice. */
-	snprintf(row.name, sizeof(row.name), "%s", name);
-	db_agent_upsert(s->cfg.db, &row, &err);
-	snprintf(text, sizeof(text), "%s forget %s", s->instance, name);
-	db_notify(s->cfg.db, text, &err);
+	if (s->shared && db_agent_forget(s->cfg.db, s->instance, name, &err) < 0)
+		log_warning("forgetting agent %s in the database: %s", name, err.msg);
 }
 
 /* Wakes the agents of a comma-separated list. */

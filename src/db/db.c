@@ -11,6 +11,7 @@
  * file name.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,6 +298,19 @@ int db_bucket_owned_elsewhere(Db *db, const char *account, const char *destinati
 int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 {
 	return db->ops->agent_upsert(db, a, err);
+}
+
+int db_agent_forget(Db *db, const char *sender, const char *name, ErrBuf *err)
+{
+	char text[DB_NOTICE_MAX + 1];
+	AgentRow row = {0};
+	int r;
+
+	if (snprintf(row.name, sizeof(row.name), "%s", name) >= (int)sizeof(row.name) ||
+	    snprintf(text, sizeof(text), "%s forget %s", sender, name) >= (int)sizeof(text))
+		return errbuf_set(err, -EINVAL, "name: '%s' is too long for an agent", name);
+	r = db->ops->agent_upsert(db, &row, err);
+	return r < 0 ? r : db_notify(db, text, err);
 }
 
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)

@@ -274,6 +274,12 @@ void agent_row_done(AgentRow *a);
 void agent_rows_free(AgentRow *v, size_t n);
 int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);           /* keeps first_seen_ns of an existing row */
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */
+/* Every controller over db forgets agent `name` (a revoked key): its row
+ * is marked never seen, so that no controller merges it back, and a notice
+ * "<sender> forget <name>" tells those that watch (PostgreSQL; with SQLite
+ * the one controller forgets it at its agent time-out). sender: the
+ * caller's id in notices, which its own watch ignores. */
+int db_agent_forget(Db *db, const char *sender, const char *name, ErrBuf *err);
 
 /* ---- agent enrolment (docs/SECURITY.md) ----
  *

@@ -508,6 +508,7 @@ static void test_watch(void **state)
 		/* One controller per SQLite file: nothing to tell anyone. */
 		assert_int_equal(db_watch_open(t->db, &w1, &err), -EOPNOTSUPP);
 		assert_int_equal(db_notify(t->db, "x wake a", &err), 0);
+		assert_int_equal(db_agent_forget(t->db, "cli", "op-9", &err), 0);
 		return;
 	}
 	assert_int_equal(db_watch_open(t->db, &w1, &err), 0);
@@ -519,6 +520,25 @@ static void test_watch(void **state)
 		r = db_watch_next(w2, 1000, text, &err);
 	assert_int_equal(r, 1);
 	assert_string_equal(text, "abc wake agent-1");
+
+	/* A revoked agent: marked never seen, and every watcher told. */
+	{
+		AgentRow a = {.name = "op-9", .colo = "ORD", .first_seen_ns = 1, .last_seen_ns = 5};
+		AgentRow *v = NULL;
+		size_t n = 0;
+
+		assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+		assert_int_equal(db_agent_forget(t->db, "cli", "op-9", &err), 0);
+		r = 0;
+		while (r == 0)
+			r = db_watch_next(w2, 1000, text, &err);
+		assert_int_equal(r, 1);
+		assert_string_equal(text, "cli forget op-9");
+		assert_int_equal(db_agent_list(t->db, &v, &n, &err), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(v[0].last_seen_ns, 0);
+		agent_rows_free(v, n);
+	}
 
 	/* One holder at a time; the session's end frees the lease. */
 	assert_int_equal(db_watch_lease(w1, 42, &err), 1);
