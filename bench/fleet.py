@@ -250,9 +250,11 @@ def run_backend(db, n, procs, colo_size, settle, idle_s, samples, fulls):
             answered.append(done)
             # A sample whose deadline passed before every answer was stored
             # ends success with the rest `lost`: a miss, counted as such.
-            print("[%s] sample %d: %s, %d of %d agents answered in time; last answer stored %.3f s, status seen "
-                  "%.3f s; CPU s controller %.2f simulator %.2f%s; load %s" % (
-                      db, i + 1, obj["status"], done, n, to_answers[-1], to_status[-1], cpu_s(ctl) - c0,
+            at = sorted(ans.values())
+            print("[%s] sample %d: %s, %d of %d agents answered in time; answers stored after %.3f (first), "
+                  "%.3f (half), %.3f s (last), status seen %.3f s; CPU s controller %.2f simulator %.2f%s; load %s" % (
+                      db, i + 1, obj["status"], done, n, at[0] - t0 if at else float("nan"),
+                      at[len(at) // 2] - t0 if at else float("nan"), to_answers[-1], to_status[-1], cpu_s(ctl) - c0,
                       sum(cpu_s(x.p.pid) for x in sims) - s0,
                       " PostgreSQL %.2f" % (pg_cpu() - p0) if pg else "", ld), flush=True)
             if i + 1 < samples:

@@ -230,11 +230,15 @@ typedef struct TapSink {
 	void *ctx;
 } TapSink;
 
-/* A tap on the account's capture id: API_ERR_NOT_FOUND ("id"),
- * API_ERR_CONFLICT (a sample, or a capture that is not pending or running,
- * or whose agents all finished), API_ERR_BUSY (32 taps open). Nothing is
- * sent to agents before service_tap_start(). */
-int service_tap_open(Service *s, const char *account, const char *id, Tap **ret, ApiError *e);
+/* A tap on the account's capture id, written as pcapng (an interface per
+ * agent and interface, statistics at the end, a keep-alive block each
+ * second while no packet flows) or, pcapng false, as classic pcap
+ * (nanosecond timestamps): one link type, the first agent's; an agent whose
+ * packets have another ends its part of the stream with a note saying so.
+ * API_ERR_NOT_FOUND ("id"), API_ERR_CONFLICT (a sample, or a capture that
+ * is not pending or running, or whose agents all finished), API_ERR_BUSY
+ * (32 taps open). Nothing is sent to agents before service_tap_start(). */
+int service_tap_open(Service *s, const char *account, const char *id, bool pcapng, Tap **ret, ApiError *e);
 /* Starts its thread writing to sink and tells the agents; t belongs to the
  * service from then on (also on failure: freed). */
 int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err);

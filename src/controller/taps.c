@@ -66,6 +66,7 @@ struct Tap {
 	char job[JOB_ID_LEN + 1];
 	char account[JOB_ID_LEN + 1];
 	char desc[PCAPWR_MAX_IFDESC]; /* every interface's if_description (job_describe) */
+	bool pcapng;                  /* else classic pcap: one link type */
 	TapInput *in;
 	size_t n_in;
 	pthread_cond_t cond;
@@ -143,11 +144,14 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 	d = (PcapWrInterface){
 		.linktype = info.linktype, .snaplen = info.snaplen, .name = name, .description = t->desc, .tsresol = 9};
 	if (!t->w) {
-		PcapWriterConfig wc = {.format = PCAP_FORMAT_PCAPNG,
-				       .snaplen = d.snaplen,
-				       .iface0 = &d,
+		PcapWriterConfig wc = {.format = t->pcapng ? PCAP_FORMAT_PCAPNG : PCAP_FORMAT_PCAP_NS,
+				       .linktype = d.linktype,
+				       .snaplen = t->pcapng ? d.snaplen : PCAP_MAX_SNAPLEN,
+				       .iface0 = t->pcapng ? &d : NULL,
 				       .batch_bytes = 64u << 10,
 				       .io = &t->io};
+
+		/* Classic pcap: the header's snaplen admits every agent's. */
 
 		r = pcapwr_new(-1, &wc, &t->w, err);
 		if (r == 0)
@@ -156,6 +160,12 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 			return r;
 	} else {
 		r = pcapwr_add_interface_desc(t->w, &d, &out, err);
+		if (r == -EPROTOTYPE) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			return errbuf_set(err, r, "%s: a pcap stream; ask for format=pcapng", why);
+		}
 		if (r < 0)
 			return r;
 	}
@@ -325,7 +335,8 @@ static int write_records(Tap *t, size_t bytes, ErrBuf *err)
 	return t->batch ? pcapwr_flush(t->batch, err) : 0;
 }
 
-/* A keep-alive when nothing was written for a tick: an Interface Statistics
+/* A keep-alive when nothing was written for a tick (pcapng only: classic
+ * pcap has no record that is not a packet): an Interface Statistics
  * Block without options (readers skip it), so that a reader gone is noticed
  * even while no packet flows. */
 static int keepalive(Tap *t)
@@ -422,7 +433,7 @@ static void *merger_main(void *arg)
 			next_check = mono() + TAP_TICK_NS;
 		}
 		if (mono() >= next_tick) {
-			if (t->w && keepalive(t) < 0)
+			if (t->w && t->pcapng && keepalive(t) < 0)
 				gone = true;
 			next_tick = mono() + TAP_TICK_NS;
 		}
@@ -520,7 +531,7 @@ void service_taps_free(Service *s)
 	reap(s, true);
 }
 
-int service_tap_open(Service *s, const char *account, const char *id, Tap **ret, ApiError *e)
+int service_tap_open(Service *s, const char *account, const char *id, bool pcapng, Tap **ret, ApiError *e)
 {
 	pthread_condattr_t ca;
 	JobPart *parts = NULL;
@@ -578,6 +589,7 @@ int service_tap_open(Service *s, const char *account, const char *id, Tap **ret,
 		goto out;
 	}
 	t->svc = s;
+	t->pcapng = pcapng;
 	memcpy(t->id, tid, AGENTPROTO_STREAM_TAP_LEN);
 	t->id[AGENTPROTO_STREAM_TAP_LEN] = '\0';
 	snprintf(t->job, sizeof(t->job), "%s", j.id);

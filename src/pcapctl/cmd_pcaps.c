@@ -28,11 +28,13 @@ static const char download_usage[] = "usage: pcapctl download ID -o FILE|- [--fo
 				     "its agent's interface (AGENT or AGENT/IFACE, described with the colo, filter\n"
 				     "and snaplen) with each agent's packets and kernel drops as statistics.\n";
 
-static const char stream_usage[] = "usage: pcapctl stream ID [-o FILE|-]\n"
+static const char stream_usage[] = "usage: pcapctl stream ID [-o FILE|-] [--format pcapng|pcap]\n"
 				   "\n"
 				   "Streams a running full capture live, as one pcapng merged across its agents\n"
 				   "(each packet's interface is AGENT or AGENT/IFACE), from its first packet until\n"
 				   "the capture ends: pcapctl stream ID | wireshark -k -i -\n"
+				   "--format pcap: classic pcap (one link type: an agent with another is left out,\n"
+				   "and the end says so), for tools that read no pcapng.\n"
 				   "Standard output by default. Exits 0 when the stream is complete, 1 when the\n"
 				   "controller cut it (a reader too slow for the agents) or it broke, saying why.\n";
 
@@ -170,8 +172,13 @@ int cmd_download(int argc, char **argv, CtlOptions *o)
 
 int cmd_stream(int argc, char **argv, CtlOptions *o)
 {
-	CtlSimpleArgs a = {.cmd = "stream", .usage = stream_usage, .npos = 1, .pos_names = "ID", .out_ok = true};
-	char path[sizeof("/pcaps//stream") + CTL_ID_LEN], end[512];
+	CtlSimpleArgs a = {.cmd = "stream",
+			   .usage = stream_usage,
+			   .npos = 1,
+			   .pos_names = "ID",
+			   .out_ok = true,
+			   .format_ok = true};
+	char path[sizeof("/pcaps//stream?format=pcapng") + CTL_ID_LEN], end[512];
 	ClientError err = {0};
 	CtlOutput out;
 	Client *c = NULL;
@@ -180,7 +187,8 @@ int cmd_stream(int argc, char **argv, CtlOptions *o)
 	r = open_transfer(argc, argv, o, &a, "-", &c, &out);
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	snprintf(path, sizeof(path), "/pcaps/%s/stream", a.pos[0]);
+	snprintf(path, sizeof(path), "/pcaps/%s/stream%s%s", a.pos[0], a.format ? "?format=" : "",
+		 a.format ? a.format : "");
 	r = client_stream(c, path, out.fd,
 			  out.is_stdout ? "standard output"
 			  : out.part    ? out.part

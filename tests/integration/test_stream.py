@@ -47,16 +47,17 @@ class Reader:
     """`curl URL | tshark -l -r -` (or pcapctl instead of curl), its lines
     gathered by a thread as they come."""
 
-    def __init__(self, stk, acct, pcap_id, tool="curl"):
+    def __init__(self, stk, acct, pcap_id, tool="curl", fmt=None):
         self.stk = stk
         self.dump = os.path.join(stk.dir, "stream-%s.headers" % pcap_id)
         self.raw = os.path.join(stk.dir, "stream-%s.pcapng" % pcap_id)
         if tool == "curl":
             cmd = ["curl", "-sS", "-N", "--max-time", "600", "-D", self.dump,
-                   "-H", "Authorization: Bearer " + acct.read, stk.http_url + acct.path("/%s/stream" % pcap_id)]
+                   "-H", "Authorization: Bearer " + acct.read,
+                   stk.http_url + acct.path("/%s/stream%s" % (pcap_id, "?format=" + fmt if fmt else ""))]
             env = None
         else:
-            cmd = [binary("pcapctl"), "stream", pcap_id]
+            cmd = [binary("pcapctl"), "stream", pcap_id] + (["--format", fmt] if fmt else [])
             env = dict(os.environ, PCAPD_URL=stk.http_url + "/client/v4", PCAPD_TOKEN=acct.read,
                        PCAPD_ACCOUNT=acct.id)
         self.src = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -122,10 +123,12 @@ def start_capture(stk, acct, dport, n1, n2):
     return l1, l2, f1, f2, c
 
 
-@pytest.mark.parametrize("tool", ["curl", "pcapctl"])
-def test_live_stream_two_agents(stk, acct, tool):
-    l1, l2, f1, f2, c = start_capture(stk, acct, 5201 if tool == "curl" else 5202, 10, 12)
-    rd = Reader(stk, acct, c["id"], tool)
+@pytest.mark.parametrize("tool,fmt,dport", [("curl", None, 5201), ("pcapctl", None, 5202), ("curl", "pcap", 5204)])
+def test_live_stream_two_agents(stk, acct, tool, fmt, dport):
+    """pcapng by default; ?format=pcap: classic pcap (ns), one link type,
+    the same packets."""
+    l1, l2, f1, f2, c = start_capture(stk, acct, dport, 10, 12)
+    rd = Reader(stk, acct, c["id"], tool, fmt)
     try:
         # Interleaved in time: the stream must merge the two agents.
         send(l1, f1[:5])
@@ -137,19 +140,23 @@ def test_live_stream_two_agents(stk, acct, tool):
         rd.kill()
         raise
     rd.feed(acct, c["id"], [(l1, f1[5:]), (l2, f2[6:])], 22)
-    ts = [float(t) for t, _ in rd.lines]
+    ts = [float(line[0]) for line in rd.lines]
     assert ts == sorted(ts), "stream not in time order"
-    names = [n for _, n in rd.lines]
-    assert names.count(AGENT1) == 10 and names.count(AGENT2) == 12, names
-    # Each agent's interface is described as the download's are: colo, filter.
-    desc = subprocess.run(["tshark", "-n", "-r", rd.raw, "-T", "fields", "-e", "frame.interface_description"],
-                          capture_output=True, timeout=WAIT, check=True).stdout.decode().splitlines()
-    dport = "5201" if tool == "curl" else "5202"
-    assert len(desc) == 22 and all("colo %s" % COLO in d and dport in d for d in desc), desc[:2]
+    if fmt == "pcap":
+        with open(rd.raw, "rb") as f:
+            assert f.read(4) == bytes.fromhex("4d3cb2a1"), "not a nanosecond pcap"
+    else:
+        names = [line[1] for line in rd.lines]
+        assert names.count(AGENT1) == 10 and names.count(AGENT2) == 12, names
+        # Each agent's interface is described as the download's are: colo, filter.
+        desc = subprocess.run(["tshark", "-n", "-r", rd.raw, "-T", "fields", "-e", "frame.interface_description"],
+                              capture_output=True, timeout=WAIT, check=True).stdout.decode().splitlines()
+        assert len(desc) == 22 and all("colo %s" % COLO in d and str(dport) in d for d in desc), desc[:2]
     if tool == "curl":
         with open(rd.dump) as f:
             headers = f.read().lower()
-        assert "content-type: application/x-pcapng" in headers, headers
+        ctype = "application/vnd.tcpdump.pcap" if fmt == "pcap" else "application/x-pcapng"
+        assert "content-type: " + ctype in headers, headers
         assert "pcapd-stream-end: complete" in headers, headers
     # The stream's packets are the downloaded file's.
     done = stk.wait_status(acct, c["id"])
@@ -194,6 +201,7 @@ def test_stream_errors(stk, acct):
     msg = assert_error(acct.call("GET", "/%s/stream" % c["id"], token=acct.read), 409, 1008, "pcap_id")
     assert "download" in msg, msg
     assert_error(acct.call("GET", "/%s/stream" % ("0" * 32), token=acct.read), 404, 1003, "pcap_id")
+    assert_error(acct.call("GET", "/%s/stream?format=pcapnx" % c["id"], token=acct.read), 400, 1002, "format")
     other = stk.account()
     assert_error(stk.request("GET", acct.path("/%s/stream" % c["id"]), token=other.read), 403, 10000)
     assert_error(stk.request("GET", acct.path("/%s/stream" % c["id"])), 401, 10000)

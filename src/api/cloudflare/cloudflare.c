@@ -500,10 +500,12 @@ static void stream_end(void *ctx, bool ok, const char *how)
 	http_stream_end(ctx, ok);
 }
 
-/* pcapd extension: the running capture as one pcapng, live, until it ends;
- * how it ended in the trailer. */
+/* pcapd extension: the running capture as one pcapng (or ?format=pcap),
+ * live, until it ends; how it ended in the trailer. */
 static void pcaps_stream(Call *c)
 {
+	const char *format = http_req_query(c->req, "format");
+	bool pcapng = !format || strcmp(format, "pcap") != 0;
 	char disposition[128];
 	HttpStream *hs = NULL;
 	TapSink sink;
@@ -512,22 +514,29 @@ static void pcaps_stream(Call *c)
 	Tap *t = NULL;
 	int r;
 
-	if (service_tap_open(c->svc, c->account, c->id, &t, &e) < 0) {
+	/* pcapng unless ?format=pcap (one link type). */
+	if (format && strcmp(format, "pcapng") != 0 && strcmp(format, "pcap") != 0) {
+		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
+		cf_fail(c, &e);
+		return;
+	}
+	if (service_tap_open(c->svc, c->account, c->id, pcapng, &t, &e) < 0) {
 		cf_fail(c, &e);
 		return;
 	}
 	/* HEAD: what a GET would answer, without telling any agent. */
 	if (strcmp(http_req_method(c->req), "HEAD") == 0) {
 		service_tap_cancel(c->svc, t);
-		http_respond(c->req, 200, PCAPNG_TYPE, NULL, 0);
+		http_respond(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, NULL, 0);
 		return;
 	}
-	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.pcapng\"", c->id);
+	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.%s\"", c->id,
+		     pcapng ? "pcapng" : "pcap");
 	if (r > 0 && (size_t)r < sizeof(disposition))
 		http_add_header(c->req, "Content-Disposition", disposition);
 	http_add_header(c->req, "Cache-Control", "no-store");
 	http_add_header(c->req, "Trailer", STREAM_TRAILER);
-	r = http_respond_stream(c->req, 200, PCAPNG_TYPE, STREAM_BUFFER, &hs);
+	r = http_respond_stream(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, STREAM_BUFFER, &hs);
 	if (r < 0) {
 		service_tap_cancel(c->svc, t);
 		apierror_set(&e, API_ERR_INTERNAL, NULL, "cannot answer: %s", strerror(-r));
