@@ -161,9 +161,9 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 	} else {
 		r = pcapwr_add_interface_desc(t->w, &d, &out, err);
 		if (r == -EPROTOTYPE) {
-			char why[160];
+			char why[sizeof(err->msg)];
 
-			snprintf(why, sizeof(why), "%s", err->msg);
+			memcpy(why, err->msg, sizeof(why));
 			return errbuf_set(err, r, "%s: a pcap stream; ask for format=pcapng", why);
 		}
 		if (r < 0)

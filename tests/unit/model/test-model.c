@@ -774,7 +774,7 @@ static void test_aggregate_tally(void **state)
 		for (size_t i = 0; i < n; i++) {
 			char name[8];
 
-			snprintf(name, sizeof(name), "a%zu", i);
+			snprintf(name, sizeof(name), "a%u", (unsigned)i % 100u);
 			p[i] = part(name, (PartState)(rand_r(&seed) % (PART_UPLOAD_FAILED + 1)), rand_r(&seed) % 20);
 			p[i].bytes = rand_r(&seed) % 2000;
 			p[i].drops = rand_r(&seed) % 3;
