@@ -6,8 +6,8 @@
  * packet_limit records). Then, in one transaction that holds the job's row
  * (db_part_modify: this agent's part only, the job's status from a count of
  * the others), the part is checked (asked of this agent, not final yet), the
- * answer stored in the database (db_sample_put) and the part marked done, so
- * that of two answers to one part exactly one is kept, answer and
+ * answer stored in the database (db_part_modify's answer) and the part
+ * marked done, so that of two answers to one part exactly one is kept, answer and
  * record together, whichever controllers they reached: the answer always
  * exists for a done part, and a refused answer never replaces it. Any
  * controller over the database serves the download (service_sample_open).
@@ -24,10 +24,7 @@
 #include "pcap/decode.h"
 
 typedef struct Answer {
-	Service *s;
 	const char *agent, *id;
-	const uint8_t *pcap;
-	size_t n;
 	uint64_t packets, bytes;
 	int r; /* 0, or why the answer was refused (err) */
 	bool changed;
@@ -58,10 +55,8 @@ static bool apply_answer(const Job *j, JobPart *mine, void *arg)
 				  (unsigned long long)a->packets, j->packet_limit);
 		return false;
 	}
-	/* Joins the transaction: stored if and only if the part is done. */
-	a->r = db_sample_put(service_db(a->s), a->id, a->agent, a->pcap, a->n, a->err);
-	if (a->r < 0)
-		return false;
+	/* The answer is stored with the change (db_part_modify's answer): if
+	 * and only if the part is done. */
 	snprintf(object, sizeof(object), "%s.pcap", a->agent);
 	a->changed = part_apply(mine, PART_DONE, a->packets, a->bytes, 0, JOB_STOP_NONE, object, NULL,
 				(int64_t)now_realtime_ns());
@@ -70,16 +65,16 @@ static bool apply_answer(const Job *j, JobPart *mine, void *arg)
 
 static int store_sample(Service *s, const char *agent, const char *id, const uint8_t *pcap, size_t n, ErrBuf *err)
 {
-	Answer a = {.s = s, .agent = agent, .id = id, .pcap = pcap, .n = n, .err = err};
+	Answer a = {.agent = agent, .id = id, .err = err};
 	Job j = {0};
 	int r;
 
 	/* An unknown id costs no parsing; the whole body is then checked
 	 * outside the transaction, the part inside it. A sample that ended
 	 * (its deadline passed, or every agent answered) never changes again:
-	 * a late answer is refused here, without the transaction that reads
-	 * all of the job's parts under its row lock (a thousand late answers
-	 * would otherwise queue before the job's other changes). */
+	 * a late answer is refused here, without the transaction and its row
+	 * lock (a thousand late answers would otherwise queue before the
+	 * job's other changes). */
 	r = db_job_get(service_db(s), NULL, id, &j, err);
 	if (r == 0 && j.type == JOB_SIMPLE && job_status_terminal(j.status))
 		r = errbuf_set(err, -EALREADY, "id: sample %s is final (%s); the answer of %s came too late", id,
@@ -92,7 +87,7 @@ static int store_sample(Service *s, const char *agent, const char *id, const uin
 		return r;
 	/* Only this agent's part is read and written; the job's status and
 	 * counters come from a count of the others (db_part_modify). */
-	r = db_part_modify(service_db(s), id, agent, apply_answer, &a, NULL, err);
+	r = db_part_modify(service_db(s), id, agent, apply_answer, &a, &(DbSample){.pcap = pcap, .n = n}, NULL, err);
 	if (r == -ENOENT)
 		return errbuf_set(err, r, "id: no sample capture %s", id);
 	if (r == 0 && a.changed)

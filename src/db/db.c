@@ -178,9 +178,10 @@ int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void 
 	return db->ops->job_modify(db, account, id, fn, arg, ret_job, err);
 }
 
-int db_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
+int db_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, const DbSample *answer,
+		   Job *ret_job, ErrBuf *err)
 {
-	return db->ops->part_modify(db, id, agent, fn, arg, ret_job, err);
+	return db->ops->part_modify(db, id, agent, fn, arg, answer, ret_job, err);
 }
 
 int db_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err)

@@ -121,6 +121,11 @@ int db_job_modify(Db *db, const char *account, const char *id, DbJobFn fn, void 
  * has no part for that agent; fn then says why in its own arg); true if it
  * changed it. The job is read-only here. */
 typedef bool (*DbPartFn)(const Job *j, JobPart *part, void *arg);
+/* A sample answer stored with a db_part_modify change (db_sample_put's). */
+typedef struct DbSample {
+	const uint8_t *pcap;
+	size_t n;
+} DbSample;
 /* One agent's part of a job, changed under the same row lock as
  * db_job_modify (so the two mix safely), without reading the job's other
  * parts where that can be helped: in one transaction, loads the job and the
@@ -130,11 +135,13 @@ typedef bool (*DbPartFn)(const Job *j, JobPart *part, void *arg);
  * answer that ends a sample). The tally is kept in the job's row, so an
  * answer reads and writes one part and the job; after db_job_insert or
  * db_job_modify (which do not keep it) the next call counts the parts with
- * one aggregate query. fn runs inside the
- * transaction as db_job_modify's does (it may call db_sample_put). ret_job
- * (may be NULL) gets the job as it is afterwards. -ENOENT if there is no
- * such job. */
-int db_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err);
+ * one aggregate query. answer (may be NULL) is stored as the agent's sample
+ * answer in the same transaction when fn changes the part, and only then
+ * (with the part's write: PostgreSQL sends the writes and the COMMIT in one
+ * round trip). ret_job (may be NULL) gets the job as it is afterwards.
+ * -ENOENT if there is no such job; db_sample_put's errors for the answer. */
+int db_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, const DbSample *answer,
+		   Job *ret_job, ErrBuf *err);
 /* ---- named jobs (job.h JobName) ---- */
 
 /* Where a list of named jobs goes on: after the job submitted at

@@ -41,8 +41,8 @@ struct DbOps {
 	int (*job_list_active)(Db *db, Job **ret, size_t *ret_n, ErrBuf *err);
 	int (*job_modify)(Db *db, const char *account, const char *id, DbJobFn fn, void *arg, Job *ret_job,
 			  ErrBuf *err);
-	int (*part_modify)(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job,
-			   ErrBuf *err);
+	int (*part_modify)(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, const DbSample *answer,
+			   Job *ret_job, ErrBuf *err);
 	int (*job_find_named)(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err);
 	int (*job_list_named)(Db *db, const char *account, const char *group, const char *watcher,
 			      const JobCursor *after, size_t limit, Job **ret, size_t *ret_n, ErrBuf *err);

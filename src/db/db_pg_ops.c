@@ -601,14 +601,22 @@ static int list_parts(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err)
 	return r < 0 ? r : dbp_list_rows_c(t->c, PG_PART_LIST, &p, &dbr_parts, (void **)ret, ret_n, err);
 }
 
-/* The part's write (unless done), the job's update and the COMMIT. */
-static int part_tx_commit(PartTx *t, const char *tally, ErrBuf *err)
+/* The answer, the part's write (unless done), the job's update and the
+ * COMMIT. */
+static int part_tx_commit(PartTx *t, const DbSample *answer, const char *tally, ErrBuf *err)
 {
-	PgParams pp = {0}, pj;
-	PgStep steps[3];
+	PgParams pa, pp = {0}, pj;
+	PgStep steps[4];
 	size_t n = 0;
 	int r;
 
+	if (answer) {
+		if (answer->n > INT_MAX)
+			return errbuf_set(err, -EFBIG, "db: a sample answer of %zu bytes", answer->n);
+		pa = params2(t->id, t->part->agent);
+		dbp_bytes(&pa, answer->pcap, (int)answer->n);
+		steps[n++] = (PgStep){.id = PG_SAMPLE_PUT, .p = &pa, .what = "storing a sample answer"};
+	}
 	if (!t->written) {
 		part_params(&pp, t->part);
 		steps[n++] = (PgStep){.id = PG_PART_UPSERT, .p = &pp, .what = "storing a part"};
@@ -622,7 +630,8 @@ static int part_tx_commit(PartTx *t, const char *tally, ErrBuf *err)
 	return r;
 }
 
-static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
+static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, const DbSample *answer,
+			  Job *ret_job, ErrBuf *err)
 {
 	PgParams pj = params1(id), pp = params2(id, agent);
 	PgStep first[] = {{.id = PG_BEGIN, .what = "starting a transaction"},
@@ -654,10 +663,11 @@ static int pg_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn
 		PQclear(first[i].res);
 	/* What the stored tally counted of it (fn may free its strings). */
 	before = (JobPart){.state = part.state, .packets = part.packets, .bytes = part.bytes, .drops = part.drops};
-	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg)) {
+	/* fn has nothing to change without a part. */
+	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg) && found) {
 		r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &t, err);
 		if (r == 0)
-			r = part_tx_commit(&t, dbr_tally_text(&jt, text), err);
+			r = part_tx_commit(&t, answer, dbr_tally_text(&jt, text), err);
 		committed = r == 0;
 	}
 	part_done(&part);

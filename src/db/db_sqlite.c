@@ -1023,7 +1023,8 @@ static int list_parts(void *ctx, JobPart **ret, size_t *ret_n, ErrBuf *err)
 	return dbs_list_by_key(o->db, ST_PART_LIST, o->id, &dbr_parts, (void **)ret, ret_n, err);
 }
 
-static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, Job *ret_job, ErrBuf *err)
+static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn fn, void *arg, const DbSample *answer,
+			   Job *ret_job, ErrBuf *err)
 {
 	PartsOf o = {.db = db, .id = id};
 	JobPart part = {0}, before;
@@ -1042,8 +1043,12 @@ static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn f
 		r = 0;
 	/* What the stored tally counted of it (fn may free its strings). */
 	before = (JobPart){.state = part.state, .packets = part.packets, .bytes = part.bytes, .drops = part.drops};
-	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg)) {
-		r = write_parts(c, &jt.j, &part, 1, true, err);
+	/* fn has nothing to change without a part. */
+	if (r == 0 && fn(&jt.j, found ? &part : NULL, arg) && found) {
+		if (answer)
+			r = dbs_sample_put(db, id, agent, answer->pcap, answer->n, err);
+		if (r == 0)
+			r = write_parts(c, &jt.j, &part, 1, true, err);
 		if (r == 0)
 			r = db_rows_part_aggregate(&jt, &before, &part, count_parts, list_parts, &o, err);
 		if (r == 0)

@@ -220,18 +220,17 @@ typedef struct PartArg {
 	int r;
 } PartArg;
 
-/* fn of db_part_modify: an answer of a->packets, stored with the change. */
+/* The answer db_part_modify stores with the change. */
+static const uint8_t answer_pcap[] = {0xd4, 0xc3, 0xb2, 0xa1};
+static const DbSample the_answer = {.pcap = answer_pcap, .n = sizeof(answer_pcap)};
+
+/* fn of db_part_modify: an answer of a->packets. */
 static bool answer_part(const Job *j, JobPart *part, void *arg)
 {
-	static const uint8_t pcap[] = {0xd4, 0xc3, 0xb2, 0xa1};
 	PartArg *a = arg;
-	ErrBuf err = {{0}};
 
 	a->got_part = part != NULL;
 	if (!part || j->type != JOB_SIMPLE)
-		return false;
-	a->r = db_sample_put(a->db, a->id, a->agent, pcap, sizeof(pcap), &err);
-	if (a->r < 0)
 		return false;
 	part->state = a->state;
 	part->packets = a->packets;
@@ -257,12 +256,17 @@ static void test_part_modify(void **state)
 
 	j.packet_limit = 20;
 	assert_int_equal(db_job_insert(t->db, &j, p, 3, NULL, NULL, &err), 0);
-	assert_int_equal(db_part_modify(t->db, j.id, "s2", answer_part, &a, &got, &err), 0);
+	assert_int_equal(db_part_modify(t->db, j.id, "s2", answer_part, &a, &the_answer, &got, &err), 0);
 	assert_true(a.got_part);
 	assert_int_equal(got.status, JOB_RUNNING);
 	assert_int_equal(got.packets, 7);
 	assert_int_equal(got.bytes, 700);
 	job_done(&got);
+	/* The answer was stored with the change. */
+	assert_int_equal(db_sample_get(t->db, j.id, "s2", &v, &n, &err), 0);
+	assert_int_equal(n, sizeof(answer_pcap));
+	free(v);
+	v = NULL;
 	assert_int_equal(db_job_get(t->db, NULL, j.id, &got, &err), 0);
 	assert_int_equal(got.status, JOB_RUNNING);
 	assert_int_equal(got.packets, 7);
@@ -271,16 +275,17 @@ static void test_part_modify(void **state)
 
 	/* Not asked of this agent: fn is told so, nothing is stored. */
 	a.agent = "s9";
-	assert_int_equal(db_part_modify(t->db, j.id, "s9", answer_part, &a, NULL, &err), 0);
+	assert_int_equal(db_part_modify(t->db, j.id, "s9", answer_part, &a, &the_answer, NULL, &err), 0);
 	assert_false(a.got_part);
 	assert_int_equal(db_sample_get(t->db, j.id, "s9", &v, &n, &err), -ENOENT);
-	assert_int_equal(db_part_modify(t->db, "0123456789abcdef0123456789abcdef", "s1", answer_part, &a, NULL, &err),
+	assert_int_equal(db_part_modify(t->db, "0123456789abcdef0123456789abcdef", "s1", answer_part, &a, &the_answer,
+					NULL, &err),
 			 -ENOENT);
 
 	/* Past the packet limit: the job holds the limit. */
 	a.agent = "s1";
 	a.packets = 30;
-	assert_int_equal(db_part_modify(t->db, j.id, "s1", answer_part, &a, &got, &err), 0);
+	assert_int_equal(db_part_modify(t->db, j.id, "s1", answer_part, &a, &the_answer, &got, &err), 0);
 	assert_int_equal(got.status, JOB_RUNNING);
 	assert_int_equal(got.packets, 20);
 	assert_int_equal(got.stop_reason, JOB_STOP_PACKETS);
@@ -290,7 +295,7 @@ static void test_part_modify(void **state)
 	a.agent = "s3";
 	a.state = PART_LOST;
 	a.packets = 0;
-	assert_int_equal(db_part_modify(t->db, j.id, "s3", answer_part, &a, &got, &err), 0);
+	assert_int_equal(db_part_modify(t->db, j.id, "s3", answer_part, &a, &the_answer, &got, &err), 0);
 	assert_int_equal(got.status, JOB_SUCCESS);
 	assert_int_equal(got.packets, 20);
 	assert_true(got.finished_ns > 0);
@@ -313,7 +318,7 @@ static void test_part_modify(void **state)
 		k.packet_limit = 0;
 		q[0].packets = UINT64_C(1) << 62;
 		assert_int_equal(db_job_insert(t->db, &k, q, 3, NULL, NULL, &err), 0);
-		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &got, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &the_answer, &got, &err), 0);
 		assert_int_equal(got.status, JOB_RUNNING);
 		assert_true(got.packets == (UINT64_C(1) << 62) + 7);
 		job_done(&got);
@@ -329,13 +334,13 @@ static void test_part_modify(void **state)
 
 		k.packet_limit = 1000;
 		assert_int_equal(db_job_insert(t->db, &k, q, 3, NULL, NULL, &err), 0);
-		assert_int_equal(db_part_modify(t->db, k.id, "s1", answer_part, &b, &got, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s1", answer_part, &b, &the_answer, &got, &err), 0);
 		assert_int_equal(got.packets, 5);
 		job_done(&got);
 		assert_int_equal(db_job_modify(t->db, NULL, k.id, add_packet, (void *)"s2", NULL, &err), 0);
 		b.agent = "s3";
 		b.packets = 10;
-		assert_int_equal(db_part_modify(t->db, k.id, "s3", answer_part, &b, &got, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s3", answer_part, &b, &the_answer, &got, &err), 0);
 		assert_int_equal(got.status, JOB_RUNNING);
 		assert_int_equal(got.packets, 16);
 		job_done(&got);
@@ -348,7 +353,7 @@ static void test_part_modify(void **state)
 		PartArg b = {.db = t->db, .id = k.id, .agent = "s2", .packets = 0, .state = PART_DONE};
 
 		assert_int_equal(db_job_insert(t->db, &k, q, 2, NULL, NULL, &err), 0);
-		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &got, &err), 0);
+		assert_int_equal(db_part_modify(t->db, k.id, "s2", answer_part, &b, &the_answer, &got, &err), 0);
 		assert_int_equal(got.status, JOB_FAILED);
 		assert_non_null(got.error_message);
 		assert_non_null(strstr(got.error_message, "agent s1: lost"));
@@ -422,7 +427,7 @@ static void *part_modifier(void *arg)
 		PartArg a = {.db = m->db, .id = m->id, .agent = agent, .packets = 1, .state = PART_DONE};
 
 		snprintf(agent, sizeof(agent), "s%02d", i);
-		if (db_part_modify(m->db, m->id, agent, answer_part, &a, NULL, &err) < 0 || a.r < 0) {
+		if (db_part_modify(m->db, m->id, agent, answer_part, &a, &the_answer, NULL, &err) < 0 || a.r < 0) {
 			m->failed++;
 			memcpy(m->msg, err.msg, sizeof(m->msg));
 		}
