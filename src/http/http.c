@@ -6,6 +6,9 @@
  * How MHD drives a request, and what this file does at each step
  * (MHD's access handler is on_access(); one HttpRequest per request):
  *
+ *   connect      ─► on_connection() (MHD_OPTION_NOTIFY_CONNECTION): the
+ *                   connection has until connect + untrusted_timeout_s to
+ *                   send a request line (fresh.h), its closing ends that.
  *   request line ─► on_uri() (MHD_OPTION_URI_LOG_CALLBACK), before MHD
  *                   splits the query: allocate the HttpRequest (it becomes
  *                   *con_cls) and check the target's length and number of
@@ -14,6 +17,7 @@
  *                   MHD stores none of them (MHD 0.9.75 answers nothing at
  *                   all when its per-connection memory runs out while it
  *                   stores them), and the request is refused below.
+ *                   The first one: the untrusted idle time-out from now.
  *   headers in  ──► first call (started false, no data): the bounds on the
  *                   target and the headers (refuse() answers 414/400/431),
  *                   then, for a request announcing a body, on_headers (may
@@ -62,6 +66,7 @@
  * its next loop iteration, after our access handler has returned.
  */
 #include "http.h"
+#include "fresh.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -123,8 +128,9 @@ struct HttpServer {
 	void *ctx;
 	size_t max_body;
 	size_t (*body_limit)(void *ctx, const char *method, const char *path);
-	unsigned timeout_s;           /* trusted connections */
-	unsigned untrusted_timeout_s; /* until http_req_trust() */
+	unsigned timeout_s;           /* trusted connections: the daemons' default */
+	unsigned untrusted_timeout_s; /* until http_req_trust(): set per connection */
+	HttpFresh *fresh;             /* connections before their first request line; NULL if the two are equal */
 	size_t body_budget;
 	atomic_size_t body_held; /* bytes reserved by request bodies, all threads */
 	HttpDaemon daemons[2];   /* [0] plain, [1] TLS */
@@ -469,6 +475,38 @@ static unsigned headers_check(HttpRequest *r, char *msg, size_t cap)
 	return 0;
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: never MHD's time-out lists here (fresh.h). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	HttpServer *s = cls;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		http_fresh_remove(s->fresh, *socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!info)
+		return;
+	*socket_context = http_fresh_add(s->fresh, info->connect_fd);
+	if (!*socket_context)
+		shutdown(info->connect_fd, SHUT_RDWR); /* out of memory: no deadline to keep, so no connection */
+}
+
+/* The first request line is in: the untrusted idle time-out until trusted. */
+static void conn_served(HttpServer *s, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info;
+
+	if (!s->fresh)
+		return; /* one time-out for all: the daemon's default */
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (info && info->socket_context && http_fresh_served(s->fresh, info->socket_context))
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->untrusted_timeout_s);
+}
+
 /* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, MHD has not split the
  * query yet. The request object starts here (MHD hands the return value to
  * every access call as *con_cls, and on_completed() frees it). */
@@ -479,6 +517,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	const char *q;
 	size_t len, args = 0;
 
+	conn_served(d->srv, conn);
 	if (!r)
 		return NULL; /* the first access call tries again */
 	len = strlen(uri);
@@ -1344,8 +1383,10 @@ static int daemon_start(HttpServer *s, HttpDaemon *d, const HttpConfig *cfg, con
 	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONN, NULL);
 	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_PER_ADDRESS,
 	    NULL);
-	/* Every connection starts untrusted; http_req_trust() lengthens it. */
-	OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->untrusted_timeout_s, NULL);
+	/* Trusted is the default: MHD keeps those on its sorted list (fresh.h). */
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s, NULL);
+	if (s->fresh)
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, s);
 	OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, d);
 	if (threads > 1)
 		OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
@@ -1430,6 +1471,11 @@ int http_server_start(const HttpConfig *cfg, HttpServer **ret, ErrBuf *err)
 		s->daemons[i].srv = s;
 		s->daemons[i].tls = i == 1;
 	}
+	if (s->untrusted_timeout_s < s->timeout_s) {
+		r = http_fresh_start(s->untrusted_timeout_s, &s->fresh, err);
+		if (r < 0)
+			goto fail;
+	}
 
 	if (cfg->http_addr) {
 		r = daemon_start(s, &s->daemons[0], cfg, cfg->http_addr, err);
@@ -1486,6 +1532,7 @@ void http_server_stop(HttpServer *s)
 	for (int i = 0; i < 2; i++)
 		if (s->daemons[i].mhd)
 			MHD_stop_daemon(s->daemons[i].mhd);
+	http_fresh_free(s->fresh); /* after the daemons: their closed hooks emptied it */
 	pthread_cond_destroy(&s->drained);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->log_lock);

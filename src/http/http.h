@@ -31,9 +31,11 @@
  * Authentication before the body: on_headers (optional) is called once the
  * headers of a request that announces a body are in, before any body byte
  * is read. It may answer (401, 403, 415, ...): the body is then never read
- * and the connection closes after the answer. Connections start with the
- * short untrusted_timeout_s; http_req_trust() (called once credentials were
- * checked) gives the connection the normal timeout_s.
+ * and the connection closes after the answer. A connection must send its
+ * first request line (TLS handshake included) within untrusted_timeout_s of
+ * its connect; from then on it has the idle time-out untrusted_timeout_s
+ * until http_req_trust() (called once credentials were checked) gives it
+ * the normal timeout_s for good.
  *
  * Handler contract: the handler is called once per request when the whole body
  * is in (again after http_resume). It must, before returning, either answer

@@ -288,6 +288,40 @@ static void test_merge(void **state)
 	registry_free(r);
 }
 
+/* 3,000 agents (the name index grows, wraps and is probed past collisions),
+ * every third forgotten (entries move back, the last agent moves into the
+ * gap), then found or not by name, and the forgotten ones added again. */
+static void test_many_names(void **state)
+{
+	Registry *r;
+	char name[32];
+
+	(void)state;
+	assert_int_equal(registry_new(&r), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "agent%04d", i);
+		assert_int_equal(registry_seen(r, name, "", "c", "eth0", "0.1", true, SEC), 0);
+	}
+	for (int i = 0; i < 3000; i += 3) {
+		snprintf(name, sizeof(name), "agent%04d", i);
+		registry_forget(r, name);
+	}
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "agent%04d", i);
+		assert_int_equal(registry_touch(r, name, 2 * SEC), i % 3 ? 0 : -ENOENT);
+	}
+	assert_int_equal(registry_touch(r, "agent3000", 2 * SEC), -ENOENT);
+	for (int i = 0; i < 3000; i += 3) {
+		snprintf(name, sizeof(name), "agent%04d", i);
+		assert_int_equal(registry_seen(r, name, "", "c", "eth0", "0.1", true, SEC), 0);
+	}
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "agent%04d", i);
+		assert_int_equal(registry_touch(r, name, 3 * SEC), 0);
+	}
+	registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_park_expire_displace_shutdown),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_many_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

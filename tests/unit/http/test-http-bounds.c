@@ -548,6 +548,17 @@ static void test_trusted_timeout(void **state)
 	fd = dial(s, "127.0.0.1");
 	assert_true(closed_within(fd, 15));
 	close(fd);
+	/* a request line trickled in, a byte every 200 ms: closed all the
+	 * same, the first line being due within the untrusted time-out of the
+	 * connect (MHD's idle time-out alone would keep it open) */
+	fd = dial(s, "127.0.0.1");
+	t0 = now_s();
+	assert_true(send_all(fd, "GET /", 5));
+	while (!closed_within(fd, 0.2) && now_s() - t0 < 15)
+		(void)!send(fd, "a", 1, MSG_NOSIGNAL);
+	assert_true(now_s() - t0 < 15);
+	assert_true(now_s() - t0 >= 0.5);
+	close(fd);
 
 	/* trusted by its request: still open after three idle seconds, and
 	 * serves the next request */
