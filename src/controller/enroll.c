@@ -13,7 +13,19 @@
 int service_agent_key_find(Service *s, const uint8_t hash[32], AgentKey *ret, ApiError *e)
 {
 	ErrBuf err = {{0}};
-	int r = db_agent_key_find(s->cfg.db, hash, ret, &err);
+	uint64_t ticket = 0;
+	int r;
+
+	/* Over PostgreSQL, from the cache that revocations' notices keep
+	 * true (keycache.h). */
+	if (s->keys) {
+		if (keycache_get(s->keys, hash, (int64_t)now_monotonic_ns(), ret))
+			return 0;
+		ticket = keycache_begin(s->keys);
+	}
+	r = db_agent_key_find(s->cfg.db, hash, ret, &err);
+	if (r == 0 && s->keys)
+		keycache_put(s->keys, ticket, hash, ret, (int64_t)now_monotonic_ns());
 
 	if (r == -ENOENT)
 		return apierror_set(e, API_ERR_NOT_FOUND, NULL, "no such agent key");

@@ -15,12 +15,15 @@
  *             their work from the database. Any notice also
  *             counts as a change of some job (list caches) and makes the
  *             lease holder look at samples' deadlines.
- *   agents    once a second, what the other controllers stored about agents
- *             (db_agent_list: last-seen, account, colo, history) is merged
- *             into the registry, so that dispatch, listings, /metrics and
- *             losses see every online agent; each controller stores its own
- *             agents' last-seen at most every PERSIST_NS
- *             (service_agent_persist).
+ *   agents    every persist interval (at most 3 s, what a stored row
+ *             changes by at most), what the other controllers stored about
+ *             agents (db_agent_list: last-seen, account, colo, history) is
+ *             merged into the registry, so that dispatch, listings, /metrics
+ *             and losses see every online agent. Each controller stores its
+ *             own agents' registrations at once and their heartbeats
+ *             (last-seen and history, at most every persist interval per
+ *             agent: service_agent_persist) once a second, all in one
+ *             statement (db_agent_beats).
  *             A revoked agent is forgotten the same way ("<instance> forget
  *             <agent>"), its row marked never seen.
  *   lease     housekeeping (lost agents, sample deadlines) runs on the
@@ -103,6 +106,56 @@ void service_wake_end(WakeBatch *b)
 		wake_flush(b);
 }
 
+/* A heartbeat for the next round (beats_flush); -ENOMEM. */
+static int beat_queue(Service *s, const char *name, int64_t now, char *history)
+{
+	AgentBeat *b;
+	int r = 0;
+
+	pthread_mutex_lock(&s->beats_lock);
+	if (s->n_beats == s->cap_beats) {
+		size_t cap = s->cap_beats ? 2 * s->cap_beats : 256;
+
+		b = realloc(s->beats, cap * sizeof(*b));
+		if (b) {
+			s->beats = b;
+			s->cap_beats = cap;
+		}
+	}
+	if (s->n_beats < s->cap_beats) {
+		b = &s->beats[s->n_beats++];
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		b->seen_ns = now;
+		b->history = history;
+	} else {
+		free(history);
+		r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&s->beats_lock);
+	return r;
+}
+
+/* The round's heartbeats, in one statement. A failed write loses them: the
+ * next beats come within the persist interval. */
+static void beats_flush(Service *s)
+{
+	AgentBeat *v;
+	size_t n;
+	ErrBuf err = {{0}};
+
+	pthread_mutex_lock(&s->beats_lock);
+	v = s->beats;
+	n = s->n_beats;
+	s->beats = NULL;
+	s->n_beats = s->cap_beats = 0;
+	pthread_mutex_unlock(&s->beats_lock);
+	if (n && db_agent_beats(s->cfg.db, v, n, &err) < 0)
+		log_warning("storing %zu agents' heartbeats: %s", n, err.msg);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].history);
+	free(v);
+}
+
 int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep, ErrBuf *err)
 {
 	AgentRow row = {0};
@@ -114,13 +167,17 @@ int service_agent_persist(Service *s, const AgentKey *k, const AgentReport *rep,
 	 * one else reads the heartbeats. */
 	if (!rep->hello && (!s->shared || !registry_persist_due(s->reg, rep->name, mono(), persist_ns(s))))
 		return 0;
+	if (json_is_object(rep->history))
+		history = json_dumps(rep->history, JSON_COMPACT);
+	if (!rep->hello) {
+		r = beat_queue(s, rep->name, now, history);
+		return r < 0 ? errbuf_set(err, r, "out of memory") : 0;
+	}
 	snprintf(row.name, sizeof(row.name), "%s", rep->name);
 	snprintf(row.colo, sizeof(row.colo), "%s", rep->colo);
 	row.interfaces = (char *)rep->interfaces;
 	row.version = (char *)rep->version;
 	row.account = (char *)k->account;
-	if (json_is_object(rep->history))
-		history = json_dumps(rep->history, JSON_COMPACT);
 	row.history = history;
 	row.first_seen_ns = row.last_seen_ns = now;
 	r = db_agent_upsert(s->cfg.db, &row, err);
@@ -133,6 +190,8 @@ void service_agent_forget(Service *s, const char *name)
 	ErrBuf err = {{0}};
 
 	registry_forget(s->reg, name);
+	if (s->keys)
+		keycache_forget(s->keys, name);
 	/* Never seen, whom it serves unknown: no controller merges it back
 	 * (registry_merge), and each forgets it at the notice. */
 	if (s->shared && db_agent_forget(s->cfg.db, s->instance, name, &err) < 0)
@@ -168,8 +227,10 @@ static void on_notice(Service *s, const char *text)
 	atomic_store(&s->samples_pending, 1); /* the lease holder looks (scan_lost) */
 	if ((agent = strstr(text, " wake ")))
 		wake_listed(s, agent + 6);
-	else if ((agent = strstr(text, " forget ")) && agent[8])
+	else if ((agent = strstr(text, " forget ")) && agent[8]) {
 		registry_forget(s->reg, agent + 8);
+		keycache_forget(s->keys, agent + 8);
+	}
 }
 
 static void merge_agents(Service *s)
@@ -192,7 +253,7 @@ static void *fleet_main(void *arg)
 {
 	Service *s = arg;
 	DbWatch *w = NULL;
-	int64_t last_round = 0;
+	int64_t last_round = 0, last_merge = 0;
 
 	while (!atomic_load(&s->fleet_stopping)) {
 		char text[DB_NOTICE_MAX + 1];
@@ -204,7 +265,9 @@ static void *fleet_main(void *arg)
 			last_round = now;
 			if (!w && db_watch_open(s->cfg.db, &w, &err) == 0) {
 				/* Listening again: whatever happened meanwhile
-				 * is looked at once more. */
+				 * is looked at once more, and a revocation may
+				 * have gone unheard. */
+				keycache_hearing(s->keys, true);
 				registry_wake_all(s->reg);
 				atomic_fetch_add(&s->jobs_gen, 1);
 			} else if (!w) {
@@ -215,10 +278,15 @@ static void *fleet_main(void *arg)
 			r = w ? db_watch_lease(w, LEASE_KEY, &err) : 0;
 			atomic_store(&s->leader, r == 1);
 			if (r == -ECONNRESET) {
+				keycache_hearing(s->keys, false);
 				db_watch_close(w);
 				w = NULL;
 			}
-			merge_agents(s);
+			beats_flush(s);
+			if (now - last_merge >= persist_ns(s)) {
+				last_merge = now;
+				merge_agents(s);
+			}
 		}
 		if (!w) {
 			struct timespec ts = {.tv_nsec = WAIT_MS * 1000000L};
@@ -233,6 +301,7 @@ static void *fleet_main(void *arg)
 		}
 		if (r == -ECONNRESET) {
 			atomic_store(&s->leader, false);
+			keycache_hearing(s->keys, false);
 			db_watch_close(w);
 			w = NULL;
 		}
@@ -256,6 +325,9 @@ int service_fleet_start(Service *s, ErrBuf *err)
 	if (r < 0)
 		return r;
 	db_watch_close(w); /* the thread opens its own */
+	r = keycache_new(&s->keys);
+	if (r < 0)
+		return errbuf_set(err, r, "out of memory");
 	r = job_new_id(id);
 	if (r < 0)
 		return errbuf_set(err, r, "cannot draw a random id: %s", strerror(-r));
@@ -275,4 +347,5 @@ void service_fleet_stop(Service *s)
 	atomic_store(&s->fleet_stopping, true);
 	pthread_join(s->fleet, NULL);
 	s->fleet_running = false;
+	beats_flush(s); /* the last round's, and the memory */
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "controller/keycache.h"
 #include "controller/registry.h"
 #include "controller/service.h"
 
@@ -31,6 +32,10 @@ struct Service {
 	atomic_bool fleet_stopping; /* the fleet thread ends */
 	pthread_t fleet;
 	bool fleet_running;
+	pthread_mutex_t beats_lock; /* heartbeats waiting for the fleet thread's round */
+	AgentBeat *beats;
+	size_t n_beats, cap_beats;
+	KeyCache *keys; /* agents' keys (keycache.h), when shared; else NULL */
 };
 
 Db *service_db(Service *s);

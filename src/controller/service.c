@@ -245,6 +245,7 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 		return errbuf_set(err, r, "out of memory");
 	}
 	pthread_mutex_init(&s->taps_lock, NULL);
+	pthread_mutex_init(&s->beats_lock, NULL);
 	pthread_mutex_init(&s->hk_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -292,6 +293,8 @@ void service_free(Service *s)
 	service_shutdown(s);
 	service_taps_free(s);
 	pthread_mutex_destroy(&s->taps_lock);
+	pthread_mutex_destroy(&s->beats_lock);
+	keycache_free(s->keys);
 	registry_free(s->reg);
 	pthread_cond_destroy(&s->hk_cond);
 	pthread_mutex_destroy(&s->hk_lock);

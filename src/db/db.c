@@ -301,6 +301,11 @@ int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err)
 	return db->ops->agent_upsert(db, a, err);
 }
 
+int db_agent_beats(Db *db, const AgentBeat *v, size_t n, ErrBuf *err)
+{
+	return n ? db->ops->agent_beats(db, v, n, err) : 0;
+}
+
 int db_agent_forget(Db *db, const char *sender, const char *name, ErrBuf *err)
 {
 	char text[DB_NOTICE_MAX + 1];

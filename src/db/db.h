@@ -281,6 +281,18 @@ void agent_row_done(AgentRow *a);
 void agent_rows_free(AgentRow *v, size_t n);
 int db_agent_upsert(Db *db, const AgentRow *a, ErrBuf *err);           /* keeps first_seen_ns of an existing row */
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err); /* by name */
+/* An agent's heartbeat (db_agent_beats). */
+typedef struct AgentBeat {
+	char name[AGENT_NAME_MAX + 1];
+	int64_t seen_ns;
+	char *history; /* its history status (JSON object text), or NULL: unchanged */
+} AgentBeat;
+/* Many agents' heartbeats in one statement (one round trip): each existing
+ * row's last_seen_ns (never lowered) and history, when given. A row marked
+ * never seen (db_agent_forget) stays so: a beat queued before the agent was
+ * revoked does not bring it back; a row that does not exist is not made
+ * (db_agent_upsert registers). */
+int db_agent_beats(Db *db, const AgentBeat *v, size_t n, ErrBuf *err);
 /* Every controller over db forgets agent `name` (a revoked key): its row
  * is marked never seen, so that no controller merges it back, and a notice
  * "<sender> forget <name>" tells those that watch (PostgreSQL; with SQLite

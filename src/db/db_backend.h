@@ -70,6 +70,7 @@ struct DbOps {
 
 	int (*agent_upsert)(Db *db, const AgentRow *a, ErrBuf *err);
 	int (*agent_list)(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err);
+	int (*agent_beats)(Db *db, const AgentBeat *v, size_t n, ErrBuf *err);
 
 	int (*enroll_token_add)(Db *db, const uint8_t hash[32], const EnrollToken *t, ErrBuf *err);
 	int (*enroll_token_find)(Db *db, const uint8_t hash[32], EnrollToken *ret, ErrBuf *err);

@@ -106,6 +106,10 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns, "
 			    "account = excluded.account, history = coalesce(excluded.history, agents.history)",
 	[PG_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
+	[PG_AGENT_BEATS] = "UPDATE agents SET last_seen_ns = greatest(agents.last_seen_ns, b.seen), "
+			   "history = coalesce(b.history, agents.history) "
+			   "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS b(name, seen, history) "
+			   "WHERE agents.name = b.name AND agents.last_seen_ns > 0",
 	[PG_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES ($1, $2, $3, $4, $5, $6)",
 	[PG_ENROLL_FIND] = "SELECT " DB_ENROLL_COLS " FROM enroll_tokens WHERE hash = $1",
@@ -834,6 +838,93 @@ static int pg_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
 
 /* ---- sample answers ---- */
 
+/* Appends s to a PostgreSQL array literal: quoted, `"` and `\` escaped;
+ * NULL as NULL. -ENOMEM. */
+static int array_add(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t need = *len + 2 + (s ? 2 * strlen(s) + 2 : 4) + 1;
+
+	if (need > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		char *p;
+
+		while (c < need)
+			c *= 2;
+		p = realloc(*buf, c);
+		if (!p)
+			return -ENOMEM;
+		*buf = p;
+		*cap = c;
+	}
+	if (*len)
+		(*buf)[(*len)++] = ',';
+	if (!s) {
+		memcpy(*buf + *len, "NULL", 4);
+		*len += 4;
+	} else {
+		(*buf)[(*len)++] = '"';
+		for (; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				(*buf)[(*len)++] = '\\';
+			(*buf)[(*len)++] = *s;
+		}
+		(*buf)[(*len)++] = '"';
+	}
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* The three arrays as literals ({...}) into a[0..2]; -ENOMEM. */
+static int beats_arrays(const AgentBeat *v, size_t n, char *a[3])
+{
+	size_t len[3] = {0}, cap[3] = {0};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		char seen[24];
+
+		snprintf(seen, sizeof(seen), "%lld", (long long)v[i].seen_ns);
+		r = array_add(&a[0], &len[0], &cap[0], v[i].name);
+		if (r == 0)
+			r = array_add(&a[1], &len[1], &cap[1], seen);
+		if (r == 0)
+			r = array_add(&a[2], &len[2], &cap[2], v[i].history);
+	}
+	for (int k = 0; r == 0 && k < 3; k++) {
+		char *p = malloc(len[k] + 3);
+
+		if (!p) {
+			r = -ENOMEM;
+			break;
+		}
+		p[0] = '{';
+		memcpy(p + 1, a[k], len[k]);
+		memcpy(p + 1 + len[k], "}", 2);
+		free(a[k]);
+		a[k] = p;
+	}
+	return r;
+}
+
+static int pg_agent_beats(Db *db, const AgentBeat *v, size_t n, ErrBuf *err)
+{
+	char *a[3] = {NULL, NULL, NULL};
+	PgParams p = {0};
+	int r = beats_arrays(v, n, a);
+
+	if (r < 0)
+		r = errbuf_set(err, r, "db: out of memory");
+	if (r == 0) {
+		dbp_text(&p, a[0]);
+		dbp_text(&p, a[1]);
+		dbp_text(&p, a[2]);
+		r = dbp_exec(db, PG_AGENT_BEATS, &p, "storing agents' heartbeats", NULL, NULL, err);
+	}
+	for (int k = 0; k < 3; k++)
+		free(a[k]);
+	return r;
+}
+
 static int pg_sample_put(Db *db, const char *job_id, const char *agent, const uint8_t *pcap, size_t n, ErrBuf *err)
 {
 	PgParams p = params2(job_id, agent);
@@ -998,6 +1089,7 @@ const DbOps dbp_ops = {
 	.notify = pg_notify,
 	.watch_open = dbp_watch_open,
 	.agent_upsert = pg_agent_upsert,
+	.agent_beats = pg_agent_beats,
 	.agent_list = pg_agent_list,
 	.enroll_token_add = pg_enroll_token_add,
 	.enroll_token_find = pg_enroll_token_find,

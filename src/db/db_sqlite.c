@@ -124,6 +124,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns, "
 			    "account = excluded.account, history = coalesce(excluded.history, agents.history)",
 	[ST_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
+	[ST_AGENT_BEAT] = "UPDATE agents SET last_seen_ns = max(last_seen_ns, ?2), history = coalesce(?3, history) "
+			  "WHERE name = ?1 AND last_seen_ns > 0",
 	[ST_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_ENROLL_FIND] = "SELECT " DB_ENROLL_COLS " FROM enroll_tokens WHERE hash = ?1",
@@ -1058,6 +1060,35 @@ static int dbs_part_modify(Db *db, const char *id, const char *agent, DbPartFn f
 	return modify_end(c, r, &jt.j, ret_job, err);
 }
 
+/* One statement per beat, in one transaction (one controller per SQLite
+ * file: a path for completeness and tests more than for speed). */
+static int dbs_agent_beats(Db *db, const AgentBeat *v, size_t n, ErrBuf *err)
+{
+	sqlite3_stmt *st;
+	Conn *c;
+	int r;
+
+	r = conn_get(db, &c, err);
+	if (r < 0)
+		return r;
+	r = tx_begin(c, err);
+	if (r < 0)
+		return r;
+	r = stmt_get(c, ST_AGENT_BEAT, &st, err);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (dbs_bind_text(st, 1, v[i].name) || sqlite3_bind_int64(st, 2, v[i].seen_ns) ||
+		    dbs_bind_text(st, 3, v[i].history))
+			r = dbs_bind_fail(c, st, "binding an agent's heartbeat", err);
+		else
+			r = dbs_stmt_exec(c, st, "storing an agent's heartbeat", err);
+	}
+	if (r == 0)
+		r = tx_commit(c, err);
+	if (r < 0)
+		tx_rollback(c);
+	return r;
+}
+
 static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)
 {
 	Conn *c;
@@ -1162,6 +1193,7 @@ static const DbOps sqlite_ops = {
 	.sample_put = dbs_sample_put,
 	.sample_get = dbs_sample_get,
 	.agent_upsert = dbs_agent_upsert,
+	.agent_beats = dbs_agent_beats,
 	.agent_list = dbs_agent_list,
 	.enroll_token_add = dbs_enroll_token_add,
 	.enroll_token_find = dbs_enroll_token_find,

@@ -213,3 +213,25 @@ def test_lost_agent_marked_once(stk, acct):
     (part,) = done["agents"]
     assert part["status"] == "lost", done
     assert lease_holders(stk) == 1
+
+
+def test_revoked_on_a_refused_on_b(stk, acct):
+    """Each controller over PostgreSQL keeps the agents' keys it has read
+    (src/controller/keycache.h); a revocation through A reaches B's cache by
+    its notice: B refuses the key within moments, not at the cache's 30-s
+    bound."""
+    import time
+
+    key = stk.enroll("rv-rep", COLO, token=stk.token(acct.id, "enroll"))
+    body = {"name": "rv-rep", "colo": COLO, "hello": True, "version": "x", "interfaces": ["lo"], "jobs": []}
+
+    def hello_on_b():
+        return stk.request("POST", "/agent/v1/report", token=key, body=body, controller=stk.ctl_b).status
+
+    assert hello_on_b() == 200
+    assert hello_on_b() == 200  # now from B's cache
+    r = on(stk, stk.controller, acct, "DELETE", "/agents/rv-rep")
+    assert r.status == 200, r
+    t0 = time.monotonic()
+    until(lambda: hello_on_b() == 401, "B refuses the revoked key")
+    assert time.monotonic() - t0 < 20, "B refused the key only at its cache's time-out"

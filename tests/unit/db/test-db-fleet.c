@@ -497,6 +497,40 @@ static void test_agent_account_history(void **state)
 	agent_rows_free(v, n);
 }
 
+/* Heartbeats in one statement: last-seen (never lowered) and history
+ * (kept when not given; quotes and backslashes survive the array); no row
+ * made, and a forgotten agent is not brought back. */
+static void test_agent_beats(void **state)
+{
+	T *t = *state;
+	ErrBuf err = {{0}};
+	AgentRow a = {.name = "op-1", .colo = "ORD", .first_seen_ns = 1, .last_seen_ns = 2};
+	AgentRow b = {.name = "op-2", .colo = "ORD", .first_seen_ns = 1, .last_seen_ns = 2};
+	AgentBeat v[3] = {{.name = "op-1", .seen_ns = 10, .history = (char *)"{\"e\":\"a \\\"q\\\" b\\\\c\"}"},
+			  {.name = "op-2", .seen_ns = 1},
+			  {.name = "op-3", .seen_ns = 10}};
+	AgentRow *rows = NULL;
+	size_t n = 0;
+
+	a.history = (char *)"{\"recording\":true}";
+	assert_int_equal(db_agent_upsert(t->db, &a, &err), 0);
+	assert_int_equal(db_agent_upsert(t->db, &b, &err), 0);
+	assert_int_equal(db_agent_beats(t->db, v, 3, &err), 0);
+	assert_int_equal(db_agent_list(t->db, &rows, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[0].last_seen_ns, 10);
+	assert_string_equal(rows[0].history, v[0].history);
+	assert_int_equal(rows[1].last_seen_ns, 2); /* not lowered */
+	agent_rows_free(rows, n);
+
+	assert_int_equal(db_agent_forget(t->db, "cli", "op-2", &err), 0);
+	v[1].seen_ns = 20;
+	assert_int_equal(db_agent_beats(t->db, &v[1], 1, &err), 0);
+	assert_int_equal(db_agent_list(t->db, &rows, &n, &err), 0);
+	assert_int_equal(rows[1].last_seen_ns, 0);
+	agent_rows_free(rows, n);
+}
+
 static void test_watch(void **state)
 {
 	T *t = *state;
@@ -566,6 +600,7 @@ const struct CMUnitTest db_fleet_tests[] = {
 	cmocka_unit_test_setup_teardown(test_part_modify_race, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_pg_pipeline, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_agent_account_history, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_agent_beats, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 };
 const size_t db_fleet_n = ARRAY_SIZE(db_fleet_tests);
