@@ -19,11 +19,14 @@ tests/integration/pgserver.py):
      as the API lists them;
   2. SAMPLES samples of every agent (no filter, packet_limit 10000): the time
      from the POST to status `success` (GET every 50 ms), and to the last
-     answer stored (the simulator's clock); every agent must have answered;
+     first, half and last answers stored (the simulator's clock); every agent
+     must have answered;
   3. FULLS full captures of one colo (COLO_SIZE agents, colos in turn) into
      a file:// bucket: the time from the POST to the last agent's `running`
      report answered 200; the API must list every share running; then stopped,
-     and the capture must end `success`.
+     and the capture must end `success`;
+  4. VmRSS with every agent's third (sample) connection open, and again once
+     the controller's idle time-out (30 s) closed them: the fleet at rest.
 Prints the load average beside every run and every median with its spread
 (min..max). The simulator shares the 2 cores with the controller: its CPU is
 printed too. Needs root (the stack's checks); not part of `make test`.
