@@ -753,7 +753,8 @@ static int up_rest(Up *u, uint64_t size, ErrBuf *err)
 		r = errbuf_set(err, -EFBIG, "%llu bytes need more than %u parts of %llu bytes",
 			       (unsigned long long)size, BUCKET_PART_MAX, (unsigned long long)u->g.part_size);
 	else if (n < had)
-		r = errbuf_set(err, -EPROTO, "the file shrank to %llu bytes after %u parts were sent",
+		r = errbuf_set(err, -EPROTO,
+			       "the file shrank to %llu bytes, below the %u parts already read whole or sent",
 			       (unsigned long long)size, had);
 	else {
 		u->size = size;

@@ -45,7 +45,7 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 	/* db_job_modify: the job's row stays locked until the commit. */
 	[PG_JOB_LOCK] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 AND account = $2 FOR UPDATE",
 	[PG_JOB_LOCK_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = $1 FOR UPDATE",
-	[PG_JOB_LOCK_TALLY] = "SELECT " DB_JOB_COLS ", tally FROM jobs WHERE id = $1 FOR UPDATE",
+	[PG_JOB_LOCK_TALLY] = "SELECT " DB_JOB_TALLY_COLS " FROM jobs WHERE id = $1 FOR UPDATE",
 	[PG_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = $1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT $2 OFFSET $3",
 	[PG_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = $1",

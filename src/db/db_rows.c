@@ -402,7 +402,7 @@ static int row_job_tally(const DbRow *row, void *ret)
 	if (r < 0)
 		return r;
 	jt->known = false;
-	s = row->text(row, 31, &len, &r);
+	s = row->text(row, DB_JOB_NCOLS, &len, &r);
 	if (r < 0) {
 		job_done(&jt->j);
 		return r;

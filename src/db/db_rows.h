@@ -24,6 +24,9 @@
 	"offset_time_ns, submitted_ns, stop_requested_ns, stop_reason, error_message, packets, bytes, drops, "         \
 	"finished_ns, filter_model, snaplen, continuous, file_count, file_size, session_limit, started_ns, "           \
 	"name_group, name_watcher, name, request, echo_json"
+#define DB_JOB_NCOLS 31 /* the columns of DB_JOB_COLS */
+/* A job and its parts' tally (dbr_jobs_tally). */
+#define DB_JOB_TALLY_COLS DB_JOB_COLS ", tally"
 #define DB_PART_COLS                                                                                                   \
 	"job_id, agent, state, packets, bytes, drops, stop_reason, object, error, updated_ns, failure, attempt"
 #define DB_BUCKET_COLS                                                                                                 \
@@ -94,7 +97,7 @@ typedef struct DbJobTally {
 	bool known;
 	PartTally t;
 } DbJobTally;
-extern const RowKind dbr_jobs_tally; /* DB_JOB_COLS, tally → DbJobTally */
+extern const RowKind dbr_jobs_tally; /* DB_JOB_TALLY_COLS → DbJobTally */
 #define DB_TALLY_TEXT_MAX 256
 /* jobs.tally's text for jt (11 numbers), or NULL when it is not known. */
 const char *dbr_tally_text(const DbJobTally *jt, char out[DB_TALLY_TEXT_MAX]);

@@ -64,7 +64,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
 	[ST_JOB_GET] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1 AND account = ?2",
 	[ST_JOB_GET_ANY] = "SELECT " DB_JOB_COLS " FROM jobs WHERE id = ?1",
-	[ST_JOB_GET_TALLY] = "SELECT " DB_JOB_COLS ", tally FROM jobs WHERE id = ?1",
+	[ST_JOB_GET_TALLY] = "SELECT " DB_JOB_TALLY_COLS " FROM jobs WHERE id = ?1",
 	[ST_JOB_LIST] = "SELECT " DB_JOB_COLS " FROM jobs WHERE account = ?1 ORDER BY submitted_ns DESC, id DESC "
 			"LIMIT ?2 OFFSET ?3",
 	[ST_JOB_COUNT] = "SELECT count(*) FROM jobs WHERE account = ?1",
@@ -364,6 +364,17 @@ static void tx_rollback(Conn *c)
 	if (sqlite3_get_autocommit(c->h))
 		return;
 	tx_run(c, ST_ROLLBACK, "rolling back", NULL);
+}
+
+/* A transaction's end: commits after r == 0, rolls back otherwise; r or the
+ * commit's error. */
+static int tx_end(Conn *c, int r, ErrBuf *err)
+{
+	if (r == 0)
+		r = tx_commit(c, err);
+	if (r < 0)
+		tx_rollback(c);
+	return r;
 }
 
 /* ---- binding and reading ---- */
@@ -950,10 +961,7 @@ static int modify_begin(Db *db, const char *account, const char *id, StmtId get,
  * on success and frees it. Returns r or the commit's error. */
 static int modify_end(Conn *c, int r, Job *j, Job *ret_job, ErrBuf *err)
 {
-	if (r == 0)
-		r = tx_commit(c, err);
-	if (r < 0)
-		tx_rollback(c);
+	r = tx_end(c, r, err);
 	if (r == 0 && ret_job) {
 		*ret_job = *j;
 		memset(j, 0, sizeof(*j));
@@ -1082,11 +1090,7 @@ static int dbs_agent_beats(Db *db, const AgentBeat *v, size_t n, ErrBuf *err)
 		else
 			r = dbs_stmt_exec(c, st, "storing an agent's heartbeat", err);
 	}
-	if (r == 0)
-		r = tx_commit(c, err);
-	if (r < 0)
-		tx_rollback(c);
-	return r;
+	return tx_end(c, r, err);
 }
 
 static int dbs_job_find_named(Db *db, const char *account, const JobName *n, Job *ret, ErrBuf *err)

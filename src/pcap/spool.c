@@ -320,11 +320,6 @@ static int append(Spool *s, const uint8_t *src, size_t n, ErrBuf *err)
 {
 	int r;
 
-	if (s->memory_fs) {
-		struct iovec v = {.iov_base = (void *)src, .iov_len = n};
-
-		return s->error ? check_error(s, err) : write_inline(s, &v, 1, err);
-	}
 	while (n > 0) {
 		Job *j = &s->jobs[s->head % s->depth];
 		size_t room = s->job_bytes - j->len, k = n < room ? n : room;
@@ -346,9 +341,9 @@ static int append(Spool *s, const uint8_t *src, size_t n, ErrBuf *err)
 
 int spool_append(Spool *s, const void *p, size_t n, ErrBuf *err)
 {
-	if (s->finished)
-		return errbuf_set(err, -EINVAL, "spool already finished");
-	return append(s, p, n, err);
+	struct iovec v = {.iov_base = (void *)p, .iov_len = n};
+
+	return spool_appendv(s, &v, 1, err);
 }
 
 int spool_appendv(Spool *s, const struct iovec *iov, int iovcnt, ErrBuf *err)
@@ -485,12 +480,18 @@ int spool_new(int fd, uint64_t base, const SpoolConfig *cfg, Spool **ret, ErrBuf
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->room, NULL);
+	if (s->memory_fs) {
+		/* Written inline: no jobs, no thread, no preallocation. */
+		s->prealloc_step = 0;
+		*ret = s;
+		return 0;
+	}
 	s->jobs = calloc(depth, sizeof(*s->jobs));
 	if (!s->jobs) {
 		r = errbuf_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (unsigned i = 0; i < depth && !s->memory_fs; i++) {
+	for (unsigned i = 0; i < depth; i++) {
 		void *p;
 
 		if (posix_memalign(&p, SPOOL_ALIGN, job) != 0) {
@@ -498,11 +499,6 @@ int spool_new(int fd, uint64_t base, const SpoolConfig *cfg, Spool **ret, ErrBuf
 			goto fail;
 		}
 		s->jobs[i].buf = p;
-	}
-	if (s->memory_fs) {
-		s->prealloc_step = 0;
-		*ret = s;
-		return 0;
 	}
 	if (cfg->direct && base % SPOOL_ALIGN == 0) {
 		char path[64];

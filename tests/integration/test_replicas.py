@@ -13,6 +13,7 @@ database): skipped otherwise. Every wait is for a condition, never a time.
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -220,8 +221,6 @@ def test_revoked_on_a_refused_on_b(stk, acct):
     (src/controller/keycache.h); a revocation through A reaches B's cache by
     its notice: B refuses the key within moments, not at the cache's 30-s
     bound."""
-    import time
-
     key = stk.enroll("rv-rep", COLO, token=stk.token(acct.id, "enroll"))
     body = {"name": "rv-rep", "colo": COLO, "hello": True, "version": "x", "interfaces": ["lo"], "jobs": []}
 
