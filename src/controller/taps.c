@@ -146,12 +146,11 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 	if (!t->w) {
 		PcapWriterConfig wc = {.format = t->pcapng ? PCAP_FORMAT_PCAPNG : PCAP_FORMAT_PCAP_NS,
 				       .linktype = d.linktype,
+				       /* classic pcap: the header admits every agent's snaplen */
 				       .snaplen = t->pcapng ? d.snaplen : PCAP_MAX_SNAPLEN,
 				       .iface0 = t->pcapng ? &d : NULL,
 				       .batch_bytes = 64u << 10,
 				       .io = &t->io};
-
-		/* Classic pcap: the header's snaplen admits every agent's. */
 
 		r = pcapwr_new(-1, &wc, &t->w, err);
 		if (r == 0)
@@ -160,12 +159,11 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 			return r;
 	} else {
 		r = pcapwr_add_interface_desc(t->w, &d, &out, err);
-		if (r == -EPROTOTYPE) {
-			char why[sizeof(err->msg)];
-
-			memcpy(why, err->msg, sizeof(why));
-			return errbuf_set(err, r, "%s: a pcap stream; ask for format=pcapng", why);
-		}
+		if (r == -EPROTOTYPE) /* the caller names the agent */
+			return errbuf_set(
+				err, r,
+				"link type %u: a pcap stream holds one, the first agent's; ask for format=pcapng",
+				d.linktype);
 		if (r < 0)
 			return r;
 	}

@@ -187,8 +187,14 @@ int cmd_stream(int argc, char **argv, CtlOptions *o)
 	r = open_transfer(argc, argv, o, &a, "-", &c, &out);
 	if (r != CTL_EXIT_OK)
 		return r == CTL_PARSE_HELP ? CTL_EXIT_OK : r;
-	snprintf(path, sizeof(path), "/pcaps/%s/stream%s%s", a.pos[0], a.format ? "?format=" : "",
-		 a.format ? a.format : "");
+	r = snprintf(path, sizeof(path), "/pcaps/%s/stream%s%s", a.pos[0], a.format ? "?format=" : "",
+		     a.format ? a.format : "");
+	if (r < 0 || (size_t)r >= sizeof(path)) { /* ctl_check_id bounded the id */
+		client_free(c);
+		ctl_output_abort(&out);
+		ctl_error("stream: the path of capture %s is too long", a.pos[0]);
+		return CTL_EXIT_FAIL;
+	}
 	r = client_stream(c, path, out.fd,
 			  out.is_stdout ? "standard output"
 			  : out.part    ? out.part

@@ -25,7 +25,7 @@ static const Command commands[] = {
 	{"download", cmd_download, "download ID -o FILE|- [--format F]",
 	 "download a capture as a pcap (or pcapng) file"},
 	{"stream", cmd_stream, "stream ID [-o FILE|-] [--format pcapng|pcap]",
-	 "stream a running capture live (pcapng)"},
+	 "stream a running capture live (pcapng or pcap)"},
 	{"stop", cmd_stop, "stop ID", "stop a running capture"},
 	{"retry-upload", cmd_retry_upload, "retry-upload ID", "upload the failed shares of a capture again"},
 	{"bucket", cmd_bucket, "bucket add|validate|list|rm", "manage buckets for full captures"},

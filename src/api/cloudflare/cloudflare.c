@@ -429,25 +429,41 @@ static void download_end(void *ctx, bool ok)
 	http_stream_end(ctx, ok);
 }
 
+/* pcapd extension ?format=pcap|pcapng (absent: dflt_pcapng): false after
+ * answering 400 for anything else. */
+static bool query_format(Call *c, bool dflt_pcapng, bool *ret_pcapng)
+{
+	const char *format = http_req_query(c->req, "format");
+	ApiError e;
+
+	if (!format) {
+		*ret_pcapng = dflt_pcapng;
+		return true;
+	}
+	if (strcmp(format, "pcapng") != 0 && strcmp(format, "pcap") != 0) {
+		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
+		cf_fail(c, &e);
+		return false;
+	}
+	*ret_pcapng = format[4] != '\0';
+	return true;
+}
+
 /* Streamed: the handler starts the download and parks the request until its
  * inputs are open (no HTTP worker waits on a store); then the answer's
  * body is the merge as it is made. */
 static void pcaps_download(Call *c)
 {
 	DownloadCall *dc = http_req_get_data(c->req);
-	const char *format = http_req_query(c->req, "format");
-	bool pcapng = format && strcmp(format, "pcapng") == 0;
 	char disposition[128];
 	HttpStream *st = NULL;
+	bool pcapng;
 	ApiError e;
 	int r;
 
-	/* pcapd extension: ?format=pcapng, the annotated merge. */
-	if (format && !pcapng && strcmp(format, "pcap") != 0) {
-		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
-		cf_fail(c, &e);
+	/* ?format=pcapng: the annotated merge. */
+	if (!query_format(c, false, &pcapng))
 		return;
-	}
 	if (!dc) {
 		dc = calloc(1, sizeof(*dc));
 		if (!dc) {
@@ -504,22 +520,20 @@ static void stream_end(void *ctx, bool ok, const char *how)
  * live, until it ends; how it ended in the trailer. */
 static void pcaps_stream(Call *c)
 {
-	const char *format = http_req_query(c->req, "format");
-	bool pcapng = !format || strcmp(format, "pcap") != 0;
 	char disposition[128];
 	HttpStream *hs = NULL;
+	const char *type;
 	TapSink sink;
 	ErrBuf err = {{0}};
+	bool pcapng;
 	ApiError e;
 	Tap *t = NULL;
 	int r;
 
 	/* pcapng unless ?format=pcap (one link type). */
-	if (format && strcmp(format, "pcapng") != 0 && strcmp(format, "pcap") != 0) {
-		apierror_set(&e, API_ERR_INVALID, "format", "must be pcap or pcapng");
-		cf_fail(c, &e);
+	if (!query_format(c, true, &pcapng))
 		return;
-	}
+	type = pcapng ? PCAPNG_TYPE : PCAP_TYPE;
 	if (service_tap_open(c->svc, c->account, c->id, pcapng, &t, &e) < 0) {
 		cf_fail(c, &e);
 		return;
@@ -527,7 +541,7 @@ static void pcaps_stream(Call *c)
 	/* HEAD: what a GET would answer, without telling any agent. */
 	if (strcmp(http_req_method(c->req), "HEAD") == 0) {
 		service_tap_cancel(c->svc, t);
-		http_respond(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, NULL, 0);
+		http_respond(c->req, 200, type, NULL, 0);
 		return;
 	}
 	r = snprintf(disposition, sizeof(disposition), "inline; filename=\"pcap_%s.%s\"", c->id,
@@ -536,7 +550,7 @@ static void pcaps_stream(Call *c)
 		http_add_header(c->req, "Content-Disposition", disposition);
 	http_add_header(c->req, "Cache-Control", "no-store");
 	http_add_header(c->req, "Trailer", STREAM_TRAILER);
-	r = http_respond_stream(c->req, 200, pcapng ? PCAPNG_TYPE : PCAP_TYPE, STREAM_BUFFER, &hs);
+	r = http_respond_stream(c->req, 200, type, STREAM_BUFFER, &hs);
 	if (r < 0) {
 		service_tap_cancel(c->svc, t);
 		apierror_set(&e, API_ERR_INTERNAL, NULL, "cannot answer: %s", strerror(-r));
