@@ -11,14 +11,16 @@
  * that at most UP_LANES parts are in flight and none more than UP_WINDOW past
  * what a restart resumes from.
  *
- * Up.mu guards the grant (asked for and copied under it: a worker sends its
- * own copy of its part's request, so another's ask cannot free it), etags,
- * sent, done, next, avail, n_parts, size, granted_ms, progress_ms,
+ * Up.mu guards the grant (replaced and copied under it: a worker sends its
+ * own copy of its part's request, so another's ask cannot free it), asking,
+ * etags, sent, done, next, avail, n_parts, size, granted_ms, progress_ms,
  * failed and stop; Up.cv signals any change of them. StoreStream.lock guards
  * ended, size, end_ms and cancel, and whole() is called under it (so
  * storeup_stream_end() returning means whole() is done with). Lock order: mu,
  * then StoreStream.lock, never the other way. No request is made under
- * StoreStream.lock; under mu only the controller's (a grant).
+ * either lock: a grant is asked for with mu released and asking set (one
+ * ask at a time; the others wait for its answer, not for the controller
+ * under a held lock).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +64,7 @@ struct Up {
 	Lane lanes[UP_LANES]; /* the workers': parts */
 	AgentUploadGrant g;
 	bool have_grant;
+	bool asking;          /* a grant is being asked for (mu released meanwhile) */
 	uint64_t granted_ms;  /* when g came */
 	uint64_t progress_ms; /* the last request that succeeded */
 	int fd;
@@ -152,8 +155,10 @@ int storeup_grant_request(CtlClient *ctl, const char *agent, const char *job_id,
 	return r < 0 ? reword(err, -EPROTO, "the controller's grant: ", "") : 0;
 }
 
-/* Asks for the requests q names; the answer replaces the grant in hand.
- * -EAGAIN for what may pass, another -errno for a refusal. */
+/* Under u->mu, with no other ask out (!u->asking): asks for the requests q
+ * names, releasing mu while the controller answers; the answer replaces
+ * the grant in hand. -EAGAIN for what may pass, another -errno for a
+ * refusal. */
 static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 {
 	const StoreUpload *c = u->cfg;
@@ -163,7 +168,12 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	q->attempt = c->attempt;
 	q->file = c->file;
 	memcpy(q->upload_id, u->g.upload_id, sizeof(q->upload_id)); /* "" until created (or resumed) */
+	u->asking = true;
+	pthread_mutex_unlock(&u->mu);
 	r = storeup_grant_request(c->ctl, c->agent, c->job_id, q, &g, err);
+	pthread_mutex_lock(&u->mu);
+	u->asking = false;
+	pthread_cond_broadcast(&u->cv);
 	if (r < 0)
 		return r;
 	if (u->g.upload_id[0] && !g.upload_id[0])
@@ -172,6 +182,20 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	u->have_grant = true;
 	u->granted_ms = now_ms();
 	return 0;
+}
+
+/* ask() from the upload's driver, which holds no lock (and runs while no
+ * worker does). */
+static int driver_ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
+{
+	int r;
+
+	pthread_mutex_lock(&u->mu);
+	while (u->asking)
+		pthread_cond_wait(&u->cv, &u->mu);
+	r = ask(u, q, err);
+	pthread_mutex_unlock(&u->mu);
+	return r;
 }
 
 /* ---- the store: one signed request ---- */
@@ -349,7 +373,7 @@ static int step_create(Up *u, Lane *l, void *arg, ErrBuf *err)
 	if (stale(u) || (u->g.store == AGENT_STORE_S3 && !u->g.upload_id[0] && !u->g.create.url)) {
 		AgentUploadRequest q = {.create = true};
 
-		r = ask(u, &q, err);
+		r = driver_ask(u, &q, err);
 		if (r < 0)
 			return r;
 	}
@@ -374,14 +398,21 @@ typedef struct PartJob {
 	bool s3; /* the answer's ETag is kept */
 } PartJob;
 
-/* Under u->mu: a copy of part's signed request (grants asked anew when
- * stale or not covering it, from the first unconfirmed part on). */
+static bool covers(const AgentUploadGrant *g, uint32_t part)
+{
+	return part >= g->first_part && part - g->first_part < g->n_parts;
+}
+
+/* Under u->mu: a copy of part's signed request. A grant is asked anew when
+ * stale or not covering it (from the first unconfirmed part on), with mu
+ * released while the controller answers; when another worker is asking,
+ * its answer is waited for instead. */
 static int part_request(Up *u, uint32_t part, AgentSignedRequest *ret, ErrBuf *err)
 {
 	const AgentSignedRequest *rq;
 	int r;
 
-	if (stale(u) || part < u->g.first_part || part >= u->g.first_part + u->g.n_parts) {
+	while (stale(u) || !covers(&u->g, part)) {
 		/* The finished file's parts, or (growing) as many as may come. */
 		uint32_t first = u->sent + 1;
 		uint32_t left = (u->n_parts ? u->n_parts : BUCKET_PART_MAX) - first + 1;
@@ -389,11 +420,16 @@ static int part_request(Up *u, uint32_t part, AgentSignedRequest *ret, ErrBuf *e
 					.n_parts =
 						left < AGENTPROTO_MAX_GRANT_PARTS ? left : AGENTPROTO_MAX_GRANT_PARTS};
 
+		if (u->asking) {
+			pthread_cond_wait(&u->cv, &u->mu);
+			continue;
+		}
 		r = ask(u, &q, err);
 		if (r < 0)
 			return r;
-		if (part < u->g.first_part || part >= u->g.first_part + u->g.n_parts)
+		if (!covers(&u->g, part))
 			return errbuf_set(err, -EPROTO, "the controller granted no URL for part %u", part);
+		break;
 	}
 	rq = &u->g.parts[part - u->g.first_part];
 	*ret = *rq;
@@ -448,7 +484,7 @@ static int step_complete(Up *u, Lane *l, void *arg, ErrBuf *err)
 	if (stale(u) || !u->g.complete.url) {
 		AgentUploadRequest q = {.complete = true};
 
-		r = ask(u, &q, err);
+		r = driver_ask(u, &q, err);
 		if (r < 0)
 			return r;
 		if (!u->g.complete.url)
@@ -479,7 +515,7 @@ static int abort_upload(Up *u, ErrBuf *e)
 
 	if (u->g.store != AGENT_STORE_S3 || !u->g.upload_id[0])
 		return 0;
-	if ((stale(u) || !u->g.abort.url) && (r = ask(u, &q, e)) < 0)
+	if ((stale(u) || !u->g.abort.url) && (r = driver_ask(u, &q, e)) < 0)
 		return r;
 	if (!u->g.abort.url)
 		return 0; /* the store needs none */

@@ -471,26 +471,87 @@ static void test_upload_retried_on_a_dead_connection(void **state)
 
 static int listener(char *url, size_t cap);
 
+/* A raw server on a port of the kernel's choice (its URL in url): each
+ * connection on a thread of its own, handled by serve(ctx, fd), which closes
+ * fd. */
+typedef struct Accepter {
+	int lfd;
+	char url[64];
+	void (*serve)(void *ctx, int fd);
+	void *ctx;
+	bool failed; /* a connection could not be served */
+	pthread_t thread, conns[16];
+	int n_conns;
+} Accepter;
+
+typedef struct Accepted {
+	Accepter *a;
+	int fd;
+} Accepted;
+
+static void *accepted_main(void *arg)
+{
+	Accepted *c = arg;
+
+	c->a->serve(c->a->ctx, c->fd);
+	free(c);
+	return NULL;
+}
+
+static void *accepter_main(void *arg)
+{
+	Accepter *a = arg;
+	int fd;
+
+	while ((fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		Accepted *c = malloc(sizeof(*c));
+
+		if (!c || a->n_conns == 16) {
+			a->failed = true;
+			free(c);
+			close(fd);
+			continue;
+		}
+		*c = (Accepted){.a = a, .fd = fd};
+		if (pthread_create(&a->conns[a->n_conns], NULL, accepted_main, c) != 0) {
+			a->failed = true;
+			close(fd);
+			free(c);
+			continue;
+		}
+		a->n_conns++;
+	}
+	return NULL;
+}
+
+static void accepter_start(Accepter *a, void (*serve)(void *ctx, int fd), void *ctx)
+{
+	*a = (Accepter){.serve = serve, .ctx = ctx};
+	a->lfd = listener(a->url, sizeof(a->url));
+	assert_int_equal(pthread_create(&a->thread, NULL, accepter_main, a), 0);
+}
+
+/* Once the clients have closed their connections. */
+static void accepter_stop(Accepter *a)
+{
+	shutdown(a->lfd, SHUT_RDWR);
+	pthread_join(a->thread, NULL);
+	for (int i = 0; i < a->n_conns; i++)
+		pthread_join(a->conns[i], NULL);
+	close(a->lfd);
+}
+
 #define HELD_PARTS 3
 #define HELD_PART_SIZE 1000u
 
-/* A raw store: every connection on a thread of its own; a part's PUT is held
- * until HELD_PARTS of them are held at once (or 60 s passed: an upload that
- * sends one part at a time), then answered, as the block list is. */
+/* A raw store: a part's PUT is held until HELD_PARTS of them are held at
+ * once (or 60 s passed: an upload that sends one part at a time), then
+ * answered, as the block list is. */
 typedef struct HoldStore {
-	int lfd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int held, peak, parts, lists;
-	bool failed;
-	pthread_t conns[16];
-	int n_conns;
 } HoldStore;
-
-typedef struct HoldConn {
-	HoldStore *hs;
-	int fd;
-} HoldConn;
 
 /* Reads one request (headers and its Content-Length body): its first line
  * in line[cap]; false at the connection's end. */
@@ -507,6 +568,9 @@ static bool hold_read(int fd, char *line, size_t cap)
 	}
 	*end = '\0';
 	snprintf(line, cap, "%.*s", (int)strcspn(buf, "\r"), buf);
+	if (strcasestr(buf, "expect: 100-continue") &&
+	    send(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL) != 25)
+		return false;
 	cl = strcasestr(buf, "content-length:");
 	want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
 	while (n < want) {
@@ -520,14 +584,13 @@ static bool hold_read(int fd, char *line, size_t cap)
 	return true;
 }
 
-static void *hold_conn(void *arg)
+static void hold_conn(void *ctx, int fd)
 {
 	static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
-	HoldConn *c = arg;
-	HoldStore *hs = c->hs;
+	HoldStore *hs = ctx;
 	char line[512];
 
-	while (hold_read(c->fd, line, sizeof(line))) {
+	while (hold_read(fd, line, sizeof(line))) {
 		pthread_mutex_lock(&hs->mu);
 		if (strstr(line, "comp=blocklist")) {
 			hs->lists++;
@@ -546,38 +609,10 @@ static void *hold_conn(void *arg)
 			hs->held--;
 		}
 		pthread_mutex_unlock(&hs->mu);
-		if (send(c->fd, created, sizeof(created) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(created) - 1)
+		if (send(fd, created, sizeof(created) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(created) - 1)
 			break;
 	}
-	close(c->fd);
-	free(c);
-	return NULL;
-}
-
-static void *hold_store(void *arg)
-{
-	HoldStore *hs = arg;
-	int fd;
-
-	while ((fd = accept4(hs->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-		HoldConn *c = malloc(sizeof(*c));
-
-		if (!c || hs->n_conns == 16) {
-			hs->failed = true;
-			free(c);
-			close(fd);
-			continue;
-		}
-		*c = (HoldConn){.hs = hs, .fd = fd};
-		if (pthread_create(&hs->conns[hs->n_conns], NULL, hold_conn, c) != 0) {
-			hs->failed = true;
-			close(fd);
-			free(c);
-			continue;
-		}
-		hs->n_conns++;
-	}
-	return NULL;
+	close(fd);
 }
 
 static void count_progress(void *ctx, const StoreProgress *p)
@@ -590,22 +625,56 @@ static void count_progress(void *ctx, const StoreProgress *p)
 		*sent = p->sent;
 }
 
+/* An Azure grant for parts 1..n of part_size bytes under url ("http://…/"),
+ * and the block list. */
+static void blocks_grant(AgentUploadGrant *g, const char *url, uint32_t n, uint64_t part_size)
+{
+	char u[160];
+
+	*g = (AgentUploadGrant){.store = AGENT_STORE_AZURE,
+				.expires_in_s = 900,
+				.part_size = part_size,
+				.upload_id = "blk",
+				.first_part = 1,
+				.n_parts = n};
+	g->parts = calloc(n, sizeof(*g->parts));
+	assert_non_null(g->parts);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(u, sizeof(u), "%sb/o?comp=block&blockid=%u", url, i + 1);
+		snprintf(g->parts[i].method, sizeof(g->parts[i].method), "PUT");
+		g->parts[i].url = strdup(u);
+		assert_non_null(g->parts[i].url);
+	}
+	snprintf(u, sizeof(u), "%sb/o?comp=blocklist", url);
+	snprintf(g->complete.method, sizeof(g->complete.method), "PUT");
+	g->complete.url = strdup(u);
+	assert_non_null(g->complete.url);
+}
+
+/* Agent a1's upload of job ID1's object to azblob://b/o through g. */
+static StoreUpload blocks_upload(AgentUploadGrant *g, StoreProgressFn progress, void *ctx)
+{
+	return (StoreUpload){.agent = "a1",
+			     .job_id = ID1,
+			     .target = "azblob://b",
+			     .object = "o",
+			     .grant = g,
+			     .budget_s = 60,
+			     .progress = progress,
+			     .progress_ctx = ctx};
+}
+
 /* A finished file of three parts (Azure blocks): all three are in flight at
  * once (the store answers none before), and the block list follows. */
 static void test_store_parts_in_flight(void **state)
 {
-	char path[] = "/tmp/pcapd-test-storeup-XXXXXX", url[64], part_url[128];
+	char path[] = "/tmp/pcapd-test-storeup-XXXXXX";
 	uint8_t data[HELD_PARTS * HELD_PART_SIZE - 10];
-	AgentUploadGrant g = {.store = AGENT_STORE_AZURE,
-			      .expires_in_s = 900,
-			      .part_size = HELD_PART_SIZE,
-			      .upload_id = "blk",
-			      .first_part = 1,
-			      .n_parts = HELD_PARTS};
+	AgentUploadGrant g;
 	HoldStore hs = {0};
+	Accepter a;
 	ErrBuf err = {{0}};
 	uint32_t sent = 0;
-	pthread_t t;
 	int fd, r;
 
 	(void)state;
@@ -614,51 +683,164 @@ static void test_store_parts_in_flight(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
 	close(fd);
-	hs.lfd = listener(url, sizeof(url));
 	pthread_mutex_init(&hs.mu, NULL);
 	pthread_cond_init(&hs.cv, NULL);
-	assert_int_equal(pthread_create(&t, NULL, hold_store, &hs), 0);
-	g.parts = calloc(HELD_PARTS, sizeof(*g.parts));
-	assert_non_null(g.parts);
-	for (size_t i = 0; i < HELD_PARTS; i++) {
-		snprintf(part_url, sizeof(part_url), "%sb/o?comp=block&blockid=%zu", url, i + 1);
-		snprintf(g.parts[i].method, sizeof(g.parts[i].method), "PUT");
-		g.parts[i].url = strdup(part_url);
-		assert_non_null(g.parts[i].url);
-	}
-	snprintf(part_url, sizeof(part_url), "%sb/o?comp=blocklist", url);
-	snprintf(g.complete.method, sizeof(g.complete.method), "PUT");
-	g.complete.url = strdup(part_url);
-	assert_non_null(g.complete.url);
+	accepter_start(&a, hold_conn, &hs);
+	blocks_grant(&g, a.url, HELD_PARTS, HELD_PART_SIZE);
 
-	StoreUpload u = {.agent = "a1",
-			 .job_id = ID1,
-			 .target = "azblob://b",
-			 .object = "o",
-			 .grant = &g,
-			 .budget_s = 60,
-			 .progress = count_progress,
-			 .progress_ctx = &sent};
+	StoreUpload u = blocks_upload(&g, count_progress, &sent);
 
 	assert_int_equal(httpc_global_init(&err), 0);
 	r = storeup_file(&u, path, &err);
-	shutdown(hs.lfd, SHUT_RDWR);
-	pthread_join(t, NULL);
-	for (int i = 0; i < hs.n_conns; i++)
-		pthread_join(hs.conns[i], NULL);
+	accepter_stop(&a);
 	httpc_global_cleanup();
-	close(hs.lfd);
 	unlink(path);
 	agentproto_grant_done(&g);
 	pthread_cond_destroy(&hs.cv);
 	pthread_mutex_destroy(&hs.mu);
 	if (r < 0)
 		fail_msg("upload failed: %s", err.msg);
-	assert_false(hs.failed);
+	assert_false(a.failed);
 	assert_int_equal(hs.parts, HELD_PARTS);
 	assert_int_equal(hs.peak, HELD_PARTS); /* all three in flight at once */
 	assert_int_equal(hs.lists, 1);
 	assert_int_equal(sent, HELD_PARTS); /* the confirmed prefix only grew, to the last part */
+}
+
+/* ---- a grant asked for while a part is out ---- */
+
+/* One server is both the store and the controller. Part 1's PUT is held
+ * until the controller is asked for part 2's URL, and that ask is held until
+ * part 1 has been confirmed to the caller (or ASK_WAIT_S passed). An upload
+ * that asked under its lock could confirm nothing while the controller
+ * thinks, and the ask would find part 1 unconfirmed. */
+#define ASK_WAIT_S 20
+#define ASK_PART_SIZE (5u << 20) /* the least a grant may name */
+
+typedef struct AskStore {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool asked, confirmed, early, failed;
+	const char *grant; /* the controller's answer */
+	int parts, lists;
+} AskStore;
+
+/* Under as->mu: waits until *flag or ASK_WAIT_S. */
+static void ask_wait(AskStore *as, const bool *flag)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ASK_WAIT_S;
+	while (!*flag && pthread_cond_timedwait(&as->cv, &as->mu, &ts) == 0)
+		;
+}
+
+static void ask_conn(void *ctx, int fd)
+{
+	static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+	AskStore *as = ctx;
+	char line[512], answer[8192];
+	int n;
+
+	while (hold_read(fd, line, sizeof(line))) {
+		const char *out = created;
+
+		pthread_mutex_lock(&as->mu);
+		if (strstr(line, "/agent/v1/upload")) {
+			as->asked = true;
+			pthread_cond_broadcast(&as->cv);
+			ask_wait(as, &as->confirmed);
+			as->early = as->confirmed;
+			n = snprintf(
+				answer, sizeof(answer),
+				"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+				strlen(as->grant), as->grant);
+			as->failed |= n < 0 || (size_t)n >= sizeof(answer);
+			out = answer;
+		} else if (strstr(line, "comp=blocklist")) {
+			as->lists++;
+		} else {
+			as->parts++;
+			if (strstr(line, "blockid=1 "))
+				ask_wait(as, &as->asked);
+		}
+		pthread_mutex_unlock(&as->mu);
+		if (send(fd, out, strlen(out), MSG_NOSIGNAL) != (ssize_t)strlen(out))
+			break;
+	}
+	close(fd);
+}
+
+static void ask_progress(void *ctx, const StoreProgress *p)
+{
+	AskStore *as = ctx;
+
+	pthread_mutex_lock(&as->mu);
+	if (p->sent >= 1)
+		as->confirmed = true;
+	pthread_cond_broadcast(&as->cv);
+	pthread_mutex_unlock(&as->mu);
+}
+
+static void test_store_grant_asked_unlocked(void **state)
+{
+	char path[] = "/tmp/pcapd-test-storeup-XXXXXX", base[64];
+	size_t size = ASK_PART_SIZE + 1000; /* two parts */
+	uint8_t *data = malloc(size);
+	AgentUploadGrant g, next;
+	AskStore as = {0};
+	Accepter a;
+	CtlClient *ctl = NULL;
+	ErrBuf err = {{0}};
+	char *grant = NULL;
+	int fd, r;
+
+	(void)state;
+	assert_non_null(data);
+	memset(data, 'y', size);
+	fd = mkostemp(path, O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, size), (ssize_t)size);
+	close(fd);
+	free(data);
+	pthread_mutex_init(&as.mu, NULL);
+	pthread_cond_init(&as.cv, NULL);
+	accepter_start(&a, ask_conn, &as);
+	snprintf(base, sizeof(base), "%.*s", (int)strlen(a.url) - 1, a.url); /* without the last '/' */
+	/* The upload's grant has part 1 only, so part 2's worker asks; the
+	 * controller answers with both. */
+	blocks_grant(&g, a.url, 1, ASK_PART_SIZE);
+	blocks_grant(&next, a.url, 2, ASK_PART_SIZE);
+	assert_int_equal(agentproto_grant_build(&next, &grant, &err), 0);
+	as.grant = grant;
+
+	CtlClientConfig cc = {.base_url = base, .token = "t", .user_agent = "test"};
+	StoreUpload u = blocks_upload(&g, ask_progress, &as);
+
+	assert_int_equal(httpc_global_init(&err), 0);
+	assert_int_equal(ctlclient_global_init(&err), 0);
+	assert_int_equal(ctlclient_new(&cc, &ctl, &err), 0);
+	u.ctl = ctl;
+	r = storeup_file(&u, path, &err);
+	ctlclient_free(ctl); /* closes its connection: the server's thread ends */
+	accepter_stop(&a);
+	ctlclient_global_cleanup();
+	httpc_global_cleanup();
+	unlink(path);
+	free(grant);
+	agentproto_grant_done(&g);
+	agentproto_grant_done(&next);
+	pthread_cond_destroy(&as.cv);
+	pthread_mutex_destroy(&as.mu);
+	if (r < 0)
+		fail_msg("upload failed: %s", err.msg);
+	assert_false(a.failed);
+	assert_false(as.failed);
+	assert_true(as.asked);
+	assert_true(as.early); /* part 1 confirmed while the controller was being asked */
+	assert_int_equal(as.parts, 2);
+	assert_int_equal(as.lists, 1);
 }
 
 /* ---- several controllers: the route moves on a failure ---- */
@@ -862,6 +1044,7 @@ int main(void)
 		cmocka_unit_test(test_config_check),
 		cmocka_unit_test(test_upload_retried_on_a_dead_connection),
 		cmocka_unit_test(test_store_parts_in_flight),
+		cmocka_unit_test(test_store_grant_asked_unlocked),
 		cmocka_unit_test(test_route_moves_on),
 		/* jobstore.c: an upload's progress */
 		cmocka_unit_test(test_jobstore_upload),
