@@ -146,6 +146,39 @@ int io_pwrite_all(const IoOps *ops, int fd, const void *buf, size_t len, uint64_
 	return 0;
 }
 
+int io_pwritev_all(const IoOps *ops, int fd, const struct iovec *iov, int iovcnt, uint64_t off, size_t *ret_written)
+{
+	size_t total = 0;
+	int r = 0;
+
+	while (iovcnt > 0 && r == 0) {
+		int chunk = iovcnt < IOV_MAX ? iovcnt : IOV_MAX;
+		ssize_t n = ops->pwritev(ops, fd, iov, chunk, (off_t)(off + total));
+
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		/* What a short write left: the rest of each vector in turn. */
+		for (; chunk > 0 && r == 0; iov++, iovcnt--, chunk--) {
+			size_t done = (size_t)n < iov->iov_len ? (size_t)n : iov->iov_len;
+
+			n -= (ssize_t)done;
+			total += done;
+			if (done < iov->iov_len) {
+				r = io_pwrite_all(ops, fd, (const uint8_t *)iov->iov_base + done, iov->iov_len - done,
+						  off + total);
+				if (r == 0)
+					total += iov->iov_len - done;
+			}
+		}
+	}
+	*ret_written = total;
+	return r;
+}
+
 int io_fsync_parent_dir(const IoOps *ops, const char *path)
 {
 	char dir[PATH_MAX];

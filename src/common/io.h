@@ -44,6 +44,12 @@ int io_writev_all(const IoOps *ops, int fd, struct iovec *iov, int iovcnt, size_
  * short writes and EINTR). 0 or -errno; a write of 0 bytes is -EIO. */
 int io_pwrite_all(const IoOps *ops, int fd, const void *buf, size_t len, uint64_t off);
 
+/* Writes every byte of iov[0..iovcnt) at file offset off (pwritev in
+ * IOV_MAX steps, continuing after short writes and EINTR); iov is left as it
+ * was. *ret_written receives the bytes written, also when the call fails part
+ * way. 0 or -errno; a write of 0 bytes is -EIO. */
+int io_pwritev_all(const IoOps *ops, int fd, const struct iovec *iov, int iovcnt, uint64_t off, size_t *ret_written);
+
 /* fsync()s the directory that contains path, making a rename in it durable. */
 int io_fsync_parent_dir(const IoOps *ops, const char *path);
 

@@ -278,33 +278,10 @@ static int check_error(Spool *s, ErrBuf *err)
  * sets the error in this mode, so it reads it without the lock. */
 static int write_inline(Spool *s, const struct iovec *iov, int iovcnt, ErrBuf *err)
 {
-	int r = 0;
+	size_t written = 0;
+	int r = io_pwritev_all(s->io, s->fd, iov, iovcnt, s->base + s->appended, &written);
 
-	while (iovcnt > 0 && r == 0) {
-		int chunk = iovcnt < IOV_MAX ? iovcnt : IOV_MAX;
-		ssize_t n = s->io->pwritev(s->io, s->fd, iov, chunk, (off_t)(s->base + s->appended));
-
-		if (n == -EINTR)
-			continue;
-		if (n < 0) {
-			r = (int)n;
-			break;
-		}
-		/* What a short write left: the rest of each vector in turn. */
-		for (; chunk > 0; iov++, iovcnt--, chunk--) {
-			size_t done = (size_t)n < iov->iov_len ? (size_t)n : iov->iov_len;
-
-			n -= (ssize_t)done;
-			s->appended += done;
-			if (done < iov->iov_len) {
-				r = io_pwrite_all(s->io, s->fd, (const uint8_t *)iov->iov_base + done,
-						  iov->iov_len - done, s->base + s->appended);
-				if (r < 0)
-					break;
-				s->appended += iov->iov_len - done;
-			}
-		}
-	}
+	s->appended += written;
 	if (r < 0) {
 		pthread_mutex_lock(&s->lock);
 		fail_locked(s, r);

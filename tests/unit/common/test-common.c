@@ -77,8 +77,8 @@ static void test_errbuf(void **state)
 	assert_string_equal(err.msg + sizeof(err.msg) - 4, "...");
 }
 
-/* A writev that accepts at most `limit` bytes per call, then fails with
- * `fail_errno` once `fail_after` calls have been made. */
+/* A writev (or pwritev) that accepts at most `limit` bytes per call, then
+ * fails with `fail_errno` once `fail_after` calls have been made. */
 typedef struct ShortWrites {
 	size_t limit;
 	int calls;
@@ -86,9 +86,11 @@ typedef struct ShortWrites {
 	int fail_errno;
 } ShortWrites;
 
-static ssize_t short_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
+/* At the file's offset when off < 0. */
+static ssize_t short_write(const IoOps *self, int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
 	ShortWrites *s = self->state;
+	struct iovec cut[64];
 	size_t want = 0;
 
 	for (int i = 0; i < iovcnt; i++)
@@ -98,7 +100,6 @@ static ssize_t short_writev(const IoOps *self, int fd, const struct iovec *iov, 
 	s->calls++;
 	if (want > s->limit) {
 		/* write only the first `limit` bytes, possibly splitting an entry */
-		struct iovec cut[64];
 		size_t left = s->limit;
 		int n = 0;
 
@@ -108,9 +109,21 @@ static ssize_t short_writev(const IoOps *self, int fd, const struct iovec *iov, 
 				cut[n].iov_len = left;
 			left -= cut[n].iov_len;
 		}
-		return io_posix.writev(&io_posix, fd, cut, n);
+		iov = cut;
+		iovcnt = n;
 	}
-	return io_posix.writev(&io_posix, fd, iov, iovcnt);
+	return off < 0 ? io_posix.writev(&io_posix, fd, iov, iovcnt)
+		       : io_posix.pwritev(&io_posix, fd, iov, iovcnt, off);
+}
+
+static ssize_t short_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
+{
+	return short_write(self, fd, iov, iovcnt, -1);
+}
+
+static ssize_t short_pwritev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+	return short_write(self, fd, iov, iovcnt, off);
 }
 
 static int read_back(int fd, char *buf, size_t n)
@@ -165,6 +178,45 @@ static void test_writev_all_failure_reports_progress(void **state)
 	unlink(path);
 	assert_int_equal(io_writev_all(&ops, fd, iov, 1, &written), -ENOSPC);
 	assert_int_equal(written, 8);
+	close(fd);
+}
+
+/* At an offset, after short writes that split vectors; the vectors are
+ * left as they were; a failure reports what was written. */
+static void test_pwritev_all(void **state)
+{
+	ShortWrites s = {.limit = 3, .fail_after = -1};
+	IoOps ops = io_posix;
+	char path[] = "/tmp/pcapd-test-io-XXXXXX";
+	const struct iovec iov[3] = {
+		{.iov_base = (void *)"hello ", .iov_len = 6},
+		{.iov_base = (void *)"", .iov_len = 0},
+		{.iov_base = (void *)"world", .iov_len = 5},
+	};
+	struct iovec copy[3];
+	char buf[32];
+	size_t written = 0;
+	int fd;
+
+	(void)state;
+	memcpy(copy, iov, sizeof(copy));
+	ops.pwritev = short_pwritev;
+	ops.state = &s;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(pwrite(fd, "12345", 5, 0), 5);
+	assert_int_equal(io_pwritev_all(&ops, fd, iov, 3, 5, &written), 0);
+	assert_int_equal(written, 11);
+	assert_memory_equal(iov, copy, sizeof(copy));
+	assert_int_equal(read_back(fd, buf, sizeof(buf)), 16);
+	assert_memory_equal(buf, "12345hello world", 16);
+
+	s = (ShortWrites){.limit = 4, .fail_after = 2, .fail_errno = ENOSPC};
+	assert_int_equal(io_pwritev_all(&ops, fd, iov, 3, 0, &written), -ENOSPC);
+	assert_int_equal(written, 6); /* 4, the vector's last 2, then the failure */
+	assert_int_equal(read_back(fd, buf, sizeof(buf)), 16);
+	assert_memory_equal(buf, "hello ello world", 16);
 	close(fd);
 }
 
@@ -230,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_errbuf),
 		cmocka_unit_test(test_writev_all_short_writes),
 		cmocka_unit_test(test_writev_all_failure_reports_progress),
+		cmocka_unit_test(test_pwritev_all),
 		cmocka_unit_test(test_fsync_parent_dir),
 		cmocka_unit_test(test_publish),
 	};
