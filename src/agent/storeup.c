@@ -64,7 +64,9 @@ struct Up {
 	Lane lanes[UP_LANES]; /* the workers': parts */
 	AgentUploadGrant g;
 	bool have_grant;
-	bool asking;          /* a grant is being asked for (mu released meanwhile) */
+	bool asking;    /* a grant is being asked for (mu released meanwhile) */
+	int ask_result; /* the last ask's: 0 or -errno with ask_err */
+	ErrBuf ask_err;
 	uint64_t granted_ms;  /* when g came */
 	uint64_t progress_ms; /* the last request that succeeded */
 	int fd;
@@ -173,6 +175,9 @@ static int ask(Up *u, AgentUploadRequest *q, ErrBuf *err)
 	r = storeup_grant_request(c->ctl, c->agent, c->job_id, q, &g, err);
 	pthread_mutex_lock(&u->mu);
 	u->asking = false;
+	u->ask_result = r;
+	if (r < 0)
+		u->ask_err = *err;
 	pthread_cond_broadcast(&u->cv);
 	if (r < 0)
 		return r;
@@ -406,10 +411,12 @@ static bool covers(const AgentUploadGrant *g, uint32_t part)
 /* Under u->mu: a copy of part's signed request. A grant is asked anew when
  * stale or not covering it (from the first unconfirmed part on), with mu
  * released while the controller answers; when another worker is asking,
- * its answer is waited for instead. */
+ * its answer is waited for instead, and its failure is this one's (so the
+ * waiters back off with it rather than ask again at once). */
 static int part_request(Up *u, uint32_t part, AgentSignedRequest *ret, ErrBuf *err)
 {
 	const AgentSignedRequest *rq;
+	bool waited = false;
 	int r;
 
 	while (stale(u) || !covers(&u->g, part)) {
@@ -420,9 +427,16 @@ static int part_request(Up *u, uint32_t part, AgentSignedRequest *ret, ErrBuf *e
 					.n_parts =
 						left < AGENTPROTO_MAX_GRANT_PARTS ? left : AGENTPROTO_MAX_GRANT_PARTS};
 
+		if (u->failed || u->stop)
+			return errbuf_set(err, -ECANCELED, "the upload stopped");
 		if (u->asking) {
 			pthread_cond_wait(&u->cv, &u->mu);
+			waited = true;
 			continue;
+		}
+		if (waited && u->ask_result < 0) {
+			*err = u->ask_err;
+			return u->ask_result;
 		}
 		r = ask(u, &q, err);
 		if (r < 0)
@@ -710,12 +724,16 @@ static void workers_stop(Up *u)
 	pthread_mutex_unlock(&u->mu);
 	for (size_t i = 0; i < UP_LANES; i++) {
 		Lane *l = &u->lanes[i];
+		Httpc *h;
 
 		if (l->started)
 			pthread_join(l->thread, NULL);
+		pthread_mutex_lock(&u->mu); /* a worker still running looks at them in up_fail() */
 		l->started = false;
-		httpc_free(l->http);
+		h = l->http;
 		l->http = NULL;
+		pthread_mutex_unlock(&u->mu);
+		httpc_free(h);
 	}
 }
 
