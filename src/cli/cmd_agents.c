@@ -74,7 +74,8 @@ static int agents_revoke(int argc, char **argv)
 	/* Controllers that watch the database (PostgreSQL) forget it now. */
 	if (r == 0 && db_agent_forget(db, "cli", name, &err) < 0) {
 		log_warning("agent %s revoked, but running controllers were not told: %s", name, err.msg);
-		log_warning("they forget it within their agent time-out");
+		log_warning("they refuse its key within 30 s (their key cache) and forget the agent within their "
+			    "agent time-out");
 	}
 	db_close(db);
 	if (r == -ENOENT) {

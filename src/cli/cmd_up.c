@@ -286,8 +286,17 @@ static int enrol_local_agent(Db *db, const char *agentdir, const char *name, Err
 	snprintf(k.name, sizeof(k.name), "%s", name);
 	k.enrolled_ns = (int64_t)now_realtime_ns();
 	r = db_agent_key_delete(db, name, err);
-	if (r == -ENOENT)
+	if (r == 0) {
+		/* Controllers over PostgreSQL that cached the old key drop it now. */
+		ErrBuf e = {{0}};
+
+		if (db_agent_forget(db, "cli", name, &e) < 0)
+			log_warning("agent %s: its former key is gone, but running controllers were not told (%s); "
+				    "they refuse it within 30 s",
+				    name, e.msg);
+	} else if (r == -ENOENT) {
 		r = 0;
+	}
 	if (r == 0)
 		r = db_agent_key_add(db, hash, &k, 0, err);
 	if (r == 0)

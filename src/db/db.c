@@ -316,7 +316,14 @@ int db_agent_forget(Db *db, const char *sender, const char *name, ErrBuf *err)
 	    snprintf(text, sizeof(text), "%s forget %s", sender, name) >= (int)sizeof(text))
 		return errbuf_set(err, -EINVAL, "name: '%s' is too long for an agent", name);
 	r = db->ops->agent_upsert(db, &row, err);
-	return r < 0 ? r : db_notify(db, text, err);
+	if (r < 0) {
+		/* The notice still goes: the others' key caches forget. */
+		ErrBuf ignored = {{0}};
+
+		db_notify(db, text, &ignored);
+		return r;
+	}
+	return db_notify(db, text, err);
 }
 
 int db_agent_list(Db *db, AgentRow **ret, size_t *ret_n, ErrBuf *err)
