@@ -53,6 +53,7 @@
 #define WAIT_MS 200                      /* a wait for notices; also how soon the thread ends */
 #define ROUND_NS ((int64_t)NSEC_PER_SEC) /* lease and agents, once a second */
 #define PERSIST_MAX_NS (3 * (int64_t)NSEC_PER_SEC)
+#define FLEET_BEATS_MAX 65536u /* heartbeats queued for one round (~5 MB) */
 
 static int64_t mono(void)
 {
@@ -106,13 +107,21 @@ void service_wake_end(WakeBatch *b)
 		wake_flush(b);
 }
 
-/* A heartbeat for the next round (beats_flush); -ENOMEM. */
+/* A heartbeat for the next round (beats_flush); -ENOMEM. A full queue (the
+ * database stalled) drops it: the agent's next one comes within the persist
+ * interval. */
 static int beat_queue(Service *s, const char *name, int64_t now, char *history)
 {
 	AgentBeat *b;
 	int r = 0;
 
 	pthread_mutex_lock(&s->beats_lock);
+	if (s->n_beats == FLEET_BEATS_MAX) {
+		s->beats_dropped++;
+		pthread_mutex_unlock(&s->beats_lock);
+		free(history);
+		return 0;
+	}
 	if (s->n_beats == s->cap_beats) {
 		size_t cap = s->cap_beats ? 2 * s->cap_beats : 256;
 
@@ -140,15 +149,19 @@ static int beat_queue(Service *s, const char *name, int64_t now, char *history)
 static void beats_flush(Service *s)
 {
 	AgentBeat *v;
-	size_t n;
+	size_t n, dropped;
 	ErrBuf err = {{0}};
 
 	pthread_mutex_lock(&s->beats_lock);
 	v = s->beats;
 	n = s->n_beats;
+	dropped = s->beats_dropped;
 	s->beats = NULL;
-	s->n_beats = s->cap_beats = 0;
+	s->n_beats = s->cap_beats = s->beats_dropped = 0;
 	pthread_mutex_unlock(&s->beats_lock);
+	if (dropped)
+		log_warning("%zu agents' heartbeats dropped: %u were waiting for the database", dropped,
+			    FLEET_BEATS_MAX);
 	if (n && db_agent_beats(s->cfg.db, v, n, &err) < 0)
 		log_warning("storing %zu agents' heartbeats: %s", n, err.msg);
 	for (size_t i = 0; i < n; i++)

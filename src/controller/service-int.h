@@ -35,7 +35,8 @@ struct Service {
 	pthread_mutex_t beats_lock; /* heartbeats waiting for the fleet thread's round */
 	AgentBeat *beats;
 	size_t n_beats, cap_beats;
-	KeyCache *keys; /* agents' keys (keycache.h), when shared; else NULL */
+	size_t beats_dropped; /* since the last flush: the queue was full (FLEET_BEATS_MAX) */
+	KeyCache *keys;       /* agents' keys (keycache.h), when shared; else NULL */
 };
 
 Db *service_db(Service *s);

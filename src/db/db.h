@@ -288,7 +288,9 @@ typedef struct AgentBeat {
 	char *history; /* its history status (JSON object text), or NULL: unchanged */
 } AgentBeat;
 /* Many agents' heartbeats in one statement (one round trip): each existing
- * row's last_seen_ns (never lowered) and history, when given. A row marked
+ * row's last_seen_ns (never lowered) and history, when given. Several beats
+ * of one agent may come together: the newest last-seen and the last history
+ * given (in v's order) are kept. A row marked
  * never seen (db_agent_forget) stays so: a beat queued before the agent was
  * revoked does not bring it back; a row that does not exist is not made
  * (db_agent_upsert registers). */

@@ -106,10 +106,16 @@ const char *const dbp_stmt_sql[PG_STMT_COUNT] = {
 			    "version = excluded.version, last_seen_ns = excluded.last_seen_ns, "
 			    "account = excluded.account, history = coalesce(excluded.history, agents.history)",
 	[PG_AGENT_LIST] = "SELECT " DB_AGENT_COLS " FROM agents ORDER BY name",
-	[PG_AGENT_BEATS] = "UPDATE agents SET last_seen_ns = greatest(agents.last_seen_ns, b.seen), "
-			   "history = coalesce(b.history, agents.history) "
-			   "FROM unnest($1::text[], $2::bigint[], $3::text[]) AS b(name, seen, history) "
-			   "WHERE agents.name = b.name AND agents.last_seen_ns > 0",
+	/* One source row per agent (an UPDATE applies one of several matches,
+	 * any): its newest beat, and the last history given, in array order. */
+	[PG_AGENT_BEATS] =
+		"UPDATE agents SET last_seen_ns = greatest(agents.last_seen_ns, b.seen), "
+		"history = coalesce(b.history, agents.history) "
+		"FROM (SELECT name, max(seen) AS seen, (array_agg(history ORDER BY i DESC) "
+		"FILTER (WHERE history IS NOT NULL))[1] AS history "
+		"FROM unnest($1::text[], $2::bigint[], $3::text[]) WITH ORDINALITY AS u(name, seen, history, i) "
+		"GROUP BY name) AS b "
+		"WHERE agents.name = b.name AND agents.last_seen_ns > 0",
 	[PG_ENROLL_ADD] = "INSERT INTO enroll_tokens (hash, account, name_pattern, colo, expires_ns, created_ns) "
 			  "VALUES ($1, $2, $3, $4, $5, $6)",
 	[PG_ENROLL_FIND] = "SELECT " DB_ENROLL_COLS " FROM enroll_tokens WHERE hash = $1",

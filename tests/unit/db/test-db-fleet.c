@@ -523,6 +523,24 @@ static void test_agent_beats(void **state)
 	assert_int_equal(rows[1].last_seen_ns, 2); /* not lowered */
 	agent_rows_free(rows, n);
 
+	/* Several beats of one agent in one batch: the newest last-seen, the
+	 * last history given. */
+	AgentBeat w[4] = {{.name = "op-1", .seen_ns = 30, .history = (char *)"{\"n\":1}"},
+			  {.name = "op-1", .seen_ns = 25},
+			  {.name = "op-1", .seen_ns = 31, .history = (char *)"{\"n\":2}"},
+			  {.name = "op-1", .seen_ns = 29, .history = (char *)"{\"n\":3}"}};
+
+	assert_int_equal(db_agent_beats(t->db, w, 2, &err), 0);
+	assert_int_equal(db_agent_list(t->db, &rows, &n, &err), 0);
+	assert_int_equal(rows[0].last_seen_ns, 30);
+	assert_string_equal(rows[0].history, "{\"n\":1}");
+	agent_rows_free(rows, n);
+	assert_int_equal(db_agent_beats(t->db, w, 4, &err), 0);
+	assert_int_equal(db_agent_list(t->db, &rows, &n, &err), 0);
+	assert_int_equal(rows[0].last_seen_ns, 31);
+	assert_string_equal(rows[0].history, "{\"n\":3}");
+	agent_rows_free(rows, n);
+
 	assert_int_equal(db_agent_forget(t->db, "cli", "op-2", &err), 0);
 	v[1].seen_ns = 20;
 	assert_int_equal(db_agent_beats(t->db, &v[1], 1, &err), 0);
