@@ -15,8 +15,8 @@ LiveMergeStep livemerge_step(LiveInput *in, size_t n, int64_t now, int64_t windo
 			c = i;
 	}
 	if (c == n) {
-		for (size_t i = 0; i < n; i++)
-			in[i].blocking_since = 0;
+		/* Nothing queued: an input passed over stays so (it sent nothing),
+		 * and no other can be blocking. */
 		*ret_until = INT64_MAX;
 		return ended ? LIVEMERGE_DONE : LIVEMERGE_WAIT;
 	}

@@ -109,6 +109,26 @@ static void test_window_passes_over(void **state)
 	assert_int_equal(until, 21 * S + WINDOW);
 }
 
+/* A silent input passed over once stays passed over while the others'
+ * queues run dry between bursts: the window delays the stream once. */
+static void test_passed_over_between_bursts(void **state)
+{
+	LiveInput in[2] = {{.has_head = true, .head_ts = 1000}, {0}};
+	size_t i;
+	int64_t until;
+
+	(void)state;
+	assert_int_equal(step(in, 2, 10 * S, &i, &until), LIVEMERGE_WAIT);
+	assert_int_equal(step(in, 2, 10 * S + WINDOW, &i, &until), LIVEMERGE_EMIT);
+	in[0].has_head = false;
+	assert_int_equal(step(in, 2, 11 * S + WINDOW, &i, &until), LIVEMERGE_WAIT);
+	assert_int_equal(until, INT64_MAX);
+	in[0].has_head = true;
+	in[0].head_ts = 5000;
+	assert_int_equal(step(in, 2, 30 * S, &i, &until), LIVEMERGE_EMIT);
+	assert_int_equal(i, 0);
+}
+
 static void test_several_waiting(void **state)
 {
 	LiveInput in[3] = {{0}, {.has_head = true, .head_ts = 50}, {0}};
@@ -130,9 +150,8 @@ static void test_several_waiting(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_all_present),
-		cmocka_unit_test(test_waits_for_an_empty_input),
-		cmocka_unit_test(test_window_passes_over),
+		cmocka_unit_test(test_all_present),        cmocka_unit_test(test_waits_for_an_empty_input),
+		cmocka_unit_test(test_window_passes_over), cmocka_unit_test(test_passed_over_between_bursts),
 		cmocka_unit_test(test_several_waiting),
 	};
 
