@@ -962,6 +962,7 @@ struct HttpStream {
 	bool waiting;          /* the reader parked the connection for want of bytes */
 	bool ended, ok;        /* http_stream_end() was called, and how */
 	bool gone;             /* the client or the server went: writes fail */
+	bool cancelled;        /* http_stream_cancel(): writes fail */
 	unsigned refs;
 	struct MHD_Response *resp; /* ours while the reader runs: the trailer goes on it at the end */
 	char *trailer;             /* "name\0value\0" (http_stream_trailer), or NULL */
@@ -1113,13 +1114,16 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 
 	pthread_mutex_lock(&st->lock);
 	while (n > 0) {
-		size_t tail, k;
+		/* What fits the buffer goes in whole: a cancel leaves none of it. */
+		size_t need = n <= st->cap ? n : 1, tail, k;
 
-		while (st->len == st->cap && !st->gone)
+		while (st->cap - st->len < need && !st->gone && !st->cancelled)
 			pthread_cond_wait(&st->space, &st->lock);
-		if (st->gone) {
+		if (st->gone || st->cancelled) {
+			int r = st->gone ? -EPIPE : -ECANCELED;
+
 			pthread_mutex_unlock(&st->lock);
-			return -EPIPE;
+			return r;
 		}
 		tail = (st->head + st->len) % st->cap;
 		k = st->cap - st->len;
@@ -1135,6 +1139,14 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return 0;
+}
+
+void http_stream_cancel(HttpStream *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->cancelled = true;
+	pthread_cond_broadcast(&st->space);
+	pthread_mutex_unlock(&st->lock);
 }
 
 int http_stream_trailer(HttpStream *st, const char *name, const char *value)

@@ -170,9 +170,16 @@ typedef struct HttpStream HttpStream;
  * parked while the buffer is empty). In the handler only, like every
  * http_respond*(). */
 int http_respond_stream(HttpRequest *r, unsigned status, const char *content_type, size_t buffer, HttpStream **ret);
-/* Queues p[0..n), waiting while the buffer is full. 0, or -EPIPE once the
- * client went away or the server is stopping (the producer should give up). */
+/* Queues p[0..n), waiting for room: all of it at once when n fits the
+ * buffer, else piece by piece. 0, or -EPIPE once the client went away or
+ * the server is stopping (the producer should give up), or -ECANCELED. */
 int http_stream_write(HttpStream *s, const void *p, size_t n);
+/* Makes http_stream_write() fail with -ECANCELED, now (a producer waiting
+ * for room wakes) and from then on: for a producer told to stop while a slow
+ * client holds it. A write that fits the buffer is then queued whole or not
+ * at all, so the body still ends where a write ended. Any thread, before
+ * http_stream_end(). */
+void http_stream_cancel(HttpStream *s);
 /* A trailer field sent after the body when it ends well (ok): how the
  * stream ended, for a client that reads on to the end (curl, libcurl's
  * header callback). Announce it with a "Trailer" header before answering.

@@ -62,8 +62,10 @@ typedef struct Producer {
 	pthread_t thread;
 	bool go, cut, started;
 	size_t size;
-	const char *trailer; /* X-Reply's value as a trailer, or NULL */
-	int write_result;    /* the first failed write, or 0 */
+	const char *trailer;   /* X-Reply's value as a trailer, or NULL */
+	bool cancel_ends_well; /* a write failing with -ECANCELED still ends the body well */
+	size_t written;        /* bytes of the pattern written (under lock) */
+	int write_result;      /* the first failed write, or 0 */
 	bool done;
 } Producer;
 
@@ -89,7 +91,13 @@ static void *producer_main(void *arg)
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern_byte(off + i);
 		r = http_stream_write(p->st, buf, n);
-		off += n;
+		if (r == 0) {
+			off += n;
+			pthread_mutex_lock(&p->lock);
+			p->written = off;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+		}
 	}
 	if (p->trailer) {
 		assert_int_equal(http_stream_trailer(p->st, "Bad Name", "v"), -EINVAL);
@@ -97,7 +105,7 @@ static void *producer_main(void *arg)
 		assert_int_equal(http_stream_trailer(p->st, "X-Reply", "replaced"), 0);
 		assert_int_equal(http_stream_trailer(p->st, "X-Reply", p->trailer), 0);
 	}
-	http_stream_end(p->st, r == 0 && !p->cut);
+	http_stream_end(p->st, (r == 0 || (r == -ECANCELED && p->cancel_ends_well)) && !p->cut);
 	pthread_mutex_lock(&p->lock);
 	p->write_result = r;
 	p->done = true;
@@ -316,6 +324,7 @@ typedef struct Req {
 	struct curl_slist *headers;
 	const char *resolve;
 	long expect_ms; /* CURLOPT_EXPECT_100_TIMEOUT_MS; 0 = curl's 1 s */
+	bool gated;     /* the body's bytes wait at the gate (gate_set) */
 	/* results */
 	size_t body_sent; /* body bytes curl handed over */
 	long status;
@@ -323,6 +332,31 @@ typedef struct Req {
 	CURLcode rc;
 	char reply_header[64];
 } Req;
+
+/* Where a gated request's body bytes wait while it is closed: its client
+ * then reads nothing more. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool closed;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+
+static void gate_set(bool closed)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.closed = closed;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+static size_t on_write_gated(char *data, size_t size, size_t nmemb, void *cls)
+{
+	pthread_mutex_lock(&gate.lock);
+	while (gate.closed)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+	return on_write(data, size, nmemb, cls);
+}
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
 {
@@ -348,7 +382,7 @@ static CURLcode perform(CURL *h, Req *q)
 	struct curl_slist *headers = q->headers, *resolve = NULL;
 
 	curl_easy_setopt(h, CURLOPT_URL, q->url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, q->gated ? on_write_gated : on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &q->out);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, q);
@@ -847,6 +881,51 @@ static void test_stream_cut(void **state)
 	free(q.out.p);
 }
 
+/* A producer held by a client that reads nothing is woken by
+ * http_stream_cancel(): its write fails with -ECANCELED, having queued none
+ * of its bytes (a write that fits the buffer goes in whole or not at all),
+ * and a body then ended well reaches the client whole, with its trailer. */
+static void test_stream_cancel(void **state)
+{
+	Server *s = *state;
+	Producer *p = producer_new(s, 64u << 20, false); /* far more than the buffer and the sockets hold */
+	char u[128];
+	Req q = {.url = u, .gated = true};
+	pthread_t t;
+	size_t written;
+
+	p->trailer = "cancelled";
+	p->cancel_ends_well = true;
+	url(u, sizeof(u), s, "/stream");
+	gate_set(true);
+	assert_int_equal(pthread_create(&t, NULL, request_thread, &q), 0);
+	producer_wait_started(p);
+	producer_go(p);
+	pthread_mutex_lock(&p->lock);
+	while (p->written < (1u << 20) && !p->done) /* the buffer's worth: it fills, then waits */
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	http_stream_cancel(p->st);
+	pthread_mutex_lock(&p->lock);
+	while (!p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	written = p->written;
+	pthread_mutex_unlock(&p->lock);
+	assert_int_equal(p->write_result, -ECANCELED);
+	gate_set(false);
+	pthread_join(t, NULL);
+	assert_int_equal(q.rc, CURLE_OK);
+	assert_int_equal(q.status, 200);
+	assert_true(written < p->size);
+	assert_int_equal(q.out.n, 4 + written); /* "head", then whole writes only */
+	for (size_t i = 0; i < written; i++)
+		if ((uint8_t)q.out.p[4 + i] != pattern_byte(i))
+			fail_msg("byte %zu: got %u, want %u", i, (uint8_t)q.out.p[4 + i], pattern_byte(i));
+	assert_string_equal(q.reply_header, "cancelled");
+	producer_free(p);
+	free(q.out.p);
+}
+
 static size_t refuse_write(char *data, size_t size, size_t nmemb, void *cls)
 {
 	(void)data;
@@ -1184,6 +1263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_client_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_over_memory_limit, setup, teardown),
