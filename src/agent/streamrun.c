@@ -22,6 +22,7 @@
 #include "pcap/decode.h"
 
 #define STREAM_LOOK_MS 50u            /* how often a thread looks for new bytes at the file's end */
+#define STREAM_REFUSED_MAX_MS 2000u   /* a chunk not taken goes again after a nap doubling up to this */
 #define STREAM_POST_TIMEOUT_MS 30000u /* one chunk's POST */
 
 typedef struct StreamRun {
@@ -113,6 +114,7 @@ static void stream_file(StreamRun *sr, AgentStreamChunk *ch, int fd, uint8_t *bu
 	Agent *a = sr->a;
 	size_t have = 0, whole = 0;
 	uint64_t sent = 0, last_post = 0;
+	uint32_t refused_ms = STREAM_LOOK_MS; /* the next nap after a chunk not taken */
 	ErrBuf err = {{0}};
 
 	for (;;) {
@@ -168,13 +170,17 @@ static void stream_file(StreamRun *sr, AgentStreamChunk *ch, int fd, uint8_t *bu
 				return;
 			}
 			if (ans.offset == sent && whole > 0) {
-				/* Not taken (the reader is behind): again after a nap, with
-				 * whatever more the file holds by then. */
+				/* Not taken (the reader is behind): again after a nap,
+				 * longer each time it is refused, with whatever more the
+				 * file holds by then. */
 				pthread_mutex_lock(&a->lock);
-				nap_locked(a, STREAM_LOOK_MS);
+				nap_locked(a, refused_ms);
 				pthread_mutex_unlock(&a->lock);
+				refused_ms =
+					refused_ms * 2 < STREAM_REFUSED_MAX_MS ? refused_ms * 2 : STREAM_REFUSED_MAX_MS;
 				continue;
 			}
+			refused_ms = STREAM_LOOK_MS;
 			if (ans.offset != sent + whole) {
 				log_warning("stream of job %s to tap %s ends: the controller asks for byte %llu, "
 					    "not %llu",

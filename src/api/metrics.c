@@ -189,6 +189,8 @@ static int render(Api *a, const char *account, PromText *t, ApiError *e)
 		return r;
 	}
 	render_captures(t, counts, n_counts);
+	prom_family(t, "pcapd_live_streams", "gauge", "Live streams (GET .../stream) being merged on this controller.");
+	prom_u64(t, "pcapd_live_streams", NULL, 0, service_tap_count(api_service(a), account));
 	render_agents(t, agents, n_agents);
 	httpstats_render(api_http_stats(a), t);
 	free(counts);

@@ -226,6 +226,9 @@ typedef struct Tap Tap;
  * agent X sent no end ...") or "cut: <why>". */
 typedef struct TapSink {
 	int (*write)(void *ctx, const void *p, size_t n);
+	/* Makes a write waiting for the reader (and every later one) fail with
+	 * -ECANCELED: the stream was cut. Any thread, until end. */
+	void (*cancel)(void *ctx);
 	void (*end)(void *ctx, bool ok, const char *how);
 	void *ctx;
 } TapSink;
@@ -244,6 +247,9 @@ int service_tap_open(Service *s, const char *account, const char *id, bool pcapn
 int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err);
 /* Drops a tap that was not started. */
 void service_tap_cancel(Service *s, Tap *t);
+/* Taps of the account's captures (NULL: every account's) whose merge still
+ * runs, on this controller. */
+size_t service_tap_count(Service *s, const char *account);
 /* An agent's chunk for a tap (its query c, body[0..n)): *ret says whether to
  * send on and from which offset, or why to stop. Always 0. */
 int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body, size_t n, AgentStreamAnswer *ret);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "controller/service-int.h"
 #include "pcap/decode.h"
 #include "pcap/livemerge.h"
@@ -74,6 +75,7 @@ struct Tap {
 	bool over;
 	char cut[TAP_REASON];    /* set: end the stream with this reason */
 	char reason[TAP_REASON]; /* over: what a late chunk is told */
+	size_t left_out;         /* capturing agents beyond AGENTPROTO_MAX_STREAMS */
 	TapSink sink;
 	/* the merger's own */
 	PcapWriter *w;
@@ -90,6 +92,9 @@ static int64_t mono(void)
 
 /* ---- the output: a pcapng writer whose "file" is the reader's sink ---- */
 
+/* Each vector the tap's writer hands over ends on a block (records are
+ * copied into its one staging area: a header vector, then the records'), and
+ * the sink takes each whole or not at all: a cut leaves whole blocks. */
 static ssize_t sink_writev(const IoOps *self, int fd, const struct iovec *iov, int iovcnt)
 {
 	Tap *t = self->state;
@@ -125,7 +130,7 @@ static int sink_ftruncate(const IoOps *self, int fd, off_t len)
  * when the agent's file names it. Creates the writer with the first one. */
 static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 {
-	char name[AGENT_NAME_MAX + 1 + 200 + 1];
+	char name[PCAPWR_MAX_IFNAME + 1];
 	PcapInterfaceInfo info;
 	PcapWrInterface d;
 	uint32_t *m;
@@ -135,8 +140,9 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 	r = pcapdec_interface(in->dec, ifid, &info);
 	if (r < 0)
 		return errbuf_set(err, r, "agent %s: interface %" PRIu32 " not described", in->agent, ifid);
-	if (info.name)
-		snprintf(name, sizeof(name), "%s/%.200s", in->agent, info.name);
+	if (info.name) /* the agent's name whole, the interface's cut to fit */
+		snprintf(name, sizeof(name), "%s/%.*s", in->agent, (int)(PCAPWR_MAX_IFNAME - strlen(in->agent) - 1),
+			 info.name);
 	else
 		snprintf(name, sizeof(name), "%s", in->agent);
 	if (info.snaplen == 0 || info.snaplen > PCAP_MAX_SNAPLEN)
@@ -153,10 +159,13 @@ static int map_iface(Tap *t, TapInput *in, uint32_t ifid, ErrBuf *err)
 				       .io = &t->io};
 
 		r = pcapwr_new(-1, &wc, &t->w, err);
-		if (r == 0)
-			r = pcapwr_batch_new(t->w, &t->batch) < 0 ? errbuf_set(err, -ENOMEM, "out of memory") : 0;
 		if (r < 0)
 			return r;
+		if (pcapwr_batch_new(t->w, &t->batch) < 0) {
+			pcapwr_free(t->w);
+			t->w = NULL;
+			return errbuf_set(err, -ENOMEM, "out of memory");
+		}
 	} else {
 		r = pcapwr_add_interface_desc(t->w, &d, &out, err);
 		if (r == -EPROTOTYPE) /* the caller names the agent */
@@ -226,10 +235,15 @@ typedef struct OutRec {
 
 /* ---- the merger thread ---- */
 
+/* The merger stops, also when it waits for the reader's room: a reader
+ * that takes a trickle does not hold the tap (and its queues) open. */
 static void tap_cut_locked(Tap *t, const char *why)
 {
-	if (!t->cut[0])
+	if (!t->cut[0]) {
 		snprintf(t->cut, sizeof(t->cut), "%s", why);
+		if (!t->over && t->sink.cancel)
+			t->sink.cancel(t->sink.ctx);
+	}
 	pthread_cond_signal(&t->cond);
 }
 
@@ -370,6 +384,20 @@ static void set_stats(Tap *t)
 	job_done(&j);
 }
 
+/* Appends "; note" for every input that ended with one, and the agents
+ * left out, to how (taps_lock held). */
+static void add_notes(Tap *t, char *how, size_t cap)
+{
+	size_t len;
+
+	for (size_t i = 0; i < t->n_in; i++)
+		if (t->in[i].note[0] && (len = strlen(how)) < cap - 3)
+			snprintf(how + len, cap - len, "; %s", t->in[i].note);
+	if (t->left_out && (len = strlen(how)) < cap - 3)
+		snprintf(how + len, cap - len, "; %zu more agents not in the stream (it merges at most %u)",
+			 t->left_out, AGENTPROTO_MAX_STREAMS);
+}
+
 static void *merger_main(void *arg)
 {
 	Tap *t = arg;
@@ -378,10 +406,10 @@ static void *merger_main(void *arg)
 	int64_t next_check = mono() + TAP_TICK_NS; /* a look at the job's parts */
 	char how[TAP_REASON * 2] = "";
 	ErrBuf err = {{0}};
-	bool gone = false, done = false;
+	bool done = false, cut = false, ok;
 	int r = 0;
 
-	while (!gone) {
+	while (r == 0) {
 		LiveMergeStep step = LIVEMERGE_WAIT;
 		int64_t until = INT64_MAX;
 		size_t bytes = 0, n;
@@ -391,6 +419,7 @@ static void *merger_main(void *arg)
 		if (t->cut[0] || s->taps_stopping) {
 			snprintf(how, sizeof(how), "cut: %s", t->cut[0] ? t->cut : "the controller is stopping");
 			pthread_mutex_unlock(&s->taps_lock);
+			cut = true;
 			break;
 		}
 		had_writer = t->w != NULL;
@@ -418,10 +447,8 @@ static void *merger_main(void *arg)
 			r = write_records(t, bytes, &err);
 			next_tick = mono() + TAP_TICK_NS;
 		}
-		if (r < 0) {
-			gone = true;
+		if (r < 0)
 			break;
-		}
 		if (step == LIVEMERGE_DONE && n == 0) {
 			done = true;
 			break;
@@ -431,13 +458,13 @@ static void *merger_main(void *arg)
 			next_check = mono() + TAP_TICK_NS;
 		}
 		if (mono() >= next_tick) {
-			if (t->w && t->pcapng && keepalive(t) < 0)
-				gone = true;
+			if (t->w && t->pcapng && (r = keepalive(t)) < 0)
+				errbuf_set(&err, r, "writing the stream: %s", strerror(-r));
 			next_tick = mono() + TAP_TICK_NS;
 		}
 	}
 	if (done) {
-		size_t len;
+		bool any = t->w != NULL; /* some agent's file got as far as its header */
 
 		set_stats(t);
 		if (t->batch)
@@ -449,29 +476,40 @@ static void *merger_main(void *arg)
 		else
 			pcapwr_free(t->w);
 		t->w = NULL;
-		snprintf(how, sizeof(how), "complete");
-		pthread_mutex_lock(&s->taps_lock);
-		for (size_t i = 0; i < t->n_in; i++)
-			if (t->in[i].note[0] && (len = strlen(how)) < sizeof(how) - 3)
-				snprintf(how + len, sizeof(how) - len, "; %s", t->in[i].note);
-		pthread_mutex_unlock(&s->taps_lock);
-		gone = r < 0;
+		snprintf(how, sizeof(how), "%s", any ? "complete" : "no agent sent its capture");
+		if (r == 0 && !any)
+			r = -ENODATA;
 	}
 	pcapwr_batch_free(t->batch);
 	pcapwr_free(t->w);
 	t->batch = NULL;
 	t->w = NULL;
 	pthread_mutex_lock(&s->taps_lock);
+	if (r == -ECANCELED) { /* cut while the reader held the merger (the sink queued none of that write) */
+		snprintf(how, sizeof(how), "cut: %s", t->cut);
+		cut = true;
+		r = 0;
+	} else if (r < 0 && r != -EPIPE && r != -ENODATA) {
+		snprintf(how, sizeof(how), "%s", err.msg);
+	}
+	if (done || cut)
+		add_notes(t, how, sizeof(how));
 	t->over = true;
 	snprintf(t->reason, sizeof(t->reason), "%s",
-		 gone ? "the reader left" : (t->cut[0] ? t->cut : "the stream is over"));
+		 r == -EPIPE ? "the reader left" : (t->cut[0] ? t->cut : "the stream is over"));
 	for (size_t i = 0; i < t->n_in; i++) {
 		free(t->in[i].buf);
 		t->in[i].buf = NULL;
 		t->in[i].start = t->in[i].len = t->in[i].cap = 0;
 	}
 	pthread_mutex_unlock(&s->taps_lock);
-	t->sink.end(t->sink.ctx, !gone, how);
+	if (r < 0 && r != -EPIPE && r != -ECANCELED)
+		log_warning("live stream of capture %s: %s", t->job, how);
+	/* A cut ends well (at a block's end: the sink takes each write whole
+	 * or not at all), its reason in the trailer; a reader gone, a failure,
+	 * or no agent's file at all breaks the body. */
+	ok = r == 0;
+	t->sink.end(t->sink.ctx, ok, how);
 	return NULL;
 }
 
@@ -567,11 +605,15 @@ int service_tap_open(Service *s, const char *account, const char *id, bool pcapn
 		r = apierror_set(e, API_ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n && k < AGENTPROTO_MAX_STREAMS; i++) {
+	for (size_t i = 0; i < n; i++) {
 		TapInput *in = &t->in[k];
 
 		if (parts[i].state != PART_ASSIGNED && parts[i].state != PART_RUNNING)
 			continue;
+		if (k == AGENTPROTO_MAX_STREAMS) {
+			t->left_out++;
+			continue;
+		}
 		snprintf(in->agent, sizeof(in->agent), "%s", parts[i].agent);
 		if (pcapdec_new(&in->dec) < 0) {
 			t->n_in = k;
@@ -643,6 +685,17 @@ int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err)
 	for (size_t i = 0; i < t->n_in; i++)
 		registry_wake(s->reg, t->in[i].agent);
 	return 0;
+}
+
+size_t service_tap_count(Service *s, const char *account)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->taps_lock);
+	for (Tap *t = s->taps; t; t = t->next)
+		n += !t->over && (!account || strcmp(t->account, account) == 0);
+	pthread_mutex_unlock(&s->taps_lock);
+	return n;
 }
 
 size_t service_tap_orders(Service *s, const char *agent, AgentStreamOrder *ret, size_t cap)

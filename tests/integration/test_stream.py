@@ -252,11 +252,23 @@ def test_download_pcapng_annotated(stk, acct):
         assert f.read() == r.body
 
 
+def live_streams(stk, acct):
+    """pcapd_live_streams of the account's /metrics."""
+    import urllib.request
+    q = urllib.request.Request(stk.http_url + "/metrics", headers={"Authorization": "Bearer " + acct.read})
+    with urllib.request.urlopen(q, timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("pcapd_live_streams "):
+                return int(float(line.split()[1]))
+    raise AssertionError("no pcapd_live_streams in /metrics")
+
+
 def test_slow_reader_is_cut(stk, acct):
     """A reader that reads nothing while one agent captures tens of MB: once
     the agent's queue stayed full for 10 s the controller cuts it (the agents
-    are told to stop streaming) and the capture goes on; the reader then gets
-    what was merged and the reason."""
+    are told to stop streaming; the merge ends though the reader still holds
+    it) and the capture goes on; the reader then gets what was merged and the
+    reason."""
     import socket
     from traffic import Steady
     l1 = link_of(stk, AGENT1)
@@ -273,6 +285,9 @@ def test_slow_reader_is_cut(stk, acct):
         with Steady(l1, frames=frames, gap_us=0):
             until(lambda: any("too slow" in l for l in agent.proc.lines),
                   lambda: "no cut; logs:\n%s" % logs(stk), timeout=WAIT * 2)
+            # The cut ends the merge at once, though the reader still reads nothing.
+            until(lambda: live_streams(stk, acct) == 0, lambda: "the stream still merges after the cut",
+                  timeout=WAIT)
             # The capture goes on after the cut.
             n = assert_ok(acct.call("GET", "/" + c["id"], token=acct.read))["packets_captured"]
             stk.wait_captured(acct, c["id"], n + 1000)

@@ -510,6 +510,11 @@ static void pcaps_download(Call *c)
 	dc->released = true;
 }
 
+static void stream_cancel(void *ctx)
+{
+	http_stream_cancel(ctx);
+}
+
 static void stream_end(void *ctx, bool ok, const char *how)
 {
 	(void)http_stream_trailer(ctx, STREAM_TRAILER, how);
@@ -557,7 +562,7 @@ static void pcaps_stream(Call *c)
 		cf_fail(c, &e);
 		return;
 	}
-	sink = (TapSink){.write = download_write, .end = stream_end, .ctx = hs};
+	sink = (TapSink){.write = download_write, .cancel = stream_cancel, .end = stream_end, .ctx = hs};
 	if (service_tap_start(c->svc, t, &sink, &err) < 0)
 		stream_end(hs, false, err.msg);
 }

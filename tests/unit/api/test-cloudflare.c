@@ -62,6 +62,7 @@ struct HttpRequest {
 
 struct HttpStream {
 	HttpRequest *r;
+	bool cancelled; /* http_stream_cancel(): writes fail */
 };
 
 const char *http_req_method(const HttpRequest *r)
@@ -221,6 +222,10 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 	char *nb;
 
 	pthread_mutex_lock(&r->lock);
+	if (st->cancelled) {
+		pthread_mutex_unlock(&r->lock);
+		return -ECANCELED;
+	}
 	nb = realloc(r->resp, r->resp_len + n + 1);
 	assert_non_null(nb);
 	memcpy(nb + r->resp_len, p, n);
@@ -229,6 +234,13 @@ int http_stream_write(HttpStream *st, const void *p, size_t n)
 	r->resp[r->resp_len] = '\0';
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+void http_stream_cancel(HttpStream *st)
+{
+	pthread_mutex_lock(&st->r->lock);
+	st->cancelled = true;
+	pthread_mutex_unlock(&st->r->lock);
 }
 
 void http_stream_end(HttpStream *st, bool ok)
