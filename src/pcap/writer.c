@@ -233,6 +233,8 @@ int pcapwr_add_interface_desc(PcapWriter *w, const PcapWrInterface *d, uint32_t 
 		return errbuf_set(err, -EINVAL, "snaplen %u is outside 1..%u", d->snaplen, PCAP_MAX_SNAPLEN);
 	if (d->tsresol > 9)
 		return errbuf_set(err, -EINVAL, "tsresol %u is outside 0..9", d->tsresol);
+	if (w->format == PCAP_FORMAT_PCAPNG && d->linktype > 0xffffu) /* classic pcap's upper bits (FCS) */
+		return errbuf_set(err, -EINVAL, "link type %#x does not fit a pcapng interface (16 bits)", d->linktype);
 	pthread_mutex_lock(&w->iflock);
 	if (w->format != PCAP_FORMAT_PCAPNG) {
 		if (d->linktype != w->ifaces[0].linktype)

@@ -49,11 +49,12 @@ int agentproto_stream_path(const AgentStreamChunk *c, char *ret, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	len = (size_t)n;
-	if (c->watermark_ns)
+	if (c->watermark_ns) {
 		n = snprintf(ret + len, cap - len, "&watermark_ns=%" PRIu64, c->watermark_ns);
-	if (n < 0 || (size_t)n >= cap - len)
-		return -ENAMETOOLONG;
-	len += c->watermark_ns ? (size_t)n : 0;
+		if (n < 0 || (size_t)n >= cap - len)
+			return -ENAMETOOLONG;
+		len += (size_t)n;
+	}
 	if (c->error != AGENT_STREAM_OK)
 		n = snprintf(ret + len, cap - len, "&end=1&error=%s", agentproto_stream_error_to_string(c->error));
 	else if (c->end)

@@ -943,6 +943,11 @@ static void test_interface_description_and_stats(void **state)
 	d1.name = longname;
 	assert_int_equal(pcapwr_add_interface_desc(w, &d1, &id1, &err), -ENAMETOOLONG);
 	assert_non_null(strstr(err.msg, "interface name longer than 256 bytes"));
+	/* A classic pcap link type with its upper (FCS) bits set has no pcapng IDB. */
+	d1.name = NULL;
+	d1.linktype = 0x10000000u | LINKTYPE_ETHERNET;
+	assert_int_equal(pcapwr_add_interface_desc(w, &d1, &id1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "does not fit a pcapng interface"));
 	assert_int_equal(pcapwr_set_interface_stats(w, 0, &st, &err), 0);
 	assert_int_equal(pcapwr_set_interface_stats(w, 7, &st, &err), -ENOENT);
 	assert_int_equal(pcapwr_batch_new(w, &b), 0);

@@ -1023,6 +1023,11 @@ static void test_stream_query(void **state)
 	assert_int_equal(back.error, AGENT_STREAM_GONE);
 	assert_true(back.end);
 	assert_int_equal(agentproto_stream_path(&c, path, 40), -ENAMETOOLONG);
+	/* No watermark and no end: a buffer the path just fits is enough. */
+	c = (AgentStreamChunk){.name = "a", .id = ID2, .tap = TAP1};
+	assert_int_equal(agentproto_stream_path(&c, path, sizeof(path)), 0);
+	assert_int_equal(agentproto_stream_path(&c, path, strlen(path) + 1), 0);
+	assert_int_equal(agentproto_stream_path(&c, path, strlen(path)), -ENAMETOOLONG);
 }
 
 static const char *stream_query_error(const char *query)
