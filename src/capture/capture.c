@@ -58,8 +58,15 @@
 #define ARPHRD_RAWIP 519
 #endif
 
-#define CAPTURE_DEFAULT_BLOCK_SIZE (4u << 20)
-#define CAPTURE_DEFAULT_BLOCK_COUNT 32u
+/* 128 MiB in 1 MiB blocks. Blocks of 2 MiB and more are allocations of the
+ * order a guest's free page reporting hands back to its host (order 9 on
+ * x86): on such a VM every one of their pages faults to the host when the
+ * kernel zeroes the ring. Measured here (pcapd capture, idle, system CPU at
+ * start): 32 x 4 MiB 0.15-0.30 s, 128 x 1 MiB 0.01 s; 7 M 64-byte frames
+ * 0.050 against 0.057-0.093 us/packet; 1514-byte frames to ext4 unchanged
+ * (0.31-0.33 us/packet, 1.12x dd's direct rate). */
+#define CAPTURE_DEFAULT_BLOCK_SIZE (1u << 20)
+#define CAPTURE_DEFAULT_BLOCK_COUNT 128u
 #define CAPTURE_DEFAULT_BLOCK_TIMEOUT_MS 50u
 #define CAPTURE_MAX_BLOCK_SIZE (1u << 30)
 #define CAPTURE_MAX_RING_BYTES (16ull << 30) /* per socket */
