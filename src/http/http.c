@@ -70,6 +70,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1147,6 +1148,32 @@ void http_stream_cancel(HttpStream *st)
 	st->cancelled = true;
 	pthread_cond_broadcast(&st->space);
 	pthread_mutex_unlock(&st->lock);
+}
+
+int http_stream_check(HttpStream *st)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->cancelled) {
+		r = -ECANCELED;
+	} else if (st->gone || !st->req) {
+		r = -EPIPE;
+	} else if (st->waiting) {
+		/* Parked: MHD does not look at the socket. Its descriptor stays
+		 * open while st->req is set (the request completes, and detaches
+		 * under this lock, before MHD closes it). */
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(st->req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		struct pollfd p = {.fd = ci ? ci->connect_fd : -1, .events = POLLRDHUP};
+
+		if (p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+			st->gone = true;
+			r = -EPIPE;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
 }
 
 int http_stream_trailer(HttpStream *st, const char *name, const char *value)

@@ -180,6 +180,13 @@ int http_stream_write(HttpStream *s, const void *p, size_t n);
  * at all, so the body still ends where a write ended. Any thread, before
  * http_stream_end(). */
 void http_stream_cancel(HttpStream *s);
+/* Whether the client is still there: 0, -EPIPE once it went away (or the
+ * server is stopping), -ECANCELED once cancelled. While the buffer is empty
+ * the connection is parked and nothing reads its socket, so a client that
+ * left an idle stream is seen only here: its end of the connection closed
+ * (a client that only shuts down its sending side counts as gone). Later
+ * writes then fail with -EPIPE. Any thread, before http_stream_end(). */
+int http_stream_check(HttpStream *s);
 /* A trailer field sent after the body when it ends well (ok): how the
  * stream ended, for a client that reads on to the end (curl, libcurl's
  * header callback). Announce it with a "Trailer" header before answering.

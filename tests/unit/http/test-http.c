@@ -814,6 +814,14 @@ static void producer_wait_started(Producer *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+static void producer_wait_done(Producer *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void producer_free(Producer *p)
 {
 	pthread_join(p->thread, NULL);
@@ -839,6 +847,7 @@ static void test_stream(void **state)
 	url(e, sizeof(e), s, "/echo");
 	assert_int_equal(pthread_create(&t, NULL, request_thread, &q), 0);
 	producer_wait_started(p);
+	assert_int_equal(http_stream_check(p->st), 0); /* the client is there */
 	/* The stream has sent "head" and waits: with two workers, two more
 	 * requests are answered meanwhile. */
 	assert_int_equal(request(&other), 200);
@@ -951,10 +960,34 @@ static void test_stream_client_gone(void **state)
 	producer_go(p);
 	assert_int_not_equal(curl_easy_perform(h), CURLE_OK);
 	curl_easy_cleanup(h);
-	pthread_mutex_lock(&p->lock);
-	while (!p->done)
-		pthread_cond_wait(&p->cond, &p->lock);
-	pthread_mutex_unlock(&p->lock);
+	producer_wait_done(p);
+	assert_int_equal(p->write_result, -EPIPE);
+	producer_free(p);
+}
+
+/* A client that leaves a stream while nothing is written: the connection is
+ * parked on an empty buffer and nobody reads its socket, so only
+ * http_stream_check() sees it go; the producer's next write then fails. */
+static void test_stream_idle_client_gone(void **state)
+{
+	Server *s = *state;
+	Producer *p = producer_new(s, 1000, false);
+	char u[128];
+	CURL *h = curl_easy_init();
+	int r = 0;
+
+	url(u, sizeof(u), s, "/stream");
+	curl_easy_setopt(h, CURLOPT_URL, u);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, refuse_write); /* leaves at "head" */
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	assert_int_not_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_cleanup(h); /* the connection closes */
+	producer_wait_started(p);
+	for (int i = 0; i < 3000 && (r = http_stream_check(p->st)) == 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(r, -EPIPE);
+	producer_go(p);
+	producer_wait_done(p);
 	assert_int_equal(p->write_result, -EPIPE);
 	producer_free(p);
 }
@@ -980,10 +1013,7 @@ static void test_stream_stop(void **state)
 	pthread_join(t, NULL);
 	assert_int_not_equal(q.rc, CURLE_OK);
 	producer_go(p);
-	pthread_mutex_lock(&p->lock);
-	while (!p->done)
-		pthread_cond_wait(&p->cond, &p->lock);
-	pthread_mutex_unlock(&p->lock);
+	producer_wait_done(p);
 	assert_int_equal(p->write_result, -EPIPE);
 	producer_free(p);
 	free(q.out.p);
@@ -1263,6 +1293,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_cut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_client_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_idle_client_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
