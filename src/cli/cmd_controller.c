@@ -47,6 +47,7 @@ typedef struct ControllerArgs {
 	uint64_t grace_s, agent_timeout_s, sample_interval_s, max_active_full;
 	LogLevel log_level;
 	uint64_t max_buckets, max_agents, max_conns, max_per_address, idle_timeout_s, unauth_timeout_s, body_budget_mib;
+	uint64_t stream_memory_mib;
 } ControllerArgs;
 
 static void usage(FILE *f)
@@ -59,6 +60,7 @@ static void usage(FILE *f)
 		"                        [--max-buckets N] [--max-agents N] [--max-connections N]\n"
 		"                        [--max-conns-per-address N]\n"
 		"                        [--idle-timeout S] [--unauth-timeout S] [--body-budget MIB]\n"
+		"                        [--stream-memory MIB]\n"
 		"                        [--log-level error|warning|info|debug] [--metrics ADDR:PORT]\n"
 		"\n"
 		"  --data DIR            state (pcapd.db) and download cache (default ./var)\n" CLI_DB_HELP
@@ -89,6 +91,10 @@ static void usage(FILE *f)
 		"                        request line (default 10)\n"
 		"  --body-budget MIB     request body bytes held at once, all clients together; a request\n"
 		"                        beyond it gets 503 with Retry-After (default %u, at least %u)\n"
+		"  --stream-memory MIB   agents' packets queued for live streams, all streams together;\n"
+		"                        each agent of a stream reserves 1 MiB when it opens (429 when\n"
+		"                        that does not fit), and queues grow past it while it lasts\n"
+		"                        (default %u)\n"
 		"  --log-level L         what goes to stderr (default info; debug adds, e.g., the request\n"
 		"                        fields the API ignored)\n"
 		"\n"
@@ -96,7 +102,7 @@ static void usage(FILE *f)
 		"AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3 (s3://) and\n"
 		"GOOGLE_HMAC_ACCESS_ID, GOOGLE_HMAC_SECRET (gs://) from the environment.\n",
 		DEFAULT_MAX_BUCKETS, DEFAULT_MAX_AGENTS, HTTP_DEFAULT_PER_ADDRESS, DEFAULT_BODY_BUDGET_MIB,
-		MIN_BODY_BUDGET_MIB);
+		MIN_BODY_BUDGET_MIB, SERVICE_STREAM_MEMORY >> 20);
 }
 
 static int parse_args(int argc, char **argv, ControllerArgs *a)
@@ -124,6 +130,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		{"idle-timeout", required_argument, NULL, 'I'},
 		{"unauth-timeout", required_argument, NULL, 'U'},
 		{"body-budget", required_argument, NULL, 'Y'},
+		{"stream-memory", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -144,6 +151,7 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 	a->idle_timeout_s = 30;
 	a->unauth_timeout_s = 10;
 	a->body_budget_mib = DEFAULT_BODY_BUDGET_MIB;
+	a->stream_memory_mib = SERVICE_STREAM_MEMORY >> 20;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -241,6 +249,10 @@ static int parse_args(int argc, char **argv, ControllerArgs *a)
 		case 'Y':
 			if (cli_parse_num("--body-budget", optarg, MIN_BODY_BUDGET_MIB, 1024 * 1024, false,
 					  &a->body_budget_mib))
+				return 2;
+			break;
+		case 'W':
+			if (cli_parse_num("--stream-memory", optarg, 1, 1024 * 1024, false, &a->stream_memory_mib))
 				return 2;
 			break;
 		case 'h':
@@ -362,6 +374,7 @@ int cmd_controller(int argc, char **argv)
 	scfg.grace_ns = (int64_t)(a.grace_s * NSEC_PER_SEC);
 	scfg.agent_timeout_ns = (int64_t)(a.agent_timeout_s * NSEC_PER_SEC);
 	scfg.max_buckets = (size_t)a.max_buckets;
+	scfg.stream_memory = (size_t)a.stream_memory_mib << 20;
 	scfg.max_agents = (size_t)a.max_agents;
 	r = service_start(&scfg, &svc, &err);
 	if (r < 0) {

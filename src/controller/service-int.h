@@ -24,6 +24,7 @@ struct Service {
 	pthread_mutex_t taps_lock;     /* taps.c: the live streams */
 	Tap *taps;
 	size_t n_taps;
+	size_t taps_mem; /* bytes the taps' input queues hold or reserve (cfg.stream_memory) */
 	bool taps_stopping;
 	/* fleet.c: several controllers over one database */
 	bool shared;                /* the database has notices (PostgreSQL): other controllers may use it */

@@ -239,6 +239,8 @@ int service_start(const ServiceConfig *cfg, Service **ret, ErrBuf *err)
 
 		s->cfg.heartbeat_ms = third_ms < 5000 ? (unsigned)(third_ms > 100 ? third_ms : 100) : 5000;
 	}
+	if (!s->cfg.stream_memory)
+		s->cfg.stream_memory = SERVICE_STREAM_MEMORY;
 	r = registry_new(&s->reg);
 	if (r < 0) {
 		free(s);

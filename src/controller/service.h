@@ -36,6 +36,9 @@
 #include "model/job.h"
 #include "proto/agentproto.h"
 
+#define SERVICE_STREAM_MEMORY (512u << 20)
+#define SERVICE_STREAM_MEMORY_PER_AGENT (1u << 20) /* what each agent of a live stream reserves of it */
+
 typedef struct ServiceConfig {
 	Db *db;                     /* borrowed */
 	const char *data_dir;       /* DATA: the SQLite database's directory */
@@ -47,6 +50,7 @@ typedef struct ServiceConfig {
 	int64_t sample_deadline_ns; /* agents answer a sample within this; 0 = 5 s */
 	size_t max_buckets;         /* buckets registered per account; 0 = no limit */
 	size_t max_agents;          /* agents enrolled per account (operators' not counted); 0 = no limit */
+	size_t stream_memory;       /* bytes live streams queue, all together; 0 = SERVICE_STREAM_MEMORY */
 } ServiceConfig;
 
 typedef struct Service Service;
@@ -212,11 +216,14 @@ uint64_t service_jobs_generation(Service *s);
  * reorder window of 2 s (pcap/livemerge.h) and writes one pcapng to the
  * reader's sink: an interface per agent (if_name AGENT, or AGENT/IFACE),
  * Enhanced Packet Blocks, and at the end each agent's counters as Interface
- * Statistics Blocks. While no packet flows, an Interface Statistics Block
- * without options goes out each second, so that a reader gone is noticed.
- * At most 16 MiB of one agent wait for a reader; a chunk beyond that is not
- * taken and comes again (the stream lags); a reader that takes nothing for
- * 10 s while so much waits is cut off. Captures never wait for a reader. */
+ * Statistics Blocks. While no packet flows, the sink is asked each second
+ * whether its reader is still there, and (pcapng) an Interface Statistics
+ * Block without options goes out. At most 16 MiB of one agent wait for a
+ * reader, and at most stream_memory of all streams' agents (each agent of a
+ * stream reserves 1 MiB of it when the stream opens); a chunk beyond that is
+ * not taken and comes again (the stream lags); a reader that takes nothing
+ * for 10 s while so much waits is cut off. Captures never wait for a
+ * reader. */
 
 typedef struct Tap Tap;
 
@@ -229,6 +236,9 @@ typedef struct TapSink {
 	/* Makes a write waiting for the reader (and every later one) fail with
 	 * -ECANCELED: the stream was cut. Any thread, until end. */
 	void (*cancel)(void *ctx);
+	/* 0 while the reader is there, -EPIPE once it left: asked each second
+	 * while nothing is written (an idle reader's leaving is seen only so). */
+	int (*check)(void *ctx);
 	void (*end)(void *ctx, bool ok, const char *how);
 	void *ctx;
 } TapSink;
@@ -240,7 +250,8 @@ typedef struct TapSink {
  * packets have another ends its part of the stream with a note saying so.
  * API_ERR_NOT_FOUND ("id"), API_ERR_CONFLICT (a sample, or a capture that
  * is not pending or running, or whose agents all finished), API_ERR_BUSY
- * (32 taps open). Nothing is sent to agents before service_tap_start(). */
+ * (32 taps open, or 1 MiB per agent not left of stream_memory). Nothing is
+ * sent to agents before service_tap_start(). */
 int service_tap_open(Service *s, const char *account, const char *id, bool pcapng, Tap **ret, ApiError *e);
 /* Starts its thread writing to sink and tells the agents; t belongs to the
  * service from then on (also on failure: freed). */

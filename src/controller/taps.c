@@ -8,16 +8,23 @@
  * reorder window) and writes one pcapng (an interface per agent and input
  * interface) to the reader's sink.
  *
- * Bounds and back-pressure: an input queues at most TAP_INPUT_MAX bytes. The
- * merger copies records out under the lock and writes them without it, so a
- * slow reader blocks only the merger. A chunk that does not fit is not taken
- * (the answer asks for the same offset again): the agent's streamer falls
- * behind in the file, which its capture keeps writing, and the stream lags
- * like `tail -f` of a file written faster than it is read. A reader that
- * takes nothing for TAP_STALL_NS while a queue is full is cut ("the reader is
- * too slow"): the agents are told to stop, the reader gets what was merged and
- * the reason in the trailer. Captures never wait for a reader, and their
- * files and bucket objects do not depend on any tap.
+ * Bounds and back-pressure: an input queues at most TAP_INPUT_MAX bytes, and
+ * the queues of all taps together hold at most cfg.stream_memory: a tap
+ * reserves TAP_INPUT_FLOOR per input when it opens (429 when that does not
+ * fit), which always holds a chunk and the rest of a record, and a queue
+ * grows past it only while the total allows; a queue that has drained gives
+ * its growth back within a tick. The merger copies records out under the
+ * lock and writes them without it, so a slow reader blocks only the merger.
+ * A chunk that does not fit is not taken (the answer asks for the same
+ * offset again): the agent's streamer falls behind in the file, which its
+ * capture keeps writing, and the stream lags like `tail -f` of a file
+ * written faster than it is read. A reader that takes nothing for
+ * TAP_STALL_NS while a queue is full is cut ("the reader is too slow"): the
+ * agents are told to stop, the reader gets what was merged and the reason in
+ * the trailer. Captures never wait for a reader, and their
+ * files and bucket objects do not depend on any tap. A reader that left is
+ * seen at the next write, or within a tick while nothing is written (the
+ * sink's check: a parked connection's socket is read by nobody).
  *
  * Locking: Service.taps_lock guards the tap list and every tap's fields but
  * the merger's own (writer, scratch), which only the merger thread touches.
@@ -35,13 +42,14 @@
 #include "pcap/livemerge.h"
 #include "pcap/writer.h"
 
-#define TAP_MAX 32u                                   /* taps open at once on one controller */
-#define TAP_INPUT_MAX (16u << 20)                     /* bytes queued per input */
-#define TAP_STALL_NS (10 * (int64_t)NSEC_PER_SEC)     /* a full queue this long: the reader is too slow */
-#define TAP_WINDOW_NS (2 * (int64_t)NSEC_PER_SEC)     /* the reorder window */
-#define TAP_END_GRACE_NS (10 * (int64_t)NSEC_PER_SEC) /* a final part's input silent this long has ended */
-#define TAP_TICK_NS ((int64_t)NSEC_PER_SEC)           /* the merger looks at the job and keeps the reader alive */
-#define TAP_SCRATCH (256u << 10)                      /* bytes of records copied out per round */
+#define TAP_MAX 32u                                     /* taps open at once on one controller */
+#define TAP_INPUT_MAX (16u << 20)                       /* bytes queued per input */
+#define TAP_INPUT_FLOOR SERVICE_STREAM_MEMORY_PER_AGENT /* reserved per input: a chunk, a record's rest */
+#define TAP_STALL_NS (10 * (int64_t)NSEC_PER_SEC)       /* a full queue this long: the reader is too slow */
+#define TAP_WINDOW_NS (2 * (int64_t)NSEC_PER_SEC)       /* the reorder window */
+#define TAP_END_GRACE_NS (10 * (int64_t)NSEC_PER_SEC)   /* a final part's input silent this long has ended */
+#define TAP_TICK_NS ((int64_t)NSEC_PER_SEC)             /* the merger looks at the job and keeps the reader alive */
+#define TAP_SCRATCH (256u << 10)                        /* bytes of records copied out per round */
 #define TAP_REASON 256u
 
 typedef struct TapInput {
@@ -76,6 +84,7 @@ struct Tap {
 	char cut[TAP_REASON];    /* set: end the stream with this reason */
 	char reason[TAP_REASON]; /* over: what a late chunk is told */
 	size_t left_out;         /* capturing agents beyond AGENTPROTO_MAX_STREAMS */
+	size_t held;             /* bytes of Service.taps_mem that are this tap's */
 	TapSink sink;
 	/* the merger's own */
 	PcapWriter *w;
@@ -88,6 +97,50 @@ struct Tap {
 static int64_t mono(void)
 {
 	return (int64_t)now_monotonic_ns();
+}
+
+/* ---- the memory of the input queues (taps_lock held) ---- */
+
+/* What a queue of capacity cap counts against cfg.stream_memory. */
+static size_t held_for(size_t cap)
+{
+	return cap > TAP_INPUT_FLOOR ? cap : TAP_INPUT_FLOOR;
+}
+
+/* Frees the tap's queues and gives back all it held. */
+static void tap_release_locked(Service *s, Tap *t)
+{
+	for (size_t i = 0; i < t->n_in; i++) {
+		free(t->in[i].buf);
+		t->in[i].buf = NULL;
+		t->in[i].start = t->in[i].len = t->in[i].cap = 0;
+	}
+	s->taps_mem -= t->held;
+	t->held = 0;
+}
+
+/* Queues that drained to half the floor shrink back to it: what they grew
+ * is there for the other inputs again. */
+static void trim_inputs(Tap *t)
+{
+	for (size_t i = 0; i < t->n_in; i++) {
+		TapInput *in = &t->in[i];
+		size_t queued = in->len - in->start;
+		uint8_t *b;
+
+		if (in->cap <= TAP_INPUT_FLOOR || queued > TAP_INPUT_FLOOR / 2)
+			continue;
+		memmove(in->buf, in->buf + in->start, queued);
+		in->start = 0;
+		in->len = queued;
+		b = realloc(in->buf, TAP_INPUT_FLOOR);
+		if (!b)
+			continue; /* the larger buffer stays, still counted */
+		in->buf = b;
+		t->svc->taps_mem -= in->cap - TAP_INPUT_FLOOR;
+		t->held -= in->cap - TAP_INPUT_FLOOR;
+		in->cap = TAP_INPUT_FLOOR;
+	}
 }
 
 /* ---- the output: a pcapng writer whose "file" is the reader's sink ---- */
@@ -248,7 +301,8 @@ static void tap_cut_locked(Tap *t, const char *why)
 }
 
 /* Inputs whose part is final and that have been silent for the grace time
- * have ended (an agent lost, or one that never got the order). */
+ * have ended (an agent lost, or one that never got the order). Drained
+ * queues give back their growth. */
 static void check_parts(Tap *t)
 {
 	Service *s = t->svc;
@@ -265,6 +319,7 @@ static void check_parts(Tap *t)
 		return;
 	}
 	pthread_mutex_lock(&s->taps_lock);
+	trim_inputs(t);
 	for (size_t i = 0; i < t->n_in; i++) {
 		TapInput *in = &t->in[i];
 
@@ -298,8 +353,9 @@ static size_t take_records(Tap *t, LiveMergeStep *ret_step, int64_t *ret_until, 
 
 		for (size_t i = 0; i < t->n_in; i++) {
 			decode_head(t, &t->in[i]);
-			/* A full queue shortens the window: memory is bounded, the order best effort. */
-			pressure = pressure || t->in[i].len - t->in[i].start > TAP_INPUT_MAX / 2;
+			/* A full queue, or one refused a chunk, shortens the window:
+			 * memory is bounded, the order best effort. */
+			pressure = pressure || t->in[i].len - t->in[i].start > TAP_INPUT_MAX / 2 || t->in[i].full_since;
 			live[i] = t->in[i].live;
 		}
 		step = livemerge_step(live, t->n_in, mono(), pressure ? 0 : TAP_WINDOW_NS, &c, ret_until);
@@ -458,7 +514,9 @@ static void *merger_main(void *arg)
 			next_check = mono() + TAP_TICK_NS;
 		}
 		if (mono() >= next_tick) {
-			if (t->w && t->pcapng && (r = keepalive(t)) < 0)
+			if (t->sink.check) /* an idle reader's leaving shows only here */
+				r = t->sink.check(t->sink.ctx);
+			if (r == 0 && t->w && t->pcapng && (r = keepalive(t)) < 0)
 				errbuf_set(&err, r, "writing the stream: %s", strerror(-r));
 			next_tick = mono() + TAP_TICK_NS;
 		}
@@ -497,11 +555,7 @@ static void *merger_main(void *arg)
 	t->over = true;
 	snprintf(t->reason, sizeof(t->reason), "%s",
 		 r == -EPIPE ? "the reader left" : (t->cut[0] ? t->cut : "the stream is over"));
-	for (size_t i = 0; i < t->n_in; i++) {
-		free(t->in[i].buf);
-		t->in[i].buf = NULL;
-		t->in[i].start = t->in[i].len = t->in[i].cap = 0;
-	}
+	tap_release_locked(s, t);
 	pthread_mutex_unlock(&s->taps_lock);
 	if (r < 0 && r != -EPIPE && r != -ECANCELED)
 		log_warning("live stream of capture %s: %s", t->job, how);
@@ -637,17 +691,31 @@ int service_tap_open(Service *s, const char *account, const char *id, bool pcapn
 	job_describe(&j, t->desc, sizeof(t->desc));
 	t->io = (IoOps){.writev = sink_writev, .fsync = sink_fsync, .ftruncate = sink_ftruncate, .state = t};
 	pthread_mutex_lock(&s->taps_lock);
-	if (s->n_taps >= TAP_MAX || s->taps_stopping) {
-		bool stopping = s->taps_stopping;
+	if (s->n_taps >= TAP_MAX || s->taps_stopping || s->taps_mem + k * TAP_INPUT_FLOOR > s->cfg.stream_memory) {
+		bool stopping = s->taps_stopping, many = s->n_taps >= TAP_MAX;
+		size_t held = s->taps_mem;
 
 		pthread_mutex_unlock(&s->taps_lock);
 		if (stopping)
 			r = apierror_set(e, API_ERR_UNAVAILABLE, NULL, "the controller is shutting down");
-		else
+		else if (many)
 			r = apierror_set(e, API_ERR_BUSY, NULL, "%u live streams are open; try again later", TAP_MAX);
+		else if (k * TAP_INPUT_FLOOR > s->cfg.stream_memory)
+			r = apierror_set(
+				e, API_ERR_BUSY, NULL,
+				"a stream of %zu agents needs %zu MiB (1 MiB per agent), more than the %zu MiB "
+				"this controller gives all streams (--stream-memory)",
+				k, (k * TAP_INPUT_FLOOR) >> 20, s->cfg.stream_memory >> 20);
+		else
+			r = apierror_set(e, API_ERR_BUSY, NULL,
+					 "live streams hold %zu MiB of the %zu MiB this controller gives them, and "
+					 "this one needs %zu MiB (1 MiB per agent); try again later",
+					 held >> 20, s->cfg.stream_memory >> 20, (k * TAP_INPUT_FLOOR) >> 20);
 		e->retry_after_s = 5;
 		goto out;
 	}
+	s->taps_mem += k * TAP_INPUT_FLOOR;
+	t->held = k * TAP_INPUT_FLOOR;
 	pthread_mutex_unlock(&s->taps_lock);
 	*ret = t;
 	t = NULL;
@@ -661,7 +729,9 @@ out:
 
 void service_tap_cancel(Service *s, Tap *t)
 {
-	(void)s;
+	pthread_mutex_lock(&s->taps_lock);
+	tap_release_locked(s, t);
+	pthread_mutex_unlock(&s->taps_lock);
 	tap_free(t);
 }
 
@@ -673,6 +743,7 @@ int service_tap_start(Service *s, Tap *t, const TapSink *sink, ErrBuf *err)
 	pthread_mutex_lock(&s->taps_lock);
 	r = -pthread_create(&t->thread, NULL, merger_main, t);
 	if (r < 0) {
+		tap_release_locked(s, t);
 		pthread_mutex_unlock(&s->taps_lock);
 		tap_free(t);
 		return errbuf_set(err, r, "cannot start a stream thread: %s", strerror(-r));
@@ -737,8 +808,8 @@ static void stop_answer(AgentStreamAnswer *a, const char *why)
 }
 
 /* Appends p[0..n) to the input's queue, compacting first. -ENOBUFS past
- * TAP_INPUT_MAX queued bytes. */
-static int append(TapInput *in, const uint8_t *p, size_t n)
+ * TAP_INPUT_MAX queued bytes, or when growing it would pass cfg.stream_memory. */
+static int append(Tap *t, TapInput *in, const uint8_t *p, size_t n)
 {
 	size_t queued = in->len - in->start;
 
@@ -750,16 +821,21 @@ static int append(TapInput *in, const uint8_t *p, size_t n)
 		in->len = queued;
 	}
 	if (in->len + n > in->cap) {
-		size_t cap = in->cap ? in->cap : 64u << 10;
+		size_t cap = in->cap ? in->cap : 64u << 10, extra;
 		uint8_t *b;
 
 		while (cap < in->len + n)
 			cap *= 2;
+		extra = held_for(cap) - held_for(in->cap);
+		if (t->svc->taps_mem + extra > t->svc->cfg.stream_memory)
+			return -ENOBUFS;
 		b = realloc(in->buf, cap);
 		if (!b)
 			return -ENOMEM;
 		in->buf = b;
 		in->cap = cap;
+		t->svc->taps_mem += extra;
+		t->held += extra;
 	}
 	memcpy(in->buf + in->len, p, n);
 	in->len += n;
@@ -809,7 +885,7 @@ int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body
 		*ret = (AgentStreamAnswer){.more = true, .offset = in->offset};
 		goto out;
 	}
-	r = append(in, body, n);
+	r = append(t, in, body, n);
 	if (r == -ENOBUFS && (!in->full_since || in->last_chunk - in->full_since < TAP_STALL_NS)) {
 		/* Not taken: the agent sends it again later. */
 		if (!in->full_since)
@@ -819,10 +895,10 @@ int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body
 	}
 	if (r < 0) {
 		snprintf(why, sizeof(why),
-			 r == -ENOBUFS ? "the reader is too slow: it took nothing for %d s while %u MiB of agent %s "
+			 r == -ENOBUFS ? "the reader is too slow: it took nothing for %d s while %zu KiB of agent %s "
 					 "waited for it"
-				       : "out of memory (%d s, %u MiB of agent %s queued)",
-			 (int)(TAP_STALL_NS / (int64_t)NSEC_PER_SEC), TAP_INPUT_MAX >> 20, in->agent);
+				       : "out of memory (%d s, %zu KiB of agent %s queued)",
+			 (int)(TAP_STALL_NS / (int64_t)NSEC_PER_SEC), (in->len - in->start) >> 10, in->agent);
 		tap_cut_locked(t, why);
 		stop_answer(ret, why);
 		goto out;

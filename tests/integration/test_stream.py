@@ -3,8 +3,9 @@
 two agents in namespaces, real traffic. tshark reads the stream while the
 capture runs: the packets of both agents arrive before the capture ends, in
 time order, each on its agent's interface; the stream ends cleanly with the
-capture and equals the downloaded file. A reader that leaves changes nothing
-for the capture; errors are the API's."""
+capture and equals the downloaded file. A reader that leaves, busy or idle,
+changes nothing for the capture; errors are the API's, and the streams'
+memory is bounded."""
 import os
 import subprocess
 import threading
@@ -308,13 +309,50 @@ def test_slow_reader_is_cut(stk, acct):
     assert done["status"] == "success", done
 
 
+def test_idle_reader_leaves(stk, acct):
+    """A reader of a classic pcap stream (no keep-alive records) that leaves
+    while no packet flows: its connection is parked, so only the controller's
+    check of the socket each second sees it go. The stream ends, its slot and
+    memory are freed, and the agents are told, long before the capture ends."""
+    import socket
+    c = create(acct, full_body(acct, where=COLO, time_limit=300, filter_v1={"destination_port": 5207}))
+    wait_parts(stk, acct, c["id"], n=2)
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", stk.controller.http_port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % (acct.path("/%s/stream?format=pcap" % c["id"]), acct.read)).encode())
+        s.settimeout(WAIT)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data
+        assert live_streams(stk, acct) == 1
+    finally:
+        s.close()
+    until(lambda: live_streams(stk, acct) == 0, lambda: "the stream of a reader gone is still open; logs:\n%s"
+          % logs(stk))
+    for a in stk.agents:
+        until(lambda: any(c["id"] in l and "the reader left" in l for l in a.proc.lines),
+              lambda: "agent %s not told; logs:\n%s" % (a.name, logs(stk)))
+    # The capture goes on.
+    l1 = link_of(stk, AGENT1)
+    send(l1, udp_frames(l1, 3, dport=5207))
+    stk.wait_captured(acct, c["id"], 3)
+    assert 200 <= acct.call("PUT", "/%s/stop" % c["id"]).status < 300
+    done = stk.wait_status(acct, c["id"])
+    assert done["status"] == "success", done
+
+
 def test_agent_lost_mid_stream():
     """An agent killed while it streams: its part is lost, its input ends (10 s
     after its last chunk) and the stream ends cleanly with the other agent's
     packets and a note saying so."""
     if os.geteuid() != 0:
         pytest.fail("the stream tests need root (network namespaces, packet sockets)")
-    s = Stack(tls=False, controller_args=["--agent-timeout", "2", "--grace", "1"])
+    s = Stack(tls=False, controller_args=["--agent-timeout", "2", "--grace", "1", "--stream-memory", "2"])
     try:
         s.start()
         s.add_agent(AGENT1, COLO)
@@ -326,6 +364,9 @@ def test_agent_lost_mid_stream():
             send(l1, f1[:3])
             send(l2, f2)
             rd.wait_packets(7)
+            # --stream-memory 2: a stream reserves 1 MiB per agent, so this one holds it all.
+            msg = assert_error(acct.call("GET", "/%s/stream" % c["id"], token=acct.read), 429, 1004)
+            assert "live streams hold 2 MiB of the 2 MiB" in msg, msg
             [a for a in s.agents if a.name == AGENT2][0].kill()
             send(l1, f1[3:])
             rd.wait_packets(10)
@@ -339,6 +380,12 @@ def test_agent_lost_mid_stream():
         with open(rd.dump) as f:
             headers = f.read()
         assert "Pcapd-Stream-End: complete; agent %s sent no end (its part is lost)" % AGENT2 in headers, headers
+        # The ended stream gave its memory back: a new one opens.
+        l1 = link_of(s, AGENT1)
+        c = create(acct, full_body(acct, where=AGENT1, time_limit=300, filter_v1={"destination_port": 5208}))
+        wait_parts(s, acct, c["id"], n=1)
+        rd = Reader(s, acct, c["id"])
+        rd.feed(acct, c["id"], [(l1, udp_frames(l1, 3, dport=5208))], 3)
     finally:
         s.agents = [a for a in s.agents if a.alive()]
         s.close()

@@ -515,6 +515,11 @@ static void stream_cancel(void *ctx)
 	http_stream_cancel(ctx);
 }
 
+static int stream_check(void *ctx)
+{
+	return http_stream_check(ctx);
+}
+
 static void stream_end(void *ctx, bool ok, const char *how)
 {
 	(void)http_stream_trailer(ctx, STREAM_TRAILER, how);
@@ -562,7 +567,8 @@ static void pcaps_stream(Call *c)
 		cf_fail(c, &e);
 		return;
 	}
-	sink = (TapSink){.write = download_write, .cancel = stream_cancel, .end = stream_end, .ctx = hs};
+	sink = (TapSink){
+		.write = download_write, .cancel = stream_cancel, .check = stream_check, .end = stream_end, .ctx = hs};
 	if (service_tap_start(c->svc, t, &sink, &err) < 0)
 		stream_end(hs, false, err.msg);
 }

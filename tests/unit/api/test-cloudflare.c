@@ -243,6 +243,16 @@ void http_stream_cancel(HttpStream *st)
 	pthread_mutex_unlock(&st->r->lock);
 }
 
+int http_stream_check(HttpStream *st)
+{
+	int r;
+
+	pthread_mutex_lock(&st->r->lock);
+	r = st->cancelled ? -ECANCELED : 0;
+	pthread_mutex_unlock(&st->r->lock);
+	return r;
+}
+
 void http_stream_end(HttpStream *st, bool ok)
 {
 	HttpRequest *r = st->r;
