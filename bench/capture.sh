@@ -11,7 +11,9 @@
 # same bytes written as a capture writes them, from a 128 MiB buffer. Prints
 # the machine's load, per-run rows, medians with the spread (min..max), each
 # tool's write rate as a fraction of the anchors, and CPU ratios against
-# tcpdump. Needs root; makes and removes its own namespaces.
+# tcpdump. Each tool is started and stopped once right before each measured
+# run, so that on a VM its ring is not set up in memory the host took back
+# (warm_tool). Needs root; makes and removes its own namespaces.
 #
 #   bench/capture.sh [BUILD_DIR]      env: RUNS=3 PACKETS=7000000 SIZES="64 1514"
 #        OUTDIR=/var/tmp/pcapd-bench (try /dev/shm for tmpfs) TOOLS="pcapd tcpdump netsniff-ng"
@@ -138,6 +140,21 @@ start_tool() {
 	sleep 0.5 # netsniff-ng prints nothing when ready
 }
 
+# Starts tool $1 and stops it at once, so that the ring the measured run sets
+# up right after gets the pages this one just freed. On this VM, memory freed
+# for a few seconds has been given back to the host (free page reporting),
+# and the kernel's zeroing of a ring in such memory faults every page back
+# in: 0.17 s of system time for pcapd's 128 MiB ring after 5 s idle, 0.01 s
+# right after another run (bench/RESULTS.md, 2026-12-04, 09:30). Every tool
+# gets the same; a machine without a hypervisor has no such cost.
+warm_tool() {
+	local out=$OUTDIR/cap-warm.pcap
+	start_tool "$1" "$out"
+	kill -INT "$TOOL_PID"
+	wait "$TIME_PID" || true
+	rm -f "$out"
+}
+
 # Packets in a classic pcap file of fixed-size records: (size - 24) / (16 + len).
 count_records() {
 	local size
@@ -153,6 +170,7 @@ for size in $SIZES; do
 			out=$OUTDIR/cap-$tool.pcap
 			rm -f "$out"
 			warm_memory
+			warm_tool "$tool"
 			start_tool "$tool" "$out"
 			before=$(bench_rx_packets)
 			t0=$(date +%s.%N)
