@@ -191,6 +191,10 @@ static int render(Api *a, const char *account, PromText *t, ApiError *e)
 	render_captures(t, counts, n_counts);
 	prom_family(t, "pcapd_live_streams", "gauge", "Live streams (GET .../stream) being merged on this controller.");
 	prom_u64(t, "pcapd_live_streams", NULL, 0, service_tap_count(api_service(a), account));
+	prom_family(t, "pcapd_live_stream_bytes", "gauge",
+		    "Bytes of the controller's --stream-memory that those live streams hold: 1 MiB reserved per "
+		    "agent, more while a queue has grown.");
+	prom_u64(t, "pcapd_live_stream_bytes", NULL, 0, service_tap_memory(api_service(a), account));
 	render_agents(t, agents, n_agents);
 	httpstats_render(api_http_stats(a), t);
 	free(counts);

@@ -261,6 +261,8 @@ void service_tap_cancel(Service *s, Tap *t);
 /* Taps of the account's captures (NULL: every account's) whose merge still
  * runs, on this controller. */
 size_t service_tap_count(Service *s, const char *account);
+/* Bytes of stream_memory those taps hold (reserved or grown into). */
+size_t service_tap_memory(Service *s, const char *account);
 /* An agent's chunk for a tap (its query c, body[0..n)): *ret says whether to
  * send on and from which offset, or why to stop. Always 0. */
 int service_tap_chunk(Service *s, const AgentStreamChunk *c, const uint8_t *body, size_t n, AgentStreamAnswer *ret);

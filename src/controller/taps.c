@@ -769,6 +769,18 @@ size_t service_tap_count(Service *s, const char *account)
 	return n;
 }
 
+size_t service_tap_memory(Service *s, const char *account)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->taps_lock);
+	for (Tap *t = s->taps; t; t = t->next)
+		if (!account || strcmp(t->account, account) == 0)
+			n += t->held;
+	pthread_mutex_unlock(&s->taps_lock);
+	return n;
+}
+
 size_t service_tap_orders(Service *s, const char *agent, AgentStreamOrder *ret, size_t cap)
 {
 	size_t n = 0;

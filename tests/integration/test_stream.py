@@ -253,15 +253,15 @@ def test_download_pcapng_annotated(stk, acct):
         assert f.read() == r.body
 
 
-def live_streams(stk, acct):
-    """pcapd_live_streams of the account's /metrics."""
+def live_streams(stk, acct, name="pcapd_live_streams"):
+    """pcapd_live_streams (or another gauge) of the account's /metrics."""
     import urllib.request
     q = urllib.request.Request(stk.http_url + "/metrics", headers={"Authorization": "Bearer " + acct.read})
     with urllib.request.urlopen(q, timeout=30) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith("pcapd_live_streams "):
+            if line.startswith(name + " "):
                 return int(float(line.split()[1]))
-    raise AssertionError("no pcapd_live_streams in /metrics")
+    raise AssertionError("no %s in /metrics" % name)
 
 
 def test_slow_reader_is_cut(stk, acct):
@@ -330,10 +330,13 @@ def test_idle_reader_leaves(stk, acct):
             data += chunk
         assert data.startswith(b"HTTP/1.1 200"), data
         assert live_streams(stk, acct) == 1
+        # Two agents, no packet: the 1 MiB each reserves, nothing more.
+        assert live_streams(stk, acct, "pcapd_live_stream_bytes") == 2 << 20
     finally:
         s.close()
     until(lambda: live_streams(stk, acct) == 0, lambda: "the stream of a reader gone is still open; logs:\n%s"
           % logs(stk))
+    assert live_streams(stk, acct, "pcapd_live_stream_bytes") == 0
     for a in stk.agents:
         until(lambda: any(c["id"] in l and "the reader left" in l for l in a.proc.lines),
               lambda: "agent %s not told; logs:\n%s" % (a.name, logs(stk)))
